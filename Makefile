@@ -1,0 +1,46 @@
+# The two set-up commands: `make lab` and `make test`.
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+PIP       := $(VENV)/bin/pip
+PYTEST    := $(VENV)/bin/pytest
+# Debian packages the integration tests drive for real.
+DEB_PKGS  := freeradius freeradius-utils hostapd freediameter postgresql iproute2 tshark \
+             openssl iputils-ping
+PYTEST_ARGS ?=
+
+.PHONY: test unit lab deps venv clean bench
+
+test: deps venv
+	$(PYTEST) -q $(PYTEST_ARGS)
+
+unit: venv
+	$(PYTEST) -q -m "not integration" $(PYTEST_ARGS)
+
+lab: venv
+	$(VENV)/bin/mip6-lab up
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+# Installs the servers the integration tests start themselves; skipped when
+# not root (the integration tests then skip with a message saying why).
+deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing: $$missing"; \
+	    apt-get update -q >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; \
+	  fi; \
+	else echo "not root: Debian packages not installed; integration tests may skip"; fi
+
+bench: venv
+	for b in bench/*.py; do $(PY) $$b; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,60 @@
+"""The one exception hierarchy for bad input.
+
+Every parser in aaa_mip6 raises a subclass of :class:`InvalidInput` and nothing
+else, whatever bytes it is given. Each error carries a short machine-readable
+``reason`` (used by the HA's drop counters and the HAC's status mapping) and a
+human message. Messages name fields and sizes, never secret values.
+"""
+
+
+class InvalidInput(ValueError):
+    """Bad input from the wire or a file: the only error a parser may raise."""
+
+    reason = "malformed"
+
+    def __init__(self, message: str, *, reason: str | None = None):
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+
+class FramingError(InvalidInput):
+    """An MN-HAC container (RFC 6618 §5.1) that breaks the framing rules."""
+
+
+class HeaderError(InvalidInput):
+    """A TV-header (RFC 6618 §5.2) whose name or value breaks its ABNF."""
+
+
+class MessageError(InvalidInput):
+    """A message whose set of headers is wrong: missing, repeated, unknown, misplaced."""
+
+
+class AuthenticatorError(InvalidInput):
+    """A message whose ``auth`` header does not verify."""
+
+    reason = "bad-auth"
+
+
+class PacketError(InvalidInput):
+    """An MN-HA packet (RFC 6618 §6) that cannot be accepted."""
+
+
+class IntegrityError(PacketError):
+    """ICV mismatch: the packet was not produced with this SA's integrity key."""
+
+    reason = "bad-icv"
+
+
+class ReplayError(PacketError):
+    """The sequence number is a duplicate or left of the anti-replay window."""
+
+    reason = "replay"
+
+
+class MobilityError(InvalidInput):
+    """A Mobility Header or IPv6 extension header (RFC 6275) that breaks its format."""
+
+
+class ConfigError(InvalidInput):
+    """A configuration value or file that cannot be used; the message names the key."""

@@ -1,0 +1,1 @@
+"""Home Agent Controller: the TLS listener that authenticates MNs and provisions SAs."""

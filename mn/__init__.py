@@ -1,0 +1,1 @@
+"""Mobile Node: client library and command line."""
