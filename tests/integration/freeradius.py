@@ -1,0 +1,355 @@
+"""A real FreeRADIUS 3.2 for the integration tests, configured from scratch in a temp dir.
+
+The generated config enables every EAP method the MN speaks (md5, gtc, mschapv2,
+pwd, tls, ttls, peap) with certificates from :mod:`aaa_mip6.pki`, returns the
+MS-MPPE keys in Access-Accept, and gives the test users the home-address
+attributes the HAC uses. The server listens on 127.0.0.1 on a free port, logs to
+a file in the temp dir (not debug mode), and is stopped when the fixture ends.
+
+Use it from a test module with ``from tests.integration.freeradius import freeradius``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from aaa_mip6 import pki
+
+DICTIONARY_DIR = Path("/usr/share/freeradius")
+START_TIMEOUT = 20.0
+READY_LINE = "Ready to process requests"
+PORT_ATTEMPTS = 3
+
+PASSWORD_USER = "mn1@example.org"
+TLS_USER = "mn-tls@example.org"
+ANONYMOUS_IDENTITY = "anonymous@example.org"
+PWD_SERVER_ID = "radius.example.org"
+SERVER_NAME = "radius.example.org"
+# Reply attributes for every test user; the HAC turns them into home addresses.
+FRAMED_IPV6_ADDRESS = "2001:db8:1::10"
+FRAMED_IP_ADDRESS = "192.0.2.10"
+
+
+@dataclass(frozen=True)
+class FreeRadius:
+    """What a test needs to reach the running server and authenticate to it."""
+
+    host: str
+    port: int
+    secret: bytes = field(repr=False)
+    ca_cert: Path
+    client_cert: Path  # EAP-TLS client certificate, CN = tls_user
+    client_key: Path
+    user: str  # a password user for md5/gtc/mschapv2/pwd/ttls/peap
+    password: str = field(repr=False)
+    tls_user: str
+    anonymous_identity: str
+    pwd_server_id: str
+    framed_ipv6_address: str
+    framed_ip_address: str
+    config_dir: Path
+    log_path: Path
+
+
+def _free_udp_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def _quote(value: str) -> str:
+    """A FreeRADIUS double-quoted string (the values here never hold quotes)."""
+    if '"' in value or "\\" in value:
+        raise ValueError("FreeRADIUS test values must not contain quotes or backslashes")
+    return f'"{value}"'
+
+
+def _radiusd_conf(directory: Path, log_path: Path) -> str:
+    return f"""\
+prefix = /usr
+exec_prefix = /usr
+sysconfdir = /etc
+localstatedir = {directory}
+sbindir = /usr/sbin
+logdir = {directory}
+raddbdir = {directory}
+radacctdir = {directory}
+name = radiusd
+confdir = {directory}
+modconfdir = {directory}/mods-config
+certdir = {directory}/certs
+cadir = {directory}/certs
+run_dir = {directory}
+db_dir = {directory}
+libdir = /usr/lib/freeradius
+pidfile = {directory}/radiusd.pid
+max_request_time = 30
+cleanup_delay = 5
+max_requests = 16384
+hostname_lookups = no
+log {{
+    destination = files
+    file = {log_path}
+    colourise = no
+    auth = yes
+    auth_badpass = no
+    auth_goodpass = no
+}}
+security {{
+    allow_core_dumps = no
+    max_attributes = 200
+    reject_delay = 0
+    status_server = yes
+}}
+proxy_requests = no
+$INCLUDE clients.conf
+thread pool {{
+    start_servers = 2
+    max_servers = 4
+    min_spare_servers = 1
+    max_spare_servers = 2
+    max_requests_per_server = 0
+}}
+modules {{
+    $INCLUDE mods-enabled/
+}}
+instantiate {{
+}}
+policy {{
+}}
+$INCLUDE sites-enabled/
+"""
+
+
+def _clients_conf(secret: str) -> str:
+    return f"""\
+client localhost {{
+    ipaddr = 127.0.0.1
+    secret = {_quote(secret)}
+    require_message_authenticator = yes
+    nas_type = other
+}}
+"""
+
+
+def _eap_module(certs: Path, server: pki.Identity, ca: pki.Identity) -> str:
+    return f"""\
+eap {{
+    default_eap_type = md5
+    timer_expire = 60
+    ignore_unknown_eap_types = no
+    max_sessions = ${{max_requests}}
+    md5 {{
+    }}
+    gtc {{
+        auth_type = PAP
+    }}
+    mschapv2 {{
+    }}
+    pwd {{
+        group = 19
+        server_id = {_quote(PWD_SERVER_ID)}
+        fragment_size = 1020
+        virtual_server = "inner-tunnel"
+    }}
+    tls-config tls-common {{
+        private_key_file = {server.key_path}
+        certificate_file = {server.cert_path}
+        ca_file = {ca.cert_path}
+        ca_path = {certs}
+        cipher_list = "DEFAULT"
+        cipher_server_preference = no
+        tls_min_version = "1.2"
+        tls_max_version = "1.3"
+        ecdh_curve = ""
+        cache {{
+            enable = no
+        }}
+        verify {{
+        }}
+        ocsp {{
+            enable = no
+        }}
+    }}
+    tls {{
+        tls = tls-common
+    }}
+    ttls {{
+        tls = tls-common
+        default_eap_type = md5
+        copy_request_to_tunnel = no
+        use_tunneled_reply = yes
+        virtual_server = "inner-tunnel"
+    }}
+    peap {{
+        tls = tls-common
+        default_eap_type = mschapv2
+        copy_request_to_tunnel = no
+        use_tunneled_reply = yes
+        virtual_server = "inner-tunnel"
+    }}
+}}
+"""
+
+
+_OTHER_MODULES = {
+    "pap": "pap {\n}\n",
+    "mschap": "mschap {\n    use_mppe = yes\n    require_encryption = no\n"
+              "    require_strong = no\n    with_ntdomain_hack = yes\n}\n",
+    "files": "files {\n    filename = ${modconfdir}/files/authorize\n}\n",
+}
+
+# Outer and inner server share one policy: EAP first, then the users file.
+_AUTHORIZE_AUTHENTICATE = """\
+    authorize {
+        mschap
+        eap {
+            ok = return
+        }
+        files
+        pap
+    }
+    authenticate {
+        Auth-Type PAP {
+            pap
+        }
+        Auth-Type MS-CHAP {
+            mschap
+        }
+        eap
+    }
+"""
+
+
+def _sites(host: str, port: int) -> dict[str, str]:
+    default = (
+        "server default {\n"
+        f"    listen {{\n        type = auth\n        ipaddr = {host}\n        port = {port}\n    }}\n"
+        + _AUTHORIZE_AUTHENTICATE
+        + "    post-auth {\n    }\n}\n"
+    )
+    inner = "server inner-tunnel {\n" + _AUTHORIZE_AUTHENTICATE + "    post-auth {\n    }\n}\n"
+    return {"default": default, "inner-tunnel": inner}
+
+
+def _users(password: str) -> str:
+    reply = (
+        f"\tFramed-IPv6-Address = {FRAMED_IPV6_ADDRESS},\n"
+        f"\tFramed-IP-Address = {FRAMED_IP_ADDRESS}\n"
+    )
+    return (
+        f"{_quote(PASSWORD_USER)} Cleartext-Password := {_quote(password)}\n{reply}\n"
+        f"{_quote(TLS_USER)}\n{reply}\n"
+    )
+
+
+def write_config(directory: Path, host: str, port: int, secret: str, password: str
+                 ) -> tuple[pki.Identity, pki.Identity]:
+    """Write a complete FreeRADIUS config into ``directory``; return (ca, client identity)."""
+    certs = directory / "certs"
+    ca = pki.make_ca(certs, common_name="aaa-mip6 test RADIUS CA")
+    server = pki.make_cert(certs, ca, "server", common_name=SERVER_NAME,
+                           dns_names=(SERVER_NAME,), key_type="rsa")
+    client = pki.make_cert(certs, ca, "client", common_name=TLS_USER, client=True)
+    log_path = directory / "radius.log"
+    (directory / "radiusd.conf").write_text(_radiusd_conf(directory, log_path))
+    pki.write_private(directory / "clients.conf", _clients_conf(secret).encode())
+    mods = directory / "mods-enabled"
+    mods.mkdir()
+    (mods / "eap").write_text(_eap_module(certs, server, ca))
+    for name, text in _OTHER_MODULES.items():
+        (mods / name).write_text(text)
+    sites = directory / "sites-enabled"
+    sites.mkdir()
+    for name, text in _sites(host, port).items():
+        (sites / name).write_text(text)
+    users_dir = directory / "mods-config" / "files"
+    users_dir.mkdir(parents=True)
+    pki.write_private(users_dir / "authorize", _users(password).encode())
+    return ca, client
+
+
+def _binary() -> str | None:
+    return shutil.which("freeradius") or shutil.which("radiusd")
+
+
+def _wait_ready(process: subprocess.Popen, log_path: Path) -> bool:
+    """True once the log says the server is ready; False if it exited first."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if log_path.exists() and READY_LINE in log_path.read_text(errors="replace"):
+            return True
+        if process.poll() is not None:
+            return False
+        time.sleep(0.05)
+    raise RuntimeError(f"FreeRADIUS not ready after {START_TIMEOUT} s; see {log_path}")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def running_freeradius(directory: Path, host: str = "127.0.0.1") -> Iterator[FreeRadius]:
+    """Configure and start FreeRADIUS in ``directory``; stop it on exit.
+
+    A free port is picked and bound by the server; if another process takes it in
+    between, the start is retried on a new port.
+    """
+    binary = _binary()
+    if binary is None:
+        raise FileNotFoundError("freeradius (radiusd) is not installed")
+    secret = secrets.token_hex(16)
+    password = "pw-" + secrets.token_hex(8)
+    for attempt in range(PORT_ATTEMPTS):
+        config_dir = directory / f"raddb{attempt}"
+        config_dir.mkdir(mode=0o700, parents=True)
+        port = _free_udp_port(host)
+        ca, client = write_config(config_dir, host, port, secret, password)
+        log_path = config_dir / "radius.log"
+        command = [binary, "-f", "-d", str(config_dir), "-D", str(DICTIONARY_DIR),
+                   "-n", "radiusd", "-l", str(log_path)]
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        try:
+            if _wait_ready(process, log_path):
+                yield FreeRadius(
+                    host=host, port=port, secret=secret.encode(), ca_cert=ca.cert_path,
+                    client_cert=client.cert_path, client_key=client.key_path,
+                    user=PASSWORD_USER, password=password, tls_user=TLS_USER,
+                    anonymous_identity=ANONYMOUS_IDENTITY, pwd_server_id=PWD_SERVER_ID,
+                    framed_ipv6_address=FRAMED_IPV6_ADDRESS,
+                    framed_ip_address=FRAMED_IP_ADDRESS,
+                    config_dir=config_dir, log_path=log_path,
+                )
+                return
+        finally:
+            _stop(process)
+        if "bind" not in log_path.read_text(errors="replace").lower():
+            break
+    raise RuntimeError(f"FreeRADIUS did not start; see {log_path}")
+
+
+@pytest.fixture(scope="session")
+def freeradius(tmp_path_factory) -> Iterator[FreeRadius]:
+    """A FreeRADIUS 3.2 on 127.0.0.1, shared by the session; skips if not installed."""
+    if _binary() is None:
+        pytest.skip("freeradius is not installed (Debian package freeradius)")
+    with running_freeradius(tmp_path_factory.mktemp("freeradius")) as server:
+        yield server
