@@ -1,0 +1,703 @@
+"""Mobility Header codec and the IPv6 extension headers of RFC 6618 PType 8.
+
+RFC 6618 §6 carries Mobile IPv6 signaling inside its own protected packets,
+without an IPv6 header: MN->HA is a Destination Options header holding the Home
+Address option, then the Mobility Header with the Binding Update; HA->MN is a
+type 2 Routing header holding the home address, then the Mobility Header with
+the Binding Acknowledgement (spec notes §6). The Mobility Header checksum still
+covers the RFC 8200 §8.1 pseudo-header of the packet that would carry it, so
+the parsers take the home agent's address and check the checksum with it.
+
+Formats: RFC 6275 §6.1 (Mobility Header, BU, BA), §6.2 (mobility options and
+their alignment), §6.3 (Home Address option), §6.4 (type 2 Routing header);
+RFC 5555 §3.1-3.2 (IPv4 Home Address, IPv4 Address Acknowledgement and IPv4
+Care-of Address options). Every parser raises only :class:`MobilityError`.
+
+IPv4 addresses given where an IPv6 address belongs (an IPv4-only home address or
+home agent) are used in their IPv4-mapped form ``::ffff:a.b.c.d``, as RFC 5555
+does; parsers return that IPv6 form (``.ipv4_mapped`` gives the IPv4 address).
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import struct
+from dataclasses import dataclass
+from typing import ClassVar, Union
+
+from .errors import MobilityError
+
+IPv6Address = ipaddress.IPv6Address
+IPv4Address = ipaddress.IPv4Address
+
+NEXT_HEADER_ROUTING = 43
+NEXT_HEADER_NONE = 59  # IPPROTO_NONE: the Payload Proto every Mobility Header carries
+NEXT_HEADER_DESTINATION_OPTIONS = 60
+NEXT_HEADER_MOBILITY = 135
+
+MAX_MOBILITY_HEADER_OCTETS = (0xFF + 1) * 8  # Header Len is one octet of 8-octet units
+LIFETIME_UNIT_SECONDS = 4  # BU/BA Lifetime and Binding Refresh Advice interval
+
+
+def lifetime_units(seconds: int) -> int:
+    """The wire value (4-second units) for a lifetime, rounded down and capped at 0xFFFF."""
+    if seconds < 0:
+        raise ValueError("a lifetime cannot be negative")
+    return min(seconds // LIFETIME_UNIT_SECONDS, 0xFFFF)
+
+
+def as_ipv6(address: IPv4Address | IPv6Address) -> IPv6Address:
+    """An IPv6 address as is; an IPv4 address in its IPv4-mapped IPv6 form (RFC 4291 §2.5.5.2)."""
+    if isinstance(address, IPv4Address):
+        return IPv6Address(b"\x00" * 10 + b"\xff\xff" + address.packed)
+    return address
+
+
+def _check_uint(name: str, value: int, bits: int) -> None:
+    if not 0 <= value < (1 << bits):
+        raise ValueError(f"{name} must fit in {bits} bits, got {value}")
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+class MHType(enum.IntEnum):
+    """Mobility Header types (RFC 6275 §6.1.2-6.1.9)."""
+
+    BINDING_REFRESH_REQUEST = 0
+    HOME_TEST_INIT = 1
+    CARE_OF_TEST_INIT = 2
+    HOME_TEST = 3
+    CARE_OF_TEST = 4
+    BINDING_UPDATE = 5
+    BINDING_ACKNOWLEDGEMENT = 6
+    BINDING_ERROR = 7
+
+
+class BindingUpdateFlag(enum.IntFlag):
+    """Binding Update flags (IANA "Binding Update Flags"); the low 6 bits are reserved."""
+
+    ACKNOWLEDGE = 0x8000  # A, RFC 6275: a Binding Acknowledgement is requested
+    HOME_REGISTRATION = 0x4000  # H, RFC 6275: the receiver is to be the home agent
+    LINK_LOCAL_COMPATIBILITY = 0x2000  # L, RFC 6275: the home address has the link-local IID
+    KEY_MANAGEMENT_COMPATIBILITY = 0x1000  # K, RFC 6275: the SA survives movement
+    MAP_REGISTRATION = 0x0800  # M, RFC 5380
+    MOBILE_ROUTER = 0x0400  # R, RFC 3963
+    PROXY_REGISTRATION = 0x0200  # P, RFC 5213
+    FORCE_UDP_ENCAPSULATION = 0x0100  # F, RFC 5555
+    TLV_HEADER_FORMAT = 0x0080  # T, RFC 5845
+    BULK_BINDING_UPDATE = 0x0040  # B, RFC 6602
+
+
+class BindingAckFlag(enum.IntFlag):
+    """Binding Acknowledgement flags (IANA "Binding Acknowledgment Flags"); low 3 bits reserved."""
+
+    KEY_MANAGEMENT_COMPATIBILITY = 0x80  # K, RFC 6275
+    MOBILE_ROUTER = 0x40  # R, RFC 3963
+    PROXY_REGISTRATION = 0x20  # P, RFC 5213
+    TLV_HEADER_FORMAT = 0x10  # T, RFC 5845
+    BULK_BINDING_UPDATE = 0x08  # B, RFC 6602
+
+
+class BindingAckStatus(enum.IntEnum):
+    """Binding Acknowledgement status: every RFC 6275 §6.1.8 value and RFC 6618's 176.
+
+    Values below 128 mean the Binding Update was accepted, 128 and above that it
+    was rejected; a value not listed here is kept as a plain int by the parser.
+    """
+
+    ACCEPTED = 0
+    ACCEPTED_PREFIX_DISCOVERY_NECESSARY = 1
+    REASON_UNSPECIFIED = 128
+    ADMINISTRATIVELY_PROHIBITED = 129
+    INSUFFICIENT_RESOURCES = 130
+    HOME_REGISTRATION_NOT_SUPPORTED = 131
+    NOT_HOME_SUBNET = 132
+    NOT_HOME_AGENT_FOR_THIS_MOBILE_NODE = 133
+    DUPLICATE_ADDRESS_DETECTION_FAILED = 134
+    SEQUENCE_NUMBER_OUT_OF_WINDOW = 135
+    EXPIRED_HOME_NONCE_INDEX = 136
+    EXPIRED_CARE_OF_NONCE_INDEX = 137
+    EXPIRED_NONCES = 138
+    REGISTRATION_TYPE_CHANGE_DISALLOWED = 139
+    INVALID_CARE_OF_ADDRESS = 174
+    REINIT_SA_WITH_HAC = 176  # RFC 6618: go back to the HAC for a new SA
+
+
+class IPv4AckStatus(enum.IntEnum):
+    """IPv4 Address Acknowledgement option status (RFC 5555 §3.2.1); < 128 is success."""
+
+    SUCCESS = 0
+    REASON_UNSPECIFIED = 128
+    ADMINISTRATIVELY_PROHIBITED = 129
+    INCORRECT_IPV4_HOME_ADDRESS = 130
+    INVALID_IPV4_ADDRESS = 131
+    DYNAMIC_IPV4_HOME_ADDRESS_ASSIGNMENT_NOT_AVAILABLE = 132
+    PREFIX_ALLOCATION_UNAUTHORIZED = 133
+
+
+def _known(enum_type: type[enum.IntEnum], value: int) -> int:
+    """The enum member for a known wire value, else the bare int (kept, not rejected)."""
+    try:
+        return enum_type(value)
+    except ValueError:
+        return value
+
+
+# --------------------------------------------------------------------------- options
+
+
+class OptionType(enum.IntEnum):
+    """Mobility option types this codec understands (IANA "Mobility Options")."""
+
+    PAD1 = 0
+    PADN = 1
+    BINDING_REFRESH_ADVICE = 2
+    ALTERNATE_CARE_OF_ADDRESS = 3
+    IPV4_HOME_ADDRESS = 29
+    IPV4_ADDRESS_ACKNOWLEDGEMENT = 30
+    IPV4_CARE_OF_ADDRESS = 32
+
+
+def _fixed_length(option: str, data: bytes, length: int) -> None:
+    if len(data) != length:
+        raise MobilityError(f"{option} option has Length {len(data)}, must be {length}")
+
+
+@dataclass(frozen=True, slots=True)
+class BindingRefreshAdvice:
+    """RFC 6275 §6.2.4: when the MN should refresh, in 4-second units; alignment 2n."""
+
+    option_type: ClassVar[int] = OptionType.BINDING_REFRESH_ADVICE
+    alignment: ClassVar[tuple[int, int]] = (2, 0)
+
+    interval_units: int
+
+    def __post_init__(self):
+        _check_uint("refresh interval", self.interval_units, 16)
+
+    @property
+    def interval_seconds(self) -> int:
+        return self.interval_units * LIFETIME_UNIT_SECONDS
+
+    def data(self) -> bytes:
+        return struct.pack("!H", self.interval_units)
+
+    @classmethod
+    def from_data(cls, data: bytes) -> BindingRefreshAdvice:
+        _fixed_length("Binding Refresh Advice", data, 2)
+        return cls(int.from_bytes(data, "big"))
+
+
+@dataclass(frozen=True, slots=True)
+class AlternateCareOfAddress:
+    """RFC 6275 §6.2.5: the care-of address to bind instead of the source; alignment 8n+6."""
+
+    option_type: ClassVar[int] = OptionType.ALTERNATE_CARE_OF_ADDRESS
+    alignment: ClassVar[tuple[int, int]] = (8, 6)
+
+    address: IPv6Address
+
+    def data(self) -> bytes:
+        return self.address.packed
+
+    @classmethod
+    def from_data(cls, data: bytes) -> AlternateCareOfAddress:
+        _fixed_length("Alternate Care-of Address", data, 16)
+        return cls(IPv6Address(data))
+
+
+_IPV4_PREFIX_SHIFT = 10  # Prefix-len is the top 6 bits of a 16-bit field
+_IPV4_HOA_PREFIX_REQUESTED = 0x0200  # P flag, the bit after Prefix-len
+
+
+@dataclass(frozen=True, slots=True)
+class IPv4HomeAddress:
+    """RFC 5555 §3.1.1: the IPv4 home address the MN asks for; alignment 4n.
+
+    ``0.0.0.0`` asks the HA to assign one. ``prefix_length`` is 32 for one address;
+    ``request_prefix`` (P) asks for a mobile network prefix (RFC 5555 NEMO use).
+    """
+
+    option_type: ClassVar[int] = OptionType.IPV4_HOME_ADDRESS
+    alignment: ClassVar[tuple[int, int]] = (4, 0)
+
+    address: IPv4Address
+    prefix_length: int = 32
+    request_prefix: bool = False
+
+    def __post_init__(self):
+        if not 0 <= self.prefix_length <= 32:
+            raise ValueError(f"IPv4 prefix length must be 0..32, got {self.prefix_length}")
+
+    def data(self) -> bytes:
+        word = self.prefix_length << _IPV4_PREFIX_SHIFT
+        if self.request_prefix:
+            word |= _IPV4_HOA_PREFIX_REQUESTED
+        return struct.pack("!H", word) + self.address.packed
+
+    @classmethod
+    def from_data(cls, data: bytes) -> IPv4HomeAddress:
+        _fixed_length("IPv4 Home Address", data, 6)
+        word = int.from_bytes(data[:2], "big")
+        prefix_length = _ipv4_prefix_length(word >> _IPV4_PREFIX_SHIFT)
+        return cls(IPv4Address(data[2:]), prefix_length, bool(word & _IPV4_HOA_PREFIX_REQUESTED))
+
+
+def _ipv4_prefix_length(value: int) -> int:
+    if value > 32:
+        raise MobilityError(f"IPv4 Prefix-len {value} is longer than 32")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class IPv4AddressAcknowledgement:
+    """RFC 5555 §3.2.1: the HA's answer to an IPv4 Home Address option; alignment 4n."""
+
+    option_type: ClassVar[int] = OptionType.IPV4_ADDRESS_ACKNOWLEDGEMENT
+    alignment: ClassVar[tuple[int, int]] = (4, 0)
+
+    status: int  # IPv4AckStatus where known
+    address: IPv4Address
+    prefix_length: int = 32
+
+    def __post_init__(self):
+        _check_uint("IPv4 acknowledgement status", self.status, 8)
+        if not 0 <= self.prefix_length <= 32:
+            raise ValueError(f"IPv4 prefix length must be 0..32, got {self.prefix_length}")
+
+    @property
+    def accepted(self) -> bool:
+        return self.status < 128
+
+    def data(self) -> bytes:
+        return bytes([self.status, self.prefix_length << 2]) + self.address.packed
+
+    @classmethod
+    def from_data(cls, data: bytes) -> IPv4AddressAcknowledgement:
+        _fixed_length("IPv4 Address Acknowledgement", data, 6)
+        prefix_length = _ipv4_prefix_length(data[1] >> 2)
+        return cls(_known(IPv4AckStatus, data[0]), IPv4Address(data[2:]), prefix_length)
+
+
+@dataclass(frozen=True, slots=True)
+class IPv4CareOfAddress:
+    """RFC 5555 §3.1.2: the MN's IPv4 care-of address; alignment 4n."""
+
+    option_type: ClassVar[int] = OptionType.IPV4_CARE_OF_ADDRESS
+    alignment: ClassVar[tuple[int, int]] = (4, 0)
+
+    address: IPv4Address
+
+    def data(self) -> bytes:
+        return b"\x00\x00" + self.address.packed
+
+    @classmethod
+    def from_data(cls, data: bytes) -> IPv4CareOfAddress:
+        _fixed_length("IPv4 Care-of Address", data, 6)
+        return cls(IPv4Address(data[2:]))
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownOption:
+    """A mobility option this codec does not know, kept as received.
+
+    RFC 6275 §6.2.1: a receiver skips an option it does not understand and goes on
+    with the rest of the message. It is kept (not dropped) so the message
+    re-encodes to the same options and the HA can count or log it; it is sent
+    without alignment padding since its alignment rule is unknown.
+    """
+
+    alignment: ClassVar[tuple[int, int]] = (1, 0)
+
+    option_type: int
+    value: bytes
+
+    def __post_init__(self):
+        _check_uint("option type", self.option_type, 8)
+        if self.option_type in _OPTION_CLASSES or self.option_type in (
+            OptionType.PAD1,
+            OptionType.PADN,
+        ):
+            raise ValueError(f"option type {self.option_type} is a known type")
+        _check_uint("option length", len(self.value), 8)
+
+    def data(self) -> bytes:
+        return self.value
+
+
+MobilityOption = Union[
+    BindingRefreshAdvice,
+    AlternateCareOfAddress,
+    IPv4HomeAddress,
+    IPv4AddressAcknowledgement,
+    IPv4CareOfAddress,
+    UnknownOption,
+]
+
+_OPTION_CLASSES = {
+    cls.option_type: cls
+    for cls in (
+        BindingRefreshAdvice,
+        AlternateCareOfAddress,
+        IPv4HomeAddress,
+        IPv4AddressAcknowledgement,
+        IPv4CareOfAddress,
+    )
+}
+
+
+def padding(length: int) -> bytes:
+    """``length`` octets of padding: Pad1 for one octet, else one PadN (RFC 6275 §6.2.2-6.2.3).
+
+    The same encoding serves IPv6 Destination Options (RFC 8200 §4.2).
+    """
+    if length == 0:
+        return b""
+    if length == 1:
+        return b"\x00"
+    return bytes([OptionType.PADN, length - 2]) + bytes(length - 2)
+
+
+def _aligned_pad(offset: int, alignment: tuple[int, int]) -> bytes:
+    """Padding that moves ``offset`` to the next position of the form xn+y."""
+    multiple, remainder = alignment
+    return padding((remainder - offset) % multiple)
+
+
+def _encode_options(options: tuple[MobilityOption, ...], offset: int) -> bytes:
+    """Options starting at ``offset`` from the start of the Mobility Header, each
+    aligned per its rule, then padded so the whole header is a multiple of 8 octets."""
+    out = bytearray()
+    for option in options:
+        out += _aligned_pad(offset + len(out), option.alignment)
+        data = option.data()
+        out += bytes([option.option_type, len(data)]) + data
+    out += _aligned_pad(offset + len(out), (8, 0))
+    return bytes(out)
+
+
+def _decode_options(data: bytes) -> tuple[MobilityOption, ...]:
+    """Parse the option area; padding is dropped, unknown options are kept.
+
+    Alignment is a sender's duty (RFC 6275 §6.2.1) and is not checked on receive.
+    """
+    options = []
+    offset = 0
+    while offset < len(data):
+        option_type = data[offset]
+        if option_type == OptionType.PAD1:
+            offset += 1
+            continue
+        if offset + 2 > len(data):
+            raise MobilityError(f"mobility option type {option_type} is cut off before its Length")
+        end = offset + 2 + data[offset + 1]
+        if end > len(data):
+            raise MobilityError(f"mobility option type {option_type} runs past the header")
+        value = data[offset + 2 : end]
+        offset = end
+        if option_type == OptionType.PADN:
+            continue
+        option_class = _OPTION_CLASSES.get(option_type)
+        if option_class is None:
+            options.append(UnknownOption(option_type, value))
+        else:
+            options.append(option_class.from_data(value))
+    return tuple(options)
+
+
+# --------------------------------------------------------------------------- messages
+
+_MH_FIXED = struct.Struct("!BBBBH")  # Payload Proto, Header Len, MH Type, Reserved, Checksum
+_BU_FIXED = struct.Struct("!HHH")  # Sequence, flags + reserved, Lifetime
+_BA_FIXED = struct.Struct("!BBHH")  # Status, flags + reserved, Sequence, Lifetime
+_OPTIONS_OFFSET = _MH_FIXED.size + _BU_FIXED.size  # 12 for both BU and BA
+
+
+@dataclass(frozen=True, slots=True)
+class BindingUpdate:
+    """RFC 6275 §6.1.7. ``lifetime_units`` is the wire value (4-second units)."""
+
+    mh_type: ClassVar[int] = MHType.BINDING_UPDATE
+
+    sequence: int
+    lifetime_units: int
+    flags: BindingUpdateFlag = BindingUpdateFlag.ACKNOWLEDGE | BindingUpdateFlag.HOME_REGISTRATION
+    options: tuple[MobilityOption, ...] = ()
+
+    def __post_init__(self):
+        _check_uint("sequence number", self.sequence, 16)
+        _check_uint("lifetime", self.lifetime_units, 16)
+
+    @property
+    def lifetime_seconds(self) -> int:
+        return self.lifetime_units * LIFETIME_UNIT_SECONDS
+
+    def body(self) -> bytes:
+        return _BU_FIXED.pack(self.sequence, self.flags, self.lifetime_units)
+
+    @classmethod
+    def from_body(cls, body: bytes) -> BindingUpdate:
+        sequence, flags, lifetime = _BU_FIXED.unpack_from(body)
+        options = _decode_options(body[_BU_FIXED.size :])
+        return cls(sequence, lifetime, BindingUpdateFlag(flags & _BU_FLAG_BITS), options)
+
+
+@dataclass(frozen=True, slots=True)
+class BindingAck:
+    """RFC 6275 §6.1.8. ``status`` is a :class:`BindingAckStatus` where known."""
+
+    mh_type: ClassVar[int] = MHType.BINDING_ACKNOWLEDGEMENT
+
+    status: int
+    sequence: int
+    lifetime_units: int
+    flags: BindingAckFlag = BindingAckFlag(0)
+    options: tuple[MobilityOption, ...] = ()
+
+    def __post_init__(self):
+        _check_uint("status", self.status, 8)
+        _check_uint("sequence number", self.sequence, 16)
+        _check_uint("lifetime", self.lifetime_units, 16)
+
+    @property
+    def accepted(self) -> bool:
+        return self.status < 128
+
+    @property
+    def lifetime_seconds(self) -> int:
+        return self.lifetime_units * LIFETIME_UNIT_SECONDS
+
+    def body(self) -> bytes:
+        return _BA_FIXED.pack(self.status, self.flags, self.sequence, self.lifetime_units)
+
+    @classmethod
+    def from_body(cls, body: bytes) -> BindingAck:
+        status, flags, sequence, lifetime = _BA_FIXED.unpack_from(body)
+        options = _decode_options(body[_BA_FIXED.size :])
+        return cls(
+            _known(BindingAckStatus, status),
+            sequence,
+            lifetime,
+            BindingAckFlag(flags & _BA_FLAG_BITS),
+            options,
+        )
+
+
+_BU_FLAG_BITS = sum(BindingUpdateFlag)
+_BA_FLAG_BITS = sum(BindingAckFlag)
+_MESSAGE_CLASSES = {cls.mh_type: cls for cls in (BindingUpdate, BindingAck)}
+
+MobilityMessage = Union[BindingUpdate, BindingAck]
+
+
+# --------------------------------------------------------------------------- checksum
+
+
+def mobility_checksum(
+    source: IPv4Address | IPv6Address, destination: IPv4Address | IPv6Address, header: bytes
+) -> int:
+    """RFC 6275 §6.1.1 / RFC 8200 §8.1: one's complement of the one's complement sum
+    of the pseudo-header (source, destination, length, Next Header 135) and ``header``.
+
+    Over a header whose Checksum field holds a correct checksum this returns 0.
+    """
+    pseudo = (
+        as_ipv6(source).packed
+        + as_ipv6(destination).packed
+        + struct.pack("!IxxxB", len(header), NEXT_HEADER_MOBILITY)
+    )
+    data = pseudo + header + b"\x00" * (len(header) % 2)
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def encode_mobility_header(
+    message: MobilityMessage,
+    source: IPv4Address | IPv6Address,
+    destination: IPv4Address | IPv6Address,
+) -> bytes:
+    """The whole Mobility Header with its checksum for the given pseudo-header addresses."""
+    body = message.body()
+    options = _encode_options(message.options, _MH_FIXED.size + len(body))
+    length = _MH_FIXED.size + len(body) + len(options)
+    if length > MAX_MOBILITY_HEADER_OCTETS:
+        raise ValueError(f"Mobility Header of {length} octets exceeds {MAX_MOBILITY_HEADER_OCTETS}")
+    header = bytearray(
+        _MH_FIXED.pack(NEXT_HEADER_NONE, length // 8 - 1, message.mh_type, 0, 0) + body + options
+    )
+    header[4:6] = mobility_checksum(source, destination, bytes(header)).to_bytes(2, "big")
+    return bytes(header)
+
+
+def decode_mobility_header(
+    data: bytes,
+    source: IPv4Address | IPv6Address,
+    destination: IPv4Address | IPv6Address,
+) -> MobilityMessage:
+    """Parse exactly one Mobility Header filling ``data`` and verify its checksum.
+
+    Raises :class:`MobilityError` (reason ``bad-checksum`` or ``unknown-mh-type`` where
+    those apply) for anything else. Payload Proto and Reserved are not checked.
+    """
+    if len(data) < _MH_FIXED.size:
+        raise MobilityError(f"Mobility Header of {len(data)} octets is shorter than 8")
+    _, header_len, mh_type, _, _ = _MH_FIXED.unpack_from(data)
+    length = (header_len + 1) * 8
+    if length != len(data):
+        raise MobilityError(f"Mobility Header Len says {length} octets, {len(data)} are there")
+    message_class = _MESSAGE_CLASSES.get(mh_type)
+    if message_class is None:
+        raise MobilityError(f"Mobility Header type {mh_type} is not handled", reason="unknown-mh-type")
+    if length < _OPTIONS_OFFSET:
+        raise MobilityError(f"{message_class.__name__} needs {_OPTIONS_OFFSET} octets, got {length}")
+    if mobility_checksum(source, destination, data) != 0:
+        raise MobilityError("Mobility Header checksum does not verify", reason="bad-checksum")
+    return message_class.from_body(data[_MH_FIXED.size :])
+
+
+# --------------------------------------------------------------------------- IPv6 extension headers
+
+HOME_ADDRESS_OPTION_TYPE = 201  # RFC 6275 §6.3, alignment 8n+6
+_HOME_ADDRESS_ALIGNMENT = (8, 6)
+_EXTENSION_HEADER_OCTETS = 24  # both headers carrying one address: Hdr Ext Len 2
+_ROUTING_TYPE_2 = struct.Struct("!BBBB4x16s")  # Next Header, Hdr Ext Len, Type, Segments Left
+
+
+def encode_home_address_destination_options(
+    home_address: IPv4Address | IPv6Address, next_header: int = NEXT_HEADER_MOBILITY
+) -> bytes:
+    """A Destination Options header with the Home Address option, padded to 8n+6."""
+    options = _aligned_pad(2, _HOME_ADDRESS_ALIGNMENT)
+    options += bytes([HOME_ADDRESS_OPTION_TYPE, 16]) + as_ipv6(home_address).packed
+    options += _aligned_pad(2 + len(options), (8, 0))
+    return bytes([next_header, (2 + len(options)) // 8 - 1]) + options
+
+
+def decode_home_address_destination_options(data: bytes) -> tuple[int, IPv6Address, int]:
+    """Parse the Destination Options header at the start of ``data``.
+
+    Returns (next header, home address, header length in octets). Exactly one Home
+    Address option is required. Other unknown options are skipped when their type's
+    two high bits say "skip" (RFC 8200 §4.2), otherwise the header is rejected.
+    """
+    if len(data) < 2:
+        raise MobilityError("Destination Options header is shorter than 2 octets")
+    length = (data[1] + 1) * 8
+    if length > len(data):
+        raise MobilityError(f"Destination Options header of {length} octets is cut off")
+    home_address = None
+    offset = 2
+    while offset < length:
+        option_type = data[offset]
+        if option_type == OptionType.PAD1:
+            offset += 1
+            continue
+        if offset + 2 > length or offset + 2 + data[offset + 1] > length:
+            raise MobilityError(f"destination option type {option_type} runs past its header")
+        value = data[offset + 2 : offset + 2 + data[offset + 1]]
+        offset += 2 + len(value)
+        if option_type == HOME_ADDRESS_OPTION_TYPE:
+            if home_address is not None:
+                raise MobilityError("more than one Home Address option")
+            if len(value) != 16:
+                raise MobilityError(f"Home Address option has Length {len(value)}, must be 16")
+            home_address = IPv6Address(value)
+        elif option_type != OptionType.PADN and option_type >> 6 != 0:
+            raise MobilityError(f"unrecognised destination option type {option_type} must not be skipped")
+    if home_address is None:
+        raise MobilityError("Destination Options header without a Home Address option")
+    return data[0], home_address, length
+
+
+def encode_type2_routing_header(
+    home_address: IPv4Address | IPv6Address, next_header: int = NEXT_HEADER_MOBILITY
+) -> bytes:
+    """The type 2 Routing header (RFC 6275 §6.4): Segments Left 1, the home address."""
+    return _ROUTING_TYPE_2.pack(next_header, 2, 2, 1, as_ipv6(home_address).packed)
+
+
+def decode_type2_routing_header(data: bytes) -> tuple[int, IPv6Address, int]:
+    """Parse the type 2 Routing header at the start of ``data``.
+
+    Returns (next header, home address, header length in octets).
+    """
+    if len(data) < _ROUTING_TYPE_2.size:
+        raise MobilityError(f"type 2 Routing header needs 24 octets, got {len(data)}")
+    next_header, header_len, routing_type, segments_left, address = _ROUTING_TYPE_2.unpack_from(data)
+    if routing_type != 2:
+        raise MobilityError(f"Routing Type is {routing_type}, expected 2")
+    if header_len != 2:
+        raise MobilityError(f"type 2 Routing header has Hdr Ext Len {header_len}, must be 2")
+    if segments_left != 1:
+        raise MobilityError(f"type 2 Routing header has Segments Left {segments_left}, must be 1")
+    return next_header, IPv6Address(address), _ROUTING_TYPE_2.size
+
+
+# --------------------------------------------------------------------------- RFC 6618 PType 8 payloads
+
+
+def build_binding_update_payload(
+    home_address: IPv4Address | IPv6Address,
+    home_agent: IPv4Address | IPv6Address,
+    update: BindingUpdate,
+) -> tuple[int, bytes]:
+    """MN->HA PType 8 payload: (Next Header 60, Destination Options + Mobility Header)."""
+    payload = encode_home_address_destination_options(home_address)
+    payload += encode_mobility_header(update, home_address, home_agent)
+    return NEXT_HEADER_DESTINATION_OPTIONS, payload
+
+
+def parse_binding_update_payload(
+    next_header: int, payload: bytes, home_agent: IPv4Address | IPv6Address
+) -> tuple[IPv6Address, BindingUpdate]:
+    """HA side: the home address and the Binding Update, checksum checked against it."""
+    if next_header != NEXT_HEADER_DESTINATION_OPTIONS:
+        raise MobilityError(f"MN->HA signaling must start with Destination Options, got {next_header}")
+    inner, home_address, offset = decode_home_address_destination_options(payload)
+    message = _decode_inner(inner, payload[offset:], home_address, home_agent)
+    if not isinstance(message, BindingUpdate):
+        raise MobilityError("MN->HA signaling carries no Binding Update")
+    return home_address, message
+
+
+def build_binding_ack_payload(
+    home_address: IPv4Address | IPv6Address,
+    home_agent: IPv4Address | IPv6Address,
+    ack: BindingAck,
+) -> tuple[int, bytes]:
+    """HA->MN PType 8 payload: (Next Header 43, type 2 Routing header + Mobility Header)."""
+    payload = encode_type2_routing_header(home_address)
+    payload += encode_mobility_header(ack, home_agent, home_address)
+    return NEXT_HEADER_ROUTING, payload
+
+
+def parse_binding_ack_payload(
+    next_header: int, payload: bytes, home_agent: IPv4Address | IPv6Address
+) -> tuple[IPv6Address, BindingAck]:
+    """MN side: the home address and the Binding Acknowledgement, checksum checked.
+
+    The pseudo-header is that of the packet the HA would send: source the HA,
+    destination the home address (the final destination of the Routing header).
+    """
+    if next_header != NEXT_HEADER_ROUTING:
+        raise MobilityError(f"HA->MN signaling must start with a Routing header, got {next_header}")
+    inner, home_address, offset = decode_type2_routing_header(payload)
+    message = _decode_inner(inner, payload[offset:], home_agent, home_address)
+    if not isinstance(message, BindingAck):
+        raise MobilityError("HA->MN signaling carries no Binding Acknowledgement")
+    return home_address, message
+
+
+def _decode_inner(
+    next_header: int,
+    data: bytes,
+    source: IPv4Address | IPv6Address,
+    destination: IPv4Address | IPv6Address,
+) -> MobilityMessage:
+    if next_header != NEXT_HEADER_MOBILITY:
+        raise MobilityError(f"extension header is followed by {next_header}, not a Mobility Header")
+    return decode_mobility_header(data, source, destination)
