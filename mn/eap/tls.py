@@ -26,12 +26,14 @@ class EapTls(TlsMethodBase):
 
     def _established(self, identifier: int) -> bytes:
         self.msk = self.engine.msk(Type.TLS, MSK_LABEL)
-        self.done = self.engine.tls_version != "TLSv1.3"
+        if self.engine.tls_version != "TLSv1.3":
+            self._finish()
         return b""
 
     def _tunnel_data(self, identifier: int, data: bytes) -> bytes:
-        if self.engine.tls_version == "TLSv1.3" and not self.done and data == COMMITMENT_MESSAGE:
-            self.done = True
+        if self.engine.tls_version == "TLSv1.3" and not self._finished \
+                and data == COMMITMENT_MESSAGE:
+            self._finish()
             return b""
         raise EapError(f"EAP-TLS server sent {len(data)} octets of application data "
                        "that are not the TLS 1.3 commitment message")

@@ -40,10 +40,14 @@ TLS13_EXPORTER_LABEL = b"EXPORTER_EAP_TLS_Key_Material"  # RFC 9190 §2.3, RFC 9
 MSK_LENGTH = 64
 
 
-class TlsFailure(EapError):
-    """The TLS handshake or tunnel failed (bad certificate, alert from the server, ...)."""
+class TunnelFailure(EapError):
+    """The TLS handshake, the tunnel or the inner method failed.
 
-    reason = "tls-failure"
+    The method then answers the request (with its TLS alert, or empty) and
+    expects EAP-Failure, as RFC 5216 §2.1.3 and RFC 5281 §11.2.4 ask.
+    """
+
+    reason = "rejected"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +113,17 @@ class Reassembler:
         return self._parts is not None
 
     def add(self, fragment: TlsFragment) -> bytes | None:
-        """Take one fragment; return the whole message once its last fragment is in."""
+        """Take one fragment; return the whole message once its last fragment is in.
+
+        A bad fragment raises :class:`EapError` and drops the partial message.
+        """
+        try:
+            return self._add(fragment)
+        except EapError:
+            self._abort()
+            raise
+
+    def _add(self, fragment: TlsFragment) -> bytes | None:
         if fragment.start and self.in_progress:
             raise EapError("Start flag inside a fragmented TLS message")
         if fragment.more and not fragment.data:
@@ -117,24 +131,20 @@ class Reassembler:
         if self._parts is None:
             self._parts, self._received, self._expected = [], 0, fragment.message_length
             if self._expected is not None and self._expected > self.max_message:
-                self._abort()
-                raise EapError(f"TLS Message Length {fragment.message_length} exceeds "
+                raise EapError(f"TLS Message Length {self._expected} exceeds "
                                f"the {self.max_message}-octet bound")
         elif fragment.message_length is not None and fragment.message_length != self._expected:
-            self._abort()
             raise EapError("TLS Message Length changed between fragments")
         self._parts.append(fragment.data)
         self._received += len(fragment.data)
         limit = self.max_message if self._expected is None else self._expected
         if self._received > limit:
-            self._abort()
             raise EapError(f"fragments carry more than the {limit} octets announced or allowed")
         if fragment.more:
             return None
         if self._expected is not None and self._received != self._expected:
-            received, expected = self._received, self._expected
-            self._abort()
-            raise EapError(f"TLS message ended after {received} of {expected} announced octets")
+            raise EapError(f"TLS message ended after {self._received} of "
+                           f"{self._expected} announced octets")
         message = b"".join(self._parts)
         self._abort()
         return message
@@ -195,7 +205,8 @@ class TlsEngine:
 
     def receive(self, records: bytes) -> bytes:
         """Feed TLS records from the server; return any application data they carried."""
-        self._connection.bio_write(records)
+        if records:
+            self._connection.bio_write(records)  # an empty write is an OpenSSL error
         if not self._advance():
             return b""
         received = []
@@ -205,16 +216,16 @@ class TlsEngine:
             except SSL.WantReadError:
                 return b"".join(received)
             except SSL.ZeroReturnError:
-                raise TlsFailure("the EAP server closed the TLS tunnel") from None
+                raise TunnelFailure("the EAP server closed the TLS tunnel") from None
             except SSL.Error as error:
-                raise TlsFailure(f"TLS tunnel failed: {_describe(error)}") from None
+                raise TunnelFailure(f"TLS tunnel failed: {_describe(error)}") from None
 
     def send(self, plaintext: bytes) -> None:
         """Encrypt application data for the server (taken with :meth:`take_output`)."""
         try:
             self._connection.sendall(plaintext)
         except SSL.Error as error:
-            raise TlsFailure(f"TLS tunnel failed: {_describe(error)}") from None
+            raise TunnelFailure(f"TLS tunnel failed: {_describe(error)}") from None
 
     def take_output(self) -> bytes:
         """All TLS records produced so far and not yet taken."""
@@ -251,7 +262,7 @@ class TlsEngine:
         except SSL.WantReadError:
             return False
         except SSL.Error as error:
-            raise TlsFailure(f"TLS handshake failed: {_describe(error)}") from None
+            raise TunnelFailure(f"TLS handshake failed: {_describe(error)}") from None
         self.established = True
         return True
 
@@ -268,9 +279,11 @@ class TlsMethodBase(EapMethod):
     Subclasses set ``client_certificate`` and implement :meth:`_established`
     (called once, right after the handshake) and :meth:`_tunnel_data`
     (called with each non-empty piece of decrypted application data); both
-    return plaintext to send back inside the tunnel. Responses always carry
-    version 0: PEAPv0 and TTLSv0 are what this peer speaks, and the version
-    bits are reserved (zero) in EAP-TLS.
+    return plaintext to send back inside the tunnel. They call :meth:`_finish`
+    when their side is over; ``done`` follows once the response's last
+    fragment has gone out, since the peer refuses requests after ``done``.
+    Responses always carry version 0: PEAPv0 and TTLSv0 are what this peer
+    speaks, and the version bits are reserved (zero) in EAP-TLS.
     """
 
     client_certificate = False
@@ -283,7 +296,8 @@ class TlsMethodBase(EapMethod):
         self._engine: TlsEngine | None = None
         self._reassembler = Reassembler(self.max_message)
         self._outgoing: list[TlsFragment] = []
-        self._failed = False
+        self.failure: str | None = None  # why the tunnel failed, for diagnostics
+        self._finished = False  # done once the last fragment of the response is out
 
     @property
     def engine(self) -> TlsEngine:
@@ -293,12 +307,12 @@ class TlsMethodBase(EapMethod):
 
     def process(self, identifier: int, type_data: bytes) -> bytes:
         fragment = TlsFragment.decode(type_data)
-        if self._failed:
+        if self.failure is not None:
             raise EapError("request after the TLS tunnel failed")
         if self._outgoing:
             if fragment.data or fragment.start or fragment.more:
                 raise EapError("expected an empty acknowledgement of our TLS fragment")
-            return self._outgoing.pop(0).encode()
+            return self._next_fragment()
         if fragment.start:
             if self._engine is not None:
                 raise EapError("second Start request in one TLS-based EAP method")
@@ -310,10 +324,8 @@ class TlsMethodBase(EapMethod):
             return TlsFragment().encode()  # acknowledge the fragment
         try:
             self._handle(identifier, message)
-        except TlsFailure:
-            # RFC 5216 §2.1.3: send our alert (or an empty acknowledgement of
-            # the server's) and let the server end the conversation with Failure.
-            self._failed = True
+        except TunnelFailure as failure:
+            self.failure = str(failure)  # send our alert or an empty answer; Failure follows
         return self._transmit()
 
     def _handle(self, identifier: int, message: bytes) -> None:
@@ -329,9 +341,17 @@ class TlsMethodBase(EapMethod):
             engine.send(reply)
 
     def _transmit(self) -> bytes:
-        fragments = fragment_message(self.engine.take_output(), self.fragment_size)
-        self._outgoing = fragments[1:]
-        return fragments[0].encode()
+        self._outgoing = fragment_message(self.engine.take_output(), self.fragment_size)
+        return self._next_fragment()
+
+    def _next_fragment(self) -> bytes:
+        fragment = self._outgoing.pop(0)
+        self.done = self._finished and not self._outgoing
+        return fragment.encode()
+
+    def _finish(self) -> None:
+        """Called by a subclass when its side of the method is over (RFC 4137 DONE)."""
+        self._finished = True
 
     def _established(self, identifier: int) -> bytes:
         """The handshake just completed: derive keys, maybe start the inner exchange."""
