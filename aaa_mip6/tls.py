@@ -1,0 +1,310 @@
+"""TLS for the MN-HAC channel (RFC 6618 §5.1): pyOpenSSL connection creators for Twisted.
+
+:class:`ServerTLS` is the HAC side and :class:`ClientTLS` the MN side; both plug into
+``twisted.protocols.tls.TLSMemoryBIOFactory`` (or ``SSL4ServerEndpoint`` /
+``wrapClientTLS``). Policy shared by both: TLS 1.2 and 1.3 only, ECDHE with AEAD
+ciphers for TLS 1.2, no renegotiation (RFC 6618 forbids it at the HAC).
+
+The MN checks the HAC certificate against its CA file and RFC 6125 with the rules of
+RFC 6618: the reference identity is a DNS name or an IP address, matched only against
+subjectAltName dNSName / iPAddress entries, never a wildcard, never the CN.
+
+Session resumption (RFC 5077 tickets) keeps re-bootstrapping cheap. OpenSSL creates
+fresh random ticket keys for every context and pyOpenSSL offers no way to set them, so
+the server rotates its ticket keys by building a new context every
+``ticket_key_lifetime`` seconds: a ticket resumes until the next rotation, after which
+the MN does one full handshake and gets a new ticket.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.bindings.openssl.binding import Binding
+from cryptography.hazmat.primitives import serialization
+from OpenSSL import SSL, crypto
+from service_identity import CertificateError, VerificationError
+from service_identity.hazmat import (
+    DNS_ID,
+    DNSPattern,
+    IPAddress_ID,
+    IPAddressPattern,
+    verify_service_identity,
+)
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IOpenSSLServerConnectionCreator,
+)
+from zope.interface import implementer
+
+from aaa_mip6.errors import ConfigError
+
+TLS12_CIPHERS = b"ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!PSK"
+"""TLS 1.2 cipher suites: ephemeral ECDH key exchange and AEAD only (TLS 1.3 suites are all AEAD)."""
+
+DEFAULT_TICKET_KEY_LIFETIME = 3600.0
+"""Seconds a server context (and so its session ticket keys) is used for new connections."""
+
+_SESSION_ID_CONTEXT = b"aaa-mip6 HAC"
+_TICKET_READ_STATE = b"SSLv3/TLS read server session ticket"
+_OPENSSL = Binding.lib
+
+
+class CertificateRejected(SSL.Error):
+    """The peer certificate failed the chain check or the RFC 6125 identity check.
+
+    A subclass of ``OpenSSL.SSL.Error`` so that Twisted's TLS layer fails the handshake
+    with it: the application protocol's ``connectionLost`` gets this error and message.
+    """
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{what} {path}: cannot read ({exc.strerror or exc})") from None
+
+
+def load_certificates(path: Path, what: str = "certificate file") -> list[x509.Certificate]:
+    """Read one or more PEM certificates (a leaf and its chain, or CA certificates)."""
+    data = _read(path, what)
+    try:
+        certificates = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        raise ConfigError(f"{what} {path}: no valid PEM certificate") from None
+    return certificates
+
+
+def load_private_key(path: Path):
+    """Read an unencrypted PEM private key; errors name the file, never its content."""
+    data = _read(path, "key file")
+    try:
+        return serialization.load_pem_private_key(data, password=None)
+    except TypeError:
+        raise ConfigError(f"key file {path}: encrypted keys are not supported") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise ConfigError(f"key file {path}: no valid PEM private key") from None
+
+
+def _load_identity(cert_file: Path, key_file: Path) -> tuple[list[x509.Certificate], object]:
+    chain = load_certificates(cert_file)
+    key = load_private_key(key_file)
+    if chain[0].public_key() != key.public_key():
+        raise ConfigError(f"key file {key_file} does not match certificate file {cert_file}")
+    return chain, key
+
+
+def _base_context(chain: list[x509.Certificate], key, trusted: list[x509.Certificate]) -> SSL.Context:
+    """A context with the policy both ends share, their own certificate and trusted CAs."""
+    context = SSL.Context(SSL.TLS_METHOD)
+    context.set_min_proto_version(SSL.TLS1_2_VERSION)
+    context.set_max_proto_version(SSL.TLS1_3_VERSION)
+    context.set_cipher_list(TLS12_CIPHERS)
+    context.set_options(SSL.OP_NO_RENEGOTIATION | SSL.OP_NO_COMPRESSION)
+    if chain:
+        context.use_certificate(chain[0])
+        for intermediate in chain[1:]:
+            context.add_extra_chain_cert(intermediate)
+        context.use_privatekey(key)
+    store = context.get_cert_store()
+    for ca in trusted:
+        store.add_cert(crypto.X509.from_cryptography(ca))
+    return context
+
+
+def _connection(tls) -> SSL.Connection:
+    """The OpenSSL connection behind a Twisted TLS transport (or the connection itself)."""
+    return tls if isinstance(tls, SSL.Connection) else tls.getHandle()
+
+
+def _der(certificate: x509.Certificate | None) -> bytes | None:
+    return None if certificate is None else certificate.public_bytes(serialization.Encoding.DER)
+
+
+def peer_certificate_der(tls) -> bytes | None:
+    """DER of the certificate the peer presented (the MN hashes this for tls-server-end-point)."""
+    return _der(_connection(tls).get_peer_certificate(as_cryptography=True))
+
+
+def own_certificate_der(tls) -> bytes | None:
+    """DER of this end's own certificate (the HAC hashes this for tls-server-end-point)."""
+    return _der(_connection(tls).get_certificate(as_cryptography=True))
+
+
+def session_reused(tls) -> bool:
+    """Whether the handshake resumed an earlier session (pyOpenSSL has no wrapper for this)."""
+    return bool(_OPENSSL.SSL_session_reused(_connection(tls)._ssl))
+
+
+@implementer(IOpenSSLServerConnectionCreator)
+class ServerTLS:
+    """The HAC's TLS: certificate (with chain) and key from PEM files, optional client certificates.
+
+    ``client_ca_file`` turns on client-certificate verification against that CA file; a
+    client without a certificate is still accepted unless ``require_client_cert``.
+    Raises :class:`ConfigError` naming the file for an unreadable or mismatched file.
+    """
+
+    def __init__(self, cert_file: Path, key_file: Path, *, client_ca_file: Path | None = None,
+                 require_client_cert: bool = False,
+                 ticket_key_lifetime: float = DEFAULT_TICKET_KEY_LIFETIME,
+                 clock: Callable[[], float] = time.monotonic):
+        if require_client_cert and client_ca_file is None:
+            raise ConfigError("require_client_cert needs a client CA file to verify against")
+        if not ticket_key_lifetime > 0:
+            raise ConfigError("ticket_key_lifetime must be a positive number of seconds")
+        self._chain, self._key = _load_identity(cert_file, key_file)
+        self._client_cas = [] if client_ca_file is None else load_certificates(
+            client_ca_file, "client CA file")
+        self._require_client_cert = require_client_cert
+        self._ticket_key_lifetime = ticket_key_lifetime
+        self._clock = clock
+        self._rotate()
+
+    @property
+    def certificate_der(self) -> bytes:
+        """DER of the HAC's own certificate, for the tls-server-end-point channel binding."""
+        return _der(self._chain[0])
+
+    def _rotate(self) -> None:
+        """Start a new context: OpenSSL gives it fresh random session ticket keys."""
+        context = _base_context(self._chain, self._key, self._client_cas)
+        context.set_options(SSL.OP_CIPHER_SERVER_PREFERENCE)
+        context.set_session_id(_SESSION_ID_CONTEXT)
+        # Tickets carry the session state, so no server-side session cache is needed.
+        context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+        context.set_timeout(max(1, int(self._ticket_key_lifetime)))
+        if self._client_cas:
+            for ca in self._client_cas:
+                context.add_client_ca(ca)
+            mode = SSL.VERIFY_PEER
+            if self._require_client_cert:
+                mode |= SSL.VERIFY_FAIL_IF_NO_PEER_CERT
+            context.set_verify(mode)
+        self._context = context
+        self._context_started = self._clock()
+
+    def serverConnectionForTLS(self, tlsProtocol) -> SSL.Connection:  # noqa: N802 (Twisted API)
+        if self._clock() - self._context_started >= self._ticket_key_lifetime:
+            self._rotate()
+        connection = SSL.Connection(self._context, None)
+        connection.set_app_data(tlsProtocol)
+        return connection
+
+
+def _reference_identity(host: str) -> DNS_ID | IPAddress_ID:
+    """The RFC 6125 reference identity for ``host`` (from ``--hac HOST:PORT``): IP-ID or DNS-ID."""
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        return IPAddress_ID(bare)
+    except ValueError:
+        pass
+    if "*" in bare:
+        raise ConfigError(f"HAC name {host!r}: a reference identity cannot hold a wildcard")
+    try:
+        return DNS_ID(bare)
+    except (ValueError, UnicodeError, ImportError):
+        raise ConfigError(f"HAC name {host!r} is neither a DNS name nor an IP address") from None
+
+
+def _acceptable_patterns(certificate: x509.Certificate) -> list[DNSPattern | IPAddressPattern]:
+    """The subjectAltName DNS-IDs and IP-IDs RFC 6618 lets match: no wildcards, no CN."""
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    patterns: list[DNSPattern | IPAddressPattern] = []
+    for dns_name in names.get_values_for_type(x509.DNSName):
+        if "*" in dns_name:
+            continue
+        try:
+            patterns.append(DNSPattern.from_bytes(dns_name.encode("utf-8")))
+        except CertificateError:
+            continue
+    patterns.extend(IPAddressPattern(ip) for ip in names.get_values_for_type(x509.IPAddress))
+    return patterns
+
+
+def check_identity(certificate: x509.Certificate, host: str) -> None:
+    """Raise :class:`CertificateRejected` unless ``certificate`` is for ``host`` (RFC 6125 as RFC 6618 restricts it)."""
+    reference = _reference_identity(host)
+    patterns = _acceptable_patterns(certificate)
+    if not patterns:
+        raise CertificateRejected(
+            f"HAC certificate has no usable subjectAltName dNSName or iPAddress for {host!r} "
+            "(wildcards and the CN are not accepted)")
+    try:
+        verify_service_identity(patterns, obligatory_ids=[reference], optional_ids=[])
+    except VerificationError:
+        raise CertificateRejected(f"HAC certificate does not match {host!r}") from None
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class ClientTLS:
+    """The MN's TLS to one HAC: verifies it against ``ca_file`` and ``host``; resumes sessions.
+
+    ``host`` is the DNS name or IP address of ``--hac HOST:PORT``. ``cert_file`` and
+    ``key_file`` give an optional client certificate. Use one instance per HAC: it keeps
+    the newest session ticket and offers it on the next connection.
+    """
+
+    def __init__(self, host: str, ca_file: Path, *, cert_file: Path | None = None,
+                 key_file: Path | None = None):
+        if (cert_file is None) != (key_file is None):
+            raise ConfigError("a client certificate needs both a certificate file and a key file")
+        self._reference = _reference_identity(host)
+        self.host = host
+        chain, key = _load_identity(cert_file, key_file) if cert_file else ([], None)
+        self._context = _base_context(chain, key, load_certificates(ca_file, "CA file"))
+        self._context.set_verify(SSL.VERIFY_PEER, self._verify)
+        self._session: SSL.Session | None = None
+
+    def _verify(self, connection, certificate, error_number, depth, preverify_ok) -> bool:
+        if not preverify_ok:
+            raise CertificateRejected(
+                f"HAC certificate chain rejected at depth {depth}: "
+                f"{_verify_error_name(error_number)}")
+        if depth == 0:
+            check_identity(certificate.to_cryptography(), self.host)
+        return True
+
+    def clientConnectionForTLS(self, tlsProtocol) -> SSL.Connection:  # noqa: N802 (Twisted API)
+        connection = SSL.Connection(self._context, None)
+        connection.set_app_data(tlsProtocol)
+        if isinstance(self._reference, DNS_ID):
+            connection.set_tlsext_host_name(self._reference.hostname)
+        if self._session is not None:
+            connection.set_session(self._session)
+        connection.set_info_callback(self._session_keeper())
+        return connection
+
+    def _session_keeper(self):
+        """An info callback that keeps the session once the HAC's ticket has been processed.
+
+        The ticket arrives inside the handshake in TLS 1.2 and after it in TLS 1.3;
+        either way OpenSSL has stored it when it next leaves its state machine.
+        """
+        ticket_seen = False
+
+        def keep(connection: SSL.Connection, where: int, _return_code: int) -> None:
+            nonlocal ticket_seen
+            if where & SSL.SSL_CB_LOOP and connection.get_state_string() == _TICKET_READ_STATE:
+                ticket_seen = True
+            elif where & SSL.SSL_CB_EXIT and ticket_seen:
+                ticket_seen = False
+                self._session = connection.get_session()
+
+        return keep
+
+
+def _verify_error_name(error_number: int) -> str:
+    """The X509_V_ERR_* name of an OpenSSL verification error number."""
+    for name in dir(SSL.X509VerificationCodes):
+        if getattr(SSL.X509VerificationCodes, name) == error_number:
+            return f"X509_V_{name}"
+    return f"X509 error {error_number}"
