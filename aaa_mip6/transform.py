@@ -1,0 +1,258 @@
+"""The MN-HA packet transform of RFC 6618 §6 (Figures 6-9), sans-I/O.
+
+::
+
+    |PType(4)|SPI(28)|  Sequence Number(32)  |  IV (CBC suites)  |
+    |  Payload ... Padding 1,2,3,... | Pad Length | Next Header |  ICV(12) |
+
+The ICV covers everything from PType up to Next Header (after encryption, as in
+ESP, RFC 4303 §3.3.4). PType 0 packets carry SPI 0, Sequence 0 and the bare
+payload, nothing else; SPI 0 is used with PType 0 and with nothing else.
+
+Receiving checks the ICV before it decrypts or looks at the padding, so a forged
+packet costs one MAC and reveals nothing about the plaintext (RFC 4303 §3.4.4).
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import struct
+from dataclasses import dataclass
+from hmac import compare_digest
+
+from .errors import ConfigError, IntegrityError, PacketError
+from .replay import DEFAULT_WINDOW, SEQ_LIMIT, ReplayWindow
+from .sa import SCOPE_ALL, SCOPE_SIGNALING, SPI_MAX, SPI_MIN, SecurityAssociation
+from .suites import ICV_LENGTH, SUITES, CipherSuite
+
+
+class PType(enum.IntEnum):
+    """RFC 6618 Packet Type registry."""
+
+    PLAIN = 0
+    ENCRYPTED_IP = 1
+    MOBILITY = 8
+
+
+PROTECTED = frozenset((PType.ENCRYPTED_IP, PType.MOBILITY))
+_PTYPES = {ptype.value: ptype for ptype in PType}
+_HEADER = struct.Struct("!II")
+HEADER_LENGTH = _HEADER.size
+_SPI_BITS = 28
+_SPI_MASK = (1 << _SPI_BITS) - 1
+_TRAILER_LENGTH = 2  # Pad Length, Next Header
+# RFC 4303 §2.4 default padding: 1, 2, 3, ...; index = Pad Length.
+_PADDING = tuple(bytes(range(1, length + 1)) for length in range(256))
+
+# Ask for a new SA when fewer outbound sequence numbers than this remain.
+DEFAULT_REKEY_MARGIN = 1 << 28
+
+
+class SequenceExhausted(Exception):
+    """The outbound counter used every 32-bit number: the SA must be replaced."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unprotected:
+    """A received packet once verified: ``next_header`` is None for PType 0."""
+
+    ptype: PType
+    spi: int
+    seq: int
+    payload: bytes
+    next_header: int | None
+
+
+def peek(packet) -> tuple[PType, int, int]:
+    """Read (ptype, spi, seq) without any key, so the HA can find the SA first.
+
+    Nothing here is authenticated yet; it only rejects headers no SA could accept.
+    """
+    if len(packet) < HEADER_LENGTH:
+        raise PacketError(f"packet of {len(packet)} octets is shorter than its header")
+    word, seq = _HEADER.unpack_from(packet)
+    ptype = _PTYPES.get(word >> _SPI_BITS)
+    if ptype is None:
+        raise PacketError(f"unknown PType {word >> _SPI_BITS}")
+    spi = word & _SPI_MASK
+    if (ptype is PType.PLAIN) != (spi == 0):
+        raise PacketError(f"PType {ptype.value} with SPI {spi}: SPI 0 goes with PType 0 only")
+    if ptype is PType.PLAIN and seq:
+        raise PacketError("PType 0 packet with a non-zero sequence number")
+    return ptype, spi, seq
+
+
+def encode_plain(payload) -> bytes:
+    """A PType 0 packet: SPI 0, Sequence 0, then the tunneled packet as it is."""
+    return bytes(HEADER_LENGTH) + bytes(payload)
+
+
+def decode_plain(packet) -> bytes:
+    """The tunneled packet of a PType 0 packet."""
+    ptype, _, _ = peek(packet)
+    if ptype is not PType.PLAIN:
+        raise PacketError(f"expected PType 0, got {ptype.value}", reason="wrong-ptype")
+    return bytes(packet[HEADER_LENGTH:])
+
+
+class Sealer:
+    """One direction of one SA: protects with, and verifies against, that direction's keys.
+
+    The sender of the direction calls :meth:`protect`, the receiver :meth:`unprotect`.
+    Sequence numbers and anti-replay belong to :class:`SaEndpoint`.
+    """
+
+    __slots__ = ("suite", "spi", "_icv", "_cipher", "_block", "_iv_length", "_min_length")
+
+    def __init__(self, suite: CipherSuite, spi: int, ikey: bytes, ekey: bytes):
+        if not SPI_MIN <= spi <= SPI_MAX:
+            raise ConfigError(f"SPI {spi} is outside {SPI_MIN}..{SPI_MAX}")
+        self.suite = suite
+        self.spi = spi
+        self._icv, self._cipher = suite.keyed(ikey, ekey)
+        self._block = suite.block_size
+        self._iv_length = suite.iv_length
+        self._min_length = HEADER_LENGTH + self._iv_length + self._block + ICV_LENGTH
+
+    def __repr__(self) -> str:
+        return f"Sealer(suite={self.suite.name}, spi={self.spi})"
+
+    def protect(self, ptype: PType, seq: int, payload, next_header: int) -> bytes:
+        """Encrypt ``payload`` and its trailer, prepend header and IV, append the ICV."""
+        if ptype not in PROTECTED:
+            raise ValueError(f"PType {ptype} is not a protected packet type")
+        if not 0 <= seq < SEQ_LIMIT:
+            raise ValueError(f"sequence number {seq} is not a 32-bit number")
+        pad_length = -(len(payload) + _TRAILER_LENGTH) % self._block
+        trailer = _PADDING[pad_length] + bytes((pad_length, next_header))
+        iv = os.urandom(self._iv_length) if self._iv_length else b""
+        body = self._cipher.encrypt(iv, b"".join((payload, trailer)))
+        signed = b"".join((_HEADER.pack(ptype << _SPI_BITS | self.spi, seq), iv, body))
+        return signed + self._icv(signed)
+
+    def unprotect(self, packet) -> Unprotected:
+        """Verify the ICV, then decrypt and check the padding; only PType 1 and 8."""
+        size = len(packet)
+        if size < self._min_length:
+            raise PacketError(f"protected packet of {size} octets is too short")
+        if (size - HEADER_LENGTH - self._iv_length - ICV_LENGTH) % self._block:
+            raise PacketError(f"encrypted part is not a multiple of {self._block} octets")
+        view = memoryview(packet)
+        signed_end = size - ICV_LENGTH
+        if not compare_digest(self._icv(view[:signed_end]), view[signed_end:]):
+            raise IntegrityError(f"ICV of a {size}-octet packet does not verify")
+        word, seq = _HEADER.unpack_from(view)
+        ptype = _PTYPES.get(word >> _SPI_BITS)
+        if ptype not in PROTECTED:
+            raise PacketError(f"PType {word >> _SPI_BITS} is not a protected packet type")
+        if word & _SPI_MASK != self.spi:
+            raise PacketError(f"SPI {word & _SPI_MASK} is not this SA's", reason="wrong-spi")
+        body_start = HEADER_LENGTH + self._iv_length
+        iv = bytes(view[HEADER_LENGTH:body_start])
+        plain = self._cipher.decrypt(iv, view[body_start:signed_end])
+        pad_length = plain[-2]
+        payload_end = len(plain) - _TRAILER_LENGTH - pad_length
+        if payload_end < 0 or plain[payload_end:-_TRAILER_LENGTH] != _PADDING[pad_length]:
+            raise PacketError("padding is not 1, 2, 3, ... (RFC 4303 §2.4)", reason="bad-padding")
+        return Unprotected(ptype, self.spi, seq, plain[:payload_end], plain[-1])
+
+
+_ALLOWED_PTYPES = {
+    SCOPE_SIGNALING: frozenset((PType.MOBILITY, PType.PLAIN)),
+    SCOPE_ALL: PROTECTED,
+}
+ROLES = ("mn", "ha")
+
+
+class SaEndpoint:
+    """An SA as one end (``"mn"`` or ``"ha"``) uses it.
+
+    It sends with its own direction's keys and a counter whose first value is 0,
+    receives with the peer's keys behind an anti-replay window, and enforces the
+    SA's scope: signaling only (mobility protected, data plain) or signaling and
+    data (everything protected). A received packet outside the scope is refused
+    with reason "wrong-ptype" so the HA can count it.
+    """
+
+    def __init__(
+        self,
+        sa: SecurityAssociation,
+        role: str,
+        *,
+        window_size: int = DEFAULT_WINDOW,
+        rekey_margin: int = DEFAULT_REKEY_MARGIN,
+        next_sequence: int = 0,
+    ):
+        suite = SUITES.get(sa.suite)
+        if suite is None:
+            raise ConfigError(f"SA {sa.spi} names an unknown ciphersuite {sa.suite!r}")
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+        if sa.scope not in _ALLOWED_PTYPES:
+            raise ConfigError(f"SA {sa.spi} has an unknown scope {sa.scope!r}")
+        if not 0 <= next_sequence <= SEQ_LIMIT:
+            raise ValueError(f"next_sequence {next_sequence} is outside 0..2**32")
+        mn_to_ha = Sealer(suite, sa.spi, sa.mn_to_ha_ikey, sa.mn_to_ha_ekey)
+        ha_to_mn = Sealer(suite, sa.spi, sa.ha_to_mn_ikey, sa.ha_to_mn_ekey)
+        if role == "mn":
+            self._outbound, self._inbound = mn_to_ha, ha_to_mn
+        else:
+            self._outbound, self._inbound = ha_to_mn, mn_to_ha
+        self.spi = sa.spi
+        self.role = role
+        self.replay = ReplayWindow(window_size)
+        self.rekey_margin = rekey_margin
+        self._allowed = _ALLOWED_PTYPES[sa.scope]
+        self._next_sequence = next_sequence
+
+    def __repr__(self) -> str:
+        return (
+            f"SaEndpoint(spi={self.spi}, role={self.role}, "
+            f"suite={self._outbound.suite.name}, next_sequence={self._next_sequence})"
+        )
+
+    @property
+    def next_sequence(self) -> int:
+        """The number the next protected packet will carry (persist it to resume)."""
+        return self._next_sequence
+
+    @property
+    def sequence_remaining(self) -> int:
+        """How many protected packets may still be sent under this SA."""
+        return SEQ_LIMIT - self._next_sequence
+
+    @property
+    def near_wrap(self) -> bool:
+        """True once fewer than ``rekey_margin`` numbers remain: time for REINIT_SA_WITH_HAC."""
+        return self.sequence_remaining < self.rekey_margin
+
+    def protect(self, ptype: PType, payload, next_header: int | None = None) -> bytes:
+        """The packet to send; PType 0 takes no next header and uses no sequence number."""
+        if ptype not in self._allowed:
+            raise ValueError(f"PType {ptype} is outside this SA's scope")
+        if ptype is PType.PLAIN:
+            if next_header is not None:
+                raise ValueError("a PType 0 packet has no next header")
+            return encode_plain(payload)
+        if self._next_sequence >= SEQ_LIMIT:
+            raise SequenceExhausted(f"SA {self.spi} has used every sequence number")
+        packet = self._outbound.protect(ptype, self._next_sequence, payload, next_header)
+        self._next_sequence += 1
+        return packet
+
+    def unprotect(self, packet) -> Unprotected:
+        """Check scope and replay, verify, then advance the window; PType 0 passes as is."""
+        ptype, spi, seq = peek(packet)
+        if ptype not in self._allowed:
+            raise PacketError(
+                f"PType {ptype.value} is outside this SA's scope", reason="wrong-ptype"
+            )
+        if ptype is PType.PLAIN:
+            return Unprotected(ptype, 0, 0, bytes(packet[HEADER_LENGTH:]), None)
+        if spi != self.spi:
+            raise PacketError(f"SPI {spi} is not this SA's", reason="wrong-spi")
+        self.replay.check(seq)
+        opened = self._inbound.unprotect(packet)
+        self.replay.accept(seq)
+        return opened
