@@ -21,15 +21,13 @@ does; parsers return that IPv6 form (``.ipv4_mapped`` gives the IPv4 address).
 from __future__ import annotations
 
 import enum
-import ipaddress
 import struct
 from dataclasses import dataclass
-from typing import ClassVar, Union
+from ipaddress import IPv4Address, IPv6Address
+from collections.abc import Iterator
+from typing import ClassVar
 
 from .errors import MobilityError
-
-IPv6Address = ipaddress.IPv6Address
-IPv4Address = ipaddress.IPv4Address
 
 NEXT_HEADER_ROUTING = 43
 NEXT_HEADER_NONE = 59  # IPPROTO_NONE: the Payload Proto every Mobility Header carries
@@ -137,7 +135,7 @@ class IPv4AckStatus(enum.IntEnum):
     PREFIX_ALLOCATION_UNAUTHORIZED = 133
 
 
-def _known(enum_type: type[enum.IntEnum], value: int) -> int:
+def _known(enum_type: type[enum.IntEnum], value: int) -> enum.IntEnum | int:
     """The enum member for a known wire value, else the bare int (kept, not rejected)."""
     try:
         return enum_type(value)
@@ -327,14 +325,14 @@ class UnknownOption:
         return self.value
 
 
-MobilityOption = Union[
-    BindingRefreshAdvice,
-    AlternateCareOfAddress,
-    IPv4HomeAddress,
-    IPv4AddressAcknowledgement,
-    IPv4CareOfAddress,
-    UnknownOption,
-]
+MobilityOption = (
+    BindingRefreshAdvice
+    | AlternateCareOfAddress
+    | IPv4HomeAddress
+    | IPv4AddressAcknowledgement
+    | IPv4CareOfAddress
+    | UnknownOption
+)
 
 _OPTION_CLASSES = {
     cls.option_type: cls
@@ -378,12 +376,12 @@ def _encode_options(options: tuple[MobilityOption, ...], offset: int) -> bytes:
     return bytes(out)
 
 
-def _decode_options(data: bytes) -> tuple[MobilityOption, ...]:
-    """Parse the option area; padding is dropped, unknown options are kept.
+def _walk_options(data: bytes, kind: str) -> Iterator[tuple[int, bytes]]:
+    """(type, value) of each type-length-value option in ``data``, padding skipped.
 
-    Alignment is a sender's duty (RFC 6275 §6.2.1) and is not checked on receive.
+    Mobility options and IPv6 Destination options share this layout and the
+    Pad1 (0) / PadN (1) encoding.
     """
-    options = []
     offset = 0
     while offset < len(data):
         option_type = data[offset]
@@ -391,14 +389,22 @@ def _decode_options(data: bytes) -> tuple[MobilityOption, ...]:
             offset += 1
             continue
         if offset + 2 > len(data):
-            raise MobilityError(f"mobility option type {option_type} is cut off before its Length")
+            raise MobilityError(f"{kind} option type {option_type} is cut off before its Length")
         end = offset + 2 + data[offset + 1]
         if end > len(data):
-            raise MobilityError(f"mobility option type {option_type} runs past the header")
-        value = data[offset + 2 : end]
+            raise MobilityError(f"{kind} option type {option_type} runs past its header")
+        if option_type != OptionType.PADN:
+            yield option_type, data[offset + 2 : end]
         offset = end
-        if option_type == OptionType.PADN:
-            continue
+
+
+def _decode_options(data: bytes) -> tuple[MobilityOption, ...]:
+    """Parse the option area; padding is dropped, unknown options are kept.
+
+    Alignment is a sender's duty (RFC 6275 §6.2.1) and is not checked on receive.
+    """
+    options = []
+    for option_type, value in _walk_options(data, "mobility"):
         option_class = _OPTION_CLASSES.get(option_type)
         if option_class is None:
             options.append(UnknownOption(option_type, value))
@@ -489,7 +495,7 @@ _BU_FLAG_BITS = sum(BindingUpdateFlag)
 _BA_FLAG_BITS = sum(BindingAckFlag)
 _MESSAGE_CLASSES = {cls.mh_type: cls for cls in (BindingUpdate, BindingAck)}
 
-MobilityMessage = Union[BindingUpdate, BindingAck]
+MobilityMessage = BindingUpdate | BindingAck
 
 
 # --------------------------------------------------------------------------- checksum
@@ -543,7 +549,7 @@ def decode_mobility_header(
     Raises :class:`MobilityError` (reason ``bad-checksum`` or ``unknown-mh-type`` where
     those apply) for anything else. Payload Proto and Reserved are not checked.
     """
-    if len(data) < _MH_FIXED.size:
+    if len(data) < 8:
         raise MobilityError(f"Mobility Header of {len(data)} octets is shorter than 8")
     _, header_len, mh_type, _, _ = _MH_FIXED.unpack_from(data)
     length = (header_len + 1) * 8
@@ -551,9 +557,13 @@ def decode_mobility_header(
         raise MobilityError(f"Mobility Header Len says {length} octets, {len(data)} are there")
     message_class = _MESSAGE_CLASSES.get(mh_type)
     if message_class is None:
-        raise MobilityError(f"Mobility Header type {mh_type} is not handled", reason="unknown-mh-type")
+        raise MobilityError(
+            f"Mobility Header type {mh_type} is not handled", reason="unknown-mh-type"
+        )
     if length < _OPTIONS_OFFSET:
-        raise MobilityError(f"{message_class.__name__} needs {_OPTIONS_OFFSET} octets, got {length}")
+        raise MobilityError(
+            f"{message_class.__name__} needs {_OPTIONS_OFFSET} octets, got {length}"
+        )
     if mobility_checksum(source, destination, data) != 0:
         raise MobilityError("Mobility Header checksum does not verify", reason="bad-checksum")
     return message_class.from_body(data[_MH_FIXED.size :])
@@ -590,24 +600,17 @@ def decode_home_address_destination_options(data: bytes) -> tuple[int, IPv6Addre
     if length > len(data):
         raise MobilityError(f"Destination Options header of {length} octets is cut off")
     home_address = None
-    offset = 2
-    while offset < length:
-        option_type = data[offset]
-        if option_type == OptionType.PAD1:
-            offset += 1
-            continue
-        if offset + 2 > length or offset + 2 + data[offset + 1] > length:
-            raise MobilityError(f"destination option type {option_type} runs past its header")
-        value = data[offset + 2 : offset + 2 + data[offset + 1]]
-        offset += 2 + len(value)
+    for option_type, value in _walk_options(data[2:length], "destination"):
         if option_type == HOME_ADDRESS_OPTION_TYPE:
             if home_address is not None:
                 raise MobilityError("more than one Home Address option")
             if len(value) != 16:
                 raise MobilityError(f"Home Address option has Length {len(value)}, must be 16")
             home_address = IPv6Address(value)
-        elif option_type != OptionType.PADN and option_type >> 6 != 0:
-            raise MobilityError(f"unrecognised destination option type {option_type} must not be skipped")
+        elif option_type >> 6 != 0:
+            raise MobilityError(
+                f"unrecognised destination option type {option_type} must not be skipped"
+            )
     if home_address is None:
         raise MobilityError("Destination Options header without a Home Address option")
     return data[0], home_address, length
@@ -627,7 +630,9 @@ def decode_type2_routing_header(data: bytes) -> tuple[int, IPv6Address, int]:
     """
     if len(data) < _ROUTING_TYPE_2.size:
         raise MobilityError(f"type 2 Routing header needs 24 octets, got {len(data)}")
-    next_header, header_len, routing_type, segments_left, address = _ROUTING_TYPE_2.unpack_from(data)
+    next_header, header_len, routing_type, segments_left, address = _ROUTING_TYPE_2.unpack_from(
+        data
+    )
     if routing_type != 2:
         raise MobilityError(f"Routing Type is {routing_type}, expected 2")
     if header_len != 2:
@@ -637,7 +642,7 @@ def decode_type2_routing_header(data: bytes) -> tuple[int, IPv6Address, int]:
     return next_header, IPv6Address(address), _ROUTING_TYPE_2.size
 
 
-# --------------------------------------------------------------------------- RFC 6618 PType 8 payloads
+# --------------------------------------------------------------------------- PType 8 payloads
 
 
 def build_binding_update_payload(
@@ -656,7 +661,9 @@ def parse_binding_update_payload(
 ) -> tuple[IPv6Address, BindingUpdate]:
     """HA side: the home address and the Binding Update, checksum checked against it."""
     if next_header != NEXT_HEADER_DESTINATION_OPTIONS:
-        raise MobilityError(f"MN->HA signaling must start with Destination Options, got {next_header}")
+        raise MobilityError(
+            f"MN->HA signaling must start with Destination Options, got {next_header}"
+        )
     inner, home_address, offset = decode_home_address_destination_options(payload)
     message = _decode_inner(inner, payload[offset:], home_address, home_agent)
     if not isinstance(message, BindingUpdate):
