@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
-from collections.abc import Iterator
 from typing import ClassVar
 
 from .errors import MobilityError
