@@ -1,0 +1,36 @@
+"""Durable SA stores, chosen by URL: ``sqlite:///abs/path.db`` or ``postgresql://...``."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote, urlsplit
+
+from aaa_mip6.errors import ConfigError
+from aaa_mip6.store.base import (
+    UNALLOCATED_SPI, AddressPoolExhausted, SARecord, SAStore, SPIExhausted, StoreError,
+)
+
+__all__ = [
+    "UNALLOCATED_SPI", "AddressPoolExhausted", "SARecord", "SAStore", "SPIExhausted",
+    "StoreError", "open_store",
+]
+
+
+def open_store(url: str, **options) -> SAStore:
+    """Open (and on first use create) the store at ``url``; bad URLs raise ConfigError.
+
+    ``options`` go to the backend (``spi_source``: a zero-argument callable returning
+    SPIs to try, for tests). Blocks while connecting and creating the schema.
+    """
+    scheme = url.partition(":")[0].lower()
+    if scheme == "sqlite":
+        parts = urlsplit(url)
+        if parts.netloc or not parts.path.startswith("/"):
+            raise ConfigError("store: a SQLite URL is sqlite:///absolute/path.db (three slashes)")
+        if parts.query or parts.fragment:
+            raise ConfigError("store: a SQLite URL takes no query or fragment")
+        from aaa_mip6.store.sqlite import SQLiteStore
+        return SQLiteStore("/" + unquote(parts.path).lstrip("/"), **options)
+    if scheme in ("postgresql", "postgres") and url[len(scheme):].startswith("://"):
+        from aaa_mip6.store.postgres import PostgresStore
+        return PostgresStore(url, **options)
+    raise ConfigError("store: the URL must start with sqlite:/// or postgresql://")

@@ -1,0 +1,292 @@
+"""The SQL both backends share: schema, SPI allocation by upsert, address probing.
+
+Every write is one autocommitted statement, so it is durable when the driver returns
+and several processes (or hosts) can share the database without holding locks across
+round trips. SPI uniqueness rests on the primary key, not on any in-process state:
+``INSERT ... ON CONFLICT (spi) DO UPDATE ... WHERE <the old SA expired>`` either
+takes a free SPI, takes over an expired one, or changes nothing, atomically.
+
+SQL is written with ``?`` placeholders; a backend with another paramstyle sets
+``_placeholder``. Driver errors become :class:`StoreError` carrying the driver's
+error class and code only, because driver messages may quote the offending row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import operator
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timezone
+
+from aaa_mip6.errors import ConfigError
+from aaa_mip6.sa import SPI_MAX, SPI_MIN, HomeAgent, IPAddress, SecurityAssociation
+from aaa_mip6.store.base import (
+    UNALLOCATED_SPI, AddressPoolExhausted, IPNetwork, SAStore, SARecord, SPIExhausted,
+    StoreError,
+)
+
+SCHEMA_VERSION = 1
+SPI_ATTEMPTS = 32  # each random draw hits a held SPI with probability (held SAs) / 2**28
+PROBE_BATCH = 64  # home-address candidates checked per round trip
+
+_SA_COLUMNS = (
+    "spi", "mn_id", "suite", "scope", "mn_to_ha_ikey", "ha_to_mn_ikey", "mn_to_ha_ekey",
+    "ha_to_mn_ekey", "validity_end", "home_address6", "home_address4", "revoked",
+    "hac_instance", "ha_address6", "ha_address4", "ha_port", "created",
+)
+_SELECT_SA = f"SELECT {', '.join(_SA_COLUMNS)} FROM mip6_sa"
+_INSERT_SA = (
+    f"INSERT INTO mip6_sa ({', '.join(_SA_COLUMNS)}) VALUES ({', '.join('?' * len(_SA_COLUMNS))})"
+    " ON CONFLICT (spi) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _SA_COLUMNS[1:])
+    + " WHERE mip6_sa.validity_end <= ? RETURNING spi"
+)
+
+
+def _schema(blob: str) -> tuple[str, ...]:
+    return (
+        "CREATE TABLE IF NOT EXISTS mip6_schema (version INTEGER NOT NULL)",
+        f"""CREATE TABLE IF NOT EXISTS mip6_sa (
+            spi INTEGER PRIMARY KEY CHECK (spi BETWEEN {SPI_MIN} AND {SPI_MAX}),
+            mn_id TEXT NOT NULL,
+            suite TEXT NOT NULL,
+            scope INTEGER NOT NULL,
+            mn_to_ha_ikey {blob} NOT NULL,
+            ha_to_mn_ikey {blob} NOT NULL,
+            mn_to_ha_ekey {blob} NOT NULL,
+            ha_to_mn_ekey {blob} NOT NULL,
+            validity_end BIGINT NOT NULL,
+            home_address6 TEXT,
+            home_address4 TEXT,
+            revoked INTEGER NOT NULL,
+            hac_instance TEXT NOT NULL,
+            ha_address6 TEXT,
+            ha_address4 TEXT,
+            ha_port INTEGER,
+            created BIGINT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS mip6_sa_validity_end ON mip6_sa (validity_end)",
+        """CREATE TABLE IF NOT EXISTS mip6_home_address (
+            prefix TEXT NOT NULL,
+            mn_id TEXT NOT NULL,
+            address TEXT NOT NULL UNIQUE,
+            PRIMARY KEY (prefix, mn_id))""",
+    )
+
+
+def random_spi() -> int:
+    """A uniformly random SPI in 1..268435455 from the CSPRNG."""
+    return SPI_MIN + secrets.randbelow(SPI_MAX - SPI_MIN + 1)
+
+
+def _rows(cursor) -> list[tuple]:
+    return cursor.fetchall() if cursor.description else []
+
+
+_rowcount = operator.attrgetter("rowcount")
+
+
+def _epoch(moment: datetime) -> int:
+    if moment.tzinfo is None or moment.microsecond:
+        raise ValueError("validity_end must be timezone-aware with whole seconds")
+    return int(moment.timestamp())
+
+
+def _utc(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def _text(address: IPAddress | None) -> str | None:
+    return None if address is None else str(address)
+
+
+def _address(text: str | None, family: Callable[[str], IPAddress]) -> IPAddress | None:
+    return None if text is None else family(text)
+
+
+def _record(row: tuple) -> SARecord:
+    (spi, mn_id, suite, scope, ikey_out, ikey_in, ekey_out, ekey_in, validity_end,
+     hoa6, hoa4, revoked, hac_instance, ha6, ha4, ha_port, created) = row
+    sa = SecurityAssociation(
+        spi=spi, suite=suite, mn_to_ha_ikey=bytes(ikey_out), ha_to_mn_ikey=bytes(ikey_in),
+        mn_to_ha_ekey=bytes(ekey_out), ha_to_mn_ekey=bytes(ekey_in),
+        validity_end=_utc(validity_end), scope=scope, mn_id=mn_id,
+        home_address6=_address(hoa6, ipaddress.IPv6Address),
+        home_address4=_address(hoa4, ipaddress.IPv4Address), revoked=bool(revoked),
+    )
+    home_agent = None if ha_port is None else HomeAgent(
+        _address(ha6, ipaddress.IPv6Address), _address(ha4, ipaddress.IPv4Address), ha_port)
+    return SARecord(sa, hac_instance, home_agent, _utc(created))
+
+
+def _pool(prefix: IPNetwork | str) -> tuple[IPNetwork, int, int]:
+    """The prefix, the offset of its first assignable address and how many there are."""
+    try:
+        network = ipaddress.ip_network(prefix) if isinstance(prefix, str) else prefix
+    except ValueError as exc:
+        raise ConfigError(f"home address prefix {prefix!r}: {exc}") from None
+    if network.version == 4:
+        first, count = 1, network.num_addresses - 2  # no network, no broadcast address
+    else:
+        first, count = 1, network.num_addresses - 1  # no subnet-router anycast address
+    if count < 1:
+        raise ConfigError(f"home address prefix {network}: no assignable host addresses")
+    return network, first, count
+
+
+class SQLStore(SAStore):
+    """The store logic on a DB-API connection; subclasses open it and set the dialect."""
+
+    _placeholder = "?"
+    _blob_type = "BLOB"
+    _begin_exclusive: tuple[str, ...] = ("BEGIN",)
+    _driver_errors: tuple[type[Exception], ...] = ()
+
+    def __init__(self, *, spi_source: Callable[[], int] = random_spi):
+        self._lock = threading.Lock()
+        self._spi_source = spi_source
+        try:
+            self._create_schema()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- backend hooks -------------------------------------------------------------
+
+    def _cursor(self):
+        """A cursor on a live autocommit connection."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _describe(exc: Exception) -> str:
+        """The driver error's class and code: never its message, which may quote values."""
+        return type(exc).__name__
+
+    # -- shared plumbing -----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except self._driver_errors as exc:
+            raise StoreError(f"SA store: {action} failed ({self._describe(exc)})") from None
+
+    def _sql(self, text: str) -> str:
+        return text if self._placeholder == "?" else text.replace("?", self._placeholder)
+
+    def _execute(self, action: str, text: str, params: tuple = (), *,
+                 result: Callable = _rows):
+        """Run one statement in its own transaction (committed when this returns) and
+        return ``result(cursor)``: the rows by default."""
+        with self._lock, self._errors(action):
+            cursor = self._cursor()
+            cursor.execute(self._sql(text), params)
+            return result(cursor)
+
+    def _create_schema(self) -> None:
+        """Create the tables once, serialised across processes, and check the version."""
+        with self._lock, self._errors("creating the schema"):
+            cursor = self._cursor()
+            for statement in self._begin_exclusive:
+                cursor.execute(statement)
+            try:
+                for statement in _schema(self._blob_type):
+                    cursor.execute(statement)
+                cursor.execute("SELECT version FROM mip6_schema")
+                versions = [version for (version,) in cursor.fetchall()]
+                if not versions:
+                    cursor.execute(self._sql("INSERT INTO mip6_schema (version) VALUES (?)"),
+                                   (SCHEMA_VERSION,))
+                elif max(versions) > SCHEMA_VERSION:
+                    raise StoreError(f"SA store: schema version {max(versions)} is newer than "
+                                     f"this software's {SCHEMA_VERSION}")
+                cursor.execute("COMMIT")
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+
+    # -- SAs -----------------------------------------------------------------------
+
+    def create(self, template: SecurityAssociation, *, hac_instance: str,
+               home_agent: HomeAgent | None) -> SARecord:
+        if template.spi != UNALLOCATED_SPI:
+            raise ValueError("the store allocates the SPI: pass a template with spi=0")
+        if any("\x00" in text for text in (template.mn_id, template.suite, hac_instance)):
+            raise ValueError("mn_id, suite and hac_instance must not contain NUL")
+        now = int(time.time())
+        ha6, ha4, ha_port = ((None, None, None) if home_agent is None else
+                             (home_agent.address6, home_agent.address4, home_agent.port))
+        values = (
+            template.mn_id, template.suite, template.scope, template.mn_to_ha_ikey,
+            template.ha_to_mn_ikey, template.mn_to_ha_ekey, template.ha_to_mn_ekey,
+            _epoch(template.validity_end), _text(template.home_address6),
+            _text(template.home_address4), int(template.revoked), hac_instance,
+            _text(ha6), _text(ha4), ha_port, now,
+        )
+        for _ in range(SPI_ATTEMPTS):
+            spi = self._spi_source()
+            if self._execute("allocating an SPI", _INSERT_SA, (spi, *values, now)):
+                return SARecord(template.replace(spi=spi), hac_instance, home_agent, _utc(now))
+        raise SPIExhausted(f"SA store: no free SPI found in {SPI_ATTEMPTS} random draws")
+
+    def get(self, spi: int) -> SARecord | None:
+        rows = self._execute("reading an SA", f"{_SELECT_SA} WHERE spi = ?", (spi,))
+        return _record(rows[0]) if rows else None
+
+    def revoke(self, spi: int) -> bool:
+        return self._execute("revoking an SA", "UPDATE mip6_sa SET revoked = 1 WHERE spi = ?",
+                             (spi,), result=_rowcount) > 0
+
+    def active(self) -> list[SARecord]:
+        rows = self._execute(
+            "listing SAs", f"{_SELECT_SA} WHERE revoked = 0 AND validity_end > ? ORDER BY spi",
+            (int(time.time()),))
+        return [_record(row) for row in rows]
+
+    def purge_expired(self) -> int:
+        return self._execute("purging SAs", "DELETE FROM mip6_sa WHERE validity_end <= ?",
+                             (int(time.time()),), result=_rowcount)
+
+    # -- home addresses ------------------------------------------------------------
+
+    def _assigned(self, mn_id: str, prefix: str) -> str | None:
+        rows = self._execute(
+            "reading a home address",
+            "SELECT address FROM mip6_home_address WHERE prefix = ? AND mn_id = ?",
+            (prefix, mn_id))
+        return rows[0][0] if rows else None
+
+    def home_address(self, mn_id: str, prefix: IPNetwork | str, *,
+                     exclude: Iterable[IPAddress] = ()) -> IPAddress:
+        network, first, count = _pool(prefix)
+        key = str(network)
+        known = self._assigned(mn_id, key)
+        if known is not None:
+            return ipaddress.ip_address(known)
+        excluded = {str(ipaddress.ip_address(address)) for address in exclude}
+        # Linear probing from a random offset visits every address once, so a full
+        # pool is detected exactly and a sparse one costs one round trip.
+        start = secrets.randbelow(count)
+        for batch_start in range(0, count, PROBE_BATCH):
+            batch = [str(network.network_address + first + (start + offset) % count)
+                     for offset in range(batch_start, min(batch_start + PROBE_BATCH, count))]
+            taken = {address for (address,) in self._execute(
+                "reading home addresses",
+                f"SELECT address FROM mip6_home_address WHERE address IN "
+                f"({', '.join('?' * len(batch))})", tuple(batch))}
+            for address in batch:
+                if address in taken or address in excluded:
+                    continue
+                if self._execute(
+                        "assigning a home address",
+                        "INSERT INTO mip6_home_address (prefix, mn_id, address) VALUES (?, ?, ?)"
+                        " ON CONFLICT DO NOTHING RETURNING address", (key, mn_id, address)):
+                    return ipaddress.ip_address(address)
+                known = self._assigned(mn_id, key)  # another process may have just served it
+                if known is not None:
+                    return ipaddress.ip_address(known)
+        raise AddressPoolExhausted(
+            f"SA store: every address of home prefix {network} is assigned")

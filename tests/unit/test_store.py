@@ -1,0 +1,387 @@
+"""The SA store suite, run on SQLite and (marked integration) on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import ipaddress
+import os
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aaa_mip6.errors import ConfigError
+from aaa_mip6.sa import SPI_MAX, SPI_MIN, HomeAgent, SecurityAssociation
+from aaa_mip6.store import (
+    AddressPoolExhausted, SARecord, SPIExhausted, StoreError, open_store,
+)
+from aaa_mip6.store.sql import SCHEMA_VERSION, random_spi
+from tests.integration.postgres import postgres_server, postgres_url  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[2]
+KEYS = dict(mn_to_ha_ikey=b"\x11" * 20, ha_to_mn_ikey=b"\x22" * 20,
+            mn_to_ha_ekey=b"\x33" * 16, ha_to_mn_ekey=b"\x44" * 16)
+HA = HomeAgent(ipaddress.IPv6Address("2001:db8::1"), ipaddress.IPv4Address("192.0.2.1"), 7872)
+
+# A child process that opens the store, waits for "go" on stdin, then creates SAs
+# (printing each SPI as soon as create returns) or asks for home addresses.
+WORKER = """
+import sys
+import threading
+from datetime import datetime, timedelta, timezone
+from aaa_mip6.sa import SecurityAssociation
+from aaa_mip6.store import open_store
+url, mode, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+store = open_store(url)
+template = SecurityAssociation(
+    spi=0, suite="AES_128_CBC_SHA", mn_to_ha_ikey=b"i" * 20, ha_to_mn_ikey=b"j" * 20,
+    mn_to_ha_ekey=b"e" * 16, ha_to_mn_ekey=b"f" * 16, scope=1, mn_id="worker@example.org",
+    validity_end=datetime.now(timezone.utc).replace(microsecond=0) + timedelta(hours=1))
+print("ready", flush=True)
+sys.stdin.readline()
+for n in range(count):
+    if mode == "sa":
+        print(store.create(template, hac_instance="worker", home_agent=None).sa.spi, flush=True)
+    else:
+        print(f"mn{n}", store.home_address(f"mn{n}@example.org", mode), flush=True)
+"""
+
+
+def start_workers(url: str, mode: str, count: int, processes: int) -> list[subprocess.Popen]:
+    """Start the workers and release them together once all have opened the store."""
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, url, mode, str(count)],
+                                cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True) for _ in range(processes)]
+    for worker in workers:
+        assert worker.stdout.readline() == "ready\n"
+    for worker in workers:
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+    return workers
+
+
+def finish(worker: subprocess.Popen) -> list[str]:
+    out, _ = worker.communicate(timeout=240)
+    assert worker.returncode == 0
+    return out.split()
+
+
+def template(**changes) -> SecurityAssociation:
+    values = dict(spi=0, suite="AES_128_CBC_SHA", scope=1, mn_id="mn@example.org",
+                  validity_end=hours_from_now(1), **KEYS)
+    values.update(changes)
+    return SecurityAssociation(**values)
+
+
+def hours_from_now(hours: float) -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0) + timedelta(hours=hours)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def store_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite://{tmp_path}/sa.db"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def store(store_url):
+    with open_store(store_url) as opened:
+        yield opened
+
+
+# -- SAs -------------------------------------------------------------------------
+
+texts = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+                max_size=40)
+keys = st.binary(max_size=32)
+optional_ip6 = st.none() | st.ip_addresses(v=6)
+optional_ip4 = st.none() | st.ip_addresses(v=4)
+templates = st.builds(
+    SecurityAssociation, spi=st.just(0), suite=texts, mn_to_ha_ikey=keys,
+    ha_to_mn_ikey=keys, mn_to_ha_ekey=keys, ha_to_mn_ekey=keys,
+    validity_end=st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(9998, 1, 1),
+                              timezones=st.just(timezone.utc)).map(
+                                  lambda moment: moment.replace(microsecond=0)),
+    scope=st.sampled_from([0, 1]), mn_id=texts, home_address6=optional_ip6,
+    home_address4=optional_ip4, revoked=st.booleans())
+home_agents = st.none() | st.builds(HomeAgent, optional_ip6, optional_ip4,
+                                    st.integers(0, 65535))
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sa=templates, hac_instance=texts, home_agent=home_agents)
+def test_every_field_round_trips(store, sa, hac_instance, home_agent):
+    record = store.create(sa, hac_instance=hac_instance, home_agent=home_agent)
+    assert SPI_MIN <= record.sa.spi <= SPI_MAX
+    assert record.sa == sa.replace(spi=record.sa.spi)
+    assert store.get(record.sa.spi) == record
+    assert record.created.tzinfo is not None
+
+
+def test_record_survives_reopening(store_url):
+    with open_store(store_url) as first:
+        record = first.create(template(home_address6=ipaddress.IPv6Address("2001:db8:1::5")),
+                              hac_instance="hac-a", home_agent=HA)
+    with open_store(store_url) as second:
+        assert second.get(record.sa.spi) == record
+        assert second.get(record.sa.spi).home_agent == HA
+
+
+def test_template_must_leave_spi_to_the_store(store):
+    with pytest.raises(ValueError, match="spi=0"):
+        store.create(template(spi=5), hac_instance="hac", home_agent=None)
+
+
+@pytest.mark.parametrize("validity_end", [datetime(2030, 1, 1),
+                                          datetime(2030, 1, 1, 0, 0, 0, 5, timezone.utc)])
+def test_validity_end_must_be_aware_whole_seconds(store, validity_end):
+    with pytest.raises(ValueError, match="validity_end"):
+        store.create(template(validity_end=validity_end), hac_instance="hac", home_agent=None)
+
+
+def test_nul_in_text_is_refused_on_every_backend(store):
+    with pytest.raises(ValueError, match="NUL"):
+        store.create(template(mn_id="mn\x00@example.org"), hac_instance="a", home_agent=None)
+
+
+def test_unknown_spi_reads_none_and_revokes_nothing(store):
+    assert store.get(12345) is None
+    assert store.revoke(12345) is False
+
+
+def test_live_spi_is_never_reused_even_when_revoked(store_url):
+    with open_store(store_url, spi_source=lambda: 4242) as store:
+        first = store.create(template(mn_id="first@example.org"), hac_instance="a",
+                             home_agent=None)
+        assert first.sa.spi == 4242
+        with pytest.raises(SPIExhausted):
+            store.create(template(mn_id="second@example.org"), hac_instance="a",
+                         home_agent=None)
+        assert store.revoke(4242)
+        with pytest.raises(SPIExhausted):
+            store.create(template(mn_id="second@example.org"), hac_instance="a",
+                         home_agent=None)
+        assert store.get(4242).sa.mn_id == "first@example.org"
+
+
+def test_expired_spi_is_reused(store_url):
+    with open_store(store_url, spi_source=lambda: 77) as store:
+        store.create(template(mn_id="old@example.org", validity_end=hours_from_now(-1),
+                              revoked=True), hac_instance="a", home_agent=HA)
+        new = store.create(template(mn_id="new@example.org"), hac_instance="b",
+                           home_agent=None)
+        assert new.sa.spi == 77
+        assert store.get(77) == new
+
+
+def test_spi_outside_range_is_refused_without_leaking_keys(store_url):
+    with open_store(store_url, spi_source=lambda: 0) as store:
+        with pytest.raises(StoreError) as caught:
+            store.create(template(), hac_instance="a", home_agent=None)
+    text = str(caught.value)
+    assert "allocating an SPI" in text
+    assert all(key.hex() not in text and repr(key)[2:10] not in text for key in KEYS.values())
+    assert caught.value.__suppress_context__  # the driver's message may quote the row
+
+
+def test_random_spis_stay_in_range():
+    spis = [random_spi() for _ in range(2000)]
+    assert min(spis) >= SPI_MIN and max(spis) <= SPI_MAX
+    assert len(set(spis)) > 1990
+
+
+def test_revoke_hides_from_active(store):
+    kept = store.create(template(), hac_instance="a", home_agent=None)
+    revoked = store.create(template(), hac_instance="a", home_agent=None)
+    assert store.revoke(revoked.sa.spi)
+    assert store.get(revoked.sa.spi).sa.revoked
+    assert [record.sa.spi for record in store.active()] == [kept.sa.spi]
+
+
+def test_purge_removes_only_expired(store):
+    live = store.create(template(), hac_instance="a", home_agent=None)
+    expired = [store.create(template(validity_end=hours_from_now(-2)), hac_instance="a",
+                            home_agent=None) for _ in range(3)]
+    assert [record.sa.spi for record in store.active()] == [live.sa.spi]
+    assert store.purge_expired() == 3
+    assert all(store.get(record.sa.spi) is None for record in expired)
+    assert store.get(live.sa.spi) == live
+    assert store.purge_expired() == 0
+
+
+def test_schema_version_is_recorded_and_reopen_is_idempotent(store_url):
+    for _ in range(2):
+        with open_store(store_url) as store:
+            assert store._execute("test", "SELECT version FROM mip6_schema") == [
+                (SCHEMA_VERSION,)]
+    with open_store(store_url) as store:
+        store._execute("test", "UPDATE mip6_schema SET version = ?", (SCHEMA_VERSION + 1,))
+    with pytest.raises(StoreError, match="newer"):
+        open_store(store_url)
+
+
+def test_first_use_by_many_at_once_creates_the_schema_once(store_url):
+    start = threading.Barrier(6)
+
+    def open_and_create() -> int:
+        start.wait()
+        with open_store(store_url) as store:
+            return store.create(template(), hac_instance="a", home_agent=None).sa.spi
+
+    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        spis = list(pool.map(lambda _: open_and_create(), range(6)))
+    with open_store(store_url) as store:
+        assert sorted(record.sa.spi for record in store.active()) == sorted(spis)
+        assert store._execute("test", "SELECT version FROM mip6_schema") == [(SCHEMA_VERSION,)]
+
+
+def test_concurrent_processes_allocate_distinct_spis(store_url):
+    processes, each = 4, 2500
+    open_store(store_url).close()  # the schema exists before the race starts
+    workers = start_workers(store_url, "sa", each, processes)
+    spis = [int(spi) for worker in workers for spi in finish(worker)]
+    assert len(spis) == processes * each
+    assert len(set(spis)) == len(spis)
+    assert all(SPI_MIN <= spi <= SPI_MAX for spi in spis)
+    with open_store(store_url) as store:
+        assert len(store.active()) == len(spis)
+
+
+def test_acknowledged_sas_survive_kill_9(store_url):
+    open_store(store_url).close()
+    (worker,) = start_workers(store_url, "sa", 1_000_000, 1)
+    acknowledged = [int(worker.stdout.readline()) for _ in range(300)]
+    os.kill(worker.pid, signal.SIGKILL)
+    rest, _ = worker.communicate(timeout=30)
+    assert worker.returncode == -signal.SIGKILL
+    acknowledged += [int(line) for line in rest.splitlines(keepends=True) if line.endswith("\n")]
+    with open_store(store_url) as store:
+        assert all(store.get(spi) is not None for spi in acknowledged)
+        fresh = [store.create(template(), hac_instance="restarted", home_agent=None).sa.spi
+                 for _ in range(300)]
+    assert not set(fresh) & set(acknowledged)
+
+
+# -- home addresses --------------------------------------------------------------
+
+def test_home_address_is_stable_per_mn(store_url):
+    with open_store(store_url) as store:
+        first = store.home_address("a@example.org", "2001:db8:1::/64")
+        assert store.home_address("a@example.org", "2001:db8:1::/64") == first
+    with open_store(store_url) as store:
+        assert store.home_address("a@example.org",
+                                  ipaddress.IPv6Network("2001:db8:1::/64")) == first
+    assert first in ipaddress.IPv6Network("2001:db8:1::/64")
+
+
+def test_ipv6_pool_skips_subnet_router_anycast_and_exhausts(store):
+    prefix = ipaddress.IPv6Network("2001:db8:2::/126")
+    given_out = {store.home_address(f"mn{n}", prefix) for n in range(3)}
+    assert given_out == {prefix.network_address + n for n in (1, 2, 3)}
+    with pytest.raises(AddressPoolExhausted, match="2001:db8:2::/126"):
+        store.home_address("mn3", prefix)
+
+
+def test_ipv4_pool_skips_network_and_broadcast_and_exhausts(store):
+    prefix = ipaddress.IPv4Network("192.0.2.0/29")
+    given_out = {store.home_address(f"mn{n}", prefix) for n in range(6)}
+    assert given_out == set(prefix.hosts())
+    with pytest.raises(AddressPoolExhausted, match="192.0.2.0/29"):
+        store.home_address("mn6", prefix)
+    assert store.home_address("mn0", prefix) in given_out  # a known MN still gets its own
+
+
+def test_excluded_addresses_are_never_given(store):
+    prefix = ipaddress.IPv4Network("198.51.100.0/30")
+    ha = ipaddress.IPv4Address("198.51.100.1")
+    assert store.home_address("mn", prefix, exclude=[ha]) == ipaddress.IPv4Address(
+        "198.51.100.2")
+    with pytest.raises(AddressPoolExhausted):
+        store.home_address("other", prefix, exclude=[ha])
+
+
+def test_overlapping_prefixes_never_share_an_address(store):
+    wide = store.home_address("wide", "192.0.2.0/28")
+    narrow = [store.home_address(f"narrow{n}", "192.0.2.0/28") for n in range(13)]
+    assert len({wide, *narrow}) == 14
+
+
+@pytest.mark.parametrize("prefix", ["192.0.2.1/24", "192.0.2.0/31", "192.0.2.7/32",
+                                    "2001:db8::/128", "not a prefix"])
+def test_prefix_without_hosts_is_a_config_error(store, prefix):
+    with pytest.raises(ConfigError, match="home address prefix"):
+        store.home_address("mn", prefix)
+
+
+def test_concurrent_processes_give_distinct_addresses(store_url):
+    open_store(store_url).close()
+    workers = start_workers(store_url, "198.51.100.0/24", 60, 4)
+    outputs = [finish(worker) for worker in workers]
+    by_mn = [dict(zip(output[::2], output[1::2])) for output in outputs]
+    assert all(assignment == by_mn[0] for assignment in by_mn)  # same MN, same address
+    assert len(set(by_mn[0].values())) == 60
+
+
+# -- SQLite specifics ------------------------------------------------------------
+
+def test_sqlite_files_are_private(tmp_path):
+    path = tmp_path / "sa.db"
+    with open_store(f"sqlite://{path}") as store:
+        store.create(template(), hac_instance="a", home_agent=None)
+        for name in ("sa.db", "sa.db-wal", "sa.db-shm"):
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
+
+
+def test_sqlite_existing_file_is_tightened(tmp_path):
+    path = tmp_path / "sa.db"
+    path.touch(mode=0o644)
+    open_store(f"sqlite://{path}").close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_sqlite_commits_are_full_sync_wal(tmp_path):
+    open_store(f"sqlite://{tmp_path}/sa.db").close()
+    assert sqlite3.connect(tmp_path / "sa.db").execute("PRAGMA journal_mode").fetchone() == (
+        "wal",)
+
+
+@pytest.mark.parametrize("url, problem", [
+    ("sqlite://relative/sa.db", "three slashes"),
+    ("sqlite:relative.db", "three slashes"),
+    ("sqlite:////no/such/dir/sa.db", "does not exist"),
+    ("sqlite:///tmp/sa.db?mode=ro", "no query"),
+    ("mysql://u@h/db", "sqlite:/// or postgresql://"),
+    ("", "sqlite:/// or postgresql://"),
+    ("postgresql://u:s3cret@h:5432/db?bogus_option=1", "not a valid PostgreSQL URL"),
+])
+def test_bad_urls_are_config_errors(url, problem):
+    with pytest.raises(ConfigError, match=problem) as caught:
+        open_store(url)
+    assert "s3cret" not in str(caught.value)
+
+
+def test_unreachable_postgres_names_the_server_not_the_password():
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(StoreError, match=f"127.0.0.1:{port}/db") as caught:
+        open_store(f"postgresql://user:s3cret@127.0.0.1:{port}/db")
+    assert "s3cret" not in str(caught.value)
+
+
+def test_store_repr_holds_no_secrets(tmp_path):
+    with open_store(f"sqlite://{tmp_path}/sa.db") as store:
+        assert repr(store) == f"SQLiteStore('{tmp_path}/sa.db')"
+        record = store.create(template(), hac_instance="a", home_agent=None)
+    assert KEYS["mn_to_ha_ikey"].hex() not in repr(record)
+    assert isinstance(record, SARecord)
