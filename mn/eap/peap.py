@@ -13,6 +13,7 @@ from __future__ import annotations
 import struct
 
 from aaa_mip6.eap import Code, EapError, EapPacket, Type, decode
+from aaa_mip6.errors import ConfigError
 
 from . import EapCredentials, register
 from .mschapv2 import MsChapV2
@@ -64,6 +65,8 @@ class EapPeap(TlsMethodBase):
     type = Type.PEAP
 
     def __init__(self, credentials: EapCredentials):
+        if credentials.password is None:
+            raise ConfigError("PEAP/EAP-MSCHAPv2 needs a password")
         super().__init__(credentials)
         self._inner = MsChapV2(credentials)
 

@@ -319,17 +319,17 @@ class TlsMethodBase(EapMethod):
             self._engine = TlsEngine(self._context)
             self._engine.start()
             return self._transmit()
+        engine = self.engine
         message = self._reassembler.add(fragment)
         if message is None:
             return TlsFragment().encode()  # acknowledge the fragment
         try:
-            self._handle(identifier, message)
+            self._handle(engine, identifier, message)
         except TunnelFailure as failure:
             self.failure = str(failure)  # send our alert or an empty answer; Failure follows
         return self._transmit()
 
-    def _handle(self, identifier: int, message: bytes) -> None:
-        engine = self.engine
+    def _handle(self, engine: TlsEngine, identifier: int, message: bytes) -> None:
         was_established = engine.established
         application_data = engine.receive(message)
         reply = b""

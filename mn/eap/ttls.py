@@ -87,7 +87,8 @@ class EapTtls(TlsMethodBase):
 
     def __init__(self, credentials: EapCredentials):
         if credentials.phase2 not in ("pap", "mschapv2"):
-            raise ConfigError(f"TTLS phase2 must be 'pap' or 'mschapv2', not {credentials.phase2!r}")
+            raise ConfigError(
+                f"TTLS phase2 must be 'pap' or 'mschapv2', not {credentials.phase2!r}")
         if credentials.password is None:
             raise ConfigError("TTLS needs a password")
         super().__init__(credentials)

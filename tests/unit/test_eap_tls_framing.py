@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import struct
 
 import pytest
 from hypothesis import given
@@ -14,12 +15,13 @@ from OpenSSL import SSL
 from aaa_mip6 import pki
 from aaa_mip6.eap import EapError
 from aaa_mip6.errors import ConfigError
-from mn.eap import EapCredentials
+from mn.eap import METHODS, EapCredentials
 from mn.eap.tls import EapTls
 from mn.eap.tlsbase import (
     FLAG_LENGTH, FLAG_MORE, FLAG_START, Reassembler, TlsFragment, fragment_message,
 )
-from mn.eap.ttls import Avp, decode_avps, encode_avps
+from mn.eap.peap import RESULT_SUCCESS, EapPeap, decode_tlvs, result_tlv
+from mn.eap.ttls import Avp, EapTtls, decode_avps, encode_avps
 
 fragments = st.builds(
     TlsFragment,
@@ -288,3 +290,63 @@ def test_requests_before_start_are_rejected(lab):
     method = EapTls(_credentials(lab, "1.3"))
     with pytest.raises(EapError):
         method.process(1, TlsFragment(b"\x16\x03\x03").encode())
+
+
+# --- PEAP TLVs and garbage into a running method -----------------------------
+
+tlvs = st.lists(st.tuples(st.integers(0, 0x3FFF), st.booleans(), st.binary(max_size=20)),
+                max_size=5)
+
+
+def _encode_tlvs(items) -> bytes:
+    return b"".join(
+        struct.pack("!HH", kind | (0x8000 if mandatory else 0), len(value)) + value
+        for kind, mandatory, value in items
+    )
+
+
+@given(tlvs)
+def test_tlv_round_trip(items):
+    assert decode_tlvs(_encode_tlvs(items)) == items
+
+
+@given(st.binary(max_size=40))
+def test_tlv_decode_garbage_raises_only_eap_error(data):
+    try:
+        decoded = decode_tlvs(data)
+    except EapError:
+        return
+    assert _encode_tlvs(decoded) == data
+
+
+def test_result_tlv_wire_format():
+    assert result_tlv(RESULT_SUCCESS) == bytes.fromhex("8003 0002 0001")
+    assert decode_tlvs(result_tlv(2)) == [(3, True, b"\x00\x02")]
+
+
+@given(st.lists(st.binary(max_size=80), min_size=1, max_size=4))
+def test_garbage_after_start_raises_only_eap_error(lab, requests):
+    method = EapTls(_credentials(lab, "1.3"))
+    method.process(1, TlsFragment(start=True).encode())
+    for identifier, request in enumerate(requests, start=2):
+        try:
+            response = method.process(identifier, request)
+        except EapError:
+            continue
+        assert isinstance(response, bytes) and response
+    assert not method.done
+
+
+@pytest.mark.parametrize("method, fields", [
+    (EapTtls, {"phase2": None, "password": "pw"}),
+    (EapTtls, {"phase2": "chap", "password": "pw"}),
+    (EapTtls, {"phase2": "pap", "password": None}),
+    (EapPeap, {"password": None}),
+])
+def test_password_method_configuration_errors(lab, method, fields):
+    with pytest.raises(ConfigError):
+        method(EapCredentials("mn", ca_cert=lab["ca"].cert_path, **fields))
+
+
+def test_tls_based_methods_are_registered():
+    assert METHODS["tls"] is EapTls and METHODS["ttls"] is EapTtls and METHODS["peap"] is EapPeap
