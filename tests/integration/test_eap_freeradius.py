@@ -1,0 +1,53 @@
+"""The MN's password EAP methods against a real FreeRADIUS 3.2, relayed over RADIUS."""
+
+import pytest
+
+from aaa_mip6.eap import EapError
+from mn.eap import EapCredentials
+from mn.eap.peer import EapPeer
+from tests.integration.freeradius import freeradius  # noqa: F401  (fixture)
+from tests.integration.radius_eap_driver import RadiusEapDriver, split_eap_message
+
+pytestmark = pytest.mark.integration
+
+KEYED_METHODS = {"mschapv2": 32, "pwd": 64}  # MSK octets; md5 and gtc derive none
+
+
+def run(server, method, password):
+    peer = EapPeer(method, EapCredentials(server.user, password))
+    return RadiusEapDriver(server.host, server.port, server.secret).authenticate(peer, server.user)
+
+
+@pytest.mark.parametrize("method", ["md5", "gtc", "mschapv2", "pwd"])
+def test_method_succeeds_and_both_ends_hold_the_same_msk(freeradius, method):  # noqa: F811
+    accepted, msk, peer, reply = run(freeradius, method, freeradius.password)
+    assert accepted and peer.success and peer.method_done
+    if method in KEYED_METHODS:
+        assert msk is not None and len(msk) == KEYED_METHODS[method]
+        assert peer.msk == msk
+    else:
+        assert msk is None and peer.msk is None
+    assert reply["Framed-IPv6-Address"] == [freeradius.framed_ipv6_address]
+    assert reply["Framed-IP-Address"] == [freeradius.framed_ip_address]
+
+
+@pytest.mark.parametrize("method", ["md5", "gtc", "mschapv2"])
+def test_wrong_password_gets_access_reject(freeradius, method):  # noqa: F811
+    accepted, msk, peer, _ = run(freeradius, method, "wrong-" + freeradius.password)
+    assert not accepted and msk is None
+    assert peer.failure and not peer.success
+
+
+def test_pwd_wrong_password_is_stopped_by_the_peer_before_it_confirms(freeradius):  # noqa: F811
+    # RFC 5931 confirm exchange: the peer must not send its confirm when the server's fails;
+    # answering would give a fake server an offline dictionary attack.
+    with pytest.raises(EapError) as caught:
+        run(freeradius, "pwd", "wrong-" + freeradius.password)
+    assert caught.value.reason == "bad-auth"
+
+
+def test_eap_message_split_and_join_at_253_octets():
+    packet = bytes(range(256)) * 3
+    chunks = split_eap_message(packet)
+    assert [len(c) for c in chunks] == [253, 253, 253, 9]
+    assert b"".join(chunks) == packet
