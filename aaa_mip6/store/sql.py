@@ -19,6 +19,7 @@ import operator
 import secrets
 import threading
 import time
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 
@@ -122,19 +123,17 @@ def _record(row: tuple) -> SARecord:
     return SARecord(sa, hac_instance, home_agent, _utc(created))
 
 
-def _pool(prefix: IPNetwork | str) -> tuple[IPNetwork, int, int]:
-    """The prefix, the offset of its first assignable address and how many there are."""
+def _pool(prefix: IPNetwork | str) -> tuple[IPNetwork, int]:
+    """The prefix and how many addresses it can assign, from network address + 1 on."""
     try:
         network = ipaddress.ip_network(prefix) if isinstance(prefix, str) else prefix
     except ValueError as exc:
         raise ConfigError(f"home address prefix {prefix!r}: {exc}") from None
-    if network.version == 4:
-        first, count = 1, network.num_addresses - 2  # no network, no broadcast address
-    else:
-        first, count = 1, network.num_addresses - 1  # no subnet-router anycast address
+    # IPv4: no network or broadcast address. IPv6: no subnet-router anycast address.
+    count = network.num_addresses - (2 if network.version == 4 else 1)
     if count < 1:
         raise ConfigError(f"home address prefix {network}: no assignable host addresses")
-    return network, first, count
+    return network, count
 
 
 class SQLStore(SAStore):
@@ -142,8 +141,8 @@ class SQLStore(SAStore):
 
     _placeholder = "?"
     _blob_type = "BLOB"
-    _begin_exclusive: tuple[str, ...] = ("BEGIN",)
-    _driver_errors: tuple[type[Exception], ...] = ()
+    _begin_exclusive: tuple[str, ...]  # statements opening a transaction that excludes writers
+    _driver_errors: tuple[type[Exception], ...]
 
     def __init__(self, *, spi_source: Callable[[], int] = random_spi):
         self._lock = threading.Lock()
@@ -156,14 +155,14 @@ class SQLStore(SAStore):
 
     # -- backend hooks -------------------------------------------------------------
 
+    @abstractmethod
     def _cursor(self):
         """A cursor on a live autocommit connection."""
-        raise NotImplementedError
 
     @staticmethod
+    @abstractmethod
     def _describe(exc: Exception) -> str:
         """The driver error's class and code: never its message, which may quote values."""
-        return type(exc).__name__
 
     # -- shared plumbing -----------------------------------------------------------
 
@@ -261,7 +260,7 @@ class SQLStore(SAStore):
 
     def home_address(self, mn_id: str, prefix: IPNetwork | str, *,
                      exclude: Iterable[IPAddress] = ()) -> IPAddress:
-        network, first, count = _pool(prefix)
+        network, count = _pool(prefix)
         key = str(network)
         known = self._assigned(mn_id, key)
         if known is not None:
@@ -271,7 +270,7 @@ class SQLStore(SAStore):
         # pool is detected exactly and a sparse one costs one round trip.
         start = secrets.randbelow(count)
         for batch_start in range(0, count, PROBE_BATCH):
-            batch = [str(network.network_address + first + (start + offset) % count)
+            batch = [str(network.network_address + 1 + (start + offset) % count)
                      for offset in range(batch_start, min(batch_start + PROBE_BATCH, count))]
             taken = {address for (address,) in self._execute(
                 "reading home addresses",
