@@ -1,0 +1,1 @@
+"""The HAC's RADIUS client: a sans-I/O packet codec and a Twisted UDP transport."""
