@@ -28,10 +28,12 @@ def method_class(name: str) -> type[EapMethod]:
     if not _METHOD_NAME.match(name):
         raise ConfigError(f"EAP method name {name!r} is not a method name")
     if name not in METHODS:
+        module = f"{__package__}.{name}"
         try:
-            importlib.import_module(f"{__package__}.{name}")
-        except ModuleNotFoundError:
-            pass
+            importlib.import_module(module)
+        except ModuleNotFoundError as missing:
+            if missing.name != module:
+                raise  # the method exists but one of its imports does not
     if name not in METHODS:
         raise ConfigError(f"unknown EAP method {name!r}")
     return METHODS[name]

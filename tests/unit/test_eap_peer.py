@@ -9,6 +9,7 @@ from aaa_mip6 import mschap
 from aaa_mip6.eap import Code, EapError, EapPacket, Type, decode
 from aaa_mip6.errors import ConfigError
 from mn.eap import EapCredentials
+from mn.eap import peer as peer_module
 from mn.eap.peer import EapPeer
 
 CREDENTIALS = EapCredentials("mn1@example.org", "secret-password")
@@ -127,6 +128,15 @@ def test_unknown_method_name_is_a_config_error():
         EapPeer("../md5", CREDENTIALS)
 
 
+def test_missing_dependency_of_a_method_module_is_not_hidden(monkeypatch):
+    def import_fails(name):
+        raise ModuleNotFoundError("No module named 'somelib'", name="somelib")
+
+    monkeypatch.setattr(peer_module.importlib, "import_module", import_fails)
+    with pytest.raises(ModuleNotFoundError):
+        EapPeer("brandnew", CREDENTIALS)
+
+
 # --- EAP-MD5 and EAP-GTC ---------------------------------------------------------------------
 
 def test_md5_response_is_the_rfc1994_hash_and_the_name():
@@ -233,7 +243,9 @@ method_types = st.sampled_from([1, 2, 3, 4, 6, 26, 52, 254, 0, 255])
 eap_requests = st.builds(
     lambda identifier, method_type, data: request(identifier, method_type, data),
     st.integers(0, 255), method_types, st.binary(max_size=120))
-inputs = st.lists(st.one_of(st.binary(max_size=80), eap_requests), max_size=6)
+eap_ends = st.builds(lambda code, identifier: EapPacket(code, identifier).encode(),
+                     st.sampled_from([Code.SUCCESS, Code.FAILURE]), st.integers(0, 255))
+inputs = st.lists(st.one_of(st.binary(max_size=80), eap_requests, eap_ends), max_size=6)
 
 
 @pytest.mark.parametrize("method", PEER_METHODS)
