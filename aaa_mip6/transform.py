@@ -234,7 +234,7 @@ class SaEndpoint:
         """The packet to send; PType 0 takes no next header and uses no sequence number."""
         if ptype not in self._allowed:
             raise ValueError(f"PType {ptype} is outside this SA's scope")
-        if ptype is PType.PLAIN:
+        if ptype == PType.PLAIN:
             if next_header is not None:
                 raise ValueError("a PType 0 packet has no next header")
             return encode_plain(payload)

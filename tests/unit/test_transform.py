@@ -352,7 +352,8 @@ def test_scope_signaling_only():
     with pytest.raises(ValueError):
         mn.protect(PType.PLAIN, b"data", 41)
     plain = mn.protect(PType.PLAIN, b"data")
-    assert plain == encode_plain(b"data") and mn.next_sequence == 0
+    assert plain == encode_plain(b"data") == mn.protect(0, b"data") and mn.next_sequence == 0
+    assert peek(mn.protect(8, b"bu", 135)) == (PType.MOBILITY, mn.spi, 0)  # plain ints work
     assert ha.unprotect(plain) == transform.Unprotected(PType.PLAIN, 0, 0, b"data", None)
     data_packet = make_sealer("AES_128_CBC_SHA", ha.spi).protect(PType.ENCRYPTED_IP, 0, b"x", 4)
     with pytest.raises(PacketError) as caught:
