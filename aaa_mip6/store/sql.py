@@ -232,10 +232,14 @@ class SQLStore(SAStore):
         raise SPIExhausted(f"SA store: no free SPI found in {SPI_ATTEMPTS} random draws")
 
     def get(self, spi: int) -> SARecord | None:
+        if not SPI_MIN <= spi <= SPI_MAX:
+            return None
         rows = self._execute("reading an SA", f"{_SELECT_SA} WHERE spi = ?", (spi,))
         return _record(rows[0]) if rows else None
 
     def revoke(self, spi: int) -> bool:
+        if not SPI_MIN <= spi <= SPI_MAX:
+            return False
         return self._execute("revoking an SA", "UPDATE mip6_sa SET revoked = 1 WHERE spi = ?",
                              (spi,), result=_rowcount) > 0
 

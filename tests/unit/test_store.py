@@ -153,9 +153,21 @@ def test_nul_in_text_is_refused_on_every_backend(store):
         store.create(template(mn_id="mn\x00@example.org"), hac_instance="a", home_agent=None)
 
 
-def test_unknown_spi_reads_none_and_revokes_nothing(store):
-    assert store.get(12345) is None
-    assert store.revoke(12345) is False
+@pytest.mark.parametrize("spi", [12345, 0, -1, SPI_MAX + 1, 2**70])
+def test_unknown_spi_reads_none_and_revokes_nothing(store, spi):
+    assert store.get(spi) is None
+    assert store.revoke(spi) is False
+
+
+def test_one_store_is_safe_to_share_between_threads(store):
+    def create_some(_) -> list[int]:
+        return [store.create(template(), hac_instance="a", home_agent=None).sa.spi
+                for _ in range(50)]
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        spis = [spi for batch in pool.map(create_some, range(4)) for spi in batch]
+    assert len(set(spis)) == 200
+    assert sorted(record.sa.spi for record in store.active()) == sorted(spis)
 
 
 def test_live_spi_is_never_reused_even_when_revoked(store_url):
@@ -315,6 +327,16 @@ def test_overlapping_prefixes_never_share_an_address(store):
     assert len({wide, *narrow}) == 14
 
 
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(prefix=st.text(max_size=50))
+def test_any_prefix_text_is_used_or_refused_as_config(store, prefix):
+    try:
+        address = store.home_address("mn@example.org", prefix)
+    except ConfigError:
+        return
+    assert address in ipaddress.ip_network(prefix)
+
+
 @pytest.mark.parametrize("prefix", ["192.0.2.1/24", "192.0.2.0/31", "192.0.2.7/32",
                                     "2001:db8::/128", "not a prefix"])
 def test_prefix_without_hosts_is_a_config_error(store, prefix):
@@ -367,6 +389,13 @@ def test_bad_urls_are_config_errors(url, problem):
     with pytest.raises(ConfigError, match=problem) as caught:
         open_store(url)
     assert "s3cret" not in str(caught.value)
+
+
+@given(url=st.text(max_size=60).filter(
+    lambda url: not url.lower().startswith(("sqlite:///", "postgresql://", "postgres://"))))
+def test_any_other_url_text_is_a_config_error(url):
+    with pytest.raises(ConfigError):
+        open_store(url)
 
 
 def test_unreachable_postgres_names_the_server_not_the_password():
