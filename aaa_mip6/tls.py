@@ -18,7 +18,6 @@ the MN does one full handshake and gets a new ticket.
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +26,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.bindings.openssl.binding import Binding
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from OpenSSL import SSL, crypto
 from service_identity import CertificateError, VerificationError
 from service_identity.hazmat import (
@@ -52,7 +52,7 @@ DEFAULT_TICKET_KEY_LIFETIME = 3600.0
 
 _SESSION_ID_CONTEXT = b"aaa-mip6 HAC"
 _TICKET_READ_STATE = b"SSLv3/TLS read server session ticket"
-_OPENSSL = Binding.lib
+_OPENSSL = Binding().lib  # the OpenSSL pyOpenSSL uses, for calls it does not wrap
 
 
 class CertificateRejected(SSL.Error):
@@ -60,7 +60,15 @@ class CertificateRejected(SSL.Error):
 
     A subclass of ``OpenSSL.SSL.Error`` so that Twisted's TLS layer fails the handshake
     with it: the application protocol's ``connectionLost`` gets this error and message.
+    Its ``args`` hold an OpenSSL-style error queue, which is what Twisted inspects.
     """
+
+    def __init__(self, message: str):
+        super().__init__([("aaa_mip6.tls", "certificate check", message)])
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -80,7 +88,7 @@ def load_certificates(path: Path, what: str = "certificate file") -> list[x509.C
     return certificates
 
 
-def load_private_key(path: Path):
+def load_private_key(path: Path) -> PrivateKeyTypes:
     """Read an unencrypted PEM private key; errors name the file, never its content."""
     data = _read(path, "key file")
     try:
@@ -91,7 +99,7 @@ def load_private_key(path: Path):
         raise ConfigError(f"key file {path}: no valid PEM private key") from None
 
 
-def _load_identity(cert_file: Path, key_file: Path) -> tuple[list[x509.Certificate], object]:
+def _load_identity(cert_file: Path, key_file: Path) -> tuple[list[x509.Certificate], PrivateKeyTypes]:
     chain = load_certificates(cert_file)
     key = load_private_key(key_file)
     if chain[0].public_key() != key.public_key():
@@ -99,7 +107,8 @@ def _load_identity(cert_file: Path, key_file: Path) -> tuple[list[x509.Certifica
     return chain, key
 
 
-def _base_context(chain: list[x509.Certificate], key, trusted: list[x509.Certificate]) -> SSL.Context:
+def _base_context(chain: list[x509.Certificate], key: PrivateKeyTypes | None,
+                  trusted: list[x509.Certificate]) -> SSL.Context:
     """A context with the policy both ends share, their own certificate and trusted CAs."""
     context = SSL.Context(SSL.TLS_METHOD)
     context.set_min_proto_version(SSL.TLS1_2_VERSION)
@@ -207,7 +216,7 @@ def _reference_identity(host: str) -> DNS_ID | IPAddress_ID:
     if "*" in bare:
         raise ConfigError(f"HAC name {host!r}: a reference identity cannot hold a wildcard")
     try:
-        return DNS_ID(bare)
+        return DNS_ID(bare.removesuffix("."))
     except (ValueError, UnicodeError, ImportError):
         raise ConfigError(f"HAC name {host!r} is neither a DNS name nor an IP address") from None
 
