@@ -60,22 +60,30 @@ def sign_reply(code: int, identifier: int, request_authenticator: bytes, attribu
     return header + response + attributes
 
 
-Handler = Callable[[pyrad_packet.AuthPacket], "pyrad_packet.AuthPacket | bytes | None"]
+Reply = pyrad_packet.Packet | bytes
+Handler = Callable[[pyrad_packet.AuthPacket], "Reply | list[Reply] | None"]
 
 
 class FakeRadiusServer(DatagramProtocol):
-    """Decodes each request, records it and sends what ``handler`` returns (None: drop)."""
+    """Decodes each request, records it and its source, and sends what ``handler`` returns.
+
+    The handler returns a reply packet, raw bytes, a list of them (sent in order),
+    or None to stay silent.
+    """
 
     def __init__(self, handler: Handler, secret: bytes = SECRET):
         self.handler = handler
         self.secret = secret
         self.received: list[pyrad_packet.AuthPacket] = []
+        self.sources: list[tuple[str, int]] = []
 
     def datagramReceived(self, datagram: bytes, addr) -> None:
         request = decode_request(datagram, self.secret)
         self.received.append(request)
-        reply = self.handler(request)
-        if isinstance(reply, pyrad_packet.Packet):
-            reply = reply.ReplyPacket()
-        if reply is not None:
-            self.transport.write(reply, addr)
+        self.sources.append(addr)
+        replies = self.handler(request)
+        for reply in replies if isinstance(replies, list) else [replies]:
+            if isinstance(reply, pyrad_packet.Packet):
+                reply = reply.ReplyPacket()
+            if reply is not None:
+                self.transport.write(reply, addr)

@@ -1,0 +1,294 @@
+"""RADIUS client: server bookkeeping (pure) and the Twisted client against fake loopback servers."""
+
+import ipaddress
+
+import pytest
+from pyrad import packet as pyrad_packet
+from twisted.internet import defer, reactor, task
+from twisted.trial import unittest
+
+from aaa_mip6.aaa import AaaTimeout, AaaUnavailable, Accept, Challenge, Reject
+from aaa_mip6.errors import ConfigError
+from aaa_mip6.radius.client import RadiusClient
+from aaa_mip6.radius.servers import (IdentifierSpace, RadiusServer, RetryPolicy, ServerHealth,
+                                     retry_after)
+from tests.unit.radius_fakes import (DICTIONARY, EAP_FAILURE, EAP_IDENTITY_RESPONSE,
+                                     EAP_MD5_REQUEST, EAP_SUCCESS, NAS, SECRET,
+                                     FakeRadiusServer, reply_to, session)
+
+FAST = RetryPolicy(initial_timeout=0.05, max_timeout=0.1, transmissions=2, jitter=0,
+                   dead_after=1, hold_down=30)
+MSK = bytes(range(64))
+
+# -- pure parts --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, address, port", [
+    ("192.0.2.1", "192.0.2.1", 1812), ("192.0.2.1:1645", "192.0.2.1", 1645),
+    ("2001:db8::1", "2001:db8::1", 1812), ("[2001:db8::1]:1812", "2001:db8::1", 1812),
+    ("[::1]", "::1", 1812),
+])
+def test_server_parse(text, address, port):
+    server = RadiusServer.parse(text, b"s3cret")
+    assert (server.address, server.port) == (ipaddress.ip_address(address), port)
+    assert "s3cret" not in repr(server)
+
+
+@pytest.mark.parametrize("text", ["radius.example.org:1812", "192.0.2.1:0", "192.0.2.1:x",
+                                  "[2001:db8::1", "[2001:db8::1]1812", ""])
+def test_server_parse_refuses_bad_text(text):
+    with pytest.raises(ConfigError):
+        RadiusServer.parse(text, b"s")
+
+
+def test_server_needs_a_secret():
+    with pytest.raises(ConfigError, match="empty shared secret"):
+        RadiusServer.parse("192.0.2.1", b"")
+
+
+def test_backoff_doubles_up_to_the_maximum_within_the_jitter():
+    policy = RetryPolicy(initial_timeout=2, max_timeout=16, jitter=0.1)
+    assert [policy.timeout(n, 0.5) for n in range(6)] == [2, 4, 8, 16, 16, 16]
+    assert policy.timeout(1, 0.0) == pytest.approx(3.6)
+    assert policy.timeout(1, 0.999999) == pytest.approx(4.4, abs=1e-4)
+
+
+@pytest.mark.parametrize("settings", [dict(initial_timeout=0), dict(max_timeout=0.5),
+                                      dict(transmissions=0), dict(jitter=1)])
+def test_policy_refuses_unusable_settings(settings):
+    with pytest.raises(ConfigError):
+        RetryPolicy(**settings)
+
+
+def test_health_dies_after_n_timeouts_and_an_answer_revives_it():
+    health = ServerHealth(RetryPolicy(dead_after=2, hold_down=30))
+    assert not health.record_timeout(100)
+    health.record_answer()
+    assert not health.record_timeout(101)
+    assert health.record_timeout(102)
+    assert not health.usable(200)  # probing: only a Status-Server answer revives it
+    assert retry_after([health], 110) == 22
+    health.record_probe_failed(140)
+    assert health.dead_until == 170
+    health.record_answer()
+    assert health.usable(140)
+
+
+def test_health_without_probing_revives_after_the_hold_down():
+    health = ServerHealth(RetryPolicy(dead_after=1, hold_down=30, probe=False))
+    assert health.record_timeout(0)
+    assert not health.usable(29.9)
+    assert health.usable(30)
+    assert retry_after([health], 45) == 1
+
+
+def test_identifier_space_is_256_per_port_and_server_and_round_robin():
+    space = IdentifierSpace()
+    slots = [space.allocate(1, "a") for _ in range(256)]
+    assert sorted(identifier for _, identifier in slots) == list(range(256))
+    assert space.allocate(1, "a") is None
+    assert space.allocate(1, "b") == (0, 0)  # another server has its own space
+    assert space.allocate(2, "a") == (1, 0)
+    space.release(0, "a", 5)
+    space.release(0, "a", 9)
+    assert space.allocate(1, "a") == (0, 5)
+    assert space.outstanding() == 257
+
+
+# -- the Twisted client against fake servers on loopback -------------------------
+
+
+def challenge_then_accept(request):
+    if 24 not in request:
+        return reply_to(request, pyrad_packet.AccessChallenge, EAP_MD5_REQUEST, State=b"round-1")
+    return reply_to(request, pyrad_packet.AccessAccept, EAP_SUCCESS,
+                    MS_MPPE_Recv_Key=MSK[:32], MS_MPPE_Send_Key=MSK[32:],
+                    Framed_IPv6_Address="2001:db8:1::10")
+
+
+def silent(request):
+    return None
+
+
+class ClientTests(unittest.TestCase):
+
+    def server(self, handler, secret=SECRET):
+        fake = FakeRadiusServer(handler, secret)
+        port = reactor.listenUDP(0, fake, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        return fake, RadiusServer(ipaddress.IPv4Address("127.0.0.1"), port.getHost().port, secret)
+
+    def client(self, servers, policy=FAST, **options):
+        client = RadiusClient(servers, NAS, policy=policy, dictionary=DICTIONARY, **options)
+        self.addCleanup(client.stop)
+        return client
+
+    @defer.inlineCallbacks
+    def test_challenge_then_accept_echoes_state_and_yields_msk(self):
+        fake, server = self.server(challenge_then_accept)
+        client = self.client([server])
+        mn = session()
+        first = yield client.authenticate(mn, EAP_IDENTITY_RESPONSE)
+        self.assertEqual(first, Challenge(EAP_MD5_REQUEST))
+        self.assertIsNotNone(mn.state)
+        second = yield client.authenticate(mn, EAP_IDENTITY_RESPONSE)
+        self.assertIsInstance(second, Accept)
+        self.assertEqual(second.msk, MSK)
+        self.assertEqual(second.attributes["home_address_ip6"],
+                         ipaddress.IPv6Address("2001:db8:1::10"))
+        self.assertEqual(fake.received[1]["State"], [b"round-1"])
+        self.assertIsNone(mn.state)
+        self.assertEqual(fake.received[0].raw_packet[20], 80)  # Message-Authenticator first
+
+    @defer.inlineCallbacks
+    def test_access_reject_gives_reject(self):
+        _, server = self.server(lambda r: reply_to(r, pyrad_packet.AccessReject, EAP_FAILURE))
+        answer = yield self.client([server]).authenticate(session(), EAP_IDENTITY_RESPONSE)
+        self.assertEqual(answer, Reject(EAP_FAILURE))
+
+    @defer.inlineCallbacks
+    def test_retransmits_unchanged_then_succeeds(self):
+        def second_copy_only(request):
+            if len(fake.received) == 1:
+                return None
+            return reply_to(request, pyrad_packet.AccessReject)
+        fake, server = self.server(second_copy_only)
+        client = self.client([server])
+        answer = yield client.authenticate(session(), EAP_IDENTITY_RESPONSE)
+        self.assertEqual(answer, Reject(None))
+        self.assertEqual(len(fake.received), 2)
+        self.assertEqual(fake.received[0].raw_packet, fake.received[1].raw_packet)
+        self.assertEqual(client.counters["retransmitted"], 1)
+
+    @defer.inlineCallbacks
+    def test_primary_dead_secondary_answers_and_later_calls_skip_the_primary(self):
+        primary_fake, primary = self.server(silent)
+        secondary_fake, secondary = self.server(challenge_then_accept, secret=b"other")
+        client = self.client([primary, secondary])
+        answer = yield client.authenticate(session(), EAP_IDENTITY_RESPONSE)
+        self.assertEqual(answer, Challenge(EAP_MD5_REQUEST))
+        self.assertEqual(len(primary_fake.received), FAST.transmissions)
+        self.assertEqual(client.counters["server-dead"], 1)
+        yield client.authenticate(session(), EAP_IDENTITY_RESPONSE)
+        self.assertEqual(len(primary_fake.received), FAST.transmissions)
+        self.assertEqual(len(secondary_fake.received), 2)
+
+    @defer.inlineCallbacks
+    def test_all_servers_dead_fails_fast_with_retry_after(self):
+        fakes, servers = zip(*(self.server(silent) for _ in range(2)))
+        client = self.client(list(servers))
+        with self.assertRaises(AaaUnavailable) as first:
+            yield client.authenticate(session(), EAP_IDENTITY_RESPONSE)
+        self.assertEqual(first.exception.retry_after, 30)
+        sent = sum(len(fake.received) for fake in fakes)
+        self.assertEqual(sent, 2 * FAST.transmissions)
+        with self.assertRaises(AaaUnavailable):
+            yield client.authenticate(session(), EAP_IDENTITY_RESPONSE)
+        self.assertEqual(sum(len(fake.received) for fake in fakes), sent)
+
+    @defer.inlineCallbacks
+    def test_no_answer_is_a_timeout_while_servers_are_not_yet_dead(self):
+        fake, server = self.server(silent)
+        client = self.client([server], RetryPolicy(initial_timeout=0.05, max_timeout=0.1,
+                                                   transmissions=3, jitter=0, dead_after=5))
+        with self.assertRaises(AaaTimeout):
+            yield client.authenticate(session(), EAP_IDENTITY_RESPONSE)
+        self.assertEqual(len(fake.received), 3)
+
+    @defer.inlineCallbacks
+    def test_more_than_256_outstanding_requests_use_several_source_ports(self):
+        fake, server = self.server(
+            lambda r: reply_to(r, pyrad_packet.AccessChallenge, EAP_MD5_REQUEST, State=b"s"))
+        # A burst this size can overflow the fake's socket buffer: retransmission recovers.
+        client = self.client([server], RetryPolicy(initial_timeout=0.2, max_timeout=1,
+                                                   transmissions=5, dead_after=10))
+        calls = [client.authenticate(session(f"mn{i}@example.org"), EAP_IDENTITY_RESPONSE)
+                 for i in range(300)]
+        answers = yield defer.gatherResults(calls)
+        self.assertEqual(answers, [Challenge(EAP_MD5_REQUEST)] * 300)
+        self.assertEqual(len(set(fake.sources)), 2)
+        self.assertEqual({r["User-Name"][0] for r in fake.received},
+                         {f"mn{i}@example.org" for i in range(300)})
+
+    @defer.inlineCallbacks
+    def test_calls_beyond_every_identifier_wait_for_a_free_one(self):
+        fake, server = self.server(lambda r: reply_to(r, pyrad_packet.AccessReject))
+        client = self.client([server], RetryPolicy(initial_timeout=0.2, max_timeout=1,
+                                                   transmissions=5, dead_after=10), max_ports=1)
+        answers = yield defer.gatherResults(
+            [client.authenticate(session(), EAP_IDENTITY_RESPONSE) for _ in range(260)])
+        self.assertEqual(answers, [Reject(None)] * 260)
+        self.assertEqual(len(set(fake.sources)), 1)
+
+    @defer.inlineCallbacks
+    def test_garbage_and_spoofed_replies_are_ignored_and_counted(self):
+        def noisy(request):
+            spoofed = reply_to(request, pyrad_packet.AccessAccept, EAP_SUCCESS)
+            spoofed.secret = b"attacker"
+            unsigned = reply_to(request, pyrad_packet.AccessAccept, EAP_SUCCESS)
+            unsigned.message_authenticator = False
+            return [b"\x02garbage", spoofed, unsigned,
+                    reply_to(request, pyrad_packet.AccessReject)]
+        _, server = self.server(noisy)
+        client = self.client([server])
+        answer = yield client.authenticate(session(), EAP_IDENTITY_RESPONSE)
+        self.assertEqual(answer, Reject(None))
+        self.assertEqual(client.counters["ignored-malformed"], 1)
+        self.assertEqual(client.counters["ignored-bad-authenticator"], 1)
+        self.assertEqual(client.counters["ignored-no-message-authenticator"], 1)
+
+    @defer.inlineCallbacks
+    def test_status_server_probe_revives_a_dead_server(self):
+        answering = []
+
+        def flaky(request):
+            if request.code == pyrad_packet.StatusServer:
+                answering.append(True)
+                return reply_to(request, pyrad_packet.AccessAccept)
+            return reply_to(request, pyrad_packet.AccessReject) if answering else None
+        fake, server = self.server(flaky)
+        client = self.client([server], RetryPolicy(initial_timeout=0.05, max_timeout=0.05,
+                                                   transmissions=1, jitter=0, dead_after=1,
+                                                   hold_down=0.1))
+        with self.assertRaises(AaaUnavailable):
+            yield client.authenticate(session(), EAP_IDENTITY_RESPONSE)
+        yield task.deferLater(reactor, 0.3, lambda: None)
+        self.assertEqual(client.counters["server-alive"], 1)
+        answer = yield client.authenticate(session(), EAP_IDENTITY_RESPONSE)
+        self.assertEqual(answer, Reject(None))
+        self.assertEqual([r.code for r in fake.received][-2:],
+                         [pyrad_packet.StatusServer, pyrad_packet.AccessRequest])
+
+    @defer.inlineCallbacks
+    def test_later_rounds_stay_on_the_server_holding_the_state(self):
+        first_fake, first = self.server(
+            lambda r: reply_to(r, pyrad_packet.AccessChallenge, EAP_MD5_REQUEST, State=b"s"))
+        second_fake, second = self.server(challenge_then_accept)
+        client = self.client([first, second])
+        mn = session()
+        yield client.authenticate(mn, EAP_IDENTITY_RESPONSE)
+        first_fake.handler = silent
+        with self.assertRaises(AaaTimeout):
+            yield client.authenticate(mn, EAP_IDENTITY_RESPONSE)
+        self.assertEqual(second_fake.received, [])
+
+    @defer.inlineCallbacks
+    def test_cancel_stops_retransmission(self):
+        fake, server = self.server(silent)
+        client = self.client([server])
+        call = client.authenticate(session(), EAP_IDENTITY_RESPONSE)
+        call.addErrback(lambda failure: failure.trap(defer.CancelledError))
+        call.cancel()
+        yield task.deferLater(reactor, 0.15, lambda: None)
+        self.assertEqual(len(fake.received), 1)
+
+    @defer.inlineCallbacks
+    def test_stop_fails_outstanding_calls_and_refuses_new_ones(self):
+        _, server = self.server(silent)
+        client = self.client([server])
+        call = client.authenticate(session(), EAP_IDENTITY_RESPONSE)
+        yield client.stop()
+        with self.assertRaises(AaaUnavailable):
+            yield call
+        with self.assertRaises(AaaUnavailable):
+            yield client.authenticate(session(), EAP_IDENTITY_RESPONSE)
