@@ -30,6 +30,7 @@ from . import tvheaders as tv
 from .authenticator import Sender
 from .errors import MessageError
 from .sa import Bootstrap, HomeAgent, SecurityAssociation
+from .suites import suite_by_code
 from .tvheaders import AuthMethod
 
 DEFAULT_PORT = 7872  # IANA "mipv6tls", used when the HAC sends no mip6-port (§5.7.2)
@@ -182,8 +183,9 @@ class MnDone(_Message):
 class Provision:
     """The SA and bootstrap data a successful HacDone provisions (§5.6, §5.7).
 
-    ``suite`` is the 2-octet code (``tvheaders.CIPHERSUITES``); encryption keys
-    are ``b""`` for NULL-encryption suites, whose Done carries no ekey headers.
+    ``suite`` is the 2-octet code (``tvheaders.CIPHERSUITES``); every key must
+    have the suite's length (MessageError otherwise), so encryption keys are
+    ``b""`` for NULL-encryption suites, whose Done carries no ekey headers.
     ``bootstrap`` None means the HAC sent no bootstrapping header; when it sent
     some but no ``mip6-port``, the port is :data:`DEFAULT_PORT`.
     """
@@ -197,6 +199,19 @@ class Provision:
     mn_to_ha_ekey: bytes = field(default=b"", repr=False)
     ha_to_mn_ekey: bytes = field(default=b"", repr=False)
     bootstrap: Bootstrap | None = None
+
+    def __post_init__(self) -> None:
+        suite = suite_by_code(self.suite)
+        if suite is None:
+            raise MessageError("mip6-ciphersuite is not one of RFC 6618 §5.6.5")
+        for name, key, size in (
+            (tv.MN_TO_HA_IKEY, self.mn_to_ha_ikey, suite.ikey_length),
+            (tv.HA_TO_MN_IKEY, self.ha_to_mn_ikey, suite.ikey_length),
+            (tv.MN_TO_HA_EKEY, self.mn_to_ha_ekey, suite.ekey_length),
+            (tv.HA_TO_MN_EKEY, self.ha_to_mn_ekey, suite.ekey_length),
+        ):
+            if len(key) != size:
+                raise MessageError(f"{suite.name} needs {size} octets in {name}, not {len(key)}")
 
     @classmethod
     def from_security_association(cls, sa: SecurityAssociation,
@@ -223,7 +238,7 @@ class Provision:
             (tv.SAS, self.scope), (tv.SPI, self.spi),
             (tv.MN_TO_HA_IKEY, self.mn_to_ha_ikey), (tv.HA_TO_MN_IKEY, self.ha_to_mn_ikey),
         ]
-        if self.mn_to_ha_ekey or self.ha_to_mn_ekey:
+        if self.mn_to_ha_ekey:  # NULL encryption: no ekey headers
             pairs += [(tv.MN_TO_HA_EKEY, self.mn_to_ha_ekey),
                       (tv.HA_TO_MN_EKEY, self.ha_to_mn_ekey)]
         pairs += [(tv.SA_VALIDITY_END, self.validity_end), (tv.CIPHERSUITE, self.suite)]
@@ -234,8 +249,6 @@ class Provision:
     @classmethod
     def from_headers(cls, headers: dict[str, Any]) -> Provision:
         _check_names("HacDone", headers, _PROVISION_REQUIRED, _PROVISION_HEADERS)
-        if (tv.MN_TO_HA_EKEY in headers) != (tv.HA_TO_MN_EKEY in headers):
-            raise MessageError("HacDone carries one encryption key without the other")
         bootstrap = None
         if not _BOOTSTRAP_HEADERS.isdisjoint(headers):
             get = headers.get

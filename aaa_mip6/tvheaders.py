@@ -42,6 +42,7 @@ from typing import Any, NamedTuple
 
 from .errors import HeaderError, MessageError
 from .sa import SPI_MAX, SPI_MIN
+from .suites import SUITES
 
 CRLF = b"\r\n"
 END_OF_MESSAGE = CRLF  # the empty line that closes the Content (§5.5.7)
@@ -89,15 +90,9 @@ STATUS_CODES = {
     504: "Gateway Time-out",
 }
 
-# The only ciphersuite codes the `suite` rule admits (§5.6.5), with their TLS names.
-CIPHERSUITES = {
-    b"\x00\x02": "NULL_SHA",
-    b"\x00\x3b": "NULL_SHA256",
-    b"\x00\x0a": "3DES_EDE_CBC_SHA",
-    b"\x00\x2f": "AES_128_CBC_SHA",
-    b"\x00\x3c": "AES_128_CBC_SHA256",
-}
-CIPHERSUITE_CODES = {name: code for code, name in CIPHERSUITES.items()}
+# The only ciphersuite codes the `suite` rule admits (§5.6.5) -> their names in suites.SUITES.
+CIPHERSUITES = {suite.code: suite.name for suite in SUITES.values()}
+CIPHERSUITE_CODES = {suite.name: suite.code for suite in SUITES.values()}
 
 
 class AuthMethod(enum.StrEnum):

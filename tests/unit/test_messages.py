@@ -12,6 +12,7 @@ from aaa_mip6 import tvheaders as tv
 from aaa_mip6.authenticator import EAP_KEY, Sender
 from aaa_mip6.errors import AuthenticatorError, InvalidInput, MessageError
 from aaa_mip6.sa import Bootstrap, HomeAgent, SecurityAssociation
+from aaa_mip6.suites import SUITES
 
 from .test_tvheaders import HEADER_VALUES, dates, ip4, ip4_prefixes, ip6, ip6_prefixes, nais, rands
 
@@ -37,13 +38,19 @@ bootstraps = st.builds(
     st.none() | ip6, st.none() | ip4,
 )
 keys = st.binary(min_size=1, max_size=32)
-provisions = st.builds(
-    m.Provision,
-    spi=HEADER_VALUES[tv.SPI], suite=HEADER_VALUES[tv.CIPHERSUITE], scope=st.sampled_from([0, 1]),
-    validity_end=dates, mn_to_ha_ikey=keys, ha_to_mn_ikey=keys,
-    mn_to_ha_ekey=st.just(b"") | keys, ha_to_mn_ekey=st.just(b"") | keys,
-    bootstrap=st.none() | bootstraps,
-).filter(lambda p: bool(p.mn_to_ha_ekey) == bool(p.ha_to_mn_ekey))
+
+
+@st.composite
+def provisions(draw):
+    suite = draw(st.sampled_from(list(SUITES.values())))
+    ikeys = st.binary(min_size=suite.ikey_length, max_size=suite.ikey_length)
+    ekeys = st.binary(min_size=suite.ekey_length, max_size=suite.ekey_length)
+    return m.Provision(
+        draw(HEADER_VALUES[tv.SPI]), suite.code, draw(st.sampled_from([0, 1])), draw(dates),
+        draw(ikeys), draw(ikeys), draw(ekeys), draw(ekeys), draw(st.none() | bootstraps),
+    )
+
+
 psk_or_eap = st.one_of(
     st.fixed_dictionaries({"mn_rand": rands, "hac_rand": rands}),
     st.fixed_dictionaries({"eap_payload": eap_packets}),
@@ -61,7 +68,7 @@ responses = st.one_of(
     st.builds(lambda payload: m.HacInit(tv.AuthMethod.EAP, eap_payload=payload), eap_packets),
     st.builds(m.HacMid, eap_packets),
     st.builds(lambda flow, provision: m.HacDone(200, provision=provision, **flow),
-              psk_or_eap, provisions),
+              psk_or_eap, provisions()),
     st.builds(lambda flow, status: m.HacDone(status, **flow), psk_or_eap, error_statuses),
     st.builds(m.HacError, error_statuses, st.none() | dates),
 )
@@ -319,6 +326,20 @@ def test_messages_refuse_inconsistent_fields_when_built():
         m.HacError(200)
     with pytest.raises(InvalidInput):
         m.MnMid(b"\x02\x01\x00\x09x")  # EAP length lies
+
+
+@pytest.mark.parametrize("change", [
+    {"mn_to_ha_ikey": b"\x01" * 16}, {"ha_to_mn_ekey": b""}, {"mn_to_ha_ekey": b"\x03" * 24},
+    {"suite": b"\x00\x35"},
+])
+def test_provision_keys_must_fit_the_suite(change):
+    fields = {"spi": 1, "suite": b"\x00\x2f", "scope": 1,
+              "validity_end": datetime(2030, 1, 1, tzinfo=timezone.utc),
+              "mn_to_ha_ikey": b"\x01" * 20, "ha_to_mn_ikey": b"\x02" * 20,
+              "mn_to_ha_ekey": b"\x03" * 16, "ha_to_mn_ekey": b"\x04" * 16}
+    m.Provision(**fields)
+    with pytest.raises(MessageError):
+        m.Provision(**{**fields, **change})
 
 
 # --- converters between HacDone and the SA model ----------------------------------

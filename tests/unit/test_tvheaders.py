@@ -81,6 +81,10 @@ def line_value(line: bytes) -> bytes:
 # --- every header: round trip and garbage -------------------------------------
 
 
+def test_ciphersuite_codes_are_the_five_of_the_abnf():
+    assert set(tv.CIPHERSUITES) == {b"\x00\x02", b"\x00\x3b", b"\x00\x0a", b"\x00\x2f", b"\x00\x3c"}
+
+
 def test_every_header_has_a_strategy():
     assert set(HEADER_VALUES) == set(tv._CODECS)
 
