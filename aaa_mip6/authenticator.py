@@ -68,7 +68,10 @@ def compute(key: bytes, sender: Sender, signed_octets: bytes, channel_binding: b
 
 def verify(key: bytes, sender: Sender, signed_octets: bytes, channel_binding: bytes,
            received: bytes, *, draft01: bool = False) -> None:
-    """Raise :class:`AuthenticatorError` unless ``received`` is the right ``auth`` (constant time)."""
+    """Raise :class:`AuthenticatorError` unless ``received`` is the right ``auth``.
+
+    The comparison takes constant time.
+    """
     expected = compute(key, sender, signed_octets, channel_binding, draft01=draft01)
     if not hmac.compare_digest(expected, received):
         raise AuthenticatorError(f"auth from the {sender.name} does not verify")

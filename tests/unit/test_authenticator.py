@@ -27,7 +27,8 @@ def rsa_ca(tmp_path_factory):
     (hashes.SHA384(), hashlib.sha384),
     (hashes.SHA512(), hashlib.sha512),
 ])
-def test_channel_binding_hashes_the_der_with_the_signature_hash(tmp_path, rsa_ca, algorithm, digest):
+def test_channel_binding_hashes_the_der_with_the_signature_hash(tmp_path, rsa_ca, algorithm,
+                                                                digest):
     cert = pki.make_cert(tmp_path, rsa_ca, "hac", dns_names=("hac.example",),
                          hash_algorithm=algorithm)
     assert authenticator.channel_binding(cert.cert_der) == digest(cert.cert_der).digest()

@@ -46,7 +46,9 @@ def test_encode_layout():
     assert len(container.encode(255, b"z" * 65535)) == 4 + 65535
 
 
-@pytest.mark.parametrize("identifier, content", [(0, b"x"), (256, b"x"), (1, b""), (1, b"x" * 65536)])
+@pytest.mark.parametrize(
+    "identifier, content", [(0, b"x"), (256, b"x"), (1, b""), (1, b"x" * 65536)]
+)
 def test_encode_refuses_what_the_format_cannot_carry(identifier, content):
     with pytest.raises(ValueError):
         container.encode(identifier, content)

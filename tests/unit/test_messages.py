@@ -126,7 +126,8 @@ def full_provision() -> m.Provision:
         mn_to_ha_ikey=b"\x01" * 20, ha_to_mn_ikey=b"\x02" * 20,
         mn_to_ha_ekey=b"\x03" * 16, ha_to_mn_ekey=b"\x04" * 16,
         bootstrap=Bootstrap(
-            HomeAgent(ipaddress.IPv6Address("2001:db8::1"), ipaddress.IPv4Address("192.0.2.1"), 7000),
+            HomeAgent(ipaddress.IPv6Address("2001:db8::1"), ipaddress.IPv4Address("192.0.2.1"),
+                      7000),
             ipaddress.IPv6Address("2001:db8:1::7"), ipaddress.IPv4Address("198.51.100.7"),
             ipaddress.IPv6Network("2001:db8:1::/64"), ipaddress.IPv4Network("198.51.100.0/24"),
             ipaddress.IPv6Address("2001:db8::53"), ipaddress.IPv4Address("192.0.2.53"),
@@ -179,12 +180,14 @@ def test_eap_exchange_keys_init_and_mid_with_one_and_done_with_the_msk():
         done.verify(EAP_KEY, CB)
     done.verify(MSK, CB)
     final = m.HacDone(200, eap_payload=SUCCESS, provision=full_provision())
-    assert m.decode_response(m.encode(final, MSK, CB), (m.HacMid, m.HacDone, m.HacError)).message == final
+    after_done = (m.HacMid, m.HacDone, m.HacError)
+    assert m.decode_response(m.encode(final, MSK, CB), after_done).message == final
 
 
 def test_a_new_challenge_may_answer_the_mn_done():
     content = m.encode(m.HacMid(IDENTITY), EAP_KEY, CB)
-    assert m.decode_response(content, (m.HacMid, m.HacDone, m.HacError)).message == m.HacMid(IDENTITY)
+    received = m.decode_response(content, (m.HacMid, m.HacDone, m.HacError))
+    assert received.message == m.HacMid(IDENTITY)
 
 
 def test_eap_reject_is_a_done_with_the_failure_and_no_sa():
@@ -197,7 +200,8 @@ def test_eap_reject_is_a_done_with_the_failure_and_no_sa():
 def test_error_response_at_any_step():
     error = m.HacError(503, datetime(2030, 1, 1, tzinfo=timezone.utc))
     content = m.encode(error, EAP_KEY, CB)
-    assert content.startswith(b"status-code:503\r\nretry-after:Tue, 01 Jan 2030 00:00:00 GMT\r\nauth:")
+    assert content.startswith(
+        b"status-code:503\r\nretry-after:Tue, 01 Jan 2030 00:00:00 GMT\r\nauth:")
     for expected in ((m.HacInit, m.HacError), (m.HacMid, m.HacDone, m.HacError)):
         assert m.decode_response(content, expected).message == error
     with pytest.raises(MessageError) as caught:
@@ -311,8 +315,9 @@ def test_hac_done_without_bootstrap_and_with_a_null_encryption_suite():
 
 
 def test_missing_port_means_the_iana_port():
-    lines = [line for line in m.encode(m.HacDone(200, RAND_A, RAND_B, provision=full_provision()),
-                                       PSK, CB).split(b"\r\n") if line and not line.startswith(b"mip6-port")]
+    content = m.encode(m.HacDone(200, RAND_A, RAND_B, provision=full_provision()), PSK, CB)
+    lines = [line for line in content.split(b"\r\n")
+             if line and not line.startswith(b"mip6-port")]
     message = m.decode_response(b"\r\n".join(lines) + b"\r\n\r\n", m.HacDone).message
     assert message.provision.bootstrap.home_agent.port == m.DEFAULT_PORT == 7872
 

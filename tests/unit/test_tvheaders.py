@@ -136,7 +136,8 @@ def test_arbitrary_content_only_raises_invalid_input(content):
 @given(st.data())
 def test_mutated_content_only_raises_invalid_input(data):
     content = bytearray(tv.seal(tv.encode_lines([
-        (tv.MN_ID, "mn@example.org"), (tv.SPI, 42), (tv.IP6_HOA, ipaddress.IPv6Address("2001:db8::1")),
+        (tv.MN_ID, "mn@example.org"), (tv.SPI, 42),
+        (tv.IP6_HOA, ipaddress.IPv6Address("2001:db8::1")),
         (tv.SA_VALIDITY_END, datetime(2030, 1, 1, tzinfo=timezone.utc)),
     ]), b"\xab" * 32))
     for _ in range(data.draw(st.integers(1, 4))):
@@ -173,7 +174,8 @@ def test_emits_lower_case_names_lower_case_hex_and_eight_groups():
 
 def test_dates_in_other_zones_are_emitted_in_gmt():
     value = datetime(2030, 1, 1, 2, 0, tzinfo=timezone(timedelta(hours=2)))
-    assert tv.encode_header(tv.RETRY_AFTER, value) == b"retry-after:Tue, 01 Jan 2030 00:00:00 GMT\r\n"
+    expected = b"retry-after:Tue, 01 Jan 2030 00:00:00 GMT\r\n"
+    assert tv.encode_header(tv.RETRY_AFTER, value) == expected
 
 
 @pytest.mark.parametrize("name, value", [
