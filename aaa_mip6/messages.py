@@ -85,6 +85,17 @@ def _check_names(message: str, headers: dict[str, Any], required: frozenset[str]
             raise MessageError(f"{message} lacks {name}")
 
 
+class _PskOrEap(_Message):
+    """A Done message: PSK (both rands) or EAP (eap-payload), checked by :func:`_flow`."""
+
+    __slots__ = ()
+    eap_payload: bytes | None
+
+    @property
+    def method(self) -> AuthMethod:
+        return AuthMethod.EAP if self.eap_payload is not None else AuthMethod.PSK
+
+
 @dataclass(frozen=True, slots=True)
 class MnInit(_Message):
     """MHAuth-Init request: who the MN is and how it can authenticate (no ``auth``)."""
@@ -157,7 +168,7 @@ class HacMid(_Message):
 
 
 @dataclass(frozen=True, slots=True)
-class MnDone(_Message):
+class MnDone(_PskOrEap):
     """MHAuth-Done request: the MN's scope proposal and ciphersuites, rands or last EAP response."""
 
     scope: int
@@ -173,10 +184,6 @@ class MnDone(_Message):
 
     def __post_init__(self) -> None:
         _flow("MnDone", self.mn_rand, self.hac_rand, self.eap_payload)
-
-    @property
-    def method(self) -> AuthMethod:
-        return AuthMethod.EAP if self.eap_payload is not None else AuthMethod.PSK
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +291,7 @@ _PROVISION_HEADERS = _PROVISION_REQUIRED | {tv.MN_TO_HA_EKEY, tv.HA_TO_MN_EKEY} 
 
 
 @dataclass(frozen=True, slots=True)
-class HacDone(_Message):
+class HacDone(_PskOrEap):
     """MHAuth-Done response: the final status; with status 200 the :class:`Provision`.
 
     A failed Done (status 4xx/5xx) still carries the rands (PSK) or the EAP
@@ -308,10 +315,6 @@ class HacDone(_Message):
             raise MessageError("status-code 100 cannot end an exchange")
         if (self.status == 200) != (self.provision is not None):
             raise MessageError("HacDone carries the SA exactly when its status-code is 200")
-
-    @property
-    def method(self) -> AuthMethod:
-        return AuthMethod.EAP if self.eap_payload is not None else AuthMethod.PSK
 
     def headers(self) -> list[tuple[str, Any]]:
         own = _Message.headers(self)
