@@ -22,8 +22,6 @@ from .errors import AuthenticatorError
 EAP_KEY = b"1"
 """The key of EAP Init and Mid messages, and of Done when the method derived no MSK."""
 
-AUTH_SIZE = 32  # HMAC-SHA256
-
 
 class Sender(enum.Enum):
     """Who sent the message; the value is the label RFC 6618 puts before the octets."""
