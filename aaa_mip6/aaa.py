@@ -15,7 +15,8 @@ from typing import Protocol, TypedDict
 
 from twisted.internet.defer import Deferred
 
-MSK_LENGTH = 64
+# The EAP MSK is 64 octets (RFC 3748 §7.10); EAP-MSCHAPv2 derives only 32.
+MSK_LENGTHS = (32, 64)
 
 
 @dataclass(slots=True)
@@ -69,8 +70,9 @@ class Challenge:
 class Accept:
     """Authentication succeeded.
 
-    ``eap_payload`` is the EAP-Success for the MN. ``msk`` is the 64-octet EAP MSK,
-    or None if the EAP method derives none (e.g. MD5-Challenge, GTC).
+    ``eap_payload`` is the EAP-Success for the MN. ``msk`` is the EAP MSK (64
+    octets; 32 for EAP-MSCHAPv2), or None if the method derives none (e.g.
+    MD5-Challenge, GTC).
     """
 
     eap_payload: bytes
@@ -78,8 +80,9 @@ class Accept:
     attributes: BootstrapAttributes = field(default_factory=BootstrapAttributes)
 
     def __post_init__(self):
-        if self.msk is not None and len(self.msk) != MSK_LENGTH:
-            raise ValueError(f"an MSK has {MSK_LENGTH} octets, not {len(self.msk)}")
+        if self.msk is not None and len(self.msk) not in MSK_LENGTHS:
+            raise ValueError(f"an MSK has {' or '.join(map(str, MSK_LENGTHS))} octets, "
+                             f"not {len(self.msk)}")
 
 
 @dataclass(frozen=True, slots=True)

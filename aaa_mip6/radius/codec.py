@@ -23,7 +23,7 @@ from ..errors import InvalidInput
 EAP_MESSAGE_CHUNK = 253  # the most an attribute value holds (RFC 3579 §3.1)
 MAX_PACKET_LENGTH = 4096  # RFC 2865 §3
 HEADER_LENGTH = 20
-MPPE_KEY_LENGTH = 32
+MPPE_KEY_LENGTHS = (16, 32)  # EAP-MSCHAPv2: 16, every other keying method: 32
 NAS_PORT_TYPE_VIRTUAL = "Virtual"
 # Framed-IP-Address values that are instructions, not addresses (RFC 2865 §5.8).
 _UNASSIGNED_IPV4 = {ipaddress.IPv4Address("255.255.255.255"), ipaddress.IPv4Address("255.255.255.254")}
@@ -126,8 +126,14 @@ class RadiusCodec:
         return self._sent(self._new_request(pyrad_packet.StatusServer, identifier))
 
     def check_status_reply(self, request: SentRequest, datagram: bytes) -> None:
-        """Return if ``datagram`` is a genuine Access-Accept to the Status-Server ``request``."""
-        self._verified(request, datagram, {pyrad_packet.AccessAccept})
+        """Return if ``datagram`` is a genuine Access-Accept to the Status-Server ``request``.
+
+        Unlike other replies it may lack a Message-Authenticator (FreeRADIUS 3.2 sends
+        none): its Response Authenticator still proves it, and a forgery could only
+        make the client try a server early.
+        """
+        self._verified(request, datagram, {pyrad_packet.AccessAccept},
+                       require_message_authenticator=False)
 
     def access_reply(self, request: SentRequest, datagram: bytes) -> AccessReply:
         """The answer in a genuine reply to the Access-Request ``request``."""
@@ -142,7 +148,7 @@ class RadiusCodec:
                 _require_eap(eap_payload, eap.Code.FAILURE, "Access-Reject")
             return AccessReply(Reject(eap_payload or None), None)
         _require_eap(eap_payload, eap.Code.SUCCESS, "Access-Accept")
-        accept = Accept(eap_payload, self._msk(request, reply), self._bootstrap(reply))
+        accept = Accept(eap_payload, self._msk(reply), self._bootstrap(reply))
         return AccessReply(accept, None)
 
     def _new_request(self, code: int, identifier: int) -> pyrad_packet.AuthPacket:
@@ -164,8 +170,8 @@ class RadiusCodec:
                               f"{MAX_PACKET_LENGTH}", reason="too-long")
         return SentRequest(request.id, datagram, request)
 
-    def _verified(self, request: SentRequest, datagram: bytes, codes: set[int]
-                  ) -> pyrad_packet.AuthPacket:
+    def _verified(self, request: SentRequest, datagram: bytes, codes: set[int], *,
+                  require_message_authenticator: bool = True) -> pyrad_packet.AuthPacket:
         """Decode ``datagram`` only as far as needed to prove it answers ``request``."""
         if reply_identifier(datagram) != request.identifier:
             raise RadiusError("reply Identifier matches no request", reason="unknown-id")
@@ -180,10 +186,12 @@ class RadiusCodec:
                                             dict=self._dictionary)
         except pyrad_packet.PacketError as err:
             raise RadiusError(f"undecodable RADIUS reply: {err}") from None
-        if len(reply.get(self._key("Message-Authenticator"), [])) != 1:
+        authenticators = len(reply.get(self._key("Message-Authenticator"), []))
+        if authenticators > 1 or (require_message_authenticator and not authenticators):
             raise RadiusError("reply without exactly one Message-Authenticator",
                               reason="no-message-authenticator")
-        if not request.packet.VerifyReply(reply, datagram, enforce_ma=True):
+        if not request.packet.VerifyReply(reply, datagram,
+                                          enforce_ma=require_message_authenticator):
             raise RadiusError("reply authenticator or Message-Authenticator does not verify",
                               reason="bad-authenticator")
         reply.request_authenticator = request.packet.authenticator  # for MPPE key salts
@@ -208,14 +216,17 @@ class RadiusCodec:
             raise RadiusError(f"{name} of {len(values[0])} octets, expected {size}")
         return values[0]
 
-    def _msk(self, request: SentRequest, reply: pyrad_packet.AuthPacket) -> bytes | None:
+    def _msk(self, reply: pyrad_packet.AuthPacket) -> bytes | None:
         """MSK = MS-MPPE-Recv-Key || MS-MPPE-Send-Key (spec notes §4), or None if absent."""
-        keys = [self._raw(reply, name) for name in ("MS-MPPE-Recv-Key", "MS-MPPE-Send-Key")]
-        if not any(keys):
+        fields = [self._raw(reply, name) for name in ("MS-MPPE-Recv-Key", "MS-MPPE-Send-Key")]
+        if not any(fields):
             return None
-        if not all(len(values) == 1 for values in keys):
+        if not all(len(values) == 1 for values in fields):
             raise RadiusError("Access-Accept needs exactly one MS-MPPE-Recv-Key and Send-Key")
-        return b"".join(_mppe_key(reply, values[0]) for values in keys)
+        recv_key, send_key = (_mppe_key(reply, values[0]) for values in fields)
+        if len(recv_key) != len(send_key):
+            raise RadiusError(f"MS-MPPE keys of {len(recv_key)} and {len(send_key)} octets")
+        return recv_key + send_key
 
     def _bootstrap(self, reply: pyrad_packet.AuthPacket) -> BootstrapAttributes:
         """The bootstrap values of an Access-Accept; the first instance of each counts."""
@@ -257,8 +268,8 @@ def _mppe_key(reply: pyrad_packet.AuthPacket, value: bytes) -> bytes:
         key = reply.SaltDecrypt(value)
     except pyrad_packet.PacketError:
         raise RadiusError(f"MS-MPPE key field of {len(value)} octets is not salt + n*16") from None
-    if len(key) != MPPE_KEY_LENGTH:
-        raise RadiusError(f"MS-MPPE key of {len(key)} octets, expected {MPPE_KEY_LENGTH}")
+    if len(key) not in MPPE_KEY_LENGTHS:
+        raise RadiusError(f"MS-MPPE key of {len(key)} octets, expected 16 or 32")
     return key
 
 

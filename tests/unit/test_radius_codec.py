@@ -95,6 +95,18 @@ def test_status_server_is_signed_and_its_accept_verifies(radius):
     assert caught.value.reason == "unexpected-code"
 
 
+def test_status_server_accept_may_lack_a_message_authenticator_but_must_be_signed(radius):
+    sent = radius.status_server(9)
+    sent.packet.authenticator = VECTOR_AUTHENTICATOR
+    radius.check_status_reply(sent, sign_reply(pyrad_packet.AccessAccept, 9, VECTOR_AUTHENTICATOR,
+                                               b"", message_authenticator=False))
+    forged = sign_reply(pyrad_packet.AccessAccept, 9, VECTOR_AUTHENTICATOR, b"", b"guess",
+                        message_authenticator=False)
+    with pytest.raises(codec.RadiusError) as caught:
+        radius.check_status_reply(sent, forged)
+    assert caught.value.reason == "bad-authenticator"
+
+
 @given(st.binary(min_size=1, max_size=3000))
 def test_eap_message_split_and_join_round_trip(payload):
     chunks = codec.split_eap_message(payload)
@@ -184,12 +196,20 @@ def test_bad_mppe_keys_are_rejected(radius, keys, message):
         radius.access_reply(sent, datagram)
 
 
-def test_mppe_key_of_wrong_length_is_rejected(radius):
+@pytest.mark.parametrize("recv, send", [(16, 32), (24, 24), (33, 33)])
+def test_mppe_keys_of_wrong_length_are_rejected(radius, recv, send):
     sent = radius.access_request(5, session(), EAP_IDENTITY_RESPONSE)
     reply = reply_to(decode_request(sent.datagram), pyrad_packet.AccessAccept, EAP_SUCCESS,
-                     MS_MPPE_Recv_Key=bytes(16), MS_MPPE_Send_Key=bytes(32))
-    with pytest.raises(codec.RadiusError, match="16 octets"):
+                     MS_MPPE_Recv_Key=bytes(recv), MS_MPPE_Send_Key=bytes(send))
+    with pytest.raises(codec.RadiusError, match="octets"):
         radius.access_reply(sent, reply.ReplyPacket())
+
+
+def test_mschapv2_16_octet_keys_give_a_32_octet_msk(radius):
+    sent = radius.access_request(5, session(), EAP_IDENTITY_RESPONSE)
+    reply = reply_to(decode_request(sent.datagram), pyrad_packet.AccessAccept, EAP_SUCCESS,
+                     MS_MPPE_Recv_Key=bytes(range(16)), MS_MPPE_Send_Key=bytes(range(16, 32)))
+    assert radius.access_reply(sent, reply.ReplyPacket()).answer.msk == bytes(range(32))
 
 
 def test_accept_carries_the_bootstrap_attributes(radius):
