@@ -305,8 +305,9 @@ class RadiusClient:
             return
         self._identifiers.release(transaction.port, transaction.server,
                                   transaction.sent.identifier)
-        for _ in range(len(self._waiting)):
-            self._try_next_server(self._waiting.popleft())
+        if not self._stopped:
+            for _ in range(len(self._waiting)):
+                self._try_next_server(self._waiting.popleft())
 
     def _key(self, transaction: _Transaction) -> tuple:
         version = self._servers[transaction.server].config.address.version
@@ -337,6 +338,10 @@ class RadiusClient:
         except (InvalidInput, ValueError) as err:
             self.counters["ignored-malformed"] += 1
             _log.debug("ignored RADIUS datagram from {peer}: {error}", peer=addr[0], error=err)
+            return
+        if index is None:
+            self.counters["ignored-unknown-source"] += 1
+            _log.info("ignored RADIUS datagram from unknown source {peer}", peer=addr[0])
             return
         pending = self._pending.get((version, port, index, identifier))
         if pending is None:

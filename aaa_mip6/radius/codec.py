@@ -30,9 +30,8 @@ _UNASSIGNED_IPV4 = {ipaddress.IPv4Address("255.255.255.255"), ipaddress.IPv4Addr
 _ACCESS_REPLY_CODES = {pyrad_packet.AccessAccept, pyrad_packet.AccessReject,
                        pyrad_packet.AccessChallenge}
 
-_PACKAGE_DIR = Path(__file__).resolve().parent.parent
-# Installed: radius_dicts shipped inside the package; source tree: next to it.
-DICTIONARY_DIRS = (_PACKAGE_DIR / "radius_dicts", _PACKAGE_DIR.parent / "radius_dicts")
+# A link to the project's radius_dicts/; a build copies the files into the package.
+DICTIONARY_DIR = Path(__file__).resolve().parent / "dicts"
 
 
 class RadiusError(InvalidInput):
@@ -45,12 +44,10 @@ class RadiusError(InvalidInput):
 
 def load_dictionary(directory: Path | None = None) -> Dictionary:
     """The project's RADIUS dictionary from ``directory`` or the shipped radius_dicts/."""
-    candidates = (directory,) if directory is not None else DICTIONARY_DIRS
-    for candidate in candidates:
-        main = candidate / "dictionary"
-        if main.is_file():
-            return Dictionary(str(main))
-    raise FileNotFoundError(f"no RADIUS dictionary in {', '.join(map(str, candidates))}")
+    main = (directory or DICTIONARY_DIR) / "dictionary"
+    if not main.is_file():
+        raise FileNotFoundError(f"no RADIUS dictionary at {main}")
+    return Dictionary(str(main))
 
 
 def split_eap_message(eap_payload: bytes) -> list[bytes]:

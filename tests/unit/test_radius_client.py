@@ -5,6 +5,7 @@ import ipaddress
 import pytest
 from pyrad import packet as pyrad_packet
 from twisted.internet import defer, reactor, task
+from twisted.internet.protocol import DatagramProtocol
 from twisted.trial import unittest
 
 from aaa_mip6.aaa import AaaTimeout, AaaUnavailable, Accept, Challenge, Reject
@@ -292,3 +293,27 @@ class ClientTests(unittest.TestCase):
             yield call
         with self.assertRaises(AaaUnavailable):
             yield client.authenticate(session(), EAP_IDENTITY_RESPONSE)
+
+    @defer.inlineCallbacks
+    def test_stop_also_fails_calls_waiting_for_an_identifier(self):
+        _, server = self.server(silent)
+        client = self.client([server], max_ports=1)
+        calls = [client.authenticate(session(), EAP_IDENTITY_RESPONSE) for _ in range(257)]
+        yield client.stop()
+        results = yield defer.DeferredList(calls, consumeErrors=True)
+        self.assertTrue(all(not ok and failure.check(AaaUnavailable) for ok, failure in results))
+
+    @defer.inlineCallbacks
+    def test_genuine_reply_from_another_source_is_ignored(self):
+        fake, server = self.server(silent)
+        client = self.client([server], RetryPolicy(initial_timeout=0.2, max_timeout=0.2,
+                                                   transmissions=1, jitter=0, dead_after=5))
+        call = client.authenticate(session(), EAP_IDENTITY_RESPONSE)
+        yield task.deferLater(reactor, 0.05, lambda: None)
+        impostor = reactor.listenUDP(0, DatagramProtocol(), interface="127.0.0.1")
+        self.addCleanup(impostor.stopListening)
+        reply = reply_to(fake.received[0], pyrad_packet.AccessReject)
+        impostor.write(reply.ReplyPacket(), fake.sources[0])
+        with self.assertRaises(AaaTimeout):
+            yield call
+        self.assertEqual(client.counters["ignored-unknown-source"], 1)
