@@ -23,7 +23,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from ..aaa import AaaAnswer, AaaSession, AaaTimeout, AaaUnavailable, Challenge
-from ..errors import InvalidInput
+from ..errors import ConfigError, InvalidInput
 from . import codec
 from .servers import IdentifierSpace, RadiusServer, RetryPolicy, ServerHealth, retry_after
 
@@ -99,7 +99,7 @@ class RadiusClient:
                  policy: RetryPolicy = RetryPolicy(), dictionary=None, reactor=None,
                  max_ports: int = DEFAULT_MAX_PORTS):
         if not servers:
-            raise ValueError("a RADIUS client needs at least one server")
+            raise ConfigError("a RADIUS client needs at least one server")
         if reactor is None:
             from twisted.internet import reactor
         self._reactor = reactor
