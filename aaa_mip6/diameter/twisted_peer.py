@@ -1,0 +1,398 @@
+"""The Twisted shell of a Diameter node: TCP and TLS transports around the sans-I/O core.
+
+:class:`DiameterNode` listens (TCP port 3868, TLS port 5658 by default) and keeps
+connections to configured peers, reconnecting with exponential backoff. Each
+connection is a :class:`~aaa_mip6.diameter.peer.PeerConnection` that this module
+only feeds with bytes and timer ticks; routing, failover and timeouts are the
+:class:`~aaa_mip6.diameter.router.Router`'s. Applications call
+:meth:`DiameterNode.send_request` and register handlers for incoming requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from diameter.message import Message
+from twisted.internet import defer, endpoints, protocol
+from twisted.internet.interfaces import IReactorTime
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
+
+from .. import tls
+from . import codec
+from .peer import (
+    DISCONNECT_DO_NOT_WANT_TO_TALK_TO_YOU,
+    AnswerReceived,
+    AnswerUndecodable,
+    EndToEndIdentifiers,
+    LocalNode,
+    PeerClosed,
+    PeerConnection,
+    PeerOpened,
+    PeerState,
+    PeerSuspect,
+    RemotePeer,
+    RequestReceived,
+    WatchdogTimers,
+    wins_election,
+)
+from .router import DEFAULT_REQUEST_TIMEOUT, RequestTimedOut, Router
+
+DIAMETER_TCP_PORT = 3868
+DIAMETER_TLS_PORT = 5658
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Message], "Message | defer.Deferred"]
+
+
+class _PeerProtocol(protocol.Protocol):
+    """Moves bytes and timer ticks between a transport and one PeerConnection."""
+
+    def __init__(self, node: DiameterNode, connection: PeerConnection, link: _Link | None):
+        self.node = node
+        self.connection = connection
+        self.link = link
+        self.closed = defer.Deferred()
+        self._timer = None
+
+    def connectionMade(self):  # noqa: N802 (Twisted API)
+        self.node._connections.add(self)
+        self.connection.connection_made(self.node.now())
+        self.flush()
+
+    def dataReceived(self, data):  # noqa: N802
+        self.connection.data_received(data, self.node.now())
+        self.flush()
+
+    def connectionLost(self, reason=protocol.connectionDone):  # noqa: N802
+        self.connection.connection_lost(reason.getErrorMessage())
+        self.flush()
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self.node._connections.discard(self)
+        if self.link is not None:
+            self.link.lost(self)
+        self.closed.callback(None)
+
+    def flush(self) -> None:
+        """Carry out what the core asked for: write, report events, re-arm the timer, close."""
+        data = self.connection.data_to_send()
+        if data and self.transport is not None:
+            self.transport.write(data)
+        for event in self.connection.events():
+            self.node._event(self, event)
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        deadline = self.connection.timer()
+        if deadline is not None:
+            self._timer = self.node.reactor.callLater(
+                max(0.0, deadline - self.node.now()), self._tick)
+        if self.connection.wants_close and self.transport is not None:
+            self.transport.loseConnection()
+
+    def _tick(self) -> None:
+        self._timer = None
+        self.connection.handle_timer(self.node.now())
+        self.flush()
+
+    def peer_certificate(self):
+        """The TLS peer certificate (cryptography object), None on plain TCP."""
+        try:
+            return self.transport.getHandle().get_peer_certificate(as_cryptography=True)
+        except AttributeError:
+            return None
+
+
+@dataclass
+class _Link:
+    """An outgoing peer this node keeps connected, with its reconnect backoff."""
+
+    node: DiameterNode
+    endpoint: object
+    client_tls: tls.ClientTLS | None
+    name: str
+    attempts: int = 0
+    protocol: _PeerProtocol | None = None
+    stopped: bool = False
+    retry_call: object = None
+
+    def connect(self) -> None:
+        self.retry_call = None
+        if self.stopped:
+            return
+        if self.name in self.node.router.open_peers:  # the peer connected to us meanwhile
+            self.schedule()
+            return
+        def build() -> _PeerProtocol:
+            self.protocol = _PeerProtocol(
+                self.node, self.node._new_connection(initiator=True), self)
+            return self.protocol
+
+        factory = protocol.Factory.forProtocol(build)
+        if self.client_tls is not None:
+            factory = TLSMemoryBIOFactory(self.client_tls, True, factory, clock=self.node.reactor)
+        self.endpoint.connect(factory).addErrback(self._failed)
+
+    def _failed(self, failure: Failure) -> None:
+        log.info("Diameter peer %s: connect failed: %s", self.name, failure.getErrorMessage())
+        self.schedule()
+
+    def opened(self) -> None:
+        self.attempts = 0
+
+    def lost(self, peer_protocol: _PeerProtocol) -> None:
+        if self.protocol is peer_protocol:
+            self.protocol = None
+        self.schedule()
+
+    def schedule(self) -> None:
+        """Reconnect after Tc-style exponential backoff with jitter."""
+        if self.stopped or self.retry_call is not None:
+            return
+        base = min(self.node.reconnect_max, self.node.reconnect_initial * 2 ** self.attempts)
+        self.attempts += 1
+        delay = base * self.node.rng.uniform(0.5, 1.0)
+        self.retry_call = self.node.reactor.callLater(delay, self.connect)
+
+    def stop(self) -> None:
+        self.stopped = True
+        if self.retry_call is not None and self.retry_call.active():
+            self.retry_call.cancel()
+        self.retry_call = None
+
+
+class DiameterNode:
+    """A Diameter node: peers over TCP/TLS, request routing, handlers for incoming requests."""
+
+    def __init__(self, local: LocalNode, *, reactor: IReactorTime | None = None,
+                 watchdog: WatchdogTimers = WatchdogTimers(),
+                 request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+                 routes: dict[str, list[str]] | None = None,
+                 reconnect_initial: float = 1.0, reconnect_max: float = 30.0,
+                 rng: random.Random | None = None):
+        if reactor is None:
+            from twisted.internet import reactor
+        self.local = local
+        self.reactor = reactor
+        self.watchdog = watchdog
+        self.router = Router(request_timeout=request_timeout, routes=routes)
+        self.reconnect_initial = reconnect_initial
+        self.reconnect_max = reconnect_max
+        self.rng = rng or random.SystemRandom()
+        self._unknown_answers_closed = 0
+        self._end_to_end = EndToEndIdentifiers(self.now(), self.rng)
+        self._handlers: dict[tuple[int, int], Handler] = {}
+        self._deferreds: dict[int, defer.Deferred] = {}
+        self._connections: set[_PeerProtocol] = set()
+        self._links: list[_Link] = []
+        self._ports = []
+        self._open_waiters: dict[str, list[defer.Deferred]] = {}
+        self._router_timer = None
+
+    def now(self) -> float:
+        return self.reactor.seconds()
+
+    @property
+    def unknown_answers(self) -> int:
+        """Answers dropped because no pending request had their Hop-by-Hop Identifier."""
+        return self._unknown_answers_closed + sum(
+            p.connection.unknown_answers for p in self._connections
+            if p.connection.state != PeerState.CLOSED)
+
+    # --- application API ---
+
+    def register_handler(self, application_id: int, command_code: int, handler: Handler) -> None:
+        """Handle incoming requests of (application, command): ``handler(request) -> answer``.
+
+        The handler returns the answer Message (build it with :meth:`answer`) or a
+        Deferred of it. No handler: 3001 COMMAND_UNSUPPORTED; a handler that raises:
+        5012 UNABLE_TO_COMPLY. The application must also be in ``LocalNode``'s lists,
+        else requests for it get 3007 APPLICATION_UNSUPPORTED before any handler.
+        """
+        self._handlers[(application_id, command_code)] = handler
+
+    def answer(self, request: Message, result: int, avps=(), **kwargs) -> Message:
+        """An answer to ``request`` from this node (Origin-Host/Realm filled in)."""
+        return codec.new_answer(request, result, self.local.origin_host, self.local.origin_realm,
+                                list(avps), **kwargs)
+
+    def send_request(self, request: Message) -> defer.Deferred:
+        """Route ``request``; the Deferred fires with the answer Message.
+
+        Origin-Host/Realm are not added: the caller builds the whole request. Fails with
+        :class:`~aaa_mip6.diameter.router.RequestTimedOut` when no answer arrives in time
+        (also when no peer for it ever opens), or with DiameterError for an answer that
+        does not decode or a request that is too long.
+        """
+        d = defer.Deferred()
+        try:
+            token = self.router.submit(request, self.now())
+        except codec.DiameterError:
+            return defer.fail()
+        self._deferreds[token] = d
+        self._flush_all()
+        return d
+
+    def when_open(self, origin_host: str) -> defer.Deferred:
+        """Fires with the RemotePeer once a connection to ``origin_host`` is Open."""
+        connection = self.router.open_peers.get(origin_host)
+        if connection is not None:
+            return defer.succeed(connection.remote)
+        d = defer.Deferred()
+        self._open_waiters.setdefault(origin_host, []).append(d)
+        return d
+
+    # --- transports ---
+
+    def listen_tcp(self, port: int = DIAMETER_TCP_PORT, interface: str = "127.0.0.1"):
+        """Accept plain TCP connections; returns the listening port (``getHost().port``)."""
+        listening = self.reactor.listenTCP(port, self._server_factory(), interface=interface)
+        self._ports.append(listening)
+        return listening
+
+    def listen_tls(self, server_tls: tls.ServerTLS, port: int = DIAMETER_TLS_PORT,
+                   interface: str = "127.0.0.1"):
+        """Accept TLS connections (RFC 6733 §13: TLS from the first octet)."""
+        factory = TLSMemoryBIOFactory(server_tls, False, self._server_factory(),
+                                      clock=self.reactor)
+        listening = self.reactor.listenTCP(port, factory, interface=interface)
+        self._ports.append(listening)
+        return listening
+
+    def connect(self, name: str, host: str, port: int | None = None, *,
+                client_tls: tls.ClientTLS | None = None) -> None:
+        """Keep a connection to the peer whose Origin-Host is ``name`` at ``host:port``.
+
+        With ``client_tls`` the connection is TLS (default port 5658) and the peer's
+        certificate must name ``client_tls.host``; else TCP (default port 3868).
+        """
+        endpoint = endpoints.HostnameEndpoint(
+            self.reactor, host, port or (DIAMETER_TLS_PORT if client_tls else DIAMETER_TCP_PORT))
+        link = _Link(self, endpoint, client_tls, name)
+        self._links.append(link)
+        link.connect()
+
+    def stop(self, cause: int = DISCONNECT_DO_NOT_WANT_TO_TALK_TO_YOU) -> defer.Deferred:
+        """DPR to every peer, stop reconnecting and listening; fires when all are closed."""
+        for link in self._links:
+            link.stop()
+        closing = []
+        for peer_protocol in list(self._connections):
+            closing.append(peer_protocol.closed)
+            peer_protocol.connection.disconnect(self.now(), cause)
+            peer_protocol.flush()
+        closing += [defer.maybeDeferred(port.stopListening) for port in self._ports]
+        self._ports = []
+        if self._router_timer is not None and self._router_timer.active():
+            self._router_timer.cancel()
+        return defer.DeferredList(closing)
+
+    # --- internals ---
+
+    def _new_connection(self, *, initiator: bool, admit=None) -> PeerConnection:
+        return PeerConnection(self.local, initiator=initiator, watchdog=self.watchdog,
+                              admit=admit, next_end_to_end=self._end_to_end, rng=self.rng)
+
+    def _server_factory(self) -> protocol.Factory:
+        def build() -> _PeerProtocol:
+            peer_protocol = _PeerProtocol(self, None, None)
+            peer_protocol.connection = self._new_connection(
+                initiator=False, admit=lambda remote: self._admit(peer_protocol, remote))
+            return peer_protocol
+        return protocol.Factory.forProtocol(build)
+
+    def _admit(self, peer_protocol: _PeerProtocol, remote: RemotePeer) -> int:
+        """CEA Result-Code for a CER: TLS identity check (RFC 6733 §13), then election (§5.6.4)."""
+        certificate = peer_protocol.peer_certificate()
+        if certificate is not None:
+            try:
+                tls.check_identity(certificate, remote.origin_host)
+            except tls.CertificateRejected:
+                log.warning("Diameter peer certificate does not name %s", remote.origin_host)
+                return codec.UNKNOWN_PEER
+        if remote.origin_host in self.router.open_peers:
+            return codec.ELECTION_LOST
+        for link in self._links:
+            ours = link.protocol
+            if (link.name == remote.origin_host and ours is not None
+                    and ours.connection.state == PeerState.WAIT_I_CEA):
+                if not wins_election(self.local.origin_host, remote.origin_host):
+                    return codec.ELECTION_LOST
+                ours.transport.loseConnection()
+        return codec.SUCCESS
+
+    def _event(self, peer_protocol: _PeerProtocol, event) -> None:
+        connection = peer_protocol.connection
+        if isinstance(event, PeerOpened):
+            if peer_protocol.link is not None:
+                peer_protocol.link.opened()
+            self.router.peer_opened(connection)
+            for d in self._open_waiters.pop(event.remote.origin_host, []):
+                d.callback(event.remote)
+        elif isinstance(event, RequestReceived):
+            self._dispatch_request(peer_protocol, event.request)
+        elif isinstance(event, AnswerReceived):
+            self._settle(event.token, event.answer)
+        elif isinstance(event, AnswerUndecodable):
+            self._settle(event.token, Failure(event.error))
+        elif isinstance(event, PeerSuspect):
+            log.warning("Diameter peer %s suspect: failing over %d requests",
+                        connection.remote.origin_host, len(event.tokens))
+            self.router.failover(connection, event.tokens)
+        elif isinstance(event, PeerClosed):
+            self._unknown_answers_closed += connection.unknown_answers
+            log.info("Diameter peer %s closed: %s",
+                     event.remote.origin_host if event.remote else "?", event.reason)
+            self.router.peer_closed(connection, event.tokens)
+        self._flush_all(skip=peer_protocol)
+
+    def _dispatch_request(self, peer_protocol: _PeerProtocol, request: Message) -> None:
+        key = (request.header.application_id, request.header.command_code)
+        handler = self._handlers.get(key)
+        if handler is None:
+            peer_protocol.connection.send_answer(self.answer(request, codec.COMMAND_UNSUPPORTED))
+            return
+
+        def failed(failure: Failure) -> Message:
+            log.error("Diameter handler for %s failed: %s", key, failure.getErrorMessage())
+            return self.answer(request, codec.UNABLE_TO_COMPLY)
+
+        def reply(answer: Message) -> None:
+            peer_protocol.connection.send_answer(answer)
+            peer_protocol.flush()
+
+        defer.maybeDeferred(handler, request).addErrback(failed).addCallback(reply)
+
+    def _settle(self, token, outcome) -> None:
+        self.router.answered(token)
+        d = self._deferreds.pop(token, None)
+        if d is None:
+            return
+        if isinstance(outcome, Failure):
+            d.errback(outcome)
+        else:
+            d.callback(outcome)
+
+    def _flush_all(self, skip: _PeerProtocol | None = None) -> None:
+        """Write what routing queued on any connection, and re-arm the request timer."""
+        for peer_protocol in list(self._connections):
+            if peer_protocol is not skip:
+                peer_protocol.flush()
+        if self._router_timer is not None and self._router_timer.active():
+            self._router_timer.cancel()
+        deadline = self.router.timer()
+        self._router_timer = None if deadline is None else self.reactor.callLater(
+            max(0.0, deadline - self.now()), self._expire)
+
+    def _expire(self) -> None:
+        self._router_timer = None
+        for pending in self.router.expire(self.now()):
+            d = self._deferreds.pop(pending.token, None)
+            if d is not None:
+                d.errback(RequestTimedOut(
+                    f"no answer within {self.router.request_timeout:g} s for command "
+                    f"{pending.request.header.command_code} to realm {pending.destination}"))
+        self._flush_all()

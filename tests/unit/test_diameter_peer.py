@@ -1,0 +1,440 @@
+"""Diameter peer state machine, watchdog, router, and two nodes over Twisted loopback TCP/TLS."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from diameter.message import constants
+from twisted.internet import defer
+from twisted.internet.selectreactor import SelectReactor
+
+from aaa_mip6 import pki, tls
+from aaa_mip6.diameter import codec
+from aaa_mip6.diameter.peer import (
+    AnswerReceived,
+    EndToEndIdentifiers,
+    LocalNode,
+    PeerClosed,
+    PeerConnection,
+    PeerOpened,
+    PeerState,
+    PeerSuspect,
+    RequestReceived,
+    WatchdogTimers,
+    wins_election,
+)
+from aaa_mip6.diameter.router import RequestTimedOut, Router
+from aaa_mip6.diameter.twisted_peer import DiameterNode
+
+APP = codec.TEST_APPLICATION_ID
+TEST_COMMAND = 8388620  # in the experimental command range (RFC 6733 §11.2.1)
+TW = WatchdogTimers(tw=30.0, jitter=2.0)
+
+
+def node(host: str, realm: str = "example.org", apps=frozenset({APP}), **kwargs) -> LocalNode:
+    return LocalNode(host, realm, auth_applications=frozenset(apps), **kwargs)
+
+
+def pump(a: PeerConnection, b: PeerConnection, now: float = 0.0) -> None:
+    """Carry bytes both ways until neither side has anything to send."""
+    while True:
+        to_b, to_a = a.data_to_send(), b.data_to_send()
+        if not to_a and not to_b:
+            return
+        if to_b:
+            b.data_received(to_b, now)
+        if to_a:
+            a.data_received(to_a, now)
+
+
+def connect(local_a: LocalNode, local_b: LocalNode, **kwargs):
+    a = PeerConnection(local_a, initiator=True, watchdog=TW, rng=random.Random(1))
+    b = PeerConnection(local_b, initiator=False, watchdog=TW, rng=random.Random(2), **kwargs)
+    a.connection_made(0.0)
+    b.connection_made(0.0)
+    pump(a, b)
+    return a, b
+
+
+def request(realm: str = "example.net", application: int = APP, command: int = TEST_COMMAND):
+    return codec.new_request(command, application, [
+        codec.new_avp(constants.AVP_SESSION_ID, "a.example.org;1"),
+        codec.new_avp(constants.AVP_ORIGIN_HOST, b"a.example.org"),
+        codec.new_avp(constants.AVP_ORIGIN_REALM, b"example.org"),
+        codec.new_avp(constants.AVP_DESTINATION_REALM, realm.encode()),
+    ])
+
+
+# --- sans-I/O peer ----------------------------------------------------------------------
+
+
+def test_capabilities_exchange_opens_both_ends_with_advertised_applications():
+    a, b = connect(node("a.example.org", vendor_applications=frozenset({(32473, 16777300)})),
+                   node("b.example.net", "example.net", apps={APP, 5}))
+    assert a.state == b.state == PeerState.OPEN
+    [opened_a] = a.events()
+    [opened_b] = b.events()
+    assert isinstance(opened_a, PeerOpened)
+    assert opened_a.remote.origin_host == "b.example.net"
+    assert opened_a.remote.applications == {APP, 5}
+    assert opened_a.remote.host_ip_addresses == ("127.0.0.1",)
+    assert opened_b.remote.applications == {APP, 16777300}
+    assert not opened_b.remote.is_relay
+
+
+def test_relay_application_means_every_application():
+    a, _ = connect(node("a.example.org"), node("relay.example.org",
+                                               apps={codec.RELAY_APPLICATION_ID}))
+    remote = a.events()[0].remote
+    assert remote.is_relay and remote.supports(5) and remote.supports(APP)
+
+
+def test_no_common_application_refuses_the_connection():
+    a, b = connect(node("a.example.org", apps={APP}), node("b.example.org", apps={5}))
+    assert a.state == b.state == PeerState.CLOSED
+    assert a.wants_close and b.wants_close
+    [closed] = a.events()
+    assert isinstance(closed, PeerClosed) and str(codec.NO_COMMON_APPLICATION) in closed.reason
+
+
+def test_admit_callback_can_refuse():
+    a, b = connect(node("a.example.org"), node("b.example.org"),
+                   admit=lambda remote: codec.ELECTION_LOST)
+    assert b.state == PeerState.CLOSED and a.state == PeerState.CLOSED
+    assert str(codec.ELECTION_LOST) in a.events()[0].reason
+
+
+def test_request_and_answer_matched_by_hop_by_hop():
+    a, b = connect(node("a.example.org"), node("b.example.net", "example.net"))
+    a.events(), b.events()
+    hop_by_hop = a.send_request(request(), "token-1")
+    pump(a, b)
+    [received] = b.events()
+    assert isinstance(received, RequestReceived)
+    assert received.request.header.hop_by_hop_identifier == hop_by_hop
+    assert received.request.header.end_to_end_identifier != 0
+    b.send_answer(codec.new_answer(received.request, codec.SUCCESS, "b.example.net", "example.net"))
+    pump(a, b)
+    [answered] = a.events()
+    assert isinstance(answered, AnswerReceived) and answered.token == "token-1"
+    assert codec.result_code(answered.answer) == codec.SUCCESS
+    assert a.pending_count == 0
+
+
+def test_unsupported_application_gets_3007():
+    a, b = connect(node("a.example.org"), node("b.example.org"))
+    a.events(), b.events()
+    a.send_request(request(application=5), "t")
+    pump(a, b)
+    assert b.events() == []
+    [answered] = a.events()
+    assert codec.result_code(answered.answer) == codec.APPLICATION_UNSUPPORTED
+    assert answered.answer.header.is_error
+
+
+def test_unknown_answer_is_dropped_and_counted():
+    a, b = connect(node("a.example.org"), node("b.example.org"))
+    a.events(), b.events()
+    stray = request()
+    stray.header.hop_by_hop_identifier = 12345
+    b.send_answer(codec.new_answer(stray, codec.SUCCESS, "b.example.org", "example.org"))
+    pump(a, b)
+    assert a.events() == []
+    assert a.unknown_answers == 1
+
+
+def test_undecodable_request_gets_5014():
+    a, b = connect(node("a.example.org"), node("b.example.org"))
+    a.events(), b.events()
+    data = bytearray(codec.encode_message(request()))
+    data[24:28] = (0x40000000 | 4000).to_bytes(4, "big")  # first AVP claims 4000 octets
+    data[12:16] = (77).to_bytes(4, "big")
+    b.data_received(bytes(data), 1.0)
+    answer = codec.decode_message(b.data_to_send())
+    assert answer.header.hop_by_hop_identifier == 77
+    assert codec.result_code(answer) == codec.INVALID_AVP_LENGTH
+    assert b.state == PeerState.OPEN
+
+
+def test_framing_error_closes():
+    a, b = connect(node("a.example.org"), node("b.example.org"))
+    b.events()
+    b.data_received(b"\x02" + bytes(19), 1.0)
+    [closed] = b.events()
+    assert isinstance(closed, PeerClosed) and "version" in closed.reason
+    assert b.wants_close
+
+
+def test_watchdog_dwr_after_tw_with_jitter_and_dwa_keeps_open():
+    a, b = connect(node("a.example.org"), node("b.example.org"))
+    deadline = a.timer()
+    assert TW.tw - TW.jitter <= deadline <= TW.tw + TW.jitter
+    a.handle_timer(deadline - 0.001)
+    assert a.data_to_send() == b""
+    a.handle_timer(deadline)
+    dwr = codec.decode_message(a.data_to_send())
+    assert dwr.header.command_code == 280 and dwr.header.is_request
+    b.data_received(codec.encode_message(dwr), deadline)
+    a.data_received(b.data_to_send(), deadline)
+    assert a.state == PeerState.OPEN and not a.suspect
+    assert a.timer() >= deadline + TW.tw - TW.jitter
+
+
+def test_watchdog_suspect_after_one_missed_dwa_then_down_after_two():
+    a, b = connect(node("a.example.org"), node("b.example.org"))
+    a.events()
+    a.send_request(request(), "pending")
+    a.data_to_send()
+    a.handle_timer(a.timer())  # DWR
+    assert a.data_to_send()
+    a.handle_timer(a.timer())  # no DWA: suspect, pending withdrawn for failover
+    assert a.events() == [PeerSuspect(("pending",))]
+    assert a.suspect and a.state == PeerState.OPEN and a.pending_count == 0
+    second = a.timer()
+    assert second <= 3 * (TW.tw + TW.jitter)
+    a.handle_timer(second)  # still nothing: down
+    [closed] = a.events()
+    assert isinstance(closed, PeerClosed) and "watchdog" in closed.reason
+    assert a.wants_close
+
+
+def test_any_message_clears_suspect():
+    a, b = connect(node("a.example.org"), node("b.example.org"))
+    a.handle_timer(a.timer())
+    a.handle_timer(a.timer())
+    assert a.suspect
+    a.data_received(b.data_to_send() or _dwa_from(b, a), a.timer() - 1)
+    assert not a.suspect
+
+
+def _dwa_from(b: PeerConnection, a: PeerConnection) -> bytes:
+    b.data_received(a.data_to_send(), 0.0)
+    return b.data_to_send()
+
+
+def test_dpr_dpa_clean_shutdown():
+    a, b = connect(node("a.example.org"), node("b.example.org"))
+    a.events(), b.events()
+    a.disconnect(5.0, cause=1)
+    assert a.state == PeerState.CLOSING
+    pump(a, b, 5.0)
+    [closed_b] = b.events()
+    [closed_a] = a.events()
+    assert closed_b.disconnect_cause == 1 and closed_b.reason == "peer sent DPR"
+    assert closed_a.reason == "disconnected"
+    assert a.wants_close and b.wants_close
+
+
+def test_no_cea_within_tw_closes():
+    a = PeerConnection(node("a.example.org"), initiator=True, watchdog=TW)
+    a.connection_made(0.0)
+    a.handle_timer(TW.tw)
+    assert a.state == PeerState.CLOSED
+
+
+def test_election_and_end_to_end_identifiers():
+    assert wins_election("b.example.org", "a.example.org")
+    assert not wins_election("a.example.org", "b.example.org")
+    ids = EndToEndIdentifiers(now=0x12345678, rng=random.Random(3))
+    first, second = ids(), ids()
+    assert first >> 20 == second >> 20 == 0x678
+    assert second == first + 1 or (first & 0xFFFFF) == 0xFFFFF
+
+
+# --- router -------------------------------------------------------------------------------
+
+
+def open_pair(host: str, realm: str, apps=frozenset({APP})):
+    a, b = connect(node("a.example.org"), node(host, realm, apps=apps))
+    a.events(), b.events()
+    return a, b
+
+
+def test_router_routes_by_realm_then_relay_and_fails_over_with_t_flag():
+    router = Router(request_timeout=10.0)
+    direct, direct_far = open_pair("b.example.net", "example.net")
+    relay, relay_far = open_pair("relay.example.com", "example.com",
+                                 apps={codec.RELAY_APPLICATION_ID})
+    router.peer_opened(direct)
+    router.peer_opened(relay)
+    token = router.submit(request("example.net"), 0.0)
+    pump(direct, direct_far)
+    [received] = direct_far.events()
+    end_to_end = received.request.header.end_to_end_identifier
+    assert not received.request.header.is_retransmit
+    router.peer_closed(direct, (token,))  # connection lost with the request unanswered
+    pump(relay, relay_far)
+    [again] = relay_far.events()
+    assert again.request.header.is_retransmit
+    assert again.request.header.end_to_end_identifier == end_to_end
+    other = router.submit(request("example.org"), 0.0)  # no realm peer: the relay takes it
+    pump(relay, relay_far)
+    assert len(relay_far.events()) == 1
+    assert router.answered(token).token == token
+    assert router.pending == 1 and router.timer() == 10.0
+    assert [p.token for p in router.expire(10.0)] == [other]
+
+
+def test_router_holds_request_until_a_peer_opens():
+    router = Router(request_timeout=5.0)
+    router.submit(request("example.net"), 0.0)
+    direct, direct_far = open_pair("b.example.net", "example.net")
+    router.peer_opened(direct)
+    pump(direct, direct_far)
+    assert len(direct_far.events()) == 1
+
+
+# --- two nodes over Twisted loopback --------------------------------------------------------
+
+SCENARIO_LIMIT = 15.0  # a safety net against a hung scenario, not a timed assertion
+
+
+def run(scenario):
+    """Run ``scenario(reactor)`` on a fresh, private reactor; return its result or raise."""
+    reactor = SelectReactor()
+    outcome = []
+
+    def start():
+        d = defer.ensureDeferred(scenario(reactor))
+        d.addBoth(outcome.append)
+        d.addBoth(lambda _: reactor.stop())
+
+    reactor.callWhenRunning(start)
+    safety = reactor.callLater(SCENARIO_LIMIT, reactor.stop)
+    reactor.run(installSignalHandlers=False)
+    if safety.active():
+        safety.cancel()
+    assert outcome, "scenario did not finish"
+    result = outcome[0]
+    if hasattr(result, "raiseException"):
+        result.raiseException()
+    return result
+
+
+async def sleep(reactor, seconds: float) -> None:
+    d = defer.Deferred()
+    reactor.callLater(seconds, d.callback, None)
+    await d
+
+
+FAST = WatchdogTimers(tw=0.3, jitter=0.05)
+
+
+def pair(reactor, *, request_timeout=2.0, server_tls=None, client_tls=None):
+    server = DiameterNode(node("b.example.net", "example.net"), reactor=reactor, watchdog=FAST,
+                          rng=random.Random(4))
+    client = DiameterNode(node("a.example.org"), reactor=reactor, watchdog=FAST,
+                          request_timeout=request_timeout, reconnect_initial=0.1,
+                          rng=random.Random(5))
+    if server_tls:
+        port = server.listen_tls(server_tls, port=0).getHost().port
+    else:
+        port = server.listen_tcp(port=0).getHost().port
+    client.connect("b.example.net", "127.0.0.1", port, client_tls=client_tls)
+    return client, server
+
+
+def test_loopback_request_answer_unknown_command_and_clean_stop():
+    async def scenario(reactor):
+        client, server = pair(reactor)
+        seen = []
+
+        def handler(incoming):
+            seen.append(incoming)
+            return server.answer(incoming, codec.SUCCESS)
+
+        server.register_handler(APP, TEST_COMMAND, handler)
+        await client.when_open("b.example.net")
+        answer = await client.send_request(request())
+        unsupported = await client.send_request(request(command=TEST_COMMAND + 1))
+        await sleep(reactor, 1.0)  # several Tw: watchdogs run, the connection stays up
+        still_open = "b.example.net" in client.router.open_peers
+        await client.stop()
+        await sleep(reactor, 0.05)
+        after = server.router.open_peers
+        await server.stop()
+        return seen, answer, unsupported, still_open, after
+
+    seen, answer, unsupported, still_open, after = run(scenario)
+    assert len(seen) == 1
+    assert codec.result_code(answer) == codec.SUCCESS
+    assert codec.result_code(unsupported) == codec.COMMAND_UNSUPPORTED
+    assert still_open
+    assert after == {}
+
+
+def test_loopback_unanswered_request_times_out_with_typed_error():
+    async def scenario(reactor):
+        client, server = pair(reactor, request_timeout=0.5)
+        server.register_handler(APP, TEST_COMMAND, lambda incoming: defer.Deferred())
+        await client.when_open("b.example.net")
+        try:
+            await client.send_request(request())
+        except RequestTimedOut as error:
+            outcome = error
+        else:
+            outcome = None
+        await client.stop()
+        await server.stop()
+        return outcome
+
+    outcome = run(scenario)
+    assert isinstance(outcome, RequestTimedOut) and "example.net" in str(outcome)
+
+
+def test_loopback_reconnects_after_the_peer_restarts():
+    async def scenario(reactor):
+        client, server = pair(reactor)
+        await client.when_open("b.example.net")
+        port = server._ports[0].getHost().port
+        await server.stop(cause=0)
+        await sleep(reactor, 0.05)
+        gone = "b.example.net" not in client.router.open_peers
+        server = DiameterNode(node("b.example.net", "example.net"), reactor=reactor,
+                              watchdog=FAST)
+        server.listen_tcp(port=port)
+        await client.when_open("b.example.net")
+        await client.stop()
+        await server.stop()
+        return gone
+
+    assert run(scenario)
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("diameter-pki")
+    ca = pki.make_ca(directory)
+    return {
+        "ca": ca,
+        "server": pki.make_cert(directory, ca, "b", dns_names=("b.example.net",)),
+        "client": pki.make_cert(directory, ca, "a", dns_names=("a.example.org",), client=True),
+        "impostor": pki.make_cert(directory, ca, "x", dns_names=("x.example.org",), client=True),
+    }
+
+
+@pytest.mark.parametrize("client_name, expect_open", [("client", True), ("impostor", False)])
+def test_loopback_tls_checks_both_identities(certificates, client_name, expect_open):
+    ca, server_id, client_id = (certificates["ca"], certificates["server"],
+                                certificates[client_name])
+    server_tls = tls.ServerTLS(server_id.cert_path, server_id.key_path,
+                               client_ca_file=ca.cert_path, require_client_cert=True)
+    client_tls = tls.ClientTLS("b.example.net", ca.cert_path, cert_file=client_id.cert_path,
+                               key_file=client_id.key_path)
+
+    async def scenario(reactor):
+        client, server = pair(reactor, server_tls=server_tls, client_tls=client_tls)
+        server.register_handler(APP, TEST_COMMAND,
+                                lambda incoming: server.answer(incoming, codec.SUCCESS))
+        await sleep(reactor, 0.5)
+        opened = "b.example.net" in client.router.open_peers
+        answer = await client.send_request(request()) if opened else None
+        await client.stop()
+        await server.stop()
+        return opened, answer
+
+    opened, answer = run(scenario)
+    assert opened is expect_open
+    if expect_open:
+        assert codec.result_code(answer) == codec.SUCCESS
