@@ -22,9 +22,7 @@ from diameter.message import Message, constants
 from diameter.message.commands import (
     CapabilitiesExchangeAnswer,
     CapabilitiesExchangeRequest,
-    DeviceWatchdogAnswer,
     DeviceWatchdogRequest,
-    DisconnectPeerAnswer,
     DisconnectPeerRequest,
 )
 
