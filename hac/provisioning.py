@@ -1,0 +1,157 @@
+"""SA provisioning policy (RFC 6618 §4.3, §5.6, §5.7): what the HAC hands a successful MN.
+
+:class:`SaPolicy` is pure policy: which ciphersuites and scopes the HAC allows and how
+long an SA lives. :class:`Provisioner` turns one authenticated MN into a stored SA and
+its bootstrap data: fresh keys sized to the suite, an SPI and home addresses from the
+SA store, an HA picked by the selection policy. :meth:`Provisioner.provision` blocks
+on the store; the Twisted shell decides where it runs.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import ipaddress
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from aaa_mip6.messages import Provision
+from aaa_mip6.sa import SCOPE_ALL, SCOPE_SIGNALING, Bootstrap, HomeAgent, SecurityAssociation
+from aaa_mip6.store import UNALLOCATED_SPI, SAStore
+from aaa_mip6.suites import SUITES, CipherSuite, new_keys, suite_by_code
+
+DEFAULT_LIFETIME = 86_400  # seconds: one day
+
+
+@dataclass(frozen=True, slots=True)
+class SaPolicy:
+    """Which SAs the HAC may create.
+
+    ``suites``: the allowed ciphersuites. The chosen suite is the first in the MN's
+    list that is allowed: the MN's order of preference wins (RFC 6618 §5.6.5: the
+    suite MUST be one the MN listed). ``scopes``: the allowed ``mip6-sas`` values;
+    the MN's request is honoured when allowed, else ``default_scope`` is used.
+    ``lifetime``: seconds from provisioning to the SA's validity end.
+    """
+
+    suites: frozenset[CipherSuite] = frozenset(SUITES.values())
+    scopes: frozenset[int] = frozenset({SCOPE_SIGNALING, SCOPE_ALL})
+    default_scope: int = SCOPE_ALL
+    lifetime: int = DEFAULT_LIFETIME
+
+    def __post_init__(self) -> None:
+        if not self.suites:
+            raise ValueError("at least one ciphersuite must be allowed")
+        if not self.scopes or not self.scopes <= {SCOPE_SIGNALING, SCOPE_ALL}:
+            raise ValueError("scopes must be a non-empty subset of {0, 1}")
+        if self.default_scope not in self.scopes:
+            raise ValueError("the default scope must be one of the allowed scopes")
+        if self.lifetime < 1:
+            raise ValueError("the SA lifetime must be at least one second")
+
+    def choose_suite(self, offered: Sequence[bytes]) -> CipherSuite | None:
+        """The first suite of the MN's list that policy allows, or None (answered with 501)."""
+        for code in offered:
+            suite = suite_by_code(code)
+            if suite is not None and suite in self.suites:
+                return suite
+        return None
+
+    def choose_scope(self, requested: int) -> int:
+        """The MN's requested scope if allowed, else the policy's default."""
+        return requested if requested in self.scopes else self.default_scope
+
+    def validity_end(self, now: datetime) -> datetime:
+        """``now`` plus the lifetime, as whole seconds UTC (what rfc1123-date can carry)."""
+        end = now.astimezone(timezone.utc) + timedelta(seconds=self.lifetime)
+        return end.replace(microsecond=0)
+
+
+class HaSelection(enum.StrEnum):
+    """How an MN is given one HA out of several."""
+
+    ROUND_ROBIN = "round-robin"  # spread load: each bootstrap takes the next HA
+    HASH = "hash"  # sticky: a hash of the mn-id picks the HA, the same one every time
+
+
+@dataclass(frozen=True, slots=True)
+class BootstrapPolicy:
+    """The Mobile IPv6 bootstrapping data of RFC 6618 §5.7 the HAC gives out.
+
+    ``home_agents`` (at least one) with their ports; ``hoa_prefix6`` the IPv6 prefix
+    home addresses come from (also sent as ``mip6-ip6-hnp``); ``hoa_pool4`` an
+    optional IPv4 subnet for IPv4 home addresses (sent as ``mip6-ip4-hnp``);
+    ``dns6``/``dns4`` optional DNS servers.
+    """
+
+    home_agents: tuple[HomeAgent, ...]
+    hoa_prefix6: ipaddress.IPv6Network | None = None
+    hoa_pool4: ipaddress.IPv4Network | None = None
+    selection: HaSelection = HaSelection.ROUND_ROBIN
+    dns6: ipaddress.IPv6Address | None = None
+    dns4: ipaddress.IPv4Address | None = None
+
+    def __post_init__(self) -> None:
+        if not self.home_agents:
+            raise ValueError("at least one home agent is needed")
+        for agent in self.home_agents:
+            if agent.address6 is None and agent.address4 is None:
+                raise ValueError("a home agent needs an IPv6 or an IPv4 address")
+
+    @property
+    def excluded_addresses(self) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
+        """The HAs' own addresses: never given to an MN as its home address."""
+        return tuple(address for agent in self.home_agents
+                     for address in (agent.address6, agent.address4) if address is not None)
+
+
+class Provisioner:
+    """Creates, stores and describes one MN's SA; safe to call from several threads."""
+
+    def __init__(self, store: SAStore, sa_policy: SaPolicy, bootstrap_policy: BootstrapPolicy,
+                 *, hac_instance: str,
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+        self.store = store
+        self.sa_policy = sa_policy
+        self.bootstrap_policy = bootstrap_policy
+        self.hac_instance = hac_instance
+        self._now = now
+        self._turn = itertools.count()  # next() is atomic under the GIL
+
+    def select_home_agent(self, mn_id: str) -> HomeAgent:
+        """The HA for this bootstrap, by the configured selection policy."""
+        agents = self.bootstrap_policy.home_agents
+        if self.bootstrap_policy.selection is HaSelection.HASH:
+            digest = hashlib.sha256(mn_id.encode("utf-8")).digest()
+            return agents[int.from_bytes(digest[:8], "big") % len(agents)]
+        return agents[next(self._turn) % len(agents)]
+
+    def provision(self, mn_id: str, suite: CipherSuite, requested_scope: int) -> Provision:
+        """Store a fresh SA for ``mn_id`` and return what the HAC Done carries.
+
+        Blocks on the store; raises :class:`aaa_mip6.store.StoreError` (the HAC
+        answers 500) when the store fails or a pool is exhausted.
+        """
+        policy = self.bootstrap_policy
+        excluded = policy.excluded_addresses
+        home6 = home4 = None
+        if policy.hoa_prefix6 is not None:
+            home6 = self.store.home_address(mn_id, policy.hoa_prefix6, exclude=excluded)
+        if policy.hoa_pool4 is not None:
+            home4 = self.store.home_address(mn_id, policy.hoa_pool4, exclude=excluded)
+        agent = self.select_home_agent(mn_id)
+        keys = new_keys(suite)
+        template = SecurityAssociation(
+            spi=UNALLOCATED_SPI, suite=suite.name,
+            mn_to_ha_ikey=keys.mn_to_ha_ikey, ha_to_mn_ikey=keys.ha_to_mn_ikey,
+            mn_to_ha_ekey=keys.mn_to_ha_ekey, ha_to_mn_ekey=keys.ha_to_mn_ekey,
+            validity_end=self.sa_policy.validity_end(self._now()),
+            scope=self.sa_policy.choose_scope(requested_scope), mn_id=mn_id,
+            home_address6=home6, home_address4=home4,
+        )
+        record = self.store.create(template, hac_instance=self.hac_instance, home_agent=agent)
+        bootstrap = Bootstrap(agent, home6, home4, policy.hoa_prefix6, policy.hoa_pool4,
+                              policy.dns6, policy.dns4)
+        return Provision.from_security_association(record.sa, bootstrap)
