@@ -115,6 +115,11 @@ class BootstrapMachine:
         self._started = False
 
     @property
+    def started(self) -> bool:
+        """True once :meth:`start` has run (the TLS handshake was done)."""
+        return self._started
+
+    @property
     def finished(self) -> bool:
         """True once a result is known or the bootstrap has failed."""
         return self.result is not None or self._failure is not None

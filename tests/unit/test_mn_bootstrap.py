@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
 
 import pytest
 from cryptography import x509
@@ -19,6 +20,7 @@ from aaa_mip6 import tvheaders as tv
 from aaa_mip6.errors import ConfigError, InvalidInput
 from aaa_mip6.sa import Bootstrap, HomeAgent
 from aaa_mip6.suites import SUITES, new_keys
+from mn import cli
 from mn.bootstrap import (
     DEFAULT_SUITES,
     Bootstrapped,
@@ -368,3 +370,82 @@ def test_arbitrary_content_in_a_good_frame_only_raises_bootstrap_failed(certs, c
         hac.read(mn.start(hac.der), m.MnInit)
     with pytest.raises(BootstrapFailed):
         mn.receive(hac.frame(content))
+
+
+# --- mip6-mn bootstrap: argument parsing and output (the run itself is an integration test) ---
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("hac.example:4433", ("hac.example", 4433)),
+    ("127.0.0.1:1", ("127.0.0.1", 1)),
+    ("[2001:db8::1]:65535", ("2001:db8::1", 65535)),
+])
+def test_hac_address_forms(text, expected):
+    assert cli.parse_hac(text) == expected
+
+
+@pytest.mark.parametrize("text", ["hac.example", ":4433", "hac:0", "hac:65536", "hac:x",
+                                  "2001:db8::1:4433"])
+def test_bad_hac_addresses(text):
+    with pytest.raises(ConfigError, match="--hac"):
+        cli.parse_hac(text)
+
+
+def test_psk_text_errors_never_echo_the_key():
+    assert cli.parse_psk(" 00ff\n", "--psk") == b"\x00\xff"
+    with pytest.raises(ConfigError) as caught:
+        cli.parse_psk("secretzz", "--psk")
+    assert "secretzz" not in str(caught.value)
+    with pytest.raises(ConfigError, match="empty"):
+        cli.parse_psk("  ", "--psk")
+
+
+def test_psk_file_holds_one_hex_line(tmp_path):
+    good = tmp_path / "psk"
+    good.write_text("# alice's key\n\n" + PSK.hex() + "\n")
+    assert cli.read_psk_file(str(good)) == PSK
+    two = tmp_path / "two"
+    two.write_text("00ff\n11ee\n")
+    with pytest.raises(ConfigError, match="found 2"):
+        cli.read_psk_file(str(two))
+    with pytest.raises(ConfigError, match="cannot read"):
+        cli.read_psk_file(str(tmp_path / "missing"))
+
+
+def bootstrapped() -> Bootstrapped:
+    return Bootstrapped(provision().security_association(MN_ID), BOOTSTRAP)
+
+
+def test_json_output_is_keyed_by_tv_header_names_with_keys():
+    result = bootstrapped()
+    out = json.loads(json.dumps(cli.as_json(result)))
+    sa = result.sa
+    assert out[tv.MN_ID] == MN_ID
+    assert (out[tv.SPI], out[tv.SAS], out[tv.PORT]) == (4242, 1, 7872)
+    assert out[tv.CIPHERSUITE] == "{00 3C}"
+    assert out[tv.MN_TO_HA_IKEY] == sa.mn_to_ha_ikey.hex()
+    assert out[tv.HA_TO_MN_EKEY] == sa.ha_to_mn_ekey.hex()
+    assert out[tv.SA_VALIDITY_END] == "Tue, 01 Jan 2030 01:00:00 GMT"
+    assert out[tv.HAA_IP6] == "2001:db8:0:0:0:0:0:1"  # the full 8-group form of the ABNF
+    assert out[tv.HAA_IP4] == "192.0.2.1"
+    assert ipaddress.IPv6Network(out[tv.IP6_HNP]) == BOOTSTRAP.home_prefix6
+    assert tv.IP4_HOA not in out and tv.DNS_IP4 not in out
+
+
+def test_text_output_hides_keys_unless_asked():
+    result = bootstrapped()
+    hidden = cli.as_text(result, show_keys=False)
+    shown = cli.as_text(result, show_keys=True)
+    for key in (result.sa.mn_to_ha_ikey, result.sa.ha_to_mn_ekey):
+        assert key.hex() not in hidden and key.hex() in shown
+    assert "hidden" in hidden and "hidden" not in shown
+    assert "AES_128_CBC_SHA256" in hidden and "signaling and data" in hidden
+    assert any(line.split() == [tv.SPI, "4242"] for line in hidden.splitlines())
+
+
+def test_usage_errors_exit_2_before_any_connection(tmp_path, capsys):
+    ca = tmp_path / "missing.pem"
+    status = cli.main(["bootstrap", "--hac", "127.0.0.1:9", "--ca", str(ca), "--id", MN_ID,
+                       "--psk", "zz"])
+    assert status == cli.EXIT_USAGE
+    assert "--psk" in capsys.readouterr().err

@@ -1,0 +1,145 @@
+"""The MN's Twisted shell around a bootstrap machine: connect over TLS, move bytes, report.
+
+All protocol decisions live in :mod:`mn.bootstrap`; this module only opens the
+TLS connection (verified by :class:`aaa_mip6.tls.ClientTLS`), hands the machine
+the certificate the HAC presented, shuttles octets, enforces one deadline for
+the whole bootstrap and closes cleanly (``loseConnection``, so the TLS session
+can resume next time).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from OpenSSL import SSL
+from twisted.internet import defer
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    TCP4ClientEndpoint,
+    TCP6ClientEndpoint,
+    wrapClientTLS,
+)
+from twisted.internet.interfaces import IHandshakeListener
+from twisted.internet.protocol import Factory, Protocol
+from zope.interface import implementer
+
+from aaa_mip6.tls import CertificateRejected, ClientTLS, peer_certificate_der
+
+from .bootstrap import BootstrapFailed, BootstrapMachine, Bootstrapped
+
+DEFAULT_TIMEOUT = 30.0
+"""Seconds one bootstrap may take from connecting to the HAC's final response."""
+
+
+@implementer(IHandshakeListener)
+class _BootstrapProtocol(Protocol):
+    """Runs one machine over one TLS connection; fires ``outcome`` once the connection is gone."""
+
+    def __init__(self, machine: BootstrapMachine, outcome: defer.Deferred):
+        self.machine = machine
+        self.outcome = outcome
+        self.concluded: Bootstrapped | BootstrapFailed | None = None
+
+    def handshakeCompleted(self) -> None:  # noqa: N802 (Twisted API)
+        self._run(self.machine.start, peer_certificate_der(self.transport))
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802 (Twisted API)
+        if self.concluded is None:
+            self._run(self.machine.receive, data)
+
+    def _run(self, step, argument) -> None:
+        try:
+            request = step(argument)
+        except BootstrapFailed as failure:
+            self._conclude(failure)
+            return
+        if request:
+            self.transport.write(request)
+        if self.machine.result is not None:
+            self._conclude(self.machine.result)
+
+    def _conclude(self, concluded: Bootstrapped | BootstrapFailed) -> None:
+        self.concluded = concluded
+        self.transport.loseConnection()
+
+    def give_up(self, failure: BootstrapFailed) -> None:
+        """The deadline passed: drop the connection without waiting for the HAC."""
+        if self.concluded is None:
+            self.concluded = failure
+        self.transport.abortConnection()
+
+    def connectionLost(self, reason) -> None:  # noqa: N802 (Twisted API)
+        concluded = self.concluded or _lost(self.machine, reason)
+        if isinstance(concluded, Bootstrapped):
+            self.outcome.callback(concluded)
+        else:
+            self.outcome.errback(concluded)
+
+
+def _lost(machine: BootstrapMachine, reason) -> BootstrapFailed:
+    """Why a connection ended before the machine concluded."""
+    if reason.check(CertificateRejected):
+        return BootstrapFailed(f"tls: {reason.value}", step="tls", reason="certificate")
+    if reason.check(SSL.Error):
+        return BootstrapFailed(f"tls: handshake or record failure: {reason.value}",
+                               step="tls", reason="tls")
+    if not machine.started:
+        return BootstrapFailed("tls: the connection closed during the TLS handshake",
+                               step="tls", reason="closed")
+    return BootstrapFailed(f"{machine.step}: the HAC closed the connection without a response",
+                           step=machine.step, reason="closed")
+
+
+def _tcp_endpoint(reactor, host: str, port: int, timeout: float):
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        address = ipaddress.ip_address(bare)
+    except ValueError:
+        return HostnameEndpoint(reactor, bare, port, timeout=timeout)
+    endpoint = TCP6ClientEndpoint if address.version == 6 else TCP4ClientEndpoint
+    return endpoint(reactor, bare, port, timeout=timeout)
+
+
+def bootstrap(reactor, tls: ClientTLS, port: int, machine: BootstrapMachine, *,
+              timeout: float = DEFAULT_TIMEOUT) -> defer.Deferred:
+    """Run ``machine`` against the HAC at ``tls.host`` and ``port``.
+
+    The Deferred fires with :class:`Bootstrapped` once the connection is closed,
+    or fails with :class:`BootstrapFailed` (step ``connect``/``tls``/``init``/
+    ``done``), also when the whole bootstrap takes longer than ``timeout``.
+    Reuse one ``tls`` per HAC so that later bootstraps resume the TLS session.
+    """
+    outcome: defer.Deferred = defer.Deferred()
+    protocol = _BootstrapProtocol(machine, outcome)
+    endpoint = wrapClientTLS(tls, _tcp_endpoint(reactor, tls.host, port, timeout), clock=reactor)
+    connecting = endpoint.connect(Factory.forProtocol(lambda: protocol))
+
+    def not_connected(failure):
+        if not outcome.called:
+            outcome.errback(BootstrapFailed(
+                f"connect: cannot reach the HAC at {tls.host} port {port}: "
+                f"{failure.getErrorMessage()}", step="connect", reason="connect"))
+
+    connecting.addErrback(not_connected)
+
+    def expire() -> None:
+        failure = BootstrapFailed(f"{machine.step}: no result within {timeout:g} s",
+                                  step=machine.step, reason="timeout")
+        if protocol.transport is None:
+            outcome.errback(failure)
+            connecting.cancel()
+        else:
+            protocol.give_up(failure)
+
+    deadline = reactor.callLater(timeout, expire)
+    outcome.addBoth(_cancel(deadline))
+    return outcome
+
+
+def _cancel(call):
+    def passthrough(result):
+        if call.active():
+            call.cancel()
+        return result
+
+    return passthrough
