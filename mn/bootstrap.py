@@ -180,7 +180,11 @@ class BootstrapMachine:
         return m.encode(request, key, self._channel_binding, draft01=self.draft01)
 
     def _verify(self, received: m.Received, key: bytes) -> None:
-        received.verify(key, self._channel_binding, draft01=self.draft01)
+        try:
+            received.verify(key, self._channel_binding, draft01=self.draft01)
+        except AuthenticatorError as error:
+            raise AuthenticatorError(f"{error} (a wrong key or identity, or a man in the "
+                                     "middle between the MN and the HAC)") from None
 
     def _refused(self, received: m.Received, key: bytes) -> BootstrapFailed:
         """The failure for a HacError or a failed HacDone, recording whether its auth verified."""
