@@ -1,0 +1,210 @@
+"""hostapd's integrated EAP server as a second RADIUS server for the interop tests.
+
+hostapd runs with ``driver=none``: no radio, only its RADIUS authentication server
+(``radius_server_clients``) in front of its own EAP server (``eap_server=1``). The
+generated config enables the methods the MN speaks (md5, gtc, mschapv2, pwd, tls,
+ttls, peap) with certificates from :mod:`aaa_mip6.pki`, TLS 1.2 and 1.3, and
+accepts RADIUS only from 127.0.0.1. hostapd 2.10 has no option to bind its RADIUS
+server to one address: it listens on the wildcard address, so the free port is
+picked there. hostapd writes a debug log (``-d``, keys hidden since ``-K`` is
+not given) to a 0600 file in the 0700 temp dir: its TTLS AVP dumps still show the
+throwaway test password in hex. hostapd is stopped when the fixture ends.
+
+Use it from a test module with ``from tests.integration.hostapd import hostapd``.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+import subprocess
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from aaa_mip6 import pki
+from tests.integration.freeradius import _free_udp_port, _stop
+
+START_TIMEOUT = 20.0
+READY_LINE = "AP-ENABLED"
+BIND_FAILED = "RADIUS: bind"
+PORT_ATTEMPTS = 3
+WILDCARD = "0.0.0.0"
+
+PASSWORD_USER = "mn1@example.org"
+TLS_USER = "mn-tls@example.org"
+ANONYMOUS_IDENTITY = "anonymous@example.org"
+SERVER_NAME = "radius.example.org"
+PWD_GROUP = 19
+TLS13_SINCE = (2, 9)  # hostapd ChangeLog v2.9: "EAP-TLS server support for TLS 1.3"
+
+
+@dataclass(frozen=True)
+class Hostapd:
+    """What a test needs to reach the running server and authenticate to it.
+
+    The credential fields have the same names as on ``FreeRadius``, so a test can
+    run one case against either server.
+    """
+
+    host: str
+    port: int
+    secret: bytes = field(repr=False)
+    ca_cert: Path
+    client_cert: Path  # EAP-TLS client certificate, CN = tls_user
+    client_key: Path
+    user: str  # a password user for md5/gtc/mschapv2/pwd and inside ttls/peap
+    password: str = field(repr=False)
+    tls_user: str
+    anonymous_identity: str
+    pwd_supported: bool  # False if this build has no EAP-pwd server
+    tls13_supported: bool  # False if this hostapd predates its TLS 1.3 server
+    config_dir: Path
+    log_path: Path
+
+
+def binary() -> str | None:
+    return shutil.which("hostapd")
+
+
+def version(executable: str) -> tuple[int, ...]:
+    """(2, 10) for ``hostapd v2.10``; hostapd prints it on stderr and exits with status 1."""
+    result = subprocess.run([executable, "-v"], capture_output=True, text=True, timeout=10)
+    match = re.search(r"^hostapd v(\d+(?:\.\d+)*)", result.stderr + result.stdout, re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"{executable} -v printed no version line")
+    return tuple(int(part) for part in match.group(1).split("."))
+
+
+def _quote(value: str) -> str:
+    """A hostapd eap_user double-quoted string (the values here never hold quotes)."""
+    if '"' in value or "\\" in value:
+        raise ValueError("hostapd test values must not contain quotes or backslashes")
+    return f'"{value}"'
+
+
+def _hostapd_conf(directory: Path, port: int, server: pki.Identity, ca: pki.Identity) -> str:
+    return f"""\
+driver=none
+interface=none
+logger_stdout=-1
+logger_stdout_level=2
+eap_server=1
+eap_user_file={directory / "eap_user"}
+ca_cert={ca.cert_path}
+server_cert={server.cert_path}
+private_key={server.key_path}
+server_id={SERVER_NAME}
+tls_flags=[ENABLE-TLSv1.2][ENABLE-TLSv1.3]
+fragment_size=1020
+pwd_group={PWD_GROUP}
+radius_server_clients={directory / "radius_clients"}
+radius_server_auth_port={port}
+radius_server_acct_port=0
+"""
+
+
+def _eap_users(password: str, with_pwd: bool) -> str:
+    """Phase 1: the password user by name, TLS by certificate, the outer anonymous name
+    for TTLS/PEAP; phase 2 ([2]): the password user inside the tunnels.
+
+    hostapd offers a user's methods in order and moves on when the peer Naks.
+    """
+    outer_methods = "MD5,GTC,MSCHAPV2" + (",PWD" if with_pwd else "")
+    secret = _quote(password)
+    return (
+        f"{_quote(PASSWORD_USER)}\t{outer_methods}\t{secret}\n"
+        f"{_quote(TLS_USER)}\tTLS\n"
+        f"{_quote(ANONYMOUS_IDENTITY)}\tTTLS,PEAP\n"
+        f"{_quote(PASSWORD_USER)}\tTTLS-PAP,TTLS-MSCHAPV2,MSCHAPV2\t{secret}\t[2]\n"
+    )
+
+
+def write_config(directory: Path, port: int, secret: str, password: str, with_pwd: bool
+                 ) -> tuple[pki.Identity, pki.Identity]:
+    """Write a complete hostapd config into ``directory``; return (ca, client identity)."""
+    certs = directory / "certs"
+    ca = pki.make_ca(certs, common_name="aaa-mip6 test hostapd CA")
+    server = pki.make_cert(certs, ca, "server", common_name=SERVER_NAME,
+                           dns_names=(SERVER_NAME,), key_type="rsa")
+    client = pki.make_cert(certs, ca, "client", common_name=TLS_USER, client=True)
+    (directory / "hostapd.conf").write_text(_hostapd_conf(directory, port, server, ca))
+    pki.write_private(directory / "radius_clients", f"127.0.0.1/32\t{secret}\n".encode())
+    pki.write_private(directory / "eap_user", _eap_users(password, with_pwd).encode())
+    return ca, client
+
+
+def _wait_ready(process: subprocess.Popen, log_path: Path) -> bool:
+    """True once hostapd says its (RADIUS-only) interface is up; False if it exited first."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if READY_LINE in log_path.read_text(errors="replace"):
+            return True
+        if process.poll() is not None:
+            return False
+        time.sleep(0.05)
+    raise RuntimeError(f"hostapd not ready after {START_TIMEOUT} s; see {log_path}")
+
+
+def _pwd_unsupported(log_text: str) -> bool:
+    return "Unsupported EAP type 'PWD'" in log_text
+
+
+@contextmanager
+def running_hostapd(directory: Path, host: str = "127.0.0.1") -> Iterator[Hostapd]:
+    """Configure and start hostapd in ``directory``; stop it on exit.
+
+    A free port is picked; if another process takes it before hostapd binds it,
+    the start is retried on a new port. A build without an EAP-pwd server rejects
+    the user file; the server is then started without pwd (``pwd_supported`` False).
+    """
+    executable = binary()
+    if executable is None:
+        raise FileNotFoundError("hostapd is not installed")
+    tls13 = version(executable) >= TLS13_SINCE
+    secret = secrets.token_hex(16)
+    password = "pw-" + secrets.token_hex(8)
+    with_pwd = True
+    for attempt in range(PORT_ATTEMPTS + 1):
+        config_dir = directory / f"hostapd{attempt}"
+        config_dir.mkdir(mode=0o700, parents=True)
+        port = _free_udp_port(WILDCARD)
+        ca, client = write_config(config_dir, port, secret, password, with_pwd)
+        log_path = config_dir / "hostapd.log"
+        pki.write_private(log_path, b"")  # hostapd appends and keeps the mode
+        command = [executable, "-d", "-f", str(log_path), str(config_dir / "hostapd.conf")]
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        try:
+            if _wait_ready(process, log_path):
+                yield Hostapd(
+                    host=host, port=port, secret=secret.encode(), ca_cert=ca.cert_path,
+                    client_cert=client.cert_path, client_key=client.key_path,
+                    user=PASSWORD_USER, password=password, tls_user=TLS_USER,
+                    anonymous_identity=ANONYMOUS_IDENTITY,
+                    pwd_supported=with_pwd, tls13_supported=tls13,
+                    config_dir=config_dir, log_path=log_path,
+                )
+                return
+        finally:
+            _stop(process)
+        log_text = log_path.read_text(errors="replace")
+        if with_pwd and _pwd_unsupported(log_text):
+            with_pwd = False
+        elif BIND_FAILED not in log_text:
+            break
+    raise RuntimeError(f"hostapd did not start; see {log_path}")
+
+
+@pytest.fixture(scope="session")
+def hostapd(tmp_path_factory) -> Iterator[Hostapd]:
+    """hostapd's RADIUS server on a free port, shared by the session; skips if not installed."""
+    if binary() is None:
+        pytest.skip("hostapd is not installed (Debian package hostapd)")
+    with running_hostapd(tmp_path_factory.mktemp("hostapd")) as server:
+        yield server
