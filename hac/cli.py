@@ -1,0 +1,95 @@
+"""``mip6-hac``: run the Home Agent Controller.
+
+Quick start, no config file::
+
+    mip6-hac --listen 192.0.2.10:7443 --cert hac.pem --key hac.key --psk-file psk \\
+             --store sqlite:///var/lib/mip6/sa.db --ha '[2001:db8::1]' --hoa-prefix 2001:db8:1::/64
+
+Everything else lives in ``--config FILE`` (TOML); a flag overrides the file. Bad
+configuration prints a message naming the setting and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from aaa_mip6.errors import ConfigError
+
+from .config import load_config
+
+EXIT_CONFIG = 2
+
+_FLAGS = {  # argparse dest -> dotted config key
+    "listen": "listen",
+    "cert": "tls.cert",
+    "key": "tls.key",
+    "psk_file": "credentials.psk_file",
+    "store": "store.url",
+    "ha": "home_agents.addresses",
+    "hoa_prefix": "bootstrap.hoa_prefix",
+    "workers": "workers",
+    "log_level": "log.level",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mip6-hac",
+        description="Home Agent Controller (RFC 6618): authenticates Mobile Nodes over TLS "
+                    "with a pre-shared key and hands each a security association and its "
+                    "Mobile IPv6 bootstrap data.",
+        epilog="Flags override the config file. Every config key is documented in "
+               "docs/configuration.md (section HAC); etc/hac.toml is a commented sample. "
+               "Signals: SIGHUP reloads the PSK file, SIGTERM stops. "
+               "Exit status 2: bad configuration.",
+    )
+    parser.add_argument("--config", metavar="FILE", type=Path,
+                        help="TOML file with any of the settings (flags win)")
+    parser.add_argument("--listen", metavar="HOST:PORT",
+                        help="address to accept TLS on, e.g. 0.0.0.0:7443 or [::]:7443 "
+                             "(listen)")
+    parser.add_argument("--cert", metavar="PEM",
+                        help="HAC certificate, leaf first, then its chain (tls.cert)")
+    parser.add_argument("--key", metavar="PEM", help="its private key, unencrypted (tls.key)")
+    parser.add_argument("--psk-file", metavar="FILE",
+                        help="pre-shared keys, one 'NAI hex-key' per line "
+                             "(credentials.psk_file)")
+    parser.add_argument("--store", metavar="URL",
+                        help="SA store: sqlite:///abs/path.db or postgresql://... (store.url)")
+    parser.add_argument("--ha", metavar="ADDR", action="append",
+                        help="a home agent: [v6]:port, v4:port or a bare address for port "
+                             "7872; repeat for several (home_agents.addresses)")
+    parser.add_argument("--hoa-prefix", metavar="PREFIX",
+                        help="IPv6 prefix home addresses come from, e.g. 2001:db8:1::/64 "
+                             "(bootstrap.hoa_prefix)")
+    parser.add_argument("--workers", metavar="N", help="worker processes sharing the port, "
+                                                       "1..64 (workers)")
+    parser.add_argument("--log-level", metavar="LEVEL",
+                        help="debug, info, warning or error (log.level)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    overrides = {key: getattr(arguments, dest) for dest, key in _FLAGS.items()}
+    try:
+        config = load_config(arguments.config, overrides)
+    except ConfigError as error:
+        print(f"mip6-hac: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .server import run  # Twisted only once the configuration is good
+
+    try:
+        return run(config)
+    except ConfigError as error:  # files and sockets checked when the server starts
+        print(f"mip6-hac: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+if __name__ == "__main__":
+    sys.exit(main())

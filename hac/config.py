@@ -1,0 +1,350 @@
+"""The HAC's configuration: a TOML file (``--config``) and command-line flags over it.
+
+Every setting has a dotted key (``tls.cert`` is key ``cert`` of table ``[tls]``),
+one parser that validates it and a default (or none: required). Flags override the
+file. Any problem -- an unknown key, a wrong type, a value out of range, a missing
+required setting -- raises :class:`ConfigError` naming the key (and the flag that
+sets it), so the operator knows exactly what to fix. docs/configuration.md ("HAC")
+documents each key; etc/hac.toml is a commented sample.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import socket
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from aaa_mip6.container import MAX_CONTENT
+from aaa_mip6.errors import ConfigError
+from aaa_mip6.messages import DEFAULT_PORT
+from aaa_mip6.sa import SCOPE_ALL, HomeAgent
+from aaa_mip6.suites import SUITES
+
+from .provisioning import DEFAULT_LIFETIME, BootstrapPolicy, HaSelection, SaPolicy
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+# --- value parsers: (raw TOML or flag value) -> typed value, ValueError on a bad one ----
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a non-empty string")
+    return value
+
+
+def _path(value: Any) -> Path:
+    return Path(_string(value))
+
+
+def _optional_path(value: Any) -> Path | None:
+    return None if value == "" else _path(value)
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def _integer(low: int, high: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, str) and value.isdigit():  # from a flag
+            value = int(value)
+        if type(value) is not int or not low <= value <= high:
+            raise ValueError(f"must be an integer in {low}..{high}")
+        return value
+
+    return parse
+
+
+def _positive(value: Any) -> float:
+    if isinstance(value, str):  # from a flag
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError("must be a positive number") from None
+    if type(value) not in (int, float) or not math.isfinite(value) or value <= 0:
+        raise ValueError("must be a positive number")
+    return float(value)
+
+
+def _host_port(text: str) -> tuple[str, int | None]:
+    """``[v6]:port``, ``[v6]``, ``v4:port``, ``v4`` or a bare IPv6 address."""
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError("an IPv6 address with a port is written [address]:port")
+        port = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        host, port = text, None
+    if port is not None and not (port.isdigit() and int(port) <= 65_535):
+        raise ValueError("the port must be 0..65535")
+    return host, None if port is None else int(port)
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    host: str
+    port: int
+
+    @property
+    def family(self) -> socket.AddressFamily:
+        return socket.AF_INET6 if ":" in self.host else socket.AF_INET
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def _listen(value: Any) -> ListenAddress:
+    host, port = _host_port(_string(value))
+    if port is None:
+        raise ValueError("must be HOST:PORT ([v6]:PORT for IPv6; port 0 picks a free port)")
+    return ListenAddress(str(_ip(host)), port)
+
+
+def _home_agent(value: Any, default_port: int) -> HomeAgent:
+    """An HA: ``"[v6]:port"``, ``"v4:port"``, a bare address, or {ip6, ip4, port}."""
+    if isinstance(value, str):
+        host, port = _host_port(value)
+        address = _ip(host)
+        if port == 0:
+            raise ValueError("a home agent port must be 1..65535")
+        port = default_port if port is None else port
+        if isinstance(address, ipaddress.IPv6Address):
+            return HomeAgent(address, None, port)
+        return HomeAgent(None, address, port)
+    if isinstance(value, dict):
+        unknown = set(value) - {"ip6", "ip4", "port"}
+        if unknown:
+            raise ValueError(f"unknown field {sorted(unknown)[0]!r} (ip6, ip4, port)")
+        ip6 = value.get("ip6")
+        ip4 = value.get("ip4")
+        try:
+            agent = HomeAgent(None if ip6 is None else ipaddress.IPv6Address(ip6),
+                              None if ip4 is None else ipaddress.IPv4Address(ip4),
+                              _integer(1, 65_535)(value.get("port", default_port)))
+        except ipaddress.AddressValueError as error:
+            raise ValueError(str(error)) from None
+        if agent.address6 is None and agent.address4 is None:
+            raise ValueError("a home agent needs ip6 or ip4")
+        return agent
+    raise ValueError("each entry is an address string or a table {ip6, ip4, port}")
+
+
+def _list(value: Any) -> list:
+    if not isinstance(value, list) or not value:
+        raise ValueError("must be a non-empty list")
+    return value
+
+
+def _home_agents(value: Any) -> tuple:
+    """Parsed later with the default port (see :meth:`HacConfig.bootstrap_policy`)."""
+    entries = _list(value)
+    for index, entry in enumerate(entries):
+        try:
+            _home_agent(entry, DEFAULT_PORT)
+        except ValueError as error:
+            raise ValueError(f"entry {index + 1}: {error}") from None
+    return tuple(entries)
+
+
+def _network(kind: type) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        if value == "":
+            return None
+        try:
+            network = kind(_string(value))
+        except ValueError as error:
+            raise ValueError(f"not an {kind.__name__}: {error}") from None
+        if network.num_addresses < 4:
+            raise ValueError("the prefix is too long to hold home addresses")
+        return network
+
+    return parse
+
+
+def _address(kind: type) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        if value == "":
+            return None
+        try:
+            return kind(_string(value))
+        except ValueError:
+            raise ValueError(f"not an {kind.__name__}") from None
+
+    return parse
+
+
+def _suites(value: Any) -> frozenset:
+    names = _list(value)
+    unknown = [name for name in names if name not in SUITES]
+    if unknown:
+        raise ValueError(f"unknown suite {unknown[0]!r}; known: {', '.join(SUITES)}")
+    return frozenset(SUITES[name] for name in names)
+
+
+def _scopes(value: Any) -> frozenset:
+    items = _list(value)
+    if any(type(item) is not int or item not in (0, 1) for item in items):
+        raise ValueError("each scope is 0 (signaling only) or 1 (signaling and data)")
+    return frozenset(items)
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def _store_url(value: Any) -> str:
+    url = _string(value)
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ValueError("must start with sqlite:/// or postgresql://")
+    return url
+
+
+_REQUIRED = object()
+
+
+def _setting(key: str, parse: Callable[[Any], Any], default: Any = _REQUIRED,
+             flag: str | None = None) -> Any:
+    if default is _REQUIRED:
+        return field(metadata={"key": key, "parse": parse, "flag": flag})
+    return field(default=default, metadata={"key": key, "parse": parse, "flag": flag})
+
+
+@dataclass(frozen=True)
+class HacConfig:
+    """Every HAC setting, validated. Build it with :func:`load_config`."""
+
+    listen: ListenAddress = _setting("listen", _listen, flag="--listen")
+    cert: Path = _setting("tls.cert", _path, flag="--cert")
+    key: Path = _setting("tls.key", _path, flag="--key")
+    psk_file: Path = _setting("credentials.psk_file", _path, flag="--psk-file")
+    store_url: str = _setting("store.url", _store_url, flag="--store")
+    home_agents: tuple = _setting("home_agents.addresses", _home_agents, flag="--ha")
+    hoa_prefix: ipaddress.IPv6Network | None = _setting(
+        "bootstrap.hoa_prefix", _network(ipaddress.IPv6Network), None, flag="--hoa-prefix")
+    instance: str = _setting("instance", _string, socket.gethostname() or "hac")
+    workers: int = _setting("workers", _integer(1, 64), 1, flag="--workers")
+    client_ca: Path | None = _setting("tls.client_ca", _optional_path, None)
+    require_client_cert: bool = _setting("tls.require_client_cert", _boolean, False)
+    ticket_key_lifetime: float = _setting("tls.ticket_key_lifetime", _positive, 3600.0)
+    store_threads: int = _setting("store.threads", _integer(1, 64), 4)
+    purge_interval: float = _setting("store.purge_interval", _positive, 3600.0)
+    suites: frozenset = _setting("sa.suites", _suites, frozenset(SUITES.values()))
+    scopes: frozenset = _setting("sa.scopes", _scopes, frozenset({0, 1}))
+    default_scope: int = _setting("sa.default_scope", _integer(0, 1), SCOPE_ALL)
+    lifetime: int = _setting("sa.lifetime", _integer(60, 10 * 365 * 86_400), DEFAULT_LIFETIME)
+    ha_selection: str = _setting("home_agents.selection",
+                                 _choice(tuple(HaSelection)), HaSelection.ROUND_ROBIN.value)
+    ha_port: int = _setting("home_agents.port", _integer(1, 65_535), DEFAULT_PORT)
+    hoa_pool4: ipaddress.IPv4Network | None = _setting(
+        "bootstrap.hoa_pool4", _network(ipaddress.IPv4Network), None)
+    dns6: ipaddress.IPv6Address | None = _setting(
+        "bootstrap.dns6", _address(ipaddress.IPv6Address), None)
+    dns4: ipaddress.IPv4Address | None = _setting(
+        "bootstrap.dns4", _address(ipaddress.IPv4Address), None)
+    handshake_timeout: float = _setting("limits.handshake_timeout", _positive, 10.0)
+    idle_timeout: float = _setting("limits.idle_timeout", _positive, 30.0)
+    max_connections: int = _setting("limits.max_connections", _integer(1, 1_000_000), 1024)
+    rate: float = _setting("limits.rate", _positive, 20.0)
+    burst: int = _setting("limits.burst", _integer(1, 1_000_000), 40)
+    max_message: int = _setting("limits.max_message", _integer(64, MAX_CONTENT), MAX_CONTENT)
+    draft01_auth: bool = _setting("compat.draft01_auth", _boolean, False)
+    log_level: str = _setting("log.level", _choice(LOG_LEVELS), "info", flag="--log-level")
+
+    def sa_policy(self) -> SaPolicy:
+        return SaPolicy(self.suites, self.scopes, self.default_scope, self.lifetime)
+
+    def bootstrap_policy(self) -> BootstrapPolicy:
+        agents = tuple(_home_agent(entry, self.ha_port) for entry in self.home_agents)
+        return BootstrapPolicy(agents, self.hoa_prefix, self.hoa_pool4,
+                               HaSelection(self.ha_selection), self.dns6, self.dns4)
+
+
+SETTINGS = {spec.metadata["key"]: spec for spec in fields(HacConfig)}
+"""Dotted key -> dataclass field, for documentation and flag mapping."""
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in table.items():
+        key = prefix + name
+        if isinstance(value, dict) and key not in SETTINGS:
+            flat.update(_flatten(value, key + "."))
+        else:
+            flat[key] = value
+    return flat
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The settings of a TOML file as dotted keys; ConfigError for a bad file or unknown key."""
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as error:
+        raise ConfigError(f"config file {path}: cannot read ({error.strerror or error})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path}: not valid TOML ({error})") from None
+    flat = _flatten(data)
+    for key in flat:
+        if key not in SETTINGS:
+            raise ConfigError(f"config file {path}: unknown key {key}")
+    return flat
+
+
+def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = None
+                ) -> HacConfig:
+    """Validate the file's settings with ``overrides`` (dotted key -> flag value) on top."""
+    raw = read_toml(path) if path is not None else {}
+    for key, value in (overrides or {}).items():
+        if key not in SETTINGS:
+            raise ValueError(f"no setting {key}")  # a bug in the caller, not the operator
+        if value is not None:
+            raw[key] = value
+    values = {}
+    for key, spec in SETTINGS.items():
+        flag = spec.metadata["flag"]
+        name = f"{key} ({flag})" if flag else key
+        if key not in raw:
+            if spec.default is MISSING:
+                raise ConfigError(f"{name} is required")
+            continue
+        try:
+            values[spec.name] = spec.metadata["parse"](raw[key])
+        except ValueError as error:
+            raise ConfigError(f"{name}: {error}") from None
+    config = HacConfig(**values)
+    _check_together(config)
+    return config
+
+
+def _check_together(config: HacConfig) -> None:
+    """Rules that span several keys."""
+    if config.hoa_prefix is None and config.hoa_pool4 is None:
+        raise ConfigError("bootstrap.hoa_prefix (--hoa-prefix) or bootstrap.hoa_pool4 is required: "
+                          "MNs need a home address")
+    if config.default_scope not in config.scopes:
+        raise ConfigError("sa.default_scope must be one of sa.scopes")
+    if config.require_client_cert and config.client_ca is None:
+        raise ConfigError("tls.require_client_cert needs tls.client_ca")

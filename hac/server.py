@@ -1,0 +1,381 @@
+"""The HAC's Twisted shell: a TLS listener that moves bytes between MNs and hac.core.
+
+:class:`HacServer` owns what every connection shares (TLS context, PSK table, SA
+store, provisioner, limits) and listens on a socket it creates or adopts.
+:class:`HacProtocol` feeds TLS plaintext to a :class:`hac.core.HacSession` and
+carries out its actions. Protection against idle and abusive clients: a handshake
+timeout, an idle timeout, a cap on concurrent connections and a per-source token
+bucket, all enforced before any protocol work is done.
+
+Store calls may block: SQLite commits (a fraction of a millisecond) run on the
+reactor thread; PostgreSQL calls go to a thread pool. :func:`run` is the process
+level: one listening socket, optionally shared by several forked worker processes
+(each with its own reactor and store connection) so both cores are used; SIGHUP
+reloads the PSK file, SIGTERM stops cleanly.
+
+The global reactor is imported only inside :func:`run`, after any fork.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from twisted.internet import defer, threads
+from twisted.internet.interfaces import IHandshakeListener
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import LoopingCall
+from twisted.protocols.policies import TimeoutMixin
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.threadpool import ThreadPool
+from zope.interface import implementer
+
+from aaa_mip6.authenticator import channel_binding
+from aaa_mip6.errors import ConfigError
+from aaa_mip6.store import StoreError, open_store
+from aaa_mip6.tls import ServerTLS
+
+from . import core
+from .config import HacConfig
+from .credentials import Credentials
+from .provisioning import Provisioner
+
+log = logging.getLogger(__name__)
+
+MAX_TRACKED_SOURCES = 65_536  # rate-limit buckets kept; the idlest are forgotten first
+
+
+class TokenBucket:
+    """``rate`` tokens per second up to ``burst``; a new connection takes one."""
+
+    __slots__ = ("rate", "burst", "tokens", "stamp")
+
+    def __init__(self, rate: float, burst: int, now: float):
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.stamp = now
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class RateLimiter:
+    """One token bucket per source address, in bounded memory."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float],
+                 max_sources: int = MAX_TRACKED_SOURCES):
+        self._rate = rate
+        self._burst = burst
+        self._clock = clock
+        self._max_sources = max_sources
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    def allow(self, source: str) -> bool:
+        now = self._clock()
+        bucket = self._buckets.pop(source, None)
+        if bucket is None:
+            bucket = TokenBucket(self._rate, self._burst, now)
+            if len(self._buckets) >= self._max_sources:
+                self._buckets.popitem(last=False)
+        self._buckets[source] = bucket  # most recently seen last
+        return bucket.take(now)
+
+
+def _source(address) -> str:
+    host = getattr(address, "host", "?")
+    port = getattr(address, "port", 0)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+@implementer(IHandshakeListener)
+class HacProtocol(Protocol, TimeoutMixin):
+    """One MN connection: TLS plaintext in and out of a :class:`core.HacSession`."""
+
+    def __init__(self, server: HacServer):
+        self.server = server
+        self.session = core.HacSession(server.session_settings)
+        self._started = 0.0
+        self._source = "?"
+        self._outcome: core.Succeeded | core.Failed | None = None
+        self._spi: int | None = None
+        self._suite: str | None = None
+        self._lost = False
+
+    def callLater(self, period, func):  # noqa: N802 (TimeoutMixin API)
+        return self.server.reactor.callLater(period, func)
+
+    def connectionMade(self):  # noqa: N802 (Twisted API)
+        self._started = self.server.reactor.seconds()
+        self._source = _source(self.transport.getPeer())
+        self.server.connections += 1
+        self.setTimeout(self.server.config.handshake_timeout)
+
+    def handshakeCompleted(self):  # noqa: N802 (Twisted API)
+        self.setTimeout(self.server.config.idle_timeout)
+
+    def dataReceived(self, data):  # noqa: N802 (Twisted API)
+        self.resetTimeout()
+        self._carry_out(self.session.data_received(data))
+
+    def timeoutConnection(self):  # noqa: N802 (TimeoutMixin API)
+        self._end(core.Failed(0, "timed out"))
+        self.transport.abortConnection()
+
+    def connectionLost(self, reason):  # noqa: N802 (Twisted API)
+        self._lost = True
+        self.setTimeout(None)
+        self.server.connections -= 1
+        self._end(core.Failed(0, f"closed before the end ({reason.getErrorMessage()})"))
+
+    def _carry_out(self, actions: list[core.Action]) -> None:
+        if self._lost:
+            return
+        for action in actions:
+            if isinstance(action, core.Send):
+                self.transport.write(action.data)
+            elif isinstance(action, core.ProvisionSA):
+                self._spi, self._suite = None, action.suite.name
+                self.setTimeout(None)  # the store, not the MN, is what we wait for
+                deferred = self.server.provision(action)
+                deferred.addCallbacks(self._provisioned, self._provisioning_failed)
+            elif isinstance(action, core.Succeeded | core.Failed):
+                self._end(action)
+            elif isinstance(action, core.Close):
+                self.transport.loseConnection()
+
+    def _provisioned(self, provision) -> None:
+        self._carry_out(self.session.provisioned(provision))
+
+    def _provisioning_failed(self, failure) -> None:
+        if failure.check(StoreError):
+            reason = f"store: {failure.value}"
+        else:
+            log.error("provisioning failed unexpectedly", exc_info=failure.value)
+            reason = f"internal: {type(failure.value).__name__}"
+        self._carry_out(self.session.provisioning_failed(core.INTERNAL_ERROR, reason))
+
+    def _end(self, outcome: core.Succeeded | core.Failed) -> None:
+        """Log the one line of this bootstrap, at its first outcome; keys never appear."""
+        if self._outcome is not None:
+            return
+        self._outcome = outcome
+        duration = (self.server.reactor.seconds() - self._started) * 1000
+        if isinstance(outcome, core.Succeeded):
+            self._spi, self._suite = outcome.spi, outcome.suite
+            result = "200"
+        else:
+            result = f"{outcome.status or '-'} ({outcome.reason})"
+        log.info("bootstrap mn-id=%s source=%s spi=%s suite=%s result=%s duration=%.1fms",
+                 self.session.mn_id or "-", self._source, self._spi or "-",
+                 self._suite or "-", result, duration)
+
+
+class _HacFactory(Factory):
+    def __init__(self, server: HacServer):
+        self.server = server
+
+    def buildProtocol(self, addr):  # noqa: N802 (Twisted API)
+        return HacProtocol(self.server)
+
+
+class _GuardedTLSFactory(TLSMemoryBIOFactory):
+    """Refuses a connection before any TLS work when the cap or its source's rate is hit."""
+
+    def __init__(self, server: HacServer, tls: ServerTLS):
+        super().__init__(tls, False, _HacFactory(server), clock=server.reactor)
+        self.server = server
+
+    def buildProtocol(self, addr):  # noqa: N802 (Twisted API)
+        server = self.server
+        if server.connections >= server.config.max_connections:
+            server.refused["cap"] += 1
+            log.warning("refused %s: %d connections open", _source(addr), server.connections)
+            return None
+        if not server.rate_limiter.allow(getattr(addr, "host", "?")):
+            server.refused["rate"] += 1
+            log.warning("refused %s: source over its connection rate", _source(addr))
+            return None
+        return super().buildProtocol(addr)
+
+
+class HacServer:
+    """Everything one HAC process shares between its connections, on one reactor."""
+
+    def __init__(self, config: HacConfig, reactor, *, server_secret: bytes | None = None):
+        self.config = config
+        self.reactor = reactor
+        self.tls = ServerTLS(config.cert, config.key, client_ca_file=config.client_ca,
+                             require_client_cert=config.require_client_cert,
+                             ticket_key_lifetime=config.ticket_key_lifetime)
+        self.credentials = Credentials(config.psk_file)
+        sa_policy = config.sa_policy()
+        self.session_settings = core.SessionSettings(
+            psk_lookup=self.credentials.lookup,
+            server_secret=server_secret or os.urandom(32),
+            channel_binding=channel_binding(self.tls.certificate_der),
+            choose_suite=sa_policy.choose_suite,
+            max_content=config.max_message,
+            draft01=config.draft01_auth,
+        )
+        self.store = open_store(config.store_url)
+        self.provisioner = Provisioner(self.store, sa_policy, config.bootstrap_policy(),
+                                       hac_instance=config.instance)
+        self.rate_limiter = RateLimiter(config.rate, config.burst, reactor.seconds)
+        self.connections = 0
+        self.refused = {"cap": 0, "rate": 0}
+        self._pool: ThreadPool | None = None
+        if not config.store_url.startswith("sqlite:"):
+            self._pool = ThreadPool(1, config.store_threads, name="hac-store")
+            self._pool.start()
+        self._purge = LoopingCall(self._purge_expired)
+        self._purge.clock = reactor
+        self._port = None
+
+    def _in_store_thread(self, function, *args) -> defer.Deferred:
+        if self._pool is None:
+            return defer.maybeDeferred(function, *args)
+        return threads.deferToThreadPool(self.reactor, self._pool, function, *args)
+
+    def provision(self, request: core.ProvisionSA) -> defer.Deferred:
+        """Run the provisioner where the store may block; fires with the Provision."""
+        return self._in_store_thread(self.provisioner.provision, request.mn_id, request.suite,
+                                     request.requested_scope)
+
+    def _purge_expired(self) -> defer.Deferred:
+        deferred = self._in_store_thread(self.store.purge_expired)
+        deferred.addCallbacks(lambda count: count and log.info("purged %d expired SAs", count),
+                              lambda failure: log.error("purging expired SAs failed: %s",
+                                                        failure.getErrorMessage()))
+        return deferred
+
+    def listen(self, sock: socket.socket | None = None):
+        """Listen on ``sock`` (a bound, listening socket, e.g. shared by workers) or on
+        the configured address; return the listening port."""
+        own = sock is None
+        if own:
+            sock = bind(self.config)
+        factory = _GuardedTLSFactory(self, self.tls)
+        self._port = self.reactor.adoptStreamPort(sock.fileno(), sock.family, factory)
+        if own:
+            sock.close()  # the reactor listens on its own duplicate
+        self._purge.start(self.config.purge_interval, now=True)
+        return self._port
+
+    def reload_credentials(self) -> bool:
+        return self.credentials.reload()
+
+    @defer.inlineCallbacks
+    def stop(self):
+        """Stop accepting, let the store settle, release it."""
+        if self._port is not None:
+            yield self._port.stopListening()
+            self._port = None
+        if self._purge.running:
+            self._purge.stop()
+        if self._pool is not None:
+            self._pool.stop()
+        self.store.close()
+
+
+def bind(config: HacConfig) -> socket.socket:
+    """The listening socket for ``config.listen`` (one socket; workers inherit it)."""
+    address = config.listen
+    sock = socket.socket(address.family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((address.host, address.port))
+        sock.listen(1024)
+    except OSError as error:
+        sock.close()
+        raise ConfigError(f"listen {address}: {error.strerror or error}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def check(config: HacConfig) -> None:
+    """Load every file and open the store once, so a bad setup fails before any fork."""
+    ServerTLS(config.cert, config.key, client_ca_file=config.client_ca,
+              require_client_cert=config.require_client_cert,
+              ticket_key_lifetime=config.ticket_key_lifetime)
+    Credentials(config.psk_file)
+    open_store(config.store_url).close()
+
+
+def _serve(config: HacConfig, sock: socket.socket) -> None:
+    """One process: install signal handlers, listen on ``sock``, run until SIGTERM."""
+    from twisted.internet import reactor
+    from twisted.logger import STDLibLogObserver, globalLogBeginner
+
+    globalLogBeginner.beginLoggingTo([STDLibLogObserver()], redirectStandardIO=False)
+
+    server = HacServer(config, reactor)
+    port = server.listen(sock)
+    log.info("HAC %s listening on %s (pid %d)", config.instance, _source(port.getHost()),
+             os.getpid())
+    signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(server.reload_credentials))
+    reactor.addSystemEventTrigger("before", "shutdown", server.stop)
+    reactor.run()  # its own SIGTERM/SIGINT handlers stop it
+
+
+def run(config: HacConfig) -> int:
+    """Run the HAC: in this process, or as ``config.workers`` forked workers sharing one socket.
+
+    The parent of several workers restarts one that dies, forwards SIGHUP, and on
+    SIGTERM stops them all and returns.
+    """
+    check(config)
+    sock = bind(config)
+    if config.workers == 1:
+        _serve(config, sock)
+        return 0
+    children: dict[int, int] = {}  # pid -> worker number
+    stopping = False
+
+    def start(number: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                _serve(config, sock)
+            except BaseException:  # a worker must never return into the parent's loop
+                log.exception("worker %d failed", number)
+                code = 1
+            finally:
+                os._exit(code)
+        children[pid] = number
+
+    def forward(signum, _frame) -> None:
+        nonlocal stopping
+        stopping = stopping or signum in (signal.SIGTERM, signal.SIGINT)
+        for pid in children:
+            os.kill(pid, signal.SIGTERM if signum == signal.SIGINT else signum)
+
+    for number in range(config.workers):
+        start(number)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+    log.info("HAC %s: %d workers on %s", config.instance, config.workers, config.listen)
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        number = children.pop(pid, None)
+        if number is not None and not stopping:
+            log.error("worker %d (pid %d) exited with status %d; restarting", number, pid,
+                      os.waitstatus_to_exitcode(status))
+            time.sleep(1)  # no restart storm if a worker dies at once
+            start(number)
+    sock.close()
+    return 0
