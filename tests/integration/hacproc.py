@@ -1,0 +1,207 @@
+"""A real ``mip6-hac`` process for integration tests and the lab, and a reactor to drive MNs.
+
+:func:`make_setup` writes what a HAC needs into a directory: a CA, the HAC's
+certificate (subjectAltName ``hac.example`` and 127.0.0.1 / ::1), a PSK file
+for some MNs, and a SQLite store URL (or the PostgreSQL URL you give).
+:class:`HacProcess` starts ``mip6-hac`` on a free loopback port with that setup,
+waits until it accepts connections, and stops it (SIGTERM) or kills it
+(SIGKILL); it can be started again on the same setup and store. Settings beyond the
+quick-start flags go into a TOML ``--config`` file written from ``config``; by
+default the per-source rate limit is lifted (every test MN comes from 127.0.0.1)
+and only warnings are logged. Its output goes
+to ``hac.log`` in the setup directory (:meth:`HacProcess.log_tail` for failure
+messages). Use it as a context manager so that no process outlives its test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from twisted.internet import defer
+from twisted.internet.selectreactor import SelectReactor
+from twisted.python.failure import Failure
+
+from aaa_mip6 import pki
+
+HAC_NAME = "hac.example"
+HA_ADDRESS = "2001:db8::1"
+HOA_PREFIX = "2001:db8:1::/64"
+START_TIMEOUT = 20.0  # seconds for the HAC to accept connections
+STOP_TIMEOUT = 10.0  # seconds for a SIGTERM before SIGKILL
+START_ATTEMPTS = 3  # a free port may be taken by someone else before the HAC binds it
+_SCRIPT = Path(sys.executable).with_name("mip6-hac")
+TEST_CONFIG = {"limits": {"rate": 1_000_000.0, "burst": 1_000_000}, "log": {"level": "warning"}}
+
+
+@dataclass(frozen=True)
+class HacSetup:
+    """Files and identities one HAC runs with; ``psks`` maps each MN's NAI to its key."""
+
+    directory: Path
+    ca: pki.Identity
+    server: pki.Identity
+    psk_file: Path
+    psks: Mapping[str, bytes]
+    store_url: str
+
+
+def mn_ids(count: int) -> list[str]:
+    return [f"mn{number}@example.org" for number in range(count)]
+
+
+def make_setup(directory: Path, *, identities: Iterable[str] = tuple(mn_ids(4)),
+               store_url: str | None = None, key_type: str = "ec") -> HacSetup:
+    """Create the CA, the HAC certificate, one random PSK per identity and the store URL."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = pki.make_ca(directory, key_type=key_type)
+    server = pki.make_cert(directory, ca, "hac", dns_names=(HAC_NAME,),
+                           ip_addresses=("127.0.0.1", "::1"), key_type=key_type)
+    psks = {identity: os.urandom(16) for identity in identities}
+    psk_file = directory / "psk.txt"
+    pki.write_private(psk_file, "".join(f"{nai} {key.hex()}\n"
+                                        for nai, key in psks.items()).encode())
+    return HacSetup(directory, ca, server, psk_file, psks,
+                    store_url or f"sqlite:///{directory / 'sa.db'}")
+
+
+def toml_text(config: Mapping[str, Mapping[str, object]]) -> str:
+    """TOML for tables of strings, numbers, booleans and lists of them (JSON spells them alike)."""
+    return "".join(f"[{table}]\n" + "".join(f"{key} = {json.dumps(value)}\n"
+                                            for key, value in settings.items())
+                   for table, settings in config.items())
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+class HacProcess:
+    """One ``mip6-hac`` subprocess on ``host`` (127.0.0.1 by default) and a free port."""
+
+    def __init__(self, setup: HacSetup, *, host: str = "127.0.0.1",
+                 config: Mapping[str, Mapping[str, object]] = TEST_CONFIG,
+                 extra_args: Iterable[str] = ()):
+        self.setup = setup
+        self.host = host
+        self.config_path = setup.directory / "hac.toml"
+        self.config_path.write_text(toml_text(config))
+        self.extra_args = tuple(extra_args)
+        self.port: int | None = None
+        self.process: subprocess.Popen | None = None
+        self.log_path = setup.directory / "hac.log"
+
+    @property
+    def address(self) -> str:
+        """``HOST:PORT`` as ``mip6-mn --hac`` takes it."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def command(self, port: int) -> list[str]:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        setup = self.setup
+        return [str(_SCRIPT), "--listen", f"{host}:{port}",
+                "--cert", str(setup.server.cert_path), "--key", str(setup.server.key_path),
+                "--psk-file", str(setup.psk_file), "--store", setup.store_url,
+                "--ha", HA_ADDRESS, "--hoa-prefix", HOA_PREFIX,
+                "--config", str(self.config_path), *self.extra_args]
+
+    def start(self) -> HacProcess:
+        """Start the HAC and return once it accepts TCP connections; RuntimeError if it cannot."""
+        if self.process is not None:
+            raise RuntimeError("this HAC is already running")
+        for _ in range(START_ATTEMPTS):
+            port = free_port(self.host)
+            with open(self.log_path, "ab") as log:
+                self.process = subprocess.Popen(self.command(port), stdout=log,
+                                                stderr=subprocess.STDOUT,
+                                                stdin=subprocess.DEVNULL)
+            if self._wait_listening(port):
+                self.port = port
+                return self
+            self.process.wait()
+            self.process = None
+        raise RuntimeError(f"mip6-hac did not start; its log ends:\n{self.log_tail()}")
+
+    def _wait_listening(self, port: int) -> bool:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return False
+            try:
+                socket.create_connection((self.host, port), timeout=0.5).close()
+                return True
+            except OSError:
+                time.sleep(0.05)
+        self.process.kill()
+        return False
+
+    def stop(self) -> int | None:
+        """SIGTERM, then SIGKILL after STOP_TIMEOUT; the exit status (None if not running)."""
+        if self.process is None:
+            return None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            status = self.process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            status = self.process.wait()
+        self.process = None
+        return status
+
+    def kill(self) -> None:
+        """kill -9: no chance to flush or clean up, as in a crash."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text("utf-8", "replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def __enter__(self) -> HacProcess:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+
+def run_on_fresh_reactor(scenario, limit: float = 30.0):
+    """Run ``scenario(reactor)`` (a coroutine function) on a new reactor; return its result.
+
+    A fresh reactor per call keeps tests from sharing reactor state (pass
+    ``clock=reactor`` to Twisted's TLS wrappers). ``limit`` stops a hung scenario:
+    a safety net, not a timing assertion.
+    """
+    reactor = SelectReactor()
+    outcome: list = []
+
+    def start() -> None:
+        running = defer.ensureDeferred(scenario(reactor))
+        running.addBoth(outcome.append)
+        running.addBoth(lambda _: reactor.stop())
+
+    reactor.callWhenRunning(start)
+    reactor.callLater(limit, reactor.stop)
+    reactor.run(installSignalHandlers=False)
+    if not outcome:
+        raise TimeoutError(f"the scenario did not finish within {limit:g} s")
+    if isinstance(outcome[0], Failure):
+        outcome[0].raiseException()
+    return outcome[0]
