@@ -165,6 +165,16 @@ def test_psk_bootstrap_provisions_a_stored_sa_and_logs_one_line(start_hac, lab, 
     assert provision.mn_to_ha_ikey.hex() not in caplog.text and PSK.hex() not in caplog.text
 
 
+def test_postgresql_store_is_called_from_the_thread_pool(start_hac, lab, postgres_url):
+    hac = start_hac(**{"store.url": postgres_url, "store.threads": 2})
+    spis = set()
+    for _ in range(3):
+        with tls_connect(lab, hac.port) as sock:
+            spis.add(RawMn(sock).bootstrap().message.provision.spi)
+    assert len(spis) == 3
+    assert all(hac.call(hac.server.store.get, spi).sa.mn_id == ALICE for spi in spis)
+
+
 def test_wrong_key_is_401_then_close(start_hac, lab):
     hac = start_hac()
     with tls_connect(lab, hac.port) as sock:
