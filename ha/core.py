@@ -1,0 +1,577 @@
+"""The home agent's data plane (RFC 6618 §6, RFC 6275 §9.5.1, §10.3), sans-I/O.
+
+Events go in — a UDP datagram from an MN (:meth:`HomeAgentCore.datagram_received`), a
+packet read from the home network's TUN device (:meth:`HomeAgentCore.tun_packet`), the
+answer to an SA lookup (:meth:`HomeAgentCore.sa_found`), a changed SA
+(:meth:`HomeAgentCore.sa_changed`), the clock (:meth:`HomeAgentCore.tick`) — and each
+returns the actions the shell carries out in order: :class:`SendDatagram`,
+:class:`WriteTun`, :class:`FetchSA`, :class:`PersistSequences` (must be durable before
+the actions after it), :class:`Drop`, :class:`Registered`, :class:`Deregistered`.
+
+Rules the code follows (docs/configuration.md, section HA, says the same for operators):
+
+- A drop changes nothing but its counter. A packet that is dropped after its ICV
+  verified (wrong home address, spoofed inner source, bad BU) does not even move the
+  replay window: the window is put back as it was.
+- A BU whose Home Address option is not the home address the SA authorizes is dropped
+  silently as ``unauthorized-hoa``, as an IPsec HA drops a packet its SA's selectors do
+  not cover (RFC 4877 §4.4): the MN holds a valid SA, and a BA would tell a misbehaving
+  MN nothing it needs.
+- Binding Updates are answered per RFC 6275 §9.5.1/§10.3.1 with status 0, 129 (H flag
+  not set: this HA only does home registrations), 135 (sequence number not newer than
+  the binding's, modulo 2^16; the BA carries the last accepted number) or 176
+  (REINIT_SA_WITH_HAC: SA revoked, within ``reinit_margin`` of its validity end, or
+  fewer than ``sequence_margin`` sequence numbers left in either direction). Rejections
+  are always answered; acceptances when the A flag asks.
+- The granted lifetime is the asked one capped by ``max_lifetime`` and by the SA's
+  validity end. Lifetime 0, or a care-of address equal to the home address, removes
+  the binding (de-registration).
+- The care-of address of a binding is the outer source address and port of the BU's
+  datagram (NAT-friendly); the Alternate Care-of Address option is not used.
+- PType 0 packets carry SPI 0, so they are matched to the binding whose care-of
+  (address, port) sent them, and accepted only when that binding's SA has scope 0.
+- Decapsulated packets go to the home network only if their source is a home address
+  of the binding of the SA (or, for PType 0, of the care-of) they came under.
+- After a restart (:class:`~ha.sasource.SequenceLedger`) a reloaded SA refuses every
+  inbound number up to the saved floor. Until one newer packet arrives, a BU in that
+  range whose ICV verifies is answered with 176 and nothing else: after a crash the MN
+  cannot know the floor, and a fresh SA from the HAC is the clean way out.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+from collections import Counter
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+from typing import NamedTuple
+
+from aaa_mip6.errors import InvalidInput, ReplayError
+from aaa_mip6.mobility import (
+    BindingAck,
+    BindingAckStatus,
+    BindingUpdate,
+    BindingUpdateFlag,
+    IPv4AckStatus,
+    IPv4AddressAcknowledgement,
+    IPv4HomeAddress,
+    LIFETIME_UNIT_SECONDS,
+    as_ipv6,
+    build_binding_ack_payload,
+    lifetime_units,
+    parse_binding_update_payload,
+)
+from aaa_mip6.replay import DEFAULT_WINDOW, SEQ_LIMIT
+from aaa_mip6.sa import SCOPE_ALL, SecurityAssociation
+from aaa_mip6.suites import SUITES
+from aaa_mip6.transform import (
+    DEFAULT_REKEY_MARGIN,
+    PType,
+    SaEndpoint,
+    Sealer,
+    SequenceExhausted,
+    Unprotected,
+    encode_plain,
+    peek,
+)
+
+from .bindings import Binding, BindingCache, address_key
+
+NEXT_HEADER_IPV4 = 4
+NEXT_HEADER_IPV6 = 41
+_SEQUENCE_MODULUS = 1 << 16
+_UNSPECIFIED_IPV4 = IPv4Address(0)
+
+# Drop reasons of the packet and mobility codecs, as the HA counts them.
+_REASONS = {"wrong-ptype": "scope-mismatch", "bad-padding": "malformed", "wrong-spi": "unknown-spi"}
+
+
+class SendDatagram(NamedTuple):
+    """Send ``data`` in one UDP datagram to ``host``:``port``."""
+
+    host: str
+    port: int
+    data: bytes
+
+
+class WriteTun(NamedTuple):
+    """Write one IP packet to the home network's TUN device."""
+
+    packet: bytes
+
+
+class FetchSA(NamedTuple):
+    """Look the SPI up in the SA source and the ledger; answer with sa_found()."""
+
+    spi: int
+
+
+class PersistSequences(NamedTuple):
+    """Durably save the SA's sequence marks before carrying out the next action."""
+
+    spi: int
+    validity_end: float
+    inbound_floor: int
+    outbound_next: int
+
+
+class Drop(NamedTuple):
+    """A packet was silently dropped (already counted under ``reason``)."""
+
+    reason: str
+
+
+class Registered(NamedTuple):
+    """A binding was created or refreshed (for the log)."""
+
+    binding: Binding
+
+
+class Deregistered(NamedTuple):
+    """A binding went away: ``why`` is "deregistered", "expired" or "revoked"."""
+
+    binding: Binding
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class HaPolicy:
+    """The HA's settings; docs/configuration.md (section HA) names their config keys."""
+
+    home_agent: IPv4Address | IPv6Address
+    """The address the MNs know this HA by; the Mobility Header checksum covers it."""
+    max_lifetime: int = 3600
+    reinit_margin: float = 300.0
+    sequence_margin: int = DEFAULT_REKEY_MARGIN
+    replay_window: int = DEFAULT_WINDOW
+    sequence_block: int = 4096
+    forwarding: bool = True
+    expired_sa_grace: float = 60.0
+    max_pending_lookups: int = 1024
+    max_parked_per_spi: int = 8
+
+    def __post_init__(self):
+        for name in ("max_lifetime", "sequence_block", "max_pending_lookups", "max_parked_per_spi"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.reinit_margin < 0 or self.expired_sa_grace < 0:
+            raise ValueError("reinit_margin and expired_sa_grace cannot be negative")
+        if not 0 <= self.sequence_margin < SEQ_LIMIT:
+            raise ValueError("sequence_margin must be 0..2**32-1")
+
+
+class _SaState:
+    """What the HA holds for one SA: the SA, its endpoint and its sequence marks."""
+
+    __slots__ = (
+        "sa", "endpoint", "validity_end", "home_key", "home_address",
+        "inbound_floor", "outbound_ceiling", "restored_floor",
+    )
+
+    def __init__(self, sa: SecurityAssociation, endpoint: SaEndpoint, marks: tuple[int, int] | None):
+        self.endpoint = endpoint
+        self.set_sa(sa)
+        self.inbound_floor, self.outbound_ceiling = marks if marks else (-1, 0)
+        self.restored_floor = self.inbound_floor if marks and self.inbound_floor >= 0 else None
+
+    def set_sa(self, sa: SecurityAssociation) -> None:
+        self.sa = sa
+        self.validity_end = sa.validity_end.timestamp()
+        if sa.home_address6 is not None:
+            self.home_address = sa.home_address6
+        elif sa.home_address4 is not None:
+            self.home_address = as_ipv6(sa.home_address4)
+        else:
+            self.home_address = None
+        self.home_key = None if self.home_address is None else address_key(self.home_address)
+
+    def marks(self) -> PersistSequences:
+        return PersistSequences(
+            self.sa.spi, self.validity_end, self.inbound_floor, self.outbound_ceiling
+        )
+
+
+def _packet_addresses(packet) -> tuple[bytes, bytes] | None:
+    """(source, destination) octets of an IPv4 or IPv6 packet, None if it is neither."""
+    version = packet[0] >> 4 if packet else 0
+    if version == 6 and len(packet) >= 40:
+        return bytes(packet[8:24]), bytes(packet[24:40])
+    if version == 4 and len(packet) >= 20:
+        return bytes(packet[12:16]), bytes(packet[16:20])
+    return None
+
+
+def _is_newer(sequence: int, last: int) -> bool:
+    """RFC 6275 §9.5.1: ``sequence`` is greater than ``last`` modulo 2^16."""
+    return 0 < (sequence - last) % _SEQUENCE_MODULUS < _SEQUENCE_MODULUS // 2
+
+
+def _is_home(address: IPv4Address | IPv6Address | None, home_address: IPv6Address) -> bool:
+    """Whether a care-of address is the home address itself (RFC 6275 §10.3.2 deregistration)."""
+    return address is not None and address in (home_address, home_address.ipv4_mapped)
+
+
+def _host_address(host: str) -> IPv4Address | IPv6Address | None:
+    """The outer source as an address, IPv4-mapped IPv6 read as IPv4."""
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return None
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+class HomeAgentCore:
+    """SAs, bindings, counters and every forwarding decision of one HA."""
+
+    def __init__(self, policy: HaPolicy):
+        self.policy = policy
+        self.home_agent = as_ipv6(policy.home_agent)
+        self.bindings = BindingCache()
+        self.counters: Counter[str] = Counter()
+        self._sas: dict[int, _SaState] = {}
+        self._pending: dict[int, list[tuple[str, int, bytes]]] = {}
+
+    def __repr__(self) -> str:
+        return f"HomeAgentCore({self.home_agent}, sas={len(self._sas)}, bindings={len(self.bindings)})"
+
+    # ------------------------------------------------------------------ SA table
+
+    @property
+    def spis(self) -> list[int]:
+        """The SPIs of the SAs the core holds (for the shell's periodic refresh)."""
+        return list(self._sas)
+
+    def sa_found(
+        self, spi: int, sa: SecurityAssociation | None, marks: tuple[int, int] | None, now: float
+    ) -> list:
+        """The answer to FetchSA(spi): the SA (or None) and the ledger's (floor, next) marks.
+
+        The datagrams parked while the lookup ran are processed now.
+        """
+        parked = self._pending.pop(spi, [])
+        if spi not in self._sas and sa is not None and sa.spi == spi:
+            try:
+                endpoint = SaEndpoint(
+                    sa, "ha",
+                    window_size=self.policy.replay_window,
+                    rekey_margin=self.policy.sequence_margin,
+                    next_sequence=marks[1] if marks else 0,
+                )
+            except InvalidInput:
+                self.counters["unusable-sa"] += 1
+                endpoint = None
+            if endpoint is not None:
+                state = _SaState(sa, endpoint, marks)
+                if state.restored_floor is not None:
+                    window = endpoint.replay
+                    for seq in range(max(0, state.restored_floor - window.size + 1),
+                                     state.restored_floor + 1):
+                        window.accept(seq)
+                self._sas[spi] = state
+        actions = []
+        for host, port, data in parked:
+            if spi in self._sas:
+                actions += self.datagram_received(host, port, data, now)
+            else:
+                actions.append(self._drop("unknown-spi"))
+        return actions
+
+    def sa_changed(self, sa: SecurityAssociation) -> list:
+        """A newer copy of an SA the core may hold (revoked, new validity end)."""
+        state = self._sas.get(sa.spi)
+        if state is None:
+            return []
+        state.set_sa(sa)
+        if sa.revoked:
+            binding = self._binding_of(state)
+            if binding is not None:
+                self.bindings.remove(binding)
+                return [Deregistered(binding, "revoked")]
+        return []
+
+    def tick(self, now: float) -> list:
+        """Expire bindings, forget SAs long past their validity end and unbound."""
+        actions = [Deregistered(binding, "expired") for binding in self.bindings.expire(now)]
+        horizon = now - self.policy.expired_sa_grace
+        for spi in [spi for spi, state in self._sas.items() if state.validity_end < horizon]:
+            if self._binding_of(self._sas[spi]) is None:
+                del self._sas[spi]
+        return actions
+
+    def shutdown(self) -> list[PersistSequences]:
+        """The exact marks of every SA used, to save on a clean stop."""
+        actions = []
+        for state in self._sas.values():
+            highest = state.endpoint.replay.highest
+            state.inbound_floor = -1 if highest is None else highest
+            state.outbound_ceiling = state.endpoint.next_sequence
+            if highest is not None or state.outbound_ceiling:
+                actions.append(state.marks())
+        return actions
+
+    # ------------------------------------------------------------------ MN side
+
+    def datagram_received(self, host: str, port: int, data: bytes, now: float) -> list:
+        """One UDP datagram from an MN (or anyone) at ``host``:``port``."""
+        try:
+            ptype, spi, seq = peek(data)
+        except InvalidInput as exc:
+            return [self._drop(exc.reason)]
+        if ptype is PType.PLAIN:
+            return self._plain_received(host, port, data, now)
+        state = self._sas.get(spi)
+        if state is None:
+            return self._park(spi, host, port, data)
+        binding = None
+        if ptype is PType.ENCRYPTED_IP:
+            binding = self._binding_of(state)
+            usable = self._usable_for_data(state, now) or (None if binding else "no-binding")
+            if usable is not None:
+                return [self._drop(usable)]
+        window = state.endpoint.replay
+        before = copy.copy(window)
+        try:
+            opened = state.endpoint.unprotect(data)
+        except ReplayError:
+            if ptype is PType.MOBILITY and self._in_restart_zone(state, seq):
+                return self._reinit_after_restart(state, host, port, data)
+            return [self._drop("replay")]
+        except InvalidInput as exc:
+            return [self._drop(exc.reason)]
+        if ptype is PType.MOBILITY:
+            actions = self._binding_update(state, opened, host, port, now)
+        else:
+            actions = self._decapsulated(state, binding, opened.payload, opened.next_header)
+        if isinstance(actions, Drop):
+            state.endpoint.replay = before
+            return [actions]
+        if seq > state.inbound_floor:
+            state.inbound_floor = min(seq + self.policy.sequence_block, SEQ_LIMIT - 1)
+            others = [action for action in actions if not isinstance(action, PersistSequences)]
+            return [state.marks(), *others]
+        return actions
+
+    def _park(self, spi: int, host: str, port: int, data: bytes) -> list:
+        """Hold a datagram for an SPI being looked up; ask for it on the first one."""
+        parked = self._pending.get(spi)
+        if parked is None:
+            if len(self._pending) >= self.policy.max_pending_lookups:
+                return [self._drop("lookup-backlog")]
+            self._pending[spi] = [(host, port, data)]
+            return [FetchSA(spi)]
+        if len(parked) >= self.policy.max_parked_per_spi:
+            return [self._drop("lookup-backlog")]
+        parked.append((host, port, data))
+        return []
+
+    def _usable_for_data(self, state: _SaState, now: float) -> str | None:
+        """Why data under this SA is refused before any crypto, or None."""
+        if state.sa.revoked:
+            return "revoked"
+        if now >= state.validity_end:
+            return "sa-expired"
+        return None
+
+    def _plain_received(self, host: str, port: int, data: bytes, now: float) -> list:
+        binding = self.bindings.get_by_care_of((host, port))
+        state = None if binding is None else self._sas.get(binding.spi)
+        if state is None:
+            return [self._drop("no-binding")]
+        usable = self._usable_for_data(state, now)
+        if usable is not None:
+            return [self._drop(usable)]
+        try:
+            opened = state.endpoint.unprotect(data)
+        except InvalidInput as exc:
+            return [self._drop(exc.reason)]
+        actions = self._decapsulated(state, binding, opened.payload, None)
+        return [actions] if isinstance(actions, Drop) else actions
+
+    def _decapsulated(self, state: _SaState, binding: Binding | None, packet: bytes,
+                      next_header: int | None) -> list | Drop:
+        """A tunneled packet from the MN: to the TUN device if its source is the MN's."""
+        if binding is None or binding.spi != state.sa.spi:
+            return self._drop("no-binding")
+        addresses = _packet_addresses(packet)
+        if addresses is None or (
+            next_header is not None
+            and next_header != (NEXT_HEADER_IPV6 if packet[0] >> 4 == 6 else NEXT_HEADER_IPV4)
+        ):
+            return self._drop("malformed")
+        if self.bindings.get_by_key(addresses[0]) is not binding:
+            return self._drop("spoofed-source")
+        if not self.policy.forwarding:
+            return self._drop("not-forwarding")
+        self.counters["tunneled-in"] += 1
+        return [WriteTun(packet)]
+
+    # ------------------------------------------------------------------ Binding Updates
+
+    def _binding_update(self, state: _SaState, opened: Unprotected, host: str, port: int,
+                        now: float) -> list | Drop:
+        parsed = self._parse_update(state, opened)
+        if isinstance(parsed, Drop):
+            return parsed
+        home_address, update = parsed
+        sa = state.sa
+        binding = self.bindings.get(home_address)
+        if binding is not None and binding.spi != sa.spi:
+            binding = None  # an older SA's binding: the new SA starts a new sequence
+        actions: list = []
+        ipv4_ack = None
+        if self._needs_reinit(state, now):
+            status, sequence, lifetime = BindingAckStatus.REINIT_SA_WITH_HAC, update.sequence, 0
+        elif not update.flags & BindingUpdateFlag.HOME_REGISTRATION:
+            status, sequence, lifetime = BindingAckStatus.ADMINISTRATIVELY_PROHIBITED, update.sequence, 0
+        elif binding is not None and not _is_newer(update.sequence, binding.sequence):
+            status, sequence, lifetime = (
+                BindingAckStatus.SEQUENCE_NUMBER_OUT_OF_WINDOW, binding.sequence, 0)
+        else:
+            status, sequence = BindingAckStatus.ACCEPTED, update.sequence
+            lifetime = self._granted_lifetime(state, update, now)
+            if lifetime == 0 or _is_home(_host_address(host), home_address):
+                lifetime = 0
+                if binding is not None:
+                    self.bindings.remove(binding)
+                    actions.append(Deregistered(binding, "deregistered"))
+                self.counters["deregistered"] += 1
+            else:
+                ipv4_ack, home_address4 = self._ipv4_home_address(sa, update)
+                binding = Binding(home_address, (host, port), update.sequence,
+                                  now + lifetime * LIFETIME_UNIT_SECONDS, sa.spi, home_address4)
+                self.bindings.put(binding)
+                actions.append(Registered(binding))
+                self.counters["registered"] += 1
+        if status < 128 and not update.flags & BindingUpdateFlag.ACKNOWLEDGE:
+            return actions
+        if status >= 128:
+            self.counters[f"ba-status-{int(status)}"] += 1
+        options = () if ipv4_ack is None else (ipv4_ack,)
+        ack = BindingAck(status, sequence, lifetime, options=options)
+        return actions + self._send_ack(state, home_address, ack, host, port)
+
+    def _parse_update(self, state: _SaState, opened: Unprotected):
+        """(home address, BU), or a Drop if malformed or not the SA's home address."""
+        try:
+            home_address, update = parse_binding_update_payload(
+                opened.next_header, opened.payload, self.home_agent)
+        except InvalidInput:
+            return self._drop("malformed")
+        if state.home_address is None or home_address != state.home_address:
+            return self._drop("unauthorized-hoa")
+        return home_address, update
+
+    def _needs_reinit(self, state: _SaState, now: float) -> bool:
+        """REINIT_SA_WITH_HAC: revoked, near validity end, or near sequence wrap either way."""
+        margin = max(self.policy.reinit_margin, LIFETIME_UNIT_SECONDS)
+        inbound_highest = state.endpoint.replay.highest or 0
+        return (
+            state.sa.revoked
+            or now >= state.validity_end - margin
+            or state.endpoint.near_wrap
+            or SEQ_LIMIT - inbound_highest < self.policy.sequence_margin
+        )
+
+    def _granted_lifetime(self, state: _SaState, update: BindingUpdate, now: float) -> int:
+        """Lifetime in 4-second units: asked, capped by policy and by the SA's validity end."""
+        seconds = min(update.lifetime_seconds, self.policy.max_lifetime,
+                      int(state.validity_end - now))
+        return lifetime_units(max(seconds, 0))
+
+    @staticmethod
+    def _ipv4_home_address(sa: SecurityAssociation, update: BindingUpdate):
+        """RFC 5555: (IPv4 Address Acknowledgement or None, IPv4 home address to bind)."""
+        request = next((o for o in update.options if isinstance(o, IPv4HomeAddress)), None)
+        if request is None:
+            return None, None
+        if sa.home_address4 is None:
+            status = IPv4AckStatus.DYNAMIC_IPV4_HOME_ADDRESS_ASSIGNMENT_NOT_AVAILABLE
+            return IPv4AddressAcknowledgement(status, _UNSPECIFIED_IPV4), None
+        if request.address not in (_UNSPECIFIED_IPV4, sa.home_address4):
+            status = IPv4AckStatus.INCORRECT_IPV4_HOME_ADDRESS
+            return IPv4AddressAcknowledgement(status, sa.home_address4), None
+        ack = IPv4AddressAcknowledgement(IPv4AckStatus.SUCCESS, sa.home_address4)
+        return ack, sa.home_address4
+
+    def _send_ack(self, state: _SaState, home_address: IPv6Address, ack: BindingAck,
+                  host: str, port: int) -> list:
+        next_header, payload = build_binding_ack_payload(home_address, self.home_agent, ack)
+        sent = self._protect(state, PType.MOBILITY, payload, next_header)
+        if isinstance(sent, Drop):
+            return [sent]
+        self.counters["ba-sent"] += 1
+        return [*sent[:-1], SendDatagram(host, port, sent[-1])]
+
+    def _in_restart_zone(self, state: _SaState, seq: int) -> bool:
+        """A number the saved floor refuses, before anything newer came in."""
+        floor = state.restored_floor
+        return floor is not None and state.endpoint.replay.highest == floor and seq <= floor
+
+    def _reinit_after_restart(self, state: _SaState, host: str, port: int, data: bytes) -> list:
+        """Answer a verified BU below the restored floor with 176; change nothing else."""
+        sa = state.sa
+        inbound = Sealer(SUITES[sa.suite], sa.spi, sa.mn_to_ha_ikey, sa.mn_to_ha_ekey)
+        try:
+            opened = inbound.unprotect(data)
+        except InvalidInput:
+            return [self._drop("replay")]
+        parsed = self._parse_update(state, opened)
+        if isinstance(parsed, Drop):
+            return [parsed]
+        home_address, update = parsed
+        self.counters["ba-status-176"] += 1
+        ack = BindingAck(BindingAckStatus.REINIT_SA_WITH_HAC, update.sequence, 0)
+        return self._send_ack(state, home_address, ack, host, port)
+
+    # ------------------------------------------------------------------ home network side
+
+    def tun_packet(self, packet: bytes, now: float) -> list:
+        """A packet from the home network: to the MN whose home address it is sent to."""
+        addresses = _packet_addresses(packet)
+        if addresses is None:
+            return [self._drop("malformed")]
+        binding = self.bindings.get_by_key(addresses[1])
+        state = None if binding is None else self._sas.get(binding.spi)
+        if state is None:
+            return [self._drop("no-binding")]
+        usable = self._usable_for_data(state, now)
+        if usable is not None:
+            return [self._drop(usable)]
+        if state.sa.scope == SCOPE_ALL:
+            next_header = NEXT_HEADER_IPV6 if packet[0] >> 4 == 6 else NEXT_HEADER_IPV4
+            sent = self._protect(state, PType.ENCRYPTED_IP, packet, next_header)
+            if isinstance(sent, Drop):
+                return [sent]
+        else:
+            sent = [encode_plain(packet)]
+        self.counters["tunneled-out"] += 1
+        host, port = binding.care_of
+        return [*sent[:-1], SendDatagram(host, port, sent[-1])]
+
+    def _protect(self, state: _SaState, ptype: PType, payload: bytes, next_header: int):
+        """[PersistSequences if a new block is reserved, packet], or a Drop at exhaustion."""
+        endpoint = state.endpoint
+        actions = []
+        if endpoint.next_sequence >= state.outbound_ceiling:
+            state.outbound_ceiling = min(endpoint.next_sequence + self.policy.sequence_block,
+                                         SEQ_LIMIT)
+            actions.append(state.marks())
+        try:
+            actions.append(endpoint.protect(ptype, payload, next_header))
+        except SequenceExhausted:
+            return self._drop("sequence-exhausted")
+        return actions
+
+    # ------------------------------------------------------------------ helpers
+
+    def _binding_of(self, state: _SaState) -> Binding | None:
+        binding = None if state.home_key is None else self.bindings.get_by_key(state.home_key)
+        return binding if binding is not None and binding.spi == state.sa.spi else None
+
+    def _drop(self, reason: str) -> Drop:
+        reason = _REASONS.get(reason, reason)
+        self.counters[reason] += 1
+        return Drop(reason)

@@ -1,0 +1,393 @@
+"""HA core (sans-I/O): BU/BA with every suite, drops that change nothing, 176, forwarding, restart."""
+
+import struct
+from datetime import datetime, timedelta, timezone
+from ipaddress import IPv4Address, IPv6Address
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aaa_mip6.mobility import (
+    BindingAckStatus,
+    BindingUpdate,
+    BindingUpdateFlag,
+    IPv4AckStatus,
+    IPv4AddressAcknowledgement,
+    IPv4HomeAddress,
+    build_binding_update_payload,
+    parse_binding_ack_payload,
+)
+from aaa_mip6.replay import SEQ_LIMIT
+from aaa_mip6.sa import SCOPE_ALL, SCOPE_SIGNALING, SecurityAssociation
+from aaa_mip6.suites import SUITES, new_keys
+from aaa_mip6.transform import PType, SaEndpoint, encode_plain
+from ha.core import (
+    Deregistered,
+    Drop,
+    FetchSA,
+    HaPolicy,
+    HomeAgentCore,
+    PersistSequences,
+    Registered,
+    SendDatagram,
+    WriteTun,
+)
+
+NOW = 1_900_000_000.0
+HA = IPv6Address("2001:db8:ffff::1")
+HOA = IPv6Address("2001:db8:1::100")
+HOA4 = IPv4Address("192.0.2.100")
+COA = ("2001:db8:2::5", 40000)
+CN = IPv6Address("2001:db8:1::1")
+SPI = 4242
+
+
+def make_sa(suite="AES_128_CBC_SHA", *, spi=SPI, scope=SCOPE_ALL, validity=timedelta(hours=2),
+            hoa=HOA, hoa4=None, revoked=False):
+    keys = new_keys(SUITES[suite])
+    return SecurityAssociation(
+        spi=spi, suite=suite, mn_to_ha_ikey=keys.mn_to_ha_ikey, ha_to_mn_ikey=keys.ha_to_mn_ikey,
+        mn_to_ha_ekey=keys.mn_to_ha_ekey, ha_to_mn_ekey=keys.ha_to_mn_ekey,
+        validity_end=datetime.fromtimestamp(int(NOW), timezone.utc) + validity,
+        scope=scope, mn_id="mn@example.net", home_address6=hoa, home_address4=hoa4,
+        revoked=revoked)
+
+
+class Mn:
+    """Plays the MN with the project's transform and mobility codecs."""
+
+    def __init__(self, sa, home_address=HOA, care_of=COA):
+        self.sa = sa
+        self.endpoint = SaEndpoint(sa, "mn")
+        self.home_address = home_address
+        self.care_of = care_of
+        self.sequence = 0
+
+    def bu(self, *, lifetime=600, sequence=None, flags=None, options=(), home_address=None):
+        if sequence is None:
+            self.sequence += 1
+            sequence = self.sequence
+        update = BindingUpdate(sequence, lifetime // 4, options=options,
+                               **({} if flags is None else {"flags": flags}))
+        next_header, payload = build_binding_update_payload(
+            home_address or self.home_address, HA, update)
+        return self.endpoint.protect(PType.MOBILITY, payload, next_header)
+
+    def ack(self, data):
+        opened = self.endpoint.unprotect(data)
+        home_address, ack = parse_binding_ack_payload(opened.next_header, opened.payload, HA)
+        assert home_address == self.home_address
+        return ack
+
+    def data(self, packet):
+        if self.sa.scope == SCOPE_ALL:
+            return self.endpoint.protect(PType.ENCRYPTED_IP, packet, 41)
+        return encode_plain(packet)
+
+
+def ipv6_packet(source, destination, payload=b"hello"):
+    header = struct.pack("!IHBB", 6 << 28, len(payload), 17, 64)
+    return header + source.packed + destination.packed + payload
+
+
+def feed(core, mn, data, now=NOW, care_of=None):
+    host, port = care_of or mn.care_of
+    return core.datagram_received(host, port, data, now)
+
+
+def only(actions, kind):
+    found = [a for a in actions if isinstance(a, kind)]
+    assert len(found) == 1, actions
+    return found[0]
+
+
+def new_core(sa, **policy):
+    core = HomeAgentCore(HaPolicy(home_agent=HA, **policy))
+    assert core.sa_found(sa.spi, sa, None, NOW) == []
+    return core
+
+
+def registered(suite="AES_128_CBC_SHA", **sa_args):
+    sa = make_sa(suite, **sa_args)
+    core, mn = new_core(sa), Mn(sa)
+    ack = mn.ack(only(feed(core, mn, mn.bu()), SendDatagram).data)
+    assert ack.status == BindingAckStatus.ACCEPTED
+    return core, mn
+
+
+def snapshot(core):
+    state = core._sas.get(SPI)
+    return (
+        [(b.home_address, b.care_of, b.sequence, b.expires, b.spi) for b in core.bindings],
+        None if state is None else (state.endpoint.replay.highest, state.endpoint.next_sequence,
+                                    state.inbound_floor, state.outbound_ceiling),
+    )
+
+
+@pytest.mark.parametrize("suite", list(SUITES))
+def test_binding_update_and_ack_with_every_suite(suite):
+    sa = make_sa(suite)
+    core, mn = new_core(sa), Mn(sa)
+    actions = feed(core, mn, mn.bu(lifetime=600))
+    assert isinstance(actions[0], PersistSequences)
+    binding = only(actions, Registered).binding
+    send = only(actions, SendDatagram)
+    assert (send.host, send.port) == COA
+    ack = mn.ack(send.data)
+    assert (ack.status, ack.sequence, ack.lifetime_seconds) == (0, 1, 600)
+    assert core.bindings.get(HOA) is binding
+    assert binding.care_of == COA and binding.expires == NOW + 600 and binding.spi == SPI
+
+
+def test_unknown_spi_is_fetched_then_processed_or_dropped():
+    sa = make_sa()
+    core, mn = HomeAgentCore(HaPolicy(home_agent=HA)), Mn(sa)
+    assert feed(core, mn, mn.bu()) == [FetchSA(SPI)]
+    assert feed(core, mn, mn.bu()) == []  # parked behind the same lookup
+    actions = core.sa_found(SPI, sa, None, NOW)
+    assert [mn.ack(a.data).status for a in actions if isinstance(a, SendDatagram)] == [0, 0]
+    other = Mn(make_sa(spi=777))
+    assert feed(core, other, other.bu()) == [FetchSA(777)]
+    assert core.sa_found(777, None, None, NOW) == [Drop("unknown-spi")]
+    assert core.counters["unknown-spi"] == 1
+
+
+def test_lookup_backlog_is_bounded():
+    core = HomeAgentCore(HaPolicy(home_agent=HA, max_pending_lookups=1, max_parked_per_spi=1))
+    first, second = Mn(make_sa(spi=10)), Mn(make_sa(spi=11))
+    assert feed(core, first, first.bu()) == [FetchSA(10)]
+    assert feed(core, first, first.bu()) == [Drop("lookup-backlog")]
+    assert feed(core, second, second.bu()) == [Drop("lookup-backlog")]
+
+
+def test_drops_change_nothing():
+    core, mn = registered()
+    captured = mn.bu()
+    feed(core, mn, captured)
+    before = snapshot(core)
+    tampered = bytearray(mn.bu())
+    tampered[-1] ^= 1
+    wrong_hoa = mn.bu(home_address=IPv6Address("2001:db8:1::666"))
+    wrong_spi = bytearray(mn.bu())
+    wrong_spi[3] ^= 1
+    cases = {
+        "replay": captured,
+        "bad-icv": bytes(tampered),
+        "malformed": mn.bu()[:20],
+        "unauthorized-hoa": wrong_hoa,
+        "scope-mismatch": encode_plain(ipv6_packet(HOA, CN)),
+    }
+    for reason, packet in cases.items():
+        if reason == "scope-mismatch":
+            feed(core, mn, packet)  # PType 0 from the bound care-of under a scope-1 SA
+        else:
+            assert feed(core, mn, packet) == [Drop(reason)], reason
+        assert core.counters[reason] == 1, reason
+        assert snapshot(core) == before, reason
+    assert feed(core, mn, bytes(wrong_spi)) == [FetchSA(SPI ^ 1)]
+    assert snapshot(core) == before
+    wrong_ptype = bytearray(mn.bu())
+    wrong_ptype[0] = (wrong_ptype[0] & 0x0F) | 0x20
+    assert feed(core, mn, bytes(wrong_ptype)) == [Drop("malformed")]
+    assert snapshot(core) == before
+
+
+def test_spoofed_inner_source_is_dropped_without_moving_the_window():
+    core, mn = registered()
+    before = snapshot(core)
+    assert feed(core, mn, mn.data(ipv6_packet(CN, CN))) == [Drop("spoofed-source")]
+    assert snapshot(core) == before
+    actions = feed(core, mn, mn.data(ipv6_packet(HOA, CN)))
+    assert only(actions, WriteTun).packet == ipv6_packet(HOA, CN)
+
+
+@given(st.binary(max_size=200))
+def test_arbitrary_datagrams_only_drop_or_fetch(data):
+    core, mn = registered("NULL_SHA")
+    before = snapshot(core)
+    for action in core.datagram_received(*COA, data, NOW):
+        assert isinstance(action, (Drop, FetchSA))
+    assert snapshot(core) == before
+
+
+def test_sequence_number_rules_modulo_2_16():
+    core, mn = registered()
+    stale = mn.ack(only(feed(core, mn, mn.bu(sequence=1)), SendDatagram).data)
+    assert (stale.status, stale.sequence) == (BindingAckStatus.SEQUENCE_NUMBER_OUT_OF_WINDOW, 1)
+    assert core.bindings.get(HOA).sequence == 1
+    for sequence in (30000, 60000, 65535, 0, 5):  # each newer than the last, wrapping at 2^16
+        assert mn.ack(only(feed(core, mn, mn.bu(sequence=sequence)), SendDatagram).data).status == 0
+    assert core.bindings.get(HOA).sequence == 5
+    old = mn.ack(only(feed(core, mn, mn.bu(sequence=40000)), SendDatagram).data)
+    assert (old.status, old.sequence) == (135, 5)
+
+
+def test_lifetime_is_capped_by_policy_and_sa_validity():
+    sa = make_sa(validity=timedelta(seconds=1000))
+    core, mn = new_core(sa, max_lifetime=3000, reinit_margin=100), Mn(sa)
+    ack = mn.ack(only(feed(core, mn, mn.bu(lifetime=60000)), SendDatagram).data)
+    assert ack.lifetime_seconds == 1000
+    core2, mn2 = registered()
+    ack2 = mn2.ack(only(feed(core2, mn2, mn2.bu(lifetime=60000)), SendDatagram).data)
+    assert ack2.lifetime_seconds == 3600  # default max_lifetime
+
+
+def test_no_ack_flag_no_ba_when_accepted():
+    core, mn = registered()
+    actions = feed(core, mn, mn.bu(flags=BindingUpdateFlag.HOME_REGISTRATION))
+    assert only(actions, Registered)
+    assert not [a for a in actions if isinstance(a, SendDatagram)]
+    rejected = feed(core, mn, mn.bu(flags=BindingUpdateFlag.ACKNOWLEDGE))
+    assert mn.ack(only(rejected, SendDatagram).data).status == 129  # no H flag
+
+
+def test_deregistration_by_lifetime_zero_and_by_care_of_equal_home():
+    core, mn = registered()
+    actions = feed(core, mn, mn.bu(lifetime=0))
+    assert only(actions, Deregistered).why == "deregistered"
+    assert mn.ack(only(actions, SendDatagram).data).lifetime_units == 0
+    assert core.bindings.get(HOA) is None
+    feed(core, mn, mn.bu())
+    assert core.bindings.get(HOA) is not None
+    actions = feed(core, mn, mn.bu(), care_of=(str(HOA), 7872))
+    assert only(actions, Deregistered) and core.bindings.get(HOA) is None
+
+
+def test_handover_moves_the_binding_to_the_new_care_of():
+    core, mn = registered()
+    moved = ("198.51.100.7", 50000)
+    feed(core, mn, mn.bu(), care_of=moved)
+    assert core.bindings.get(HOA).care_of == moved
+    out = only(core.tun_packet(ipv6_packet(CN, HOA), NOW), SendDatagram)
+    assert (out.host, out.port) == moved
+
+
+@pytest.mark.parametrize("case", ["near-expiry", "revoked", "outbound-wrap", "inbound-wrap"])
+def test_reinit_sa_with_hac(case):
+    sa = make_sa(validity=timedelta(seconds=200) if case == "near-expiry" else timedelta(hours=1),
+                 revoked=case == "revoked")
+    core = HomeAgentCore(HaPolicy(home_agent=HA, reinit_margin=300))
+    marks = {"outbound-wrap": (-1, SEQ_LIMIT - 10)}.get(case)
+    core.sa_found(SPI, sa, marks, NOW)
+    mn = Mn(sa)
+    if case == "inbound-wrap":
+        mn.endpoint._next_sequence = SEQ_LIMIT - 1000
+    ack = mn.ack(only(feed(core, mn, mn.bu()), SendDatagram).data)
+    assert ack.status == BindingAckStatus.REINIT_SA_WITH_HAC
+    assert core.bindings.get(HOA) is None
+
+
+def test_revocation_removes_the_binding_and_stops_data():
+    core, mn = registered()
+    actions = core.sa_changed(mn.sa.replace(revoked=True))
+    assert only(actions, Deregistered).why == "revoked"
+    assert feed(core, mn, mn.data(ipv6_packet(HOA, CN))) == [Drop("revoked")]
+    assert mn.ack(only(feed(core, mn, mn.bu()), SendDatagram).data).status == 176
+
+
+def test_data_both_ways_scope_all():
+    core, mn = registered()
+    inbound = only(feed(core, mn, mn.data(ipv6_packet(HOA, CN, b"up"))), WriteTun)
+    assert inbound.packet == ipv6_packet(HOA, CN, b"up")
+    out = only(core.tun_packet(ipv6_packet(CN, HOA, b"down"), NOW), SendDatagram)
+    opened = mn.endpoint.unprotect(out.data)
+    assert (opened.ptype, opened.next_header, opened.payload) == (
+        PType.ENCRYPTED_IP, 41, ipv6_packet(CN, HOA, b"down"))
+    assert core.tun_packet(ipv6_packet(CN, IPv6Address("2001:db8:1::9")), NOW) == [
+        Drop("no-binding")]
+    assert core.counters["tunneled-in"] == core.counters["tunneled-out"] == 1
+
+
+def test_plain_data_keyed_by_care_of_for_scope_signaling():
+    core, mn = registered(scope=SCOPE_SIGNALING)
+    assert only(feed(core, mn, mn.data(ipv6_packet(HOA, CN))), WriteTun)
+    assert feed(core, mn, mn.data(ipv6_packet(HOA, CN)), care_of=("2001:db8:9::9", 1)) == [
+        Drop("no-binding")]
+    protected = mn.endpoint._outbound.protect(PType.ENCRYPTED_IP, 5, ipv6_packet(HOA, CN), 41)
+    assert feed(core, mn, protected) == [Drop("scope-mismatch")]
+    out = only(core.tun_packet(ipv6_packet(CN, HOA), NOW), SendDatagram)
+    assert out.data == encode_plain(ipv6_packet(CN, HOA))
+
+
+def test_ipv4_home_address_rfc5555():
+    sa = make_sa(hoa4=HOA4)
+    core, mn = new_core(sa), Mn(sa)
+    ack = mn.ack(only(feed(core, mn, mn.bu(options=(IPv4HomeAddress(IPv4Address(0)),))),
+                      SendDatagram).data)
+    assert ack.options == (IPv4AddressAcknowledgement(IPv4AckStatus.SUCCESS, HOA4),)
+    assert core.bindings.get(HOA4) is core.bindings.get(HOA)
+    v4 = bytes([0x45]) + bytes(11) + HOA4.packed + IPv4Address("192.0.2.1").packed
+    assert only(feed(core, mn, mn.endpoint.protect(PType.ENCRYPTED_IP, v4, 4)), WriteTun)
+    reply = bytes([0x45]) + bytes(11) + IPv4Address("192.0.2.1").packed + HOA4.packed
+    out = only(core.tun_packet(reply, NOW), SendDatagram)
+    assert mn.endpoint.unprotect(out.data).next_header == 4
+    wrong = mn.ack(only(feed(core, mn, mn.bu(options=(IPv4HomeAddress(IPv4Address("192.0.2.7")),))),
+                        SendDatagram).data)
+    assert wrong.options[0].status == IPv4AckStatus.INCORRECT_IPV4_HOME_ADDRESS
+
+
+def test_ipv4_only_mobile_node_uses_the_mapped_home_address():
+    sa = make_sa(hoa=None, hoa4=HOA4)
+    core, mn = new_core(sa), Mn(sa, home_address=IPv6Address(f"::ffff:{HOA4}"))
+    assert mn.ack(only(feed(core, mn, mn.bu()), SendDatagram).data).status == 0
+    assert core.bindings.get(HOA4).care_of == COA
+
+
+def test_binding_expiry_on_tick():
+    core, mn = registered()
+    assert core.tick(NOW + 599) == []
+    assert only(core.tick(NOW + 600), Deregistered).why == "expired"
+    assert core.bindings.get(HOA) is None
+
+
+def _restart(core, sa, *, clean):
+    """A new core on the same SA; the ledger holds the exact marks (clean) or the reserved ones."""
+    saved = {}
+    for action in (core.shutdown() if clean else []):
+        saved[action.spi] = (action.inbound_floor, action.outbound_next)
+    if not clean:
+        state = core._sas[sa.spi]
+        saved[sa.spi] = (state.inbound_floor, state.outbound_ceiling)
+    fresh = HomeAgentCore(core.policy)
+    fresh.sa_found(sa.spi, sa, saved[sa.spi], NOW)
+    return fresh
+
+
+def test_clean_restart_accepts_the_next_bu_and_refuses_old_packets():
+    core, mn = registered()
+    old_bu = mn.bu()
+    feed(core, mn, old_bu)
+    core = _restart(core, mn.sa, clean=True)
+    before = snapshot(core)
+    replayed = mn.ack(only(feed(core, mn, old_bu), SendDatagram).data)
+    assert replayed.status == BindingAckStatus.REINIT_SA_WITH_HAC  # and nothing else
+    assert snapshot(core)[0] == before[0] == []
+    ack = mn.ack(only(feed(core, mn, mn.bu()), SendDatagram).data)  # HA counter skipped ahead too
+    assert ack.status == 0 and core.bindings.get(HOA) is not None
+    old_data = mn.data(ipv6_packet(HOA, CN))
+    assert only(feed(core, mn, old_data), WriteTun)
+    assert feed(core, mn, old_data) == [Drop("replay")]
+
+
+def test_crash_restart_answers_176_to_bus_below_the_reserved_floor():
+    core, mn = registered()
+    core = _restart(core, mn.sa, clean=False)
+    assert core._sas[SPI].endpoint.next_sequence == 4096
+    ack = mn.ack(only(feed(core, mn, mn.bu()), SendDatagram).data)
+    assert ack.status == BindingAckStatus.REINIT_SA_WITH_HAC
+    assert core.bindings.get(HOA) is None
+    mn.endpoint._next_sequence = 4097  # past the floor: an ordinary BU again
+    assert mn.ack(only(feed(core, mn, mn.bu()), SendDatagram).data).status == 0
+
+
+def test_persist_comes_before_effects_once_per_block():
+    core, mn = registered()
+    state = core._sas[SPI]
+    floor = state.inbound_floor
+    assert floor == 4096 and state.outbound_ceiling == 4096
+    assert not any(isinstance(a, PersistSequences)
+                   for a in feed(core, mn, mn.data(ipv6_packet(HOA, CN))))
+    mn.endpoint._next_sequence = floor + 1
+    actions = feed(core, mn, mn.data(ipv6_packet(HOA, CN)))
+    assert isinstance(actions[0], PersistSequences) and actions[0].inbound_floor == floor + 1 + 4096
