@@ -9,18 +9,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from ipaddress import IPv4Address, ip_address, ip_interface
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
+from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from aaa_mip6 import tvheaders as tv
 from aaa_mip6.errors import ConfigError, InvalidInput
 from aaa_mip6.messages import Provision
-from aaa_mip6.sa import SCOPE_ALL
+from aaa_mip6.sa import SCOPE_ALL, Bootstrap, HomeAgent
 from aaa_mip6.tls import ClientTLS
 
-from . import client
+from . import client, mobility, session, tunnel
 from .bootstrap import DEFAULT_SUITES, Bootstrapped, BootstrapFailed, PskBootstrap, header_text
 
 EXIT_FAILED = 1  # the bootstrap ran and failed (HAC status, TLS, verification, timeout)
@@ -114,6 +117,33 @@ def as_text(result: Bootstrapped, show_keys: bool) -> str:
     return "\n".join(lines)
 
 
+def add_bootstrap_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every subcommand that bootstraps with a HAC shares."""
+    parser.add_argument("--hac", required=True, metavar="HOST:PORT",
+                        help="the HAC: DNS name, IPv4 address or [IPv6 address], and TCP port")
+    parser.add_argument("--ca", required=True, type=Path, metavar="PEM",
+                        help="CA certificate(s) the HAC certificate must chain to")
+    parser.add_argument("--id", required=True, metavar="NAI", dest="mn_id",
+                        help="this MN's identity (mn-id), e.g. alice@example.org")
+    secret = parser.add_mutually_exclusive_group(required=True)
+    secret.add_argument("--psk", metavar="HEX",
+                        help="the pre-shared key in hex (visible in ps: prefer --psk-file)")
+    secret.add_argument("--psk-file", metavar="FILE",
+                        help="file holding the hex PSK on one line ('-' reads stdin)")
+    parser.add_argument("--suites", default=",".join(DEFAULT_SUITES), metavar="NAME[,NAME...]",
+                        help="ciphersuites to offer, preferred first (default: %(default)s)")
+    parser.add_argument("--sas", type=int, choices=(0, 1), default=SCOPE_ALL,
+                        help="requested scope: 0 signaling only, 1 signaling and data "
+                             "(default: %(default)s)")
+    parser.add_argument("--cert", type=Path, metavar="PEM",
+                        help="client certificate, if the HAC asks for one (with --key)")
+    parser.add_argument("--key", type=Path, metavar="PEM", help="client certificate's private key")
+    parser.add_argument("--timeout", type=float, default=client.DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help="give up after this long (default: %(default)s)")
+    parser.add_argument("--draft01", action="store_true",
+                        help="compatibility: draft-ietf-mext-mip6-tls-01 auth without labels")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mip6-mn", description="Mobile Node for RFC 6618 (TLS-based Mobile IPv6 security).")
@@ -123,46 +153,30 @@ def _parser() -> argparse.ArgumentParser:
         description="Authenticate to a Home Agent Controller with a pre-shared key over TLS "
                     "(RFC 6618 §5.8) and print the SA and bootstrap data it provisions.",
         epilog=BOOTSTRAP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    boot.add_argument("--hac", required=True, metavar="HOST:PORT",
-                      help="the HAC: DNS name, IPv4 address or [IPv6 address], and TCP port")
-    boot.add_argument("--ca", required=True, type=Path, metavar="PEM",
-                      help="CA certificate(s) the HAC certificate must chain to")
-    boot.add_argument("--id", required=True, metavar="NAI", dest="mn_id",
-                      help="this MN's identity (mn-id), e.g. alice@example.org")
-    secret = boot.add_mutually_exclusive_group(required=True)
-    secret.add_argument("--psk", metavar="HEX",
-                        help="the pre-shared key in hex (visible in ps: prefer --psk-file)")
-    secret.add_argument("--psk-file", metavar="FILE",
-                        help="file holding the hex PSK on one line ('-' reads stdin)")
-    boot.add_argument("--suites", default=",".join(DEFAULT_SUITES), metavar="NAME[,NAME...]",
-                      help="ciphersuites to offer, preferred first (default: %(default)s)")
-    boot.add_argument("--sas", type=int, choices=(0, 1), default=SCOPE_ALL,
-                      help="requested scope: 0 signaling only, 1 signaling and data "
-                           "(default: %(default)s)")
     boot.add_argument("--json", action="store_true",
                       help="print JSON keyed by TV-header name (always includes the keys)")
     boot.add_argument("--show-keys", action="store_true",
                       help="print the SA keys in the human-readable output")
-    boot.add_argument("--cert", type=Path, metavar="PEM",
-                      help="client certificate, if the HAC asks for one (with --key)")
-    boot.add_argument("--key", type=Path, metavar="PEM", help="client certificate's private key")
-    boot.add_argument("--timeout", type=float, default=client.DEFAULT_TIMEOUT, metavar="SECONDS",
-                      help="give up after this long (default: %(default)s)")
-    boot.add_argument("--draft01", action="store_true",
-                      help="compatibility: draft-ietf-mext-mip6-tls-01 auth without labels")
+    add_bootstrap_arguments(boot)
     boot.set_defaults(handler=bootstrap_command)
+    _add_mobility_parsers(commands)
     return parser
 
 
-def _prepare(args: argparse.Namespace) -> tuple[ClientTLS, int, PskBootstrap]:
+def _prepare(args: argparse.Namespace) -> tuple[ClientTLS, int, Callable[[], PskBootstrap]]:
+    """The TLS settings, the HAC's port and a maker of fresh bootstrap machines (one per run)."""
     host, port = parse_hac(args.hac)
     psk = parse_psk(args.psk, "--psk") if args.psk is not None else read_psk_file(args.psk_file)
     if not args.timeout > 0:
         raise ConfigError("--timeout must be a positive number of seconds")
     tls = ClientTLS(host, args.ca, cert_file=args.cert, key_file=args.key)
-    machine = PskBootstrap(args.mn_id, psk, suites=args.suites.replace(",", " ").split(),
-                           scope=args.sas, draft01=args.draft01)
-    return tls, port, machine
+    suites = args.suites.replace(",", " ").split()
+
+    def make_machine() -> PskBootstrap:
+        return PskBootstrap(args.mn_id, psk, suites=suites, scope=args.sas, draft01=args.draft01)
+
+    make_machine()  # bad options fail here, before any connection
+    return tls, port, make_machine
 
 
 def _run(tls: ClientTLS, port: int, machine: PskBootstrap, timeout: float):
@@ -171,9 +185,13 @@ def _run(tls: ClientTLS, port: int, machine: PskBootstrap, timeout: float):
 
     outcome: list = []
 
+    def failed(failure: Failure) -> BootstrapFailed:
+        failure.trap(BootstrapFailed)
+        return failure.value
+
     def start() -> None:
         running = client.bootstrap(reactor, tls, port, machine, timeout=timeout)
-        running.addErrback(lambda failure: failure.trap(BootstrapFailed) and failure.value)
+        running.addErrback(failed)
         running.addBoth(outcome.append)
         running.addBoth(lambda _: reactor.stop())
 
@@ -186,11 +204,11 @@ def _run(tls: ClientTLS, port: int, machine: PskBootstrap, timeout: float):
 
 def bootstrap_command(args: argparse.Namespace) -> int:
     try:
-        tls, port, machine = _prepare(args)
+        tls, port, make_machine = _prepare(args)
     except InvalidInput as error:
         print(f"mip6-mn: {error}", file=sys.stderr)
         return EXIT_USAGE
-    outcome = _run(tls, port, machine, args.timeout)
+    outcome = _run(tls, port, make_machine(), args.timeout)
     if isinstance(outcome, BootstrapFailed):
         print(f"mip6-mn: bootstrap failed at {outcome}", file=sys.stderr)
         return EXIT_FAILED
@@ -205,3 +223,209 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     return args.handler(args)
 
+
+
+# --------------------------------------------------------------------------- register / up
+
+REGISTER_EPILOG = """\
+Bootstraps with the HAC (same options as `mip6-mn bootstrap`), then sends a protected
+Binding Update to the home agent the HAC named and prints the binding it acknowledged:
+  registered mn@example.org home 2001:db8:1::5 care-of 192.0.2.7 ha [2001:db8::1]:7872
+    spi 4242 lifetime 600 s
+--json prints one JSON object per event instead ({"event": "registered", "spi": ...}).
+
+Without --keep the MN leaves the binding in place and exits; it lapses after its
+lifetime. With --keep it stays: refreshes before the lifetime ends, goes back to the
+HAC when the HA answers 176 (REINIT_SA_WITH_HAC) or the SA nears its end, and on
+Ctrl-C or SIGTERM de-registers and exits.
+
+Exit status: 0 registered; 1 bootstrap or registration failed (the message says why,
+e.g. "BA status 129"); 2 bad arguments.
+"""
+
+UP_EPILOG = """\
+Like `mip6-mn register --keep`, and also brings up a TUN interface (root) holding the
+home address(es), so ordinary programs' traffic to the --route prefixes travels
+through the protected tunnel, e.g.
+  mip6-mn up --hac hac.example:4433 --ca ca.pem --id mn@example.org \\
+      --psk-file mn.psk --route 2001:db8:cafe::/64
+  ping -I 2001:db8:1::5 2001:db8:cafe::1
+The home address gets the home prefix length the HAC sent (so the home network is
+reached through the tunnel too). A route that would cover the HA itself (e.g.
+--route default) is made safe by a host route for the HA over its current path.
+Ctrl-C or SIGTERM de-registers, removes the interface and exits.
+"""
+
+
+def _add_mobility_parsers(commands) -> None:
+    register = commands.add_parser(
+        "register", help="bootstrap, then register with the home agent",
+        description="Bootstrap with a HAC, then register the home address with the home "
+                    "agent (protected Binding Update / Acknowledgement, RFC 6618 §6).",
+        epilog=REGISTER_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_registration_arguments(register)
+    register.add_argument("--keep", action="store_true",
+                          help="stay registered (refresh, rebootstrap on 176) until Ctrl-C, "
+                               "then de-register")
+    register.set_defaults(handler=register_command)
+    up = commands.add_parser(
+        "up", help="register and tunnel this host's traffic through the home agent (root)",
+        description="Bootstrap, register, and bring up a TUN interface with the home address "
+                    "whose traffic is tunneled to the home agent.",
+        epilog=UP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_registration_arguments(up)
+    up.add_argument("--tun", default="mip6mn0", metavar="NAME",
+                    help="TUN interface name (default: %(default)s)")
+    up.add_argument("--route", action="append", default=[], metavar="PREFIX",
+                    help="send traffic for PREFIX through the tunnel; 'default' for all; "
+                         "repeatable")
+    up.set_defaults(handler=up_command, keep=True)
+
+
+def _add_registration_arguments(parser: argparse.ArgumentParser) -> None:
+    add_bootstrap_arguments(parser)
+    parser.add_argument("--care-of", metavar="ADDR",
+                        help="care-of address to register from (default: the local address "
+                             "that routes to the home agent)")
+    parser.add_argument("--lifetime", type=int, default=mobility.DEFAULT_LIFETIME,
+                        metavar="SECONDS",
+                        help="binding lifetime to ask for (default: %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print events as JSON lines")
+
+
+class _Reporter:
+    """Prints what happens to the binding: one line (or JSON object) per event."""
+
+    def __init__(self, mn_id: str, as_json_lines: bool):
+        self.mn_id = mn_id
+        self.as_json_lines = as_json_lines
+        self.home_agent: str = ""
+
+    def event(self, action) -> None:
+        if isinstance(action, mobility.Registered):
+            self._print("registered", session.describe_binding(action.binding))
+        elif isinstance(action, mobility.Deregistered):
+            self._print("deregistered", {})
+        elif isinstance(action, mobility.Rebootstrap):
+            self._print("rebootstrap", {"reason": action.reason})
+        elif isinstance(action, mobility.RegistrationFailed):
+            self._print("failed", {"reason": action.reason, "status": action.status})
+
+    def _print(self, event: str, fields: dict[str, Any]) -> None:
+        if self.as_json_lines:
+            print(json.dumps({"event": event, "mn-id": self.mn_id, **fields}), flush=True)
+            return
+        text = " ".join(f"{name} {value}" for name, value in fields.items()
+                        if value is not None)
+        if event == "registered":
+            text = (f"home {fields['home-address']}"
+                    + (f" ({fields['home-address4']})" if fields["home-address4"] else "")
+                    + f" care-of {fields['care-of-address']} ha {self.home_agent}"
+                    f" spi {fields['spi']} lifetime {fields['lifetime']} s")
+        print(f"{event} {self.mn_id} {text}".rstrip(), flush=True)
+
+
+def _home_agent_text(home_agent: HomeAgent, care_of) -> str:
+    address = home_agent.address4 if isinstance(care_of, IPv4Address) else home_agent.address6
+    return f"[{address}]:{home_agent.port}" if address.version == 6 else f"{address}:{home_agent.port}"
+
+
+def _tunnel_for(args: argparse.Namespace, binding: mobility.Binding, bootstrap: Bootstrap):
+    """The TUN interface for ``mip6-mn up``: home addresses with the home prefix lengths."""
+    addresses = []
+    home6 = None if binding.home_address.ipv4_mapped else binding.home_address
+    home4 = binding.home_address4 or binding.home_address.ipv4_mapped
+    if home6 is not None:
+        length = bootstrap.home_prefix6.prefixlen if bootstrap.home_prefix6 else 128
+        addresses.append(ip_interface(f"{home6}/{length}"))
+    if home4 is not None:
+        length = bootstrap.home_prefix4.prefixlen if bootstrap.home_prefix4 else 32
+        addresses.append(ip_interface(f"{home4}/{length}"))
+    routes = [network for text in args.route for network in tunnel.parse_route(text)]
+    routes = [network for network in routes
+              if network.version in {address.version for address in addresses}]
+    home_agent = bootstrap.home_agent
+    reachable = [address for address in (home_agent.address6, home_agent.address4) if address]
+    return tunnel.Tunnel.open(args.tun, addresses, routes, keep_reachable=reachable)
+
+
+def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
+    try:
+        tls, port, make_machine = _prepare(args)
+        care_of = ip_address(args.care_of) if args.care_of else None
+        if args.lifetime <= 0:
+            raise ConfigError("--lifetime must be a positive number of seconds")
+        for text in getattr(args, "route", ()):
+            tunnel.parse_route(text)
+    except (InvalidInput, ValueError) as error:
+        print(f"mip6-mn: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    from twisted.internet import reactor
+
+    reporter = _Reporter(args.mn_id, args.json)
+    exit_status = [EXIT_FAILED]
+
+    def renew():
+        return client.bootstrap(reactor, tls, port, make_machine(), timeout=args.timeout)
+
+    def on_event(action) -> None:
+        reporter.event(action)
+        if isinstance(action, mobility.RegistrationFailed) and args.keep and reactor.running:
+            exit_status[0] = EXIT_FAILED
+            reactor.stop()
+
+    @defer.inlineCallbacks
+    def run():
+        result = yield renew()
+        if result.bootstrap is None:
+            raise session.RegistrationError("the HAC named no home agent", reason="no-home-agent")
+        machine = mobility.MobilityMachine(result.sa, result.bootstrap.home_agent,
+                                           lifetime=args.lifetime)
+        mobile = session.MobileSession(reactor, machine, renew=renew)
+        reporter.home_agent = _home_agent_text(
+            result.bootstrap.home_agent,
+            care_of or session.local_address_towards(result.bootstrap.home_agent))
+        binding = yield mobile.start(care_of)
+        reporter.event(mobility.Registered(binding))
+        mobile.on_event = on_event
+        exit_status[0] = 0
+        if not args.keep:
+            yield mobile.stop(deregister=False)
+            return
+        device = _tunnel_for(args, binding, result.bootstrap) if with_tunnel else None
+        if device is not None:
+            mobile.attach(device)
+
+        @defer.inlineCallbacks
+        def shut_down():
+            yield mobile.stop(deregister=True)
+            if device is not None:
+                device.close()
+
+        reactor.addSystemEventTrigger("before", "shutdown", shut_down)
+        yield defer.Deferred()  # runs until a signal stops the reactor
+
+    def failed(failure) -> None:
+        failure.trap(BootstrapFailed, session.RegistrationError, tunnel.TunnelError)
+        exit_status[0] = EXIT_FAILED
+        step = "bootstrap failed at " if failure.check(BootstrapFailed) else ""
+        print(f"mip6-mn: {step}{failure.value}", file=sys.stderr)
+
+    def start() -> None:
+        running = run()
+        running.addErrback(failed)
+        running.addErrback(lambda failure: (failure.printTraceback(), exit_status.__setitem__(
+            0, EXIT_FAILED)))
+        running.addBoth(lambda _: reactor.running and reactor.stop())
+
+    reactor.callWhenRunning(start)
+    reactor.run()
+    return exit_status[0]
+
+
+def register_command(args: argparse.Namespace) -> int:
+    return _mobility_command(args, with_tunnel=False)
+
+
+def up_command(args: argparse.Namespace) -> int:
+    return _mobility_command(args, with_tunnel=True)

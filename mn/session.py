@@ -1,0 +1,307 @@
+"""The MN's Twisted shell: a UDP socket at the care-of address, the clock, and the tunnel.
+
+:class:`MobileSession` moves bytes between a :class:`mn.mobility.MobilityMachine`,
+one UDP socket bound to the current care-of address, and (optionally) a packet
+device such as :class:`mn.tunnel.Tunnel`. It decides nothing about the protocol:
+it feeds the machine datagrams and the time, performs the actions it returns, and
+calls the machine's :meth:`~mn.mobility.MobilityMachine.tick` at its deadline.
+When the machine asks to go back to the HAC, the session calls ``renew`` (a new
+bootstrap) and hands the new SA to the machine.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import Callable
+from ipaddress import ip_address
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IReadDescriptor
+from twisted.internet.protocol import DatagramProtocol
+from twisted.python import log
+from zope.interface import implementer
+
+from aaa_mip6.sa import HomeAgent, IPAddress
+
+from .bootstrap import Bootstrapped
+from .mobility import (
+    Action,
+    Binding,
+    Deliver,
+    Deregistered,
+    MobilityMachine,
+    Rebootstrap,
+    Registered,
+    RegistrationFailed,
+    Transmit,
+)
+
+DEREGISTER_TIMEOUT = 3.0  # seconds stop() waits for the de-registration's BA
+MAX_PACKETS_PER_READ = 64  # packets taken from the device per readiness event
+
+
+class RegistrationError(Exception):
+    """The registration ended without a binding: the HA refused, never answered, or the
+    rebootstrap it asked for failed. ``reason`` and ``status`` as in
+    :class:`mn.mobility.RegistrationFailed`, plus ``no-rebootstrap`` (the session has no
+    ``renew``), ``rebootstrap-failed`` and ``no-route``."""
+
+    def __init__(self, message: str, *, reason: str, status: int | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
+
+
+def local_address_towards(home_agent: HomeAgent) -> IPAddress:
+    """The source address the kernel would use to reach the HA: the MN's care-of address.
+
+    Tries the HA's IPv6 address first, then IPv4. A connected UDP socket sends nothing.
+    """
+    last_error: OSError | None = None
+    for family, address in ((socket.AF_INET6, home_agent.address6),
+                            (socket.AF_INET, home_agent.address4)):
+        if address is None:
+            continue
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.connect((str(address), home_agent.port))
+            except OSError as error:
+                last_error = error
+                continue
+            return ip_address(probe.getsockname()[0].split("%")[0])
+    raise RegistrationError(f"no route to the home agent: {last_error}", reason="no-route")
+
+
+class _HomeAgentSocket(DatagramProtocol):
+    """The MN's UDP socket: datagrams from the HA's address and port go to the session."""
+
+    def __init__(self, session: MobileSession):
+        self.session = session
+
+    def datagramReceived(self, datagram: bytes, address) -> None:  # noqa: N802 (Twisted API)
+        self.session._datagram(datagram, ip_address(address[0].split("%")[0]), address[1])
+
+
+@implementer(IReadDescriptor)
+class _DeviceReader:
+    """Reads packets the kernel routes into the tunnel device and hands them to the session."""
+
+    def __init__(self, session: MobileSession, device):
+        self.session = session
+        self.device = device
+
+    def fileno(self) -> int:
+        return self.device.fileno()
+
+    def logPrefix(self) -> str:  # noqa: N802 (Twisted API)
+        return "mip6-mn-tun"
+
+    def doRead(self) -> None:  # noqa: N802 (Twisted API)
+        for _ in range(MAX_PACKETS_PER_READ):
+            try:
+                packet = self.device.read()
+            except OSError as error:
+                if error.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+                    return
+                raise
+            self.session.send(packet)
+
+    def connectionLost(self, reason) -> None:  # noqa: N802 (Twisted API)
+        pass
+
+
+class MobileSession:
+    """One MN at its HA: registration, refresh, handover, rebootstrap and tunneled data.
+
+    ``renew()`` returns a Deferred firing with a new :class:`mn.bootstrap.Bootstrapped`
+    (None: a request for a new SA ends the session with :class:`RegistrationError`).
+    ``on_event`` sees every :class:`Registered`, :class:`Deregistered`,
+    :class:`RegistrationFailed` and :class:`Rebootstrap`. Packets that come through
+    the tunnel go to ``device.write`` (see :meth:`attach`) or to ``deliver``.
+    """
+
+    def __init__(
+        self,
+        reactor,
+        machine: MobilityMachine,
+        *,
+        renew: Callable[[], defer.Deferred] | None = None,
+        on_event: Callable[[Action], None] | None = None,
+        deliver: Callable[[bytes], None] | None = None,
+    ):
+        self.reactor = reactor
+        self.machine = machine
+        self.renew = renew
+        self.on_event = on_event
+        self.deliver = deliver
+        self.foreign_datagrams = 0  # datagrams not from the HA's address and port
+        self._port = None
+        self._timer = None
+        self._reader: _DeviceReader | None = None
+        self._waiting: list[defer.Deferred] = []
+
+    # ---------------------------------------------------------------- control
+
+    def start(self, care_of: IPAddress | None = None) -> defer.Deferred:
+        """Register from ``care_of`` (default: the address that routes to the HA).
+
+        Fires with the :class:`mn.mobility.Binding` once the HA accepts, or fails
+        with :class:`RegistrationError`.
+        """
+        return self.move(care_of)
+
+    def move(self, care_of: IPAddress | None = None) -> defer.Deferred:
+        """Handover: rebind the socket to the new care-of address and re-register (same SA)."""
+        try:
+            care_of = ip_address(care_of) if care_of else local_address_towards(
+                self.machine.home_agent)
+        except RegistrationError:
+            return defer.fail()
+        self._listen(care_of)
+        waiting = self._wait()
+        self._perform(self.machine.register(self.reactor.seconds(), care_of))
+        return waiting
+
+    def attach(self, device) -> None:
+        """Tunnel through ``device`` (``fileno``, non-blocking ``read``, ``write``)."""
+        self.deliver = device.write
+        self._reader = _DeviceReader(self, device)
+        self.reactor.addReader(self._reader)
+
+    def send(self, packet: bytes) -> bool:
+        """Tunnel one inner packet to the HA; False if the machine refused it (counted)."""
+        transmit = self.machine.encapsulate(self.reactor.seconds(), packet)
+        if transmit is None:
+            self._schedule()  # an exhausted sequence space makes a tick due at once
+            return False
+        self._transmit(transmit)
+        return True
+
+    @defer.inlineCallbacks
+    def stop(self, deregister: bool = True):
+        """De-register (waiting at most DEREGISTER_TIMEOUT), then close socket, timer, device."""
+        if deregister and self.machine.binding is not None:
+            waiting = self._wait()
+            self._perform(self.machine.deregister(self.reactor.seconds()))
+            waiting.addTimeout(DEREGISTER_TIMEOUT, self.reactor)
+            try:
+                yield waiting
+            except (RegistrationError, defer.TimeoutError):
+                pass
+        if self._reader is not None:
+            self.reactor.removeReader(self._reader)
+            self._reader = None
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if self._port is not None:
+            yield self._port.stopListening()
+            self._port = None
+
+    # ---------------------------------------------------------------- plumbing
+
+    def _listen(self, care_of: IPAddress) -> None:
+        if self._port is not None:
+            self._port.stopListening()
+        self._port = self.reactor.listenUDP(0, _HomeAgentSocket(self), interface=str(care_of))
+
+    def _wait(self) -> defer.Deferred:
+        waiting = defer.Deferred()
+        self._waiting.append(waiting)
+        return waiting
+
+    def _settle(self, outcome) -> None:
+        waiting, self._waiting = self._waiting, []
+        for deferred in waiting:
+            if isinstance(outcome, Exception):
+                deferred.errback(outcome)
+            else:
+                deferred.callback(outcome)
+
+    def _datagram(self, datagram: bytes, address: IPAddress, port: int) -> None:
+        home_agent = self.machine.home_agent
+        if port != home_agent.port or address not in (home_agent.address6, home_agent.address4):
+            self.foreign_datagrams += 1
+            return
+        self._perform(self.machine.receive(self.reactor.seconds(), datagram))
+
+    def _tick(self) -> None:
+        self._timer = None
+        self._perform(self.machine.tick(self.reactor.seconds()))
+
+    def _schedule(self) -> None:
+        deadline = self.machine.deadline
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if deadline is not None:
+            delay = max(0.0, deadline - self.reactor.seconds())
+            self._timer = self.reactor.callLater(delay, self._tick)
+
+    def _transmit(self, transmit: Transmit) -> None:
+        if self._port is not None:
+            self._port.write(transmit.packet, (str(transmit.address), transmit.port))
+
+    def _perform(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Transmit):
+                self._transmit(action)
+                continue
+            if isinstance(action, Deliver):
+                if self.deliver is not None:
+                    self.deliver(action.packet)
+                continue
+            if self.on_event is not None:
+                self.on_event(action)
+            if isinstance(action, Registered):
+                self._settle(action.binding)
+            elif isinstance(action, Deregistered):
+                self._settle(None)
+            elif isinstance(action, RegistrationFailed):
+                self._settle(RegistrationError(_describe(action), reason=action.reason,
+                                               status=action.status))
+            elif isinstance(action, Rebootstrap):
+                self._rebootstrap(action)
+        self._schedule()
+
+    def _rebootstrap(self, request: Rebootstrap) -> None:
+        """Bootstrap again and carry on under the new SA; a failure ends the session."""
+        if self.renew is None:
+            self._perform([RegistrationFailed("no-rebootstrap")])
+            return
+        renewing = defer.maybeDeferred(self.renew)
+
+        def renewed(result: Bootstrapped) -> None:
+            if result.bootstrap is None:
+                raise RegistrationError("the new bootstrap names no home agent",
+                                        reason="no-home-agent")
+            self._perform(self.machine.rekey(self.reactor.seconds(), result.sa,
+                                             result.bootstrap.home_agent))
+
+        def failed(failure) -> None:
+            log.msg(f"mip6-mn: rebootstrap after {request.reason} failed: "
+                    f"{failure.getErrorMessage()}")
+            self._perform([RegistrationFailed("rebootstrap-failed")])
+
+        renewing.addCallback(renewed).addErrback(failed)
+
+
+def _describe(failed: RegistrationFailed) -> str:
+    if failed.status is None:
+        return f"registration failed: {failed.reason}"
+    return f"registration failed: {failed.reason}, BA status {failed.status}"
+
+
+def describe_binding(binding: Binding) -> dict:
+    """A JSON-ready view of a binding (no keys in it)."""
+    return {
+        "spi": binding.spi,
+        "home-address": str(binding.home_address),
+        "home-address4": None if binding.home_address4 is None else str(binding.home_address4),
+        "care-of-address": str(binding.care_of),
+        "sequence": binding.sequence,
+        "status": binding.status,
+        "lifetime": binding.lifetime,
+        "ipv4-status": binding.ipv4_status,
+    }
