@@ -1,0 +1,237 @@
+"""The HA's Twisted shell: UDP sockets and the TUN device in, the core's actions out.
+
+Everything protocol-related is in :mod:`ha.core`; this module moves bytes, asks the SA
+source and the sequence ledger, and runs the clocks (binding expiry every second, SA
+refresh every ``sa_refresh`` seconds, counters every ``stats_interval`` seconds and on
+SIGUSR1 — logged, and written as JSON to ``status_path`` when one is set).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+
+from twisted.internet import defer, task
+from twisted.internet.protocol import DatagramProtocol
+
+from .core import (
+    Deregistered,
+    Drop,
+    FetchSA,
+    HomeAgentCore,
+    PersistSequences,
+    Registered,
+    SendDatagram,
+    WriteTun,
+)
+from .sasource import SASource, SequenceLedger
+
+log = logging.getLogger("mip6.ha")
+
+
+class _MnSocket(DatagramProtocol):
+    """One listening UDP socket; every datagram goes to the server."""
+
+    def __init__(self, server: HomeAgentServer):
+        self.server = server
+
+    def datagramReceived(self, data: bytes, addr) -> None:
+        self.server.datagram_received(data, addr[0], addr[1])
+
+
+class _TunReader:
+    """IReadDescriptor over the TUN device for the reactor."""
+
+    def __init__(self, server: HomeAgentServer, tun):
+        self.server = server
+        self.tun = tun
+
+    def fileno(self) -> int:
+        return self.tun.fileno()
+
+    def doRead(self) -> None:
+        for packet in self.tun.read_batch():
+            self.server.tun_packet(packet)
+
+    def connectionLost(self, reason) -> None:
+        """Nothing to do: the server closes the device."""
+
+    def logPrefix(self) -> str:
+        return "mip6-ha tun"
+
+
+class HomeAgentServer:
+    """Runs one :class:`HomeAgentCore` on real sockets."""
+
+    def __init__(
+        self,
+        core: HomeAgentCore,
+        source: SASource,
+        ledger: SequenceLedger,
+        *,
+        reactor,
+        tun=None,
+        clock: Callable[[], float] = time.time,
+        sa_refresh: float = 30.0,
+        stats_interval: float = 60.0,
+        status_path: str | None = None,
+    ):
+        self.core = core
+        self.source = source
+        self.ledger = ledger
+        self.reactor = reactor
+        self.tun = tun
+        self.clock = clock
+        self.sa_refresh = sa_refresh
+        self.stats_interval = stats_interval
+        self.status_path = status_path
+        self.ports = []
+        self._transports = {}  # 4 or 6 -> transport
+        self._loops = []
+        self._reader = None
+
+    def __repr__(self) -> str:
+        return f"HomeAgentServer({self.core!r})"
+
+    # ------------------------------------------------------------------ life cycle
+
+    def listen(self, host: str, port: int):
+        """Listen on ``host``:``port`` (``::`` is dual-stack on Linux); return the port."""
+        listening = self.reactor.listenUDP(port, _MnSocket(self), interface=host)
+        self.ports.append(listening)
+        family = 6 if ":" in host else 4
+        self._transports.setdefault(family, listening)
+        return listening
+
+    def start(self) -> None:
+        """Start the clocks and the TUN reader; hook pushes from the source and SIGUSR1."""
+        self.source.on_change = self._sa_changed
+        for interval, call in ((1.0, self._tick), (self.sa_refresh, self._refresh),
+                               (self.stats_interval, self.report)):
+            loop = task.LoopingCall(call)
+            loop.clock = self.reactor
+            loop.start(interval, now=False)
+            self._loops.append(loop)
+        if self.tun is not None:
+            self._reader = _TunReader(self, self.tun)
+            self.reactor.addReader(self._reader)
+        if hasattr(signal, "SIGUSR1"):
+            self.reactor.callWhenRunning(
+                signal.signal, signal.SIGUSR1,
+                lambda *_: self.reactor.callFromThread(self.report))
+
+    @defer.inlineCallbacks
+    def stop(self):
+        """Save the exact sequence marks, stop the clocks and close the sockets."""
+        for action in self.core.shutdown():
+            self._persist(action)
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        if self._reader is not None:
+            self.reactor.removeReader(self._reader)
+        for listening in self.ports:
+            yield listening.stopListening()
+        self.report()
+
+    # ------------------------------------------------------------------ events
+
+    def datagram_received(self, data: bytes, host: str, port: int) -> None:
+        self._carry_out(self.core.datagram_received(host, port, data, self.clock()))
+
+    def tun_packet(self, packet: bytes) -> None:
+        self._carry_out(self.core.tun_packet(packet, self.clock()))
+
+    def _sa_changed(self, sa) -> None:
+        self._carry_out(self.core.sa_changed(sa))
+
+    def _tick(self) -> None:
+        self._carry_out(self.core.tick(self.clock()))
+
+    def _refresh(self) -> None:
+        """Re-read every SA the core holds, so revocations in the store take effect."""
+        for spi in self.core.spis:
+            lookup = defer.maybeDeferred(self.source.lookup, spi)
+            lookup.addCallback(self._refreshed)
+            lookup.addErrback(self._source_failed, spi)
+
+    def _refreshed(self, sa) -> None:
+        if sa is not None:
+            self._sa_changed(sa)
+
+    def _fetch(self, spi: int) -> None:
+        lookup = defer.maybeDeferred(self.source.lookup, spi)
+        lookup.addErrback(self._source_failed, spi)
+        lookup.addCallback(self._found, spi)
+
+    def _found(self, sa, spi: int) -> None:
+        marks = None
+        if sa is not None:
+            marks = self.ledger.load(spi, sa.validity_end.timestamp())
+        self._carry_out(self.core.sa_found(spi, sa, marks, self.clock()))
+
+    def _source_failed(self, failure, spi: int) -> None:
+        log.warning("SA source failed for SPI %d: %s", spi, failure.getErrorMessage())
+        return None
+
+    # ------------------------------------------------------------------ actions
+
+    def _carry_out(self, actions: list) -> None:
+        for action in actions:
+            kind = type(action)
+            if kind is SendDatagram:
+                self._send(action)
+            elif kind is WriteTun:
+                if self.tun is None or not self.tun.write(action.packet):
+                    self.core.counters["tun-refused"] += 1
+            elif kind is PersistSequences:
+                self._persist(action)
+            elif kind is FetchSA:
+                self._fetch(action.spi)
+            elif kind is Registered:
+                binding = action.binding
+                log.info("binding %s -> [%s]:%d spi %d until %d", binding.home_address,
+                         *binding.care_of, binding.spi, binding.expires)
+            elif kind is Deregistered:
+                log.info("binding %s removed (%s)", action.binding.home_address, action.why)
+            elif kind is Drop:
+                log.debug("dropped: %s", action.reason)
+
+    def _send(self, action: SendDatagram) -> None:
+        family = 6 if ":" in action.host else 4
+        transport = self._transports.get(family)
+        if transport is None:
+            self.core.counters["no-socket"] += 1
+            return
+        try:
+            transport.write(action.data, (action.host, action.port))
+        except OSError:
+            self.core.counters["send-failed"] += 1
+
+    def _persist(self, action: PersistSequences) -> None:
+        self.ledger.save(action.spi, action.validity_end, action.inbound_floor,
+                         action.outbound_next)
+
+    # ------------------------------------------------------------------ counters
+
+    def status(self) -> dict:
+        return {
+            "time": int(self.clock()),
+            "bindings": len(self.core.bindings),
+            "sas": len(self.core.spis),
+            "counters": dict(sorted(self.core.counters.items())),
+        }
+
+    def report(self) -> None:
+        """Log the counters; write them to the status file when there is one."""
+        status = self.status()
+        log.info("status %s", json.dumps(status, separators=(",", ":")))
+        if self.status_path:
+            temporary = f"{self.status_path}.tmp"
+            with open(temporary, "w", encoding="utf-8") as out:
+                json.dump(status, out)
+            os.replace(temporary, self.status_path)
