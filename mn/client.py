@@ -90,6 +90,13 @@ def _lost(machine: BootstrapMachine, reason) -> BootstrapFailed:
                            step=machine.step, reason="closed")
 
 
+def _where(protocol: _BootstrapProtocol) -> str:
+    """The step a bootstrap is in: ``connect``, ``tls``, or the machine's own step."""
+    if protocol.transport is None:
+        return "connect"
+    return protocol.machine.step if protocol.machine.started else "tls"
+
+
 def _tcp_endpoint(reactor, host: str, port: int, timeout: float):
     bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
@@ -123,8 +130,9 @@ def bootstrap(reactor, tls: ClientTLS, port: int, machine: BootstrapMachine, *,
     connecting.addErrback(not_connected)
 
     def expire() -> None:
-        failure = BootstrapFailed(f"{machine.step}: no result within {timeout:g} s",
-                                  step=machine.step, reason="timeout")
+        step = _where(protocol)
+        failure = BootstrapFailed(f"{step}: no result within {timeout:g} s", step=step,
+                                  reason="timeout")
         if protocol.transport is None:
             outcome.errback(failure)
             connecting.cancel()

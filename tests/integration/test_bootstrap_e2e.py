@@ -411,3 +411,17 @@ def test_kill_9_under_load_loses_no_acknowledged_sa(tmp_path):
     new_spis = {result.sa.spi for result in after}
     assert len(new_spis) == 200
     assert not new_spis & before, "an SPI from before the kill was given out again"
+
+
+def test_a_silent_peer_times_out_at_the_tls_step(hac):
+    with socket.socket() as silent:  # accepts TCP (the kernel's backlog), never speaks TLS
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+
+        async def scenario(reactor):
+            return await client.bootstrap(reactor, tls_for(hac), silent.getsockname()[1],
+                                          machine_for(hac), timeout=0.5)
+
+        with pytest.raises(BootstrapFailed) as caught:
+            run_on_fresh_reactor(scenario)
+    assert (caught.value.step, caught.value.reason) == ("tls", "timeout")
