@@ -1,5 +1,6 @@
 """mip6-ha over real UDP on loopback: a protected BU/BA round trip, restart on the same store."""
 
+import json
 import os
 import re
 import signal
@@ -105,3 +106,83 @@ def test_config_errors_name_the_key(store_url):
                            "--store", store_url, "--max-lifetime", "0"],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "max-lifetime" in done.stderr
+
+
+NETNS_SCENARIO = r'''
+import json, socket, struct, sys
+from ipaddress import IPv6Address
+from aaa_mip6.mobility import BindingUpdate, build_binding_update_payload, parse_binding_ack_payload
+from aaa_mip6.store import open_store
+from aaa_mip6.transform import PType, SaEndpoint
+
+store_url, spi, ha_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+HA, HOA, CN = IPv6Address("::1"), IPv6Address("2001:db8:1::100"), IPv6Address("2001:db8:1::1")
+with open_store(store_url) as store:
+    mn = SaEndpoint(store.get(spi).sa, "mn")
+
+def udp6(source, destination, sport, dport, payload):
+    length = 8 + len(payload)
+    pseudo = source.packed + destination.packed + struct.pack("!I3xB", length, 17)
+    data = pseudo + struct.pack("!HHHH", sport, dport, length, 0) + payload
+    data += b"\0" * (len(data) % 2)
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    checksum = ~total & 0xFFFF or 0xFFFF
+    header = struct.pack("!IHBB", 6 << 28, length, 17, 64) + source.packed + destination.packed
+    return header + struct.pack("!HHHH", sport, dport, length, checksum) + payload
+
+cn = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+cn.bind((str(CN), 9000))
+cn.settimeout(10)
+sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+sock.settimeout(10)
+next_header, payload = build_binding_update_payload(HOA, HA, BindingUpdate(1, 150))
+sock.sendto(mn.protect(PType.MOBILITY, payload, next_header), ("::1", ha_port))
+opened = mn.unprotect(sock.recvfrom(4096)[0])
+status = parse_binding_ack_payload(opened.next_header, opened.payload, HA)[1].status
+sock.sendto(mn.protect(PType.ENCRYPTED_IP, udp6(HOA, CN, 5000, 9000, b"ping"), 41), ("::1", ha_port))
+data, (source, sport, *_) = cn.recvfrom(4096)
+cn.sendto(b"pong:" + data, (source, sport))
+back = mn.unprotect(sock.recvfrom(4096)[0])
+print(json.dumps({"status": int(status), "cn_saw": [data.decode(), source, sport],
+                  "back_next_header": back.next_header, "back_payload": back.payload[48:].decode(),
+                  "back_source": str(IPv6Address(back.payload[8:24]))}))
+'''
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces and TUN")
+def test_tun_forwarding_in_a_network_namespace(store_url):
+    sa = provision(store_url)
+    namespace = f"mip6ha{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    try:
+        in_ns = ["ip", "netns", "exec", namespace]
+        subprocess.run([*in_ns, "ip", "link", "set", "lo", "up"], check=True)
+        subprocess.run([*in_ns, "ip", "-6", "address", "add", "2001:db8:1::1/128", "dev", "lo"],
+                       check=True)
+        process = subprocess.Popen(
+            [*in_ns, sys.executable, "-m", "ha.cli", "--listen", "[::1]:0", "--store", store_url,
+             "--tun", "mip6home", "--tun-route", "2001:db8:1::/64"],
+            stderr=subprocess.PIPE, text=True)
+        try:
+            port = None
+            for line in process.stderr:
+                match = re.search(r"listening on \[::1\]:(\d+)", line)
+                if match:
+                    port = int(match.group(1))
+                    break
+            assert port, "mip6-ha did not start"
+            done = subprocess.run(
+                [*in_ns, sys.executable, "-c", NETNS_SCENARIO, store_url, str(sa.spi), str(port)],
+                capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            result = json.loads(done.stdout)
+        finally:
+            stop_ha(process)
+    finally:
+        subprocess.run(["ip", "netns", "delete", namespace], check=False)
+    assert result["status"] == 0
+    assert result["cn_saw"] == ["ping", str(HOA), 5000]  # decapsulated into the home network
+    assert result["back_next_header"] == 41 and result["back_source"] == "2001:db8:1::1"
+    assert result["back_payload"] == "pong:ping"  # the CN's reply came back through the tunnel
