@@ -1,0 +1,546 @@
+"""``mip6-lab``: a HAC, a home agent and mobile nodes on this machine, end to end.
+
+``mip6-lab up`` (the README's ``make lab``) runs everything in one process on the
+loopback interface, on embedded defaults: a generated CA and HAC certificate,
+one PSK per MN and a SQLite store in a temporary directory. Each MN bootstraps
+over TLS, registers over ``::1`` (protected BU/BA), pings a correspondent on the
+home network and the next MN's home address (IPv6, and IPv4 through its RFC 5555
+IPv4 home address), moves to ``127.0.0.1`` (a handover that also switches the
+outer transport to IPv4, same SA), pings again and de-registers. The HA's home
+network is :class:`SimulatedHomeNetwork` in place of a TUN device: a correspondent
+host answers echo requests, and packets for other addresses are routed back to
+the HA as a kernel would route a home address back into the TUN. The run prints
+one line per MN and totals; the exit status is 0 only if every MN succeeded.
+
+``mip6-lab up --netns`` (root) uses real namespaces and kernel tunnels instead:
+see :mod:`aaa_mip6.labnet`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import socket
+import struct
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address, ip_address
+from pathlib import Path
+
+from . import pki
+
+MN_DOMAIN = "lab.example"
+HAC_NAME = "hac.lab.example"
+HOA_PREFIX = "2001:db8:1::/64"
+HOA_POOL4 = "192.0.2.0/25"
+CORRESPONDENT6 = IPv6Address("2001:db8:c::2")  # a host behind the HA (home network side)
+CORRESPONDENT4 = IPv4Address("192.0.2.130")
+ECHOES = 3  # echo requests per destination and phase
+REPLY_TIMEOUT = 5.0  # seconds to wait for the echo replies of one phase
+STEP_TIMEOUT = 15.0  # seconds for one bootstrap or registration
+
+ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY = 8, 0
+ICMPV6_ECHO_REQUEST, ICMPV6_ECHO_REPLY = 128, 129
+_ICMP_HEADER = struct.Struct("!BBHHH")  # type, code, checksum, identifier, sequence
+
+
+# --------------------------------------------------------------------------- echo packets
+
+
+def internet_checksum(data: bytes) -> int:
+    """RFC 1071: the one's complement of the one's complement sum of 16-bit words."""
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+@dataclass(frozen=True)
+class Echo:
+    """An ICMP or ICMPv6 echo request or reply, as the lab sends and checks them."""
+
+    source: IPv4Address | IPv6Address
+    destination: IPv4Address | IPv6Address
+    identifier: int
+    sequence: int
+    data: bytes = b""
+    reply: bool = False
+
+    def packet(self) -> bytes:
+        """The whole IP packet with correct checksums."""
+        if self.source.version == 6:
+            kind = ICMPV6_ECHO_REPLY if self.reply else ICMPV6_ECHO_REQUEST
+            message = _ICMP_HEADER.pack(kind, 0, 0, self.identifier, self.sequence) + self.data
+            pseudo = (self.source.packed + self.destination.packed
+                      + struct.pack("!I3xB", len(message), 58))
+            message = _with_checksum(message, internet_checksum(pseudo + message))
+            header = struct.pack("!IHBB", 6 << 28, len(message), 58, 64)
+            return header + self.source.packed + self.destination.packed + message
+        kind = ICMP_ECHO_REPLY if self.reply else ICMP_ECHO_REQUEST
+        message = _ICMP_HEADER.pack(kind, 0, 0, self.identifier, self.sequence) + self.data
+        message = _with_checksum(message, internet_checksum(message))
+        header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(message), 0, 0, 64, 1, 0,
+                             self.source.packed, self.destination.packed)
+        header = header[:10] + internet_checksum(header).to_bytes(2, "big") + header[12:]
+        return header + message
+
+    def answer(self) -> Echo:
+        return Echo(self.destination, self.source, self.identifier, self.sequence, self.data,
+                    reply=True)
+
+    @classmethod
+    def parse(cls, packet: bytes) -> Echo | None:
+        """The echo in ``packet``, or None for anything else (or a bad checksum)."""
+        version = packet[0] >> 4 if packet else 0
+        if version == 6 and len(packet) >= 48 and packet[6] == 58:
+            source, destination = IPv6Address(packet[8:24]), IPv6Address(packet[24:40])
+            message = packet[40:]
+            requests = {ICMPV6_ECHO_REQUEST: False, ICMPV6_ECHO_REPLY: True}
+        elif version == 4 and len(packet) >= 28 and packet[9] == 1:
+            length = (packet[0] & 0x0F) * 4
+            source, destination = IPv4Address(packet[12:16]), IPv4Address(packet[16:20])
+            message = packet[length:]
+            requests = {ICMP_ECHO_REQUEST: False, ICMP_ECHO_REPLY: True}
+        else:
+            return None
+        if len(message) < _ICMP_HEADER.size:
+            return None
+        kind, _, _, identifier, sequence = _ICMP_HEADER.unpack_from(message)
+        if kind not in requests:
+            return None
+        echo = cls(source, destination, identifier, sequence, bytes(message[8:]), requests[kind])
+        return echo if echo.packet() == bytes(packet[:len(echo.packet())]) else None
+
+
+def _with_checksum(message: bytes, checksum: int) -> bytes:
+    return message[:2] + checksum.to_bytes(2, "big") + message[4:]
+
+
+class SimulatedHomeNetwork:
+    """The HA's home network in the loopback lab, with the interface of its TUN device.
+
+    What the HA writes is handled at once: an echo request to one of ``hosts`` is
+    answered; a packet to any other address is routed back to the HA, as a kernel
+    routes a packet for a home address back into the TUN. Replies reach the HA
+    through a socket pair, so the reactor reads them like packets from a TUN.
+    """
+
+    def __init__(self, hosts):
+        self.hosts = frozenset(hosts)
+        self.answered = 0
+        self._ha_end, self._network_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._ha_end.setblocking(False)
+        self._network_end.setblocking(False)
+
+    def fileno(self) -> int:
+        return self._ha_end.fileno()
+
+    def read_batch(self) -> list[bytes]:
+        packets = []
+        while True:
+            try:
+                packets.append(self._ha_end.recv(65535))
+            except BlockingIOError:
+                return packets
+
+    def write(self, packet: bytes) -> bool:
+        echo = Echo.parse(packet)
+        if echo is not None and echo.destination in self.hosts:
+            if echo.reply:
+                return True
+            self.answered += 1
+            packet = echo.answer().packet()
+        try:
+            self._network_end.send(packet)
+        except BlockingIOError:
+            return False
+        return True
+
+    def close(self) -> None:
+        self._ha_end.close()
+        self._network_end.close()
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+@dataclass
+class LabFiles:
+    """What the lab generates: a CA, the HAC's certificate, PSKs, the store."""
+
+    directory: Path
+    ca: pki.Identity
+    hac: pki.Identity
+    psk_file: Path
+    psks: dict[str, bytes]
+    store_url: str
+
+
+def make_files(directory: Path, mn_ids: list[str], hac_addresses: tuple[str, ...]) -> LabFiles:
+    """Generate the CA, a HAC certificate naming ``hac_addresses``, one PSK per MN."""
+    ca = pki.make_ca(directory, common_name="mip6-lab CA")
+    hac = pki.make_cert(directory, ca, "hac", dns_names=(HAC_NAME,), ip_addresses=hac_addresses)
+    psks = {mn_id: os.urandom(16) for mn_id in mn_ids}
+    psk_file = directory / "psk.txt"
+    pki.write_private(psk_file, "".join(f"{nai} {key.hex()}\n" for nai, key in psks.items())
+                      .encode())
+    return LabFiles(directory, ca, hac, psk_file, psks, f"sqlite:///{directory / 'sa.db'}")
+
+
+def hac_settings(files: LabFiles, listen: str, home_agent: dict) -> dict:
+    """The HAC's settings (dotted keys of hac.config) for the lab."""
+    return {
+        "listen": listen,
+        "tls.cert": str(files.hac.cert_path),
+        "tls.key": str(files.hac.key_path),
+        "credentials.psk_file": str(files.psk_file),
+        "store.url": files.store_url,
+        "home_agents.addresses": [home_agent],
+        "bootstrap.hoa_prefix": HOA_PREFIX,
+        "bootstrap.hoa_pool4": HOA_POOL4,
+        "limits.rate": 1_000_000.0,
+        "limits.burst": 1_000_000,
+        "log.level": "warning",
+    }
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class MnResult:
+    """What one MN achieved; ``error`` is set at the first step that failed."""
+
+    mn_id: str
+    spi: int | None = None
+    suite: str = ""
+    home_address: str = ""
+    home_address4: str = ""
+    care_of: list[str] = field(default_factory=list)
+    registrations: int = 0
+    echoes_sent: int = 0
+    echoes_back: int = 0
+    handover: bool = False
+    deregistered: bool = False
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return (not self.error and self.registrations >= 2 and self.handover
+                and self.echoes_sent > 0 and self.echoes_back == self.echoes_sent
+                and self.deregistered)
+
+
+def print_summary(results: list[MnResult], extra: list[str], out=sys.stdout) -> None:
+    """One row per MN, then totals."""
+    columns = ("MN", "SPI", "suite", "home address", "IPv4 home", "care-of path",
+               "BAs", "echo", "result")
+    rows = [(r.mn_id, str(r.spi or "-"), r.suite or "-", r.home_address or "-",
+             r.home_address4 or "-", " -> ".join(r.care_of) or "-", str(r.registrations),
+             f"{r.echoes_back}/{r.echoes_sent}", "OK" if r.ok else f"FAILED: {r.error or 'see row'}")
+            for r in results]
+    widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(columns)]
+    for row in (columns, *rows):
+        print("  ".join(text.ljust(width) for text, width in zip(row, widths)).rstrip(), file=out)
+    passed = sum(r.ok for r in results)
+    print(f"totals: {passed}/{len(results)} MNs OK, "
+          f"{sum(r.echoes_back for r in results)}/{sum(r.echoes_sent for r in results)} "
+          f"echo replies, {sum(r.registrations for r in results)} registrations", file=out)
+    for line in extra:
+        print(line, file=out)
+
+
+# --------------------------------------------------------------------------- loopback lab
+
+
+class _LabNode:
+    """One MN of the loopback lab: bootstrap, register, ping, move, ping, leave."""
+
+    def __init__(self, reactor, index: int, mn_id: str, psk: bytes, tls, hac_port: int):
+        self.reactor = reactor
+        self.index = index
+        self.result = MnResult(mn_id)
+        self.psk = psk
+        self.tls = tls
+        self.hac_port = hac_port
+        self.session = None
+        self._sequence = 0
+        self._expected: set[tuple[int, int]] = set()
+        self._waiter = None
+
+    def _bootstrap(self):
+        from mn import client
+        from mn.bootstrap import PskBootstrap
+
+        machine = PskBootstrap(self.result.mn_id, self.psk)
+        return client.bootstrap(self.reactor, self.tls, self.hac_port, machine,
+                                timeout=STEP_TIMEOUT)
+
+    async def join(self, care_of: str) -> None:
+        from mn.mobility import MobilityMachine
+        from mn.session import MobileSession
+
+        result = self.result
+        bootstrapped = await self._bootstrap()
+        sa, bootstrap = bootstrapped.sa, bootstrapped.bootstrap
+        result.spi, result.suite = sa.spi, sa.suite
+        result.home_address = str(sa.home_address6 or "")
+        result.home_address4 = str(sa.home_address4 or "")
+        machine = MobilityMachine(sa, bootstrap.home_agent, lifetime=300)
+        self.session = MobileSession(self.reactor, machine, renew=self._bootstrap,
+                                     on_event=self._event, deliver=self._delivered)
+        await self.move(care_of)
+
+    async def move(self, care_of: str) -> None:
+        binding = await self.session.move(ip_address(care_of)).addTimeout(
+            STEP_TIMEOUT, self.reactor)
+        self.result.care_of.append(str(binding.care_of))
+
+    def _event(self, action) -> None:
+        from mn.mobility import Registered
+
+        if isinstance(action, Registered):
+            self.result.registrations += 1
+
+    def home_addresses(self) -> list:
+        binding = self.session.machine.binding
+        addresses = [binding.home_address]
+        if binding.home_address4 is not None:
+            addresses.append(binding.home_address4)
+        return addresses
+
+    async def exchange(self, peers: list[_LabNode]) -> None:
+        """Echo requests to the correspondent and the peers' home addresses; await replies."""
+        targets = []
+        for source in self.home_addresses():
+            correspondent = CORRESPONDENT6 if source.version == 6 else CORRESPONDENT4
+            targets.append((source, correspondent))
+            for peer in peers:
+                targets += [(source, address) for address in peer.home_addresses()
+                            if address.version == source.version]
+        from twisted.internet import defer
+
+        self._waiter = defer.Deferred()
+        for source, destination in targets:
+            for _ in range(ECHOES):
+                self._sequence += 1
+                self._expected.add((destination, self._sequence))
+                echo = Echo(source, destination, self.index, self._sequence,
+                            self.result.mn_id.encode())
+                self.result.echoes_sent += 1
+                self.session.send(echo.packet())
+        timeout = self.reactor.callLater(REPLY_TIMEOUT, self._settle)
+        await self._waiter
+        if timeout.active():
+            timeout.cancel()
+        if self._expected:
+            self.result.error = f"{len(self._expected)} echo replies missing"
+            self._expected.clear()
+
+    def _settle(self) -> None:
+        if self._waiter is not None and not self._waiter.called:
+            self._waiter.callback(None)
+
+    def _delivered(self, packet: bytes) -> None:
+        echo = Echo.parse(packet)
+        if echo is None:
+            return
+        if not echo.reply:  # another MN pinging this one's home address
+            self.session.send(echo.answer().packet())
+            return
+        key = (echo.source, echo.sequence)
+        if echo.identifier == self.index and key in self._expected:
+            self._expected.discard(key)
+            self.result.echoes_back += 1
+            if not self._expected:
+                self._settle()
+
+    async def leave(self) -> None:
+        if self.session is None:
+            return
+        deregistered = []
+        previous = self.session.on_event
+        self.session.on_event = lambda action: (previous(action), deregistered.append(action))
+        await self.session.stop(deregister=True)
+        from mn.mobility import Deregistered
+
+        self.result.deregistered = any(isinstance(a, Deregistered) for a in deregistered)
+
+
+async def _each(nodes, step, describe: str) -> None:
+    """Run ``step(node)`` for every node still without an error, recording failures."""
+    from twisted.internet import defer
+
+    async def guarded(node):
+        try:
+            await step(node)
+        except Exception as error:  # a failing MN is reported, the others go on
+            node.result.error = node.result.error or f"{describe}: {error}"
+
+    live = [node for node in nodes if not node.result.error]
+    await defer.gatherResults([defer.ensureDeferred(guarded(node)) for node in live])
+
+
+async def run_loopback(reactor, directory: Path, count: int, out) -> list[MnResult]:
+    """The whole loopback lab on ``reactor``; the per-MN results."""
+    from ha.core import HaPolicy, HomeAgentCore
+    from ha.sasource import SequenceLedger, StoreSASource
+    from ha.server import HomeAgentServer
+    from hac.config import load_config
+    from hac.server import HacServer
+
+    from .store import open_store
+    from .tls import ClientTLS
+
+    mn_ids = [f"mn{number}@{MN_DOMAIN}" for number in range(1, count + 1)]
+    files = make_files(directory, mn_ids, ("127.0.0.1", "::1"))
+    home_network = SimulatedHomeNetwork((CORRESPONDENT6, CORRESPONDENT4))
+    source = StoreSASource(open_store(files.store_url))
+    ledger = SequenceLedger(directory / "ha-state.db")
+    ha = HomeAgentServer(HomeAgentCore(HaPolicy(home_agent=IPv6Address("::1"))), source, ledger,
+                         reactor=reactor, tun=home_network, stats_interval=3600)
+    ha_port = _free_udp_port_on_both()
+    ha.listen("::1", ha_port)
+    ha.listen("127.0.0.1", ha_port)
+    ha.start()
+    hac = HacServer(load_config(None, hac_settings(
+        files, "127.0.0.1:0", {"ip6": "::1", "ip4": "127.0.0.1", "port": ha_port})), reactor)
+    hac_port = hac.listen().getHost().port
+    print(f"mip6-lab: HAC on 127.0.0.1:{hac_port} (TLS, PSK), HA on [::1]:{ha_port} and "
+          f"127.0.0.1:{ha_port}, {count} MNs; CA, PSKs and SQLite store in {directory}",
+          file=out, flush=True)
+    tls = ClientTLS("127.0.0.1", files.ca.cert_path)
+    nodes = [_LabNode(reactor, index, mn_id, files.psks[mn_id], tls, hac_port)
+             for index, mn_id in enumerate(mn_ids, 1)]
+
+    def peers_of(node):
+        return [other for other in nodes if other is not node and other.session is not None
+                and other.session.machine.binding is not None][:1]
+
+    try:
+        await _each(nodes, lambda node: node.join("::1"), "bootstrap/register over IPv6")
+        await _each(nodes, lambda node: node.exchange(peers_of(node)), "echo before handover")
+        await _each(nodes, lambda node: _handover(node, "127.0.0.1"), "handover to IPv4")
+        await _each(nodes, lambda node: node.exchange(peers_of(node)), "echo after handover")
+    finally:
+        await _each(nodes, lambda node: node.leave(), "de-registration")
+        counters = ha.core.counters
+        await ha.stop()
+        await hac.stop()
+        source.close()
+        ledger.close()
+        home_network.close()
+    results = [node.result for node in nodes]
+    ha_line = ", ".join(f"{name} {value}" for name, value in sorted(counters.items()))
+    print_summary(results, [f"HA counters: {ha_line}",
+                            f"home network: {home_network.answered} echo requests answered"],
+                  out)
+    return results
+
+
+async def _handover(node: _LabNode, care_of: str) -> None:
+    spi = node.session.machine.sa.spi
+    await node.move(care_of)
+    node.result.handover = node.session.machine.binding.spi == spi
+
+
+def _free_udp_port_on_both() -> int:
+    """A UDP port number free on both ::1 and 127.0.0.1 (the HA listens on both)."""
+    for _ in range(20):
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe6:
+            probe6.bind(("::1", 0))
+            port = probe6.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe4:
+                try:
+                    probe4.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+        return port
+    raise RuntimeError("no UDP port free on both ::1 and 127.0.0.1")
+
+
+def run_on_reactor(scenario):
+    """Run ``scenario(reactor)`` on the global reactor; its result, or raise its error.
+
+    Ctrl-C stops the reactor; the scenario's ``finally`` blocks then still run their
+    clean-up before the reactor shuts down.
+    """
+    from twisted.internet import defer, reactor
+
+    outcome = []
+
+    def start():
+        running = defer.ensureDeferred(scenario(reactor))
+        running.addBoth(outcome.append)
+        running.addBoth(lambda _: reactor.running and reactor.stop())
+
+    reactor.callWhenRunning(start)
+    reactor.run()
+    if not outcome:
+        raise KeyboardInterrupt
+    if hasattr(outcome[0], "raiseException"):
+        outcome[0].raiseException()
+    return outcome[0]
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mip6-lab", description="Run a HAC, a home agent and mobile nodes on this machine.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    up = commands.add_parser(
+        "up", help="run the lab end to end and report",
+        description="Start a HAC, a home agent and N mobile nodes; each MN bootstraps, "
+                    "registers, exchanges protected traffic, hands over to a new care-of "
+                    "address and de-registers. Exit status 0 only if every MN succeeded.")
+    up.add_argument("--mns", type=int, default=3, metavar="N",
+                    help="number of mobile nodes (default: %(default)s)")
+    up.add_argument("--netns", action="store_true",
+                    help="MN, HA and a correspondent in their own network namespaces, real "
+                         "TUN interfaces, ping and TCP through the tunnel (root)")
+    up.add_argument("--keep-dir", action="store_true",
+                    help="keep the generated files (CA, PSKs, store, logs) afterwards")
+    up.add_argument("--verbose", action="store_true", help="log what the servers do")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if not 1 <= args.mns <= 200:
+        print("mip6-lab: --mns must be 1..200", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    directory = Path(tempfile.mkdtemp(prefix="mip6-lab-"))
+    started = time.monotonic()
+    try:
+        if args.netns:
+            from .labnet import run_netns
+
+            results = run_netns(directory, args.mns, sys.stdout)
+        else:
+            results = run_on_reactor(lambda reactor: run_loopback(reactor, directory, args.mns,
+                                                                  sys.stdout))
+    except KeyboardInterrupt:
+        print("mip6-lab: interrupted; everything started was stopped", file=sys.stderr)
+        return 130
+    finally:
+        if args.keep_dir:
+            print(f"mip6-lab: files kept in {directory}", file=sys.stderr)
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
+    ok = bool(results) and all(result.ok for result in results)
+    print(f"mip6-lab: {'PASS' if ok else 'FAIL'} in {time.monotonic() - started:.1f} s")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
