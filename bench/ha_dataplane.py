@@ -1,0 +1,237 @@
+"""HA data plane benchmark: one JSON line per figure (docs/performance.md, section HA).
+
+1. ``ha_relay_vs_bare_udp_relay`` per suite: protected PType 1 packets (1400-octet inner
+   IPv6 packets) from a sender process through the HA (Twisted UDP socket ->
+   HomeAgentCore -> "TUN" = a UDP socket to the receiver) against a bare Twisted UDP
+   relay (receive, send on) in the same run, same sockets, same packets; rounds
+   alternate, best round of each kept. Rate = packets the receiver got / time from the
+   first to the last one.
+2. ``bu_ba_transactions``: protected BU in -> core -> protected BA out -> MN parses it,
+   sans-I/O, one process.
+3. ``memory_per_binding``: RSS growth for 100,000 MNs each with its SA state and binding.
+
+Usage: .venv/bin/python bench/ha_dataplane.py [--packets N] [--rounds R] [--bindings B]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import socket
+import struct
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from ipaddress import IPv6Address
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from aaa_mip6.mobility import (  # noqa: E402
+    BindingUpdate,
+    build_binding_update_payload,
+    parse_binding_ack_payload,
+)
+from aaa_mip6.sa import SCOPE_ALL, SecurityAssociation  # noqa: E402
+from aaa_mip6.suites import SUITES, new_keys  # noqa: E402
+from aaa_mip6.transform import PType, SaEndpoint  # noqa: E402
+from ha.core import HaPolicy, HomeAgentCore  # noqa: E402
+
+HA = IPv6Address("2001:db8:ffff::1")
+INNER = 1400
+NOW = time.time()
+
+
+def make_sa(suite: str, spi: int, index: int = 1) -> SecurityAssociation:
+    keys = new_keys(SUITES[suite])
+    return SecurityAssociation(
+        spi=spi, suite=suite, mn_to_ha_ikey=keys.mn_to_ha_ikey, ha_to_mn_ikey=keys.ha_to_mn_ikey,
+        mn_to_ha_ekey=keys.mn_to_ha_ekey, ha_to_mn_ekey=keys.ha_to_mn_ekey,
+        validity_end=datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=1),
+        scope=SCOPE_ALL, mn_id=f"mn{index}@example.net",
+        home_address6=IPv6Address(int(IPv6Address("2001:db8:1::")) + index))
+
+
+def bu_packet(mn: SaEndpoint, home_address, sequence: int) -> bytes:
+    next_header, payload = build_binding_update_payload(
+        home_address, HA, BindingUpdate(sequence, 150))
+    return mn.protect(PType.MOBILITY, payload, next_header)
+
+
+def inner_packet(source: IPv6Address) -> bytes:
+    payload = bytes(INNER - 40)
+    return struct.pack("!IHBB", 6 << 28, len(payload), 59, 64) + source.packed + HA.packed + payload
+
+
+# ---------------------------------------------------------------- relays (child processes)
+
+
+def _run_relay(kind: str, suite: str, sa_state, receiver: tuple, ready) -> None:
+    from twisted.internet import reactor
+    from twisted.internet.protocol import DatagramProtocol
+
+    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    out.setblocking(False)
+
+    def forward(packet: bytes) -> bool:
+        try:
+            out.sendto(packet, receiver)
+        except BlockingIOError:
+            return False
+        return True
+
+    if kind == "bare":
+        class Relay(DatagramProtocol):
+            def datagramReceived(self, data, addr):
+                forward(data)
+        protocol = Relay()
+    else:
+        from ha.server import HomeAgentServer
+        from ha.sasource import SASource
+
+        class Tun:
+            write = staticmethod(forward)
+
+        class NoLedger:
+            def save(self, *args):
+                pass
+
+            def load(self, *args):
+                return None
+
+        class Fixed(SASource):
+            def lookup(self, spi):
+                return sa_state
+
+        core = HomeAgentCore(HaPolicy(home_agent=HA))
+        server = HomeAgentServer(core, Fixed(), NoLedger(), reactor=reactor, tun=Tun())
+        server._found(sa_state, sa_state.spi)
+        mn = SaEndpoint(sa_state, "mn")
+        server.datagram_received(bu_packet(mn, sa_state.home_address6, 1), "127.0.0.1", 1)
+        assert len(core.bindings) == 1
+
+        class Relay(DatagramProtocol):
+            def datagramReceived(self, data, addr):
+                server.datagram_received(data, addr[0], addr[1])
+        protocol = Relay()
+    port = reactor.listenUDP(0, protocol, interface="127.0.0.1")
+    port.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    ready.send(port.getHost().port)
+    reactor.run()
+
+
+def _send(packets: list[bytes], target: tuple) -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for packet in packets:
+        sock.sendto(packet, target)
+        # pace a little so the loss is the relay's, not the loopback queue's
+    sock.close()
+
+
+def relay_round(kind: str, suite: str, sa: SecurityAssociation, packets: list[bytes]) -> float:
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(1.0)
+    parent, child = multiprocessing.Pipe()
+    relay = multiprocessing.Process(
+        target=_run_relay, args=(kind, suite, sa, receiver.getsockname(), child), daemon=True)
+    relay.start()
+    port = parent.recv()
+    time.sleep(0.2)
+    sender = multiprocessing.Process(target=_send, args=(packets, ("127.0.0.1", port)), daemon=True)
+    sender.start()
+    count, first, last = 0, None, None
+    try:
+        while True:
+            receiver.recv(65535)
+            last = time.perf_counter()
+            first = first or last
+            count += 1
+    except socket.timeout:
+        pass
+    sender.join()
+    relay.terminate()
+    relay.join()
+    receiver.close()
+    return (count - 1) / (last - first) if count > 1 else 0.0
+
+
+def relay_figures(packets_per_round: int, rounds: int) -> None:
+    for suite in SUITES:
+        sa = make_sa(suite, 1000)
+        mn = SaEndpoint(sa, "mn")
+        mn.protect(PType.MOBILITY, b"", 59)  # sequence 0 went to the BU sent inside the relay
+        inner = inner_packet(sa.home_address6)
+        best = {"ha": 0.0, "bare": 0.0}
+        for _ in range(rounds):
+            packets = [mn.protect(PType.ENCRYPTED_IP, inner, 41) for _ in range(packets_per_round)]
+            for kind in ("ha", "bare"):
+                best[kind] = max(best[kind], relay_round(kind, suite, sa, packets))
+        print(json.dumps({
+            "figure": "ha_relay_vs_bare_udp_relay", "suite": suite,
+            "ratio": round(best["ha"] / best["bare"], 3) if best["bare"] else None,
+            "ha_packets_per_s": round(best["ha"]), "bare_packets_per_s": round(best["bare"]),
+            "ha_inner_mbit_per_s": round(best["ha"] * INNER * 8 / 1e6, 1),
+            "bare_mbit_per_s": round(best["bare"] * len(packets[0]) * 8 / 1e6, 1),
+        }), flush=True)
+
+
+# ---------------------------------------------------------------- in-process figures
+
+
+def bu_ba_figure(transactions: int) -> None:
+    sa = make_sa("AES_128_CBC_SHA", 2000)
+    core = HomeAgentCore(HaPolicy(home_agent=HA))
+    core.sa_found(sa.spi, sa, None, NOW)
+    mn = SaEndpoint(sa, "mn")
+    start = time.perf_counter()
+    for sequence in range(1, transactions + 1):
+        actions = core.datagram_received("198.51.100.1", 4000, bu_packet(mn, sa.home_address6,
+                                                                          sequence), NOW)
+        opened = mn.unprotect(actions[-1].data)
+        parse_binding_ack_payload(opened.next_header, opened.payload, HA)
+    elapsed = time.perf_counter() - start
+    print(json.dumps({"figure": "bu_ba_transactions", "suite": "AES_128_CBC_SHA",
+                      "per_s": round(transactions / elapsed),
+                      "us_each": round(elapsed / transactions * 1e6, 1)}), flush=True)
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def memory_figure(count: int) -> None:
+    suite = "AES_128_CBC_SHA"
+    sas = [make_sa(suite, 10_000 + i, i + 1) for i in range(count)]
+    bus = [bu_packet(SaEndpoint(sa, "mn"), sa.home_address6, 1) for sa in sas]
+    core = HomeAgentCore(HaPolicy(home_agent=HA))
+    before = _rss()
+    for index, (sa, bu) in enumerate(zip(sas, bus)):
+        core.sa_found(sa.spi, sa, None, NOW)
+        core.datagram_received(f"198.51.{index >> 8 & 255}.{index & 255}", 4000 + index % 1000,
+                               bu, NOW)
+    grown = _rss() - before
+    assert len(core.bindings) == count
+    print(json.dumps({"figure": "memory_per_binding", "bindings": count, "suite": suite,
+                      "bytes_each": round(grown / count),
+                      "what": "SA state (keyed SaEndpoint, replay window) + binding, RSS delta"}),
+          flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--packets", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--bindings", type=int, default=100_000)
+    parser.add_argument("--transactions", type=int, default=5000)
+    args = parser.parse_args()
+    relay_figures(args.packets, args.rounds)
+    bu_ba_figure(args.transactions)
+    memory_figure(args.bindings)
+
+
+if __name__ == "__main__":
+    main()
