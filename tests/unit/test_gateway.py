@@ -1,0 +1,259 @@
+"""mip6-aaa-gw: DER -> upstream AaaBackend -> DEA, State both ways, retransmissions, CLI checks."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from diameter.message import constants
+from twisted.internet import defer
+
+from aaa_mip6.aaa import (
+    AaaSession,
+    AaaTimeout,
+    AaaUnavailable,
+    Accept,
+    BootstrapAttributes,
+    Challenge,
+    Reject,
+)
+from aaa_mip6.diameter import codec
+from aaa_mip6.diameter import eap as deap
+from aaa_mip6.gateway import EapGateway, parse_calling_station_id
+from aaa_mip6.gateway_cli import EXIT_CONFIG, main
+from tests.unit.test_diameter_eap import (
+    AAA_HOST,
+    AAA_REALM,
+    FAILURE,
+    HAC_HOST,
+    HAC_REALM,
+    IDENTITY,
+    MD5_REQUEST,
+    MD5_RESPONSE,
+    MSK,
+    SUCCESS,
+    FakeNode,
+    new_session,
+    outcome,
+    wire,
+)
+
+TIMEOUT = 30
+
+
+class FakeUpstream:
+    """An AaaBackend whose answers the test gives; records every call."""
+
+    def __init__(self):
+        self.calls: list[tuple[AaaSession, bytes, defer.Deferred]] = []
+        self.stopped = False
+
+    def authenticate(self, session, eap_payload):
+        d = defer.Deferred()
+        self.calls.append((session, eap_payload, d))
+        return d
+
+    def stop(self):
+        self.stopped = True
+        return defer.succeed(None)
+
+
+@pytest.fixture
+def gateway_node():
+    return FakeNode(AAA_HOST, AAA_REALM)
+
+
+@pytest.fixture
+def upstream():
+    return FakeUpstream()
+
+
+@pytest.fixture
+def gateway(gateway_node, upstream):
+    return EapGateway(gateway_node, upstream, multi_round_timeout=TIMEOUT)
+
+
+_end_to_end = iter(range(1000, 10**6))
+
+
+def der(session_id="hac.example.org;1;1;mip6-a", payload=IDENTITY, state=None, end_to_end=None,
+        user_name="mn1@example.org"):
+    message = deap.build_der(HAC_HOST, HAC_REALM, AAA_REALM, deap.EapRequest(
+        session_id, HAC_HOST, user_name, payload, state, "[2001:db8::7]:40001"))
+    message.header.end_to_end_identifier = next(_end_to_end) if end_to_end is None else end_to_end
+    message.header.hop_by_hop_identifier = 1
+    return wire(message)
+
+
+def handle(gateway, request) -> deap.EapAnswer:
+    """The gateway's DEA for ``request`` (it must be ready), as the HAC reads it."""
+    return deap.parse_dea(wire(outcome(defer.maybeDeferred(gateway.handle, request))))
+
+
+def result_of(gateway, request) -> int:
+    return codec.result_code(wire(outcome(defer.maybeDeferred(gateway.handle, request))))
+
+
+def test_the_gateway_handles_diameter_eap_requests(gateway, gateway_node):
+    assert gateway_node.handlers[(5, 268)] == gateway.handle
+
+
+def test_multi_round_maps_state_both_ways_and_returns_msk_and_attributes(gateway, upstream):
+    pending = gateway.handle(der())
+    session, payload, answered = upstream.calls[0]
+    assert (session.user_name, payload) == ("mn1@example.org", IDENTITY)
+    assert (session.mn_address, session.mn_port) == (ipaddress.ip_address("2001:db8::7"), 40001)
+    assert session.session_id == "hac.example.org;1;1;mip6-a"
+    answered.callback(Challenge(MD5_REQUEST))
+    dea = wire(outcome(pending))
+    first = deap.parse_dea(dea)
+    assert first.answer == Challenge(MD5_REQUEST) and len(first.state) == 16
+    assert codec.avp_value(dea, constants.AVP_MULTI_ROUND_TIME_OUT) == TIMEOUT
+    assert codec.avp_value(dea, constants.AVP_SESSION_ID) == "hac.example.org;1;1;mip6-a"
+
+    pending = gateway.handle(der(payload=MD5_RESPONSE, state=first.state))
+    again, payload, answered = upstream.calls[1]
+    assert again is session and payload == MD5_RESPONSE  # RADIUS State lives in the session
+    attributes = BootstrapAttributes(home_address_ip4=ipaddress.IPv4Address("192.0.2.10"))
+    answered.callback(Accept(SUCCESS, MSK, attributes))
+    final = deap.parse_dea(wire(outcome(pending)))
+    assert final.result_code == codec.SUCCESS
+    assert final.answer == Accept(SUCCESS, MSK, attributes) and final.state is None
+
+
+def test_reject_is_4001_with_the_eap_failure(gateway, upstream):
+    pending = gateway.handle(der())
+    upstream.calls[0][2].callback(Reject(FAILURE))
+    answer = deap.parse_dea(wire(outcome(pending)))
+    assert answer.result_code == deap.AUTHENTICATION_REJECTED and answer.answer == Reject(FAILURE)
+
+
+@pytest.mark.parametrize("error, result", [
+    (AaaTimeout("no RADIUS server answered"), codec.UNABLE_TO_DELIVER),
+    (AaaUnavailable("dead", retry_after=30), deap.TOO_BUSY),
+    (RuntimeError("bug"), codec.UNABLE_TO_COMPLY)])
+def test_upstream_errors_become_result_codes(gateway, upstream, error, result):
+    pending = gateway.handle(der())
+    upstream.calls[0][2].errback(error)
+    answer = wire(outcome(pending))
+    assert codec.result_code(answer) == result
+    assert codec.avp_value(answer, constants.AVP_AUTH_APPLICATION_ID) == 5
+
+
+def _challenged(gateway, upstream, session_id="hac.example.org;1;1;mip6-a"):
+    pending = gateway.handle(der(session_id))
+    upstream.calls[-1][2].callback(Challenge(MD5_REQUEST))
+    return deap.parse_dea(wire(outcome(pending))).state
+
+
+def test_a_wrong_or_stale_state_is_refused_without_radius(gateway, upstream):
+    state = _challenged(gateway, upstream)
+    assert result_of(gateway, der(payload=MD5_RESPONSE, state=b"x" * 16)) == \
+        codec.INVALID_AVP_VALUE
+    assert len(upstream.calls) == 1
+    gateway.handle(der(payload=MD5_RESPONSE, state=state))
+    assert len(upstream.calls) == 2
+    # the same State again while that round is in flight: refused
+    assert result_of(gateway, der(payload=MD5_RESPONSE, state=state)) == codec.INVALID_AVP_VALUE
+
+
+def test_state_for_an_unknown_session_is_5002(gateway, upstream):
+    assert result_of(gateway, der(state=b"s" * 16)) == deap.UNKNOWN_SESSION_ID
+    assert upstream.calls == []
+
+
+def test_missing_user_name_is_5005(gateway, upstream):
+    request = deap.build_der(HAC_HOST, HAC_REALM, AAA_REALM,
+                             deap.EapRequest("s;1", HAC_HOST, "mn", IDENTITY))
+    request.avps = [avp for avp in request.avps if avp.code != constants.AVP_USER_NAME]
+    assert result_of(gateway, wire(request)) == deap.MISSING_AVP
+    assert upstream.calls == []
+
+
+def test_a_retransmitted_der_is_answered_from_the_same_round(gateway, upstream):
+    first = gateway.handle(der(end_to_end=77))
+    retransmitted = gateway.handle(der(end_to_end=77))
+    assert len(upstream.calls) == 1
+    upstream.calls[0][2].callback(Challenge(MD5_REQUEST))
+    a, b = deap.parse_dea(wire(outcome(first))), deap.parse_dea(wire(outcome(retransmitted)))
+    assert a == b and a.answer == Challenge(MD5_REQUEST)
+    late = handle(gateway, der(end_to_end=77))  # after the round finished: replayed
+    assert late == a and len(upstream.calls) == 1
+
+
+def test_a_new_der_without_state_while_a_round_is_in_flight_is_refused(gateway, upstream):
+    gateway.handle(der())
+    assert result_of(gateway, der()) == codec.UNABLE_TO_COMPLY
+    assert len(upstream.calls) == 1
+
+
+def test_idle_conversations_expire(gateway, gateway_node, upstream):
+    state = _challenged(gateway, upstream)
+    _challenged(gateway, upstream, "other;1")
+    assert len(gateway.sessions) == 2
+    gateway_node.clock.advance(TIMEOUT + 1)
+    assert result_of(gateway, der(payload=MD5_RESPONSE, state=state)) == deap.UNKNOWN_SESSION_ID
+    assert len(gateway.sessions) == 0
+
+
+def test_stop_stops_upstream_and_node(gateway, gateway_node, upstream):
+    outcome(gateway.stop())
+    assert upstream.stopped and gateway_node.stopped
+
+
+def test_hac_backend_through_the_gateway_in_memory(gateway, upstream):
+    """The whole DER/DEA path without sockets: backend -> bytes -> gateway -> bytes."""
+    hac_node = FakeNode()
+
+    def send_request(request):
+        request.header.end_to_end_identifier = next(_end_to_end)  # as a DiameterNode does
+        return defer.maybeDeferred(gateway.handle, wire(request)).addCallback(wire)
+
+    hac_node.send_request = send_request
+    backend = deap.DiameterEapBackend(hac_node, AAA_REALM)
+    session = new_session()
+    first = backend.authenticate(session, IDENTITY)
+    upstream.calls[0][2].callback(Challenge(MD5_REQUEST))
+    assert outcome(first) == Challenge(MD5_REQUEST)
+    second = backend.authenticate(session, MD5_RESPONSE)
+    assert upstream.calls[1][0] is upstream.calls[0][0]
+    upstream.calls[1][2].callback(Accept(SUCCESS, MSK[:32]))
+    assert outcome(second) == Accept(SUCCESS, MSK[:32])
+    third = backend.authenticate(new_session(), IDENTITY)
+    upstream.calls[2][2].errback(AaaTimeout("no RADIUS server answered"))
+    assert outcome(third).check(AaaTimeout)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("192.0.2.1:4433", ("192.0.2.1", 4433)),
+    ("[2001:db8::1]:80", ("2001:db8::1", 80)),
+    (None, ("::", 0)),
+    ("00-11-22-33-44-55", ("::", 0)),
+])
+def test_calling_station_id(text, expected):
+    address, port = parse_calling_station_id(text)
+    assert (str(address), port) == expected
+
+
+# --- mip6-aaa-gw --------------------------------------------------------------------
+
+
+def _argv(tmp_path, *extra):
+    return ["--origin-host", "gw.example.net", "--origin-realm", "example.net",
+            "--radius-server", "127.0.0.1:1812", "--radius-secret-file",
+            str(tmp_path / "secret"), *extra]
+
+
+def test_cli_needs_tls_material_unless_insecure_tcp(tmp_path, capsys):
+    (tmp_path / "secret").write_text("s3cret\n")
+    assert main(_argv(tmp_path)) == EXIT_CONFIG
+    assert "--cert" in capsys.readouterr().err
+
+
+def test_cli_refuses_a_missing_secret_file_and_a_bad_listen_address(tmp_path, capsys):
+    assert main(_argv(tmp_path, "--insecure-tcp")) == EXIT_CONFIG
+    assert "--radius-secret-file" in capsys.readouterr().err
+    (tmp_path / "secret").write_text("s3cret\n")
+    assert main(_argv(tmp_path, "--insecure-tcp", "--listen", "nowhere")) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert "--listen" in err and "s3cret" not in err
