@@ -182,6 +182,8 @@ class HacProtocol(Protocol, TimeoutMixin):
 
 
 class _HacFactory(Factory):
+    noisy = False  # the bootstrap line says what matters
+
     def __init__(self, server: HacServer):
         self.server = server
 
@@ -191,6 +193,8 @@ class _HacFactory(Factory):
 
 class _GuardedTLSFactory(TLSMemoryBIOFactory):
     """Refuses a connection before any TLS work when the cap or its source's rate is hit."""
+
+    noisy = False
 
     def __init__(self, server: HacServer, tls: ServerTLS):
         super().__init__(tls, False, _HacFactory(server), clock=server.reactor)
@@ -365,7 +369,9 @@ def run(config: HacConfig) -> int:
         start(number)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
-    log.info("HAC %s: %d workers on %s", config.instance, config.workers, config.listen)
+    host, port = sock.getsockname()[:2]
+    log.info("HAC %s: %d workers on %s", config.instance, config.workers,
+             f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
     while children:
         try:
             pid, status = os.wait()
