@@ -523,9 +523,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         if args.netns:
-            from .labnet import run_netns
+            from .labnet import LabError, run_netns
 
-            results = run_netns(directory, args.mns, sys.stdout)
+            try:
+                results = run_netns(directory, args.mns, sys.stdout)
+            except LabError as error:
+                print(f"mip6-lab: {error}", file=sys.stderr)
+                return 2
         else:
             results = run_on_reactor(lambda reactor: run_loopback(reactor, directory, args.mns,
                                                                   sys.stdout))

@@ -253,6 +253,9 @@ through the protected tunnel, e.g.
 The home address gets the home prefix length the HAC sent (so the home network is
 reached through the tunnel too). A route that would cover the HA itself (e.g.
 --route default) is made safe by a host route for the HA over its current path.
+When the address that routes to the home agent changes (a new link, the old address
+gone), the MN hands over: it re-registers the new care-of address under the same SA,
+and connections from the home address carry on.
 Ctrl-C or SIGTERM de-registers, removes the interface and exits.
 """
 
@@ -279,6 +282,9 @@ def _add_mobility_parsers(commands) -> None:
     up.add_argument("--route", action="append", default=[], metavar="PREFIX",
                     help="send traffic for PREFIX through the tunnel; 'default' for all; "
                          "repeatable")
+    up.add_argument("--watch", type=float, default=1.0, metavar="SECONDS",
+                    help="check this often whether the care-of address changed, and hand "
+                         "over when it did; 0 never (default: %(default)s)")
     up.set_defaults(handler=up_command, keep=True)
 
 
@@ -386,15 +392,17 @@ def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
             result.bootstrap.home_agent,
             care_of or session.local_address_towards(result.bootstrap.home_agent))
         binding = yield mobile.start(care_of)
-        reporter.event(mobility.Registered(binding))
+        device = _tunnel_for(args, binding, result.bootstrap) if with_tunnel else None
+        if device is not None:
+            mobile.attach(device)
+        reporter.event(mobility.Registered(binding))  # once the tunnel, if any, is up
         mobile.on_event = on_event
         exit_status[0] = 0
         if not args.keep:
             yield mobile.stop(deregister=False)
             return
-        device = _tunnel_for(args, binding, result.bootstrap) if with_tunnel else None
-        if device is not None:
-            mobile.attach(device)
+        if getattr(args, "watch", 0) > 0:
+            mobile.follow_care_of(args.watch)
 
         @defer.inlineCallbacks
         def shut_down():

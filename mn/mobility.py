@@ -88,6 +88,7 @@ class Binding:
     """
 
     spi: int
+    suite: str
     home_address: IPv6Address
     home_address4: IPv4Address | None
     care_of: IPAddress
@@ -453,6 +454,7 @@ class MobilityMachine:
                 refresh_after = min(refresh_after, option.interval_seconds)
         self._binding = Binding(
             spi=self.sa.spi,
+            suite=self.sa.suite,
             home_address=self.home_address,
             home_address4=home_address4,
             care_of=pending.care_of,

@@ -16,7 +16,7 @@ import socket
 from collections.abc import Callable
 from ipaddress import ip_address
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.internet.interfaces import IReadDescriptor
 from twisted.internet.protocol import DatagramProtocol
 from twisted.python import log
@@ -136,9 +136,11 @@ class MobileSession:
         self.on_event = on_event
         self.deliver = deliver
         self.foreign_datagrams = 0  # datagrams not from the HA's address and port
+        self.send_failures = 0  # datagrams the kernel refused (no route while moving)
         self._port = None
         self._timer = None
         self._reader: _DeviceReader | None = None
+        self._follow: task.LoopingCall | None = None
         self._waiting: list[defer.Deferred] = []
 
     # ---------------------------------------------------------------- control
@@ -163,6 +165,26 @@ class MobileSession:
         self._perform(self.machine.register(self.reactor.seconds(), care_of))
         return waiting
 
+    def follow_care_of(self, interval: float) -> None:
+        """Every ``interval`` seconds, hand over if the address that routes to the HA changed.
+
+        This is how a new link or address (the old one gone) becomes a new care-of address
+        without anyone telling the MN; with no route at all it waits for one.
+        """
+        self._follow = task.LoopingCall(self._check_care_of)
+        self._follow.clock = self.reactor
+        self._follow.start(interval, now=False)
+
+    def _check_care_of(self) -> None:
+        try:
+            current = local_address_towards(self.machine.home_agent)
+        except RegistrationError:
+            return
+        if current != self.machine.care_of:
+            log.msg(f"mip6-mn: care-of address {self.machine.care_of} -> {current}")
+            # A refused move is reported through on_event; nothing more to do here.
+            self.move(current).addErrback(lambda failure: failure.trap(RegistrationError))
+
     def attach(self, device) -> None:
         """Tunnel through ``device`` (``fileno``, non-blocking ``read``, ``write``)."""
         self.deliver = device.write
@@ -180,7 +202,7 @@ class MobileSession:
 
     @defer.inlineCallbacks
     def stop(self, deregister: bool = True):
-        """De-register (waiting at most DEREGISTER_TIMEOUT), then close socket, timer, device."""
+        """De-register (waiting at most DEREGISTER_TIMEOUT), then close socket, timers, reader."""
         if deregister and self.machine.binding is not None:
             waiting = self._wait()
             self._perform(self.machine.deregister(self.reactor.seconds()))
@@ -189,6 +211,8 @@ class MobileSession:
                 yield waiting
             except (RegistrationError, defer.TimeoutError):
                 pass
+        if self._follow is not None and self._follow.running:
+            self._follow.stop()
         if self._reader is not None:
             self.reactor.removeReader(self._reader)
             self._reader = None
@@ -240,8 +264,13 @@ class MobileSession:
             self._timer = self.reactor.callLater(delay, self._tick)
 
     def _transmit(self, transmit: Transmit) -> None:
-        if self._port is not None:
+        """Send one datagram; while the MN moves there may be no route: count and go on."""
+        if self._port is None:
+            return
+        try:
             self._port.write(transmit.packet, (str(transmit.address), transmit.port))
+        except OSError:
+            self.send_failures += 1
 
     def _perform(self, actions: list[Action]) -> None:
         for action in actions:
@@ -297,6 +326,7 @@ def describe_binding(binding: Binding) -> dict:
     """A JSON-ready view of a binding (no keys in it)."""
     return {
         "spi": binding.spi,
+        "suite": binding.suite,
         "home-address": str(binding.home_address),
         "home-address4": None if binding.home_address4 is None else str(binding.home_address4),
         "care-of-address": str(binding.care_of),
