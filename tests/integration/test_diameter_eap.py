@@ -1,0 +1,279 @@
+"""EAP over Diameter end to end, without a HAC: DiameterEapBackend -> freeDiameterd -> mip6-aaa-gw -> FreeRADIUS.
+
+An :class:`mn.eap.peer.EapPeer` answers every EAP request; the backend (what the HAC
+runs) relays its responses in DERs over TLS to a real freeDiameterd relay, which
+routes them by Destination-Realm to ``mip6-aaa-gw`` (started as a process with its
+command line), which relays them over RADIUS to a real FreeRADIUS 3.2. Every EAP
+method of the RADIUS tests must succeed with the MSK the peer derived arriving at the
+backend as EAP-Master-Session-Key; a wrong password must be rejected.
+
+A second gateway on plain TCP (the only non-TLS leg, so tshark can read it without
+keys) is captured with ``tshark -i lo``; its Diameter dissector must see DER and DEA
+of application 5 with the AVPs we meant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from twisted.internet import threads
+from twisted.internet.selectreactor import SelectReactor
+
+from aaa_mip6 import eap, tls
+from aaa_mip6.aaa import AaaSession, AaaTimeout, Accept, Challenge, Reject
+from aaa_mip6.diameter.eap import DiameterEapBackend
+from aaa_mip6.diameter.peer import LocalNode, WatchdogTimers
+from aaa_mip6.diameter.twisted_peer import DiameterNode
+from mn.eap import EapCredentials
+from mn.eap.peer import EapPeer
+from tests.integration.freediameter import PeerSpec, free_tcp_port, run_relay
+from tests.integration.freeradius import freeradius  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.integration
+
+HAC_HOST, HAC_REALM = "hac.example.org", "example.org"
+GW_HOST, GW_REALM = "gw.example.net", "example.net"
+TCP_GW_HOST = "gw-tcp.example.net"
+READY_LIMIT = 30.0  # the relay retries its connections every second
+MAX_ROUNDS = 100
+KEYED = {"mschapv2": 32, "pwd": 64, "tls": 64, "ttls": 64, "peap": 64}
+
+
+class ReactorThread:
+    """A private reactor in a thread; the test thread calls into it and waits."""
+
+    def __init__(self):
+        self.reactor = SelectReactor()
+        self._thread = threading.Thread(
+            target=self.reactor.run, kwargs={"installSignalHandlers": False}, daemon=True)
+        self._thread.start()
+
+    def call(self, function, *args):
+        """Run ``function(*args)`` in the reactor; return its (Deferred's) result."""
+        return threads.blockingCallFromThread(self.reactor, function, *args)
+
+    def stop(self):
+        self.reactor.callFromThread(self.reactor.stop)
+        self._thread.join(10)
+
+
+def hac_node(runner: ReactorThread) -> DiameterNode:
+    """The Diameter node a HAC runs its backend on (application 5)."""
+    return DiameterNode(LocalNode(HAC_HOST, HAC_REALM, auth_applications=frozenset({5})),
+                        reactor=runner.reactor, watchdog=WatchdogTimers(tw=6.0),
+                        request_timeout=15.0)
+
+
+@contextmanager
+def gateway_process(directory: Path, server, *options: str):
+    """``mip6-aaa-gw`` (``python -m aaa_mip6.gateway_cli``) relaying to FreeRADIUS ``server``."""
+    secret_file = directory / f"radius-secret-{len(list(directory.iterdir()))}"
+    secret_file.write_bytes(server.secret)
+    os.chmod(secret_file, 0o600)
+    log_path = secret_file.with_suffix(".log")  # kept in the temp dir for post-mortems
+    command = [sys.executable, "-m", "aaa_mip6.gateway_cli", "--origin-realm", GW_REALM,
+               "--radius-server", f"{server.host}:{server.port}",
+               "--radius-secret-file", str(secret_file), "--watchdog", "6",
+               "--log-level", "debug", *options]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclasses.dataclass
+class HacSide:
+    """The backend a HAC would use and the reactor it runs on."""
+
+    runner: ReactorThread
+    backend: DiameterEapBackend
+
+
+def run_eap(path: HacSide, peer: EapPeer, user_name: str):
+    """Run ``peer`` through the backend to the end; return the final answer."""
+    session = AaaSession(user_name, ipaddress.ip_address("2001:db8::7"), 40001)
+    response = peer.receive(eap.EapPacket(eap.Code.REQUEST, 0, eap.Type.IDENTITY).encode())
+    for _ in range(MAX_ROUNDS):
+        answer = path.runner.call(path.backend.authenticate, session, response)
+        if not isinstance(answer, Challenge):
+            if answer.eap_payload:
+                peer.receive(answer.eap_payload)
+            return answer
+        response = peer.receive(answer.eap_payload)
+    raise AssertionError(f"no end after {MAX_ROUNDS} rounds")
+
+
+def wait_until_routed(path: HacSide, server) -> None:
+    """Authenticate once (md5) until the relay has a route to the gateway."""
+    deadline = time.monotonic() + READY_LIMIT
+    while True:
+        peer = EapPeer("md5", EapCredentials(server.user, server.password))
+        try:
+            assert isinstance(run_eap(path, peer, server.user), Accept)
+            return
+        except AaaTimeout:  # 3002 from the relay: the gateway is not connected yet
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def through_relay(tmp_path_factory, freeradius):  # noqa: F811
+    directory = tmp_path_factory.mktemp("diameter-eap")
+    ports = {HAC_HOST: free_tcp_port(), GW_HOST: free_tcp_port()}
+    with run_relay(directory, [PeerSpec(host, port) for host, port in ports.items()]) as relay:
+        own = relay.credentials[GW_HOST]
+        with gateway_process(directory, freeradius, "--origin-host", GW_HOST,
+                             "--listen", f"127.0.0.1:{ports[GW_HOST]}",
+                             "--cert", str(own.cert_path), "--key", str(own.key_path),
+                             "--peer-ca", str(relay.ca.cert_path)):
+            runner = ReactorThread()
+            node = hac_node(runner)
+            backend = DiameterEapBackend(node, GW_REALM)
+            hac = relay.credentials[HAC_HOST]
+            runner.call(node.listen_tls, tls.ServerTLS(
+                hac.cert_path, hac.key_path, client_ca_file=relay.ca.cert_path,
+                require_client_cert=True), ports[HAC_HOST])
+            path = HacSide(runner, backend)
+            try:
+                runner.call(lambda: node.when_open(relay.identity).addTimeout(
+                    READY_LIMIT, runner.reactor))
+                wait_until_routed(path, freeradius)
+                yield path
+            finally:
+                runner.call(backend.stop)
+                runner.stop()
+
+
+def _password(server, **changes) -> EapCredentials:
+    return dataclasses.replace(EapCredentials(
+        server.user, password=server.password, anonymous_identity=server.anonymous_identity,
+        ca_cert=server.ca_cert), **changes)
+
+
+def _credentials(server, method: str, phase2: str | None) -> tuple[EapCredentials, str]:
+    """(credentials, outer identity) for ``method``."""
+    if method == "tls":
+        return EapCredentials(server.tls_user, client_cert=server.client_cert,
+                              client_key=server.client_key, ca_cert=server.ca_cert), \
+            server.tls_user
+    if method in ("ttls", "peap"):
+        return _password(server, phase2=phase2), server.anonymous_identity
+    return EapCredentials(server.user, server.password), server.user
+
+
+@pytest.mark.parametrize("method, phase2", [
+    ("md5", None), ("gtc", None), ("mschapv2", None), ("pwd", None), ("tls", None),
+    ("ttls", "pap"), ("ttls", "mschapv2"), ("peap", None)])
+def test_every_method_succeeds_with_equal_msks(through_relay, freeradius, method,  # noqa: F811
+                                               phase2):
+    credentials, outer = _credentials(freeradius, method, phase2)
+    peer = EapPeer(method, credentials)
+    answer = run_eap(through_relay, peer, outer)
+    assert isinstance(answer, Accept) and peer.success
+    if method in KEYED:
+        assert answer.msk is not None and len(answer.msk) == KEYED[method]
+        assert answer.msk == peer.msk
+    else:
+        assert answer.msk is None and peer.msk is None
+    assert answer.attributes["home_address_ip6"] == ipaddress.IPv6Address(
+        freeradius.framed_ipv6_address)
+    assert answer.attributes["home_address_ip4"] == ipaddress.IPv4Address(
+        freeradius.framed_ip_address)
+
+
+@pytest.mark.parametrize("method, phase2", [("md5", None), ("mschapv2", None),
+                                            ("ttls", "pap")])
+def test_wrong_password_is_rejected(through_relay, freeradius, method, phase2):  # noqa: F811
+    credentials, outer = _credentials(freeradius, method, phase2)
+    peer = EapPeer(method, dataclasses.replace(credentials, password="wrong-password"))
+    answer = run_eap(through_relay, peer, outer)
+    assert isinstance(answer, Reject) and peer.failure and not peer.success
+
+
+# --- the captured TCP leg -------------------------------------------------------------
+
+TSHARK_FIELDS = ["diameter.cmd.code", "diameter.applicationId", "diameter.flags.request",
+                 "diameter.Result-Code", "diameter.Session-Id", "diameter.Auth-Request-Type",
+                 "diameter.State", "diameter.EAP-Payload", "diameter.EAP-Master-Session-Key",
+                 "diameter.MIP-Mobile-Node-Address"]
+
+
+def _wait_for_file(path: Path, limit: float = 10.0) -> None:
+    deadline = time.monotonic() + limit
+    while not (path.exists() and path.stat().st_size > 0):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} was not written")
+        time.sleep(0.1)
+
+
+def test_tshark_decodes_der_and_dea(tmp_path, freeradius):  # noqa: F811
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark is not installed")
+    port = free_tcp_port()
+    capture = tmp_path / "diameter.pcapng"
+    tshark = subprocess.Popen(["tshark", "-i", "lo", "-f", f"tcp port {port}", "-w",
+                               str(capture)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    try:
+        _wait_for_file(capture)  # the capture file header is written once capturing
+        with gateway_process(tmp_path, freeradius, "--origin-host", TCP_GW_HOST,
+                             "--insecure-tcp", "--listen", f"127.0.0.1:{port}"):
+            runner = ReactorThread()
+            node = hac_node(runner)
+            backend = DiameterEapBackend(node, GW_REALM)
+            try:
+                runner.call(node.connect, TCP_GW_HOST, "127.0.0.1", port)
+                runner.call(lambda: node.when_open(TCP_GW_HOST).addTimeout(
+                    READY_LIMIT, runner.reactor))
+                peer = EapPeer("mschapv2", EapCredentials(freeradius.user, freeradius.password))
+                answer = run_eap(HacSide(runner, backend), peer, freeradius.user)
+            finally:
+                runner.call(backend.stop)
+                runner.stop()
+        time.sleep(1.0)  # let tshark write the last packets
+    finally:
+        tshark.send_signal(signal.SIGINT)
+        tshark.wait(10)
+    assert isinstance(answer, Accept) and answer.msk == peer.msk
+
+    fields = subprocess.run(
+        ["tshark", "-r", str(capture), "-d", f"tcp.port=={port},diameter", "-Y",
+         "diameter.cmd.code == 268", "-T", "fields", "-E", "separator=|",
+         *[option for field in TSHARK_FIELDS for option in ("-e", field)]],
+        capture_output=True, text=True, check=True).stdout
+    rows = [dict(zip(TSHARK_FIELDS, line.split("|"))) for line in fields.splitlines()]
+    requests = [row for row in rows if row["diameter.flags.request"] in ("1", "True")]
+    answers = [row for row in rows if row not in requests]
+    assert len(requests) == len(answers) >= 3, fields  # identity, challenge/response, success
+    assert {row["diameter.applicationId"] for row in rows} == {"5"}
+    assert {row["diameter.Auth-Request-Type"] for row in rows} == {"3"}
+    assert len({row["diameter.Session-Id"] for row in rows}) == 1
+    assert all(row["diameter.EAP-Payload"] for row in requests)
+    assert [row["diameter.Result-Code"] for row in answers] == \
+        ["1001"] * (len(answers) - 1) + ["2001"]
+    for answer_row, next_request in zip(answers, requests[1:]):
+        assert answer_row["diameter.State"] and \
+            next_request["diameter.State"] == answer_row["diameter.State"]
+    final = answers[-1]
+    assert final["diameter.EAP-Master-Session-Key"].replace(":", "") == answer.msk.hex()
+    assert final["diameter.MIP-Mobile-Node-Address"]
