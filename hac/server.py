@@ -324,12 +324,15 @@ def _serve(config: HacConfig, sock: socket.socket) -> None:
     globalLogBeginner.beginLoggingTo([STDLibLogObserver()], redirectStandardIO=False)
 
     server = HacServer(config, reactor)
+    signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(server.reload_credentials))
     port = server.listen(sock)
     log.info("HAC %s listening on %s (pid %d)", config.instance, _source(port.getHost()),
              os.getpid())
-    signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(server.reload_credentials))
     reactor.addSystemEventTrigger("before", "shutdown", server.stop)
     reactor.run()  # its own SIGTERM/SIGINT handlers stop it
+
+
+_FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def run(config: HacConfig) -> int:
@@ -347,8 +350,15 @@ def run(config: HacConfig) -> int:
     stopping = False
 
     def start(number: int) -> None:
+        # Signals wait until the child has dropped the parent's handlers: a SIGHUP before
+        # the worker can reload is ignored (it reads the file as it starts anyway).
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED)
         pid = os.fork()
         if pid == 0:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             code = 0
             try:
                 _serve(config, sock)
@@ -357,6 +367,7 @@ def run(config: HacConfig) -> int:
                 code = 1
             finally:
                 os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         children[pid] = number
 
     def forward(signum, _frame) -> None:
@@ -367,7 +378,7 @@ def run(config: HacConfig) -> int:
 
     for number in range(config.workers):
         start(number)
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for signum in _FORWARDED:
         signal.signal(signum, forward)
     host, port = sock.getsockname()[:2]
     log.info("HAC %s: %d workers on %s", config.instance, config.workers,

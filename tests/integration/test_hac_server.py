@@ -16,6 +16,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,14 @@ def start_hac(lab, tmp_path):
     yield start
     for hac in running:
         hac.stop()
+
+
+def wait_until(condition) -> None:
+    """Poll ``condition`` until true; the deadline is a safety net, not a measurement."""
+    deadline = time.monotonic() + SAFETY
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
 
 
 def tls_connect(lab, port: int, **context_options) -> ssl.SSLSocket:
@@ -226,6 +235,7 @@ def test_connection_cap_is_enforced(start_hac, lab):
     finally:
         first.close()
     second.close()
+    wait_until(lambda: hac.call(lambda: hac.server.connections) == 0)
     with tls_connect(lab, hac.port) as again:  # room again once connections have closed
         assert RawMn(again).bootstrap().message.status == 200
 
@@ -255,19 +265,24 @@ def quick_start(lab, tmp_path) -> list[str]:
             "--ha", "[2001:db8::1]", "--hoa-prefix", "2001:db8:1::/64"]
 
 
-def start_program(lab, tmp_path, *extra: str) -> tuple[subprocess.Popen, int]:
-    process = subprocess.Popen([*quick_start(lab, tmp_path), *extra], stderr=subprocess.PIPE,
-                               text=True, cwd=REPO)
+def start_program(lab, tmp_path, workers: int) -> tuple[subprocess.Popen, int]:
+    """Start mip6-hac; return once every worker listens (and so can reload on SIGHUP)."""
+    process = subprocess.Popen([*quick_start(lab, tmp_path), "--workers", str(workers)],
+                               stderr=subprocess.PIPE, text=True, cwd=REPO)
+    ports = []
     for line in process.stderr:
         found = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
         if found:
-            return process, int(found.group(1))
+            ports.append(int(found.group(1)))
+            if len(ports) == workers:
+                assert len(set(ports)) == 1  # one shared socket
+                return process, ports[0]
     raise AssertionError(f"mip6-hac did not start (exit {process.wait()})")
 
 
 def test_program_with_two_workers_reloads_psks_on_sighup_and_stops_on_sigterm(lab, tmp_path):
     pki.write_private(tmp_path / "psk", f"{ALICE} {PSK.hex()}\n".encode())
-    process, port = start_program(lab, tmp_path, "--workers", "2")
+    process, port = start_program(lab, tmp_path, workers=2)
     try:
         with tls_connect(lab, port) as sock:
             assert RawMn(sock).bootstrap().message.status == 200
