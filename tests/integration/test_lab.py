@@ -1,0 +1,109 @@
+"""``mip6-lab up`` on loopback: HAC + HA + MNs end to end; and the lab's own packet helpers."""
+
+import dataclasses
+import subprocess
+import sys
+import tomllib
+from ipaddress import IPv4Address, IPv6Address
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aaa_mip6 import lab
+from aaa_mip6.lab import Echo, SimulatedHomeNetwork, internet_checksum
+from aaa_mip6.labnet import toml_text
+from tests.integration.hacproc import run_on_fresh_reactor
+
+LAB_SCRIPT = Path(sys.executable).with_name("mip6-lab")
+V6 = (IPv6Address("2001:db8:1::5"), IPv6Address("2001:db8:c::2"))
+V4 = (IPv4Address("192.0.2.5"), IPv4Address("192.0.2.130"))
+
+addresses = st.sampled_from([V6, V4])
+echoes = st.builds(
+    lambda pair, identifier, sequence, data, reply: Echo(*pair, identifier, sequence, data, reply),
+    addresses, st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.binary(max_size=64),
+    st.booleans())
+
+
+# --------------------------------------------------------------------------- packet helpers
+
+
+@given(echoes)
+def test_echo_round_trip_with_valid_checksums(echo):
+    packet = echo.packet()
+    assert Echo.parse(packet) == echo
+    if echo.source.version == 4:
+        assert internet_checksum(packet[:20]) == 0
+        assert internet_checksum(packet[20:]) == 0
+
+
+@given(st.binary(max_size=120))
+def test_arbitrary_bytes_are_no_echo_or_an_exact_one(data):
+    echo = Echo.parse(data)
+    assert echo is None or data.startswith(echo.packet())
+
+
+def test_corrupted_echo_is_refused():
+    packet = bytearray(Echo(*V6, 1, 2, b"data").packet())
+    packet[-1] ^= 1
+    assert Echo.parse(bytes(packet)) is None
+
+
+def test_simulated_home_network_answers_its_hosts_and_routes_the_rest_back():
+    network = SimulatedHomeNetwork([V6[1]])
+    try:
+        request = Echo(*V6, 7, 1, b"x")
+        to_elsewhere = Echo(V6[0], IPv6Address("2001:db8:1::6"), 7, 2)
+        assert network.write(request.packet())
+        assert network.write(to_elsewhere.packet())
+        assert network.read_batch() == [request.answer().packet(), to_elsewhere.packet()]
+        assert network.read_batch() == []
+        assert network.answered == 1
+    finally:
+        network.close()
+
+
+def test_toml_text_reads_back():
+    settings = {"listen": "[2001:db8::1]:4433", "limits.rate": 5.0,
+                "home_agents.addresses": [{"ip6": "2001:db8::1", "port": 7872}]}
+    assert tomllib.loads(toml_text(settings)) == {
+        "listen": "[2001:db8::1]:4433", "limits": {"rate": 5.0},
+        "home_agents": {"addresses": [{"ip6": "2001:db8::1", "port": 7872}]}}
+
+
+# --------------------------------------------------------------------------- the lab
+
+
+@pytest.mark.integration
+def test_loopback_lab_with_three_mns_exits_zero():
+    done = subprocess.run([str(LAB_SCRIPT), "up", "--mns", "3"], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("mn")]
+    assert len(rows) == 3
+    assert all(row.rstrip().endswith("OK") and "::1 -> 127.0.0.1" in row for row in rows)
+    assert "totals: 3/3 MNs OK, 72/72 echo replies, 6 registrations" in done.stdout
+    assert "mip6-lab: PASS" in done.stdout
+
+
+@pytest.mark.integration
+def test_a_failing_mn_fails_the_lab_but_not_the_others(tmp_path, monkeypatch):
+    make_files = lab.make_files
+
+    def one_wrong_psk(*args, **kwargs):
+        files = make_files(*args, **kwargs)
+        psks = dict(files.psks, **{"mn2@lab.example": b"\x00" * 16})
+        return dataclasses.replace(files, psks=psks)
+
+    monkeypatch.setattr(lab, "make_files", one_wrong_psk)
+    output = tmp_path / "out.txt"
+    with open(output, "w") as out:
+        results = run_on_fresh_reactor(
+            lambda reactor: lab.run_loopback(reactor, tmp_path, 3, out), limit=60)
+    by_id = {result.mn_id: result for result in results}
+    assert [by_id[f"mn{n}@lab.example"].ok for n in (1, 2, 3)] == [True, False, True]
+    assert "bootstrap" in by_id["mn2@lab.example"].error
+    assert "auth from the HAC does not verify" in by_id["mn2@lab.example"].error
+    assert "totals: 2/3 MNs OK" in output.read_text()
