@@ -1,4 +1,4 @@
-"""EAP over Diameter end to end, without a HAC: DiameterEapBackend -> freeDiameterd -> mip6-aaa-gw -> FreeRADIUS.
+"""EAP over Diameter end to end, HAC-less: backend -> freeDiameterd -> mip6-aaa-gw -> FreeRADIUS.
 
 An :class:`mn.eap.peer.EapPeer` answers every EAP request; the backend (what the HAC
 runs) relays its responses in DERs over TLS to a real freeDiameterd relay, which
