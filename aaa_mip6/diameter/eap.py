@@ -355,16 +355,13 @@ class DiameterEapBackend:
         session_id = (continuation.session_id if continuation
                       else self._session_ids.new(session))
         local = self._node.local
-        try:
-            request = build_der(
-                local.origin_host, local.origin_realm, self._destination_realm,
-                EapRequest(session_id, local.origin_host, session.user_name, eap_payload,
-                           continuation.state if continuation else None,
-                           session.calling_station_id),
-                destination_host=continuation.server if continuation else None,
-                nas_identifier=self._nas_identifier)
-        except (DiameterError, ValueError, TypeError):
-            return defer.fail(DiameterError("a DER with these values cannot be encoded"))
+        request = build_der(
+            local.origin_host, local.origin_realm, self._destination_realm,
+            EapRequest(session_id, local.origin_host, session.user_name, eap_payload,
+                       continuation.state if continuation else None,
+                       session.calling_station_id),
+            destination_host=continuation.server if continuation else None,
+            nas_identifier=self._nas_identifier)
         if not self._node.router.candidates(request):
             return defer.fail(self._unavailable(
                 f"no open Diameter peer for realm {self._destination_realm}"))
