@@ -243,7 +243,8 @@ def print_summary(results: list[MnResult], extra: list[str], out=sys.stdout) -> 
                "BAs", "echo", "result")
     rows = [(r.mn_id, str(r.spi or "-"), r.suite or "-", r.home_address or "-",
              r.home_address4 or "-", " -> ".join(r.care_of) or "-", str(r.registrations),
-             f"{r.echoes_back}/{r.echoes_sent}", "OK" if r.ok else f"FAILED: {r.error or 'see row'}")
+             f"{r.echoes_back}/{r.echoes_sent}",
+             "OK" if r.ok else f"FAILED: {r.error or 'see row'}")
             for r in results]
     widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(columns)]
     for row in (columns, *rows):

@@ -333,7 +333,8 @@ class _Reporter:
 
 def _home_agent_text(home_agent: HomeAgent, care_of) -> str:
     address = home_agent.address4 if isinstance(care_of, IPv4Address) else home_agent.address6
-    return f"[{address}]:{home_agent.port}" if address.version == 6 else f"{address}:{home_agent.port}"
+    host = f"[{address}]" if address.version == 6 else str(address)
+    return f"{host}:{home_agent.port}"
 
 
 def _tunnel_for(args: argparse.Namespace, binding: mobility.Binding, bootstrap: Bootstrap):

@@ -1,10 +1,13 @@
 """``mip6-lab up`` on loopback: HAC + HA + MNs end to end; and the lab's own packet helpers."""
 
 import dataclasses
+import json
+import socket
 import subprocess
 import sys
+import time
 import tomllib
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv6Address, ip_network
 from pathlib import Path
 
 import pytest
@@ -107,3 +110,65 @@ def test_a_failing_mn_fails_the_lab_but_not_the_others(tmp_path, monkeypatch):
     assert "bootstrap" in by_id["mn2@lab.example"].error
     assert "auth from the HAC does not verify" in by_id["mn2@lab.example"].error
     assert "totals: 2/3 MNs OK" in output.read_text()
+
+
+# --------------------------------------------------------------------------- mip6-mn register
+
+
+@pytest.fixture
+def servers(tmp_path):
+    """mip6-ha on [::1] and mip6-hac on 127.0.0.1 as separate programs, sharing a store."""
+    from tests.integration.hacproc import free_port
+
+    files = lab.make_files(tmp_path, ["mn1@lab.example"], ("127.0.0.1",))
+    ha_port, hac_port = free_port("::1"), free_port()
+    config = tmp_path / "hac.toml"
+    config.write_text(toml_text(lab.hac_settings(files, f"127.0.0.1:{hac_port}",
+                                                 {"ip6": "::1", "port": ha_port})))
+    bin_dir = Path(sys.executable).parent
+    started = [
+        subprocess.Popen([str(bin_dir / "mip6-ha"), "--listen", f"[::1]:{ha_port}",
+                          "--store", files.store_url, "--log-level", "warning"]),
+        subprocess.Popen([str(bin_dir / "mip6-hac"), "--config", str(config)]),
+    ]
+    psk_file = tmp_path / "mn1.psk"
+    psk_file.write_text(files.psks["mn1@lab.example"].hex())
+    command = [str(bin_dir / "mip6-mn"), "register", "--hac", f"127.0.0.1:{hac_port}",
+               "--ca", str(files.ca.cert_path), "--id", "mn1@lab.example",
+               "--psk-file", str(psk_file), "--json"]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # until the HAC accepts connections
+        try:
+            socket.create_connection(("127.0.0.1", hac_port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield command
+    for process in started:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.mark.integration
+def test_mip6_mn_register_prints_the_binding(servers):
+    done = subprocess.run(servers, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    event = json.loads(done.stdout)
+    assert event["event"] == "registered"
+    assert event["mn-id"] == "mn1@lab.example"
+    assert event["care-of-address"] == "::1"
+    assert IPv6Address(event["home-address"]) in ip_network(lab.HOA_PREFIX)
+    assert IPv4Address(event["home-address4"]) in ip_network(lab.HOA_POOL4)
+    assert event["status"] == 0 and event["lifetime"] == 600
+
+
+@pytest.mark.integration
+def test_mip6_mn_register_keep_deregisters_on_sigterm(servers):
+    keeper = subprocess.Popen([*servers, "--keep"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    first = json.loads(keeper.stdout.readline())
+    assert first["event"] == "registered"
+    keeper.terminate()
+    rest, stderr = keeper.communicate(timeout=30)
+    assert keeper.returncode == 0, stderr
+    assert [json.loads(line)["event"] for line in rest.splitlines()] == ["deregistered"]

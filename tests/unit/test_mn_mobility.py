@@ -166,7 +166,7 @@ def test_lifetime_is_capped_by_the_sa_validity():
     assert update.lifetime_seconds == 340
 
 
-# --------------------------------------------------------------------------- Binding Acknowledgement
+# --------------------------------------------------------------------------- Binding Ack
 
 
 @pytest.mark.parametrize("status", [BindingAckStatus.ACCEPTED,
