@@ -5,6 +5,9 @@ Quick start, no config file::
     mip6-hac --listen 192.0.2.10:7443 --cert hac.pem --key hac.key --psk-file psk \\
              --store sqlite:///var/lib/mip6/sa.db --ha '[2001:db8::1]' --hoa-prefix 2001:db8:1::/64
 
+EAP relayed to RADIUS (RFC 6618 §5.9): add ``--radius-server 192.0.2.5:1812
+--radius-secret-file /etc/mip6/radius.secret`` (repeat ``--radius-server`` for fail-over).
+
 Everything else lives in ``--config FILE`` (TOML); a flag overrides the file. Bad
 configuration prints a message naming the setting and exits with status 2.
 """
@@ -32,6 +35,9 @@ _FLAGS = {  # argparse dest -> dotted config key
     "hoa_prefix": "bootstrap.hoa_prefix",
     "workers": "workers",
     "log_level": "log.level",
+    "radius_server": "radius.servers",
+    "radius_secret": "radius.secret",
+    "radius_secret_file": "radius.secret_file",
 }
 
 
@@ -39,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mip6-hac",
         description="Home Agent Controller (RFC 6618): authenticates Mobile Nodes over TLS "
-                    "with a pre-shared key and hands each a security association and its "
-                    "Mobile IPv6 bootstrap data.",
+                    "with a pre-shared key or with EAP relayed to an AAA server, and hands "
+                    "each a security association and its Mobile IPv6 bootstrap data.",
         epilog="Flags override the config file. Every config key is documented in "
                "docs/configuration.md (section HAC); etc/hac.toml is a commented sample. "
                "Signals: SIGHUP reloads the PSK file, SIGTERM stops. "
@@ -69,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "1..64 (workers)")
     parser.add_argument("--log-level", metavar="LEVEL",
                         help="debug, info, warning or error (log.level)")
+    parser.add_argument("--radius-server", metavar="HOST:PORT", action="append",
+                        help="RADIUS server for EAP: v4:port, [v6]:port or a bare address for "
+                             "port 1812; repeat for fail-over, first preferred (radius.servers)")
+    parser.add_argument("--radius-secret", metavar="SECRET",
+                        help="the RADIUS shared secret (visible in ps: prefer "
+                             "--radius-secret-file) (radius.secret)")
+    parser.add_argument("--radius-secret-file", metavar="FILE",
+                        help="file whose first line is the RADIUS shared secret "
+                             "(radius.secret_file)")
     return parser
 
 

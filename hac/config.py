@@ -22,12 +22,15 @@ from typing import Any
 from aaa_mip6.container import MAX_CONTENT
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.messages import DEFAULT_PORT
+from aaa_mip6.radius.servers import RadiusServer, RetryPolicy
 from aaa_mip6.sa import SCOPE_ALL, HomeAgent
 from aaa_mip6.suites import SUITES
+from aaa_mip6.tvheaders import AuthMethod
 
 from .provisioning import DEFAULT_LIFETIME, BootstrapPolicy, HaSelection, SaPolicy
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+_RETRY = RetryPolicy()  # the RADIUS defaults
 
 
 # --- value parsers: (raw TOML or flag value) -> typed value, ValueError on a bad one ----
@@ -215,6 +218,24 @@ def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
     return parse
 
 
+def _radius_servers(value: Any) -> tuple[str, ...]:
+    """``HOST[:PORT]`` or ``[v6]:PORT`` entries (port 1812 if none); the secret comes apart."""
+    entries = [value] if isinstance(value, str) else _list(value)
+    for entry in entries:
+        try:
+            RadiusServer.parse(_string(entry), b"checked-later")
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+    return tuple(entries)
+
+
+def _methods(value: Any) -> tuple[AuthMethod, ...]:
+    names = _list(value)
+    if any(name not in tuple(AuthMethod) for name in names) or len(set(names)) != len(names):
+        raise ValueError("each entry is psk or eap, once")
+    return tuple(AuthMethod(name) for name in names)
+
+
 def _store_url(value: Any) -> str:
     url = _string(value)
     if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
@@ -226,10 +247,11 @@ _REQUIRED = object()
 
 
 def _setting(key: str, parse: Callable[[Any], Any], default: Any = _REQUIRED,
-             flag: str | None = None) -> Any:
+             flag: str | None = None, *, secret: bool = False) -> Any:
+    metadata = {"key": key, "parse": parse, "flag": flag}
     if default is _REQUIRED:
-        return field(metadata={"key": key, "parse": parse, "flag": flag})
-    return field(default=default, metadata={"key": key, "parse": parse, "flag": flag})
+        return field(metadata=metadata, repr=not secret)
+    return field(default=default, metadata=metadata, repr=not secret)
 
 
 @dataclass(frozen=True)
@@ -272,9 +294,54 @@ class HacConfig:
     max_message: int = _setting("limits.max_message", _integer(64, MAX_CONTENT), MAX_CONTENT)
     draft01_auth: bool = _setting("compat.draft01_auth", _boolean, False)
     log_level: str = _setting("log.level", _choice(LOG_LEVELS), "info", flag="--log-level")
+    auth_methods: tuple = _setting("auth.methods", _methods, (AuthMethod.PSK, AuthMethod.EAP))
+    eap_identity_from_mn_id: bool = _setting("eap.identity_from_mn_id", _boolean, False)
+    aaa_timeout: float = _setting("limits.aaa_timeout", _positive, 60.0)
+    radius_servers: tuple = _setting("radius.servers", _radius_servers, (),
+                                     flag="--radius-server")
+    radius_secret: str | None = _setting("radius.secret", _string, None, flag="--radius-secret",
+                                         secret=True)
+    radius_secret_file: Path | None = _setting("radius.secret_file", _optional_path, None,
+                                               flag="--radius-secret-file")
+    radius_nas_identifier: str | None = _setting("radius.nas_identifier", _string, None)
+    radius_nas_address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = _setting(
+        "radius.nas_address", _address(ipaddress.ip_address), None)
+    radius_timeout: float = _setting("radius.timeout", _positive, _RETRY.initial_timeout)
+    radius_max_timeout: float = _setting("radius.max_timeout", _positive,
+                                         _RETRY.max_timeout)
+    radius_transmissions: int = _setting("radius.transmissions", _integer(1, 10),
+                                         _RETRY.transmissions)
+    radius_dead_after: int = _setting("radius.dead_after", _integer(1, 1000),
+                                      _RETRY.dead_after)
+    radius_hold_down: float = _setting("radius.hold_down", _positive, _RETRY.hold_down)
+    radius_probe: bool = _setting("radius.probe", _boolean, _RETRY.probe)
 
     def sa_policy(self) -> SaPolicy:
         return SaPolicy(self.suites, self.scopes, self.default_scope, self.lifetime)
+
+    @property
+    def aaa_configured(self) -> bool:
+        """Whether an AAA backend (for the EAP flow) is configured."""
+        return bool(self.radius_servers)
+
+    def radius_policy(self) -> RetryPolicy:
+        return RetryPolicy(self.radius_timeout, self.radius_max_timeout,
+                           self.radius_transmissions, dead_after=self.radius_dead_after,
+                           hold_down=self.radius_hold_down, probe=self.radius_probe)
+
+    def radius_shared_secret(self) -> bytes:
+        """The RADIUS secret from ``radius.secret`` or the first line of ``radius.secret_file``."""
+        if self.radius_secret is not None:
+            return self.radius_secret.encode("utf-8")
+        try:
+            lines = self.radius_secret_file.read_text("utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"radius.secret_file {self.radius_secret_file}: cannot read "
+                              f"({getattr(error, 'strerror', None) or error})") from None
+        secret = lines[0].strip() if lines else ""
+        if not secret:
+            raise ConfigError(f"radius.secret_file {self.radius_secret_file}: empty")
+        return secret.encode("utf-8")
 
     def bootstrap_policy(self) -> BootstrapPolicy:
         agents = tuple(_home_agent(entry, self.ha_port) for entry in self.home_agents)
@@ -348,3 +415,13 @@ def _check_together(config: HacConfig) -> None:
         raise ConfigError("sa.default_scope must be one of sa.scopes")
     if config.require_client_cert and config.client_ca is None:
         raise ConfigError("tls.require_client_cert needs tls.client_ca")
+    if config.radius_servers and (config.radius_secret is None) == (
+            config.radius_secret_file is None):
+        raise ConfigError("radius.servers (--radius-server) needs radius.secret "
+                          "(--radius-secret) or radius.secret_file (--radius-secret-file), "
+                          "not both")
+    if config.radius_max_timeout < config.radius_timeout:
+        raise ConfigError("radius.max_timeout must be at least radius.timeout")
+    if config.auth_methods == (AuthMethod.EAP,) and not config.aaa_configured:
+        raise ConfigError("auth.methods lists only eap, but no AAA server is configured "
+                          "(radius.servers, --radius-server)")

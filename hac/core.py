@@ -2,10 +2,13 @@
 
 Feed it what arrives (:meth:`HacSession.data_received` with TLS plaintext, or
 :meth:`HacSession.frame_received` with whole containers) and the answers of the
-work it asks for (:meth:`HacSession.provisioned`, :meth:`HacSession.provisioning_failed`);
-every call returns the actions the shell must carry out, in order:
+work it asks for (:meth:`HacSession.provisioned`, :meth:`HacSession.provisioning_failed`,
+:meth:`HacSession.aaa_answered`, :meth:`HacSession.aaa_failed`); every call returns
+the actions the shell must carry out, in order:
 
 - :class:`Send` -- write these octets to the MN;
+- :class:`AskAaa` -- relay one EAP-Response of the MN to the AAA backend (the shell
+  calls :meth:`aaa_mip6.aaa.AaaBackend.authenticate` and feeds the answer back);
 - :class:`ProvisionSA` -- create an SA for this MN (the shell does the store I/O and
   feeds the result back; the core never touches the store);
 - :class:`Succeeded` / :class:`Failed` -- the session's outcome, for the log;
@@ -15,14 +18,25 @@ PSK flow (§5.8): MN Init -> HAC Init (``auth`` keyed with the PSK), MN Done (``
 verified) -> HAC Done with status 200 and the SA. Status codes: 400 for anything
 malformed or out of order (container, Identifier, Content, message), 401 when the
 MN's ``auth`` or rands do not verify, 501 when the MN offers no method the HAC runs
-(only ``psk`` now) or no ciphersuite policy allows, 500 when provisioning fails.
+or no ciphersuite policy allows, 500 when provisioning fails.
 After any error response the session closes.
+
+EAP flow (§5.9, spec notes §4): by default (RFC 6618 Figure 5) the HAC Init carries an
+EAP-Request/Identity and the MN's first Mid its EAP-Response/Identity; with
+``eap_identity_from_mn_id`` the HAC builds that response from ``mn-id`` and asks the
+AAA at once, so its Init carries the AAA's first method request. Every EAP response
+of the MN goes to the AAA; an AAA challenge is answered without status-code (HacInit
+or HacMid, ``auth`` keyed with ``1``): the continue rule. Once the MN sends Done, an
+Accept makes the HAC verify the Done ``auth`` with the MSK (``1`` if the method
+derived none) and answer Done with EAP-Success, 200 and the SA (keyed likewise);
+a Reject gives 401 (Done with the EAP-Failure when the AAA sent one), AaaTimeout 504,
+AaaUnavailable 503 with ``retry-after``, any other AAA failure 500. Every response
+but a successful Done is keyed with ``1``.
 
 An unknown identity is treated exactly like a wrong key: its HAC Init succeeds,
 keyed with a dummy key derived from a server secret and the identity (so repeated
 probes see a consistent key), and its Done gets the same 401 after the same HMAC
-work. The EAP flow (§5.9) will add a branch: an "ask the AAA" action and an
-"AAA answered" event next to the provisioning pair.
+work.
 """
 
 from __future__ import annotations
@@ -30,11 +44,13 @@ from __future__ import annotations
 import enum
 import hmac
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
-from aaa_mip6 import container
+from aaa_mip6 import container, eap
 from aaa_mip6 import messages as m
+from aaa_mip6.aaa import AaaAnswer, AaaTimeout, AaaUnavailable, Accept, Challenge
 from aaa_mip6.authenticator import EAP_KEY
 from aaa_mip6.container import Deframer, Frame, LockStep
 from aaa_mip6.errors import AuthenticatorError, InvalidInput
@@ -45,6 +61,8 @@ BAD_REQUEST = 400
 UNAUTHORIZED = 401
 INTERNAL_ERROR = 500
 NOT_IMPLEMENTED = 501
+SERVICE_UNAVAILABLE = 503
+GATEWAY_TIMEOUT = 504
 OK = 200
 
 _DUMMY_LABEL = b"aaa-mip6 HAC dummy PSK\x00"
@@ -58,12 +76,25 @@ class Send:
 
 
 @dataclass(frozen=True, slots=True)
+class AskAaa:
+    """Relay ``eap_payload`` (an EAP-Response of the MN) to the AAA under ``user_name``;
+    answer with aaa_answered() or aaa_failed()."""
+
+    user_name: str
+    eap_payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class ProvisionSA:
-    """Create an SA for an authenticated MN; answer with provisioned() or provisioning_failed()."""
+    """Create an SA for an authenticated MN; answer with provisioned() or provisioning_failed().
+
+    ``attributes`` are the AAA's bootstrap values (EAP flow), which override local policy.
+    """
 
     mn_id: str
     suite: CipherSuite
     requested_scope: int
+    attributes: Mapping = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +118,7 @@ class Close:
     """Close the connection; nothing more will be sent."""
 
 
-Action = Send | ProvisionSA | Succeeded | Failed | Close
+Action = Send | AskAaa | ProvisionSA | Succeeded | Failed | Close
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +129,9 @@ class SessionSettings:
     PSK of unknown identities; ``channel_binding`` is the RFC 5929 tls-server-end-point
     of the HAC's own certificate; ``choose_suite`` picks the suite from the MN's list
     (None: no acceptable suite); ``draft01`` selects the unlabelled ``auth`` of draft -01.
+    ``methods`` are the auth methods this HAC runs, preferred first (``eap`` only with
+    an AAA backend); ``eap_identity_from_mn_id`` makes the HAC answer the EAP identity
+    request itself from ``mn-id``; ``now`` dates ``retry-after``.
     """
 
     psk_lookup: Callable[[str], bytes | None] = field(repr=False)
@@ -107,15 +141,22 @@ class SessionSettings:
     max_content: int = container.MAX_CONTENT
     draft01: bool = False
     random: Callable[[int], bytes] = field(default=os.urandom, repr=False)
+    methods: tuple[AuthMethod, ...] = (AuthMethod.PSK,)
+    eap_identity_from_mn_id: bool = False
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc), repr=False)
 
     def __post_init__(self) -> None:
         if len(self.server_secret) < 16:
             raise ValueError("the server secret needs at least 16 octets")
+        if not self.methods:
+            raise ValueError("the HAC needs at least one auth method")
 
 
 class Phase(enum.Enum):
     INIT = "waiting for MN Init"
     DONE = "waiting for MN Done"
+    EAP = "waiting for MN Mid or Done"
+    AAA = "waiting for the AAA"
     PROVISIONING = "provisioning"
     CLOSED = "closed"
 
@@ -143,6 +184,12 @@ class HacSession:
         self._mn_rand = b""
         self._hac_rand = b""
         self._identifier = 0
+        self._method = AuthMethod.PSK
+        self._user_name = ""  # the AAA User-Name: the MN's EAP identity, else mn-id
+        self._answering_init = False  # the AAA answer will go into the HAC Init
+        self._mn_done: m.Received | None = None  # an EAP Done waiting for the AAA's answer
+        self._suite: CipherSuite | None = None
+        self._eap_success = b""
 
     def __repr__(self) -> str:
         return f"<HacSession {self.mn_id or '-'} {self.phase.name}>"
@@ -168,7 +215,7 @@ class HacSession:
         """One whole container from the MN."""
         if self.phase is Phase.CLOSED:
             return []
-        if self.phase is Phase.PROVISIONING:
+        if self.phase in (Phase.PROVISIONING, Phase.AAA):
             return self._refuse(BAD_REQUEST, "a request arrived before the last was answered",
                                 frame.identifier)
         try:
@@ -178,6 +225,8 @@ class HacSession:
         try:
             if self.phase is Phase.INIT:
                 return self._on_init(frame.content)
+            if self.phase is Phase.EAP:
+                return self._on_eap(frame.content)
             return self._on_done(frame.content)
         except _Refusal as refusal:
             return self._refuse(refusal.status, refusal.reason, self._identifier)
@@ -186,7 +235,10 @@ class HacSession:
         """The SA the shell stored for :class:`ProvisionSA`: answer Done with status 200."""
         if self.phase is not Phase.PROVISIONING:
             return []
-        done = m.HacDone(OK, self._mn_rand, self._hac_rand, provision=provision)
+        if self._method is AuthMethod.EAP:
+            done = m.HacDone(OK, eap_payload=self._eap_success, provision=provision)
+        else:
+            done = m.HacDone(OK, self._mn_rand, self._hac_rand, provision=provision)
         suite = CIPHERSUITES[provision.suite]
         return self._finish(done, Succeeded(provision.spi, suite))
 
@@ -194,16 +246,52 @@ class HacSession:
         """The shell could not provision the SA (e.g. the store failed): answer ``status``."""
         if self.phase is not Phase.PROVISIONING:
             return []
-        return self._finish(m.HacDone(status, self._mn_rand, self._hac_rand),
-                            Failed(status, reason))
+        self._key = EAP_KEY if self._method is AuthMethod.EAP else self._key
+        return self._finish(self._failed_done(status), Failed(status, reason))
+
+    def aaa_answered(self, answer: AaaAnswer) -> list[Action]:
+        """The AAA's answer to :class:`AskAaa`: go on (challenge), provision (accept) or 401."""
+        if self.phase is not Phase.AAA:
+            return []
+        if isinstance(answer, Challenge):
+            return self._relay_challenge(answer.eap_payload)
+        if isinstance(answer, Accept):
+            return self._accepted(answer)
+        if self._answering_init or answer.eap_payload is None:
+            return self._refuse(UNAUTHORIZED, "the AAA rejected the MN", self._identifier)
+        return self._finish(m.HacDone(UNAUTHORIZED, eap_payload=answer.eap_payload),
+                            Failed(UNAUTHORIZED, "the AAA rejected the MN"))
+
+    def aaa_failed(self, error: Exception) -> list[Action]:
+        """:class:`AskAaa` failed: 504 for AaaTimeout, 503 + retry-after for AaaUnavailable,
+        500 for anything else."""
+        if self.phase is not Phase.AAA:
+            return []
+        retry_after = None
+        if isinstance(error, AaaUnavailable):
+            status = SERVICE_UNAVAILABLE
+            later = self._settings.now() + timedelta(seconds=max(1, error.retry_after))
+            retry_after = later.astimezone(timezone.utc).replace(microsecond=0)
+        elif isinstance(error, AaaTimeout):
+            status = GATEWAY_TIMEOUT
+        else:
+            status = INTERNAL_ERROR
+        return self._refuse(status, f"AAA: {type(error).__name__}: {error}", self._identifier,
+                            retry_after=retry_after)
 
     # --- steps --------------------------------------------------------------
 
     def _on_init(self, content: bytes) -> list[Action]:
         init: m.MnInit = self._decode_received(content, m.MnInit).message
-        if AuthMethod.PSK not in init.auth_methods:
-            raise _Refusal(NOT_IMPLEMENTED, "the MN offers no method this HAC runs (psk)")
+        method = next((method for method in self._settings.methods
+                       if method in init.auth_methods), None)
+        if method is None:
+            runs = ",".join(self._settings.methods)
+            raise _Refusal(NOT_IMPLEMENTED, f"the MN offers no method this HAC runs ({runs})")
         self.mn_id = init.mn_id
+        self._method = method
+        if method is AuthMethod.EAP:
+            return self._start_eap()
         self._key, self._identity_known = self._key_for(init.mn_id)
         self._mn_rand = init.mn_rand
         self._hac_rand = self._settings.random(RAND_SIZE)
@@ -217,8 +305,7 @@ class HacSession:
         if done.method is not AuthMethod.PSK:
             raise _Refusal(BAD_REQUEST, "an EAP Done in a PSK session")
         try:
-            received.verify(self._key, self._settings.channel_binding,
-                            draft01=self._settings.draft01)
+            self._verify(received, self._key)
             auth_ok = True
         except AuthenticatorError:
             auth_ok = False
@@ -236,7 +323,83 @@ class HacSession:
         self.phase = Phase.PROVISIONING
         return [ProvisionSA(self.mn_id, suite, done.scope)]
 
+    # --- EAP steps ------------------------------------------------------------
+
+    def _start_eap(self) -> list[Action]:
+        identifier = self._settings.random(1)[0]
+        if self._settings.eap_identity_from_mn_id:
+            self._user_name = self.mn_id
+            self._answering_init = True
+            identity = eap.EapPacket(eap.Code.RESPONSE, identifier, eap.Type.IDENTITY,
+                                     self.mn_id.encode("utf-8"))
+            return self._ask(identity.encode())
+        request = eap.EapPacket(eap.Code.REQUEST, identifier, eap.Type.IDENTITY).encode()
+        self.phase = Phase.EAP
+        return [Send(self._frame(m.HacInit(AuthMethod.EAP, eap_payload=request)))]
+
+    def _on_eap(self, content: bytes) -> list[Action]:
+        received = self._decode_received(content, (m.MnMid, m.MnDone))
+        message = received.message
+        if isinstance(message, m.MnDone):
+            if message.method is not AuthMethod.EAP:
+                raise _Refusal(BAD_REQUEST, "a PSK Done in an EAP session")
+            self._suite = self._settings.choose_suite(message.suites)
+            if self._suite is None:
+                raise _Refusal(NOT_IMPLEMENTED, "no ciphersuite of the MN is allowed")
+            self._mn_done = received  # its auth key (the MSK) comes with the AAA's answer
+        else:
+            try:
+                self._verify(received, EAP_KEY)
+            except AuthenticatorError:
+                raise _Refusal(UNAUTHORIZED, "Mid auth does not verify") from None
+            self._mn_done = None
+        if not self._user_name:
+            self._user_name = _eap_identity(message.eap_payload) or self.mn_id
+        return self._ask(message.eap_payload)
+
+    def _ask(self, eap_payload: bytes) -> list[Action]:
+        self.phase = Phase.AAA
+        return [AskAaa(self._user_name, eap_payload)]
+
+    def _relay_challenge(self, eap_payload: bytes) -> list[Action]:
+        """The continue rule: an answer without status-code, keyed with ``1``."""
+        if self._answering_init:
+            response: m.Response = m.HacInit(AuthMethod.EAP, eap_payload=eap_payload)
+        else:
+            response = m.HacMid(eap_payload)
+        self._answering_init = False
+        self._mn_done = None
+        self.phase = Phase.EAP
+        return [Send(self._frame(response))]
+
+    def _accepted(self, accept: Accept) -> list[Action]:
+        done, self._mn_done = self._mn_done, None
+        if done is None:
+            return self._refuse(BAD_REQUEST, "the AAA accepted before the MN sent Done",
+                                self._identifier)
+        key = accept.msk or EAP_KEY
+        try:
+            self._verify(done, key)
+        except AuthenticatorError:
+            failure = _eap_failure(accept.eap_payload)
+            return self._finish(m.HacDone(UNAUTHORIZED, eap_payload=failure),
+                                Failed(UNAUTHORIZED, "Done auth does not verify with the "
+                                                     + ("MSK" if accept.msk else "key 1")))
+        self._key = key
+        self._eap_success = accept.eap_payload
+        self.phase = Phase.PROVISIONING
+        scope = done.message.scope
+        return [ProvisionSA(self.mn_id, self._suite, scope, dict(accept.attributes))]
+
+    def _failed_done(self, status: int) -> m.HacDone:
+        if self._method is AuthMethod.EAP:
+            return m.HacDone(status, eap_payload=_eap_failure(self._eap_success))
+        return m.HacDone(status, self._mn_rand, self._hac_rand)
+
     # --- helpers ------------------------------------------------------------
+
+    def _verify(self, received: m.Received, key: bytes) -> None:
+        received.verify(key, self._settings.channel_binding, draft01=self._settings.draft01)
 
     def _key_for(self, mn_id: str) -> tuple[bytes, bool]:
         """The identity's PSK, or its dummy key; both are computed so the work is the same."""
@@ -260,15 +423,40 @@ class HacSession:
 
     def _finish(self, response: m.Response, outcome: Succeeded | Failed) -> list[Action]:
         data = self._frame(response)
-        self.phase = Phase.CLOSED
+        self._close()
         return [Send(data), outcome, Close()]
+
+    def _close(self) -> None:
+        """The session is over: drop what it held (an MSK, a pending Done)."""
+        self.phase = Phase.CLOSED
+        self._mn_done = None
+        self._eap_success = b""
+        self._key = EAP_KEY
 
     def _next_identifier(self) -> int:
         return min(self._lockstep.exchanges + 1, container.MAX_IDENTIFIER)
 
-    def _refuse(self, status: int, reason: str, identifier: int) -> list[Action]:
+    def _refuse(self, status: int, reason: str, identifier: int, *,
+                retry_after: datetime | None = None) -> list[Action]:
         """An error response copying ``identifier``, then the close."""
-        self.phase = Phase.CLOSED
-        content = m.encode(m.HacError(status), self._key, self._settings.channel_binding,
-                           draft01=self._settings.draft01)
+        content = m.encode(m.HacError(status, retry_after), self._key,
+                           self._settings.channel_binding, draft01=self._settings.draft01)
+        self._close()
         return [Send(container.encode(identifier, content)), Failed(status, reason), Close()]
+
+
+def _eap_identity(eap_payload: bytes) -> str | None:
+    """The identity in an EAP-Response/Identity (the AAA User-Name), else None."""
+    packet = eap.decode(eap_payload)
+    if packet.code is not eap.Code.RESPONSE or packet.type != eap.Type.IDENTITY:
+        return None
+    try:
+        return packet.data.decode("utf-8") or None
+    except UnicodeDecodeError:
+        raise _Refusal(BAD_REQUEST, "the EAP identity is not UTF-8") from None
+
+
+def _eap_failure(answered: bytes) -> bytes:
+    """An EAP-Failure with the identifier of the EAP packet it replaces (RFC 3748 §4.2)."""
+    identifier = eap.decode(answered).identifier if answered else 0
+    return eap.EapPacket(eap.Code.FAILURE, identifier).encode()

@@ -5,6 +5,15 @@ long an SA lives. :class:`Provisioner` turns one authenticated MN into a stored 
 its bootstrap data: fresh keys sized to the suite, an SPI and home addresses from the
 SA store, an HA picked by the selection policy. :meth:`Provisioner.provision` blocks
 on the store; the Twisted shell decides where it runs.
+
+AAA-driven bootstrap (EAP flow): the bootstrap attributes of the AAA's Accept
+(:class:`aaa_mip6.aaa.BootstrapAttributes`) take precedence over local policy, value by
+value: a home address from the AAA is used as sent (no pool allocation); a home link
+prefix from the AAA replaces ``hoa_prefix6`` (and home addresses are allocated from it
+when the AAA sent none); an HA address from the AAA replaces the selection (with the
+port of the configured HA of that address, else of the first configured HA); a DNS
+server replaces ``dns6``; Session-Timeout caps the SA lifetime. Whatever the AAA does
+not send comes from local policy.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ import enum
 import hashlib
 import ipaddress
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -63,9 +72,11 @@ class SaPolicy:
         """The MN's requested scope if allowed, else the policy's default."""
         return requested if requested in self.scopes else self.default_scope
 
-    def validity_end(self, now: datetime) -> datetime:
-        """``now`` plus the lifetime, as whole seconds UTC (what rfc1123-date can carry)."""
-        end = now.astimezone(timezone.utc) + timedelta(seconds=self.lifetime)
+    def validity_end(self, now: datetime, cap: int | None = None) -> datetime:
+        """``now`` plus the lifetime (at most ``cap`` seconds, e.g. the AAA's Session-Timeout,
+        and at least one), as whole seconds UTC (what rfc1123-date can carry)."""
+        lifetime = self.lifetime if cap is None else max(1, min(cap, self.lifetime))
+        end = now.astimezone(timezone.utc) + timedelta(seconds=lifetime)
         return end.replace(microsecond=0)
 
 
@@ -128,30 +139,49 @@ class Provisioner:
             return agents[int.from_bytes(digest[:8], "big") % len(agents)]
         return agents[next(self._turn) % len(agents)]
 
-    def provision(self, mn_id: str, suite: CipherSuite, requested_scope: int) -> Provision:
+    def aaa_home_agent(self, attributes: Mapping) -> HomeAgent | None:
+        """The HA the AAA assigned, with the port of the configured HA it names (else the
+        first configured HA's port); None if the AAA assigned none."""
+        address6 = attributes.get("home_agent_ip6")
+        address4 = attributes.get("home_agent_ip4")
+        if address6 is None and address4 is None:
+            return None
+        agents = self.bootstrap_policy.home_agents
+        known = [agent for agent in agents if (address6 is not None
+                                               and agent.address6 == address6)
+                 or (address4 is not None and agent.address4 == address4)]
+        return HomeAgent(address6, address4, (known or agents)[0].port)
+
+    def provision(self, mn_id: str, suite: CipherSuite, requested_scope: int,
+                  attributes: Mapping | None = None) -> Provision:
         """Store a fresh SA for ``mn_id`` and return what the HAC Done carries.
 
-        Blocks on the store; raises :class:`aaa_mip6.store.StoreError` (the HAC
-        answers 500) when the store fails or a pool is exhausted.
+        ``attributes`` are the AAA's bootstrap values, which win over local policy (see
+        the module docstring). Blocks on the store; raises
+        :class:`aaa_mip6.store.StoreError` (the HAC answers 500) when the store fails or
+        a pool is exhausted.
         """
+        aaa = attributes or {}
         policy = self.bootstrap_policy
         excluded = policy.excluded_addresses
-        home6 = home4 = None
-        if policy.hoa_prefix6 is not None:
-            home6 = self.store.home_address(mn_id, policy.hoa_prefix6, exclude=excluded)
-        if policy.hoa_pool4 is not None:
+        prefix6 = aaa.get("home_link_prefix", policy.hoa_prefix6)
+        home6 = aaa.get("home_address_ip6")
+        home4 = aaa.get("home_address_ip4")
+        if home6 is None and prefix6 is not None:
+            home6 = self.store.home_address(mn_id, prefix6, exclude=excluded)
+        if home4 is None and policy.hoa_pool4 is not None:
             home4 = self.store.home_address(mn_id, policy.hoa_pool4, exclude=excluded)
-        agent = self.select_home_agent(mn_id)
+        agent = self.aaa_home_agent(aaa) or self.select_home_agent(mn_id)
         keys = new_keys(suite)
         template = SecurityAssociation(
             spi=UNALLOCATED_SPI, suite=suite.name,
             mn_to_ha_ikey=keys.mn_to_ha_ikey, ha_to_mn_ikey=keys.ha_to_mn_ikey,
             mn_to_ha_ekey=keys.mn_to_ha_ekey, ha_to_mn_ekey=keys.ha_to_mn_ekey,
-            validity_end=self.sa_policy.validity_end(self._now()),
+            validity_end=self.sa_policy.validity_end(self._now(), aaa.get("session_timeout")),
             scope=self.sa_policy.choose_scope(requested_scope), mn_id=mn_id,
             home_address6=home6, home_address4=home4,
         )
         record = self.store.create(template, hac_instance=self.hac_instance, home_agent=agent)
-        bootstrap = Bootstrap(agent, home6, home4, policy.hoa_prefix6, policy.hoa_pool4,
-                              policy.dns6, policy.dns4)
+        bootstrap = Bootstrap(agent, home6, home4, prefix6, policy.hoa_pool4,
+                              aaa.get("dns_ip6", policy.dns6), policy.dns4)
         return Provision.from_security_association(record.sa, bootstrap)

@@ -7,6 +7,12 @@ carries out its actions. Protection against idle and abusive clients: a handshak
 timeout, an idle timeout, a cap on concurrent connections and a per-source token
 bucket, all enforced before any protocol work is done.
 
+With an AAA backend configured (RADIUS: ``radius.servers``) the HAC also runs the EAP
+flow: the core asks for each AAA round trip (:class:`hac.core.AskAaa`), the protocol
+calls the backend with the MN's TLS source as Calling-Station-Id, bounds the wait by
+``limits.aaa_timeout`` (then 504), and cancels the call when the MN goes away, so no
+AAA conversation outlives its connection.
+
 Store calls may block: SQLite commits (a fraction of a millisecond) run on the
 reactor thread; PostgreSQL calls go to a thread pool. :func:`run` is the process
 level: one listening socket, optionally shared by several forked worker processes
@@ -18,6 +24,7 @@ The global reactor is imported only inside :func:`run`, after any fork.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import signal
@@ -35,8 +42,12 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
+from aaa_mip6.aaa import AaaBackend, AaaError, AaaSession, AaaTimeout
 from aaa_mip6.authenticator import channel_binding
 from aaa_mip6.errors import ConfigError
+from aaa_mip6.radius.client import RadiusClient
+from aaa_mip6.radius.codec import Nas
+from aaa_mip6.radius.servers import RadiusServer
 from aaa_mip6.store import StoreError, open_store
 from aaa_mip6.tls import ServerTLS
 
@@ -111,6 +122,8 @@ class HacProtocol(Protocol, TimeoutMixin):
         self._spi: int | None = None
         self._suite: str | None = None
         self._lost = False
+        self._aaa_session: AaaSession | None = None
+        self._aaa_call: defer.Deferred | None = None
 
     def callLater(self, period, func):  # noqa: N802 (TimeoutMixin API)
         return self.server.reactor.callLater(period, func)
@@ -136,6 +149,8 @@ class HacProtocol(Protocol, TimeoutMixin):
         self._lost = True
         self.setTimeout(None)
         self.server.connections -= 1
+        if self._aaa_call is not None:
+            self._aaa_call.cancel()  # frees the backend's request state at once
         self._end(core.Failed(0, f"closed before the end ({reason.getErrorMessage()})"))
 
     def _carry_out(self, actions: list[core.Action]) -> None:
@@ -144,6 +159,8 @@ class HacProtocol(Protocol, TimeoutMixin):
         for action in actions:
             if isinstance(action, core.Send):
                 self.transport.write(action.data)
+            elif isinstance(action, core.AskAaa):
+                self._ask_aaa(action)
             elif isinstance(action, core.ProvisionSA):
                 self._spi, self._suite = None, action.suite.name
                 self.setTimeout(None)  # the store, not the MN, is what we wait for
@@ -153,6 +170,34 @@ class HacProtocol(Protocol, TimeoutMixin):
                 self._end(action)
             elif isinstance(action, core.Close):
                 self.transport.loseConnection()
+
+    def _ask_aaa(self, action: core.AskAaa) -> None:
+        if self._aaa_session is None:
+            peer = self.transport.getPeer()
+            self._aaa_session = AaaSession(action.user_name, ipaddress.ip_address(peer.host),
+                                           peer.port)
+        self.setTimeout(None)  # the AAA, not the MN, is what we wait for
+        call = self.server.aaa.authenticate(self._aaa_session, action.eap_payload)
+        call.addTimeout(self.server.config.aaa_timeout, self.server.reactor)
+        self._aaa_call = call
+        call.addCallbacks(self._aaa_answered, self._aaa_failed)
+
+    def _aaa_answered(self, answer) -> None:
+        self._aaa_call = None
+        if not self._lost:
+            self.setTimeout(self.server.config.idle_timeout)
+        self._carry_out(self.session.aaa_answered(answer))
+
+    def _aaa_failed(self, failure) -> None:
+        self._aaa_call = None
+        if failure.check(defer.CancelledError) and self._lost:
+            return  # we cancelled it: the MN has gone
+        error = failure.value
+        if failure.check(defer.TimeoutError):
+            error = AaaTimeout(f"no AAA answer within {self.server.config.aaa_timeout:g} s")
+        elif not failure.check(AaaError):
+            log.error("AAA call failed unexpectedly: %s", failure.getTraceback())
+        self._carry_out(self.session.aaa_failed(error))
 
     def _provisioned(self, provision) -> None:
         self._carry_out(self.session.provisioned(provision))
@@ -224,6 +269,9 @@ class HacServer:
                              ticket_key_lifetime=config.ticket_key_lifetime)
         self.credentials = Credentials(config.psk_file)
         sa_policy = config.sa_policy()
+        self.aaa: AaaBackend | None = aaa_backend(config, reactor)
+        methods = tuple(method for method in config.auth_methods
+                        if method != "eap" or self.aaa is not None)
         self.session_settings = core.SessionSettings(
             psk_lookup=self.credentials.lookup,
             server_secret=server_secret or os.urandom(32),
@@ -231,6 +279,8 @@ class HacServer:
             choose_suite=sa_policy.choose_suite,
             max_content=config.max_message,
             draft01=config.draft01_auth,
+            methods=methods,
+            eap_identity_from_mn_id=config.eap_identity_from_mn_id,
         )
         self.store = open_store(config.store_url)
         self.provisioner = Provisioner(self.store, sa_policy, config.bootstrap_policy(),
@@ -254,7 +304,7 @@ class HacServer:
     def provision(self, request: core.ProvisionSA) -> defer.Deferred:
         """Run the provisioner where the store may block; fires with the Provision."""
         return self._in_store_thread(self.provisioner.provision, request.mn_id, request.suite,
-                                     request.requested_scope)
+                                     request.requested_scope, request.attributes)
 
     def _purge_expired(self) -> defer.Deferred:
         deferred = self._in_store_thread(self.store.purge_expired)
@@ -289,7 +339,33 @@ class HacServer:
             self._purge.stop()
         if self._pool is not None:
             self._pool.stop()
+        if self.aaa is not None:
+            yield self.aaa.stop()
         self.store.close()
+
+
+def aaa_backend(config: HacConfig, reactor) -> AaaBackend | None:
+    """The AAA backend the EAP flow relays to (RADIUS), or None when none is configured."""
+    if not config.radius_servers:
+        return None
+    secret = config.radius_shared_secret()
+    servers = [RadiusServer.parse(text, secret) for text in config.radius_servers]
+    address = config.radius_nas_address or local_address_towards(servers[0].address)
+    nas = Nas(config.radius_nas_identifier or config.instance, address)
+    return RadiusClient(servers, nas, policy=config.radius_policy(), reactor=reactor)
+
+
+def local_address_towards(remote: ipaddress.IPv4Address | ipaddress.IPv6Address
+                          ) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The local address the kernel routes to ``remote`` from (a UDP connect sends nothing)."""
+    family = socket.AF_INET6 if remote.version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((str(remote), 9))
+        except OSError as error:
+            raise ConfigError(f"no route to RADIUS server {remote} "
+                              f"({error.strerror or error}); set radius.nas_address") from None
+        return ipaddress.ip_address(probe.getsockname()[0])
 
 
 def bind(config: HacConfig) -> socket.socket:
@@ -314,6 +390,8 @@ def check(config: HacConfig) -> None:
               ticket_key_lifetime=config.ticket_key_lifetime)
     Credentials(config.psk_file)
     open_store(config.store_url).close()
+    if config.radius_servers:
+        config.radius_shared_secret()
 
 
 def _serve(config: HacConfig, sock: socket.socket) -> None:
