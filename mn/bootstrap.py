@@ -10,8 +10,8 @@ the lock-step identifiers, response decoding, the HAC's status codes, the
 channel binding of the certificate the MN received, and the checks on the
 final HacDone (the suite is one the MN listed, the SA is still valid; key
 lengths are checked by :class:`aaa_mip6.messages.Provision`).
-:class:`PskBootstrap` is the PSK flow of §5.8. The EAP flow of §5.9 is a
-second subclass driving ``mn.eap.peer.EapPeer`` through the same two hooks,
+:class:`PskBootstrap` is the PSK flow of §5.8; :class:`EapBootstrap` the EAP flow of
+§5.9, driving an ``mn.eap.peer.EapPeer``. Both fill the same two hooks,
 :meth:`BootstrapMachine._first_request` and :meth:`BootstrapMachine._respond`.
 """
 
@@ -44,7 +44,8 @@ class BootstrapFailed(Exception):
     """A bootstrap that ended without an SA.
 
     ``step`` is where it failed: ``connect``, ``tls``, ``init`` (MN Init and
-    its response) or ``done`` (MN Done and its response). ``reason`` is a short
+    its response), ``eap`` (an EAP Mid and its response) or ``done`` (MN Done and
+    its response). ``reason`` is a short
     machine-readable word: ``status`` when the HAC answered with an error
     status-code (then ``status``, ``retry_after`` and ``authenticated`` — whether
     that response's ``auth`` verified — are set), else e.g. ``bad-auth``,
@@ -273,3 +274,72 @@ class PskBootstrap(BootstrapMachine):
         if mn_rand != self._mn_rand or (hac_rand is not None and hac_rand != self._hac_rand):
             raise MessageError("the HAC did not echo the random numbers of this exchange",
                                reason="rand-mismatch")
+
+
+class EapBootstrap(BootstrapMachine):
+    """The EAP flow of RFC 6618 §5.9 (spec notes §4), driving an ``mn.eap.peer.EapPeer``.
+
+    Every EAP request the HAC relays (in HacInit or HacMid, ``auth`` keyed with ``1``)
+    goes to the peer; its response goes back in a Mid while the method runs, and in a
+    Done (with the scope and suites) once the method has finished on the peer side,
+    keyed with the MSK if the method derived one, else ``1``. A HacMid after that Done
+    is the continue rule: the exchange goes on. The final HacDone must carry
+    EAP-Success, verify with the Done's key, and hold the SA. Error responses are
+    checked with key ``1``.
+    """
+
+    def __init__(self, mn_id: str, peer, *, random: Callable[[int], bytes] = os.urandom,
+                 **options):
+        super().__init__(mn_id, **options)
+        self.peer = peer
+        self._mn_rand = random(tv.RAND_SIZE)
+        self._done_key: bytes | None = None  # set once the MN has sent a Done
+
+    def __repr__(self) -> str:
+        return f"<EapBootstrap {self.mn_id} {self.peer.method.name} step={self.step}>"
+
+    def _first_request(self) -> bytes:
+        return m.encode(m.MnInit(self.mn_id, self._mn_rand, (tv.AuthMethod.EAP,)))
+
+    def _respond(self, content: bytes) -> bytes | None:
+        expected = (m.HacInit, m.HacError) if self.step == "init" else (
+            m.HacMid, m.HacDone, m.HacError)
+        received = m.decode_response(content, expected)
+        message = received.message
+        if isinstance(message, m.HacError) or (isinstance(message, m.HacDone)
+                                                and message.status != 200):
+            raise self._refused(received, authenticator.EAP_KEY)
+        if isinstance(message, m.HacDone):
+            self._on_done(received)
+            return None
+        self._verify(received, authenticator.EAP_KEY)
+        if isinstance(message, m.HacInit) and message.auth_method is not tv.AuthMethod.EAP:
+            raise MessageError("the HAC chose PSK, the MN offered only EAP", reason="unexpected")
+        return self._next_request(message.eap_payload)
+
+    def _next_request(self, eap_request: bytes) -> bytes:
+        """The peer's answer to one EAP request: in a Mid, or in a Done once it is done."""
+        eap_response = self.peer.receive(eap_request)
+        if eap_response is None:
+            raise MessageError("the HAC relayed an EAP Success or Failure without ending",
+                               reason="unexpected")
+        if not self.peer.method_done:
+            self.step = "eap"
+            return self._encode(m.MnMid(eap_response), authenticator.EAP_KEY)
+        self.step = "done"
+        self._done_key = self.peer.msk or authenticator.EAP_KEY
+        return self._encode(m.MnDone(self.scope, self.suites, eap_payload=eap_response),
+                            self._done_key)
+
+    def _on_done(self, received: m.Received) -> None:
+        if self._done_key is None:
+            raise MessageError("the HAC ended the exchange before the EAP method finished",
+                               reason="unexpected")
+        self._verify(received, self._done_key)
+        done: m.HacDone = received.message
+        if done.method is not tv.AuthMethod.EAP:
+            raise MessageError("the HAC ended an EAP exchange with PSK", reason="unexpected")
+        self.peer.receive(done.eap_payload)
+        if not self.peer.success:
+            raise MessageError("HacDone 200 without EAP-Success", reason="unexpected")
+        self._finish(done)

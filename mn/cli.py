@@ -1,6 +1,6 @@
 """``mip6-mn``: the Mobile Node's command line.
 
-``mip6-mn bootstrap`` runs the RFC 6618 PSK exchange with a HAC over TLS and
+``mip6-mn bootstrap`` runs the RFC 6618 PSK or EAP exchange with a HAC over TLS and
 prints the security association and bootstrap data it receives.
 """
 
@@ -24,7 +24,19 @@ from aaa_mip6.sa import SCOPE_ALL, Bootstrap, HomeAgent
 from aaa_mip6.tls import ClientTLS
 
 from . import client, mobility, session, tunnel
-from .bootstrap import DEFAULT_SUITES, Bootstrapped, BootstrapFailed, PskBootstrap, header_text
+from .bootstrap import (
+    DEFAULT_SUITES,
+    BootstrapFailed,
+    BootstrapMachine,
+    Bootstrapped,
+    EapBootstrap,
+    PskBootstrap,
+    header_text,
+)
+from .eap import EapCredentials
+from .eap.peer import EapPeer
+
+EAP_METHODS = ("md5", "gtc", "mschapv2", "pwd", "peap", "ttls", "tls")
 
 EXIT_FAILED = 1  # the bootstrap ran and failed (HAC status, TLS, verification, timeout)
 EXIT_USAGE = 2  # bad arguments or files: nothing was sent
@@ -38,7 +50,14 @@ The HAC certificate must chain to --ca and name HOST (a subjectAltName dNSName, 
 iPAddress when HOST is an address; no wildcards, no CN).
 
 --psk puts the key on the command line, where every local user can read it (ps,
-/proc/PID/cmdline) and your shell history keeps it: prefer --psk-file.
+/proc/PID/cmdline) and your shell history keeps it: prefer --psk-file (and
+--password-file over --password).
+
+EAP instead of a PSK (the HAC relays it to its AAA server):
+  mip6-mn bootstrap --hac hac.example:7443 --ca ca.pem --id alice@example.org \\
+      --eap ttls --phase2 pap --anonymous-identity anonymous@example.org \\
+      --password-file alice.pw --eap-ca radius-ca.pem
+  --eap tls takes the client certificate from --cert/--key.
 
 Output: the SA and bootstrap data, one TV-header per line; keys are hidden unless
 --show-keys. --json prints one object keyed by TV-header name, keys included, e.g.
@@ -130,18 +149,75 @@ def add_bootstrap_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the pre-shared key in hex (visible in ps: prefer --psk-file)")
     secret.add_argument("--psk-file", metavar="FILE",
                         help="file holding the hex PSK on one line ('-' reads stdin)")
+    secret.add_argument("--eap", choices=EAP_METHODS, metavar="METHOD",
+                        help="authenticate with EAP instead of a PSK (RFC 6618 §5.9): "
+                             + ", ".join(EAP_METHODS))
+    _add_eap_arguments(parser)
     parser.add_argument("--suites", default=",".join(DEFAULT_SUITES), metavar="NAME[,NAME...]",
                         help="ciphersuites to offer, preferred first (default: %(default)s)")
     parser.add_argument("--sas", type=int, choices=(0, 1), default=SCOPE_ALL,
                         help="requested scope: 0 signaling only, 1 signaling and data "
                              "(default: %(default)s)")
     parser.add_argument("--cert", type=Path, metavar="PEM",
-                        help="client certificate, if the HAC asks for one (with --key)")
+                        help="client certificate, if the HAC asks for one (with --key); "
+                             "with --eap tls also the EAP-TLS client certificate")
     parser.add_argument("--key", type=Path, metavar="PEM", help="client certificate's private key")
     parser.add_argument("--timeout", type=float, default=client.DEFAULT_TIMEOUT, metavar="SECONDS",
                         help="give up after this long (default: %(default)s)")
     parser.add_argument("--draft01", action="store_true",
                         help="compatibility: draft-ietf-mext-mip6-tls-01 auth without labels")
+
+
+def _add_eap_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of --eap (the EAP peer's credentials)."""
+    eap = parser.add_argument_group("EAP (with --eap)")
+    eap.add_argument("--identity", metavar="NAME",
+                     help="the EAP (inner) identity (default: --id)")
+    eap.add_argument("--anonymous-identity", metavar="NAME",
+                     help="outer identity for ttls and peap, e.g. anonymous@example.org")
+    password = eap.add_mutually_exclusive_group()
+    password.add_argument("--password", metavar="PW",
+                          help="the EAP password (visible in ps: prefer --password-file)")
+    password.add_argument("--password-file", metavar="FILE",
+                          help="file holding the EAP password on its first line ('-' reads "
+                               "stdin)")
+    eap.add_argument("--phase2", choices=("pap", "mschapv2"),
+                     help="the inner method of ttls")
+    eap.add_argument("--eap-ca", type=Path, metavar="PEM",
+                     help="CA the EAP server's certificate must chain to (tls, ttls, peap)")
+    eap.add_argument("--eap-tls-max", choices=("1.2", "1.3"), default="1.3",
+                     help="highest TLS version inside tls, ttls and peap (default: %(default)s)")
+
+
+def read_password_file(path: str) -> str:
+    """The first line of ``path`` (``-`` = stdin); errors never show the password."""
+    source = f"--password-file {path}"
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: cannot read ({getattr(exc, 'strerror', None) or exc})")
+    lines = text.splitlines()
+    if not lines or not lines[0]:
+        raise ConfigError(f"{source}: the first line (the password) is empty")
+    return lines[0]
+
+
+def eap_credentials(args: argparse.Namespace) -> EapCredentials:
+    """The EAP peer's credentials from the --eap options; ConfigError for missing ones."""
+    password = args.password
+    if args.password_file is not None:
+        password = read_password_file(args.password_file)
+    if args.eap == "tls":
+        if args.cert is None or args.key is None:
+            raise ConfigError("--eap tls needs --cert and --key")
+    elif password is None:
+        raise ConfigError(f"--eap {args.eap} needs --password or --password-file")
+    if args.eap in ("tls", "ttls", "peap") and args.eap_ca is None:
+        raise ConfigError(f"--eap {args.eap} needs --eap-ca to verify the EAP server")
+    return EapCredentials(
+        args.identity or args.mn_id, password, anonymous_identity=args.anonymous_identity,
+        client_cert=args.cert, client_key=args.key, ca_cert=args.eap_ca,
+        phase2=args.phase2, tls_max_version=args.eap_tls_max)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -150,8 +226,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     boot = commands.add_parser(
         "bootstrap", help="get a security association and bootstrap data from a HAC",
-        description="Authenticate to a Home Agent Controller with a pre-shared key over TLS "
-                    "(RFC 6618 §5.8) and print the SA and bootstrap data it provisions.",
+        description="Authenticate to a Home Agent Controller over TLS with a pre-shared key "
+                    "(RFC 6618 §5.8) or EAP (§5.9) and print the SA and bootstrap data it "
+                    "provisions.",
         epilog=BOOTSTRAP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     boot.add_argument("--json", action="store_true",
                       help="print JSON keyed by TV-header name (always includes the keys)")
@@ -163,23 +240,31 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _prepare(args: argparse.Namespace) -> tuple[ClientTLS, int, Callable[[], PskBootstrap]]:
+def _prepare(args: argparse.Namespace) -> tuple[ClientTLS, int, Callable[[], BootstrapMachine]]:
     """The TLS settings, the HAC's port and a maker of fresh bootstrap machines (one per run)."""
     host, port = parse_hac(args.hac)
-    psk = parse_psk(args.psk, "--psk") if args.psk is not None else read_psk_file(args.psk_file)
+    options = dict(suites=args.suites.replace(",", " ").split(), scope=args.sas,
+                   draft01=args.draft01)
+    if args.eap is not None:
+        credentials = eap_credentials(args)
+
+        def make_machine() -> BootstrapMachine:
+            return EapBootstrap(args.mn_id, EapPeer(args.eap, credentials), **options)
+    else:
+        psk = (parse_psk(args.psk, "--psk") if args.psk is not None
+               else read_psk_file(args.psk_file))
+
+        def make_machine() -> BootstrapMachine:
+            return PskBootstrap(args.mn_id, psk, **options)
     if not args.timeout > 0:
         raise ConfigError("--timeout must be a positive number of seconds")
     tls = ClientTLS(host, args.ca, cert_file=args.cert, key_file=args.key)
-    suites = args.suites.replace(",", " ").split()
-
-    def make_machine() -> PskBootstrap:
-        return PskBootstrap(args.mn_id, psk, suites=suites, scope=args.sas, draft01=args.draft01)
 
     make_machine()  # bad options fail here, before any connection
     return tls, port, make_machine
 
 
-def _run(tls: ClientTLS, port: int, machine: PskBootstrap, timeout: float):
+def _run(tls: ClientTLS, port: int, machine: BootstrapMachine, timeout: float):
     """Run one bootstrap on the global reactor; return its result or BootstrapFailed."""
     from twisted.internet import reactor
 

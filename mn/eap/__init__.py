@@ -12,6 +12,8 @@ import abc
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aaa_mip6.eap import EapError
+
 METHODS: dict[str, type["EapMethod"]] = {}
 
 
@@ -49,6 +51,10 @@ class EapMethod(abc.ABC):
     @abc.abstractmethod
     def process(self, identifier: int, type_data: bytes) -> bytes:
         """Answer one request; raise aaa_mip6.eap.EapError on a malformed or failed request."""
+
+    def process_after_done(self, identifier: int, type_data: bytes) -> bytes:
+        """Answer a request of this method that comes after it is done; most methods refuse."""
+        raise EapError("EAP method request after the method finished", reason="unexpected")
 
 
 def register(cls: type[EapMethod]) -> type[EapMethod]:

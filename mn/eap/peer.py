@@ -114,8 +114,8 @@ class EapPeer:
                            reason="unexpected")
         if packet.type == self.method.type:
             if self.method.done:
-                raise EapError("EAP method request after the method finished",
-                               reason="unexpected")
+                return self.method.type, self.method.process_after_done(packet.identifier,
+                                                                        packet.data)
             self.method_selected = True
             return self.method.type, self.method.process(packet.identifier, packet.data)
         if self.method_selected:

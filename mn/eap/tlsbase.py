@@ -329,6 +329,21 @@ class TlsMethodBase(EapMethod):
             self.failure = str(failure)  # send our alert or an empty answer; Failure follows
         return self._transmit()
 
+    def process_after_done(self, identifier: int, type_data: bytes) -> bytes:
+        """TLS records that carry no data after the method is done -- e.g. the TLS 1.3
+        NewSessionTickets hostapd sends in a request of their own after TTLS/PAP -- are
+        read and answered with an empty response; tunnelled data is refused."""
+        message = self._reassembler.add(TlsFragment.decode(type_data))
+        if message is not None:
+            try:
+                data = self.engine.receive(message)
+            except TunnelFailure as failure:
+                raise EapError(f"after the method finished: {failure}") from None
+            if data:
+                raise EapError(f"{self.name}: {len(data)} octets of tunnelled data after the "
+                               "method finished", reason="unexpected")
+        return TlsFragment().encode()
+
     def _handle(self, engine: TlsEngine, identifier: int, message: bytes) -> None:
         was_established = engine.established
         application_data = engine.receive(message)
