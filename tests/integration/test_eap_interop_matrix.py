@@ -72,13 +72,7 @@ REJECT_CASES = [
 ALL_CASES = ACCEPT_CASES + REJECT_CASES
 
 # Diagnosed failures, each with its cause; strict, so a fix turns them into failures to remove.
-KNOWN_FAILURES = {
-    (Case("ttls", "pap", "1.3"), "hostapd"):
-        "MN peer bug (mn/eap/ttls.py): TTLS/PAP finishes the method when it sends the "
-        "password; hostapd 2.10 then sends its TLS 1.3 NewSessionTickets in a request of "
-        "their own, which the peer refuses ('EAP method request after the method "
-        "finished'). Answering that request with an empty TTLS response lets hostapd accept.",
-}
+KNOWN_FAILURES: dict = {}
 
 REPRODUCE = """\
 On Debian 12 with the packages freeradius and hostapd installed, from the project root:
