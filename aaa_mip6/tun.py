@@ -13,7 +13,6 @@ import fcntl
 import os
 import struct
 import subprocess
-from collections.abc import Iterable
 from ipaddress import IPv4Network, IPv6Network
 
 from aaa_mip6.errors import ConfigError
