@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,12 +25,12 @@ from typing import Iterator
 import pytest
 
 from aaa_mip6 import pki
+from tests.support import free_port, stop_process
 
 BINARY = "freeDiameterd"
 RELAY_IDENTITY = "relay.example.com"
 RELAY_REALM = "example.com"
 RELAY_TW = 6  # freeDiameter refuses a TwTimer below RFC 3539's 6 seconds
-STOP_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -61,12 +60,6 @@ class Relay:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
-
-
-def free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _quote(value: str) -> str:
@@ -112,8 +105,7 @@ def run_relay(directory: Path, peers: list[PeerSpec]) -> Iterator[Relay]:
                                                    dns_names=(peer.origin_host,))
                    for peer in peers}
     config_path = directory / "freeDiameter.conf"
-    config_path.write_text(relay_config(relay_cert, ca, peers, free_tcp_port(),
-                                        free_tcp_port()))
+    config_path.write_text(relay_config(relay_cert, ca, peers, free_port(), free_port()))
     log_path = directory / "freeDiameterd.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([binary, "-c", str(config_path)], stdout=log,
@@ -123,9 +115,4 @@ def run_relay(directory: Path, peers: list[PeerSpec]) -> Iterator[Relay]:
         yield relay
     finally:
         relay.resume()
-        process.terminate()
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)

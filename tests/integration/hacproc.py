@@ -1,4 +1,4 @@
-"""A real ``mip6-hac`` process for integration tests and the lab, and a reactor to drive MNs.
+"""A real ``mip6-hac`` process for integration tests and the lab.
 
 :func:`make_setup` writes what a HAC needs into a directory: a CA, the HAC's
 certificate (subjectAltName ``hac.example`` and 127.0.0.1 / ::1), a PSK file
@@ -17,26 +17,19 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from twisted.internet import defer
-from twisted.internet.selectreactor import SelectReactor
-from twisted.python.failure import Failure
-
 from aaa_mip6 import pki
+from tests.support import free_port, stop_process, wait_listening
 
 HAC_NAME = "hac.example"
 HA_ADDRESS = "2001:db8::1"
 HOA_PREFIX = "2001:db8:1::/64"
 START_TIMEOUT = 20.0  # seconds for the HAC to accept connections
-STOP_TIMEOUT = 10.0  # seconds for a SIGTERM before SIGKILL
 START_ATTEMPTS = 3  # a free port may be taken by someone else before the HAC binds it
 _SCRIPT = Path(sys.executable).with_name("mip6-hac")
 TEST_CONFIG = {"limits": {"rate": 1_000_000.0, "burst": 1_000_000}, "log": {"level": "warning"}}
@@ -81,13 +74,6 @@ def toml_text(config: Mapping[str, Mapping[str, object]]) -> str:
                    for table, settings in config.items())
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
-
-
 class HacProcess:
     """One ``mip6-hac`` subprocess on ``host`` (127.0.0.1 by default) and a free port."""
 
@@ -128,36 +114,17 @@ class HacProcess:
                 self.process = subprocess.Popen(self.command(port), stdout=log,
                                                 stderr=subprocess.STDOUT,
                                                 stdin=subprocess.DEVNULL)
-            if self._wait_listening(port):
+            if wait_listening(self.process, self.host, port, START_TIMEOUT):
                 self.port = port
                 return self
-            self.process.wait()
-            self.process = None
+            self.kill()
         raise RuntimeError(f"mip6-hac did not start; its log ends:\n{self.log_tail()}")
 
-    def _wait_listening(self, port: int) -> bool:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return False
-            try:
-                socket.create_connection((self.host, port), timeout=0.5).close()
-                return True
-            except OSError:
-                time.sleep(0.05)
-        self.process.kill()
-        return False
-
     def stop(self) -> int | None:
-        """SIGTERM, then SIGKILL after STOP_TIMEOUT; the exit status (None if not running)."""
+        """SIGTERM, then SIGKILL; the exit status (None if not running)."""
         if self.process is None:
             return None
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            status = self.process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            status = self.process.wait()
+        status = stop_process(self.process)
         self.process = None
         return status
 
@@ -181,27 +148,3 @@ class HacProcess:
     def __exit__(self, *exc_info) -> None:
         self.stop()
 
-
-def run_on_fresh_reactor(scenario, limit: float = 30.0):
-    """Run ``scenario(reactor)`` (a coroutine function) on a new reactor; return its result.
-
-    A fresh reactor per call keeps tests from sharing reactor state (pass
-    ``clock=reactor`` to Twisted's TLS wrappers). ``limit`` stops a hung scenario:
-    a safety net, not a timing assertion.
-    """
-    reactor = SelectReactor()
-    outcome: list = []
-
-    def start() -> None:
-        running = defer.ensureDeferred(scenario(reactor))
-        running.addBoth(outcome.append)
-        running.addBoth(lambda _: reactor.stop())
-
-    reactor.callWhenRunning(start)
-    reactor.callLater(limit, reactor.stop)
-    reactor.run(installSignalHandlers=False)
-    if not outcome:
-        raise TimeoutError(f"the scenario did not finish within {limit:g} s")
-    if isinstance(outcome[0], Failure):
-        outcome[0].raiseException()
-    return outcome[0]

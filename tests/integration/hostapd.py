@@ -18,8 +18,8 @@ from __future__ import annotations
 import re
 import secrets
 import shutil
+import socket
 import subprocess
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +28,7 @@ from typing import Iterator
 import pytest
 
 from aaa_mip6 import pki
-from tests.integration.freeradius import _free_udp_port, _stop
+from tests.support import free_port, stop_process, wait_for_log_line
 
 START_TIMEOUT = 20.0
 READY_LINE = "AP-ENABLED"
@@ -141,14 +141,8 @@ def write_config(directory: Path, port: int, secret: str, password: str, with_pw
 
 def _wait_ready(process: subprocess.Popen, log_path: Path) -> bool:
     """True once hostapd says its (RADIUS-only) interface is up; False if it exited first."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if READY_LINE in log_path.read_text(errors="replace"):
-            return True
-        if process.poll() is not None:
-            return False
-        time.sleep(0.05)
-    raise RuntimeError(f"hostapd not ready after {START_TIMEOUT} s; see {log_path}")
+    return wait_for_log_line(process, log_path, READY_LINE, timeout=START_TIMEOUT,
+                             what="hostapd")
 
 
 def _pwd_unsupported(log_text: str) -> bool:
@@ -173,7 +167,7 @@ def running_hostapd(directory: Path, host: str = "127.0.0.1") -> Iterator[Hostap
     for attempt in range(PORT_ATTEMPTS + 1):
         config_dir = directory / f"hostapd{attempt}"
         config_dir.mkdir(mode=0o700, parents=True)
-        port = _free_udp_port(WILDCARD)
+        port = free_port(WILDCARD, socket.SOCK_DGRAM)
         ca, client = write_config(config_dir, port, secret, password, with_pwd)
         log_path = config_dir / "hostapd.log"
         pki.write_private(log_path, b"")  # hostapd appends and keeps the mode
@@ -192,7 +186,7 @@ def running_hostapd(directory: Path, host: str = "127.0.0.1") -> Iterator[Hostap
                 )
                 return
         finally:
-            _stop(process)
+            stop_process(process)
         log_text = log_path.read_text(errors="replace")
         if with_pwd and _pwd_unsupported(log_text):
             with_pwd = False

@@ -18,13 +18,14 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.support import free_port
 
 SUPERUSER = "postgres"
 START_ATTEMPTS = 3  # the free port found may be taken by someone else before we bind it
@@ -34,12 +35,6 @@ def _bin_dir() -> Path | None:
     versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
                       key=lambda path: int(Path(path).parts[-3]))
     return Path(versions[-1]).parent if versions else None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
@@ -98,7 +93,7 @@ def start_postgres() -> PostgresServer:
         shutil.rmtree(directory, ignore_errors=True)
         raise RuntimeError(f"initdb failed: {init.stderr}")
     for _ in range(START_ATTEMPTS):
-        server = PostgresServer(bin_dir, directory, _free_port(), as_user)
+        server = PostgresServer(bin_dir, directory, free_port(), as_user)
         options = (f"-c listen_addresses={server.host} -c port={server.port} "
                    f"-c unix_socket_directories={directory} -c max_connections=200")
         started = server.pg_ctl("start", "-w", "-t", "60", "-l", str(directory / "log"),

@@ -40,8 +40,8 @@ from tests.integration.hacproc import (
     HacProcess,
     make_setup,
     mn_ids,
-    run_on_fresh_reactor,
 )
+from tests.support import run_on_fresh_reactor
 
 pytestmark = pytest.mark.integration
 

@@ -21,14 +21,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from twisted.internet import threads
-from twisted.internet.selectreactor import SelectReactor
 
 from aaa_mip6 import eap, tls
 from aaa_mip6.aaa import AaaSession, AaaTimeout, Accept, Challenge, Reject
@@ -37,8 +34,9 @@ from aaa_mip6.diameter.peer import LocalNode, WatchdogTimers
 from aaa_mip6.diameter.twisted_peer import DiameterNode
 from mn.eap import EapCredentials
 from mn.eap.peer import EapPeer
-from tests.integration.freediameter import PeerSpec, free_tcp_port, run_relay
+from tests.integration.freediameter import PeerSpec, run_relay
 from tests.integration.freeradius import freeradius  # noqa: F401 (fixture)
+from tests.support import ReactorThread, free_port, stop_process
 
 pytestmark = pytest.mark.integration
 
@@ -48,24 +46,6 @@ TCP_GW_HOST = "gw-tcp.example.net"
 READY_LIMIT = 30.0  # the relay retries its connections every second
 MAX_ROUNDS = 100
 KEYED = {"mschapv2": 32, "pwd": 64, "tls": 64, "ttls": 64, "peap": 64}
-
-
-class ReactorThread:
-    """A private reactor in a thread; the test thread calls into it and waits."""
-
-    def __init__(self):
-        self.reactor = SelectReactor()
-        self._thread = threading.Thread(
-            target=self.reactor.run, kwargs={"installSignalHandlers": False}, daemon=True)
-        self._thread.start()
-
-    def call(self, function, *args):
-        """Run ``function(*args)`` in the reactor; return its (Deferred's) result."""
-        return threads.blockingCallFromThread(self.reactor, function, *args)
-
-    def stop(self):
-        self.reactor.callFromThread(self.reactor.stop)
-        self._thread.join(10)
 
 
 def hac_node(runner: ReactorThread) -> DiameterNode:
@@ -92,12 +72,7 @@ def gateway_process(directory: Path, server, *options: str):
     try:
         yield
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 @dataclasses.dataclass
@@ -139,7 +114,7 @@ def wait_until_routed(path: HacSide, server) -> None:
 @pytest.fixture(scope="module")
 def through_relay(tmp_path_factory, freeradius):  # noqa: F811
     directory = tmp_path_factory.mktemp("diameter-eap")
-    ports = {HAC_HOST: free_tcp_port(), GW_HOST: free_tcp_port()}
+    ports = {HAC_HOST: free_port(), GW_HOST: free_port()}
     with run_relay(directory, [PeerSpec(host, port) for host, port in ports.items()]) as relay:
         own = relay.credentials[GW_HOST]
         with gateway_process(directory, freeradius, "--origin-host", GW_HOST,
@@ -229,7 +204,7 @@ def _wait_for_file(path: Path, limit: float = 10.0) -> None:
 def test_tshark_decodes_der_and_dea(tmp_path, freeradius):  # noqa: F811
     if shutil.which("tshark") is None:
         pytest.skip("tshark is not installed")
-    port = free_tcp_port()
+    port = free_port()
     capture = tmp_path / "diameter.pcapng"
     tshark = subprocess.Popen(["tshark", "-i", "lo", "-f", f"tcp port {port}", "-w",
                                str(capture)], stdout=subprocess.DEVNULL,

@@ -14,14 +14,14 @@ import random
 import pytest
 from diameter.message import constants
 from twisted.internet import defer
-from twisted.internet.selectreactor import SelectReactor
 
 from aaa_mip6 import tls
 from aaa_mip6.diameter import codec
 from aaa_mip6.diameter.peer import LocalNode, WatchdogTimers
 from aaa_mip6.diameter.router import RequestTimedOut
 from aaa_mip6.diameter.twisted_peer import DiameterNode
-from tests.integration.freediameter import PeerSpec, free_tcp_port, run_relay
+from tests.integration.freediameter import PeerSpec, run_relay
+from tests.support import free_port, run_on_fresh_reactor, sleep
 
 pytestmark = pytest.mark.integration
 
@@ -34,40 +34,13 @@ OPEN_LIMIT = 20.0  # the relay retries its connections every TcTimer = 1 s
 SCENARIO_LIMIT = 60.0  # a safety net against a hung scenario
 
 
-def run(scenario):
-    """Run ``scenario(reactor)`` on a fresh, private reactor; return its result or raise."""
-    reactor = SelectReactor()
-    outcome = []
-
-    def start():
-        d = defer.ensureDeferred(scenario(reactor))
-        d.addBoth(outcome.append)
-        d.addBoth(lambda _: reactor.stop())
-
-    reactor.callWhenRunning(start)
-    safety = reactor.callLater(SCENARIO_LIMIT, reactor.stop)
-    reactor.run(installSignalHandlers=False)
-    if safety.active():
-        safety.cancel()
-    assert outcome, "scenario did not finish"
-    if hasattr(outcome[0], "raiseException"):
-        outcome[0].raiseException()
-    return outcome[0]
-
-
-async def sleep(reactor, seconds: float) -> None:
-    d = defer.Deferred()
-    reactor.callLater(seconds, d.callback, None)
-    await d
-
-
 async def within(reactor, d: defer.Deferred, seconds: float):
     d.addTimeout(seconds, reactor)
     return await d
 
 
 def test_request_through_relay_then_watchdog_failure(tmp_path):
-    ports = {A_HOST: free_tcp_port(), B_HOST: free_tcp_port()}
+    ports = {A_HOST: free_port(), B_HOST: free_port()}
     peers = [PeerSpec(host, port) for host, port in ports.items()]
     with run_relay(tmp_path, peers) as relay:
 
@@ -112,7 +85,8 @@ def test_request_through_relay_then_watchdog_failure(tmp_path):
                 await b.stop()
             return relay_peer, seen, answer, relay_still_open, timed_out
 
-        relay_peer, seen, answer, relay_still_open, timed_out = run(scenario)
+        relay_peer, seen, answer, relay_still_open, timed_out = run_on_fresh_reactor(
+            scenario, SCENARIO_LIMIT)
         log = relay.log()
 
     assert relay_peer.is_relay, log

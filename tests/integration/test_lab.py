@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from aaa_mip6 import lab
 from aaa_mip6.lab import Echo, SimulatedHomeNetwork, internet_checksum
 from aaa_mip6.labnet import toml_text
-from tests.integration.hacproc import run_on_fresh_reactor
+from tests.support import run_on_fresh_reactor
 
 LAB_SCRIPT = Path(sys.executable).with_name("mip6-lab")
 V6 = (IPv6Address("2001:db8:1::5"), IPv6Address("2001:db8:c::2"))
@@ -118,7 +118,7 @@ def test_a_failing_mn_fails_the_lab_but_not_the_others(tmp_path, monkeypatch):
 @pytest.fixture
 def servers(tmp_path):
     """mip6-ha on [::1] and mip6-hac on 127.0.0.1 as separate programs, sharing a store."""
-    from tests.integration.hacproc import free_port
+    from tests.support import free_port
 
     files = lab.make_files(tmp_path, ["mn1@lab.example"], ("127.0.0.1",))
     ha_port, hac_port = free_port("::1"), free_port()

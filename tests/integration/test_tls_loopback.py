@@ -17,9 +17,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, w
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IHandshakeListener, IOpenSSLClientConnectionCreator
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.selectreactor import SelectReactor
 from twisted.protocols.tls import TLSMemoryBIOFactory
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from aaa_mip6 import pki
@@ -31,6 +29,7 @@ from aaa_mip6.tls import (
     peer_certificate_der,
     session_reused,
 )
+from tests.support import run_on_fresh_reactor
 
 SCENARIO_LIMIT = 10.0  # seconds before a hung scenario is stopped (a safety net, not a check)
 
@@ -45,25 +44,6 @@ def lab(tmp_path_factory):
                              ip_addresses=("127.0.0.1",)),
         "mn": pki.make_cert(d, ca, "mn", dns_names=("mn.example",), client=True),
     }
-
-
-def run(scenario):
-    """Run ``scenario(reactor)`` (a coroutine) on a fresh reactor and return its result."""
-    reactor = SelectReactor()
-    outcome = []
-
-    def start():
-        deferred = defer.ensureDeferred(scenario(reactor))
-        deferred.addBoth(outcome.append)
-        deferred.addBoth(lambda _: reactor.stop())
-
-    reactor.callWhenRunning(start)
-    reactor.callLater(SCENARIO_LIMIT, reactor.stop)
-    reactor.run(installSignalHandlers=False)
-    assert outcome, "scenario did not finish"
-    if isinstance(outcome[0], Failure):
-        outcome[0].raiseException()
-    return outcome[0]
 
 
 @dataclass
@@ -162,7 +142,7 @@ def test_handshake_resumption_and_certificates(lab, tls12_only, version):
             await port.stopListening()
         return first, second, server_seen
 
-    first, second, server_seen = run(scenario)
+    first, second, server_seen = run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
     hac_der = lab["hac"].cert_der
     assert first == Seen(version, False, hac_der, None)
     assert second == Seen(version, True, hac_der, None)
@@ -182,7 +162,7 @@ def test_ip_reference_and_client_certificate(lab):
         finally:
             await port.stopListening()
 
-    client_seen, server_seen = run(scenario)
+    client_seen, server_seen = run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
     assert client_seen.own_der == mn.cert_der
     assert [seen.peer_der for seen in server_seen] == [mn.cert_der]
 
@@ -198,7 +178,7 @@ def test_required_client_certificate_missing(lab):
             await port.stopListening()
         return server_seen
 
-    assert run(scenario) == []
+    assert run_on_fresh_reactor(scenario, SCENARIO_LIMIT) == []
 
 
 def test_name_mismatch_fails_on_the_client(lab):
@@ -211,7 +191,7 @@ def test_name_mismatch_fails_on_the_client(lab):
             await port.stopListening()
         return server_seen
 
-    assert run(scenario) == []
+    assert run_on_fresh_reactor(scenario, SCENARIO_LIMIT) == []
 
 
 def blocking_client(port: int, version: int, *, renegotiate: bool) -> None:
@@ -249,5 +229,5 @@ def test_server_refuses(lab, version, renegotiate, refusal):
             await port.stopListening()
         return server_seen
 
-    server_seen = run(scenario)
+    server_seen = run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
     assert [seen.version for seen in server_seen] == (["TLSv1.2"] if renegotiate else [])

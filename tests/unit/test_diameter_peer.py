@@ -7,7 +7,6 @@ import random
 import pytest
 from diameter.message import constants
 from twisted.internet import defer
-from twisted.internet.selectreactor import SelectReactor
 
 from aaa_mip6 import pki, tls
 from aaa_mip6.diameter import codec
@@ -26,6 +25,7 @@ from aaa_mip6.diameter.peer import (
 )
 from aaa_mip6.diameter.router import RequestTimedOut, Router
 from aaa_mip6.diameter.twisted_peer import DiameterNode
+from tests.support import run_on_fresh_reactor, sleep
 
 APP = codec.TEST_APPLICATION_ID
 TEST_COMMAND = 8388620  # in the experimental command range (RFC 6733 §11.2.1)
@@ -290,34 +290,6 @@ def test_router_holds_request_until_a_peer_opens():
 SCENARIO_LIMIT = 15.0  # a safety net against a hung scenario, not a timed assertion
 
 
-def run(scenario):
-    """Run ``scenario(reactor)`` on a fresh, private reactor; return its result or raise."""
-    reactor = SelectReactor()
-    outcome = []
-
-    def start():
-        d = defer.ensureDeferred(scenario(reactor))
-        d.addBoth(outcome.append)
-        d.addBoth(lambda _: reactor.stop())
-
-    reactor.callWhenRunning(start)
-    safety = reactor.callLater(SCENARIO_LIMIT, reactor.stop)
-    reactor.run(installSignalHandlers=False)
-    if safety.active():
-        safety.cancel()
-    assert outcome, "scenario did not finish"
-    result = outcome[0]
-    if hasattr(result, "raiseException"):
-        result.raiseException()
-    return result
-
-
-async def sleep(reactor, seconds: float) -> None:
-    d = defer.Deferred()
-    reactor.callLater(seconds, d.callback, None)
-    await d
-
-
 FAST = WatchdogTimers(tw=0.3, jitter=0.05)
 
 
@@ -356,7 +328,7 @@ def test_loopback_request_answer_unknown_command_and_clean_stop():
         await server.stop()
         return seen, answer, unsupported, still_open, after
 
-    seen, answer, unsupported, still_open, after = run(scenario)
+    seen, answer, unsupported, still_open, after = run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
     assert len(seen) == 1
     assert codec.result_code(answer) == codec.SUCCESS
     assert codec.result_code(unsupported) == codec.COMMAND_UNSUPPORTED
@@ -379,7 +351,7 @@ def test_loopback_unanswered_request_times_out_with_typed_error():
         await server.stop()
         return outcome
 
-    outcome = run(scenario)
+    outcome = run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
     assert isinstance(outcome, RequestTimedOut) and "example.net" in str(outcome)
 
 
@@ -399,7 +371,7 @@ def test_loopback_reconnects_after_the_peer_restarts():
         await server.stop()
         return gone
 
-    assert run(scenario)
+    assert run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
 
 
 @pytest.fixture(scope="module")
@@ -434,7 +406,7 @@ def test_loopback_tls_checks_both_identities(certificates, client_name, expect_o
         await server.stop()
         return opened, answer
 
-    opened, answer = run(scenario)
+    opened, answer = run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
     assert opened is expect_open
     if expect_open:
         assert codec.result_code(answer) == codec.SUCCESS
