@@ -8,7 +8,9 @@ waits until it accepts connections, and stops it (SIGTERM) or kills it
 (SIGKILL); it can be started again on the same setup and store. Settings beyond the
 quick-start flags go into a TOML ``--config`` file written from ``config``; by
 default the per-source rate limit is lifted (every test MN comes from 127.0.0.1)
-and only warnings are logged. Its output goes
+and only warnings are logged. ``ha`` is the ``--ha`` flag: 2001:db8::1 by default
+(nothing listens there: enough for bootstrap tests), a real HA's ``[v6]:port`` or
+``v4:port``, or None to take the home agents from ``config``. Its output goes
 to ``hac.log`` in the setup directory (:meth:`HacProcess.log_tail` for failure
 messages). Use it as a context manager so that no process outlives its test.
 """
@@ -79,9 +81,10 @@ class HacProcess:
 
     def __init__(self, setup: HacSetup, *, host: str = "127.0.0.1",
                  config: Mapping[str, Mapping[str, object]] = TEST_CONFIG,
-                 extra_args: Iterable[str] = ()):
+                 ha: str | None = HA_ADDRESS, extra_args: Iterable[str] = ()):
         self.setup = setup
         self.host = host
+        self.ha_args = ("--ha", ha) if ha is not None else ()
         self.config_path = setup.directory / "hac.toml"
         self.config_path.write_text(toml_text(config))
         self.extra_args = tuple(extra_args)
@@ -92,16 +95,18 @@ class HacProcess:
     @property
     def address(self) -> str:
         """``HOST:PORT`` as ``mip6-mn --hac`` takes it."""
+        return self._host_port(self.port)
+
+    def _host_port(self, port: int) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return f"{host}:{port}"
 
     def command(self, port: int) -> list[str]:
-        host = f"[{self.host}]" if ":" in self.host else self.host
         setup = self.setup
-        return [str(_SCRIPT), "--listen", f"{host}:{port}",
+        return [str(_SCRIPT), "--listen", self._host_port(port),
                 "--cert", str(setup.server.cert_path), "--key", str(setup.server.key_path),
                 "--psk-file", str(setup.psk_file), "--store", setup.store_url,
-                "--ha", HA_ADDRESS, "--hoa-prefix", HOA_PREFIX,
+                *self.ha_args, "--hoa-prefix", HOA_PREFIX,
                 "--config", str(self.config_path), *self.extra_args]
 
     def start(self) -> HacProcess:

@@ -5,7 +5,6 @@ import json
 import socket
 import subprocess
 import sys
-import time
 import tomllib
 from ipaddress import IPv4Address, IPv6Address, ip_network
 from pathlib import Path
@@ -14,12 +13,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aaa_mip6 import lab
+from aaa_mip6 import lab, pki
 from aaa_mip6.lab import Echo, SimulatedHomeNetwork, internet_checksum
 from aaa_mip6.labnet import toml_text
-from tests.support import run_on_fresh_reactor
+from tests.integration.hacproc import TEST_CONFIG, HacProcess, make_setup
+from tests.support import free_port, run_on_fresh_reactor, stop_process
 
-LAB_SCRIPT = Path(sys.executable).with_name("mip6-lab")
+BIN_DIR = Path(sys.executable).parent
+LAB_SCRIPT = BIN_DIR / "mip6-lab"
+MN_ID = "mn1@lab.example"
 V6 = (IPv6Address("2001:db8:1::5"), IPv6Address("2001:db8:c::2"))
 V4 = (IPv4Address("192.0.2.5"), IPv4Address("192.0.2.130"))
 
@@ -117,36 +119,22 @@ def test_a_failing_mn_fails_the_lab_but_not_the_others(tmp_path, monkeypatch):
 
 @pytest.fixture
 def servers(tmp_path):
-    """mip6-ha on [::1] and mip6-hac on 127.0.0.1 as separate programs, sharing a store."""
-    from tests.support import free_port
-
-    files = lab.make_files(tmp_path, ["mn1@lab.example"], ("127.0.0.1",))
-    ha_port, hac_port = free_port("::1"), free_port()
-    config = tmp_path / "hac.toml"
-    config.write_text(toml_text(lab.hac_settings(files, f"127.0.0.1:{hac_port}",
-                                                 {"ip6": "::1", "port": ha_port})))
-    bin_dir = Path(sys.executable).parent
-    started = [
-        subprocess.Popen([str(bin_dir / "mip6-ha"), "--listen", f"[::1]:{ha_port}",
-                          "--store", files.store_url, "--log-level", "warning"]),
-        subprocess.Popen([str(bin_dir / "mip6-hac"), "--config", str(config)]),
-    ]
+    """``mip6-mn register`` for one MN against mip6-ha on [::1] and mip6-hac on 127.0.0.1,
+    separate programs sharing a store."""
+    setup = make_setup(tmp_path, identities=[MN_ID])
+    ha_port = free_port("::1", socket.SOCK_DGRAM)
+    ha = subprocess.Popen([str(BIN_DIR / "mip6-ha"), "--listen", f"[::1]:{ha_port}",
+                           "--store", setup.store_url, "--log-level", "warning"])
     psk_file = tmp_path / "mn1.psk"
-    psk_file.write_text(files.psks["mn1@lab.example"].hex())
-    command = [str(bin_dir / "mip6-mn"), "register", "--hac", f"127.0.0.1:{hac_port}",
-               "--ca", str(files.ca.cert_path), "--id", "mn1@lab.example",
-               "--psk-file", str(psk_file), "--json"]
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:  # until the HAC accepts connections
-        try:
-            socket.create_connection(("127.0.0.1", hac_port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield command
-    for process in started:
-        process.terminate()
-        process.wait(10)
+    pki.write_private(psk_file, setup.psks[MN_ID].hex().encode())
+    config = {**TEST_CONFIG, "bootstrap": {"hoa_pool4": lab.HOA_POOL4}}
+    try:
+        with HacProcess(setup, config=config, ha=f"[::1]:{ha_port}") as hac:
+            yield [str(BIN_DIR / "mip6-mn"), "register", "--hac", hac.address,
+                   "--ca", str(setup.ca.cert_path), "--id", MN_ID,
+                   "--psk-file", str(psk_file), "--json"]
+    finally:
+        stop_process(ha)
 
 
 @pytest.mark.integration
@@ -155,7 +143,7 @@ def test_mip6_mn_register_prints_the_binding(servers):
     assert done.returncode == 0, done.stderr
     event = json.loads(done.stdout)
     assert event["event"] == "registered"
-    assert event["mn-id"] == "mn1@lab.example"
+    assert event["mn-id"] == MN_ID
     assert event["care-of-address"] == "::1"
     assert IPv6Address(event["home-address"]) in ip_network(lab.HOA_PREFIX)
     assert IPv4Address(event["home-address4"]) in ip_network(lab.HOA_POOL4)
