@@ -14,7 +14,7 @@ from aaa_mip6.errors import AuthenticatorError, InvalidInput, MessageError
 from aaa_mip6.sa import Bootstrap, HomeAgent, SecurityAssociation
 from aaa_mip6.suites import SUITES
 
-from .test_tvheaders import HEADER_VALUES, dates, ip4, ip4_prefixes, ip6, ip6_prefixes, nais, rands
+from .strategies import HEADER_VALUES, dates, ip4, ip4_prefixes, ip6, ip6_prefixes, nais, rands
 
 PSK = b"correct horse battery staple"
 MSK = bytes(range(64))
