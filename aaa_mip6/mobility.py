@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from typing import ClassVar
@@ -645,30 +645,68 @@ def decode_type2_routing_header(data: bytes) -> tuple[int, IPv6Address, int]:
 # --------------------------------------------------------------------------- PType 8 payloads
 
 
+@dataclass(frozen=True)
+class _Signaling:
+    """One direction of PType 8 signaling: the extension header that carries the home
+    address in front of the Mobility Header, and the message that must follow it."""
+
+    name: str
+    next_header: int
+    header_name: str
+    encode_header: Callable[[IPv4Address | IPv6Address], bytes]
+    decode_header: Callable[[bytes], tuple[int, IPv6Address, int]]
+    message_type: type
+    message_name: str
+    from_mn: bool
+
+    def addresses(self, home_address, home_agent) -> tuple:
+        """(source, destination) of the Mobility Header's pseudo-header."""
+        return (home_address, home_agent) if self.from_mn else (home_agent, home_address)
+
+    def build(self, home_address, home_agent, message) -> tuple[int, bytes]:
+        payload = self.encode_header(home_address)
+        payload += encode_mobility_header(message, *self.addresses(home_address, home_agent))
+        return self.next_header, payload
+
+    def parse(self, next_header: int, payload: bytes, home_agent) -> tuple[IPv6Address, object]:
+        if next_header != self.next_header:
+            raise MobilityError(
+                f"{self.name} signaling must start with {self.header_name}, got {next_header}"
+            )
+        inner, home_address, offset = self.decode_header(payload)
+        message = _decode_inner(inner, payload[offset:],
+                                *self.addresses(home_address, home_agent))
+        if not isinstance(message, self.message_type):
+            raise MobilityError(f"{self.name} signaling carries no {self.message_name}")
+        return home_address, message
+
+
+_MN_TO_HA = _Signaling(
+    "MN->HA", NEXT_HEADER_DESTINATION_OPTIONS, "Destination Options",
+    encode_home_address_destination_options, decode_home_address_destination_options,
+    BindingUpdate, "Binding Update", from_mn=True,
+)
+_HA_TO_MN = _Signaling(
+    "HA->MN", NEXT_HEADER_ROUTING, "a Routing header",
+    encode_type2_routing_header, decode_type2_routing_header,
+    BindingAck, "Binding Acknowledgement", from_mn=False,
+)
+
+
 def build_binding_update_payload(
     home_address: IPv4Address | IPv6Address,
     home_agent: IPv4Address | IPv6Address,
     update: BindingUpdate,
 ) -> tuple[int, bytes]:
     """MN->HA PType 8 payload: (Next Header 60, Destination Options + Mobility Header)."""
-    payload = encode_home_address_destination_options(home_address)
-    payload += encode_mobility_header(update, home_address, home_agent)
-    return NEXT_HEADER_DESTINATION_OPTIONS, payload
+    return _MN_TO_HA.build(home_address, home_agent, update)
 
 
 def parse_binding_update_payload(
     next_header: int, payload: bytes, home_agent: IPv4Address | IPv6Address
 ) -> tuple[IPv6Address, BindingUpdate]:
     """HA side: the home address and the Binding Update, checksum checked against it."""
-    if next_header != NEXT_HEADER_DESTINATION_OPTIONS:
-        raise MobilityError(
-            f"MN->HA signaling must start with Destination Options, got {next_header}"
-        )
-    inner, home_address, offset = decode_home_address_destination_options(payload)
-    message = _decode_inner(inner, payload[offset:], home_address, home_agent)
-    if not isinstance(message, BindingUpdate):
-        raise MobilityError("MN->HA signaling carries no Binding Update")
-    return home_address, message
+    return _MN_TO_HA.parse(next_header, payload, home_agent)
 
 
 def build_binding_ack_payload(
@@ -677,9 +715,7 @@ def build_binding_ack_payload(
     ack: BindingAck,
 ) -> tuple[int, bytes]:
     """HA->MN PType 8 payload: (Next Header 43, type 2 Routing header + Mobility Header)."""
-    payload = encode_type2_routing_header(home_address)
-    payload += encode_mobility_header(ack, home_agent, home_address)
-    return NEXT_HEADER_ROUTING, payload
+    return _HA_TO_MN.build(home_address, home_agent, ack)
 
 
 def parse_binding_ack_payload(
@@ -690,13 +726,7 @@ def parse_binding_ack_payload(
     The pseudo-header is that of the packet the HA would send: source the HA,
     destination the home address (the final destination of the Routing header).
     """
-    if next_header != NEXT_HEADER_ROUTING:
-        raise MobilityError(f"HA->MN signaling must start with a Routing header, got {next_header}")
-    inner, home_address, offset = decode_type2_routing_header(payload)
-    message = _decode_inner(inner, payload[offset:], home_agent, home_address)
-    if not isinstance(message, BindingAck):
-        raise MobilityError("HA->MN signaling carries no Binding Acknowledgement")
-    return home_address, message
+    return _HA_TO_MN.parse(next_header, payload, home_agent)
 
 
 def _decode_inner(
