@@ -128,8 +128,9 @@ def test_round_trip_through_framer(avps, command, application, request, splits):
     frames += framer.feed(data[position:])
     assert frames == [data]
     decoded = codec.decode_message(frames[0])
-    assert codec.encode_message(codec.new_request(command, application, decoded.avps)
-                                )[20:] == data[20:]
+    # A known command (e.g. 300, DER) comes back typed, its AVPs in the class's order.
+    assert sorted(avp.as_bytes() for avp in decoded.avps) == sorted(
+        avp.as_bytes() for avp in message.avps)
     assert (decoded.header.command_code, decoded.header.application_id) == (command, application)
 
 
