@@ -15,7 +15,6 @@ import secrets
 import shutil
 import socket
 import subprocess
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Iterator
 import pytest
 
 from aaa_mip6 import pki
+from tests.support import free_port, stop_process, wait_for_log_line
 
 DICTIONARY_DIR = Path("/usr/share/freeradius")
 START_TIMEOUT = 20.0
@@ -59,12 +59,6 @@ class FreeRadius:
     framed_ip_address: str
     config_dir: Path
     log_path: Path
-
-
-def _free_udp_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
 
 
 def _quote(value: str) -> str:
@@ -279,30 +273,14 @@ def write_config(directory: Path, host: str, port: int, secret: str, password: s
     return ca, client
 
 
-def _binary() -> str | None:
+def binary() -> str | None:
     return shutil.which("freeradius") or shutil.which("radiusd")
 
 
-def _wait_ready(process: subprocess.Popen, log_path: Path) -> bool:
+def wait_ready(process: subprocess.Popen, log_path: Path) -> bool:
     """True once the log says the server is ready; False if it exited first."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if log_path.exists() and READY_LINE in log_path.read_text(errors="replace"):
-            return True
-        if process.poll() is not None:
-            return False
-        time.sleep(0.05)
-    raise RuntimeError(f"FreeRADIUS not ready after {START_TIMEOUT} s; see {log_path}")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    return wait_for_log_line(process, log_path, READY_LINE, timeout=START_TIMEOUT,
+                             what="FreeRADIUS")
 
 
 @contextmanager
@@ -312,23 +290,23 @@ def running_freeradius(directory: Path, host: str = "127.0.0.1") -> Iterator[Fre
     A free port is picked and bound by the server; if another process takes it in
     between, the start is retried on a new port.
     """
-    binary = _binary()
-    if binary is None:
+    executable = binary()
+    if executable is None:
         raise FileNotFoundError("freeradius (radiusd) is not installed")
     secret = secrets.token_hex(16)
     password = "pw-" + secrets.token_hex(8)
     for attempt in range(PORT_ATTEMPTS):
         config_dir = directory / f"raddb{attempt}"
         config_dir.mkdir(mode=0o700, parents=True)
-        port = _free_udp_port(host)
+        port = free_port(host, socket.SOCK_DGRAM)
         ca, client = write_config(config_dir, host, port, secret, password)
         log_path = config_dir / "radius.log"
-        command = [binary, "-f", "-d", str(config_dir), "-D", str(DICTIONARY_DIR),
+        command = [executable, "-f", "-d", str(config_dir), "-D", str(DICTIONARY_DIR),
                    "-n", "radiusd", "-l", str(log_path)]
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         try:
-            if _wait_ready(process, log_path):
+            if wait_ready(process, log_path):
                 yield FreeRadius(
                     host=host, port=port, secret=secret.encode(), ca_cert=ca.cert_path,
                     client_cert=client.cert_path, client_key=client.key_path,
@@ -340,7 +318,7 @@ def running_freeradius(directory: Path, host: str = "127.0.0.1") -> Iterator[Fre
                 )
                 return
         finally:
-            _stop(process)
+            stop_process(process)
         if "bind" not in log_path.read_text(errors="replace").lower():
             break
     raise RuntimeError(f"FreeRADIUS did not start; see {log_path}")
@@ -349,7 +327,7 @@ def running_freeradius(directory: Path, host: str = "127.0.0.1") -> Iterator[Fre
 @pytest.fixture(scope="session")
 def freeradius(tmp_path_factory) -> Iterator[FreeRadius]:
     """A FreeRADIUS 3.2 on 127.0.0.1, shared by the session; skips if not installed."""
-    if _binary() is None:
+    if binary() is None:
         pytest.skip("freeradius is not installed (Debian package freeradius)")
     with running_freeradius(tmp_path_factory.mktemp("freeradius")) as server:
         yield server

@@ -23,6 +23,7 @@ from mn.eap import EapCredentials
 from mn.eap.peer import EapPeer
 from tests.integration import freeradius as fixture
 from tests.integration.freeradius import freeradius, running_freeradius  # noqa: F401 (fixture)
+from tests.support import free_port, stop_process
 
 pytestmark = pytest.mark.integration
 
@@ -160,7 +161,8 @@ class StoppedServerTests(unittest.TestCase):
 @contextmanager
 def operator_freeradius(directory: Path):
     """FreeRADIUS with the test config but etc/freeradius's site, client and dictionary."""
-    host, port = "127.0.0.1", fixture._free_udp_port("127.0.0.1")
+    host = "127.0.0.1"
+    port = free_port(host, socket.SOCK_DGRAM)
     secret, password = secrets.token_hex(16), "pw-" + secrets.token_hex(8)
     fixture.write_config(directory, host, port, secret, password)
     (directory / "sites-enabled" / "default").unlink()
@@ -175,15 +177,15 @@ def operator_freeradius(directory: Path):
         OPERATOR_USERS_FILE.format(password=password))
     log_path = directory / "radius.log"
     process = subprocess.Popen(
-        [fixture._binary(), "-f", "-d", str(directory), "-D", str(fixture.DICTIONARY_DIR),
+        [fixture.binary(), "-f", "-d", str(directory), "-D", str(fixture.DICTIONARY_DIR),
          "-n", "radiusd", "-l", str(log_path)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
-        if not fixture._wait_ready(process, log_path):
+        if not fixture.wait_ready(process, log_path):
             raise RuntimeError(f"FreeRADIUS refused etc/freeradius; see {log_path}")
         yield RadiusServer(ipaddress.IPv4Address(host), port, secret.encode()), password
     finally:
-        fixture._stop(process)
+        stop_process(process)
 
 
 class OperatorFilesTests(unittest.TestCase):
@@ -191,7 +193,7 @@ class OperatorFilesTests(unittest.TestCase):
 
     @pytest.fixture(autouse=True)
     def _operator_server(self, tmp_path):
-        if fixture._binary() is None:
+        if fixture.binary() is None:
             pytest.skip("freeradius is not installed (Debian package freeradius)")
         with operator_freeradius(tmp_path) as (server, password):
             self.server, self.password = server, password
