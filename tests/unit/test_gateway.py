@@ -95,7 +95,8 @@ def result_of(gateway, request) -> int:
 
 
 def test_the_gateway_handles_diameter_eap_requests(gateway, gateway_node):
-    assert gateway_node.handlers[(5, 268)] == gateway.handle
+    key = (deap.EAP_APPLICATION_ID, deap.DIAMETER_EAP_COMMAND)
+    assert gateway_node.handlers[key] == gateway.handle
 
 
 def test_multi_round_maps_state_both_ways_and_returns_msk_and_attributes(gateway, upstream):
