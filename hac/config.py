@@ -218,6 +218,10 @@ def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
     return parse
 
 
+def _optional_ip(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    return None if value == "" else _ip(_string(value))
+
+
 def _radius_servers(value: Any) -> tuple[str, ...]:
     """``HOST[:PORT]`` or ``[v6]:PORT`` entries (port 1812 if none); the secret comes apart."""
     entries = [value] if isinstance(value, str) else _list(value)
@@ -305,7 +309,7 @@ class HacConfig:
                                                flag="--radius-secret-file")
     radius_nas_identifier: str | None = _setting("radius.nas_identifier", _string, None)
     radius_nas_address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = _setting(
-        "radius.nas_address", _address(ipaddress.ip_address), None)
+        "radius.nas_address", _optional_ip, None)
     radius_timeout: float = _setting("radius.timeout", _positive, _RETRY.initial_timeout)
     radius_max_timeout: float = _setting("radius.max_timeout", _positive,
                                          _RETRY.max_timeout)
