@@ -13,7 +13,11 @@ import fcntl
 import os
 import struct
 import subprocess
+from collections.abc import Callable
 from ipaddress import IPv4Network, IPv6Network
+
+from twisted.internet.interfaces import IReadDescriptor
+from zope.interface import implementer
 
 from aaa_mip6.errors import ConfigError
 
@@ -129,3 +133,27 @@ class TunDevice:
             os.close(self._fd)
             self._fd = -1
 
+
+
+@implementer(IReadDescriptor)
+class DeviceReader:
+    """Lets a reactor read a packet device (``fileno``, ``read_batch``): at each
+    readiness event every waiting packet, up to READ_BATCH, goes to ``receive``."""
+
+    def __init__(self, device, receive: Callable[[bytes], object], log_prefix: str):
+        self.device = device
+        self.receive = receive
+        self.log_prefix = log_prefix
+
+    def fileno(self) -> int:
+        return self.device.fileno()
+
+    def logPrefix(self) -> str:  # noqa: N802 (Twisted API)
+        return self.log_prefix
+
+    def doRead(self) -> None:  # noqa: N802 (Twisted API)
+        for packet in self.device.read_batch():
+            self.receive(packet)
+
+    def connectionLost(self, reason) -> None:  # noqa: N802 (Twisted API)
+        """Nothing to do: the device's owner closes it."""

@@ -11,18 +11,16 @@ bootstrap) and hands the new SA to the machine.
 
 from __future__ import annotations
 
-import errno
 import socket
 from collections.abc import Callable
 from ipaddress import ip_address
 
 from twisted.internet import defer, task
-from twisted.internet.interfaces import IReadDescriptor
 from twisted.internet.protocol import DatagramProtocol
 from twisted.python import log
-from zope.interface import implementer
 
 from aaa_mip6.sa import HomeAgent, IPAddress
+from aaa_mip6.tun import DeviceReader
 
 from .bootstrap import Bootstrapped
 from .mobility import (
@@ -38,7 +36,6 @@ from .mobility import (
 )
 
 DEREGISTER_TIMEOUT = 3.0  # seconds stop() waits for the de-registration's BA
-MAX_PACKETS_PER_READ = 64  # packets taken from the device per readiness event
 
 
 class RegistrationError(Exception):
@@ -83,34 +80,6 @@ class _HomeAgentSocket(DatagramProtocol):
         self.session._datagram(datagram, ip_address(address[0].split("%")[0]), address[1])
 
 
-@implementer(IReadDescriptor)
-class _DeviceReader:
-    """Reads packets the kernel routes into the tunnel device and hands them to the session."""
-
-    def __init__(self, session: MobileSession, device):
-        self.session = session
-        self.device = device
-
-    def fileno(self) -> int:
-        return self.device.fileno()
-
-    def logPrefix(self) -> str:  # noqa: N802 (Twisted API)
-        return "mip6-mn-tun"
-
-    def doRead(self) -> None:  # noqa: N802 (Twisted API)
-        for _ in range(MAX_PACKETS_PER_READ):
-            try:
-                packet = self.device.read()
-            except OSError as error:
-                if error.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
-                    return
-                raise
-            self.session.send(packet)
-
-    def connectionLost(self, reason) -> None:  # noqa: N802 (Twisted API)
-        pass
-
-
 class MobileSession:
     """One MN at its HA: registration, refresh, handover, rebootstrap and tunneled data.
 
@@ -139,7 +108,7 @@ class MobileSession:
         self.send_failures = 0  # datagrams the kernel refused (no route while moving)
         self._port = None
         self._timer = None
-        self._reader: _DeviceReader | None = None
+        self._reader: DeviceReader | None = None
         self._follow: task.LoopingCall | None = None
         self._waiting: list[defer.Deferred] = []
 
@@ -186,9 +155,9 @@ class MobileSession:
             self.move(current).addErrback(lambda failure: failure.trap(RegistrationError))
 
     def attach(self, device) -> None:
-        """Tunnel through ``device`` (``fileno``, non-blocking ``read``, ``write``)."""
+        """Tunnel through ``device`` (``fileno``, non-blocking ``read_batch``, ``write``)."""
         self.deliver = device.write
-        self._reader = _DeviceReader(self, device)
+        self._reader = DeviceReader(device, self.send, "mip6-mn-tun")
         self.reactor.addReader(self._reader)
 
     def send(self, packet: bytes) -> bool:

@@ -6,7 +6,7 @@ from ipaddress import IPv4Network, IPv6Network
 import pytest
 
 from aaa_mip6.errors import ConfigError
-from aaa_mip6.tun import READ_BATCH, TunDevice, open_tun
+from aaa_mip6.tun import READ_BATCH, DeviceReader, TunDevice, open_tun
 from mn.tunnel import parse_route
 
 
@@ -50,6 +50,19 @@ def test_write_delivers_and_drops_when_the_queue_is_full(device_and_kernel):
     assert kernel.recv(100) == b"packet"
     results = [device.write(bytes(4096)) for _ in range(1000)]
     assert results[0] is True and results[-1] is False
+
+
+def test_device_reader_hands_every_waiting_packet_over(device_and_kernel):
+    device, kernel = device_and_kernel
+    received = []
+    reader = DeviceReader(device, received.append, "test-tun")
+    kernel.send(b"one")
+    kernel.send(b"two")
+    reader.doRead()
+    reader.doRead()  # a spurious wake-up finds nothing
+    assert received == [b"one", b"two"]
+    assert reader.fileno() == device.fileno()
+    assert reader.logPrefix() == "test-tun"
 
 
 def test_close_is_idempotent_and_reprs_by_name(device_and_kernel):
