@@ -19,6 +19,8 @@ from twisted.internet import defer, threads
 from twisted.internet.selectreactor import SelectReactor
 from twisted.python.failure import Failure
 
+from aaa_mip6 import pki
+
 STOP_TIMEOUT = 10.0  # seconds for a SIGTERM before SIGKILL
 POLL_INTERVAL = 0.05
 
@@ -33,6 +35,25 @@ def free_port(host: str = "127.0.0.1", kind: socket.SocketKind = socket.SOCK_STR
     with socket.socket(family, kind) as probe:
         probe.bind((host, 0))
         return probe.getsockname()[1]
+
+
+def quoted(value: str) -> str:
+    """``value`` double-quoted for a server's config file (FreeRADIUS, hostapd,
+    freeDiameter); test values never need escapes, so quotes and backslashes are refused."""
+    if '"' in value or "\\" in value:
+        raise ValueError("test config values must not contain quotes or backslashes")
+    return f'"{value}"'
+
+
+def eap_server_pki(certs: Path, ca_name: str, server_name: str, client_name: str
+                   ) -> tuple[pki.Identity, pki.Identity, pki.Identity]:
+    """A CA, an RSA server certificate for ``server_name`` and an EAP-TLS client
+    certificate with common name ``client_name``, all in ``certs``: (ca, server, client)."""
+    ca = pki.make_ca(certs, common_name=ca_name)
+    server = pki.make_cert(certs, ca, "server", common_name=server_name,
+                           dns_names=(server_name,), key_type="rsa")
+    client = pki.make_cert(certs, ca, "client", common_name=client_name, client=True)
+    return ca, server, client
 
 
 def stop_process(process: subprocess.Popen, timeout: float = STOP_TIMEOUT) -> int:

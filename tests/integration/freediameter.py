@@ -25,7 +25,7 @@ from typing import Iterator
 import pytest
 
 from aaa_mip6 import pki
-from tests.support import free_port, stop_process
+from tests.support import free_port, quoted, stop_process
 
 BINARY = "freeDiameterd"
 RELAY_IDENTITY = "relay.example.com"
@@ -62,18 +62,12 @@ class Relay:
         return self.log_path.read_text(errors="replace")
 
 
-def _quote(value: str) -> str:
-    if '"' in value or "\\" in value:
-        raise ValueError("freeDiameter test values must not contain quotes or backslashes")
-    return f'"{value}"'
-
-
 def relay_config(credentials: pki.Identity, ca: pki.Identity,
                  peers: list[PeerSpec], port: int, tls_port: int) -> str:
     """freeDiameter.conf for a relay on 127.0.0.1 that connects to ``peers`` over TLS."""
     lines = [
-        f"Identity = {_quote(RELAY_IDENTITY)};",
-        f"Realm = {_quote(RELAY_REALM)};",
+        f"Identity = {quoted(RELAY_IDENTITY)};",
+        f"Realm = {quoted(RELAY_REALM)};",
         f"Port = {port};",
         f"SecPort = {tls_port};",
         'ListenOn = "127.0.0.1";',
@@ -81,11 +75,11 @@ def relay_config(credentials: pki.Identity, ca: pki.Identity,
         "No_IPv6;",
         "TcTimer = 1;",
         f"TwTimer = {RELAY_TW};",
-        f"TLS_Cred = {_quote(str(credentials.cert_path))}, {_quote(str(credentials.key_path))};",
-        f"TLS_CA = {_quote(str(ca.cert_path))};",
+        f"TLS_Cred = {quoted(str(credentials.cert_path))}, {quoted(str(credentials.key_path))};",
+        f"TLS_CA = {quoted(str(ca.cert_path))};",
     ]
     lines += [
-        f"ConnectPeer = {_quote(peer.origin_host)} {{ ConnectTo = \"127.0.0.1\"; "
+        f"ConnectPeer = {quoted(peer.origin_host)} {{ ConnectTo = \"127.0.0.1\"; "
         f"Port = {peer.port}; No_SCTP; TcTimer = 1; }};"
         for peer in peers
     ]

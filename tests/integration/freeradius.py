@@ -23,7 +23,7 @@ from typing import Iterator
 import pytest
 
 from aaa_mip6 import pki
-from tests.support import free_port, stop_process, wait_for_log_line
+from tests.support import eap_server_pki, free_port, quoted, stop_process, wait_for_log_line
 
 DICTIONARY_DIR = Path("/usr/share/freeradius")
 START_TIMEOUT = 20.0
@@ -59,13 +59,6 @@ class FreeRadius:
     framed_ip_address: str
     config_dir: Path
     log_path: Path
-
-
-def _quote(value: str) -> str:
-    """A FreeRADIUS double-quoted string (the values here never hold quotes)."""
-    if '"' in value or "\\" in value:
-        raise ValueError("FreeRADIUS test values must not contain quotes or backslashes")
-    return f'"{value}"'
 
 
 def _radiusd_conf(directory: Path, log_path: Path) -> str:
@@ -129,7 +122,7 @@ def _clients_conf(secret: str) -> str:
     return f"""\
 client localhost {{
     ipaddr = 127.0.0.1
-    secret = {_quote(secret)}
+    secret = {quoted(secret)}
     require_message_authenticator = yes
     nas_type = other
 }}
@@ -152,7 +145,7 @@ eap {{
     }}
     pwd {{
         group = 19
-        server_id = {_quote(PWD_SERVER_ID)}
+        server_id = {quoted(PWD_SERVER_ID)}
         fragment_size = 1020
         virtual_server = "inner-tunnel"
     }}
@@ -242,8 +235,8 @@ def _users(password: str) -> str:
         f"\tFramed-IP-Address = {FRAMED_IP_ADDRESS}\n"
     )
     return (
-        f"{_quote(PASSWORD_USER)} Cleartext-Password := {_quote(password)}\n{reply}\n"
-        f"{_quote(TLS_USER)}\n{reply}\n"
+        f"{quoted(PASSWORD_USER)} Cleartext-Password := {quoted(password)}\n{reply}\n"
+        f"{quoted(TLS_USER)}\n{reply}\n"
     )
 
 
@@ -251,10 +244,7 @@ def write_config(directory: Path, host: str, port: int, secret: str, password: s
                  ) -> tuple[pki.Identity, pki.Identity]:
     """Write a complete FreeRADIUS config into ``directory``; return (ca, client identity)."""
     certs = directory / "certs"
-    ca = pki.make_ca(certs, common_name="aaa-mip6 test RADIUS CA")
-    server = pki.make_cert(certs, ca, "server", common_name=SERVER_NAME,
-                           dns_names=(SERVER_NAME,), key_type="rsa")
-    client = pki.make_cert(certs, ca, "client", common_name=TLS_USER, client=True)
+    ca, server, client = eap_server_pki(certs, "aaa-mip6 test RADIUS CA", SERVER_NAME, TLS_USER)
     log_path = directory / "radius.log"
     (directory / "radiusd.conf").write_text(_radiusd_conf(directory, log_path))
     pki.write_private(directory / "clients.conf", _clients_conf(secret).encode())

@@ -28,7 +28,7 @@ from typing import Iterator
 import pytest
 
 from aaa_mip6 import pki
-from tests.support import free_port, stop_process, wait_for_log_line
+from tests.support import eap_server_pki, free_port, quoted, stop_process, wait_for_log_line
 
 START_TIMEOUT = 20.0
 READY_LINE = "AP-ENABLED"
@@ -81,13 +81,6 @@ def version(executable: str) -> tuple[int, ...]:
     return tuple(int(part) for part in match.group(1).split("."))
 
 
-def _quote(value: str) -> str:
-    """A hostapd eap_user double-quoted string (the values here never hold quotes)."""
-    if '"' in value or "\\" in value:
-        raise ValueError("hostapd test values must not contain quotes or backslashes")
-    return f'"{value}"'
-
-
 def _hostapd_conf(directory: Path, port: int, server: pki.Identity, ca: pki.Identity) -> str:
     return f"""\
 driver=none
@@ -116,12 +109,12 @@ def _eap_users(password: str, with_pwd: bool) -> str:
     hostapd offers a user's methods in order and moves on when the peer Naks.
     """
     outer_methods = "MD5,GTC,MSCHAPV2" + (",PWD" if with_pwd else "")
-    secret = _quote(password)
+    secret = quoted(password)
     return (
-        f"{_quote(PASSWORD_USER)}\t{outer_methods}\t{secret}\n"
-        f"{_quote(TLS_USER)}\tTLS\n"
-        f"{_quote(ANONYMOUS_IDENTITY)}\tTTLS,PEAP\n"
-        f"{_quote(PASSWORD_USER)}\tTTLS-PAP,TTLS-MSCHAPV2,MSCHAPV2\t{secret}\t[2]\n"
+        f"{quoted(PASSWORD_USER)}\t{outer_methods}\t{secret}\n"
+        f"{quoted(TLS_USER)}\tTLS\n"
+        f"{quoted(ANONYMOUS_IDENTITY)}\tTTLS,PEAP\n"
+        f"{quoted(PASSWORD_USER)}\tTTLS-PAP,TTLS-MSCHAPV2,MSCHAPV2\t{secret}\t[2]\n"
     )
 
 
@@ -129,10 +122,8 @@ def write_config(directory: Path, port: int, secret: str, password: str, with_pw
                  ) -> tuple[pki.Identity, pki.Identity]:
     """Write a complete hostapd config into ``directory``; return (ca, client identity)."""
     certs = directory / "certs"
-    ca = pki.make_ca(certs, common_name="aaa-mip6 test hostapd CA")
-    server = pki.make_cert(certs, ca, "server", common_name=SERVER_NAME,
-                           dns_names=(SERVER_NAME,), key_type="rsa")
-    client = pki.make_cert(certs, ca, "client", common_name=TLS_USER, client=True)
+    ca, server, client = eap_server_pki(certs, "aaa-mip6 test hostapd CA", SERVER_NAME,
+                                        TLS_USER)
     (directory / "hostapd.conf").write_text(_hostapd_conf(directory, port, server, ca))
     pki.write_private(directory / "radius_clients", f"127.0.0.1/32\t{secret}\n".encode())
     pki.write_private(directory / "eap_user", _eap_users(password, with_pwd).encode())
