@@ -109,6 +109,20 @@ BAD_VALUES = [
     ("limits.max_message", 10, "64..65535"),
     ("compat.draft01_auth", 1, "true or false"),
     ("log.level", "loud", "debug, info, warning, error"),
+    ("auth.methods", ["psk", "ldap"], "each entry is psk or eap, once"),
+    ("eap.identity_from_mn_id", "yes", "true or false"),
+    ("limits.aaa_timeout", 0, "positive number"),
+    ("radius.servers", ["radius.example:1812"], "expected an IP address and port"),
+    ("radius.secret", "", "non-empty string"),
+    ("radius.secret_file", 7, "non-empty string"),
+    ("radius.nas_identifier", "", "non-empty string"),
+    ("radius.nas_address", "nas.example", "is not an IP address"),
+    ("radius.timeout", 0, "positive number"),
+    ("radius.max_timeout", -1, "positive number"),
+    ("radius.transmissions", 0, "1..10"),
+    ("radius.dead_after", 0, "1..1000"),
+    ("radius.hold_down", "long", "positive number"),
+    ("radius.probe", "no", "true or false"),
 ]
 
 
