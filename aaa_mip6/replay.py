@@ -17,7 +17,11 @@ MAX_WINDOW = 4096
 
 
 class ReplayWindow:
-    """The highest number accepted so far and a bitmap of the ``size`` numbers at and below it."""
+    """The highest number accepted so far and a bitmap of the ``size`` numbers at and below it.
+
+    The bitmap is one Python int (bit i: ``highest - i`` was accepted), so a check is a
+    shift and a mask, and a snapshot is two ints.
+    """
 
     __slots__ = ("size", "_highest", "_seen", "_mask")
 
@@ -36,6 +40,21 @@ class ReplayWindow:
     def highest(self) -> int | None:
         """The highest sequence number accepted, None before the first packet."""
         return None if self._highest < 0 else self._highest
+
+    def start_after(self, seq: int) -> None:
+        """Refuse every number up to ``seq`` (a restored floor): as if all had been accepted."""
+        if not 0 <= seq < SEQ_LIMIT:
+            raise ValueError(f"sequence number {seq} is not a 32-bit number")
+        self._highest = seq
+        self._seen = self._mask
+
+    def snapshot(self) -> tuple[int, int]:
+        """The window's state, to :meth:`restore` when a verified packet is dropped after all."""
+        return self._highest, self._seen
+
+    def restore(self, snapshot: tuple[int, int]) -> None:
+        """Put back the state a :meth:`snapshot` of this window returned."""
+        self._highest, self._seen = snapshot
 
     def check(self, seq: int) -> None:
         """Raise ReplayError if ``seq`` was accepted already or is left of the window."""

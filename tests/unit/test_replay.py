@@ -105,3 +105,56 @@ def test_any_order_inside_the_window_is_accepted_once(order):
     for seq in order:
         with pytest.raises(ReplayError):
             window.check(seq)
+
+
+@pytest.mark.parametrize("floor", [0, 5, 63, 64, 1000, SEQ_LIMIT - 1])
+def test_start_after_refuses_everything_up_to_the_floor(floor):
+    window = ReplayWindow(64)
+    window.start_after(floor)
+    assert window.highest == floor
+    for seq in range(max(0, floor - 70), floor + 1):
+        with pytest.raises(ReplayError):
+            window.check(seq)
+    if floor + 1 < SEQ_LIMIT:
+        window.accept(floor + 1)
+        assert window.highest == floor + 1
+
+
+@pytest.mark.parametrize("bad", [-1, SEQ_LIMIT])
+def test_start_after_takes_32_bit_numbers_only(bad):
+    with pytest.raises(ValueError):
+        ReplayWindow().start_after(bad)
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=300), max_size=40),
+    st.lists(st.integers(min_value=0, max_value=300), min_size=1, max_size=40),
+)
+def test_restore_undoes_everything_since_the_snapshot(before, after):
+    window = ReplayWindow(64)
+    for seq in before:
+        try:
+            window.accept(seq)
+        except ReplayError:
+            pass
+    saved = window.snapshot()
+    verdicts = []
+    for seq in range(320):
+        try:
+            window.check(seq)
+            verdicts.append(True)
+        except ReplayError:
+            verdicts.append(False)
+    for seq in after:
+        try:
+            window.accept(seq)
+        except ReplayError:
+            pass
+    window.restore(saved)
+    assert window.snapshot() == saved
+    for seq, fresh in enumerate(verdicts):
+        try:
+            window.check(seq)
+            assert fresh
+        except ReplayError:
+            assert not fresh
