@@ -2,10 +2,11 @@
 
 import dataclasses
 import struct
-import types
 from datetime import datetime, timezone
 
 import pytest
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -84,26 +85,51 @@ def test_iv_is_fresh_per_packet(suite_name):
     assert first[8 + iv_length :] != second[8 + iv_length :]
 
 
-def test_rfc3602_case5_esp_payload(monkeypatch):
-    """RFC 3602 §4 case 5: our padding, IV placement and CBC give its encrypted data."""
-    iv = bytes.fromhex("e96e8c08ab465763fd098d45dd3ff893")
-    monkeypatch.setattr(transform, "os", types.SimpleNamespace(urandom=lambda n: iv[:n]))
-    data = bytes.fromhex(
-        "08000ebda70a00008e9c083db95b0700" + bytes(range(8, 0x38)).hex()
-    )
-    encrypted = bytes.fromhex(
+RFC3602_CASE5 = {
+    "key": bytes.fromhex("90d382b410eeba7ad938c46cec1a82bf"),
+    "iv": bytes.fromhex("e96e8c08ab465763fd098d45dd3ff893"),
+    "data": bytes.fromhex("08000ebda70a00008e9c083db95b0700" + bytes(range(8, 0x38)).hex()),
+    "encrypted": bytes.fromhex(
         "f663c25d325c18c6a9453e194e120849a4870b66cc6b9965330013b4898dc856"
         "a4699e523a55db080b59ec3a8e4b7e52775b07d1db34ed9c538ab50c551b874a"
         "a269add047ad2d5913ac19b7cfbad4a6"
-    )
+    ),
+}
+
+
+def test_rfc3602_case5_esp_payload_is_received():
+    """RFC 3602 §4 case 5: its IV and encrypted data open to its payload, padding and trailer."""
     suite = SUITES["AES_128_CBC_SHA"]
-    sealer = Sealer(suite, 0x4321, b"\x01" * 20, bytes.fromhex("90d382b410eeba7ad938c46cec1a82bf"))
-    packet = sealer.protect(PType.ENCRYPTED_IP, 1, data, 1)
-    assert packet[:8] == bytes.fromhex("1000432100000001")
-    assert packet[8:24] == iv
-    assert packet[24:-12] == encrypted
-    opened = sealer.unprotect(packet)
-    assert (opened.payload, opened.next_header, opened.seq) == (data, 1, 1)
+    icv = suite.integrity.keyed(b"\x01" * 20)
+    signed = bytes.fromhex("1000432100000001") + RFC3602_CASE5["iv"] + RFC3602_CASE5["encrypted"]
+    sealer = Sealer(suite, 0x4321, b"\x01" * 20, RFC3602_CASE5["key"])
+    opened = sealer.unprotect(signed + icv(signed))
+    assert (opened.payload, opened.next_header, opened.seq) == (RFC3602_CASE5["data"], 1, 1)
+
+
+@pytest.mark.parametrize("suite_name", ["3DES_EDE_CBC_SHA", "AES_128_CBC_SHA"])
+def test_sent_packets_are_plain_cbc_with_the_iv_in_front(suite_name):
+    """Whatever came before, each packet is standard CBC under the IV it carries (RFC 3602 §3)."""
+    suite = SUITES[suite_name]
+    ekey = b"\x22" * suite.ekey_length
+    algorithm = {"AES-128-CBC": algorithms.AES128, "3DES-CBC": TripleDES}[suite.confidentiality.name]
+    sealer = make_sealer(suite_name)
+    for size in (0, 40, 1400):
+        packet = sealer.protect(PType.ENCRYPTED_IP, size, b"\x5a" * size, 41)
+        iv, body = packet[8 : 8 + suite.iv_length], packet[8 + suite.iv_length : -12]
+        plain = Cipher(algorithm(ekey), modes.CBC(iv)).decryptor().update(body)
+        pad_length = -(size + 2) % suite.block_size
+        assert plain == b"\x5a" * size + bytes(range(1, pad_length + 1)) + bytes((pad_length, 41))
+
+
+@pytest.mark.parametrize("suite_name", SUITE_NAMES)
+def test_packets_open_in_any_order(suite_name):
+    """The chained CBC contexts carry nothing from one packet to the next."""
+    sealer = make_sealer(suite_name)
+    packets = [sealer.protect(PType.ENCRYPTED_IP, seq, bytes([seq]) * (seq * 7), 41)
+               for seq in range(6)]
+    for seq in (5, 0, 3, 3, 1, 4, 2):
+        assert sealer.unprotect(packets[seq]).payload == bytes([seq]) * (seq * 7)
 
 
 # --- round trips ------------------------------------------------------------------------
