@@ -7,6 +7,10 @@ Quick start, no config file::
 
 EAP relayed to RADIUS (RFC 6618 §5.9): add ``--radius-server 192.0.2.5:1812
 --radius-secret-file /etc/mip6/radius.secret`` (repeat ``--radius-server`` for fail-over).
+EAP over Diameter (RFC 4072, TLS only): ``--aaa-backend diameter
+--diameter-origin-host hac1.example.org --diameter-origin-realm example.org
+--diameter-realm aaa.example.net --diameter-peer relay.example.org=192.0.2.6
+--diameter-ca ca.pem --diameter-cert hac-diameter.pem --diameter-key hac-diameter.key``.
 
 Everything else lives in ``--config FILE`` (TOML); a flag overrides the file. Bad
 configuration prints a message naming the setting and exits with status 2.
@@ -38,6 +42,15 @@ _FLAGS = {  # argparse dest -> dotted config key
     "radius_server": "radius.servers",
     "radius_secret": "radius.secret",
     "radius_secret_file": "radius.secret_file",
+    "aaa_backend": "aaa.backend",
+    "diameter_origin_host": "diameter.origin_host",
+    "diameter_origin_realm": "diameter.origin_realm",
+    "diameter_realm": "diameter.destination_realm",
+    "diameter_peer": "diameter.peers",
+    "diameter_listen": "diameter.listen",
+    "diameter_ca": "diameter.ca",
+    "diameter_cert": "diameter.cert",
+    "diameter_key": "diameter.key",
 }
 
 
@@ -61,8 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="HAC certificate, leaf first, then its chain (tls.cert)")
     parser.add_argument("--key", metavar="PEM", help="its private key, unencrypted (tls.key)")
     parser.add_argument("--psk-file", metavar="FILE",
-                        help="pre-shared keys, one 'NAI hex-key' per line "
-                             "(credentials.psk_file)")
+                        help="pre-shared keys, one 'NAI hex-key' per line; required while "
+                             "auth.methods includes psk (credentials.psk_file)")
     parser.add_argument("--store", metavar="URL",
                         help="SA store: sqlite:///abs/path.db or postgresql://... (store.url)")
     parser.add_argument("--ha", metavar="ADDR", action="append",
@@ -84,6 +97,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--radius-secret-file", metavar="FILE",
                         help="file whose first line is the RADIUS shared secret "
                              "(radius.secret_file)")
+    diameter = parser.add_argument_group(
+        "EAP over Diameter (RFC 4072)",
+        "With --aaa-backend diameter the HAC relays EAP in Diameter-EAP-Requests over TLS "
+        "(never plain TCP: the MSK crosses in the answer). Needs the origin host and realm, "
+        "the destination realm, --diameter-ca/-cert/-key, and --diameter-peer or "
+        "--diameter-listen.")
+    diameter.add_argument("--aaa-backend", metavar="BACKEND",
+                          help="radius (default) or diameter (aaa.backend)")
+    diameter.add_argument("--diameter-origin-host", metavar="FQDN",
+                          help="the HAC's Diameter identity; its --diameter-cert must name it "
+                               "(diameter.origin_host)")
+    diameter.add_argument("--diameter-origin-realm", metavar="REALM",
+                          help="the HAC's realm (diameter.origin_realm)")
+    diameter.add_argument("--diameter-realm", metavar="REALM",
+                          help="Destination-Realm of the EAP server (diameter.destination_realm)")
+    diameter.add_argument("--diameter-peer", metavar="NAME=ADDR[:PORT]", action="append",
+                          help="a Diameter peer (agent or EAP server) to connect to over TLS: "
+                               "its Origin-Host, which its certificate must name, and its "
+                               "v4:port, [v6]:port or bare address for port 5658; repeat for "
+                               "fail-over (diameter.peers)")
+    diameter.add_argument("--diameter-listen", metavar="HOST:PORT",
+                          help="also accept Diameter peers over TLS here, e.g. an agent that "
+                               "connects to the HAC (diameter.listen)")
+    diameter.add_argument("--diameter-ca", metavar="PEM",
+                          help="CA certificates that sign the peers' certificates (diameter.ca)")
+    diameter.add_argument("--diameter-cert", metavar="PEM",
+                          help="the HAC's Diameter TLS certificate, leaf first (diameter.cert)")
+    diameter.add_argument("--diameter-key", metavar="PEM",
+                          help="its private key, unencrypted (diameter.key)")
     return parser
 
 

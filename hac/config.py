@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 import socket
 import tomllib
 from collections.abc import Callable, Mapping
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from aaa_mip6.container import MAX_CONTENT
+from aaa_mip6.diameter.peer import DEFAULT_TW
+from aaa_mip6.diameter.router import DEFAULT_REQUEST_TIMEOUT
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.messages import DEFAULT_PORT
 from aaa_mip6.radius.servers import RadiusServer, RetryPolicy
@@ -30,6 +33,8 @@ from aaa_mip6.tvheaders import AuthMethod
 from .provisioning import DEFAULT_LIFETIME, BootstrapPolicy, HaSelection, SaPolicy
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+AAA_BACKENDS = ("radius", "diameter")
+MIN_WATCHDOG = 6.0  # RFC 3539's smallest Tw
 _RETRY = RetryPolicy()  # the RADIUS defaults
 
 
@@ -247,6 +252,59 @@ def _store_url(value: Any) -> str:
     return url
 
 
+_DIAMETER_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def _diameter_identity(value: Any) -> str:
+    """A DiameterIdentity: an FQDN (RFC 6733 §4.3.1), e.g. hac.example.org."""
+    text = _string(value)
+    if len(text) > 253 or not all(_DIAMETER_LABEL.fullmatch(label)
+                                   for label in text.split(".")):
+        raise ValueError(f"{text!r} is not a DiameterIdentity (an FQDN such as "
+                         "hac.example.org)")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class DiameterPeer:
+    """A Diameter peer the HAC connects to over TLS; ``port`` None means 5658."""
+
+    name: str
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    port: int | None
+
+
+def _diameter_peer(text: str) -> DiameterPeer:
+    name, equals, where = _string(text).partition("=")
+    if not equals:
+        raise ValueError(f"{text!r}: each peer is NAME=ADDRESS[:PORT], e.g. "
+                         "relay.example.org=192.0.2.5:5658")
+    host, port = _host_port(where)
+    if port == 0:
+        raise ValueError(f"{text!r}: the port must be 1..65535")
+    return DiameterPeer(_diameter_identity(name), _ip(host), port)
+
+
+def _diameter_peers(value: Any) -> tuple[DiameterPeer, ...]:
+    """One ``NAME=ADDRESS[:PORT]`` string or a list of them, in order of preference."""
+    entries = [value] if isinstance(value, str) else _list(value)
+    peers = tuple(_diameter_peer(entry) for entry in entries)
+    if len({peer.name for peer in peers}) != len(peers):
+        raise ValueError("a peer name may be listed once")
+    return peers
+
+
+def _optional_listen(value: Any) -> ListenAddress | None:
+    return None if value == "" else _listen(value)
+
+
+def _watchdog(value: Any) -> float:
+    seconds = _positive(value)
+    if seconds < MIN_WATCHDOG:
+        raise ValueError(f"must be at least {MIN_WATCHDOG:g} seconds (RFC 3539)")
+    return seconds
+
+
 _REQUIRED = object()
 
 
@@ -265,11 +323,12 @@ class HacConfig:
     listen: ListenAddress = _setting("listen", _listen, flag="--listen")
     cert: Path = _setting("tls.cert", _path, flag="--cert")
     key: Path = _setting("tls.key", _path, flag="--key")
-    psk_file: Path = _setting("credentials.psk_file", _path, flag="--psk-file")
     store_url: str = _setting("store.url", _store_url, flag="--store")
     home_agents: tuple = _setting("home_agents.addresses", _home_agents, flag="--ha")
     hoa_prefix: ipaddress.IPv6Network | None = _setting(
         "bootstrap.hoa_prefix", _network(ipaddress.IPv6Network), None, flag="--hoa-prefix")
+    psk_file: Path | None = _setting("credentials.psk_file", _optional_path, None,
+                                     flag="--psk-file")
     instance: str = _setting("instance", _string, socket.gethostname() or "hac")
     workers: int = _setting("workers", _integer(1, 64), 1, flag="--workers")
     client_ca: Path | None = _setting("tls.client_ca", _optional_path, None)
@@ -319,6 +378,27 @@ class HacConfig:
                                       _RETRY.dead_after)
     radius_hold_down: float = _setting("radius.hold_down", _positive, _RETRY.hold_down)
     radius_probe: bool = _setting("radius.probe", _boolean, _RETRY.probe)
+    aaa_backend: str = _setting("aaa.backend", _choice(AAA_BACKENDS), "radius",
+                                flag="--aaa-backend")
+    diameter_origin_host: str | None = _setting("diameter.origin_host", _diameter_identity, None,
+                                                flag="--diameter-origin-host")
+    diameter_origin_realm: str | None = _setting("diameter.origin_realm", _diameter_identity,
+                                                 None, flag="--diameter-origin-realm")
+    diameter_realm: str | None = _setting("diameter.destination_realm", _diameter_identity, None,
+                                          flag="--diameter-realm")
+    diameter_peers: tuple = _setting("diameter.peers", _diameter_peers, (),
+                                     flag="--diameter-peer")
+    diameter_listen: ListenAddress | None = _setting("diameter.listen", _optional_listen, None,
+                                                     flag="--diameter-listen")
+    diameter_ca: Path | None = _setting("diameter.ca", _optional_path, None, flag="--diameter-ca")
+    diameter_cert: Path | None = _setting("diameter.cert", _optional_path, None,
+                                          flag="--diameter-cert")
+    diameter_key: Path | None = _setting("diameter.key", _optional_path, None,
+                                         flag="--diameter-key")
+    diameter_request_timeout: float = _setting("diameter.request_timeout", _positive,
+                                               DEFAULT_REQUEST_TIMEOUT)
+    diameter_watchdog: float = _setting("diameter.watchdog", _watchdog, DEFAULT_TW)
+    diameter_retry_after: int = _setting("diameter.retry_after", _integer(1, 3600), 5)
 
     def sa_policy(self) -> SaPolicy:
         return SaPolicy(self.suites, self.scopes, self.default_scope, self.lifetime)
@@ -326,7 +406,7 @@ class HacConfig:
     @property
     def aaa_configured(self) -> bool:
         """Whether an AAA backend (for the EAP flow) is configured."""
-        return bool(self.radius_servers)
+        return self.aaa_backend == "diameter" or bool(self.radius_servers)
 
     def radius_policy(self) -> RetryPolicy:
         return RetryPolicy(self.radius_timeout, self.radius_max_timeout,
@@ -384,6 +464,12 @@ def read_toml(path: Path) -> dict[str, Any]:
     return flat
 
 
+def _named(key: str) -> str:
+    """``key (--flag)`` as error messages name a setting, or the key alone."""
+    flag = SETTINGS[key].metadata["flag"]
+    return f"{key} ({flag})" if flag else key
+
+
 def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = None
                 ) -> HacConfig:
     """Validate the file's settings with ``overrides`` (dotted key -> flag value) on top."""
@@ -395,8 +481,7 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
             raw[key] = value
     values = {}
     for key, spec in SETTINGS.items():
-        flag = spec.metadata["flag"]
-        name = f"{key} ({flag})" if flag else key
+        name = _named(key)
         if key not in raw:
             if spec.default is MISSING:
                 raise ConfigError(f"{name} is required")
@@ -426,6 +511,42 @@ def _check_together(config: HacConfig) -> None:
                           "not both")
     if config.radius_max_timeout < config.radius_timeout:
         raise ConfigError("radius.max_timeout must be at least radius.timeout")
+    if AuthMethod.PSK in config.auth_methods and config.psk_file is None:
+        raise ConfigError(f"{_named('credentials.psk_file')} is required while auth.methods "
+                          "includes psk")
     if config.auth_methods == (AuthMethod.EAP,) and not config.aaa_configured:
         raise ConfigError("auth.methods lists only eap, but no AAA server is configured "
-                          "(radius.servers, --radius-server)")
+                          "(radius.servers, --radius-server; or aaa.backend = diameter)")
+    if config.aaa_backend == "diameter":
+        _check_diameter(config)
+    elif config.diameter_peers or config.diameter_listen:
+        key = "diameter.peers" if config.diameter_peers else "diameter.listen"
+        raise ConfigError(f"{_named(key)} is set, but {_named('aaa.backend')} is radius; "
+                          "set it to diameter")
+
+
+_DIAMETER_REQUIRED = ("diameter.origin_host", "diameter.origin_realm",
+                      "diameter.destination_realm", "diameter.ca", "diameter.cert",
+                      "diameter.key")
+
+
+def _check_diameter(config: HacConfig) -> None:
+    """What ``aaa.backend = "diameter"`` needs (TLS only: the MSK crosses in the DEA)."""
+    wanted = "with aaa.backend = diameter"
+    if config.radius_servers:
+        raise ConfigError(f"{_named('radius.servers')} is set, but {_named('aaa.backend')} "
+                          "is diameter")
+    for key in _DIAMETER_REQUIRED:
+        if getattr(config, SETTINGS[key].name) is None:
+            raise ConfigError(f"{_named(key)} is required {wanted}")
+    if not config.diameter_peers and config.diameter_listen is None:
+        raise ConfigError(f"{_named('diameter.peers')} or {_named('diameter.listen')} is "
+                          f"required {wanted}")
+    if config.workers != 1:
+        raise ConfigError(f"{_named('workers')} must be 1 {wanted}: a Diameter peer takes "
+                          "one connection per Origin-Host")
+    if (not config.diameter_peers
+            and ipaddress.ip_address(config.diameter_listen.host).is_unspecified):
+        raise ConfigError(f"{_named('diameter.listen')}: a wildcard address needs "
+                          "diameter.peers too; else listen on the address peers reach "
+                          "(it is the Host-IP-Address of the CER/CEA)")

@@ -7,9 +7,10 @@ carries out its actions. Protection against idle and abusive clients: a handshak
 timeout, an idle timeout, a cap on concurrent connections and a per-source token
 bucket, all enforced before any protocol work is done.
 
-With an AAA backend configured (RADIUS: ``radius.servers``) the HAC also runs the EAP
-flow: the core asks for each AAA round trip (:class:`hac.core.AskAaa`), the protocol
-calls the backend with the MN's TLS source as Calling-Station-Id, bounds the wait by
+With an AAA backend configured (RADIUS: ``radius.servers``; Diameter EAP, RFC 4072:
+``aaa.backend = "diameter"``, over TLS only since the MSK crosses in the answer) the
+HAC also runs the EAP flow: the core asks for each AAA round trip
+(:class:`hac.core.AskAaa`), the protocol calls the backend with the MN's TLS source as Calling-Station-Id, bounds the wait by
 ``limits.aaa_timeout`` (then 504), and cancels the call when the MN goes away, so no
 AAA conversation outlives its connection.
 
@@ -34,6 +35,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from twisted.internet import defer, threads
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
@@ -44,12 +46,15 @@ from zope.interface import implementer
 
 from aaa_mip6.aaa import AaaBackend, AaaError, AaaSession, AaaTimeout
 from aaa_mip6.authenticator import channel_binding
+from aaa_mip6.diameter.eap import EAP_APPLICATION_ID, DiameterEapBackend
+from aaa_mip6.diameter.peer import LocalNode, WatchdogTimers
+from aaa_mip6.diameter.twisted_peer import DiameterNode
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.radius.client import RadiusClient
 from aaa_mip6.radius.codec import Nas
 from aaa_mip6.radius.servers import RadiusServer
 from aaa_mip6.store import StoreError, open_store
-from aaa_mip6.tls import ServerTLS
+from aaa_mip6.tls import ClientTLS, ServerTLS
 
 from . import core
 from .config import HacConfig
@@ -267,13 +272,13 @@ class HacServer:
         self.tls = ServerTLS(config.cert, config.key, client_ca_file=config.client_ca,
                              require_client_cert=config.require_client_cert,
                              ticket_key_lifetime=config.ticket_key_lifetime)
-        self.credentials = Credentials(config.psk_file)
+        self.credentials = None if config.psk_file is None else Credentials(config.psk_file)
         sa_policy = config.sa_policy()
         self.aaa: AaaBackend | None = aaa_backend(config, reactor)
         methods = tuple(method for method in config.auth_methods
                         if method != "eap" or self.aaa is not None)
         self.session_settings = core.SessionSettings(
-            psk_lookup=self.credentials.lookup,
+            psk_lookup=_no_psk if self.credentials is None else self.credentials.lookup,
             server_secret=server_secret or os.urandom(32),
             channel_binding=channel_binding(self.tls.certificate_der),
             choose_suite=sa_policy.choose_suite,
@@ -327,7 +332,8 @@ class HacServer:
         return self._port
 
     def reload_credentials(self) -> bool:
-        return self.credentials.reload()
+        """Re-read the PSK file; False if it has an error (or the HAC runs without one)."""
+        return self.credentials is not None and self.credentials.reload()
 
     @defer.inlineCallbacks
     def stop(self):
@@ -344,27 +350,82 @@ class HacServer:
         self.store.close()
 
 
+def _no_psk(_mn_id: str) -> None:
+    """The PSK lookup of a HAC without a PSK file (auth.methods excludes psk)."""
+    return None
+
+
 def aaa_backend(config: HacConfig, reactor) -> AaaBackend | None:
-    """The AAA backend the EAP flow relays to (RADIUS), or None when none is configured."""
+    """The AAA backend the EAP flow relays to (RADIUS or Diameter), or None without one."""
+    if config.aaa_backend == "diameter":
+        return diameter_backend(config, reactor)
     if not config.radius_servers:
         return None
     secret = config.radius_shared_secret()
     servers = [RadiusServer.parse(text, secret) for text in config.radius_servers]
-    address = config.radius_nas_address or local_address_towards(servers[0].address)
+    address = config.radius_nas_address or local_address_towards(
+        servers[0].address, "RADIUS server", "radius.nas_address")
     nas = Nas(config.radius_nas_identifier or config.instance, address)
     return RadiusClient(servers, nas, policy=config.radius_policy(), reactor=reactor)
 
 
-def local_address_towards(remote: ipaddress.IPv4Address | ipaddress.IPv6Address
+def diameter_backend(config: HacConfig, reactor) -> DiameterEapBackend:
+    """A Diameter node (application 5) with its TLS peers and listener, and the backend on it.
+
+    The HAC connects to each of ``diameter.peers`` and, with ``diameter.listen``, accepts
+    peers (e.g. a Diameter agent configured to connect to it) whose certificate is signed
+    by ``diameter.ca`` and names their Origin-Host.
+    """
+    local = LocalNode(config.diameter_origin_host, config.diameter_origin_realm,
+                      host_ip_addresses=diameter_host_addresses(config),
+                      auth_applications=frozenset({EAP_APPLICATION_ID}))
+    node = DiameterNode(local, reactor=reactor, request_timeout=config.diameter_request_timeout,
+                        watchdog=WatchdogTimers(tw=config.diameter_watchdog))
+    for peer in config.diameter_peers:
+        node.connect(peer.name, str(peer.address), peer.port, client_tls=ClientTLS(
+            peer.name, config.diameter_ca, cert_file=config.diameter_cert,
+            key_file=config.diameter_key))
+    if config.diameter_listen is not None:
+        server_tls = ServerTLS(config.diameter_cert, config.diameter_key,
+                               client_ca_file=config.diameter_ca, require_client_cert=True)
+        try:
+            node.listen_tls(server_tls, config.diameter_listen.port, config.diameter_listen.host)
+        except CannotListenError as failure:
+            raise ConfigError(f"diameter.listen {config.diameter_listen}: cannot listen "
+                              f"({failure.socketError})") from None
+    return DiameterEapBackend(node, config.diameter_realm, nas_identifier=config.instance,
+                              retry_after=config.diameter_retry_after)
+
+
+def diameter_host_addresses(config: HacConfig) -> tuple[str, ...]:
+    """Host-IP-Address for CER/CEA: the listening address unless it is a wildcard, and
+    the local address towards each peer."""
+    addresses = []
+    if config.diameter_listen is not None:
+        listening = ipaddress.ip_address(config.diameter_listen.host)
+        if not listening.is_unspecified:
+            addresses.append(listening)
+    addresses += [local_address_towards(peer.address, "Diameter peer")
+                  for peer in config.diameter_peers]
+    return tuple(dict.fromkeys(str(address) for address in addresses))
+
+
+def local_address_towards(remote: ipaddress.IPv4Address | ipaddress.IPv6Address,
+                          what: str, setting: str | None = None
                           ) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    """The local address the kernel routes to ``remote`` from (a UDP connect sends nothing)."""
+    """The local address the kernel routes to ``remote`` from (a UDP connect sends nothing).
+
+    ``what`` names the remote and ``setting`` a key that avoids the lookup, for the
+    error when there is no route.
+    """
     family = socket.AF_INET6 if remote.version == 6 else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as probe:
         try:
             probe.connect((str(remote), 9))
-        except OSError as error:
-            raise ConfigError(f"no route to RADIUS server {remote} "
-                              f"({error.strerror or error}); set radius.nas_address") from None
+        except OSError as failure:
+            hint = f"; set {setting}" if setting else ""
+            raise ConfigError(f"no route to {what} {remote} "
+                              f"({failure.strerror or failure}){hint}") from None
         return ipaddress.ip_address(probe.getsockname()[0])
 
 
@@ -388,10 +449,14 @@ def check(config: HacConfig) -> None:
     ServerTLS(config.cert, config.key, client_ca_file=config.client_ca,
               require_client_cert=config.require_client_cert,
               ticket_key_lifetime=config.ticket_key_lifetime)
-    Credentials(config.psk_file)
+    if config.psk_file is not None:
+        Credentials(config.psk_file)
     open_store(config.store_url).close()
     if config.radius_servers:
         config.radius_shared_secret()
+    if config.aaa_backend == "diameter":
+        ClientTLS(config.diameter_origin_host, config.diameter_ca,
+                  cert_file=config.diameter_cert, key_file=config.diameter_key)
 
 
 def _serve(config: HacConfig, sock: socket.socket) -> None:

@@ -1,4 +1,5 @@
-"""hac.config and hac.cli: every key validated, flags over the file, errors name the key."""
+"""hac.config and hac.cli: every key validated, flags over the file, errors name the key;
+hac.server's AAA wiring built from them."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from twisted.internet.testing import MemoryReactorClock
 
+from aaa_mip6 import pki
+from aaa_mip6.diameter.eap import DiameterEapBackend
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.sa import HomeAgent
 from aaa_mip6.suites import SUITES
-from hac import cli
-from hac.config import SETTINGS, HacConfig, load_config, read_toml
+from hac import cli, server
+from hac.config import SETTINGS, DiameterPeer, HacConfig, load_config, read_toml
 from hac.provisioning import HaSelection
 
 REPO = Path(__file__).resolve().parents[2]
@@ -123,6 +127,22 @@ BAD_VALUES = [
     ("radius.dead_after", 0, "1..1000"),
     ("radius.hold_down", "long", "positive number"),
     ("radius.probe", "no", "true or false"),
+    ("aaa.backend", "ldap", "radius, diameter"),
+    ("diameter.origin_host", "hac example", "is not a DiameterIdentity"),
+    ("diameter.origin_realm", "-bad.example", "is not a DiameterIdentity"),
+    ("diameter.destination_realm", "", "non-empty string"),
+    ("diameter.peers", "relay.example.org", "NAME=ADDRESS[:PORT]"),
+    ("diameter.peers", ["relay.example.org=relay.example.net"], "is not an IP address"),
+    ("diameter.peers", ["r.example.org=192.0.2.1:0"], "port must be 1..65535"),
+    ("diameter.peers", ["r.example.org=192.0.2.1", "r.example.org=192.0.2.2"], "listed once"),
+    ("diameter.peers", [], "non-empty list"),
+    ("diameter.listen", "127.0.0.1", "must be HOST:PORT"),
+    ("diameter.ca", 1, "non-empty string"),
+    ("diameter.cert", [], "non-empty string"),
+    ("diameter.key", 0, "non-empty string"),
+    ("diameter.request_timeout", 0, "positive number"),
+    ("diameter.watchdog", 5, "at least 6 seconds"),
+    ("diameter.retry_after", 0, "1..3600"),
 ]
 
 
@@ -241,3 +261,166 @@ def test_cli_missing_files_exit_2_naming_the_file(tmp_path, capsys):
 def test_cli_repeated_ha_flags_become_the_list():
     parsed = cli.build_parser().parse_args(["--ha", "192.0.2.1", "--ha", "[2001:db8::1]:7"])
     assert parsed.ha == ["192.0.2.1", "[2001:db8::1]:7"]
+
+
+def test_cli_diameter_flags_reach_their_keys(tmp_path):
+    flags = ["--listen", "127.0.0.1:0", "--cert", "c", "--key", "k", "--psk-file", "p",
+             "--store", "sqlite:///s.db", "--ha", "192.0.2.1", "--hoa-prefix", "2001:db8:1::/64",
+             "--aaa-backend", "diameter", "--diameter-origin-host", "hac.example.org",
+             "--diameter-origin-realm", "example.org", "--diameter-realm", "example.net",
+             "--diameter-peer", "relay.example.org=192.0.2.6",
+             "--diameter-peer", "relay2.example.org=[2001:db8::6]:3869",
+             "--diameter-listen", "192.0.2.10:5658", "--diameter-ca", "ca.pem",
+             "--diameter-cert", "d.pem", "--diameter-key", "d.key"]
+    arguments = cli.build_parser().parse_args(flags)
+    loaded = load_config(None, {key: getattr(arguments, dest)
+                                for dest, key in cli._FLAGS.items()})
+    assert (loaded.aaa_backend, loaded.diameter_origin_host, loaded.diameter_origin_realm,
+            loaded.diameter_realm) == ("diameter", "hac.example.org", "example.org",
+                                       "example.net")
+    assert loaded.diameter_peers == (
+        DiameterPeer("relay.example.org", ipaddress.ip_address("192.0.2.6"), None),
+        DiameterPeer("relay2.example.org", ipaddress.ip_address("2001:db8::6"), 3869))
+    assert str(loaded.diameter_listen) == "192.0.2.10:5658"
+    assert (loaded.diameter_ca, loaded.diameter_cert, loaded.diameter_key) == (
+        Path("ca.pem"), Path("d.pem"), Path("d.key"))
+    assert loaded.aaa_configured and not loaded.radius_servers
+
+
+# --- the PSK file is optional for an EAP-only HAC -------------------------------------
+
+WITHOUT_PSK = {key: value for key, value in REQUIRED.items() if key != "credentials.psk_file"}
+
+
+def test_psk_file_is_optional_when_psk_is_not_run():
+    loaded = load_config(None, {**WITHOUT_PSK, "auth.methods": ["eap"],
+                                "radius.servers": ["192.0.2.5"], "radius.secret": "s"})
+    assert loaded.psk_file is None and loaded.auth_methods == ("eap",)
+
+
+def test_psk_run_without_a_psk_file_names_key_flag_and_method():
+    with pytest.raises(ConfigError, match=re.escape(
+            "credentials.psk_file (--psk-file) is required while auth.methods includes psk")):
+        load_config(None, {**WITHOUT_PSK, "auth.methods": ["eap", "psk"],
+                           "radius.servers": ["192.0.2.5"], "radius.secret": "s"})
+
+
+def test_eap_only_without_any_aaa_is_refused():
+    with pytest.raises(ConfigError, match="no AAA server is configured .*aaa.backend = diameter"):
+        load_config(None, {**WITHOUT_PSK, "auth.methods": ["eap"]})
+
+
+# --- aaa.backend = "diameter" ---------------------------------------------------------
+
+DIAMETER = {
+    "aaa.backend": "diameter", "diameter.origin_host": "hac.example.org",
+    "diameter.origin_realm": "example.org", "diameter.destination_realm": "example.net",
+    "diameter.peers": ["relay.example.org=127.0.0.1"], "diameter.ca": "/etc/mip6/d-ca.pem",
+    "diameter.cert": "/etc/mip6/d.pem", "diameter.key": "/etc/mip6/d.key",
+}
+
+
+def diameter_config(**changes) -> HacConfig:
+    values = {**REQUIRED, **DIAMETER}
+    values.update({key.replace("__", "."): value for key, value in changes.items()})
+    return load_config(None, {key: value for key, value in values.items() if value is not None})
+
+
+def test_diameter_backend_settings_and_defaults():
+    loaded = diameter_config(auth__methods=["eap"], credentials__psk_file=None)
+    assert loaded.aaa_configured and loaded.psk_file is None
+    assert loaded.diameter_peers == (
+        DiameterPeer("relay.example.org", ipaddress.ip_address("127.0.0.1"), None),)
+    assert (loaded.diameter_request_timeout, loaded.diameter_watchdog,
+            loaded.diameter_retry_after) == (10.0, 30.0, 5)
+    assert diameter_config(diameter__peers="relay.example.org=[::1]:3869").diameter_peers[0] \
+        == DiameterPeer("relay.example.org", ipaddress.ip_address("::1"), 3869)
+
+
+@pytest.mark.parametrize("key", ["diameter.origin_host", "diameter.origin_realm",
+                                 "diameter.destination_realm", "diameter.ca", "diameter.cert",
+                                 "diameter.key"])
+def test_diameter_backend_needs_each_of_its_keys(key):
+    flag = SETTINGS[key].metadata["flag"]
+    with pytest.raises(ConfigError, match=re.escape(
+            f"{key} ({flag}) is required with aaa.backend = diameter")):
+        diameter_config(**{key.replace(".", "__"): None})
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"diameter__peers": None},
+     "diameter.peers (--diameter-peer) or diameter.listen (--diameter-listen) is required"),
+    ({"workers": 2}, "workers (--workers) must be 1 with aaa.backend = diameter"),
+    ({"radius__servers": ["192.0.2.5"], "radius__secret": "s"},
+     "radius.servers (--radius-server) is set, but aaa.backend (--aaa-backend) is diameter"),
+    ({"diameter__peers": None, "diameter__listen": "[::]:5658"},
+     "diameter.listen (--diameter-listen): a wildcard address needs diameter.peers"),
+])
+def test_diameter_cross_key_rules(changes, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        diameter_config(**changes)
+
+
+def test_diameter_listen_alone_on_a_specific_address_is_enough():
+    loaded = diameter_config(diameter__peers=None, diameter__listen="127.0.0.1:0")
+    assert loaded.diameter_peers == () and str(loaded.diameter_listen) == "127.0.0.1:0"
+    assert diameter_config(diameter__listen="[::]:5658").diameter_listen.port == 5658
+
+
+@pytest.mark.parametrize("key, value", [("diameter.peers", ["r.example.org=192.0.2.6"]),
+                                        ("diameter.listen", "192.0.2.10:5658")])
+def test_diameter_peers_under_the_radius_backend_are_refused(key, value):
+    flag = SETTINGS[key].metadata["flag"]
+    with pytest.raises(ConfigError, match=re.escape(
+            f"{key} ({flag}) is set, but aaa.backend (--aaa-backend) is radius")):
+        config(**{key.replace(".", "__"): value})
+
+
+# --- hac.server builds the Diameter backend from them ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def diameter_pki(tmp_path_factory) -> dict[str, str]:
+    directory = tmp_path_factory.mktemp("diameter-pki")
+    ca = pki.make_ca(directory)
+    own = pki.make_cert(directory, ca, "hac", dns_names=("hac.example.org",), client=True)
+    return {"diameter.ca": str(ca.cert_path), "diameter.cert": str(own.cert_path),
+            "diameter.key": str(own.key_path)}
+
+
+def with_files(diameter_pki, **changes) -> HacConfig:
+    """A Diameter config whose CA, certificate and key files exist, with ``changes``."""
+    files = {key.replace(".", "__"): value for key, value in diameter_pki.items()}
+    return diameter_config(**{**files, **changes})
+
+
+def test_server_builds_a_diameter_backend_that_connects_and_listens(diameter_pki):
+    loaded = with_files(diameter_pki, diameter__peers=["relay.example.org=127.0.0.1",
+                                                       "relay2.example.org=127.0.0.1:3869"],
+                        diameter__listen="127.0.0.1:0", diameter__watchdog=7)
+    reactor = MemoryReactorClock()
+    backend = server.aaa_backend(loaded, reactor)
+    reactor.advance(1)  # the endpoints connect on the next turn
+    assert isinstance(backend, DiameterEapBackend)
+    node = backend._node
+    assert (node.local.origin_host, node.local.origin_realm) == ("hac.example.org",
+                                                                "example.org")
+    assert node.local.auth_applications == frozenset({5})
+    assert node.local.host_ip_addresses == ("127.0.0.1",)
+    assert node.watchdog.tw == 7.0 and node.router.request_timeout == 10.0
+    assert [(host, port) for host, port, *_ in reactor.tcpClients] == [
+        ("127.0.0.1", 5658), ("127.0.0.1", 3869)]
+    assert [(port, interface) for port, _, _, interface in reactor.tcpServers] == [
+        (0, "127.0.0.1")]
+    assert "example.net" in repr(backend)
+
+
+def test_server_check_names_a_missing_diameter_file(diameter_pki, tmp_path):
+    hac_files = pki.make_cert(tmp_path, pki.make_ca(tmp_path), "hac", dns_names=("hac",))
+    missing = tmp_path / "absent.pem"
+    loaded = with_files(diameter_pki, diameter__cert=str(missing),
+                        tls__cert=str(hac_files.cert_path), tls__key=str(hac_files.key_path),
+                        auth__methods=["eap"], credentials__psk_file=None,
+                        store__url=f"sqlite:///{tmp_path / 'sa.db'}")
+    with pytest.raises(ConfigError, match=re.escape(str(missing))):
+        server.check(loaded)
