@@ -10,9 +10,9 @@ bucket, all enforced before any protocol work is done.
 With an AAA backend configured (RADIUS: ``radius.servers``; Diameter EAP, RFC 4072:
 ``aaa.backend = "diameter"``, over TLS only since the MSK crosses in the answer) the
 HAC also runs the EAP flow: the core asks for each AAA round trip
-(:class:`hac.core.AskAaa`), the protocol calls the backend with the MN's TLS source as Calling-Station-Id, bounds the wait by
-``limits.aaa_timeout`` (then 504), and cancels the call when the MN goes away, so no
-AAA conversation outlives its connection.
+(:class:`hac.core.AskAaa`), the protocol calls the backend with the MN's TLS source as
+Calling-Station-Id, bounds the wait by ``limits.aaa_timeout`` (then 504), and cancels
+the call when the MN goes away, so no AAA conversation outlives its connection.
 
 Store calls may block: SQLite commits (a fraction of a millisecond) run on the
 reactor thread; PostgreSQL calls go to a thread pool. :func:`run` is the process
