@@ -52,6 +52,7 @@ class PType(enum.IntEnum):
 
 
 PROTECTED = frozenset((PType.ENCRYPTED_IP, PType.MOBILITY))
+_PLAIN = PType.PLAIN  # a module global is cheaper to reach than an enum member, per packet
 _PTYPES = {ptype.value: ptype for ptype in PType}
 _HEADER = struct.Struct("!II")
 HEADER_LENGTH = _HEADER.size
@@ -98,9 +99,9 @@ def peek(packet) -> tuple[PType, int, int]:
     if ptype is None:
         raise PacketError(f"unknown PType {word >> _SPI_BITS}")
     spi = word & _SPI_MASK
-    if (ptype is PType.PLAIN) != (spi == 0):
+    if (ptype is _PLAIN) != (spi == 0):
         raise PacketError(f"PType {ptype.value} with SPI {spi}: SPI 0 goes with PType 0 only")
-    if ptype is PType.PLAIN and seq:
+    if seq and ptype is _PLAIN:
         raise PacketError("PType 0 packet with a non-zero sequence number")
     return ptype, spi, seq
 
@@ -163,21 +164,30 @@ class Sealer:
 
     def unprotect(self, packet) -> Unprotected:
         """Verify the ICV, then decrypt and check the padding; only PType 1 and 8."""
-        size = len(packet)
-        if size < self._min_length:
-            raise PacketError(f"protected packet of {size} octets is too short")
-        if (size - HEADER_LENGTH - self._iv_length - ICV_LENGTH) % self._block:
-            raise PacketError(f"encrypted part is not a multiple of {self._block} octets")
-        view = memoryview(packet)
-        signed_end = size - ICV_LENGTH
-        if not compare_digest(self._icv(view[:signed_end]), view[signed_end:]):
-            raise IntegrityError(f"ICV of a {size}-octet packet does not verify")
-        word, seq = _HEADER.unpack_from(view)
+        payload, next_header = self.open(packet)
+        word, seq = _HEADER.unpack_from(packet)
         ptype = _PTYPES.get(word >> _SPI_BITS)
         if ptype not in PROTECTED:
             raise PacketError(f"PType {word >> _SPI_BITS} is not a protected packet type")
         if word & _SPI_MASK != self.spi:
             raise PacketError(f"SPI {word & _SPI_MASK} is not this SA's", reason="wrong-spi")
+        return Unprotected(ptype, self.spi, seq, payload, next_header)
+
+    def open(self, packet) -> tuple[bytes, int]:
+        """(payload, next header): verify the ICV, then decrypt and check the padding.
+
+        The header is only covered by the ICV here, not read: :meth:`unprotect` and
+        :class:`SaEndpoint` check it.
+        """
+        size = len(packet)
+        if size < self._min_length:
+            raise PacketError(f"protected packet of {size} octets is too short")
+        if (size - self._min_length) % self._block:
+            raise PacketError(f"encrypted part is not a multiple of {self._block} octets")
+        view = memoryview(packet)
+        signed_end = size - ICV_LENGTH
+        if not compare_digest(self._icv(view[:signed_end]), view[signed_end:]):
+            raise IntegrityError(f"ICV of a {size}-octet packet does not verify")
         # IV and body in one call: the IV block's own output is dropped.
         plain = self._decrypt(view[HEADER_LENGTH:signed_end])
         pad_length = plain[-2]
@@ -186,7 +196,7 @@ class Sealer:
             plain[payload_end:-_TRAILER_LENGTH] != _PADDING[pad_length]
         ):
             raise PacketError("padding is not 1, 2, 3, ... (RFC 4303 §2.4)", reason="bad-padding")
-        return Unprotected(ptype, self.spi, seq, plain[self._iv_length:payload_end], plain[-1])
+        return plain[self._iv_length:payload_end], plain[-1]
 
 
 _ALLOWED_PTYPES = {
@@ -283,11 +293,12 @@ class SaEndpoint:
             raise PacketError(
                 f"PType {ptype.value} is outside this SA's scope", reason="wrong-ptype"
             )
-        if ptype is PType.PLAIN:
+        if ptype is _PLAIN:
             return Unprotected(ptype, 0, 0, bytes(packet[HEADER_LENGTH:]), None)
         if spi != self.spi:
             raise PacketError(f"SPI {spi} is not this SA's", reason="wrong-spi")
-        self.replay.check(seq)
-        opened = self._inbound.unprotect(packet)
-        self.replay.accept(seq)
-        return opened
+        replay = self.replay
+        replay.check(seq)
+        payload, next_header = self._inbound.open(packet)
+        replay.accept(seq)
+        return Unprotected(ptype, spi, seq, payload, next_header)
