@@ -1,33 +1,162 @@
-"""Collects the EAP interop matrix while pytest runs it and writes docs/interop.md at the end.
+"""The EAP interop matrix: its rows and columns, and one report per pytest session.
 
 Every result is keyed by a :class:`Cell` = (case, server, path): the case is a
-method (or a reject scenario), the server is the EAP server at the far end, and
-the path is how the MN's EAP reaches it (today only the test RADIUS driver;
-the HAC relay will be one more path, i.e. one more column).
+:class:`Case` (a method, or a reject scenario), the server is the EAP server at the
+far end, and the path is how the MN's EAP reaches it (:data:`PATHS`). Several test
+modules fill the one matrix, each its own columns: test_eap_interop_matrix.py
+(direct RADIUS), test_hac_eap_radius.py (through a real mip6-hac relaying to RADIUS)
+and test_hac_eap_diameter.py (through mip6-hac, Diameter, freeDiameterd and
+mip6-aaa-gw to FreeRADIUS).
 
-A test module activates it with :func:`collect_session` from a session-scoped
-autouse fixture, so the file is only written when that module really ran. The
-plugin records the outcome pytest itself reports for each test (pass, fail,
-skip with its reason, or a known failure marked xfail).
+Each such module calls :func:`join` from a session-scoped autouse fixture with a
+function mapping its test items to cells. The first call registers a plugin that
+records the outcome pytest itself reports for each test (pass, fail, skip with its
+reason, or a known failure marked xfail); at the end of the session it writes
+docs/interop.md once, if any cell ran (a column whose module did not run reads
+"not run").
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import subprocess
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import pytest
+from OpenSSL import SSL
+
+from aaa_mip6 import pki
+from mn.eap import EapCredentials
 
 REPORT_ENV = "AAA_MIP6_INTEROP_REPORT"  # overrides where the report is written
 DEFAULT_REPORT = Path(__file__).resolve().parents[2] / "docs" / "interop.md"
 
 PASS, FAIL, SKIP, KNOWN_FAILURE, NOT_RUN = "pass", "fail", "skip", "fail (known)", "not run"
 _SEVERITY = {NOT_RUN: 0, PASS: 1, SKIP: 2, KNOWN_FAILURE: 3, FAIL: 4}
+
+
+# --- what the matrix holds --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Case:
+    """One row of the matrix: a method, its inner method and TLS version, and a scenario."""
+
+    method: str
+    phase2: str | None = None  # TTLS inner method; PEAP always runs EAP-MSCHAPv2 inside
+    tls: str | None = None  # "1.2" or "1.3" for the TLS-based methods
+    scenario: str = "accept"  # "accept", "wrong password" or "unknown client CA"
+
+    @property
+    def label(self) -> str:
+        name = self.method + (f"/{self.phase2}" if self.phase2 else "")
+        name += "/mschapv2" if self.method == "peap" else ""
+        name += f", TLS {self.tls}" if self.tls else ""
+        return name if self.scenario == "accept" else f"reject: {self.scenario}, {name}"
+
+    @property
+    def test_id(self) -> str:
+        return self.label.replace(" ", "_")
+
+    @property
+    def keyed(self) -> bool:
+        return self.method not in ("md5", "gtc")
+
+    def credentials(self, server) -> EapCredentials:
+        """The right credentials on ``server`` (FreeRadius or Hostapd) for an accept."""
+        if self.method == "tls":
+            return EapCredentials(server.tls_user, client_cert=server.client_cert,
+                                  client_key=server.client_key, ca_cert=server.ca_cert,
+                                  tls_max_version=self.tls)
+        if self.tls:
+            return EapCredentials(server.user, password=server.password,
+                                  anonymous_identity=server.anonymous_identity,
+                                  ca_cert=server.ca_cert, phase2=self.phase2,
+                                  tls_max_version=self.tls)
+        return EapCredentials(server.user, server.password)
+
+    def wrong_password(self, server) -> EapCredentials:
+        return dataclasses.replace(self.credentials(server), password="not-" + server.password)
+
+    def foreign_client(self, server, client: pki.Identity) -> EapCredentials:
+        """EAP-TLS credentials with ``client``'s certificate instead of the server's own."""
+        return dataclasses.replace(self.credentials(server), client_cert=client.cert_path,
+                                   client_key=client.key_path)
+
+
+def make_foreign_client(directory: Path) -> pki.Identity:
+    """An EAP-TLS client certificate (for the TLS user) from a CA no test server trusts."""
+    ca = pki.make_ca(directory, common_name="not a RADIUS CA")
+    return pki.make_cert(directory, ca, "client", common_name="mn-tls@example.org", client=True)
+
+
+_TUNNELS = [("ttls", "pap"), ("ttls", "mschapv2"), ("peap", None)]
+ACCEPT_CASES = [
+    *(Case(method) for method in ("md5", "gtc", "mschapv2", "pwd")),
+    *(Case("tls", tls=version) for version in ("1.2", "1.3")),
+    *(Case(method, phase2, version) for method, phase2 in _TUNNELS for version in ("1.2", "1.3")),
+]
+WRONG_PASSWORD_CASES = [
+    *(Case(method, scenario="wrong password") for method in ("md5", "gtc", "mschapv2", "pwd")),
+    *(Case(method, phase2, "1.2", "wrong password") for method, phase2 in _TUNNELS),
+]
+UNKNOWN_CA_CASES = [Case("tls", tls=version, scenario="unknown client CA")
+                    for version in ("1.2", "1.3")]
+ALL_CASES = ACCEPT_CASES + WRONG_PASSWORD_CASES + UNKNOWN_CA_CASES
+
+MSK_LENGTHS = {"mschapv2": 32}  # the RADIUS MS-MPPE keys carry 16 + 16; others 64
+
+
+def msk_length(case: Case) -> int | None:
+    """The MSK length both ends must agree on, None for a method without one."""
+    return MSK_LENGTHS.get(case.method, 64) if case.keyed else None
+
+
+def unsupported(server, case: Case) -> str | None:
+    """Why this server build cannot run the case (only hostapd reports such gaps)."""
+    if case.method == "pwd" and not getattr(server, "pwd_supported", True):
+        return "this hostapd build has no EAP-pwd server"
+    if case.tls == "1.3" and not getattr(server, "tls13_supported", True):
+        return "this hostapd has no TLS 1.3 EAP server (hostapd 2.9 or later has)"
+    return None
+
+
+PATH_DIRECT = "direct RADIUS"
+PATH_HAC_RADIUS = "via HAC, RADIUS"
+PATH_HAC_DIAMETER = "via HAC, Diameter, mip6-aaa-gw"
+PATHS = {
+    PATH_DIRECT: "the MN's EAP peer relayed by the test RADIUS client "
+                 "(tests/integration/radius_eap_driver.py) straight to the server "
+                 "(tests/integration/test_eap_interop_matrix.py)",
+    PATH_HAC_RADIUS: "the MN (mn.bootstrap.EapBootstrap over TLS) -> a real mip6-hac -> "
+                     "RADIUS -> the server; success means the HAC verified the MN's Done "
+                     "with the MSK the server gave it (tests/integration/test_hac_eap_radius.py)",
+    PATH_HAC_DIAMETER: "the MN -> a real mip6-hac (aaa.backend = diameter) -> Diameter EAP "
+                       "over TLS -> freeDiameterd (relay) -> mip6-aaa-gw -> RADIUS -> the "
+                       "server; the MSK crosses as EAP-Master-Session-Key "
+                       "(tests/integration/test_hac_eap_diameter.py)",
+}
+COLUMNS = [("FreeRADIUS", PATH_DIRECT), ("hostapd", PATH_DIRECT),
+           ("FreeRADIUS", PATH_HAC_RADIUS), ("hostapd", PATH_HAC_RADIUS),
+           ("FreeRADIUS", PATH_HAC_DIAMETER)]
+VERSION_COMMANDS = {"FreeRADIUS": ("freeradius", "-v"), "hostapd": ("hostapd", "-v"),
+                    "freeDiameter": ("freeDiameterd", "--version")}
+REPRODUCE = """\
+On Debian 12 with the packages freeradius, hostapd and freediameter installed, from the
+project root:
+
+```
+.venv/bin/pytest -m integration tests/integration/test_eap_interop_matrix.py \\
+    tests/integration/test_hac_eap_radius.py tests/integration/test_hac_eap_diameter.py
+```
+
+The servers are configured from scratch in a temp dir and listen on free ports on
+127.0.0.1 (hostapd: on the wildcard address, answering 127.0.0.1 only). Running only
+some of the modules leaves the other columns "not run". Set
+`AAA_MIP6_INTEROP_REPORT=<file>` to write this report somewhere else."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +187,8 @@ def tool_version(argv: Sequence[str]) -> str:
     return f"no output from {' '.join(argv)}"
 
 
+# --- the report -------------------------------------------------------------------------
+
 class InteropReport:
     """The planned matrix (rows = cases, columns = (server, path)) and what happened."""
 
@@ -84,7 +215,7 @@ class InteropReport:
         lines = [
             "# EAP interoperability matrix",
             "",
-            "Written by `tests/integration/test_eap_interop_matrix.py` at the end of its run "
+            "Written at the end of a pytest session that ran any of the matrix modules "
             "(`tests/integration/interop_report.py`); do not edit by hand.",
             "",
             f"Generated: {now.strftime('%Y-%m-%d %H:%M UTC')}",
@@ -126,6 +257,16 @@ class InteropReport:
         return None
 
 
+def matrix_report() -> InteropReport:
+    """The project's matrix: every case, every column, the versions of the servers."""
+    report = InteropReport([case.label for case in ALL_CASES], COLUMNS, REPRODUCE)
+    report.versions = {name: tool_version(argv) for name, argv in VERSION_COMMANDS.items()}
+    openssl = SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode()
+    report.versions["MN EAP peer"] = f"mn/eap with pyOpenSSL on {openssl}"
+    report.paths = dict(PATHS)
+    return report
+
+
 def report_path() -> Path:
     return Path(os.environ.get(REPORT_ENV) or DEFAULT_REPORT)
 
@@ -158,43 +299,64 @@ def outcome_of(report: pytest.TestReport) -> Result | None:
     return None
 
 
-class _Collector:
-    """A pytest plugin object: turns each test's phase reports into matrix results,
-    and says in the terminal summary where the report went."""
+CellOf = Callable[[pytest.Item], "Cell | None"]
 
-    def __init__(self, report: InteropReport, cell_of: Callable[[pytest.Item], Cell | None]):
+
+class _Collector:
+    """A pytest plugin object: turns the phase reports of the joined modules' tests into
+    matrix results, writes the report when the session ends, and says where it went."""
+
+    def __init__(self, report: InteropReport):
         self.report = report
-        self.cell_of = cell_of
+        self.cell_of: dict[str, CellOf] = {}  # module name -> its items' cells
         self.summary: str | None = None
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call):
         report = yield
-        cell = self.cell_of(item)
+        module = getattr(item, "module", None)
+        cell_of = self.cell_of.get(getattr(module, "__name__", None))
+        cell = cell_of(item) if cell_of is not None else None
         result = outcome_of(report)
         if cell is not None and result is not None:
             self.report.record(cell, result)
         return report
+
+    def pytest_sessionfinish(self, session) -> None:
+        """Write once, after every fixture is gone; never fails the run."""
+        if not self.report.results:
+            return
+        path = report_path()
+        problem = self.report.write(path, datetime.datetime.now(datetime.timezone.utc))
+        self.summary = (f"interop matrix written to {path}" if problem is None
+                        else f"interop matrix NOT written to {path}: {problem}")
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self.summary is not None:
             terminalreporter.write_line(self.summary)
 
 
-@contextmanager
-def collect_session(config: pytest.Config, report: InteropReport,
-                    cell_of: Callable[[pytest.Item], Cell | None]) -> Iterator[InteropReport]:
-    """Collect results while the body runs; then write the report if any cell ran.
+_COLLECTOR = pytest.StashKey[_Collector]()
 
-    A report that cannot be written (read-only checkout) is announced, not raised.
-    The plugin stays registered to the end of the session for that announcement.
-    """
-    collector = _Collector(report, cell_of)
-    config.pluginmanager.register(collector)
-    yield report
-    if not report.results:
-        return
-    path = report_path()
-    problem = report.write(path, datetime.datetime.now(datetime.timezone.utc))
-    collector.summary = (f"interop matrix written to {path}" if problem is None
-                         else f"interop matrix NOT written to {path}: {problem}")
+
+def join(config: pytest.Config, module: str, cell_of: CellOf) -> InteropReport:
+    """Add ``module``'s tests to the session's matrix; ``cell_of`` maps each of its items
+    to a cell (None: not a matrix test). The first call starts the session's report."""
+    collector = config.stash.get(_COLLECTOR, None)
+    if collector is None:
+        collector = config.stash[_COLLECTOR] = _Collector(matrix_report())
+        config.pluginmanager.register(collector, "aaa-mip6-interop-matrix")
+    collector.cell_of[module] = cell_of
+    return collector.report
+
+
+def param_cell(path: str, server: str | None = None) -> CellOf:
+    """A ``cell_of`` for tests parametrized with a :class:`Case` named ``case`` and, unless
+    ``server`` names it, the server's name in a parameter ``server_name``."""
+    def cell_of(item: pytest.Item) -> Cell | None:
+        params = getattr(item, "callspec", None) and item.callspec.params
+        if not params or not isinstance(params.get("case"), Case):
+            return None
+        return Cell(params["case"].label, server or params["server_name"], path)
+
+    return cell_of

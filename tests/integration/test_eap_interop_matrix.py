@@ -3,19 +3,16 @@
 Each accepting cell checks Access-Accept, EAP-Success at the peer, the negotiated
 TLS version, and that the MSK the peer derived equals the one the server handed
 out as MS-MPPE keys. The reject cells check a wrong password and an EAP-TLS client
-certificate from a CA the server does not trust. The session writes
-docs/interop.md from the outcomes (see ``interop_report``).
+certificate from a CA the server does not trust. These are the "direct RADIUS"
+columns of the session's interop matrix (see ``interop_report``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
-from dataclasses import dataclass
-from typing import Iterator
+from types import SimpleNamespace
 
 import pytest
-from OpenSSL import SSL
 from pyrad import packet
 
 from aaa_mip6 import pki
@@ -25,65 +22,23 @@ from mn.eap.peer import EapPeer
 from tests.integration import interop_report
 from tests.integration.freeradius import freeradius  # noqa: F401  (fixture)
 from tests.integration.hostapd import hostapd  # noqa: F401  (fixture)
-from tests.integration.interop_report import Cell, InteropReport, Result
+from tests.integration.interop_report import (
+    ALL_CASES,
+    PATH_DIRECT,
+    Case,
+    Cell,
+    InteropReport,
+    Result,
+)
 from tests.integration.radius_eap_driver import EapRun, RadiusEapDriver
 
 pytestmark = pytest.mark.integration
 
-PATH_DIRECT = "direct RADIUS"
 SERVERS = {"FreeRADIUS": "freeradius", "hostapd": "hostapd"}  # report name -> fixture
-VERSION_COMMANDS = {"FreeRADIUS": ("freeradius", "-v"), "hostapd": ("hostapd", "-v")}
 UNKNOWN_ISSUER = "unable to get local issuer certificate"  # OpenSSL's text, in both logs
-MSK_LENGTHS = {"mschapv2": 32}  # the RADIUS MS-MPPE keys carry 16 + 16; others 64
-
-
-@dataclass(frozen=True)
-class Case:
-    """One row of the matrix: a method, its inner method and TLS version, and a scenario."""
-
-    method: str
-    phase2: str | None = None  # TTLS inner method; PEAP always runs EAP-MSCHAPv2 inside
-    tls: str | None = None  # "1.2" or "1.3" for the TLS-based methods
-    scenario: str = "accept"  # "accept", "wrong password" or "unknown client CA"
-
-    @property
-    def label(self) -> str:
-        name = self.method + (f"/{self.phase2}" if self.phase2 else "")
-        name += "/mschapv2" if self.method == "peap" else ""
-        name += f", TLS {self.tls}" if self.tls else ""
-        return name if self.scenario == "accept" else f"reject: {self.scenario}, {name}"
-
-    @property
-    def keyed(self) -> bool:
-        return self.method not in ("md5", "gtc")
-
-
-_TUNNELS = [("ttls", "pap"), ("ttls", "mschapv2"), ("peap", None)]
-ACCEPT_CASES = [
-    *(Case(method) for method in ("md5", "gtc", "mschapv2", "pwd")),
-    *(Case("tls", tls=version) for version in ("1.2", "1.3")),
-    *(Case(method, phase2, version) for method, phase2 in _TUNNELS for version in ("1.2", "1.3")),
-]
-REJECT_CASES = [
-    *(Case(method, scenario="wrong password") for method in ("md5", "gtc", "mschapv2", "pwd")),
-    *(Case(method, phase2, "1.2", "wrong password") for method, phase2 in _TUNNELS),
-    *(Case("tls", tls=version, scenario="unknown client CA") for version in ("1.2", "1.3")),
-]
-ALL_CASES = ACCEPT_CASES + REJECT_CASES
 
 # Diagnosed failures, each with its cause; strict, so a fix turns them into failures to remove.
 KNOWN_FAILURES: dict = {}
-
-REPRODUCE = """\
-On Debian 12 with the packages freeradius and hostapd installed, from the project root:
-
-```
-.venv/bin/pytest -m integration tests/integration/test_eap_interop_matrix.py
-```
-
-The servers are configured from scratch in a temp dir and listen on free ports on
-127.0.0.1 (hostapd: on the wildcard address, answering 127.0.0.1 only). Set
-`AAA_MIP6_INTEROP_REPORT=<file>` to write this report somewhere else."""
 
 
 def _params() -> list:
@@ -94,41 +49,19 @@ def _params() -> list:
             marks = (pytest.mark.xfail(strict=True, raises=EapError, reason=reason),
                      ) if reason else ()
             params.append(pytest.param(case, server, marks=marks,
-                                       id=f"{case.label}-{server}".replace(" ", "_")))
+                                       id=f"{case.test_id}-{server}"))
     return params
 
 
-def _cell_of(item: pytest.Item) -> Cell | None:
-    """The matrix cell of a test in this module, None for any other test."""
-    if getattr(item, "module", None) is None or item.module.__name__ != __name__:
-        return None
-    params = getattr(item, "callspec", None) and item.callspec.params
-    if not params or "case" not in params:
-        return None
-    return Cell(params["case"].label, params["server_name"], PATH_DIRECT)
-
-
 @pytest.fixture(scope="session", autouse=True)
-def interop_matrix_report(request) -> Iterator[InteropReport]:
-    """Collects this module's outcomes; writes docs/interop.md when the session ends."""
-    report = InteropReport([case.label for case in ALL_CASES],
-                           [(server, PATH_DIRECT) for server in SERVERS], REPRODUCE)
-    report.versions = {name: interop_report.tool_version(argv)
-                       for name, argv in VERSION_COMMANDS.items()}
-    openssl = SSL.OpenSSL_version(SSL.OPENSSL_VERSION).decode()
-    report.versions["MN EAP peer"] = f"mn/eap with pyOpenSSL on {openssl}"
-    report.paths = {PATH_DIRECT: "the MN's EAP peer relayed by the test RADIUS client "
-                                 "(tests/integration/radius_eap_driver.py) straight to the server"}
-    with interop_report.collect_session(request.config, report, _cell_of):
-        yield report
+def interop_matrix_report(request) -> InteropReport:
+    """This module's cells in the session's matrix (docs/interop.md at the end)."""
+    return interop_report.join(request.config, __name__, interop_report.param_cell(PATH_DIRECT))
 
 
 @pytest.fixture(scope="module")
 def foreign_client(tmp_path_factory) -> pki.Identity:
-    """An EAP-TLS client certificate from a CA neither server trusts."""
-    directory = tmp_path_factory.mktemp("foreign-pki")
-    ca = pki.make_ca(directory, common_name="not a RADIUS CA")
-    return pki.make_cert(directory, ca, "client", common_name="mn-tls@example.org", client=True)
+    return interop_report.make_foreign_client(tmp_path_factory.mktemp("foreign-pki"))
 
 
 @pytest.fixture
@@ -137,30 +70,8 @@ def server(request, server_name):
     return request.getfixturevalue(SERVERS[server_name])
 
 
-def _credentials(server, case: Case) -> EapCredentials:
-    if case.method == "tls":
-        return EapCredentials(server.tls_user, client_cert=server.client_cert,
-                              client_key=server.client_key, ca_cert=server.ca_cert,
-                              tls_max_version=case.tls)
-    if case.tls:
-        return EapCredentials(server.user, password=server.password,
-                              anonymous_identity=server.anonymous_identity,
-                              ca_cert=server.ca_cert, phase2=case.phase2,
-                              tls_max_version=case.tls)
-    return EapCredentials(server.user, server.password)
-
-
-def _unsupported(server, case: Case) -> str | None:
-    """Why this server build cannot run the case (only hostapd reports such gaps)."""
-    if case.method == "pwd" and not getattr(server, "pwd_supported", True):
-        return "this hostapd build has no EAP-pwd server"
-    if case.tls == "1.3" and not getattr(server, "tls13_supported", True):
-        return "this hostapd has no TLS 1.3 EAP server (hostapd 2.9 or later has)"
-    return None
-
-
 def _authenticate(server, case: Case, credentials: EapCredentials) -> EapRun:
-    reason = _unsupported(server, case)
+    reason = interop_report.unsupported(server, case)
     if reason is not None:
         pytest.skip(reason)
     outer = credentials.anonymous_identity or credentials.identity
@@ -170,14 +81,12 @@ def _authenticate(server, case: Case, credentials: EapCredentials) -> EapRun:
 
 @pytest.mark.parametrize("case, server_name", _params())
 def test_matrix(request, server, case: Case, server_name: str):
-    credentials = _credentials(server, case)
     if case.scenario == "accept":
-        _check_accepted(_authenticate(server, case, credentials), case)
+        _check_accepted(_authenticate(server, case, case.credentials(server)), case)
     elif case.scenario == "wrong password":
-        _check_wrong_password(server, case, credentials)
+        _check_wrong_password(server, case)
     else:
-        _check_unknown_client_ca(server, case, credentials,
-                                 request.getfixturevalue("foreign_client"))
+        _check_unknown_client_ca(server, case, request.getfixturevalue("foreign_client"))
 
 
 def _check_accepted(run: EapRun, case: Case) -> None:
@@ -185,11 +94,8 @@ def _check_accepted(run: EapRun, case: Case) -> None:
     assert run.peer.success and run.peer.method_done
     if case.tls:
         assert run.peer.method.engine.tls_version == f"TLSv{case.tls}"
-    if case.keyed:
-        assert run.msk is not None and len(run.msk) == MSK_LENGTHS.get(case.method, 64)
-        assert run.peer.msk == run.msk
-    else:
-        assert run.msk is None and run.peer.msk is None
+    assert (None if run.msk is None else len(run.msk)) == interop_report.msk_length(case)
+    assert run.peer.msk == run.msk
 
 
 def _assert_rejected(run: EapRun) -> None:
@@ -197,8 +103,8 @@ def _assert_rejected(run: EapRun) -> None:
     assert run.peer.failure and not run.peer.success
 
 
-def _check_wrong_password(server, case: Case, credentials: EapCredentials) -> None:
-    wrong = dataclasses.replace(credentials, password="not-" + server.password)
+def _check_wrong_password(server, case: Case) -> None:
+    wrong = case.wrong_password(server)
     if case.method != "pwd":
         _assert_rejected(_authenticate(server, case, wrong))
         return
@@ -208,12 +114,9 @@ def _check_wrong_password(server, case: Case, credentials: EapCredentials) -> No
     assert caught.value.reason == "bad-auth"
 
 
-def _check_unknown_client_ca(server, case: Case, credentials: EapCredentials,
-                             client: pki.Identity) -> None:
-    foreign = dataclasses.replace(credentials, client_cert=client.cert_path,
-                                  client_key=client.key_path)
+def _check_unknown_client_ca(server, case: Case, client: pki.Identity) -> None:
     before = server.log_path.read_text(errors="replace").count(UNKNOWN_ISSUER)
-    _assert_rejected(_authenticate(server, case, foreign))
+    _assert_rejected(_authenticate(server, case, case.foreign_client(server, client)))
     assert server.log_path.read_text(errors="replace").count(UNKNOWN_ISSUER) > before
 
 
@@ -245,3 +148,44 @@ def test_report_write_failure_is_returned_not_raised(tmp_path):
     assert problem is not None and "IsADirectoryError" in problem
     assert _sample_report().write(tmp_path / "interop.md", now) is None
     assert (tmp_path / "interop.md").read_text().startswith("# EAP interoperability matrix")
+
+
+def _phase(when: str = "call", failed: bool = False, longrepr=None) -> SimpleNamespace:
+    """What outcome_of reads from a pytest phase report."""
+    return SimpleNamespace(when=when, failed=failed, skipped=False, longrepr=longrepr)
+
+
+def _report_through(collector, item, phase) -> None:
+    """Run the collector's makereport wrapper as pytest would, with ``phase`` as the result."""
+    wrapper = collector.pytest_runtest_makereport(item, None)
+    next(wrapper)
+    with pytest.raises(StopIteration):
+        wrapper.send(phase)
+
+
+def test_modules_fill_one_report_written_once_at_the_end(tmp_path, monkeypatch):
+    path = tmp_path / "interop.md"
+    monkeypatch.setenv(interop_report.REPORT_ENV, str(path))
+    collector = interop_report._Collector(InteropReport(
+        ["md5", "pwd"], [("A", "RADIUS"), ("B", "RADIUS"), ("A", "relay")], "run it"))
+    collector.cell_of = {"one": interop_report.param_cell("RADIUS"),
+                         "two": interop_report.param_cell("relay", "A")}
+
+    def item(module: str, **params) -> SimpleNamespace:
+        return SimpleNamespace(module=SimpleNamespace(__name__=module),
+                               callspec=SimpleNamespace(params=params))
+
+    collector.pytest_sessionfinish(None)
+    assert not path.exists() and collector.summary is None  # nothing ran: nothing written
+    _report_through(collector, item("one", case=Case("pwd"), server_name="B"), _phase())
+    _report_through(collector, item("two", case=Case("md5")), _phase())
+    _report_through(collector, item("two", case=Case("md5")), _phase(
+        "teardown", True, SimpleNamespace(reprcrash=SimpleNamespace(message="gone"))))
+    _report_through(collector, item("three", case=Case("md5"), server_name="A"), _phase())
+    _report_through(collector, item("one", other=1), _phase())
+    collector.pytest_sessionfinish(None)
+    text = path.read_text()
+    assert "| md5 | not run | not run | fail |" in text  # module three never joined
+    assert "| pwd | not run | pass | not run |" in text
+    assert "- md5 — A / relay: fail: teardown: gone" in text
+    assert collector.summary == f"interop matrix written to {path}"
