@@ -7,11 +7,13 @@ routes the DERs by Destination-Realm. Every matrix case of test_hac_eap_radius.p
 runs through this chain (the "via HAC, Diameter, mip6-aaa-gw" column of the interop
 matrix): a success means the HAC verified the MN's Done with the MSK that crossed as
 EAP-Master-Session-Key; a wrong password gives 401. One more HAC connects straight
-to a gateway (``--diameter-peer``), set up with flags only.
+to a gateway (``--diameter-peer``), set up with flags only; a HAC without an open
+Diameter peer answers 503 with its ``diameter.retry_after``.
 """
 
 from __future__ import annotations
 
+import datetime
 import time
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import pytest
 
 from aaa_mip6 import pki
 from mn.bootstrap import BootstrapFailed
+from mn.eap import EapCredentials
 from tests.integration import interop_report
 from tests.integration.freediameter import PeerSpec, run_relay
 from tests.integration.freeradius import freeradius  # noqa: F401 (fixture)
@@ -125,3 +128,17 @@ def test_hac_connects_to_its_diameter_peer_set_up_by_flags(tmp_path, freeradius)
             bootstrap(process, "mschapv2", case.wrong_password(freeradius))
     assert len(peer.msk) == interop_report.msk_length(case) and result.sa.spi
     assert (caught.value.reason, caught.value.status) == ("status", 401)
+
+
+def test_no_open_diameter_peer_gives_503_with_retry_after(tmp_path):
+    ca = pki.make_ca(tmp_path, "diameter-ca")
+    own = pki.make_cert(tmp_path, ca, "hac-diameter", dns_names=(HAC_HOST,))
+    config = {**TEST_CONFIG, "auth": {"methods": ["eap"]}, "aaa": {"backend": "diameter"},
+              "diameter": diameter_settings(ca, own, listen=f"127.0.0.1:{free_port()}",
+                                            retry_after=120)}
+    with EapOnlyHac(make_setup(tmp_path / "hac"), config=config) as process:
+        asked = datetime.datetime.now(datetime.timezone.utc)
+        with pytest.raises(BootstrapFailed) as caught:
+            bootstrap(process, "md5", EapCredentials("mn1@example.org", "password"))
+    assert (caught.value.reason, caught.value.status) == ("status", 503)
+    assert caught.value.retry_after - asked > datetime.timedelta(seconds=100)
