@@ -24,7 +24,6 @@ from mn.mobility import (
     Registered,
     RegistrationFailed,
     Transmit,
-    inner_addresses,
 )
 
 NOW = 1_700_000_000.0

@@ -25,6 +25,7 @@ from aaa_mip6.store import (
 )
 from aaa_mip6.store.sql import SCHEMA_VERSION, random_spi
 from tests.integration.postgres import postgres_server, postgres_url  # noqa: F401
+from tests.support import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 KEYS = dict(mn_to_ha_ikey=b"\x11" * 20, ha_to_mn_ikey=b"\x22" * 20,
@@ -399,10 +400,7 @@ def test_any_other_url_text_is_a_config_error(url):
 
 
 def test_unreachable_postgres_names_the_server_not_the_password():
-    import socket
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nothing listens there
     with pytest.raises(StoreError, match=f"127.0.0.1:{port}/db") as caught:
         open_store(f"postgresql://user:s3cret@127.0.0.1:{port}/db")
     assert "s3cret" not in str(caught.value)
