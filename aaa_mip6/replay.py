@@ -70,10 +70,12 @@ class ReplayWindow:
 
     def accept(self, seq: int) -> None:
         """Record ``seq`` as received (after its ICV verified); rejects replays like check()."""
-        self.check(seq)
         ahead = seq - self._highest
-        if ahead > 0:
+        if ahead > 0:  # new highest: never seen, only the range to check
+            if seq >= SEQ_LIMIT:
+                raise ValueError(f"sequence number {seq} is not a 32-bit number")
             self._seen = (self._seen << ahead | 1) & self._mask
             self._highest = seq
         else:
+            self.check(seq)
             self._seen |= 1 << -ahead

@@ -285,20 +285,29 @@ class SaEndpoint:
     def unprotect(self, packet, header: tuple[PType, int, int] | None = None) -> Unprotected:
         """Check scope and replay, verify, then advance the window; PType 0 passes as is.
 
-        ``header`` is what :func:`peek` returned for this packet, when the caller (the
-        HA, which peeks to find the SA) has it already.
+        ``header`` is what :func:`peek` returned for this packet, when the caller has it.
         """
-        ptype, spi, seq = header or peek(packet)
+        header = header or peek(packet)
+        ptype, spi, seq = header
+        if ptype is _PLAIN and ptype in self._allowed:
+            return Unprotected(ptype, 0, 0, bytes(packet[HEADER_LENGTH:]), None)
+        return Unprotected(ptype, spi, seq, *self.open(packet, header))
+
+    def open(self, packet, header: tuple[PType, int, int]) -> tuple[bytes, int]:
+        """:meth:`unprotect` of a protected packet as (payload, next header), no wrapper.
+
+        For the HA's per-packet path, which has :func:`peek`'d the packet (``header``)
+        to find the SA. Check scope and replay, verify, then advance the window.
+        """
+        ptype, spi, seq = header
         if ptype not in self._allowed:
             raise PacketError(
                 f"PType {ptype.value} is outside this SA's scope", reason="wrong-ptype"
             )
-        if ptype is _PLAIN:
-            return Unprotected(ptype, 0, 0, bytes(packet[HEADER_LENGTH:]), None)
         if spi != self.spi:
             raise PacketError(f"SPI {spi} is not this SA's", reason="wrong-spi")
         replay = self.replay
         replay.check(seq)
-        payload, next_header = self._inbound.open(packet)
+        opened = self._inbound.open(packet)
         replay.accept(seq)
-        return Unprotected(ptype, spi, seq, payload, next_header)
+        return opened

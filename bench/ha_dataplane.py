@@ -1,8 +1,8 @@
 """HA data plane benchmark: one JSON line per figure (docs/performance.md, section HA).
 
 1. ``ha_relay_vs_bare_udp_relay`` per suite: protected PType 1 packets (1400-octet inner
-   IPv6 packets) through the HA (Twisted UDP socket -> HomeAgentCore -> "TUN" = a UDP
-   socket to the receiver) against a bare Twisted UDP relay (receive, send on) in the
+   IPv6 packets) through the HA (HomeAgentServer's Twisted UDP socket -> HomeAgentCore
+   -> "TUN" = a UDP socket to the receiver) against a bare Twisted UDP relay (receive, send on) in the
    same run, same sockets, same packets; rounds alternate, best round of each kept.
    Each round first queues every packet in the relay's socket while its reactor is not
    yet running, then lets it drain the queue: the relay never shares a core with the
@@ -101,7 +101,7 @@ def _run_relay(kind: str, sa_state, receiver: tuple, control) -> None:
         class Relay(DatagramProtocol):
             def datagramReceived(self, data, addr):
                 forward(data)
-        protocol = Relay()
+        port = reactor.listenUDP(0, Relay(), interface="127.0.0.1")
     else:
         from ha.server import HomeAgentServer
         from ha.sasource import SASource
@@ -124,14 +124,9 @@ def _run_relay(kind: str, sa_state, receiver: tuple, control) -> None:
         server = HomeAgentServer(core, Fixed(), NoLedger(), reactor=reactor, tun=Tun())
         server._found(sa_state, sa_state.spi)
         mn = SaEndpoint(sa_state, "mn")
-        server.datagram_received(bu_packet(mn, sa_state.home_address6, 1), "127.0.0.1", 1)
+        server.datagram_received(bu_packet(mn, sa_state.home_address6, 1), ("127.0.0.1", 1))
         assert len(core.bindings) == 1
-
-        class Relay(DatagramProtocol):
-            def datagramReceived(self, data, addr):
-                server.datagram_received(data, addr[0], addr[1])
-        protocol = Relay()
-    port = reactor.listenUDP(0, protocol, interface="127.0.0.1")
+        port = server.listen("127.0.0.1", 0)  # the HA's own socket protocol
     _roomy(port.socket)
     control.send(port.getHost().port)
     control.recv()  # the round's packets are queued: go

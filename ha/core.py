@@ -71,7 +71,6 @@ from aaa_mip6.transform import (
     SaEndpoint,
     Sealer,
     SequenceExhausted,
-    Unprotected,
     encode_plain,
     peek,
 )
@@ -195,14 +194,25 @@ class _SaState:
         )
 
 
-def _packet_addresses(packet: bytes) -> tuple[bytes, bytes] | None:
-    """(source, destination) octets of an IPv4 or IPv6 packet, None if it is neither."""
-    version = packet[0] >> 4 if packet else 0
-    if version == 6 and len(packet) >= 40:
-        return packet[8:24], packet[24:40]
-    if version == 4 and len(packet) >= 20:
-        return packet[12:16], packet[16:20]
-    return None
+class _IpLayout(NamedTuple):
+    """Where an IP version keeps its addresses, and the Next Header naming it in the tunnel."""
+
+    next_header: int
+    min_length: int
+    source: slice
+    destination: slice
+
+
+_IP_LAYOUTS = {
+    6: _IpLayout(NEXT_HEADER_IPV6, 40, slice(8, 24), slice(24, 40)),
+    4: _IpLayout(NEXT_HEADER_IPV4, 20, slice(12, 16), slice(16, 20)),
+}
+
+
+def _ip_layout(packet: bytes) -> _IpLayout | None:
+    """The layout of an IPv4 or IPv6 packet, None if it is neither or too short for one."""
+    layout = _IP_LAYOUTS.get(packet[0] >> 4) if packet else None
+    return layout if layout is not None and len(packet) >= layout.min_length else None
 
 
 def _is_newer(sequence: int, last: int) -> bool:
@@ -335,7 +345,7 @@ class HomeAgentCore:
         replay = state.endpoint.replay
         before = replay.snapshot()
         try:
-            opened = state.endpoint.unprotect(data, header)
+            payload, next_header = state.endpoint.open(data, header)
         except ReplayError:
             if mobility and self._in_restart_zone(state, seq):
                 return self._reinit_after_restart(state, host, port, data)
@@ -343,9 +353,9 @@ class HomeAgentCore:
         except InvalidInput as exc:
             return [self._drop(exc.reason)]
         if mobility:
-            actions = self._binding_update(state, opened, host, port, now)
+            actions = self._binding_update(state, next_header, payload, host, port, now)
         else:
-            actions = self._decapsulated(binding, opened.payload, opened.next_header)
+            actions = self._decapsulated(binding, payload, next_header)
         if type(actions) is Drop:
             replay.restore(before)
             return [actions]
@@ -397,13 +407,10 @@ class HomeAgentCore:
     def _decapsulated(self, binding: Binding, packet: bytes, next_header: int | None) -> list | Drop:
         """A tunneled packet from the MN (bound, under the binding's SA): to the TUN device
         if its source is the MN's."""
-        addresses = _packet_addresses(packet)
-        if addresses is None or (
-            next_header is not None
-            and next_header != (NEXT_HEADER_IPV6 if packet[0] >> 4 == 6 else NEXT_HEADER_IPV4)
-        ):
+        layout = _ip_layout(packet)
+        if layout is None or (next_header is not None and next_header != layout.next_header):
             return self._drop("malformed")
-        if self.bindings.get_by_key(addresses[0]) is not binding:
+        if self.bindings.get_by_key(packet[layout.source]) is not binding:
             return self._drop("spoofed-source")
         if not self.policy.forwarding:
             return self._drop("not-forwarding")
@@ -412,9 +419,9 @@ class HomeAgentCore:
 
     # ------------------------------------------------------------------ Binding Updates
 
-    def _binding_update(self, state: _SaState, opened: Unprotected, host: str, port: int,
-                        now: float) -> list | Drop:
-        parsed = self._parse_update(state, opened)
+    def _binding_update(self, state: _SaState, next_header: int, payload: bytes, host: str,
+                        port: int, now: float) -> list | Drop:
+        parsed = self._parse_update(state, next_header, payload)
         if isinstance(parsed, Drop):
             return parsed
         home_address, update = parsed
@@ -455,11 +462,11 @@ class HomeAgentCore:
         ack = BindingAck(status, sequence, lifetime, options=options)
         return actions + self._send_ack(state, home_address, ack, host, port)
 
-    def _parse_update(self, state: _SaState, opened: Unprotected):
+    def _parse_update(self, state: _SaState, next_header: int, payload: bytes):
         """(home address, BU), or a Drop if malformed or not the SA's home address."""
         try:
             home_address, update = parse_binding_update_payload(
-                opened.next_header, opened.payload, self.home_agent)
+                next_header, payload, self.home_agent)
         except InvalidInput:
             return self._drop("malformed")
         if state.home_address is None or home_address != state.home_address:
@@ -520,7 +527,7 @@ class HomeAgentCore:
             opened = inbound.unprotect(data)
         except InvalidInput:
             return [self._drop("replay")]
-        parsed = self._parse_update(state, opened)
+        parsed = self._parse_update(state, opened.next_header, opened.payload)
         if isinstance(parsed, Drop):
             return [parsed]
         home_address, update = parsed
@@ -532,10 +539,10 @@ class HomeAgentCore:
 
     def tun_packet(self, packet: bytes, now: float) -> list:
         """A packet from the home network: to the MN whose home address it is sent to."""
-        addresses = _packet_addresses(packet)
-        if addresses is None:
+        layout = _ip_layout(packet)
+        if layout is None:
             return [self._drop("malformed")]
-        binding = self.bindings.get_by_key(addresses[1])
+        binding = self.bindings.get_by_key(packet[layout.destination])
         state = None if binding is None else self._sas.get(binding.spi)
         if state is None:
             return [self._drop("no-binding")]
@@ -543,8 +550,7 @@ class HomeAgentCore:
         if usable is not None:
             return [self._drop(usable)]
         if state.sa.scope == SCOPE_ALL:
-            next_header = NEXT_HEADER_IPV6 if packet[0] >> 4 == 6 else NEXT_HEADER_IPV4
-            sent = self._protect(state, PType.ENCRYPTED_IP, packet, next_header)
+            sent = self._protect(state, PType.ENCRYPTED_IP, packet, layout.next_header)
             if isinstance(sent, Drop):
                 return [sent]
         else:
