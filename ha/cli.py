@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from aaa_mip6.diameter.sa_app import NodeSettings, node_settings
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.replay import MAX_WINDOW, MIN_WINDOW, SEQ_LIMIT
 from aaa_mip6.transform import DEFAULT_REKEY_MARGIN
@@ -82,13 +83,13 @@ _NUMBERS = {
 }
 _STRINGS = ("store", "home-agent", "tun", "state", "status-file", "log-level")
 _LISTS = ("listen", "tun-route")
-KEYS = frozenset(_NUMBERS) | frozenset(_STRINGS) | frozenset(_LISTS)
+KEYS = frozenset(_NUMBERS) | frozenset(_STRINGS) | frozenset(_LISTS) | {"diameter"}
 
 
 @dataclass(frozen=True)
 class HaConfig:
     listen: tuple[tuple[str, int], ...]
-    store: str
+    store: str | None
     state: Path
     policy: HaPolicy
     tun: str | None
@@ -97,6 +98,7 @@ class HaConfig:
     stats_interval: float
     status_file: str | None
     log_level: str
+    diameter: NodeSettings | None = None  # SAs over Diameter instead of from the store
 
 
 def load_config(values: dict[str, Any]) -> HaConfig:
@@ -115,8 +117,10 @@ def load_config(values: dict[str, Any]) -> HaConfig:
                for key, (low, high, integer, default) in _NUMBERS.items()}
     listen = tuple(_host_port("listen", text) for text in values.get("listen") or ["[::]:7872"])
     store = values.get("store")
-    if store is None:
-        raise ConfigError("store: required (the HAC's store URL, e.g. sqlite:///var/lib/mip6/sa.db)")
+    diameter = None if "diameter" not in values else node_settings(values["diameter"], "diameter")
+    if (store is None) == (diameter is None):
+        raise ConfigError("store: required (the HAC's store URL, e.g. sqlite:///var/lib/mip6/sa.db)"
+                          " unless SAs come over Diameter ([diameter]), and not both")
     home_agent = values.get("home-agent")
     if home_agent is None:
         specific = [host for host, _ in listen if not ipaddress.ip_address(host).is_unspecified]
@@ -130,7 +134,7 @@ def load_config(values: dict[str, Any]) -> HaConfig:
         raise ConfigError(f"home-agent: {home_agent!r} is not an IP address") from None
     state = values.get("state")
     if state is None:
-        parts = urlsplit(store)
+        parts = urlsplit(store or "")
         if parts.scheme != "sqlite":
             raise ConfigError("state: required unless the store is a SQLite file")
         state = unquote(parts.path) + ".ha-state"
@@ -158,7 +162,7 @@ def load_config(values: dict[str, Any]) -> HaConfig:
         raise ConfigError(str(exc)) from None
     return HaConfig(listen, store, Path(state), policy, tun, tuple(routes),
                     numbers["sa-refresh"], numbers["stats-interval"],
-                    values.get("status-file"), level)
+                    values.get("status-file"), level, diameter)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -215,21 +219,27 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from twisted.internet import reactor
 
+    from aaa_mip6.diameter.sa_app import start_node
     from aaa_mip6.store import open_store
 
     from .core import HomeAgentCore
+    from .diameter_source import DiameterSASource
     from .sasource import SequenceLedger, StoreSASource
     from .server import HomeAgentServer
     from .tun import HomeNetworkTun
 
     try:
-        store = open_store(config.store)
         ledger = SequenceLedger(config.state)
         tun = HomeNetworkTun.open(config.tun, config.tun_routes) if config.tun else None
+        if config.diameter is not None:
+            source = DiameterSASource(start_node(config.diameter, reactor), config.diameter,
+                                      home_agents=(config.policy.home_agent,))
+        else:
+            source = StoreSASource(open_store(config.store),
+                                   in_thread=not config.store.startswith("sqlite:"))
     except Exception as exc:  # configuration and OS errors alike end the program plainly
         print(f"mip6-ha: {exc}", file=sys.stderr)
         return 2
-    source = StoreSASource(store, in_thread=not config.store.startswith("sqlite:"))
     server = HomeAgentServer(
         HomeAgentCore(config.policy), source, ledger, reactor=reactor, tun=tun,
         sa_refresh=config.sa_refresh, stats_interval=config.stats_interval,
@@ -244,9 +254,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     server.start()
     reactor.addSystemEventTrigger("before", "shutdown", server.stop)
+    if config.diameter is not None:  # DPR to the peers while the reactor still runs
+        reactor.addSystemEventTrigger("before", "shutdown", source.close)
     reactor.run()
     ledger.close()
-    source.close()
+    if config.diameter is None:
+        source.close()
     if tun is not None:
         tun.close()
     return 0

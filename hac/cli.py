@@ -130,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["revoke"]:  # mip6-hac revoke --spi N: ask the running HAC
+        from .sa_delivery import revoke_main
+        return revoke_main(argv[1:])
     arguments = build_parser().parse_args(argv)
     overrides = {key: getattr(arguments, dest) for dest, key in _FLAGS.items()}
     try:

@@ -305,6 +305,12 @@ def _watchdog(value: Any) -> float:
     return seconds
 
 
+def _sa_delivery(table: Any):
+    """The ``[sa_delivery]`` table (hac.sa_delivery; imported late: it needs Twisted)."""
+    from .sa_delivery import parse_settings
+    return parse_settings(table)
+
+
 _REQUIRED = object()
 
 
@@ -399,6 +405,7 @@ class HacConfig:
                                                DEFAULT_REQUEST_TIMEOUT)
     diameter_watchdog: float = _setting("diameter.watchdog", _watchdog, DEFAULT_TW)
     diameter_retry_after: int = _setting("diameter.retry_after", _integer(1, 3600), 5)
+    sa_delivery: Any = _setting("sa_delivery", _sa_delivery, None)
 
     def sa_policy(self) -> SaPolicy:
         return SaPolicy(self.suites, self.scopes, self.default_scope, self.lifetime)

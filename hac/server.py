@@ -56,7 +56,7 @@ from aaa_mip6.radius.servers import RadiusServer
 from aaa_mip6.store import StoreError, open_store
 from aaa_mip6.tls import ClientTLS, ServerTLS
 
-from . import core
+from . import core, sa_delivery
 from .config import HacConfig
 from .credentials import Credentials
 from .provisioning import Provisioner
@@ -300,6 +300,8 @@ class HacServer:
         self._purge = LoopingCall(self._purge_expired)
         self._purge.clock = reactor
         self._port = None
+        self.delivery = None if config.sa_delivery is None else sa_delivery.SaDelivery.create(
+            config, self.store, reactor, self._in_store_thread)
 
     def _in_store_thread(self, function, *args) -> defer.Deferred:
         if self._pool is None:
@@ -307,9 +309,14 @@ class HacServer:
         return threads.deferToThreadPool(self.reactor, self._pool, function, *args)
 
     def provision(self, request: core.ProvisionSA) -> defer.Deferred:
-        """Run the provisioner where the store may block; fires with the Provision."""
-        return self._in_store_thread(self.provisioner.provision, request.mn_id, request.suite,
-                                     request.requested_scope, request.attributes)
+        """Run the provisioner where the store may block; fires with the Provision (whose
+        SA is then pushed to its HA when SA delivery is configured)."""
+        provisioned = self._in_store_thread(self.provisioner.provision, request.mn_id,
+                                            request.suite, request.requested_scope,
+                                            request.attributes)
+        if self.delivery is not None:
+            provisioned.addCallback(self.delivery.provisioned)
+        return provisioned
 
     def _purge_expired(self) -> defer.Deferred:
         deferred = self._in_store_thread(self.store.purge_expired)
@@ -329,6 +336,8 @@ class HacServer:
         if own:
             sock.close()  # the reactor listens on its own duplicate
         self._purge.start(self.config.purge_interval, now=True)
+        if self.delivery is not None:
+            self.delivery.start()
         return self._port
 
     def reload_credentials(self) -> bool:
@@ -343,6 +352,8 @@ class HacServer:
             self._port = None
         if self._purge.running:
             self._purge.stop()
+        if self.delivery is not None:
+            yield self.delivery.stop()
         if self._pool is not None:
             self._pool.stop()
         if self.aaa is not None:
@@ -452,6 +463,7 @@ def check(config: HacConfig) -> None:
     if config.psk_file is not None:
         Credentials(config.psk_file)
     open_store(config.store_url).close()
+    sa_delivery.check(config)
     if config.radius_servers:
         config.radius_shared_secret()
     if config.aaa_backend == "diameter":

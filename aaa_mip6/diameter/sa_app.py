@@ -366,3 +366,164 @@ def _result(message: Message) -> int:
     if result is None:
         raise DiameterError("an SA delivery answer without Result-Code", reason="missing-avp")
     return result
+
+
+# --- the Diameter node both ends run (Twisted; imported only here) ---------------------
+
+NODE_KEYS = frozenset({
+    "origin_host", "origin_realm", "destination_realm", "destination_host", "listen", "peers",
+    "cert", "key", "ca", "insecure_tcp", "vendor_id", "application_id", "watchdog", "request_timeout",
+})
+DEFAULT_WATCHDOG = 30.0
+DEFAULT_REQUEST_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """Where an SA-delivery node is, whom it talks to, and its TLS credentials.
+
+    ``destination_realm`` (and optionally ``destination_host``) is where this end's requests go: the
+    HAs' realm for the HAC, the HAC's realm for an HA. ``listen`` accepts peers (TLS),
+    ``peers`` are kept connected: ``(Origin-Host, address, port)``. ``cert``/``key``
+    name ``origin_host``; ``ca`` verifies peers. ``insecure_tcp`` (tests and captures
+    only) makes every transport plain TCP: SA keys then cross the wire in clear.
+    """
+
+    origin_host: str
+    origin_realm: str
+    destination_realm: str
+    destination_host: str | None = None
+    listen: tuple[str, int] | None = None
+    peers: tuple[tuple[str, str, int], ...] = ()
+    cert: str | None = None
+    key: str | None = None
+    ca: str | None = None
+    insecure_tcp: bool = False
+    vendor_id: int = DEFAULT_VENDOR_ID
+    application_id: int = DEFAULT_APPLICATION_ID
+    watchdog: float = DEFAULT_WATCHDOG
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+
+    @property
+    def application(self) -> SaApplication:
+        return SaApplication(self.vendor_id, self.application_id)
+
+
+def _address_port(text: str) -> tuple[str, int]:
+    """``v4:port`` or ``[v6]:port``."""
+    host, _, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{text!r} is not ADDRESS:PORT ([v6]:PORT for IPv6)") from None
+    if not (port.isdigit() and int(port) <= 65_535):
+        raise ValueError(f"{text!r}: the port must be 0..65535")
+    return host, int(port)
+
+
+def node_settings(table, where: str = "") -> NodeSettings:
+    """Validate a settings table (keys :data:`NODE_KEYS`); ConfigError names the key
+    (as ``where.key`` when ``where`` is given)."""
+    from ..errors import ConfigError
+
+    def fail(key: str, problem: str):
+        raise ConfigError(f"{where}.{key}: {problem}" if where else f"{key}: {problem}")
+
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where or 'the Diameter settings'}: must be a table")
+    unknown = set(table) - NODE_KEYS
+    if unknown:
+        fail(sorted(unknown)[0], "unknown setting")
+    values = {}
+    for key in ("origin_host", "origin_realm", "destination_realm", "destination_host", "cert", "key", "ca"):
+        if key in table:
+            if not isinstance(table[key], str) or not table[key] or " " in table[key]:
+                fail(key, "must be a non-empty string without spaces")
+            values[key] = table[key]
+    for key in ("origin_host", "origin_realm", "destination_realm"):
+        if key not in values:
+            fail(key, "required")
+    if "listen" in table:
+        try:
+            values["listen"] = _address_port(str(table["listen"]))
+        except ValueError as error:
+            fail("listen", str(error))
+    entries = table.get("peers", [])
+    if not isinstance(entries, list):
+        fail("peers", 'must be a list of "NAME=ADDRESS:PORT"')
+    peers = []
+    for entry in entries:
+        name, equals, address = str(entry).partition("=")
+        try:
+            if not equals or not name:
+                raise ValueError(f'{entry!r} is not "NAME=ADDRESS:PORT" (NAME: its Origin-Host)')
+            peers.append((name, *_address_port(address)))
+        except ValueError as error:
+            fail("peers", str(error))
+    values["peers"] = tuple(peers)
+    if "insecure_tcp" in table:
+        if not isinstance(table["insecure_tcp"], bool):
+            fail("insecure_tcp", "must be true or false")
+        values["insecure_tcp"] = table["insecure_tcp"]
+    for key, low, high in (("vendor_id", 1, 0xFFFFFFFF), ("application_id", 1, 0xFFFFFFFE)):
+        if key in table:
+            if type(table[key]) is not int or not low <= table[key] <= high:
+                fail(key, f"must be an integer in {low}..{high}")
+            values[key] = table[key]
+    for key, low in (("watchdog", 6.0), ("request_timeout", 0.1)):
+        if key in table:
+            if type(table[key]) not in (int, float) or not low <= table[key] <= 86_400:
+                fail(key, f"must be a number of seconds in {low:g}..86400")
+            values[key] = float(table[key])
+    if not values.get("insecure_tcp") and not all(k in values for k in ("cert", "key", "ca")):
+        fail("cert", "cert, key and ca are required (SA keys cross Diameter only inside TLS)")
+    if "listen" not in values and not values["peers"]:
+        fail("peers", "give peers to connect to, listen, or both")
+    return NodeSettings(**values)
+
+
+def start_node(settings: NodeSettings, reactor, *, watchdog_jitter: float | None = None):
+    """A DiameterNode advertising the application, listening and connecting as configured.
+
+    TLS everywhere unless ``settings.insecure_tcp``; a peer's certificate must name its
+    Origin-Host, ours names ``origin_host``. Returns the node (not yet open).
+    """
+    from pathlib import Path
+
+    from .. import tls
+    from .peer import LocalNode, WatchdogTimers
+    from .twisted_peer import DiameterNode
+
+    application = settings.application
+    jitter = min(2.0, settings.watchdog / 10) if watchdog_jitter is None else watchdog_jitter
+    node = DiameterNode(
+        LocalNode(settings.origin_host, settings.origin_realm,
+                  vendor_applications=frozenset({application.vendor_application})),
+        reactor=reactor, watchdog=WatchdogTimers(settings.watchdog, jitter),
+        request_timeout=settings.request_timeout)
+    client_tls = server_tls = None
+    if not settings.insecure_tcp:
+        cert, key, ca = Path(settings.cert), Path(settings.key), Path(settings.ca)
+        server_tls = tls.ServerTLS(cert, key, client_ca_file=ca, require_client_cert=True)
+        client_tls = lambda name: tls.ClientTLS(name, ca, cert_file=cert, key_file=key)  # noqa: E731
+    if settings.listen is not None:
+        host, port = settings.listen
+        if server_tls is None:
+            node.listen_tcp(port, host)
+        else:
+            node.listen_tls(server_tls, port, host)
+    for name, host, port in settings.peers:
+        node.connect(name, host, port, client_tls=None if client_tls is None else client_tls(name))
+    return node
+
+
+def open_routes(node, request: Message) -> tuple[int, int]:
+    """(connections ``node`` could route ``request`` over now, how many of them are TLS).
+
+    Reads the node's transports (``DiameterNode`` has no public accessor for them).
+    """
+    candidates = node.router.candidates(request)
+    secure = {peer.connection for peer in node._connections
+              if peer.peer_certificate() is not None}
+    return len(candidates), sum(connection in secure for connection in candidates)

@@ -1,0 +1,378 @@
+"""SA delivery HAC -> HA over Diameter/TLS: direct, through freeDiameterd, faults, tshark.
+
+The HAC side is :class:`hac.sa_delivery.SaDelivery` on a real SQLite store; the HA side
+is :class:`ha.diameter_source.DiameterSASource` feeding a real :class:`ha.core.HomeAgentCore`,
+so a revocation is checked where it matters: the MN's next Binding Update gets 176.
+Each scenario runs on a reactor of its own; waits are bounded polls, not timing checks.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from twisted.internet import defer
+
+from aaa_mip6 import pki
+from aaa_mip6.diameter.sa_app import NodeSettings, start_node
+from aaa_mip6.mobility import BindingAckStatus
+from aaa_mip6.sa import HomeAgent, SecurityAssociation
+from aaa_mip6.store import UNALLOCATED_SPI, open_store
+from aaa_mip6.suites import SUITES, new_keys
+from ha.core import HaPolicy, HomeAgentCore, SendDatagram
+from ha.diameter_source import DiameterSASource
+from hac.sa_delivery import DeliverySettings, SaDelivery
+from tests.integration.freediameter import PeerSpec, run_relay
+from tests.support import free_port, run_on_fresh_reactor, sleep, stop_process
+from tests.unit.test_ha_core import HA, HOA, Mn, only
+
+pytestmark = pytest.mark.integration
+
+HAC_HOST, HAC_REALM = "hac.example.org", "example.org"
+HA_HOST, HA_REALM = "ha1.example.net", "example.net"
+INSTANCE = "hac-1"
+WAIT_LIMIT = 30.0  # bounded waits for connections and retries (the relay retries every 1 s)
+SCENARIO_LIMIT = 120.0
+
+
+class Credentials:
+    """Certificates for both ends, signed by one CA (the relay's, when there is one)."""
+
+    def __init__(self, ca: pki.Identity, hac: pki.Identity, ha: pki.Identity):
+        self.ca, self.hac, self.ha = ca, hac, ha
+
+    @classmethod
+    def make(cls, directory: Path) -> Credentials:
+        """The HAC connects (a client certificate), the HA listens (a server one)."""
+        ca = pki.make_ca(directory, "sa-delivery-ca")
+        return cls(ca, pki.make_cert(directory, ca, HAC_HOST, dns_names=(HAC_HOST,), client=True),
+                   pki.make_cert(directory, ca, HA_HOST, dns_names=(HA_HOST,)))
+
+
+def hac_settings(credentials, *, peers=(), listen=None, insecure=False) -> DeliverySettings:
+    node = NodeSettings(
+        HAC_HOST, HAC_REALM, HA_REALM, listen=listen, peers=tuple(peers),
+        cert=str(credentials.hac.cert_path), key=str(credentials.hac.key_path),
+        ca=str(credentials.ca.cert_path), insecure_tcp=insecure, watchdog=6.0,
+        request_timeout=2.0)
+    return DeliverySettings(node, {HA: HA_HOST}, retry_initial=0.2, retry_max=1.0)
+
+
+def ha_settings(credentials, port: int, *, insecure=False) -> NodeSettings:
+    return NodeSettings(
+        HA_HOST, HA_REALM, HAC_REALM, listen=("127.0.0.1", port),
+        cert=str(credentials.ha.cert_path), key=str(credentials.ha.key_path),
+        ca=str(credentials.ca.cert_path), insecure_tcp=insecure, watchdog=6.0,
+        request_timeout=2.0)
+
+
+class HaSide:
+    """An HA: Diameter source + core, recording every SA the source reports."""
+
+    def __init__(self, reactor, settings: NodeSettings):
+        self.core = HomeAgentCore(HaPolicy(home_agent=HA))
+        self.source = DiameterSASource(start_node(settings, reactor, watchdog_jitter=0.5),
+                                       settings, home_agents=(HA,))
+        self.changes: list[SecurityAssociation] = []
+        self.source.on_change = self._changed
+
+    def _changed(self, sa: SecurityAssociation) -> None:
+        self.changes.append(sa)
+        self.core.sa_changed(sa)
+
+    async def lookup(self, spi: int):
+        return await _as_deferred(self.source.lookup(spi))
+
+    def seen(self, spi: int, **fields) -> bool:
+        return any(sa.spi == spi and all(getattr(sa, k) == v for k, v in fields.items())
+                   for sa in self.changes)
+
+
+def _as_deferred(value):
+    return value if isinstance(value, defer.Deferred) else defer.succeed(value)
+
+
+def on_this_thread(function, *args) -> defer.Deferred:
+    return defer.maybeDeferred(function, *args)
+
+
+def start_hac(reactor, settings: DeliverySettings, store, node_settings=None) -> SaDelivery:
+    """A HAC's SA delivery; ``node_settings`` builds the node (default: ``settings.node``)."""
+    node = start_node(node_settings or settings.node, reactor, watchdog_jitter=0.5)
+    delivery = SaDelivery(node, settings, store, reactor=reactor, hac_instance=INSTANCE,
+                          in_store_thread=on_this_thread)
+    delivery.start()
+    return delivery
+
+
+def new_sa(store, *, instance: str = INSTANCE):
+    keys = new_keys(SUITES["AES_128_CBC_SHA"])
+    template = SecurityAssociation(
+        spi=UNALLOCATED_SPI, suite="AES_128_CBC_SHA", mn_to_ha_ikey=keys.mn_to_ha_ikey,
+        ha_to_mn_ikey=keys.ha_to_mn_ikey, mn_to_ha_ekey=keys.mn_to_ha_ekey,
+        ha_to_mn_ekey=keys.ha_to_mn_ekey,
+        validity_end=(datetime.now(timezone.utc) + timedelta(hours=2)).replace(microsecond=0),
+        scope=1, mn_id="mn@example.org", home_address6=HOA)
+    return store.create(template, hac_instance=instance, home_agent=HomeAgent(HA, None, 7872))
+
+
+async def until(reactor, condition, what: str, limit: float = WAIT_LIMIT) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {limit:g} s: {what}")
+        await sleep(reactor, 0.05)
+
+
+def binding_status(ha: HaSide, sa: SecurityAssociation, mn: Mn | None = None) -> int:
+    """The status of the BA the HA core sends for the MN's next BU under ``sa``."""
+    now = time.time()
+    if sa.spi not in ha.core.spis:
+        ha.core.sa_found(sa.spi, sa, None, now)
+    mn = mn or Mn(sa)
+    reply = only(ha.core.datagram_received(*mn.care_of, mn.bu(), now), SendDatagram)
+    return mn.ack(reply.data).status
+
+
+@pytest.fixture
+def store(tmp_path):
+    with open_store(f"sqlite:///{tmp_path}/sa.db") as opened:
+        yield opened
+
+
+def test_push_query_revoke_and_faults_direct(tmp_path, store):
+    credentials = Credentials.make(tmp_path)
+    ha_port = free_port()
+    pushed = new_sa(store)
+    elsewhere = new_sa(store, instance="hac-2")  # another HAC's SA: never pushed by ours
+
+    async def scenario(reactor):
+        ha = HaSide(reactor, ha_settings(credentials, ha_port))
+        settings = hac_settings(credentials, peers=[(HA_HOST, "127.0.0.1", ha_port)])
+        hac = start_hac(reactor, settings, store)
+        results = {}
+        try:
+            # Start: the HAC pushes its active SAs; the HA holds them without asking.
+            await until(reactor, lambda: ha.seen(pushed.sa.spi), "the first push")
+            results["cached"] = ha.source.lookup(pushed.sa.spi)
+            mn = Mn(pushed.sa)
+            results["accepted"] = binding_status(ha, pushed.sa, mn)
+            # Unknown SPI: the HA asks, the HAC answers from its store.
+            results["queried"] = await ha.lookup(elsewhere.sa.spi)
+            results["missing"] = await ha.lookup(12345)
+            # Revocation: the MN's next BU is answered with 176.
+            results["revoke"] = await hac.revoke(pushed.sa.spi)
+            results["revoke-unknown"] = await hac.revoke(54321)
+            await until(reactor, lambda: ha.seen(pushed.sa.spi, revoked=True), "the revocation")
+            results["after-revoke"] = binding_status(ha, pushed.sa, mn)
+            # HA down: the push is retried until the HA is back.
+            await ha.source.close()
+            late = new_sa(store)
+            hac.deliver(late)
+            await until(reactor, lambda: hac.counters.get("no-route", 0) >= 2, "retries")
+            results["pending-while-down"] = hac.pending
+            ha = HaSide(reactor, ha_settings(credentials, ha_port))
+            await until(reactor, lambda: ha.seen(late.sa.spi), "the retried push")
+            await until(reactor, lambda: hac.pending == 0, "the acknowledgement")
+            # HAC restarted: queries fail while it is down, then succeed from the store.
+            await hac.stop()
+            results["hac-down"] = await ha.lookup(elsewhere.sa.spi)
+            hac = start_hac(reactor, settings, store)
+            await until(reactor, lambda: HAC_HOST in ha.source.node.router.open_peers,
+                        "the HAC reconnecting")
+            results["hac-back"] = await ha.lookup(elsewhere.sa.spi)
+        finally:
+            await hac.stop()
+            await ha.source.close()
+        return results
+
+    results = run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
+    assert results["cached"] == pushed.sa  # a plain value: no round trip
+    assert results["accepted"] == BindingAckStatus.ACCEPTED
+    assert results["queried"] == elsewhere.sa
+    assert results["missing"] is None
+    assert results["revoke"] is True and results["revoke-unknown"] is False
+    assert store.get(pushed.sa.spi).sa.revoked
+    assert results["after-revoke"] == BindingAckStatus.REINIT_SA_WITH_HAC
+    assert results["pending-while-down"] == 1
+    assert results["hac-down"] is None
+    assert results["hac-back"] == elsewhere.sa
+
+
+def test_push_refused_over_plain_tcp_without_the_insecure_option(tmp_path, store):
+    credentials = Credentials.make(tmp_path)
+    ha_port = free_port()
+    record = new_sa(store)
+
+    async def scenario(reactor):
+        ha = HaSide(reactor, ha_settings(credentials, ha_port, insecure=True))
+        tcp = hac_settings(credentials, peers=[(HA_HOST, "127.0.0.1", ha_port)], insecure=True)
+        strict = DeliverySettings(NodeSettings(**{**tcp.node.__dict__, "insecure_tcp": False}),
+                                  tcp.home_agents, retry_initial=0.2, retry_max=0.5)
+        hac = start_hac(reactor, strict, store, node_settings=tcp.node)
+        try:
+            await until(reactor, lambda: hac.counters.get("refused-insecure", 0) >= 2,
+                        "refusals")
+            return list(ha.changes), hac.pending
+        finally:
+            await hac.stop()
+            await ha.source.close()
+
+    changes, pending = run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
+    assert changes == [] and pending == 1
+
+
+def test_through_freediameter_relay_with_agent_restart(tmp_path, store):
+    hac_port, ha_port = free_port(), free_port()
+    first = new_sa(store)
+    elsewhere = new_sa(store, instance="hac-2")
+    with run_relay(tmp_path, [PeerSpec(HAC_HOST, hac_port), PeerSpec(HA_HOST, ha_port)]) as relay:
+        credentials = Credentials(relay.ca, relay.credentials[HAC_HOST],
+                                  relay.credentials[HA_HOST])
+        restarted: list[subprocess.Popen] = []
+
+        async def scenario(reactor):
+            ha = HaSide(reactor, ha_settings(credentials, ha_port))
+            hac = start_hac(reactor, hac_settings(credentials, listen=("127.0.0.1", hac_port)),
+                            store)
+            results = {}
+            try:
+                await until(reactor, lambda: ha.seen(first.sa.spi), "the push via the relay")
+                results["queried"] = await ha.lookup(elsewhere.sa.spi)
+                results["revoke"] = await hac.revoke(first.sa.spi)
+                await until(reactor, lambda: ha.seen(first.sa.spi, revoked=True),
+                            "the revocation via the relay")
+                # Agent restart: an SA pushed while it is down arrives once it is back.
+                stop_process(relay.process)
+                await until(reactor, lambda: relay.identity not in hac.node.router.open_peers,
+                            "the HAC noticing the relay is gone")
+                late = new_sa(store)
+                hac.deliver(late)
+                await sleep(reactor, 1.0)
+                results["pending-while-down"] = hac.pending
+                with open(relay.log_path, "ab") as log:
+                    restarted.append(subprocess.Popen(
+                        [shutil.which("freeDiameterd"), "-c", str(relay.config_path)],
+                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+                await until(reactor, lambda: ha.seen(late.sa.spi), "the push after restart")
+                await until(reactor, lambda: hac.pending == 0, "the acknowledgement")
+            finally:
+                await hac.stop()
+                await ha.source.close()
+            return results
+
+        try:
+            results = run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
+        finally:
+            for process in restarted:
+                stop_process(process)
+        log = relay.log()
+    assert results["queried"] == elsewhere.sa, log
+    assert results["revoke"] is True
+    assert results["pending-while-down"] == 1
+
+
+TSHARK_FIELDS = ("diameter.cmd.code", "diameter.flags.request", "diameter.applicationId",
+                 "diameter.MIP-MN-HA-SPI", "diameter.MIP6-TLS-Ciphersuite",
+                 "diameter.MIP6-TLS-SA-Scope", "diameter.MIP6-TLS-SA-Revoked",
+                 "diameter.User-Name", "diameter.MIP-Session-Key")
+
+
+@contextmanager
+def wireshark_data_dir():
+    """A Wireshark data directory whose diameter/dictionary.xml includes ours.
+
+    Wireshark 4.0 reads Diameter dictionaries only from its data directory, and honours
+    WIRESHARK_DATA_DIR only when not run as root: so the directory is world-readable and
+    tshark runs as ``nobody`` (see :func:`decoded`).
+    """
+    top = Path(tempfile.mkdtemp(prefix="aaa-mip6-wireshark-"))
+    try:
+        target = top / "diameter"
+        shutil.copytree("/usr/share/wireshark/diameter", target)
+        shutil.copy(Path(__file__).parents[2] / "etc" / "wireshark" / "aaa-mip6.xml", target)
+        dictionary = target / "dictionary.xml"
+        text = dictionary.read_text()
+        text = text.replace('<!ENTITY Custom\t\t\tSYSTEM "Custom.xml">',
+                            '<!ENTITY Custom\t\t\tSYSTEM "Custom.xml">\n'
+                            '\t<!ENTITY aaamip6 SYSTEM "aaa-mip6.xml">', 1)
+        text = text.replace("\t&Custom;", "\t&Custom;\n\t&aaamip6;", 1)
+        assert "&aaamip6;" in text and "aaa-mip6.xml" in text
+        dictionary.write_text(text)
+        for path in (top, *top.rglob("*")):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        yield top
+    finally:
+        shutil.rmtree(top)
+
+
+def decoded(capture: Path, data_dir: Path, *options: str) -> str:
+    """tshark as nobody over ``capture`` (fed on stdin) with our dictionary loaded."""
+    with open(capture, "rb") as packets:
+        return subprocess.run(
+            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "env",
+             f"WIRESHARK_DATA_DIR={data_dir}", "HOME=/tmp", "tshark", "-r", "-", *options],
+            stdin=packets, capture_output=True, text=True, check=True).stdout
+
+
+def test_tshark_decodes_the_application(tmp_path, store):
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark is not installed")
+    credentials = Credentials.make(tmp_path)
+    ha_port = free_port()
+    record = new_sa(store)
+    capture = tmp_path / "sa.pcapng"
+    capturing = subprocess.Popen(["tshark", "-i", "lo", "-f", f"tcp port {ha_port}", "-w",
+                               str(capture)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    async def scenario(reactor):
+        ha = HaSide(reactor, ha_settings(credentials, ha_port, insecure=True))
+        hac = start_hac(reactor, hac_settings(credentials, peers=[
+            (HA_HOST, "127.0.0.1", ha_port)], insecure=True), store)
+        try:
+            await until(reactor, lambda: ha.seen(record.sa.spi), "the push")
+            await ha.lookup(777)
+            await hac.revoke(record.sa.spi)
+            await until(reactor, lambda: ha.seen(record.sa.spi, revoked=True), "the revoke")
+        finally:
+            await hac.stop()
+            await ha.source.close()
+
+    try:
+        deadline = time.monotonic() + 10
+        while not capture.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
+        time.sleep(1.0)  # let tshark write the last packets
+    finally:
+        capturing.send_signal(signal.SIGINT)
+        capturing.wait(10)
+    decode = ("-d", f"tcp.port=={ha_port},diameter")
+    with wireshark_data_dir() as data_dir:
+        fields = decoded(capture, data_dir, *decode, "-Y", "diameter.cmd.code >= 8388800",
+                        "-T", "fields", "-E", "separator=|",
+                        *[option for field in TSHARK_FIELDS for option in ("-e", field)])
+        verbose = decoded(capture, data_dir, *decode, "-V", "-Y", "diameter.cmd.code == 8388800")
+    rows = [dict(zip(TSHARK_FIELDS, line.split("|"))) for line in fields.splitlines()]
+    requests = {row["diameter.cmd.code"]: row for row in rows
+                if row["diameter.flags.request"] in ("1", "True")}
+    assert set(requests) == {"8388800", "8388801", "8388802"}, fields
+    assert {row["diameter.applicationId"] for row in rows} == {"16809689"}
+    push = requests["8388800"]
+    assert push["diameter.MIP-MN-HA-SPI"] == str(record.sa.spi)
+    assert push["diameter.MIP6-TLS-Ciphersuite"] == "002f"
+    assert push["diameter.MIP6-TLS-SA-Scope"] == "1"
+    assert push["diameter.MIP6-TLS-SA-Revoked"] == "0"
+    assert push["diameter.User-Name"] == "mn@example.org"
+    sa = record.sa
+    assert push["diameter.MIP-Session-Key"].replace(":", "") == (
+        sa.mn_to_ha_ikey + sa.ha_to_mn_ikey + sa.mn_to_ha_ekey + sa.ha_to_mn_ekey).hex()
+    assert requests["8388801"]["diameter.MIP-MN-HA-SPI"] == "777"
+    assert "SA-Push" in verbose and "MIP6-TLS-SA-Validity-End" in verbose
