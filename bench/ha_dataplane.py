@@ -233,7 +233,7 @@ def memory_figure(count: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packets", type=int, default=20000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--bindings", type=int, default=100_000)
     parser.add_argument("--transactions", type=int, default=5000)
     args = parser.parse_args()

@@ -391,3 +391,35 @@ def test_persist_comes_before_effects_once_per_block():
     mn.endpoint._next_sequence = floor + 1
     actions = feed(core, mn, mn.data(ipv6_packet(HOA, CN)))
     assert isinstance(actions[0], PersistSequences) and actions[0].inbound_floor == floor + 1 + 4096
+
+
+@pytest.mark.parametrize("suite", ["NULL_SHA", "AES_128_CBC_SHA"])
+def test_data_dropped_after_its_icv_leaves_the_whole_window_as_it_was(suite):
+    core, mn = registered(suite)
+    assert only(feed(core, mn, mn.data(ipv6_packet(HOA, CN))), WriteTun)
+    skipped = mn.data(ipv6_packet(HOA, CN))  # leaves a hole in the window, sent last
+    window = core._sas[SPI].endpoint.replay
+    cases = {
+        "spoofed-source": mn.data(ipv6_packet(CN, CN)),
+        "malformed": mn.endpoint.protect(PType.ENCRYPTED_IP, ipv6_packet(HOA, CN), 4),
+        "not IP": mn.data(b"\x00" * 60),
+        "too short": mn.data(ipv6_packet(HOA, CN)[:39]),
+    }
+    for case, packet in cases.items():
+        before = window.snapshot()
+        reason = "spoofed-source" if case == "spoofed-source" else "malformed"
+        assert feed(core, mn, packet) == [Drop(reason)], case
+        assert window.snapshot() == before, case
+    assert only(feed(core, mn, skipped), WriteTun)
+    assert feed(core, mn, skipped) == [Drop("replay")]
+
+
+def test_data_before_the_sa_is_usable_or_bound_is_refused_before_any_crypto():
+    core, mn = registered(validity=timedelta(minutes=10))
+    forged = mn.data(ipv6_packet(HOA, CN))[:-1] + b"\x00"  # a bad ICV is never looked at
+    assert feed(core, mn, forged, now=NOW + 600) == [Drop("sa-expired")]
+    core.sa_changed(mn.sa.replace(revoked=True))
+    assert feed(core, mn, forged) == [Drop("revoked")]
+    sa = make_sa()
+    unbound = Mn(sa)
+    assert feed(new_core(sa), unbound, unbound.data(ipv6_packet(HOA, CN))) == [Drop("no-binding")]

@@ -438,3 +438,25 @@ def test_reprs_show_no_keys():
         assert str(sa.spi) in text
         for key in (sa.mn_to_ha_ikey, sa.ha_to_mn_ikey, sa.mn_to_ha_ekey, sa.ha_to_mn_ekey):
             assert key.hex() not in text and repr(key)[2:-1] not in text
+
+
+def test_open_is_unprotect_without_the_wrapper():
+    mn, ha = endpoints()
+    packet = mn.protect(PType.ENCRYPTED_IP, b"inner", 41)
+    assert ha.open(packet, peek(packet)) == (b"inner", 41)
+    with pytest.raises(ReplayError):
+        ha.open(packet, peek(packet))
+    plain = encode_plain(b"inner")
+    with pytest.raises(PacketError) as caught:
+        ha.open(plain, peek(plain))
+    assert caught.value.reason == "wrong-ptype"
+
+
+def test_a_forged_packet_moves_nothing():
+    mn, ha = endpoints()
+    packet = bytearray(mn.protect(PType.ENCRYPTED_IP, b"inner", 41))
+    packet[-1] ^= 1
+    before = ha.replay.snapshot()
+    with pytest.raises(IntegrityError):
+        ha.open(bytes(packet), peek(packet))
+    assert ha.replay.snapshot() == before
