@@ -2,8 +2,9 @@
 
 1. ``ha_relay_vs_bare_udp_relay`` per suite: protected PType 1 packets (1400-octet inner
    IPv6 packets) through the HA (HomeAgentServer's Twisted UDP socket -> HomeAgentCore
-   -> "TUN" = a UDP socket to the receiver) against a bare Twisted UDP relay (receive, send on) in the
-   same run, same sockets, same packets; rounds alternate, best round of each kept.
+   -> "TUN" = a UDP socket to the receiver) against a bare Twisted UDP relay (receive,
+   send on) in the same run, same sockets, same packets; rounds alternate, best round
+   of each kept.
    Each round first queues every packet in the relay's socket while its reactor is not
    yet running, then lets it drain the queue: the relay never shares a core with the
    sender, nothing is lost, and both relays are timed under the same conditions.
@@ -13,6 +14,7 @@
 3. ``memory_per_binding``: RSS growth for 100,000 MNs each with its SA state and binding.
 
 Usage: .venv/bin/python bench/ha_dataplane.py [--packets N] [--rounds R] [--bindings B]
+       [--transactions T] [--suite NAME ...]
 """
 
 from __future__ import annotations
@@ -163,8 +165,8 @@ def relay_round(kind: str, sa: SecurityAssociation, packets: list[bytes]) -> tup
     return rate, len(packets) - count
 
 
-def relay_figures(packets_per_round: int, rounds: int) -> None:
-    for suite in SUITES:
+def relay_figures(suites: list[str], packets_per_round: int, rounds: int) -> None:
+    for suite in suites:
         sa = make_sa(suite, 1000)
         mn = SaEndpoint(sa, "mn")
         mn.protect(PType.MOBILITY, b"", 59)  # sequence 0 went to the BU sent inside the relay
@@ -236,8 +238,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--bindings", type=int, default=100_000)
     parser.add_argument("--transactions", type=int, default=5000)
+    parser.add_argument("--suite", action="append", choices=list(SUITES),
+                        help="relay figures for this suite only (repeatable; default: all)")
     args = parser.parse_args()
-    relay_figures(args.packets, args.rounds)
+    relay_figures(args.suite or list(SUITES), args.packets, args.rounds)
     bu_ba_figure(args.transactions)
     memory_figure(args.bindings)
 

@@ -404,9 +404,10 @@ class HomeAgentCore:
         actions = self._decapsulated(binding, opened.payload, None)
         return [actions] if isinstance(actions, Drop) else actions
 
-    def _decapsulated(self, binding: Binding, packet: bytes, next_header: int | None) -> list | Drop:
-        """A tunneled packet from the MN (bound, under the binding's SA): to the TUN device
-        if its source is the MN's."""
+    def _decapsulated(self, binding: Binding, packet: bytes,
+                      next_header: int | None) -> list | Drop:
+        """A tunneled packet from a bound MN, under the binding's SA: to the TUN device if
+        its source is the MN's."""
         layout = _ip_layout(packet)
         if layout is None or (next_header is not None and next_header != layout.next_header):
             return self._drop("malformed")

@@ -112,7 +112,8 @@ def test_sent_packets_are_plain_cbc_with_the_iv_in_front(suite_name):
     """Whatever came before, each packet is standard CBC under the IV it carries (RFC 3602 §3)."""
     suite = SUITES[suite_name]
     ekey = b"\x22" * suite.ekey_length
-    algorithm = {"AES-128-CBC": algorithms.AES128, "3DES-CBC": TripleDES}[suite.confidentiality.name]
+    algorithm = {"AES-128-CBC": algorithms.AES128, "3DES-CBC": TripleDES}[
+        suite.confidentiality.name]
     sealer = make_sealer(suite_name)
     for size in (0, 40, 1400):
         packet = sealer.protect(PType.ENCRYPTED_IP, size, b"\x5a" * size, 41)
