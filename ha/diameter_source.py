@@ -65,8 +65,8 @@ class DiameterSASource(SASource):
             node.register_handler(self.application.application_id, command, handler)
 
     def __repr__(self) -> str:
-        return (f"DiameterSASource({self.settings.origin_host} <- {self.settings.destination_realm}, "
-                f"sas={len(self._sas)})")
+        return (f"DiameterSASource({self.settings.origin_host} <- "
+                f"{self.settings.destination_realm}, sas={len(self._sas)})")
 
     # --- SASource -----------------------------------------------------------------
 
@@ -83,7 +83,8 @@ class DiameterSASource(SASource):
         local = self.node.local
         request = self.application.query_request(
             f"{self._session_prefix};{next(self._sessions)}", local.origin_host,
-            local.origin_realm, self.settings.destination_realm, self.settings.destination_host, spi)
+            local.origin_realm, self.settings.destination_realm, self.settings.destination_host,
+            spi)
         self.node.send_request(request).addCallbacks(
             self._query_answered, self._query_failed, callbackArgs=(spi,), errbackArgs=(spi,))
         return waiting

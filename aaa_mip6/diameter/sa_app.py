@@ -372,7 +372,8 @@ def _result(message: Message) -> int:
 
 NODE_KEYS = frozenset({
     "origin_host", "origin_realm", "destination_realm", "destination_host", "listen", "peers",
-    "cert", "key", "ca", "insecure_tcp", "vendor_id", "application_id", "watchdog", "request_timeout",
+    "cert", "key", "ca", "insecure_tcp", "vendor_id", "application_id", "watchdog",
+    "request_timeout",
 })
 DEFAULT_WATCHDOG = 30.0
 DEFAULT_REQUEST_TIMEOUT = 10.0
@@ -436,7 +437,8 @@ def node_settings(table, where: str = "") -> NodeSettings:
     if unknown:
         fail(sorted(unknown)[0], "unknown setting")
     values = {}
-    for key in ("origin_host", "origin_realm", "destination_realm", "destination_host", "cert", "key", "ca"):
+    for key in ("origin_host", "origin_realm", "destination_realm", "destination_host", "cert",
+                "key", "ca"):
         if key in table:
             if not isinstance(table[key], str) or not table[key] or " " in table[key]:
                 fail(key, "must be a non-empty string without spaces")
@@ -502,11 +504,10 @@ def start_node(settings: NodeSettings, reactor, *, watchdog_jitter: float | None
                   vendor_applications=frozenset({application.vendor_application})),
         reactor=reactor, watchdog=WatchdogTimers(settings.watchdog, jitter),
         request_timeout=settings.request_timeout)
-    client_tls = server_tls = None
+    server_tls = None
     if not settings.insecure_tcp:
         cert, key, ca = Path(settings.cert), Path(settings.key), Path(settings.ca)
         server_tls = tls.ServerTLS(cert, key, client_ca_file=ca, require_client_cert=True)
-        client_tls = lambda name: tls.ClientTLS(name, ca, cert_file=cert, key_file=key)  # noqa: E731
     if settings.listen is not None:
         host, port = settings.listen
         if server_tls is None:
@@ -514,7 +515,8 @@ def start_node(settings: NodeSettings, reactor, *, watchdog_jitter: float | None
         else:
             node.listen_tls(server_tls, port, host)
     for name, host, port in settings.peers:
-        node.connect(name, host, port, client_tls=None if client_tls is None else client_tls(name))
+        node.connect(name, host, port, client_tls=None if server_tls is None else tls.ClientTLS(
+            name, ca, cert_file=cert, key_file=key))
     return node
 
 

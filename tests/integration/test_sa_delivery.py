@@ -8,13 +8,17 @@ Each scenario runs on a reactor of its own; waits are bounded polls, not timing 
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from ipaddress import IPv6Address
 from pathlib import Path
 
 import pytest
@@ -22,14 +26,21 @@ from twisted.internet import defer
 
 from aaa_mip6 import pki
 from aaa_mip6.diameter.sa_app import NodeSettings, start_node
-from aaa_mip6.mobility import BindingAckStatus
+from aaa_mip6.mobility import (
+    BindingAckStatus,
+    BindingUpdate,
+    build_binding_update_payload,
+    parse_binding_ack_payload,
+)
 from aaa_mip6.sa import HomeAgent, SecurityAssociation
 from aaa_mip6.store import UNALLOCATED_SPI, open_store
 from aaa_mip6.suites import SUITES, new_keys
+from aaa_mip6.transform import PType, SaEndpoint
 from ha.core import HaPolicy, HomeAgentCore, SendDatagram
 from ha.diameter_source import DiameterSASource
 from hac.sa_delivery import DeliverySettings, SaDelivery
 from tests.integration.freediameter import PeerSpec, run_relay
+from tests.integration.hacproc import TEST_CONFIG, HacProcess, make_setup, toml_text
 from tests.support import free_port, run_on_fresh_reactor, sleep, stop_process
 from tests.unit.test_ha_core import HA, HOA, Mn, only
 
@@ -38,6 +49,7 @@ pytestmark = pytest.mark.integration
 HAC_HOST, HAC_REALM = "hac.example.org", "example.org"
 HA_HOST, HA_REALM = "ha1.example.net", "example.net"
 INSTANCE = "hac-1"
+LOOPBACK6 = IPv6Address("::1")  # the HA address of the programs test
 WAIT_LIMIT = 30.0  # bounded waits for connections and retries (the relay retries every 1 s)
 SCENARIO_LIMIT = 120.0
 
@@ -376,3 +388,78 @@ def test_tshark_decodes_the_application(tmp_path, store):
         sa.mn_to_ha_ikey + sa.ha_to_mn_ikey + sa.mn_to_ha_ekey + sa.ha_to_mn_ekey).hex()
     assert requests["8388801"]["diameter.MIP-MN-HA-SPI"] == "777"
     assert "SA-Push" in verbose and "MIP6-TLS-SA-Validity-End" in verbose
+
+
+def test_programs_push_and_revoke(tmp_path):
+    """mip6-hac ([sa_delivery]) and mip6-ha ([diameter]) as programs; mip6-hac revoke."""
+    setup = make_setup(tmp_path / "hac")
+    credentials = Credentials.make(tmp_path)
+    diameter_port = free_port()
+    with open_store(setup.store_url) as store:
+        keys = new_keys(SUITES["AES_128_CBC_SHA"])
+        record = store.create(SecurityAssociation(
+            spi=UNALLOCATED_SPI, suite="AES_128_CBC_SHA", mn_to_ha_ikey=keys.mn_to_ha_ikey,
+            ha_to_mn_ikey=keys.ha_to_mn_ikey, mn_to_ha_ekey=keys.mn_to_ha_ekey,
+            ha_to_mn_ekey=keys.ha_to_mn_ekey,
+            validity_end=(datetime.now(timezone.utc) + timedelta(hours=1)).replace(
+                microsecond=0),
+            scope=1, mn_id="mn@example.org", home_address6=HOA),
+            hac_instance="hac-programs", home_agent=HomeAgent(LOOPBACK6, None, 7872))
+    tls = {"ca": str(credentials.ca.cert_path), "watchdog": 6}
+    (tmp_path / "ha.toml").write_text(toml_text({"diameter": {
+        "origin_host": HA_HOST, "origin_realm": HA_REALM, "destination_realm": HAC_REALM,
+        "listen": f"127.0.0.1:{diameter_port}", "cert": str(credentials.ha.cert_path),
+        "key": str(credentials.ha.key_path), **tls}}))
+    control = tmp_path / "hac.sock"
+    config = {**TEST_CONFIG, "sa_delivery": {
+        "origin_host": HAC_HOST, "origin_realm": HAC_REALM, "destination_realm": HA_REALM,
+        "peers": [f"{HA_HOST}=127.0.0.1:{diameter_port}"], "retry_initial": 0.2,
+        "cert": str(credentials.hac.cert_path), "key": str(credentials.hac.key_path),
+        "control_socket": str(control), **tls},
+        "sa_delivery.home_agents": {'"::1"': HA_HOST}}
+    ha = subprocess.Popen(
+        [sys.executable, "-m", "ha.cli", "--listen", "[::1]:0", "--config",
+         str(tmp_path / "ha.toml"), "--state", str(tmp_path / "ha.state")],
+        stderr=subprocess.PIPE, text=True)
+    try:
+        port = None
+        deadline = time.monotonic() + WAIT_LIMIT
+        while port is None and time.monotonic() < deadline:
+            match = re.search(r"listening on \[::1\]:(\d+)", ha.stderr.readline())
+            port = int(match.group(1)) if match else None
+        assert port, "mip6-ha did not start"
+        with HacProcess(setup, config=config, ha="[::1]") as hac:
+            assert control.stat().st_mode & 0o777 == 0o600
+            mn = SaEndpoint(record.sa, "mn")
+            statuses = [bu_status(mn, port, 1)]
+            revoke = subprocess.run(
+                [sys.executable, "-m", "hac.cli", "revoke", "--spi", str(record.sa.spi),
+                 "--config", str(hac.config_path)], capture_output=True, text=True, timeout=30)
+            sequence = 2
+            deadline = time.monotonic() + WAIT_LIMIT
+            while statuses[-1] != BindingAckStatus.REINIT_SA_WITH_HAC:
+                assert time.monotonic() < deadline, (statuses, hac.log_tail())
+                statuses.append(bu_status(mn, port, sequence))
+                sequence += 1
+                time.sleep(0.1)
+            unknown = subprocess.run(
+                [sys.executable, "-m", "hac.cli", "revoke", "--spi", "7", "--control",
+                 str(control)], capture_output=True, text=True, timeout=30)
+    finally:
+        ha.send_signal(signal.SIGTERM)
+        ha.wait(timeout=20)
+    assert statuses[0] == BindingAckStatus.ACCEPTED
+    assert (revoke.returncode, revoke.stdout.strip()) == (0, f"revoked {record.sa.spi}")
+    assert (unknown.returncode, unknown.stdout.strip()) == (1, "unknown 7")
+
+
+def bu_status(endpoint: SaEndpoint, port: int, sequence: int) -> int:
+    """Send one protected BU for HOA to the HA at [::1]:port; the BA's status."""
+    next_header, payload = build_binding_update_payload(
+        HOA, LOOPBACK6, BindingUpdate(sequence, 150))
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(10)
+        sock.sendto(endpoint.protect(PType.MOBILITY, payload, next_header), ("::1", port))
+        data, _ = sock.recvfrom(2048)
+    opened = endpoint.unprotect(data)
+    return parse_binding_ack_payload(opened.next_header, opened.payload, LOOPBACK6)[1].status

@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 from aaa_mip6.diameter import codec, sa_app
 from aaa_mip6.diameter.codec import DiameterError
 from aaa_mip6.diameter.sa_app import SaApplication, SaMessage
-from aaa_mip6.errors import InvalidInput
+from aaa_mip6.errors import ConfigError, InvalidInput
 from aaa_mip6.sa import SecurityAssociation
 from aaa_mip6.suites import SUITES
+from hac.sa_delivery import parse_settings
 
 APP = SaApplication()
 OTHER_VENDOR = SaApplication(vendor_id=99_999, application_id=16_777_300)
@@ -213,3 +214,153 @@ def test_mutated_messages_raise_only_the_typed_error(data):
         _parse_any(bytes(wire))
     except InvalidInput:
         pass
+
+
+# --- settings ---------------------------------------------------------------------------
+
+NODE = {"origin_host": "hac.example.org", "origin_realm": "example.org",
+        "destination_realm": "example.net", "peers": ["ha1.example.net=192.0.2.1:5658"],
+        "ca": "/ca.pem", "cert": "/hac.pem", "key": "/hac.key"}
+
+
+def test_node_settings():
+    settings = sa_app.node_settings({**NODE, "listen": "[::1]:5658", "watchdog": 6,
+                                     "vendor_id": 99_999})
+    assert settings.peers == (("ha1.example.net", "192.0.2.1", 5658),)
+    assert settings.listen == ("::1", 5658)
+    assert settings.watchdog == 6.0 and not settings.insecure_tcp
+    assert settings.application == SaApplication(99_999, sa_app.DEFAULT_APPLICATION_ID)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"origin_host": None}, "diameter.origin_host: required"),
+    ({"surprise": 1}, "diameter.surprise: unknown setting"),
+    ({"peers": ["ha1.example.net@192.0.2.1:5658"]}, "diameter.peers: .* is not"),
+    ({"peers": ["ha=host.example:1"]}, "diameter.peers: .* ADDRESS:PORT"),
+    ({"peers": [], "listen": None}, "diameter.peers: give peers"),
+    ({"listen": "192.0.2.1:99999"}, "diameter.listen: .* 0..65535"),
+    ({"cert": None}, "diameter.cert: cert, key and ca are required"),
+    ({"insecure_tcp": "yes"}, "diameter.insecure_tcp: must be true or false"),
+    ({"watchdog": 5}, "diameter.watchdog: .* 6..86400"),
+    ({"vendor_id": 0}, "diameter.vendor_id: must be an integer"),
+    ({"origin_realm": "two words"}, "diameter.origin_realm: must be a non-empty string"),
+])
+def test_node_settings_errors_name_the_key(change, message):
+    table = {key: value for key, value in {**NODE, **change}.items() if value is not None}
+    with pytest.raises(ConfigError, match=message):
+        sa_app.node_settings(table, "diameter")
+
+
+def test_plain_tcp_needs_no_credentials():
+    table = {key: value for key, value in NODE.items() if key not in ("ca", "cert", "key")}
+    assert sa_app.node_settings({**table, "insecure_tcp": True}).insecure_tcp
+
+
+def test_delivery_settings_and_their_errors():
+    settings = parse_settings({**NODE, "home_agents": {"2001:db8::1": "ha1.example.net"},
+                               "control_socket": "/run/hac.sock", "retry_max": 5})
+    assert settings.home_agents == {ipaddress.ip_address("2001:db8::1"): "ha1.example.net"}
+    assert settings.retry_max == 5.0 and settings.retry_initial == 1.0
+    for change, message in (({"home_agents": {}}, "home_agents: a table"),
+                            ({"home_agents": {"ha1": "x"}}, "'ha1' is not an IP"),
+                            ({"control_socket": "hac.sock"}, "control_socket: must be an absolute"),
+                            ({"retry_initial": 9, "retry_max": 5}, "retry_max must be at least"),
+                            ({"origin_host": 3}, "origin_host: must be")):
+        table = {**NODE, "home_agents": {"2001:db8::1": "ha"}, **change}
+        with pytest.raises(ConfigError, match=message):
+            parse_settings(table)
+
+
+def test_hac_and_ha_configuration_take_the_tables():
+    from ha.cli import load_config as ha_config
+    from hac.config import load_config as hac_config
+    from hac.sa_delivery import check
+
+    ha = ha_config({"listen": ["[2001:db8::1]:7872"], "state": "/tmp/ha.state",
+                    "diameter": {**NODE, "destination_realm": "example.org"}})
+    assert ha.store is None and ha.diameter.origin_host == "hac.example.org"
+    with pytest.raises(ConfigError, match="store: required"):
+        ha_config({"listen": ["[2001:db8::1]:7872"], "state": "/tmp/ha.state"})
+    with pytest.raises(ConfigError, match="diameter.peers"):
+        ha_config({"listen": ["[2001:db8::1]:7872"], "diameter": {**NODE, "peers": "x"}})
+    base = {"listen": "127.0.0.1:7443", "tls.cert": "/c", "tls.key": "/k",
+            "credentials.psk_file": "/p", "store.url": "sqlite:////tmp/sa.db",
+            "home_agents.addresses": ["2001:db8::1"], "bootstrap.hoa_prefix": "2001:db8:1::/64"}
+    config = hac_config(None, {**base, "sa_delivery": {
+        **NODE, "home_agents": {"2001:db8::1": "ha1.example.net"}}})
+    check(config)
+    with pytest.raises(ConfigError, match="sa_delivery: home_agents"):
+        hac_config(None, {**base, "sa_delivery": NODE})
+    with pytest.raises(ConfigError, match="workers = 1"):
+        check(hac_config(None, {**base, "workers": "2", "sa_delivery": {
+            **NODE, "home_agents": {"2001:db8::1": "ha1.example.net"}}}))
+
+
+# --- the HA's source against a stand-in node -----------------------------------------------
+
+
+class FakeNode:
+    """What DiameterSASource uses of a DiameterNode: handlers, answers, requests."""
+
+    def __init__(self):
+        from aaa_mip6.diameter.peer import LocalNode
+        self.local = LocalNode(HA, HA_REALM)
+        self.handlers = {}
+        self.sent = []
+
+    def register_handler(self, application_id, command, handler):
+        self.handlers[command] = handler
+
+    def answer(self, request, result, avps=(), **kwargs):
+        return codec.new_answer(request, result, HA, HA_REALM, list(avps), **kwargs)
+
+    def send_request(self, request):
+        from twisted.internet import defer
+        self.sent.append((request, defer.Deferred()))
+        return self.sent[-1][1]
+
+
+def _source():
+    from ha.diameter_source import DiameterSASource
+    node = FakeNode()
+    settings = sa_app.NodeSettings(HA, HA_REALM, HAC_REALM, insecure_tcp=True,
+                                   listen=("127.0.0.1", 1))
+    source = DiameterSASource(node, settings, home_agents=(ipaddress.ip_address("2001:db8::1"),))
+    changes = []
+    source.on_change = changes.append
+    return source, node, changes
+
+
+def test_source_keeps_pushes_and_refuses_bad_or_foreign_ones():
+    source, node, changes = _source()
+    push = node.handlers[sa_app.SA_PUSH]
+    ours = SaMessage(_sa(), (ipaddress.ip_address("2001:db8::1"),))
+    assert codec.result_code(push(_wire(_push(ours)))) == codec.SUCCESS
+    assert changes == [ours.sa] and source.lookup(ours.sa.spi) == ours.sa and not node.sent
+    foreign = SaMessage(_sa(spi=7), (ipaddress.ip_address("2001:db8::9"),))
+    assert codec.result_code(push(_wire(_push(foreign)))) == codec.UNABLE_TO_COMPLY
+    broken = _wire(_push(SaMessage(_sa(scope=5))))
+    assert codec.result_code(push(broken)) == codec.INVALID_AVP_VALUE
+    assert source.counters["push-not-ours"] == 1 and source.counters["push-malformed"] == 1
+    revoke = node.handlers[sa_app.SA_REVOKE]
+    request = APP.revoke_request("s;1", HAC, HAC_REALM, HA_REALM, HA, ours.sa.spi, "mn")
+    assert codec.result_code(revoke(_wire(codec.encode_message(request)))) == codec.SUCCESS
+    assert changes[-1] == ours.sa.replace(revoked=True)
+
+
+def test_source_queries_once_per_spi_and_fails_soft():
+    from aaa_mip6.diameter.router import RequestTimedOut
+    from twisted.python.failure import Failure
+    source, node, _changes = _source()
+    results = []
+    for _ in range(2):
+        source.lookup(99).addCallback(results.append)
+    assert len(node.sent) == 1  # one query for both lookups
+    request, answer = node.sent[0]
+    assert APP.parse_request(request).spi == 99
+    answer.errback(Failure(RequestTimedOut("no answer")))
+    assert results == [None, None] and source.counters["query-failed"] == 1
+    source.lookup(4242).addCallback(results.append)
+    request, answer = node.sent[1]
+    answer.callback(_wire(_answer(sa_app.SA_QUERY, codec.SUCCESS, APP.sa_avps(SaMessage(_sa())))))
+    assert results[-1] == _sa() and source.lookup(4242) == _sa()
