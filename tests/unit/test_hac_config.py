@@ -112,6 +112,7 @@ BAD_VALUES = [
     ("limits.burst", 0, "1..1000000"),
     ("limits.max_message", 10, "64..65535"),
     ("compat.draft01_auth", 1, "true or false"),
+    ("sa_delivery", "x", "must be a table"),
     ("log.level", "loud", "debug, info, warning, error"),
     ("auth.methods", ["psk", "ldap"], "each entry is psk or eap, once"),
     ("eap.identity_from_mn_id", "yes", "true or false"),
