@@ -8,7 +8,7 @@ hacproc.py) and measures, in alternating rounds (best round of each figure kept)
 - baseline: ``openssl s_time -new`` (full handshakes, one connection at a time per
   client) against ``openssl s_server`` with the same certificate and key on 127.0.0.1,
   with one and with two s_time clients; the better is the baseline rate. ``-reuse``
-  likewise for resumed sessions;
+  (two clients) for resumed sessions;
 - ``mip6-hac --workers 2`` (two processes on one port sharing one SQLite store) driven by
   load-driver processes of their own (spawned, one Twisted epoll reactor each, MNs split
   between them): whole RFC 6618 PSK bootstraps (TLS, MN Init, MN Done, SA stored and
@@ -47,14 +47,27 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from twisted.internet import defer, threads  # noqa: E402
+from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS  # noqa: E402
+from twisted.internet.epollreactor import EPollReactor  # noqa: E402
+from twisted.internet.interfaces import IHandshakeListener  # noqa: E402
+from twisted.internet.protocol import Factory, Protocol  # noqa: E402
+from twisted.python.failure import Failure  # noqa: E402
+from zope.interface import implementer  # noqa: E402
+
+from aaa_mip6.tls import ClientTLS, session_reused  # noqa: E402
 from bench._common import cpu_seconds, emit, latency_summary, process_tree, rss_bytes  # noqa: E402
+from mn import client  # noqa: E402
+from mn.bootstrap import BootstrapFailed, PskBootstrap  # noqa: E402
 from tests.integration.hacproc import TEST_CONFIG, HacProcess, make_setup, mn_ids  # noqa: E402
 from tests.support import free_port, stop_process, wait_listening  # noqa: E402
 
 TARGET = 0.5
 BASELINE = "openssl s_time vs openssl s_server"
 HOST = "127.0.0.1"
-SPAWN = multiprocessing.get_context("spawn")  # drivers start with no reactor and no fork state
+S_TIME_MODES = {"new": "-new", "resumed": "-reuse"}  # HAC sessions -> the s_time mode
+BASELINE_RUNS = (("new", 1), ("new", 2), ("resumed", 2))  # (sessions, s_time clients)
+SPAWN = multiprocessing.get_context("spawn")  # drivers start from scratch: no inherited state
 PREPARED_PER_SECOND = 500  # fresh TLS clients a driver builds, per timed second, before timing
 SYNC_TIMEOUT = 60.0  # seconds for drivers to start or answer: a safety net only
 IN_FLIGHT_OPENING = 32  # idle connections being opened at once
@@ -72,7 +85,8 @@ Groups = {BASELINE_GROUP}
 
 @dataclass(frozen=True)
 class DriveJob:
-    """What one load-driver process does: ``concurrency`` MNs, at most ``count`` bootstraps."""
+    """What one load-driver process does: ``len(mns)`` MNs at once, at most ``count``
+    bootstraps in all, for at most ``seconds``."""
 
     port: int
     ca_path: Path
@@ -82,37 +96,19 @@ class DriveJob:
     resume: bool
 
 
-def _new_reactor():
-    """A private epoll reactor (select() stops at 1024 descriptors)."""
-    from twisted.internet.epollreactor import EPollReactor
-
-    return EPollReactor()
-
-
-def _observed_tls_class():
+class ObservedTLS(ClientTLS):
     """ClientTLS that remembers its last connection, to read its group and resumption."""
-    from aaa_mip6.tls import ClientTLS
 
-    class ObservedTLS(ClientTLS):
-        last_connection = None
+    last_connection = None
 
-        def clientConnectionForTLS(self, tlsProtocol):  # noqa: N802 (Twisted API)
-            self.last_connection = super().clientConnectionForTLS(tlsProtocol)
-            return self.last_connection
-
-    return ObservedTLS
+    def clientConnectionForTLS(self, tlsProtocol):  # noqa: N802 (Twisted API)
+        self.last_connection = super().clientConnectionForTLS(tlsProtocol)
+        return self.last_connection
 
 
 def _drive(job: DriveJob, barrier, results) -> None:
     """Driver process: warm up, wait for the others, run the timed bootstraps, report."""
-    from twisted.internet import defer, threads
-
-    from aaa_mip6.tls import session_reused
-    from mn import client
-    from mn.bootstrap import BootstrapFailed, PskBootstrap
-
-    reactor = _new_reactor()
-    observed_tls = _observed_tls_class()
+    reactor = EPollReactor()  # a private reactor; select() would stop at 1024 descriptors
     report: dict = {"latencies": [], "failures": 0, "resumed": 0, "groups": set()}
 
     async def one(tls, nai: str, psk: bytes) -> None:
@@ -120,14 +116,14 @@ def _drive(job: DriveJob, barrier, results) -> None:
 
     # A new MN has no session to resume: a TLS client of its own, built before the clock
     # starts (as s_time reuses its SSL_CTX), unless the run outlasts the prepared ones.
-    fresh = [] if job.resume else [observed_tls(HOST, job.ca_path) for _ in range(
+    fresh = [] if job.resume else [ObservedTLS(HOST, job.ca_path) for _ in range(
         min(job.count, int(job.seconds * PREPARED_PER_SECOND)))]
 
     async def mn_loop(nai: str, psk: bytes, tls, budget: list[int], deadline: float) -> None:
         while budget[0] > 0 and time.monotonic() < deadline:
             budget[0] -= 1
             if not job.resume:
-                tls = fresh.pop() if fresh else observed_tls(HOST, job.ca_path)
+                tls = fresh.pop() if fresh else ObservedTLS(HOST, job.ca_path)
             begin = time.monotonic()
             try:
                 await one(tls, nai, psk)
@@ -139,7 +135,7 @@ def _drive(job: DriveJob, barrier, results) -> None:
             report["groups"].add(tls.last_connection.get_group_name())
 
     async def scenario() -> None:
-        clients = [observed_tls(HOST, job.ca_path) for _ in job.mns]
+        clients = [ObservedTLS(HOST, job.ca_path) for _ in job.mns]
         # Warm-up, untimed: imports, and for resumption each MN's first (full) handshake.
         await defer.gatherResults([defer.ensureDeferred(one(tls, nai, psk))
                                    for tls, (nai, psk) in zip(clients, job.mns)])
@@ -160,8 +156,6 @@ def _drive(job: DriveJob, barrier, results) -> None:
 
 def _run(reactor, scenario) -> None:
     """Run ``scenario()`` on ``reactor`` until it ends; re-raise its failure."""
-    from twisted.internet import defer
-
     outcome: list = []
 
     def start() -> None:
@@ -171,7 +165,7 @@ def _run(reactor, scenario) -> None:
 
     reactor.callWhenRunning(start)
     reactor.run(installSignalHandlers=False)
-    if outcome and hasattr(outcome[0], "raiseException"):
+    if outcome and isinstance(outcome[0], Failure):
         outcome[0].raiseException()
 
 
@@ -305,37 +299,32 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+@implementer(IHandshakeListener)
+class IdleConnection(Protocol):
+    """A TLS connection that completes its handshake and then sends nothing."""
+
+    def __init__(self):
+        self.handshaken = defer.Deferred()
+
+    def handshakeCompleted(self):  # noqa: N802 (Twisted API)
+        self.handshaken.callback(None)
+
+
 def _hold_idle(port: int, ca_path: Path, warm: int, count: int, steps) -> None:
     """Driver process: open ``warm`` then ``count`` more idle TLS connections, step by step.
 
-    After each batch it waits on the next ``steps`` event (the parent measures meanwhile);
-    after the last event it closes everything.
+    Each connection is a new MN (full handshake). After each batch it waits on the next
+    ``steps`` event (the parent measures meanwhile); after the last it closes everything.
     """
-    from twisted.internet import defer, threads
-    from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
-    from twisted.internet.interfaces import IHandshakeListener
-    from twisted.internet.protocol import Factory, Protocol
-    from zope.interface import implementer
-
-    from aaa_mip6.tls import ClientTLS
-
-    reactor = _new_reactor()
-    tls = ClientTLS(HOST, ca_path)
+    reactor = EPollReactor()
     limit = defer.DeferredSemaphore(IN_FLIGHT_OPENING)
-    opened: list = []
-
-    @implementer(IHandshakeListener)
-    class Idle(Protocol):
-        def __init__(self):
-            self.handshaken = defer.Deferred()
-
-        def handshakeCompleted(self):  # noqa: N802 (Twisted API)
-            self.handshaken.callback(None)
+    opened: list[IdleConnection] = []
 
     async def open_one() -> None:
-        endpoint = wrapClientTLS(tls, TCP4ClientEndpoint(reactor, HOST, port, timeout=30),
+        endpoint = wrapClientTLS(ClientTLS(HOST, ca_path),
+                                 TCP4ClientEndpoint(reactor, HOST, port, timeout=30),
                                  clock=reactor)
-        protocol = Idle()
+        protocol = IdleConnection()
         await endpoint.connect(Factory.forProtocol(lambda: protocol))
         await protocol.handshaken
         opened.append(protocol)
@@ -384,11 +373,10 @@ def idle_memory_figure(directory: Path, args) -> dict:
 
 
 def _best(rounds: list[dict]) -> dict:
-    return max(rounds, key=lambda figure: figure["per_second"])
+    """The round with the highest rate, and every round's rate (the spread shows noise)."""
+    best = max(rounds, key=lambda figure: figure["per_second"])
+    return {**best, "round_rates": [figure["per_second"] for figure in rounds]}
 
-
-S_TIME_MODES = {"new": "-new", "resumed": "-reuse"}  # HAC sessions -> the s_time mode
-BASELINE_CLIENTS = (1, 2)
 
 
 def measure(args, levels: list[int], directory: Path) -> tuple[dict, dict]:
@@ -407,10 +395,9 @@ def measure(args, levels: list[int], directory: Path) -> tuple[dict, dict]:
                        extra_args=["--workers", str(args.workers)]) as hac:
         emit("baseline_tls", server="openssl s_server", negotiated=server.negotiated())
         for _ in range(args.rounds):
-            for sessions, mode in S_TIME_MODES.items():
-                for clients in BASELINE_CLIENTS:
-                    baseline.setdefault((sessions, clients), []).append(
-                        s_time_figure(server, clients, mode, args.seconds))
+            for sessions, clients in BASELINE_RUNS:
+                baseline.setdefault((sessions, clients), []).append(
+                    s_time_figure(server, clients, S_TIME_MODES[sessions], args.seconds))
             for key in hac_runs:
                 sessions, level, groups = key
                 hac_figures.setdefault(key, []).append(hac_figure(
@@ -438,16 +425,16 @@ def report(args, baseline: dict, hac_figures: dict) -> None:
         ratio = best["per_second"] / reference["per_second"]
         headline = {"target": TARGET, "met": ratio >= TARGET} if sessions == "new" else {}
         emit("hac_vs_openssl_ratio", sessions=sessions, concurrency=level,
-             baseline=f"{BASELINE} {S_TIME_MODES[sessions]}",
+             baseline=f"openssl s_time {S_TIME_MODES[sessions]} vs openssl s_server",
              baseline_per_second=reference["per_second"], ratio=round(ratio, 2), **headline,
              server_cpu_ratio=round(reference["server_cpu_ms"] / best["server_cpu_ms"], 2))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=3, help="time bound per figure and round")
+    parser.add_argument("--seconds", type=int, default=2, help="time bound per figure and round")
     parser.add_argument("--count", type=int, default=5000, help="bootstraps per figure and round")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", default="1,16,64")
     parser.add_argument("--workers", type=int, default=2, help="HAC worker processes")
     parser.add_argument("--drivers", type=int, default=2, help="load-driver processes")
