@@ -126,8 +126,8 @@ class Sealer:
     Sequence numbers and anti-replay belong to :class:`SaEndpoint`.
     """
 
-    __slots__ = ("suite", "spi", "_icv", "_encrypt", "_decrypt", "_block", "_iv_length",
-                 "_min_length")
+    __slots__ = ("suite", "spi", "_icv", "_algorithm", "_encrypt", "_decrypt", "_block",
+                 "_iv_length", "_min_length")
 
     def __init__(self, suite: CipherSuite, spi: int, ikey: bytes, ekey: bytes):
         if not SPI_MIN <= spi <= SPI_MAX:
@@ -139,15 +139,19 @@ class Sealer:
         self._iv_length = suite.iv_length
         self._min_length = HEADER_LENGTH + self._iv_length + self._block + ICV_LENGTH
         if self._iv_length:
-            chained = Cipher(_CBC_ALGORITHMS[suite.confidentiality](ekey),
-                             modes.CBC(bytes(self._iv_length)))
-            self._encrypt = chained.encryptor().update
-            self._decrypt = chained.decryptor().update
+            self._algorithm = _CBC_ALGORITHMS[suite.confidentiality](ekey)
+            # Made on first use (~0.8 kB each): an HA never encrypts inbound or decrypts outbound.
+            self._encrypt = self._decrypt = None
         else:
+            self._algorithm = None
             self._encrypt = self._decrypt = bytes  # NULL: the octets as they are
 
     def __repr__(self) -> str:
         return f"Sealer(suite={self.suite.name}, spi={self.spi})"
+
+    def _chained(self) -> Cipher:
+        """CBC under this direction's key; its contexts live as long as the Sealer."""
+        return Cipher(self._algorithm, modes.CBC(bytes(self._iv_length)))
 
     def protect(self, ptype: PType, seq: int, payload, next_header: int) -> bytes:
         """Encrypt ``payload`` and its trailer, prepend header and IV, append the ICV."""
@@ -157,8 +161,11 @@ class Sealer:
             raise ValueError(f"sequence number {seq} is not a 32-bit number")
         pad_length = -(len(payload) + _TRAILER_LENGTH) % self._block
         trailer = _PADDING[pad_length] + bytes((pad_length, next_header))
+        encrypt = self._encrypt
+        if encrypt is None:
+            encrypt = self._encrypt = self._chained().encryptor().update
         # IV and body in one call: the IV is the output of the random first block.
-        sealed = self._encrypt(b"".join((os.urandom(self._iv_length), payload, trailer)))
+        sealed = encrypt(b"".join((os.urandom(self._iv_length), payload, trailer)))
         signed = _HEADER.pack(ptype << _SPI_BITS | self.spi, seq) + sealed
         return signed + self._icv(signed)
 
@@ -188,8 +195,11 @@ class Sealer:
         signed_end = size - ICV_LENGTH
         if not compare_digest(self._icv(view[:signed_end]), view[signed_end:]):
             raise IntegrityError(f"ICV of a {size}-octet packet does not verify")
+        decrypt = self._decrypt
+        if decrypt is None:
+            decrypt = self._decrypt = self._chained().decryptor().update
         # IV and body in one call: the IV block's own output is dropped.
-        plain = self._decrypt(view[HEADER_LENGTH:signed_end])
+        plain = decrypt(view[HEADER_LENGTH:signed_end])
         pad_length = plain[-2]
         payload_end = len(plain) - _TRAILER_LENGTH - pad_length
         if payload_end < self._iv_length or (
