@@ -123,7 +123,8 @@ class Sealer:
     """One direction of one SA: protects with, and verifies against, that direction's keys.
 
     The sender of the direction calls :meth:`protect`, the receiver :meth:`unprotect`.
-    Sequence numbers and anti-replay belong to :class:`SaEndpoint`.
+    Sequence numbers and anti-replay belong to :class:`SaEndpoint`. Its CBC contexts are
+    stateful: one thread at a time, as with the SA's sequence numbers.
     """
 
     __slots__ = ("suite", "spi", "_icv", "_algorithm", "_encrypt", "_decrypt", "_block",
