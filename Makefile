@@ -40,7 +40,7 @@ deps:
 	else echo "not root: Debian packages not installed; integration tests may skip"; fi
 
 bench: venv
-	for b in bench/*.py; do $(PY) $$b; done
+	for b in bench/[!_]*.py; do $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
