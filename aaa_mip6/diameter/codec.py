@@ -9,6 +9,7 @@ typed errors. Whatever the bytes, :func:`decode_message` and
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import struct
 
@@ -210,6 +211,15 @@ def as_text(value) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)
+
+
+def as_address(value) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An Address AVP value as python-diameter decodes it, (family, text), as an address."""
+    try:
+        return ipaddress.ip_address(value[1])
+    except (ValueError, TypeError, IndexError):
+        raise DiameterError("an Address AVP holds no IPv4 or IPv6 address",
+                            reason="bad-avp-value") from None
 
 
 def new_avp(code: int, value, vendor_id: int = 0, *, mandatory: bool | None = None) -> Avp:

@@ -86,15 +86,6 @@ def bootstrap_avps(attributes: BootstrapAttributes) -> list[Avp]:
     return avps
 
 
-def _address(value) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    """An Address AVP value as python-diameter decodes it: (family, text)."""
-    try:
-        return ipaddress.ip_address(value[1])
-    except (ValueError, TypeError, IndexError):
-        raise DiameterError("an Address AVP holds no IPv4 or IPv6 address",
-                            reason="bad-avp-value") from None
-
-
 def _home_link_prefix(raw: bytes) -> ipaddress.IPv6Network:
     if len(raw) != _MIP6_HOME_LINK_PREFIX_LENGTH or raw[0] > 128:
         raise DiameterError("MIP6-Home-Link-Prefix must be a length octet up to 128 and "
@@ -104,7 +95,7 @@ def _home_link_prefix(raw: bytes) -> ipaddress.IPv6Network:
 
 def _first_of_each_family(values, keys: tuple[str, str], found: BootstrapAttributes) -> None:
     """Put the first IPv6 and the first IPv4 address of ``values`` under ``keys``."""
-    for address in map(_address, values):
+    for address in map(codec.as_address, values):
         found.setdefault(keys[0] if address.version == 6 else keys[1], address)
 
 

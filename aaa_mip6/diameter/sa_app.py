@@ -48,7 +48,6 @@ from ..suites import SUITES
 from ..tvheaders import CIPHERSUITE_CODES
 from . import codec
 from .codec import DiameterError
-from .eap import _address  # the one reader of Address AVP values
 
 DEFAULT_VENDOR_ID = 32473  # RFC 5612: reserved for documentation and examples
 VENDOR_SPECIFIC_APPLICATIONS = 16_777_216  # RFC 6733 §11.3: first vendor-specific id
@@ -335,14 +334,14 @@ class SaApplication:
             raise DiameterError("an SA without User-Name", reason="missing-avp")
         home6 = home4 = None
         for value in codec.avp_values(message, constants.AVP_MIP_MOBILE_NODE_ADDRESS):
-            address = _address(value)
+            address = codec.as_address(value)
             if address.version == 6:
                 home6 = home6 or address
             else:
                 home4 = home4 or address
         agents = []
         for group in codec.avp_values(message, constants.AVP_MIP6_AGENT_INFO):
-            agents += [_address(value) for value in
+            agents += [codec.as_address(value) for value in
                        codec.group_values(group, constants.AVP_MIP_HOME_AGENT_ADDRESS)]
         sa = SecurityAssociation(
             spi=spi, suite=suite_name, mn_to_ha_ikey=split[0], ha_to_mn_ikey=split[1],
@@ -521,11 +520,6 @@ def start_node(settings: NodeSettings, reactor, *, watchdog_jitter: float | None
 
 
 def open_routes(node, request: Message) -> tuple[int, int]:
-    """(connections ``node`` could route ``request`` over now, how many of them are TLS).
-
-    Reads the node's transports (``DiameterNode`` has no public accessor for them).
-    """
+    """(connections ``node`` could route ``request`` over now, how many of them are TLS)."""
     candidates = node.router.candidates(request)
-    secure = {peer.connection for peer in node._connections
-              if peer.peer_certificate() is not None}
-    return len(candidates), sum(connection in secure for connection in candidates)
+    return len(candidates), sum(node.is_tls(connection) for connection in candidates)

@@ -236,6 +236,15 @@ class DiameterNode:
         self._flush_all()
         return d
 
+    def is_tls(self, connection: PeerConnection) -> bool:
+        """Whether ``connection`` (e.g. one of ``router.candidates``) runs over TLS.
+
+        TLS here means a transport that presented a peer certificate; a connection
+        this node no longer holds is not TLS.
+        """
+        return any(peer.connection is connection and peer.peer_certificate() is not None
+                   for peer in self._connections)
+
     def when_open(self, origin_host: str) -> defer.Deferred:
         """Fires with the RemotePeer once a connection to ``origin_host`` is Open."""
         connection = self.router.open_peers.get(origin_host)

@@ -157,3 +157,19 @@ def test_garbage_after_valid_header_raises_only_typed_error(body):
         codec.result_code(message)
     except DiameterError:
         pass
+
+
+@given(address=st.ip_addresses())
+def test_address_avp_round_trip(address):
+    avp = codec.new_avp(constants.AVP_HOST_IP_ADDRESS, str(address))
+    decoded = Avp.from_bytes(avp.as_bytes())
+    assert codec.as_address(decoded.value) == address
+
+
+@given(value=st.one_of(st.none(), st.binary(), st.text(), st.integers(),
+                       st.tuples(st.integers(), st.text())))
+def test_address_value_garbage_raises_only_typed_error(value):
+    try:
+        codec.as_address(value)
+    except DiameterError as error:
+        assert error.reason == "bad-avp-value"

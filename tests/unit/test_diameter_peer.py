@@ -322,13 +322,16 @@ def test_loopback_request_answer_unknown_command_and_clean_stop():
         unsupported = await client.send_request(request(command=TEST_COMMAND + 1))
         await sleep(reactor, 1.0)  # several Tw: watchdogs run, the connection stays up
         still_open = "b.example.net" in client.router.open_peers
+        plain_tcp_is_tls = client.is_tls(client.router.open_peers["b.example.net"])
         await client.stop()
         await sleep(reactor, 0.05)
         after = server.router.open_peers
         await server.stop()
-        return seen, answer, unsupported, still_open, after
+        return seen, answer, unsupported, still_open, after, plain_tcp_is_tls
 
-    seen, answer, unsupported, still_open, after = run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
+    seen, answer, unsupported, still_open, after, plain_tcp_is_tls = run_on_fresh_reactor(
+        scenario, SCENARIO_LIMIT)
+    assert plain_tcp_is_tls is False
     assert len(seen) == 1
     assert codec.result_code(answer) == codec.SUCCESS
     assert codec.result_code(unsupported) == codec.COMMAND_UNSUPPORTED
@@ -402,11 +405,14 @@ def test_loopback_tls_checks_both_identities(certificates, client_name, expect_o
         await sleep(reactor, 0.5)
         opened = "b.example.net" in client.router.open_peers
         answer = await client.send_request(request()) if opened else None
+        both_tls = opened and (client.is_tls(client.router.open_peers["b.example.net"])
+                               and server.is_tls(server.router.open_peers["a.example.org"]))
         await client.stop()
         await server.stop()
-        return opened, answer
+        return opened, answer, both_tls
 
-    opened, answer = run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
+    opened, answer, both_tls = run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
     assert opened is expect_open
     if expect_open:
         assert codec.result_code(answer) == codec.SUCCESS
+        assert both_tls
