@@ -13,7 +13,13 @@ Session resumption (RFC 5077 tickets) keeps re-bootstrapping cheap. OpenSSL crea
 fresh random ticket keys for every context and pyOpenSSL offers no way to set them, so
 the server rotates its ticket keys by building a new context every
 ``ticket_key_lifetime`` seconds: a ticket resumes until the next rotation, after which
-the MN does one full handshake and gets a new ticket.
+the MN does one full handshake and gets a new ticket. Processes forked after a
+:class:`ServerTLS` is built share its context's ticket keys, so any of them resumes a
+ticket another issued -- until their first rotation, after which each has keys of its
+own (the limit of not being able to set ticket keys).
+
+Both ends let OpenSSL free a connection's read and write buffers while it is idle
+(``SSL_MODE_RELEASE_BUFFERS``): an idle HAC connection then holds about 25 kB less.
 """
 
 from __future__ import annotations
@@ -115,6 +121,7 @@ def _base_context(chain: list[x509.Certificate], key: PrivateKeyTypes | None,
     context.set_max_proto_version(SSL.TLS1_3_VERSION)
     context.set_cipher_list(TLS12_CIPHERS)
     context.set_options(SSL.OP_NO_RENEGOTIATION | SSL.OP_NO_COMPRESSION)
+    context.set_mode(SSL.MODE_RELEASE_BUFFERS)
     if chain:
         context.use_certificate(chain[0])
         for intermediate in chain[1:]:
@@ -157,6 +164,7 @@ class ServerTLS:
     ``client_ca_file`` turns on client-certificate verification against that CA file; a
     client without a certificate is still accepted unless ``require_client_cert``.
     Raises :class:`ConfigError` naming the file for an unreadable or mismatched file.
+    Build it before forking worker processes so that they resume each other's tickets.
     """
 
     def __init__(self, cert_file: Path, key_file: Path, *, client_ca_file: Path | None = None,

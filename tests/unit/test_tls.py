@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import socket
+import ssl
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.bindings.openssl.binding import Binding
 from cryptography.hazmat.primitives import hashes, serialization
 from hypothesis import given
 from hypothesis import strategies as st
@@ -23,6 +28,9 @@ from aaa_mip6.tls import (
     peer_certificate_der,
     session_reused,
 )
+
+
+_OPENSSL = Binding().lib  # for SSL_set_mode, which pyOpenSSL has no getter for
 
 
 class FakeClock:
@@ -204,6 +212,65 @@ def test_ticket_keys_rotate(lab):
     assert not session_reused(after_rotation.client)
     after_rotation.close()
     assert session_reused(connect(client_tls, server_tls).client)
+
+
+def _serve_once_in_a_child(make_server_tls) -> tuple[socket.socket, int]:
+    """Fork a child that serves one TLS connection on a socket pair with the ServerTLS
+    ``make_server_tls()`` returns; return the parent's end of the pair and the child's pid.
+
+    The server writes one byte after the handshake so that a TLS 1.3 client has read the
+    session ticket before it keeps its session.
+    """
+    parent_end, child_end = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            parent_end.close()
+            context = make_server_tls().serverConnectionForTLS(None).get_context()
+            connection = SSL.Connection(context, child_end)
+            connection.set_accept_state()
+            connection.do_handshake()
+            connection.sendall(b"!")
+            with contextlib.suppress(SSL.Error):
+                connection.recv(1)  # until the client's close_notify
+            code = 0
+        finally:
+            os._exit(code)
+    child_end.close()
+    return parent_end, pid
+
+
+def _handshake_with_a_child(context: ssl.SSLContext, make_server_tls, session=None
+                            ) -> tuple[ssl.SSLSession, bool]:
+    """Connect to a forked server offering ``session``; return the new session and
+    whether the offered one resumed."""
+    sock, pid = _serve_once_in_a_child(make_server_tls)
+    with context.wrap_socket(sock, server_hostname="hac.example", session=session) as tls:
+        assert tls.recv(1) == b"!"
+        outcome = tls.session, tls.session_reused
+    assert os.waitpid(pid, 0)[1] == 0
+    return outcome
+
+
+@pytest.mark.parametrize("built_before_fork", [True, False])
+def test_forked_workers_resume_each_others_tickets_when_the_context_is_built_first(
+        lab, built_before_fork):
+    shared = server_for(lab["hac"])
+    make = (lambda: shared) if built_before_fork else (lambda: server_for(lab["hac"]))
+    client = ssl.create_default_context(cafile=str(lab["ca"].cert_path))
+    session, _ = _handshake_with_a_child(client, make)
+    assert session.has_ticket
+    _, reused = _handshake_with_a_child(client, make, session=session)
+    assert reused is built_before_fork
+
+
+def test_both_ends_let_idle_connections_release_their_buffers(lab):
+    server = server_for(lab["hac"]).serverConnectionForTLS(None)
+    client = client_for(lab).clientConnectionForTLS(None)
+    for connection in (server, client):
+        # SSL_set_mode adds bits (none here) and returns the mode in force
+        assert _OPENSSL.SSL_set_mode(connection._ssl, 0) & SSL.MODE_RELEASE_BUFFERS
 
 
 def test_aborted_connection_session_is_not_resumed(lab):
