@@ -14,11 +14,15 @@ HAC also runs the EAP flow: the core asks for each AAA round trip
 Calling-Station-Id, bounds the wait by ``limits.aaa_timeout`` (then 504), and cancels
 the call when the MN goes away, so no AAA conversation outlives its connection.
 
-Store calls may block: SQLite commits (a fraction of a millisecond) run on the
-reactor thread; PostgreSQL calls go to a thread pool. :func:`run` is the process
-level: one listening socket, optionally shared by several forked worker processes
-(each with its own reactor and store connection) so both cores are used; SIGHUP
-reloads the PSK file, SIGTERM stops cleanly.
+Store calls block (a SQLite commit fsyncs, and with several workers may wait for
+another's write lock; a PostgreSQL call is a round trip), so they run in a thread pool,
+never on the reactor thread: one thread for SQLite (one writer at a time anyway),
+``store.threads`` for PostgreSQL. The SA is committed before the HAC Done is sent.
+:func:`run` is the process level: one listening socket, optionally shared by several
+forked worker processes (each with its own reactor and store connection) so both cores
+are used. The TLS context is built before the fork, so every worker has the same session
+ticket keys and resumes any worker's ticket (until their first key rotation, see
+:mod:`aaa_mip6.tls`); SIGHUP reloads the PSK file, SIGTERM stops cleanly.
 
 The global reactor is imported only inside :func:`run`, after any fork.
 """
@@ -266,12 +270,11 @@ class _GuardedTLSFactory(TLSMemoryBIOFactory):
 class HacServer:
     """Everything one HAC process shares between its connections, on one reactor."""
 
-    def __init__(self, config: HacConfig, reactor, *, server_secret: bytes | None = None):
+    def __init__(self, config: HacConfig, reactor, *, server_secret: bytes | None = None,
+                 tls: ServerTLS | None = None):
         self.config = config
         self.reactor = reactor
-        self.tls = ServerTLS(config.cert, config.key, client_ca_file=config.client_ca,
-                             require_client_cert=config.require_client_cert,
-                             ticket_key_lifetime=config.ticket_key_lifetime)
+        self.tls = tls or server_tls(config)
         self.credentials = None if config.psk_file is None else Credentials(config.psk_file)
         sa_policy = config.sa_policy()
         self.aaa: AaaBackend | None = aaa_backend(config, reactor)
@@ -293,10 +296,9 @@ class HacServer:
         self.rate_limiter = RateLimiter(config.rate, config.burst, reactor.seconds)
         self.connections = 0
         self.refused = {"cap": 0, "rate": 0}
-        self._pool: ThreadPool | None = None
-        if not config.store_url.startswith("sqlite:"):
-            self._pool = ThreadPool(1, config.store_threads, name="hac-store")
-            self._pool.start()
+        threads_wanted = 1 if config.store_url.startswith("sqlite:") else config.store_threads
+        self._pool = ThreadPool(1, threads_wanted, name="hac-store")
+        self._pool.start()
         self._purge = LoopingCall(self._purge_expired)
         self._purge.clock = reactor
         self._port = None
@@ -304,8 +306,6 @@ class HacServer:
             config, self.store, reactor, self._in_store_thread)
 
     def _in_store_thread(self, function, *args) -> defer.Deferred:
-        if self._pool is None:
-            return defer.maybeDeferred(function, *args)
         return threads.deferToThreadPool(self.reactor, self._pool, function, *args)
 
     def provision(self, request: core.ProvisionSA) -> defer.Deferred:
@@ -354,8 +354,7 @@ class HacServer:
             self._purge.stop()
         if self.delivery is not None:
             yield self.delivery.stop()
-        if self._pool is not None:
-            self._pool.stop()
+        self._pool.stop()
         if self.aaa is not None:
             yield self.aaa.stop()
         self.store.close()
@@ -455,11 +454,17 @@ def bind(config: HacConfig) -> socket.socket:
     return sock
 
 
-def check(config: HacConfig) -> None:
-    """Load every file and open the store once, so a bad setup fails before any fork."""
-    ServerTLS(config.cert, config.key, client_ca_file=config.client_ca,
-              require_client_cert=config.require_client_cert,
-              ticket_key_lifetime=config.ticket_key_lifetime)
+def server_tls(config: HacConfig) -> ServerTLS:
+    """The MN-facing TLS of ``config`` (certificate, key, client CAs, ticket key lifetime)."""
+    return ServerTLS(config.cert, config.key, client_ca_file=config.client_ca,
+                     require_client_cert=config.require_client_cert,
+                     ticket_key_lifetime=config.ticket_key_lifetime)
+
+
+def check(config: HacConfig) -> ServerTLS:
+    """Load every file and open the store once, so a bad setup fails before any fork;
+    return the TLS for the workers to inherit (and so share its ticket keys)."""
+    tls = server_tls(config)
     if config.psk_file is not None:
         Credentials(config.psk_file)
     open_store(config.store_url).close()
@@ -469,16 +474,17 @@ def check(config: HacConfig) -> None:
     if config.aaa_backend == "diameter":
         ClientTLS(config.diameter_origin_host, config.diameter_ca,
                   cert_file=config.diameter_cert, key_file=config.diameter_key)
+    return tls
 
 
-def _serve(config: HacConfig, sock: socket.socket) -> None:
+def _serve(config: HacConfig, sock: socket.socket, tls: ServerTLS) -> None:
     """One process: install signal handlers, listen on ``sock``, run until SIGTERM."""
     from twisted.internet import reactor
     from twisted.logger import STDLibLogObserver, globalLogBeginner
 
     globalLogBeginner.beginLoggingTo([STDLibLogObserver()], redirectStandardIO=False)
 
-    server = HacServer(config, reactor)
+    server = HacServer(config, reactor, tls=tls)
     signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(server.reload_credentials))
     port = server.listen(sock)
     log.info("HAC %s listening on %s (pid %d)", config.instance, _source(port.getHost()),
@@ -496,10 +502,10 @@ def run(config: HacConfig) -> int:
     The parent of several workers restarts one that dies, forwards SIGHUP, and on
     SIGTERM stops them all and returns.
     """
-    check(config)
+    tls = check(config)
     sock = bind(config)
     if config.workers == 1:
-        _serve(config, sock)
+        _serve(config, sock, tls)
         return 0
     children: dict[int, int] = {}  # pid -> worker number
     stopping = False
@@ -516,7 +522,7 @@ def run(config: HacConfig) -> int:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             code = 0
             try:
-                _serve(config, sock)
+                _serve(config, sock, tls)
             except BaseException:  # a worker must never return into the parent's loop
                 log.exception("worker %d failed", number)
                 code = 1

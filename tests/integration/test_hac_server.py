@@ -184,6 +184,26 @@ def test_postgresql_store_is_called_from_the_thread_pool(start_hac, lab, postgre
     assert all(hac.call(hac.server.store.get, spi).sa.mn_id == ALICE for spi in spis)
 
 
+def test_sqlite_store_is_called_off_the_reactor_thread(start_hac, lab, monkeypatch):
+    hac = start_hac()
+    store = hac.server.store
+    callers = []
+
+    def recording(method):
+        def call(*args, **kwargs):
+            callers.append((method.__name__, threading.current_thread()))
+            return method(*args, **kwargs)
+        return call
+
+    for name in ("create", "home_address"):
+        monkeypatch.setattr(store, name, recording(getattr(store, name)))
+    with tls_connect(lab, hac.port) as sock:
+        spi = RawMn(sock).bootstrap().message.provision.spi  # HAC Done: already committed
+    assert hac.call(store.get, spi).sa.mn_id == ALICE
+    assert {name for name, _ in callers} == {"create", "home_address"}
+    assert all(thread is not hac.thread for _, thread in callers)
+
+
 def test_wrong_key_is_401_then_close(start_hac, lab):
     hac = start_hac()
     with tls_connect(lab, hac.port) as sock:
@@ -303,6 +323,36 @@ def test_program_with_two_workers_reloads_psks_on_sighup_and_stops_on_sigterm(la
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(SAFETY) == 0
+
+
+def serving_pid(hac_port: int, client_port: int) -> int:
+    """The pid of the process holding the HAC end of one established connection."""
+    listing = subprocess.run(
+        ["ss", "-Htnp", "state", "established", f"( sport = :{hac_port} and "
+         f"dport = :{client_port} )"], capture_output=True, text=True, timeout=SAFETY)
+    return int(re.search(r"pid=(\d+)", listing.stdout).group(1))
+
+
+def test_program_workers_resume_each_others_session_tickets(lab, tmp_path):
+    pki.write_private(tmp_path / "psk", f"{ALICE} {PSK.hex()}\n".encode())
+    process, port = start_program(lab, tmp_path, workers=2)
+    context = ssl.create_default_context(cafile=str(lab["ca"].cert_path))
+    session, served_by, resumed = None, set(), []
+    try:
+        # Which worker accepts is the kernel's choice: connect until both have served.
+        while len(served_by) < 2:
+            assert len(resumed) < 100, "one worker accepted every connection"
+            raw = socket.create_connection(("127.0.0.1", port), timeout=SAFETY)
+            with context.wrap_socket(raw, server_hostname="127.0.0.1", session=session) as sock:
+                served_by.add(serving_pid(port, sock.getsockname()[1]))
+                if session is not None:
+                    resumed.append(sock.session_reused)
+                assert RawMn(sock).bootstrap().message.status == 200  # reads the ticket too
+                session = sock.session
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(SAFETY) == 0
+    assert resumed and all(resumed)
 
 
 def test_program_bad_configuration_exits_2_naming_the_key(lab, tmp_path):
