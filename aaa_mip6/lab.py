@@ -275,27 +275,18 @@ class _LabNode:
         self._expected: set[tuple[int, int]] = set()
         self._waiter = None
 
-    def _bootstrap(self):
-        from mn import client
-        from mn.bootstrap import PskBootstrap
-
-        machine = PskBootstrap(self.result.mn_id, self.psk)
-        return client.bootstrap(self.reactor, self.tls, self.hac_port, machine,
-                                timeout=STEP_TIMEOUT)
-
     async def join(self, care_of: str) -> None:
-        from mn.mobility import MobilityMachine
-        from mn.session import MobileSession
+        from mn.bootstrap import PskBootstrap
+        from mn.session import bootstrap_session
 
         result = self.result
-        bootstrapped = await self._bootstrap()
-        sa, bootstrap = bootstrapped.sa, bootstrapped.bootstrap
+        self.session, bootstrapped = await bootstrap_session(
+            self.reactor, self.tls, self.hac_port, lambda: PskBootstrap(result.mn_id, self.psk),
+            timeout=STEP_TIMEOUT, lifetime=300, on_event=self._event, deliver=self._delivered)
+        sa = bootstrapped.sa
         result.spi, result.suite = sa.spi, sa.suite
         result.home_address = str(sa.home_address6 or "")
         result.home_address4 = str(sa.home_address4 or "")
-        machine = MobilityMachine(sa, bootstrap.home_agent, lifetime=300)
-        self.session = MobileSession(self.reactor, machine, renew=self._bootstrap,
-                                     on_event=self._event, deliver=self._delivered)
         await self.move(care_of)
 
     async def move(self, care_of: str) -> None:
@@ -390,25 +381,24 @@ async def _each(nodes, step, describe: str) -> None:
 
 async def run_loopback(reactor, directory: Path, count: int, out) -> list[MnResult]:
     """The whole loopback lab on ``reactor``; the per-MN results."""
-    from ha.core import HaPolicy, HomeAgentCore
-    from ha.sasource import SequenceLedger, StoreSASource
-    from ha.server import HomeAgentServer
+    from ha.assemble import assemble_home_agent
+    from ha.cli import HaConfig
+    from ha.core import HaPolicy
     from hac.config import load_config
     from hac.server import HacServer
 
-    from .store import open_store
     from .tls import ClientTLS
 
     mn_ids = [f"mn{number}@{MN_DOMAIN}" for number in range(1, count + 1)]
     files = make_files(directory, mn_ids, ("127.0.0.1", "::1"))
     home_network = SimulatedHomeNetwork((CORRESPONDENT6, CORRESPONDENT4))
-    source = StoreSASource(open_store(files.store_url))
-    ledger = SequenceLedger(directory / "ha-state.db")
-    ha = HomeAgentServer(HomeAgentCore(HaPolicy(home_agent=IPv6Address("::1"))), source, ledger,
-                         reactor=reactor, tun=home_network, stats_interval=3600)
     ha_port = _free_udp_port_on_both()
-    ha.listen("::1", ha_port)
-    ha.listen("127.0.0.1", ha_port)
+    ha_config = HaConfig(listen=(("::1", ha_port), ("127.0.0.1", ha_port)),
+                         store=files.store_url, state=directory / "ha-state.db",
+                         policy=HaPolicy(home_agent=IPv6Address("::1")), stats_interval=3600)
+    ha = assemble_home_agent(ha_config, reactor, tun=home_network)
+    for host, port in ha_config.listen:
+        ha.listen(host, port)
     ha.start()
     hac = HacServer(load_config(None, hac_settings(
         files, "127.0.0.1:0", {"ip6": "::1", "ip4": "127.0.0.1", "port": ha_port})), reactor)
@@ -434,8 +424,8 @@ async def run_loopback(reactor, directory: Path, count: int, out) -> list[MnResu
         counters = ha.core.counters
         await ha.stop()
         await hac.stop()
-        source.close()
-        ledger.close()
+        ha.source.close()
+        ha.ledger.close()
         home_network.close()
     results = [node.result for node in nodes]
     ha_line = ", ".join(f"{name} {value}" for name, value in sorted(counters.items()))
@@ -493,7 +483,7 @@ def run_on_reactor(scenario):
 # --------------------------------------------------------------------------- command line
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mip6-lab", description="Run a HAC, a home agent and mobile nodes on this machine.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -514,7 +504,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if not 1 <= args.mns <= 200:
         print("mip6-lab: --mns must be 1..200", file=sys.stderr)
         return 2

@@ -88,16 +88,18 @@ KEYS = frozenset(_NUMBERS) | frozenset(_STRINGS) | frozenset(_LISTS) | {"diamete
 
 @dataclass(frozen=True)
 class HaConfig:
+    """Validated HA settings; defaults as in docs/configuration.md (section HA)."""
+
     listen: tuple[tuple[str, int], ...]
     store: str | None
     state: Path
     policy: HaPolicy
-    tun: str | None
-    tun_routes: tuple
-    sa_refresh: float
-    stats_interval: float
-    status_file: str | None
-    log_level: str
+    tun: str | None = None
+    tun_routes: tuple = ()
+    sa_refresh: float = 30.0
+    stats_interval: float = 60.0
+    status_file: str | None = None
+    log_level: str = "info"
     diameter: NodeSettings | None = None  # SAs over Diameter instead of from the store
 
 
@@ -219,31 +221,13 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from twisted.internet import reactor
 
-    from aaa_mip6.diameter.sa_app import start_node
-    from aaa_mip6.store import open_store
-
-    from .core import HomeAgentCore
-    from .diameter_source import DiameterSASource
-    from .sasource import SequenceLedger, StoreSASource
-    from .server import HomeAgentServer
-    from .tun import HomeNetworkTun
+    from .assemble import assemble_home_agent
 
     try:
-        ledger = SequenceLedger(config.state)
-        tun = HomeNetworkTun.open(config.tun, config.tun_routes) if config.tun else None
-        if config.diameter is not None:
-            source = DiameterSASource(start_node(config.diameter, reactor), config.diameter,
-                                      home_agents=(config.policy.home_agent,))
-        else:
-            source = StoreSASource(open_store(config.store),
-                                   in_thread=not config.store.startswith("sqlite:"))
+        server = assemble_home_agent(config, reactor)
     except Exception as exc:  # configuration and OS errors alike end the program plainly
         print(f"mip6-ha: {exc}", file=sys.stderr)
         return 2
-    server = HomeAgentServer(
-        HomeAgentCore(config.policy), source, ledger, reactor=reactor, tun=tun,
-        sa_refresh=config.sa_refresh, stats_interval=config.stats_interval,
-        status_path=config.status_file)
     try:
         for host, port in config.listen:
             listening = server.listen(host, port)
@@ -255,13 +239,13 @@ def main(argv: list[str] | None = None) -> int:
     server.start()
     reactor.addSystemEventTrigger("before", "shutdown", server.stop)
     if config.diameter is not None:  # DPR to the peers while the reactor still runs
-        reactor.addSystemEventTrigger("before", "shutdown", source.close)
+        reactor.addSystemEventTrigger("before", "shutdown", server.source.close)
     reactor.run()
-    ledger.close()
+    server.ledger.close()
     if config.diameter is None:
-        source.close()
-    if tun is not None:
-        tun.close()
+        server.source.close()
+    if server.tun is not None:
+        server.tun.close()
     return 0
 
 

@@ -220,7 +220,7 @@ def eap_credentials(args: argparse.Namespace) -> EapCredentials:
         phase2=args.phase2, tls_max_version=args.eap_tls_max)
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mip6-mn", description="Mobile Node for RFC 6618 (TLS-based Mobile IPv6 security).")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -305,7 +305,7 @@ def bootstrap_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     return args.handler(args)
 
 
@@ -457,9 +457,6 @@ def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
     reporter = _Reporter(args.mn_id, args.json)
     exit_status = [EXIT_FAILED]
 
-    def renew():
-        return client.bootstrap(reactor, tls, port, make_machine(), timeout=args.timeout)
-
     def on_event(action) -> None:
         reporter.event(action)
         if isinstance(action, mobility.RegistrationFailed) and args.keep and reactor.running:
@@ -468,12 +465,8 @@ def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
 
     @defer.inlineCallbacks
     def run():
-        result = yield renew()
-        if result.bootstrap is None:
-            raise session.RegistrationError("the HAC named no home agent", reason="no-home-agent")
-        machine = mobility.MobilityMachine(result.sa, result.bootstrap.home_agent,
-                                           lifetime=args.lifetime)
-        mobile = session.MobileSession(reactor, machine, renew=renew)
+        mobile, result = yield session.bootstrap_session(
+            reactor, tls, port, make_machine, timeout=args.timeout, lifetime=args.lifetime)
         reporter.home_agent = _home_agent_text(
             result.bootstrap.home_agent,
             care_of or session.local_address_towards(result.bootstrap.home_agent))

@@ -22,8 +22,12 @@ from twisted.python import log
 from aaa_mip6.sa import HomeAgent, IPAddress
 from aaa_mip6.tun import DeviceReader
 
-from .bootstrap import Bootstrapped
+from aaa_mip6.tls import ClientTLS
+
+from . import client
+from .bootstrap import BootstrapMachine, Bootstrapped
 from .mobility import (
+    DEFAULT_LIFETIME,
     Action,
     Binding,
     Deliver,
@@ -283,6 +287,36 @@ class MobileSession:
             self._perform([RegistrationFailed("rebootstrap-failed")])
 
         renewing.addCallback(renewed).addErrback(failed)
+
+
+@defer.inlineCallbacks
+def bootstrap_session(
+    reactor,
+    tls: ClientTLS,
+    port: int,
+    make_machine: Callable[[], BootstrapMachine],
+    *,
+    timeout: float = client.DEFAULT_TIMEOUT,
+    lifetime: int = DEFAULT_LIFETIME,
+    on_event: Callable[[Action], None] | None = None,
+    deliver: Callable[[bytes], None] | None = None,
+):
+    """Bootstrap with the HAC at ``tls.host``:``port``, then a session with the HA it named.
+
+    Every bootstrap, the first and each rebootstrap, runs a fresh ``make_machine()``.
+    Fires with (:class:`MobileSession` not yet registered, the first
+    :class:`~mn.bootstrap.Bootstrapped`); fails with what the bootstrap failed with, or
+    :class:`RegistrationError` (``no-home-agent``) when the HAC named no home agent.
+    """
+    def renew() -> defer.Deferred:
+        return client.bootstrap(reactor, tls, port, make_machine(), timeout=timeout)
+
+    result = yield renew()
+    if result.bootstrap is None:
+        raise RegistrationError("the HAC named no home agent", reason="no-home-agent")
+    machine = MobilityMachine(result.sa, result.bootstrap.home_agent, lifetime=lifetime)
+    session = MobileSession(reactor, machine, renew=renew, on_event=on_event, deliver=deliver)
+    return session, result
 
 
 def _describe(failed: RegistrationFailed) -> str:

@@ -222,7 +222,7 @@ def test_repr_names_no_secret():
 
 
 def args(*extra: str):
-    return cli._parser().parse_args(["bootstrap", "--hac", "h:1", "--ca", "ca.pem", "--id",
+    return cli.build_parser().parse_args(["bootstrap", "--hac", "h:1", "--ca", "ca.pem", "--id",
                                      MN_ID, *extra])
 
 
