@@ -483,6 +483,8 @@ _CODECS = {
     )
 }
 _CODECS_BY_WIRE_NAME = {codec.name.encode(): codec for codec in _CODECS.values()}
+HEADER_NAMES = frozenset(_CODECS)
+"""Every TV-header name this module encodes and decodes."""
 
 
 def encode_header(name: str, value: Any) -> bytes:

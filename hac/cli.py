@@ -22,6 +22,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from aaa_mip6.errors import ConfigError
 
@@ -129,15 +130,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def config_overrides(arguments: argparse.Namespace) -> dict[str, Any]:
+    """The command line's flags as dotted config keys (None for a flag not given)."""
+    return {key: getattr(arguments, dest) for dest, key in _FLAGS.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["revoke"]:  # mip6-hac revoke --spi N: ask the running HAC
         from .sa_delivery import revoke_main
         return revoke_main(argv[1:])
     arguments = build_parser().parse_args(argv)
-    overrides = {key: getattr(arguments, dest) for dest, key in _FLAGS.items()}
     try:
-        config = load_config(arguments.config, overrides)
+        config = load_config(arguments.config, config_overrides(arguments))
     except ConfigError as error:
         print(f"mip6-hac: {error}", file=sys.stderr)
         return EXIT_CONFIG

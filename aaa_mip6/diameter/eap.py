@@ -327,7 +327,7 @@ class DiameterEapBackend:
                  retry_after: int = DEFAULT_RETRY_AFTER):
         if retry_after < 1:
             raise ValueError("retry_after must be at least one second")
-        self._node = node
+        self.node = node
         self._destination_realm = destination_realm
         self._nas_identifier = nas_identifier
         self._retry_after = retry_after
@@ -336,7 +336,7 @@ class DiameterEapBackend:
         self._stopped = False
 
     def __repr__(self) -> str:
-        return f"DiameterEapBackend({self._node.local.origin_host} -> {self._destination_realm})"
+        return f"DiameterEapBackend({self.node.local.origin_host} -> {self._destination_realm})"
 
     def authenticate(self, session: AaaSession, eap_payload: bytes) -> defer.Deferred[AaaAnswer]:
         """Send one EAP-Response in a DER; fire with Challenge/Accept/Reject or fail."""
@@ -345,7 +345,7 @@ class DiameterEapBackend:
         continuation = session.state if isinstance(session.state, _Continuation) else None
         session_id = (continuation.session_id if continuation
                       else self._session_ids.new(session))
-        local = self._node.local
+        local = self.node.local
         request = build_der(
             local.origin_host, local.origin_realm, self._destination_realm,
             EapRequest(session_id, local.origin_host, session.user_name, eap_payload,
@@ -353,12 +353,12 @@ class DiameterEapBackend:
                        session.calling_station_id),
             destination_host=continuation.server if continuation else None,
             nas_identifier=self._nas_identifier)
-        if not self._node.router.candidates(request):
+        if not self.node.router.candidates(request):
             return defer.fail(self._unavailable(
                 f"no open Diameter peer for realm {self._destination_realm}"))
         result = defer.Deferred()
         self._outstanding.add(result)
-        sent = self._node.send_request(request)
+        sent = self.node.send_request(request)
         sent.addCallbacks(self._answered, self._failed, callbackArgs=(session, session_id))
         sent.addBoth(self._settle, result)
         return result
@@ -368,7 +368,7 @@ class DiameterEapBackend:
         self._stopped = True
         for result in list(self._outstanding):
             self._settle(Failure(self._unavailable("the Diameter EAP backend stopped")), result)
-        return self._node.stop().addCallback(lambda _: None)
+        return self.node.stop().addCallback(lambda _: None)
 
     def _answered(self, message: Message, session: AaaSession, session_id: str) -> AaaAnswer:
         parsed = parse_dea(message)

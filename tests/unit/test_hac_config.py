@@ -274,8 +274,7 @@ def test_cli_diameter_flags_reach_their_keys(tmp_path):
              "--diameter-listen", "192.0.2.10:5658", "--diameter-ca", "ca.pem",
              "--diameter-cert", "d.pem", "--diameter-key", "d.key"]
     arguments = cli.build_parser().parse_args(flags)
-    loaded = load_config(None, {key: getattr(arguments, dest)
-                                for dest, key in cli._FLAGS.items()})
+    loaded = load_config(None, cli.config_overrides(arguments))
     assert (loaded.aaa_backend, loaded.diameter_origin_host, loaded.diameter_origin_realm,
             loaded.diameter_realm) == ("diameter", "hac.example.org", "example.org",
                                        "example.net")
@@ -403,7 +402,7 @@ def test_server_builds_a_diameter_backend_that_connects_and_listens(diameter_pki
     backend = server.aaa_backend(loaded, reactor)
     reactor.advance(1)  # the endpoints connect on the next turn
     assert isinstance(backend, DiameterEapBackend)
-    node = backend._node
+    node = backend.node
     assert (node.local.origin_host, node.local.origin_realm) == ("hac.example.org",
                                                                 "example.org")
     assert node.local.auth_applications == frozenset({5})
