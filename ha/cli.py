@@ -32,6 +32,10 @@ examples:
   mip6-ha --listen [2001:db8::1]:7872 --store sqlite:///var/lib/mip6/sa.db
   mip6-ha --listen [::]:7872 --home-agent 2001:db8::1 --store sqlite:///var/lib/mip6/sa.db \\
           --tun mip6home --tun-route 2001:db8:1::/64
+  mip6-ha --config ha.toml   # SAs pushed by the HAC over Diameter: state and a [diameter] table
+
+Without --store, SAs come over Diameter from the HAC's SA delivery application: the
+[diameter] table of --config (no flags) and state are required (docs/diameter.md).
 
 Counters are logged every stats-interval seconds and on SIGUSR1 (and written to
 --status-file as JSON). Every key is documented in docs/configuration.md, section HA.
@@ -171,13 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mip6-ha",
         description="RFC 6618 home agent: protected Binding Updates and tunneled traffic over "
-                    "UDP, SAs read from the HAC's store.",
+                    "UDP, SAs read from the HAC's store or pushed by the HAC over Diameter.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add = parser.add_argument
     add("--config", metavar="FILE", help="TOML file with the keys below (flags override it)")
     add("--listen", metavar="HOST:PORT", action="append",
         help="UDP address to listen on, repeatable; [::]:7872 (dual-stack) by default (listen)")
-    add("--store", metavar="URL", help="the HAC's SA store, sqlite:///... or postgresql://... (store)")
+    add("--store", metavar="URL", help="the HAC's SA store, sqlite:///... or postgresql://...; "
+                                       "not with a [diameter] table (store)")
     add("--home-agent", metavar="ADDR",
         help="the address the MNs know this HA by (Mobility Header checksum); defaults to a "
              "specific --listen address (home-agent)")

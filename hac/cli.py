@@ -64,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Flags override the config file. Every config key is documented in "
                "docs/configuration.md (section HAC); etc/hac.toml is a commented sample. "
                "Signals: SIGHUP reloads the PSK file, SIGTERM stops. "
-               "Exit status 2: bad configuration.",
+               "Exit status 2: bad configuration. "
+               "'mip6-hac revoke --spi N --config FILE' revokes an SA in the running HAC "
+               "(see 'mip6-hac revoke --help').",
     )
     parser.add_argument("--config", metavar="FILE", type=Path,
                         help="TOML file with any of the settings (flags win)")
