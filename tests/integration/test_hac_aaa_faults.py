@@ -25,7 +25,7 @@ from mn.bootstrap import BootstrapFailed, EapBootstrap
 from mn.eap import EapCredentials
 from mn.eap.md5 import chap_response
 from mn.eap.peer import EapPeer
-from tests.integration.freeradius import freeradius, running_freeradius  # noqa: F401
+from tests.integration.freeradius import running_freeradius
 from tests.integration.hacproc import HA_ADDRESS, HOA_PREFIX, make_setup
 from tests.support import free_port, run_on_fresh_reactor
 from tests.unit.radius_fakes import SECRET, FakeRadiusServer, reply_to
@@ -111,7 +111,7 @@ def test_freeradius_stopped_mid_run_gives_503_with_retry_after(tmp_path):
     assert aaa.counters["unavailable"] == 1
 
 
-def test_a_dead_primary_fails_over_to_the_secondary(tmp_path, freeradius):  # noqa: F811
+def test_a_dead_primary_fails_over_to_the_secondary(tmp_path, freeradius):
     dead = f"127.0.0.1:{free_port('127.0.0.1', socket.SOCK_DGRAM)}"
     setup, config = hac_config(tmp_path, [dead, f"{freeradius.host}:{freeradius.port}"],
                                freeradius.secret)
@@ -138,7 +138,7 @@ def md5_server(request):
     payload = b"".join(request.get(79, []))
     packet = eap.decode(payload)
     if packet.type == eap.Type.IDENTITY:
-        challenge = eap.EapPacket(eap.Code.REQUEST, packet.identifier + 1,
+        challenge = eap.EapPacket(eap.Code.REQUEST, (packet.identifier + 1) % 256,
                                   eap.Type.MD5_CHALLENGE, bytes([16]) + FAKE_CHALLENGE)
         genuine = reply_to(request, pyrad_packet.AccessChallenge, challenge.encode(),
                            State=b"md5-round")
