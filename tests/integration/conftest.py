@@ -1,3 +1,31 @@
-"""Fixtures every integration test may use."""
+"""Fixtures every integration test may use.
 
+A session fixture defined (or imported) here exists once for the whole run; imported
+into several test modules instead, it would start one server per module.
+"""
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration import freeradius as freeradius_support
+from tests.integration import hostapd as hostapd_support
 from tests.integration.postgres import postgres_server, postgres_url  # noqa: F401
+
+
+@pytest.fixture(scope="session")
+def freeradius(tmp_path_factory) -> Iterator[freeradius_support.FreeRadius]:
+    """A FreeRADIUS 3.2 on 127.0.0.1, shared by the session; skips if not installed."""
+    if freeradius_support.binary() is None:
+        pytest.skip("freeradius is not installed (Debian package freeradius)")
+    with freeradius_support.running_freeradius(tmp_path_factory.mktemp("freeradius")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def hostapd(tmp_path_factory) -> Iterator[hostapd_support.Hostapd]:
+    """hostapd's RADIUS server on a free port, shared by the session; skips if not installed."""
+    if hostapd_support.binary() is None:
+        pytest.skip("hostapd is not installed (Debian package hostapd)")
+    with hostapd_support.running_hostapd(tmp_path_factory.mktemp("hostapd")) as server:
+        yield server

@@ -6,7 +6,7 @@ MS-MPPE keys in Access-Accept, and gives the test users the home-address
 attributes the HAC uses. The server listens on 127.0.0.1 on a free port, logs to
 a file in the temp dir (not debug mode), and is stopped when the fixture ends.
 
-Use it from a test module with ``from tests.integration.freeradius import freeradius``.
+The session fixture ``freeradius`` (tests/integration/conftest.py) starts one for the whole run.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
-
-import pytest
 
 from aaa_mip6 import pki
 from tests.support import eap_server_pki, free_port, quoted, stop_process, wait_for_log_line
@@ -312,12 +310,3 @@ def running_freeradius(directory: Path, host: str = "127.0.0.1") -> Iterator[Fre
         if "bind" not in log_path.read_text(errors="replace").lower():
             break
     raise RuntimeError(f"FreeRADIUS did not start; see {log_path}")
-
-
-@pytest.fixture(scope="session")
-def freeradius(tmp_path_factory) -> Iterator[FreeRadius]:
-    """A FreeRADIUS 3.2 on 127.0.0.1, shared by the session; skips if not installed."""
-    if binary() is None:
-        pytest.skip("freeradius is not installed (Debian package freeradius)")
-    with running_freeradius(tmp_path_factory.mktemp("freeradius")) as server:
-        yield server

@@ -10,7 +10,7 @@ picked there. hostapd writes a debug log (``-d``, keys hidden since ``-K`` is
 not given) to a 0600 file in the 0700 temp dir: its TTLS AVP dumps still show the
 throwaway test password in hex. hostapd is stopped when the fixture ends.
 
-Use it from a test module with ``from tests.integration.hostapd import hostapd``.
+The session fixture ``hostapd`` (tests/integration/conftest.py) starts one for the whole run.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
-
-import pytest
 
 from aaa_mip6 import pki
 from tests.support import eap_server_pki, free_port, quoted, stop_process, wait_for_log_line
@@ -184,12 +182,3 @@ def running_hostapd(directory: Path, host: str = "127.0.0.1") -> Iterator[Hostap
         elif BIND_FAILED not in log_text:
             break
     raise RuntimeError(f"hostapd did not start; see {log_path}")
-
-
-@pytest.fixture(scope="session")
-def hostapd(tmp_path_factory) -> Iterator[Hostapd]:
-    """hostapd's RADIUS server on a free port, shared by the session; skips if not installed."""
-    if binary() is None:
-        pytest.skip("hostapd is not installed (Debian package hostapd)")
-    with running_hostapd(tmp_path_factory.mktemp("hostapd")) as server:
-        yield server

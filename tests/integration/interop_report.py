@@ -302,7 +302,7 @@ def outcome_of(report: pytest.TestReport) -> Result | None:
 CellOf = Callable[[pytest.Item], "Cell | None"]
 
 
-class _Collector:
+class ReportCollector:
     """A pytest plugin object: turns the phase reports of the joined modules' tests into
     matrix results, writes the report when the session ends, and says where it went."""
 
@@ -336,7 +336,7 @@ class _Collector:
             terminalreporter.write_line(self.summary)
 
 
-_COLLECTOR = pytest.StashKey[_Collector]()
+_COLLECTOR = pytest.StashKey[ReportCollector]()
 
 
 def join(config: pytest.Config, module: str, cell_of: CellOf) -> InteropReport:
@@ -344,7 +344,7 @@ def join(config: pytest.Config, module: str, cell_of: CellOf) -> InteropReport:
     to a cell (None: not a matrix test). The first call starts the session's report."""
     collector = config.stash.get(_COLLECTOR, None)
     if collector is None:
-        collector = config.stash[_COLLECTOR] = _Collector(matrix_report())
+        collector = config.stash[_COLLECTOR] = ReportCollector(matrix_report())
         config.pluginmanager.register(collector, "aaa-mip6-interop-matrix")
     collector.cell_of[module] = cell_of
     return collector.report

@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,13 +32,12 @@ from aaa_mip6.diameter.twisted_peer import DiameterNode
 from mn.eap import EapCredentials
 from mn.eap.peer import EapPeer
 from tests.integration.freediameter import PeerSpec, run_relay
-from tests.integration.freeradius import freeradius  # noqa: F401 (fixture)
-from tests.support import ReactorThread, free_port, stop_process
+from tests.integration.gateway import GW_HOST, GW_REALM, gateway_process
+from tests.support import ReactorThread, free_port
 
 pytestmark = pytest.mark.integration
 
 HAC_HOST, HAC_REALM = "hac.example.org", "example.org"
-GW_HOST, GW_REALM = "gw.example.net", "example.net"
 TCP_GW_HOST = "gw-tcp.example.net"
 READY_LIMIT = 30.0  # the relay retries its connections every second
 MAX_ROUNDS = 100
@@ -53,26 +49,6 @@ def hac_node(runner: ReactorThread) -> DiameterNode:
     return DiameterNode(LocalNode(HAC_HOST, HAC_REALM, auth_applications=frozenset({5})),
                         reactor=runner.reactor, watchdog=WatchdogTimers(tw=6.0),
                         request_timeout=15.0)
-
-
-@contextmanager
-def gateway_process(directory: Path, server, *options: str):
-    """``mip6-aaa-gw`` (``python -m aaa_mip6.gateway_cli``) relaying to FreeRADIUS ``server``."""
-    secret_file = directory / f"radius-secret-{len(list(directory.iterdir()))}"
-    secret_file.write_bytes(server.secret)
-    os.chmod(secret_file, 0o600)
-    log_path = secret_file.with_suffix(".log")  # kept in the temp dir for post-mortems
-    command = [sys.executable, "-m", "aaa_mip6.gateway_cli", "--origin-realm", GW_REALM,
-               "--radius-server", f"{server.host}:{server.port}",
-               "--radius-secret-file", str(secret_file), "--watchdog", "6",
-               "--log-level", "debug", *options]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL)
-    try:
-        yield
-    finally:
-        stop_process(process)
 
 
 @dataclasses.dataclass
@@ -112,7 +88,7 @@ def wait_until_routed(path: HacSide, server) -> None:
 
 
 @pytest.fixture(scope="module")
-def through_relay(tmp_path_factory, freeradius):  # noqa: F811
+def through_relay(tmp_path_factory, freeradius):
     directory = tmp_path_factory.mktemp("diameter-eap")
     ports = {HAC_HOST: free_port(), GW_HOST: free_port()}
     with run_relay(directory, [PeerSpec(host, port) for host, port in ports.items()]) as relay:
@@ -159,7 +135,7 @@ def _credentials(server, method: str, phase2: str | None) -> tuple[EapCredential
 @pytest.mark.parametrize("method, phase2", [
     ("md5", None), ("gtc", None), ("mschapv2", None), ("pwd", None), ("tls", None),
     ("ttls", "pap"), ("ttls", "mschapv2"), ("peap", None)])
-def test_every_method_succeeds_with_equal_msks(through_relay, freeradius, method,  # noqa: F811
+def test_every_method_succeeds_with_equal_msks(through_relay, freeradius, method,
                                                phase2):
     credentials, outer = _credentials(freeradius, method, phase2)
     peer = EapPeer(method, credentials)
@@ -178,7 +154,7 @@ def test_every_method_succeeds_with_equal_msks(through_relay, freeradius, method
 
 @pytest.mark.parametrize("method, phase2", [("md5", None), ("mschapv2", None),
                                             ("ttls", "pap")])
-def test_wrong_password_is_rejected(through_relay, freeradius, method, phase2):  # noqa: F811
+def test_wrong_password_is_rejected(through_relay, freeradius, method, phase2):
     credentials, outer = _credentials(freeradius, method, phase2)
     peer = EapPeer(method, dataclasses.replace(credentials, password="wrong-password"))
     answer = run_eap(through_relay, peer, outer)
@@ -201,7 +177,7 @@ def _wait_for_file(path: Path, limit: float = 10.0) -> None:
         time.sleep(0.1)
 
 
-def test_tshark_decodes_der_and_dea(tmp_path, freeradius):  # noqa: F811
+def test_tshark_decodes_der_and_dea(tmp_path, freeradius):
     if shutil.which("tshark") is None:
         pytest.skip("tshark is not installed")
     port = free_port()

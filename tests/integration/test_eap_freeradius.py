@@ -5,7 +5,6 @@ import pytest
 from aaa_mip6.eap import EapError
 from mn.eap import EapCredentials
 from mn.eap.peer import EapPeer
-from tests.integration.freeradius import freeradius  # noqa: F401  (fixture)
 from tests.integration.radius_eap_driver import RadiusEapDriver, split_eap_message
 
 pytestmark = pytest.mark.integration
@@ -19,7 +18,7 @@ def run(server, method, password):
 
 
 @pytest.mark.parametrize("method", ["md5", "gtc", "mschapv2", "pwd"])
-def test_method_succeeds_and_both_ends_hold_the_same_msk(freeradius, method):  # noqa: F811
+def test_method_succeeds_and_both_ends_hold_the_same_msk(freeradius, method):
     accepted, msk, peer, reply = run(freeradius, method, freeradius.password)
     assert accepted and peer.success and peer.method_done
     if method in KEYED_METHODS:
@@ -32,13 +31,13 @@ def test_method_succeeds_and_both_ends_hold_the_same_msk(freeradius, method):  #
 
 
 @pytest.mark.parametrize("method", ["md5", "gtc", "mschapv2"])
-def test_wrong_password_gets_access_reject(freeradius, method):  # noqa: F811
+def test_wrong_password_gets_access_reject(freeradius, method):
     accepted, msk, peer, _ = run(freeradius, method, "wrong-" + freeradius.password)
     assert not accepted and msk is None
     assert peer.failure and not peer.success
 
 
-def test_pwd_wrong_password_is_stopped_by_the_peer_before_it_confirms(freeradius):  # noqa: F811
+def test_pwd_wrong_password_is_stopped_by_the_peer_before_it_confirms(freeradius):
     # RFC 5931 confirm exchange: the peer must not send its confirm when the server's fails;
     # answering would give a fake server an offline dictionary attack.
     with pytest.raises(EapError) as caught:

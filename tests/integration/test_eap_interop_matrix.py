@@ -20,8 +20,6 @@ from aaa_mip6.eap import EapError
 from mn.eap import EapCredentials
 from mn.eap.peer import EapPeer
 from tests.integration import interop_report
-from tests.integration.freeradius import freeradius  # noqa: F401  (fixture)
-from tests.integration.hostapd import hostapd  # noqa: F401  (fixture)
 from tests.integration.interop_report import (
     ALL_CASES,
     PATH_DIRECT,
@@ -166,7 +164,7 @@ def _report_through(collector, item, phase) -> None:
 def test_modules_fill_one_report_written_once_at_the_end(tmp_path, monkeypatch):
     path = tmp_path / "interop.md"
     monkeypatch.setenv(interop_report.REPORT_ENV, str(path))
-    collector = interop_report._Collector(InteropReport(
+    collector = interop_report.ReportCollector(InteropReport(
         ["md5", "pwd"], [("A", "RADIUS"), ("B", "RADIUS"), ("A", "relay")], "run it"))
     collector.cell_of = {"one": interop_report.param_cell("RADIUS"),
                          "two": interop_report.param_cell("relay", "A")}

@@ -10,7 +10,6 @@ from pyrad import packet
 from aaa_mip6 import pki
 from mn.eap import EapCredentials
 from mn.eap.peer import EapPeer
-from tests.integration.freeradius import freeradius  # noqa: F401 (fixture)
 from tests.integration.radius_eap_driver import RadiusEapDriver
 
 pytestmark = pytest.mark.integration
@@ -62,34 +61,34 @@ def _log_count(server, text: str) -> int:
 
 
 @pytest.mark.parametrize("version", TLS_VERSIONS)
-def test_eap_tls_succeeds_with_radius_msk(freeradius, version):  # noqa: F811
+def test_eap_tls_succeeds_with_radius_msk(freeradius, version):
     _assert_accepted(_authenticate(freeradius, "tls", _tls_credentials(freeradius, version)),
                      version)
 
 
 @pytest.mark.parametrize("version", TLS_VERSIONS)
 @pytest.mark.parametrize("phase2", ["pap", "mschapv2"])
-def test_ttls_succeeds_with_radius_msk(freeradius, version, phase2):  # noqa: F811
+def test_ttls_succeeds_with_radius_msk(freeradius, version, phase2):
     credentials = _password_credentials(freeradius, version, phase2)
     _assert_accepted(_authenticate(freeradius, "ttls", credentials), version)
 
 
 @pytest.mark.parametrize("version", TLS_VERSIONS)
-def test_peap_succeeds_with_radius_msk(freeradius, version):  # noqa: F811
+def test_peap_succeeds_with_radius_msk(freeradius, version):
     credentials = _password_credentials(freeradius, version)
     _assert_accepted(_authenticate(freeradius, "peap", credentials), version)
 
 
 @pytest.mark.parametrize("method, phase2", [("ttls", "pap"), ("ttls", "mschapv2"),
                                             ("peap", None)])
-def test_wrong_password_is_rejected(freeradius, method, phase2):  # noqa: F811
+def test_wrong_password_is_rejected(freeradius, method, phase2):
     credentials = dataclasses.replace(_password_credentials(freeradius, "1.2", phase2),
                                       password="not-the-password")
     _assert_rejected(_authenticate(freeradius, method, credentials))
 
 
 @pytest.mark.parametrize("version", TLS_VERSIONS)
-def test_eap_tls_client_from_another_ca_is_rejected(freeradius, foreign_pki, version):  # noqa: F811
+def test_eap_tls_client_from_another_ca_is_rejected(freeradius, foreign_pki, version):
     _, client = foreign_pki
     credentials = dataclasses.replace(_tls_credentials(freeradius, version),
                                       client_cert=client.cert_path, client_key=client.key_path)
@@ -99,7 +98,7 @@ def test_eap_tls_client_from_another_ca_is_rejected(freeradius, foreign_pki, ver
     assert _log_count(freeradius, unknown_issuer) > before
 
 
-def test_peer_refuses_a_server_its_ca_did_not_sign(freeradius, foreign_pki):  # noqa: F811
+def test_peer_refuses_a_server_its_ca_did_not_sign(freeradius, foreign_pki):
     ca, _ = foreign_pki
     credentials = dataclasses.replace(_password_credentials(freeradius, "1.2", "pap"),
                                       ca_cert=ca.cert_path)

@@ -24,11 +24,10 @@ from mn.bootstrap import BootstrapFailed
 from mn.eap import EapCredentials
 from tests.integration import interop_report
 from tests.integration.freediameter import PeerSpec, run_relay
-from tests.integration.freeradius import freeradius  # noqa: F401 (fixture)
+from tests.integration.gateway import GW_HOST, GW_REALM, gateway_process
+from tests.integration.hac_eap_matrix import HacEapMatrix, bootstrap
 from tests.integration.hacproc import TEST_CONFIG, HacProcess, make_setup
 from tests.integration.interop_report import PATH_HAC_DIAMETER, Case
-from tests.integration.test_diameter_eap import GW_HOST, GW_REALM, gateway_process
-from tests.integration.test_hac_eap_radius import HacEapMatrix, bootstrap
 from tests.support import free_port
 
 pytestmark = pytest.mark.integration
@@ -76,7 +75,7 @@ def interop_matrix_report(request) -> interop_report.InteropReport:
 
 
 @pytest.fixture(scope="module")
-def eap_server(freeradius):  # noqa: F811 (fixture)
+def eap_server(freeradius):
     return freeradius
 
 
@@ -105,7 +104,7 @@ class TestHacDiameter(HacEapMatrix):
     """Every matrix case, HAC -> Diameter -> freeDiameterd -> mip6-aaa-gw -> FreeRADIUS."""
 
 
-def test_hac_connects_to_its_diameter_peer_set_up_by_flags(tmp_path, freeradius):  # noqa: F811
+def test_hac_connects_to_its_diameter_peer_set_up_by_flags(tmp_path, freeradius):
     ca = pki.make_ca(tmp_path, "diameter-ca")
     gateway = pki.make_cert(tmp_path, ca, "gw", dns_names=(GW_HOST,))
     own = pki.make_cert(tmp_path, ca, "hac-diameter", dns_names=(HAC_HOST,), client=True)

@@ -22,7 +22,7 @@ from aaa_mip6.radius.servers import RadiusServer, RetryPolicy
 from mn.eap import EapCredentials
 from mn.eap.peer import EapPeer
 from tests.integration import freeradius as fixture
-from tests.integration.freeradius import freeradius, running_freeradius  # noqa: F401 (fixture)
+from tests.integration.freeradius import running_freeradius
 from tests.support import free_port, stop_process
 
 pytestmark = pytest.mark.integration
@@ -70,7 +70,7 @@ class _Silent(DatagramProtocol):
 class FreeRadiusTests(unittest.TestCase):
 
     @pytest.fixture(autouse=True)
-    def _freeradius(self, freeradius):  # noqa: F811
+    def _freeradius(self, freeradius):
         self.radius = freeradius
 
     def server(self) -> RadiusServer:
