@@ -18,6 +18,8 @@ from collections.abc import Callable
 from twisted.internet import defer, task
 from twisted.internet.protocol import DatagramProtocol
 
+from aaa_mip6.tun import DeviceReader
+
 from .core import (
     Deregistered,
     Drop,
@@ -42,27 +44,6 @@ class _MnSocket(DatagramProtocol):
 
     def __init__(self, server: HomeAgentServer):
         self.datagramReceived = server.datagram_received  # one call less per packet
-
-
-class _TunReader:
-    """IReadDescriptor over the TUN device for the reactor."""
-
-    def __init__(self, server: HomeAgentServer, tun):
-        self.server = server
-        self.tun = tun
-
-    def fileno(self) -> int:
-        return self.tun.fileno()
-
-    def doRead(self) -> None:
-        for packet in self.tun.read_batch():
-            self.server.tun_packet(packet)
-
-    def connectionLost(self, reason) -> None:
-        """Nothing to do: the server closes the device."""
-
-    def logPrefix(self) -> str:
-        return "mip6-ha tun"
 
 
 class HomeAgentServer:
@@ -118,7 +99,7 @@ class HomeAgentServer:
             loop.start(interval, now=False)
             self._loops.append(loop)
         if self.tun is not None:
-            self._reader = _TunReader(self, self.tun)
+            self._reader = DeviceReader(self.tun, self.tun_packet, "mip6-ha tun")
             self.reactor.addReader(self._reader)
         if hasattr(signal, "SIGUSR1"):
             self.reactor.callWhenRunning(
