@@ -44,7 +44,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from aaa_mip6 import mobility as mh
 from aaa_mip6.errors import ConfigError, InvalidInput, PacketError
 from aaa_mip6.sa import SCOPE_ALL, HomeAgent, IPAddress, SecurityAssociation
-from aaa_mip6.transform import PType, SaEndpoint, SequenceExhausted, peek
+from aaa_mip6.transform import PType, SaEndpoint, SequenceExhausted
 
 INITIAL_BINDACK_TIMEOUT_FIRST_REG = 1.5  # RFC 6275 §13, seconds
 INITIAL_BINDACK_TIMEOUT = 1.0  # RFC 6275 §12
