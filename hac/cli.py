@@ -26,33 +26,9 @@ from typing import Any
 
 from aaa_mip6.errors import ConfigError
 
-from .config import load_config
+from .config import SETTINGS, load_config
 
 EXIT_CONFIG = 2
-
-_FLAGS = {  # argparse dest -> dotted config key
-    "listen": "listen",
-    "cert": "tls.cert",
-    "key": "tls.key",
-    "psk_file": "credentials.psk_file",
-    "store": "store.url",
-    "ha": "home_agents.addresses",
-    "hoa_prefix": "bootstrap.hoa_prefix",
-    "workers": "workers",
-    "log_level": "log.level",
-    "radius_server": "radius.servers",
-    "radius_secret": "radius.secret",
-    "radius_secret_file": "radius.secret_file",
-    "aaa_backend": "aaa.backend",
-    "diameter_origin_host": "diameter.origin_host",
-    "diameter_origin_realm": "diameter.origin_realm",
-    "diameter_realm": "diameter.destination_realm",
-    "diameter_peer": "diameter.peers",
-    "diameter_listen": "diameter.listen",
-    "diameter_ca": "diameter.ca",
-    "diameter_cert": "diameter.cert",
-    "diameter_key": "diameter.key",
-}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,8 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_overrides(arguments: argparse.Namespace) -> dict[str, Any]:
-    """The command line's flags as dotted config keys (None for a flag not given)."""
-    return {key: getattr(arguments, dest) for dest, key in _FLAGS.items()}
+    """The command line's flags as dotted config keys (None for a flag not given); which
+    flag sets which key is the ``flag`` of each setting in :data:`hac.config.SETTINGS`."""
+    return {key: getattr(arguments, spec.metadata["flag"][2:].replace("-", "_"))
+            for key, spec in SETTINGS.items() if spec.metadata["flag"]}
 
 
 def main(argv: list[str] | None = None) -> int:
