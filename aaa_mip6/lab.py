@@ -178,7 +178,7 @@ class LabFiles:
     ca: pki.Identity
     hac: pki.Identity
     psk_file: Path
-    psks: dict[str, bytes]
+    psks: dict[str, bytes] = field(repr=False)
     store_url: str
 
 

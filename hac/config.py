@@ -329,7 +329,8 @@ class HacConfig:
     listen: ListenAddress = _setting("listen", _listen, flag="--listen")
     cert: Path = _setting("tls.cert", _path, flag="--cert")
     key: Path = _setting("tls.key", _path, flag="--key")
-    store_url: str = _setting("store.url", _store_url, flag="--store")
+    store_url: str = _setting("store.url", _store_url, flag="--store",
+                              secret=True)  # a PostgreSQL URL may hold a password
     home_agents: tuple = _setting("home_agents.addresses", _home_agents, flag="--ha")
     hoa_prefix: ipaddress.IPv6Network | None = _setting(
         "bootstrap.hoa_prefix", _network(ipaddress.IPv6Network), None, flag="--hoa-prefix")

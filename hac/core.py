@@ -81,7 +81,7 @@ class AskAaa:
     answer with aaa_answered() or aaa_failed()."""
 
     user_name: str
-    eap_payload: bytes
+    eap_payload: bytes = field(repr=False)  # e.g. an EAP-GTC response is the password
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aaa_mip6 import pki
@@ -45,7 +45,7 @@ class HacSetup:
     ca: pki.Identity
     server: pki.Identity
     psk_file: Path
-    psks: Mapping[str, bytes]
+    psks: Mapping[str, bytes] = field(repr=False)
     store_url: str
 
 
