@@ -61,7 +61,7 @@ from aaa_mip6.store import StoreError, open_store
 from aaa_mip6.tls import ClientTLS, ServerTLS
 
 from . import core, sa_delivery
-from .config import HacConfig
+from .config import HacConfig, ListenAddress
 from .credentials import Credentials
 from .provisioning import Provisioner
 
@@ -113,9 +113,8 @@ class RateLimiter:
 
 
 def _source(address) -> str:
-    host = getattr(address, "host", "?")
-    port = getattr(address, "port", 0)
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    """``host:port`` (``[v6]:port``) of a Twisted address, as :class:`ListenAddress` prints."""
+    return str(ListenAddress(getattr(address, "host", "?"), getattr(address, "port", 0)))
 
 
 @implementer(IHandshakeListener)
@@ -541,9 +540,8 @@ def run(config: HacConfig) -> int:
         start(number)
     for signum in _FORWARDED:
         signal.signal(signum, forward)
-    host, port = sock.getsockname()[:2]
     log.info("HAC %s: %d workers on %s", config.instance, config.workers,
-             f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+             ListenAddress(*sock.getsockname()[:2]))
     while children:
         try:
             pid, status = os.wait()
