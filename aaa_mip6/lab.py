@@ -115,7 +115,8 @@ class Echo:
         if kind not in requests:
             return None
         echo = cls(source, destination, identifier, sequence, bytes(message[8:]), requests[kind])
-        return echo if echo.packet() == bytes(packet[:len(echo.packet())]) else None
+        rebuilt = echo.packet()
+        return echo if rebuilt == bytes(packet[:len(rebuilt)]) else None
 
 
 def _with_checksum(message: bytes, checksum: int) -> bytes:
