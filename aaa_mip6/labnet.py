@@ -41,7 +41,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 
 from .lab import CORRESPONDENT4, CORRESPONDENT6, HOA_POOL4, HOA_PREFIX, MN_DOMAIN, MnResult, \
-    make_files, print_summary
+    hac_settings, make_files, print_summary
 
 HA_ADDRESS6 = IPv6Address("2001:db8::1")
 HA_ADDRESS4 = IPv4Address("198.51.100.254")
@@ -324,19 +324,9 @@ class NetnsLab:
             mn.wire()
 
     def start_servers(self, files) -> None:
-        settings = {
-            "listen": f"[{HA_ADDRESS6}]:{HAC_PORT}",
-            "tls.cert": str(files.hac.cert_path),
-            "tls.key": str(files.hac.key_path),
-            "credentials.psk_file": str(files.psk_file),
-            "store.url": files.store_url,
-            "home_agents.addresses": [{"ip6": str(HA_ADDRESS6), "ip4": str(HA_ADDRESS4),
-                                       "port": HA_PORT}],
-            "bootstrap.hoa_prefix": HOA_PREFIX,
-            "bootstrap.hoa_pool4": HOA_POOL4,
-            "limits.rate": 1_000_000.0,
-            "limits.burst": 1_000_000,
-        }
+        settings = hac_settings(files, f"[{HA_ADDRESS6}]:{HAC_PORT}", {
+            "ip6": str(HA_ADDRESS6), "ip4": str(HA_ADDRESS4), "port": HA_PORT})
+        settings["log.level"] = "info"  # its own log file: keep the bootstrap lines
         config = self.directory / "hac.toml"
         config.write_text(toml_text(settings))
         self.spawn(self.ha_namespace, "ha", [
