@@ -110,10 +110,10 @@ class CbcCipher:
         self.key_length = key_length
         self.block_size = block_size
         self.iv_length = block_size
-        self._algorithm = algorithm
+        self.algorithm = algorithm  # the `cryptography` block cipher class, keyed by calling it
 
     def keyed(self, key: bytes) -> _KeyedCbc:
-        return _KeyedCbc(self._algorithm(key))
+        return _KeyedCbc(self.algorithm(key))
 
 
 class _KeyedCbc:

@@ -34,13 +34,12 @@ import struct
 from hmac import compare_digest
 from typing import NamedTuple
 
-from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 from .errors import ConfigError, IntegrityError, PacketError
 from .replay import DEFAULT_WINDOW, SEQ_LIMIT, ReplayWindow
 from .sa import SCOPE_ALL, SCOPE_SIGNALING, SPI_MAX, SPI_MIN, SecurityAssociation
-from .suites import AES_128_CBC, ICV_LENGTH, SUITES, TRIPLE_DES_CBC, CipherSuite
+from .suites import ICV_LENGTH, SUITES, CipherSuite
 
 
 class PType(enum.IntEnum):
@@ -61,9 +60,6 @@ _SPI_MASK = (1 << _SPI_BITS) - 1
 _TRAILER_LENGTH = 2  # Pad Length, Next Header
 # RFC 4303 §2.4 default padding: 1, 2, 3, ...; index = Pad Length.
 _PADDING = tuple(bytes(range(1, length + 1)) for length in range(256))
-
-# The block cipher behind each CBC cipher of aaa_mip6.suites, for the chained contexts.
-_CBC_ALGORITHMS = {AES_128_CBC: algorithms.AES128, TRIPLE_DES_CBC: TripleDES}
 
 # Ask for a new SA when fewer outbound sequence numbers than this remain.
 DEFAULT_REKEY_MARGIN = 1 << 28
@@ -140,7 +136,7 @@ class Sealer:
         self._iv_length = suite.iv_length
         self._min_length = HEADER_LENGTH + self._iv_length + self._block + ICV_LENGTH
         if self._iv_length:
-            self._algorithm = _CBC_ALGORITHMS[suite.confidentiality](ekey)
+            self._algorithm = suite.confidentiality.algorithm(ekey)
             # Made on first use (~0.8 kB each): an HA never encrypts inbound or decrypts outbound.
             self._encrypt = self._decrypt = None
         else:
