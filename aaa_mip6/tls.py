@@ -249,7 +249,12 @@ def _acceptable_patterns(certificate: x509.Certificate) -> list[DNSPattern | IPA
 
 def check_identity(certificate: x509.Certificate, host: str) -> None:
     """Raise :class:`CertificateRejected` unless ``certificate`` is for ``host`` (RFC 6125 as RFC 6618 restricts it)."""
-    reference = _reference_identity(host)
+    _check_reference(certificate, _reference_identity(host), host)
+
+
+def _check_reference(certificate: x509.Certificate, reference: DNS_ID | IPAddress_ID,
+                     host: str) -> None:
+    """:func:`check_identity` against the reference identity already made from ``host``."""
     patterns = _acceptable_patterns(certificate)
     if not patterns:
         raise CertificateRejected(
@@ -287,7 +292,7 @@ class ClientTLS:
                 f"HAC certificate chain rejected at depth {depth}: "
                 f"{_verify_error_name(error_number)}")
         if depth == 0:
-            check_identity(certificate.to_cryptography(), self.host)
+            _check_reference(certificate.to_cryptography(), self._reference, self.host)
         return True
 
     def clientConnectionForTLS(self, tlsProtocol) -> SSL.Connection:  # noqa: N802 (Twisted API)
