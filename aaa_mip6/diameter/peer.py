@@ -32,10 +32,8 @@ from .codec import DiameterError
 CER_CODE = CapabilitiesExchangeRequest.code
 DWR_CODE = DeviceWatchdogRequest.code
 DPR_CODE = DisconnectPeerRequest.code
-BASE_COMMANDS = frozenset({CER_CODE, DWR_CODE, DPR_CODE})
 
 DISCONNECT_REBOOTING = constants.E_DISCONNECT_CAUSE_REBOOTING
-DISCONNECT_BUSY = constants.E_DISCONNECT_CAUSE_BUSY
 DISCONNECT_DO_NOT_WANT_TO_TALK_TO_YOU = constants.E_DISCONNECT_CAUSE_DO_NOT_WANT_TO_TALK_TO_YOU
 
 DEFAULT_TW = 30.0  # RFC 3539 §3.4.1

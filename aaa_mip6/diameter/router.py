@@ -73,9 +73,6 @@ class Router:
     def pending(self) -> int:
         return len(self._pending)
 
-    def add_route(self, realm: str, host: str) -> None:
-        self._routes.setdefault(realm, []).append(host)
-
     def timer(self) -> float | None:
         """The earliest request deadline."""
         return min((p.deadline for p in self._pending.values()), default=None)
