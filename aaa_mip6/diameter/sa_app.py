@@ -48,6 +48,8 @@ from ..suites import SUITES
 from ..tvheaders import CIPHERSUITE_CODES
 from . import codec
 from .codec import DiameterError
+from .peer import DEFAULT_TW
+from .router import DEFAULT_REQUEST_TIMEOUT
 
 DEFAULT_VENDOR_ID = 32473  # RFC 5612: reserved for documentation and examples
 VENDOR_SPECIFIC_APPLICATIONS = 16_777_216  # RFC 6733 §11.3: first vendor-specific id
@@ -374,8 +376,6 @@ NODE_KEYS = frozenset({
     "cert", "key", "ca", "insecure_tcp", "vendor_id", "application_id", "watchdog",
     "request_timeout",
 })
-DEFAULT_WATCHDOG = 30.0
-DEFAULT_REQUEST_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -401,7 +401,7 @@ class NodeSettings:
     insecure_tcp: bool = False
     vendor_id: int = DEFAULT_VENDOR_ID
     application_id: int = DEFAULT_APPLICATION_ID
-    watchdog: float = DEFAULT_WATCHDOG
+    watchdog: float = DEFAULT_TW
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
 
     @property
