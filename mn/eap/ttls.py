@@ -19,6 +19,7 @@ from aaa_mip6.eap import EapError, Type
 from aaa_mip6.errors import ConfigError
 
 from . import EapCredentials, register
+from .mschapv2 import AUTHENTICATOR_RESPONSE_LENGTH
 from .tlsbase import TlsMethodBase, TunnelFailure
 
 MSK_LABEL = b"ttls keying material"  # RFC 5281 §8
@@ -32,7 +33,6 @@ MS_CHAP_ERROR = 2
 MS_CHAP_CHALLENGE = 11
 MS_CHAP2_RESPONSE = 25
 MS_CHAP2_SUCCESS = 26
-AUTHENTICATOR_RESPONSE_LENGTH = 42  # "S=" and 40 hex digits
 
 _FLAG_VENDOR = 0x80
 _FLAG_MANDATORY = 0x40
