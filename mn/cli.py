@@ -93,13 +93,18 @@ def parse_psk(text: str, source: str) -> bytes:
     return psk
 
 
+def _read_secret_file(path: str, source: str) -> str:
+    """The text of ``path`` (``-`` = stdin); ConfigError naming ``source``, never the text."""
+    try:
+        return sys.stdin.read() if path == "-" else Path(path).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{source}: cannot read ({getattr(exc, 'strerror', None) or exc})")
+
+
 def read_psk_file(path: str) -> bytes:
     """The one hex key in ``path`` (``-`` = stdin); blank lines and ``#`` comments are ignored."""
     source = f"--psk-file {path}"
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{source}: cannot read ({getattr(exc, 'strerror', None) or exc})")
+    text = _read_secret_file(path, source)
     lines = [line.strip() for line in text.splitlines()]
     keys = [line for line in lines if line and not line.startswith("#")]
     if len(keys) != 1:
@@ -192,11 +197,7 @@ def _add_eap_arguments(parser: argparse.ArgumentParser) -> None:
 def read_password_file(path: str) -> str:
     """The first line of ``path`` (``-`` = stdin); errors never show the password."""
     source = f"--password-file {path}"
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{source}: cannot read ({getattr(exc, 'strerror', None) or exc})")
-    lines = text.splitlines()
+    lines = _read_secret_file(path, source).splitlines()
     if not lines or not lines[0]:
         raise ConfigError(f"{source}: the first line (the password) is empty")
     return lines[0]
