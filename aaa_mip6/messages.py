@@ -143,7 +143,7 @@ class HacInit(_Message):
 class MnMid(_Message):
     """MHAuth-Mid request: the MN's next EAP response."""
 
-    eap_payload: bytes
+    eap_payload: bytes = field(repr=False)  # e.g. an EAP-GTC response is the password
 
     ORDER = ((tv.EAP_PAYLOAD, "eap_payload"),)
     REQUIRED = frozenset({tv.EAP_PAYLOAD})
@@ -175,7 +175,7 @@ class MnDone(_PskOrEap):
     suites: tuple[bytes, ...]
     mn_rand: bytes | None = None
     hac_rand: bytes | None = None
-    eap_payload: bytes | None = None
+    eap_payload: bytes | None = field(default=None, repr=False)  # the MN's EAP response
 
     ORDER = ((tv.MN_RAND, "mn_rand"), (tv.HAC_RAND, "hac_rand"), (tv.SAS, "scope"),
              (tv.SUITELIST, "suites"), (tv.EAP_PAYLOAD, "eap_payload"))

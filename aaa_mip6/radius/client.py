@@ -68,8 +68,8 @@ class _Exchange:
     """One ``authenticate`` call, possibly tried on several servers."""
 
     session: AaaSession
-    eap_payload: bytes
-    state: bytes | None
+    eap_payload: bytes = field(repr=False)  # the MN's EAP response: EAP-GTC carries the password
+    state: bytes | None = field(repr=False)
     candidates: list[int]
     deferred: defer.Deferred = field(init=False)
     transaction: _Transaction | None = None
