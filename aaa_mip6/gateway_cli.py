@@ -73,17 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _listen_address(text: str | None, default_port: int) -> tuple[str, int]:
     if text is None:
         return DEFAULT_LISTEN_HOST, default_port
-    host, separator, port = text.rpartition(":")
+    from .diameter.sa_app import address_port
+
     try:
-        if not separator:
-            raise ValueError
-        address = ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
-        number = int(port)
-        if not 0 <= number < 65536:
-            raise ValueError
-    except ValueError:
-        raise ConfigError(f"--listen {text!r}: expected ADDR:PORT or [IPV6]:PORT") from None
-    return str(address), number
+        return address_port(text)
+    except ValueError as error:
+        raise ConfigError(f"--listen {error}") from None
 
 
 def _secret(path: Path) -> bytes:

@@ -409,8 +409,8 @@ class NodeSettings:
         return SaApplication(self.vendor_id, self.application_id)
 
 
-def _address_port(text: str) -> tuple[str, int]:
-    """``v4:port`` or ``[v6]:port``."""
+def address_port(text: str) -> tuple[str, int]:
+    """``v4:port`` or ``[v6]:port``; ValueError says what is wrong."""
     host, _, port = text.rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
@@ -447,7 +447,7 @@ def node_settings(table, where: str = "") -> NodeSettings:
             fail(key, "required")
     if "listen" in table:
         try:
-            values["listen"] = _address_port(str(table["listen"]))
+            values["listen"] = address_port(str(table["listen"]))
         except ValueError as error:
             fail("listen", str(error))
     entries = table.get("peers", [])
@@ -459,7 +459,7 @@ def node_settings(table, where: str = "") -> NodeSettings:
         try:
             if not equals or not name:
                 raise ValueError(f'{entry!r} is not "NAME=ADDRESS:PORT" (NAME: its Origin-Host)')
-            peers.append((name, *_address_port(address)))
+            peers.append((name, *address_port(address)))
         except ValueError as error:
             fail("peers", str(error))
     values["peers"] = tuple(peers)
