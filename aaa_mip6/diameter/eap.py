@@ -134,7 +134,7 @@ class EapRequest:
     session_id: str
     origin_host: str
     user_name: str
-    eap_payload: bytes
+    eap_payload: bytes = field(repr=False)  # an EAP-GTC response is the password
     state: bytes | None = field(default=None, repr=False)
     calling_station_id: str | None = None
 
