@@ -125,7 +125,7 @@ class GatewaySessions:
         conversation = self._conversations.get(session_id)
         if conversation is None:
             return []
-        if outcome.answer is not None and isinstance(outcome.answer, Challenge):
+        if isinstance(outcome.answer, Challenge):
             conversation.state = outcome.state
         else:
             conversation.state = None  # the conversation is over; kept only for replays
