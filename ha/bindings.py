@@ -71,10 +71,9 @@ class BindingCache:
         self._by_address: dict[bytes, Binding] = {}
         self._by_care_of: dict[tuple[str, int], Binding] = {}
         self._deadlines: list[tuple[float, bytes]] = []
-        self._count = 0
 
     def __len__(self) -> int:
-        return self._count
+        return len(self._by_care_of)  # one care-of entry per binding
 
     def __iter__(self) -> Iterator[Binding]:
         return iter(list(self._by_care_of.values()))
@@ -105,7 +104,6 @@ class BindingCache:
         for key in binding.keys():
             self._by_address[key] = binding
         self._by_care_of[binding.care_of] = binding
-        self._count += 1
         heapq.heappush(self._deadlines, (binding.expires, address_key(binding.home_address)))
 
     def remove(self, binding: Binding) -> None:
@@ -132,4 +130,3 @@ class BindingCache:
                 del self._by_address[key]
         if self._by_care_of.get(binding.care_of) is binding:
             del self._by_care_of[binding.care_of]
-        self._count -= 1
