@@ -28,7 +28,7 @@ from datetime import datetime, timedelta, timezone
 
 from aaa_mip6.messages import Provision
 from aaa_mip6.sa import SCOPE_ALL, SCOPE_SIGNALING, Bootstrap, HomeAgent, SecurityAssociation
-from aaa_mip6.store import UNALLOCATED_SPI, SAStore
+from aaa_mip6.store import UNALLOCATED_SPI, SARecord, SAStore
 from aaa_mip6.suites import SUITES, CipherSuite, new_keys, suite_by_code
 
 DEFAULT_LIFETIME = 86_400  # seconds: one day
@@ -161,6 +161,12 @@ class Provisioner:
         :class:`aaa_mip6.store.StoreError` (the HAC answers 500) when the store fails or
         a pool is exhausted.
         """
+        return self.provision_record(mn_id, suite, requested_scope, attributes)[1]
+
+    def provision_record(self, mn_id: str, suite: CipherSuite, requested_scope: int,
+                         attributes: Mapping | None = None) -> tuple[SARecord, Provision]:
+        """:meth:`provision`, with the stored record too (what SA delivery pushes), so
+        nobody has to read back from the store what was just written."""
         aaa = attributes or {}
         policy = self.bootstrap_policy
         excluded = policy.excluded_addresses
@@ -184,4 +190,4 @@ class Provisioner:
         record = self.store.create(template, hac_instance=self.hac_instance, home_agent=agent)
         bootstrap = Bootstrap(agent, home6, home4, prefix6, policy.hoa_pool4,
                               aaa.get("dns_ip6", policy.dns6), policy.dns4)
-        return Provision.from_security_association(record.sa, bootstrap)
+        return record, Provision.from_security_association(record.sa, bootstrap)

@@ -202,13 +202,13 @@ class SaDelivery:
 
     # --- push -------------------------------------------------------------------
 
-    def provisioned(self, provision):
-        """Callback for the HAC's provisioning Deferred: push the SA just stored."""
-        fetched = self._in_store_thread(self.store.get, provision.spi)
-        fetched.addCallback(lambda record: record is not None and self.deliver(record))
-        fetched.addErrback(lambda failure: log.error(
-            "SA %d not queued for push: %s", provision.spi, failure.getErrorMessage()))
-        return provision
+    def provisioned(self, record: SARecord) -> None:
+        """Push the SA the HAC has just stored; a failure here is logged, and never fails
+        the MN's bootstrap (the SA is stored: the HA can still query it)."""
+        try:
+            self.deliver(record)
+        except Exception as error:  # noqa: BLE001 (the MN gets its SA regardless)
+            log.error("SA %d not queued for push: %s", record.sa.spi, error)
 
     def deliver(self, record: SARecord) -> None:
         """Queue an SA-Push of ``record`` to its HA (replacing any job for that SPI)."""

@@ -54,10 +54,11 @@ from aaa_mip6.diameter.eap import EAP_APPLICATION_ID, DiameterEapBackend
 from aaa_mip6.diameter.peer import LocalNode, WatchdogTimers
 from aaa_mip6.diameter.twisted_peer import DiameterNode
 from aaa_mip6.errors import ConfigError
+from aaa_mip6.messages import Provision
 from aaa_mip6.radius.client import RadiusClient
 from aaa_mip6.radius.codec import Nas
 from aaa_mip6.radius.servers import RadiusServer
-from aaa_mip6.store import StoreError, open_store
+from aaa_mip6.store import SARecord, StoreError, open_store
 from aaa_mip6.tls import ClientTLS, ServerTLS
 
 from . import core, sa_delivery
@@ -310,12 +311,17 @@ class HacServer:
     def provision(self, request: core.ProvisionSA) -> defer.Deferred:
         """Run the provisioner where the store may block; fires with the Provision (whose
         SA is then pushed to its HA when SA delivery is configured)."""
-        provisioned = self._in_store_thread(self.provisioner.provision, request.mn_id,
+        provisioned = self._in_store_thread(self.provisioner.provision_record, request.mn_id,
                                             request.suite, request.requested_scope,
                                             request.attributes)
-        if self.delivery is not None:
-            provisioned.addCallback(self.delivery.provisioned)
+        provisioned.addCallback(self._stored)
         return provisioned
+
+    def _stored(self, stored: tuple[SARecord, Provision]) -> Provision:
+        record, provision = stored
+        if self.delivery is not None:
+            self.delivery.provisioned(record)
+        return provision
 
     def _purge_expired(self) -> defer.Deferred:
         deferred = self._in_store_thread(self.store.purge_expired)
