@@ -21,7 +21,6 @@ from urllib.parse import unquote, urlsplit
 from aaa_mip6.diameter.sa_app import NodeSettings, node_settings
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.replay import MAX_WINDOW, MIN_WINDOW, SEQ_LIMIT
-from aaa_mip6.transform import DEFAULT_REKEY_MARGIN
 
 from .core import HaPolicy
 
@@ -75,16 +74,18 @@ def _number(key: str, value: Any, low: float, high: float, integer: bool) -> flo
     return value
 
 
-# key -> (low, high, integer, default)
+# key -> (low, high, integer); an absent key takes the default of HaPolicy or HaConfig
 _NUMBERS = {
-    "max-lifetime": (4, 262_140, True, 3600),
-    "reinit-margin": (0, 86_400 * 365, False, 300.0),
-    "sequence-margin": (0, SEQ_LIMIT - 1, True, DEFAULT_REKEY_MARGIN),
-    "replay-window": (MIN_WINDOW, MAX_WINDOW, True, 64),
-    "sequence-block": (1, 1 << 24, True, 4096),
-    "sa-refresh": (0.1, 86_400, False, 30.0),
-    "stats-interval": (0.1, 86_400, False, 60.0),
+    "max-lifetime": (4, 262_140, True),
+    "reinit-margin": (0, 86_400 * 365, False),
+    "sequence-margin": (0, SEQ_LIMIT - 1, True),
+    "replay-window": (MIN_WINDOW, MAX_WINDOW, True),
+    "sequence-block": (1, 1 << 24, True),
+    "sa-refresh": (0.1, 86_400, False),
+    "stats-interval": (0.1, 86_400, False),
 }
+_POLICY_NUMBERS = ("max_lifetime", "reinit_margin", "sequence_margin", "replay_window",
+                   "sequence_block")
 _STRINGS = ("store", "home-agent", "tun", "state", "status-file", "log-level")
 _LISTS = ("listen", "tun-route")
 KEYS = frozenset(_NUMBERS) | frozenset(_STRINGS) | frozenset(_LISTS) | {"diameter"}
@@ -119,8 +120,8 @@ def load_config(values: dict[str, Any]) -> HaConfig:
         if key in values and (not isinstance(values[key], list)
                               or not all(isinstance(v, str) for v in values[key])):
             raise ConfigError(f"{key}: must be a list of strings")
-    numbers = {key: _number(key, values.get(key, default), low, high, integer)
-               for key, (low, high, integer, default) in _NUMBERS.items()}
+    numbers = {key.replace("-", "_"): _number(key, values[key], low, high, integer)
+               for key, (low, high, integer) in _NUMBERS.items() if key in values}
     listen = tuple(_host_port("listen", text) for text in values.get("listen") or ["[::]:7872"])
     store = values.get("store")
     diameter = None if "diameter" not in values else node_settings(values["diameter"], "diameter")
@@ -157,18 +158,14 @@ def load_config(values: dict[str, Any]) -> HaConfig:
     try:
         policy = HaPolicy(
             home_agent=home_agent_address,
-            max_lifetime=numbers["max-lifetime"],
-            reinit_margin=numbers["reinit-margin"],
-            sequence_margin=numbers["sequence-margin"],
-            replay_window=numbers["replay-window"],
-            sequence_block=numbers["sequence-block"],
             forwarding=tun is not None,
+            **{name: numbers.pop(name) for name in _POLICY_NUMBERS if name in numbers},
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return HaConfig(listen, store, Path(state), policy, tun, tuple(routes),
-                    numbers["sa-refresh"], numbers["stats-interval"],
-                    values.get("status-file"), level, diameter)
+                    status_file=values.get("status-file"), log_level=level, diameter=diameter,
+                    **numbers)  # sa_refresh, stats_interval
 
 
 def build_parser() -> argparse.ArgumentParser:
