@@ -13,7 +13,7 @@ import logging
 import math
 import sys
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -96,7 +96,7 @@ class HaConfig:
     """Validated HA settings; defaults as in docs/configuration.md (section HA)."""
 
     listen: tuple[tuple[str, int], ...]
-    store: str | None
+    store: str | None = field(repr=False)  # a PostgreSQL URL may carry a password
     state: Path
     policy: HaPolicy
     tun: str | None = None
