@@ -47,7 +47,7 @@ from aaa_mip6.diameter import codec, sa_app
 from aaa_mip6.diameter.codec import DiameterError
 from aaa_mip6.diameter.sa_app import NodeSettings, SaMessage
 from aaa_mip6.errors import ConfigError
-from aaa_mip6.sa import IPAddress
+from aaa_mip6.sa import HomeAgent, IPAddress
 from aaa_mip6.store import SARecord, SAStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,13 @@ def check(config) -> None:
     """Rules between ``sa_delivery`` and the rest of the HAC's configuration."""
     if config.sa_delivery is not None and config.workers != 1:
         raise ConfigError("sa_delivery needs workers = 1 (one Diameter identity per process)")
+
+
+def _addresses(agent: HomeAgent | None) -> tuple[IPAddress, ...]:
+    """The HA's addresses, IPv6 first (none for an SA without an HA)."""
+    if agent is None:
+        return ()
+    return tuple(address for address in (agent.address6, agent.address4) if address is not None)
 
 
 @dataclass
@@ -231,10 +238,7 @@ class SaDelivery:
                 self._send(job)
 
     def _destination(self, record: SARecord) -> str | None:
-        agent = record.home_agent
-        if agent is None:
-            return None
-        for address in (agent.address6, agent.address4):
+        for address in _addresses(record.home_agent):
             if address in self.settings.home_agents:
                 return self.settings.home_agents[address]
         return None
@@ -260,11 +264,9 @@ class SaDelivery:
                 session, local.origin_host, local.origin_realm, destination_realm, host, sa.spi,
                 sa.mn_id)
         else:
-            agents = tuple(a for a in (record.home_agent.address6, record.home_agent.address4)
-                           if a is not None)
             request = self.application.push_request(
                 session, local.origin_host, local.origin_realm, destination_realm, host,
-                SaMessage(sa, agents), self.reactor.seconds())
+                SaMessage(sa, _addresses(record.home_agent)), self.reactor.seconds())
             if not self._may_carry_keys(request, sa.spi):
                 self._retry(job)
                 return
@@ -358,10 +360,8 @@ class SaDelivery:
         avps = self.application.application_avps()
         if record is None:
             return self.node.answer(message, sa_app.USER_UNKNOWN, avps)
-        agent = record.home_agent
-        agents = () if agent is None else tuple(
-            a for a in (agent.address6, agent.address4) if a is not None)
-        avps += self.application.sa_avps(SaMessage(record.sa, agents), self.reactor.seconds())
+        avps += self.application.sa_avps(SaMessage(record.sa, _addresses(record.home_agent)),
+                                         self.reactor.seconds())
         return self.node.answer(message, codec.SUCCESS, avps)
 
 
