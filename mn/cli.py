@@ -468,10 +468,8 @@ def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
     def run():
         mobile, result = yield session.bootstrap_session(
             reactor, tls, port, make_machine, timeout=args.timeout, lifetime=args.lifetime)
-        reporter.home_agent = _home_agent_text(
-            result.bootstrap.home_agent,
-            care_of or session.local_address_towards(result.bootstrap.home_agent))
         binding = yield mobile.start(care_of)
+        reporter.home_agent = _home_agent_text(result.bootstrap.home_agent, binding.care_of)
         device = _tunnel_for(args, binding, result.bootstrap) if with_tunnel else None
         if device is not None:
             mobile.attach(device)
