@@ -170,9 +170,8 @@ class EapGateway:
         try:
             der = diameter_eap.parse_der(request)
         except DiameterError as error:
-            result = (diameter_eap.MISSING_AVP if error.reason == "missing-avp"
-                      else codec.INVALID_AVP_VALUE)
-            return self.node.answer(request, result, error_message=str(error))
+            return self.node.answer(request, codec.error_result(error),
+                                    error_message=str(error))
         now = self.node.now()
         begun = self.sessions.begin(der, request.header.end_to_end_identifier, now)
         if isinstance(begun, Refusal):

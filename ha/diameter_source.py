@@ -37,7 +37,6 @@ from .sasource import SASource
 log = logging.getLogger("mip6.ha.diameter")
 
 EXPIRED_SWEEP_EVERY = 1024  # pushes between sweeps of SAs past their validity end
-_ERROR_RESULTS = {"missing-avp": sa_app.MISSING_AVP}
 
 
 class DiameterSASource(SASource):
@@ -162,8 +161,7 @@ class DiameterSASource(SASource):
     def _refuse(self, message: Message, what: str, error: DiameterError) -> Message:
         self.counters[f"{what}-malformed"] += 1
         log.warning("malformed SA-%s from the HAC: %s", what.capitalize(), error)
-        return self.node.answer(message, _ERROR_RESULTS.get(error.reason,
-                                                            codec.INVALID_AVP_VALUE),
+        return self.node.answer(message, codec.error_result(error),
                                 self.application.application_avps(), error_message=str(error))
 
     def _forget_expired(self) -> None:

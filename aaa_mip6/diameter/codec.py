@@ -42,6 +42,7 @@ NO_COMMON_APPLICATION = constants.E_RESULT_CODE_DIAMETER_NO_COMMON_APPLICATION
 UNABLE_TO_COMPLY = constants.E_RESULT_CODE_DIAMETER_UNABLE_TO_COMPLY
 INVALID_AVP_VALUE = constants.E_RESULT_CODE_DIAMETER_INVALID_AVP_VALUE
 INVALID_AVP_LENGTH = constants.E_RESULT_CODE_DIAMETER_INVALID_AVP_LENGTH
+MISSING_AVP = constants.E_RESULT_CODE_DIAMETER_MISSING_AVP
 
 _FLAG_REQUEST = MessageHeader.command_flag_request_bit
 _FLAG_ERROR = MessageHeader.command_flag_error_bit
@@ -59,6 +60,13 @@ class DiameterError(InvalidInput):
     ``bad-length`` (stream level: the connection must be closed) or ``too-long`` (an
     outgoing message over the limit).
     """
+
+
+def error_result(error: DiameterError) -> int:
+    """The Result-Code answering a request that failed with ``error``."""
+    if error.reason == "missing-avp":
+        return MISSING_AVP
+    return INVALID_AVP_LENGTH if error.reason == "bad-avp-length" else INVALID_AVP_VALUE
 
 
 class _HidePayloads(logging.Filter):

@@ -407,9 +407,7 @@ class PeerConnection:
         if self.state not in (PeerState.OPEN, PeerState.CLOSING):
             self._close(f"undecodable message before Open: {error}")
         elif header.is_request:
-            result = (codec.INVALID_AVP_LENGTH if error.reason == "bad-avp-length"
-                      else codec.INVALID_AVP_VALUE)
-            self._answer(Message(header), result, error_message=str(error))
+            self._answer(Message(header), codec.error_result(error), error_message=str(error))
         elif header.hop_by_hop_identifier in self._pending:
             token = self._pending.pop(header.hop_by_hop_identifier)
             self._events.append(AnswerUndecodable(token, error))
