@@ -17,7 +17,6 @@ the MN's packet is dropped as an unknown SPI and its next Binding Update asks ag
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections import Counter
@@ -57,8 +56,7 @@ class DiameterSASource(SASource):
         self._clock = clock
         self._sas: dict[int, SecurityAssociation] = {}
         self._queries: dict[int, list[defer.Deferred]] = {}
-        self._session_prefix = f"{settings.origin_host};{int(clock()) & 0xFFFFFFFF}"
-        self._sessions = itertools.count(1)
+        self._session_ids = codec.SessionIds(settings.origin_host, clock())
         for command, handler in ((sa_app.SA_PUSH, self._pushed),
                                  (sa_app.SA_REVOKE, self._revoked)):
             node.register_handler(self.application.application_id, command, handler)
@@ -81,7 +79,7 @@ class DiameterSASource(SASource):
         self.counters["queries"] += 1
         local = self.node.local
         request = self.application.query_request(
-            f"{self._session_prefix};{next(self._sessions)}", local.origin_host,
+            self._session_ids.new(), local.origin_host,
             local.origin_realm, self.settings.destination_realm, self.settings.destination_host,
             spi)
         self.node.send_request(request).addCallbacks(

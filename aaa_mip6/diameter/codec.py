@@ -10,8 +10,10 @@ typed errors. Whatever the bytes, :func:`decode_message` and
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import logging
 import struct
+import time
 
 from diameter.message import Avp, Message, MessageHeader, constants
 from diameter.message.avp import AvpDecodeError, AvpEncodeError
@@ -60,6 +62,19 @@ class DiameterError(InvalidInput):
     ``bad-length`` (stream level: the connection must be closed) or ``too-long`` (an
     outgoing message over the limit).
     """
+
+
+class SessionIds:
+    """Session-Ids ``<origin-host>;<start time>;<counter>[;<suffix>]`` (RFC 6733 §8.8:
+    globally and eternally unique, the first part the sender's identity)."""
+
+    def __init__(self, origin_host: str, now: float | None = None):
+        self._prefix = f"{origin_host};{int(time.time() if now is None else now) & 0xFFFFFFFF}"
+        self._counter = itertools.count(1)
+
+    def new(self, suffix: str | None = None) -> str:
+        session_id = f"{self._prefix};{next(self._counter)}"
+        return session_id if suffix is None else f"{session_id};{suffix}"
 
 
 def error_result(error: DiameterError) -> int:

@@ -28,8 +28,6 @@ dns_ip6            not carried: Diameter has no standard AVP for it
 from __future__ import annotations
 
 import ipaddress
-import itertools
-import time
 from dataclasses import dataclass, field
 
 from diameter.message import Avp, Message, constants
@@ -288,20 +286,6 @@ def parse_dea(message: Message) -> EapAnswer:
 # --- the HAC's backend ----------------------------------------------------------------
 
 
-class SessionIds:
-    """Session-Ids ``<origin-host>;<start time>;<counter>;mip6-<AaaSession.session_id>``.
-
-    RFC 6733 §8.8: globally and eternally unique, the first part the sender's identity.
-    """
-
-    def __init__(self, origin_host: str, now: float | None = None):
-        self._prefix = f"{origin_host};{int(time.time() if now is None else now) & 0xFFFFFFFF}"
-        self._counter = itertools.count(1)
-
-    def new(self, session: AaaSession) -> str:
-        return f"{self._prefix};{next(self._counter)};mip6-{session.session_id}"
-
-
 @dataclass(frozen=True, slots=True)
 class _Continuation:
     """What a Diameter EAP conversation carries between rounds (``AaaSession.state``)."""
@@ -331,7 +315,7 @@ class DiameterEapBackend:
         self._destination_realm = destination_realm
         self._nas_identifier = nas_identifier
         self._retry_after = retry_after
-        self._session_ids = SessionIds(node.local.origin_host, node.now())
+        self._session_ids = codec.SessionIds(node.local.origin_host, node.now())
         self._outstanding: set[defer.Deferred] = set()
         self._stopped = False
 
@@ -344,7 +328,7 @@ class DiameterEapBackend:
             return defer.fail(self._unavailable("the Diameter EAP backend is stopped"))
         continuation = session.state if isinstance(session.state, _Continuation) else None
         session_id = (continuation.session_id if continuation
-                      else self._session_ids.new(session))
+                      else self._session_ids.new(f"mip6-{session.session_id}"))
         local = self.node.local
         request = build_der(
             local.origin_host, local.origin_realm, self._destination_realm,
