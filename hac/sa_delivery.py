@@ -150,8 +150,7 @@ class SaDelivery:
         self._jobs: dict[int, _Job] = {}
         self._ready: deque[int] = deque()
         self._in_flight = 0
-        self._session_prefix = f"{node.local.origin_host};{int(reactor.seconds()) & 0xFFFFFFFF}"
-        self._sessions = 0
+        self._session_ids = codec.SessionIds(node.local.origin_host, reactor.seconds())
         self._control_port = None
         self._stopped = False
         node.register_handler(self.application.application_id, sa_app.SA_QUERY, self._queried)
@@ -256,8 +255,7 @@ class SaDelivery:
             self._done(job, "no-destination")
             return
         local = self.node.local
-        self._sessions += 1
-        session = f"{self._session_prefix};{self._sessions}"
+        session = self._session_ids.new()
         destination_realm = self.settings.node.destination_realm
         if job.revoke:
             request = self.application.revoke_request(
@@ -347,8 +345,7 @@ class SaDelivery:
         try:
             request = self.application.parse_request(message)
         except DiameterError as error:
-            return self.node.answer(message, sa_app.MISSING_AVP if error.reason == "missing-avp"
-                                    else codec.INVALID_AVP_VALUE,
+            return self.node.answer(message, codec.error_result(error),
                                     self.application.application_avps(),
                                     error_message=str(error))
         self._count("queries")
