@@ -429,6 +429,11 @@ def test_programs_push_and_revoke(tmp_path):
             port = int(match.group(1)) if match else None
         assert port, "mip6-ha did not start"
         with HacProcess(setup, config=config, ha="[::1]") as hac:
+            # The listening socket is bound before the worker starts SA delivery, which
+            # creates the control socket: wait for it, bounded.
+            deadline = time.monotonic() + WAIT_LIMIT
+            while not control.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
             assert control.stat().st_mode & 0o777 == 0o600
             mn = SaEndpoint(record.sa, "mn")
             statuses = [bu_status(mn, port, 1)]
