@@ -301,10 +301,18 @@ class SaEndpoint:
         return Unprotected(ptype, spi, seq, *self.open(packet, header))
 
     def open(self, packet, header: tuple[PType, int, int]) -> tuple[bytes, int]:
-        """:meth:`unprotect` of a protected packet as (payload, next header), no wrapper.
+        """:meth:`unprotect` of a protected packet as (payload, next header), no wrapper:
+        :meth:`verify`, then advance the window."""
+        opened = self.verify(packet, header)
+        self.replay.accept(header[2])
+        return opened
 
-        For the HA's per-packet path, which has :func:`peek`'d the packet (``header``)
-        to find the SA. Check scope and replay, verify, then advance the window.
+    def verify(self, packet, header: tuple[PType, int, int]) -> tuple[bytes, int]:
+        """(payload, next header) of a protected packet: scope, replay check, ICV, decryption.
+
+        The window is left as it was: the HA calls ``replay.accept(seq)`` only once it
+        keeps the packet, so a verified packet it drops after all moves nothing.
+        ``header`` is what :func:`peek` returned (the HA peeks to find the SA).
         """
         ptype, spi, seq = header
         if ptype not in self._allowed:
@@ -313,8 +321,5 @@ class SaEndpoint:
             )
         if spi != self.spi:
             raise PacketError(f"SPI {spi} is not this SA's", reason="wrong-spi")
-        replay = self.replay
-        replay.check(seq)
-        opened = self._inbound.open(packet)
-        replay.accept(seq)
-        return opened
+        self.replay.check(seq)
+        return self._inbound.open(packet)

@@ -71,6 +71,10 @@ class BindingCache:
         self._by_address: dict[bytes, Binding] = {}
         self._by_care_of: dict[tuple[str, int], Binding] = {}
         self._deadlines: list[tuple[float, bytes]] = []
+        # get_by_key(key) -> Binding | None: the binding of a home address given as its
+        # packed octets (4 or 16). The index's own dict.get, so the per-packet lookups
+        # cost no Python call.
+        self.get_by_key = self._by_address.get
 
     def __len__(self) -> int:
         return len(self._by_care_of)  # one care-of entry per binding
@@ -81,10 +85,6 @@ class BindingCache:
     def get(self, address: IPv4Address | IPv6Address) -> Binding | None:
         """The binding of a home address (IPv6, IPv4 or IPv4-mapped)."""
         return self._by_address.get(address_key(address))
-
-    def get_by_key(self, key: bytes) -> Binding | None:
-        """The binding of a home address given as its packed octets (4 or 16)."""
-        return self._by_address.get(key)
 
     def get_by_care_of(self, care_of: tuple[str, int]) -> Binding | None:
         """The binding whose MN last registered from this (host, port)."""

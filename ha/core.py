@@ -40,6 +40,7 @@ Rules the code follows (docs/configuration.md, section HA, says the same for ope
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 from collections import Counter
@@ -101,6 +102,9 @@ class WriteTun(NamedTuple):
 
     packet: bytes
 
+
+# WriteTun((packet,)) without NamedTuple's Python-level __new__: one per tunneled packet.
+_write_tun = functools.partial(tuple.__new__, WriteTun)
 
 class FetchSA(NamedTuple):
     """Look the SPI up in the SA source and the ledger; answer with sa_found()."""
@@ -330,40 +334,59 @@ class HomeAgentCore:
             header = peek(data)
         except InvalidInput as exc:
             return [self._drop(exc.reason)]
-        ptype, spi, seq = header
+        ptype, spi, _ = header
         if ptype is _PLAIN:
             return self._plain_received(host, port, data, now)
         state = self._sas.get(spi)
         if state is None:
             return self._park(spi, host, port, data)
-        mobility = ptype is _MOBILITY
-        binding = None
-        if not mobility:
-            binding = self._binding_of(state)
-            if binding is None or now >= state.usable_until:
-                return [self._drop(self._usable_for_data(state, now) or "no-binding")]
-        replay = state.endpoint.replay
-        before = replay.snapshot()
+        if ptype is _MOBILITY:
+            return self._mobility_received(state, header, host, port, data, now)
+        return self._tunneled_received(state, header, data, now)
+
+    def _tunneled_received(self, state: _SaState, header: tuple, data: bytes, now: float) -> list:
+        """PType 1, the per-packet path: a protected tunneled packet from a bound MN."""
+        binding = None if state.home_key is None else self.bindings.get_by_key(state.home_key)
+        if binding is None or binding.spi != header[1] or now >= state.usable_until:
+            return [self._drop(self._usable_for_data(state, now) or "no-binding")]
         try:
-            payload, next_header = state.endpoint.open(data, header)
+            packet, next_header = state.endpoint.verify(data, header)
+        except InvalidInput as exc:
+            return [self._drop(exc.reason)]
+        forward = self._decapsulated(binding, packet, next_header)
+        if type(forward) is Drop:
+            return [forward]
+        seq = header[2]
+        state.endpoint.replay.accept(seq)
+        if seq > state.inbound_floor:
+            return [self._raise_floor(state, seq), forward]
+        return [forward]
+
+    def _mobility_received(self, state: _SaState, header: tuple, host: str, port: int,
+                           data: bytes, now: float) -> list:
+        """PType 8: a protected Binding Update."""
+        seq = header[2]
+        try:
+            payload, next_header = state.endpoint.verify(data, header)
         except ReplayError:
-            if mobility and self._in_restart_zone(state, seq):
+            if self._in_restart_zone(state, seq):
                 return self._reinit_after_restart(state, host, port, data)
             return [self._drop("replay")]
         except InvalidInput as exc:
             return [self._drop(exc.reason)]
-        if mobility:
-            actions = self._binding_update(state, next_header, payload, host, port, now)
-        else:
-            actions = self._decapsulated(binding, payload, next_header)
+        actions = self._binding_update(state, seq, next_header, payload, host, port, now)
         if type(actions) is Drop:
-            replay.restore(before)
             return [actions]
+        state.endpoint.replay.accept(seq)
         if seq > state.inbound_floor:
-            state.inbound_floor = min(seq + self.policy.sequence_block, SEQ_LIMIT - 1)
             others = [action for action in actions if not isinstance(action, PersistSequences)]
-            return [state.marks(), *others]
+            return [self._raise_floor(state, seq), *others]
         return actions
+
+    def _raise_floor(self, state: _SaState, seq: int) -> PersistSequences:
+        """Reserve the next block of inbound numbers: the marks to save before going on."""
+        state.inbound_floor = min(seq + self.policy.sequence_block, SEQ_LIMIT - 1)
+        return state.marks()
 
     def _park(self, spi: int, host: str, port: int, data: bytes) -> list:
         """Hold a datagram for an SPI being looked up; ask for it on the first one."""
@@ -401,11 +424,10 @@ class HomeAgentCore:
             opened = state.endpoint.unprotect(data)
         except InvalidInput as exc:
             return [self._drop(exc.reason)]
-        actions = self._decapsulated(binding, opened.payload, None)
-        return [actions] if isinstance(actions, Drop) else actions
+        return [self._decapsulated(binding, opened.payload, None)]
 
     def _decapsulated(self, binding: Binding, packet: bytes,
-                      next_header: int | None) -> list | Drop:
+                      next_header: int | None) -> WriteTun | Drop:
         """A tunneled packet from a bound MN, under the binding's SA: to the TUN device if
         its source is the MN's."""
         layout = _ip_layout(packet)
@@ -416,12 +438,12 @@ class HomeAgentCore:
         if not self.policy.forwarding:
             return self._drop("not-forwarding")
         self.counters["tunneled-in"] += 1
-        return [WriteTun(packet)]
+        return _write_tun((packet,))
 
     # ------------------------------------------------------------------ Binding Updates
 
-    def _binding_update(self, state: _SaState, next_header: int, payload: bytes, host: str,
-                        port: int, now: float) -> list | Drop:
+    def _binding_update(self, state: _SaState, seq: int, next_header: int, payload: bytes,
+                        host: str, port: int, now: float) -> list | Drop:
         parsed = self._parse_update(state, next_header, payload)
         if isinstance(parsed, Drop):
             return parsed
@@ -432,7 +454,7 @@ class HomeAgentCore:
             binding = None  # an older SA's binding: the new SA starts a new sequence
         actions: list = []
         ipv4_ack = None
-        if self._needs_reinit(state, now):
+        if self._needs_reinit(state, seq, now):
             status, sequence, lifetime = BindingAckStatus.REINIT_SA_WITH_HAC, update.sequence, 0
         elif not update.flags & BindingUpdateFlag.HOME_REGISTRATION:
             status, sequence, lifetime = BindingAckStatus.ADMINISTRATIVELY_PROHIBITED, update.sequence, 0
@@ -474,10 +496,11 @@ class HomeAgentCore:
             return self._drop("unauthorized-hoa")
         return home_address, update
 
-    def _needs_reinit(self, state: _SaState, now: float) -> bool:
-        """REINIT_SA_WITH_HAC: revoked, near validity end, or near sequence wrap either way."""
+    def _needs_reinit(self, state: _SaState, seq: int, now: float) -> bool:
+        """REINIT_SA_WITH_HAC: revoked, near validity end, or near sequence wrap either way
+        (``seq``, the BU's own number, is not in the window yet)."""
         margin = max(self.policy.reinit_margin, LIFETIME_UNIT_SECONDS)
-        inbound_highest = state.endpoint.replay.highest or 0
+        inbound_highest = max(state.endpoint.replay.highest or 0, seq)
         return (
             state.sa.revoked
             or now >= state.validity_end - margin

@@ -166,11 +166,11 @@ class HomeAgentServer:
     def _carry_out(self, actions: list) -> None:
         for action in actions:
             kind = type(action)
-            if kind is SendDatagram:
-                self._send(action)
-            elif kind is WriteTun:
+            if kind is WriteTun:  # the per-packet action first
                 if self.tun is None or not self.tun.write(action.packet):
                     self.core.counters["tun-refused"] += 1
+            elif kind is SendDatagram:
+                self._send(action)
             elif kind is PersistSequences:
                 self._persist(action)
             elif kind is FetchSA:
