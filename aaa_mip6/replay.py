@@ -49,12 +49,8 @@ class ReplayWindow:
         self._seen = self._mask
 
     def snapshot(self) -> tuple[int, int]:
-        """The window's state, to :meth:`restore` when a verified packet is dropped after all."""
+        """The window's whole state (highest number, bitmap), to compare two moments."""
         return self._highest, self._seen
-
-    def restore(self, snapshot: tuple[int, int]) -> None:
-        """Put back the state a :meth:`snapshot` of this window returned."""
-        self._highest, self._seen = snapshot
 
     def check(self, seq: int) -> None:
         """Raise ReplayError if ``seq`` was accepted already or is left of the window."""

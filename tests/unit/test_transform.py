@@ -155,6 +155,19 @@ def test_endpoint_round_trip_both_directions(suite_name, sends):
             assert opened.next_header == next_header
 
 
+@pytest.mark.parametrize("suite_name", SUITE_NAMES)
+def test_verify_leaves_the_window_to_the_caller(suite_name):
+    mn, ha = endpoints(suite_name)
+    packet = mn.protect(PType.ENCRYPTED_IP, b"inner", 41)
+    header = peek(packet)
+    assert ha.verify(packet, header) == (b"inner", 41)
+    assert ha.replay.highest is None  # verified, not yet kept
+    assert ha.verify(packet, header) == (b"inner", 41)  # so it is no replay yet
+    ha.replay.accept(header[2])
+    with pytest.raises(ReplayError):
+        ha.verify(packet, header)
+
+
 @given(payloads)
 def test_plain_round_trip(payload):
     packet = encode_plain(payload)
