@@ -494,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "registers, exchanges protected traffic, hands over to a new care-of "
                     "address and de-registers. Exit status 0 only if every MN succeeded.")
     up.add_argument("--mns", type=int, default=3, metavar="N",
-                    help="number of mobile nodes (default: %(default)s)")
+                    help="number of mobile nodes, 1..200; 1..60 with --netns (default: %(default)s)")
     up.add_argument("--netns", action="store_true",
                     help="MN, HA and a correspondent in their own network namespaces, real "
                          "TUN interfaces, ping and TCP through the tunnel (root)")

@@ -40,6 +40,7 @@ from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 
+from . import pki
 from .lab import CORRESPONDENT4, CORRESPONDENT6, HOA_POOL4, HOA_PREFIX, MN_DOMAIN, MnResult, \
     hac_settings, make_files, print_summary
 
@@ -179,8 +180,7 @@ class _Mn:
 
     def start(self, files) -> None:
         psk_file = self.lab.directory / f"mn{self.index}.psk"
-        psk_file.write_text(files.psks[self.result.mn_id].hex() + "\n")
-        psk_file.chmod(0o600)
+        pki.write_private(psk_file, files.psks[self.result.mn_id].hex().encode() + b"\n")
         log = open(self.lab.directory / f"mn{self.index}.log", "wb")
         self.process = subprocess.Popen(
             ["ip", "netns", "exec", self.namespace, _script("mip6-mn"), "up",
@@ -473,9 +473,10 @@ def run_netns(directory: Path, count: int, out) -> list[MnResult]:
 
 
 def _handover_to_ipv4(mn: _Mn) -> None:
+    spi = mn.result.spi
     mn.use_link_b()
     mn.registered(mn.wait_registered(mn.access4[1]))
-    mn.result.handover = mn.result.spi is not None
+    mn.result.handover = spi is not None and mn.result.spi == spi
 
 
 def _handover_to_new_ipv6(mn: _Mn) -> None:
