@@ -1,11 +1,31 @@
-"""Shared pytest settings: hypothesis profiles sized for CI."""
+"""Shared pytest settings: hypothesis profiles sized for CI, and no silent skips in CI."""
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+IN_CI = bool(os.environ.get("CI"))
 
 settings.register_profile(
     "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile("dev", max_examples=100, deadline=None)
-settings.load_profile("ci" if os.environ.get("CI") else "dev")
+settings.load_profile("ci" if IN_CI else "dev")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI an integration test that skips (a server not installed, not root) fails.
+
+    `make test` installs everything these tests drive and CI runs as root, so a skip
+    there means a missing install step, which a green run would otherwise hide.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and item.get_closest_marker("integration") \
+            and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = (f"CI runs every integration test, but this one skipped: {reason} "
+                           "(is an install step missing from `make test`?)")
