@@ -11,6 +11,7 @@ The session fixture ``freeradius`` (tests/integration/conftest.py) starts one fo
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import shutil
 import socket
@@ -33,8 +34,11 @@ TLS_USER = "mn-tls@example.org"
 ANONYMOUS_IDENTITY = "anonymous@example.org"
 PWD_SERVER_ID = "radius.example.org"
 SERVER_NAME = "radius.example.org"
-# Reply attributes for every test user; the HAC turns them into home addresses.
-FRAMED_IPV6_ADDRESS = "2001:db8:1::10"
+# Reply attributes for every test user; the HAC turns them into the home addresses and
+# prefix. The prefix is not the tests' HAC pool (2001:db8:1::/64), so a test can tell the
+# AAA's prefix from local policy.
+HOME_LINK_PREFIX = ipaddress.IPv6Network("2001:db8:1:a::/64")
+FRAMED_IPV6_ADDRESS = "2001:db8:1:a::10"
 FRAMED_IP_ADDRESS = "192.0.2.10"
 
 
@@ -55,6 +59,7 @@ class FreeRadius:
     pwd_server_id: str
     framed_ipv6_address: str
     framed_ip_address: str
+    home_link_prefix: ipaddress.IPv6Network
     config_dir: Path
     log_path: Path
 
@@ -227,10 +232,16 @@ def _sites(host: str, port: int) -> dict[str, str]:
     return {"default": default, "inner-tunnel": inner}
 
 
+def _home_link_prefix_octets(prefix: ipaddress.IPv6Network) -> str:
+    """RFC 5447 MIP6-Home-Link-Prefix as users-file octets: prefix length, then the prefix."""
+    return "0x" + (bytes([prefix.prefixlen]) + prefix.network_address.packed).hex()
+
+
 def _users(password: str) -> str:
     reply = (
         f"\tFramed-IPv6-Address = {FRAMED_IPV6_ADDRESS},\n"
-        f"\tFramed-IP-Address = {FRAMED_IP_ADDRESS}\n"
+        f"\tFramed-IP-Address = {FRAMED_IP_ADDRESS},\n"
+        f"\tMIP6-Home-Link-Prefix = {_home_link_prefix_octets(HOME_LINK_PREFIX)}\n"
     )
     return (
         f"{quoted(PASSWORD_USER)} Cleartext-Password := {quoted(password)}\n{reply}\n"
@@ -302,7 +313,7 @@ def running_freeradius(directory: Path, host: str = "127.0.0.1") -> Iterator[Fre
                     anonymous_identity=ANONYMOUS_IDENTITY, pwd_server_id=PWD_SERVER_ID,
                     framed_ipv6_address=FRAMED_IPV6_ADDRESS,
                     framed_ip_address=FRAMED_IP_ADDRESS,
-                    config_dir=config_dir, log_path=log_path,
+                    home_link_prefix=HOME_LINK_PREFIX, config_dir=config_dir, log_path=log_path,
                 )
                 return
         finally:

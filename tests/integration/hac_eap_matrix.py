@@ -74,6 +74,7 @@ class HacEapMatrix:
         else:
             assert boot.home_address6 == ipaddress.IPv6Address(framed6)
             assert boot.home_address4 == ipaddress.IPv4Address(eap_server.framed_ip_address)
+            assert boot.home_prefix6 == eap_server.home_link_prefix  # RFC 5447, not the pool
 
     @pytest.mark.parametrize("case", WRONG_PASSWORD_CASES, ids=_ids(WRONG_PASSWORD_CASES))
     def test_wrong_password_gives_401(self, hac, eap_server, case):

@@ -33,6 +33,7 @@ ATTRIBUTE State 24 octets
 ATTRIBUTE NAS-Identifier 32 string
 ATTRIBUTE EAP-Message 79 octets
 ATTRIBUTE Message-Authenticator 80 octets
+ATTRIBUTE MIP6-Home-Link-Prefix 125 octets
 ATTRIBUTE Framed-IPv6-Address 168 ipv6addr
 VENDOR Microsoft 311
 BEGIN-VENDOR Microsoft

@@ -28,6 +28,9 @@ def test_method_succeeds_and_both_ends_hold_the_same_msk(freeradius, method):
         assert msk is None and peer.msk is None
     assert reply["Framed-IPv6-Address"] == [freeradius.framed_ipv6_address]
     assert reply["Framed-IP-Address"] == [freeradius.framed_ip_address]
+    prefix = freeradius.home_link_prefix
+    assert reply["MIP6-Home-Link-Prefix"] == [bytes([prefix.prefixlen])
+                                              + prefix.network_address.packed]
 
 
 @pytest.mark.parametrize("method", ["md5", "gtc", "mschapv2"])

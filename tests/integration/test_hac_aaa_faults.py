@@ -169,16 +169,19 @@ def test_garbage_and_spoofed_replies_are_ignored_and_aaa_attributes_reach_the_mn
         try:
             result = await eap_bootstrap(reactor, setup, port,
                                          EapCredentials(FAKE_USER, FAKE_PASSWORD))
-            return result, dict(server.aaa.counters), fake.received
+            return result, dict(server.aaa.counters), fake.received, port
         finally:
             await server.stop()
             await listening.stopListening()
 
-    result, counters, received = run_on_fresh_reactor(scenario)
+    result, counters, received, hac_port = run_on_fresh_reactor(scenario)
     assert result.bootstrap.home_address6 == FAKE_HOME
     assert result.bootstrap.home_prefix6 == FAKE_PREFIX
     assert counters["ignored-bad-authenticator"] == 2  # one spoofed copy per round
     assert counters["ignored-malformed"] == 2
     request = received[0]
     assert request["User-Name"] == [FAKE_USER]
-    assert request["Calling-Station-Id"][0].startswith("127.0.0.1:")  # the MN's TLS source
+    # the MN's TLS source, host:port: an ephemeral port of the MN, not the HAC's own
+    host, _, source_port = request["Calling-Station-Id"][0].rpartition(":")
+    assert host == "127.0.0.1" and 1024 <= int(source_port) <= 65535
+    assert int(source_port) != hac_port
