@@ -20,8 +20,10 @@ Rules the code follows (docs/configuration.md, section HA, says the same for ope
 - Binding Updates are answered per RFC 6275 §9.5.1/§10.3.1 with status 0, 129 (H flag
   not set: this HA only does home registrations), 135 (sequence number not newer than
   the binding's, modulo 2^16; the BA carries the last accepted number) or 176
-  (REINIT_SA_WITH_HAC: SA revoked, within ``reinit_margin`` of its validity end, or
-  fewer than ``sequence_margin`` sequence numbers left in either direction). Rejections
+  (REINIT_SA_WITH_HAC: SA revoked, within its reinit margin of its validity end, or
+  fewer than ``sequence_margin`` sequence numbers left in either direction). The reinit
+  margin is ``reinit_margin``, but at most half the lifetime the HA saw the SA with
+  (validity end minus when it loaded the SA), so a short SA is not refused at once. Rejections
   are always answered; acceptances when the A flag asks.
 - The granted lifetime is the asked one capped by ``max_lifetime`` and by the SA's
   validity end. Lifetime 0, or a care-of address equal to the home address, removes
@@ -167,15 +169,21 @@ class HaPolicy:
 
 
 class _SaState:
-    """What the HA holds for one SA: the SA, its endpoint and its sequence marks."""
+    """What the HA holds for one SA: the SA, its endpoint and its sequence marks.
+
+    ``loaded_at`` is when this HA first loaded the SA (after a restart: when it reloaded
+    it); ``validity_end - loaded_at`` is the lifetime the reinit margin is scaled to.
+    """
 
     __slots__ = (
         "sa", "endpoint", "validity_end", "usable_until", "home_key", "home_address",
-        "inbound_floor", "outbound_ceiling", "restored_floor",
+        "inbound_floor", "outbound_ceiling", "restored_floor", "loaded_at",
     )
 
-    def __init__(self, sa: SecurityAssociation, endpoint: SaEndpoint, marks: tuple[int, int] | None):
+    def __init__(self, sa: SecurityAssociation, endpoint: SaEndpoint,
+                 marks: tuple[int, int] | None, loaded_at: float):
         self.endpoint = endpoint
+        self.loaded_at = loaded_at
         self.set_sa(sa)
         self.inbound_floor, self.outbound_ceiling = marks if marks else (-1, 0)
         self.restored_floor = self.inbound_floor if marks and self.inbound_floor >= 0 else None
@@ -281,7 +289,7 @@ class HomeAgentCore:
                 self.counters["unusable-sa"] += 1
                 endpoint = None
             if endpoint is not None:
-                state = _SaState(sa, endpoint, marks)
+                state = _SaState(sa, endpoint, marks, now)
                 if state.restored_floor is not None:
                     endpoint.replay.start_after(state.restored_floor)
                 self._sas[spi] = state
@@ -498,8 +506,14 @@ class HomeAgentCore:
 
     def _needs_reinit(self, state: _SaState, seq: int, now: float) -> bool:
         """REINIT_SA_WITH_HAC: revoked, near validity end, or near sequence wrap either way
-        (``seq``, the BU's own number, is not in the window yet)."""
-        margin = max(self.policy.reinit_margin, LIFETIME_UNIT_SECONDS)
+        (``seq``, the BU's own number, is not in the window yet).
+
+        "Near validity end" is within min(``reinit_margin``, half the lifetime the HA saw
+        the SA with) — at least one lifetime unit: an SA shorter than the margin would
+        otherwise get 176 on its first BU, and the MN would loop through the HAC.
+        """
+        seen_lifetime = state.validity_end - state.loaded_at
+        margin = max(min(self.policy.reinit_margin, seen_lifetime / 2), LIFETIME_UNIT_SECONDS)
         inbound_highest = max(state.endpoint.replay.highest or 0, seq)
         return (
             state.sa.revoked

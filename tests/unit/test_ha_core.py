@@ -269,13 +269,48 @@ def test_reinit_sa_with_hac(case):
                  revoked=case == "revoked")
     core = HomeAgentCore(HaPolicy(home_agent=HA, reinit_margin=300))
     marks = {"outbound-wrap": (-1, SEQ_LIMIT - 10)}.get(case)
-    core.sa_found(SPI, sa, marks, NOW)
+    core.sa_found(SPI, sa, marks, NOW - 3400)  # seen with an hour's lifetime: the full margin
     mn = Mn(sa)
     if case == "inbound-wrap":
         mn.endpoint._next_sequence = SEQ_LIMIT - 1000
     ack = mn.ack(only(feed(core, mn, mn.bu()), SendDatagram).data)
     assert ack.status == BindingAckStatus.REINIT_SA_WITH_HAC
     assert core.bindings.get(HOA) is None
+
+
+def bu_status(core, mn, now):
+    return mn.ack(only(feed(core, mn, mn.bu(), now=now), SendDatagram).data).status
+
+
+def test_short_sa_registers_at_once_and_gets_176_only_in_its_last_half():
+    sa = make_sa(validity=timedelta(seconds=120))
+    core, mn = new_core(sa, reinit_margin=300), Mn(sa)  # loaded at NOW: lifetime 120 s
+    assert bu_status(core, mn, NOW) == BindingAckStatus.ACCEPTED
+    assert core.bindings.get(HOA) is not None
+    assert bu_status(core, mn, NOW + 59.9) == BindingAckStatus.ACCEPTED
+    assert bu_status(core, mn, NOW + 60) == BindingAckStatus.REINIT_SA_WITH_HAC
+    assert core.counters["ba-status-176"] == 1
+
+
+def test_long_sa_keeps_the_configured_margin():
+    sa = make_sa(validity=timedelta(hours=2))
+    core, mn = new_core(sa, reinit_margin=300), Mn(sa)
+    end = NOW + 7200
+    assert bu_status(core, mn, end - 300.1) == BindingAckStatus.ACCEPTED
+    assert bu_status(core, mn, end - 300) == BindingAckStatus.REINIT_SA_WITH_HAC
+
+
+def test_reinit_margin_is_scaled_to_the_lifetime_seen_since_the_sa_was_loaded():
+    sa = make_sa(validity=timedelta(seconds=200))
+    core = HomeAgentCore(HaPolicy(home_agent=HA, reinit_margin=300))
+    core.sa_found(SPI, sa, None, NOW - 1000)  # loaded 1000 s before: margin 300, not 100
+    mn = Mn(sa)
+    assert bu_status(core, mn, NOW) == BindingAckStatus.REINIT_SA_WITH_HAC
+    tiny = make_sa(spi=SPI + 1, validity=timedelta(seconds=6))
+    core.sa_found(tiny.spi, tiny, None, NOW)  # half of 6 s is below one lifetime unit
+    tiny_mn = Mn(tiny)
+    assert bu_status(core, tiny_mn, NOW + 1.9) == BindingAckStatus.ACCEPTED
+    assert bu_status(core, tiny_mn, NOW + 2) == BindingAckStatus.REINIT_SA_WITH_HAC
 
 
 def test_revocation_removes_the_binding_and_stops_data():
