@@ -6,7 +6,9 @@ device such as :class:`mn.tunnel.Tunnel`. It decides nothing about the protocol:
 it feeds the machine datagrams and the time, performs the actions it returns, and
 calls the machine's :meth:`~mn.mobility.MobilityMachine.tick` at its deadline.
 When the machine asks to go back to the HAC, the session calls ``renew`` (a new
-bootstrap) and hands the new SA to the machine.
+bootstrap) and hands the new SA to the machine; rebootstraps in a row that never get
+the new SA registered back off (:func:`rebootstrap_delay`) and end after
+``MAX_REBOOTSTRAPS_IN_A_ROW``.
 """
 
 from __future__ import annotations
@@ -40,13 +42,29 @@ from .mobility import (
 )
 
 DEREGISTER_TIMEOUT = 3.0  # seconds stop() waits for the de-registration's BA
+REBOOTSTRAP_FIRST_DELAY = 1.0  # seconds before the second rebootstrap in a row
+REBOOTSTRAP_MAX_DELAY = 60.0
+MAX_REBOOTSTRAPS_IN_A_ROW = 5  # rebootstraps without a registration before giving up
+
+
+def rebootstrap_delay(in_a_row: int) -> float:
+    """Seconds to wait before a rebootstrap when ``in_a_row`` earlier ones never registered.
+
+    The first goes at once. An SA the HA refuses again at once (a lifetime shorter than
+    the HA's reinit margin, an HA that answers 176 to everything) must not have the MN
+    bootstrap with the HAC in a tight loop.
+    """
+    if in_a_row == 0:
+        return 0.0
+    return min(REBOOTSTRAP_MAX_DELAY, REBOOTSTRAP_FIRST_DELAY * 2 ** (in_a_row - 1))
 
 
 class RegistrationError(Exception):
     """The registration ended without a binding: the HA refused, never answered, or the
     rebootstrap it asked for failed. ``reason`` and ``status`` as in
     :class:`mn.mobility.RegistrationFailed`, plus ``no-rebootstrap`` (the session has no
-    ``renew``), ``rebootstrap-failed`` and ``no-route``."""
+    ``renew``), ``rebootstrap-failed``, ``rebootstrap-loop`` (``MAX_REBOOTSTRAPS_IN_A_ROW``
+    new SAs in a row were never registered) and ``no-route``."""
 
     def __init__(self, message: str, *, reason: str, status: int | None = None):
         super().__init__(message)
@@ -115,6 +133,9 @@ class MobileSession:
         self._reader: DeviceReader | None = None
         self._follow: task.LoopingCall | None = None
         self._waiting: list[defer.Deferred] = []
+        self._rebootstraps_in_a_row = 0  # since the last Registered
+        self._renewing = False  # a rebootstrap is waiting out its delay or running
+        self._delayed_renewal = None  # the reactor call that starts it
 
     # ---------------------------------------------------------------- control
 
@@ -175,7 +196,14 @@ class MobileSession:
 
     @defer.inlineCallbacks
     def stop(self, deregister: bool = True):
-        """De-register (waiting at most DEREGISTER_TIMEOUT), then close socket, timers, reader."""
+        """De-register (waiting at most DEREGISTER_TIMEOUT), then close socket, timers, reader.
+
+        A rebootstrap still waiting out its delay is called off first, so that none starts
+        while the session shuts down.
+        """
+        if self._delayed_renewal is not None and self._delayed_renewal.active():
+            self._delayed_renewal.cancel()
+        self._delayed_renewal = None
         if deregister and self.machine.binding is not None:
             waiting = self._wait()
             self._perform(self.machine.deregister(self.reactor.seconds()))
@@ -257,6 +285,7 @@ class MobileSession:
             if self.on_event is not None:
                 self.on_event(action)
             if isinstance(action, Registered):
+                self._rebootstraps_in_a_row = 0
                 self._settle(action.binding)
             elif isinstance(action, Deregistered):
                 self._settle(None)
@@ -268,20 +297,45 @@ class MobileSession:
         self._schedule()
 
     def _rebootstrap(self, request: Rebootstrap) -> None:
-        """Bootstrap again and carry on under the new SA; a failure ends the session."""
+        """Bootstrap again, after a backoff if the ones before it in a row never registered.
+
+        One at a time: a handover while a rebootstrap is under way sends under the old SA
+        and may be answered 176 again, which asks for nothing new.
+        """
         if self.renew is None:
             self._perform([RegistrationFailed("no-rebootstrap")])
             return
+        if self._renewing:
+            return
+        in_a_row = self._rebootstraps_in_a_row
+        if in_a_row >= MAX_REBOOTSTRAPS_IN_A_ROW:
+            log.msg(f"mip6-mn: {in_a_row} rebootstraps in a row got no registration "
+                    f"(the last one answered by {request.reason}); giving up")
+            self._perform([RegistrationFailed("rebootstrap-loop")])
+            return
+        delay = rebootstrap_delay(in_a_row)
+        if delay:
+            log.msg(f"mip6-mn: rebootstrap after {request.reason} in {delay:g} s "
+                    f"({in_a_row} in a row without a registration)")
+        self._rebootstraps_in_a_row += 1
+        self._renewing = True
+        self._delayed_renewal = self.reactor.callLater(delay, self._renew, request)
+
+    def _renew(self, request: Rebootstrap) -> None:
+        """Run ``renew`` and carry on under the new SA; a failure ends the session."""
+        self._delayed_renewal = None
         renewing = defer.maybeDeferred(self.renew)
 
         def renewed(result: Bootstrapped) -> None:
             if result.bootstrap is None:
                 raise RegistrationError("the new bootstrap names no home agent",
                                         reason="no-home-agent")
+            self._renewing = False
             self._perform(self.machine.rekey(self.reactor.seconds(), result.sa,
                                              result.bootstrap.home_agent))
 
         def failed(failure) -> None:
+            self._renewing = False
             log.msg(f"mip6-mn: rebootstrap after {request.reason} failed: "
                     f"{failure.getErrorMessage()}")
             self._perform([RegistrationFailed("rebootstrap-failed")])

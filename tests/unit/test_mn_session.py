@@ -1,12 +1,34 @@
-"""mn.session.bootstrap_session: the one way mip6-mn and mip6-lab get an MN session."""
+"""mn.session: bootstrap_session (the one way mip6-mn and mip6-lab get an MN session) and
+the rebootstrap path of MobileSession (176 or SA expiry -> renew -> rekey, with backoff),
+on a task.Clock with a fake UDP port and an HA built from the codecs."""
+
+from datetime import datetime, timezone
 
 import pytest
 from twisted.internet import defer, task
 
+from aaa_mip6.mobility import BindingAckStatus
 from aaa_mip6.sa import Bootstrap
+from aaa_mip6.transform import peek
 from mn import session
-from mn.bootstrap import Bootstrapped
-from tests.unit.test_mn_mobility import HOME_AGENT, make_sa
+from mn.bootstrap import BootstrapFailed, Bootstrapped
+from mn.mobility import (
+    Binding,
+    MobilityMachine,
+    Rebootstrap,
+    Registered,
+    RegistrationFailed,
+    Transmit,
+)
+from tests.unit.test_mn_mobility import (
+    COA6,
+    COA6_MOVED,
+    HA6,
+    HOME_AGENT,
+    NOW,
+    HomeAgentPeer,
+    make_sa,
+)
 
 
 @pytest.fixture
@@ -50,3 +72,207 @@ def test_no_home_agent_in_the_bootstrap_is_a_registration_error(bootstraps):
 
     assert isinstance(failure.value, session.RegistrationError)
     assert failure.value.reason == "no-home-agent"
+
+
+# --------------------------------------------------------------------------- rebootstrap
+
+
+class FakePort:
+    """The session's UDP socket: records what it sends."""
+
+    def __init__(self):
+        self.sent: list[bytes] = []
+
+    def write(self, packet, address):
+        self.sent.append(packet)
+
+    def stopListening(self):  # noqa: N802 (Twisted API)
+        return defer.succeed(None)
+
+
+class FakeReactor(task.Clock):
+    """A clock at NOW (the SA validity ends are POSIX times) with a fake listenUDP, and the
+    HA's end of every SA (one per SPI: its replay window and sequence numbers go on)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rightNow = NOW
+        self.port = FakePort()
+        self.protocol = None  # the session's socket protocol, to hand it datagrams
+        self.home_agent_peers: dict[int, HomeAgentPeer] = {}
+
+    def listenUDP(self, port, protocol, interface=""):  # noqa: N802 (Twisted API)
+        self.protocol = protocol
+        return self.port
+
+
+class Renewals:
+    """``renew`` for the session: each call hands out the next SA (SPIs 5000, 5001, ...)."""
+
+    def __init__(self):
+        self.sas: list = []
+
+    def __call__(self):
+        sa = make_sa(spi=5000 + len(self.sas))
+        self.sas.append(sa)
+        return defer.succeed(Bootstrapped(sa, Bootstrap(HOME_AGENT)))
+
+
+def registered_session(sa=None, renew=None):
+    """A session registered from COA6 at a fake HA; (session, reactor, events, first SA)."""
+    sa = sa or make_sa(spi=4660)
+    reactor, events = FakeReactor(), []
+    mobile = session.MobileSession(reactor, MobilityMachine(sa, HOME_AGENT), renew=renew,
+                                   on_event=events.append)
+    started = mobile.start(COA6)
+    answer(reactor, sa)
+    assert isinstance(started.result, Binding) and started.result.spi == sa.spi
+    return mobile, reactor, events, sa
+
+
+def answer(reactor, sa, status=BindingAckStatus.ACCEPTED):
+    """The HA answers the last BU sent (it must be under ``sa``) with ``status``."""
+    bu = reactor.port.sent[-1]
+    assert peek(bu)[1] == sa.spi
+    peer = reactor.home_agent_peers.setdefault(sa.spi, HomeAgentPeer(sa))
+    ba = peer.answer(Transmit(bu, HA6, HOME_AGENT.port), status=status)
+    reactor.protocol.datagramReceived(ba, (str(HA6), HOME_AGENT.port))
+
+
+def refresh(reactor, mobile):
+    """Move the clock to the binding's refresh: the session sends a refreshing BU."""
+    sent = len(reactor.port.sent)
+    reactor.advance(mobile.machine.binding.refresh_at - reactor.seconds())
+    assert len(reactor.port.sent) == sent + 1
+
+
+def test_reinit_sa_with_hac_renews_and_registers_under_the_new_spi():
+    renew = Renewals()
+    mobile, reactor, events, first = registered_session(renew=renew)
+    refresh(reactor, mobile)
+    answer(reactor, first, BindingAckStatus.REINIT_SA_WITH_HAC)
+    assert Rebootstrap("reinit-sa-with-hac") in events and renew.sas == []
+    reactor.advance(0)  # the first rebootstrap goes at once
+    [new] = renew.sas
+    assert peek(reactor.port.sent[-1])[1] == new.spi == 5000
+    answer(reactor, new)
+    assert isinstance(events[-1], Registered) and events[-1].binding.spi == 5000
+    assert mobile.machine.binding.spi == 5000
+
+
+def test_sa_expiry_sends_the_session_back_to_the_hac():
+    renew = Renewals()
+    ending = make_sa(spi=4660, validity_end=datetime.fromtimestamp(NOW + 300, timezone.utc))
+    mobile, reactor, events, _ = registered_session(sa=ending, renew=renew)
+    reactor.advance(300 - 60 - 1)  # the default SA margin is 60 s
+    assert renew.sas == []
+    reactor.advance(1)
+    reactor.advance(0)
+    assert Rebootstrap("sa-expiry") in events
+    [new] = renew.sas
+    answer(reactor, new)
+    assert events[-1].binding.spi == new.spi
+
+
+def test_a_failed_renew_ends_the_session_with_rebootstrap_failed():
+    mobile, reactor, events, first = registered_session(
+        renew=lambda: defer.fail(BootstrapFailed("init", "HAC status 401 Unauthorized")))
+    refresh(reactor, mobile)
+    answer(reactor, first, BindingAckStatus.REINIT_SA_WITH_HAC)
+    reactor.advance(0)
+    assert events[-1] == RegistrationFailed("rebootstrap-failed")
+    assert mobile.machine.deadline is None and not reactor.getDelayedCalls()
+
+
+def refuse_every_new_sa(reactor, renew, events, count):
+    """Let ``count`` rebootstraps run, each new SA answered 176; their delays in seconds."""
+    delays = []
+    for _ in range(count):
+        before, waited = len(renew.sas), 0.0
+        while len(renew.sas) == before:
+            assert waited <= session.REBOOTSTRAP_MAX_DELAY, "no rebootstrap came"
+            reactor.advance(0)
+            if len(renew.sas) == before:
+                reactor.advance(0.5)
+                waited += 0.5
+        delays.append(waited)
+        answer(reactor, renew.sas[-1], BindingAckStatus.REINIT_SA_WITH_HAC)
+    return delays
+
+
+def test_rebootstraps_in_a_row_back_off_then_end_the_session(monkeypatch):
+    logged = []
+    monkeypatch.setattr(session.log, "msg", lambda text: logged.append(text))
+    renew = Renewals()
+    mobile, reactor, events, first = registered_session(renew=renew)
+    refresh(reactor, mobile)
+    answer(reactor, first, BindingAckStatus.REINIT_SA_WITH_HAC)
+
+    delays = refuse_every_new_sa(reactor, renew, events, session.MAX_REBOOTSTRAPS_IN_A_ROW)
+
+    assert delays == [0.0, 1.0, 2.0, 4.0, 8.0]
+    assert events[-1] == RegistrationFailed("rebootstrap-loop")
+    assert events.count(RegistrationFailed("rebootstrap-loop")) == 1
+    reactor.advance(session.REBOOTSTRAP_MAX_DELAY * 2)
+    assert len(renew.sas) == session.MAX_REBOOTSTRAPS_IN_A_ROW
+    giving_up = [text for text in logged if "giving up" in text]
+    assert len(giving_up) == 1 and "5 rebootstraps in a row" in giving_up[0]
+
+
+def test_the_backoff_waits_its_delay_before_renewing():
+    renew = Renewals()
+    mobile, reactor, events, first = registered_session(renew=renew)
+    refresh(reactor, mobile)
+    answer(reactor, first, BindingAckStatus.REINIT_SA_WITH_HAC)
+    reactor.advance(0)
+    answer(reactor, renew.sas[-1], BindingAckStatus.REINIT_SA_WITH_HAC)  # second in a row
+    reactor.advance(0.999)
+    assert len(renew.sas) == 1
+    reactor.advance(0.001)
+    assert len(renew.sas) == 2
+
+
+def test_a_registration_resets_the_backoff():
+    renew = Renewals()
+    mobile, reactor, events, first = registered_session(renew=renew)
+    refresh(reactor, mobile)
+    answer(reactor, first, BindingAckStatus.REINIT_SA_WITH_HAC)
+    assert refuse_every_new_sa(reactor, renew, events, 2) == [0.0, 1.0]
+    reactor.advance(2)
+    answer(reactor, renew.sas[-1])  # the third new SA is accepted
+    assert events[-1].binding.spi == 5002
+    refresh(reactor, mobile)
+    answer(reactor, renew.sas[-1], BindingAckStatus.REINIT_SA_WITH_HAC)
+    reactor.advance(0)  # at once again, not after 4 s
+    assert len(renew.sas) == 4
+
+
+def test_a_handover_during_the_backoff_starts_no_second_rebootstrap():
+    renew = Renewals()
+    mobile, reactor, events, first = registered_session(renew=renew)
+    refresh(reactor, mobile)
+    answer(reactor, first, BindingAckStatus.REINIT_SA_WITH_HAC)
+    reactor.advance(0)
+    answer(reactor, renew.sas[-1], BindingAckStatus.REINIT_SA_WITH_HAC)  # waits 1 s now
+    mobile.move(COA6_MOVED)  # still under the refused SA: answered 176 again
+    answer(reactor, renew.sas[-1], BindingAckStatus.REINIT_SA_WITH_HAC)
+    reactor.advance(session.REBOOTSTRAP_MAX_DELAY)
+    assert len(renew.sas) == 2
+    assert peek(reactor.port.sent[-1])[1] == 5001
+
+
+def test_stop_calls_off_a_rebootstrap_waiting_out_its_delay():
+    renew = Renewals()
+    mobile, reactor, events, first = registered_session(renew=renew)
+    refresh(reactor, mobile)
+    answer(reactor, first, BindingAckStatus.REINIT_SA_WITH_HAC)
+    reactor.advance(0)
+    answer(reactor, renew.sas[-1], BindingAckStatus.REINIT_SA_WITH_HAC)
+    mobile.stop(deregister=False)
+    reactor.advance(session.REBOOTSTRAP_MAX_DELAY)
+    assert len(renew.sas) == 1 and not reactor.getDelayedCalls()
+
+
+def test_rebootstrap_delays_double_from_one_second_up_to_a_minute():
+    assert [session.rebootstrap_delay(n) for n in range(10)] == [
+        0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
