@@ -192,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--status-file", metavar="FILE", help="write the counters here as JSON (status-file)")
     add("--max-lifetime", metavar="SECONDS", help="longest binding lifetime granted (max-lifetime)")
     add("--reinit-margin", metavar="SECONDS",
-        help="answer 176 this long before the SA's validity end (reinit-margin)")
+        help="answer 176 this long before the SA's validity end, at most half the SA's "
+             "lifetime (reinit-margin)")
     add("--log-level", metavar="LEVEL", help="debug, info, warning or error (log-level)")
     return parser
 
