@@ -1,6 +1,7 @@
 """HA core (sans-I/O): BU/BA with every suite, drops that change nothing, 176, forwarding, restart."""
 
 import struct
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from ipaddress import IPv4Address, IPv6Address
 
@@ -121,8 +122,16 @@ def snapshot(core):
     return (
         [(b.home_address, b.care_of, b.sequence, b.expires, b.spi) for b in core.bindings],
         None if state is None else (state.endpoint.replay.highest, state.endpoint.next_sequence,
-                                    state.inbound_floor, state.outbound_ceiling),
+                                    state.inbound_floor, state.outbound_ceiling,
+                                    state.endpoint.replay.snapshot()),
     )
+
+
+def counted_once(core, before, reason):
+    """The drop's counter went up by one and no other counter moved."""
+    expected = before.copy()
+    expected[reason] += 1
+    return core.counters == expected
 
 
 @pytest.mark.parametrize("suite", list(SUITES))
@@ -169,35 +178,61 @@ def test_drops_change_nothing():
     tampered = bytearray(mn.bu())
     tampered[-1] ^= 1
     wrong_hoa = mn.bu(home_address=IPv6Address("2001:db8:1::666"))
-    wrong_spi = bytearray(mn.bu())
-    wrong_spi[3] ^= 1
     cases = {
         "replay": captured,
         "bad-icv": bytes(tampered),
         "malformed": mn.bu()[:20],
         "unauthorized-hoa": wrong_hoa,
+        # PType 0 from the bound care-of, under an SA whose scope (1) forbids it
         "scope-mismatch": encode_plain(ipv6_packet(HOA, CN)),
     }
     for reason, packet in cases.items():
-        if reason == "scope-mismatch":
-            feed(core, mn, packet)  # PType 0 from the bound care-of under a scope-1 SA
-        else:
-            assert feed(core, mn, packet) == [Drop(reason)], reason
+        counters = core.counters.copy()
+        assert feed(core, mn, packet) == [Drop(reason)], reason
         assert core.counters[reason] == 1, reason
+        assert counted_once(core, counters, reason), reason
         assert snapshot(core) == before, reason
+
+
+def test_unknown_spi_is_counted_once_the_lookup_finds_nothing():
+    core, mn = registered()
+    before, counters = snapshot(core), core.counters.copy()
+    wrong_spi = bytearray(mn.bu())
+    wrong_spi[3] ^= 1
     assert feed(core, mn, bytes(wrong_spi)) == [FetchSA(SPI ^ 1)]
+    assert snapshot(core) == before and core.counters == counters
+    assert core.sa_found(SPI ^ 1, None, None, NOW) == [Drop("unknown-spi")]
+    assert core.counters["unknown-spi"] == 1
+    assert counted_once(core, counters, "unknown-spi")
     assert snapshot(core) == before
-    wrong_ptype = bytearray(mn.bu())
-    wrong_ptype[0] = (wrong_ptype[0] & 0x0F) | 0x20
-    assert feed(core, mn, bytes(wrong_ptype)) == [Drop("malformed")]
+    assert core.spis == [SPI]
+
+
+def test_wrong_ptype_is_a_scope_mismatch_or_malformed():
+    core, mn = registered(scope=SCOPE_SIGNALING)
+    before = snapshot(core)
+    # PType 1, protected with the SA's own keys, under scope 0 (PType 8 and 0 only)
+    protected = mn.endpoint._outbound.protect(PType.ENCRYPTED_IP, 5, ipv6_packet(HOA, CN), 41)
+    unknown_ptype = bytearray(mn.bu())
+    unknown_ptype[0] = (unknown_ptype[0] & 0x0F) | 0x20  # PType 2: neither 0, 1 nor 8
+    for reason, packet in (("scope-mismatch", protected), ("malformed", bytes(unknown_ptype))):
+        counters = core.counters.copy()
+        assert feed(core, mn, packet) == [Drop(reason)], reason
+        assert counted_once(core, counters, reason), reason
+        assert snapshot(core) == before, reason
+    core, mn = registered()
+    before, counters = snapshot(core), core.counters.copy()
+    assert feed(core, mn, encode_plain(ipv6_packet(HOA, CN))) == [Drop("scope-mismatch")]
+    assert counted_once(core, counters, "scope-mismatch")
     assert snapshot(core) == before
 
 
 def test_spoofed_inner_source_is_dropped_without_moving_the_window():
     core, mn = registered()
-    before = snapshot(core)
+    before, counters = snapshot(core), core.counters.copy()
     assert feed(core, mn, mn.data(ipv6_packet(CN, CN))) == [Drop("spoofed-source")]
     assert snapshot(core) == before
+    assert counted_once(core, counters, "spoofed-source")
     actions = feed(core, mn, mn.data(ipv6_packet(HOA, CN)))
     assert only(actions, WriteTun).packet == ipv6_packet(HOA, CN)
 
@@ -205,10 +240,12 @@ def test_spoofed_inner_source_is_dropped_without_moving_the_window():
 @given(st.binary(max_size=200))
 def test_arbitrary_datagrams_only_drop_or_fetch(data):
     core, mn = registered("NULL_SHA")
-    before = snapshot(core)
-    for action in core.datagram_received(*COA, data, NOW):
+    before, counters = snapshot(core), core.counters.copy()
+    actions = core.datagram_received(*COA, data, NOW)
+    for action in actions:
         assert isinstance(action, (Drop, FetchSA))
     assert snapshot(core) == before
+    assert core.counters == counters + Counter(a.reason for a in actions if isinstance(a, Drop))
 
 
 def test_sequence_number_rules_modulo_2_16():
@@ -441,10 +478,11 @@ def test_data_dropped_after_its_icv_leaves_the_whole_window_as_it_was(suite):
         "too short": mn.data(ipv6_packet(HOA, CN)[:39]),
     }
     for case, packet in cases.items():
-        before = window.snapshot()
+        before, counters = window.snapshot(), core.counters.copy()
         reason = "spoofed-source" if case == "spoofed-source" else "malformed"
         assert feed(core, mn, packet) == [Drop(reason)], case
         assert window.snapshot() == before, case
+        assert counted_once(core, counters, reason), case
     assert only(feed(core, mn, skipped), WriteTun)
     assert feed(core, mn, skipped) == [Drop("replay")]
 
