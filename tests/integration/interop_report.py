@@ -11,9 +11,10 @@ mip6-aaa-gw to FreeRADIUS).
 Each such module calls :func:`join` from a session-scoped autouse fixture with a
 function mapping its test items to cells. The first call registers a plugin that
 records the outcome pytest itself reports for each test (pass, fail, skip with its
-reason, or a known failure marked xfail); at the end of the session it writes
-docs/interop.md once, if any cell ran (a column whose module did not run reads
-"not run").
+reason, or a known failure marked xfail); at the end of the session it writes the
+report once, if any cell ran: to docs/interop.md when every cell ran, else (a column
+whose module did not run reads "not run") to .pytest_cache/interop-partial.md, so a
+partial run never overwrites the committed matrix.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from mn.eap import EapCredentials
 
 REPORT_ENV = "AAA_MIP6_INTEROP_REPORT"  # overrides where the report is written
 DEFAULT_REPORT = Path(__file__).resolve().parents[2] / "docs" / "interop.md"
+PARTIAL_REPORT = Path(__file__).resolve().parents[2] / ".pytest_cache" / "interop-partial.md"
 
 PASS, FAIL, SKIP, KNOWN_FAILURE, NOT_RUN = "pass", "fail", "skip", "fail (known)", "not run"
 _SEVERITY = {NOT_RUN: 0, PASS: 1, SKIP: 2, KNOWN_FAILURE: 3, FAIL: 4}
@@ -155,7 +157,8 @@ project root:
 
 The servers are configured from scratch in a temp dir and listen on free ports on
 127.0.0.1 (hostapd: on the wildcard address, answering 127.0.0.1 only). Running only
-some of the modules leaves the other columns "not run". Set
+some of the modules leaves the other columns "not run" and writes the report to
+`.pytest_cache/interop-partial.md` instead of this file. Set
 `AAA_MIP6_INTEROP_REPORT=<file>` to write this report somewhere else."""
 
 
@@ -210,6 +213,12 @@ class InteropReport:
     def result(self, cell: Cell) -> Result:
         return self.results.get(cell, Result(NOT_RUN))
 
+    @property
+    def complete(self) -> bool:
+        """Every planned cell has a result."""
+        return all(Cell(case, server, path) in self.results
+                   for case in self.cases for server, path in self.columns)
+
     def render(self, now: datetime.datetime) -> str:
         header = ["Case"] + [f"{server} / {path}" for server, path in self.columns]
         lines = [
@@ -251,6 +260,7 @@ class InteropReport:
     def write(self, path: Path, now: datetime.datetime) -> str | None:
         """Write the report; return why it could not be written (never raises OSError)."""
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(self.render(now))
         except OSError as error:
             return f"{type(error).__name__}: {error.strerror or error}"
@@ -267,8 +277,12 @@ def matrix_report() -> InteropReport:
     return report
 
 
-def report_path() -> Path:
-    return Path(os.environ.get(REPORT_ENV) or DEFAULT_REPORT)
+def report_path(complete: bool) -> Path:
+    """The environment's choice, else docs/interop.md for a whole matrix, else the partial file."""
+    override = os.environ.get(REPORT_ENV)
+    if override:
+        return Path(override)
+    return DEFAULT_REPORT if complete else PARTIAL_REPORT
 
 
 def _short_reason(report: pytest.TestReport) -> str:
@@ -326,7 +340,7 @@ class ReportCollector:
         """Write once, after every fixture is gone; never fails the run."""
         if not self.report.results:
             return
-        path = report_path()
+        path = report_path(self.report.complete)
         problem = self.report.write(path, datetime.datetime.now(datetime.timezone.utc))
         self.summary = (f"interop matrix written to {path}" if problem is None
                         else f"interop matrix NOT written to {path}: {problem}")
