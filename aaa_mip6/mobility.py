@@ -4,11 +4,11 @@ RFC 6618 §6 carries Mobile IPv6 signaling inside its own protected packets,
 without an IPv6 header: MN->HA is a Destination Options header holding the Home
 Address option, then the Mobility Header with the Binding Update; HA->MN is a
 type 2 Routing header holding the home address, then the Mobility Header with
-the Binding Acknowledgement (spec notes §6). The Mobility Header checksum still
+the Binding Acknowledgement or a Binding Error (spec notes §6; docs/protocol.md). The Mobility Header checksum still
 covers the RFC 8200 §8.1 pseudo-header of the packet that would carry it, so
 the parsers take the home agent's address and check the checksum with it.
 
-Formats: RFC 6275 §6.1 (Mobility Header, BU, BA), §6.2 (mobility options and
+Formats: RFC 6275 §6.1 (Mobility Header, BU, BA, Binding Error), §6.2 (mobility options and
 their alignment), §6.3 (Home Address option), §6.4 (type 2 Routing header);
 RFC 5555 §3.1-3.2 (IPv4 Home Address, IPv4 Address Acknowledgement and IPv4
 Care-of Address options). Every parser raises only :class:`MobilityError`.
@@ -20,6 +20,7 @@ does; parsers return that IPv6 form (``.ipv4_mapped`` gives the IPv4 address).
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import struct
 from collections.abc import Callable, Iterator
@@ -121,6 +122,13 @@ class BindingAckStatus(enum.IntEnum):
     REGISTRATION_TYPE_CHANGE_DISALLOWED = 139
     INVALID_CARE_OF_ADDRESS = 174
     REINIT_SA_WITH_HAC = 176  # RFC 6618: go back to the HAC for a new SA
+
+
+class BindingErrorStatus(enum.IntEnum):
+    """Binding Error status (RFC 6275 §6.1.9); a value not listed is kept as a plain int."""
+
+    UNKNOWN_BINDING_FOR_HOME_ADDRESS = 1  # no binding for the Home Address option's address
+    UNRECOGNIZED_MH_TYPE = 2
 
 
 class IPv4AckStatus(enum.IntEnum):
@@ -418,7 +426,7 @@ def _decode_options(data: bytes) -> tuple[MobilityOption, ...]:
 _MH_FIXED = struct.Struct("!BBBBH")  # Payload Proto, Header Len, MH Type, Reserved, Checksum
 _BU_FIXED = struct.Struct("!HHH")  # Sequence, flags + reserved, Lifetime
 _BA_FIXED = struct.Struct("!BBHH")  # Status, flags + reserved, Sequence, Lifetime
-_OPTIONS_OFFSET = _MH_FIXED.size + _BU_FIXED.size  # 12 for both BU and BA
+_BE_FIXED = struct.Struct("!Bx16s")  # Status, Reserved, Home Address
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,6 +434,7 @@ class BindingUpdate:
     """RFC 6275 §6.1.7. ``lifetime_units`` is the wire value (4-second units)."""
 
     mh_type: ClassVar[int] = MHType.BINDING_UPDATE
+    fixed: ClassVar[struct.Struct] = _BU_FIXED
 
     sequence: int
     lifetime_units: int
@@ -455,6 +464,7 @@ class BindingAck:
     """RFC 6275 §6.1.8. ``status`` is a :class:`BindingAckStatus` where known."""
 
     mh_type: ClassVar[int] = MHType.BINDING_ACKNOWLEDGEMENT
+    fixed: ClassVar[struct.Struct] = _BA_FIXED
 
     status: int
     sequence: int
@@ -491,11 +501,39 @@ class BindingAck:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class BindingError:
+    """RFC 6275 §6.1.9: Status | Reserved | Home Address | options.
+
+    ``status`` is a :class:`BindingErrorStatus` where known; ``home_address`` is the one
+    the offending packet named (IPv4-mapped for an IPv4-only MN).
+    """
+
+    mh_type: ClassVar[int] = MHType.BINDING_ERROR
+    fixed: ClassVar[struct.Struct] = _BE_FIXED
+
+    status: int
+    home_address: IPv6Address
+    options: tuple[MobilityOption, ...] = ()
+
+    def __post_init__(self):
+        _check_uint("status", self.status, 8)
+
+    def body(self) -> bytes:
+        return _BE_FIXED.pack(self.status, self.home_address.packed)
+
+    @classmethod
+    def from_body(cls, body: bytes) -> BindingError:
+        status, home_address = _BE_FIXED.unpack_from(body)
+        options = _decode_options(body[_BE_FIXED.size :])
+        return cls(_known(BindingErrorStatus, status), IPv6Address(home_address), options)
+
+
 _BU_FLAG_BITS = sum(BindingUpdateFlag)
 _BA_FLAG_BITS = sum(BindingAckFlag)
-_MESSAGE_CLASSES = {cls.mh_type: cls for cls in (BindingUpdate, BindingAck)}
+_MESSAGE_CLASSES = {cls.mh_type: cls for cls in (BindingUpdate, BindingAck, BindingError)}
 
-MobilityMessage = BindingUpdate | BindingAck
+MobilityMessage = BindingUpdate | BindingAck | BindingError
 
 
 # --------------------------------------------------------------------------- checksum
@@ -560,10 +598,9 @@ def decode_mobility_header(
         raise MobilityError(
             f"Mobility Header type {mh_type} is not handled", reason="unknown-mh-type"
         )
-    if length < _OPTIONS_OFFSET:
-        raise MobilityError(
-            f"{message_class.__name__} needs {_OPTIONS_OFFSET} octets, got {length}"
-        )
+    needed = _MH_FIXED.size + message_class.fixed.size
+    if length < needed:
+        raise MobilityError(f"{message_class.__name__} needs {needed} octets, got {length}")
     if mobility_checksum(source, destination, data) != 0:
         raise MobilityError("Mobility Header checksum does not verify", reason="bad-checksum")
     return message_class.from_body(data[_MH_FIXED.size :])
@@ -655,7 +692,7 @@ class _Signaling:
     header_name: str
     encode_header: Callable[[IPv4Address | IPv6Address], bytes]
     decode_header: Callable[[bytes], tuple[int, IPv6Address, int]]
-    message_type: type
+    message_type: type | tuple[type, ...]
     message_name: str
     from_mn: bool
 
@@ -693,6 +730,13 @@ _HA_TO_MN = _Signaling(
 )
 
 
+# What an MN may receive: the HA sends a Binding Error behind the same Routing header.
+_HA_TO_MN_ANY = dataclasses.replace(
+    _HA_TO_MN, message_type=(BindingAck, BindingError),
+    message_name="Binding Acknowledgement or Binding Error",
+)
+
+
 def build_binding_update_payload(
     home_address: IPv4Address | IPv6Address,
     home_agent: IPv4Address | IPv6Address,
@@ -727,6 +771,26 @@ def parse_binding_ack_payload(
     destination the home address (the final destination of the Routing header).
     """
     return _HA_TO_MN.parse(next_header, payload, home_agent)
+
+
+def build_binding_error_payload(
+    home_address: IPv4Address | IPv6Address,
+    home_agent: IPv4Address | IPv6Address,
+    error: BindingError,
+) -> tuple[int, bytes]:
+    """HA->MN PType 8 payload: (Next Header 43, type 2 Routing header + Binding Error).
+
+    The same chain and pseudo-header as a Binding Acknowledgement, so the MN reads both
+    the same way (docs/protocol.md, "PType 8 payloads").
+    """
+    return _HA_TO_MN.build(home_address, home_agent, error)
+
+
+def parse_home_agent_payload(
+    next_header: int, payload: bytes, home_agent: IPv4Address | IPv6Address
+) -> tuple[IPv6Address, BindingAck | BindingError]:
+    """MN side: the home address and the Binding Acknowledgement or Binding Error."""
+    return _HA_TO_MN_ANY.parse(next_header, payload, home_agent)
 
 
 def _decode_inner(

@@ -12,6 +12,8 @@ from aaa_mip6.mobility import (
     BindingAck,
     BindingAckFlag,
     BindingAckStatus,
+    BindingError,
+    BindingErrorStatus,
     BindingRefreshAdvice,
     BindingUpdate,
     BindingUpdateFlag,
@@ -77,6 +79,12 @@ acks = st.builds(
     ba_flags,
     option_lists,
 )
+errors = st.builds(
+    BindingError,
+    st.one_of(st.sampled_from(BindingErrorStatus), st.integers(0, 255)),
+    ipv6,
+    option_lists,
+)
 addresses = st.one_of(ipv6, ipv4)
 
 
@@ -103,6 +111,31 @@ def test_binding_update_round_trip(update, source, destination):
 def test_binding_ack_round_trip(ack, source, destination):
     wire = mh.encode_mobility_header(ack, source, destination)
     assert mh.decode_mobility_header(wire, source, destination) == ack
+
+
+@given(errors, ipv6, ipv6)
+def test_binding_error_round_trip(error, source, destination):
+    wire = mh.encode_mobility_header(error, source, destination)
+    assert len(wire) % 8 == 0
+    assert mh.decode_mobility_header(wire, source, destination) == error
+
+
+def test_binding_error_layout_rfc_6275_6_1_9():
+    error = BindingError(BindingErrorStatus.UNKNOWN_BINDING_FOR_HOME_ADDRESS, HOA)
+    wire = mh.encode_mobility_header(error, HA, HOA)
+    # Payload Proto 59, Header Len 2 (24 octets), MH Type 7, Reserved, Checksum,
+    # then Status 1, Reserved 0, the 16-octet Home Address: no padding needed.
+    assert len(wire) == 24
+    assert wire[:4] == bytes([59, 2, 7, 0])
+    assert wire[6:8] == b"\x01\x00" and wire[8:] == HOA.packed
+    assert ones_complement_checksum(pseudo_header(HA, HOA, 24) + wire) == 0
+    assert {int(s) for s in BindingErrorStatus} == {1, 2}
+
+
+def test_unlisted_binding_error_status_is_kept_as_int():
+    wire = mh.encode_mobility_header(BindingError(77, HOA), HA, HOA)
+    decoded = mh.decode_mobility_header(wire, HA, HOA)
+    assert decoded.status == 77 and not isinstance(decoded.status, BindingErrorStatus)
 
 
 @given(options)
@@ -153,6 +186,33 @@ def test_binding_ack_payload_round_trip(hoa, ha, ack):
     next_header, payload = mh.build_binding_ack_payload(hoa, ha, ack)
     assert next_header == 43
     assert mh.parse_binding_ack_payload(next_header, payload, ha) == (mh.as_ipv6(hoa), ack)
+
+
+@given(addresses, addresses, st.one_of(acks, errors))
+def test_home_agent_payload_round_trip(hoa, ha, message):
+    build = (mh.build_binding_ack_payload if isinstance(message, BindingAck)
+             else mh.build_binding_error_payload)
+    next_header, payload = build(hoa, ha, message)
+    assert next_header == 43
+    assert mh.parse_home_agent_payload(next_header, payload, ha) == (mh.as_ipv6(hoa), message)
+
+
+def test_binding_error_is_neither_an_ack_nor_an_update():
+    error = BindingError(BindingErrorStatus.UNKNOWN_BINDING_FOR_HOME_ADDRESS, HOA)
+    next_header, payload = mh.build_binding_error_payload(HOA, HA, error)
+    with pytest.raises(MobilityError, match="no Binding Acknowledgement"):
+        mh.parse_binding_ack_payload(next_header, payload, HA)
+    smuggled = mh.encode_home_address_destination_options(HOA) + mh.encode_mobility_header(
+        error, HOA, HA)
+    with pytest.raises(MobilityError, match="no Binding Update"):
+        mh.parse_binding_update_payload(60, smuggled, HA)
+    update_next, update_payload = mh.build_binding_update_payload(HOA, HA, BindingUpdate(1, 1))
+    with pytest.raises(MobilityError, match="Routing"):
+        mh.parse_home_agent_payload(update_next, update_payload, HA)
+    bu_behind_routing = mh.encode_type2_routing_header(HOA) + mh.encode_mobility_header(
+        BindingUpdate(1, 1), HA, HOA)
+    with pytest.raises(MobilityError, match="no Binding Acknowledgement or Binding Error"):
+        mh.parse_home_agent_payload(43, bu_behind_routing, HA)
 
 
 @given(addresses, st.integers(0, 255))
@@ -340,7 +400,7 @@ def test_wrong_header_len_and_short_and_unknown_types():
     with pytest.raises(MobilityError, match="shorter"):
         mh.decode_mobility_header(wire[:7], HOA, HA)
     header = bytearray(wire)
-    header[2] = 7
+    header[2] = 1  # Home Test Init: return routability, not handled
     with pytest.raises(MobilityError) as caught:
         mh.decode_mobility_header(bytes(header), HOA, HA)
     assert caught.value.reason == "unknown-mh-type"
@@ -348,6 +408,9 @@ def test_wrong_header_len_and_short_and_unknown_types():
     short[4:6] = mh.mobility_checksum(HOA, HA, bytes(short)).to_bytes(2, "big")
     with pytest.raises(MobilityError, match="needs 12"):
         mh.decode_mobility_header(bytes(short), HOA, HA)
+    short_error = bytearray(with_valid_checksum(bytes(10), mh_type=7))  # 16 octets
+    with pytest.raises(MobilityError, match="BindingError needs 24 octets, got 16"):
+        mh.decode_mobility_header(bytes(short_error), HOA, HA)
 
 
 def test_payload_parsers_check_the_header_chain():
@@ -431,7 +494,7 @@ def test_arbitrary_bytes_into_decode_mobility_header(data):
 @given(st.integers(0, 255), st.binary(max_size=300))
 def test_arbitrary_message_data_behind_a_valid_checksum(mh_type, body):
     _only_typed_errors(mh.decode_mobility_header, with_valid_checksum(body, mh_type), HOA, HA)
-    for known_type in (5, 6):
+    for known_type in (5, 6, 7):
         header = with_valid_checksum(body, known_type)
         _only_typed_errors(mh.decode_mobility_header, header, HOA, HA)
 
@@ -448,6 +511,8 @@ def test_arbitrary_bytes_into_payload_parsers(next_header, data):
     _only_typed_errors(mh.parse_binding_ack_payload, next_header, data, HA)
     _only_typed_errors(mh.parse_binding_update_payload, 60, data, HA)
     _only_typed_errors(mh.parse_binding_ack_payload, 43, data, HA)
+    _only_typed_errors(mh.parse_home_agent_payload, next_header, data, HA)
+    _only_typed_errors(mh.parse_home_agent_payload, 43, data, HA)
 
 
 @given(updates, st.data())
@@ -457,3 +522,12 @@ def test_mutated_valid_payloads_only_raise_typed_errors(update, data):
     mutated = bytearray(payload)
     mutated[position] = data.draw(st.integers(0, 255))
     _only_typed_errors(mh.parse_binding_update_payload, next_header, bytes(mutated), HA)
+
+
+@given(errors, st.data())
+def test_mutated_binding_error_payloads_only_raise_typed_errors(error, data):
+    next_header, payload = mh.build_binding_error_payload(HOA, HA, error)
+    position = data.draw(st.integers(0, len(payload) - 1))
+    mutated = bytearray(payload)
+    mutated[position] = data.draw(st.integers(0, 255))
+    _only_typed_errors(mh.parse_home_agent_payload, next_header, bytes(mutated), HA)
