@@ -321,9 +321,12 @@ Binding Update to the home agent the HAC named and prints the binding it acknowl
 --json prints one JSON object per event instead ({"event": "registered", "spi": ...}).
 
 Without --keep the MN leaves the binding in place and exits; it lapses after its
-lifetime. With --keep it stays: refreshes before the lifetime ends, goes back to the
-HAC when the HA answers 176 (REINIT_SA_WITH_HAC) or the SA nears its end, and on
-Ctrl-C or SIGTERM de-registers and exits.
+lifetime. With --keep it stays: refreshes before the lifetime ends, hands over when
+the address that routes to the home agent changes (--watch: it re-registers the new
+care-of address under the same SA), goes back to the HAC when the HA answers 176
+(REINIT_SA_WITH_HAC) or the SA nears its end, and on Ctrl-C or SIGTERM de-registers
+and exits. New SAs the HA refuses again at once are fetched after 1, 2, 4, 8 s; after
+5 in a row the MN gives up ("failed ... reason rebootstrap-loop", exit status 1).
 
 Exit status: 0 registered; 1 bootstrap or registration failed (the message says why,
 e.g. "BA status 129"); 2 bad arguments.
@@ -340,10 +343,13 @@ The home address gets the home prefix length the HAC sent (so the home network i
 reached through the tunnel too). A route that would cover the HA itself (e.g.
 --route default) is made safe by a host route for the HA over its current path.
 When the address that routes to the home agent changes (a new link, the old address
-gone), the MN hands over: it re-registers the new care-of address under the same SA,
-and connections from the home address carry on.
+gone), the MN hands over (--watch): it re-registers the new care-of address under the
+same SA, and connections from the home address carry on.
 Ctrl-C or SIGTERM de-registers, removes the interface and exits.
 """
+
+
+DEFAULT_WATCH = 1.0  # seconds between checks of the address that routes to the HA
 
 
 def _add_mobility_parsers(commands) -> None:
@@ -368,9 +374,6 @@ def _add_mobility_parsers(commands) -> None:
     up.add_argument("--route", action="append", default=[], metavar="PREFIX",
                     help="send traffic for PREFIX through the tunnel; 'default' for all; "
                          "repeatable")
-    up.add_argument("--watch", type=float, default=1.0, metavar="SECONDS",
-                    help="check this often whether the care-of address changed, and hand "
-                         "over when it did; 0 never (default: %(default)s)")
     up.set_defaults(handler=up_command, keep=True)
 
 
@@ -383,6 +386,13 @@ def _add_registration_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="SECONDS",
                         help="binding lifetime to ask for (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print events as JSON lines")
+    parser.add_argument("--watch", type=float, default=DEFAULT_WATCH, metavar="SECONDS",
+                        help="while the MN keeps its binding (register --keep, up): check "
+                             "this often whether the local address that routes to the home "
+                             "agent changed and, when it did, hand over (re-register it as "
+                             "the care-of address under the same SA); 0 never; not with "
+                             "--care-of, which fixes the care-of address "
+                             "(default: %(default)s)")
 
 
 class _Reporter:
@@ -442,12 +452,32 @@ def _tunnel_for(args: argparse.Namespace, binding: mobility.Binding, bootstrap: 
     return tunnel.Tunnel.open(args.tun, addresses, routes, keep_reachable=reachable)
 
 
+def _stay(reactor, mobile: session.MobileSession, args: argparse.Namespace,
+          device: tunnel.Tunnel | None) -> None:
+    """Keep the binding: hand over as --watch says, de-register at shutdown.
+
+    Refresh and rebootstrap need nothing here: the session does them on its own.
+    """
+    if args.watch > 0 and not args.care_of:
+        mobile.follow_care_of(args.watch)
+
+    @defer.inlineCallbacks
+    def shut_down():
+        yield mobile.stop(deregister=True)
+        if device is not None:
+            device.close()
+
+    reactor.addSystemEventTrigger("before", "shutdown", shut_down)
+
+
 def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
     try:
         tls, port, make_machine = _prepare(args)
         care_of = ip_address(args.care_of) if args.care_of else None
         if args.lifetime <= 0:
             raise ConfigError("--lifetime must be a positive number of seconds")
+        if not args.watch >= 0:
+            raise ConfigError("--watch must be 0 (never) or a positive number of seconds")
         for text in getattr(args, "route", ()):
             tunnel.parse_route(text)
     except (InvalidInput, ValueError) as error:
@@ -479,16 +509,7 @@ def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
         if not args.keep:
             yield mobile.stop(deregister=False)
             return
-        if getattr(args, "watch", 0) > 0:
-            mobile.follow_care_of(args.watch)
-
-        @defer.inlineCallbacks
-        def shut_down():
-            yield mobile.stop(deregister=True)
-            if device is not None:
-                device.close()
-
-        reactor.addSystemEventTrigger("before", "shutdown", shut_down)
+        _stay(reactor, mobile, args, device)
         yield defer.Deferred()  # runs until a signal stops the reactor
 
     def failed(failure) -> None:

@@ -1,5 +1,6 @@
-"""mn.session: bootstrap_session (the one way mip6-mn and mip6-lab get an MN session) and
+"""mn.session: bootstrap_session (the one way mip6-mn and mip6-lab get an MN session),
 the rebootstrap path of MobileSession (176 or SA expiry -> renew -> rekey, with backoff),
+and what ``mip6-mn register --keep`` / ``up`` do with a session (--watch: handover) —
 on a task.Clock with a fake UDP port and an HA built from the codecs."""
 
 from datetime import datetime, timezone
@@ -10,7 +11,8 @@ from twisted.internet import defer, task
 from aaa_mip6.mobility import BindingAckStatus
 from aaa_mip6.sa import Bootstrap
 from aaa_mip6.transform import peek
-from mn import session
+from aaa_mip6 import pki
+from mn import cli, session
 from mn.bootstrap import BootstrapFailed, Bootstrapped
 from mn.mobility import (
     Binding,
@@ -100,6 +102,10 @@ class FakeReactor(task.Clock):
         self.port = FakePort()
         self.protocol = None  # the session's socket protocol, to hand it datagrams
         self.home_agent_peers: dict[int, HomeAgentPeer] = {}
+        self.triggers: list = []  # (phase, event, callable) of addSystemEventTrigger
+
+    def addSystemEventTrigger(self, phase, event, function):  # noqa: N802 (Twisted API)
+        self.triggers.append((phase, event, function))
 
     def listenUDP(self, port, protocol, interface=""):  # noqa: N802 (Twisted API)
         self.protocol = protocol
@@ -276,3 +282,67 @@ def test_stop_calls_off_a_rebootstrap_waiting_out_its_delay():
 def test_rebootstrap_delays_double_from_one_second_up_to_a_minute():
     assert [session.rebootstrap_delay(n) for n in range(10)] == [
         0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
+
+
+# --------------------------------------------------------------------------- mip6-mn --keep
+
+REGISTRATION = ["--hac", "127.0.0.1:9", "--ca", "ca.pem", "--id", "mn@example.org",
+                "--psk", "00112233445566778899aabbccddeeff"]
+
+
+@pytest.mark.parametrize("command", ["register", "up"])
+def test_watch_is_a_registration_argument_of_register_and_up(command):
+    parser = cli.build_parser()
+    assert parser.parse_args([command, *REGISTRATION]).watch == cli.DEFAULT_WATCH == 1.0
+    assert parser.parse_args([command, *REGISTRATION, "--watch", "2.5"]).watch == 2.5
+
+
+def test_register_help_explains_watch(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["register", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--watch SECONDS" in text
+    assert "(register --keep, up)" in text and "hand over" in text and "0 never" in text
+
+
+def test_a_negative_watch_is_a_usage_error_before_any_connection(tmp_path, capsys):
+    ca = pki.make_ca(tmp_path)
+    arguments = [*REGISTRATION, "--watch", "-1"]
+    arguments[arguments.index("ca.pem")] = str(ca.cert_path)
+    assert cli.main(["register", "--keep", *arguments]) == cli.EXIT_USAGE
+    assert "--watch" in capsys.readouterr().err
+
+
+def test_register_keep_hands_over_when_the_route_to_the_ha_changes(monkeypatch):
+    mobile, reactor, events, first = registered_session()
+    args = cli.build_parser().parse_args(["register", "--keep", *REGISTRATION])
+    cli._stay(reactor, mobile, args, None)
+    monkeypatch.setattr(session, "local_address_towards", lambda home_agent: COA6_MOVED)
+    sent = len(reactor.port.sent)
+    reactor.advance(cli.DEFAULT_WATCH)
+    assert len(reactor.port.sent) == sent + 1
+    answer(reactor, first)
+    assert (events[-1].binding.care_of, events[-1].binding.spi) == (COA6_MOVED, first.spi)
+
+
+@pytest.mark.parametrize("options", [["--watch", "0"], ["--care-of", str(COA6)]])
+def test_register_keep_does_not_watch_when_told_not_to_or_given_a_care_of(options, monkeypatch):
+    mobile, reactor, events, _ = registered_session()
+    args = cli.build_parser().parse_args(["register", "--keep", *REGISTRATION, *options])
+    cli._stay(reactor, mobile, args, None)
+    monkeypatch.setattr(session, "local_address_towards", lambda home_agent: COA6_MOVED)
+    sent = len(reactor.port.sent)
+    reactor.advance(cli.DEFAULT_WATCH * 10)
+    assert len(reactor.port.sent) == sent and mobile.machine.care_of == COA6
+
+
+def test_keeping_the_binding_deregisters_at_shutdown():
+    mobile, reactor, events, first = registered_session()
+    args = cli.build_parser().parse_args(["register", "--keep", *REGISTRATION])
+    cli._stay(reactor, mobile, args, None)
+    [(phase, event, shut_down)] = reactor.triggers
+    assert (phase, event) == ("before", "shutdown")
+    shut_down()
+    _, update = reactor.home_agent_peers[first.spi].open_update(
+        Transmit(reactor.port.sent[-1], HA6, HOME_AGENT.port))
+    assert update.lifetime_units == 0
