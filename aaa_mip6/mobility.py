@@ -4,12 +4,13 @@ RFC 6618 §6 carries Mobile IPv6 signaling inside its own protected packets,
 without an IPv6 header: MN->HA is a Destination Options header holding the Home
 Address option, then the Mobility Header with the Binding Update; HA->MN is a
 type 2 Routing header holding the home address, then the Mobility Header with
-the Binding Acknowledgement or a Binding Error (spec notes §6; docs/protocol.md). The Mobility Header checksum still
-covers the RFC 8200 §8.1 pseudo-header of the packet that would carry it, so
-the parsers take the home agent's address and check the checksum with it.
+the Binding Acknowledgement or a Binding Error (spec notes §6; docs/protocol.md).
+The Mobility Header checksum still covers the RFC 8200 §8.1 pseudo-header of the
+packet that would carry it, so the parsers take the home agent's address and
+check the checksum with it.
 
-Formats: RFC 6275 §6.1 (Mobility Header, BU, BA, Binding Error), §6.2 (mobility options and
-their alignment), §6.3 (Home Address option), §6.4 (type 2 Routing header);
+Formats: RFC 6275 §6.1 (Mobility Header, BU, BA, Binding Error), §6.2 (mobility
+options and their alignment), §6.3 (Home Address option), §6.4 (type 2 Routing header);
 RFC 5555 §3.1-3.2 (IPv4 Home Address, IPv4 Address Acknowledgement and IPv4
 Care-of Address options). Every parser raises only :class:`MobilityError`.
 
