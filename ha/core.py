@@ -12,7 +12,10 @@ Rules the code follows (docs/configuration.md, section HA, says the same for ope
 
 - A drop changes nothing but its counter. A packet that is dropped after its ICV
   verified (wrong home address, spoofed inner source, bad BU) does not even move the
-  replay window: the window is put back as it was.
+  replay window. The one exception: a verified PType 1 packet under an SA whose home
+  address has no binding (``no-binding``, e.g. after an HA restart) is answered with a
+  protected Binding Error, status 1 (RFC 6275 §9.3.3), at most once per SA per
+  ``BINDING_ERROR_INTERVAL``; that uses an outbound sequence number.
 - A BU whose Home Address option is not the home address the SA authorizes is dropped
   silently as ``unauthorized-hoa``, as an IPsec HA drops a packet its SA's selectors do
   not cover (RFC 4877 §4.4): the MN holds a valid SA, and a BA would tell a misbehaving
@@ -54,6 +57,8 @@ from aaa_mip6.errors import InvalidInput, ReplayError
 from aaa_mip6.mobility import (
     BindingAck,
     BindingAckStatus,
+    BindingError,
+    BindingErrorStatus,
     BindingUpdate,
     BindingUpdateFlag,
     IPv4AckStatus,
@@ -62,6 +67,7 @@ from aaa_mip6.mobility import (
     LIFETIME_UNIT_SECONDS,
     as_ipv6,
     build_binding_ack_payload,
+    build_binding_error_payload,
     lifetime_units,
     parse_binding_update_payload,
 )
@@ -84,6 +90,8 @@ NEXT_HEADER_IPV4 = 4
 NEXT_HEADER_IPV6 = 41
 _SEQUENCE_MODULUS = 1 << 16
 _UNSPECIFIED_IPV4 = IPv4Address(0)
+# RFC 6275 §9.3.3 asks for Binding Errors to be rate-limited: at most one per SA per this.
+BINDING_ERROR_INTERVAL = 1.0
 
 _PLAIN, _MOBILITY = PType.PLAIN, PType.MOBILITY  # module globals: cheaper per packet
 
@@ -177,13 +185,14 @@ class _SaState:
 
     __slots__ = (
         "sa", "endpoint", "validity_end", "usable_until", "home_key", "home_address",
-        "inbound_floor", "outbound_ceiling", "restored_floor", "loaded_at",
+        "inbound_floor", "outbound_ceiling", "restored_floor", "loaded_at", "binding_error_at",
     )
 
     def __init__(self, sa: SecurityAssociation, endpoint: SaEndpoint,
                  marks: tuple[int, int] | None, loaded_at: float):
         self.endpoint = endpoint
         self.loaded_at = loaded_at
+        self.binding_error_at = -math.inf  # when the last Binding Error went out
         self.set_sa(sa)
         self.inbound_floor, self.outbound_ceiling = marks if marks else (-1, 0)
         self.restored_floor = self.inbound_floor if marks and self.inbound_floor >= 0 else None
@@ -350,13 +359,14 @@ class HomeAgentCore:
             return self._park(spi, host, port, data)
         if ptype is _MOBILITY:
             return self._mobility_received(state, header, host, port, data, now)
-        return self._tunneled_received(state, header, data, now)
+        return self._tunneled_received(state, header, host, port, data, now)
 
-    def _tunneled_received(self, state: _SaState, header: tuple, data: bytes, now: float) -> list:
+    def _tunneled_received(self, state: _SaState, header: tuple, host: str, port: int,
+                           data: bytes, now: float) -> list:
         """PType 1, the per-packet path: a protected tunneled packet from a bound MN."""
         binding = None if state.home_key is None else self.bindings.get_by_key(state.home_key)
         if binding is None or binding.spi != header[1] or now >= state.usable_until:
-            return [self._drop(self._usable_for_data(state, now) or "no-binding")]
+            return self._unbound_data(state, binding, header, host, port, data, now)
         try:
             packet, next_header = state.endpoint.verify(data, header)
         except InvalidInput as exc:
@@ -369,6 +379,36 @@ class HomeAgentCore:
         if seq > state.inbound_floor:
             return [self._raise_floor(state, seq), forward]
         return [forward]
+
+    def _unbound_data(self, state: _SaState, binding: Binding | None, header: tuple,
+                      host: str, port: int, data: bytes, now: float) -> list:
+        """PType 1 refused before the window moves: SA unusable, or no binding under it.
+
+        With no binding at all for the SA's home address (after an HA restart, say) a
+        packet that verifies is answered with a Binding Error, status 1 (RFC 6275 §9.3.3),
+        at most once per SA per BINDING_ERROR_INTERVAL, so the MN re-registers now
+        instead of at its next refresh. The rate limit is checked before any crypto.
+        """
+        unusable = self._usable_for_data(state, now)
+        if unusable is not None:
+            return [self._drop(unusable)]
+        drop = self._drop("no-binding")
+        if (binding is not None or state.home_address is None
+                or now < state.binding_error_at + BINDING_ERROR_INTERVAL):
+            return [drop]
+        try:
+            state.endpoint.verify(data, header)
+        except InvalidInput:
+            return [drop]
+        state.binding_error_at = now
+        error = BindingError(BindingErrorStatus.UNKNOWN_BINDING_FOR_HOME_ADDRESS,
+                             state.home_address)
+        next_header, payload = build_binding_error_payload(
+            state.home_address, self.home_agent, error)
+        sent = self._send_mobility(state, next_header, payload, host, port)
+        if type(sent[-1]) is SendDatagram:
+            self.counters["binding-error-sent"] += 1
+        return [drop, *sent]
 
     def _mobility_received(self, state: _SaState, header: tuple, host: str, port: int,
                            data: bytes, now: float) -> list:
@@ -546,10 +586,17 @@ class HomeAgentCore:
     def _send_ack(self, state: _SaState, home_address: IPv6Address, ack: BindingAck,
                   host: str, port: int) -> list:
         next_header, payload = build_binding_ack_payload(home_address, self.home_agent, ack)
+        sent = self._send_mobility(state, next_header, payload, host, port)
+        if type(sent[-1]) is SendDatagram:
+            self.counters["ba-sent"] += 1
+        return sent
+
+    def _send_mobility(self, state: _SaState, next_header: int, payload: bytes,
+                       host: str, port: int) -> list:
+        """A PType 8 message to ``host``:``port``, after any marks to save; or a Drop."""
         sent = self._protect(state, PType.MOBILITY, payload, next_header)
         if isinstance(sent, Drop):
             return [sent]
-        self.counters["ba-sent"] += 1
         return [*sent[:-1], SendDatagram(host, port, sent[-1])]
 
     def _in_restart_zone(self, state: _SaState, seq: int) -> bool:

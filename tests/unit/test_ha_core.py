@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from aaa_mip6.mobility import (
     BindingAckStatus,
+    BindingError,
+    BindingErrorStatus,
     BindingUpdate,
     BindingUpdateFlag,
     IPv4AckStatus,
@@ -18,6 +20,7 @@ from aaa_mip6.mobility import (
     IPv4HomeAddress,
     build_binding_update_payload,
     parse_binding_ack_payload,
+    parse_home_agent_payload,
 )
 from aaa_mip6.replay import SEQ_LIMIT
 from aaa_mip6.sa import SCOPE_ALL, SCOPE_SIGNALING, SecurityAssociation
@@ -495,4 +498,62 @@ def test_data_before_the_sa_is_usable_or_bound_is_refused_before_any_crypto():
     assert feed(core, mn, forged) == [Drop("revoked")]
     sa = make_sa()
     unbound = Mn(sa)
-    assert feed(new_core(sa), unbound, unbound.data(ipv6_packet(HOA, CN))) == [Drop("no-binding")]
+    forged = unbound.data(ipv6_packet(HOA, CN))[:-1] + b"\x00"
+    assert feed(new_core(sa), unbound, forged) == [Drop("no-binding")]  # and no Binding Error
+
+
+def binding_error(mn, data):
+    opened = mn.endpoint.unprotect(data)
+    assert opened.ptype is PType.MOBILITY
+    home_address, message = parse_home_agent_payload(opened.next_header, opened.payload, HA)
+    assert home_address == mn.home_address
+    return message
+
+
+def test_data_without_a_binding_is_answered_with_a_binding_error_once_a_second():
+    core, mn = registered()
+    core = _restart(core, mn.sa, clean=True)  # the HA lost its bindings
+    before, counters = snapshot(core), core.counters.copy()
+    actions = feed(core, mn, mn.data(ipv6_packet(HOA, CN)), now=NOW + 10)
+    assert actions[0] == Drop("no-binding")
+    send = only(actions, SendDatagram)
+    assert (send.host, send.port) == COA
+    error = binding_error(mn, send.data)
+    assert error == BindingError(BindingErrorStatus.UNKNOWN_BINDING_FOR_HOME_ADDRESS, HOA)
+    assert core.counters == counters + Counter({"no-binding": 1, "binding-error-sent": 1})
+    assert snapshot(core)[0] == before[0] == []  # no binding made
+    window = core._sas[SPI].endpoint.replay
+    assert window.snapshot() == before[1][4]  # the data packet did not move the window
+    assert feed(core, mn, mn.data(ipv6_packet(HOA, CN)), now=NOW + 10.9) == [Drop("no-binding")]
+    again = feed(core, mn, mn.data(ipv6_packet(HOA, CN)), now=NOW + 11)
+    assert binding_error(mn, only(again, SendDatagram).data).home_address == HOA
+    assert core.counters["binding-error-sent"] == 2 and core.counters["no-binding"] == 3
+    assert mn.ack(only(feed(core, mn, mn.bu(), now=NOW + 11), SendDatagram).data).status == 0
+    assert only(feed(core, mn, mn.data(ipv6_packet(HOA, CN)), now=NOW + 11), WriteTun)
+
+
+def test_no_binding_error_for_forged_packets_or_a_binding_under_another_sa():
+    sa = make_sa()
+    core, mn = new_core(sa), Mn(sa)
+    forged = bytearray(mn.data(ipv6_packet(HOA, CN)))
+    forged[-1] ^= 1
+    assert feed(core, mn, bytes(forged)) == [Drop("no-binding")]
+    # a forged packet does not use up the SA's Binding Error for this second
+    assert only(feed(core, mn, mn.data(ipv6_packet(HOA, CN))), SendDatagram)
+    newer = make_sa(spi=SPI + 1)
+    core.sa_found(newer.spi, newer, None, NOW)
+    newer_mn = Mn(newer)
+    feed(core, newer_mn, newer_mn.bu())  # HOA is bound under the newer SA now
+    assert feed(core, mn, mn.data(ipv6_packet(HOA, CN)), now=NOW + 5) == [Drop("no-binding")]
+    assert core.counters["binding-error-sent"] == 1
+
+
+def test_binding_error_rate_limit_is_per_sa():
+    first, second = make_sa(), make_sa(spi=SPI + 1, hoa=IPv6Address("2001:db8:1::101"))
+    core = new_core(first)
+    core.sa_found(second.spi, second, None, NOW)
+    for sa in (first, second):
+        mn = Mn(sa, home_address=sa.home_address6)
+        send = only(feed(core, mn, mn.data(ipv6_packet(sa.home_address6, CN))), SendDatagram)
+        assert binding_error(mn, send.data).home_address == sa.home_address6
+    assert core.counters["binding-error-sent"] == 2
