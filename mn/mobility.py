@@ -25,6 +25,10 @@ Rules it follows:
   validity end, or the outbound sequence space running out: :class:`Rebootstrap`
   — go back to the HAC, then hand the new SA to :meth:`MobilityMachine.rekey`.
   Any other rejection ends the registration with :class:`RegistrationFailed`.
+- A Binding Error with status 1 (RFC 6275 §6.1.9, §11.3.6: the HA has no binding for
+  the home address, e.g. after it restarted) for this MN's home address, while the MN
+  holds a binding and no BU is outstanding, sends a fresh BU at once instead of waiting
+  for the refresh. Each one is counted in :attr:`MobilityMachine.counters`.
 - Handover: :meth:`MobilityMachine.register` with the new care-of address sends a
   new BU under the same SA; the SA is not tied to the care-of address.
 - Dual stack (RFC 5555): an IPv4 home address rides in the IPv4 Home Address
@@ -196,6 +200,7 @@ class MobilityMachine:
         self.max_attempts = max_attempts
         self.request_ipv4_home = request_ipv4_home
         self.drops: Counter[str] = Counter()
+        self.counters: Counter[str] = Counter()  # signals acted on: "binding-error"
         self._sequence = secrets.randbelow(1 << 16) if first_sequence is None else first_sequence
         self._binding: Binding | None = None
         self._pending: _Pending | None = None
@@ -309,14 +314,14 @@ class MobilityMachine:
         return []
 
     def receive(self, now: float, datagram: bytes) -> list[Action]:
-        """A datagram from the HA: a Binding Acknowledgement or tunneled data.
+        """A datagram from the HA: a Binding Acknowledgement, a Binding Error or tunneled data.
 
         Anything that fails a check is dropped and counted in :attr:`drops` by reason.
         """
         try:
             opened = self.endpoint.unprotect(datagram)
             if opened.ptype is PType.MOBILITY:
-                return self._acknowledged(now, opened.next_header, opened.payload)
+                return self._signaled(now, opened.next_header, opened.payload)
             return self._delivered(opened.payload)
         except InvalidInput as error:
             self.drops[error.reason] += 1
@@ -411,10 +416,28 @@ class MobilityMachine:
             raise ConfigError(f"the home agent has no {family} address for care-of {care_of}")
         return Transmit(packet, address, self.home_agent.port)
 
-    def _acknowledged(self, now: float, next_header: int, payload: bytes) -> list[Action]:
-        home_address, ack = mh.parse_binding_ack_payload(next_header, payload, self._home_agent_id)
+    def _signaled(self, now: float, next_header: int, payload: bytes) -> list[Action]:
+        home_address, message = mh.parse_home_agent_payload(
+            next_header, payload, self._home_agent_id)
         if home_address != self.home_address:
-            raise PacketError(f"BA for home address {home_address}", reason="wrong-hoa")
+            raise PacketError(f"message for home address {home_address}", reason="wrong-hoa")
+        if isinstance(message, mh.BindingError):
+            return self._binding_error(now, message)
+        return self._acknowledged(now, message)
+
+    def _binding_error(self, now: float, error: mh.BindingError) -> list[Action]:
+        """Status 1: the HA lost the binding; re-register now rather than at the refresh."""
+        if error.status != mh.BindingErrorStatus.UNKNOWN_BINDING_FOR_HOME_ADDRESS:
+            raise PacketError(f"Binding Error status {error.status}",
+                              reason="unhandled-binding-error")
+        if error.home_address != self.home_address:
+            raise PacketError(f"Binding Error for {error.home_address}", reason="wrong-hoa")
+        self.counters["binding-error"] += 1
+        if self._stopped or self._binding is None or self._pending is not None:
+            return []
+        return self._start(now, self.lifetime)
+
+    def _acknowledged(self, now: float, ack: mh.BindingAck) -> list[Action]:
         pending = self._pending
         if pending is None:
             raise PacketError("BA with no Binding Update pending", reason="unexpected-ba")

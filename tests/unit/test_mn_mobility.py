@@ -80,6 +80,13 @@ class HomeAgentPeer:
         next_header, payload = mh.build_binding_ack_payload(home_address, self.pseudo_address, ack)
         return self.endpoint.protect(PType.MOBILITY, payload, next_header)
 
+    def binding_error(self, home_address, status=1, named=None):
+        """A Binding Error behind a Routing header for ``home_address``, naming ``named``."""
+        error = mh.BindingError(status, named or home_address)
+        next_header, payload = mh.build_binding_error_payload(
+            home_address, self.pseudo_address, error)
+        return self.endpoint.protect(PType.MOBILITY, payload, next_header)
+
     def answer(self, transmit, **ack_options):
         """Open a BU and grant it as asked (or answer as told): the BA datagram."""
         home_address, update = self.open_update(transmit)
@@ -413,6 +420,55 @@ def test_deregistration():
     assert update.lifetime_units == 0
     assert machine.receive(NOW + 5, ha.ack(HOA6, update.sequence, lifetime=0)) == [Deregistered()]
     assert machine.binding is None
+
+
+# --------------------------------------------------------------------------- Binding Error
+
+
+def test_binding_error_for_the_home_address_re_registers_at_once():
+    machine, ha = registered_machine()
+    refresh_at = machine.binding.refresh_at
+    [bu] = machine.receive(NOW + 20, ha.binding_error(HOA6))
+    assert isinstance(bu, Transmit) and (bu.address, bu.port) == (HA6, 7872)
+    home_address, update = ha.open_update(bu)
+    assert home_address == HOA6 and update.sequence == 101
+    assert update.lifetime_seconds == machine.lifetime
+    assert machine.counters["binding-error"] == 1 and not machine.drops
+    assert machine.deadline == NOW + 21  # the new BU's retransmission, not the refresh
+    assert machine.deadline < refresh_at
+    # a second one while that BU is outstanding sends nothing more
+    assert machine.receive(NOW + 20.5, ha.binding_error(HOA6)) == []
+    assert machine.counters["binding-error"] == 2
+    [event] = machine.receive(NOW + 21, ha.ack(HOA6, 101, lifetime=update.lifetime_units))
+    assert isinstance(event, Registered) and event.binding.registered_at == NOW + 20
+
+
+def test_binding_errors_that_do_not_apply_are_dropped():
+    machine, ha = registered_machine()
+    other = IPv6Address("2001:db8:1::11")
+    forged = ha.binding_error(HOA6)
+    forged = forged[:-1] + bytes([forged[-1] ^ 1])
+    cases = {
+        "wrong-hoa": [ha.binding_error(other), ha.binding_error(HOA6, named=other)],
+        "unhandled-binding-error": [
+            ha.binding_error(HOA6, mh.BindingErrorStatus.UNRECOGNIZED_MH_TYPE)],
+        "bad-icv": [forged],
+    }
+    for reason, datagrams in cases.items():
+        for datagram in datagrams:
+            assert machine.receive(NOW + 20, datagram) == [], reason
+        assert machine.drops[reason] == len(datagrams), reason
+    assert machine.counters["binding-error"] == 0
+    assert machine.deadline == machine.binding.refresh_at  # nothing pending
+
+
+def test_binding_error_after_deregistration_does_not_register_again():
+    machine, ha = registered_machine()
+    [bu] = machine.deregister(NOW + 5)
+    _, update = ha.open_update(bu)
+    machine.receive(NOW + 5, ha.ack(HOA6, update.sequence, lifetime=0))
+    assert machine.receive(NOW + 6, ha.binding_error(HOA6)) == []
+    assert machine.counters["binding-error"] == 1 and machine.binding is None
 
 
 # --------------------------------------------------------------------------- data
