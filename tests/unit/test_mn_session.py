@@ -180,17 +180,22 @@ def test_sa_expiry_sends_the_session_back_to_the_hac():
     assert events[-1].binding.spi == new.spi
 
 
-def test_a_failed_renew_ends_the_session_with_rebootstrap_failed():
-    mobile, reactor, events, first = registered_session(
-        renew=lambda: defer.fail(BootstrapFailed("init", "HAC status 401 Unauthorized")))
+def test_a_failed_renew_ends_the_session_with_rebootstrap_failed(monkeypatch):
+    logged = []
+    monkeypatch.setattr(session.log, "msg", lambda text: logged.append(text))
+    refused = BootstrapFailed("HAC status 401 Unauthorized", step="init", reason="status",
+                              status=401)
+    mobile, reactor, events, first = registered_session(renew=lambda: defer.fail(refused))
     refresh(reactor, mobile)
     answer(reactor, first, BindingAckStatus.REINIT_SA_WITH_HAC)
     reactor.advance(0)
     assert events[-1] == RegistrationFailed("rebootstrap-failed")
+    assert logged == ["mip6-mn: rebootstrap after reinit-sa-with-hac failed: "
+                      "HAC status 401 Unauthorized"]
     assert mobile.machine.deadline is None and not reactor.getDelayedCalls()
 
 
-def refuse_every_new_sa(reactor, renew, events, count):
+def refuse_every_new_sa(reactor, renew, count):
     """Let ``count`` rebootstraps run, each new SA answered 176; their delays in seconds."""
     delays = []
     for _ in range(count):
@@ -214,7 +219,7 @@ def test_rebootstraps_in_a_row_back_off_then_end_the_session(monkeypatch):
     refresh(reactor, mobile)
     answer(reactor, first, BindingAckStatus.REINIT_SA_WITH_HAC)
 
-    delays = refuse_every_new_sa(reactor, renew, events, session.MAX_REBOOTSTRAPS_IN_A_ROW)
+    delays = refuse_every_new_sa(reactor, renew, session.MAX_REBOOTSTRAPS_IN_A_ROW)
 
     assert delays == [0.0, 1.0, 2.0, 4.0, 8.0]
     assert events[-1] == RegistrationFailed("rebootstrap-loop")
@@ -243,7 +248,7 @@ def test_a_registration_resets_the_backoff():
     mobile, reactor, events, first = registered_session(renew=renew)
     refresh(reactor, mobile)
     answer(reactor, first, BindingAckStatus.REINIT_SA_WITH_HAC)
-    assert refuse_every_new_sa(reactor, renew, events, 2) == [0.0, 1.0]
+    assert refuse_every_new_sa(reactor, renew, 2) == [0.0, 1.0]
     reactor.advance(2)
     answer(reactor, renew.sas[-1])  # the third new SA is accepted
     assert events[-1].binding.spi == 5002
