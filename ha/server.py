@@ -4,10 +4,19 @@ Everything protocol-related is in :mod:`ha.core`; this module moves bytes, asks 
 source and the sequence ledger, and runs the clocks (binding expiry every second, SA
 refresh every ``sa_refresh`` seconds, counters every ``stats_interval`` seconds and on
 SIGUSR1 — logged, and written as JSON to ``status_path`` when one is set).
+
+Which socket a datagram leaves by decides its source address, and an MN drops replies
+that do not come from the HA address it was given. With one socket per address family
+that is the family's socket. With several of one family, a reply (BA, Binding Error)
+leaves by the socket the datagram it answers came in on, and tunneled data by the one
+the binding's BU came in on; that bookkeeping is only switched on then, so the common
+case pays nothing per packet. On a wildcard address the kernel picks the source address,
+which is why :meth:`HomeAgentServer.listen` warns about it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -43,7 +52,21 @@ class _MnSocket(DatagramProtocol):
     """
 
     def __init__(self, server: HomeAgentServer):
+        self.server = server
         self.datagramReceived = server.datagram_received  # one call less per packet
+
+    def note_arrivals(self) -> None:
+        """Tell the server which socket each datagram came in on, for its replies."""
+        server, sock, received = self.server, self.transport.socket, self.server.datagram_received
+
+        def datagram_received(data: bytes, addr: tuple[str, int]) -> None:
+            server.arrival = sock
+            try:
+                received(data, addr)
+            finally:
+                server.arrival = None
+
+        self.datagramReceived = datagram_received
 
 
 class HomeAgentServer:
@@ -73,6 +96,13 @@ class HomeAgentServer:
         self.status_path = status_path
         self.ports = []
         self._sockets = {}  # 4 or 6 -> a listening socket, for sendto
+        self._protocols: list[_MnSocket] = []
+        self._families: list[int] = []
+        # Only with several sockets of one family (see the module docstring):
+        self.tracking = False
+        self.arrival = None  # the socket of the datagram being handled
+        self._lookup_via = {}  # SPI being looked up -> the socket its first datagram came by
+        self._via = {}  # a binding's home address -> the socket its BU came in on
         self._loops = []
         self._reader = None
 
@@ -83,10 +113,25 @@ class HomeAgentServer:
 
     def listen(self, host: str, port: int):
         """Listen on ``host``:``port`` (``::`` is dual-stack on Linux); return the port."""
-        listening = self.reactor.listenUDP(port, _MnSocket(self), interface=host)
+        protocol = _MnSocket(self)
+        listening = self.reactor.listenUDP(port, protocol, interface=host)
         self.ports.append(listening)
+        self._protocols.append(protocol)
         family = 6 if ":" in host else 4
         self._sockets.setdefault(family, listening.socket)
+        self._families.append(family)
+        if ipaddress.ip_address(host.partition("%")[0]).is_unspecified:
+            log.warning(
+                "listening on the wildcard address %s: the kernel picks the source address "
+                "of every reply, and an MN drops replies that do not come from the HA address "
+                "it was given (%s); on a host with several addresses listen on that one",
+                host, self.core.policy.home_agent)
+        if len(set(self._families)) < len(self._families) and not self.tracking:
+            self.tracking = True
+            for each in self._protocols:
+                each.note_arrivals()
+        elif self.tracking:
+            protocol.note_arrivals()
         return listening
 
     def start(self) -> None:
@@ -155,7 +200,12 @@ class HomeAgentServer:
         marks = None
         if sa is not None:
             marks = self.ledger.load(spi, sa.validity_end.timestamp())
-        self._carry_out(self.core.sa_found(spi, sa, marks, self.clock()))
+        actions = self.core.sa_found(spi, sa, marks, self.clock())
+        outer, self.arrival = self.arrival, self._lookup_via.pop(spi, None)
+        try:
+            self._carry_out(actions)
+        finally:
+            self.arrival = outer
 
     def _source_failed(self, failure, spi: int) -> None:
         log.warning("SA source failed for SPI %d: %s", spi, failure.getErrorMessage())
@@ -174,19 +224,26 @@ class HomeAgentServer:
             elif kind is PersistSequences:
                 self._persist(action)
             elif kind is FetchSA:
+                if self.tracking:
+                    self._lookup_via[action.spi] = self.arrival
                 self._fetch(action.spi)
             elif kind is Registered:
                 binding = action.binding
+                if self.tracking:
+                    self._via[binding.home_address] = self.arrival
                 log.info("binding %s -> [%s]:%d spi %d until %d", binding.home_address,
                          *binding.care_of, binding.spi, binding.expires)
             elif kind is Deregistered:
+                self._via.pop(action.binding.home_address, None)
                 log.info("binding %s removed (%s)", action.binding.home_address, action.why)
             elif kind is Drop:
                 log.debug("dropped: %s", action.reason)
 
     def _send(self, action: SendDatagram) -> None:
         """sendto on the socket itself: Twisted's write() re-parses the address every time."""
-        sock = self._sockets.get(6 if ":" in action.host else 4)
+        sock = self._reply_socket(action) if self.tracking else None
+        if sock is None:
+            sock = self._sockets.get(6 if ":" in action.host else 4)
         if sock is None:
             self.core.counters["no-socket"] += 1
             return
@@ -194,6 +251,14 @@ class HomeAgentServer:
             sock.sendto(action.data, (action.host, action.port))
         except OSError:  # full send buffer, unreachable, too big: the packet is lost, as UDP is
             self.core.counters["send-failed"] += 1
+
+    def _reply_socket(self, action: SendDatagram):
+        """The socket the datagram being answered came in on, else the one the binding
+        of the destination care-of came in on; None to fall back on the family's."""
+        if self.arrival is not None:
+            return self.arrival
+        binding = self.core.bindings.get_by_care_of((action.host, action.port))
+        return None if binding is None else self._via.get(binding.home_address)
 
     def _persist(self, action: PersistSequences) -> None:
         self.ledger.save(action.spi, action.validity_end, action.inbound_floor,

@@ -9,20 +9,22 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
-from ipaddress import IPv6Address
+from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
 from aaa_mip6.mobility import BindingUpdate, build_binding_update_payload, parse_binding_ack_payload
-from aaa_mip6.sa import SCOPE_ALL, SecurityAssociation
+from aaa_mip6.sa import SCOPE_ALL, HomeAgent, SecurityAssociation
 from aaa_mip6.store import UNALLOCATED_SPI, open_store
 from aaa_mip6.suites import SUITES, new_keys
 from aaa_mip6.transform import PType, SaEndpoint
+from mn.mobility import MobilityMachine, Registered, Transmit
 
 pytestmark = pytest.mark.integration
 
 HA = IPv6Address("::1")
 HOA = IPv6Address("2001:db8:1::100")
+CN = IPv6Address("2001:db8:1::1")
 
 
 @pytest.fixture
@@ -42,21 +44,32 @@ def provision(store_url):
         return store.create(template, hac_instance="test", home_agent=None).sa
 
 
-def start_ha(store_url, *extra):
+def start_ha_on(store_url, listen, *extra):
+    """mip6-ha listening on every address of ``listen``: (process, ports, stderr lines so far)."""
+    flags = [flag for address in listen for flag in ("--listen", address)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "ha.cli", "--listen", "[::1]:0", "--store", store_url,
-         "--log-level", "info", *extra],
+        [sys.executable, "-m", "ha.cli", *flags, "--store", store_url, "--log-level", "info",
+         *extra],
         stderr=subprocess.PIPE, text=True)
+    ports, lines = [], []
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         line = process.stderr.readline()
-        match = re.search(r"listening on \[::1\]:(\d+)", line)
+        lines.append(line)
+        match = re.search(r"listening on \[[^\]]+\]:(\d+)", line)
         if match:
-            return process, int(match.group(1))
+            ports.append(int(match.group(1)))
+            if len(ports) == len(listen):
+                return process, ports, lines
         if not line and process.poll() is not None:
             break
     process.kill()
     pytest.fail("mip6-ha did not start")
+
+
+def start_ha(store_url, *extra, port=0):
+    process, [port], _ = start_ha_on(store_url, [f"[::1]:{port}"], *extra)
+    return process, port
 
 
 def stop_ha(process):
@@ -96,6 +109,85 @@ def test_bu_ba_round_trip_and_restart_on_the_same_store(store_url, tmp_path):
         assert ack.status == 0
     finally:
         stop_ha(process)
+
+
+def ipv6_packet(source, destination, payload=b"ping"):
+    header = bytes([0x60, 0, 0, 0]) + len(payload).to_bytes(2, "big") + bytes([59, 64])
+    return header + source.packed + destination.packed + payload
+
+
+def test_mn_re_registers_at_once_after_an_ha_restart(store_url):
+    sa = provision(store_url)
+    process, port = start_ha(store_url)
+    machine = MobilityMachine(sa, HomeAgent(HA, None, port))
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.bind(("::1", 0))
+    sock.settimeout(5)
+
+    def send(actions):
+        for action in actions:
+            assert isinstance(action, Transmit), action
+            sock.sendto(action.packet, (str(action.address), action.port))
+
+    def receive():
+        return machine.receive(time.time(), sock.recvfrom(4096)[0])
+
+    try:
+        send(machine.register(time.time(), HA))
+        [registered] = receive()
+        assert isinstance(registered, Registered)
+        stop_ha(process)
+        process, _ = start_ha(store_url, port=port)  # same port, no bindings
+        started = time.time()
+        send([machine.encapsulate(started, ipv6_packet(HOA, CN))])
+        send(receive())  # the Binding Error makes the MN send a BU at once
+        [again] = receive()
+        assert isinstance(again, Registered) and time.time() - started < 5
+        assert machine.counters["binding-error"] == 1
+        assert again.binding.registered_at > registered.binding.registered_at
+    finally:
+        sock.close()
+        stop_ha(process)
+
+
+def register_via(sock, endpoint, address, port, home_agent, sequence):
+    """A BU to ``address``:``port``; (the BA's status, the address it came from)."""
+    next_header, payload = build_binding_update_payload(
+        HOA, home_agent, BindingUpdate(sequence, 150))
+    sock.sendto(endpoint.protect(PType.MOBILITY, payload, next_header), (address, port))
+    data, (source, _) = sock.recvfrom(2048)
+    opened = endpoint.unprotect(data)
+    return parse_binding_ack_payload(opened.next_header, opened.payload, home_agent)[1].status, source
+
+
+def test_replies_leave_by_the_socket_the_datagram_came_in_on(store_url):
+    sa = provision(store_url)
+    mn = SaEndpoint(sa, "mn")
+    home_agent = IPv4Address("127.0.0.1")
+    process, ports, _ = start_ha_on(store_url, ["127.0.0.1:0", "127.0.0.2:0"],
+                                    "--home-agent", str(home_agent))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(10)
+    try:
+        # the first BU also waits for the SA lookup: its BA still leaves by 127.0.0.2
+        assert register_via(sock, mn, "127.0.0.2", ports[1], home_agent, 1) == (0, "127.0.0.2")
+        assert register_via(sock, mn, "127.0.0.1", ports[0], home_agent, 2) == (0, "127.0.0.1")
+        assert register_via(sock, mn, "127.0.0.2", ports[1], home_agent, 3) == (0, "127.0.0.2")
+    finally:
+        sock.close()
+        stop_ha(process)
+
+
+def test_wildcard_listen_warns_about_the_reply_source_address(store_url):
+    process, _, lines = start_ha_on(store_url, ["[::]:0"], "--home-agent", "::1")
+    process.kill()  # its reactor may not be running yet: no clean stop to wait for
+    process.wait(timeout=20)
+    warning = [line for line in lines if "wildcard" in line]
+    assert warning and "WARNING" in warning[0] and "::1" in warning[0], lines
+    process, _, lines = start_ha_on(store_url, ["[::1]:0"])
+    process.kill()
+    process.wait(timeout=20)
+    assert not [line for line in lines if "wildcard" in line], lines
 
 
 def test_config_errors_name_the_key(store_url):
