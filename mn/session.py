@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from datetime import datetime, timezone
 from ipaddress import ip_address
 
 from twisted.internet import defer, task
@@ -27,7 +28,7 @@ from aaa_mip6.tun import DeviceReader
 from aaa_mip6.tls import ClientTLS
 
 from . import client
-from .bootstrap import BootstrapMachine, Bootstrapped
+from .bootstrap import BootstrapFailed, BootstrapMachine, Bootstrapped
 from .mobility import (
     DEFAULT_LIFETIME,
     Action,
@@ -45,6 +46,8 @@ DEREGISTER_TIMEOUT = 3.0  # seconds stop() waits for the de-registration's BA
 REBOOTSTRAP_FIRST_DELAY = 1.0  # seconds before the second rebootstrap in a row
 REBOOTSTRAP_MAX_DELAY = 60.0
 MAX_REBOOTSTRAPS_IN_A_ROW = 5  # rebootstraps without a registration before giving up
+TRANSIENT_HAC_STATUSES = frozenset({500, 503, 504})  # the HAC (or its AAA) may answer later
+MAX_RETRY_AFTER = 3600.0  # seconds: the longest retry-after the MN waits out
 
 
 def rebootstrap_delay(in_a_row: int) -> float:
@@ -57,6 +60,26 @@ def rebootstrap_delay(in_a_row: int) -> float:
     if in_a_row == 0:
         return 0.0
     return min(REBOOTSTRAP_MAX_DELAY, REBOOTSTRAP_FIRST_DELAY * 2 ** (in_a_row - 1))
+
+
+def retry_wait(error: Exception, now: datetime) -> float | None:
+    """Seconds a failed rebootstrap must wait before the next try (0: no wish of the
+    HAC's), or None when trying again cannot help.
+
+    A HAC out of reach (connect, timeout, closed) or answering 500, 503 or 504 may
+    answer later, after its ``retry-after`` (capped at MAX_RETRY_AFTER); a refusal (401,
+    400, 501), a certificate or ``auth`` that does not verify, a malformed answer will
+    not change by asking again.
+    """
+    if not isinstance(error, BootstrapFailed):
+        return None
+    if error.reason in ("connect", "timeout", "closed"):
+        return 0.0
+    if error.reason != "status" or error.status not in TRANSIENT_HAC_STATUSES:
+        return None
+    if error.retry_after is None:
+        return 0.0
+    return min(MAX_RETRY_AFTER, max(0.0, (error.retry_after - now).total_seconds()))
 
 
 class RegistrationError(Exception):
@@ -296,8 +319,9 @@ class MobileSession:
                 self._rebootstrap(action)
         self._schedule()
 
-    def _rebootstrap(self, request: Rebootstrap) -> None:
-        """Bootstrap again, after a backoff if the ones before it in a row never registered.
+    def _rebootstrap(self, request: Rebootstrap, at_least: float = 0.0) -> None:
+        """Bootstrap again, after a backoff if the ones before it in a row never registered
+        (and not before ``at_least`` seconds: the HAC's retry-after).
 
         One at a time: a handover while a rebootstrap is under way sends under the old SA
         and may be answered 176 again, which asks for nothing new.
@@ -313,7 +337,7 @@ class MobileSession:
                     f"(the last one answered by {request.reason}); giving up")
             self._perform([RegistrationFailed("rebootstrap-loop")])
             return
-        delay = rebootstrap_delay(in_a_row)
+        delay = max(rebootstrap_delay(in_a_row), at_least)
         if delay:
             log.msg(f"mip6-mn: rebootstrap after {request.reason} in {delay:g} s "
                     f"({in_a_row} in a row without a registration)")
@@ -322,7 +346,9 @@ class MobileSession:
         self._delayed_renewal = self.reactor.callLater(delay, self._renew, request)
 
     def _renew(self, request: Rebootstrap) -> None:
-        """Run ``renew`` and carry on under the new SA; a failure ends the session."""
+        """Run ``renew`` and carry on under the new SA. A failure that may pass (see
+        :func:`retry_wait`) is tried again under the same backoff and limit; any other
+        ends the session."""
         self._delayed_renewal = None
         renewing = defer.maybeDeferred(self.renew)
 
@@ -338,7 +364,11 @@ class MobileSession:
             self._renewing = False
             log.msg(f"mip6-mn: rebootstrap after {request.reason} failed: "
                     f"{failure.getErrorMessage()}")
-            self._perform([RegistrationFailed("rebootstrap-failed")])
+            wait = retry_wait(failure.value, datetime.now(timezone.utc))
+            if wait is None:
+                self._perform([RegistrationFailed("rebootstrap-failed")])
+            else:
+                self._rebootstrap(request, at_least=wait)
 
         renewing.addCallback(renewed).addErrback(failed)
 

@@ -3,7 +3,7 @@ the rebootstrap path of MobileSession (176 or SA expiry -> renew -> rekey, with 
 and what ``mip6-mn register --keep`` / ``up`` do with a session (--watch: handover) —
 on a task.Clock with a fake UDP port and an HA built from the codecs."""
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from twisted.internet import defer, task
@@ -193,6 +193,90 @@ def test_a_failed_renew_ends_the_session_with_rebootstrap_failed(monkeypatch):
     assert logged == ["mip6-mn: rebootstrap after reinit-sa-with-hac failed: "
                       "HAC status 401 Unauthorized"]
     assert mobile.machine.deadline is None and not reactor.getDelayedCalls()
+
+
+class FlakyHac:
+    """``renew`` for the session: the first ``failures`` calls fail with ``error``, then SAs."""
+
+    def __init__(self, error, failures):
+        self.error, self.failures, self.calls = error, failures, 0
+        self.renewals = Renewals()
+
+    def __call__(self):
+        self.calls += 1
+        if self.calls <= self.failures:
+            return defer.fail(self.error)
+        return self.renewals()
+
+
+def test_a_hac_out_of_reach_is_tried_again_under_the_backoff_then_registers():
+    hac = FlakyHac(BootstrapFailed("connect: refused", step="connect", reason="connect"), 2)
+    mobile, reactor, events, first = registered_session(renew=hac)
+    refresh(reactor, mobile)
+    answer(reactor, first, BindingAckStatus.REINIT_SA_WITH_HAC)
+    reactor.advance(0)
+    assert hac.calls == 1
+    reactor.advance(0.999)
+    assert hac.calls == 1  # the second try waits the backoff's 1 s
+    reactor.advance(0.001)
+    assert hac.calls == 2
+    reactor.advance(2)
+    [new] = hac.renewals.sas
+    answer(reactor, new)
+    assert isinstance(events[-1], Registered) and events[-1].binding.spi == new.spi
+    assert RegistrationFailed("rebootstrap-failed") not in events
+
+
+def test_a_503_waits_out_its_retry_after():
+    later = datetime.now(timezone.utc) + timedelta(seconds=30)
+    busy = BootstrapFailed("HAC status 503", step="init", reason="status", status=503,
+                           retry_after=later)
+    hac = FlakyHac(busy, 1)
+    mobile, reactor, events, first = registered_session(renew=hac)
+    refresh(reactor, mobile)
+    answer(reactor, first, BindingAckStatus.REINIT_SA_WITH_HAC)
+    reactor.advance(0)
+    reactor.advance(28)
+    assert hac.calls == 1  # not after the backoff's 1 s: the HAC asked for 30
+    reactor.advance(3)
+    assert hac.calls == 2 and len(hac.renewals.sas) == 1
+
+
+def test_a_hac_that_stays_down_ends_the_session_after_the_limit():
+    down = BootstrapFailed("timeout", step="init", reason="timeout")
+    hac = FlakyHac(down, 10**6)
+    mobile, reactor, events, first = registered_session(renew=hac)
+    refresh(reactor, mobile)
+    answer(reactor, first, BindingAckStatus.REINIT_SA_WITH_HAC)
+    reactor.advance(0)
+    for _ in range(40):
+        reactor.advance(session.REBOOTSTRAP_MAX_DELAY)
+    assert hac.calls == session.MAX_REBOOTSTRAPS_IN_A_ROW
+    assert events.count(RegistrationFailed("rebootstrap-loop")) == 1
+    reactor.advance(session.MAX_RETRY_AFTER)
+    assert hac.calls == session.MAX_REBOOTSTRAPS_IN_A_ROW  # no try after giving up
+
+
+@pytest.mark.parametrize("error, wait", [
+    (BootstrapFailed("x", step="connect", reason="connect"), 0.0),
+    (BootstrapFailed("x", step="done", reason="timeout"), 0.0),
+    (BootstrapFailed("x", step="eap", reason="closed"), 0.0),
+    (BootstrapFailed("x", step="init", reason="status", status=504), 0.0),
+    (BootstrapFailed("x", step="init", reason="status", status=503,
+                     retry_after=datetime(2026, 1, 1, 0, 0, 40, tzinfo=timezone.utc)), 40.0),
+    (BootstrapFailed("x", step="init", reason="status", status=503,
+                     retry_after=datetime(2025, 1, 1, tzinfo=timezone.utc)), 0.0),
+    (BootstrapFailed("x", step="init", reason="status", status=503,
+                     retry_after=datetime(2027, 1, 1, tzinfo=timezone.utc)),
+     session.MAX_RETRY_AFTER),
+    (BootstrapFailed("x", step="init", reason="status", status=401), None),
+    (BootstrapFailed("x", step="init", reason="status", status=501), None),
+    (BootstrapFailed("x", step="tls", reason="certificate"), None),
+    (BootstrapFailed("x", step="init", reason="bad-auth"), None),
+    (ValueError("not a bootstrap failure"), None),
+])
+def test_retry_wait_retries_only_what_may_pass(error, wait):
+    assert session.retry_wait(error, datetime(2026, 1, 1, tzinfo=timezone.utc)) == wait
 
 
 def refuse_every_new_sa(reactor, renew, count):
