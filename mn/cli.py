@@ -325,8 +325,10 @@ lifetime. With --keep it stays: refreshes before the lifetime ends, hands over w
 the address that routes to the home agent changes (--watch: it re-registers the new
 care-of address under the same SA), goes back to the HAC when the HA answers 176
 (REINIT_SA_WITH_HAC) or the SA nears its end, and on Ctrl-C or SIGTERM de-registers
-and exits. New SAs the HA refuses again at once are fetched after 1, 2, 4, 8 s; after
-5 in a row the MN gives up ("failed ... reason rebootstrap-loop", exit status 1).
+and exits. New SAs the HA refuses again at once, and a HAC out of reach or answering
+500, 503 or 504, are tried again after 1, 2, 4, 8 s (never before the HAC's
+retry-after); after 5 in a row the MN gives up ("failed ... reason rebootstrap-loop",
+exit status 1). A HAC that refuses the MN ends it at once (rebootstrap-failed).
 
 Exit status: 0 registered; 1 bootstrap or registration failed (the message says why,
 e.g. "BA status 129"); 2 bad arguments.
