@@ -388,6 +388,8 @@ class HomeAgentCore:
         packet that verifies is answered with a Binding Error, status 1 (RFC 6275 §9.3.3),
         at most once per SA per BINDING_ERROR_INTERVAL, so the MN re-registers now
         instead of at its next refresh. The rate limit is checked before any crypto.
+        After a crash the MN's numbers lie below the restored floor: a packet there whose
+        ICV verifies is answered too, and the BU it brings gets 176 (a new SA at once).
         """
         unusable = self._usable_for_data(state, now)
         if unusable is not None:
@@ -398,6 +400,10 @@ class HomeAgentCore:
             return [drop]
         try:
             state.endpoint.verify(data, header)
+        except ReplayError:
+            if not (self._in_restart_zone(state, header[2])
+                    and self._opened_without_window(state, data) is not None):
+                return [drop]
         except InvalidInput:
             return [drop]
         state.binding_error_at = now
@@ -604,13 +610,21 @@ class HomeAgentCore:
         floor = state.restored_floor
         return floor is not None and state.endpoint.replay.highest == floor and seq <= floor
 
-    def _reinit_after_restart(self, state: _SaState, host: str, port: int, data: bytes) -> list:
-        """Answer a verified BU below the restored floor with 176; change nothing else."""
+    @staticmethod
+    def _opened_without_window(state: _SaState, data: bytes):
+        """``data`` unprotected under the SA with no replay check (None if it does not
+        verify): only for numbers below the restored floor, which the window refuses."""
         sa = state.sa
         inbound = Sealer(SUITES[sa.suite], sa.spi, sa.mn_to_ha_ikey, sa.mn_to_ha_ekey)
         try:
-            opened = inbound.unprotect(data)
+            return inbound.unprotect(data)
         except InvalidInput:
+            return None
+
+    def _reinit_after_restart(self, state: _SaState, host: str, port: int, data: bytes) -> list:
+        """Answer a verified BU below the restored floor with 176; change nothing else."""
+        opened = self._opened_without_window(state, data)
+        if opened is None:
             return [self._drop("replay")]
         parsed = self._parse_update(state, opened.next_header, opened.payload)
         if isinstance(parsed, Drop):

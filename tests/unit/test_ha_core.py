@@ -456,6 +456,26 @@ def test_crash_restart_answers_176_to_bus_below_the_reserved_floor():
     assert mn.ack(only(feed(core, mn, mn.bu()), SendDatagram).data).status == 0
 
 
+def test_crash_restart_answers_data_below_the_floor_with_a_binding_error_then_176():
+    core, mn = registered()
+    core = _restart(core, mn.sa, clean=False)  # a crash: the floor jumped past the MN
+    window = core._sas[SPI].endpoint.replay.snapshot()
+    counters = core.counters.copy()
+    actions = feed(core, mn, mn.data(ipv6_packet(HOA, CN)), now=NOW + 10)
+    assert actions[0] == Drop("no-binding")
+    error = binding_error(mn, only(actions, SendDatagram).data)
+    assert error == BindingError(BindingErrorStatus.UNKNOWN_BINDING_FOR_HOME_ADDRESS, HOA)
+    assert core.counters == counters + Counter({"no-binding": 1, "binding-error-sent": 1})
+    assert core._sas[SPI].endpoint.replay.snapshot() == window
+    forged = bytearray(mn.data(ipv6_packet(HOA, CN)))
+    forged[-1] ^= 1
+    assert feed(core, mn, bytes(forged), now=NOW + 20) == [Drop("no-binding")]
+    assert core.counters["binding-error-sent"] == 1  # a forged packet gets no answer
+    ack = mn.ack(only(feed(core, mn, mn.bu(), now=NOW + 20), SendDatagram).data)
+    assert ack.status == BindingAckStatus.REINIT_SA_WITH_HAC  # the BU it prompts: a new SA
+    assert core.bindings.get(HOA) is None
+
+
 def test_persist_comes_before_effects_once_per_block():
     core, mn = registered()
     state = core._sas[SPI]
