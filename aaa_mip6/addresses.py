@@ -1,0 +1,68 @@
+"""Addresses as the programs read, write and pick them: ``host:port`` text and the local
+source address towards a remote one.
+
+Every program reads ``v4:port``, ``[v6]:port`` (and some a bare address or a host name)
+by the same bracket rules, so an address written for one is read alike by the others.
+Each caller keeps its own policy on top: a default port, an IP address or also a name,
+and its own error naming the flag or key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+MAX_PORT = 65_535
+
+
+def split_host_port(text: str) -> tuple[str, str | None]:
+    """``[v6]:port``, ``[v6]``, ``host:port``, ``host`` or a bare IPv6 address ->
+    (host without brackets, port text or None when there is none).
+
+    A text with several colons and no brackets is a bare IPv6 address, never an address
+    and a port: ``2001:db8::1:80`` is ambiguous, so its port must be bracketed off.
+    """
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError("an IPv6 address with a port is written [address]:port")
+        return host, rest[1:] if rest else None
+    if text.count(":") == 1:
+        host, _, port = text.partition(":")
+        return host, port
+    return text, None
+
+
+def parse_host_port(text: str, lowest: int = 0) -> tuple[str, int | None]:
+    """:func:`split_host_port` with the port as a number in ``lowest``..65535; the caller
+    decides whether the host must be an IP address and what a missing port means."""
+    host, port = split_host_port(text)
+    if port is None:
+        return host, None
+    # ASCII digits only: int() also takes "+1", " 1", "1_0" and other scripts' digits.
+    if not (port.isascii() and port.isdigit() and len(port) <= 5
+            and lowest <= int(port) <= MAX_PORT):
+        raise ValueError(f"the port must be {lowest}..{MAX_PORT}")
+    return host, int(port)
+
+
+def format_host_port(host: object, port: int) -> str:
+    """``v4:port``, ``name:port`` or ``[v6]:port``: what :func:`split_host_port` reads back.
+
+    ``host`` is text or an :mod:`ipaddress` address.
+    """
+    host = str(host)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def source_address_towards(remote: ipaddress.IPv4Address | ipaddress.IPv6Address,
+                           port: int = 9) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """The local address the kernel would send to ``remote`` from (its route's source).
+
+    A connected UDP socket sends nothing. An IPv6 scope (``%eth0``) is dropped. OSError
+    when there is no route (or no socket of that family).
+    """
+    family = socket.AF_INET6 if remote.version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.connect((str(remote), port))
+        return ipaddress.ip_address(probe.getsockname()[0].split("%")[0])

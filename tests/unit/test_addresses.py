@@ -1,0 +1,80 @@
+"""aaa_mip6.addresses: the host:port rules every program shares, and the source-address probe."""
+
+import ipaddress
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aaa_mip6.addresses import (
+    format_host_port,
+    parse_host_port,
+    source_address_towards,
+    split_host_port,
+)
+
+ports = st.integers(0, 65_535)
+
+
+@given(st.ip_addresses(), ports)
+def test_format_then_parse_gives_back_the_address_and_port(address, port):
+    host, parsed = parse_host_port(format_host_port(address, port))
+    assert (ipaddress.ip_address(host), parsed) == (address, port)
+
+
+@given(st.ip_addresses(), ports)
+def test_format_then_split_gives_back_the_address_and_port_text(address, port):
+    assert split_host_port(format_host_port(address, port)) == (str(address), str(port))
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("[2001:db8::1]:80", ("2001:db8::1", "80")),
+    ("[2001:db8::1]", ("2001:db8::1", None)),
+    ("[::1]:", ("::1", "")),
+    ("192.0.2.1:80", ("192.0.2.1", "80")),
+    ("192.0.2.1", ("192.0.2.1", None)),
+    ("hac.example:4433", ("hac.example", "4433")),
+    ("hac.example", ("hac.example", None)),
+    ("2001:db8::1", ("2001:db8::1", None)),
+    ("2001:db8::1:80", ("2001:db8::1:80", None)),  # unbracketed: never a port
+    ("", ("", None)),
+])
+def test_split_forms(text, expected):
+    assert split_host_port(text) == expected
+
+
+@pytest.mark.parametrize("text", ["[2001:db8::1", "[2001:db8::1]80", "[::1]x:80", "[]]"])
+def test_a_bracket_out_of_place_is_refused(text):
+    with pytest.raises(ValueError, match=r"\[address\]:port"):
+        split_host_port(text)
+
+
+@pytest.mark.parametrize("port", ["", "x", "65536", "-1", "+80", " 80", "8_0", "٨٠", "²"])
+def test_a_bad_port_is_refused_with_the_range(port):
+    with pytest.raises(ValueError, match=r"the port must be 0\.\.65535"):
+        parse_host_port(f"192.0.2.1:{port}")
+
+
+def test_lowest_port():
+    assert parse_host_port("[::1]:1", lowest=1) == ("::1", 1)
+    with pytest.raises(ValueError, match=r"1\.\.65535"):
+        parse_host_port("[::1]:0", lowest=1)
+
+
+@given(st.text(max_size=40) | st.text(alphabet="[]:0123456789abcdef.", max_size=40))
+def test_garbage_raises_only_value_error(text):
+    try:
+        host, port = parse_host_port(text)
+    except ValueError:
+        return
+    assert isinstance(host, str) and (port is None or 0 <= port <= 65_535)
+
+
+def test_source_address_towards_loopback():
+    assert source_address_towards(ipaddress.ip_address("127.0.0.1")) == \
+        ipaddress.ip_address("127.0.0.1")
+
+
+def test_no_route_raises_os_error():
+    with pytest.raises(OSError):  # link-local multicast without an interface: no route
+        source_address_towards(ipaddress.ip_address("ff02::1"))
