@@ -15,6 +15,8 @@ from typing import Protocol, TypedDict
 
 from twisted.internet.defer import Deferred
 
+from .addresses import format_host_port
+
 # The EAP MSK is 64 octets (RFC 3748 §7.10); EAP-MSCHAPv2 derives only 32.
 MSK_LENGTHS = (32, 64)
 
@@ -39,9 +41,7 @@ class AaaSession:
     @property
     def calling_station_id(self) -> str:
         """The MN's TLS source as text: ``192.0.2.1:4433`` or ``[2001:db8::1]:4433``."""
-        if self.mn_address.version == 6:
-            return f"[{self.mn_address}]:{self.mn_port}"
-        return f"{self.mn_address}:{self.mn_port}"
+        return format_host_port(self.mn_address, self.mn_port)
 
 
 class BootstrapAttributes(TypedDict, total=False):

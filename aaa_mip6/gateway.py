@@ -29,6 +29,7 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from .aaa import AaaAnswer, AaaBackend, AaaSession, AaaTimeout, AaaUnavailable, Challenge
+from .addresses import parse_host_port
 from .diameter import codec
 from .diameter import eap as diameter_eap
 from .diameter.codec import DiameterError
@@ -73,11 +74,13 @@ def parse_calling_station_id(text: str | None) -> tuple[ipaddress.IPv4Address |
 
     Anything else (absent, a MAC address, ...) gives ``::`` port 0.
     """
-    host, _, port = (text or "").rpartition(":")
     try:
-        return ipaddress.ip_address(host.removeprefix("[").removesuffix("]")), int(port)
+        host, port = parse_host_port(text or "")
+        if port is not None:
+            return ipaddress.ip_address(host), port
     except ValueError:
-        return _UNKNOWN_ADDRESS, 0
+        pass
+    return _UNKNOWN_ADDRESS, 0
 
 
 class GatewaySessions:

@@ -41,6 +41,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 
 from . import pki
+from .addresses import format_host_port
 from .lab import CORRESPONDENT4, CORRESPONDENT6, HOA_POOL4, HOA_PREFIX, MN_DOMAIN, MnResult, \
     hac_settings, make_files, print_summary
 
@@ -48,6 +49,7 @@ HA_ADDRESS6 = IPv6Address("2001:db8::1")
 HA_ADDRESS4 = IPv4Address("198.51.100.254")
 HA_PORT = 7872
 HAC_PORT = 4433
+HAC_ENDPOINT = format_host_port(HA_ADDRESS6, HAC_PORT)  # the HAC listens here, the MNs dial it
 CN_NETWORK6 = "2001:db8:c::/64"
 CN_NETWORK4 = "192.0.2.128/25"
 TCP_PORT = 5001
@@ -184,7 +186,7 @@ class _Mn:
         log = open(self.lab.directory / f"mn{self.index}.log", "wb")
         self.process = subprocess.Popen(
             ["ip", "netns", "exec", self.namespace, _script("mip6-mn"), "up",
-             "--hac", f"[{HA_ADDRESS6}]:{HAC_PORT}", "--ca", str(files.ca.cert_path),
+             "--hac", HAC_ENDPOINT, "--ca", str(files.ca.cert_path),
              "--id", self.result.mn_id, "--psk-file", str(psk_file), "--lifetime", "120",
              "--route", CN_NETWORK6, "--route", CN_NETWORK4, "--watch", "0.5", "--json"],
             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True)
@@ -324,14 +326,14 @@ class NetnsLab:
             mn.wire()
 
     def start_servers(self, files) -> None:
-        settings = hac_settings(files, f"[{HA_ADDRESS6}]:{HAC_PORT}", {
+        settings = hac_settings(files, HAC_ENDPOINT, {
             "ip6": str(HA_ADDRESS6), "ip4": str(HA_ADDRESS4), "port": HA_PORT})
         settings["log.level"] = "info"  # its own log file: keep the bootstrap lines
         config = self.directory / "hac.toml"
         config.write_text(toml_text(settings))
         self.spawn(self.ha_namespace, "ha", [
-            _script("mip6-ha"), "--listen", f"[{HA_ADDRESS6}]:{HA_PORT}",
-            "--listen", f"{HA_ADDRESS4}:{HA_PORT}", "--home-agent", str(HA_ADDRESS6),
+            _script("mip6-ha"), "--listen", format_host_port(HA_ADDRESS6, HA_PORT),
+            "--listen", format_host_port(HA_ADDRESS4, HA_PORT), "--home-agent", str(HA_ADDRESS6),
             "--store", files.store_url, "--tun", "mip6ha0", "--tun-route", HOA_PREFIX,
             "--tun-route", HOA_POOL4, "--status-file", str(self.directory / "ha-status.json")])
         self.spawn(self.ha_namespace, "hac", [_script("mip6-hac"), "--config", str(config)])

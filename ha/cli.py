@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from aaa_mip6.addresses import parse_host_port
 from aaa_mip6.diameter.sa_app import NodeSettings, node_settings
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.replay import MAX_WINDOW, MIN_WINDOW, SEQ_LIMIT
@@ -43,22 +44,15 @@ Counters are logged every stats-interval seconds and on SIGUSR1 (and written to
 
 def _host_port(key: str, text: str) -> tuple[str, int]:
     """``[v6]:port``, ``v4:port``, ``[v6]``, ``v4`` or a bare IPv6 address; default port 7872."""
-    if text.startswith("["):
-        host, bracket, rest = text[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            raise ConfigError(f"{key} {text!r}: write an IPv6 address as [ADDRESS]:PORT")
-        port = rest[1:] or str(DEFAULT_PORT)
-    elif text.count(":") == 1:
-        host, _, port = text.partition(":")
-    else:
-        host, port = text, str(DEFAULT_PORT)
+    try:
+        host, port = parse_host_port(text)
+    except ValueError as error:
+        raise ConfigError(f"{key} {text!r}: {error}") from None
     try:
         ipaddress.ip_address(host)
     except ValueError:
         raise ConfigError(f"{key} {text!r}: {host!r} is not an IP address") from None
-    if not (port.isdigit() and int(port) <= 65535):
-        raise ConfigError(f"{key} {text!r}: the port must be 0..65535")
-    return host, int(port)
+    return host, DEFAULT_PORT if port is None else port
 
 
 def _number(key: str, value: Any, low: float, high: float, integer: bool) -> float | int:

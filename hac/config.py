@@ -20,6 +20,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from aaa_mip6.addresses import format_host_port, parse_host_port
 from aaa_mip6.container import MAX_CONTENT
 from aaa_mip6.diameter.peer import DEFAULT_TW
 from aaa_mip6.diameter.router import DEFAULT_REQUEST_TIMEOUT
@@ -83,22 +84,6 @@ def _positive(value: Any) -> float:
     return float(value)
 
 
-def _host_port(text: str) -> tuple[str, int | None]:
-    """``[v6]:port``, ``[v6]``, ``v4:port``, ``v4`` or a bare IPv6 address."""
-    if text.startswith("["):
-        host, bracket, rest = text[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            raise ValueError("an IPv6 address with a port is written [address]:port")
-        port = rest[1:] if rest else None
-    elif text.count(":") == 1:
-        host, _, port = text.partition(":")
-    else:
-        host, port = text, None
-    if port is not None and not (port.isdigit() and int(port) <= 65_535):
-        raise ValueError("the port must be 0..65535")
-    return host, None if port is None else int(port)
-
-
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     try:
         return ipaddress.ip_address(text)
@@ -116,11 +101,11 @@ class ListenAddress:
         return socket.AF_INET6 if ":" in self.host else socket.AF_INET
 
     def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return format_host_port(self.host, self.port)
 
 
 def _listen(value: Any) -> ListenAddress:
-    host, port = _host_port(_string(value))
+    host, port = parse_host_port(_string(value))
     if port is None:
         raise ValueError("must be HOST:PORT ([v6]:PORT for IPv6; port 0 picks a free port)")
     return ListenAddress(str(_ip(host)), port)
@@ -129,7 +114,7 @@ def _listen(value: Any) -> ListenAddress:
 def _home_agent(value: Any, default_port: int) -> HomeAgent:
     """An HA: ``"[v6]:port"``, ``"v4:port"``, a bare address, or {ip6, ip4, port}."""
     if isinstance(value, str):
-        host, port = _host_port(value)
+        host, port = parse_host_port(value)
         address = _ip(host)
         if port == 0:
             raise ValueError("a home agent port must be 1..65535")
@@ -279,7 +264,7 @@ def _diameter_peer(text: str) -> DiameterPeer:
     if not equals:
         raise ValueError(f"{text!r}: each peer is NAME=ADDRESS[:PORT], e.g. "
                          "relay.example.org=192.0.2.5:5658")
-    host, port = _host_port(where)
+    host, port = parse_host_port(where)
     if port == 0:
         raise ValueError(f"{text!r}: the port must be 1..65535")
     return DiameterPeer(_diameter_identity(name), _ip(host), port)

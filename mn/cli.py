@@ -18,6 +18,7 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from aaa_mip6 import tvheaders as tv
+from aaa_mip6.addresses import format_host_port, parse_host_port
 from aaa_mip6.errors import ConfigError, InvalidInput
 from aaa_mip6.messages import Provision
 from aaa_mip6.sa import SCOPE_ALL, Bootstrap, HomeAgent
@@ -72,14 +73,15 @@ when the HAC refused, its status code, e.g. "HAC status 401 Unauthorized");
 
 def parse_hac(text: str) -> tuple[str, int]:
     """``HOST:PORT``, ``v4:PORT`` or ``[v6]:PORT`` -> (host without brackets, port)."""
-    host, colon, port = text.rpartition(":")
-    if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ConfigError(f"--hac {text!r}: expected HOST:PORT with a port 1..65535")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
+    try:
+        host, port = parse_host_port(text, lowest=1)
+    except ValueError as error:
+        raise ConfigError(f"--hac {text!r}: {error}") from None
+    if port is None and ":" in host:
         raise ConfigError(f"--hac {text!r}: write an IPv6 address in brackets, [ADDR]:PORT")
-    return host, int(port)
+    if port is None or not host:
+        raise ConfigError(f"--hac {text!r}: expected HOST:PORT with a port 1..65535")
+    return host, port
 
 
 def parse_psk(text: str, source: str) -> bytes:
@@ -431,8 +433,7 @@ class _Reporter:
 
 def _home_agent_text(home_agent: HomeAgent, care_of) -> str:
     address = home_agent.address4 if isinstance(care_of, IPv4Address) else home_agent.address6
-    host = f"[{address}]" if address.version == 6 else str(address)
-    return f"{host}:{home_agent.port}"
+    return format_host_port(address, home_agent.port)
 
 
 def _tunnel_for(args: argparse.Namespace, binding: mobility.Binding, bootstrap: Bootstrap):

@@ -43,6 +43,7 @@ from diameter.message import Avp, Message, constants
 from diameter.message.avp import AvpOctetString, AvpTime, AvpUnsigned32
 from diameter.message.avp import avp as avp_dictionary
 
+from ..addresses import parse_host_port
 from ..sa import SCOPE_ALL, SCOPE_SIGNALING, SPI_MAX, SPI_MIN, SecurityAssociation
 from ..suites import SUITES
 from ..tvheaders import CIPHERSUITE_CODES
@@ -411,15 +412,17 @@ class NodeSettings:
 
 def address_port(text: str) -> tuple[str, int]:
     """``v4:port`` or ``[v6]:port``; ValueError says what is wrong."""
-    host, _, port = text.rpartition(":")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise ValueError(f"{text!r} is not ADDRESS:PORT ([v6]:PORT for IPv6)") from None
-    if not (port.isdigit() and int(port) <= 65_535):
-        raise ValueError(f"{text!r}: the port must be 0..65535")
-    return host, int(port)
+        host, port = parse_host_port(text)
+    except ValueError as error:
+        raise ValueError(f"{text!r}: {error}") from None
+    if port is not None:
+        try:
+            ipaddress.ip_address(host)
+            return host, port
+        except ValueError:
+            pass
+    raise ValueError(f"{text!r} is not ADDRESS:PORT ([v6]:PORT for IPv6)")
 
 
 def node_settings(table, where: str = "") -> NodeSettings:
