@@ -49,6 +49,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from aaa_mip6.aaa import AaaBackend, AaaError, AaaSession, AaaTimeout
+from aaa_mip6.addresses import source_address_towards
 from aaa_mip6.authenticator import channel_binding
 from aaa_mip6.diameter.eap import EAP_APPLICATION_ID, DiameterEapBackend
 from aaa_mip6.diameter.peer import LocalNode, WatchdogTimers
@@ -428,20 +429,17 @@ def diameter_host_addresses(config: HacConfig) -> tuple[str, ...]:
 def local_address_towards(remote: ipaddress.IPv4Address | ipaddress.IPv6Address,
                           what: str, setting: str | None = None
                           ) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    """The local address the kernel routes to ``remote`` from (a UDP connect sends nothing).
+    """The local address the kernel routes to ``remote`` from.
 
     ``what`` names the remote and ``setting`` a key that avoids the lookup, for the
     error when there is no route.
     """
-    family = socket.AF_INET6 if remote.version == 6 else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect((str(remote), 9))
-        except OSError as failure:
-            hint = f"; set {setting}" if setting else ""
-            raise ConfigError(f"no route to {what} {remote} "
-                              f"({failure.strerror or failure}){hint}") from None
-        return ipaddress.ip_address(probe.getsockname()[0])
+    try:
+        return source_address_towards(remote)
+    except OSError as failure:
+        hint = f"; set {setting}" if setting else ""
+        raise ConfigError(f"no route to {what} {remote} "
+                          f"({failure.strerror or failure}){hint}") from None
 
 
 def bind(config: HacConfig) -> socket.socket:

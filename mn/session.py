@@ -13,7 +13,6 @@ the new SA registered back off (:func:`rebootstrap_delay`) and end after
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from datetime import datetime, timezone
 from ipaddress import ip_address
@@ -22,6 +21,7 @@ from twisted.internet import defer, task
 from twisted.internet.protocol import DatagramProtocol
 from twisted.python import log
 
+from aaa_mip6.addresses import source_address_towards
 from aaa_mip6.sa import HomeAgent, IPAddress
 from aaa_mip6.tun import DeviceReader
 
@@ -98,20 +98,16 @@ class RegistrationError(Exception):
 def local_address_towards(home_agent: HomeAgent) -> IPAddress:
     """The source address the kernel would use to reach the HA: the MN's care-of address.
 
-    Tries the HA's IPv6 address first, then IPv4. A connected UDP socket sends nothing.
+    Tries the HA's IPv6 address first, then IPv4.
     """
     last_error: OSError | None = None
-    for family, address in ((socket.AF_INET6, home_agent.address6),
-                            (socket.AF_INET, home_agent.address4)):
+    for address in (home_agent.address6, home_agent.address4):
         if address is None:
             continue
-        with socket.socket(family, socket.SOCK_DGRAM) as probe:
-            try:
-                probe.connect((str(address), home_agent.port))
-            except OSError as error:
-                last_error = error
-                continue
-            return ip_address(probe.getsockname()[0].split("%")[0])
+        try:
+            return source_address_towards(address, home_agent.port)
+        except OSError as error:
+            last_error = error
     raise RegistrationError(f"no route to the home agent: {last_error}", reason="no-route")
 
 
