@@ -10,6 +10,7 @@ import ipaddress
 import math
 from dataclasses import dataclass, field
 
+from ..addresses import parse_host_port
 from ..errors import ConfigError
 
 DEFAULT_PORT = 1812  # RFC 2865 §3
@@ -33,19 +34,13 @@ class RadiusServer:
     @classmethod
     def parse(cls, text: str, secret: bytes) -> RadiusServer:
         """``ADDR``, ``ADDR:PORT``, ``[IPV6]:PORT`` or a bare IPv6 address (port 1812)."""
-        host, port = text, str(DEFAULT_PORT)
-        if text.startswith("["):
-            host, bracket, rest = text[1:].partition("]")
-            if not bracket or (rest and not rest.startswith(":")):
-                raise ConfigError(f"RADIUS server {text!r}: expected [IPV6]:PORT")
-            port = rest[1:] or port
-        elif text.count(":") == 1:
-            host, port = text.split(":")
         try:
-            address, port_number = ipaddress.ip_address(host), int(port)
-        except ValueError:
-            raise ConfigError(f"RADIUS server {text!r}: expected an IP address and port"
-                              ) from None
+            host, port = parse_host_port(text, lowest=1)
+            address = ipaddress.ip_address(host)
+        except ValueError as error:
+            raise ConfigError(f"RADIUS server {text!r}: expected an IP address and port "
+                              f"({error})") from None
+        port_number = DEFAULT_PORT if port is None else port
         return cls(address, port_number, secret)
 
 

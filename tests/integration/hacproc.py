@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aaa_mip6 import pki
+from aaa_mip6.addresses import format_host_port
 from tests.support import free_port, stop_process, wait_listening
 
 HAC_NAME = "hac.example"
@@ -95,15 +96,11 @@ class HacProcess:
     @property
     def address(self) -> str:
         """``HOST:PORT`` as ``mip6-mn --hac`` takes it."""
-        return self._host_port(self.port)
-
-    def _host_port(self, port: int) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{port}"
+        return format_host_port(self.host, self.port)
 
     def command(self, port: int) -> list[str]:
         setup = self.setup
-        return [str(_SCRIPT), "--listen", self._host_port(port),
+        return [str(_SCRIPT), "--listen", format_host_port(self.host, port),
                 "--cert", str(setup.server.cert_path), "--key", str(setup.server.key_path),
                 "--psk-file", str(setup.psk_file), "--store", setup.store_url,
                 *self.ha_args, "--hoa-prefix", HOA_PREFIX,
