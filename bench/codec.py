@@ -24,11 +24,15 @@ from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import constant_time, hashes, hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from aaa_mip6 import authenticator, messages
-from aaa_mip6.messages import HacDone, Provision
-from aaa_mip6.sa import SCOPE_ALL, Bootstrap, HomeAgent, SecurityAssociation
-from aaa_mip6.suites import AES_128_CBC, HMAC_SHA1_96, NULL, SUITES, TRIPLE_DES_CBC, new_keys
-from aaa_mip6.transform import PType, SaEndpoint
+# This checkout's code, not whichever tree the venv has installed (as the other benches).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from aaa_mip6 import authenticator, messages  # noqa: E402
+from aaa_mip6.messages import HacDone, Provision  # noqa: E402
+from aaa_mip6.sa import SCOPE_ALL, Bootstrap, HomeAgent, SecurityAssociation  # noqa: E402
+from aaa_mip6.suites import (  # noqa: E402
+    AES_128_CBC, HMAC_SHA1_96, NULL, SUITES, TRIPLE_DES_CBC, new_keys)
+from aaa_mip6.transform import PType, SaEndpoint  # noqa: E402
 
 PAYLOAD_LENGTH = 1400  # a tunneled packet that still fits a 1500-octet path
 NEXT_HEADER_IPV6 = 41
