@@ -40,6 +40,9 @@ class _BootstrapProtocol(Protocol):
         self.outcome = outcome
         self.concluded: Bootstrapped | BootstrapFailed | None = None
 
+    def connectionMade(self) -> None:  # noqa: N802 (Twisted API)
+        self.transport.setTcpNoDelay(True)  # lock-step requests: never wait for an ACK
+
     def handshakeCompleted(self) -> None:  # noqa: N802 (Twisted API)
         self._run(self.machine.start, peer_certificate_der(self.transport))
 

@@ -1,7 +1,8 @@
 """AAA faults through the real HAC shell (hac.server in this process, on a fresh reactor):
 FreeRADIUS stopped mid-run -> 503 with retry-after and nothing left behind; a dead primary
 -> the secondary answers; garbage and spoofed RADIUS replies are ignored (fake server),
-and the fake's AAA attributes (home address and home link prefix) reach the MN."""
+and the fake's AAA attributes (home address and home link prefix) reach the MN; both ends
+of a bootstrap whose first response follows an AAA round set TCP_NODELAY."""
 
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ from pathlib import Path
 
 import pytest
 from pyrad import packet as pyrad_packet
+from twisted.internet import tcp
 from twisted.internet.task import deferLater
 
 from aaa_mip6 import eap, pki
 from aaa_mip6.tls import ClientTLS
 from hac.config import load_config
-from hac.server import HacServer
+from hac.server import HacProtocol, HacServer
 from mn import client
 from mn.bootstrap import BootstrapFailed, EapBootstrap
 from mn.eap import EapCredentials
@@ -185,3 +187,44 @@ def test_garbage_and_spoofed_replies_are_ignored_and_aaa_attributes_reach_the_mn
     host, _, source_port = request["Calling-Station-Id"][0].rpartition(":")
     assert host == "127.0.0.1" and 1024 <= int(source_port) <= 65535
     assert int(source_port) != hac_port
+
+
+def test_both_ends_set_tcp_nodelay_so_a_response_after_an_aaa_round_is_not_held(
+        tmp_path, monkeypatch):
+    # With eap.identity_from_mn_id the HAC's first response follows a RADIUS round trip,
+    # behind its unacknowledged TLS session tickets: with Nagle on it waited for the MN's
+    # delayed ACK (~40 ms a bootstrap). The real sockets of a real bootstrap must say so.
+    nodelay = {}
+
+    def recording(cls, end):
+        made = getattr(cls, "connectionMade")
+
+        def connection_made(self):
+            made(self)
+            transport = self.transport
+            while not isinstance(transport, tcp.Connection):  # below TLS and any wrapper
+                transport = transport.transport
+            nodelay[end] = transport.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+        monkeypatch.setattr(cls, "connectionMade", connection_made)
+
+    recording(HacProtocol, "hac")
+    recording(client._BootstrapProtocol, "mn")
+
+    async def scenario(reactor):
+        fake = FakeRadiusServer(md5_server)
+        listening = reactor.listenUDP(0, fake, interface="127.0.0.1")
+        setup, config = hac_config(tmp_path, [f"127.0.0.1:{listening.getHost().port}"], SECRET,
+                                   **{"eap.identity_from_mn_id": True})
+        server = HacServer(config, reactor)
+        port = server.listen().getHost().port
+        try:
+            return await eap_bootstrap(reactor, setup, port,
+                                       EapCredentials(FAKE_USER, FAKE_PASSWORD))
+        finally:
+            await server.stop()
+            await listening.stopListening()
+
+    result = run_on_fresh_reactor(scenario)
+    assert result.sa.mn_id == FAKE_USER
+    assert nodelay["hac"] and nodelay["mn"]
