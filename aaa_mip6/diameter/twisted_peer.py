@@ -59,6 +59,9 @@ class _PeerProtocol(protocol.Protocol):
         self._timer = None
 
     def connectionMade(self):  # noqa: N802 (Twisted API)
+        # Answers leave as they are ready, one connection carrying many sessions: with
+        # Nagle, one written while the last is unacknowledged waits for a delayed ACK.
+        self.transport.setTcpNoDelay(True)
         self.node._connections.add(self)
         self.connection.connection_made(self.node.now())
         self.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import socket
 
 import pytest
 from diameter.message import constants
@@ -323,15 +324,19 @@ def test_loopback_request_answer_unknown_command_and_clean_stop():
         await sleep(reactor, 1.0)  # several Tw: watchdogs run, the connection stays up
         still_open = "b.example.net" in client.router.open_peers
         plain_tcp_is_tls = client.is_tls(client.router.open_peers["b.example.net"])
+        nodelay = [each.transport.getHandle().getsockopt(socket.IPPROTO_TCP,
+                                                         socket.TCP_NODELAY)
+                   for each in (*client._connections, *server._connections)]
         await client.stop()
         await sleep(reactor, 0.05)
         after = server.router.open_peers
         await server.stop()
-        return seen, answer, unsupported, still_open, after, plain_tcp_is_tls
+        return seen, answer, unsupported, still_open, after, plain_tcp_is_tls, nodelay
 
-    seen, answer, unsupported, still_open, after, plain_tcp_is_tls = run_on_fresh_reactor(
-        scenario, SCENARIO_LIMIT)
+    seen, answer, unsupported, still_open, after, plain_tcp_is_tls, nodelay = \
+        run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
     assert plain_tcp_is_tls is False
+    assert len(nodelay) == 2 and all(nodelay)  # both ends: answers are never held (Nagle)
     assert len(seen) == 1
     assert codec.result_code(answer) == codec.SUCCESS
     assert codec.result_code(unsupported) == codec.COMMAND_UNSUPPORTED
