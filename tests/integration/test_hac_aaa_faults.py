@@ -160,12 +160,14 @@ def md5_server(request):
     return [b"\x02\x00garbage", spoofed, genuine]
 
 
-def test_garbage_and_spoofed_replies_are_ignored_and_aaa_attributes_reach_the_mn(tmp_path):
+def bootstrap_via_fake_md5_server(tmp_path, **settings):
+    """One EAP-MD5 bootstrap through an in-process HAC relaying to :func:`md5_server`:
+    (result, the HAC's RADIUS counters, the requests the fake received, the HAC's port)."""
     async def scenario(reactor):
         fake = FakeRadiusServer(md5_server)
         listening = reactor.listenUDP(0, fake, interface="127.0.0.1")
         setup, config = hac_config(tmp_path, [f"127.0.0.1:{listening.getHost().port}"], SECRET,
-                                   **{"radius.timeout": 2.0, "radius.max_timeout": 2.0})
+                                   **settings)
         server = HacServer(config, reactor)
         port = server.listen().getHost().port
         try:
@@ -176,7 +178,12 @@ def test_garbage_and_spoofed_replies_are_ignored_and_aaa_attributes_reach_the_mn
             await server.stop()
             await listening.stopListening()
 
-    result, counters, received, hac_port = run_on_fresh_reactor(scenario)
+    return run_on_fresh_reactor(scenario)
+
+
+def test_garbage_and_spoofed_replies_are_ignored_and_aaa_attributes_reach_the_mn(tmp_path):
+    result, counters, received, hac_port = bootstrap_via_fake_md5_server(
+        tmp_path, **{"radius.timeout": 2.0, "radius.max_timeout": 2.0})
     assert result.bootstrap.home_address6 == FAKE_HOME
     assert result.bootstrap.home_prefix6 == FAKE_PREFIX
     assert counters["ignored-bad-authenticator"] == 2  # one spoofed copy per round
@@ -211,20 +218,7 @@ def test_both_ends_set_tcp_nodelay_so_a_response_after_an_aaa_round_is_not_held(
     recording(HacProtocol, "hac")
     recording(client._BootstrapProtocol, "mn")
 
-    async def scenario(reactor):
-        fake = FakeRadiusServer(md5_server)
-        listening = reactor.listenUDP(0, fake, interface="127.0.0.1")
-        setup, config = hac_config(tmp_path, [f"127.0.0.1:{listening.getHost().port}"], SECRET,
-                                   **{"eap.identity_from_mn_id": True})
-        server = HacServer(config, reactor)
-        port = server.listen().getHost().port
-        try:
-            return await eap_bootstrap(reactor, setup, port,
-                                       EapCredentials(FAKE_USER, FAKE_PASSWORD))
-        finally:
-            await server.stop()
-            await listening.stopListening()
-
-    result = run_on_fresh_reactor(scenario)
+    result, _, _, _ = bootstrap_via_fake_md5_server(tmp_path,
+                                                    **{"eap.identity_from_mn_id": True})
     assert result.sa.mn_id == FAKE_USER
     assert nodelay["hac"] and nodelay["mn"]

@@ -152,11 +152,17 @@ def refresh(reactor, mobile):
     assert len(reactor.port.sent) == sent + 1
 
 
-def test_reinit_sa_with_hac_renews_and_registers_under_the_new_spi():
-    renew = Renewals()
+def sent_back_to_the_hac(renew):
+    """A registered session whose refreshing BU the HA answered 176 (REINIT_SA_WITH_HAC)."""
     mobile, reactor, events, first = registered_session(renew=renew)
     refresh(reactor, mobile)
     answer(reactor, first, BindingAckStatus.REINIT_SA_WITH_HAC)
+    return mobile, reactor, events
+
+
+def test_reinit_sa_with_hac_renews_and_registers_under_the_new_spi():
+    renew = Renewals()
+    mobile, reactor, events = sent_back_to_the_hac(renew)
     assert Rebootstrap("reinit-sa-with-hac") in events and renew.sas == []
     reactor.advance(0)  # the first rebootstrap goes at once
     [new] = renew.sas
@@ -185,9 +191,7 @@ def test_a_failed_renew_ends_the_session_with_rebootstrap_failed(monkeypatch):
     monkeypatch.setattr(session.log, "msg", lambda text: logged.append(text))
     refused = BootstrapFailed("HAC status 401 Unauthorized", step="init", reason="status",
                               status=401)
-    mobile, reactor, events, first = registered_session(renew=lambda: defer.fail(refused))
-    refresh(reactor, mobile)
-    answer(reactor, first, BindingAckStatus.REINIT_SA_WITH_HAC)
+    mobile, reactor, events = sent_back_to_the_hac(lambda: defer.fail(refused))
     reactor.advance(0)
     assert events[-1] == RegistrationFailed("rebootstrap-failed")
     assert logged == ["mip6-mn: rebootstrap after reinit-sa-with-hac failed: "
@@ -211,9 +215,7 @@ class FlakyHac:
 
 def test_a_hac_out_of_reach_is_tried_again_under_the_backoff_then_registers():
     hac = FlakyHac(BootstrapFailed("connect: refused", step="connect", reason="connect"), 2)
-    mobile, reactor, events, first = registered_session(renew=hac)
-    refresh(reactor, mobile)
-    answer(reactor, first, BindingAckStatus.REINIT_SA_WITH_HAC)
+    mobile, reactor, events = sent_back_to_the_hac(hac)
     reactor.advance(0)
     assert hac.calls == 1
     reactor.advance(0.999)
@@ -232,9 +234,7 @@ def test_a_503_waits_out_its_retry_after():
     busy = BootstrapFailed("HAC status 503", step="init", reason="status", status=503,
                            retry_after=later)
     hac = FlakyHac(busy, 1)
-    mobile, reactor, events, first = registered_session(renew=hac)
-    refresh(reactor, mobile)
-    answer(reactor, first, BindingAckStatus.REINIT_SA_WITH_HAC)
+    mobile, reactor, events = sent_back_to_the_hac(hac)
     reactor.advance(0)
     reactor.advance(28)
     assert hac.calls == 1  # not after the backoff's 1 s: the HAC asked for 30
@@ -245,9 +245,7 @@ def test_a_503_waits_out_its_retry_after():
 def test_a_hac_that_stays_down_ends_the_session_after_the_limit():
     down = BootstrapFailed("timeout", step="init", reason="timeout")
     hac = FlakyHac(down, 10**6)
-    mobile, reactor, events, first = registered_session(renew=hac)
-    refresh(reactor, mobile)
-    answer(reactor, first, BindingAckStatus.REINIT_SA_WITH_HAC)
+    mobile, reactor, events = sent_back_to_the_hac(hac)
     reactor.advance(0)
     for _ in range(40):
         reactor.advance(session.REBOOTSTRAP_MAX_DELAY)
@@ -299,9 +297,7 @@ def test_rebootstraps_in_a_row_back_off_then_end_the_session(monkeypatch):
     logged = []
     monkeypatch.setattr(session.log, "msg", lambda text: logged.append(text))
     renew = Renewals()
-    mobile, reactor, events, first = registered_session(renew=renew)
-    refresh(reactor, mobile)
-    answer(reactor, first, BindingAckStatus.REINIT_SA_WITH_HAC)
+    mobile, reactor, events = sent_back_to_the_hac(renew)
 
     delays = refuse_every_new_sa(reactor, renew, session.MAX_REBOOTSTRAPS_IN_A_ROW)
 
@@ -316,9 +312,7 @@ def test_rebootstraps_in_a_row_back_off_then_end_the_session(monkeypatch):
 
 def test_the_backoff_waits_its_delay_before_renewing():
     renew = Renewals()
-    mobile, reactor, events, first = registered_session(renew=renew)
-    refresh(reactor, mobile)
-    answer(reactor, first, BindingAckStatus.REINIT_SA_WITH_HAC)
+    mobile, reactor, events = sent_back_to_the_hac(renew)
     reactor.advance(0)
     answer(reactor, renew.sas[-1], BindingAckStatus.REINIT_SA_WITH_HAC)  # second in a row
     reactor.advance(0.999)
@@ -329,9 +323,7 @@ def test_the_backoff_waits_its_delay_before_renewing():
 
 def test_a_registration_resets_the_backoff():
     renew = Renewals()
-    mobile, reactor, events, first = registered_session(renew=renew)
-    refresh(reactor, mobile)
-    answer(reactor, first, BindingAckStatus.REINIT_SA_WITH_HAC)
+    mobile, reactor, events = sent_back_to_the_hac(renew)
     assert refuse_every_new_sa(reactor, renew, 2) == [0.0, 1.0]
     reactor.advance(2)
     answer(reactor, renew.sas[-1])  # the third new SA is accepted
@@ -344,9 +336,7 @@ def test_a_registration_resets_the_backoff():
 
 def test_a_handover_during_the_backoff_starts_no_second_rebootstrap():
     renew = Renewals()
-    mobile, reactor, events, first = registered_session(renew=renew)
-    refresh(reactor, mobile)
-    answer(reactor, first, BindingAckStatus.REINIT_SA_WITH_HAC)
+    mobile, reactor, events = sent_back_to_the_hac(renew)
     reactor.advance(0)
     answer(reactor, renew.sas[-1], BindingAckStatus.REINIT_SA_WITH_HAC)  # waits 1 s now
     mobile.move(COA6_MOVED)  # still under the refused SA: answered 176 again
@@ -358,9 +348,7 @@ def test_a_handover_during_the_backoff_starts_no_second_rebootstrap():
 
 def test_stop_calls_off_a_rebootstrap_waiting_out_its_delay():
     renew = Renewals()
-    mobile, reactor, events, first = registered_session(renew=renew)
-    refresh(reactor, mobile)
-    answer(reactor, first, BindingAckStatus.REINIT_SA_WITH_HAC)
+    mobile, reactor, events = sent_back_to_the_hac(renew)
     reactor.advance(0)
     answer(reactor, renew.sas[-1], BindingAckStatus.REINIT_SA_WITH_HAC)
     mobile.stop(deregister=False)
