@@ -6,9 +6,8 @@ device such as :class:`mn.tunnel.Tunnel`. It decides nothing about the protocol:
 it feeds the machine datagrams and the time, performs the actions it returns, and
 calls the machine's :meth:`~mn.mobility.MobilityMachine.tick` at its deadline.
 When the machine asks to go back to the HAC, the session calls ``renew`` (a new
-bootstrap) and hands the new SA to the machine; rebootstraps in a row that never get
-the new SA registered back off (:func:`rebootstrap_delay`) and end after
-``MAX_REBOOTSTRAPS_IN_A_ROW``.
+bootstrap) when :class:`mn.rebootstrap.RebootstrapPolicy` says, and hands the new SA
+to the machine.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from aaa_mip6.tun import DeviceReader
 from aaa_mip6.tls import ClientTLS
 
 from . import client
-from .bootstrap import BootstrapFailed, BootstrapMachine, Bootstrapped
+from .bootstrap import BootstrapMachine, Bootstrapped
 from .mobility import (
     DEFAULT_LIFETIME,
     Action,
@@ -41,53 +40,17 @@ from .mobility import (
     RegistrationFailed,
     Transmit,
 )
+from .rebootstrap import GiveUp, RebootstrapPolicy, Wait
 
 DEREGISTER_TIMEOUT = 3.0  # seconds stop() waits for the de-registration's BA
-REBOOTSTRAP_FIRST_DELAY = 1.0  # seconds before the second rebootstrap in a row
-REBOOTSTRAP_MAX_DELAY = 60.0
-MAX_REBOOTSTRAPS_IN_A_ROW = 5  # rebootstraps without a registration before giving up
-TRANSIENT_HAC_STATUSES = frozenset({500, 503, 504})  # the HAC (or its AAA) may answer later
-MAX_RETRY_AFTER = 3600.0  # seconds: the longest retry-after the MN waits out
-
-
-def rebootstrap_delay(in_a_row: int) -> float:
-    """Seconds to wait before a rebootstrap when ``in_a_row`` earlier ones never registered.
-
-    The first goes at once. An SA the HA refuses again at once (a lifetime shorter than
-    the HA's reinit margin, an HA that answers 176 to everything) must not have the MN
-    bootstrap with the HAC in a tight loop.
-    """
-    if in_a_row == 0:
-        return 0.0
-    return min(REBOOTSTRAP_MAX_DELAY, REBOOTSTRAP_FIRST_DELAY * 2 ** (in_a_row - 1))
-
-
-def retry_wait(error: Exception, now: datetime) -> float | None:
-    """Seconds a failed rebootstrap must wait before the next try (0: no wish of the
-    HAC's), or None when trying again cannot help.
-
-    A HAC out of reach (connect, timeout, closed) or answering 500, 503 or 504 may
-    answer later, after its ``retry-after`` (capped at MAX_RETRY_AFTER); a refusal (401,
-    400, 501), a certificate or ``auth`` that does not verify, a malformed answer will
-    not change by asking again.
-    """
-    if not isinstance(error, BootstrapFailed):
-        return None
-    if error.reason in ("connect", "timeout", "closed"):
-        return 0.0
-    if error.reason != "status" or error.status not in TRANSIENT_HAC_STATUSES:
-        return None
-    if error.retry_after is None:
-        return 0.0
-    return min(MAX_RETRY_AFTER, max(0.0, (error.retry_after - now).total_seconds()))
 
 
 class RegistrationError(Exception):
     """The registration ended without a binding: the HA refused, never answered, or the
     rebootstrap it asked for failed. ``reason`` and ``status`` as in
     :class:`mn.mobility.RegistrationFailed`, plus ``no-rebootstrap`` (the session has no
-    ``renew``), ``rebootstrap-failed``, ``rebootstrap-loop`` (``MAX_REBOOTSTRAPS_IN_A_ROW``
-    new SAs in a row were never registered) and ``no-route``."""
+    ``renew``), ``rebootstrap-failed``, ``rebootstrap-loop`` (``rebootstrap.MAX_IN_A_ROW``
+    rebootstraps in a row never got a registration) and ``no-route``."""
 
     def __init__(self, message: str, *, reason: str, status: int | None = None):
         super().__init__(message)
@@ -152,7 +115,7 @@ class MobileSession:
         self._reader: DeviceReader | None = None
         self._follow: task.LoopingCall | None = None
         self._waiting: list[defer.Deferred] = []
-        self._rebootstraps_in_a_row = 0  # since the last Registered
+        self._rebootstraps = RebootstrapPolicy()
         self._renewing = False  # a rebootstrap is waiting out its delay or running
         self._delayed_renewal = None  # the reactor call that starts it
 
@@ -304,7 +267,7 @@ class MobileSession:
             if self.on_event is not None:
                 self.on_event(action)
             if isinstance(action, Registered):
-                self._rebootstraps_in_a_row = 0
+                self._rebootstraps.registered()
                 self._settle(action.binding)
             elif isinstance(action, Deregistered):
                 self._settle(None)
@@ -315,9 +278,8 @@ class MobileSession:
                 self._rebootstrap(action)
         self._schedule()
 
-    def _rebootstrap(self, request: Rebootstrap, at_least: float = 0.0) -> None:
-        """Bootstrap again, after a backoff if the ones before it in a row never registered
-        (and not before ``at_least`` seconds: the HAC's retry-after).
+    def _rebootstrap(self, request: Rebootstrap) -> None:
+        """Bootstrap again when the policy says (at once, or after its backoff).
 
         One at a time: a handover while a rebootstrap is under way sends under the old SA
         and may be answered 176 again, which asks for nothing new.
@@ -327,24 +289,23 @@ class MobileSession:
             return
         if self._renewing:
             return
-        in_a_row = self._rebootstraps_in_a_row
-        if in_a_row >= MAX_REBOOTSTRAPS_IN_A_ROW:
-            log.msg(f"mip6-mn: {in_a_row} rebootstraps in a row got no registration "
-                    f"(the last one answered by {request.reason}); giving up")
-            self._perform([RegistrationFailed("rebootstrap-loop")])
+        self._follow_policy(request, self._rebootstraps.asked(request.reason))
+
+    def _follow_policy(self, request: Rebootstrap, step: Wait | GiveUp) -> None:
+        if isinstance(step, GiveUp):
+            if step.reason == "rebootstrap-loop":  # a refusal was logged as it came
+                log.msg(f"mip6-mn: {step.cause}")
+            self._perform([RegistrationFailed(step.reason)])
             return
-        delay = max(rebootstrap_delay(in_a_row), at_least)
-        if delay:
-            log.msg(f"mip6-mn: rebootstrap after {request.reason} in {delay:g} s "
-                    f"({in_a_row} in a row without a registration)")
-        self._rebootstraps_in_a_row += 1
+        if step.seconds:
+            log.msg(f"mip6-mn: rebootstrap after {request.reason} in {step.seconds:g} s "
+                    f"({step.in_a_row} in a row without a registration)")
         self._renewing = True
-        self._delayed_renewal = self.reactor.callLater(delay, self._renew, request)
+        self._delayed_renewal = self.reactor.callLater(step.seconds, self._renew, request)
 
     def _renew(self, request: Rebootstrap) -> None:
-        """Run ``renew`` and carry on under the new SA. A failure that may pass (see
-        :func:`retry_wait`) is tried again under the same backoff and limit; any other
-        ends the session."""
+        """Run ``renew`` and carry on under the new SA; after a failure the policy says
+        whether to try again (a HAC out of reach, 500/503/504) or end the session."""
         self._delayed_renewal = None
         renewing = defer.maybeDeferred(self.renew)
 
@@ -360,11 +321,8 @@ class MobileSession:
             self._renewing = False
             log.msg(f"mip6-mn: rebootstrap after {request.reason} failed: "
                     f"{failure.getErrorMessage()}")
-            wait = retry_wait(failure.value, datetime.now(timezone.utc))
-            if wait is None:
-                self._perform([RegistrationFailed("rebootstrap-failed")])
-            else:
-                self._rebootstrap(request, at_least=wait)
+            self._follow_policy(request, self._rebootstraps.failed(
+                failure.value, datetime.now(timezone.utc)))
 
         renewing.addCallback(renewed).addErrback(failed)
 
