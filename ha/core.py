@@ -411,10 +411,8 @@ class HomeAgentCore:
                              state.home_address)
         next_header, payload = build_binding_error_payload(
             state.home_address, self.home_agent, error)
-        sent = self._send_mobility(state, next_header, payload, host, port)
-        if type(sent[-1]) is SendDatagram:
-            self.counters["binding-error-sent"] += 1
-        return [drop, *sent]
+        return [drop, *self._send_mobility(state, next_header, payload, host, port,
+                                           "binding-error-sent")]
 
     def _mobility_received(self, state: _SaState, header: tuple, host: str, port: int,
                            data: bytes, now: float) -> list:
@@ -592,17 +590,16 @@ class HomeAgentCore:
     def _send_ack(self, state: _SaState, home_address: IPv6Address, ack: BindingAck,
                   host: str, port: int) -> list:
         next_header, payload = build_binding_ack_payload(home_address, self.home_agent, ack)
-        sent = self._send_mobility(state, next_header, payload, host, port)
-        if type(sent[-1]) is SendDatagram:
-            self.counters["ba-sent"] += 1
-        return sent
+        return self._send_mobility(state, next_header, payload, host, port, "ba-sent")
 
     def _send_mobility(self, state: _SaState, next_header: int, payload: bytes,
-                       host: str, port: int) -> list:
-        """A PType 8 message to ``host``:``port``, after any marks to save; or a Drop."""
+                       host: str, port: int, counter: str) -> list:
+        """A PType 8 message to ``host``:``port`` (counted as ``counter``), after any marks
+        to save; or a Drop."""
         sent = self._protect(state, PType.MOBILITY, payload, next_header)
         if isinstance(sent, Drop):
             return [sent]
+        self.counters[counter] += 1
         return [*sent[:-1], SendDatagram(host, port, sent[-1])]
 
     def _in_restart_zone(self, state: _SaState, seq: int) -> bool:

@@ -114,10 +114,8 @@ def _listen(value: Any) -> ListenAddress:
 def _home_agent(value: Any, default_port: int) -> HomeAgent:
     """An HA: ``"[v6]:port"``, ``"v4:port"``, a bare address, or {ip6, ip4, port}."""
     if isinstance(value, str):
-        host, port = parse_host_port(value)
+        host, port = parse_host_port(value, lowest=1)
         address = _ip(host)
-        if port == 0:
-            raise ValueError("a home agent port must be 1..65535")
         port = default_port if port is None else port
         if isinstance(address, ipaddress.IPv6Address):
             return HomeAgent(address, None, port)
@@ -264,9 +262,10 @@ def _diameter_peer(text: str) -> DiameterPeer:
     if not equals:
         raise ValueError(f"{text!r}: each peer is NAME=ADDRESS[:PORT], e.g. "
                          "relay.example.org=192.0.2.5:5658")
-    host, port = parse_host_port(where)
-    if port == 0:
-        raise ValueError(f"{text!r}: the port must be 1..65535")
+    try:
+        host, port = parse_host_port(where, lowest=1)
+    except ValueError as error:
+        raise ValueError(f"{text!r}: {error}") from None
     return DiameterPeer(_diameter_identity(name), _ip(host), port)
 
 
