@@ -28,7 +28,8 @@ Rules it follows:
 - A Binding Error with status 1 (RFC 6275 §6.1.9, §11.3.6: the HA has no binding for
   the home address, e.g. after it restarted) for this MN's home address, while the MN
   holds a binding and no BU is outstanding, sends a fresh BU at once instead of waiting
-  for the refresh. Each one is counted in :attr:`MobilityMachine.counters`.
+  for the refresh. Each one is counted in :attr:`MobilityMachine.counters` (also when
+  no BU follows: one already outstanding, or the machine stopped).
 - Handover: :meth:`MobilityMachine.register` with the new care-of address sends a
   new BU under the same SA; the SA is not tied to the care-of address.
 - Dual stack (RFC 5555): an IPv4 home address rides in the IPv4 Home Address
@@ -200,7 +201,8 @@ class MobilityMachine:
         self.max_attempts = max_attempts
         self.request_ipv4_home = request_ipv4_home
         self.drops: Counter[str] = Counter()
-        self.counters: Counter[str] = Counter()  # signals acted on: "binding-error"
+        # verified Binding Errors (status 1, this home address), whether or not a BU followed
+        self.counters: Counter[str] = Counter()
         self._sequence = secrets.randbelow(1 << 16) if first_sequence is None else first_sequence
         self._binding: Binding | None = None
         self._pending: _Pending | None = None
