@@ -171,7 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--config", metavar="FILE", help="TOML file with the keys below (flags override it)")
     add("--listen", metavar="HOST:PORT", action="append",
-        help="UDP address to listen on, repeatable; [::]:7872 (dual-stack) by default (listen)")
+        help="UDP address to listen on, repeatable; [::]:7872 (dual-stack) by default (listen). "
+             "On a wildcard address the kernel picks each reply's source address, and an MN "
+             "drops replies not from the HA address it was given: the HA logs a warning at "
+             "start; on a host with several addresses listen on the HA's own address(es)")
     add("--store", metavar="URL", help="the HAC's SA store, sqlite:///... or postgresql://...; "
                                        "not with a [diameter] table (store)")
     add("--home-agent", metavar="ADDR",

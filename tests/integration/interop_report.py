@@ -32,6 +32,7 @@ from OpenSSL import SSL
 
 from aaa_mip6 import pki
 from mn.eap import EapCredentials
+from tests.support import SERVER_BUILD_GAP
 
 REPORT_ENV = "AAA_MIP6_INTEROP_REPORT"  # overrides where the report is written
 DEFAULT_REPORT = Path(__file__).resolve().parents[2] / "docs" / "interop.md"
@@ -120,9 +121,9 @@ def msk_length(case: Case) -> int | None:
 def unsupported(server, case: Case) -> str | None:
     """Why this server build cannot run the case (only hostapd reports such gaps)."""
     if case.method == "pwd" and not getattr(server, "pwd_supported", True):
-        return "this hostapd build has no EAP-pwd server"
+        return SERVER_BUILD_GAP + "hostapd has no EAP-pwd server"
     if case.tls == "1.3" and not getattr(server, "tls13_supported", True):
-        return "this hostapd has no TLS 1.3 EAP server (hostapd 2.9 or later has)"
+        return SERVER_BUILD_GAP + "hostapd has no TLS 1.3 EAP server (2.9 or later has)"
     return None
 
 
@@ -224,8 +225,9 @@ class InteropReport:
         lines = [
             "# EAP interoperability matrix",
             "",
-            "Written at the end of a pytest session that ran any of the matrix modules "
-            "(`tests/integration/interop_report.py`); do not edit by hand.",
+            "Written at the end of a pytest session that ran the whole matrix "
+            "(`tests/integration/interop_report.py`; a partial run writes "
+            "`.pytest_cache/interop-partial.md`); do not edit by hand.",
             "",
             f"Generated: {now.strftime('%Y-%m-%d %H:%M UTC')}",
             "",

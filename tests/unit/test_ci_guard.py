@@ -1,4 +1,5 @@
-"""The CI guard of tests/conftest.py: an integration test that skips fails under CI."""
+"""The CI guard of tests/conftest.py: an integration test that skips fails under CI,
+unless the installed server build lacks the feature (tests.support.SERVER_BUILD_GAP)."""
 
 from pathlib import Path
 
@@ -6,7 +7,8 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-CONFTEST = (Path(__file__).parents[1] / "conftest.py").read_text()
+ROOT = Path(__file__).parents[2]
+CONFTEST = (ROOT / "tests" / "conftest.py").read_text()
 SKIPPING_TESTS = """
 import pytest
 
@@ -16,12 +18,17 @@ def test_integration_skips():
 
 def test_unit_skips():
     pytest.skip("not applicable here")
+
+@pytest.mark.integration
+def test_server_build_lacks_a_feature():
+    pytest.skip("not in this server build: hostapd has no EAP-pwd server")
 """
 
 
-@pytest.mark.parametrize("ci, failed, skipped", [("true", 1, 1), ("", 0, 2)])
-def test_integration_skips_fail_only_in_ci(pytester, monkeypatch, ci, failed, skipped):
+@pytest.mark.parametrize("ci, failed, skipped", [("true", 1, 2), ("", 0, 3)])
+def test_integration_skips_fail_in_ci_unless_the_server_build_lacks_the_feature(pytester, monkeypatch, ci, failed, skipped):
     monkeypatch.setenv("CI", ci)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the conftest imports tests.support
     pytester.makeconftest(CONFTEST)
     pytester.makeini("[pytest]\nmarkers =\n    integration: real servers\n")
     pytester.makepyfile(SKIPPING_TESTS)

@@ -510,9 +510,9 @@ def test_data_dropped_after_its_icv_leaves_the_whole_window_as_it_was(suite):
     assert feed(core, mn, skipped) == [Drop("replay")]
 
 
-def test_data_before_the_sa_is_usable_or_bound_is_refused_before_any_crypto():
+def test_data_under_an_unusable_sa_or_with_no_binding_and_a_bad_icv_is_only_dropped():
     core, mn = registered(validity=timedelta(minutes=10))
-    forged = mn.data(ipv6_packet(HOA, CN))[:-1] + b"\x00"  # a bad ICV is never looked at
+    forged = mn.data(ipv6_packet(HOA, CN))[:-1] + b"\x00"  # unusable SA: no ICV check
     assert feed(core, mn, forged, now=NOW + 600) == [Drop("sa-expired")]
     core.sa_changed(mn.sa.replace(revoked=True))
     assert feed(core, mn, forged) == [Drop("revoked")]
