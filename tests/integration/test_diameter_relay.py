@@ -32,6 +32,7 @@ B_HOST, B_REALM = "b.example.net", "example.net"
 WATCHDOG = WatchdogTimers(tw=1.0, jitter=0.1)
 OPEN_LIMIT = 20.0  # the relay retries its connections every TcTimer = 1 s
 SCENARIO_LIMIT = 60.0  # a safety net against a hung scenario
+ROUTE_RETRIES = 50  # 0.1 s apart: the relay reads B's CEA well within that
 
 
 async def within(reactor, d: defer.Deferred, seconds: float):
@@ -68,6 +69,15 @@ def test_request_through_relay_then_watchdog_failure(tmp_path):
                 relay_peer = await within(reactor, a.when_open(relay.identity), OPEN_LIMIT)
                 await within(reactor, b.when_open(relay.identity), OPEN_LIMIT)
                 answer = await a.send_request(_request())
+                # B is Open once it sent its CEA; the relay can route to B only once it
+                # read it, and until then answers itself (e.g. UNABLE_TO_DELIVER): retry,
+                # bounded, until an answer comes from B.
+                for _ in range(ROUTE_RETRIES):
+                    origin = codec.as_text(codec.avp_value(answer, constants.AVP_ORIGIN_HOST))
+                    if seen or origin == B_HOST:
+                        break
+                    await sleep(reactor, 0.1)
+                    answer = await a.send_request(_request())
 
                 forwarded_before_pause = list(seen)
                 relay.pause()
