@@ -1,0 +1,108 @@
+"""The documentation names only flags the programs have, and only keys their loaders take.
+
+A flag in a section about one program (docs/usage.md "## mip6-ha", docs/configuration.md
+"## HA", ...) or on a command line starting with a program's name must be in that
+program's ``--help`` (any of its sub-commands); any other flag in docs/ or README.md must be
+some program's or a bench script's, or another tool's named in FOREIGN_FLAGS.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
+
+# Program -> its sub-commands (each has its own --help).
+PROGRAMS = {
+    "mip6-hac": ["", "revoke"],
+    "mip6-ha": [""],
+    "mip6-mn": ["bootstrap", "register", "up"],
+    "mip6-lab": ["up"],
+    "mip6-aaa-gw": [""],
+}
+# Headings whose section is about one program.
+SECTION_PROGRAM = {
+    ("usage.md", "mip6-hac"): "mip6-hac", ("usage.md", "mip6-ha"): "mip6-ha",
+    ("usage.md", "mip6-mn"): "mip6-mn", ("usage.md", "mip6-lab"): "mip6-lab",
+    ("usage.md", "mip6-aaa-gw"): "mip6-aaa-gw",
+    ("configuration.md", "HAC"): "mip6-hac", ("configuration.md", "HA"): "mip6-ha",
+    ("configuration.md", "mip6-aaa-gw"): "mip6-aaa-gw",
+}
+# Long options of other tools that the docs show in their own command lines.
+FOREIGN_FLAGS = {
+    "--reuid": "setpriv", "--regid": "setpriv", "--clear-groups": "setpriv",
+}
+
+
+def _help_flags(*command: str) -> set[str]:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return set(FLAG.findall(result.stdout))
+
+
+@functools.cache
+def program_flags(program: str) -> frozenset[str]:
+    flags: set[str] = set()
+    for sub in PROGRAMS[program]:
+        flags |= _help_flags(str(BIN / program), *([sub] if sub else []), "--help")
+    return frozenset(flags)
+
+
+@functools.cache
+def bench_flags() -> frozenset[str]:
+    flags: set[str] = set()
+    for script in sorted((ROOT / "bench").glob("[!_]*.py")):
+        flags |= _help_flags(sys.executable, str(script), "--help")
+    return frozenset(flags)
+
+
+def documents() -> list[Path]:
+    return sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
+
+
+def _sections(path: Path):
+    """(top-level heading, line) for every line of ``path``; code fences are not headings."""
+    heading, fenced = "", False
+    for line in path.read_text().splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and line.startswith("## "):
+            heading = line[3:].strip()
+        yield heading, line
+
+
+COMMAND = re.compile(r"(?<![\w/-])(mip6-(?:hac|ha|mn|lab|aaa-gw))\b([^`|;&\n#]*)")
+
+
+def _commands(text: str):
+    """(program, arguments) for every command line in ``text`` that runs one of ours."""
+    for match in COMMAND.finditer(re.sub(r"\\\n\s*", " ", text)):
+        yield match.group(1), match.group(2)
+
+
+def mentions():
+    """(document, program or None, flag, context) for every flag in the docs."""
+    for path in documents():
+        text = path.read_text()
+        for program, arguments in _commands(text):
+            for flag in FLAG.findall(arguments):
+                yield path.name, program, flag, f"{program}{arguments[:60]}"
+        for heading, line in _sections(path):
+            program = SECTION_PROGRAM.get((path.name, heading))
+            for flag in FLAG.findall(COMMAND.sub("", line)):  # commands: checked above
+                yield path.name, program, flag, line.strip()[:80]
+
+
+def test_every_flag_in_the_docs_exists():
+    every = set().union(*(program_flags(p) for p in PROGRAMS)) | bench_flags() | set(FOREIGN_FLAGS)
+    wrong = []
+    for document, program, flag, context in mentions():
+        if flag not in (program_flags(program) if program else every):
+            wrong.append(f"{document}: {flag} ({program or 'no program'}): {context}")
+    assert not sorted(set(wrong)), "\n".join(sorted(set(wrong)))
