@@ -29,6 +29,12 @@ class EapCredentials:
     ca_cert: Path | None = None  # verifies the EAP server certificate (TLS/TTLS/PEAP)
     phase2: str | None = None  # TTLS inner method: "pap" or "mschapv2"
     tls_max_version: str = "1.3"  # "1.2" or "1.3"
+    usim: Path | None = None  # SIM/AKA/AKA': hlr_auc_gw Milenage line (IMSI Ki OPc AMF SQN)
+    sim_triplets: Path | None = None  # SIM: hlr_auc_gw triplets (IMSI:Kc:SRES:RAND)
+    eap_state: Path | None = None  # SIM/AKA/AKA': SQN, pseudonym, re-authentication state
+    realm: str | None = None  # SIM/AKA/AKA': the realm of the permanent identity
+    network_name: str | None = None  # AKA': the access network name AT_KDF_INPUT must carry
+    aka_prime_capable: bool = True  # AKA: refuse a bidding-down (AT_BIDDING) to plain AKA
 
 
 class EapMethod(abc.ABC):
@@ -51,6 +57,10 @@ class EapMethod(abc.ABC):
     @abc.abstractmethod
     def process(self, identifier: int, type_data: bytes) -> bytes:
         """Answer one request; raise aaa_mip6.eap.EapError on a malformed or failed request."""
+
+    def identity(self) -> str:
+        """The EAP-Response/Identity (RFC 3748 §5.1): the outer identity if configured."""
+        return self.credentials.anonymous_identity or self.credentials.identity
 
     def process_after_done(self, identifier: int, type_data: bytes) -> bytes:
         """Answer a request of this method that comes after it is done; most methods refuse."""

@@ -20,7 +20,7 @@ from aaa_mip6.errors import ConfigError
 from . import METHODS, EapCredentials, EapMethod
 
 EXPANDED_TYPE = 254
-_METHOD_NAME = re.compile(r"[a-z][a-z0-9]*\Z")
+_METHOD_NAME = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*\Z")
 
 
 def method_class(name: str) -> type[EapMethod]:
@@ -28,7 +28,7 @@ def method_class(name: str) -> type[EapMethod]:
     if not _METHOD_NAME.match(name):
         raise ConfigError(f"EAP method name {name!r} is not a method name")
     if name not in METHODS:
-        module = f"{__package__}.{name}"
+        module = f"{__package__}.{name.replace('-', '_')}"
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as missing:
@@ -122,6 +122,5 @@ class EapPeer:
             raise EapError(f"EAP-Request of type {packet.type} during another method",
                            reason="unexpected")
         if packet.type == Type.IDENTITY:
-            identity = self.credentials.anonymous_identity or self.credentials.identity
-            return Type.IDENTITY, identity.encode("utf-8")
+            return Type.IDENTITY, self.method.identity().encode("utf-8")
         return Type.NAK, bytes([self.method.type])

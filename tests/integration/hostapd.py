@@ -116,15 +116,28 @@ def _eap_users(password: str, with_pwd: bool) -> str:
     )
 
 
-def write_config(directory: Path, port: int, secret: str, password: str, with_pwd: bool
-                 ) -> tuple[pki.Identity, pki.Identity]:
-    """Write a complete hostapd config into ``directory``; return (ca, client identity)."""
+def sim_aka_config(socket_path: Path) -> tuple[str, str]:
+    """(hostapd.conf lines, eap_user lines) for EAP-SIM/AKA/AKA' with vectors from the AuC
+    at ``socket_path``: permanent identities (1 SIM, 0 AKA, 6 AKA'), hostapd's pseudonyms
+    (3, 2, 7) and re-authentication identities (5, 4, 8)."""
+    users = "".join(f'"{prefix}"*\t{method}\n' for prefix, method in (
+        ("1", "SIM"), ("3", "SIM"), ("5", "SIM"), ("0", "AKA"), ("2", "AKA"), ("4", "AKA"),
+        ("6", "AKA'"), ("7", "AKA'"), ("8", "AKA'")))
+    return f"eap_sim_db=unix:{socket_path}\n", users
+
+
+def write_config(directory: Path, port: int, secret: str, password: str, with_pwd: bool,
+                 extra: tuple[str, str] = ("", "")) -> tuple[pki.Identity, pki.Identity]:
+    """Write a complete hostapd config into ``directory``; return (ca, client identity).
+    ``extra`` adds (hostapd.conf lines, eap_user lines)."""
     certs = directory / "certs"
     ca, server, client = eap_server_pki(certs, "aaa-mip6 test hostapd CA", SERVER_NAME,
                                         TLS_USER)
-    (directory / "hostapd.conf").write_text(_hostapd_conf(directory, port, server, ca))
+    (directory / "hostapd.conf").write_text(_hostapd_conf(directory, port, server, ca)
+                                            + extra[0])
     pki.write_private(directory / "radius_clients", f"127.0.0.1/32\t{secret}\n".encode())
-    pki.write_private(directory / "eap_user", _eap_users(password, with_pwd).encode())
+    pki.write_private(directory / "eap_user", (extra[1] + _eap_users(password, with_pwd)
+                                               ).encode())
     return ca, client
 
 
@@ -139,7 +152,8 @@ def _pwd_unsupported(log_text: str) -> bool:
 
 
 @contextmanager
-def running_hostapd(directory: Path, host: str = "127.0.0.1") -> Iterator[Hostapd]:
+def running_hostapd(directory: Path, host: str = "127.0.0.1",
+                    extra: tuple[str, str] = ("", "")) -> Iterator[Hostapd]:
     """Configure and start hostapd in ``directory``; stop it on exit.
 
     A free port is picked; if another process takes it before hostapd binds it,
@@ -157,7 +171,7 @@ def running_hostapd(directory: Path, host: str = "127.0.0.1") -> Iterator[Hostap
         config_dir = directory / f"hostapd{attempt}"
         config_dir.mkdir(mode=0o700, parents=True)
         port = free_port(WILDCARD, socket.SOCK_DGRAM)
-        ca, client = write_config(config_dir, port, secret, password, with_pwd)
+        ca, client = write_config(config_dir, port, secret, password, with_pwd, extra)
         log_path = config_dir / "hostapd.log"
         pki.write_private(log_path, b"")  # hostapd appends and keeps the mode
         command = [executable, "-d", "-f", str(log_path), str(config_dir / "hostapd.conf")]
