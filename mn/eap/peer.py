@@ -91,7 +91,9 @@ class EapPeer:
     def _success(self, packet: EapPacket) -> None:
         if not self.method.done:
             raise EapError("EAP-Success before the method finished", reason="unexpected")
-        if packet.identifier != self._last_id:
+        # RFC 3748 §4.2: the Identifier of the last Response. FreeRADIUS's EAP-SIM sends it
+        # one higher; wpa_supplicant accepts that too (its default eap_workaround).
+        if packet.identifier not in (self._last_id, (self._last_id + 1) % 256):
             raise EapError("EAP-Success does not match the last response identifier",
                            reason="unexpected")
         self._result = Code.SUCCESS

@@ -40,6 +40,12 @@ SERVER_NAME = "radius.example.org"
 HOME_LINK_PREFIX = ipaddress.IPv6Network("2001:db8:1:a::/64")
 FRAMED_IPV6_ADDRESS = "2001:db8:1:a::10"
 FRAMED_IP_ADDRESS = "192.0.2.10"
+# EAP-SIM with fixed triplets in the users file (FreeRADIUS 3.2 has no AKA): the subscriber's
+# permanent identity and its three (RAND, SRES, Kc), as hlr_auc_gw's triplet file writes them.
+SIM_IMSI = "232010000000002"
+SIM_TRIPLETS = (("a0a1a2a3a4a5a6a7", "d1d2d3d4", "101112131415161718191a1b1c1d1e1f"),
+                ("b0b1b2b3b4b5b6b7", "e1e2e3e4", "202122232425262728292a2b2c2d2e2f"),
+                ("c0c1c2c3c4c5c6c7", "f1f2f3f4", "303132333435363738393a3b3c3d3e3f"))
 
 
 @dataclass(frozen=True)
@@ -188,6 +194,8 @@ eap {{
         use_tunneled_reply = yes
         virtual_server = "inner-tunnel"
     }}
+    sim {{
+    }}
 }}
 """
 
@@ -243,9 +251,13 @@ def _users(password: str) -> str:
         f"\tFramed-IP-Address = {FRAMED_IP_ADDRESS},\n"
         f"\tMIP6-Home-Link-Prefix = {_home_link_prefix_octets(HOME_LINK_PREFIX)}\n"
     )
+    triplets = ", ".join(f"EAP-Sim-Rand{n} := 0x{rand}, EAP-Sim-SRES{n} := 0x{sres}, "
+                         f"EAP-Sim-KC{n} := 0x{kc}"
+                         for n, (kc, sres, rand) in enumerate(SIM_TRIPLETS, 1))
     return (
         f"{quoted(PASSWORD_USER)} Cleartext-Password := {quoted(password)}\n{reply}\n"
         f"{quoted(TLS_USER)}\n{reply}\n"
+        f"{quoted('1' + SIM_IMSI)} EAP-Type := SIM, {triplets}\n{reply}\n"
     )
 
 

@@ -122,3 +122,16 @@ def test_aka_prime_network_name_mismatch_fails(lab):
                  network_name="HRPD")
     assert not result.accepted
     assert "network name" in result.peer.method.failed_reason
+
+
+def test_sim_with_triplets_against_freeradius(freeradius, tmp_path):
+    """FreeRADIUS 3.2's EAP-SIM with the triplets in its users file; both MSKs equal."""
+    from tests.integration import freeradius as freeradius_support
+
+    triplets = tmp_path / "sim-triplets"
+    pki.write_private(triplets, "".join(
+        f"{freeradius_support.SIM_IMSI}:{kc}:{sres}:{rand}\n"
+        for kc, sres, rand in freeradius_support.SIM_TRIPLETS).encode())
+    result = run(freeradius, "sim", sim_triplets=triplets)
+    assert result.accepted, result.peer.method.failed_reason
+    assert len(result.msk) == 64 and result.peer.msk == result.msk

@@ -114,6 +114,15 @@ def test_success_with_another_identifier_is_refused():
         peer.receive(success(9))
 
 
+@pytest.mark.parametrize("last, success_id", [(4, 5), (255, 0)])
+def test_success_one_above_the_last_response_is_accepted(last, success_id):
+    """FreeRADIUS's EAP-SIM numbers its Success one above the last Response."""
+    peer = EapPeer("md5", CREDENTIALS)
+    peer.receive(md5_request(last))
+    peer.receive(success(success_id))
+    assert peer.success
+
+
 def test_failure_ends_the_conversation():
     peer = EapPeer("md5", CREDENTIALS)
     peer.receive(request(1, Type.IDENTITY))
