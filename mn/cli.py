@@ -37,7 +37,8 @@ from .bootstrap import (
 from .eap import EapCredentials
 from .eap.peer import EapPeer
 
-EAP_METHODS = ("md5", "gtc", "mschapv2", "pwd", "peap", "ttls", "tls")
+EAP_METHODS = ("md5", "gtc", "mschapv2", "pwd", "peap", "ttls", "tls", "sim", "aka", "aka-prime")
+SUBSCRIBER_METHODS = ("sim", "aka", "aka-prime")  # a (U)SIM instead of a password
 
 EXIT_FAILED = 1  # the bootstrap ran and failed (HAC status, TLS, verification, timeout)
 EXIT_USAGE = 2  # bad arguments or files: nothing was sent
@@ -59,6 +60,12 @@ EAP instead of a PSK (the HAC relays it to its AAA server):
       --eap ttls --phase2 pap --anonymous-identity anonymous@example.org \\
       --password-file alice.pw --eap-ca radius-ca.pem
   --eap tls takes the client certificate from --cert/--key.
+
+EAP-SIM, EAP-AKA or EAP-AKA' with a USIM (hostapd hlr_auc_gw format):
+  mip6-mn bootstrap --hac hac.example:7443 --ca ca.pem --id 0232010000000000@example.org \
+      --eap aka --usim alice.usim --realm example.org
+  The identity is 1/0/6<IMSI>@REALM, or the pseudonym or re-authentication identity the
+  server gave last time (kept in --eap-state with the USIM's SQN).
 
 Output: the SA and bootstrap data, one TV-header per line; keys are hidden unless
 --show-keys. --json prints one object keyed by TV-header name, keys included, e.g.
@@ -194,6 +201,21 @@ def _add_eap_arguments(parser: argparse.ArgumentParser) -> None:
                      help="CA the EAP server's certificate must chain to (tls, ttls, peap)")
     eap.add_argument("--eap-tls-max", choices=("1.2", "1.3"), default="1.3",
                      help="highest TLS version inside tls, ttls and peap (default: %(default)s)")
+    eap.add_argument("--usim", type=Path, metavar="FILE",
+                     help="sim, aka, aka-prime: the USIM, one line 'IMSI Ki OPc AMF SQN' "
+                          "(hostapd hlr_auc_gw Milenage format); keep it 0600")
+    eap.add_argument("--sim-triplets", type=Path, metavar="FILE",
+                     help="sim: a SIM with fixed triplets, 'IMSI:Kc:SRES:RAND' a line")
+    eap.add_argument("--realm", metavar="REALM",
+                     help="sim, aka, aka-prime: realm of the permanent identity "
+                          "(1|0|6<IMSI>@REALM; default: none)")
+    eap.add_argument("--eap-state", type=Path, metavar="FILE",
+                     help="sim, aka, aka-prime: the USIM's SQN, pseudonym and fast "
+                          "re-authentication state (default: the --usim or --sim-triplets "
+                          "file + .state)")
+    eap.add_argument("--aka-network-name", metavar="NAME",
+                     help="aka-prime: the access network name the server must bind the keys "
+                          "to (AT_KDF_INPUT); default: accept the server's")
 
 
 def read_password_file(path: str) -> str:
@@ -210,6 +232,8 @@ def eap_credentials(args: argparse.Namespace) -> EapCredentials:
     password = args.password
     if args.password_file is not None:
         password = read_password_file(args.password_file)
+    if args.eap in SUBSCRIBER_METHODS:
+        return subscriber_credentials(args)
     if args.eap == "tls":
         if args.cert is None or args.key is None:
             raise ConfigError("--eap tls needs --cert and --key")
@@ -221,6 +245,24 @@ def eap_credentials(args: argparse.Namespace) -> EapCredentials:
         args.identity or args.mn_id, password, anonymous_identity=args.anonymous_identity,
         client_cert=args.cert, client_key=args.key, ca_cert=args.eap_ca,
         phase2=args.phase2, tls_max_version=args.eap_tls_max)
+
+
+def subscriber_credentials(args: argparse.Namespace) -> EapCredentials:
+    """EAP-SIM/AKA/AKA' credentials: the (U)SIM file, read once here so a bad one is a usage
+    error before anything is sent, and the state file beside it."""
+    from .eap.subscriber import load_triplets, load_usim
+
+    if (args.usim is None) == (args.sim_triplets is None):
+        raise ConfigError(f"--eap {args.eap} needs --usim FILE"
+                          + (" or --sim-triplets FILE (one of them)" if args.eap == "sim" else ""))
+    if args.sim_triplets is not None and args.eap != "sim":
+        raise ConfigError(f"--sim-triplets serves --eap sim only; --eap {args.eap} needs --usim")
+    source = args.usim or args.sim_triplets
+    (load_usim if args.usim else load_triplets)(source)
+    return EapCredentials(
+        args.identity or args.mn_id, usim=args.usim, sim_triplets=args.sim_triplets,
+        eap_state=args.eap_state or Path(f"{source}.state"), realm=args.realm,
+        network_name=args.aka_network_name)
 
 
 def build_parser() -> argparse.ArgumentParser:
