@@ -374,6 +374,12 @@ class PeerConnection:
         self._pending[hop_by_hop] = token
         return hop_by_hop
 
+    def forget(self, hop_by_hop: int) -> None:
+        """Stop waiting for the answer to ``hop_by_hop`` (its request timed out): a late
+        answer then counts as unknown. Without this, a peer that keeps the connection up
+        but never answers some requests would grow the table forever."""
+        self._pending.pop(hop_by_hop, None)
+
     def send_answer(self, answer: Message) -> None:
         """Send the answer to a RequestReceived; dropped if the connection has gone."""
         if self.state in (PeerState.OPEN, PeerState.CLOSING):

@@ -158,7 +158,8 @@ class _Link:
         if self.stopped or self.retry_call is not None:
             return
         base = min(self.node.reconnect_max, self.node.reconnect_initial * 2 ** self.attempts)
-        self.attempts += 1
+        if base < self.node.reconnect_max:  # past it, 2 ** attempts would only grow (and
+            self.attempts += 1              # overflow a float after ~1000 tries)
         delay = base * self.node.rng.uniform(0.5, 1.0)
         self.retry_call = self.node.reactor.callLater(delay, self.connect)
 
@@ -258,8 +259,15 @@ class DiameterNode:
         connection = self.router.open_peers.get(origin_host)
         if connection is not None:
             return defer.succeed(connection.remote)
-        d = defer.Deferred()
-        self._open_waiters.setdefault(origin_host, []).append(d)
+        waiters = self._open_waiters.setdefault(origin_host, [])
+
+        def cancel(d: defer.Deferred) -> None:  # e.g. addTimeout: forget the waiter
+            waiters.remove(d)
+            if not waiters and self._open_waiters.get(origin_host) is waiters:
+                del self._open_waiters[origin_host]
+
+        d = defer.Deferred(cancel)
+        waiters.append(d)
         return d
 
     # --- transports ---

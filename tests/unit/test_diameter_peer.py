@@ -7,7 +7,7 @@ import socket
 
 import pytest
 from diameter.message import constants
-from twisted.internet import defer
+from twisted.internet import defer, task
 
 from aaa_mip6 import pki, tls
 from aaa_mip6.diameter import codec
@@ -26,7 +26,7 @@ from aaa_mip6.diameter.peer import (
     wins_election,
 )
 from aaa_mip6.diameter.router import RequestTimedOut, Router
-from aaa_mip6.diameter.twisted_peer import DiameterNode
+from aaa_mip6.diameter.twisted_peer import DiameterNode, _Link
 from tests.support import run_on_fresh_reactor, sleep
 
 APP = codec.TEST_APPLICATION_ID
@@ -317,6 +317,49 @@ def test_router_holds_request_until_a_peer_opens():
     router.peer_opened(direct)
     pump(direct, direct_far)
     assert len(direct_far.events()) == 1
+
+
+def test_a_timed_out_request_is_forgotten_by_its_connection():
+    """A peer that answers watchdogs but never some requests must not grow the
+    connection's Hop-by-Hop table: the router's timeout withdraws the entry."""
+    router = Router(request_timeout=5.0)
+    direct, direct_far = open_pair("b.example.net", "example.net")
+    router.peer_opened(direct)
+    for _ in range(100):
+        router.submit(request("example.net"), 0.0)
+    pump(direct, direct_far)
+    [first, *_] = direct_far.events()
+    assert direct.pending_count == 100
+    assert len(router.expire(5.0)) == 100
+    assert direct.pending_count == 0 and router.pending == 0
+    late = codec.new_answer(first.request, codec.SUCCESS, "b.example.net", "example.net")
+    direct_far.send_answer(late)
+    pump(direct, direct_far)
+    assert direct.events() == [] and direct.unknown_answers == 1
+
+
+def test_reconnect_backoff_stays_bounded_however_long_the_peer_is_down():
+    clock = task.Clock()
+    diameter_node = DiameterNode(node("a.example.org"), reactor=clock, reconnect_initial=1.0,
+                                 reconnect_max=30.0, rng=random.Random(3))
+    link = _Link(diameter_node, endpoint=None, client_tls=None, name="b.example.net")
+    for _ in range(5000):  # about two days of a peer down, at one try per 30 s
+        link.schedule()
+        delay = link.retry_call.getTime() - clock.seconds()
+        link.retry_call.cancel()
+        link.retry_call = None
+    assert 15.0 <= delay <= 30.0
+    assert link.attempts <= 6
+
+
+def test_cancelled_open_waiters_are_forgotten():
+    diameter_node = DiameterNode(node("a.example.org"), reactor=task.Clock())
+    for _ in range(100):
+        waiting = diameter_node.when_open("b.example.net")
+        waiting.addErrback(lambda failure: failure.trap(defer.CancelledError))
+        waiting.cancel()
+    kept = diameter_node.when_open("b.example.net")
+    assert diameter_node._open_waiters == {"b.example.net": [kept]}
 
 
 # --- two nodes over Twisted loopback --------------------------------------------------------

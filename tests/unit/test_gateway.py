@@ -197,6 +197,19 @@ def test_idle_conversations_expire(gateway, gateway_node, upstream):
     assert len(gateway.sessions) == 0
 
 
+def test_conversations_are_capped_and_the_next_is_too_busy(gateway_node, upstream):
+    small = EapGateway(gateway_node, upstream, multi_round_timeout=TIMEOUT,
+                       max_conversations=3)
+    for index in range(3):
+        _challenged(small, upstream, f"hac.example.org;1;{index}")
+    assert result_of(small, der("hac.example.org;1;9")) == deap.TOO_BUSY
+    assert len(small.sessions) == 3 and len(upstream.calls) == 3
+    gateway_node.clock.advance(TIMEOUT + 1)  # idle ones expire and make room
+    small.handle(der("hac.example.org;1;9"))
+    assert len(small.sessions) == 1 and len(upstream.calls) == 4
+    assert small.counters["challenge"] == 3 and small.counters["refused"] == 1
+
+
 def test_stop_stops_upstream_and_node(gateway, gateway_node, upstream):
     outcome(gateway.stop())
     assert upstream.stopped and gateway_node.stopped
