@@ -24,6 +24,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 
 from .. import tls
+from ..addresses import format_host_port
 from . import codec
 from .peer import (
     DISCONNECT_DO_NOT_WANT_TO_TALK_TO_YOU,
@@ -253,6 +254,20 @@ class DiameterNode:
         """
         return any(peer.connection is connection and peer.peer_certificate() is not None
                    for peer in self._connections)
+
+    def peer_states(self) -> list[tuple[str, str]]:
+        """(peer, state) of every transport connection, for a status line: the peer's
+        Origin-Host once it sent its CER/CEA, else its address."""
+        states = []
+        for peer_protocol in self._connections:
+            connection = peer_protocol.connection
+            if connection.remote is not None:
+                name = connection.remote.origin_host
+            else:
+                address = peer_protocol.transport.getPeer()
+                name = format_host_port(address.host, address.port)
+            states.append((name, connection.state.value))
+        return sorted(states)
 
     def when_open(self, origin_host: str) -> defer.Deferred:
         """Fires with the RemotePeer once a connection to ``origin_host`` is Open."""
