@@ -504,6 +504,10 @@ def main(argv: list[str] | None = None) -> int:
         running = start(prepared, reactor, arguments.config, flags)
     except ConfigError as error:
         return program.fail(PROGRAM, str(error), program.EXIT_CONFIG)
+    except Exception as error:  # a bug or an unforeseen OS error: still one line
+        log.debug("start-up failed", exc_info=True)
+        return program.fail(PROGRAM, f"cannot start: {type(error).__name__}: {error} "
+                                     "(--log-level debug shows where)", program.EXIT_RUNTIME)
     address = running.listening.getHost()
     log.info("Diameter EAP gateway %s listening on %s (%s)", config.origin_host,
              format_host_port(address.host, address.port),
