@@ -19,6 +19,7 @@ being sent to RADIUS twice.
 
 from __future__ import annotations
 
+import collections
 import ipaddress
 import logging
 import secrets
@@ -35,6 +36,8 @@ from .diameter import eap as diameter_eap
 from .diameter.codec import DiameterError
 
 DEFAULT_MULTI_ROUND_TIMEOUT = 60  # seconds a conversation may idle between rounds
+DEFAULT_MAX_CONVERSATIONS = 100_000  # conversations held at once; more get 3004 TOO_BUSY
+SWEEP_INTERVAL = 1.0  # seconds between two scans for expired conversations
 STATE_LENGTH = 16
 _UNKNOWN_ADDRESS = ipaddress.IPv6Address("::")
 
@@ -84,13 +87,23 @@ def parse_calling_station_id(text: str | None) -> tuple[ipaddress.IPv4Address |
 
 
 class GatewaySessions:
-    """The gateway's conversations by Session-Id, sans-I/O (time is passed in)."""
+    """The gateway's conversations by Session-Id, sans-I/O (time is passed in).
 
-    def __init__(self, multi_round_timeout: float = DEFAULT_MULTI_ROUND_TIMEOUT):
+    Bounded: a conversation idle longer than the multi-round timeout is forgotten (one
+    whose round is in flight waits for the upstream, which always ends it), and at most
+    ``max_conversations`` are held; a new one beyond that is refused with 3004.
+    """
+
+    def __init__(self, multi_round_timeout: float = DEFAULT_MULTI_ROUND_TIMEOUT,
+                 max_conversations: int = DEFAULT_MAX_CONVERSATIONS):
         if not multi_round_timeout > 0:
             raise ValueError("the multi-round timeout must be a positive number of seconds")
+        if max_conversations < 1:
+            raise ValueError("max_conversations must be at least 1")
         self.multi_round_timeout = multi_round_timeout
+        self.max_conversations = max_conversations
         self._conversations: dict[str, _Conversation] = {}
+        self._next_sweep = float("-inf")
 
     def __len__(self) -> int:
         return len(self._conversations)
@@ -103,13 +116,23 @@ class GatewaySessions:
         retransmission of the round in flight or last finished, its conversation
         (wait with :meth:`wait`).
         """
-        self.expire(now)
+        if now >= self._next_sweep:
+            self.expire(now)
         conversation = self._conversations.get(request.session_id)
+        if conversation is not None and conversation.expires <= now and \
+                conversation.outcome is not None:
+            del self._conversations[request.session_id]  # expired since the last sweep
+            conversation = None
         if conversation is not None and conversation.end_to_end == end_to_end:
             return conversation
         if request.state is None:
             if conversation is not None and conversation.outcome is None:
                 return Refusal(codec.UNABLE_TO_COMPLY, "a round of this session is in progress")
+            if conversation is None and len(self._conversations) >= self.max_conversations:
+                self.expire(now)
+                if len(self._conversations) >= self.max_conversations:
+                    return Refusal(diameter_eap.TOO_BUSY,
+                                   "too many EAP conversations in progress")
             address, port = parse_calling_station_id(request.calling_station_id)
             aaa = AaaSession(request.user_name, address, port, session_id=request.session_id)
             conversation = _Conversation(aaa, now)
@@ -148,6 +171,7 @@ class GatewaySessions:
 
     def expire(self, now: float) -> None:
         """Forget conversations idle longer than the multi-round timeout."""
+        self._next_sweep = now + SWEEP_INTERVAL
         for session_id in [key for key, conversation in self._conversations.items()
                            if conversation.expires <= now and conversation.outcome is not None]:
             del self._conversations[session_id]
@@ -161,10 +185,14 @@ class EapGateway:
     """
 
     def __init__(self, node, upstream: AaaBackend, *,
-                 multi_round_timeout: float = DEFAULT_MULTI_ROUND_TIMEOUT):
+                 multi_round_timeout: float = DEFAULT_MULTI_ROUND_TIMEOUT,
+                 max_conversations: int = DEFAULT_MAX_CONVERSATIONS):
         self.node = node
         self.upstream = upstream
-        self.sessions = GatewaySessions(multi_round_timeout)
+        self.sessions = GatewaySessions(multi_round_timeout, max_conversations)
+        # requests (DERs), malformed, retransmissions; answers: challenge, accept, reject,
+        # refused (3004, 5002, ...: answered without RADIUS)
+        self.counters: collections.Counter[str] = collections.Counter()
         node.register_handler(diameter_eap.EAP_APPLICATION_ID,
                               diameter_eap.DIAMETER_EAP_COMMAND, self.handle)
 
@@ -173,13 +201,16 @@ class EapGateway:
         try:
             der = diameter_eap.parse_der(request)
         except DiameterError as error:
+            self.counters["malformed"] += 1
             return self.node.answer(request, codec.error_result(error),
                                     error_message=str(error))
+        self.counters["requests"] += 1
         now = self.node.now()
         begun = self.sessions.begin(der, request.header.end_to_end_identifier, now)
         if isinstance(begun, Refusal):
             return self._refusal_answer(request, begun)
         if not isinstance(begun, AaaSession):
+            self.counters["retransmissions"] += 1
             return self.sessions.wait(begun).addCallback(self._answer, request)
         relayed = defer.maybeDeferred(self.upstream.authenticate, begun, der.eap_payload)
         relayed.addCallbacks(self._relayed, self._upstream_failed)
@@ -215,11 +246,13 @@ class EapGateway:
     def _answer(self, outcome: Outcome, request: Message) -> Message:
         if outcome.refusal is not None:
             return self._refusal_answer(request, outcome.refusal)
+        self.counters[type(outcome.answer).__name__.lower()] += 1
         result, avps = diameter_eap.dea_avps(
             outcome.answer, state=outcome.state,
             multi_round_time_out=round(self.sessions.multi_round_timeout))
         return self.node.answer(request, result, avps)
 
     def _refusal_answer(self, request: Message, refusal: Refusal) -> Message:
+        self.counters["refused"] += 1
         return self.node.answer(request, refusal.result_code, diameter_eap.application_avps(),
                                 error_message=refusal.message)

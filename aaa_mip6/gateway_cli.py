@@ -7,152 +7,516 @@ relaying to a local FreeRADIUS::
         --listen 192.0.2.5:5658 --cert gw.pem --key gw.key --peer-ca diameter-ca.pem \\
         --radius-server 127.0.0.1:1812 --radius-secret-file /etc/mip6/radius-secret
 
-Bad settings print a message naming the flag and exit with status 2. SIGTERM or
-SIGINT stops the gateway: DPR to every Diameter peer, RADIUS calls failed.
+Every flag has a key in ``--config FILE`` (TOML); a flag overrides the file.
+``--check-config`` checks everything a start needs (files readable, certificate and key
+matching, ports free) and exits. A bad setting prints one line naming the key and flag
+and exits with status 2; a failure at run time exits with 1. Signals: SIGHUP re-reads
+the RADIUS secret file and ``log.level``; SIGUSR1 logs one status line; SIGTERM or SIGINT
+stops the gateway (DPR to every Diameter peer, RADIUS calls failed).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
 import logging
+import math
+import socket
 import sys
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
+from . import program
+from .addresses import format_host_port
 from .errors import ConfigError
 
-EXIT_CONFIG = 2
+PROGRAM = "mip6-aaa-gw"
+EXIT_CONFIG = program.EXIT_CONFIG
 DEFAULT_LISTEN_HOST = "127.0.0.1"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+MIN_WATCHDOG, MAX_SECONDS = 6.0, 86_400.0  # RFC 3539's smallest Tw; a day
+
+log = logging.getLogger(PROGRAM)
+
+
+# --- value parsers: raw TOML or flag value -> typed value, ValueError on a bad one -------
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a non-empty string")
+    return value
+
+
+def _identity(value: Any) -> str:
+    text = _string(value)
+    if not text.isascii() or any(c in text for c in " \t\r\n"):
+        raise ValueError(f"{text!r} is not a DiameterIdentity (an FQDN such as gw.example.net)")
+    return text
+
+
+def _path(value: Any) -> Path:
+    return Path(_string(value))
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def _seconds(low: float) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        if isinstance(value, str):  # from a flag
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if (type(value) not in (int, float) or not math.isfinite(value)
+                or not low <= value <= MAX_SECONDS):
+            raise ValueError(f"must be a number of seconds in {low:g}..{MAX_SECONDS:g}")
+        return float(value)
+
+    return parse
+
+
+def _integer(low: int, high: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, str) and value.isdigit():  # from a flag
+            value = int(value)
+        if type(value) is not int or not low <= value <= high:
+            raise ValueError(f"must be an integer in {low}..{high}")
+        return value
+
+    return parse
+
+
+def _listen(value: Any) -> tuple[str, int]:
+    from .diameter.sa_app import address_port
+
+    return address_port(_string(value))
+
+
+def _radius_servers(value: Any) -> tuple:
+    """``ADDR``, ``ADDR:PORT`` or ``[IPV6]:PORT`` (port 1812), one or a list, in order."""
+    from .radius.servers import RadiusServer
+
+    entries = [value] if isinstance(value, str) else value
+    if not isinstance(entries, list) or not entries:
+        raise ValueError("must be an address or a non-empty list of them")
+    servers = []
+    for entry in entries:
+        try:
+            servers.append(RadiusServer.parse(_string(entry), b"the secret comes apart"))
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+    return tuple(servers)
+
+
+def _ip(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(_string(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address") from None
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def _setting(key: str, parse: Callable[[Any], Any], default: Any = MISSING,
+             flag: str | None = None) -> Any:
+    metadata = {"key": key, "parse": parse, "flag": flag}
+    return field(metadata=metadata) if default is MISSING else field(default=default,
+                                                                      metadata=metadata)
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Every gateway setting, validated; build it with :func:`load_config`."""
+
+    origin_host: str = _setting("diameter.origin_host", _identity, flag="--origin-host")
+    origin_realm: str = _setting("diameter.origin_realm", _identity, flag="--origin-realm")
+    radius_servers: tuple = _setting("radius.servers", _radius_servers, flag="--radius-server")
+    radius_secret_file: Path = _setting("radius.secret_file", _path,
+                                        flag="--radius-secret-file")
+    listen: tuple[str, int] | None = _setting("diameter.listen", _listen, None, flag="--listen")
+    insecure_tcp: bool = _setting("diameter.insecure_tcp", _boolean, False,
+                                  flag="--insecure-tcp")
+    watchdog: float = _setting("diameter.watchdog", _seconds(MIN_WATCHDOG), 30.0,
+                               flag="--watchdog")
+    cert: Path | None = _setting("tls.cert", _path, None, flag="--cert")
+    key: Path | None = _setting("tls.key", _path, None, flag="--key")
+    peer_ca: Path | None = _setting("tls.peer_ca", _path, None, flag="--peer-ca")
+    nas_identifier: str | None = _setting("radius.nas_identifier", _string, None,
+                                          flag="--nas-identifier")
+    nas_address: ipaddress.IPv4Address | ipaddress.IPv6Address = _setting(
+        "radius.nas_address", _ip, ipaddress.ip_address(DEFAULT_LISTEN_HOST),
+        flag="--nas-address")
+    multi_round_timeout: float = _setting("eap.multi_round_timeout", _seconds(1.0), 60.0,
+                                          flag="--multi-round-timeout")
+    max_conversations: int = _setting("eap.max_conversations", _integer(1, 10_000_000),
+                                      100_000, flag="--max-conversations")
+    log_level: str = _setting("log.level", _choice(LOG_LEVELS), "info", flag="--log-level")
+
+    @property
+    def listen_address(self) -> tuple[str, int]:
+        """``diameter.listen``, or 127.0.0.1 on the transport's IANA port."""
+        if self.listen is not None:
+            return self.listen
+        from .diameter.twisted_peer import DIAMETER_TCP_PORT, DIAMETER_TLS_PORT
+
+        return DEFAULT_LISTEN_HOST, DIAMETER_TCP_PORT if self.insecure_tcp else DIAMETER_TLS_PORT
+
+
+SETTINGS = {spec.metadata["key"]: spec for spec in fields(GatewayConfig)}
+"""Dotted key -> dataclass field (its parser and flag), for flags, the file and the docs."""
+
+
+def named(key: str) -> str:
+    """``key (--flag)``, the way every message names a setting."""
+    flag = SETTINGS[key].metadata["flag"]
+    return f"{key} ({flag})" if flag else key
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in table.items():
+        key = prefix + name
+        if isinstance(value, dict) and key not in SETTINGS:
+            flat.update(_flatten(value, key + "."))
+        else:
+            flat[key] = value
+    return flat
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The settings of a TOML file as dotted keys; ConfigError for a bad file or key."""
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as error:
+        raise ConfigError(f"config file {path}: cannot read ({error.strerror or error})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path}: not valid TOML ({error})") from None
+    flat = _flatten(data)
+    for key in flat:
+        if key not in SETTINGS:
+            raise ConfigError(f"config file {path}: unknown key {key}")
+    return flat
+
+
+def load_config(path: Path | None = None,
+                overrides: Mapping[str, Any] | None = None) -> GatewayConfig:
+    """Validate the file's settings with ``overrides`` (dotted key -> flag value) on top."""
+    raw = read_toml(path) if path is not None else {}
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            raw[key] = value
+    values = {}
+    for key, spec in SETTINGS.items():
+        if key not in raw:
+            if spec.default is MISSING:
+                raise ConfigError(f"{named(key)} is required")
+            continue
+        try:
+            values[spec.name] = spec.metadata["parse"](raw[key])
+        except ValueError as error:
+            raise ConfigError(f"{named(key)}: {error}") from None
+    config = GatewayConfig(**values)
+    if not config.insecure_tcp and not (config.cert and config.key and config.peer_ca):
+        missing = next(key for key in ("tls.cert", "tls.key", "tls.peer_ca")
+                       if getattr(config, SETTINGS[key].name) is None)
+        raise ConfigError(f"{named(missing)} is required: TLS needs tls.cert, tls.key and "
+                          f"tls.peer_ca, or {named('diameter.insecure_tcp')} for tests")
+    return config
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mip6-aaa-gw",
+        prog=PROGRAM,
         description="Diameter EAP server (RFC 4072) that relays every Diameter-EAP-Request "
                     "to RADIUS servers (RFC 3579) and turns their replies into "
                     "Diameter-EAP-Answers, MSK included.",
-        epilog="Every flag is described in docs/configuration.md (section mip6-aaa-gw). "
-               "Exit status 2: bad configuration.")
-    parser.add_argument("--origin-host", required=True, metavar="NAME",
+        epilog="Each flag's config key is in parentheses; every key is described in "
+               "docs/configuration.md (section mip6-aaa-gw). Signals: SIGHUP re-reads the "
+               "RADIUS secret file and log.level, SIGUSR1 logs a status line, SIGTERM stops. "
+               "Exit status 1: failed at run time; 2: bad configuration.")
+    program.add_version_flag(parser)
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="TOML file with any of the settings below (flags win)")
+    parser.add_argument("--check-config", action="store_true",
+                        help="check the configuration (files readable, certificate and key "
+                             "matching, ports free), print a summary and exit: 0 good, 2 bad")
+    parser.add_argument("--origin-host", metavar="NAME",
                         help="this gateway's Diameter identity (Origin-Host); its TLS "
-                             "certificate must name it")
-    parser.add_argument("--origin-realm", required=True, metavar="REALM",
-                        help="the realm it serves (Origin-Realm)")
+                             "certificate must name it (diameter.origin_host, required)")
+    parser.add_argument("--origin-realm", metavar="REALM",
+                        help="the realm it serves (diameter.origin_realm, required)")
     parser.add_argument("--listen", metavar="HOST:PORT",
                         help="where Diameter peers connect; default 127.0.0.1:5658 for TLS, "
-                             "127.0.0.1:3868 with --insecure-tcp")
-    parser.add_argument("--cert", type=Path, metavar="PEM",
-                        help="TLS certificate (leaf first, then its chain)")
-    parser.add_argument("--key", type=Path, metavar="PEM", help="its private key")
-    parser.add_argument("--peer-ca", type=Path, metavar="PEM",
+                             "127.0.0.1:3868 with --insecure-tcp (diameter.listen)")
+    parser.add_argument("--cert", metavar="PEM",
+                        help="TLS certificate, leaf first, then its chain (tls.cert)")
+    parser.add_argument("--key", metavar="PEM", help="its private key (tls.key)")
+    parser.add_argument("--peer-ca", metavar="PEM",
                         help="CA certificates that sign the Diameter peers' certificates; "
-                             "every peer must present one naming its Origin-Host")
-    parser.add_argument("--insecure-tcp", action="store_true",
+                             "every peer must present one naming its Origin-Host (tls.peer_ca)")
+    parser.add_argument("--insecure-tcp", action="store_true", default=None,
                         help="plain TCP instead of TLS: the MSK crosses in clear; only for "
-                             "tests and packet captures")
-    parser.add_argument("--radius-server", action="append", required=True, metavar="ADDR",
+                             "tests and packet captures (diameter.insecure_tcp)")
+    parser.add_argument("--radius-server", action="append", metavar="ADDR",
                         help="RADIUS server ADDR, ADDR:PORT or [IPV6]:PORT (port 1812 by "
-                             "default); repeat for failover, in order of preference")
-    parser.add_argument("--radius-secret-file", type=Path, required=True, metavar="FILE",
-                        help="file holding the RADIUS shared secret (one line)")
+                             "default); repeat for failover, in order of preference "
+                             "(radius.servers, required)")
+    parser.add_argument("--radius-secret-file", metavar="FILE",
+                        help="file holding the RADIUS shared secret, one line; re-read on "
+                             "SIGHUP (radius.secret_file, required)")
     parser.add_argument("--nas-identifier", metavar="TEXT",
-                        help="NAS-Identifier sent to RADIUS (default: the Origin-Host)")
-    parser.add_argument("--nas-address", default=DEFAULT_LISTEN_HOST, metavar="ADDR",
+                        help="NAS-Identifier sent to RADIUS (default: the Origin-Host) "
+                             "(radius.nas_identifier)")
+    parser.add_argument("--nas-address", metavar="ADDR",
                         help="NAS-IP(v6)-Address sent to RADIUS and the RADIUS source "
-                             "address (default 127.0.0.1)")
-    parser.add_argument("--multi-round-timeout", type=float, default=60.0, metavar="SECONDS",
-                        help="how long an EAP conversation may idle between rounds "
-                             "(default 60)")
-    parser.add_argument("--watchdog", type=float, default=30.0, metavar="SECONDS",
-                        help="Diameter watchdog Tw (RFC 3539; default 30, at least 6)")
-    parser.add_argument("--log-level", default="info",
-                        choices=["debug", "info", "warning", "error"])
+                             "address (default 127.0.0.1) (radius.nas_address)")
+    parser.add_argument("--multi-round-timeout", metavar="SECONDS",
+                        help="how long an EAP conversation may idle between rounds, "
+                             "1..86400 (default 60) (eap.multi_round_timeout)")
+    parser.add_argument("--max-conversations", metavar="N",
+                        help="EAP conversations held at once; more are answered 3004 "
+                             "DIAMETER_TOO_BUSY (default 100000) (eap.max_conversations)")
+    parser.add_argument("--watchdog", metavar="SECONDS",
+                        help="Diameter watchdog Tw (RFC 3539), 6..86400 (default 30) "
+                             "(diameter.watchdog)")
+    parser.add_argument("--log-level", metavar="LEVEL",
+                        help="debug, info, warning or error (default info) (log.level)")
     return parser
 
 
-def _listen_address(text: str | None, default_port: int) -> tuple[str, int]:
-    if text is None:
-        return DEFAULT_LISTEN_HOST, default_port
-    from .diameter.sa_app import address_port
+def config_overrides(arguments: argparse.Namespace) -> dict[str, Any]:
+    """The command line's flags as dotted keys (None for a flag not given)."""
+    return {key: getattr(arguments, spec.metadata["flag"][2:].replace("-", "_"))
+            for key, spec in SETTINGS.items()}
 
+
+# --- checks before anything starts ---------------------------------------------------
+
+
+def read_secret(config: GatewayConfig) -> bytes:
+    """The RADIUS shared secret: the first line of ``radius.secret_file``."""
+    path = config.radius_secret_file
     try:
-        return address_port(text)
-    except ValueError as error:
-        raise ConfigError(f"--listen {error}") from None
-
-
-def _secret(path: Path) -> bytes:
-    try:
-        secret = path.read_bytes().strip()
+        lines = path.read_bytes().splitlines()
     except OSError as error:
-        raise ConfigError(f"--radius-secret-file {path}: {error.strerror}") from None
+        raise ConfigError(f"{named('radius.secret_file')} {path}: cannot read "
+                          f"({error.strerror or error})") from None
+    secret = lines[0].strip() if lines else b""
     if not secret:
-        raise ConfigError(f"--radius-secret-file {path} is empty")
+        raise ConfigError(f"{named('radius.secret_file')} {path} is empty")
     return secret
 
 
-def start(arguments: argparse.Namespace, reactor):
-    """Build and start the gateway on ``reactor``; returns (EapGateway, listening port)."""
-    from . import tls
-    from .diameter.eap import EAP_APPLICATION_ID
-    from .diameter.peer import LocalNode, WatchdogTimers
-    from .diameter.twisted_peer import DIAMETER_TCP_PORT, DIAMETER_TLS_PORT, DiameterNode
-    from .gateway import EapGateway
-    from .radius.client import RadiusClient
-    from .radius.codec import Nas
-    from .radius.servers import RadiusServer
+def _check_bind(kind: socket.SocketKind, host: str, port: int, key: str) -> None:
+    """ConfigError naming ``key`` when ``host:port`` cannot be bound now."""
+    family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    with socket.socket(family, kind) as probe:
+        if kind == socket.SOCK_STREAM:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Twisted does
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            where = format_host_port(host, port) if port else host
+            if error.errno == errno.EADDRINUSE:
+                problem = "the port is in use"
+            elif error.errno == errno.EADDRNOTAVAIL:
+                problem = "not an address of this host"
+            else:
+                problem = error.strerror or str(error)
+            raise ConfigError(f"{named(key)} {where}: cannot bind ({problem})") from None
 
-    secret = _secret(arguments.radius_secret_file)
-    servers = [RadiusServer.parse(text, secret) for text in arguments.radius_server]
-    try:
-        nas_address = ipaddress.ip_address(arguments.nas_address)
-        local = LocalNode(arguments.origin_host, arguments.origin_realm,
-                          host_ip_addresses=(str(nas_address),),
+
+@dataclass
+class Prepared:
+    """What the checks read, for :func:`start`."""
+
+    config: GatewayConfig
+    secret: bytes = field(repr=False)
+    server_tls: Any = None  # tls.ServerTLS, None with diameter.insecure_tcp
+
+
+def prepare(config: GatewayConfig) -> Prepared:
+    """Every check a start needs, without starting anything; ConfigError names the key.
+
+    Reads the secret file and the TLS files (certificate and key must match), checks
+    that the RADIUS source address belongs to this host, and warns (once) about a
+    secret file or key others can read and a certificate that does not name the
+    Origin-Host.
+    """
+    from . import tls
+
+    secret = read_secret(config)
+    program.warn_if_exposed(config.radius_secret_file, "RADIUS secret file", log)
+    server_tls = None
+    if not config.insecure_tcp:
+        steps = (("tls.cert", lambda: tls.load_certificates(config.cert)),
+                 ("tls.key", lambda: tls.load_private_key(config.key)),
+                 ("tls.peer_ca", lambda: tls.load_certificates(config.peer_ca, "CA file")),
+                 ("tls.key", lambda: tls.ServerTLS(config.cert, config.key,
+                                                   client_ca_file=config.peer_ca,
+                                                   require_client_cert=True)))
+        done = []
+        for key, step in steps:
+            try:
+                done.append(step())
+            except ConfigError as error:
+                raise ConfigError(f"{named(key)}: {error}") from None
+        leaf, server_tls = done[0][0], done[-1]
+        program.warn_if_exposed(config.key, "TLS key", log)
+        try:
+            tls.check_identity(leaf, config.origin_host)
+        except (tls.CertificateRejected, ConfigError):
+            log.warning("%s %s does not name %s %s (subjectAltName dNSName): peers that "
+                        "check it will refuse the gateway", named("tls.cert"), config.cert,
+                        named("diameter.origin_host"), config.origin_host)
+    _check_bind(socket.SOCK_DGRAM, str(config.nas_address), 0, "radius.nas_address")
+    return Prepared(config, secret, server_tls)
+
+
+def summary(config: GatewayConfig) -> str:
+    host, port = config.listen_address
+    servers = ", ".join(format_host_port(server.address, server.port)
+                        for server in config.radius_servers)
+    transport = "TCP, no TLS" if config.insecure_tcp else "TLS"
+    return (f"{config.origin_host} (realm {config.origin_realm}) on "
+            f"{format_host_port(host, port)} ({transport}); RADIUS {servers} from "
+            f"{config.nas_address}")
+
+
+# --- running ------------------------------------------------------------------------
+
+
+class GatewayProgram:
+    """The running gateway and what its signals do."""
+
+    def __init__(self, prepared: Prepared, reactor, config_path: Path | None,
+                 flags: Mapping[str, Any]):
+        from .diameter.eap import EAP_APPLICATION_ID
+        from .diameter.peer import LocalNode, WatchdogTimers
+        from .diameter.twisted_peer import DiameterNode
+        from .gateway import EapGateway
+        from .radius.client import RadiusClient
+        from .radius.codec import Nas
+        from .radius.servers import RadiusServer
+
+        config = prepared.config
+        self.config = config
+        self._config_path = config_path
+        self._flags = flags
+        local = LocalNode(config.origin_host, config.origin_realm,
+                          host_ip_addresses=(str(config.nas_address),),
                           auth_applications=frozenset({EAP_APPLICATION_ID}))
-        watchdog = WatchdogTimers(tw=arguments.watchdog)
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
-    if arguments.watchdog < 6:
-        raise ConfigError("--watchdog must be at least 6 seconds (RFC 3539)")
-    if arguments.insecure_tcp:
-        host, port = _listen_address(arguments.listen, DIAMETER_TCP_PORT)
-        server_tls = None
-    else:
-        host, port = _listen_address(arguments.listen, DIAMETER_TLS_PORT)
-        if not (arguments.cert and arguments.key and arguments.peer_ca):
-            raise ConfigError("TLS needs --cert, --key and --peer-ca (or --insecure-tcp)")
-        server_tls = tls.ServerTLS(arguments.cert, arguments.key,
-                                   client_ca_file=arguments.peer_ca, require_client_cert=True)
-    nas = Nas(arguments.nas_identifier or arguments.origin_host, nas_address)
-    node = DiameterNode(local, reactor=reactor, watchdog=watchdog)
-    gateway = EapGateway(node, RadiusClient(servers, nas, reactor=reactor),
-                         multi_round_timeout=arguments.multi_round_timeout)
-    if server_tls is None:
-        listening = node.listen_tcp(port, interface=host)
-    else:
-        listening = node.listen_tls(server_tls, port, interface=host)
-    return gateway, listening
+        servers = [RadiusServer(server.address, server.port, prepared.secret)
+                   for server in config.radius_servers]
+        self.radius = RadiusClient(servers, Nas(config.nas_identifier or config.origin_host,
+                                                config.nas_address), reactor=reactor)
+        self.node = DiameterNode(local, reactor=reactor,
+                                 watchdog=WatchdogTimers(config.watchdog,
+                                                         min(2.0, config.watchdog / 10)))
+        self.gateway = EapGateway(self.node, self.radius,
+                                  multi_round_timeout=config.multi_round_timeout,
+                                  max_conversations=config.max_conversations)
+        host, port = config.listen_address
+        if prepared.server_tls is None:
+            self.listening = self.node.listen_tcp(port, interface=host)
+        else:
+            self.listening = self.node.listen_tls(prepared.server_tls, port, interface=host)
+
+    def reload(self) -> None:
+        """SIGHUP: the RADIUS secret file again, and ``log.level`` from the config file
+        (unless --log-level was given). Anything else needs a restart. A bad file keeps
+        the settings in force."""
+        try:
+            level = self._flags.get("log.level")
+            if level is None and self._config_path is not None:
+                level = load_config(self._config_path, self._flags).log_level
+            secret = read_secret(self.config)
+        except ConfigError as error:
+            log.error("reload failed, settings unchanged: %s", error)
+            return
+        program.warn_if_exposed(self.config.radius_secret_file, "RADIUS secret file", log)
+        self.radius.set_secret(secret)
+        if level is not None:
+            logging.getLogger().setLevel(level.upper())
+        log.info("reloaded: RADIUS secret from %s, log level %s",
+                    self.config.radius_secret_file,
+                    logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower())
+
+    def status(self) -> None:
+        """SIGUSR1: one line with the peers and their states and the counters."""
+        peers = ", ".join(f"{name} {state}" for name, state in self.node.peer_states())
+        counters = self.gateway.counters
+        answers = " ".join(f"{name} {counters[name]}" for name in (
+            "challenge", "accept", "reject", "refused", "malformed", "retransmissions"))
+        radius = " ".join(f"{name} {count}"
+                          for name, count in sorted(self.radius.counters.items()))
+        log.info("status: peers [%s]; requests %d, answers: %s; conversations %d; RADIUS: %s",
+                 peers or "none", counters["requests"], answers, len(self.gateway.sessions),
+                 radius or "none")
+
+
+def start(prepared: Prepared, reactor, config_path: Path | None = None,
+          flags: Mapping[str, Any] | None = None) -> GatewayProgram:
+    """Build and start the gateway on ``reactor``; ConfigError when it cannot listen."""
+    from twisted.internet.error import CannotListenError
+
+    try:
+        return GatewayProgram(prepared, reactor, config_path, flags or {})
+    except CannotListenError as error:
+        host, port = prepared.config.listen_address
+        reason = getattr(error.socketError, "strerror", None) or error.socketError
+        raise ConfigError(f"{named('diameter.listen')} {format_host_port(host, port)}: "
+                          f"cannot listen ({reason})") from None
 
 
 def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
-    logging.basicConfig(level=arguments.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from twisted.internet import reactor
-    from twisted.internet.error import CannotListenError
-
+    flags = config_overrides(arguments)
     try:
-        gateway, listening = start(arguments, reactor)
-    except (ConfigError, CannotListenError) as error:
-        print(f"mip6-aaa-gw: {error}", file=sys.stderr)
-        return EXIT_CONFIG
-    address = listening.getHost()
-    logging.getLogger("mip6-aaa-gw").info(
-        "Diameter EAP gateway %s listening on %s port %d (%s)", arguments.origin_host,
-        address.host, address.port, "TCP, no TLS" if arguments.insecure_tcp else "TLS")
-    reactor.addSystemEventTrigger("before", "shutdown", gateway.stop)
+        config = load_config(arguments.config, flags)
+        logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        prepared = prepare(config)
+        if arguments.check_config:
+            host, port = config.listen_address
+            _check_bind(socket.SOCK_STREAM, host, port, "diameter.listen")
+            print(f"{PROGRAM}: configuration OK: {summary(config)}")
+            return program.EXIT_OK
+        from twisted.internet import reactor
+
+        running = start(prepared, reactor, arguments.config, flags)
+    except ConfigError as error:
+        return program.fail(PROGRAM, str(error), program.EXIT_CONFIG)
+    except Exception as error:  # a bug or an unforeseen OS error: still one line
+        log.debug("start-up failed", exc_info=True)
+        return program.fail(PROGRAM, f"cannot start: {type(error).__name__}: {error} "
+                                     "(--log-level debug shows where)", program.EXIT_RUNTIME)
+    address = running.listening.getHost()
+    log.info("Diameter EAP gateway %s listening on %s (%s)", config.origin_host,
+             format_host_port(address.host, address.port),
+             "TCP, no TLS" if config.insecure_tcp else "TLS")
+    program.install_signals(reactor.callFromThread, reload=running.reload,
+                            status=running.status)
+    reactor.addSystemEventTrigger("before", "shutdown", running.gateway.stop)
     reactor.run()
-    return 0
+    return program.EXIT_OK
 
 
 if __name__ == "__main__":

@@ -161,6 +161,38 @@ def wins_election(local_host: str, remote_host: str) -> bool:
     return local_host.encode() > remote_host.encode()
 
 
+@dataclass(frozen=True)
+class Admission:
+    """What a node does with a CER that shares an application: the CEA Result-Code, and
+    whether it closes its own connection to that peer, still waiting for a CEA."""
+
+    result_code: int
+    close_own_connection: bool = False
+
+
+def admit_cer(local_host: str, remote_host: str, *, identity_ok: bool = True,
+              already_open: bool = False, own_connection_waiting: bool = False) -> Admission:
+    """The responder's decision on a CER (RFC 6733 §5.6.4 election, §13 identity).
+
+    ``identity_ok``: the peer's certificate names ``remote_host`` (always true on plain
+    TCP). ``already_open``: this node has an Open connection to ``remote_host``; the new
+    one is refused. ``own_connection_waiting``: this node connected to ``remote_host``
+    too and waits for its CEA (both connected at once): the greater Origin-Host wins,
+    keeps the connection the other side started and closes its own; the loser refuses
+    with 4003 DIAMETER_ELECTION_LOST and keeps the one it started, which the winner
+    answers.
+    """
+    if not identity_ok:
+        return Admission(codec.UNKNOWN_PEER)
+    if already_open:
+        return Admission(codec.ELECTION_LOST)
+    if own_connection_waiting:
+        if wins_election(local_host, remote_host):
+            return Admission(codec.SUCCESS, close_own_connection=True)
+        return Admission(codec.ELECTION_LOST)
+    return Admission(codec.SUCCESS)
+
+
 class EndToEndIdentifiers:
     """End-to-End Identifiers unique per RFC 6733 §3: high 12 bits from the start time."""
 
@@ -341,6 +373,12 @@ class PeerConnection:
         self._outgoing += codec.encode_message(request, self._max_length)
         self._pending[hop_by_hop] = token
         return hop_by_hop
+
+    def forget(self, hop_by_hop: int) -> None:
+        """Stop waiting for the answer to ``hop_by_hop`` (its request timed out): a late
+        answer then counts as unknown. Without this, a peer that keeps the connection up
+        but never answers some requests would grow the table forever."""
+        self._pending.pop(hop_by_hop, None)
 
     def send_answer(self, answer: Message) -> None:
         """Send the answer to a RequestReceived; dropped if the connection has gone."""

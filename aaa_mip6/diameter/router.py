@@ -40,6 +40,7 @@ class PendingRequest:
     request: Message
     deadline: float
     connection: PeerConnection | None = None
+    hop_by_hop: int | None = None  # on ``connection``
     tried: set[str] = field(default_factory=set)
 
     @property
@@ -101,6 +102,8 @@ class Router:
         expired = [p for p in self._pending.values() if p.deadline <= now]
         for pending in expired:
             del self._pending[pending.token]
+            if pending.connection is not None:
+                pending.connection.forget(pending.hop_by_hop)
         return expired
 
     def peer_opened(self, connection: PeerConnection) -> None:
@@ -144,7 +147,7 @@ class Router:
     def _dispatch(self, pending: PendingRequest) -> None:
         for connection in self.candidates(pending.request, pending.tried):
             try:
-                connection.send_request(pending.request, pending.token)
+                pending.hop_by_hop = connection.send_request(pending.request, pending.token)
             except PeerNotOpen:
                 continue
             pending.connection = connection

@@ -10,6 +10,8 @@ only feeds with bytes and timer ticks; routing, failover and timeouts are the
 
 from __future__ import annotations
 
+import collections
+import ipaddress
 import logging
 import random
 from collections.abc import Callable
@@ -22,6 +24,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 
 from .. import tls
+from ..addresses import format_host_port
 from . import codec
 from .peer import (
     DISCONNECT_DO_NOT_WANT_TO_TALK_TO_YOU,
@@ -37,7 +40,7 @@ from .peer import (
     RemotePeer,
     RequestReceived,
     WatchdogTimers,
-    wins_election,
+    admit_cer,
 )
 from .router import DEFAULT_REQUEST_TIMEOUT, RequestTimedOut, Router
 
@@ -156,7 +159,8 @@ class _Link:
         if self.stopped or self.retry_call is not None:
             return
         base = min(self.node.reconnect_max, self.node.reconnect_initial * 2 ** self.attempts)
-        self.attempts += 1
+        if base < self.node.reconnect_max:  # past it, 2 ** attempts would only grow (and
+            self.attempts += 1              # overflow a float after ~1000 tries)
         delay = base * self.node.rng.uniform(0.5, 1.0)
         self.retry_call = self.node.reactor.callLater(delay, self.connect)
 
@@ -186,6 +190,8 @@ class DiameterNode:
         self.reconnect_max = reconnect_max
         self.rng = rng or random.SystemRandom()
         self._unknown_answers_closed = 0
+        # requests-sent, requests-received, answers-received, election-won, election-lost
+        self.counters: collections.Counter[str] = collections.Counter()
         self._end_to_end = EndToEndIdentifiers(self.now(), self.rng)
         self._handlers: dict[tuple[int, int], Handler] = {}
         self._deferreds: dict[int, defer.Deferred] = {}
@@ -236,6 +242,7 @@ class DiameterNode:
         except codec.DiameterError:
             return defer.fail()
         self._deferreds[token] = d
+        self.counters["requests-sent"] += 1
         self._flush_all()
         return d
 
@@ -248,13 +255,34 @@ class DiameterNode:
         return any(peer.connection is connection and peer.peer_certificate() is not None
                    for peer in self._connections)
 
+    def peer_states(self) -> list[tuple[str, str]]:
+        """(peer, state) of every transport connection, for a status line: the peer's
+        Origin-Host once it sent its CER/CEA, else its address."""
+        states = []
+        for peer_protocol in self._connections:
+            connection = peer_protocol.connection
+            if connection.remote is not None:
+                name = connection.remote.origin_host
+            else:
+                address = peer_protocol.transport.getPeer()
+                name = format_host_port(address.host, address.port)
+            states.append((name, connection.state.value))
+        return sorted(states)
+
     def when_open(self, origin_host: str) -> defer.Deferred:
         """Fires with the RemotePeer once a connection to ``origin_host`` is Open."""
         connection = self.router.open_peers.get(origin_host)
         if connection is not None:
             return defer.succeed(connection.remote)
-        d = defer.Deferred()
-        self._open_waiters.setdefault(origin_host, []).append(d)
+        waiters = self._open_waiters.setdefault(origin_host, [])
+
+        def cancel(d: defer.Deferred) -> None:  # e.g. addTimeout: forget the waiter
+            waiters.remove(d)
+            if not waiters and self._open_waiters.get(origin_host) is waiters:
+                del self._open_waiters[origin_host]
+
+        d = defer.Deferred(cancel)
+        waiters.append(d)
         return d
 
     # --- transports ---
@@ -281,8 +309,13 @@ class DiameterNode:
         With ``client_tls`` the connection is TLS (default port 5658) and the peer's
         certificate must name ``client_tls.host``; else TCP (default port 3868).
         """
-        endpoint = endpoints.HostnameEndpoint(
-            self.reactor, host, port or (DIAMETER_TLS_PORT if client_tls else DIAMETER_TCP_PORT))
+        port = port or (DIAMETER_TLS_PORT if client_tls else DIAMETER_TCP_PORT)
+        try:  # an address connects at once; a name is resolved first (in a thread)
+            kind = (endpoints.TCP6ClientEndpoint if ipaddress.ip_address(host).version == 6
+                    else endpoints.TCP4ClientEndpoint)
+            endpoint = kind(self.reactor, host, port)
+        except ValueError:
+            endpoint = endpoints.HostnameEndpoint(self.reactor, host, port)
         link = _Link(self, endpoint, client_tls, name)
         self._links.append(link)
         link.connect()
@@ -317,24 +350,32 @@ class DiameterNode:
         return protocol.Factory.forProtocol(build)
 
     def _admit(self, peer_protocol: _PeerProtocol, remote: RemotePeer) -> int:
-        """CEA Result-Code for a CER: TLS identity check (RFC 6733 §13), then election (§5.6.4)."""
+        """CEA Result-Code for a CER: the rule is :func:`~.peer.admit_cer`; this only
+        gathers its facts (the TLS identity, open peers, our own connection attempts)."""
+        identity_ok = True
         certificate = peer_protocol.peer_certificate()
         if certificate is not None:
             try:
                 tls.check_identity(certificate, remote.origin_host)
             except tls.CertificateRejected:
                 log.warning("Diameter peer certificate does not name %s", remote.origin_host)
-                return codec.UNKNOWN_PEER
-        if remote.origin_host in self.router.open_peers:
-            return codec.ELECTION_LOST
-        for link in self._links:
-            ours = link.protocol
-            if (link.name == remote.origin_host and ours is not None
-                    and ours.connection.state == PeerState.WAIT_I_CEA):
-                if not wins_election(self.local.origin_host, remote.origin_host):
-                    return codec.ELECTION_LOST
+                identity_ok = False
+        waiting = [link.protocol for link in self._links
+                   if link.name == remote.origin_host and link.protocol is not None
+                   and link.protocol.connection.state == PeerState.WAIT_I_CEA]
+        admission = admit_cer(self.local.origin_host, remote.origin_host,
+                              identity_ok=identity_ok,
+                              already_open=remote.origin_host in self.router.open_peers,
+                              own_connection_waiting=bool(waiting))
+        if waiting:
+            self.counters["election-won" if admission.close_own_connection
+                          else "election-lost"] += 1
+            log.info("Diameter peer %s and this node connected at once: election %s",
+                     remote.origin_host, "won" if admission.close_own_connection else "lost")
+        if admission.close_own_connection:
+            for ours in waiting:
                 ours.transport.loseConnection()
-        return codec.SUCCESS
+        return admission.result_code
 
     def _event(self, peer_protocol: _PeerProtocol, event) -> None:
         connection = peer_protocol.connection
@@ -345,8 +386,10 @@ class DiameterNode:
             for d in self._open_waiters.pop(event.remote.origin_host, []):
                 d.callback(event.remote)
         elif isinstance(event, RequestReceived):
+            self.counters["requests-received"] += 1
             self._dispatch_request(peer_protocol, event.request)
         elif isinstance(event, AnswerReceived):
+            self.counters["answers-received"] += 1
             self._settle(event.token, event.answer)
         elif isinstance(event, AnswerUndecodable):
             self._settle(event.token, Failure(event.error))

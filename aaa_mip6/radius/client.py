@@ -15,7 +15,7 @@ import collections
 import ipaddress
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall
@@ -106,7 +106,7 @@ class RadiusClient:
         self._policy = policy
         self._nas = nas
         self._max_ports = max_ports
-        dictionary = dictionary or codec.load_dictionary()
+        dictionary = self._dictionary = dictionary or codec.load_dictionary()
         self._servers = [_Server(server, codec.RadiusCodec(server.secret, nas, dictionary),
                                  ServerHealth(policy)) for server in servers]
         self._by_address = {(server.address, server.port): index
@@ -154,6 +154,16 @@ class RadiusClient:
         ports = [port for family in self._ports.values() for port in family]
         closing = [defer.maybeDeferred(port.stopListening) for port in ports]
         return defer.gatherResults(closing).addCallback(lambda _: None)
+
+    def set_secret(self, secret: bytes) -> None:
+        """Use ``secret`` with every server from now on (a program's SIGHUP reload).
+
+        A reply to a request sent under the old secret then fails its check: that
+        request ends like an unanswered one.
+        """
+        for server in self._servers:
+            server.config = replace(server.config, secret=secret)
+            server.codec = codec.RadiusCodec(secret, self._nas, self._dictionary)
 
     # -- requests ----------------------------------------------------------
 

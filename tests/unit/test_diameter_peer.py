@@ -7,7 +7,7 @@ import socket
 
 import pytest
 from diameter.message import constants
-from twisted.internet import defer
+from twisted.internet import defer, task
 
 from aaa_mip6 import pki, tls
 from aaa_mip6.diameter import codec
@@ -22,10 +22,11 @@ from aaa_mip6.diameter.peer import (
     PeerSuspect,
     RequestReceived,
     WatchdogTimers,
+    admit_cer,
     wins_election,
 )
 from aaa_mip6.diameter.router import RequestTimedOut, Router
-from aaa_mip6.diameter.twisted_peer import DiameterNode
+from aaa_mip6.diameter.twisted_peer import DiameterNode, _Link
 from tests.support import run_on_fresh_reactor, sleep
 
 APP = codec.TEST_APPLICATION_ID
@@ -234,6 +235,38 @@ def test_no_cea_within_tw_closes():
     assert a.state == PeerState.CLOSED
 
 
+@pytest.mark.parametrize("local, remote, won", [
+    ("b.example.org", "a.example.org", True),
+    ("a.example.org", "b.example.org", False),
+    ("a.example.org", "a.example.org.", False),  # octet order: a prefix is smaller
+])
+def test_election_between_crossing_connections(local, remote, won):
+    """RFC 6733 §5.6.4: both connected at once; the greater Origin-Host keeps the
+    connection the other side started (answers 2001, closes its own), the other refuses
+    with 4003 and keeps its own."""
+    admission = admit_cer(local, remote, own_connection_waiting=True)
+    if won:
+        assert admission.result_code == codec.SUCCESS and admission.close_own_connection
+    else:
+        assert admission.result_code == codec.ELECTION_LOST
+        assert not admission.close_own_connection
+    # Exactly one of the two connections survives: the one the loser started.
+    other = admit_cer(remote, local, own_connection_waiting=True)
+    assert {admission.result_code, other.result_code} == {codec.SUCCESS, codec.ELECTION_LOST}
+
+
+@pytest.mark.parametrize("facts, result", [
+    ({}, codec.SUCCESS),
+    ({"already_open": True}, codec.ELECTION_LOST),
+    ({"already_open": True, "own_connection_waiting": True}, codec.ELECTION_LOST),
+    ({"identity_ok": False}, codec.UNKNOWN_PEER),
+    ({"identity_ok": False, "own_connection_waiting": True}, codec.UNKNOWN_PEER),
+])
+def test_admission_without_an_election(facts, result):
+    admission = admit_cer("b.example.org", "a.example.org", **facts)
+    assert admission.result_code == result and not admission.close_own_connection
+
+
 def test_election_and_end_to_end_identifiers():
     assert wins_election("b.example.org", "a.example.org")
     assert not wins_election("a.example.org", "b.example.org")
@@ -284,6 +317,49 @@ def test_router_holds_request_until_a_peer_opens():
     router.peer_opened(direct)
     pump(direct, direct_far)
     assert len(direct_far.events()) == 1
+
+
+def test_a_timed_out_request_is_forgotten_by_its_connection():
+    """A peer that answers watchdogs but never some requests must not grow the
+    connection's Hop-by-Hop table: the router's timeout withdraws the entry."""
+    router = Router(request_timeout=5.0)
+    direct, direct_far = open_pair("b.example.net", "example.net")
+    router.peer_opened(direct)
+    for _ in range(100):
+        router.submit(request("example.net"), 0.0)
+    pump(direct, direct_far)
+    [first, *_] = direct_far.events()
+    assert direct.pending_count == 100
+    assert len(router.expire(5.0)) == 100
+    assert direct.pending_count == 0 and router.pending == 0
+    late = codec.new_answer(first.request, codec.SUCCESS, "b.example.net", "example.net")
+    direct_far.send_answer(late)
+    pump(direct, direct_far)
+    assert direct.events() == [] and direct.unknown_answers == 1
+
+
+def test_reconnect_backoff_stays_bounded_however_long_the_peer_is_down():
+    clock = task.Clock()
+    diameter_node = DiameterNode(node("a.example.org"), reactor=clock, reconnect_initial=1.0,
+                                 reconnect_max=30.0, rng=random.Random(3))
+    link = _Link(diameter_node, endpoint=None, client_tls=None, name="b.example.net")
+    for _ in range(5000):  # about two days of a peer down, at one try per 30 s
+        link.schedule()
+        delay = link.retry_call.getTime() - clock.seconds()
+        link.retry_call.cancel()
+        link.retry_call = None
+    assert 15.0 <= delay <= 30.0
+    assert link.attempts <= 6
+
+
+def test_cancelled_open_waiters_are_forgotten():
+    diameter_node = DiameterNode(node("a.example.org"), reactor=task.Clock())
+    for _ in range(100):
+        waiting = diameter_node.when_open("b.example.net")
+        waiting.addErrback(lambda failure: failure.trap(defer.CancelledError))
+        waiting.cancel()
+    kept = diameter_node.when_open("b.example.net")
+    assert diameter_node._open_waiters == {"b.example.net": [kept]}
 
 
 # --- two nodes over Twisted loopback --------------------------------------------------------
@@ -421,3 +497,41 @@ def test_loopback_tls_checks_both_identities(certificates, client_name, expect_o
     if expect_open:
         assert codec.result_code(answer) == codec.SUCCESS
         assert both_tls
+
+
+def test_loopback_simultaneous_connect_keeps_the_connection_the_election_picks():
+    """Two nodes connect to each other in the same reactor turn over real sockets: both
+    CERs cross, each side holds the election (RFC 6733 §5.6.4), and exactly one
+    connection survives: the one the loser (the smaller Origin-Host) started. No reconnect
+    happens in the scenario, so a wrong election (both win, both lose) leaves none."""
+    low, high = "a.example.org", "b.example.org"
+
+    async def scenario(reactor):
+        nodes = {host: DiameterNode(node(host), reactor=reactor, watchdog=FAST,
+                                    reconnect_initial=120.0, rng=random.Random(7))
+                 for host in (low, high)}
+        ports = {host: each.listen_tcp(port=0).getHost().port for host, each in nodes.items()}
+        nodes[low].connect(high, "127.0.0.1", ports[high])
+        nodes[high].connect(low, "127.0.0.1", ports[low])
+        opened = defer.gatherResults([nodes[low].when_open(high), nodes[high].when_open(low)])
+        opened.addTimeout(5.0, reactor)
+        await opened
+        await sleep(reactor, 3 * FAST.tw)  # the losing connection closes; watchdogs run
+        survivors = {host: [(p.link is not None, p.transport.getHost().port,
+                             p.transport.getPeer().port) for p in each._connections]
+                     for host, each in nodes.items()}
+        counters = {host: dict(each.counters) for host, each in nodes.items()}
+        still_open = all(other in nodes[host].router.open_peers
+                         for host, other in ((low, high), (high, low)))
+        for each in nodes.values():
+            await each.stop()
+        return survivors, counters, still_open
+
+    survivors, counters, still_open = run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
+    assert counters[high].get("election-won") == 1
+    assert counters[low].get("election-lost") == 1
+    assert still_open
+    [(low_started, low_local, low_remote)] = survivors[low]
+    [(high_started, high_local, high_remote)] = survivors[high]
+    assert low_started and not high_started  # the loser's own connection
+    assert (low_local, low_remote) == (high_remote, high_local)  # one and the same socket

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
+import socket
+from pathlib import Path
 
 import pytest
 from diameter.message import constants
 from twisted.internet import defer
+from twisted.internet.testing import MemoryReactorClock
 
 from aaa_mip6.aaa import (
     AaaSession,
@@ -20,7 +24,16 @@ from aaa_mip6.aaa import (
 from aaa_mip6.diameter import codec
 from aaa_mip6.diameter import eap as deap
 from aaa_mip6.gateway import EapGateway, parse_calling_station_id
-from aaa_mip6.gateway_cli import EXIT_CONFIG, main
+from aaa_mip6.errors import ConfigError
+from aaa_mip6.gateway_cli import (
+    EXIT_CONFIG,
+    SETTINGS,
+    load_config,
+    main,
+    prepare,
+    read_toml,
+    start,
+)
 from tests.unit.test_diameter_eap import (
     AAA_HOST,
     AAA_REALM,
@@ -197,6 +210,19 @@ def test_idle_conversations_expire(gateway, gateway_node, upstream):
     assert len(gateway.sessions) == 0
 
 
+def test_conversations_are_capped_and_the_next_is_too_busy(gateway_node, upstream):
+    small = EapGateway(gateway_node, upstream, multi_round_timeout=TIMEOUT,
+                       max_conversations=3)
+    for index in range(3):
+        _challenged(small, upstream, f"hac.example.org;1;{index}")
+    assert result_of(small, der("hac.example.org;1;9")) == deap.TOO_BUSY
+    assert len(small.sessions) == 3 and len(upstream.calls) == 3
+    gateway_node.clock.advance(TIMEOUT + 1)  # idle ones expire and make room
+    small.handle(der("hac.example.org;1;9"))
+    assert len(small.sessions) == 1 and len(upstream.calls) == 4
+    assert small.counters["challenge"] == 3 and small.counters["refused"] == 1
+
+
 def test_stop_stops_upstream_and_node(gateway, gateway_node, upstream):
     outcome(gateway.stop())
     assert upstream.stopped and gateway_node.stopped
@@ -258,3 +284,166 @@ def test_cli_refuses_a_missing_secret_file_and_a_bad_listen_address(tmp_path, ca
     assert main(_argv(tmp_path, "--insecure-tcp", "--listen", "nowhere")) == EXIT_CONFIG
     err = capsys.readouterr().err
     assert "--listen" in err and "s3cret" not in err
+
+
+REPO = Path(__file__).parents[2]
+REQUIRED = {"diameter.origin_host": "gw.example.net", "diameter.origin_realm": "example.net",
+            "radius.servers": ["127.0.0.1:1812"], "radius.secret_file": "/nonexistent",
+            "diameter.insecure_tcp": True}
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("diameter.origin_host", "gw example", "DiameterIdentity"),
+    ("diameter.listen", "nowhere", "ADDRESS:PORT"),
+    ("diameter.insecure_tcp", "yes", "true or false"),
+    ("diameter.watchdog", "1", "6..86400"),
+    ("diameter.watchdog", 5.9, "6..86400"),
+    ("eap.multi_round_timeout", "0", "1..86400"),
+    ("eap.multi_round_timeout", "nan", "1..86400"),
+    ("eap.max_conversations", 0, "1..10000000"),
+    ("radius.servers", ["radius.example.net"], "IP address"),
+    ("radius.servers", [], "non-empty"),
+    ("radius.nas_address", "localhost", "not an IP address"),
+    ("log.level", "loud", "debug, info"),
+])
+def test_a_bad_value_names_its_key_flag_and_the_allowed_values(key, value, expected):
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {**REQUIRED, key: value})
+    message = str(caught.value)
+    assert message.startswith(f"{key} ({SETTINGS[key].metadata['flag']}): ")
+    assert expected in message
+
+
+def test_the_cli_names_the_flag_and_range_and_exits_2(tmp_path, capsys):
+    """--multi-round-timeout 0 was a ValueError traceback; --watchdog 1 named no flag."""
+    for flag, value, expected in (("--multi-round-timeout", "0", "1..86400"),
+                                  ("--watchdog", "1", "6..86400")):
+        assert main(_argv(tmp_path, "--insecure-tcp", flag, value)) == EXIT_CONFIG
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and flag in err and expected in err
+
+
+def test_every_flag_has_a_key_and_every_key_is_documented_and_in_the_sample():
+    page = (REPO / "docs" / "configuration.md").read_text()
+    documented = page.partition("\n## mip6-aaa-gw\n")[2].partition("\n## ")[0]
+    sample = REPO / "etc" / "mip6-aaa-gw.toml"
+    assert set(read_toml(sample)) == set(SETTINGS)
+    load_config(sample)
+    for key, spec in SETTINGS.items():
+        assert spec.metadata["flag"], key
+        assert f"`{key}`" in documented and f"`{spec.metadata['flag']}" in documented, key
+
+
+def test_the_config_file_sets_every_key_and_flags_win(tmp_path):
+    path = tmp_path / "gw.toml"
+    path.write_text("""
+[diameter]
+origin_host = "gw.example.net"
+origin_realm = "example.net"
+listen = "[::1]:3869"
+insecure_tcp = true
+watchdog = 12
+[radius]
+servers = ["127.0.0.1:1812", "[::1]:1645"]
+secret_file = "/etc/mip6/secret"
+nas_identifier = "gw1"
+nas_address = "::1"
+[eap]
+multi_round_timeout = 30
+max_conversations = 10
+[log]
+level = "debug"
+""")
+    config = load_config(path)
+    assert config.listen_address == ("::1", 3869) and config.watchdog == 12.0
+    assert [str(server.address) for server in config.radius_servers] == ["127.0.0.1", "::1"]
+    assert config.radius_servers[1].port == 1645
+    assert (config.nas_identifier, str(config.nas_address)) == ("gw1", "::1")
+    assert (config.multi_round_timeout, config.max_conversations) == (30.0, 10)
+    flags = load_config(path, {"log.level": "error", "diameter.watchdog": "7"})
+    assert (flags.log_level, flags.watchdog) == ("error", 7.0)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("[diameter]\nbogus = 1\n", "unknown key diameter.bogus"),
+    ("[diameter\n", "not valid TOML"),
+])
+def test_a_bad_config_file_is_one_line(tmp_path, capsys, text, expected):
+    path = tmp_path / "gw.toml"
+    path.write_text(text)
+    assert main(["--config", str(path)]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and expected in err
+
+
+def test_check_config_reports_a_port_in_use(tmp_path, capsys):
+    (tmp_path / "secret").write_text("s3cret\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(_argv(tmp_path, "--insecure-tcp", "--check-config", "--listen",
+                          f"127.0.0.1:{port}")) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert f"diameter.listen (--listen) 127.0.0.1:{port}: cannot bind (the port is in use)" in err
+    assert main(_argv(tmp_path, "--insecure-tcp", "--check-config", "--listen",
+                      "127.0.0.1:0")) == 0
+    assert "configuration OK: gw.example.net (realm example.net)" in capsys.readouterr().out
+
+
+def _running(tmp_path, *extra):
+    secret = tmp_path / "secret"
+    if not secret.exists():
+        secret.write_text("first\n")
+        secret.chmod(0o600)
+    config = load_config(None, {**REQUIRED, "radius.secret_file": str(secret),
+                                "diameter.listen": "127.0.0.1:0", **dict(extra)})
+    return start(prepare(config), MemoryReactorClock()), secret
+
+
+def test_reload_rereads_the_secret_file_and_keeps_it_when_the_file_is_bad(tmp_path, caplog):
+    running, secret = _running(tmp_path)
+    [server] = running.radius._servers
+    assert server.config.secret == b"first"
+    secret.write_text("second\n")
+    with caplog.at_level(logging.INFO, logger="mip6-aaa-gw"):
+        running.reload()
+        assert server.config.secret == b"second"
+        secret.write_text("")
+        running.reload()
+    assert server.config.secret == b"second"
+    assert "reloaded: RADIUS secret from" in caplog.text
+    assert "reload failed, settings unchanged" in caplog.text and "is empty" in caplog.text
+    assert "second" not in caplog.text and "first" not in caplog.text
+
+
+def test_status_is_one_line_with_peers_and_counters(tmp_path, caplog):
+    running, _ = _running(tmp_path)
+    running.gateway.counters["requests"] += 3
+    with caplog.at_level(logging.INFO, logger="mip6-aaa-gw"):
+        running.status()
+    [record] = [r for r in caplog.records if r.getMessage().startswith("status:")]
+    line = record.getMessage()
+    assert "\n" not in line and "peers [none]" in line and "requests 3" in line
+    assert "conversations 0" in line
+
+
+def test_exposed_secret_and_key_warn_and_a_certificate_not_naming_the_host_warns(
+        tmp_path, caplog):
+    from aaa_mip6 import pki
+
+    ca = pki.make_ca(tmp_path)
+    other = pki.make_cert(tmp_path, ca, "other", dns_names=("other.example.net",))
+    other.key_path.chmod(0o644)
+    secret = tmp_path / "exposed-secret"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o644)
+    config = load_config(None, {**REQUIRED, "radius.secret_file": str(secret),
+                                "diameter.insecure_tcp": False, "tls.cert": str(other.cert_path),
+                                "tls.key": str(other.key_path),
+                                "tls.peer_ca": str(ca.cert_path)})
+    with caplog.at_level(logging.WARNING, logger="mip6-aaa-gw"):
+        prepare(config)
+    assert "RADIUS secret file" in caplog.text and "TLS key" in caplog.text
+    assert "does not name diameter.origin_host (--origin-host) gw.example.net" in caplog.text
+    assert "s3cret" not in caplog.text
