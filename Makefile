@@ -4,8 +4,8 @@ PY        := $(VENV)/bin/python
 PIP       := $(VENV)/bin/pip
 PYTEST    := $(VENV)/bin/pytest
 # Debian packages the integration tests drive for real.
-DEB_PKGS  := freeradius freeradius-utils hostapd freediameter postgresql iproute2 tshark \
-             openssl iputils-ping
+DEB_PKGS  := freeradius freeradius-utils hostapd eapoltest freediameter postgresql iproute2 \
+             tshark openssl iputils-ping
 PYTEST_ARGS ?=
 
 .PHONY: test unit lab deps venv clean bench

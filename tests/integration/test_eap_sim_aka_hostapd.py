@@ -2,10 +2,15 @@
 RADIUS EAP server, its vectors from ``mip6-auc`` (eap_sim_db=unix:...), both ends holding the
 same MSK; pseudonyms and fast re-authentication on the second run; resynchronisation."""
 
+import shutil
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
+from aaa_mip6.milenage import Milenage
 from mn.eap import EapCredentials
 from mn.eap.peer import EapPeer
 from tests.integration import auc
@@ -93,3 +98,80 @@ def test_sim_with_triplets_against_freeradius(freeradius, tmp_path):
     result = run(freeradius, "sim", sim_triplets=triplets)
     assert result.accepted, result.peer.method.failed_reason
     assert len(result.msk) == 64 and result.peer.msk == result.msk
+
+
+class ExternalSim:
+    """wpa_supplicant's external SIM interface (external_sim=1): eapol_test asks its control
+    socket for GSM-AUTH / UMTS-AUTH; this answers with the project's Milenage, as a card
+    reader would. Debian's eapol_test has no built-in SIM or USIM simulator."""
+
+    def __init__(self, control_dir: Path, interface: str):
+        self.path = control_dir / interface
+        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.local = control_dir / "monitor"
+        self.socket.bind(str(self.local))
+        self.socket.settimeout(1.0)
+        self.usim = Milenage(bytes.fromhex(auc.K), bytes.fromhex(auc.OPC))
+        self.answered = 0
+
+    def connect(self, deadline: float) -> None:
+        while not self.path.exists():
+            if time.monotonic() > deadline:
+                raise AssertionError("eapol_test opened no control socket")
+            time.sleep(0.05)
+        self.socket.connect(str(self.path))
+        self.socket.send(b"ATTACH")
+
+    def answer(self, line: str) -> None:
+        request = line.split(">", 1)[-1].split(" needed", 1)[0]
+        network, kind, *values = request[len("CTRL-REQ-SIM-"):].split(":")
+        if kind == "UMTS-AUTH":
+            rand, autn = bytes.fromhex(values[0]), bytes.fromhex(values[1])
+            _, vector = self.usim.check_autn(rand, autn)
+            reply = f"UMTS-AUTH:{vector.ik.hex()}:{vector.ck.hex()}:{vector.res.hex()}"
+        else:
+            pairs = [self.usim.gsm_triplet(bytes.fromhex(rand)) for rand in values]
+            reply = "GSM-AUTH:" + ":".join(f"{kc.hex()}:{sres.hex()}" for sres, kc in pairs)
+        self.socket.send(f"CTRL-RSP-SIM-{network}:{reply}".encode())
+        self.answered += 1
+
+    def serve(self, process: subprocess.Popen, deadline: float) -> None:
+        while process.poll() is None and time.monotonic() < deadline:
+            try:
+                text = self.socket.recv(4096).decode(errors="replace")
+            except TimeoutError:
+                continue
+            if "CTRL-REQ-SIM-" in text:
+                self.answer(text)
+
+
+@pytest.mark.skipif(shutil.which("eapol_test") is None, reason="eapol_test is not installed "
+                    "(Debian package eapoltest)")
+@pytest.mark.parametrize("method, prefix", [("SIM", "1"), ("AKA", "0"), ("AKA'", "6")])
+def test_eapol_test_authenticates_against_hostapd_and_mip6_auc(lab, tmp_path, method, prefix):
+    """wpa_supplicant's own SIM/AKA/AKA' peer (eapol_test, its SIM answered through the
+    external SIM interface) against the same hostapd + mip6-auc: the AuC interoperates on its
+    own, not only with this project's MN."""
+    server, _, _ = lab
+    control = tmp_path / "ctrl"
+    control.mkdir(mode=0o700)
+    config = tmp_path / "eapol.conf"
+    config.write_text(f"ctrl_interface={control}\nexternal_sim=1\n"
+                      f"network={{\n  key_mgmt=IEEE8021X\n  eap={method}\n"
+                      f'  identity="{prefix}{auc.IMSI}@wlan.example.org"\n}}\n')
+    sim = ExternalSim(control, "test")
+    deadline = time.monotonic() + 30
+    process = subprocess.Popen(["eapol_test", "-c", str(config), "-a", server.host,
+                                "-p", str(server.port), "-s", server.secret.decode(),
+                                "-t", "20", "-W", "-i", "test"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        sim.connect(deadline)
+        sim.serve(process, deadline)
+        output = process.communicate(timeout=30)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+        sim.socket.close()
+    assert sim.answered >= 1
+    assert process.returncode == 0 and output.rstrip().endswith("SUCCESS"), output[-3000:]
