@@ -73,6 +73,7 @@ class _Exchange:
     candidates: list[int]
     deferred: defer.Deferred = field(init=False)
     transaction: _Transaction | None = None
+    unanswered: list[int] = field(default_factory=list)  # servers that let it time out
 
 
 @dataclass(eq=False, slots=True)
@@ -165,7 +166,7 @@ class RadiusClient:
                 break
             exchange.candidates.pop(0)
         else:
-            exchange.deferred.errback(self._no_answer_error(now))
+            exchange.deferred.errback(self._no_answer_error(exchange, now))
             return
         slot = self._allocate(index)
         if slot is None:
@@ -184,14 +185,24 @@ class RadiusClient:
         exchange.transaction = _Transaction(index, port, sent)
         self._start(exchange)
 
-    def _no_answer_error(self, now: float) -> Exception:
+    def _no_answer_error(self, exchange: _Exchange, now: float) -> Exception:
+        """AaaTimeout naming the servers that let ``exchange`` time out, or AaaUnavailable."""
         healths = [server.health for server in self._servers]
         if not any(health.usable(now) for health in healths):
             self.counters["unavailable"] += 1
-            return AaaUnavailable("every RADIUS server is marked dead",
+            everyone = range(len(self._servers))
+            return AaaUnavailable(f"every RADIUS server is marked dead after "
+                                  f"{self._no_answer(exchange.unanswered or everyone)}",
                                   retry_after=retry_after(healths, now))
         self.counters["timed-out"] += 1
-        return AaaTimeout("no RADIUS server answered")
+        return AaaTimeout(self._no_answer(exchange.unanswered))
+
+    def _no_answer(self, indices: Sequence[int]) -> str:
+        """Why a server is silent, for the log: a RADIUS server drops a request whose
+        Message-Authenticator does not verify (a wrong secret) without a word."""
+        names = ", ".join(self._servers[index].name for index in indices)
+        servers = "servers" if len(indices) > 1 else "server"
+        return f"no answer from RADIUS {servers} {names} (wrong secret or server down)"
 
     def _exchange_timed_out(self, exchange: _Exchange) -> None:
         transaction = exchange.transaction
@@ -204,7 +215,8 @@ class RadiusClient:
         self._end(transaction)
         exchange.transaction = None
         server = self._servers[transaction.server]
-        _log.info("RADIUS server {server} did not answer a request", server=server.name)
+        exchange.unanswered.append(transaction.server)
+        _log.warn("{problem}", problem=self._no_answer([transaction.server]))
         if server.health.record_timeout(self._reactor.seconds()):
             self._mark_dead(transaction.server)
         self._try_next_server(exchange)
