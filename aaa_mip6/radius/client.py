@@ -74,6 +74,7 @@ class _Exchange:
     deferred: defer.Deferred = field(init=False)
     transaction: _Transaction | None = None
     unanswered: list[int] = field(default_factory=list)  # servers that let it time out
+    ignored: set[str] = field(default_factory=set)  # why replies to it were ignored
 
 
 @dataclass(eq=False, slots=True)
@@ -192,16 +193,20 @@ class RadiusClient:
             self.counters["unavailable"] += 1
             everyone = range(len(self._servers))
             return AaaUnavailable(f"every RADIUS server is marked dead after "
-                                  f"{self._no_answer(exchange.unanswered or everyone)}",
+                                  f"{self._no_answer(exchange.unanswered or everyone, exchange)}",
                                   retry_after=retry_after(healths, now))
         self.counters["timed-out"] += 1
-        return AaaTimeout(self._no_answer(exchange.unanswered))
+        return AaaTimeout(self._no_answer(exchange.unanswered, exchange))
 
-    def _no_answer(self, indices: Sequence[int]) -> str:
-        """Why a server is silent, for the log: a RADIUS server drops a request whose
-        Message-Authenticator does not verify (a wrong secret) without a word."""
+    def _no_answer(self, indices: Sequence[int], exchange: _Exchange) -> str:
+        """Why servers were silent, for the log. A RADIUS server drops a request whose
+        Message-Authenticator does not verify (a wrong secret) without a word; a reply
+        that came but was ignored is named by its reasons instead."""
         names = ", ".join(self._servers[index].name for index in indices)
         servers = "servers" if len(indices) > 1 else "server"
+        if exchange.ignored:
+            return (f"no usable answer from RADIUS {servers} {names}: replies ignored "
+                    f"({', '.join(sorted(exchange.ignored))})")
         return f"no answer from RADIUS {servers} {names} (wrong secret or server down)"
 
     def _exchange_timed_out(self, exchange: _Exchange) -> None:
@@ -216,7 +221,7 @@ class RadiusClient:
         exchange.transaction = None
         server = self._servers[transaction.server]
         exchange.unanswered.append(transaction.server)
-        _log.warn("{problem}", problem=self._no_answer([transaction.server]))
+        _log.warn("{problem}", problem=self._no_answer([transaction.server], exchange))
         if server.health.record_timeout(self._reactor.seconds()):
             self._mark_dead(transaction.server)
         self._try_next_server(exchange)
@@ -228,6 +233,7 @@ class RadiusClient:
             reply = server.codec.access_reply(transaction.sent, datagram)
         except InvalidInput as err:
             self._ignore(server, err)
+            exchange.ignored.add(err.reason)
             return
         self._end(transaction)
         exchange.transaction = None
