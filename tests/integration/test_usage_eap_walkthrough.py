@@ -61,13 +61,23 @@ def _run(script: str, demo: Path) -> subprocess.CompletedProcess:
         os.killpg(process.pid, signal.SIGKILL)
         stdout, stderr = process.communicate()
         pytest.fail(f"the walk-through did not end within {SCRIPT_TIMEOUT} s; "
-                    f"stderr:\n{stderr[-3000:]}\nlogs in {demo}")
+                    f"stderr:\n{stderr[-3000:]}{_log_tails(demo)}")
     finally:
         try:
             os.killpg(process.pid, signal.SIGTERM)  # background servers of a failed run
         except ProcessLookupError:
             pass
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def _log_tails(demo: Path) -> str:
+    """The ends of the servers' logs, for a failure message (the directory goes away)."""
+    tails = []
+    for name in ("hac.log", "hac2.log", "radius.log"):
+        if (demo / name).exists():
+            lines = (demo / name).read_text(errors="replace").splitlines()[-25:]
+            tails.append(f"\n--- {name}:\n" + "\n".join(lines))
+    return "".join(tails)
 
 
 def _bind_failed(demo: Path) -> bool:
@@ -97,8 +107,8 @@ def test_the_eap_walkthrough_runs_every_method_through_the_shipped_snippet(demo_
         if result.returncode == 0 or not _bind_failed(demo):
             break
     assert result.returncode == 0, (
-        f"the walk-through failed (exit {result.returncode}):\n{result.stderr[-3000:]}\n"
-        f"logs in {demo}")
+        f"the walk-through failed (exit {result.returncode}):\n{result.stderr[-3000:]}"
+        f"{_log_tails(demo)}")
 
     hac_log = (demo / "hac.log").read_text()
     assert hac_log.count("result=200") == METHOD_RUNS, hac_log
