@@ -87,9 +87,21 @@ class Accept:
 
 @dataclass(frozen=True, slots=True)
 class Reject:
-    """Authentication failed (HAC: 401); ``eap_payload`` is the EAP-Failure if the AAA sent one."""
+    """Authentication failed (HAC: 401); ``eap_payload`` is the EAP-Failure if the AAA sent one.
+
+    ``reply_message`` is the AAA's text about it (RADIUS Reply-Message, RFC 2865 §5.18),
+    for the HAC's log: RFC 6618 has no field to pass it on to the MN.
+    """
 
     eap_payload: bytes | None = None
+    reply_message: str | None = None
+
+    @property
+    def reason(self) -> str:
+        """What the AAA said, in one log-safe line: its text (quoted) and the EAP-Failure."""
+        said = [] if self.reply_message is None else [f"Reply-Message {self.reply_message!r}"]
+        said.append("EAP-Failure" if self.eap_payload is not None else "no EAP-Failure")
+        return f"the AAA rejected the MN: {', '.join(said)}"
 
 
 AaaAnswer = Challenge | Accept | Reject

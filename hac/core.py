@@ -258,9 +258,9 @@ class HacSession:
         if isinstance(answer, Accept):
             return self._accepted(answer)
         if self._answering_init or answer.eap_payload is None:
-            return self._refuse(UNAUTHORIZED, "the AAA rejected the MN", self._identifier)
+            return self._refuse(UNAUTHORIZED, answer.reason, self._identifier)
         return self._finish(m.HacDone(UNAUTHORIZED, eap_payload=answer.eap_payload),
-                            Failed(UNAUTHORIZED, "the AAA rejected the MN"))
+                            Failed(UNAUTHORIZED, answer.reason))
 
     def aaa_failed(self, error: Exception) -> list[Action]:
         """:class:`AskAaa` failed: 504 for AaaTimeout, 503 + retry-after for AaaUnavailable,

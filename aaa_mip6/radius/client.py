@@ -73,6 +73,8 @@ class _Exchange:
     candidates: list[int]
     deferred: defer.Deferred = field(init=False)
     transaction: _Transaction | None = None
+    unanswered: list[int] = field(default_factory=list)  # servers that let it time out
+    ignored: set[str] = field(default_factory=set)  # why replies to it were ignored
 
 
 @dataclass(eq=False, slots=True)
@@ -175,7 +177,7 @@ class RadiusClient:
                 break
             exchange.candidates.pop(0)
         else:
-            exchange.deferred.errback(self._no_answer_error(now))
+            exchange.deferred.errback(self._no_answer_error(exchange, now))
             return
         slot = self._allocate(index)
         if slot is None:
@@ -194,14 +196,28 @@ class RadiusClient:
         exchange.transaction = _Transaction(index, port, sent)
         self._start(exchange)
 
-    def _no_answer_error(self, now: float) -> Exception:
+    def _no_answer_error(self, exchange: _Exchange, now: float) -> Exception:
+        """AaaTimeout naming the servers that let ``exchange`` time out, or AaaUnavailable."""
         healths = [server.health for server in self._servers]
         if not any(health.usable(now) for health in healths):
             self.counters["unavailable"] += 1
-            return AaaUnavailable("every RADIUS server is marked dead",
+            everyone = range(len(self._servers))
+            return AaaUnavailable(f"every RADIUS server is marked dead after "
+                                  f"{self._no_answer(exchange.unanswered or everyone, exchange)}",
                                   retry_after=retry_after(healths, now))
         self.counters["timed-out"] += 1
-        return AaaTimeout("no RADIUS server answered")
+        return AaaTimeout(self._no_answer(exchange.unanswered, exchange))
+
+    def _no_answer(self, indices: Sequence[int], exchange: _Exchange) -> str:
+        """Why servers were silent, for the log. A RADIUS server drops a request whose
+        Message-Authenticator does not verify (a wrong secret) without a word; a reply
+        that came but was ignored is named by its reasons instead."""
+        names = ", ".join(self._servers[index].name for index in indices)
+        servers = "servers" if len(indices) > 1 else "server"
+        if exchange.ignored:
+            return (f"no usable answer from RADIUS {servers} {names}: replies ignored "
+                    f"({', '.join(sorted(exchange.ignored))})")
+        return f"no answer from RADIUS {servers} {names} (wrong secret or server down)"
 
     def _exchange_timed_out(self, exchange: _Exchange) -> None:
         transaction = exchange.transaction
@@ -214,7 +230,8 @@ class RadiusClient:
         self._end(transaction)
         exchange.transaction = None
         server = self._servers[transaction.server]
-        _log.info("RADIUS server {server} did not answer a request", server=server.name)
+        exchange.unanswered.append(transaction.server)
+        _log.warn("{problem}", problem=self._no_answer([transaction.server], exchange))
         if server.health.record_timeout(self._reactor.seconds()):
             self._mark_dead(transaction.server)
         self._try_next_server(exchange)
@@ -226,6 +243,7 @@ class RadiusClient:
             reply = server.codec.access_reply(transaction.sent, datagram)
         except InvalidInput as err:
             self._ignore(server, err)
+            exchange.ignored.add(err.reason)
             return
         self._end(transaction)
         exchange.transaction = None

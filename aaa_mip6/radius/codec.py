@@ -23,6 +23,7 @@ from ..errors import InvalidInput
 EAP_MESSAGE_CHUNK = 253  # the most an attribute value holds (RFC 3579 §3.1)
 MAX_PACKET_LENGTH = 4096  # RFC 2865 §3
 HEADER_LENGTH = 20
+MAX_REPLY_MESSAGE = 300  # characters of an Access-Reject's Reply-Message kept for the log
 MPPE_KEY_LENGTHS = (16, 32)  # EAP-MSCHAPv2: 16, every other keying method: 32
 NAS_PORT_TYPE_VIRTUAL = "Virtual"
 # Framed-IP-Address values that are instructions, not addresses (RFC 2865 §5.8).
@@ -143,7 +144,7 @@ class RadiusCodec:
         if reply.code == pyrad_packet.AccessReject:
             if eap_payload:
                 _require_eap(eap_payload, eap.Code.FAILURE, "Access-Reject")
-            return AccessReply(Reject(eap_payload or None), None)
+            return AccessReply(Reject(eap_payload or None, self._reply_message(reply)), None)
         _require_eap(eap_payload, eap.Code.SUCCESS, "Access-Accept")
         accept = Accept(eap_payload, self._msk(reply), self._bootstrap(reply))
         return AccessReply(accept, None)
@@ -224,6 +225,17 @@ class RadiusCodec:
         if len(recv_key) != len(send_key):
             raise RadiusError(f"MS-MPPE keys of {len(recv_key)} and {len(send_key)} octets")
         return recv_key + send_key
+
+    def _reply_message(self, reply: pyrad_packet.AuthPacket) -> str | None:
+        """The Reply-Message text (RFC 2865 §5.18: several are shown in order), or None.
+
+        Cut at MAX_REPLY_MESSAGE characters: it is for one log line.
+        """
+        values = self._raw(reply, "Reply-Message")
+        if not values:
+            return None
+        text = " ".join(value.decode("utf-8", "replace") for value in values)
+        return text if len(text) <= MAX_REPLY_MESSAGE else text[:MAX_REPLY_MESSAGE] + "..."
 
     def _bootstrap(self, reply: pyrad_packet.AuthPacket) -> BootstrapAttributes:
         """The bootstrap values of an Access-Accept; the first instance of each counts."""

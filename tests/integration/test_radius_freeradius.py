@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-import secrets
 import socket
-import subprocess
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 from twisted.internet import defer, reactor
@@ -21,9 +17,7 @@ from aaa_mip6.radius.client import RadiusClient
 from aaa_mip6.radius.servers import RadiusServer, RetryPolicy
 from mn.eap import EapCredentials
 from mn.eap.peer import EapPeer
-from tests.integration import freeradius as fixture
 from tests.integration.freeradius import running_freeradius
-from tests.support import free_port, stop_process
 
 pytestmark = pytest.mark.integration
 
@@ -33,16 +27,6 @@ POLICY = RetryPolicy(initial_timeout=1.0, max_timeout=2.0, transmissions=2, dead
                      hold_down=60)
 KEYED_METHODS = {"mschapv2": 32, "pwd": 64}  # MSK octets; md5 and gtc derive none
 MAX_ROUNDS = 50
-OPERATOR_FILES = Path(__file__).resolve().parents[2] / "etc" / "freeradius"
-OPERATOR_USER = "mn1@example.org"
-OPERATOR_USERS_FILE = """\
-"mn1@example.org" Cleartext-Password := "{password}"
-\tFramed-IPv6-Address = 2001:db8:1::10,
-\tMIP6-Home-Link-Prefix = 0x4020010db8000100000000000000000000,
-\tAAA-MIP6-HA-IPv6-Address = 2001:db8::a,
-\tAAA-MIP6-HA-IPv4-Address = 192.0.2.1,
-\tSession-Timeout = 86400
-"""
 
 
 def mn_session(user: str) -> AaaSession:
@@ -156,69 +140,3 @@ class StoppedServerTests(unittest.TestCase):
         with self.assertRaises(AaaUnavailable) as caught:
             yield client.authenticate(session, peer.receive(challenge.eap_payload))
         self.assertEqual(caught.exception.retry_after, 60)
-
-
-@contextmanager
-def operator_freeradius(directory: Path):
-    """FreeRADIUS with the test config but etc/freeradius's site, client and dictionary."""
-    host = "127.0.0.1"
-    port = free_port(host, socket.SOCK_DGRAM)
-    secret, password = secrets.token_hex(16), "pw-" + secrets.token_hex(8)
-    fixture.write_config(directory, host, port, secret, password)
-    (directory / "sites-enabled" / "default").unlink()
-    site = (OPERATOR_FILES / "aaa-mip6").read_text()
-    (directory / "sites-enabled" / "aaa-mip6").write_text(
-        site.replace("ipaddr = *", f"ipaddr = {host}").replace("port = 0", f"port = {port}"))
-    clients = (OPERATOR_FILES / "clients.conf.aaa-mip6").read_text()
-    (directory / "clients.conf").write_text(
-        clients.replace("192.0.2.1", host).replace("CHANGE-ME-TO-A-RANDOM-SECRET", secret))
-    (directory / "dictionary").write_text(f"$INCLUDE {OPERATOR_FILES / 'dictionary.aaa-mip6'}\n")
-    (directory / "mods-config" / "files" / "authorize").write_text(
-        OPERATOR_USERS_FILE.format(password=password))
-    log_path = directory / "radius.log"
-    process = subprocess.Popen(
-        [fixture.binary(), "-f", "-d", str(directory), "-D", str(fixture.DICTIONARY_DIR),
-         "-n", "radiusd", "-l", str(log_path)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        if not fixture.wait_ready(process, log_path):
-            raise RuntimeError(f"FreeRADIUS refused etc/freeradius; see {log_path}")
-        yield RadiusServer(ipaddress.IPv4Address(host), port, secret.encode()), password
-    finally:
-        stop_process(process)
-
-
-class OperatorFilesTests(unittest.TestCase):
-    """etc/freeradius works as shipped: EAP, MSK-free MD5, every bootstrap attribute."""
-
-    @pytest.fixture(autouse=True)
-    def _operator_server(self, tmp_path):
-        if fixture.binary() is None:
-            pytest.skip("freeradius is not installed (Debian package freeradius)")
-        with operator_freeradius(tmp_path) as (server, password):
-            self.server, self.password = server, password
-            yield
-
-    @defer.inlineCallbacks
-    def test_accept_carries_every_bootstrap_attribute(self):
-        client = RadiusClient([self.server], NAS, policy=POLICY)
-        self.addCleanup(client.stop)
-        peer = EapPeer("md5", EapCredentials(OPERATOR_USER, self.password))
-        answer = yield run_eap(client, peer, mn_session(OPERATOR_USER))
-        self.assertIsInstance(answer, Accept)
-        self.assertEqual(answer.attributes, {
-            "home_address_ip6": ipaddress.IPv6Address("2001:db8:1::10"),
-            "home_link_prefix": ipaddress.IPv6Network("2001:db8:1::/64"),
-            "home_agent_ip6": ipaddress.IPv6Address("2001:db8::a"),
-            "home_agent_ip4": ipaddress.IPv4Address("192.0.2.1"),
-            "session_timeout": 86400,
-        })
-
-    @defer.inlineCallbacks
-    def test_wrong_password_gets_reject_with_eap_failure(self):
-        client = RadiusClient([self.server], NAS, policy=POLICY)
-        self.addCleanup(client.stop)
-        peer = EapPeer("md5", EapCredentials(OPERATOR_USER, "wrong"))
-        answer = yield run_eap(client, peer, mn_session(OPERATOR_USER))
-        self.assertIsInstance(answer, Reject)
-        self.assertTrue(peer.failure)

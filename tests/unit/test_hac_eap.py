@@ -196,8 +196,20 @@ def test_reject_to_done_gets_done_401_with_the_aaa_eap_failure():
     actions = session.aaa_answered(Reject(FAILURE))
     identifier, hac_done = reply(actions, m.HacDone)
     assert (identifier, hac_done.status, hac_done.eap_payload) == (3, 401, FAILURE)
-    assert actions[1:] == [Failed(401, "the AAA rejected the MN"), Close()]
+    assert actions[1:] == [Failed(401, "the AAA rejected the MN: EAP-Failure"), Close()]
     assert session.phase is Phase.CLOSED
+
+
+def test_reject_logs_what_the_aaa_said_and_sends_the_mn_only_the_eap_failure():
+    session = HacSession(settings())
+    at_done(session, MSK64)
+    actions = session.aaa_answered(Reject(FAILURE, 'pap: password does not match\n"x"'))
+    _, hac_done = reply(actions, m.HacDone)
+    assert (hac_done.status, hac_done.eap_payload) == (401, FAILURE)
+    assert actions[1] == Failed(
+        401, "the AAA rejected the MN: Reply-Message 'pap: password does not match\\n\"x\"', "
+             "EAP-Failure")
+    assert b"pap" not in actions[0].data
 
 
 def test_reject_to_mid_also_ends_with_done_401():

@@ -181,6 +181,9 @@ class ClientTests(unittest.TestCase):
         with self.assertRaises(AaaUnavailable) as first:
             yield client.authenticate(session(), EAP_IDENTITY_RESPONSE)
         self.assertEqual(first.exception.retry_after, 30)
+        names = ", ".join(f"127.0.0.1:{server.port}" for server in servers)
+        self.assertEqual(str(first.exception), "every RADIUS server is marked dead after no "
+                         f"answer from RADIUS servers {names} (wrong secret or server down)")
         sent = sum(len(fake.received) for fake in fakes)
         self.assertEqual(sent, 2 * FAST.transmissions)
         with self.assertRaises(AaaUnavailable):
@@ -192,9 +195,24 @@ class ClientTests(unittest.TestCase):
         fake, server = self.server(silent)
         client = self.client([server], RetryPolicy(initial_timeout=0.05, max_timeout=0.1,
                                                    transmissions=3, jitter=0, dead_after=5))
-        with self.assertRaises(AaaTimeout):
+        with self.assertRaises(AaaTimeout) as caught:
             yield client.authenticate(session(), EAP_IDENTITY_RESPONSE)
         self.assertEqual(len(fake.received), 3)
+        self.assertEqual(str(caught.exception), f"no answer from RADIUS server 127.0.0.1:"
+                         f"{server.port} (wrong secret or server down)")
+
+    @defer.inlineCallbacks
+    def test_a_timeout_after_ignored_replies_names_why_they_were_ignored(self):
+        fake, server = self.server(lambda r: reply_to(r, pyrad_packet.AccessAccept, EAP_SUCCESS),
+                                   secret=b"the server's secret")
+        wrong = RadiusServer(server.address, server.port, b"not the server's secret")
+        client = self.client([wrong], RetryPolicy(initial_timeout=0.05, max_timeout=0.1,
+                                                  transmissions=2, jitter=0, dead_after=5))
+        with self.assertRaises(AaaTimeout) as caught:
+            yield client.authenticate(session(), EAP_IDENTITY_RESPONSE)
+        self.assertEqual(str(caught.exception), f"no usable answer from RADIUS server 127.0.0.1:"
+                         f"{server.port}: replies ignored (bad-authenticator)")
+        self.assertEqual(client.counters["ignored-bad-authenticator"], 2)
 
     @defer.inlineCallbacks
     def test_more_than_256_outstanding_requests_use_several_source_ports(self):

@@ -151,6 +151,18 @@ def test_reject_with_and_without_eap_failure(radius):
     assert radius.access_reply(sent, bare).answer == Reject(None)
 
 
+def test_reject_keeps_its_reply_messages_in_order_cut_for_the_log(radius):
+    sent = radius.access_request(3, session(), EAP_IDENTITY_RESPONSE)
+    request = decode_request(sent.datagram)
+    said = reply_to(request, pyrad_packet.AccessReject, EAP_FAILURE,
+                    Reply_Message=["wrong password", "for mn1"]).ReplyPacket()
+    assert radius.access_reply(sent, said).answer == Reject(EAP_FAILURE, "wrong password for mn1")
+    long = reply_to(request, pyrad_packet.AccessReject, EAP_FAILURE,
+                    Reply_Message=["x" * 200, "y" * 200]).ReplyPacket()
+    text = radius.access_reply(sent, long).answer.reply_message
+    assert text == "x" * 200 + " " + "y" * (codec.MAX_REPLY_MESSAGE - 201) + "..."
+
+
 def test_accept_decrypts_the_rfc2548_vector_into_the_msk(radius):
     sent = vector_request(radius)
     attributes = (eap_attributes(EAP_SUCCESS)
