@@ -24,15 +24,15 @@ import logging
 import math
 import socket
 import sys
-import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import program
 from .addresses import format_host_port
 from .errors import ConfigError
+from .settings import Schema, setting
 
 PROGRAM = "mip6-aaa-gw"
 EXIT_CONFIG = program.EXIT_CONFIG
@@ -133,40 +133,33 @@ def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
     return parse
 
 
-def _setting(key: str, parse: Callable[[Any], Any], default: Any = MISSING,
-             flag: str | None = None) -> Any:
-    metadata = {"key": key, "parse": parse, "flag": flag}
-    return field(metadata=metadata) if default is MISSING else field(default=default,
-                                                                      metadata=metadata)
-
-
 @dataclass(frozen=True)
 class GatewayConfig:
     """Every gateway setting, validated; build it with :func:`load_config`."""
 
-    origin_host: str = _setting("diameter.origin_host", _identity, flag="--origin-host")
-    origin_realm: str = _setting("diameter.origin_realm", _identity, flag="--origin-realm")
-    radius_servers: tuple = _setting("radius.servers", _radius_servers, flag="--radius-server")
-    radius_secret_file: Path = _setting("radius.secret_file", _path,
+    origin_host: str = setting("diameter.origin_host", _identity, flag="--origin-host")
+    origin_realm: str = setting("diameter.origin_realm", _identity, flag="--origin-realm")
+    radius_servers: tuple = setting("radius.servers", _radius_servers, flag="--radius-server")
+    radius_secret_file: Path = setting("radius.secret_file", _path,
                                         flag="--radius-secret-file")
-    listen: tuple[str, int] | None = _setting("diameter.listen", _listen, None, flag="--listen")
-    insecure_tcp: bool = _setting("diameter.insecure_tcp", _boolean, False,
+    listen: tuple[str, int] | None = setting("diameter.listen", _listen, None, flag="--listen")
+    insecure_tcp: bool = setting("diameter.insecure_tcp", _boolean, False,
                                   flag="--insecure-tcp")
-    watchdog: float = _setting("diameter.watchdog", _seconds(MIN_WATCHDOG), 30.0,
+    watchdog: float = setting("diameter.watchdog", _seconds(MIN_WATCHDOG), 30.0,
                                flag="--watchdog")
-    cert: Path | None = _setting("tls.cert", _path, None, flag="--cert")
-    key: Path | None = _setting("tls.key", _path, None, flag="--key")
-    peer_ca: Path | None = _setting("tls.peer_ca", _path, None, flag="--peer-ca")
-    nas_identifier: str | None = _setting("radius.nas_identifier", _string, None,
+    cert: Path | None = setting("tls.cert", _path, None, flag="--cert")
+    key: Path | None = setting("tls.key", _path, None, flag="--key")
+    peer_ca: Path | None = setting("tls.peer_ca", _path, None, flag="--peer-ca")
+    nas_identifier: str | None = setting("radius.nas_identifier", _string, None,
                                           flag="--nas-identifier")
-    nas_address: ipaddress.IPv4Address | ipaddress.IPv6Address = _setting(
+    nas_address: ipaddress.IPv4Address | ipaddress.IPv6Address = setting(
         "radius.nas_address", _ip, ipaddress.ip_address(DEFAULT_LISTEN_HOST),
         flag="--nas-address")
-    multi_round_timeout: float = _setting("eap.multi_round_timeout", _seconds(1.0), 60.0,
+    multi_round_timeout: float = setting("eap.multi_round_timeout", _seconds(1.0), 60.0,
                                           flag="--multi-round-timeout")
-    max_conversations: int = _setting("eap.max_conversations", _integer(1, 10_000_000),
+    max_conversations: int = setting("eap.max_conversations", _integer(1, 10_000_000),
                                       100_000, flag="--max-conversations")
-    log_level: str = _setting("log.level", _choice(LOG_LEVELS), "info", flag="--log-level")
+    log_level: str = setting("log.level", _choice(LOG_LEVELS), "info", flag="--log-level")
 
     @property
     def listen_address(self) -> tuple[str, int]:
@@ -178,61 +171,16 @@ class GatewayConfig:
         return DEFAULT_LISTEN_HOST, DIAMETER_TCP_PORT if self.insecure_tcp else DIAMETER_TLS_PORT
 
 
-SETTINGS = {spec.metadata["key"]: spec for spec in fields(GatewayConfig)}
-"""Dotted key -> dataclass field (its parser and flag), for flags, the file and the docs."""
-
-
-def named(key: str) -> str:
-    """``key (--flag)``, the way every message names a setting."""
-    flag = SETTINGS[key].metadata["flag"]
-    return f"{key} ({flag})" if flag else key
-
-
-def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for name, value in table.items():
-        key = prefix + name
-        if isinstance(value, dict) and key not in SETTINGS:
-            flat.update(_flatten(value, key + "."))
-        else:
-            flat[key] = value
-    return flat
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    """The settings of a TOML file as dotted keys; ConfigError for a bad file or key."""
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except OSError as error:
-        raise ConfigError(f"config file {path}: cannot read ({error.strerror or error})") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"config file {path}: not valid TOML ({error})") from None
-    flat = _flatten(data)
-    for key in flat:
-        if key not in SETTINGS:
-            raise ConfigError(f"config file {path}: unknown key {key}")
-    return flat
+SCHEMA = Schema(GatewayConfig)
+SETTINGS = SCHEMA.settings
+named = SCHEMA.named
+read_toml = SCHEMA.read_toml
 
 
 def load_config(path: Path | None = None,
                 overrides: Mapping[str, Any] | None = None) -> GatewayConfig:
     """Validate the file's settings with ``overrides`` (dotted key -> flag value) on top."""
-    raw = read_toml(path) if path is not None else {}
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            raw[key] = value
-    values = {}
-    for key, spec in SETTINGS.items():
-        if key not in raw:
-            if spec.default is MISSING:
-                raise ConfigError(f"{named(key)} is required")
-            continue
-        try:
-            values[spec.name] = spec.metadata["parse"](raw[key])
-        except ValueError as error:
-            raise ConfigError(f"{named(key)}: {error}") from None
-    config = GatewayConfig(**values)
+    config = SCHEMA.load(path, overrides)
     if not config.insecure_tcp and not (config.cert and config.key and config.peer_ca):
         missing = next(key for key in ("tls.cert", "tls.key", "tls.peer_ca")
                        if getattr(config, SETTINGS[key].name) is None)
@@ -303,8 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_overrides(arguments: argparse.Namespace) -> dict[str, Any]:
     """The command line's flags as dotted keys (None for a flag not given)."""
-    return {key: getattr(arguments, spec.metadata["flag"][2:].replace("-", "_"))
-            for key, spec in SETTINGS.items()}
+    return SCHEMA.overrides(arguments)
 
 
 # --- checks before anything starts ---------------------------------------------------

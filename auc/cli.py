@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
+from dataclasses import dataclass
+
 from aaa_mip6 import program
 from aaa_mip6.errors import ConfigError
+from aaa_mip6.settings import Schema, setting
 
 log = logging.getLogger("mip6.auc")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 EXAMPLE = """\
 example (with hostapd's eap_sim_db=unix:/run/mip6/auc.sock):
   mip6-auc --socket /run/mip6/auc.sock --milenage /etc/mip6/milenage.db \\
            --state /var/lib/mip6/auc-sqn.json
+  mip6-auc --config /etc/mip6/auc.toml     # the same as keys (etc/mip6-auc.toml)
 
 The files have hostapd hlr_auc_gw's formats: Milenage 'IMSI Ki OPc AMF SQN [RES_len]',
 triplets 'IMSI:Kc:SRES:RAND'. Exit status 2: bad flags or files; 1: cannot run.
@@ -36,71 +40,95 @@ def build_parser() -> argparse.ArgumentParser:
                     "(hostapd's hlr_auc_gw protocol): Milenage vectors with durable SQNs, "
                     "AUTS resynchronisation, and GSM triplets.",
         epilog=EXAMPLE)
-    parser.add_argument("--socket", type=Path, required=True, metavar="PATH",
-                        help="UNIX datagram socket to serve (created 0600; an old one is "
-                             "replaced)")
-    parser.add_argument("--milenage", type=Path, metavar="FILE",
-                        help="Milenage subscribers: IMSI Ki OPc AMF SQN [RES_len] a line")
-    parser.add_argument("--triplets", type=Path, metavar="FILE",
-                        help="fixed GSM triplets for EAP-SIM: IMSI:Kc:SRES:RAND a line")
-    parser.add_argument("--state", type=Path, metavar="FILE",
-                        help="where issued SQNs are kept, durably (default: the Milenage "
-                             "file + .sqn)")
-    parser.add_argument("--log-level", default="info",
-                        choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="TOML file with any key below; flags win over it")
+    parser.add_argument("--socket", metavar="PATH",
+                        help="UNIX datagram socket to serve, created 0600; an old one is "
+                             "replaced (auc.socket)")
+    parser.add_argument("--milenage", metavar="FILE",
+                        help="Milenage subscribers: IMSI Ki OPc AMF SQN [RES_len] a line "
+                             "(auc.milenage)")
+    parser.add_argument("--triplets", metavar="FILE",
+                        help="fixed GSM triplets for EAP-SIM: IMSI:Kc:SRES:RAND a line "
+                             "(auc.triplets)")
+    parser.add_argument("--state", metavar="FILE",
+                        help="where issued SQNs are kept, durably; default: the Milenage "
+                             "file + .sqn (auc.state)")
+    parser.add_argument("--log-level", metavar="LEVEL",
+                        help="debug, info, warning or error (default info) (log.level)")
     program.add_version_flag(parser)
     return parser
 
 
-def load(args: argparse.Namespace):
+def _path(value) -> Path:
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a path")
+    return Path(value)
+
+
+def _log_level(value) -> str:
+    if value not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+    return value
+
+
+@dataclass(frozen=True)
+class AucConfig:
+    socket: Path = setting("auc.socket", _path, flag="--socket")
+    milenage: Path | None = setting("auc.milenage", _path, None, flag="--milenage")
+    triplets: Path | None = setting("auc.triplets", _path, None, flag="--triplets")
+    state: Path | None = setting("auc.state", _path, None, flag="--state")
+    log_level: str = setting("log.level", _log_level, "info", flag="--log-level")
+
+
+SCHEMA = Schema(AucConfig)
+
+
+def load(config: AucConfig):
     """(AuthenticationCentre, SqnState) from the files; ConfigError names the flag."""
     from .core import AuthenticationCentre
     from .db import SqnState, load_milenage, load_triplets
 
-    if args.milenage is None and args.triplets is None:
-        raise ConfigError("give --milenage FILE, --triplets FILE or both")
-    milenage = load_milenage(args.milenage) if args.milenage else {}
-    triplets = load_triplets(args.triplets) if args.triplets else {}
-    state_path = args.state or (Path(f"{args.milenage}.sqn") if args.milenage else None)
+    if config.milenage is None and config.triplets is None:
+        raise ConfigError("give --milenage FILE, --triplets FILE or both (auc.milenage, "
+                          "auc.triplets)")
+    milenage = load_milenage(config.milenage) if config.milenage else {}
+    triplets = load_triplets(config.triplets) if config.triplets else {}
+    state_path = config.state or (Path(f"{config.milenage}.sqn") if config.milenage else None)
     state = SqnState(state_path) if state_path else None
     if state is not None:
         state.apply(milenage)
-    elif milenage:
-        raise ConfigError("--state is needed with --milenage")
     return AuthenticationCentre(milenage, triplets), state
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        centre, state = load(args)
+        config = SCHEMA.load(args.config, SCHEMA.overrides(args))
+        centre, state = load(config)
     except ConfigError as error:
         return program.fail("mip6-auc", str(error), program.EXIT_CONFIG)
+    logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from twisted.internet import reactor
 
     from .server import AucProtocol
 
     protocol = AucProtocol(centre, state)
     try:
-        if args.socket.exists() or args.socket.is_symlink():
-            args.socket.unlink()
-        old_umask = os.umask(0o177)
-        try:
-            reactor.listenUNIXDatagram(str(args.socket), protocol)
-        finally:
-            os.umask(old_umask)
+        if config.socket.exists() or config.socket.is_symlink():
+            config.socket.unlink()
+        reactor.listenUNIXDatagram(str(config.socket), protocol, mode=0o600)
     except OSError as error:
-        return program.fail("mip6-auc", f"cannot serve --socket {args.socket}: "
+        return program.fail("mip6-auc", f"cannot serve --socket {config.socket}: "
                             f"{error.strerror or error}", program.EXIT_RUNTIME)
     except Exception as error:  # Twisted wraps bind failures in CannotListenError
-        return program.fail("mip6-auc", f"cannot serve --socket {args.socket}: {error}",
+        return program.fail("mip6-auc", f"cannot serve --socket {config.socket}: {error}",
                             program.EXIT_RUNTIME)
 
     def reload() -> None:
         try:
-            new_centre, _ = load(args)
+            new_centre, _ = load(config)
         except ConfigError as error:
             log.warning("reload refused, old files kept: %s", error)
             return
@@ -115,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
     program.install_signals(reactor.callFromThread, reload=reload,
                             status=lambda: log.info("status %s", centre.counters))
-    log.info("mip6-auc serving %s: %d Milenage subscribers, %d with triplets", args.socket,
+    log.info("mip6-auc serving %s: %d Milenage subscribers, %d with triplets", config.socket,
              len(centre.milenage), len(centre.triplets))
     reactor.run()
     return program.EXIT_OK

@@ -57,7 +57,8 @@ def running_auc(directory: Path) -> Iterator[tuple[Path, Path, subprocess.Popen]
     pki.write_private(milenage, f"# IMSI Ki OPc AMF SQN\n{IMSI} {K} {OPC} {AMF} {SQN}\n".encode())
     triplets = triplets_file(directory / "auc-triplets.db")
     socket_path, log_path = directory / "auc.sock", directory / "auc.log"
-    with open(log_path, "w") as log:
+    socket_path.unlink(missing_ok=True)  # left by a killed AuC: wait for the new one's
+    with open(log_path, "a") as log:
         process = subprocess.Popen([str(AUC), "--socket", str(socket_path), "--milenage",
                                     str(milenage), "--triplets", str(triplets),
                                     "--log-level", "debug"],
