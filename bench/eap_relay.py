@@ -127,16 +127,18 @@ async def load(reactor, one, count: int, seconds: float, concurrency: int) -> di
 
 
 class CpuMeter:
-    """CPU seconds of the driver (this process), the HAC and FreeRADIUS around one figure."""
+    """CPU seconds of the driver (this process), the HAC and the AAA servers (this process's
+    children by command name, FreeRADIUS by default) around one figure."""
 
-    def __init__(self, hac: HacProcess):
+    def __init__(self, hac: HacProcess, servers: tuple[str, ...] = ("freeradius",)):
         self.hac_pids = process_tree(hac.process.pid)
-        self.radius_pids = [pid for pid in process_tree(os.getpid())
-                            if Path(f"/proc/{pid}/comm").read_text().strip() == "freeradius"]
+        self.server_pids = {name: [pid for pid in process_tree(os.getpid())
+                                   if Path(f"/proc/{pid}/comm").read_text().strip() == name]
+                            for name in servers}
 
     def _now(self) -> dict[str, float]:
         return {"driver": sum(os.times()[:2]), "hac": cpu_seconds(self.hac_pids),
-                "freeradius": cpu_seconds(self.radius_pids)}
+                **{name: cpu_seconds(pids) for name, pids in self.server_pids.items()}}
 
     def measure(self, run) -> dict:
         """``run()``'s figure with ``cpu_ms`` per authentication for each process and in all."""

@@ -38,9 +38,9 @@ class SimAkaServer:
     directory: Path
 
 
-def usim_file(path: Path, *, sqn: str = SQN, k: str = K) -> Path:
+def usim_file(path: Path, *, sqn: str = SQN, k: str = K, imsi: str = IMSI) -> Path:
     """The MN's USIM: one hlr_auc_gw Milenage line."""
-    pki.write_private(path, f"{IMSI} {k} {OPC} {AMF} {sqn}\n".encode())
+    pki.write_private(path, f"{imsi} {k} {OPC} {AMF} {sqn}\n".encode())
     return path
 
 
@@ -51,17 +51,20 @@ def triplets_file(path: Path, imsi: str = TRIPLET_IMSI, triplets=TRIPLETS) -> Pa
 
 
 @contextmanager
-def running_auc(directory: Path) -> Iterator[tuple[Path, Path, subprocess.Popen]]:
-    """``mip6-auc`` on a socket in ``directory``: (socket, log, process)."""
+def running_auc(directory: Path, imsis: tuple[str, ...] = (IMSI,), log_level: str = "debug"
+                ) -> Iterator[tuple[Path, Path, subprocess.Popen]]:
+    """``mip6-auc`` on a socket in ``directory``: (socket, log, process). Every IMSI in
+    ``imsis`` is a Milenage subscriber with the same K and OPc."""
     milenage = directory / "auc-milenage.db"
-    pki.write_private(milenage, f"# IMSI Ki OPc AMF SQN\n{IMSI} {K} {OPC} {AMF} {SQN}\n".encode())
+    pki.write_private(milenage, "# IMSI Ki OPc AMF SQN\n".encode() + "".join(
+        f"{imsi} {K} {OPC} {AMF} {SQN}\n" for imsi in imsis).encode())
     triplets = triplets_file(directory / "auc-triplets.db")
     socket_path, log_path = directory / "auc.sock", directory / "auc.log"
     socket_path.unlink(missing_ok=True)  # left by a killed AuC: wait for the new one's
     with open(log_path, "a") as log:
         process = subprocess.Popen([str(AUC), "--socket", str(socket_path), "--milenage",
                                     str(milenage), "--triplets", str(triplets),
-                                    "--log-level", "debug"],
+                                    "--log-level", log_level],
                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + START_TIMEOUT
@@ -76,9 +79,10 @@ def running_auc(directory: Path) -> Iterator[tuple[Path, Path, subprocess.Popen]
 
 
 @contextmanager
-def running_sim_aka_server(directory: Path) -> Iterator[SimAkaServer]:
+def running_sim_aka_server(directory: Path, imsis: tuple[str, ...] = (IMSI,),
+                           log_level: str = "debug") -> Iterator[SimAkaServer]:
     directory.chmod(0o700)
-    with running_auc(directory) as (socket_path, log_path, _), \
+    with running_auc(directory, imsis, log_level) as (socket_path, log_path, _), \
             hostapd_support.running_hostapd(
                 directory, extra=hostapd_support.sim_aka_config(socket_path)) as server:
         yield SimAkaServer(server, socket_path, log_path, directory)
