@@ -24,8 +24,11 @@ class AucProtocol(DatagramProtocol):
             return
         request = data.decode("ascii", "replace")
         reply = self.centre.handle(request)
+        subject = " ".join(request.split()[:2])[:64]
         if reply.reason:
-            log.warning("%s: %s", " ".join(request.split()[:2])[:64], reply.reason)
+            log.warning("%s: %s", subject, reply.reason)
+        else:
+            log.info("%s: %s", subject, "answered" if reply.text else "resynchronised")
         if reply.sqn_changes and self.state is not None:
             try:
                 self.state.commit(reply.sqn_changes)

@@ -123,7 +123,7 @@ def sim_aka_config(socket_path: Path) -> tuple[str, str]:
     users = "".join(f'"{prefix}"*\t{method}\n' for prefix, method in (
         ("1", "SIM"), ("3", "SIM"), ("5", "SIM"), ("0", "AKA"), ("2", "AKA"), ("4", "AKA"),
         ("6", "AKA'"), ("7", "AKA'"), ("8", "AKA'")))
-    return f"eap_sim_db=unix:{socket_path}\n", users
+    return f"eap_sim_db=unix:{socket_path}\neap_sim_aka_result_ind=1\n", users
 
 
 def write_config(directory: Path, port: int, secret: str, password: str, with_pwd: bool,
