@@ -11,7 +11,7 @@ from twisted.internet import defer, task
 from aaa_mip6.mobility import BindingAckStatus
 from aaa_mip6.sa import Bootstrap
 from aaa_mip6.transform import peek
-from aaa_mip6 import pki
+from aaa_mip6 import pki, program
 from mn import cli, rebootstrap, session
 from mn.bootstrap import BootstrapFailed, Bootstrapped
 from mn.mobility import (
@@ -362,7 +362,7 @@ def test_a_negative_watch_is_a_usage_error_before_any_connection(tmp_path, capsy
     ca = pki.make_ca(tmp_path)
     arguments = [*REGISTRATION, "--watch", "-1"]
     arguments[arguments.index("ca.pem")] = str(ca.cert_path)
-    assert cli.main(["register", "--keep", *arguments]) == cli.EXIT_USAGE
+    assert cli.main(["register", "--keep", *arguments]) == program.EXIT_CONFIG
     assert "--watch" in capsys.readouterr().err
 
 
