@@ -633,6 +633,8 @@ def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
     reporter = _Reporter(args.mn_id, args.json)
     exit_status = [program.EXIT_RUNTIME]
     registered = [False]
+    step = [f"the bootstrap with the HAC {args.hac}"]  # for a signal that stops it early
+    told = [False]  # a failure line was printed
 
     def on_event(action) -> None:
         if not registered[0]:  # the first registration is reported once it is complete
@@ -653,6 +655,8 @@ def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
             lifetime=args.lifetime)
         reporter.session = mobile
         mobile.on_event = on_event
+        step[0] = "the registration with the home agent " + session.home_agent_text(
+            mobile.machine.home_agent, care_of)
         binding = yield mobile.start(care_of, give_up_at=give_up_at)
         device = _tunnel_for(args, binding, result.bootstrap) if with_tunnel else None
         if device is not None:
@@ -678,9 +682,15 @@ def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
             message = f"up: cannot bring up the tunnel interface {args.tun}: {failure.value}"
         else:
             message = _unexpected(failure)
+        told[0] = True
         program.fail(PROGRAM, message)
 
+    def stopped_early() -> None:
+        if not registered[0] and not told[0]:
+            program.fail(PROGRAM, f"stopped by a signal during {step[0]}")
+
     def start() -> None:
+        reactor.addSystemEventTrigger("before", "shutdown", stopped_early)
         running = run()
         running.addErrback(failed)
         running.addBoth(lambda _: reactor.running and reactor.stop())

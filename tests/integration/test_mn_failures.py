@@ -199,3 +199,19 @@ def test_kept_binding_answers_sigusr1_sighup_and_sigterm(tmp_path):
                 stop_process(mn)
         finally:
             stop_process(ha)
+
+
+def test_sigterm_while_retrying_says_what_it_stopped(hac, dead_ha_port, tmp_path):
+    mn = subprocess.Popen([str(MN_SCRIPT), *registration(hac, tmp_path, "--timeout", "50")],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          stdin=subprocess.DEVNULL)
+    try:
+        Lines(mn.stdout).wait_for(r"^retrying ")
+        mn.send_signal(signal.SIGTERM)
+        mn.wait(timeout=OUTER_BOUND)
+        stderr = mn.stderr.read()  # stdout is drained by Lines' thread
+    finally:
+        stop_process(mn)
+    assert mn.returncode == 1
+    assert one_line(stderr) == ("mip6-mn: stopped by a signal during the registration with "
+                                f"the home agent [::1]:{dead_ha_port}")
