@@ -516,6 +516,10 @@ class _Reporter:
             "foreign-datagrams": mobile.foreign_datagrams,
             "send-failures": mobile.send_failures})
 
+    def status_before(self, step: str) -> None:
+        """SIGUSR1 before there is a session: what the MN is doing."""
+        self._print("status", {"registered": False, "during": step})
+
     def _print(self, event: str, fields: dict[str, Any]) -> None:
         if self.as_json_lines:
             print(json.dumps({"event": event, "mn-id": self.mn_id, **fields}), flush=True)
@@ -667,8 +671,6 @@ def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
         if not args.keep:
             yield mobile.stop(deregister=False)
             return
-        program.install_signals(reactor.callFromThread, reload=lambda: _reload(credentials),
-                                status=reporter.status)
         _stay(reactor, mobile, args, device)
         yield defer.Deferred()  # runs until a signal stops the reactor
 
@@ -689,8 +691,16 @@ def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
         if not registered[0] and not told[0]:
             program.fail(PROGRAM, f"stopped by a signal during {step[0]}")
 
+    def status() -> None:
+        if reporter.session is None:
+            reporter.status_before(step[0])
+        else:
+            reporter.status()
+
     def start() -> None:
         reactor.addSystemEventTrigger("before", "shutdown", stopped_early)
+        program.install_signals(reactor.callFromThread, reload=lambda: _reload(credentials),
+                                status=status)
         running = run()
         running.addErrback(failed)
         running.addBoth(lambda _: reactor.running and reactor.stop())
