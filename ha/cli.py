@@ -418,6 +418,11 @@ def main(argv: list[str] | None = None) -> int:
         server = assemble_home_agent(config, reactor)
     except Exception as error:  # noqa: BLE001 (every failure is one line)
         return program.fail(PROGRAM, *startup_failure(error))
+    running = [config]
+    # before the first "listening on" line, which is when a supervisor may signal
+    program.install_signals(reactor.callFromThread,
+                            reload=lambda: reload(args, server, running),
+                            status=server.report)
     try:
         for host, port in config.listen:
             listening = server.listen(host, port)
@@ -428,10 +433,6 @@ def main(argv: list[str] | None = None) -> int:
         _close(server, config)
         return program.fail(PROGRAM, *startup_failure(error))
     server.start()
-    running = [config]
-    program.install_signals(reactor.callFromThread,
-                            reload=lambda: reload(args, server, running),
-                            status=server.report)
     reactor.addSystemEventTrigger("before", "shutdown", server.stop)
     if config.diameter is not None:  # DPR to the peers while the reactor still runs
         reactor.addSystemEventTrigger("before", "shutdown", server.source.close)
