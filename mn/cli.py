@@ -407,8 +407,16 @@ and exits. New SAs the HA refuses again at once, and a HAC out of reach or answe
 retry-after); after 5 in a row the MN gives up ("failed ... reason rebootstrap-loop",
 exit status 1). A HAC that refuses the MN ends it at once (rebootstrap-failed).
 
-Exit status: 0 registered; 1 bootstrap or registration failed (the message says why,
-e.g. "BA status 129"); 2 bad arguments.
+While the HA does not answer, the BU is sent again (at most 7 times) and a line says
+so: "retrying ... attempt 2 of 7 sent, next try in 3 s". --timeout bounds the bootstrap
+and the first registration together.
+
+Signals: SIGUSR1 prints a status event; SIGHUP reads --psk-file or --password-file
+again for the next bootstrap; SIGTERM (Ctrl-C) de-registers (--keep) and exits.
+
+Exit status: 0 registered; 1 bootstrap or registration failed (one line naming the HAC
+or the home agent, the step and why, e.g. "BA status 129"); 2 bad arguments, files or
+a --care-of address this host does not have.
 """
 
 UP_EPILOG = """\
