@@ -656,6 +656,8 @@ def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
         reporter.event(action)
         if isinstance(action, mobility.RegistrationFailed) and args.keep and reactor.running:
             exit_status[0] = program.EXIT_RUNTIME
+            told[0] = True
+            program.fail(PROGRAM, reporter.session.describe(action))
             reactor.stop()
 
     @defer.inlineCallbacks

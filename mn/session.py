@@ -421,7 +421,8 @@ def bootstrap_session(
 
     result = yield renew()
     if result.bootstrap is None:
-        raise RegistrationError("the HAC named no home agent", reason="no-home-agent")
+        raise RegistrationError(f"bootstrap with the HAC {format_host_port(tls.host, port)}: "
+                                "the HAC named no home agent", reason="no-home-agent")
     machine = MobilityMachine(result.sa, result.bootstrap.home_agent, lifetime=lifetime)
     session = MobileSession(reactor, machine, renew=renew, on_event=on_event, deliver=deliver)
     return session, result

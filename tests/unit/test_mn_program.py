@@ -80,6 +80,13 @@ def test_a_rejection_names_the_ba_status():
     assert text.endswith("failed: rejected, BA status 129 (ADMINISTRATIVELY_PROHIBITED)")
 
 
+def test_a_session_ending_after_registration_names_the_ha_too():
+    mobile, *_ = registered_session()
+    assert mobile.describe(RegistrationFailed("rebootstrap-loop")) == (
+        f"registration with the home agent [{HA6}]:7872 from care-of {COA6} failed: "
+        "rebootstrap-loop")
+
+
 def test_progress_lines_in_text_and_json(capsys):
     mobile, *_ = registered_session()
     for as_json in (False, True):

@@ -4,6 +4,7 @@ and what ``mip6-mn register --keep`` / ``up`` do with a session (--watch: handov
 on a task.Clock with a fake UDP port and an HA built from the codecs."""
 
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
 import pytest
 from twisted.internet import defer, task
@@ -71,12 +72,15 @@ def test_no_home_agent_in_the_bootstrap_is_a_registration_error(bootstraps):
     _, results = bootstraps
     results.append(Bootstrapped(make_sa(), None))
 
-    opened = session.bootstrap_session(task.Clock(), None, 7443, lambda: "machine")
+    opened = session.bootstrap_session(task.Clock(), SimpleNamespace(host="hac.example"), 7443,
+                                       lambda: "machine")
     failure = opened.result
     opened.addErrback(lambda _: None)  # consumed: no "unhandled error" at garbage collection
 
     assert isinstance(failure.value, session.RegistrationError)
     assert failure.value.reason == "no-home-agent"
+    assert str(failure.value) == ("bootstrap with the HAC hac.example:7443: the HAC named no "
+                                  "home agent")
 
 
 # --------------------------------------------------------------------------- rebootstrap
