@@ -12,7 +12,6 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Callable
 from ipaddress import ip_address, ip_interface
 from pathlib import Path
 from typing import Any

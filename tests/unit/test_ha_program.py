@@ -2,7 +2,6 @@
 without effect, the status file checked at start, reload, and why datagrams are dropped
 logged at info level at most once per reason per interval (on a fake clock)."""
 
-import argparse
 import errno
 import logging
 
@@ -123,9 +122,8 @@ def test_reload_applies_log_level_and_status_file_and_names_what_needs_a_restart
     assert server.status_path == f"{tmp_path}/other.json"
 
 
-def test_version_exits_0():
-    parser = cli.build_parser()
-    assert isinstance(parser, argparse.ArgumentParser)
+def test_version_exits_0(capsys):
     with pytest.raises(SystemExit) as exit_:
-        parser.parse_args(["--version"])
+        cli.build_parser().parse_args(["--version"])
     assert exit_.value.code == program.EXIT_OK
+    assert capsys.readouterr().out.startswith("mip6-ha ")
