@@ -4,7 +4,7 @@ Everything protocol-related is in :mod:`ha.core`; this module moves bytes, asks 
 source and the sequence ledger, and runs the clocks (binding expiry every second, SA
 refresh every ``sa_refresh`` seconds, counters every ``stats_interval`` seconds and when
 the program asks (``mip6-ha`` on SIGUSR1) — logged, and written as JSON to
-``status_path`` when one is set). Why a datagram was dropped is logged at info level, at
+``status_path`` when one is set). Why a packet was dropped is logged at info level, at
 most one line per reason every DROP_LOG_INTERVAL seconds (with the number held back),
 and every drop at debug level.
 
@@ -267,14 +267,17 @@ class HomeAgentServer:
                 self._log_drop(action.reason, peer)
 
     def _log_drop(self, reason: str, peer: tuple[str, int] | None) -> None:
-        """Every drop at debug level; at info level one line per reason per interval."""
-        source = "the home network" if peer is None else format_host_port(*peer)
+        """Every drop at debug level; at info level one line per reason per interval.
+
+        ``peer`` is None for a packet from the home network, and for datagrams that
+        waited for an SA lookup (the core holds their senders)."""
+        source = "" if peer is None else f" from {format_host_port(*peer)}"
         held = self.drop_log.admit(reason, self.clock())
         if held is None:
-            log.debug("dropped a datagram from %s: %s", source, reason)
+            log.debug("dropped a packet%s: %s", source, reason)
             return
         hint = DROP_HINTS.get(reason)
-        log.info("dropped a datagram from %s: %s%s%s", source, reason,
+        log.info("dropped a packet%s: %s%s%s", source, reason,
                  f" ({hint})" if hint else "",
                  f"; {held} more {reason} drop(s) not logged in the last "
                  f"{self.drop_log.interval:g} s" if held else "")

@@ -118,11 +118,11 @@ def test_drops_are_logged_at_info_with_the_reason_and_the_sender(store):
             for _ in range(5):
                 mn.sendto(b"\x08not a packet", ("::1", port))
             sender = mn.getsockname()[1]
-            line = lines.wait_for(r"dropped a datagram from")
+            line = lines.wait_for(r"dropped a packet from")
         assert "INFO" in line and f"[::1]:{sender}" in line and "malformed" in line
         assert "--home-agent" in line  # the hint for the misconfiguration behind it
         time.sleep(0.5)  # the other four arrive within the interval: held back, not logged
-        assert len([text for text in lines.lines if "dropped a datagram" in text]) == 1
+        assert len([text for text in lines.lines if "dropped a packet" in text]) == 1
     finally:
         stop_process(process)
 

@@ -80,9 +80,9 @@ def test_drops_are_logged_at_info_once_per_reason_per_interval(server, caplog):
     info = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
     debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
     assert len(info) == 2 and len(debug) == 3
-    assert info[0].startswith("dropped a datagram from [::1]:5000: malformed (")
+    assert info[0].startswith("dropped a packet from [::1]:5000: malformed (")
     assert "--home-agent" in info[0]
-    assert info[1].startswith("dropped a datagram from 192.0.2.9:6000: malformed")
+    assert info[1].startswith("dropped a packet from 192.0.2.9:6000: malformed")
     assert info[1].endswith("; 3 more malformed drop(s) not logged in the last 10 s")
 
 
