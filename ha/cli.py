@@ -2,15 +2,22 @@
 
 Settings come from an optional TOML file (``--config``, flat keys as in
 docs/configuration.md, section HA) with flags over it. A bad value stops the program
-with a message naming the key.
+with a message naming the key. Every start-up failure is one line and exit status 2 (the
+configuration: a value, a file, a right) or 1 (the world: the store unreachable, the
+port taken); ``--check-config`` runs the same checks and exits. SIGHUP reloads what can
+change while running (:func:`reload`), SIGUSR1 reports the counters, SIGTERM stops.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import errno
 import ipaddress
 import logging
 import math
+import os
+import socket
 import sys
 import tomllib
 from dataclasses import dataclass, field
@@ -18,14 +25,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from aaa_mip6.addresses import parse_host_port
+from aaa_mip6 import program
+from aaa_mip6.addresses import format_host_port, parse_host_port
 from aaa_mip6.diameter.sa_app import NodeSettings, node_settings
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.replay import MAX_WINDOW, MIN_WINDOW, SEQ_LIMIT
+from aaa_mip6.tun import IFNAMSIZ
 
 from .core import HaPolicy
 
+PROGRAM = "mip6-ha"
 DEFAULT_PORT = 7872
+
+log = logging.getLogger("mip6.ha")
 
 EPILOG = """\
 examples:
@@ -33,19 +45,27 @@ examples:
   mip6-ha --listen [::]:7872 --home-agent 2001:db8::1 --store sqlite:///var/lib/mip6/sa.db \\
           --tun mip6home --tun-route 2001:db8:1::/64
   mip6-ha --config ha.toml   # SAs pushed by the HAC over Diameter: state and a [diameter] table
+  mip6-ha --config ha.toml --check-config   # check it all, start nothing
 
 Without --store, SAs come over Diameter from the HAC's SA delivery application: the
 [diameter] table of --config (no flags) and state are required (docs/diameter.md).
 
 Counters are logged every stats-interval seconds and on SIGUSR1 (and written to
---status-file as JSON). Every key is documented in docs/configuration.md, section HA.
+--status-file as JSON). SIGHUP re-reads --config and the flags: log-level and
+status-file take effect at once, every held SA is re-read from its source, and any
+other changed key is named in a warning (it takes a restart). SIGTERM stops cleanly.
+
+Exit status: 0 stopped cleanly (or --check-config found nothing wrong); 2 a bad
+setting, file or right (one line naming the key); 1 the store unreachable or a port
+taken, or another failure at run time. Every key is documented in
+docs/configuration.md, section HA.
 """
 
 
 def _host_port(key: str, text: str) -> tuple[str, int]:
     """``[v6]:port``, ``v4:port``, ``[v6]``, ``v4`` or a bare IPv6 address; default port 7872."""
     try:
-        host, port = parse_host_port(text)
+        host, port = parse_host_port(text, refuse_ambiguous=True)
     except ValueError as error:
         raise ConfigError(f"{key} {text!r}: {error}") from None
     try:
@@ -102,6 +122,11 @@ class HaConfig:
     diameter: NodeSettings | None = None  # SAs over Diameter instead of from the store
 
 
+def sqlite_path(url: str) -> Path:
+    """The file of a ``sqlite:///`` store URL, as the store opens it."""
+    return Path("/" + unquote(urlsplit(url).path).lstrip("/"))
+
+
 def load_config(values: dict[str, Any]) -> HaConfig:
     """Validate the merged file + flag values; ConfigError names the offending key."""
     unknown = set(values) - KEYS
@@ -138,7 +163,7 @@ def load_config(values: dict[str, Any]) -> HaConfig:
         parts = urlsplit(store or "")
         if parts.scheme != "sqlite":
             raise ConfigError("state: required unless the store is a SQLite file")
-        state = unquote(parts.path) + ".ha-state"
+        state = f"{sqlite_path(store)}.ha-state"
     routes = []
     for text in values.get("tun-route", []):
         try:
@@ -149,6 +174,8 @@ def load_config(values: dict[str, Any]) -> HaConfig:
     if level not in ("debug", "info", "warning", "error"):
         raise ConfigError("log-level: must be debug, info, warning or error")
     tun = values.get("tun")
+    if tun is not None and not 0 < len(tun.encode()) < IFNAMSIZ:
+        raise ConfigError(f"tun: the interface name {tun!r} must have 1..{IFNAMSIZ - 1} octets")
     try:
         policy = HaPolicy(
             home_agent=home_agent_address,
@@ -192,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer 176 this long before the SA's validity end, at most half the SA's "
              "lifetime (reinit-margin)")
     add("--log-level", metavar="LEVEL", help="debug, info, warning or error (log-level)")
+    add("--check-config", action="store_true",
+        help="check the configuration (store reachable, state file and status-file "
+             "directory usable, ports free, TUN device possible) and exit: 0 with a "
+             "summary, 2 or 1 with the one-line error; nothing is served")
+    program.add_version_flag(parser)
     return parser
 
 
@@ -210,32 +242,196 @@ def _values(args: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
+def ineffective_settings(values: dict[str, Any]) -> list[str]:
+    """Settings given that do nothing with the others given, one warning text each."""
+    notes = []
+    if values.get("tun-route") and "tun" not in values:
+        notes.append("tun-route (--tun-route) has no effect without tun (--tun): "
+                     "nothing is routed or forwarded")
+    return notes
+
+
+def check_status_file(path: str | None) -> None:
+    """A status file's directory must exist and be writable: checked at start (and on
+    reload), not found out at the first write."""
+    if path is None:
+        return
+    directory = Path(path).parent
+    if not directory.is_dir():
+        raise ConfigError(f"status-file {path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigError(f"status-file {path}: directory {directory} is not writable")
+
+
+def startup_failure(error: BaseException) -> tuple[str, int]:
+    """The one line and the exit status for what stopped the HA from starting.
+
+    2 when the configuration must change (a value, a file, a right); 1 when the world
+    must (the store unreachable, a port another program holds)."""
+    from aaa_mip6.store.base import StoreError
+    from aaa_mip6.tun import TunnelError
+    from twisted.internet.error import CannotListenError
+
+    if isinstance(error, ConfigError):
+        return str(error), program.EXIT_CONFIG
+    if isinstance(error, StoreError):
+        return str(error), program.EXIT_RUNTIME
+    if isinstance(error, TunnelError):
+        return f"tun: {error}", program.EXIT_CONFIG
+    if isinstance(error, CannotListenError):
+        return _listen_failure((error.interface, error.port), error.socketError)
+    if isinstance(error, OSError):
+        where = f" {error.filename}" if error.filename else ""
+        return f"{error.strerror or error}{where}", program.EXIT_RUNTIME
+    return (f"unexpected error at start-up: {type(error).__name__}: {error}",
+            program.EXIT_RUNTIME)
+
+
+def _listen_failure(address: tuple[str, int], error: BaseException) -> tuple[str, int]:
+    where = f"listen {format_host_port(*address)}"
+    number = getattr(error, "errno", None)
+    text = getattr(error, "strerror", None) or str(error)
+    if number == errno.EADDRINUSE:
+        return f"{where}: {text} (another program, or another mip6-ha, holds it)", \
+            program.EXIT_RUNTIME
+    if number == errno.EACCES:
+        return f"{where}: {text} (a port below 1024 needs root or CAP_NET_BIND_SERVICE)", \
+            program.EXIT_CONFIG
+    if number == errno.EADDRNOTAVAIL:
+        return f"{where}: {text} (not an address of this host)", program.EXIT_CONFIG
+    return f"{where}: {text}", program.EXIT_RUNTIME
+
+
+def check_config(config: HaConfig) -> list[str]:
+    """What ``--check-config`` checks, as start-up would, without serving: one summary
+    line per part; the first failure propagates (see :func:`startup_failure`)."""
+    from aaa_mip6.tun import open_tun
+
+    from .sasource import SequenceLedger
+
+    lines = []
+    check_status_file(config.status_file)
+    if config.status_file:
+        lines.append(f"status-file {config.status_file}: directory writable")
+    if config.diameter is None:
+        from aaa_mip6.store import open_store
+
+        open_store(config.store).close()
+        lines.append(f"store: opened ({config.store.partition(':')[0]})")
+    else:
+        lines.append("diameter: settings valid (--check-config does not contact the peers)")
+    SequenceLedger(config.state).close()
+    lines.append(f"state {config.state}: opened")
+    for host, port in config.listen:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                probe.bind((host, port))
+        except OSError as error:
+            message, status = _listen_failure((host, port), error)
+            raise _CheckFailed(message, status) from None
+        lines.append(f"listen {format_host_port(host, port)}: free")
+    if config.tun:
+        fd, _ = open_tun(config.tun)
+        os.close(fd)
+        lines.append(f"tun {config.tun}: can be created")
+    lines.append(f"home-agent {config.policy.home_agent}")
+    return lines
+
+
+class _CheckFailed(Exception):
+    """A failed check that already has its line and exit status."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+def _warn_exposed(config: HaConfig) -> None:
+    """The files holding SA keys or a private key, if others may read them."""
+    if config.store and config.store.startswith("sqlite:"):
+        program.warn_if_exposed(sqlite_path(config.store), "store", log)
+    key = getattr(config.diameter, "key", None)
+    if key:
+        program.warn_if_exposed(Path(key), "diameter.key", log)
+
+
+def reload(args: argparse.Namespace, server, running: list[HaConfig]) -> None:
+    """SIGHUP: read --config and the flags again. log-level and status-file take effect
+    at once and every held SA is re-read from its source (a revocation or a changed SA
+    in the store counts now, not at the next sa-refresh); other changed keys are named
+    in a warning and wait for a restart. A configuration that no longer loads changes
+    nothing."""
+    try:
+        new = load_config(_values(args))
+        check_status_file(new.status_file)
+    except ConfigError as exc:
+        log.warning("reload: %s; the running settings stay", exc)
+        return
+    old = running[0]
+    logging.getLogger().setLevel(new.log_level.upper())
+    server.reload(new.status_file)
+    running[0] = dataclasses.replace(old, log_level=new.log_level, status_file=new.status_file)
+    later = [_KEY_OF_FIELD.get(name, name.replace("_", "-"))
+             for name in (f.name for f in dataclasses.fields(HaConfig))
+             if name not in ("log_level", "status_file")
+             and getattr(old, name) != getattr(new, name)]
+    if later:
+        log.warning("reload: %s changed; that takes a restart", ", ".join(later))
+    log.info("reloaded: log-level %s, status-file %s, %d SAs re-read from the source",
+             new.log_level, new.status_file or "none", len(server.core.spis))
+
+
+_KEY_OF_FIELD = {"policy": "home-agent, tun or a policy key (max-lifetime, reinit-margin, "
+                           "sequence-margin, replay-window, sequence-block)",
+                 "tun_routes": "tun-route"}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        config = load_config(_values(args))
+        values = _values(args)
+        config = load_config(values)
+        check_status_file(config.status_file)
     except ConfigError as exc:
-        print(f"mip6-ha: {exc}", file=sys.stderr)
-        return 2
+        return program.fail(PROGRAM, str(exc), program.EXIT_CONFIG)
     logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for note in ineffective_settings(values):
+        log.warning("%s", note)
+    _warn_exposed(config)
+    if args.check_config:
+        try:
+            summary = check_config(config)
+        except _CheckFailed as failed:
+            return program.fail(PROGRAM, str(failed), failed.status)
+        except Exception as error:  # noqa: BLE001 (every failure is one line)
+            return program.fail(PROGRAM, *startup_failure(error))
+        print("\n".join(summary))
+        print(f"{PROGRAM}: configuration OK")
+        return program.EXIT_OK
     from twisted.internet import reactor
 
     from .assemble import assemble_home_agent
 
     try:
         server = assemble_home_agent(config, reactor)
-    except Exception as exc:  # configuration and OS errors alike end the program plainly
-        print(f"mip6-ha: {exc}", file=sys.stderr)
-        return 2
+    except Exception as error:  # noqa: BLE001 (every failure is one line)
+        return program.fail(PROGRAM, *startup_failure(error))
+    running = [config]
+    # before the first "listening on" line, which is when a supervisor may signal
+    program.install_signals(reactor.callFromThread,
+                            reload=lambda: reload(args, server, running),
+                            status=server.report)
     try:
         for host, port in config.listen:
             listening = server.listen(host, port)
-            logging.getLogger("mip6.ha").info(
-                "listening on [%s]:%d", host, listening.getHost().port)
-    except Exception as exc:
-        print(f"mip6-ha: cannot listen: {exc}", file=sys.stderr)
-        return 2
+            log.info("listening on [%s]:%d", host, listening.getHost().port)
+    except Exception as error:  # noqa: BLE001 (every failure is one line)
+        for listening in server.ports:
+            listening.stopListening()
+        _close(server, config)
+        return program.fail(PROGRAM, *startup_failure(error))
     server.start()
     reactor.addSystemEventTrigger("before", "shutdown", server.stop)
     if config.diameter is not None:  # DPR to the peers while the reactor still runs
@@ -246,7 +442,15 @@ def main(argv: list[str] | None = None) -> int:
         server.source.close()
     if server.tun is not None:
         server.tun.close()
-    return 0
+    return program.EXIT_OK
+
+
+def _close(server, config: HaConfig) -> None:
+    """What assemble_home_agent opened, when the HA does not start after all."""
+    server.ledger.close()
+    server.source.close()
+    if server.tun is not None:
+        server.tun.close()
 
 
 if __name__ == "__main__":

@@ -2,8 +2,11 @@
 
 Everything protocol-related is in :mod:`ha.core`; this module moves bytes, asks the SA
 source and the sequence ledger, and runs the clocks (binding expiry every second, SA
-refresh every ``sa_refresh`` seconds, counters every ``stats_interval`` seconds and on
-SIGUSR1 — logged, and written as JSON to ``status_path`` when one is set).
+refresh every ``sa_refresh`` seconds, counters every ``stats_interval`` seconds and when
+the program asks (``mip6-ha`` on SIGUSR1) — logged, and written as JSON to
+``status_path`` when one is set). Why a packet was dropped is logged at info level, at
+most one line per reason every DROP_LOG_INTERVAL seconds (with the number held back),
+and every drop at debug level.
 
 Which socket a datagram leaves by decides its source address, and an MN drops replies
 that do not come from the HA address it was given. With one socket per address family
@@ -20,13 +23,14 @@ import ipaddress
 import json
 import logging
 import os
-import signal
 import time
 from collections.abc import Callable
 
 from twisted.internet import defer, task
 from twisted.internet.protocol import DatagramProtocol
 
+from aaa_mip6.addresses import format_host_port
+from aaa_mip6.logthrottle import LogThrottle
 from aaa_mip6.tun import DeviceReader
 
 from .core import (
@@ -42,6 +46,25 @@ from .core import (
 from .sasource import SASource, SequenceLedger
 
 log = logging.getLogger("mip6.ha")
+
+DROP_LOG_INTERVAL = 10.0  # seconds between info lines about drops of one reason
+
+# What an operator can do about a drop, for the reasons a misconfiguration causes.
+DROP_HINTS = {
+    "malformed": "not a packet this HA can parse; a Binding Update whose Mobility Header "
+                 "checksum names another HA address fails here too (is --home-agent the "
+                 "address the HAC hands out?)",
+    "unknown-spi": "no SA with this SPI in the SA source (does the HAC write to this "
+                   "store, or push to this HA?)",
+    "bad-icv": "the ICV does not verify: the MN holds other keys for this SPI",
+    "replay": "a sequence number seen before or left of the window",
+    "unauthorized-hoa": "the home address is not the one the SA authorizes",
+    "no-binding": "data before a Binding Update was accepted",
+    "revoked": "the SA was revoked",
+    "sa-expired": "the SA is past its validity end",
+    "scope-mismatch": "a packet type the SA's scope does not allow",
+    "not-forwarding": "no --tun: decapsulated data is not forwarded",
+}
 
 
 class _MnSocket(DatagramProtocol):
@@ -84,6 +107,7 @@ class HomeAgentServer:
         sa_refresh: float = 30.0,
         stats_interval: float = 60.0,
         status_path: str | None = None,
+        drop_log_interval: float = DROP_LOG_INTERVAL,
     ):
         self.core = core
         self.source = source
@@ -94,6 +118,7 @@ class HomeAgentServer:
         self.sa_refresh = sa_refresh
         self.stats_interval = stats_interval
         self.status_path = status_path
+        self.drop_log = LogThrottle(drop_log_interval)
         self.ports = []
         self._sockets = {}  # 4 or 6 -> a listening socket, for sendto
         self._protocols: list[_MnSocket] = []
@@ -135,7 +160,7 @@ class HomeAgentServer:
         return listening
 
     def start(self) -> None:
-        """Start the clocks and the TUN reader; hook pushes from the source and SIGUSR1."""
+        """Start the clocks and the TUN reader; hook pushes from the source."""
         self.source.on_change = self._sa_changed
         for interval, call in ((1.0, self._tick), (self.sa_refresh, self._refresh),
                                (self.stats_interval, self.report)):
@@ -146,10 +171,11 @@ class HomeAgentServer:
         if self.tun is not None:
             self._reader = DeviceReader(self.tun, self.tun_packet, "mip6-ha tun")
             self.reactor.addReader(self._reader)
-        if hasattr(signal, "SIGUSR1"):
-            self.reactor.callWhenRunning(
-                signal.signal, signal.SIGUSR1,
-                lambda *_: self.reactor.callFromThread(self.report))
+
+    def reload(self, status_path: str | None) -> None:
+        """The program's reload (SIGHUP): a new status file, and every held SA re-read now."""
+        self.status_path = status_path
+        self._refresh()
 
     @defer.inlineCallbacks
     def stop(self):
@@ -169,7 +195,7 @@ class HomeAgentServer:
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         """A datagram from ``addr`` = (host, port), as Twisted passes it."""
-        self._carry_out(self.core.datagram_received(addr[0], addr[1], data, self.clock()))
+        self._carry_out(self.core.datagram_received(addr[0], addr[1], data, self.clock()), addr)
 
     def tun_packet(self, packet: bytes) -> None:
         self._carry_out(self.core.tun_packet(packet, self.clock()))
@@ -213,7 +239,8 @@ class HomeAgentServer:
 
     # ------------------------------------------------------------------ actions
 
-    def _carry_out(self, actions: list) -> None:
+    def _carry_out(self, actions: list, peer: tuple[str, int] | None = None) -> None:
+        """Perform the core's actions; ``peer`` sent the datagram they answer, if any."""
         for action in actions:
             kind = type(action)
             if kind is WriteTun:  # the per-packet action first
@@ -237,7 +264,23 @@ class HomeAgentServer:
                 self._via.pop(action.binding.home_address, None)
                 log.info("binding %s removed (%s)", action.binding.home_address, action.why)
             elif kind is Drop:
-                log.debug("dropped: %s", action.reason)
+                self._log_drop(action.reason, peer)
+
+    def _log_drop(self, reason: str, peer: tuple[str, int] | None) -> None:
+        """Every drop at debug level; at info level one line per reason per interval.
+
+        ``peer`` is None for a packet from the home network, and for datagrams that
+        waited for an SA lookup (the core holds their senders)."""
+        source = "" if peer is None else f" from {format_host_port(*peer)}"
+        held = self.drop_log.admit(reason, self.clock())
+        if held is None:
+            log.debug("dropped a packet%s: %s", source, reason)
+            return
+        hint = DROP_HINTS.get(reason)
+        log.info("dropped a packet%s: %s%s%s", source, reason,
+                 f" ({hint})" if hint else "",
+                 f"; {held} more {reason} drop(s) not logged in the last "
+                 f"{self.drop_log.interval:g} s" if held else "")
 
     def _send(self, action: SendDatagram) -> None:
         """sendto on the socket itself: Twisted's write() re-parses the address every time."""
@@ -275,11 +318,19 @@ class HomeAgentServer:
         }
 
     def report(self) -> None:
-        """Log the counters; write them to the status file when there is one."""
+        """Log the counters; write them to the status file when there is one.
+
+        A status file that cannot be written is warned about (at most once per drop-log
+        interval) and the counters go on being logged."""
         status = self.status()
         log.info("status %s", json.dumps(status, separators=(",", ":")))
         if self.status_path:
             temporary = f"{self.status_path}.tmp"
-            with open(temporary, "w", encoding="utf-8") as out:
-                json.dump(status, out)
-            os.replace(temporary, self.status_path)
+            try:
+                with open(temporary, "w", encoding="utf-8") as out:
+                    json.dump(status, out)
+                os.replace(temporary, self.status_path)
+            except OSError as error:
+                if self.drop_log.admit("status-file", self.clock()) is not None:
+                    log.warning("status-file %s: cannot write: %s", self.status_path,
+                                error.strerror or error)

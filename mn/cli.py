@@ -8,21 +8,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
+import socket
 import sys
-from ipaddress import IPv4Address, ip_address, ip_interface
+from ipaddress import ip_address, ip_interface
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
+from aaa_mip6 import program
 from aaa_mip6 import tvheaders as tv
-from aaa_mip6.addresses import format_host_port, parse_host_port
+from aaa_mip6.addresses import parse_host_port
 from aaa_mip6.errors import ConfigError, InvalidInput
 from aaa_mip6.messages import Provision
-from aaa_mip6.sa import SCOPE_ALL, Bootstrap, HomeAgent
+from aaa_mip6.sa import SCOPE_ALL, Bootstrap
 from aaa_mip6.tls import ClientTLS
+from aaa_mip6.tun import TunnelError, open_tun
 
 from . import client, mobility, session, tunnel
 from .bootstrap import (
@@ -40,8 +44,8 @@ from .eap.peer import EapPeer
 EAP_METHODS = ("md5", "gtc", "mschapv2", "pwd", "peap", "ttls", "tls", "sim", "aka", "aka-prime")
 SUBSCRIBER_METHODS = ("sim", "aka", "aka-prime")  # a (U)SIM instead of a password
 
-EXIT_FAILED = 1  # the bootstrap ran and failed (HAC status, TLS, verification, timeout)
-EXIT_USAGE = 2  # bad arguments or files: nothing was sent
+PROGRAM = "mip6-mn"
+log = logging.getLogger("mip6.mn")
 
 KEY_HEADERS = frozenset({tv.MN_TO_HA_IKEY, tv.HA_TO_MN_IKEY, tv.MN_TO_HA_EKEY, tv.HA_TO_MN_EKEY})
 NUMERIC_HEADERS = frozenset({tv.SPI, tv.SAS, tv.PORT})
@@ -103,7 +107,11 @@ def parse_psk(text: str, source: str) -> bytes:
 
 
 def _read_secret_file(path: str, source: str) -> str:
-    """The text of ``path`` (``-`` = stdin); ConfigError naming ``source``, never the text."""
+    """The text of ``path`` (``-`` = stdin); ConfigError naming ``source``, never the text.
+
+    Warns (once) when others may read the file."""
+    if path != "-":
+        program.warn_if_exposed(Path(path), source.partition(" ")[0], log)
     try:
         return sys.stdin.read() if path == "-" else Path(path).read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -268,6 +276,7 @@ def subscriber_credentials(args: argparse.Namespace) -> EapCredentials:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mip6-mn", description="Mobile Node for RFC 6618 (TLS-based Mobile IPv6 security).")
+    program.add_version_flag(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     boot = commands.add_parser(
         "bootstrap", help="get a security association and bootstrap data from a HAC",
@@ -285,28 +294,85 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _prepare(args: argparse.Namespace) -> tuple[ClientTLS, int, Callable[[], BootstrapMachine]]:
-    """The TLS settings, the HAC's port and a maker of fresh bootstrap machines (one per run)."""
-    host, port = parse_hac(args.hac)
-    options = dict(suites=args.suites.replace(",", " ").split(), scope=args.sas,
-                   draft01=args.draft01)
-    if args.eap is not None:
-        credentials = eap_credentials(args)
+class _Credentials:
+    """What the MN authenticates with, from its flags and files. :meth:`load` reads them
+    (again on SIGHUP, so a key changed at the HAC reaches the next rebootstrap)."""
 
-        def make_machine() -> BootstrapMachine:
-            return EapBootstrap(args.mn_id, EapPeer(args.eap, credentials), **options)
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.options = dict(suites=args.suites.replace(",", " ").split(), scope=args.sas,
+                            draft01=args.draft01)
+        self._secret: bytes | EapCredentials | None = None
+
+    def load(self) -> None:
+        args = self.args
+        if args.eap is not None:
+            self._secret = eap_credentials(args)
+        elif args.psk is not None:
+            self._secret = parse_psk(args.psk, "--psk")
+        else:
+            self._secret = read_psk_file(args.psk_file)
+
+    def make_machine(self) -> BootstrapMachine:
+        """A fresh bootstrap machine with the credentials last loaded."""
+        args = self.args
+        if args.eap is not None:
+            return EapBootstrap(args.mn_id, EapPeer(args.eap, self._secret), **self.options)
+        return PskBootstrap(args.mn_id, self._secret, **self.options)
+
+
+def ineffective_options(args: argparse.Namespace) -> list[str]:
+    """Options given that do nothing with the others given, one warning text each."""
+    notes = []
+    eap = getattr(args, "eap", None)
+    if eap is None:
+        given = [flag for flag, value in (
+            ("--password", args.password), ("--password-file", args.password_file),
+            ("--identity", args.identity), ("--anonymous-identity", args.anonymous_identity),
+            ("--phase2", args.phase2), ("--eap-ca", args.eap_ca)) if value is not None]
+        notes += [f"{flag} has no effect without --eap" for flag in given]
     else:
-        psk = (parse_psk(args.psk, "--psk") if args.psk is not None
-               else read_psk_file(args.psk_file))
+        if args.phase2 is not None and eap != "ttls":
+            notes.append(f"--phase2 has no effect with --eap {eap} (only with ttls)")
+        if args.anonymous_identity is not None and eap not in ("ttls", "peap"):
+            notes.append(f"--anonymous-identity has no effect with --eap {eap} "
+                         "(only with ttls and peap)")
+        if args.eap_ca is not None and eap not in ("tls", "ttls", "peap"):
+            notes.append(f"--eap-ca has no effect with --eap {eap} (only with tls, ttls, peap)")
+        if eap == "tls" and (args.password is not None or args.password_file is not None):
+            notes.append("--password and --password-file have no effect with --eap tls")
+    if getattr(args, "show_keys", False) and args.json:
+        notes.append("--show-keys has no effect with --json (which always prints the keys)")
+    watch = getattr(args, "watch", DEFAULT_WATCH)
+    if watch != DEFAULT_WATCH:
+        if args.care_of:
+            notes.append("--watch has no effect with --care-of (the care-of address is fixed)")
+        elif not args.keep:
+            notes.append("--watch has no effect without --keep")
+    return notes
 
-        def make_machine() -> BootstrapMachine:
-            return PskBootstrap(args.mn_id, psk, **options)
+
+def _prepare(args: argparse.Namespace) -> tuple[ClientTLS, int, _Credentials]:
+    """The TLS settings, the HAC's port and the credentials (loaded); warns once about
+    options without effect and secret files others can read."""
+    host, port = parse_hac(args.hac)
+    credentials = _Credentials(args)
+    credentials.load()
     if not args.timeout > 0:
         raise ConfigError("--timeout must be a positive number of seconds")
+    if args.key is not None:
+        program.warn_if_exposed(args.key, "--key", log)
     tls = ClientTLS(host, args.ca, cert_file=args.cert, key_file=args.key)
+    credentials.make_machine()  # bad options fail here, before any connection
+    for note in ineffective_options(args):
+        log.warning("%s", note)
+    return tls, port, credentials
 
-    make_machine()  # bad options fail here, before any connection
-    return tls, port, make_machine
+
+def _setup_logging() -> None:
+    """Warnings and the session's log lines to stderr, one line each, named mip6-mn."""
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format=f"{PROGRAM}: %(message)s")
 
 
 def _run(tls: ClientTLS, port: int, machine: BootstrapMachine, timeout: float):
@@ -327,32 +393,40 @@ def _run(tls: ClientTLS, port: int, machine: BootstrapMachine, timeout: float):
 
     reactor.callWhenRunning(start)
     reactor.run()
-    if isinstance(outcome[0], Failure):
-        outcome[0].raiseException()  # a bug, not a bootstrap failure: show the traceback
     return outcome[0]
+
+
+def _bootstrap_failure(args: argparse.Namespace, failure: BootstrapFailed) -> str:
+    return f"bootstrap with the HAC {args.hac} failed at {failure}"
+
+
+def _unexpected(failure: Failure) -> str:
+    """One line for an error the program did not foresee (a bug): no traceback for the
+    user, the type and message for the bug report."""
+    return f"unexpected error: {failure.type.__name__}: {failure.getErrorMessage()}"
 
 
 def bootstrap_command(args: argparse.Namespace) -> int:
     try:
-        tls, port, make_machine = _prepare(args)
+        tls, port, credentials = _prepare(args)
     except InvalidInput as error:
-        print(f"mip6-mn: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    outcome = _run(tls, port, make_machine(), args.timeout)
+        return program.fail(PROGRAM, str(error), program.EXIT_CONFIG)
+    outcome = _run(tls, port, credentials.make_machine(), args.timeout)
+    if isinstance(outcome, Failure):
+        return program.fail(PROGRAM, _unexpected(outcome))
     if isinstance(outcome, BootstrapFailed):
-        print(f"mip6-mn: bootstrap failed at {outcome}", file=sys.stderr)
-        return EXIT_FAILED
+        return program.fail(PROGRAM, _bootstrap_failure(args, outcome))
     if args.json:
         print(json.dumps(as_json(outcome), indent=2))
     else:
         print(as_text(outcome, args.show_keys))
-    return 0
+    return program.EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _setup_logging()
     return args.handler(args)
-
 
 
 # --------------------------------------------------------------------------- register / up
@@ -374,8 +448,16 @@ and exits. New SAs the HA refuses again at once, and a HAC out of reach or answe
 retry-after); after 5 in a row the MN gives up ("failed ... reason rebootstrap-loop",
 exit status 1). A HAC that refuses the MN ends it at once (rebootstrap-failed).
 
-Exit status: 0 registered; 1 bootstrap or registration failed (the message says why,
-e.g. "BA status 129"); 2 bad arguments.
+While the HA does not answer, the BU is sent again (at most 7 times) and a line says
+so: "retrying ... attempt 2 of 7 sent, next try in 3 s". --timeout bounds the bootstrap
+and the first registration together.
+
+Signals: SIGUSR1 prints a status event; SIGHUP reads --psk-file or --password-file
+again for the next bootstrap; SIGTERM (Ctrl-C) de-registers (--keep) and exits.
+
+Exit status: 0 registered; 1 bootstrap or registration failed (one line naming the HAC
+or the home agent, the step and why, e.g. "BA status 129"); 2 bad arguments, files or
+a --care-of address this host does not have.
 """
 
 UP_EPILOG = """\
@@ -447,17 +529,45 @@ class _Reporter:
     def __init__(self, mn_id: str, as_json_lines: bool):
         self.mn_id = mn_id
         self.as_json_lines = as_json_lines
-        self.home_agent: str = ""
+        self.session: session.MobileSession | None = None
+
+    @property
+    def home_agent(self) -> str:
+        machine = self.session.machine
+        return session.home_agent_text(machine.home_agent, machine.care_of)
 
     def event(self, action) -> None:
         if isinstance(action, mobility.Registered):
             self._print("registered", session.describe_binding(action.binding))
+        elif isinstance(action, mobility.Retrying):
+            self._print("retrying", {"ha": self.home_agent, "attempt": action.attempt,
+                                     "of": action.max_attempts,
+                                     "gives-up-in" if action.last else "next-try-in":
+                                         round(action.next_in, 1)})
         elif isinstance(action, mobility.Deregistered):
             self._print("deregistered", {})
         elif isinstance(action, mobility.Rebootstrap):
             self._print("rebootstrap", {"reason": action.reason})
         elif isinstance(action, mobility.RegistrationFailed):
             self._print("failed", {"reason": action.reason, "status": action.status})
+
+    def status(self) -> None:
+        """SIGUSR1: the binding (if any) and the session's counters, as one event."""
+        mobile = self.session
+        binding = mobile.machine.binding
+        self._print("status", {
+            "ha": self.home_agent, "care-of": str(mobile.machine.care_of),
+            "registered": binding is not None,
+            "spi": mobile.machine.sa.spi,
+            "expires-in": None if binding is None else
+            max(0, round(binding.expires_at - mobile.reactor.seconds())),
+            "drops": dict(sorted(mobile.machine.drops.items())),
+            "foreign-datagrams": mobile.foreign_datagrams,
+            "send-failures": mobile.send_failures})
+
+    def status_before(self, step: str) -> None:
+        """SIGUSR1 before there is a session: what the MN is doing."""
+        self._print("status", {"registered": False, "during": step})
 
     def _print(self, event: str, fields: dict[str, Any]) -> None:
         if self.as_json_lines:
@@ -470,12 +580,43 @@ class _Reporter:
                     + (f" ({fields['home-address4']})" if fields["home-address4"] else "")
                     + f" care-of {fields['care-of-address']} ha {self.home_agent}"
                     f" spi {fields['spi']} lifetime {fields['lifetime']} s")
+        elif event == "retrying":
+            then = (f"giving up in {fields['gives-up-in']:g} s" if "gives-up-in" in fields
+                    else f"next try in {fields['next-try-in']:g} s")
+            text = (f"no answer from the home agent {fields['ha']} yet: Binding Update "
+                    f"attempt {fields['attempt']} of {fields['of']} sent, {then}")
         print(f"{event} {self.mn_id} {text}".rstrip(), flush=True)
 
 
-def _home_agent_text(home_agent: HomeAgent, care_of) -> str:
-    address = home_agent.address4 if isinstance(care_of, IPv4Address) else home_agent.address6
-    return format_host_port(address, home_agent.port)
+def _check_care_of(text: str | None):
+    """``--care-of`` as an address this host has (bound to a UDP socket and let go), or
+    None; ConfigError naming the flag otherwise, before anything is sent."""
+    if not text:
+        return None
+    try:
+        care_of = ip_address(text)
+    except ValueError:
+        raise ConfigError(f"--care-of {text!r}: not an IP address") from None
+    family = socket.AF_INET if care_of.version == 4 else socket.AF_INET6
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.bind((str(care_of), 0))
+    except OSError as error:
+        raise ConfigError(f"--care-of {care_of}: not an address of this host "
+                          f"({error.strerror or error})") from None
+    return care_of
+
+
+def _check_tun(name: str) -> None:
+    """``up``: create the TUN interface once and let it go, so that a missing right or a
+    taken name is a start-up error before anything is sent."""
+    try:
+        fd, _ = open_tun(name)
+    except ConfigError as error:
+        raise ConfigError(f"--tun: {error}") from None
+    except TunnelError as error:
+        raise ConfigError(f"--tun {name}: {error}") from None
+    os.close(fd)
 
 
 def _tunnel_for(args: argparse.Namespace, binding: mobility.Binding, bootstrap: Bootstrap):
@@ -515,42 +656,69 @@ def _stay(reactor, mobile: session.MobileSession, args: argparse.Namespace,
     reactor.addSystemEventTrigger("before", "shutdown", shut_down)
 
 
+def _reload(credentials: _Credentials) -> None:
+    """SIGHUP: read the PSK or password file again for the next (re)bootstrap; a file
+    that no longer reads keeps the credentials loaded before."""
+    try:
+        credentials.load()
+    except InvalidInput as error:
+        log.warning("reload: %s; keeping the credentials loaded before", error)
+        return
+    log.warning("reload: credentials read again for the next bootstrap")
+
+
 def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
     try:
-        tls, port, make_machine = _prepare(args)
-        care_of = ip_address(args.care_of) if args.care_of else None
+        tls, port, credentials = _prepare(args)
+        care_of = _check_care_of(args.care_of)
         if args.lifetime <= 0:
             raise ConfigError("--lifetime must be a positive number of seconds")
         if not args.watch >= 0:
             raise ConfigError("--watch must be 0 (never) or a positive number of seconds")
         for text in getattr(args, "route", ()):
             tunnel.parse_route(text)
-    except (InvalidInput, ValueError) as error:
-        print(f"mip6-mn: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        if with_tunnel:
+            _check_tun(args.tun)
+    except InvalidInput as error:
+        return program.fail(PROGRAM, str(error), program.EXIT_CONFIG)
     from twisted.internet import reactor
 
     reporter = _Reporter(args.mn_id, args.json)
-    exit_status = [EXIT_FAILED]
+    exit_status = [program.EXIT_RUNTIME]
+    registered = [False]
+    step = [f"the bootstrap with the HAC {args.hac}"]  # for a signal that stops it early
+    told = [False]  # a failure line was printed
 
     def on_event(action) -> None:
+        if not registered[0]:  # the first registration is reported once it is complete
+            if isinstance(action, mobility.Retrying):
+                reporter.event(action)
+            return
         reporter.event(action)
         if isinstance(action, mobility.RegistrationFailed) and args.keep and reactor.running:
-            exit_status[0] = EXIT_FAILED
+            exit_status[0] = program.EXIT_RUNTIME
+            told[0] = True
+            program.fail(PROGRAM, reporter.session.describe(action))
             reactor.stop()
 
     @defer.inlineCallbacks
     def run():
+        # --timeout bounds the bootstrap and the first registration together
+        give_up_at = reactor.seconds() + args.timeout
         mobile, result = yield session.bootstrap_session(
-            reactor, tls, port, make_machine, timeout=args.timeout, lifetime=args.lifetime)
-        binding = yield mobile.start(care_of)
-        reporter.home_agent = _home_agent_text(result.bootstrap.home_agent, binding.care_of)
+            reactor, tls, port, credentials.make_machine, timeout=args.timeout,
+            lifetime=args.lifetime)
+        reporter.session = mobile
+        mobile.on_event = on_event
+        step[0] = "the registration with the home agent " + session.home_agent_text(
+            mobile.machine.home_agent, care_of)
+        binding = yield mobile.start(care_of, give_up_at=give_up_at)
         device = _tunnel_for(args, binding, result.bootstrap) if with_tunnel else None
         if device is not None:
             mobile.attach(device)
         reporter.event(mobility.Registered(binding))  # once the tunnel, if any, is up
-        mobile.on_event = on_event
-        exit_status[0] = 0
+        registered[0] = True
+        exit_status[0] = program.EXIT_OK
         if not args.keep:
             yield mobile.stop(deregister=False)
             return
@@ -558,16 +726,34 @@ def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
         yield defer.Deferred()  # runs until a signal stops the reactor
 
     def failed(failure) -> None:
-        failure.trap(BootstrapFailed, session.RegistrationError, tunnel.TunnelError)
-        exit_status[0] = EXIT_FAILED
-        step = "bootstrap failed at " if failure.check(BootstrapFailed) else ""
-        print(f"mip6-mn: {step}{failure.value}", file=sys.stderr)
+        exit_status[0] = program.EXIT_RUNTIME
+        if failure.check(BootstrapFailed):
+            message = _bootstrap_failure(args, failure.value)
+        elif failure.check(session.RegistrationError):
+            message = str(failure.value)
+        elif failure.check(TunnelError):
+            message = f"up: cannot bring up the tunnel interface {args.tun}: {failure.value}"
+        else:
+            message = _unexpected(failure)
+        told[0] = True
+        program.fail(PROGRAM, message)
+
+    def stopped_early() -> None:
+        if not registered[0] and not told[0]:
+            program.fail(PROGRAM, f"stopped by a signal during {step[0]}")
+
+    def status() -> None:
+        if reporter.session is None:
+            reporter.status_before(step[0])
+        else:
+            reporter.status()
 
     def start() -> None:
+        reactor.addSystemEventTrigger("before", "shutdown", stopped_early)
+        program.install_signals(reactor.callFromThread, reload=lambda: _reload(credentials),
+                                status=status)
         running = run()
         running.addErrback(failed)
-        running.addErrback(lambda failure: (failure.printTraceback(), exit_status.__setitem__(
-            0, EXIT_FAILED)))
         running.addBoth(lambda _: reactor.running and reactor.stop())
 
     reactor.callWhenRunning(start)

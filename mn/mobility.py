@@ -17,7 +17,12 @@ Rules it follows:
   the pending update answers it, and its lifetime counts from when that
   transmission was sent (RFC 6275 §11.7.3).
 - No answer: retransmit after 1.5 s (first registration) or 1 s, doubling up to
-  32 s (RFC 6275 §12-13), and give up after ``max_attempts`` transmissions.
+  32 s (RFC 6275 §12-13), and give up after ``max_attempts`` transmissions, or at the
+  ``give_up_at`` time :meth:`MobilityMachine.register` was given, whichever is first.
+  Every retransmission comes with :class:`Retrying` (attempt k of n, next try in s),
+  so that a user sees progress rather than silence.
+- A care-of address of an IP version the HA has no address of ends the registration
+  at once (:class:`RegistrationFailed` ``no-home-agent-address``): nothing could reach it.
 - Refresh at ``refresh_fraction`` of the granted lifetime, or sooner when the BA
   carries a Binding Refresh Advice.
 - Status 135 (sequence number out of window): take the HA's sequence number and
@@ -123,11 +128,26 @@ class RegistrationFailed:
     """The HA refused the Binding Update or never answered; the machine stops sending.
 
     ``status`` is the BA status (None when no BA came); ``reason`` a short word:
-    ``rejected``, ``no-answer``, ``ipv4-home-address-refused``, ``zero-lifetime``.
+    ``rejected``, ``no-answer``, ``ipv4-home-address-refused``, ``zero-lifetime``,
+    ``no-home-agent-address``. ``attempts`` counts the Binding Updates sent for a
+    ``no-answer`` (None otherwise).
     """
 
     reason: str
     status: int | None = None
+    attempts: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Retrying:
+    """No BA yet: the Binding Update goes out again, as transmission ``attempt`` of at
+    most ``max_attempts``. ``next_in`` seconds until the next one or, when ``last``,
+    until the machine gives up (for the user's progress line; nothing to perform)."""
+
+    attempt: int
+    max_attempts: int
+    next_in: float
+    last: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +161,8 @@ class Rebootstrap:
     reason: str
 
 
-Action = Transmit | Deliver | Registered | Deregistered | RegistrationFailed | Rebootstrap
+Action = (Transmit | Deliver | Registered | Deregistered | RegistrationFailed | Rebootstrap
+          | Retrying)
 
 
 # --------------------------------------------------------------------------- inner packets
@@ -169,6 +190,7 @@ class _Pending:
     lifetime: int  # seconds asked for; 0 de-registers
     care_of: IPAddress
     timeout: float
+    give_up_at: float = float("inf")
     attempts: int = 0
     retry_at: float = 0.0
     sent: dict[int, float] = field(default_factory=dict)  # BU sequence -> when sent
@@ -268,11 +290,24 @@ class MobilityMachine:
 
     # ---------------------------------------------------------------- inputs
 
-    def register(self, now: float, care_of: IPAddress) -> list[Action]:
-        """Register from ``care_of``: the first registration, or a handover to a new address."""
+    def register(self, now: float, care_of: IPAddress,
+                 give_up_at: float | None = None) -> list[Action]:
+        """Register from ``care_of``: the first registration, or a handover to a new address.
+
+        Without a BA by ``give_up_at`` (if given) the registration fails ``no-answer``
+        even with attempts left: the caller's own deadline, e.g. a command's timeout.
+        """
         self._stopped = False
         self._care_of = ip_address(care_of)
-        return self._start(now, self.lifetime)
+        if self.home_agent_address(self._care_of) is None:
+            return self._stop(RegistrationFailed("no-home-agent-address"))
+        return self._start(now, self.lifetime, give_up_at)
+
+    def home_agent_address(self, care_of: IPAddress) -> IPAddress | None:
+        """The HA's address of ``care_of``'s IP version (BUs from it go there), or None."""
+        if isinstance(care_of, IPv4Address):
+            return self.home_agent.address4
+        return self.home_agent.address6
 
     def deregister(self, now: float) -> list[Action]:
         """Ask the HA to drop the binding (a BU with lifetime 0)."""
@@ -305,12 +340,18 @@ class MobilityMachine:
             self._binding = None
         pending = self._pending
         if pending is not None:
+            if now >= pending.give_up_at or (
+                    now >= pending.retry_at and pending.attempts >= self.max_attempts):
+                return self._stop(RegistrationFailed("no-answer", attempts=pending.attempts))
             if now < pending.retry_at:
                 return []
-            if pending.attempts >= self.max_attempts:
-                return self._stop(RegistrationFailed("no-answer"))
             pending.timeout = min(pending.timeout * 2, MAX_BINDACK_TIMEOUT)
-            return self._transmit_update(now)
+            actions = self._transmit_update(now)
+            if self._pending is None:  # the sequence space ran out instead
+                return actions
+            last = pending.attempts >= self.max_attempts or pending.retry_at >= pending.give_up_at
+            return [*actions, Retrying(pending.attempts, self.max_attempts,
+                                       pending.retry_at - now, last)]
         if self._binding is not None and now >= self._binding.refresh_at:
             return self._start(now, self.lifetime)
         return []
@@ -362,7 +403,8 @@ class MobilityMachine:
         self._pending = None
         return [action]
 
-    def _start(self, now: float, lifetime: int) -> list[Action]:
+    def _start(self, now: float, lifetime: int,
+               give_up_at: float | None = None) -> list[Action]:
         if now >= self._sa_deadline:
             return self._stop(Rebootstrap("sa-expiry"))
         if lifetime:
@@ -370,6 +412,8 @@ class MobilityMachine:
         first = self._binding is None
         timeout = INITIAL_BINDACK_TIMEOUT_FIRST_REG if first else INITIAL_BINDACK_TIMEOUT
         self._pending = _Pending(lifetime, self._care_of, timeout)
+        if give_up_at is not None:
+            self._pending.give_up_at = give_up_at
         return self._transmit_update(now)
 
     def _transmit_update(self, now: float) -> list[Action]:
@@ -386,7 +430,7 @@ class MobilityMachine:
             return self._stop(Rebootstrap("sequence-exhausted"))
         pending.attempts += 1
         pending.sent[sequence] = now
-        pending.retry_at = now + pending.timeout
+        pending.retry_at = min(now + pending.timeout, pending.give_up_at)
         return [self._to_home_agent(sealed, pending.care_of)]
 
     def _update_options(self, care_of: IPAddress) -> tuple[mh.MobilityOption, ...]:
@@ -407,16 +451,10 @@ class MobilityMachine:
             return None
 
     def _to_home_agent(self, packet: bytes, care_of: IPAddress | None = None) -> Transmit:
-        """Address a datagram to the HA over the care-of address's IP version."""
-        care_of = care_of or self._care_of
-        if isinstance(care_of, IPv4Address):
-            address = self.home_agent.address4
-        else:
-            address = self.home_agent.address6
-        if address is None:
-            family = "IPv4" if isinstance(care_of, IPv4Address) else "IPv6"
-            raise ConfigError(f"the home agent has no {family} address for care-of {care_of}")
-        return Transmit(packet, address, self.home_agent.port)
+        """Address a datagram to the HA over the care-of address's IP version (one the HA
+        has: :meth:`register` checked)."""
+        return Transmit(packet, self.home_agent_address(care_of or self._care_of),
+                        self.home_agent.port)
 
     def _signaled(self, now: float, next_header: int, payload: bytes) -> list[Action]:
         home_address, message = mh.parse_home_agent_payload(

@@ -17,10 +17,12 @@ from datetime import datetime, timezone
 from ipaddress import ip_address
 
 from twisted.internet import defer, task
+from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import DatagramProtocol
 from twisted.python import log
 
-from aaa_mip6.addresses import source_address_towards
+from aaa_mip6.addresses import format_host_port, source_address_towards
+from aaa_mip6.mobility import BindingAckStatus
 from aaa_mip6.sa import HomeAgent, IPAddress
 from aaa_mip6.tun import DeviceReader
 
@@ -50,7 +52,9 @@ class RegistrationError(Exception):
     rebootstrap it asked for failed. ``reason`` and ``status`` as in
     :class:`mn.mobility.RegistrationFailed`, plus ``no-rebootstrap`` (the session has no
     ``renew``), ``rebootstrap-failed``, ``rebootstrap-loop`` (``rebootstrap.MAX_IN_A_ROW``
-    rebootstraps in a row never got a registration) and ``no-route``."""
+    rebootstraps in a row never got a registration), ``no-route`` and ``care-of`` (the
+    care-of address cannot be bound: not an address of this host). The message names
+    the home agent, the care-of address and what went wrong."""
 
     def __init__(self, message: str, *, reason: str, status: int | None = None):
         super().__init__(message)
@@ -71,7 +75,21 @@ def local_address_towards(home_agent: HomeAgent) -> IPAddress:
             return source_address_towards(address, home_agent.port)
         except OSError as error:
             last_error = error
-    raise RegistrationError(f"no route to the home agent: {last_error}", reason="no-route")
+    raise RegistrationError(
+        f"registration with the home agent {home_agent_text(home_agent)} failed: no route "
+        f"to it ({getattr(last_error, 'strerror', None) or last_error})", reason="no-route")
+
+
+def home_agent_text(home_agent: HomeAgent, care_of: IPAddress | None = None) -> str:
+    """The HA as ``[v6]:port`` or ``v4:port``: the address a BU from ``care_of`` goes to
+    (without one, or when the HA has no address of its IP version, every address the HA
+    has, IPv6 first)."""
+    addresses = [home_agent.address6, home_agent.address4]
+    if care_of is not None:
+        matching = home_agent.address4 if care_of.version == 4 else home_agent.address6
+        addresses = [matching] if matching is not None else addresses
+    return " or ".join(format_host_port(address, home_agent.port)
+                       for address in addresses if address is not None)
 
 
 class _HomeAgentSocket(DatagramProtocol):
@@ -115,30 +133,41 @@ class MobileSession:
         self._reader: DeviceReader | None = None
         self._follow: task.LoopingCall | None = None
         self._waiting: list[defer.Deferred] = []
+        self._registering_since: float | None = None  # when the pending registration began
         self._rebootstraps = RebootstrapPolicy()
         self._renewing = False  # a rebootstrap is waiting out its delay or running
         self._delayed_renewal = None  # the reactor call that starts it
 
     # ---------------------------------------------------------------- control
 
-    def start(self, care_of: IPAddress | None = None) -> defer.Deferred:
+    def start(self, care_of: IPAddress | None = None,
+              give_up_at: float | None = None) -> defer.Deferred:
         """Register from ``care_of`` (default: the address that routes to the HA).
 
         Fires with the :class:`mn.mobility.Binding` once the HA accepts, or fails
-        with :class:`RegistrationError`.
+        with :class:`RegistrationError`, at the latest at ``give_up_at`` (reactor time).
         """
-        return self.move(care_of)
+        return self.move(care_of, give_up_at)
 
-    def move(self, care_of: IPAddress | None = None) -> defer.Deferred:
+    def move(self, care_of: IPAddress | None = None,
+             give_up_at: float | None = None) -> defer.Deferred:
         """Handover: rebind the socket to the new care-of address and re-register (same SA)."""
         try:
             care_of = ip_address(care_of) if care_of else local_address_towards(
                 self.machine.home_agent)
+            if self.machine.home_agent_address(care_of) is not None:  # else the machine says
+                self._listen(care_of)
         except RegistrationError:
             return defer.fail()
-        self._listen(care_of)
+        except CannotListenError as error:
+            return defer.fail(RegistrationError(
+                f"registration with the home agent "
+                f"{home_agent_text(self.machine.home_agent, care_of)} failed: cannot use the "
+                f"care-of address {care_of}: {_strerror(error)} (is it an address of this "
+                f"host?)", reason="care-of"))
         waiting = self._wait()
-        self._perform(self.machine.register(self.reactor.seconds(), care_of))
+        self._registering_since = self.reactor.seconds()
+        self._perform(self.machine.register(self.reactor.seconds(), care_of, give_up_at))
         return waiting
 
     def follow_care_of(self, interval: float) -> None:
@@ -272,7 +301,7 @@ class MobileSession:
             elif isinstance(action, Deregistered):
                 self._settle(None)
             elif isinstance(action, RegistrationFailed):
-                self._settle(RegistrationError(_describe(action), reason=action.reason,
+                self._settle(RegistrationError(self.describe(action), reason=action.reason,
                                                status=action.status))
             elif isinstance(action, Rebootstrap):
                 self._rebootstrap(action)
@@ -326,6 +355,47 @@ class MobileSession:
 
         renewing.addCallback(renewed).addErrback(failed)
 
+    def describe(self, failed: RegistrationFailed) -> str:
+        """One line for a failed registration: the HA, the care-of address, and why."""
+        machine = self.machine
+        care_of = machine.care_of
+        where = f"registration with the home agent {home_agent_text(machine.home_agent, care_of)}"
+        if care_of is not None:
+            where += f" from care-of {care_of}"
+        return f"{where} failed: {self._why(failed)}"
+
+    def _why(self, failed: RegistrationFailed) -> str:
+        reason, status = failed.reason, failed.status
+        if reason == "no-home-agent-address":
+            version = self.machine.care_of.version if self.machine.care_of else 6
+            return (f"the HAC named no IPv{version} address for the home agent "
+                    f"({home_agent_text(self.machine.home_agent)}): use a care-of address "
+                    f"of the home agent's IP version")
+        if reason == "no-answer":
+            waited = ""
+            if self._registering_since is not None:
+                waited = f" in {self.reactor.seconds() - self._registering_since:.0f} s"
+            why = f"no answer to {failed.attempts} Binding Update(s){waited}"
+            if self.foreign_datagrams:
+                why += (f"; {self.foreign_datagrams} datagram(s) came from another address or "
+                        f"port (an HA listening on a wildcard address answers from the address "
+                        f"the kernel picks: listen on the address the HAC names)")
+            if self.machine.drops:
+                drops = ", ".join(f"{name} {count}"
+                                  for name, count in sorted(self.machine.drops.items()))
+                why += f"; answers that failed their checks: {drops}"
+            if not self.foreign_datagrams and not self.machine.drops:
+                why += (" (is mip6-ha running there, with --home-agent the address the HAC "
+                        "names, and the SA in its store? Its log says why it drops a BU)")
+            return why
+        if status is None:
+            return reason
+        try:
+            name = BindingAckStatus(status).name
+        except ValueError:
+            return f"{reason}, BA status {status}"
+        return f"{reason}, BA status {status} ({name})"
+
 
 @defer.inlineCallbacks
 def bootstrap_session(
@@ -351,16 +421,15 @@ def bootstrap_session(
 
     result = yield renew()
     if result.bootstrap is None:
-        raise RegistrationError("the HAC named no home agent", reason="no-home-agent")
+        raise RegistrationError(f"bootstrap with the HAC {format_host_port(tls.host, port)}: "
+                                "the HAC named no home agent", reason="no-home-agent")
     machine = MobilityMachine(result.sa, result.bootstrap.home_agent, lifetime=lifetime)
     session = MobileSession(reactor, machine, renew=renew, on_event=on_event, deliver=deliver)
     return session, result
 
 
-def _describe(failed: RegistrationFailed) -> str:
-    if failed.status is None:
-        return f"registration failed: {failed.reason}"
-    return f"registration failed: {failed.reason}, BA status {failed.status}"
+def _strerror(error: CannotListenError) -> str:
+    return getattr(error.socketError, "strerror", None) or str(error.socketError)
 
 
 def describe_binding(binding: Binding) -> dict:

@@ -14,7 +14,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aaa_mip6 import authenticator, container, pki
+from aaa_mip6 import authenticator, container, pki, program
 from aaa_mip6 import messages as m
 from aaa_mip6 import tvheaders as tv
 from aaa_mip6.errors import ConfigError, InvalidInput
@@ -447,5 +447,5 @@ def test_usage_errors_exit_2_before_any_connection(tmp_path, capsys):
     ca = tmp_path / "missing.pem"
     status = cli.main(["bootstrap", "--hac", "127.0.0.1:9", "--ca", str(ca), "--id", MN_ID,
                        "--psk", "zz"])
-    assert status == cli.EXIT_USAGE
+    assert status == program.EXIT_CONFIG
     assert "--psk" in capsys.readouterr().err

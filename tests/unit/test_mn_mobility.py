@@ -23,6 +23,7 @@ from mn.mobility import (
     Rebootstrap,
     Registered,
     RegistrationFailed,
+    Retrying,
     Transmit,
 )
 
@@ -145,10 +146,12 @@ def test_ipv4_home_agent_only_is_mapped_in_pseudo_header():
     assert home_address == HOA6
 
 
-def test_care_of_family_without_home_agent_address_is_a_config_error():
+def test_care_of_family_without_home_agent_address_fails_the_registration_at_once():
     machine = MobilityMachine(make_sa(), HomeAgent(None, HA4))
-    with pytest.raises(ConfigError, match="no IPv6 address"):
-        machine.register(NOW, COA6)
+    assert machine.register(NOW, COA6) == [RegistrationFailed("no-home-agent-address")]
+    assert machine.deadline is None
+    machine = MobilityMachine(make_sa(), HomeAgent(HA6, None))
+    assert machine.register(NOW, COA4) == [RegistrationFailed("no-home-agent-address")]
 
 
 def test_ipv4_home_address_can_be_requested_for_assignment():
@@ -313,18 +316,45 @@ def test_retransmissions_back_off_with_new_sequence_numbers_then_give_up():
     ha = HomeAgentPeer(sa)
     sent = machine.register(NOW, COA6)
     times = [NOW]
+    progress = []
     while True:
         due = machine.deadline
         assert machine.tick(due - 0.01) == []
         actions = machine.tick(due)
         if not isinstance(actions[0], Transmit):
             break
-        sent += actions
+        transmit, retrying = actions
+        sent.append(transmit)
+        progress.append(retrying)
         times.append(due)
-    assert actions == [RegistrationFailed("no-answer")]
+    assert actions == [RegistrationFailed("no-answer", attempts=4)]
     assert [b - a for a, b in zip(times, times[1:])] == [1.5, 3.0, 6.0]
+    assert progress == [Retrying(2, 4, 3.0, False), Retrying(3, 4, 6.0, False),
+                        Retrying(4, 4, 12.0, True)]
     assert [ha.open_update(bu)[1].sequence for bu in sent] == [0xFFFE, 0xFFFF, 0, 1]
     assert machine.deadline is None
+
+
+def test_give_up_at_bounds_the_retransmissions_of_a_registration():
+    machine = MobilityMachine(make_sa(), HOME_AGENT)
+    machine.register(NOW, COA6, give_up_at=NOW + 5)
+    actions = machine.tick(NOW + 1.5)
+    assert isinstance(actions[0], Transmit)
+    assert actions[1] == Retrying(2, 7, 3.0, False)
+    actions = machine.tick(NOW + 4.5)  # the next try would be at 10.5: after the deadline
+    assert isinstance(actions[0], Transmit)
+    assert actions[1] == Retrying(3, 7, 0.5, True)
+    assert machine.deadline == NOW + 5
+    assert machine.tick(NOW + 5) == [RegistrationFailed("no-answer", attempts=3)]
+    assert machine.deadline is None
+
+
+def test_a_refresh_has_no_give_up_time_of_its_own():
+    machine, _ = registered_machine()
+    refresh = machine.binding.refresh_at
+    [bu] = machine.tick(refresh)
+    assert isinstance(bu, Transmit)
+    assert machine.deadline == refresh + 1.0
 
 
 def test_ba_for_an_earlier_transmission_counts_from_its_send_time():
@@ -332,7 +362,7 @@ def test_ba_for_an_earlier_transmission_counts_from_its_send_time():
     machine = MobilityMachine(sa, HOME_AGENT)
     ha = HomeAgentPeer(sa)
     [first] = machine.register(NOW, COA6)
-    [second] = machine.tick(NOW + 1.5)
+    second, _ = machine.tick(NOW + 1.5)
     ha.open_update(second)
     [event] = machine.receive(NOW + 2, ha.answer(first))
     assert event.binding.registered_at == NOW

@@ -4,6 +4,7 @@ and what ``mip6-mn register --keep`` / ``up`` do with a session (--watch: handov
 on a task.Clock with a fake UDP port and an HA built from the codecs."""
 
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
 import pytest
 from twisted.internet import defer, task
@@ -11,7 +12,7 @@ from twisted.internet import defer, task
 from aaa_mip6.mobility import BindingAckStatus
 from aaa_mip6.sa import Bootstrap
 from aaa_mip6.transform import peek
-from aaa_mip6 import pki
+from aaa_mip6 import pki, program
 from mn import cli, rebootstrap, session
 from mn.bootstrap import BootstrapFailed, Bootstrapped
 from mn.mobility import (
@@ -71,12 +72,15 @@ def test_no_home_agent_in_the_bootstrap_is_a_registration_error(bootstraps):
     _, results = bootstraps
     results.append(Bootstrapped(make_sa(), None))
 
-    opened = session.bootstrap_session(task.Clock(), None, 7443, lambda: "machine")
+    opened = session.bootstrap_session(task.Clock(), SimpleNamespace(host="hac.example"), 7443,
+                                       lambda: "machine")
     failure = opened.result
     opened.addErrback(lambda _: None)  # consumed: no "unhandled error" at garbage collection
 
     assert isinstance(failure.value, session.RegistrationError)
     assert failure.value.reason == "no-home-agent"
+    assert str(failure.value) == ("bootstrap with the HAC hac.example:7443: the HAC named no "
+                                  "home agent")
 
 
 # --------------------------------------------------------------------------- rebootstrap
@@ -362,7 +366,7 @@ def test_a_negative_watch_is_a_usage_error_before_any_connection(tmp_path, capsy
     ca = pki.make_ca(tmp_path)
     arguments = [*REGISTRATION, "--watch", "-1"]
     arguments[arguments.index("ca.pem")] = str(ca.cert_path)
-    assert cli.main(["register", "--keep", *arguments]) == cli.EXIT_USAGE
+    assert cli.main(["register", "--keep", *arguments]) == program.EXIT_CONFIG
     assert "--watch" in capsys.readouterr().err
 
 
