@@ -25,6 +25,7 @@ PROGRAMS = {
     "mip6-mn": ["bootstrap", "register", "up"],
     "mip6-lab": ["up"],
     "mip6-aaa-gw": [""],
+    "mip6-auc": [""],
 }
 # Headings whose section is about one program.
 SECTION_PROGRAM = {
@@ -33,6 +34,7 @@ SECTION_PROGRAM = {
     ("usage.md", "mip6-aaa-gw"): "mip6-aaa-gw",
     ("configuration.md", "HAC"): "mip6-hac", ("configuration.md", "HA"): "mip6-ha",
     ("configuration.md", "mip6-aaa-gw"): "mip6-aaa-gw",
+    ("usage.md", "mip6-auc"): "mip6-auc", ("configuration.md", "mip6-auc"): "mip6-auc",
 }
 # Long options of other tools that the docs show in their own command lines.
 FOREIGN_FLAGS = {
@@ -77,7 +79,8 @@ def _sections(path: Path):
         yield heading, line
 
 
-COMMAND = re.compile(r"(?<![\w/-])(mip6-(?:hac|ha|mn|lab|aaa-gw))\b([^`|;&\n#]*)")
+# A program's name, then its arguments; "mip6-mn: ..." is a message it printed, not a command.
+COMMAND = re.compile(r"(?<![\w/-])(mip6-(?:hac|ha|mn|lab|aaa-gw|auc))\b(?!:)([^`|;&\n#]*)")
 
 
 def _commands(text: str):
