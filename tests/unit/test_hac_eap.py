@@ -8,6 +8,8 @@ import ipaddress
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aaa_mip6 import container, eap
 from aaa_mip6 import messages as m
@@ -319,6 +321,19 @@ def test_every_malformed_third_request_is_400_then_close(make):
     session.data_received(mid(2, IDENTITY))
     session.aaa_answered(Challenge(request(3)))
     assert_error(session.data_received(make(3)), 400, 3)
+
+
+@given(content=st.binary(min_size=1, max_size=300), later=st.booleans())
+def test_arbitrary_content_in_the_eap_phase_is_an_error_response_and_close(content, later):
+    session = HacSession(settings())
+    session.data_received(init())
+    if later:
+        session.data_received(mid(2, IDENTITY))
+        session.aaa_answered(Challenge(request(3)))
+    identifier = 3 if later else 2
+    actions = session.data_received(container.encode(identifier, content))
+    _, error = reply(actions, m.HacError)
+    assert error.status in (400, 401) and isinstance(actions[-1], Close)
 
 
 def test_a_253_octet_identity_is_the_user_name():
