@@ -127,7 +127,9 @@ class AaaBackend(Protocol):
     """What the HAC needs from an AAA client, whatever the protocol."""
 
     def authenticate(self, session: AaaSession, eap_payload: bytes) -> Deferred[AaaAnswer]:
-        """Send one EAP-Response of ``session``; fire with the answer or fail with AaaError.
+        """Send one EAP-Response of ``session``; fire with the answer or fail with AaaError,
+        or at once, having sent nothing, with :class:`~aaa_mip6.errors.AaaLimitError` when
+        no request of the protocol can carry it (the MN's fault: the HAC answers 400).
 
         Updates ``session.state`` for the next round.
         """

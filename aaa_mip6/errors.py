@@ -36,6 +36,13 @@ class AuthenticatorError(InvalidInput):
     reason = "bad-auth"
 
 
+class AaaLimitError(InvalidInput):
+    """An MN's EAP input that no AAA request can carry: a User-Name or a whole request over
+    the AAA protocol's limit. Found before anything is sent; the HAC answers 400."""
+
+    reason = "too-long"
+
+
 class PacketError(InvalidInput):
     """An MN-HA packet (RFC 6618 §6) that cannot be accepted."""
 

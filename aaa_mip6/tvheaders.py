@@ -169,6 +169,10 @@ def _parse_lookup(table: dict[bytes, Any]) -> Callable[[str, bytes], Any]:
 
 
 def _parse_auth_methods(name: str, raw: bytes) -> tuple[AuthMethod, ...]:
+    """``a-method *("," a-method)``; spaces and tabs around a ',' are skipped, but, as after
+    every other value, not after the last method."""
+    if raw.endswith((b" ", b"\t")):
+        raise _fail(name, "whitespace after the value")
     methods = tuple(
         _METHOD_BY_TEXT.get(item.strip(b" \t").lower()) for item in raw.split(b",")
     )

@@ -30,7 +30,10 @@ or HacMid, ``auth`` keyed with ``1``): the continue rule. Once the MN sends Done
 Accept makes the HAC verify the Done ``auth`` with the MSK (``1`` if the method
 derived none) and answer Done with EAP-Success, 200 and the SA (keyed likewise);
 a Reject gives 401 (Done with the EAP-Failure when the AAA sent one), AaaTimeout 504,
-AaaUnavailable 503 with ``retry-after``, any other AAA failure 500. Every response
+AaaUnavailable 503 with ``retry-after``, any other AAA failure 500. The MN's own
+faults are 400 before any AAA round: a Mid or Done that does not decode, an EAP packet
+that is not a Response, an EAP identity over 253 octets, and (AaaLimitError, from the
+backend before it sends) an EAP packet no AAA request can carry. Every response
 but a successful Done is keyed with ``1``.
 
 An unknown identity is treated exactly like a wrong key: its HAC Init succeeds,
@@ -53,9 +56,9 @@ from aaa_mip6 import messages as m
 from aaa_mip6.aaa import AaaAnswer, AaaTimeout, AaaUnavailable, Accept, Challenge
 from aaa_mip6.authenticator import EAP_KEY
 from aaa_mip6.container import Deframer, Frame, LockStep
-from aaa_mip6.errors import AuthenticatorError, InvalidInput
+from aaa_mip6.errors import AaaLimitError, AuthenticatorError, InvalidInput
 from aaa_mip6.suites import CipherSuite
-from aaa_mip6.tvheaders import CIPHERSUITES, RAND_SIZE, AuthMethod
+from aaa_mip6.tvheaders import CIPHERSUITES, NAI_MAX, RAND_SIZE, AuthMethod
 
 BAD_REQUEST = 400
 UNAUTHORIZED = 401
@@ -263,10 +266,14 @@ class HacSession:
                             Failed(UNAUTHORIZED, answer.reason))
 
     def aaa_failed(self, error: Exception) -> list[Action]:
-        """:class:`AskAaa` failed: 504 for AaaTimeout, 503 + retry-after for AaaUnavailable,
-        500 for anything else."""
+        """:class:`AskAaa` failed: 400 for AaaLimitError (the MN's EAP packet does not fit
+        an AAA request, found before anything was sent), 504 for AaaTimeout, 503 +
+        retry-after for AaaUnavailable, 500 for anything else."""
         if self.phase is not Phase.AAA:
             return []
+        if isinstance(error, AaaLimitError):
+            return self._refuse(BAD_REQUEST, f"EAP packet over an AAA limit: {error}",
+                                self._identifier)
         retry_after = None
         if isinstance(error, AaaUnavailable):
             status = SERVICE_UNAVAILABLE
@@ -340,9 +347,12 @@ class HacSession:
     def _on_eap(self, content: bytes) -> list[Action]:
         received = self._decode_received(content, (m.MnMid, m.MnDone))
         message = received.message
+        if isinstance(message, m.MnDone) and message.method is not AuthMethod.EAP:
+            raise _Refusal(BAD_REQUEST, "a PSK Done in an EAP session")
+        packet = eap.decode(message.eap_payload)  # one whole packet: the decoder checked
+        if packet.code is not eap.Code.RESPONSE:  # RFC 3748 §4.1: a peer sends only these
+            raise _Refusal(BAD_REQUEST, f"the MN sent an EAP {packet.code.name}, not a Response")
         if isinstance(message, m.MnDone):
-            if message.method is not AuthMethod.EAP:
-                raise _Refusal(BAD_REQUEST, "a PSK Done in an EAP session")
             self._suite = self._settings.choose_suite(message.suites)
             if self._suite is None:
                 raise _Refusal(NOT_IMPLEMENTED, "no ciphersuite of the MN is allowed")
@@ -354,7 +364,7 @@ class HacSession:
                 raise _Refusal(UNAUTHORIZED, "Mid auth does not verify") from None
             self._mn_done = None
         if not self._user_name:
-            self._user_name = _eap_identity(message.eap_payload) or self.mn_id
+            self._user_name = _eap_identity(packet) or self.mn_id
         return self._ask(message.eap_payload)
 
     def _ask(self, eap_payload: bytes) -> list[Action]:
@@ -409,11 +419,13 @@ class HacSession:
         return (dummy, False) if psk is None else (psk, True)
 
     @staticmethod
-    def _decode_received(content: bytes, expected: type) -> m.Received:
+    def _decode_received(content: bytes, expected: type | tuple[type, ...]) -> m.Received:
         try:
             return m.decode_request(content, expected)
         except InvalidInput as error:
-            raise _Refusal(BAD_REQUEST, f"malformed {expected.__name__}: {error}") from None
+            names = " or ".join(kind.__name__ for kind in (
+                expected if isinstance(expected, tuple) else (expected,)))
+            raise _Refusal(BAD_REQUEST, f"malformed {names}: {error}") from None
 
     def _frame(self, response: m.Response) -> bytes:
         content = m.encode(response, self._key, self._settings.channel_binding,
@@ -445,11 +457,17 @@ class HacSession:
         return [Send(container.encode(identifier, content)), Failed(status, reason), Close()]
 
 
-def _eap_identity(eap_payload: bytes) -> str | None:
-    """The identity in an EAP-Response/Identity (the AAA User-Name), else None."""
-    packet = eap.decode(eap_payload)
-    if packet.code is not eap.Code.RESPONSE or packet.type != eap.Type.IDENTITY:
+def _eap_identity(packet: eap.EapPacket) -> str | None:
+    """The identity in an EAP-Response/Identity (the AAA User-Name), else None.
+
+    It is refused over :data:`NAI_MAX` octets, the bound ``mn-id`` has too: a RADIUS
+    User-Name holds no more (RFC 2865 §5.1), and both AAA protocols route on it as an NAI.
+    """
+    if packet.type != eap.Type.IDENTITY:
         return None
+    if len(packet.data) > NAI_MAX:
+        raise _Refusal(BAD_REQUEST, f"the EAP identity has {len(packet.data)} octets, "
+                                    f"more than the {NAI_MAX} of a User-Name")
     try:
         return packet.data.decode("utf-8") or None
     except UnicodeDecodeError:

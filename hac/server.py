@@ -54,7 +54,7 @@ from aaa_mip6.authenticator import channel_binding
 from aaa_mip6.diameter.eap import EAP_APPLICATION_ID, DiameterEapBackend
 from aaa_mip6.diameter.peer import LocalNode, WatchdogTimers
 from aaa_mip6.diameter.twisted_peer import DiameterNode
-from aaa_mip6.errors import ConfigError
+from aaa_mip6.errors import AaaLimitError, ConfigError
 from aaa_mip6.messages import Provision
 from aaa_mip6.radius.client import RadiusClient
 from aaa_mip6.radius.codec import Nas
@@ -209,7 +209,7 @@ class HacProtocol(Protocol, TimeoutMixin):
         error = failure.value
         if failure.check(defer.TimeoutError):
             error = AaaTimeout(f"no AAA answer within {self.server.config.aaa_timeout:g} s")
-        elif not failure.check(AaaError):
+        elif not failure.check(AaaError, AaaLimitError):  # the latter: the MN's input, 400
             log.error("AAA call failed unexpectedly: %s", failure.getTraceback())
         self._carry_out(self.session.aaa_failed(error))
 

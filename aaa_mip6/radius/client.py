@@ -23,7 +23,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from ..aaa import AaaAnswer, AaaSession, AaaTimeout, AaaUnavailable, Challenge
-from ..errors import ConfigError, InvalidInput
+from ..errors import AaaLimitError, ConfigError, InvalidInput
 from . import codec
 from .servers import IdentifierSpace, RadiusServer, RetryPolicy, ServerHealth, retry_after
 
@@ -127,12 +127,20 @@ class RadiusClient:
     # -- AaaBackend --------------------------------------------------------
 
     def authenticate(self, session: AaaSession, eap_payload: bytes) -> defer.Deferred[AaaAnswer]:
-        """Relay one EAP-Response; fire with Challenge/Accept/Reject or fail with AaaError."""
+        """Relay one EAP-Response; fire with Challenge/Accept/Reject or fail with AaaError,
+        or at once with AaaLimitError if no Access-Request can carry it."""
+        continuation = session.state if isinstance(session.state, _Continuation) else None
+        try:
+            codec.check_access_request(self._nas, session, eap_payload,
+                                       continuation.state if continuation else None)
+        except AaaLimitError as error:
+            self.counters["refused-too-long"] += 1
+            return defer.fail(error)
         if self._stopped:
             return defer.fail(AaaUnavailable("RADIUS client stopped",
                                              retry_after=self._hold_down()))
-        if isinstance(session.state, _Continuation):
-            candidates, state = [session.state.server], session.state.state
+        if continuation is not None:
+            candidates, state = [continuation.server], continuation.state
         else:
             candidates, state = list(range(len(self._servers))), None
         exchange = _Exchange(session, eap_payload, state, candidates)

@@ -18,12 +18,16 @@ from pyrad.dictionary import Dictionary
 
 from .. import eap
 from ..aaa import AaaAnswer, AaaSession, Accept, BootstrapAttributes, Challenge, Reject
-from ..errors import InvalidInput
+from ..errors import AaaLimitError, InvalidInput
 
 EAP_MESSAGE_CHUNK = 253  # the most an attribute value holds (RFC 3579 §3.1)
+MAX_VALUE_LENGTH = 253  # RFC 2865 §5: e.g. the User-Name
 MAX_PACKET_LENGTH = 4096  # RFC 2865 §3
 HEADER_LENGTH = 20
 MAX_REPLY_MESSAGE = 300  # characters of an Access-Reject's Reply-Message kept for the log
+_ATTRIBUTE_HEADER = 2  # Type, Length
+_MESSAGE_AUTHENTICATOR_LENGTH = _ATTRIBUTE_HEADER + 16
+_NAS_PORT_TYPE_LENGTH = _ATTRIBUTE_HEADER + 4
 MPPE_KEY_LENGTHS = (16, 32)  # EAP-MSCHAPv2: 16, every other keying method: 32
 NAS_PORT_TYPE_VIRTUAL = "Virtual"
 # Framed-IP-Address values that are instructions, not addresses (RFC 2865 §5.8).
@@ -36,10 +40,11 @@ DICTIONARY_DIR = Path(__file__).resolve().parent / "dicts"
 
 
 class RadiusError(InvalidInput):
-    """A RADIUS reply that is malformed, spoofed or unexpected, or a request that cannot be built.
+    """A RADIUS reply that is malformed, spoofed or unexpected.
 
     ``reason`` is one of: ``malformed``, ``unknown-id``, ``no-message-authenticator``,
-    ``bad-authenticator``, ``unexpected-code``, ``too-long``.
+    ``bad-authenticator``, ``unexpected-code``. A request the MN's input makes too long
+    raises :class:`~aaa_mip6.errors.AaaLimitError` instead.
     """
 
 
@@ -70,6 +75,36 @@ class Nas:
 
     identifier: str
     address: ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def access_request_length(nas: Nas, session: AaaSession, eap_payload: bytes,
+                          state: bytes | None = None) -> int:
+    """The octets of the Access-Request :meth:`RadiusCodec.access_request` builds for
+    these, counted from its attributes without building it."""
+    chunks = -(-len(eap_payload) // EAP_MESSAGE_CHUNK)
+    return (HEADER_LENGTH + _MESSAGE_AUTHENTICATOR_LENGTH
+            + _ATTRIBUTE_HEADER + len(nas.identifier.encode("utf-8"))
+            + _ATTRIBUTE_HEADER + len(nas.address.packed) + _NAS_PORT_TYPE_LENGTH
+            + _ATTRIBUTE_HEADER + len(session.user_name.encode("utf-8"))
+            + _ATTRIBUTE_HEADER + len(session.calling_station_id.encode("ascii"))
+            + (0 if state is None else _ATTRIBUTE_HEADER + len(state))
+            + chunks * _ATTRIBUTE_HEADER + len(eap_payload))
+
+
+def check_access_request(nas: Nas, session: AaaSession, eap_payload: bytes,
+                         state: bytes | None = None) -> None:
+    """Raise AaaLimitError unless an Access-Request can carry these: a User-Name of at
+    most 253 octets, 4096 octets in all (RFC 2865 §3, §5.1).
+
+    Pure arithmetic, so a client refuses the MN's input before it picks a server.
+    """
+    user_name = len(session.user_name.encode("utf-8"))
+    if user_name > MAX_VALUE_LENGTH:
+        raise AaaLimitError(f"User-Name of {user_name} octets exceeds {MAX_VALUE_LENGTH}")
+    length = access_request_length(nas, session, eap_payload, state)
+    if length > MAX_PACKET_LENGTH:
+        raise AaaLimitError(f"Access-Request of {length} octets (an EAP packet of "
+                            f"{len(eap_payload)}) exceeds {MAX_PACKET_LENGTH}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +142,9 @@ class RadiusCodec:
         ``state`` is the State of the previous Access-Challenge, echoed verbatim.
         """
         eap.decode(eap_payload)  # relay only whole, well-formed EAP packets
+        check_access_request(self._nas, session, eap_payload, state)
         request = self._new_request(pyrad_packet.AccessRequest, identifier)
-        try:
-            request["User-Name"] = session.user_name
-        except ValueError:
-            raise RadiusError("User-Name longer than 253 octets", reason="too-long") from None
+        request["User-Name"] = session.user_name
         request["Calling-Station-Id"] = session.calling_station_id
         # Octet values go in by key: pyrad would hex-decode a value starting with "0x".
         if state is not None:
@@ -162,11 +195,7 @@ class RadiusCodec:
 
     @staticmethod
     def _sent(request: pyrad_packet.AuthPacket) -> SentRequest:
-        datagram = request.RequestPacket()
-        if len(datagram) > MAX_PACKET_LENGTH:
-            raise RadiusError(f"Access-Request of {len(datagram)} octets exceeds "
-                              f"{MAX_PACKET_LENGTH}", reason="too-long")
-        return SentRequest(request.id, datagram, request)
+        return SentRequest(request.id, request.RequestPacket(), request)
 
     def _verified(self, request: SentRequest, datagram: bytes, codes: set[int], *,
                   require_message_authenticator: bool = True) -> pyrad_packet.AuthPacket:

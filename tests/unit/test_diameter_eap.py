@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet import defer, task
 
-from aaa_mip6 import eap
+from aaa_mip6 import container, eap
+from aaa_mip6 import messages as m
 from aaa_mip6.aaa import (
     AaaSession,
     AaaTimeout,
@@ -26,6 +27,7 @@ from aaa_mip6.diameter.codec import DiameterError
 from aaa_mip6.diameter.peer import LocalNode
 from aaa_mip6.diameter.router import RequestTimedOut
 from aaa_mip6.errors import InvalidInput
+from aaa_mip6.tvheaders import NAI_MAX
 
 HAC_HOST, HAC_REALM = "hac.example.org", "example.org"
 AAA_HOST, AAA_REALM = "aaa.example.net", "example.net"
@@ -180,6 +182,23 @@ def test_der_needs_user_name_and_a_valid_eap_payload():
     with pytest.raises(DiameterError) as caught:
         deap.parse_der(wire(bad))
     assert caught.value.reason == "bad-avp-value"
+
+
+def test_the_largest_eap_input_an_mn_can_send_fits_a_der():
+    # A Mid's eap-payload is hex in a Content of at most 65535 octets: fewer than 32768
+    # EAP octets; its User-Name (mn-id or EAP identity) the HAC bounds to 253 octets. So
+    # no MN input reaches a Diameter limit: no AaaLimitError case for this backend.
+    content = m.encode(m.MnMid(eap.EapPacket(eap.Code.RESPONSE, 1, eap.Type.TLS,
+                                             bytes(32_767 - 5)).encode()), b"1", bytes(32))
+    assert len(content) > container.MAX_CONTENT
+    request = deap.EapRequest("s;" + "9" * 200, HAC_HOST, "u" * NAI_MAX,
+                              eap.EapPacket(eap.Code.RESPONSE, 1, eap.Type.TLS,
+                                            bytes(32_767 - 5)).encode(),
+                              state=bytes(253), calling_station_id="[2001:db8::7]:40001")
+    der = codec.encode_message(deap.build_der(HAC_HOST, HAC_REALM, AAA_REALM, request,
+                                              destination_host=AAA_HOST,
+                                              nas_identifier="h" * 253))
+    assert len(der) < 40_000 < codec.DEFAULT_MAX_MESSAGE_LENGTH
 
 
 def test_a_dea_is_not_a_der_and_another_command_is_neither():

@@ -8,11 +8,15 @@ import ipaddress
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aaa_mip6 import container, eap
 from aaa_mip6 import messages as m
 from aaa_mip6.aaa import Accept, AaaError, AaaTimeout, AaaUnavailable, Challenge, Reject
-from aaa_mip6.authenticator import EAP_KEY
+from aaa_mip6 import tvheaders as tv
+from aaa_mip6.authenticator import EAP_KEY, Sender, compute
+from aaa_mip6.errors import AaaLimitError
 from aaa_mip6.sa import Bootstrap, HomeAgent
 from aaa_mip6.store.sqlite import SQLiteStore
 from aaa_mip6.suites import SUITES
@@ -265,6 +269,98 @@ def test_provisioning_failure_after_accept_is_done_500_with_eap_failure():
     _, hac_done = reply(actions, m.HacDone, EAP_KEY)
     assert hac_done.status == 500
     assert eap.decode(hac_done.eap_payload).code is eap.Code.FAILURE
+
+
+def signed(identifier: int, lines: bytes) -> bytes:
+    """A request of these header lines with a valid ``auth`` (key ``1``), however odd."""
+    auth = compute(EAP_KEY, Sender.MN, lines, CB)
+    return container.encode(identifier, tv.seal(lines, auth))
+
+
+def eap_payload_line(payload: bytes) -> bytes:
+    return b"eap-payload:" + payload.hex().encode() + b"\r\n"
+
+
+DONE_LINES = b"mip6-sas:1\r\nmip6-suitelist:{00 2F}\r\n"
+LONG_IDENTITY = eap.EapPacket(eap.Code.RESPONSE, EAP_ID, eap.Type.IDENTITY,
+                              b"u" * 242 + b"@example.org").encode()  # 254 octets
+MALFORMED_IN_EAP = {
+    "garbage": lambda n: container.encode(n, b"garbage\r\n\r\n"),
+    "no end-of-message": lambda n: container.encode(n, eap_payload_line(IDENTITY)),
+    "Init again": lambda n: frame(n, m.MnInit(MN_ID, MN_RAND, (AuthMethod.EAP,)), None),
+    "unknown header": lambda n: signed(n, eap_payload_line(IDENTITY) + b"x-extra:1\r\n"),
+    "bad hex": lambda n: signed(n, b"eap-payload:0z\r\n"),
+    "repeated header": lambda n: signed(n, eap_payload_line(IDENTITY) * 2),
+    "Mid without auth": lambda n: container.encode(n, eap_payload_line(IDENTITY) + b"\r\n"),
+    "Mid with rands": lambda n: signed(n, b"mn-rand:" + MN_RAND.hex().encode() + b"\r\n"
+                                       + eap_payload_line(IDENTITY)),
+    "Done without suitelist": lambda n: signed(n, b"mip6-sas:1\r\n"
+                                               + eap_payload_line(response(3))),
+    "Done without eap-payload or rands": lambda n: signed(n, DONE_LINES),
+    "EAP Length over the packet": lambda n: signed(n, eap_payload_line(b"\x02\x05\x00\x09\x01ab")),
+    "EAP Length under the packet": lambda n: signed(n, eap_payload_line(IDENTITY[:3] + b"\x05"
+                                                                        + IDENTITY[4:])),
+    "EAP shorter than its header": lambda n: signed(n, eap_payload_line(b"\x02\x05")),
+    "unknown EAP code": lambda n: signed(n, eap_payload_line(b"\x05\x05\x00\x04")),
+    "Response without a Type": lambda n: signed(n, eap_payload_line(b"\x02\x05\x00\x04")),
+    "Done with an EAP Length mismatch": lambda n: signed(
+        n, DONE_LINES + eap_payload_line(b"\x02\x05\x00\x06\x04")),
+    "EAP Request from the MN": lambda n: mid(n, request(5)),
+    "EAP Success from the MN": lambda n: mid(n, SUCCESS),
+    "EAP Failure in a Done": lambda n: done(n, FAILURE),
+    "identity over 253 octets": lambda n: mid(n, LONG_IDENTITY),
+    "identity not UTF-8": lambda n: mid(n, eap.EapPacket(eap.Code.RESPONSE, EAP_ID,
+                                                         eap.Type.IDENTITY, b"\xff").encode()),
+}
+
+
+@pytest.mark.parametrize("make", MALFORMED_IN_EAP.values(), ids=MALFORMED_IN_EAP.keys())
+def test_every_malformed_second_request_is_400_then_close_before_any_aaa_round(make):
+    session = HacSession(settings())
+    session.data_received(init())
+    actions = session.data_received(make(2))
+    assert_error(actions, 400, 2)
+    assert not any(isinstance(action, AskAaa) for action in actions)
+    assert session.phase is Phase.CLOSED
+
+
+@pytest.mark.parametrize("make", [make for name, make in MALFORMED_IN_EAP.items()
+                                  if not name.startswith("identity")],
+                         ids=[name for name in MALFORMED_IN_EAP if not name.startswith("identity")])
+def test_every_malformed_third_request_is_400_then_close(make):
+    session = HacSession(settings())
+    session.data_received(init())
+    session.data_received(mid(2, IDENTITY))
+    session.aaa_answered(Challenge(request(3)))
+    assert_error(session.data_received(make(3)), 400, 3)
+
+
+@given(content=st.binary(min_size=1, max_size=300), later=st.booleans())
+def test_arbitrary_content_in_the_eap_phase_is_an_error_response_and_close(content, later):
+    session = HacSession(settings())
+    session.data_received(init())
+    if later:
+        session.data_received(mid(2, IDENTITY))
+        session.aaa_answered(Challenge(request(3)))
+    identifier = 3 if later else 2
+    actions = session.data_received(container.encode(identifier, content))
+    _, error = reply(actions, m.HacError)
+    assert error.status in (400, 401) and isinstance(actions[-1], Close)
+
+
+def test_a_253_octet_identity_is_the_user_name():
+    identity = b"u" * 241 + b"@example.org"
+    packet = eap.EapPacket(eap.Code.RESPONSE, EAP_ID, eap.Type.IDENTITY, identity).encode()
+    session = HacSession(settings())
+    session.data_received(init())
+    assert session.data_received(mid(2, packet)) == [AskAaa(identity.decode(), packet)]
+
+
+def test_an_eap_packet_over_an_aaa_limit_is_400():
+    session = HacSession(settings())
+    at_done(session)
+    error = AaaLimitError("Access-Request of 4100 octets exceeds 4096")
+    assert_error(session.aaa_failed(error), 400, 3)
 
 
 def test_mid_with_a_bad_auth_is_401():

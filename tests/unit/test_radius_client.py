@@ -9,7 +9,9 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.trial import unittest
 
 from aaa_mip6.aaa import AaaTimeout, AaaUnavailable, Accept, Challenge, Reject
-from aaa_mip6.errors import ConfigError
+from aaa_mip6 import eap
+from aaa_mip6.errors import AaaLimitError, ConfigError
+from aaa_mip6.radius import codec
 from aaa_mip6.radius.client import RadiusClient
 from aaa_mip6.radius.servers import (IdentifierSpace, RadiusServer, RetryPolicy, ServerHealth,
                                      retry_after)
@@ -290,6 +292,27 @@ class ClientTests(unittest.TestCase):
         with self.assertRaises(AaaTimeout):
             yield client.authenticate(mn, EAP_IDENTITY_RESPONSE)
         self.assertEqual(second_fake.received, [])
+
+    @defer.inlineCallbacks
+    def test_input_no_access_request_can_carry_fails_at_once_and_sends_nothing(self):
+        # The State of the last challenge counts: this payload fits the first round only.
+        state = b"s" * 253
+        fake, server = self.server(
+            lambda r: reply_to(r, pyrad_packet.AccessChallenge, EAP_MD5_REQUEST, State=state))
+        client = self.client([server])
+        mn = session()
+        fits_alone = 4096 - codec.access_request_length(NAS, mn, b"") - 2 * 17 - 100
+        payload = eap.EapPacket(eap.Code.RESPONSE, 2, eap.Type.TLS,
+                                bytes(fits_alone - 5)).encode()
+        codec.check_access_request(NAS, mn, payload)  # alone it fits
+        yield client.authenticate(mn, EAP_IDENTITY_RESPONSE)
+        calls = [client.authenticate(mn, payload),
+                 client.authenticate(session("u" * 254), EAP_IDENTITY_RESPONSE)]
+        for call in calls:
+            self.assertIsInstance(self.failureResultOf(call, AaaLimitError).value,
+                                  AaaLimitError)
+        self.assertEqual(len(fake.received), 1)
+        self.assertEqual(client.counters["refused-too-long"], 2)
 
     @defer.inlineCallbacks
     def test_cancel_stops_retransmission(self):

@@ -10,7 +10,7 @@ from pyrad import packet as pyrad_packet
 
 from aaa_mip6 import eap
 from aaa_mip6.aaa import Accept, Challenge, Reject
-from aaa_mip6.errors import InvalidInput
+from aaa_mip6.errors import AaaLimitError, InvalidInput
 from aaa_mip6.radius import codec
 from tests.unit.radius_fakes import (DICTIONARY, EAP_FAILURE, EAP_IDENTITY_RESPONSE,
                                      EAP_MD5_REQUEST, EAP_SUCCESS, NAS, SECRET, decode_request,
@@ -335,12 +335,37 @@ def test_signed_replies_with_arbitrary_attributes_raise_only_typed_errors(code, 
 def test_request_with_malformed_eap_or_overlong_user_is_refused(radius):
     with pytest.raises(eap.EapError):
         radius.access_request(1, session(), b"\x02\x01\x00\x09abc")
-    with pytest.raises(codec.RadiusError) as caught:
+    with pytest.raises(AaaLimitError, match="User-Name of 254 octets exceeds 253") as caught:
         radius.access_request(1, session("u" * 254), EAP_IDENTITY_RESPONSE)
     assert caught.value.reason == "too-long"
     huge = eap.EapPacket(eap.Code.RESPONSE, 1, eap.Type.TLS, bytes(4100)).encode()
-    with pytest.raises(codec.RadiusError, match="exceeds 4096"):
+    with pytest.raises(AaaLimitError, match="exceeds 4096"):
         radius.access_request(1, session(), huge)
+
+
+NAS6 = codec.Nas("hac-6.example.org", ipaddress.IPv6Address("2001:db8::53"))
+
+
+@given(nas=st.sampled_from([NAS, NAS6]), user=st.integers(1, 253),
+       size=st.integers(4, 3000), state=st.none() | st.binary(min_size=1, max_size=253))
+def test_the_counted_length_is_the_length_of_the_request_built(nas, user, size, state):
+    mn = session("é" * (user // 2) + "u" * (user % 2))  # UTF-8: octets count, not characters
+    payload = eap.EapPacket(eap.Code.RESPONSE, 1, eap.Type.TLS, bytes(size)).encode()
+    sent = codec.RadiusCodec(SECRET, nas, DICTIONARY).access_request(1, mn, payload, state)
+    assert codec.access_request_length(nas, mn, payload, state) == len(sent.datagram)
+
+
+def test_a_request_of_exactly_4096_octets_is_built_and_one_octet_more_is_refused(radius):
+    def request_with(size: int):
+        payload = eap.EapPacket(eap.Code.RESPONSE, 1, eap.Type.TLS, bytes(size - 5)).encode()
+        return radius.access_request(1, session(), payload, b"state")
+
+    size = 3900
+    while len(request_with(size).datagram) < codec.MAX_PACKET_LENGTH:
+        size += 1
+    assert len(request_with(size).datagram) == codec.MAX_PACKET_LENGTH
+    with pytest.raises(AaaLimitError):
+        request_with(size + 1)
 
 
 def test_secrets_stay_out_of_reprs(radius):

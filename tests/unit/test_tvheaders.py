@@ -213,6 +213,34 @@ def test_values_outside_their_abnf_are_rejected(name, raw):
         tv.decode_value(name, raw)
 
 
+@pytest.mark.parametrize("name", NAMES)
+@given(data=st.data())
+def test_whitespace_after_any_value_is_refused(name, data):
+    # docs/protocol.md: spaces and tabs after ':' are skipped, none after the value; the
+    # comma list of auth-method used to take them (its items were stripped on both sides).
+    value = line_value(tv.encode_header(name, data.draw(HEADER_VALUES[name])))
+    whitespace = data.draw(st.sampled_from([b" ", b"\t", b" \t"]))
+    with pytest.raises(HeaderError):
+        tv.decode_value(name, value + whitespace)
+
+
+@pytest.mark.parametrize("raw", [b"psk ", b"psk\t", b"psk,eap ", b"eap , psk\t"])
+def test_auth_method_refuses_whitespace_after_its_last_method(raw):
+    content = b"auth-method:" + raw + b"\r\n\r\n"
+    with pytest.raises(HeaderError, match="auth-method: whitespace after the value"):
+        tv.decode_content(content)
+
+
+@pytest.mark.parametrize("raw, methods", [
+    (b"psk , eap", (tv.AuthMethod.PSK, tv.AuthMethod.EAP)),
+    (b"eap,\tpsk", (tv.AuthMethod.EAP, tv.AuthMethod.PSK)),
+    (b"\t psk", (tv.AuthMethod.PSK,)),
+])
+def test_auth_method_takes_whitespace_around_commas_and_after_the_colon(raw, methods):
+    assert tv.decode_content(b"auth-method:" + raw + b"\r\n\r\n").headers == {
+        tv.AUTH_METHOD: methods}
+
+
 def test_either_case_hex_csuite_and_method_names():
     assert tv.decode_value(tv.EAP_PAYLOAD, b"aBcD") == b"\xab\xcd"
     assert tv.decode_value(tv.SUITELIST, b"{00 2f} {00 3C}") == (b"\x00\x2f", b"\x00\x3c")
