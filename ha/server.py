@@ -2,7 +2,8 @@
 
 Everything protocol-related is in :mod:`ha.core`; this module moves bytes, asks the SA
 source and the sequence ledger, and runs the clocks (binding expiry every second, SA
-refresh every ``sa_refresh`` seconds, counters every ``stats_interval`` seconds and on
+refresh every ``sa_refresh`` seconds, ledger rows of SAs past their validity end purged
+every ``ledger_purge_interval`` seconds, counters every ``stats_interval`` seconds and on
 SIGUSR1 — logged, and written as JSON to ``status_path`` when one is set).
 
 Which socket a datagram leaves by decides its source address, and an MN drops replies
@@ -83,6 +84,7 @@ class HomeAgentServer:
         clock: Callable[[], float] = time.time,
         sa_refresh: float = 30.0,
         stats_interval: float = 60.0,
+        ledger_purge_interval: float = 3600.0,
         status_path: str | None = None,
     ):
         self.core = core
@@ -93,6 +95,7 @@ class HomeAgentServer:
         self.clock = clock
         self.sa_refresh = sa_refresh
         self.stats_interval = stats_interval
+        self.ledger_purge_interval = ledger_purge_interval
         self.status_path = status_path
         self.ports = []
         self._sockets = {}  # 4 or 6 -> a listening socket, for sendto
@@ -138,6 +141,7 @@ class HomeAgentServer:
         """Start the clocks and the TUN reader; hook pushes from the source and SIGUSR1."""
         self.source.on_change = self._sa_changed
         for interval, call in ((1.0, self._tick), (self.sa_refresh, self._refresh),
+                               (self.ledger_purge_interval, self._purge_ledger),
                                (self.stats_interval, self.report)):
             loop = task.LoopingCall(call)
             loop.clock = self.reactor
@@ -179,6 +183,20 @@ class HomeAgentServer:
 
     def _tick(self) -> None:
         self._carry_out(self.core.tick(self.clock()))
+        if self.tracking:  # a binding displaced by another, a lookup the core gave up on
+            bindings, core = self.core.bindings, self.core
+            for address in [a for a in self._via if bindings.get(a) is None]:
+                del self._via[address]
+            for spi in [spi for spi in self._lookup_via if not core.is_pending(spi)]:
+                del self._lookup_via[spi]
+
+    def _purge_ledger(self) -> None:
+        """Forget the marks of SAs past their validity end (and the core's grace)."""
+        before = self.clock() - self.core.policy.expired_sa_grace
+        purged = self.ledger.purge(before)
+        self.core.counters["ledger-purged"] += purged
+        if purged:
+            log.info("sequence ledger: forgot %d SAs past their validity end", purged)
 
     def _refresh(self) -> None:
         """Re-read every SA the core holds, so revocations in the store take effect."""
@@ -193,14 +211,21 @@ class HomeAgentServer:
 
     def _fetch(self, spi: int) -> None:
         lookup = defer.maybeDeferred(self.source.lookup, spi)
-        lookup.addErrback(self._source_failed, spi)
-        lookup.addCallback(self._found, spi)
+        lookup.addCallbacks(self._found, self._lookup_failed,
+                            callbackArgs=(spi,), errbackArgs=(spi,))
 
     def _found(self, sa, spi: int) -> None:
         marks = None
         if sa is not None:
             marks = self.ledger.load(spi, sa.validity_end.timestamp())
-        actions = self.core.sa_found(spi, sa, marks, self.clock())
+        self._answer_lookup(spi, self.core.sa_found(spi, sa, marks, self.clock()))
+
+    def _lookup_failed(self, failure, spi: int) -> None:
+        self._source_failed(failure, spi)
+        self._answer_lookup(spi, self.core.lookup_failed(spi))
+
+    def _answer_lookup(self, spi: int, actions: list) -> None:
+        """Carry out what a lookup's answer caused, replies by its first datagram's socket."""
         outer, self.arrival = self.arrival, self._lookup_via.pop(spi, None)
         try:
             self._carry_out(actions)
