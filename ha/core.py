@@ -37,6 +37,12 @@ Rules the code follows (docs/configuration.md, section HA, says the same for ope
   (address, port) sent them, and accepted only when that binding's SA has scope 0.
 - Decapsulated packets go to the home network only if their source is a home address
   of the binding of the SA (or, for PType 0, of the care-of) they came under.
+- A datagram under an SPI the core does not hold is parked behind a lookup (FetchSA),
+  if :mod:`ha.admission` lets one start: not for an SPI the source lacked a moment ago
+  (``negative-cached``), nor beyond the backlog (``lookup-backlog``; half of it is kept
+  for BUs) or the source's lookup rate (``lookup-rate-limited``). A lookup that fails
+  (``lookup-failed``) or runs longer than ``lookup_timeout`` (``lookup-timeout``) drops
+  what was parked behind it.
 - After a restart (:class:`~ha.sasource.SequenceLedger`) a reloaded SA refuses every
   inbound number up to the saved floor. Until one newer packet arrives, a BU in that
   range whose ICV verifies is answered with 176 and nothing else: after a crash the MN
