@@ -26,9 +26,10 @@ passed in.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import OrderedDict
 from dataclasses import dataclass
+
+from aaa_mip6.addresses import rate_limit_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,19 +49,6 @@ class AdmissionPolicy:
                 raise ValueError(f"{name} must be at least 1")
         if self.negative_ttl < 0 or self.source_rate <= 0:
             raise ValueError("negative_ttl cannot be negative and source_rate must be positive")
-
-
-def source_key(host: str) -> bytes:
-    """Whose lookups ``host`` counts as: its IPv4 address (also IPv4-mapped) or IPv6 /64."""
-    try:
-        address = ipaddress.ip_address(host.partition("%")[0])
-    except ValueError:
-        return host.encode()
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return address.ipv4_mapped.packed
-        return address.packed[:8]
-    return address.packed
 
 
 class _Bucket:
@@ -107,7 +95,7 @@ class LookupAdmission:
         policy = self.policy
         if pending >= (policy.max_pending if is_bu else (policy.max_pending + 1) // 2):
             return "lookup-backlog"
-        key = (source_key(host), is_bu)
+        key = (rate_limit_key(host), is_bu)
         bucket = self._buckets.pop(key, None)
         if bucket is None:
             bucket = _Bucket(policy.source_burst, now)
