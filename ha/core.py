@@ -317,11 +317,12 @@ class HomeAgentCore:
         does not have is not looked up again for a while (:mod:`ha.admission`).
         """
         _, parked = self._pending.pop(spi, (now, []))
-        if sa is None or sa.spi != spi:
+        found = sa is not None and sa.spi == spi
+        if found:
+            self.admission.present(spi)
+        elif spi not in self._sas:  # (not a late answer for an SA found meanwhile)
             self.admission.missing(spi, now)
-            return [self._drop("unknown-spi") for _ in parked]
-        self.admission.present(spi)
-        if spi not in self._sas:
+        if found and spi not in self._sas:
             try:
                 endpoint = SaEndpoint(
                     sa, "ha",

@@ -647,3 +647,15 @@ def test_binding_error_rate_limit_is_per_sa():
         send = only(feed(core, mn, mn.data(ipv6_packet(sa.home_address6, CN))), SendDatagram)
         assert binding_error(mn, send.data).home_address == sa.home_address6
     assert core.counters["binding-error-sent"] == 2
+
+
+def test_a_late_empty_answer_does_not_negative_cache_an_sa_found_meanwhile():
+    sa = make_sa(spi=99)
+    core = HomeAgentCore(HaPolicy(home_agent=HA, lookup_timeout=1))
+    core.datagram_received("192.0.2.7", 5000, unknown(99), NOW)
+    core.tick(NOW + 1)  # given up
+    mn = Mn(sa)
+    assert feed(core, mn, mn.bu(), now=NOW + 1) == [FetchSA(99)]
+    assert only(core.sa_found(99, sa, None, NOW + 1), SendDatagram)
+    assert core.sa_found(99, None, None, NOW + 2) == []  # the first lookup, answering late
+    assert core.admission.refusal(99, "192.0.2.8", True, 0, NOW + 2) is None
