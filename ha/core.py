@@ -372,11 +372,13 @@ class HomeAgentCore:
         lookups that ran longer than ``lookup_timeout`` (their datagrams are dropped)."""
         actions = [Deregistered(binding, "expired") for binding in self.bindings.expire(now)]
         started = now - self.policy.lookup_timeout
-        for spi, (since, parked) in list(self._pending.items()):
+        overdue = []
+        for spi, (since, _) in self._pending.items():  # oldest first
             if since > started:
                 break
-            del self._pending[spi]
-            actions += [self._drop("lookup-timeout") for _ in parked]
+            overdue.append(spi)
+        for spi in overdue:
+            actions += [self._drop("lookup-timeout") for _ in self._pending.pop(spi)[1]]
         horizon = now - self.policy.expired_sa_grace
         for spi in [spi for spi, state in self._sas.items() if state.validity_end < horizon]:
             if self._binding_of(self._sas[spi]) is None:
