@@ -108,6 +108,10 @@ class HomeAgentServer:
         self._via = {}  # a binding's home address -> the socket its BU came in on
         self._loops = []
         self._reader = None
+        # Source calls not answered yet: a store that answers slower than it is asked
+        # (or hangs) must not pile up work in the thread pool without bound.
+        self._lookups_in_flight = 0
+        self._refreshes_in_flight = 0
 
     def __repr__(self) -> str:
         return f"HomeAgentServer({self.core!r})"
@@ -199,20 +203,41 @@ class HomeAgentServer:
             log.info("sequence ledger: forgot %d SAs past their validity end", purged)
 
     def _refresh(self) -> None:
-        """Re-read every SA the core holds, so revocations in the store take effect."""
-        for spi in self.core.spis:
+        """Re-read every SA the core holds, so revocations in the store take effect;
+        skipped (counted ``sa-refresh-skipped``) while the last round is unanswered."""
+        if self._refreshes_in_flight:
+            self.core.counters["sa-refresh-skipped"] += 1
+            return
+        spis = self.core.spis
+        self._refreshes_in_flight = len(spis)
+        for spi in spis:
             lookup = defer.maybeDeferred(self.source.lookup, spi)
             lookup.addCallback(self._refreshed)
             lookup.addErrback(self._source_failed, spi)
+            lookup.addBoth(self._refresh_answered)
 
     def _refreshed(self, sa) -> None:
         if sa is not None:
             self._sa_changed(sa)
 
+    def _refresh_answered(self, _) -> None:
+        self._refreshes_in_flight -= 1
+
     def _fetch(self, spi: int) -> None:
+        """Look ``spi`` up; with as many lookups unanswered as the backlog holds (the core
+        gave up on them, the source did not), fail it at once as ``lookup-failed``."""
+        if self._lookups_in_flight >= self.core.policy.max_pending_lookups:
+            self._answer_lookup(spi, self.core.lookup_failed(spi))
+            return
+        self._lookups_in_flight += 1
         lookup = defer.maybeDeferred(self.source.lookup, spi)
+        lookup.addBoth(self._lookup_answered)
         lookup.addCallbacks(self._found, self._lookup_failed,
                             callbackArgs=(spi,), errbackArgs=(spi,))
+
+    def _lookup_answered(self, outcome):
+        self._lookups_in_flight -= 1
+        return outcome
 
     def _found(self, sa, spi: int) -> None:
         marks = None

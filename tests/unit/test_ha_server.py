@@ -101,3 +101,49 @@ def test_socket_bookkeeping_follows_the_bindings_and_lookups(tmp_path):
         assert ha._lookup_via == {} and ha.core.counters["lookup-timeout"] == 1
     finally:
         ha.ledger.close()
+
+
+class Hung(Source):
+    """A source whose lookups never answer (a hung store connection)."""
+
+    def lookup(self, spi):
+        self.asked.append(spi)
+        return defer.Deferred()
+
+
+def test_lookups_the_source_never_answers_do_not_pile_up(tmp_path):
+    source = Hung()
+    reactor = MemoryReactorClock()
+    ledger = SequenceLedger(tmp_path / "ha.state")
+    policy = HaPolicy(home_agent=HA, max_pending_lookups=2, lookup_timeout=1)
+    ha = HomeAgentServer(HomeAgentCore(policy), source, ledger, reactor=reactor,
+                         clock=reactor.seconds)
+    try:
+        for spi in (1, 2):
+            mn = Mn(make_sa(spi=spi))
+            ha.datagram_received(mn.bu(), mn.care_of)
+        reactor.advance(1)
+        ha._tick()  # the core gives both up: its backlog is free again, the source is not
+        assert ha.core.counters["lookup-timeout"] == 2
+        mn = Mn(make_sa(spi=3))
+        ha.datagram_received(mn.bu(), mn.care_of)
+        assert source.asked == [1, 2] and ha.core.counters["lookup-failed"] == 1
+        assert not ha.core.is_pending(3)
+    finally:
+        ledger.close()
+
+
+def test_a_refresh_round_is_skipped_while_the_last_one_is_unanswered(tmp_path):
+    source = Hung()
+    ha, reactor = make_server(tmp_path, source, sa_refresh=30)
+    for spi in (1, 2):
+        ha._found(make_sa(spi=spi), spi)
+    ha.start()
+    try:
+        reactor.advance(30)
+        assert sorted(source.asked) == [1, 2]
+        reactor.advance(30)
+        assert sorted(source.asked) == [1, 2] and ha.core.counters["sa-refresh-skipped"] == 1
+    finally:
+        ha.stop()
+        ha.ledger.close()
