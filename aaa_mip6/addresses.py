@@ -82,3 +82,19 @@ def source_address_towards(remote: ipaddress.IPv4Address | ipaddress.IPv6Address
     with socket.socket(family, socket.SOCK_DGRAM) as probe:
         probe.connect((str(remote), port))
         return ipaddress.ip_address(probe.getsockname()[0].split("%")[0])
+
+
+def rate_limit_key(host: str) -> bytes:
+    """Whose share of a per-source limit a datagram or connection from ``host`` takes:
+    its IPv4 address (also when IPv4-mapped), or its IPv6 /64 — one subscriber's
+    prefix, whose addresses cost an attacker nothing — or the text itself if it is no
+    address."""
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return host.encode()
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped.packed
+        return address.packed[:8]
+    return address.packed

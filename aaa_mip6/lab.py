@@ -394,9 +394,11 @@ async def run_loopback(reactor, directory: Path, count: int, out) -> list[MnResu
     files = make_files(directory, mn_ids, ("127.0.0.1", "::1"))
     home_network = SimulatedHomeNetwork((CORRESPONDENT6, CORRESPONDENT4))
     ha_port = _free_udp_port_on_both()
+    # every MN comes from ::1 or 127.0.0.1: one source, whose lookups are not limited
+    policy = HaPolicy(home_agent=IPv6Address("::1"), lookup_rate=1e6, lookup_burst=1 << 20)
     ha_config = HaConfig(listen=(("::1", ha_port), ("127.0.0.1", ha_port)),
                          store=files.store_url, state=directory / "ha-state.db",
-                         policy=HaPolicy(home_agent=IPv6Address("::1")), stats_interval=3600)
+                         policy=policy, stats_interval=3600)
     ha = assemble_home_agent(ha_config, reactor, tun=home_network)
     for host, port in ha_config.listen:
         ha.listen(host, port)

@@ -60,4 +60,4 @@ def assemble_home_agent(config: HaConfig, reactor, *, tun=None) -> HomeAgentServ
     return HomeAgentServer(
         HomeAgentCore(config.policy), source, ledger, reactor=reactor, tun=tun,
         sa_refresh=config.sa_refresh, stats_interval=config.stats_interval,
-        status_path=config.status_file)
+        ledger_purge_interval=config.ledger_purge_interval, status_path=config.status_file)

@@ -17,6 +17,8 @@ import heapq
 from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv6Address
 
+STALE_DEADLINES_KEPT = 64  # beyond twice the bindings, before the expiry heap is rebuilt
+
 
 def address_key(address: IPv4Address | IPv6Address) -> bytes:
     """The lookup key of an address: IPv4 octets for IPv4 and IPv4-mapped IPv6, else 16 octets."""
@@ -64,7 +66,9 @@ class BindingCache:
 
     The care-of index serves PType 0 packets, which carry no SPI: the binding whose
     care-of address and port sent the packet tells whose it is. Expiry uses a heap
-    of (expires, home key) entries; entries made stale by a refresh are skipped.
+    of (expires, home key) entries; entries made stale by a refresh are skipped, and
+    the heap is rebuilt from the live bindings once stale entries outnumber them (an
+    MN refreshing every second would otherwise leave a lifetime's worth behind it).
     """
 
     def __init__(self):
@@ -104,6 +108,10 @@ class BindingCache:
         for key in binding.keys():
             self._by_address[key] = binding
         self._by_care_of[binding.care_of] = binding
+        if len(self._deadlines) >= 2 * len(self._by_care_of) + STALE_DEADLINES_KEPT:
+            self._deadlines = [(live.expires, address_key(live.home_address))
+                               for live in self._by_care_of.values() if live is not binding]
+            heapq.heapify(self._deadlines)
         heapq.heappush(self._deadlines, (binding.expires, address_key(binding.home_address)))
 
     def remove(self, binding: Binding) -> None:

@@ -97,9 +97,18 @@ _NUMBERS = {
     "sequence-block": (1, 1 << 24, True),
     "sa-refresh": (0.1, 86_400, False),
     "stats-interval": (0.1, 86_400, False),
+    "ledger-purge-interval": (1, 86_400 * 7, False),
+    "max-pending-lookups": (1, 1 << 20, True),
+    "lookup-timeout": (0.1, 3600, False),
+    "lookup-rate": (0.01, 1e6, False),
+    "lookup-burst": (1, 1 << 20, True),
+    "lookup-sources": (1, 1 << 24, True),
+    "negative-cache-ttl": (0, 3600, False),
+    "negative-cache-size": (1, 1 << 24, True),
 }
 _POLICY_NUMBERS = ("max_lifetime", "reinit_margin", "sequence_margin", "replay_window",
-                   "sequence_block")
+                   "sequence_block", "max_pending_lookups", "lookup_timeout", "lookup_rate",
+                   "lookup_burst", "lookup_sources", "negative_cache_ttl", "negative_cache_size")
 _STRINGS = ("store", "home-agent", "tun", "state", "status-file", "log-level")
 _LISTS = ("listen", "tun-route")
 KEYS = frozenset(_NUMBERS) | frozenset(_STRINGS) | frozenset(_LISTS) | {"diameter"}
@@ -117,6 +126,7 @@ class HaConfig:
     tun_routes: tuple = ()
     sa_refresh: float = 30.0
     stats_interval: float = 60.0
+    ledger_purge_interval: float = 3600.0
     status_file: str | None = None
     log_level: str = "info"
     diameter: NodeSettings | None = None  # SAs over Diameter instead of from the store
@@ -186,7 +196,7 @@ def load_config(values: dict[str, Any]) -> HaConfig:
         raise ConfigError(str(exc)) from None
     return HaConfig(listen, store, Path(state), policy, tun, tuple(routes),
                     status_file=values.get("status-file"), log_level=level, diameter=diameter,
-                    **numbers)  # sa_refresh, stats_interval
+                    **numbers)  # sa_refresh, stats_interval, ledger_purge_interval
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,6 +37,12 @@ Rules the code follows (docs/configuration.md, section HA, says the same for ope
   (address, port) sent them, and accepted only when that binding's SA has scope 0.
 - Decapsulated packets go to the home network only if their source is a home address
   of the binding of the SA (or, for PType 0, of the care-of) they came under.
+- A datagram under an SPI the core does not hold is parked behind a lookup (FetchSA),
+  if :mod:`ha.admission` lets one start: not for an SPI the source lacked a moment ago
+  (``negative-cached``), nor beyond the backlog (``lookup-backlog``; half of it is kept
+  for BUs) or the source's lookup rate (``lookup-rate-limited``). A lookup that fails
+  (``lookup-failed``) or runs longer than ``lookup_timeout`` (``lookup-timeout``) drops
+  what was parked behind it.
 - After a restart (:class:`~ha.sasource.SequenceLedger`) a reloaded SA refuses every
   inbound number up to the saved floor. Until one newer packet arrives, a BU in that
   range whose ICV verifies is answered with 176 and nothing else: after a crash the MN
@@ -84,6 +90,7 @@ from aaa_mip6.transform import (
     peek,
 )
 
+from .admission import AdmissionPolicy, LookupAdmission
 from .bindings import Binding, BindingCache, address_key
 
 NEXT_HEADER_IPV4 = 4
@@ -165,6 +172,12 @@ class HaPolicy:
     expired_sa_grace: float = 60.0
     max_pending_lookups: int = 1024
     max_parked_per_spi: int = 8
+    lookup_timeout: float = 30.0
+    negative_cache_ttl: float = 5.0
+    negative_cache_size: int = 4096
+    lookup_rate: float = 10.0
+    lookup_burst: int = 20
+    lookup_sources: int = 4096
 
     def __post_init__(self):
         for name in ("max_lifetime", "sequence_block", "max_pending_lookups", "max_parked_per_spi"):
@@ -172,8 +185,18 @@ class HaPolicy:
                 raise ValueError(f"{name} must be at least 1")
         if self.reinit_margin < 0 or self.expired_sa_grace < 0:
             raise ValueError("reinit_margin and expired_sa_grace cannot be negative")
+        if self.lookup_timeout <= 0:
+            raise ValueError("lookup_timeout must be positive")
         if not 0 <= self.sequence_margin < SEQ_LIMIT:
             raise ValueError("sequence_margin must be 0..2**32-1")
+        self.admission()  # its own checks
+
+    def admission(self) -> AdmissionPolicy:
+        """The rules for looking up unknown SPIs (:mod:`ha.admission`)."""
+        return AdmissionPolicy(
+            max_pending=self.max_pending_lookups, negative_ttl=self.negative_cache_ttl,
+            negative_size=self.negative_cache_size, source_rate=self.lookup_rate,
+            source_burst=self.lookup_burst, max_sources=self.lookup_sources)
 
 
 class _SaState:
@@ -266,7 +289,10 @@ class HomeAgentCore:
         self.bindings = BindingCache()
         self.counters: Counter[str] = Counter()
         self._sas: dict[int, _SaState] = {}
-        self._pending: dict[int, list[tuple[str, int, bytes]]] = {}
+        # SPI being looked up -> (when the lookup started, datagrams parked behind it);
+        # started in insertion order, so the oldest lookups are first
+        self._pending: dict[int, tuple[float, list[tuple[str, int, bytes]]]] = {}
+        self.admission = LookupAdmission(policy.admission())
 
     def __repr__(self) -> str:
         return f"HomeAgentCore({self.home_agent}, sas={len(self._sas)}, bindings={len(self.bindings)})"
@@ -278,15 +304,25 @@ class HomeAgentCore:
         """The SPIs of the SAs the core holds (for the shell's periodic refresh)."""
         return list(self._sas)
 
+    def is_pending(self, spi: int) -> bool:
+        """Whether a lookup of ``spi`` is running (the shell's per-lookup state follows it)."""
+        return spi in self._pending
+
     def sa_found(
         self, spi: int, sa: SecurityAssociation | None, marks: tuple[int, int] | None, now: float
     ) -> list:
         """The answer to FetchSA(spi): the SA (or None) and the ledger's (floor, next) marks.
 
-        The datagrams parked while the lookup ran are processed now.
+        The datagrams parked while the lookup ran are processed now. An SPI the source
+        does not have is not looked up again for a while (:mod:`ha.admission`).
         """
-        parked = self._pending.pop(spi, [])
-        if spi not in self._sas and sa is not None and sa.spi == spi:
+        _, parked = self._pending.pop(spi, (now, []))
+        found = sa is not None and sa.spi == spi
+        if found:
+            self.admission.present(spi)
+        elif spi not in self._sas:  # (not a late answer for an SA found meanwhile)
+            self.admission.missing(spi, now)
+        if found and spi not in self._sas:
             try:
                 endpoint = SaEndpoint(
                     sa, "ha",
@@ -310,8 +346,16 @@ class HomeAgentCore:
                 actions.append(self._drop("unknown-spi"))
         return actions
 
+    def lookup_failed(self, spi: int) -> list:
+        """FetchSA(spi) failed (source unreachable, timed out): drop what was parked,
+        and remember nothing about the SPI, as the source may have it."""
+        _, parked = self._pending.pop(spi, (0.0, []))
+        return [self._drop("lookup-failed") for _ in parked]
+
     def sa_changed(self, sa: SecurityAssociation) -> list:
-        """A newer copy of an SA the core may hold (revoked, new validity end)."""
+        """A newer copy of an SA the core may hold (revoked, new validity end), or a new
+        SA (pushed): its SPI is no longer negative-cached."""
+        self.admission.present(sa.spi)
         state = self._sas.get(sa.spi)
         if state is None:
             return []
@@ -324,8 +368,17 @@ class HomeAgentCore:
         return []
 
     def tick(self, now: float) -> list:
-        """Expire bindings, forget SAs long past their validity end and unbound."""
+        """Expire bindings; forget SAs long past their validity end and unbound, and
+        lookups that ran longer than ``lookup_timeout`` (their datagrams are dropped)."""
         actions = [Deregistered(binding, "expired") for binding in self.bindings.expire(now)]
+        started = now - self.policy.lookup_timeout
+        overdue = []
+        for spi, (since, _) in self._pending.items():  # oldest first
+            if since > started:
+                break
+            overdue.append(spi)
+        for spi in overdue:
+            actions += [self._drop("lookup-timeout") for _ in self._pending.pop(spi)[1]]
         horizon = now - self.policy.expired_sa_grace
         for spi in [spi for spi, state in self._sas.items() if state.validity_end < horizon]:
             if self._binding_of(self._sas[spi]) is None:
@@ -356,7 +409,7 @@ class HomeAgentCore:
             return self._plain_received(host, port, data, now)
         state = self._sas.get(spi)
         if state is None:
-            return self._park(spi, host, port, data)
+            return self._park(spi, ptype is _MOBILITY, host, port, data, now)
         if ptype is _MOBILITY:
             return self._mobility_received(state, header, host, port, data, now)
         return self._tunneled_received(state, header, host, port, data, now)
@@ -440,14 +493,18 @@ class HomeAgentCore:
         state.inbound_floor = min(seq + self.policy.sequence_block, SEQ_LIMIT - 1)
         return state.marks()
 
-    def _park(self, spi: int, host: str, port: int, data: bytes) -> list:
-        """Hold a datagram for an SPI being looked up; ask for it on the first one."""
-        parked = self._pending.get(spi)
-        if parked is None:
-            if len(self._pending) >= self.policy.max_pending_lookups:
-                return [self._drop("lookup-backlog")]
-            self._pending[spi] = [(host, port, data)]
+    def _park(self, spi: int, is_bu: bool, host: str, port: int, data: bytes,
+              now: float) -> list:
+        """Hold a datagram for an SPI being looked up; ask for it on the first one, if
+        the admission rules let a lookup start (:mod:`ha.admission`)."""
+        pending = self._pending.get(spi)
+        if pending is None:
+            refused = self.admission.refusal(spi, host, is_bu, len(self._pending), now)
+            if refused is not None:
+                return [self._drop(refused)]
+            self._pending[spi] = (now, [(host, port, data)])
             return [FetchSA(spi)]
+        parked = pending[1]
         if len(parked) >= self.policy.max_parked_per_spi:
             return [self._drop("lookup-backlog")]
         parked.append((host, port, data))

@@ -11,8 +11,14 @@ co-located with the HAC's store. It runs the SA delivery application
 - An SPI the source does not hold (never pushed, or the HA restarted and lost its
   copies) is asked for with **SA-Query**; the HAC answers from its durable store.
 
-A lookup that fails (no peer, timeout, a bad answer) fires with None after logging:
-the MN's packet is dropped as an unknown SPI and its next Binding Update asks again.
+A lookup that fails (no peer, timeout, a bad answer) fails with that error: the HA
+drops the MN's packet as ``lookup-failed`` and its next Binding Update asks again. An
+answer that the HAC has no such SA fires with None: the HA drops the packet as an
+unknown SPI and does not ask again for a while (its negative cache, :mod:`ha.admission`),
+unless the SA is pushed meanwhile.
+
+Pushed and queried SAs are kept until they are past their validity end: every
+``EXPIRED_SWEEP_EVERY`` SAs kept, the expired ones are forgotten.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from .sasource import SASource
 
 log = logging.getLogger("mip6.ha.diameter")
 
-EXPIRED_SWEEP_EVERY = 1024  # pushes between sweeps of SAs past their validity end
+EXPIRED_SWEEP_EVERY = 1024  # SAs kept (pushed or queried) between sweeps of expired ones
 
 
 class DiameterSASource(SASource):
@@ -55,6 +61,7 @@ class DiameterSASource(SASource):
         self.counters: Counter[str] = Counter()
         self._clock = clock
         self._sas: dict[int, SecurityAssociation] = {}
+        self._kept = 0  # SAs kept since the last sweep
         self._queries: dict[int, list[defer.Deferred]] = {}
         self._session_ids = codec.SessionIds(settings.origin_host, clock())
         for command, handler in ((sa_app.SA_PUSH, self._pushed),
@@ -87,7 +94,8 @@ class DiameterSASource(SASource):
         return waiting
 
     def close(self) -> defer.Deferred:
-        """Fail nothing (lookups already sent settle with None) and stop the node."""
+        """Fail nothing (lookups already sent settle when their requests do) and stop
+        the node."""
         return self.node.stop()
 
     # --- queries ------------------------------------------------------------------
@@ -101,18 +109,21 @@ class DiameterSASource(SASource):
         sa = None
         if found is not None and found.sa.spi == spi:
             sa = found.sa
-            self._sas[spi] = sa
+            self._remember(sa)
         self.counters["query-found" if sa is not None else "query-unknown"] += 1
         self._settle(spi, sa)
 
     def _query_failed(self, failure: Failure, spi: int) -> None:
+        """Fail the lookups with the error (the HA logs it once per lookup)."""
         self.counters["query-failed"] += 1
-        log.warning("SA-Query for SPI %d failed: %s", spi, failure.getErrorMessage())
-        self._settle(spi, None)
+        self._settle(spi, failure)
 
-    def _settle(self, spi: int, sa: SecurityAssociation | None) -> None:
+    def _settle(self, spi: int, outcome: SecurityAssociation | Failure | None) -> None:
         for waiting in self._queries.pop(spi, []):
-            waiting.callback(sa)
+            if isinstance(outcome, Failure):
+                waiting.errback(outcome)
+            else:
+                waiting.callback(outcome)
 
     # --- pushes and revocations -----------------------------------------------------
 
@@ -130,8 +141,6 @@ class DiameterSASource(SASource):
                                     self.application.application_avps(),
                                     error_message="the SA names another home agent")
         self.counters["pushed"] += 1
-        if self.counters["pushed"] % EXPIRED_SWEEP_EVERY == 0:
-            self._forget_expired()
         self._keep(sa)
         return self._accept(message)
 
@@ -149,9 +158,17 @@ class DiameterSASource(SASource):
         return self._accept(message)
 
     def _keep(self, sa: SecurityAssociation) -> None:
-        self._sas[sa.spi] = sa
+        """Hold ``sa`` and tell the HA (a push also ends its SPI's negative caching)."""
+        self._remember(sa)
         if self.on_change is not None:
             self.on_change(sa)
+
+    def _remember(self, sa: SecurityAssociation) -> None:
+        self._sas[sa.spi] = sa
+        self._kept += 1
+        if self._kept >= EXPIRED_SWEEP_EVERY:
+            self._kept = 0
+            self._forget_expired()
 
     def _accept(self, message: Message) -> Message:
         return self.node.answer(message, codec.SUCCESS, self.application.application_avps())

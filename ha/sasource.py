@@ -14,7 +14,8 @@ a *floor* for inbound sequence numbers (no packet above it has been accepted) an
 ahead in blocks, so a write happens once per block, always before the packet that
 needed it takes effect; a clean shutdown writes the exact values. After a restart the
 reloaded SA rejects every inbound number at or below the floor and sends from the
-ceiling on, so neither old MN packets nor the MN's replay window bite.
+ceiling on, so neither old MN packets nor the MN's replay window bite. The shell purges
+the rows of SAs past their validity end every ``ledger-purge-interval`` seconds.
 """
 
 from __future__ import annotations

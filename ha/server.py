@@ -2,7 +2,8 @@
 
 Everything protocol-related is in :mod:`ha.core`; this module moves bytes, asks the SA
 source and the sequence ledger, and runs the clocks (binding expiry every second, SA
-refresh every ``sa_refresh`` seconds, counters every ``stats_interval`` seconds and when
+refresh every ``sa_refresh`` seconds, ledger rows of SAs past their validity end purged
+every ``ledger_purge_interval`` seconds, counters every ``stats_interval`` seconds and when
 the program asks (``mip6-ha`` on SIGUSR1) — logged, and written as JSON to
 ``status_path`` when one is set). Why a packet was dropped is logged at info level, at
 most one line per reason every DROP_LOG_INTERVAL seconds (with the number held back),
@@ -106,6 +107,7 @@ class HomeAgentServer:
         clock: Callable[[], float] = time.time,
         sa_refresh: float = 30.0,
         stats_interval: float = 60.0,
+        ledger_purge_interval: float = 3600.0,
         status_path: str | None = None,
         drop_log_interval: float = DROP_LOG_INTERVAL,
     ):
@@ -117,6 +119,7 @@ class HomeAgentServer:
         self.clock = clock
         self.sa_refresh = sa_refresh
         self.stats_interval = stats_interval
+        self.ledger_purge_interval = ledger_purge_interval
         self.status_path = status_path
         self.drop_log = LogThrottle(drop_log_interval)
         self.ports = []
@@ -130,6 +133,10 @@ class HomeAgentServer:
         self._via = {}  # a binding's home address -> the socket its BU came in on
         self._loops = []
         self._reader = None
+        # Source calls not answered yet: a store that answers slower than it is asked
+        # (or hangs) must not pile up work in the thread pool without bound.
+        self._lookups_in_flight = 0
+        self._refreshes_in_flight = 0
 
     def __repr__(self) -> str:
         return f"HomeAgentServer({self.core!r})"
@@ -163,6 +170,7 @@ class HomeAgentServer:
         """Start the clocks and the TUN reader; hook pushes from the source."""
         self.source.on_change = self._sa_changed
         for interval, call in ((1.0, self._tick), (self.sa_refresh, self._refresh),
+                               (self.ledger_purge_interval, self._purge_ledger),
                                (self.stats_interval, self.report)):
             loop = task.LoopingCall(call)
             loop.clock = self.reactor
@@ -205,28 +213,70 @@ class HomeAgentServer:
 
     def _tick(self) -> None:
         self._carry_out(self.core.tick(self.clock()))
+        if self.tracking:  # a binding displaced by another, a lookup the core gave up on
+            bindings, core = self.core.bindings, self.core
+            for address in [a for a in self._via if bindings.get(a) is None]:
+                del self._via[address]
+            for spi in [spi for spi in self._lookup_via if not core.is_pending(spi)]:
+                del self._lookup_via[spi]
+
+    def _purge_ledger(self) -> None:
+        """Forget the marks of SAs past their validity end (and the core's grace)."""
+        before = self.clock() - self.core.policy.expired_sa_grace
+        purged = self.ledger.purge(before)
+        self.core.counters["ledger-purged"] += purged
+        if purged:
+            log.info("sequence ledger: forgot %d SAs past their validity end", purged)
 
     def _refresh(self) -> None:
-        """Re-read every SA the core holds, so revocations in the store take effect."""
-        for spi in self.core.spis:
+        """Re-read every SA the core holds, so revocations in the store take effect;
+        skipped (counted ``sa-refresh-skipped``) while the last round is unanswered."""
+        if self._refreshes_in_flight:
+            self.core.counters["sa-refresh-skipped"] += 1
+            return
+        spis = self.core.spis
+        self._refreshes_in_flight = len(spis)
+        for spi in spis:
             lookup = defer.maybeDeferred(self.source.lookup, spi)
             lookup.addCallback(self._refreshed)
             lookup.addErrback(self._source_failed, spi)
+            lookup.addBoth(self._refresh_answered)
 
     def _refreshed(self, sa) -> None:
         if sa is not None:
             self._sa_changed(sa)
 
+    def _refresh_answered(self, _) -> None:
+        self._refreshes_in_flight -= 1
+
     def _fetch(self, spi: int) -> None:
+        """Look ``spi`` up; with as many lookups unanswered as the backlog holds (the core
+        gave up on them, the source did not), fail it at once as ``lookup-failed``."""
+        if self._lookups_in_flight >= self.core.policy.max_pending_lookups:
+            self._answer_lookup(spi, self.core.lookup_failed(spi))
+            return
+        self._lookups_in_flight += 1
         lookup = defer.maybeDeferred(self.source.lookup, spi)
-        lookup.addErrback(self._source_failed, spi)
-        lookup.addCallback(self._found, spi)
+        lookup.addBoth(self._lookup_answered)
+        lookup.addCallbacks(self._found, self._lookup_failed,
+                            callbackArgs=(spi,), errbackArgs=(spi,))
+
+    def _lookup_answered(self, outcome):
+        self._lookups_in_flight -= 1
+        return outcome
 
     def _found(self, sa, spi: int) -> None:
         marks = None
         if sa is not None:
             marks = self.ledger.load(spi, sa.validity_end.timestamp())
-        actions = self.core.sa_found(spi, sa, marks, self.clock())
+        self._answer_lookup(spi, self.core.sa_found(spi, sa, marks, self.clock()))
+
+    def _lookup_failed(self, failure, spi: int) -> None:
+        self._source_failed(failure, spi)
+        self._answer_lookup(spi, self.core.lookup_failed(spi))
+
+    def _answer_lookup(self, spi: int, actions: list) -> None:
+        """Carry out what a lookup's answer caused, replies by its first datagram's socket."""
         outer, self.arrival = self.arrival, self._lookup_via.pop(spi, None)
         try:
             self._carry_out(actions)

@@ -49,7 +49,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from aaa_mip6.aaa import AaaBackend, AaaError, AaaSession, AaaTimeout
-from aaa_mip6.addresses import source_address_towards
+from aaa_mip6.addresses import rate_limit_key, source_address_towards
 from aaa_mip6.authenticator import channel_binding
 from aaa_mip6.diameter.eap import EAP_APPLICATION_ID, DiameterEapBackend
 from aaa_mip6.diameter.peer import LocalNode, WatchdogTimers
@@ -93,7 +93,9 @@ class TokenBucket:
 
 
 class RateLimiter:
-    """One token bucket per source address, in bounded memory."""
+    """One token bucket per source (IPv4 address or IPv6 /64, see
+    :func:`~aaa_mip6.addresses.rate_limit_key`), in bounded memory: an attacker's
+    fresh addresses in one /64 neither get fresh buckets nor push others' out."""
 
     def __init__(self, rate: float, burst: int, clock: Callable[[], float],
                  max_sources: int = MAX_TRACKED_SOURCES):
@@ -101,10 +103,11 @@ class RateLimiter:
         self._burst = burst
         self._clock = clock
         self._max_sources = max_sources
-        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        self._buckets: OrderedDict[bytes, TokenBucket] = OrderedDict()
 
     def allow(self, source: str) -> bool:
         now = self._clock()
+        source = rate_limit_key(source)
         bucket = self._buckets.pop(source, None)
         if bucket is None:
             bucket = TokenBucket(self._rate, self._burst, now)

@@ -7,6 +7,9 @@ then fails over to the next server. Servers that leave ``dead_after`` requests
 unanswered are skipped until a Status-Server probe (RFC 5997) gets an answer.
 Later rounds of an EAP conversation stay on the server that holds its State.
 Replies that do not verify are counted and ignored, never answered.
+A call that finds every Identifier in use waits for one, up to ``max_waiting`` calls;
+beyond that it fails at once (AaaUnavailable, counted ``overloaded``), so a flood
+of requests cannot queue without bound behind a slow server.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from . import codec
 from .servers import IdentifierSpace, RadiusServer, RetryPolicy, ServerHealth, retry_after
 
 DEFAULT_MAX_PORTS = 16  # source ports per address family: 16 x 256 outstanding per server
+DEFAULT_MAX_WAITING = 4096  # calls queued for a free Identifier; beyond, AaaUnavailable at once
 
 _log = Logger()
 
@@ -99,7 +103,7 @@ class RadiusClient:
 
     def __init__(self, servers: Sequence[RadiusServer], nas: codec.Nas, *,
                  policy: RetryPolicy = RetryPolicy(), dictionary=None, reactor=None,
-                 max_ports: int = DEFAULT_MAX_PORTS):
+                 max_ports: int = DEFAULT_MAX_PORTS, max_waiting: int = DEFAULT_MAX_WAITING):
         if not servers:
             raise ConfigError("a RADIUS client needs at least one server")
         if reactor is None:
@@ -108,6 +112,7 @@ class RadiusClient:
         self._policy = policy
         self._nas = nas
         self._max_ports = max_ports
+        self._max_waiting = max_waiting
         dictionary = self._dictionary = dictionary or codec.load_dictionary()
         self._servers = [_Server(server, codec.RadiusCodec(server.secret, nas, dictionary),
                                  ServerHealth(policy)) for server in servers]
@@ -189,6 +194,12 @@ class RadiusClient:
             return
         slot = self._allocate(index)
         if slot is None:
+            if len(self._waiting) >= self._max_waiting:
+                self.counters["overloaded"] += 1
+                exchange.deferred.errback(AaaUnavailable(
+                    f"every RADIUS Identifier is in use and {len(self._waiting)} calls wait",
+                    retry_after=1))
+                return
             self._waiting.append(exchange)
             return
         exchange.candidates.pop(0)

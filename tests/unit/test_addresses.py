@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from aaa_mip6.addresses import (
     format_host_port,
     parse_host_port,
+    rate_limit_key,
     source_address_towards,
     split_host_port,
 )
@@ -95,3 +96,12 @@ def test_source_address_towards_loopback():
 def test_no_route_raises_os_error():
     with pytest.raises(OSError):  # link-local multicast without an interface: no route
         source_address_towards(ipaddress.ip_address("ff02::1"))
+
+
+def test_rate_limit_keys_are_ipv4_addresses_and_ipv6_slash_64s():
+    assert rate_limit_key("2001:db8:1:2::5") == rate_limit_key("2001:db8:1:2:ffff::9")
+    assert rate_limit_key("2001:db8:1:2::5") != rate_limit_key("2001:db8:1:3::5")
+    assert rate_limit_key("::ffff:192.0.2.1") == rate_limit_key("192.0.2.1")
+    assert rate_limit_key("192.0.2.1") != rate_limit_key("192.0.2.2")
+    assert rate_limit_key("fe80::1%eth0") == rate_limit_key("fe80::2")
+    assert rate_limit_key("?") == b"?"

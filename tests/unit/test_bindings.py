@@ -5,7 +5,7 @@ from ipaddress import IPv4Address, IPv6Address
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ha.bindings import Binding, BindingCache, address_key
+from ha.bindings import STALE_DEADLINES_KEPT, Binding, BindingCache, address_key
 
 HOA = IPv6Address("2001:db8:1::100")
 HOA4 = IPv4Address("192.0.2.100")
@@ -72,3 +72,15 @@ def test_expiry_matches_a_naive_model(updates, now):
     assert {b.home_address for b in expired} == {a for a, b in model.items() if b.expires <= now}
     assert {b.home_address for b in cache} == {a for a, b in model.items() if b.expires > now}
     assert len(cache) == len(list(cache))
+
+
+def test_refreshing_a_binding_over_and_over_keeps_the_expiry_heap_bounded():
+    cache = BindingCache()
+    other = Binding(IPv6Address("2001:db8:1::200"), ("2001:db8:2::6", 4000), 1, 50.0, 8)
+    cache.put(other)
+    for sequence in range(1, 10_001):  # an MN refreshing every second for hours
+        cache.put(Binding(HOA, ("2001:db8:2::5", 4000), sequence, 3600.0 + sequence, 7))
+    assert len(cache._deadlines) <= 2 * len(cache) + STALE_DEADLINES_KEPT
+    assert cache.expire(49.0) == [] and cache.expire(50.0) == [other]
+    assert cache.expire(13_599.0) == [] and [b.sequence for b in cache.expire(13_600.0)] == [10_000]
+    assert len(cache) == 0

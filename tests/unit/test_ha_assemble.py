@@ -53,3 +53,35 @@ def test_a_store_that_cannot_open_closes_the_ledger_again(tmp_path, monkeypatch)
         assemble_home_agent(config, task.Clock())
     with pytest.raises(sqlite3.ProgrammingError):  # closed: no statement runs any more
         ledgers[0].load(1, 0.0)
+
+
+def test_lookup_admission_and_ledger_purge_keys_reach_the_core_and_the_server(tmp_path):
+    config = load_config({
+        "listen": ["[::1]:0"], "store": f"sqlite://{tmp_path / 'sa.db'}",
+        "negative-cache-ttl": 2.5, "negative-cache-size": 100, "lookup-rate": 3,
+        "lookup-burst": 6, "lookup-sources": 50, "lookup-timeout": 9, "max-pending-lookups": 64,
+        "ledger-purge-interval": 600})
+    server = assemble_home_agent(config, task.Clock())
+    try:
+        admission = server.core.admission.policy
+        assert (admission.negative_ttl, admission.negative_size, admission.source_rate,
+                admission.source_burst, admission.max_sources, admission.max_pending) == \
+            (2.5, 100, 3.0, 6, 50, 64)
+        assert server.core.policy.lookup_timeout == 9.0
+        assert server.ledger_purge_interval == 600.0
+    finally:
+        server.source.close()
+        server.ledger.close()
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("lookup-burst", 0, "lookup-burst: 0 is outside 1..1048576"),
+    ("lookup-rate", "fast", "lookup-rate: 'fast' is not a number"),
+    ("negative-cache-ttl", -1, "negative-cache-ttl: -1 is outside 0..3600"),
+    ("ledger-purge-interval", 0, "ledger-purge-interval: 0 is outside 1..604800"),
+])
+def test_lookup_admission_and_ledger_purge_errors_name_the_key(tmp_path, key, value, message):
+    with pytest.raises(ConfigError) as error:
+        load_config({"listen": ["[::1]:0"], "store": f"sqlite://{tmp_path / 'sa.db'}",
+                     key: value})
+    assert str(error.value) == message

@@ -173,6 +173,76 @@ def test_lookup_backlog_is_bounded():
     assert feed(core, second, second.bu()) == [Drop("lookup-backlog")]
 
 
+def unknown(spi, ptype=PType.ENCRYPTED_IP):
+    """A datagram under ``spi`` no SA holds: a header and noise, as a flood sends."""
+    return struct.pack("!II", ptype << 28 | spi, 1) + bytes(48)
+
+
+def test_a_random_spi_flood_from_one_source_does_not_starve_a_new_mns_first_bu():
+    core = HomeAgentCore(HaPolicy(home_agent=HA))  # the defaults; no lookup ever answered
+    for spi in range(1000, 6000):
+        for port in (5000, 5001, 5002):
+            core.datagram_received("2001:db8:2::66", port, unknown(spi * 3 + port), NOW)
+    sa = make_sa(spi=99)
+    mn = Mn(sa, care_of=("2001:db8:2::66", 6000))  # behind the flooder's own /64
+    assert feed(core, mn, mn.bu()) == [FetchSA(99)]
+    assert mn.ack(only(core.sa_found(99, sa, None, NOW), SendDatagram).data).status == 0
+    assert core.counters["lookup-rate-limited"] == 15000 - 20
+    assert core.counters["lookup-backlog"] == 0
+
+
+def test_a_random_spi_flood_from_many_sources_leaves_half_the_backlog_to_bus():
+    core = HomeAgentCore(HaPolicy(home_agent=HA, max_pending_lookups=64))
+    for source in range(200):
+        core.datagram_received(f"2001:db8:{source:x}::1", 5000, unknown(1000 + source), NOW)
+    assert core.counters["lookup-backlog"] == 200 - 32
+    mn = Mn(make_sa(spi=99))
+    assert feed(core, mn, mn.bu()) == [FetchSA(99)]
+
+
+def test_an_spi_the_source_lacks_is_not_looked_up_again_until_pushed_or_the_ttl_ends():
+    core = HomeAgentCore(HaPolicy(home_agent=HA, negative_cache_ttl=5))
+    sa = make_sa(spi=99)
+    mn = Mn(sa)
+    assert feed(core, mn, mn.bu()) == [FetchSA(99)]
+    assert core.sa_found(99, None, None, NOW) == [Drop("unknown-spi")]
+    assert feed(core, mn, mn.bu(), now=NOW + 1) == [Drop("negative-cached")]
+    assert feed(core, mn, mn.bu(), now=NOW + 5) == [FetchSA(99)]  # the TTL is over
+    assert core.sa_found(99, None, None, NOW + 5) == [Drop("unknown-spi")]
+    assert core.sa_changed(sa) == []  # pushed (SA delivery): not held yet, but asked again
+    assert feed(core, mn, mn.bu(), now=NOW + 6) == [FetchSA(99)]
+    assert core.counters["negative-cached"] == 1
+
+
+def test_a_lookup_that_finds_the_sa_clears_its_negative_cache_entry():
+    core = HomeAgentCore(HaPolicy(home_agent=HA, negative_cache_ttl=5))
+    core.datagram_received("192.0.2.7", 5000, unknown(99), NOW)
+    core.sa_found(99, None, None, NOW)
+    core.admission.missing(98, NOW)
+    assert core.sa_found(98, make_sa(spi=98), None, NOW) == []  # a refresh found it after all
+    assert core.datagram_received("192.0.2.7", 5000, unknown(98), NOW) != [Drop("negative-cached")]
+
+
+def test_a_failed_lookup_drops_its_datagrams_and_caches_nothing():
+    core = HomeAgentCore(HaPolicy(home_agent=HA))
+    mn = Mn(make_sa(spi=99))
+    assert feed(core, mn, mn.bu()) == [FetchSA(99)]
+    assert feed(core, mn, mn.bu()) == []
+    assert core.lookup_failed(99) == [Drop("lookup-failed")] * 2
+    assert feed(core, mn, mn.bu()) == [FetchSA(99)]
+
+
+def test_a_lookup_that_never_answers_is_given_up_after_the_lookup_timeout():
+    core = HomeAgentCore(HaPolicy(home_agent=HA, lookup_timeout=30, max_pending_lookups=1))
+    mn = Mn(make_sa(spi=99))
+    assert feed(core, mn, mn.bu()) == [FetchSA(99)]
+    assert core.tick(NOW + 29) == [] and core.is_pending(99)
+    assert core.tick(NOW + 30) == [Drop("lookup-timeout")]
+    assert not core.is_pending(99)
+    other = Mn(make_sa(spi=98))
+    assert feed(core, other, other.bu(), now=NOW + 30) == [FetchSA(98)]  # the backlog is free
+
+
 def test_drops_change_nothing():
     core, mn = registered()
     captured = mn.bu()
@@ -577,3 +647,15 @@ def test_binding_error_rate_limit_is_per_sa():
         send = only(feed(core, mn, mn.data(ipv6_packet(sa.home_address6, CN))), SendDatagram)
         assert binding_error(mn, send.data).home_address == sa.home_address6
     assert core.counters["binding-error-sent"] == 2
+
+
+def test_a_late_empty_answer_does_not_negative_cache_an_sa_found_meanwhile():
+    sa = make_sa(spi=99)
+    core = HomeAgentCore(HaPolicy(home_agent=HA, lookup_timeout=1))
+    core.datagram_received("192.0.2.7", 5000, unknown(99), NOW)
+    core.tick(NOW + 1)  # given up
+    mn = Mn(sa)
+    assert feed(core, mn, mn.bu(), now=NOW + 1) == [FetchSA(99)]
+    assert only(core.sa_found(99, sa, None, NOW + 1), SendDatagram)
+    assert core.sa_found(99, None, None, NOW + 2) == []  # the first lookup, answering late
+    assert core.admission.refusal(99, "192.0.2.8", True, 0, NOW + 2) is None

@@ -38,3 +38,12 @@ def test_memory_is_bounded_forgetting_the_idlest_source():
     assert limiter.allow("c")  # evicts "b"
     assert limiter.allow("b")  # forgotten, so a fresh bucket (evicts "a")
     assert limiter.allow("a")
+
+
+def test_an_ipv6_slash_64_is_one_source():
+    limiter = RateLimiter(rate=0.001, burst=1, clock=Clock(), max_sources=2)
+    assert limiter.allow("2001:db8:1:2::5")
+    assert not limiter.allow("2001:db8:1:2::6")  # a fresh address in the same /64
+    assert not limiter.allow("2001:db8:1:2:ffff:ffff:ffff:ffff")
+    assert limiter.allow("2001:db8:1:3::5") and limiter.allow("::ffff:192.0.2.1")
+    assert not limiter.allow("192.0.2.1")  # IPv4-mapped or not, one address

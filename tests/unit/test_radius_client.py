@@ -345,6 +345,19 @@ class ClientTests(unittest.TestCase):
         self.assertTrue(all(not ok and failure.check(AaaUnavailable) for ok, failure in results))
 
     @defer.inlineCallbacks
+    def test_calls_waiting_for_an_identifier_are_bounded(self):
+        _, server = self.server(silent)
+        client = self.client([server], max_ports=1, max_waiting=3)
+        calls = [client.authenticate(session(), EAP_IDENTITY_RESPONSE) for _ in range(256 + 3)]
+        refused = client.authenticate(session(), EAP_IDENTITY_RESPONSE)
+        with self.assertRaises(AaaUnavailable):
+            yield refused
+        self.assertEqual(client.counters["overloaded"], 1)
+        self.assertFalse(any(call.called for call in calls))  # the ones waiting still wait
+        yield client.stop()
+        yield defer.DeferredList(calls, consumeErrors=True)
+
+    @defer.inlineCallbacks
     def test_genuine_reply_from_another_source_is_ignored(self):
         fake, server = self.server(silent)
         client = self.client([server], RetryPolicy(initial_timeout=0.2, max_timeout=0.2,

@@ -348,19 +348,37 @@ def test_source_keeps_pushes_and_refuses_bad_or_foreign_ones():
     assert changes[-1] == ours.sa.replace(revoked=True)
 
 
-def test_source_queries_once_per_spi_and_fails_soft():
+def test_source_queries_once_per_spi_and_a_failed_query_fails_the_lookups():
     from aaa_mip6.diameter.router import RequestTimedOut
     from twisted.python.failure import Failure
     source, node, _changes = _source()
     results = []
     for _ in range(2):
-        source.lookup(99).addCallback(results.append)
+        source.lookup(99).addCallbacks(results.append, lambda failure: results.append(
+            failure.check(RequestTimedOut)))
     assert len(node.sent) == 1  # one query for both lookups
     request, answer = node.sent[0]
     assert APP.parse_request(request).spi == 99
     answer.errback(Failure(RequestTimedOut("no answer")))
-    assert results == [None, None] and source.counters["query-failed"] == 1
+    # a failure, not None: the HA must not take an outage for "the HAC has no such SA"
+    assert results == [RequestTimedOut, RequestTimedOut]
+    assert source.counters["query-failed"] == 1
+    results.clear()
     source.lookup(4242).addCallback(results.append)
     request, answer = node.sent[1]
     answer.callback(_wire(_answer(sa_app.SA_QUERY, codec.SUCCESS, APP.sa_avps(SaMessage(_sa())))))
     assert results[-1] == _sa() and source.lookup(4242) == _sa()
+
+
+def test_queried_sas_past_their_validity_end_are_swept_too():
+    from ha.diameter_source import EXPIRED_SWEEP_EVERY
+    source, node, _changes = _source()
+    expired = datetime(2020, 1, 1, tzinfo=timezone.utc)
+    for spi in range(1, EXPIRED_SWEEP_EVERY + 1):
+        source.lookup(spi)
+        node.sent[-1][1].callback(_wire(_answer(sa_app.SA_QUERY, codec.SUCCESS, APP.sa_avps(
+            SaMessage(_sa(spi=spi, validity_end=expired))))))
+    assert source.counters["query-found"] == EXPIRED_SWEEP_EVERY
+    sent = len(node.sent)
+    source.lookup(1)  # forgotten: asked again
+    assert len(node.sent) == sent + 1
