@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aaa_mip6 import lab, pki
+from aaa_mip6 import lab, labnet, pki
 from aaa_mip6.lab import Echo, OutputClosed, SimulatedHomeNetwork, check_output, home_pool4, \
     internet_checksum, udp_drops
 from aaa_mip6.labnet import toml_text
@@ -81,6 +81,17 @@ def test_the_ipv4_home_pool_has_an_address_for_every_mn(count, pool):
     # A /25 (126 addresses) used to be fixed: the 127th MN got a 500 from the HAC.
     assert home_pool4(count) == ip_network(pool)
     assert lab.CORRESPONDENT4 not in home_pool4(count)
+
+
+def test_netns_addresses_stay_apart_up_to_the_limit():
+    netns = labnet.NetnsLab(Path("/nonexistent"), labnet.MAX_MNS)
+    links = [ip_network(f"{mn.access4[1]}/30", strict=False) for mn in netns.mns]
+    others = [ip_network(labnet.CN_NETWORK4), ip_network(f"{labnet.HA_ADDRESS4}/32"),
+              home_pool4(labnet.MAX_MNS)]
+    networks = links + others
+    assert not [(a, b) for i, a in enumerate(networks) for b in networks[i + 1:]
+                if a.overlaps(b)]
+    assert lab.CORRESPONDENT4 in ip_network(labnet.CN_NETWORK4)
 
 
 def test_udp_drops_counts_what_a_full_receive_queue_lost():
