@@ -41,8 +41,10 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, ip_address
 from pathlib import Path
 
 from . import pki
-from .program import EXIT_CONFIG, EXIT_RUNTIME, add_version_flag, raise_open_file_limit
+from .program import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, add_version_flag, fail, \
+    raise_open_file_limit
 
+PROGRAM = "mip6-lab"
 MN_DOMAIN = "lab.example"
 HAC_NAME = "hac.lab.example"
 MAX_MNS = 200
@@ -586,7 +588,7 @@ def run_on_reactor(scenario):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mip6-lab", description="Run a HAC, a home agent and mobile nodes on this machine.")
+        prog=PROGRAM, description="Run a HAC, a home agent and mobile nodes on this machine.")
     add_version_flag(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     up = commands.add_parser(
@@ -626,15 +628,14 @@ def next_steps(args, ok: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not 1 <= args.mns <= MAX_MNS:
-        print(f"mip6-lab: --mns must be 1..{MAX_MNS}", file=sys.stderr)
-        return EXIT_CONFIG
+        return fail(PROGRAM, f"--mns must be 1..{MAX_MNS}", EXIT_CONFIG)
     if not args.netns:
         needed = FILES_BASE + FILES_PER_MN * args.mns
         soft, _ = raise_open_file_limit(needed)
         if soft < needed:
-            print(f"mip6-lab: --mns {args.mns} needs {needed} open files, the limit is {soft}: "
-                  f"raise it (ulimit -n {needed}) or run fewer MNs", file=sys.stderr)
-            return EXIT_CONFIG
+            return fail(PROGRAM, f"--mns {args.mns} needs {needed} open files, the limit is "
+                                 f"{soft}: raise it (ulimit -n {needed}) or run fewer MNs",
+                        EXIT_CONFIG)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     directory = Path(tempfile.mkdtemp(prefix="mip6-lab-"))
@@ -646,8 +647,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 results = run_netns(directory, args.mns, sys.stdout, keep=args.keep_dir)
             except LabError as error:
-                print(f"mip6-lab: {error}", file=sys.stderr)
-                return EXIT_CONFIG
+                return fail(PROGRAM, str(error), EXIT_CONFIG)
         else:
             results = run_on_reactor(lambda reactor: run_loopback(
                 reactor, directory, args.mns, sys.stdout, keep=args.keep_dir))
@@ -667,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mip6-lab: files kept in {directory}", file=sys.stderr)
         else:
             shutil.rmtree(directory, ignore_errors=True)
-    return 0 if ok else EXIT_RUNTIME
+    return EXIT_OK if ok else EXIT_RUNTIME
 
 
 if __name__ == "__main__":
