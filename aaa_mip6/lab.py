@@ -12,6 +12,13 @@ host answers echo requests, and packets for other addresses are routed back to
 the HA as a kernel would route a home address back into the TUN. The run prints
 one line per MN and totals; the exit status is 0 only if every MN succeeded.
 
+Every MN runs at once, but the lab keeps at most :data:`ECHO_WINDOW` echo requests in
+flight: the HA's UDP socket queues some 250 small datagrams at Linux's default
+receive buffer (net.core.rmem_default), and what does not fit the kernel drops
+unseen. Sent all at once, 12 echoes from each of 22 MNs did not fit. A window of 32
+puts at most 64 datagrams (requests, and MNs' replies to each other) in that queue.
+The summary shows kernel drops at the HA's sockets, so a failure says why.
+
 ``mip6-lab up --netns`` (root) uses real namespaces and kernel tunnels instead:
 see :mod:`aaa_mip6.labnet`.
 """
@@ -21,27 +28,37 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import select
 import shutil
 import socket
 import struct
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, ip_address
 from pathlib import Path
 
 from . import pki
+from .program import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, add_version_flag, fail, \
+    raise_open_file_limit
 
+PROGRAM = "mip6-lab"
 MN_DOMAIN = "lab.example"
 HAC_NAME = "hac.lab.example"
+MAX_MNS = 200
 HOA_PREFIX = "2001:db8:1::/64"
-HOA_POOL4 = "192.0.2.0/25"
+HOA_SPACE4 = IPv4Network("192.0.2.0/24")  # the IPv4 home pool is the start of it, sized from N
 CORRESPONDENT6 = IPv6Address("2001:db8:c::2")  # a host behind the HA (home network side)
-CORRESPONDENT4 = IPv4Address("192.0.2.130")
+CORRESPONDENT4 = IPv4Address("198.51.100.250")  # outside every home pool
 ECHOES = 3  # echo requests per destination and phase
-REPLY_TIMEOUT = 5.0  # seconds to wait for the echo replies of one phase
+ECHO_WINDOW = 32  # echo requests in flight in the whole loopback lab (module docstring)
+REPLY_TIMEOUT = 5.0  # seconds to wait for the reply to one echo request
 STEP_TIMEOUT = 15.0  # seconds for one bootstrap or registration
+FILES_PER_MN = 4  # open files per loopback MN: its TLS connection (both ends), its UDP
+#                   socket, with room to spare (200 MNs peaked at 424 files in all)
+FILES_BASE = 64  # the HAC, the HA, the store and the interpreter itself
 
 ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY = 8, 0
 ICMPV6_ECHO_REQUEST, ICMPV6_ECHO_REPLY = 128, 129
@@ -171,6 +188,16 @@ class SimulatedHomeNetwork:
 # --------------------------------------------------------------------------- set-up
 
 
+def home_pool4(count: int) -> IPv4Network:
+    """The smallest subnet at the start of 192.0.2.0/24 with a host address for each of
+    ``count`` MNs (the HAC never assigns a subnet's network and broadcast addresses)."""
+    for prefix in range(30, HOA_SPACE4.prefixlen - 1, -1):
+        pool = IPv4Network((HOA_SPACE4.network_address, prefix))
+        if pool.num_addresses - 2 >= count:
+            return pool
+    raise ValueError(f"{count} MNs do not fit in {HOA_SPACE4}")
+
+
 @dataclass
 class LabFiles:
     """What the lab generates: a CA, the HAC's certificate, PSKs, the store."""
@@ -181,17 +208,20 @@ class LabFiles:
     psk_file: Path
     psks: dict[str, bytes] = field(repr=False)
     store_url: str
+    pool4: IPv4Network
 
 
 def make_files(directory: Path, mn_ids: list[str], hac_addresses: tuple[str, ...]) -> LabFiles:
-    """Generate the CA, a HAC certificate naming ``hac_addresses``, one PSK per MN."""
+    """Generate the CA, a HAC certificate naming ``hac_addresses``, one PSK per MN; the
+    IPv4 home pool is sized for these MNs."""
     ca = pki.make_ca(directory, common_name="mip6-lab CA")
     hac = pki.make_cert(directory, ca, "hac", dns_names=(HAC_NAME,), ip_addresses=hac_addresses)
     psks = {mn_id: os.urandom(16) for mn_id in mn_ids}
     psk_file = directory / "psk.txt"
     pki.write_private(psk_file, "".join(f"{nai} {key.hex()}\n" for nai, key in psks.items())
                       .encode())
-    return LabFiles(directory, ca, hac, psk_file, psks, f"sqlite:///{directory / 'sa.db'}")
+    return LabFiles(directory, ca, hac, psk_file, psks, f"sqlite:///{directory / 'sa.db'}",
+                    home_pool4(len(mn_ids)))
 
 
 def hac_settings(files: LabFiles, listen: str, home_agent: dict) -> dict:
@@ -204,7 +234,7 @@ def hac_settings(files: LabFiles, listen: str, home_agent: dict) -> dict:
         "store.url": files.store_url,
         "home_agents.addresses": [home_agent],
         "bootstrap.hoa_prefix": HOA_PREFIX,
-        "bootstrap.hoa_pool4": HOA_POOL4,
+        "bootstrap.hoa_pool4": str(files.pool4),
         "limits.rate": 1_000_000.0,
         "limits.burst": 1_000_000,
         "log.level": "warning",
@@ -261,20 +291,31 @@ def print_summary(results: list[MnResult], extra: list[str], out=sys.stdout) -> 
 # --------------------------------------------------------------------------- loopback lab
 
 
+class EchoesMissing(Exception):
+    """Some echo requests of one MN got no reply within REPLY_TIMEOUT."""
+
+    def __init__(self, missing: Counter, sent: Counter):
+        super().__init__("no reply to " + ", ".join(
+            f"{missing[destination]}/{sent[destination]}"
+            f"{' echo requests' if number == 0 else ''} to {destination}"
+            for number, destination in enumerate(d for d in sent if missing[d])))
+
+
 class _LabNode:
     """One MN of the loopback lab: bootstrap, register, ping, move, ping, leave."""
 
-    def __init__(self, reactor, index: int, mn_id: str, psk: bytes, tls, hac_port: int):
+    def __init__(self, reactor, index: int, mn_id: str, psk: bytes, tls, hac_port: int,
+                 window):
         self.reactor = reactor
         self.index = index
         self.result = MnResult(mn_id)
         self.psk = psk
         self.tls = tls
         self.hac_port = hac_port
+        self.window = window  # a DeferredSemaphore shared by every node: ECHO_WINDOW
         self.session = None
         self._sequence = 0
-        self._expected: set[tuple[int, int]] = set()
-        self._waiter = None
+        self._replies: dict[tuple, object] = {}  # (peer, sequence) -> Deferred of the reply
 
     async def join(self, care_of: str) -> None:
         from mn.bootstrap import PskBootstrap
@@ -309,7 +350,10 @@ class _LabNode:
         return addresses
 
     async def exchange(self, peers: list[_LabNode]) -> None:
-        """Echo requests to the correspondent and the peers' home addresses; await replies."""
+        """ECHOES echo requests to the correspondent and to each peer's home addresses,
+        each sent once the lab's window has room; EchoesMissing if a reply did not come."""
+        from twisted.internet import defer
+
         targets = []
         for source in self.home_addresses():
             correspondent = CORRESPONDENT6 if source.version == 6 else CORRESPONDENT4
@@ -317,28 +361,38 @@ class _LabNode:
             for peer in peers:
                 targets += [(source, address) for address in peer.home_addresses()
                             if address.version == source.version]
-        from twisted.internet import defer
-
-        self._waiter = defer.Deferred()
+        sent, replies = Counter(), []
         for source, destination in targets:
             for _ in range(ECHOES):
-                self._sequence += 1
-                self._expected.add((destination, self._sequence))
-                echo = Echo(source, destination, self.index, self._sequence,
-                            self.result.mn_id.encode())
-                self.result.echoes_sent += 1
-                self.session.send(echo.packet())
-        timeout = self.reactor.callLater(REPLY_TIMEOUT, self._settle)
-        await self._waiter
-        if timeout.active():
-            timeout.cancel()
-        if self._expected:
-            self.result.error = f"{len(self._expected)} echo replies missing"
-            self._expected.clear()
+                await self.window.acquire()
+                sent[destination] += 1
+                replies.append(self._ping(source, destination))
+        answered = await defer.gatherResults(replies)
+        missing = Counter(destination for destination, ok in answered if not ok)
+        if missing:
+            raise EchoesMissing(missing, sent)
 
-    def _settle(self) -> None:
-        if self._waiter is not None and not self._waiter.called:
-            self._waiter.callback(None)
+    def _ping(self, source, destination):
+        """Send one echo request; a Deferred firing (destination, replied) that frees its
+        place in the window either way."""
+        from twisted.internet import defer
+
+        self._sequence += 1
+        key = (destination, self._sequence)
+        reply = self._replies[key] = defer.Deferred()
+        reply.addTimeout(REPLY_TIMEOUT, self.reactor, onTimeoutCancel=lambda *_: False)
+
+        def settled(replied: bool):
+            del self._replies[key]
+            self.window.release()
+            return destination, replied
+
+        reply.addCallback(settled)
+        self.result.echoes_sent += 1
+        echo = Echo(source, destination, self.index, self._sequence, self.result.mn_id.encode())
+        if not self.session.send(echo.packet()) and not reply.called:
+            reply.callback(False)  # the MN's machine refused it (counted there)
+        return reply
 
     def _delivered(self, packet: bytes) -> None:
         echo = Echo.parse(packet)
@@ -347,12 +401,10 @@ class _LabNode:
         if not echo.reply:  # another MN pinging this one's home address
             self.session.send(echo.answer().packet())
             return
-        key = (echo.source, echo.sequence)
-        if echo.identifier == self.index and key in self._expected:
-            self._expected.discard(key)
+        reply = self._replies.get((echo.source, echo.sequence))
+        if echo.identifier == self.index and reply is not None and not reply.called:
             self.result.echoes_back += 1
-            if not self._expected:
-                self._settle()
+            reply.callback(True)
 
     async def leave(self) -> None:
         if self.session is None:
@@ -366,9 +418,50 @@ class _LabNode:
         self.result.deregistered = any(isinstance(a, Deregistered) for a in deregistered)
 
 
-async def _each(nodes, step, describe: str) -> None:
-    """Run ``step(node)`` for every node still without an error, recording failures."""
+class OutputClosed(Exception):
+    """Nobody reads the lab's output any more (``mip6-lab up | head -1``): stop the run."""
+
+
+def check_output(out) -> None:
+    """OutputClosed if ``out`` is a pipe whose reading end is closed.
+
+    The writing end of such a pipe polls as an error at once; a terminal, a file or a
+    pipe still read polls without one, so this costs nothing while someone reads.
+    """
+    try:
+        fd = out.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not backed by a descriptor (a test's StringIO): nothing to watch
+    poller = select.poll()
+    poller.register(fd, 0)
+    if any(events & select.POLLERR for _, events in poller.poll(0)):
+        raise OutputClosed
+
+
+def udp_drops(port: int) -> int | None:
+    """Datagrams the kernel dropped at the UDP sockets bound to ``port`` (receive queue
+    full), from /proc/net/udp and udp6; None where the kernel does not say."""
+    total, seen = 0, False
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        seen = True
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                total += int(fields[-1])
+    return total if seen else None
+
+
+async def _each(nodes, step, describe: str, out=None) -> None:
+    """Run ``step(node)`` for every node still without an error, recording failures;
+    first, stop the run if nobody reads ``out`` any more."""
     from twisted.internet import defer
+
+    if out is not None:
+        check_output(out)
 
     async def guarded(node):
         try:
@@ -380,7 +473,8 @@ async def _each(nodes, step, describe: str) -> None:
     await defer.gatherResults([defer.ensureDeferred(guarded(node)) for node in live])
 
 
-async def run_loopback(reactor, directory: Path, count: int, out) -> list[MnResult]:
+async def run_loopback(reactor, directory: Path, count: int, out,
+                       keep: bool = False) -> list[MnResult]:
     """The whole loopback lab on ``reactor``; the per-MN results."""
     from ha.assemble import assemble_home_agent
     from ha.cli import HaConfig
@@ -389,6 +483,8 @@ async def run_loopback(reactor, directory: Path, count: int, out) -> list[MnResu
     from hac.server import HacServer
 
     from .tls import ClientTLS
+
+    from twisted.internet import defer
 
     mn_ids = [f"mn{number}@{MN_DOMAIN}" for number in range(1, count + 1)]
     files = make_files(directory, mn_ids, ("127.0.0.1", "::1"))
@@ -406,11 +502,9 @@ async def run_loopback(reactor, directory: Path, count: int, out) -> list[MnResu
     hac = HacServer(load_config(None, hac_settings(
         files, "127.0.0.1:0", {"ip6": "::1", "ip4": "127.0.0.1", "port": ha_port})), reactor)
     hac_port = hac.listen().getHost().port
-    print(f"mip6-lab: HAC on 127.0.0.1:{hac_port} (TLS, PSK), HA on [::1]:{ha_port} and "
-          f"127.0.0.1:{ha_port}, {count} MNs; CA, PSKs and SQLite store in {directory}",
-          file=out, flush=True)
     tls = ClientTLS("127.0.0.1", files.ca.cert_path)
-    nodes = [_LabNode(reactor, index, mn_id, files.psks[mn_id], tls, hac_port)
+    window = defer.DeferredSemaphore(ECHO_WINDOW)
+    nodes = [_LabNode(reactor, index, mn_id, files.psks[mn_id], tls, hac_port, window)
              for index, mn_id in enumerate(mn_ids, 1)]
 
     def peers_of(node):
@@ -418,13 +512,19 @@ async def run_loopback(reactor, directory: Path, count: int, out) -> list[MnResu
                 and other.session.machine.binding is not None][:1]
 
     try:
-        await _each(nodes, lambda node: node.join("::1"), "bootstrap/register over IPv6")
-        await _each(nodes, lambda node: node.exchange(peers_of(node)), "echo before handover")
-        await _each(nodes, lambda node: _handover(node, "127.0.0.1"), "handover to IPv4")
-        await _each(nodes, lambda node: node.exchange(peers_of(node)), "echo after handover")
+        print(f"mip6-lab: HAC on 127.0.0.1:{hac_port} (TLS, PSK), HA on [::1]:{ha_port} and "
+              f"127.0.0.1:{ha_port}, {count} MNs, IPv4 home pool {files.pool4}; CA, PSKs "
+              f"and SQLite store in {directory_note(directory, keep)}", file=out, flush=True)
+        await _each(nodes, lambda node: node.join("::1"), "bootstrap/register over IPv6", out)
+        await _each(nodes, lambda node: node.exchange(peers_of(node)), "echo before handover",
+                    out)
+        await _each(nodes, lambda node: _handover(node, "127.0.0.1"), "handover to IPv4", out)
+        await _each(nodes, lambda node: node.exchange(peers_of(node)), "echo after handover",
+                    out)
     finally:
         await _each(nodes, lambda node: node.leave(), "de-registration")
         counters = ha.core.counters
+        drops = udp_drops(ha_port)
         await ha.stop()
         await hac.stop()
         ha.source.close()
@@ -432,9 +532,11 @@ async def run_loopback(reactor, directory: Path, count: int, out) -> list[MnResu
         home_network.close()
     results = [node.result for node in nodes]
     ha_line = ", ".join(f"{name} {value}" for name, value in sorted(counters.items()))
-    print_summary(results, [f"HA counters: {ha_line}",
-                            f"home network: {home_network.answered} echo requests answered"],
-                  out)
+    extra = [f"HA counters: {ha_line}",
+             f"home network: {home_network.answered} echo requests answered"]
+    if drops:
+        extra.append(f"HA sockets: the kernel dropped {drops} datagrams (receive queue full)")
+    print_summary(results, extra, out)
     return results
 
 
@@ -488,7 +590,8 @@ def run_on_reactor(scenario):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mip6-lab", description="Run a HAC, a home agent and mobile nodes on this machine.")
+        prog=PROGRAM, description="Run a HAC, a home agent and mobile nodes on this machine.")
+    add_version_flag(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     up = commands.add_parser(
         "up", help="run the lab end to end and report",
@@ -496,7 +599,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "registers, exchanges protected traffic, hands over to a new care-of "
                     "address and de-registers. Exit status 0 only if every MN succeeded.")
     up.add_argument("--mns", type=int, default=3, metavar="N",
-                    help="number of mobile nodes, 1..200; 1..60 with --netns (default: %(default)s)")
+                    help=f"number of mobile nodes, 1..{MAX_MNS}; 1..60 with --netns "
+                         f"(default: %(default)s)")
     up.add_argument("--netns", action="store_true",
                     help="MN, HA and a correspondent in their own network namespaces, real "
                          "TUN interfaces, ping and TCP through the tunnel (root)")
@@ -506,11 +610,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def directory_note(directory: Path, keep: bool) -> str:
+    """How the banner names the lab's directory: whether it outlives the run."""
+    return f"{directory} ({'kept' if keep else 'deleted at exit; --keep-dir keeps it'})"
+
+
+def next_steps(args, ok: bool) -> str:
+    """What to try after this run."""
+    if not ok:
+        return (f"mip6-lab: next: mip6-lab up{' --netns' if args.netns else ''} --mns "
+                f"{args.mns} --verbose --keep-dir logs what the servers do and keeps their "
+                f"files; docs/usage.md (mip6-lab) explains the summary")
+    if not args.netns:
+        return ("mip6-lab: next: mip6-lab up --netns (root) runs mip6-hac, mip6-ha and mip6-mn "
+                "themselves with TUN devices; docs/usage.md runs each program by hand")
+    return "mip6-lab: next: docs/usage.md runs each program by hand, with your own AAA server"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not 1 <= args.mns <= 200:
-        print("mip6-lab: --mns must be 1..200", file=sys.stderr)
-        return 2
+    if not 1 <= args.mns <= MAX_MNS:
+        return fail(PROGRAM, f"--mns must be 1..{MAX_MNS}", EXIT_CONFIG)
+    if not args.netns:
+        needed = FILES_BASE + FILES_PER_MN * args.mns
+        soft, _ = raise_open_file_limit(needed)
+        if soft < needed:
+            return fail(PROGRAM, f"--mns {args.mns} needs {needed} open files, the limit is "
+                                 f"{soft}: raise it (ulimit -n {needed}) or run fewer MNs",
+                        EXIT_CONFIG)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     directory = Path(tempfile.mkdtemp(prefix="mip6-lab-"))
@@ -520,24 +647,29 @@ def main(argv: list[str] | None = None) -> int:
             from .labnet import LabError, run_netns
 
             try:
-                results = run_netns(directory, args.mns, sys.stdout)
+                results = run_netns(directory, args.mns, sys.stdout, keep=args.keep_dir)
             except LabError as error:
-                print(f"mip6-lab: {error}", file=sys.stderr)
-                return 2
+                return fail(PROGRAM, str(error), EXIT_CONFIG)
         else:
-            results = run_on_reactor(lambda reactor: run_loopback(reactor, directory, args.mns,
-                                                                  sys.stdout))
+            results = run_on_reactor(lambda reactor: run_loopback(
+                reactor, directory, args.mns, sys.stdout, keep=args.keep_dir))
+        ok = bool(results) and all(result.ok for result in results)
+        print(f"mip6-lab: {'PASS' if ok else 'FAIL'} in {time.monotonic() - started:.1f} s")
+        print(next_steps(args, ok), flush=True)
     except KeyboardInterrupt:
         print("mip6-lab: interrupted; everything started was stopped", file=sys.stderr)
         return 130
+    except (OutputClosed, BrokenPipeError):
+        # Nobody reads any more: what the lab started is stopped; end without a word, and
+        # keep Python's exit-time flush of stdout from failing on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_RUNTIME
     finally:
         if args.keep_dir:
             print(f"mip6-lab: files kept in {directory}", file=sys.stderr)
         else:
             shutil.rmtree(directory, ignore_errors=True)
-    ok = bool(results) and all(result.ok for result in results)
-    print(f"mip6-lab: {'PASS' if ok else 'FAIL'} in {time.monotonic() - started:.1f} s")
-    return 0 if ok else 1
+    return EXIT_OK if ok else EXIT_RUNTIME
 
 
 if __name__ == "__main__":

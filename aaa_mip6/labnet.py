@@ -3,8 +3,10 @@
 Topology (documentation addresses only; ``i`` numbers the MNs from 1)::
 
     MN i  mna ---- 2001:db8:a:i::/64 ---------- ha-ai   HA   hac ---- 2001:db8:c::/64 ---- cn0  CN
-          mnb ---- 198.51.100.4i/30 ----------- ha-bi  (TUN          192.0.2.128/25
-          TUN mip6mn0: home address(es)                 mip6ha0: 2001:db8:1::/64, 192.0.2.0/25)
+          mnb ---- 198.51.100.4i/30 ----------- ha-bi  (TUN          198.51.100.248/30
+          TUN mip6mn0: home address(es)                 mip6ha0: 2001:db8:1::/64, 192.0.2.0/P)
+
+The IPv4 home pool 192.0.2.0/P is sized for the MNs (:func:`aaa_mip6.lab.home_pool4`).
 
 The HA's own addresses 2001:db8::1 and 198.51.100.254 sit on its loopback, reached
 over either access link; the HAC (same namespace, same SQLite store) listens on
@@ -42,8 +44,8 @@ from pathlib import Path
 
 from . import pki
 from .addresses import format_host_port
-from .lab import CORRESPONDENT4, CORRESPONDENT6, HOA_POOL4, HOA_PREFIX, MN_DOMAIN, MnResult, \
-    hac_settings, make_files, print_summary
+from .lab import CORRESPONDENT4, CORRESPONDENT6, HOA_PREFIX, MN_DOMAIN, MnResult, \
+    check_output, directory_note, hac_settings, make_files, print_summary
 
 HA_ADDRESS6 = IPv6Address("2001:db8::1")
 HA_ADDRESS4 = IPv4Address("198.51.100.254")
@@ -51,10 +53,11 @@ HA_PORT = 7872
 HAC_PORT = 4433
 HAC_ENDPOINT = format_host_port(HA_ADDRESS6, HAC_PORT)  # the HAC listens here, the MNs dial it
 CN_NETWORK6 = "2001:db8:c::/64"
-CN_NETWORK4 = "192.0.2.128/25"
+CN_NETWORK4 = "198.51.100.248/30"  # the HA's side is .249, the CN .250
+CN_GATEWAY4 = "198.51.100.249"
 TCP_PORT = 5001
 TCP_CHUNK = 256 * 1024  # octets echoed through the tunnel per phase
-MAX_MNS = 60  # 198.51.100.0/24 in /30s, below the HA's .254
+MAX_MNS = 60  # 198.51.100.0/24 in /30s, below the CN's /30 and the HA's .254
 PINGS = 3
 EVENT_TIMEOUT = 30.0  # seconds to wait for a registration (BU retransmissions included)
 CLONE_NEWNET = 0x40000000
@@ -302,7 +305,7 @@ class NetnsLab:
     def cn_ip(self, *arguments: str) -> None:
         _run("ip", "-n", self.cn_namespace, *arguments)
 
-    def wire(self) -> None:
+    def wire(self, pool4) -> None:
         for namespace in (self.ha_namespace, self.cn_namespace):
             _run("ip", "netns", "add", namespace)
             self.namespaces.append(namespace)
@@ -314,13 +317,13 @@ class NetnsLab:
         self.ha_ip("link", "add", "hac", "type", "veth", "peer", "name", "cn0",
                    "netns", self.cn_namespace)
         self.ha_ip("address", "add", "2001:db8:c::1/64", "dev", "hac", "nodad")
-        self.ha_ip("address", "add", "192.0.2.129/25", "dev", "hac")
+        self.ha_ip("address", "add", f"{CN_GATEWAY4}/30", "dev", "hac")
         self.ha_ip("link", "set", "hac", "up")
         self.cn_ip("address", "add", f"{CORRESPONDENT6}/64", "dev", "cn0", "nodad")
-        self.cn_ip("address", "add", f"{CORRESPONDENT4}/25", "dev", "cn0")
+        self.cn_ip("address", "add", f"{CORRESPONDENT4}/30", "dev", "cn0")
         self.cn_ip("link", "set", "cn0", "up")
         self.cn_ip("-6", "route", "add", HOA_PREFIX, "via", "2001:db8:c::1")
-        self.cn_ip("-4", "route", "add", HOA_POOL4, "via", "192.0.2.129")
+        self.cn_ip("-4", "route", "add", str(pool4), "via", CN_GATEWAY4)
         for mn in self.mns:
             self.namespaces.append(mn.namespace)
             mn.wire()
@@ -335,7 +338,7 @@ class NetnsLab:
             _script("mip6-ha"), "--listen", format_host_port(HA_ADDRESS6, HA_PORT),
             "--listen", format_host_port(HA_ADDRESS4, HA_PORT), "--home-agent", str(HA_ADDRESS6),
             "--store", files.store_url, "--tun", "mip6ha0", "--tun-route", HOA_PREFIX,
-            "--tun-route", HOA_POOL4, "--status-file", str(self.directory / "ha-status.json")])
+            "--tun-route", str(files.pool4), "--status-file", str(self.directory / "ha-status.json")])
         self.spawn(self.ha_namespace, "hac", [_script("mip6-hac"), "--config", str(config)])
         self._wait_listening(self.ha_namespace, HA_ADDRESS6, HAC_PORT, "mip6-hac")
         self._tcp_server = in_namespace(self.cn_namespace, self._listen_tcp)
@@ -415,8 +418,11 @@ def _echo(connection: socket.socket) -> None:
             connection.sendall(data)
 
 
-def _phase(mns: list[_Mn], name: str, step: Callable[[_Mn], None]) -> None:
+def _phase(mns: list[_Mn], name: str, step: Callable[[_Mn], None], out) -> None:
+    """``step`` for each MN still without an error, recording failures; OutputClosed
+    (which stops the run) as soon as nobody reads ``out``."""
     for mn in mns:
+        check_output(out)
         if mn.result.error:
             continue
         try:
@@ -435,7 +441,7 @@ def _check_ready() -> None:
         raise LabError("--netns needs /dev/net/tun")
 
 
-def run_netns(directory: Path, count: int, out) -> list[MnResult]:
+def run_netns(directory: Path, count: int, out, keep: bool = False) -> list[MnResult]:
     """The namespace lab with ``count`` MNs; the per-MN results (LabError if it cannot run)."""
     _check_ready()
     if not 1 <= count <= MAX_MNS:
@@ -443,24 +449,25 @@ def run_netns(directory: Path, count: int, out) -> list[MnResult]:
     lab = NetnsLab(directory, count)
     files = make_files(directory, [mn.result.mn_id for mn in lab.mns], (str(HA_ADDRESS6),))
     try:
-        lab.wire()
+        lab.wire(files.pool4)
         lab.start_servers(files)
         print(f"mip6-lab: namespaces {lab.tag}-{{ha,cn,mn1..{count}}}; HAC [{HA_ADDRESS6}]:"
               f"{HAC_PORT}, HA [{HA_ADDRESS6}]:{HA_PORT} and {HA_ADDRESS4}:{HA_PORT} with TUN "
-              f"mip6ha0, CN {CORRESPONDENT6} / {CORRESPONDENT4}; logs in {directory}",
+              f"mip6ha0, CN {CORRESPONDENT6} / {CORRESPONDENT4}; logs in "
+              f"{directory_note(directory, keep)}",
               file=out, flush=True)
         for mn in lab.mns:
             mn.start(files)
         _phase(lab.mns, "register over IPv6",
-               lambda mn: mn.registered(mn.wait_registered(f"{mn.access6}2")))
-        _phase(lab.mns, "ping over IPv6", _Mn.ping)
-        _phase(lab.mns, "TCP over IPv6", _Mn.tcp_echo)
-        _phase(lab.mns, "handover to IPv4", _handover_to_ipv4)
-        _phase(lab.mns, "ping over IPv4", _Mn.ping)
-        _phase(lab.mns, "TCP over IPv4", _Mn.tcp_echo)
-        _phase(lab.mns, "handover to a new IPv6 address", _handover_to_new_ipv6)
-        _phase(lab.mns, "ping over IPv6 again", _Mn.ping)
-        _phase(lab.mns, "TCP over IPv6 again", _Mn.tcp_echo)
+               lambda mn: mn.registered(mn.wait_registered(f"{mn.access6}2")), out)
+        _phase(lab.mns, "ping over IPv6", _Mn.ping, out)
+        _phase(lab.mns, "TCP over IPv6", _Mn.tcp_echo, out)
+        _phase(lab.mns, "handover to IPv4", _handover_to_ipv4, out)
+        _phase(lab.mns, "ping over IPv4", _Mn.ping, out)
+        _phase(lab.mns, "TCP over IPv4", _Mn.tcp_echo, out)
+        _phase(lab.mns, "handover to a new IPv6 address", _handover_to_new_ipv6, out)
+        _phase(lab.mns, "ping over IPv6 again", _Mn.ping, out)
+        _phase(lab.mns, "TCP over IPv6 again", _Mn.tcp_echo, out)
     finally:
         lab.close()
     results = [mn.result for mn in lab.mns]

@@ -14,13 +14,14 @@ records the outcome pytest itself reports for each test (pass, fail, skip with i
 reason, or a known failure marked xfail); at the end of the session it writes the
 report once, if any cell ran: to docs/interop.md when every cell ran, else (a column
 whose module did not run reads "not run") to .pytest_cache/interop-partial.md, so a
-partial run never overwrites the committed matrix.
+partial run never overwrites the committed matrix. The report holds no timestamp and
+an unchanged one is not rewritten, so a run that changes nothing leaves the tracked
+docs/interop.md (and the git tree) as it was.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import os
 import subprocess
 from dataclasses import dataclass
@@ -220,7 +221,7 @@ class InteropReport:
         return all(Cell(case, server, path) in self.results
                    for case in self.cases for server, path in self.columns)
 
-    def render(self, now: datetime.datetime) -> str:
+    def render(self) -> str:
         header = ["Case"] + [f"{server} / {path}" for server, path in self.columns]
         lines = [
             "# EAP interoperability matrix",
@@ -228,8 +229,6 @@ class InteropReport:
             "Written at the end of a pytest session that ran the whole matrix "
             "(`tests/integration/interop_report.py`; a partial run writes "
             "`.pytest_cache/interop-partial.md`); do not edit by hand.",
-            "",
-            f"Generated: {now.strftime('%Y-%m-%d %H:%M UTC')}",
             "",
             "## Components",
             "",
@@ -259,14 +258,19 @@ class InteropReport:
         lines += ["", "## How to reproduce", "", self.reproduce.rstrip(), ""]
         return "\n".join(lines)
 
-    def write(self, path: Path, now: datetime.datetime) -> str | None:
-        """Write the report; return why it could not be written (never raises OSError)."""
+    def write(self, path: Path) -> str:
+        """Write the report unless ``path`` holds it already; one line saying which, or why
+        it could not be written (never raises OSError)."""
+        text = self.render()
         try:
+            if path.is_file() and path.read_text() == text:
+                return f"interop matrix unchanged in {path}"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(self.render(now))
+            path.write_text(text)
         except OSError as error:
-            return f"{type(error).__name__}: {error.strerror or error}"
-        return None
+            return (f"interop matrix NOT written to {path}: "
+                    f"{type(error).__name__}: {error.strerror or error}")
+        return f"interop matrix written to {path}"
 
 
 def matrix_report() -> InteropReport:
@@ -342,10 +346,7 @@ class ReportCollector:
         """Write once, after every fixture is gone; never fails the run."""
         if not self.report.results:
             return
-        path = report_path(self.report.complete)
-        problem = self.report.write(path, datetime.datetime.now(datetime.timezone.utc))
-        self.summary = (f"interop matrix written to {path}" if problem is None
-                        else f"interop matrix NOT written to {path}: {problem}")
+        self.summary = self.report.write(report_path(self.report.complete))
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if self.summary is not None:

@@ -1,7 +1,10 @@
 """``mip6-lab up`` on loopback: HAC + HA + MNs end to end; and the lab's own packet helpers."""
 
 import dataclasses
+import io
 import json
+import os
+import re
 import socket
 import subprocess
 import sys
@@ -13,8 +16,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aaa_mip6 import lab, pki
-from aaa_mip6.lab import Echo, SimulatedHomeNetwork, internet_checksum
+from aaa_mip6 import lab, labnet, pki
+from aaa_mip6.lab import Echo, OutputClosed, SimulatedHomeNetwork, check_output, home_pool4, \
+    internet_checksum, udp_drops
 from aaa_mip6.labnet import toml_text
 from tests.integration.hacproc import TEST_CONFIG, HacProcess, make_setup
 from tests.support import free_port, run_on_fresh_reactor, stop_process
@@ -70,6 +74,55 @@ def test_simulated_home_network_answers_its_hosts_and_routes_the_rest_back():
         network.close()
 
 
+@pytest.mark.parametrize("count, pool", [
+    (1, "192.0.2.0/30"), (6, "192.0.2.0/29"), (7, "192.0.2.0/28"), (126, "192.0.2.0/25"),
+    (127, "192.0.2.0/24"), (lab.MAX_MNS, "192.0.2.0/24")])
+def test_the_ipv4_home_pool_has_an_address_for_every_mn(count, pool):
+    # A /25 (126 addresses) used to be fixed: the 127th MN got a 500 from the HAC.
+    assert home_pool4(count) == ip_network(pool)
+    assert lab.CORRESPONDENT4 not in home_pool4(count)
+
+
+def test_netns_addresses_stay_apart_up_to_the_limit():
+    netns = labnet.NetnsLab(Path("/nonexistent"), labnet.MAX_MNS)
+    links = [ip_network(f"{mn.access4[1]}/30", strict=False) for mn in netns.mns]
+    others = [ip_network(labnet.CN_NETWORK4), ip_network(f"{labnet.HA_ADDRESS4}/32"),
+              home_pool4(labnet.MAX_MNS)]
+    networks = links + others
+    assert not [(a, b) for i, a in enumerate(networks) for b in networks[i + 1:]
+                if a.overlaps(b)]
+    assert lab.CORRESPONDENT4 in ip_network(labnet.CN_NETWORK4)
+
+
+def test_udp_drops_counts_what_a_full_receive_queue_lost():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)  # the kernel's minimum
+        receiver.bind(("127.0.0.1", 0))
+        port = receiver.getsockname()[1]
+        assert udp_drops(port) == 0
+        for _ in range(64):
+            sender.sendto(b"x" * 1000, ("127.0.0.1", port))
+        assert udp_drops(port) > 0
+
+
+def test_check_output_raises_once_nobody_reads_the_pipe():
+    reading, writing = os.pipe()
+    with os.fdopen(writing, "w") as out:
+        check_output(out)
+        check_output(io.StringIO())  # no descriptor: nothing to watch
+        os.close(reading)
+        with pytest.raises(OutputClosed):
+            check_output(out)
+
+
+def test_version_flag(capsys):
+    with pytest.raises(SystemExit) as exit:
+        lab.main(["--version"])
+    assert exit.value.code == 0
+    assert re.fullmatch(r"mip6-lab \S+ \(aaa-mip6, RFC 6618\)\n", capsys.readouterr().out)
+
+
 def test_toml_text_reads_back():
     settings = {"listen": "[2001:db8::1]:4433", "limits.rate": 5.0,
                 "home_agents.addresses": [{"ip6": "2001:db8::1", "port": 7872}]}
@@ -86,11 +139,55 @@ def test_loopback_lab_with_three_mns_exits_zero():
     done = subprocess.run([str(LAB_SCRIPT), "up", "--mns", "3"], capture_output=True,
                           text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+    banner, *_ = done.stdout.splitlines()
+    assert banner.endswith("(deleted at exit; --keep-dir keeps it)")
     rows = [line for line in done.stdout.splitlines() if line.startswith("mn")]
     assert len(rows) == 3
     assert all(row.rstrip().endswith("OK") and "::1 -> 127.0.0.1" in row for row in rows)
     assert "totals: 3/3 MNs OK, 72/72 echo replies, 6 registrations" in done.stdout
     assert "mip6-lab: PASS" in done.stdout
+    assert "mip6-lab: next: mip6-lab up --netns" in done.stdout
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("count", [22, lab.MAX_MNS])
+def test_loopback_lab_runs_the_whole_documented_range(count):
+    # 22 MNs overflowed the HA's UDP receive queue (every MN's echoes at once), 127 the
+    # IPv4 home pool; the top of the range takes seconds.
+    done = subprocess.run([str(LAB_SCRIPT), "up", "--mns", str(count)], capture_output=True,
+                          text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (f"totals: {count}/{count} MNs OK, {24 * count}/{24 * count} echo replies, "
+            f"{2 * count} registrations") in done.stdout
+
+
+@pytest.mark.integration
+def test_a_failing_echo_names_its_step_and_destination(tmp_path, monkeypatch):
+    class SilentCorrespondent6(SimulatedHomeNetwork):
+        def __init__(self, hosts):
+            super().__init__(set(hosts) - {lab.CORRESPONDENT6})
+
+    monkeypatch.setattr(lab, "SimulatedHomeNetwork", SilentCorrespondent6)
+    monkeypatch.setattr(lab, "REPLY_TIMEOUT", 0.5)
+    results = run_on_fresh_reactor(
+        lambda reactor: lab.run_loopback(reactor, tmp_path, 2, io.StringIO()), limit=60)
+    for result in results:
+        assert not result.ok
+        assert result.error == (f"echo before handover: no reply to 3/3 echo requests to "
+                                f"{lab.CORRESPONDENT6}")
+
+
+@pytest.mark.integration
+def test_a_closed_stdout_ends_the_lab_quietly():
+    lab_process = subprocess.Popen([str(LAB_SCRIPT), "up", "--mns", "3"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    banner = lab_process.stdout.readline()  # as `mip6-lab up | head -1` reads it
+    lab_process.stdout.close()
+    stderr = lab_process.stderr.read()
+    assert lab_process.wait(timeout=60) == 1
+    assert stderr == ""
+    directory = re.search(r"store in (\S+)", banner).group(1)
+    assert not Path(directory).exists()
 
 
 @pytest.mark.integration
@@ -127,7 +224,7 @@ def servers(tmp_path):
                            "--store", setup.store_url, "--log-level", "warning"])
     psk_file = tmp_path / "mn1.psk"
     pki.write_private(psk_file, setup.psks[MN_ID].hex().encode())
-    config = {**TEST_CONFIG, "bootstrap": {"hoa_pool4": lab.HOA_POOL4}}
+    config = {**TEST_CONFIG, "bootstrap": {"hoa_pool4": str(home_pool4(1))}}
     try:
         with HacProcess(setup, config=config, ha=f"[::1]:{ha_port}") as hac:
             yield [str(BIN_DIR / "mip6-mn"), "register", "--hac", hac.address,
@@ -146,7 +243,7 @@ def test_mip6_mn_register_prints_the_binding(servers):
     assert event["mn-id"] == MN_ID
     assert event["care-of-address"] == "::1"
     assert IPv6Address(event["home-address"]) in ip_network(lab.HOA_PREFIX)
-    assert IPv4Address(event["home-address4"]) in ip_network(lab.HOA_POOL4)
+    assert IPv4Address(event["home-address4"]) in home_pool4(1)
     assert event["status"] == 0 and event["lifetime"] == 600
 
 

@@ -56,7 +56,7 @@ def test_ctrl_c_stops_everything_and_removes_the_namespaces():
     assert "interrupted" in stderr
     assert namespaces_of(lab.pid) == []
     # Every server and MN the lab started was given a file in its directory.
-    directory = first.rsplit("logs in ", 1)[1].strip()
+    directory = first.rsplit("logs in ", 1)[1].split()[0]
     leftovers = subprocess.run(["pgrep", "-f", directory], capture_output=True, text=True)
     assert leftovers.stdout == ""
     assert not Path(directory).exists()

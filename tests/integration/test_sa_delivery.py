@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -20,13 +21,15 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from ipaddress import IPv6Address
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from twisted.internet import defer
 
 from aaa_mip6 import pki
+from aaa_mip6.diameter.codec import encode_message
 from aaa_mip6.diameter.router import RequestFailed
-from aaa_mip6.diameter.sa_app import NodeSettings, start_node
+from aaa_mip6.diameter.sa_app import NodeSettings, SaApplication, start_node
 from aaa_mip6.mobility import (
     BindingAckStatus,
     BindingUpdate,
@@ -296,12 +299,6 @@ def test_through_freediameter_relay_with_agent_restart(tmp_path, store):
     assert results["pending-while-down"] == 1
 
 
-TSHARK_FIELDS = ("diameter.cmd.code", "diameter.flags.request", "diameter.applicationId",
-                 "diameter.MIP-MN-HA-SPI", "diameter.MIP6-TLS-Ciphersuite",
-                 "diameter.MIP6-TLS-SA-Scope", "diameter.MIP6-TLS-SA-Revoked",
-                 "diameter.User-Name", "diameter.MIP-Session-Key")
-
-
 @contextmanager
 def wireshark_data_dir():
     """A Wireshark data directory whose diameter/dictionary.xml includes ours.
@@ -339,6 +336,50 @@ def decoded(capture: Path, data_dir: Path, *options: str) -> str:
             stdin=packets, capture_output=True, text=True, check=True).stdout
 
 
+def diameter_messages(capture: Path, data_dir: Path, port: int) -> list[dict[str, str]]:
+    """Every Diameter message tshark decodes in ``capture`` (TCP ``port``), in order: the
+    first value shown for each field, by field name.
+
+    PDML has one ``diameter`` element per message; a frame (one TCP segment) may carry
+    several, so a row per frame (``-T fields``) would mix their values.
+    """
+    pdml = decoded(capture, data_dir, "-d", f"tcp.port=={port},diameter", "-T", "pdml")
+    messages = []
+    for protocol in ElementTree.fromstring(pdml).iter("proto"):
+        if protocol.get("name") == "diameter":
+            fields: dict[str, str] = {}
+            for field in protocol.iter("field"):
+                fields.setdefault(field.get("name"), field.get("show"))
+            messages.append(fields)
+    return messages
+
+
+def one_segment_capture(path: Path, port: int, payload: bytes) -> None:
+    """A pcap file holding one IPv4 TCP segment to ``port`` that carries ``payload``."""
+    tcp = struct.pack("!HHIIBBHHH", 40000, port, 1, 0, 5 << 4, 0x18, 65535, 0, 0)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp) + len(payload), 0, 0, 64, 6, 0,
+                     socket.inet_aton("127.0.0.1"), socket.inet_aton("127.0.0.1"))
+    packet = ip + tcp + payload
+    raw_ip = 101  # LINKTYPE_RAW
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, raw_ip)
+                     + struct.pack("<IIII", 0, 0, len(packet), len(packet)) + packet)
+
+
+def test_two_diameter_messages_in_one_segment_decode_as_two(tmp_path):
+    if shutil.which("tshark") is None:
+        pytest.skip("tshark is not installed")
+    application = SaApplication()
+    port = free_port()
+    requests = [application.query_request(f"{HA_HOST};{spi}", HA_HOST, HA_REALM, HAC_REALM,
+                                          HAC_HOST, spi) for spi in (777, 778)]
+    capture = tmp_path / "one-segment.pcap"
+    one_segment_capture(capture, port, b"".join(map(encode_message, requests)))
+    with wireshark_data_dir() as data_dir:
+        messages = diameter_messages(capture, data_dir, port)
+    assert [(m["diameter.cmd.code"], m["diameter.MIP-MN-HA-SPI"]) for m in messages] == [
+        ("8388801", "777"), ("8388801", "778")]
+
+
 def test_tshark_decodes_the_application(tmp_path, store):
     if shutil.which("tshark") is None:
         pytest.skip("tshark is not installed")
@@ -371,20 +412,18 @@ def test_tshark_decodes_the_application(tmp_path, store):
     finally:
         capturing.send_signal(signal.SIGINT)
         capturing.wait(10)
-    decode = ("-d", f"tcp.port=={ha_port},diameter")
     with wireshark_data_dir() as data_dir:
-        fields = decoded(capture, data_dir, *decode, "-Y", "diameter.cmd.code >= 8388800",
-                        "-T", "fields", "-E", "separator=|",
-                        *[option for field in TSHARK_FIELDS for option in ("-e", field)])
-        verbose = decoded(capture, data_dir, *decode, "-V", "-Y", "diameter.cmd.code == 8388800")
-    rows = [dict(zip(TSHARK_FIELDS, line.split("|"))) for line in fields.splitlines()]
-    requests = {row["diameter.cmd.code"]: row for row in rows
-                if row["diameter.flags.request"] in ("1", "True")}
-    assert set(requests) == {"8388800", "8388801", "8388802"}, fields
-    assert {row["diameter.applicationId"] for row in rows} == {"16809689"}
+        messages = [message for message in diameter_messages(capture, data_dir, ha_port)
+                    if int(message["diameter.cmd.code"]) >= 8388800]
+        verbose = decoded(capture, data_dir, "-d", f"tcp.port=={ha_port},diameter", "-V",
+                          "-Y", "diameter.cmd.code == 8388800")
+    requests = {message["diameter.cmd.code"]: message for message in messages
+                if message["diameter.flags.request"] in ("1", "True")}
+    assert set(requests) == {"8388800", "8388801", "8388802"}, messages
+    assert {message["diameter.applicationId"] for message in messages} == {"16809689"}
     push = requests["8388800"]
     assert push["diameter.MIP-MN-HA-SPI"] == str(record.sa.spi)
-    assert push["diameter.MIP6-TLS-Ciphersuite"] == "002f"
+    assert push["diameter.MIP6-TLS-Ciphersuite"].replace(":", "") == "002f"
     assert push["diameter.MIP6-TLS-SA-Scope"] == "1"
     assert push["diameter.MIP6-TLS-SA-Revoked"] == "0"
     assert push["diameter.User-Name"] == "mn@example.org"

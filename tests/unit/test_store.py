@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import fcntl
 import ipaddress
 import os
 import signal
@@ -369,6 +370,46 @@ def test_sqlite_existing_file_is_tightened(tmp_path):
     path.touch(mode=0o644)
     open_store(f"sqlite://{path}").close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+SWITCH_OUT_OF_WAL = """
+import sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)
+try:
+    print(connection.execute("PRAGMA journal_mode=DELETE").fetchone()[0])
+except sqlite3.OperationalError as error:
+    print(error)
+"""
+
+
+def test_opening_a_second_store_keeps_the_first_ones_locks(tmp_path):
+    # Closing any descriptor of the file drops all of this process's POSIX locks on it:
+    # opening it outside SQLite to set its mode let another process switch the database
+    # out of WAL under two open stores.
+    path = tmp_path / "sa.db"
+    with open_store(f"sqlite://{path}") as first, open_store(f"sqlite://{path}") as second:
+        first.active(), second.active()
+        other = subprocess.run([sys.executable, "-c", SWITCH_OUT_OF_WAL, str(path)],
+                               capture_output=True, text=True, timeout=30, check=True)
+        assert other.stdout.strip() == "database is locked"
+
+
+def test_stores_open_a_database_one_at_a_time(tmp_path):
+    # Two connections switching a fresh file to WAL at once: SQLite refuses one at once
+    # with SQLITE_BUSY, busy timeout or not. Each opening holds a flock on the directory.
+    directory = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    opened = threading.Event()
+    opener = threading.Thread(
+        target=lambda: (open_store(f"sqlite://{tmp_path}/sa.db").close(), opened.set()))
+    try:
+        fcntl.flock(directory, fcntl.LOCK_EX)
+        opener.start()
+        assert not opened.wait(0.5)  # still waiting: the safe direction under any load
+        assert not (tmp_path / "sa.db").exists()
+    finally:
+        os.close(directory)
+    opener.join(30)
+    assert opened.is_set()
 
 
 def test_sqlite_commits_are_full_sync_wal(tmp_path):
