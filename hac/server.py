@@ -30,14 +30,17 @@ The global reactor is imported only inside :func:`run`, after any fork.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import os
 import signal
 import socket
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from cryptography import x509
 from twisted.internet import defer, threads
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IHandshakeListener
@@ -56,14 +59,21 @@ from aaa_mip6.diameter.peer import LocalNode, WatchdogTimers
 from aaa_mip6.diameter.twisted_peer import DiameterNode
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.messages import Provision
+from aaa_mip6.program import (
+    EXIT_CONFIG,
+    EXIT_RUNTIME,
+    install_signals,
+    raise_open_file_limit,
+    warn_if_exposed,
+)
 from aaa_mip6.radius.client import RadiusClient
 from aaa_mip6.radius.codec import Nas
 from aaa_mip6.radius.servers import RadiusServer
-from aaa_mip6.store import SARecord, StoreError, open_store
-from aaa_mip6.tls import ClientTLS, ServerTLS
+from aaa_mip6.store import SARecord, SAStore, StoreError, open_store
+from aaa_mip6.tls import ClientTLS, ServerTLS, load_certificates
 
 from . import core, sa_delivery
-from .config import HacConfig, ListenAddress
+from .config import HacConfig, ListenAddress, ineffective_settings, store_description
 from .credentials import Credentials
 from .provisioning import Provisioner
 
@@ -233,8 +243,10 @@ class HacProtocol(Protocol, TimeoutMixin):
         if isinstance(outcome, core.Succeeded):
             self._spi, self._suite = outcome.spi, outcome.suite
             result = "200"
+            self.server.bootstraps["200"] += 1
         else:
             result = f"{outcome.status or '-'} ({outcome.reason})"
+            self.server.bootstraps[str(outcome.status or "-")] += 1
         log.info("bootstrap mn-id=%s source=%s spi=%s suite=%s result=%s duration=%.1fms",
                  self.session.mn_id or "-", self._source, self._spi or "-",
                  self._suite or "-", result, duration)
@@ -276,11 +288,13 @@ class HacServer:
     """Everything one HAC process shares between its connections, on one reactor."""
 
     def __init__(self, config: HacConfig, reactor, *, server_secret: bytes | None = None,
-                 tls: ServerTLS | None = None):
+                 tls: ServerTLS | None = None, credentials: Credentials | None = None):
         self.config = config
         self.reactor = reactor
         self.tls = tls or server_tls(config)
-        self.credentials = None if config.psk_file is None else Credentials(config.psk_file)
+        if credentials is None and config.psk_file is not None:
+            credentials = Credentials(config.psk_file)
+        self.credentials = credentials
         sa_policy = config.sa_policy()
         self.aaa: AaaBackend | None = aaa_backend(config, reactor)
         methods = tuple(method for method in config.auth_methods
@@ -295,20 +309,22 @@ class HacServer:
             methods=methods,
             eap_identity_from_mn_id=config.eap_identity_from_mn_id,
         )
-        self.store = open_store(config.store_url)
+        self.store = open_configured_store(config)
         self.provisioner = Provisioner(self.store, sa_policy, config.bootstrap_policy(),
                                        hac_instance=config.instance)
         self.rate_limiter = RateLimiter(config.rate, config.burst, reactor.seconds)
         self.connections = 0
         self.refused = {"cap": 0, "rate": 0}
+        self.bootstraps: Counter[str] = Counter()  # by result: "200", "401", "-" (no answer)
+        self.sas_issued = 0
         threads_wanted = 1 if config.store_url.startswith("sqlite:") else config.store_threads
         self._pool = ThreadPool(1, threads_wanted, name="hac-store")
-        self._pool.start()
         self._purge = LoopingCall(self._purge_expired)
         self._purge.clock = reactor
         self._port = None
         self.delivery = None if config.sa_delivery is None else sa_delivery.SaDelivery.create(
             config, self.store, reactor, self._in_store_thread)
+        self._pool.start()  # last: nothing above may fail with its threads running
 
     def _in_store_thread(self, function, *args) -> defer.Deferred:
         return threads.deferToThreadPool(self.reactor, self._pool, function, *args)
@@ -324,6 +340,7 @@ class HacServer:
 
     def _stored(self, stored: tuple[SARecord, Provision]) -> Provision:
         record, provision = stored
+        self.sas_issued += 1
         if self.delivery is not None:
             self.delivery.provisioned(record)
         return provision
@@ -352,7 +369,33 @@ class HacServer:
 
     def reload_credentials(self) -> bool:
         """Re-read the PSK file; False if it has an error (or the HAC runs without one)."""
-        return self.credentials is not None and self.credentials.reload()
+        if self.credentials is None:
+            log.info("SIGHUP: nothing to reload (no PSK file: auth.methods has no psk)")
+            return False
+        return self.credentials.reload()
+
+    def status(self) -> dict:
+        """What SIGUSR1 reports: this process's connections and bootstrap outcomes."""
+        return {
+            "pid": os.getpid(),
+            "connections": self.connections,
+            "bootstraps": dict(sorted(self.bootstraps.items())),
+            "sas_issued": self.sas_issued,
+            "refused": dict(self.refused),
+            "psk_identities": 0 if self.credentials is None else len(self.credentials),
+        }
+
+    def report(self) -> None:
+        """Log :meth:`status` as one line, at info or the configured level if higher (so
+        that a SIGUSR1 is always answered)."""
+        log.log(max(logging.INFO, log.getEffectiveLevel()), "status %s",
+                json.dumps(self.status(), separators=(",", ":")))
+
+    def abandon(self) -> None:
+        """Release what the constructor started, for a start that failed before the
+        reactor ran (:meth:`stop` needs the reactor)."""
+        self._pool.stop()
+        self.store.close()
 
     @defer.inlineCallbacks
     def stop(self):
@@ -456,7 +499,7 @@ def bind(config: HacConfig) -> socket.socket:
         sock.listen(1024)
     except OSError as error:
         sock.close()
-        raise ConfigError(f"listen {address}: {error.strerror or error}") from None
+        raise ConfigError(f"listen (--listen) {address}: {error.strerror or error}") from None
     sock.setblocking(False)
     return sock
 
@@ -468,75 +511,266 @@ def server_tls(config: HacConfig) -> ServerTLS:
                      ticket_key_lifetime=config.ticket_key_lifetime)
 
 
-def check(config: HacConfig) -> ServerTLS:
-    """Load every file and open the store once, so a bad setup fails before any fork;
-    return the TLS for the workers to inherit (and so share its ticket keys)."""
+class StartFailed(RuntimeError):
+    """The HAC could not start for a reason outside its configuration (exit status 1):
+    the store does not answer, a worker failed as it started."""
+
+    def __init__(self, message: str, status: int = EXIT_RUNTIME):
+        super().__init__(message)
+        self.status = status
+
+
+def start_failure(error: BaseException) -> tuple[int, str]:
+    """The exit status and the one line a user sees for an error raised while starting."""
+    if isinstance(error, ConfigError):
+        return EXIT_CONFIG, str(error)
+    if isinstance(error, StartFailed):
+        return error.status, str(error)
+    if isinstance(error, OSError):
+        where = f" {error.filename}" if error.filename else ""
+        return EXIT_RUNTIME, f"cannot start:{where} {error.strerror or error}"
+    log.debug("start failed", exc_info=error)  # the traceback, for --log-level debug
+    return EXIT_RUNTIME, f"cannot start: internal error ({type(error).__name__}; " \
+                         "--log-level debug shows where)"
+
+
+def open_configured_store(config: HacConfig) -> SAStore:
+    """The store of ``store.url``; errors name the key (never the URL: it may hold a
+    password). Unreachable is a run-time failure, a bad URL or path a configuration one."""
+    try:
+        return open_store(config.store_url)
+    except ConfigError as error:
+        raise ConfigError(f"store.url (--store): {_detail(error)}") from None
+    except StoreError as error:
+        raise StartFailed(f"store.url (--store): {_detail(error)}") from None
+
+
+def _detail(error: Exception) -> str:
+    """The store's message without its own ``store:`` prefix (the caller names the key)."""
+    return str(error).removeprefix("SA store: ").removeprefix("store: ")
+
+
+HEADROOM_FILES = 64
+"""Descriptors a HAC process needs beside its MN connections and store: stdio and the log,
+the listening socket, the reactor's own, the AAA and Diameter sockets, certificate files
+read at a rotation, a control socket."""
+
+
+def files_needed(config: HacConfig) -> int:
+    """Open files one HAC process may hold at ``limits.max_connections``."""
+    store = 3 if config.store_url.startswith("sqlite:") else config.store_threads  # db, wal, shm
+    return (config.max_connections + store + HEADROOM_FILES + len(config.radius_servers)
+            + len(config.diameter_peers))
+
+
+def ensure_open_files(config: HacConfig) -> int:
+    """Raise the soft RLIMIT_NOFILE to what ``config`` needs (up to the hard limit);
+    ConfigError naming limits.max_connections when even the hard limit cannot hold it."""
+    needed = files_needed(config)
+    soft, hard = raise_open_file_limit(needed)
+    if soft < needed:
+        fits = soft - (needed - config.max_connections)
+        raise ConfigError(
+            f"limits.max_connections (--max-connections) {config.max_connections} needs "
+            f"{needed} open files per process, but the limit is {soft} (hard limit {hard}): "
+            f"lower it to {max(fits, 1)} or raise the hard limit (ulimit -Hn, "
+            "systemd LimitNOFILE=)")
+    return soft
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the HAC loads once, before any fork, and every worker inherits."""
+
+    tls: ServerTLS
+    credentials: Credentials | None
+
+
+def check(config: HacConfig) -> Prepared:
+    """Load every file and open the store once, so a bad setup fails before any fork
+    (and ``--check-config`` finds it); warn about what is risky or has no effect."""
+    ensure_open_files(config)
     tls = server_tls(config)
-    if config.psk_file is not None:
-        Credentials(config.psk_file)
-    open_store(config.store_url).close()
+    _warn_about_certificate(config.cert, "tls.cert", _hac_names(config))
+    for path, what in ((config.key, "TLS key (tls.key)"),
+                       (config.radius_secret_file, "RADIUS secret file (radius.secret_file)"),
+                       (config.diameter_key, "Diameter key (diameter.key)")):
+        if path is not None:
+            warn_if_exposed(path, what, log)
+    credentials = None if config.psk_file is None else Credentials(config.psk_file)
+    open_configured_store(config).close()
     sa_delivery.check(config)
     if config.radius_servers:
         config.radius_shared_secret()
     if config.aaa_backend == "diameter":
         ClientTLS(config.diameter_origin_host, config.diameter_ca,
                   cert_file=config.diameter_cert, key_file=config.diameter_key)
-    return tls
+        _warn_about_certificate(config.diameter_cert, "diameter.cert",
+                                ({config.diameter_origin_host}, set()))
+    for note in ineffective_settings(config):
+        log.warning("%s", note)
+    return Prepared(tls, credentials)
 
 
-def _serve(config: HacConfig, sock: socket.socket, tls: ServerTLS) -> None:
-    """One process: install signal handlers, listen on ``sock``, run until SIGTERM."""
+def _hac_names(config: HacConfig) -> tuple[set[str], set]:
+    """Names an MN may check the HAC's certificate against: the listening address unless
+    it is a wildcard (then any name the certificate has will do)."""
+    address = ipaddress.ip_address(config.listen.host)
+    return set(), set() if address.is_unspecified else {address}
+
+
+def _warn_about_certificate(path, key: str, names: tuple[set[str], set]) -> None:
+    """Warn when the certificate names none of ``names`` (DNS names, IP addresses) in its
+    subjectAltName: peers check only those (RFC 6125), so they would refuse it."""
+    leaf = load_certificates(path)[0]
+    try:
+        alt_names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        alt_names = x509.SubjectAlternativeName([])
+    dns = {name.lower() for name in alt_names.get_values_for_type(x509.DNSName)}
+    addresses = set(alt_names.get_values_for_type(x509.IPAddress))
+    wanted_dns, wanted_addresses = names
+    if {name.lower() for name in wanted_dns} & dns or wanted_addresses & addresses:
+        return
+    if not wanted_dns and (dns or (addresses and not wanted_addresses)):
+        return  # any name the certificate has: the peers use one of them
+    wanted = ", ".join(sorted(wanted_dns) + sorted(str(a) for a in wanted_addresses))
+    log.warning("%s %s names %s in its subjectAltName, not %s: peers checking it will "
+                "refuse it", key, path,
+                ", ".join(sorted(dns) + sorted(str(a) for a in addresses)) or "nothing",
+                wanted or "any name")
+
+
+def summary(config: HacConfig, address: ListenAddress, methods: tuple[str, ...]) -> str:
+    """What this HAC runs, in one line, for the start-up log and ``--check-config``
+    (never a secret: the store is shown without password)."""
+    if "eap" not in methods:
+        aaa = "none"
+    elif config.aaa_backend == "diameter":
+        peers = [f"{peer.name}={ListenAddress(str(peer.address), peer.port or 5658)}"
+                 for peer in config.diameter_peers]
+        if config.diameter_listen is not None:
+            peers.append(f"listening on {config.diameter_listen}")
+        aaa = f"Diameter realm {config.diameter_realm} via {', '.join(peers)}"
+    else:
+        aaa = "RADIUS " + ", ".join(str(ListenAddress(str(s.address), s.port)) for s in (
+            RadiusServer.parse(text, b"-") for text in config.radius_servers))
+    agents = ", ".join(_describe_agent(agent) for agent in config.bootstrap_policy().home_agents)
+    workers = f", {config.workers} workers" if config.workers > 1 else ""
+    return (f"HAC {config.instance}: TLS on {address}{workers}, auth methods "
+            f"{','.join(methods)}, AAA {aaa}, store {store_description(config.store_url)}, "
+            f"home agents {agents}")
+
+
+def _describe_agent(agent) -> str:
+    return " + ".join(str(ListenAddress(str(address), agent.port))
+                      for address in (agent.address6, agent.address4) if address is not None)
+
+
+def effective_methods(config: HacConfig) -> tuple[str, ...]:
+    """``auth.methods`` without eap when no AAA backend is configured (as the server runs)."""
+    return tuple(str(method) for method in config.auth_methods
+                 if method != "eap" or config.aaa_configured)
+
+
+def check_ports(config: HacConfig) -> None:
+    """Bind, then release, each address the HAC would listen on (``--check-config``)."""
+    bind(config).close()
+    others = []
+    if config.diameter_listen is not None:
+        others.append(("diameter.listen", config.diameter_listen))
+    if config.sa_delivery is not None and config.sa_delivery.node.listen is not None:
+        others.append(("sa_delivery: listen", ListenAddress(*config.sa_delivery.node.listen)))
+    for key, address in others:
+        with socket.socket(address.family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((address.host, address.port))
+            except OSError as error:
+                raise ConfigError(f"{key} {address}: {error.strerror or error}") from None
+
+
+def check_configuration(config: HacConfig) -> str:
+    """``--check-config``: everything :func:`check` loads, and the ports free; the summary
+    to print. Raises as :func:`start_failure` describes."""
+    prepared = check(config)
+    check_ports(config)
+    identities = "" if prepared.credentials is None else \
+        f", {len(prepared.credentials)} PSK identities"
+    return f"{summary(config, config.listen, effective_methods(config))}{identities}"
+
+
+def _start(config: HacConfig, sock: socket.socket, prepared: Prepared):
+    """One process's server on ``sock``, with its signal handlers; returns the reactor to
+    run (until SIGTERM). Raises as :func:`start_failure` describes."""
     from twisted.internet import reactor
     from twisted.logger import STDLibLogObserver, globalLogBeginner
 
     globalLogBeginner.beginLoggingTo([STDLibLogObserver()], redirectStandardIO=False)
 
-    server = HacServer(config, reactor, tls=tls)
-    signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(server.reload_credentials))
-    port = server.listen(sock)
+    server = HacServer(config, reactor, tls=prepared.tls, credentials=prepared.credentials)
+    try:
+        port = server.listen(sock)
+    except BaseException:
+        server.abandon()
+        raise
+    install_signals(reactor.callFromThread, reload=server.reload_credentials,
+                    status=server.report)
     log.info("HAC %s listening on %s (pid %d)", config.instance, _source(port.getHost()),
              os.getpid())
     reactor.addSystemEventTrigger("before", "shutdown", server.stop)
-    reactor.run()  # its own SIGTERM/SIGINT handlers stop it
+    return reactor
 
 
-_FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
+_HANDLED_LATER = (signal.SIGHUP, signal.SIGUSR1)  # ignored until the server can act on them
 
 
 def run(config: HacConfig) -> int:
     """Run the HAC: in this process, or as ``config.workers`` forked workers sharing one socket.
 
-    The parent of several workers restarts one that dies, forwards SIGHUP, and on
-    SIGTERM stops them all and returns.
+    Raises ConfigError or :class:`StartFailed` (also for a worker that fails as it starts:
+    the others are stopped). The parent of several workers restarts one that dies later,
+    forwards SIGHUP and SIGUSR1, and on SIGTERM stops them all and returns 0.
     """
-    tls = check(config)
+    for signum in _HANDLED_LATER:
+        signal.signal(signum, signal.SIG_IGN)
+    prepared = check(config)
     sock = bind(config)
+    log.info("%s", summary(config, ListenAddress(*sock.getsockname()[:2]),
+                           effective_methods(config)))
     if config.workers == 1:
-        _serve(config, sock, tls)
+        _start(config, sock, prepared).run()  # its own SIGTERM/SIGINT handlers stop it
         return 0
+    try:
+        return _run_workers(config, sock, prepared)
+    finally:
+        sock.close()
+
+
+def _run_workers(config: HacConfig, sock: socket.socket, prepared: Prepared) -> int:
     children: dict[int, int] = {}  # pid -> worker number
     stopping = False
 
-    def start(number: int) -> None:
-        # Signals wait until the child has dropped the parent's handlers: a SIGHUP before
-        # the worker can reload is ignored (it reads the file as it starts anyway).
+    def start(number: int) -> tuple[int, int]:
+        """Fork worker ``number``; return its pid and the pipe on which it reports its start."""
+        ready_read, ready_write = os.pipe()
+        # Signals wait until the child has dropped the parent's handlers: a SIGHUP or
+        # SIGUSR1 before the worker can act on it is ignored.
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED)
         pid = os.fork()
         if pid == 0:
-            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            os.close(ready_read)
+            for signum in _HANDLED_LATER:
+                signal.signal(signum, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-            code = 0
-            try:
-                _serve(config, sock, tls)
-            except BaseException:  # a worker must never return into the parent's loop
-                log.exception("worker %d failed", number)
-                code = 1
-            finally:
-                os._exit(code)
+            _worker(number, config, sock, prepared, ready_write)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        os.close(ready_write)
         children[pid] = number
+        return pid, ready_read
 
     def forward(signum, _frame) -> None:
         nonlocal stopping
@@ -544,12 +778,20 @@ def run(config: HacConfig) -> int:
         for pid in children:
             os.kill(pid, signal.SIGTERM if signum == signal.SIGINT else signum)
 
-    for number in range(config.workers):
-        start(number)
     for signum in _FORWARDED:
         signal.signal(signum, forward)
-    log.info("HAC %s: %d workers on %s", config.instance, config.workers,
-             ListenAddress(*sock.getsockname()[:2]))
+    starting = [start(number) for number in range(config.workers)]
+    failures = [failure for pid, ready in starting
+                if (failure := _started(ready, children[pid])) is not None]
+    if failures and not stopping:
+        stopping = True
+        for pid in children:
+            os.kill(pid, signal.SIGTERM)
+        for pid in list(children):
+            os.waitpid(pid, 0)
+        status, message = min(failures)  # a configuration error first: it says what to fix
+        raise StartFailed(message, status)
+    log.info("HAC %s: %d workers started", config.instance, config.workers)
     while children:
         try:
             pid, status = os.wait()
@@ -560,6 +802,48 @@ def run(config: HacConfig) -> int:
             log.error("worker %d (pid %d) exited with status %d; restarting", number, pid,
                       os.waitstatus_to_exitcode(status))
             time.sleep(1)  # no restart storm if a worker dies at once
-            start(number)
-    sock.close()
+            new_pid, ready = start(number)
+            failure = _started(ready, number)
+            if failure is not None:
+                log.error("worker %d (pid %d) failed to start: %s", number, new_pid,
+                          failure[1])
     return 0
+
+
+def _started(ready: int, number: int) -> tuple[int, str] | None:
+    """Wait for worker ``number``'s start report on ``ready``: None once it listens, else
+    (exit status, message)."""
+    report = b""
+    try:
+        while chunk := os.read(ready, 4096):
+            report += chunk
+    finally:
+        os.close(ready)
+    if report == b"ok":
+        return None
+    if not report:
+        return EXIT_RUNTIME, f"worker {number} exited as it started"
+    status, _, message = report.decode("utf-8", "replace").partition(" ")
+    return int(status), message
+
+
+def _worker(number: int, config: HacConfig, sock: socket.socket, prepared: Prepared,
+            ready: int) -> None:
+    """A forked worker: start, report on ``ready`` ("ok", or the exit status and the
+    one-line message), serve until SIGTERM; never returns into the parent's code."""
+    code = 0
+    try:
+        try:
+            reactor = _start(config, sock, prepared)
+        except BaseException as error:  # reported by the parent, as one line
+            code, message = start_failure(error)
+            os.write(ready, f"{code} {message}".encode())
+            return
+        os.write(ready, b"ok")
+        os.close(ready)
+        reactor.run()
+    except BaseException:  # a worker must never return into the parent's loop
+        log.exception("worker %d failed", number)
+        code = EXIT_RUNTIME
+    finally:
+        os._exit(code)

@@ -1,6 +1,7 @@
 """aaa_mip6.addresses: the host:port rules every program shares, and the source-address probe."""
 
 import ipaddress
+import re
 
 import pytest
 from hypothesis import given
@@ -9,6 +10,7 @@ from hypothesis import strategies as st
 from aaa_mip6.addresses import (
     format_host_port,
     parse_host_port,
+    refuse_unbracketed_port,
     source_address_towards,
     split_host_port,
 )
@@ -78,3 +80,18 @@ def test_source_address_towards_loopback():
 def test_no_route_raises_os_error():
     with pytest.raises(OSError):  # link-local multicast without an interface: no route
         source_address_towards(ipaddress.ip_address("ff02::1"))
+
+
+@pytest.mark.parametrize("text", ["::1:7872", "2001:db8::1:80", "fe80::1:0"])
+def test_an_unbracketed_ipv6_text_that_also_reads_with_a_port_is_refused(text):
+    address, _, port = text.rpartition(":")
+    with pytest.raises(ValueError, match=re.escape(f"write [{address}]:{port} for an address "
+                                                   f"and a port, or [{text}]")):
+        refuse_unbracketed_port(text)
+
+
+@pytest.mark.parametrize("text", ["2001:db8::1", "::1", "2001:db8::", "[::1:7872]",
+                                  "[::1]:7872", "192.0.2.1:7872", "2001:db8:0:0:0:0:0:1",
+                                  "::1:abcd", "hac.example"])
+def test_unambiguous_texts_pass(text):
+    refuse_unbracketed_port(text)
