@@ -352,8 +352,9 @@ class HacConfig:
                                  _choice(tuple(HaSelection)), HaSelection.ROUND_ROBIN.value)
     ha_port: int = _setting("home_agents.port", _integer(1, 65_535), DEFAULT_PORT)
     hoa_pool4: ipaddress.IPv4Network | None = _setting(
-        "bootstrap.hoa_pool4", _network(4, "198.51.100.0/24", "bootstrap.hoa_prefix (--hoa-prefix)"),
-        None, flag="--hoa-pool4")
+        "bootstrap.hoa_pool4",
+        _network(4, "198.51.100.0/24", "bootstrap.hoa_prefix (--hoa-prefix)"), None,
+        flag="--hoa-pool4")
     dns6: ipaddress.IPv6Address | None = _setting(
         "bootstrap.dns6", _address(ipaddress.IPv6Address), None, flag="--dns6")
     dns4: ipaddress.IPv4Address | None = _setting(

@@ -39,6 +39,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography import x509
 from twisted.internet import defer, threads
@@ -527,8 +528,8 @@ def start_failure(error: BaseException) -> tuple[int, str]:
     if isinstance(error, StartFailed):
         return error.status, str(error)
     if isinstance(error, OSError):
-        where = f" {error.filename}" if error.filename else ""
-        return EXIT_RUNTIME, f"cannot start:{where} {error.strerror or error}"
+        where = f"{error.filename}: " if error.filename else ""
+        return EXIT_RUNTIME, f"cannot start: {where}{error.strerror or error}"
     log.debug("start failed", exc_info=error)  # the traceback, for --log-level debug
     return EXIT_RUNTIME, f"cannot start: internal error ({type(error).__name__}; " \
                          "--log-level debug shows where)"
@@ -602,11 +603,19 @@ def check(config: HacConfig) -> Prepared:
     sa_delivery.check(config)
     if config.radius_servers:
         config.radius_shared_secret()
+        if config.radius_nas_address is None:  # else each worker would find no route
+            local_address_towards(RadiusServer.parse(config.radius_servers[0], b"-").address,
+                                  "RADIUS server", "radius.nas_address")
     if config.aaa_backend == "diameter":
+        diameter_host_addresses(config)
         ClientTLS(config.diameter_origin_host, config.diameter_ca,
                   cert_file=config.diameter_cert, key_file=config.diameter_key)
         _warn_about_certificate(config.diameter_cert, "diameter.cert",
                                 ({config.diameter_origin_host}, set()))
+    node = None if config.sa_delivery is None else config.sa_delivery.node
+    if node is not None and node.cert is not None and node.key is not None:
+        warn_if_exposed(Path(node.key), "SA delivery key (sa_delivery: key)", log)
+        _warn_about_certificate(node.cert, "sa_delivery: cert", ({node.origin_host}, set()))
     for note in ineffective_settings(config):
         log.warning("%s", note)
     return Prepared(tls, credentials)
@@ -789,9 +798,12 @@ def _run_workers(config: HacConfig, sock: socket.socket, prepared: Prepared) -> 
             os.kill(pid, signal.SIGTERM)
         for pid in list(children):
             os.waitpid(pid, 0)
-        status, message = min(failures)  # a configuration error first: it says what to fix
+        # A configuration error first (it says what to fix), then a reported failure.
+        status, message = min(failures, key=lambda failure: (-failure[0],
+                                                             failure[1].endswith(_SILENT)))
         raise StartFailed(message, status)
-    log.info("HAC %s: %d workers started", config.instance, config.workers)
+    if not stopping:
+        log.info("HAC %s: %d workers started", config.instance, config.workers)
     while children:
         try:
             pid, status = os.wait()
@@ -810,6 +822,9 @@ def _run_workers(config: HacConfig, sock: socket.socket, prepared: Prepared) -> 
     return 0
 
 
+_SILENT = " exited as it started"  # a worker that reported nothing (e.g. killed)
+
+
 def _started(ready: int, number: int) -> tuple[int, str] | None:
     """Wait for worker ``number``'s start report on ``ready``: None once it listens, else
     (exit status, message)."""
@@ -822,7 +837,7 @@ def _started(ready: int, number: int) -> tuple[int, str] | None:
     if report == b"ok":
         return None
     if not report:
-        return EXIT_RUNTIME, f"worker {number} exited as it started"
+        return EXIT_RUNTIME, f"worker {number}{_SILENT}"
     status, _, message = report.decode("utf-8", "replace").partition(" ")
     return int(status), message
 

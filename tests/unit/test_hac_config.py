@@ -561,7 +561,7 @@ def test_max_connections_beyond_the_hard_limit_is_refused(monkeypatch):
     (server.StartFailed("store.url (--store): cannot connect"), 1,
      "store.url (--store): cannot connect"),
     (PermissionError(13, "Permission denied", "/etc/mip6/hac.key"), 1,
-     "cannot start: /etc/mip6/hac.key Permission denied"),
+     "cannot start: /etc/mip6/hac.key: Permission denied"),
     (RuntimeError("secret 1234"), 1,
      "cannot start: internal error (RuntimeError; --log-level debug shows where)"),
 ])
