@@ -6,7 +6,8 @@ Quick start, no config file::
              --store sqlite:///var/lib/mip6/sa.db --ha '[2001:db8::1]' --hoa-prefix 2001:db8:1::/64
 
 EAP relayed to RADIUS (RFC 6618 §5.9): add ``--radius-server 192.0.2.5:1812
---radius-secret-file /etc/mip6/radius.secret`` (repeat ``--radius-server`` for fail-over).
+--radius-secret-file /etc/mip6/radius.secret`` (repeat ``--radius-server`` for fail-over);
+with ``--auth-methods eap`` the HAC runs EAP only and needs no ``--psk-file``.
 EAP over Diameter (RFC 4072, TLS only): ``--aaa-backend diameter
 --diameter-origin-host hac1.example.org --diameter-origin-realm example.org
 --diameter-realm aaa.example.net --diameter-peer relay.example.org=192.0.2.6
