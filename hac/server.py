@@ -761,8 +761,9 @@ def _run_workers(config: HacConfig, sock: socket.socket, prepared: Prepared) -> 
     children: dict[int, int] = {}  # pid -> worker number
     stopping = False
 
-    def start(number: int) -> tuple[int, int]:
-        """Fork worker ``number``; return its pid and the pipe on which it reports its start."""
+    def start(number: int, restart: bool = False) -> tuple[int, int]:
+        """Fork worker ``number``; return its pid and the pipe on which it reports its start.
+        A restarted worker reads the PSK file again: a SIGHUP may have changed it since."""
         ready_read, ready_write = os.pipe()
         # Signals wait until the child has dropped the parent's handlers: a SIGHUP or
         # SIGUSR1 before the worker can act on it is ignored.
@@ -775,7 +776,7 @@ def _run_workers(config: HacConfig, sock: socket.socket, prepared: Prepared) -> 
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-            _worker(number, config, sock, prepared, ready_write)
+            _worker(number, config, sock, prepared, ready_write, restart)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(ready_write)
         children[pid] = number
@@ -814,7 +815,7 @@ def _run_workers(config: HacConfig, sock: socket.socket, prepared: Prepared) -> 
             log.error("worker %d (pid %d) exited with status %d; restarting", number, pid,
                       os.waitstatus_to_exitcode(status))
             time.sleep(1)  # no restart storm if a worker dies at once
-            new_pid, ready = start(number)
+            new_pid, ready = start(number, restart=True)
             failure = _started(ready, number)
             if failure is not None:
                 log.error("worker %d (pid %d) failed to start: %s", number, new_pid,
@@ -843,12 +844,14 @@ def _started(ready: int, number: int) -> tuple[int, str] | None:
 
 
 def _worker(number: int, config: HacConfig, sock: socket.socket, prepared: Prepared,
-            ready: int) -> None:
+            ready: int, restart: bool) -> None:
     """A forked worker: start, report on ``ready`` ("ok", or the exit status and the
     one-line message), serve until SIGTERM; never returns into the parent's code."""
     code = 0
     try:
         try:
+            if restart and prepared.credentials is not None:
+                prepared.credentials.reload()  # keeps the inherited table if it fails
             reactor = _start(config, sock, prepared)
         except BaseException as error:  # reported by the parent, as one line
             code, message = start_failure(error)

@@ -278,3 +278,21 @@ def test_version():
     result = run([HAC, "--version"])
     assert result.returncode == 0
     assert re.fullmatch(r"mip6-hac \S+ \(aaa-mip6, RFC 6618\)\n", result.stdout)
+
+
+def test_a_restarted_worker_reads_the_psk_file_the_others_reloaded(lab, tmp_path, running):
+    hac = running([*flags(lab, tmp_path), "--workers", "2"], tmp_path / "hac.log")
+    port = hac.port(workers=2)
+    hac.wait_for("2 workers started")
+    pki.write_private(tmp_path / "psk", f"bob@example.org {PSK.hex()}\n".encode())
+    hac.process.send_signal(signal.SIGHUP)
+    hac.wait_for(r"reloaded: 1 identities", 2)
+    children = Path(f"/proc/{hac.process.pid}/task/{hac.process.pid}/children").read_text()
+    os.kill(int(children.split()[0]), signal.SIGKILL)
+    hac.wait_for(r"exited with status -9; restarting")
+    hac.wait_for(r"reloaded: 1 identities", 3)  # the new worker, as it starts
+    hac.wait_for(r"listening on 127\.0\.0\.1:\d+", 3)
+    for _ in range(4):  # whichever worker accepts, bob is known
+        with tls_connect(lab, port) as sock:
+            assert RawMn(sock).bootstrap("bob@example.org", PSK).message.status == 200
+    assert hac.stop() == 0
