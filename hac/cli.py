@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Twisted only once the configuration is good
-    from .server import check_configuration, run, start_failure
+    from .process import check_configuration, run, start_failure
 
     try:
         if arguments.check_config:

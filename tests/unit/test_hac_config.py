@@ -1,5 +1,5 @@
 """hac.config and hac.cli: every key validated, flags over the file, errors name the key;
-hac.server's AAA wiring built from them."""
+hac.server's AAA wiring built from them; hac.process's start-up checks."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from aaa_mip6.diameter.eap import DiameterEapBackend
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.sa import HomeAgent
 from aaa_mip6.suites import SUITES
-from hac import cli, server
+from hac import cli, process, server
 from hac.config import SETTINGS, DiameterPeer, HacConfig, load_config, read_toml
 from hac.provisioning import HaSelection
 
@@ -435,7 +435,7 @@ def test_server_check_names_a_missing_diameter_file(diameter_pki, tmp_path):
                         auth__methods=["eap"], credentials__psk_file=None,
                         store__url=f"sqlite:///{tmp_path / 'sa.db'}")
     with pytest.raises(ConfigError, match=re.escape(str(missing))):
-        server.check(loaded)
+        process.check(loaded)
 
 
 # --- flags for a first run, messages that say what to do ---------------------------------
@@ -521,13 +521,13 @@ def test_summary_states_methods_aaa_store_agents_and_address():
                     store__url="postgresql://hac:pw@db.example/mip6", instance="hac7",
                     home_agents__addresses=["[2001:db8::1]", {"ip6": "2001:db8::2",
                                                                "ip4": "192.0.2.2"}])
-    line = server.summary(loaded, loaded.listen, server.effective_methods(loaded))
+    line = process.summary(loaded, loaded.listen, process.effective_methods(loaded))
     assert line == ("HAC hac7: TLS on 127.0.0.1:7443, auth methods psk,eap, AAA RADIUS "
                     "192.0.2.5:1812, [2001:db8::5]:1645, store postgresql://hac@db.example/mip6, "
                     "home agents [2001:db8::1]:7872, [2001:db8::2]:7872 + 192.0.2.2:7872")
     assert "pw" not in line and "s3cret" not in line
-    assert "auth methods psk, AAA none" in server.summary(config(), config().listen,
-                                                          server.effective_methods(config()))
+    assert "auth methods psk, AAA none" in process.summary(config(), config().listen,
+                                                          process.effective_methods(config()))
 
 
 # --- start-up: the open-file limit, one-line failures, warnings once --------------------
@@ -539,20 +539,20 @@ def test_open_file_limit_is_raised_for_max_connections():
     loaded = config(limits__max_connections=500)
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, before[1]))
-        assert server.ensure_open_files(loaded) >= server.files_needed(loaded) > 500
-        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= server.files_needed(loaded)
+        assert process.ensure_open_files(loaded) >= process.files_needed(loaded) > 500
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= process.files_needed(loaded)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, before)
 
 
 def test_max_connections_beyond_the_hard_limit_is_refused(monkeypatch):
-    monkeypatch.setattr(server, "raise_open_file_limit", lambda needed: (1024, 1024))
+    monkeypatch.setattr(process, "raise_open_file_limit", lambda needed: (1024, 1024))
     loaded = config()  # the default 1024 connections need more than 1024 files
     with pytest.raises(ConfigError, match=re.escape(
             "limits.max_connections (--max-connections) 1024 needs 1091 open files per "
             "process, but the limit is 1024 (hard limit 1024): lower it to 957 or raise the "
             "hard limit")):
-        server.ensure_open_files(loaded)
+        process.ensure_open_files(loaded)
 
 
 @pytest.mark.parametrize("error, status, line", [
@@ -566,7 +566,7 @@ def test_max_connections_beyond_the_hard_limit_is_refused(monkeypatch):
      "cannot start: internal error (RuntimeError; --log-level debug shows where)"),
 ])
 def test_start_failures_map_to_one_line_and_a_status(error, status, line):
-    assert server.start_failure(error) == (status, line)
+    assert process.start_failure(error) == (status, line)
 
 
 def test_store_errors_name_the_key_and_say_config_or_runtime(tmp_path):
@@ -591,7 +591,7 @@ def test_an_exposed_psk_file_warns_once_for_check_and_server(hac_files, caplog):
     files = {key: value for key, value in hac_files.items() if "__" in key}
     loaded = config(**files)
     with caplog.at_level(logging.WARNING):
-        prepared = server.check(loaded)
+        prepared = process.check(loaded)
         hac = server.HacServer(loaded, MemoryReactorClock(), tls=prepared.tls,
                                credentials=prepared.credentials)
         hac.abandon()
@@ -602,19 +602,19 @@ def test_a_certificate_not_naming_its_host_warns(hac_files, caplog):
     other = pki.make_cert(hac_files["dir"], hac_files["ca"], "other",
                           dns_names=("someone.example.org",), client=True)
     with caplog.at_level(logging.WARNING):
-        server._warn_about_certificate(other.cert_path, "diameter.cert",
+        process._warn_about_certificate(other.cert_path, "diameter.cert",
                                        ({"hac.example.org"}, set()))
     assert "diameter.cert" in caplog.text and "names someone.example.org" in caplog.text
     assert "not hac.example.org" in caplog.text
     caplog.clear()
     bare = pki.make_cert(hac_files["dir"], hac_files["ca"], "bare", ip_addresses=("192.0.2.1",))
     with caplog.at_level(logging.WARNING):
-        server._warn_about_certificate(bare.cert_path, "tls.cert",
-                                       server._hac_names(config(listen="127.0.0.1:7443")))
-        server._warn_about_certificate(bare.cert_path, "tls.cert",
-                                       server._hac_names(config(listen="192.0.2.1:7443")))
-        server._warn_about_certificate(bare.cert_path, "tls.cert",
-                                       server._hac_names(config(listen="[::]:7443")))
+        process._warn_about_certificate(bare.cert_path, "tls.cert",
+                                       process._hac_names(config(listen="127.0.0.1:7443")))
+        process._warn_about_certificate(bare.cert_path, "tls.cert",
+                                       process._hac_names(config(listen="192.0.2.1:7443")))
+        process._warn_about_certificate(bare.cert_path, "tls.cert",
+                                       process._hac_names(config(listen="[::]:7443")))
     assert caplog.text.count("tls.cert") == 1 and "not 127.0.0.1" in caplog.text
 
 
