@@ -266,18 +266,20 @@ def run(config: HacConfig) -> int:
         signal.signal(signum, signal.SIG_IGN)
     prepared = check(config)
     sock = bind(config)
-    log.info("%s", summary(config, ListenAddress(*sock.getsockname()[:2]),
-                           effective_methods(config)))
+    started = summary(config, ListenAddress(*sock.getsockname()[:2]), effective_methods(config))
     if config.workers == 1:
-        _start(config, sock, prepared).run()  # its own SIGTERM/SIGINT handlers stop it
+        reactor = _start(config, sock, prepared)
+        log.info("%s", started)
+        reactor.run()  # its own SIGTERM/SIGINT handlers stop it
         return 0
     try:
-        return _run_workers(config, sock, prepared)
+        return _run_workers(config, sock, prepared, started)
     finally:
         sock.close()
 
 
-def _run_workers(config: HacConfig, sock: socket.socket, prepared: Prepared) -> int:
+def _run_workers(config: HacConfig, sock: socket.socket, prepared: Prepared,
+                 started: str) -> int:
     children: dict[int, int] = {}  # pid -> worker number
     stopping = False
 
@@ -324,7 +326,7 @@ def _run_workers(config: HacConfig, sock: socket.socket, prepared: Prepared) -> 
                                                              failure[1].endswith(_SILENT)))
         raise StartFailed(message, status)
     if not stopping:
-        log.info("HAC %s: %d workers started", config.instance, config.workers)
+        log.info("%s", started)
     while children:
         try:
             pid, status = os.wait()

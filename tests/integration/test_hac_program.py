@@ -124,8 +124,7 @@ sys.exit(cli.main(sys.argv[1:]))
 
 def test_a_worker_failing_at_start_stops_the_hac_with_its_one_line(lab, tmp_path):
     command = flags(lab, tmp_path)
-    result = run([sys.executable, "-c", WORKER_FAILS, *command[1:], "--workers", "2",
-                  "--log-level", "warning"])
+    result = run([sys.executable, "-c", WORKER_FAILS, *command[1:], "--workers", "2"])
     assert result.returncode == 1
     assert one_line(result.stderr) == ("mip6-hac: store.url (--store): cannot connect to "
                                        "PostgreSQL (injected)")
@@ -202,7 +201,7 @@ def test_the_soft_open_file_limit_is_raised_for_max_connections(lab, tmp_path, r
 def test_signals_status_reload_and_stop(lab, tmp_path, running):
     hac = running(flags(lab, tmp_path), tmp_path / "hac.log")
     port = hac.port()
-    assert "auth methods psk, AAA none, store sqlite:///" in hac.text()  # the start-up line
+    hac.wait_for(r"TLS on 127\.0\.0\.1:\d+, auth methods psk, AAA none, store sqlite:///")
     with tls_connect(lab, port) as sock:
         assert RawMn(sock).bootstrap().message.status == 200
     with tls_connect(lab, port) as sock:  # an EAP-only MN: 501, the log says what runs
@@ -228,7 +227,7 @@ def test_signals_status_reload_and_stop(lab, tmp_path, running):
 def test_workers_get_the_signals_from_their_parent(lab, tmp_path, running):
     hac = running([*flags(lab, tmp_path), "--workers", "2"], tmp_path / "hac.log")
     hac.port(workers=2)
-    hac.wait_for("2 workers started")
+    hac.wait_for(r"TLS on 127\.0\.0\.1:\d+, 2 workers")
     hac.process.send_signal(signal.SIGUSR1)
     pids = set(hac.wait_for(r'status \{"pid":(\d+)', 2))
     assert len(pids) == 2 and str(hac.process.pid) not in pids
@@ -283,7 +282,7 @@ def test_version():
 def test_a_restarted_worker_reads_the_psk_file_the_others_reloaded(lab, tmp_path, running):
     hac = running([*flags(lab, tmp_path), "--workers", "2"], tmp_path / "hac.log")
     port = hac.port(workers=2)
-    hac.wait_for("2 workers started")
+    hac.wait_for(r"TLS on 127\.0\.0\.1:\d+, 2 workers")
     pki.write_private(tmp_path / "psk", f"bob@example.org {PSK.hex()}\n".encode())
     hac.process.send_signal(signal.SIGHUP)
     hac.wait_for(r"reloaded: 1 identities", 2)
