@@ -483,6 +483,15 @@ def _named(key: str) -> str:
     return f"{key} ({flag})" if flag else key
 
 
+def naming_the_key(error: ConfigError, config: HacConfig, keys: tuple[str, ...]) -> ConfigError:
+    """``error`` about a file (``key file /etc/mip6/hac.key: ...``) prefixed with the key and
+    flag of the first of ``keys`` whose path it names, so that every message names its key."""
+    text = str(error)
+    named = [(text.find(str(path)), key) for key in keys
+             if (path := getattr(config, SETTINGS[key].name)) is not None and str(path) in text]
+    return ConfigError(f"{_named(min(named)[1])}: {text}") if named else error
+
+
 def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = None
                 ) -> HacConfig:
     """Validate the file's settings with ``overrides`` (dotted key -> flag value) on top."""

@@ -41,7 +41,13 @@ from aaa_mip6.radius.servers import RadiusServer
 from aaa_mip6.tls import ClientTLS, ServerTLS, load_certificates
 
 from . import sa_delivery
-from .config import HacConfig, ListenAddress, ineffective_settings, store_description
+from .config import (
+    HacConfig,
+    ListenAddress,
+    ineffective_settings,
+    naming_the_key,
+    store_description,
+)
 from .credentials import Credentials
 from .server import (
     HacServer,
@@ -110,14 +116,20 @@ def check(config: HacConfig) -> Prepared:
     """Load every file and open the store once, so a bad setup fails before any fork
     (and ``--check-config`` finds it); warn about what is risky or has no effect."""
     ensure_open_files(config)
-    tls = server_tls(config)
+    try:
+        tls = server_tls(config)
+    except ConfigError as error:
+        raise naming_the_key(error, config, ("tls.key", "tls.cert", "tls.client_ca")) from None
     _warn_about_certificate(config.cert, "tls.cert", _hac_names(config))
     for path, what in ((config.key, "TLS key (tls.key)"),
                        (config.radius_secret_file, "RADIUS secret file (radius.secret_file)"),
                        (config.diameter_key, "Diameter key (diameter.key)")):
         if path is not None:
             warn_if_exposed(path, what, log)
-    credentials = None if config.psk_file is None else Credentials(config.psk_file)
+    try:
+        credentials = None if config.psk_file is None else Credentials(config.psk_file)
+    except ConfigError as error:
+        raise naming_the_key(error, config, ("credentials.psk_file",)) from None
     open_configured_store(config).close()
     sa_delivery.check(config)
     if config.radius_servers:
@@ -127,8 +139,12 @@ def check(config: HacConfig) -> Prepared:
                                   "RADIUS server", "radius.nas_address")
     if config.aaa_backend == "diameter":
         diameter_host_addresses(config)
-        ClientTLS(config.diameter_origin_host, config.diameter_ca,
-                  cert_file=config.diameter_cert, key_file=config.diameter_key)
+        try:
+            ClientTLS(config.diameter_origin_host, config.diameter_ca,
+                      cert_file=config.diameter_cert, key_file=config.diameter_key)
+        except ConfigError as error:
+            raise naming_the_key(error, config, ("diameter.key", "diameter.cert",
+                                                 "diameter.ca")) from None
         _warn_about_certificate(config.diameter_cert, "diameter.cert",
                                 ({config.diameter_origin_host}, set()))
     node = None if config.sa_delivery is None else config.sa_delivery.node

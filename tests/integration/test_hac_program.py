@@ -100,14 +100,16 @@ def test_unreadable_key_is_one_line_and_exit_2(lab, tmp_path, which):
     result = run(flags(lab, tmp_path, key=str(key)))
     assert result.returncode == 2
     reason = "No such file or directory" if which == "missing" else "Is a directory"
-    assert one_line(result.stderr) == f"mip6-hac: key file {key}: cannot read ({reason})"
+    assert one_line(result.stderr) == (f"mip6-hac: tls.key (--key): key file {key}: cannot "
+                                       f"read ({reason})")
 
 
 def test_certificate_and_key_that_do_not_match_are_one_line_and_exit_2(lab, tmp_path):
     result = run(flags(lab, tmp_path, key=str(lab["other"].key_path)))
     assert result.returncode == 2
-    assert one_line(result.stderr) == (f"mip6-hac: key file {lab['other'].key_path} does not "
-                                       f"match certificate file {lab['hac'].cert_path}")
+    assert one_line(result.stderr) == (f"mip6-hac: tls.key (--key): key file "
+                                       f"{lab['other'].key_path} does not match certificate "
+                                       f"file {lab['hac'].cert_path}")
 
 
 WORKER_FAILS = """

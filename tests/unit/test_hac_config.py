@@ -628,3 +628,17 @@ def test_a_system_ca_bundle_loads_without_a_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # any warning fails the load
         assert load_certificates(bundle)
+
+
+def test_check_names_the_key_of_a_file_it_cannot_use(hac_files):
+    files = {key: value for key, value in hac_files.items() if "__" in key}
+    missing = hac_files["dir"] / "absent.pem"
+    with pytest.raises(ConfigError, match=re.escape(
+            f"tls.cert (--cert): certificate file {missing}: cannot read")):
+        process.check(config(**{**files, "tls__cert": str(missing)}))
+    bad_psk = hac_files["dir"] / "bad-psk"
+    bad_psk.write_text("alice@example.org zz\n")
+    with pytest.raises(ConfigError, match=re.escape(
+            f"credentials.psk_file (--psk-file): PSK file {bad_psk} line 1: the key of "
+            "alice@example.org is not hex")):
+        process.check(config(**{**files, "credentials__psk_file": str(bad_psk)}))
