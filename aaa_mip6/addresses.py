@@ -62,6 +62,26 @@ def parse_host_port(text: str, lowest: int = 0, *,
     return host, int(port)
 
 
+def refuse_unbracketed_port(text: str) -> None:
+    """ValueError for an unbracketed IPv6 text that also reads as an address and a port.
+
+    :func:`split_host_port` reads ``::1:7872`` as the bare address ``::1:7872``
+    (0:0:0:0:0:0:1:7872), but its writer surely meant ``[::1]:7872``. A caller that takes
+    bare IPv6 addresses calls this first, so that such a text must be bracketed either way.
+    """
+    if text.startswith("[") or text.count(":") < 2:
+        return
+    address, _, port = text.rpartition(":")
+    if not (port.isascii() and port.isdigit() and len(port) <= 5 and int(port) <= MAX_PORT):
+        return
+    try:
+        ipaddress.IPv6Address(address)
+    except ValueError:
+        return
+    raise ValueError(f"{text} is ambiguous: write [{address}]:{port} for an address and a "
+                     f"port, or [{text}] for the address alone")
+
+
 def format_host_port(host: object, port: int) -> str:
     """``v4:port``, ``name:port`` or ``[v6]:port``: what :func:`split_host_port` reads back.
 

@@ -25,11 +25,13 @@ Both ends let OpenSSL free a connection's read and write buffers while it is idl
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.hazmat.bindings.openssl.binding import Binding
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
@@ -85,10 +87,18 @@ def _read(path: Path, what: str) -> bytes:
 
 
 def load_certificates(path: Path, what: str = "certificate file") -> list[x509.Certificate]:
-    """Read one or more PEM certificates (a leaf and its chain, or CA certificates)."""
+    """Read one or more PEM certificates (a leaf and its chain, or CA certificates).
+
+    A system CA bundle holds old roots with a serial number of 0, which cryptography
+    accepts with a CryptographyDeprecationWarning on stderr; that warning is not the
+    operator's to act on, so it is silenced here (and only that one).
+    """
     data = _read(path, what)
     try:
-        certificates = x509.load_pem_x509_certificates(data)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Parsed a serial number which wasn't "
+                                    "positive", category=CryptographyDeprecationWarning)
+            certificates = x509.load_pem_x509_certificates(data)
     except ValueError:
         raise ConfigError(f"{what} {path}: no valid PEM certificate") from None
     return certificates

@@ -6,14 +6,18 @@ Quick start, no config file::
              --store sqlite:///var/lib/mip6/sa.db --ha '[2001:db8::1]' --hoa-prefix 2001:db8:1::/64
 
 EAP relayed to RADIUS (RFC 6618 §5.9): add ``--radius-server 192.0.2.5:1812
---radius-secret-file /etc/mip6/radius.secret`` (repeat ``--radius-server`` for fail-over).
+--radius-secret-file /etc/mip6/radius.secret`` (repeat ``--radius-server`` for fail-over);
+with ``--auth-methods eap`` the HAC runs EAP only and needs no ``--psk-file``.
 EAP over Diameter (RFC 4072, TLS only): ``--aaa-backend diameter
 --diameter-origin-host hac1.example.org --diameter-origin-realm example.org
 --diameter-realm aaa.example.net --diameter-peer relay.example.org=192.0.2.6
 --diameter-ca ca.pem --diameter-cert hac-diameter.pem --diameter-key hac-diameter.key``.
 
-Everything else lives in ``--config FILE`` (TOML); a flag overrides the file. Bad
-configuration prints a message naming the setting and exits with status 2.
+Everything else lives in ``--config FILE`` (TOML); a flag overrides the file; every flag
+has its key. A start-up failure prints one line: exit status 2 for the configuration (the
+message names the setting), 1 for the rest (e.g. the store does not answer).
+``--check-config`` loads everything, checks the ports and the store, and exits 0 with a
+summary or 2 with that line.
 """
 
 from __future__ import annotations
@@ -25,33 +29,50 @@ from pathlib import Path
 from typing import Any
 
 from aaa_mip6.errors import ConfigError
+from aaa_mip6.program import EXIT_CONFIG, add_version_flag, fail
 
 from .config import SETTINGS, load_config
 
-EXIT_CONFIG = 2
+PROGRAM = "mip6-hac"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="mip6-hac",
+        prog=PROGRAM,
         description="Home Agent Controller (RFC 6618): authenticates Mobile Nodes over TLS "
                     "with a pre-shared key or with EAP relayed to an AAA server, and hands "
                     "each a security association and its Mobile IPv6 bootstrap data.",
         epilog="Flags override the config file. Every config key is documented in "
                "docs/configuration.md (section HAC); etc/hac.toml is a commented sample. "
-               "Signals: SIGHUP reloads the PSK file, SIGTERM stops. "
-               "Exit status 2: bad configuration. "
+               "Signals: SIGHUP reloads the PSK file, SIGUSR1 logs a status line, SIGTERM "
+               "stops (exit 0). Exit status 2: bad configuration; 1: any other failure "
+               "(e.g. the store does not answer). "
                "'mip6-hac revoke --spi N --config FILE' revokes an SA in the running HAC "
                "(see 'mip6-hac revoke --help').",
     )
+    add_version_flag(parser)
+    parser.add_argument("--check-config", action="store_true",
+                        help="load every file, open the store, check the ports are free, "
+                             "print a summary and exit 0 (or 2 with the problem)")
     parser.add_argument("--config", metavar="FILE", type=Path,
                         help="TOML file with any of the settings (flags win)")
+    parser.add_argument("--instance", metavar="NAME",
+                        help="name of this HAC, stored with each SA (instance)")
     parser.add_argument("--listen", metavar="HOST:PORT",
                         help="address to accept TLS on, e.g. 0.0.0.0:7443 or [::]:7443 "
                              "(listen)")
     parser.add_argument("--cert", metavar="PEM",
                         help="HAC certificate, leaf first, then its chain (tls.cert)")
     parser.add_argument("--key", metavar="PEM", help="its private key, unencrypted (tls.key)")
+    parser.add_argument("--client-ca", metavar="PEM",
+                        help="CA file to verify MN client certificates against "
+                             "(tls.client_ca)")
+    parser.add_argument("--require-client-cert", action="store_const", const=True,
+                        help="refuse MNs without a client certificate; needs --client-ca "
+                             "(tls.require_client_cert)")
+    parser.add_argument("--auth-methods", metavar="LIST",
+                        help="auth methods the HAC runs, preferred first: psk, eap, psk,eap "
+                             "or eap,psk (auth.methods; eap needs an AAA server)")
     parser.add_argument("--psk-file", metavar="FILE",
                         help="pre-shared keys, one 'NAI hex-key' per line; required while "
                              "auth.methods includes psk (credentials.psk_file)")
@@ -63,6 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hoa-prefix", metavar="PREFIX",
                         help="IPv6 prefix home addresses come from, e.g. 2001:db8:1::/64 "
                              "(bootstrap.hoa_prefix)")
+    parser.add_argument("--hoa-pool4", metavar="PREFIX",
+                        help="IPv4 subnet IPv4 home addresses come from, e.g. 198.51.100.0/24 "
+                             "(bootstrap.hoa_pool4)")
+    parser.add_argument("--dns6", metavar="ADDR", help="IPv6 DNS server told to MNs "
+                                                       "(bootstrap.dns6)")
+    parser.add_argument("--dns4", metavar="ADDR", help="IPv4 DNS server told to MNs "
+                                                       "(bootstrap.dns4)")
+    parser.add_argument("--max-connections", metavar="N",
+                        help="connections open at once per worker; the open-file limit is "
+                             "raised to hold them (limits.max_connections)")
     parser.add_argument("--workers", metavar="N", help="worker processes sharing the port, "
                                                        "1..64 (workers)")
     parser.add_argument("--log-level", metavar="LEVEL",
@@ -124,17 +155,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(arguments.config, config_overrides(arguments))
     except ConfigError as error:
-        print(f"mip6-hac: {error}", file=sys.stderr)
-        return EXIT_CONFIG
+        return fail(PROGRAM, str(error), EXIT_CONFIG)
     logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from .server import run  # Twisted only once the configuration is good
+    # Twisted only once the configuration is good
+    from .process import check_configuration, run, start_failure
 
     try:
+        if arguments.check_config:
+            print(f"{PROGRAM}: configuration OK: {check_configuration(config)}")
+            return 0
         return run(config)
-    except ConfigError as error:  # files and sockets checked when the server starts
-        print(f"mip6-hac: {error}", file=sys.stderr)
-        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return fail(PROGRAM, "interrupted while starting", 130)
+    except Exception as error:  # files, sockets, store, workers: one line, no traceback
+        status, message = start_failure(error)
+        return fail(PROGRAM, message, EXIT_CONFIG if arguments.check_config else status)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from aaa_mip6.addresses import format_host_port, parse_host_port
+from aaa_mip6.addresses import format_host_port, parse_host_port, refuse_unbracketed_port
 from aaa_mip6.container import MAX_CONTENT
 from aaa_mip6.diameter.peer import DEFAULT_TW
 from aaa_mip6.diameter.router import DEFAULT_REQUEST_TIMEOUT
@@ -114,6 +114,7 @@ def _listen(value: Any) -> ListenAddress:
 def _home_agent(value: Any, default_port: int) -> HomeAgent:
     """An HA: ``"[v6]:port"``, ``"v4:port"``, a bare address, or {ip6, ip4, port}."""
     if isinstance(value, str):
+        refuse_unbracketed_port(value)
         host, port = parse_host_port(value, lowest=1)
         address = _ip(host)
         port = default_port if port is None else port
@@ -155,14 +156,23 @@ def _home_agents(value: Any) -> tuple:
     return tuple(entries)
 
 
-def _network(kind: type) -> Callable[[Any], Any]:
+def _network(version: int, example: str, other_key: str) -> Callable[[Any], Any]:
+    """An IPv``version`` prefix; the other family's prefix is pointed to ``other_key``."""
     def parse(value: Any) -> Any:
         if value == "":
             return None
+        text = _string(value)
         try:
-            network = kind(_string(value))
-        except ValueError as error:
-            raise ValueError(f"not an {kind.__name__}: {error}") from None
+            network = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise ValueError(f"{text!r} is not an IPv{version} prefix (e.g. {example})") from None
+        if network.version != version:
+            raise ValueError(f"{text} is an IPv{network.version} prefix; "
+                             f"IPv{network.version} home addresses come from {other_key}")
+        try:
+            ipaddress.ip_network(text)
+        except ValueError:
+            raise ValueError(f"{text} has host bits set; the prefix is {network}") from None
         if network.num_addresses < 4:
             raise ValueError("the prefix is too long to hold home addresses")
         return network
@@ -215,14 +225,16 @@ def _radius_servers(value: Any) -> tuple[str, ...]:
     entries = [value] if isinstance(value, str) else _list(value)
     for entry in entries:
         try:
-            RadiusServer.parse(_string(entry), b"checked-later")
+            refuse_unbracketed_port(_string(entry))
+            RadiusServer.parse(entry, b"checked-later")
         except ConfigError as error:
             raise ValueError(str(error)) from None
     return tuple(entries)
 
 
 def _methods(value: Any) -> tuple[AuthMethod, ...]:
-    names = _list(value)
+    """A list, or (from ``--auth-methods``) comma-separated text: ``psk,eap``."""
+    names = [name.strip() for name in value.split(",")] if isinstance(value, str) else _list(value)
     if any(name not in tuple(AuthMethod) for name in names) or len(set(names)) != len(names):
         raise ValueError("each entry is psk or eap, once")
     return tuple(AuthMethod(name) for name in names)
@@ -263,6 +275,7 @@ def _diameter_peer(text: str) -> DiameterPeer:
         raise ValueError(f"{text!r}: each peer is NAME=ADDRESS[:PORT], e.g. "
                          "relay.example.org=192.0.2.5:5658")
     try:
+        refuse_unbracketed_port(where)
         host, port = parse_host_port(where, lowest=1)
     except ValueError as error:
         raise ValueError(f"{text!r}: {error}") from None
@@ -317,13 +330,17 @@ class HacConfig:
                               secret=True)  # a PostgreSQL URL may hold a password
     home_agents: tuple = _setting("home_agents.addresses", _home_agents, flag="--ha")
     hoa_prefix: ipaddress.IPv6Network | None = _setting(
-        "bootstrap.hoa_prefix", _network(ipaddress.IPv6Network), None, flag="--hoa-prefix")
+        "bootstrap.hoa_prefix",
+        _network(6, "2001:db8:1::/64", "bootstrap.hoa_pool4 (--hoa-pool4)"), None,
+        flag="--hoa-prefix")
     psk_file: Path | None = _setting("credentials.psk_file", _optional_path, None,
                                      flag="--psk-file")
-    instance: str = _setting("instance", _string, socket.gethostname() or "hac")
+    instance: str = _setting("instance", _string, socket.gethostname() or "hac",
+                             flag="--instance")
     workers: int = _setting("workers", _integer(1, 64), 1, flag="--workers")
-    client_ca: Path | None = _setting("tls.client_ca", _optional_path, None)
-    require_client_cert: bool = _setting("tls.require_client_cert", _boolean, False)
+    client_ca: Path | None = _setting("tls.client_ca", _optional_path, None, flag="--client-ca")
+    require_client_cert: bool = _setting("tls.require_client_cert", _boolean, False,
+                                         flag="--require-client-cert")
     ticket_key_lifetime: float = _setting("tls.ticket_key_lifetime", _positive, 3600.0)
     store_threads: int = _setting("store.threads", _integer(1, 64), 4)
     purge_interval: float = _setting("store.purge_interval", _positive, 3600.0)
@@ -335,20 +352,24 @@ class HacConfig:
                                  _choice(tuple(HaSelection)), HaSelection.ROUND_ROBIN.value)
     ha_port: int = _setting("home_agents.port", _integer(1, 65_535), DEFAULT_PORT)
     hoa_pool4: ipaddress.IPv4Network | None = _setting(
-        "bootstrap.hoa_pool4", _network(ipaddress.IPv4Network), None)
+        "bootstrap.hoa_pool4",
+        _network(4, "198.51.100.0/24", "bootstrap.hoa_prefix (--hoa-prefix)"), None,
+        flag="--hoa-pool4")
     dns6: ipaddress.IPv6Address | None = _setting(
-        "bootstrap.dns6", _address(ipaddress.IPv6Address), None)
+        "bootstrap.dns6", _address(ipaddress.IPv6Address), None, flag="--dns6")
     dns4: ipaddress.IPv4Address | None = _setting(
-        "bootstrap.dns4", _address(ipaddress.IPv4Address), None)
+        "bootstrap.dns4", _address(ipaddress.IPv4Address), None, flag="--dns4")
     handshake_timeout: float = _setting("limits.handshake_timeout", _positive, 10.0)
     idle_timeout: float = _setting("limits.idle_timeout", _positive, 30.0)
-    max_connections: int = _setting("limits.max_connections", _integer(1, 1_000_000), 1024)
+    max_connections: int = _setting("limits.max_connections", _integer(1, 1_000_000), 1024,
+                                    flag="--max-connections")
     rate: float = _setting("limits.rate", _positive, 20.0)
     burst: int = _setting("limits.burst", _integer(1, 1_000_000), 40)
     max_message: int = _setting("limits.max_message", _integer(64, MAX_CONTENT), MAX_CONTENT)
     draft01_auth: bool = _setting("compat.draft01_auth", _boolean, False)
     log_level: str = _setting("log.level", _choice(LOG_LEVELS), "info", flag="--log-level")
-    auth_methods: tuple = _setting("auth.methods", _methods, (AuthMethod.PSK, AuthMethod.EAP))
+    auth_methods: tuple = _setting("auth.methods", _methods, (AuthMethod.PSK, AuthMethod.EAP),
+                                   flag="--auth-methods")
     eap_identity_from_mn_id: bool = _setting("eap.identity_from_mn_id", _boolean, False)
     aaa_timeout: float = _setting("limits.aaa_timeout", _positive, 60.0)
     radius_servers: tuple = _setting("radius.servers", _radius_servers, (),
@@ -462,6 +483,15 @@ def _named(key: str) -> str:
     return f"{key} ({flag})" if flag else key
 
 
+def naming_the_key(error: ConfigError, config: HacConfig, keys: tuple[str, ...]) -> ConfigError:
+    """``error`` about a file (``key file /etc/mip6/hac.key: ...``) prefixed with the key and
+    flag of the first of ``keys`` whose path it names, so that every message names its key."""
+    text = str(error)
+    named = [(text.find(str(path)), key) for key in keys
+             if (path := getattr(config, SETTINGS[key].name)) is not None and str(path) in text]
+    return ConfigError(f"{_named(min(named)[1])}: {text}") if named else error
+
+
 def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = None
                 ) -> HacConfig:
     """Validate the file's settings with ``overrides`` (dotted key -> flag value) on top."""
@@ -496,11 +526,15 @@ def _check_together(config: HacConfig) -> None:
         raise ConfigError("sa.default_scope must be one of sa.scopes")
     if config.require_client_cert and config.client_ca is None:
         raise ConfigError("tls.require_client_cert needs tls.client_ca")
-    if config.radius_servers and (config.radius_secret is None) == (
+    if config.radius_secret is not None and config.radius_secret_file is not None:
+        raise ConfigError("radius.secret (--radius-secret) and radius.secret_file "
+                          "(--radius-secret-file) are both set; keep one (the file: a flag "
+                          "shows in ps)")
+    if config.radius_servers and config.radius_secret is None and (
             config.radius_secret_file is None):
-        raise ConfigError("radius.servers (--radius-server) needs radius.secret "
-                          "(--radius-secret) or radius.secret_file (--radius-secret-file), "
-                          "not both")
+        raise ConfigError("radius.servers (--radius-server) needs the shared secret: "
+                          "radius.secret_file (--radius-secret-file) or radius.secret "
+                          "(--radius-secret)")
     if config.radius_max_timeout < config.radius_timeout:
         raise ConfigError("radius.max_timeout must be at least radius.timeout")
     if AuthMethod.PSK in config.auth_methods and config.psk_file is None:
@@ -542,3 +576,52 @@ def _check_diameter(config: HacConfig) -> None:
         raise ConfigError(f"{_named('diameter.listen')}: a wildcard address needs "
                           "diameter.peers too; else listen on the address peers reach "
                           "(it is the Host-IP-Address of the CER/CEA)")
+
+
+def _given(config: HacConfig, key: str) -> bool:
+    """Whether ``key`` was set to something other than its default."""
+    spec = SETTINGS[key]
+    return spec.default is MISSING or getattr(config, spec.name) != spec.default
+
+
+_EAP_KEYS = ("aaa.backend", "eap.identity_from_mn_id", "limits.aaa_timeout")
+
+
+def ineffective_settings(config: HacConfig) -> list[str]:
+    """Settings given that change nothing, one line per reason, for a warning at start
+    (not an error: a table kept ready for later is legitimate)."""
+    given = [key for key in SETTINGS if _given(config, key)]
+    radius = [key for key in given if key.startswith("radius.")]
+    diameter = [key for key in given if key.startswith("diameter.")]
+    notes = []
+    if AuthMethod.PSK not in config.auth_methods and "credentials.psk_file" in given:
+        notes.append(("credentials.psk_file", "auth.methods (--auth-methods) does not include "
+                                              "psk"))
+    if AuthMethod.EAP not in config.auth_methods:
+        eap = [key for key in (*_EAP_KEYS, *radius, *diameter) if key in given]
+        notes += [(key, "auth.methods (--auth-methods) does not include eap") for key in eap]
+    elif config.aaa_backend == "diameter":
+        notes += [(key, "aaa.backend (--aaa-backend) is diameter") for key in radius]
+    else:
+        notes += [(key, "aaa.backend (--aaa-backend) is radius") for key in diameter]
+        if not config.radius_servers:
+            notes += [(key, "no radius.servers (--radius-server) is set") for key in radius]
+            if "auth.methods" in given:
+                notes.append(("auth.methods (eap)", "no AAA server is configured "
+                                                     "(radius.servers or aaa.backend)"))
+    reasons: dict[str, list[str]] = {}
+    for key, reason in notes:
+        reasons.setdefault(reason, []).append(_named(key) if key in SETTINGS else key)
+    return [f"{', '.join(keys)} {'has' if len(keys) == 1 else 'have'} no effect: {reason}"
+            for reason, keys in reasons.items()]
+
+
+def store_description(url: str) -> str:
+    """The store URL as the log shows it: a PostgreSQL URL without password or parameters."""
+    if url.startswith("sqlite:"):
+        return url
+    scheme, _, rest = url.partition("://")
+    location, _, path = rest.partition("/")
+    user_info, at, host = location.rpartition("@")
+    user = user_info.partition(":")[0] + "@" if at else ""
+    return f"{scheme}://{user}{host}/{re.split('[?#]', path)[0]}"

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import binascii
 import logging
-import os
-import stat
+import string
 import types
 from collections.abc import Mapping
 from pathlib import Path
 
 from aaa_mip6 import tvheaders as tv
 from aaa_mip6.errors import ConfigError, InvalidInput
+from aaa_mip6.program import warn_if_exposed
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +51,12 @@ def parse_psk_text(text: str, source: str) -> Mapping[str, bytes]:
             raise ConfigError(f"{where}: the NAI is not valid ({error})") from None
         if nai in table:
             raise ConfigError(f"{where}: {nai} is listed twice")
-        try:
-            key = binascii.unhexlify(hex_key)
-        except (binascii.Error, ValueError):
-            raise ConfigError(f"{where}: the key of {nai} is not an even number of hex digits"
-                              ) from None
+        if not all(digit in string.hexdigits for digit in hex_key):
+            raise ConfigError(f"{where}: the key of {nai} is not hex (digits 0-9, a-f)")
+        if len(hex_key) % 2:
+            raise ConfigError(f"{where}: the key of {nai} has an odd number of hex digits "
+                              "(two per octet)")
+        key = binascii.unhexlify(hex_key)
         if not key:
             raise ConfigError(f"{where}: the key of {nai} is empty")
         if len(key) < MIN_RECOMMENDED_OCTETS:
@@ -66,17 +67,13 @@ def parse_psk_text(text: str, source: str) -> Mapping[str, bytes]:
 
 
 def load_psk_file(path: Path) -> Mapping[str, bytes]:
-    """Read and parse a PSK file; warn if anyone but its owner may read it."""
+    """Read and parse a PSK file; warn (once) if anyone but its owner may read it."""
     path = Path(path)
     try:
-        with open(path, "rb") as handle:
-            mode = os.fstat(handle.fileno()).st_mode
-            data = handle.read()
+        data = path.read_bytes()
     except OSError as error:
         raise ConfigError(f"PSK file {path}: cannot read ({error.strerror or error})") from None
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        log.warning("PSK file %s is accessible to group or others (mode %04o); use 0600",
-                    path, stat.S_IMODE(mode))
+    warn_if_exposed(path, "PSK file", log)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:

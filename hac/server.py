@@ -18,24 +18,21 @@ Store calls block (a SQLite commit fsyncs, and with several workers may wait for
 another's write lock; a PostgreSQL call is a round trip), so they run in a thread pool,
 never on the reactor thread: one thread for SQLite (one writer at a time anyway),
 ``store.threads`` for PostgreSQL. The SA is committed before the HAC Done is sent.
-:func:`run` is the process level: one listening socket, optionally shared by several
-forked worker processes (each with its own reactor and store connection) so both cores
-are used. The TLS context is built before the fork, so every worker has the same session
-ticket keys and resumes any worker's ticket (until their first key rotation, see
-:mod:`aaa_mip6.tls`); SIGHUP reloads the PSK file, SIGTERM stops cleanly.
+:mod:`hac.process` is the process level: the checks before start, one listening socket
+(:func:`bind`), optionally shared by several forked worker processes (each with its own
+reactor and store connection) so both cores are used, and the signals.
 
-The global reactor is imported only inside :func:`run`, after any fork.
+The global reactor is never imported here: the caller passes one in, after any fork.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import os
-import signal
 import socket
-import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 
 from twisted.internet import defer, threads
@@ -56,10 +53,11 @@ from aaa_mip6.diameter.peer import LocalNode, WatchdogTimers
 from aaa_mip6.diameter.twisted_peer import DiameterNode
 from aaa_mip6.errors import AaaLimitError, ConfigError
 from aaa_mip6.messages import Provision
+from aaa_mip6.program import EXIT_RUNTIME
 from aaa_mip6.radius.client import RadiusClient
 from aaa_mip6.radius.codec import Nas
 from aaa_mip6.radius.servers import RadiusServer
-from aaa_mip6.store import SARecord, StoreError, open_store
+from aaa_mip6.store import SARecord, SAStore, StoreError, open_store
 from aaa_mip6.tls import ClientTLS, ServerTLS
 
 from . import core, sa_delivery
@@ -236,8 +234,10 @@ class HacProtocol(Protocol, TimeoutMixin):
         if isinstance(outcome, core.Succeeded):
             self._spi, self._suite = outcome.spi, outcome.suite
             result = "200"
+            self.server.bootstraps["200"] += 1
         else:
             result = f"{outcome.status or '-'} ({outcome.reason})"
+            self.server.bootstraps[str(outcome.status or "-")] += 1
         log.info("bootstrap mn-id=%s source=%s spi=%s suite=%s result=%s duration=%.1fms",
                  self.session.mn_id or "-", self._source, self._spi or "-",
                  self._suite or "-", result, duration)
@@ -279,11 +279,13 @@ class HacServer:
     """Everything one HAC process shares between its connections, on one reactor."""
 
     def __init__(self, config: HacConfig, reactor, *, server_secret: bytes | None = None,
-                 tls: ServerTLS | None = None):
+                 tls: ServerTLS | None = None, credentials: Credentials | None = None):
         self.config = config
         self.reactor = reactor
         self.tls = tls or server_tls(config)
-        self.credentials = None if config.psk_file is None else Credentials(config.psk_file)
+        if credentials is None and config.psk_file is not None:
+            credentials = Credentials(config.psk_file)
+        self.credentials = credentials
         sa_policy = config.sa_policy()
         self.aaa: AaaBackend | None = aaa_backend(config, reactor)
         methods = tuple(method for method in config.auth_methods
@@ -298,20 +300,22 @@ class HacServer:
             methods=methods,
             eap_identity_from_mn_id=config.eap_identity_from_mn_id,
         )
-        self.store = open_store(config.store_url)
+        self.store = open_configured_store(config)
         self.provisioner = Provisioner(self.store, sa_policy, config.bootstrap_policy(),
                                        hac_instance=config.instance)
         self.rate_limiter = RateLimiter(config.rate, config.burst, reactor.seconds)
         self.connections = 0
         self.refused = {"cap": 0, "rate": 0}
+        self.bootstraps: Counter[str] = Counter()  # by result: "200", "401", "-" (no answer)
+        self.sas_issued = 0
         threads_wanted = 1 if config.store_url.startswith("sqlite:") else config.store_threads
         self._pool = ThreadPool(1, threads_wanted, name="hac-store")
-        self._pool.start()
         self._purge = LoopingCall(self._purge_expired)
         self._purge.clock = reactor
         self._port = None
         self.delivery = None if config.sa_delivery is None else sa_delivery.SaDelivery.create(
             config, self.store, reactor, self._in_store_thread)
+        self._pool.start()  # last: nothing above may fail with its threads running
 
     def _in_store_thread(self, function, *args) -> defer.Deferred:
         return threads.deferToThreadPool(self.reactor, self._pool, function, *args)
@@ -327,6 +331,7 @@ class HacServer:
 
     def _stored(self, stored: tuple[SARecord, Provision]) -> Provision:
         record, provision = stored
+        self.sas_issued += 1
         if self.delivery is not None:
             self.delivery.provisioned(record)
         return provision
@@ -355,7 +360,33 @@ class HacServer:
 
     def reload_credentials(self) -> bool:
         """Re-read the PSK file; False if it has an error (or the HAC runs without one)."""
-        return self.credentials is not None and self.credentials.reload()
+        if self.credentials is None:
+            log.info("SIGHUP: nothing to reload (no PSK file: auth.methods has no psk)")
+            return False
+        return self.credentials.reload()
+
+    def status(self) -> dict:
+        """What SIGUSR1 reports: this process's connections and bootstrap outcomes."""
+        return {
+            "pid": os.getpid(),
+            "connections": self.connections,
+            "bootstraps": dict(sorted(self.bootstraps.items())),
+            "sas_issued": self.sas_issued,
+            "refused": dict(self.refused),
+            "psk_identities": 0 if self.credentials is None else len(self.credentials),
+        }
+
+    def report(self) -> None:
+        """Log :meth:`status` as one line, at info or the configured level if higher (so
+        that a SIGUSR1 is always answered)."""
+        log.log(max(logging.INFO, log.getEffectiveLevel()), "status %s",
+                json.dumps(self.status(), separators=(",", ":")))
+
+    def abandon(self) -> None:
+        """Release what the constructor started, for a start that failed before the
+        reactor ran (:meth:`stop` needs the reactor)."""
+        self._pool.stop()
+        self.store.close()
 
     @defer.inlineCallbacks
     def stop(self):
@@ -459,7 +490,7 @@ def bind(config: HacConfig) -> socket.socket:
         sock.listen(1024)
     except OSError as error:
         sock.close()
-        raise ConfigError(f"listen {address}: {error.strerror or error}") from None
+        raise ConfigError(f"listen (--listen) {address}: {error.strerror or error}") from None
     sock.setblocking(False)
     return sock
 
@@ -471,98 +502,26 @@ def server_tls(config: HacConfig) -> ServerTLS:
                      ticket_key_lifetime=config.ticket_key_lifetime)
 
 
-def check(config: HacConfig) -> ServerTLS:
-    """Load every file and open the store once, so a bad setup fails before any fork;
-    return the TLS for the workers to inherit (and so share its ticket keys)."""
-    tls = server_tls(config)
-    if config.psk_file is not None:
-        Credentials(config.psk_file)
-    open_store(config.store_url).close()
-    sa_delivery.check(config)
-    if config.radius_servers:
-        config.radius_shared_secret()
-    if config.aaa_backend == "diameter":
-        ClientTLS(config.diameter_origin_host, config.diameter_ca,
-                  cert_file=config.diameter_cert, key_file=config.diameter_key)
-    return tls
+class StartFailed(RuntimeError):
+    """The HAC could not start for a reason outside its configuration (exit status 1):
+    the store does not answer, a worker failed as it started."""
+
+    def __init__(self, message: str, status: int = EXIT_RUNTIME):
+        super().__init__(message)
+        self.status = status
 
 
-def _serve(config: HacConfig, sock: socket.socket, tls: ServerTLS) -> None:
-    """One process: install signal handlers, listen on ``sock``, run until SIGTERM."""
-    from twisted.internet import reactor
-    from twisted.logger import STDLibLogObserver, globalLogBeginner
-
-    globalLogBeginner.beginLoggingTo([STDLibLogObserver()], redirectStandardIO=False)
-
-    server = HacServer(config, reactor, tls=tls)
-    signal.signal(signal.SIGHUP, lambda *_: reactor.callFromThread(server.reload_credentials))
-    port = server.listen(sock)
-    log.info("HAC %s listening on %s (pid %d)", config.instance, _source(port.getHost()),
-             os.getpid())
-    reactor.addSystemEventTrigger("before", "shutdown", server.stop)
-    reactor.run()  # its own SIGTERM/SIGINT handlers stop it
+def open_configured_store(config: HacConfig) -> SAStore:
+    """The store of ``store.url``; errors name the key (never the URL: it may hold a
+    password). Unreachable is a run-time failure, a bad URL or path a configuration one."""
+    try:
+        return open_store(config.store_url)
+    except ConfigError as error:
+        raise ConfigError(f"store.url (--store): {_detail(error)}") from None
+    except StoreError as error:
+        raise StartFailed(f"store.url (--store): {_detail(error)}") from None
 
 
-_FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-
-
-def run(config: HacConfig) -> int:
-    """Run the HAC: in this process, or as ``config.workers`` forked workers sharing one socket.
-
-    The parent of several workers restarts one that dies, forwards SIGHUP, and on
-    SIGTERM stops them all and returns.
-    """
-    tls = check(config)
-    sock = bind(config)
-    if config.workers == 1:
-        _serve(config, sock, tls)
-        return 0
-    children: dict[int, int] = {}  # pid -> worker number
-    stopping = False
-
-    def start(number: int) -> None:
-        # Signals wait until the child has dropped the parent's handlers: a SIGHUP before
-        # the worker can reload is ignored (it reads the file as it starts anyway).
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED)
-        pid = os.fork()
-        if pid == 0:
-            signal.signal(signal.SIGHUP, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-            code = 0
-            try:
-                _serve(config, sock, tls)
-            except BaseException:  # a worker must never return into the parent's loop
-                log.exception("worker %d failed", number)
-                code = 1
-            finally:
-                os._exit(code)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        children[pid] = number
-
-    def forward(signum, _frame) -> None:
-        nonlocal stopping
-        stopping = stopping or signum in (signal.SIGTERM, signal.SIGINT)
-        for pid in children:
-            os.kill(pid, signal.SIGTERM if signum == signal.SIGINT else signum)
-
-    for number in range(config.workers):
-        start(number)
-    for signum in _FORWARDED:
-        signal.signal(signum, forward)
-    log.info("HAC %s: %d workers on %s", config.instance, config.workers,
-             ListenAddress(*sock.getsockname()[:2]))
-    while children:
-        try:
-            pid, status = os.wait()
-        except ChildProcessError:
-            break
-        number = children.pop(pid, None)
-        if number is not None and not stopping:
-            log.error("worker %d (pid %d) exited with status %d; restarting", number, pid,
-                      os.waitstatus_to_exitcode(status))
-            time.sleep(1)  # no restart storm if a worker dies at once
-            start(number)
-    sock.close()
-    return 0
+def _detail(error: Exception) -> str:
+    """The store's message without its own ``store:`` prefix (the caller names the key)."""
+    return str(error).removeprefix("SA store: ").removeprefix("store: ")

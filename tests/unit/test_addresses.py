@@ -11,6 +11,7 @@ from aaa_mip6.addresses import (
     format_host_port,
     parse_host_port,
     rate_limit_key,
+    refuse_unbracketed_port,
     source_address_towards,
     split_host_port,
 )
@@ -105,3 +106,18 @@ def test_rate_limit_keys_are_ipv4_addresses_and_ipv6_slash_64s():
     assert rate_limit_key("192.0.2.1") != rate_limit_key("192.0.2.2")
     assert rate_limit_key("fe80::1%eth0") == rate_limit_key("fe80::2")
     assert rate_limit_key("?") == b"?"
+
+
+@pytest.mark.parametrize("text", ["::1:7872", "2001:db8::1:80", "fe80::1:0"])
+def test_an_unbracketed_ipv6_text_that_also_reads_with_a_port_is_refused(text):
+    address, _, port = text.rpartition(":")
+    with pytest.raises(ValueError, match=re.escape(f"write [{address}]:{port} for an address "
+                                                   f"and a port, or [{text}]")):
+        refuse_unbracketed_port(text)
+
+
+@pytest.mark.parametrize("text", ["2001:db8::1", "::1", "2001:db8::", "[::1:7872]",
+                                  "[::1]:7872", "192.0.2.1:7872", "2001:db8:0:0:0:0:0:1",
+                                  "::1:abcd", "hac.example"])
+def test_unambiguous_texts_pass(text):
+    refuse_unbracketed_port(text)

@@ -1,9 +1,10 @@
 """hac.config and hac.cli: every key validated, flags over the file, errors name the key;
-hac.server's AAA wiring built from them."""
+hac.server's AAA wiring built from them; hac.process's start-up checks."""
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 import tomllib
 from pathlib import Path
@@ -16,7 +17,7 @@ from aaa_mip6.diameter.eap import DiameterEapBackend
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.sa import HomeAgent
 from aaa_mip6.suites import SUITES
-from hac import cli, server
+from hac import cli, process, server
 from hac.config import SETTINGS, DiameterPeer, HacConfig, load_config, read_toml
 from hac.provisioning import HaSelection
 
@@ -85,7 +86,18 @@ BAD_VALUES = [
     ("home_agents.addresses", [{"ip6": "192.0.2.1"}], "entry 1"),
     ("home_agents.addresses", [{"port": 7}], "needs ip6 or ip4"),
     ("home_agents.addresses", [{"ip": "192.0.2.1"}], "unknown field 'ip'"),
-    ("bootstrap.hoa_prefix", "2001:db8::1/64", "not an IPv6Network"),
+    ("bootstrap.hoa_prefix", "2001:db8::1/64",
+     "2001:db8::1/64 has host bits set; the prefix is 2001:db8::/64"),
+    ("bootstrap.hoa_prefix", "10.0.0.0/8", "10.0.0.0/8 is an IPv4 prefix; IPv4 home addresses "
+                                           "come from bootstrap.hoa_pool4 (--hoa-pool4)"),
+    ("bootstrap.hoa_prefix", "home", "'home' is not an IPv6 prefix (e.g. 2001:db8:1::/64)"),
+    ("bootstrap.hoa_pool4", "2001:db8:1::/64", "is an IPv6 prefix; IPv6 home addresses come "
+                                               "from bootstrap.hoa_prefix (--hoa-prefix)"),
+    ("home_agents.addresses", ["::1:7872"], "entry 1: ::1:7872 is ambiguous: write [::1]:7872 "
+                                            "for an address and a port, or [::1:7872]"),
+    ("radius.servers", ["2001:db8::5:1812"], "write [2001:db8::5]:1812"),
+    ("diameter.peers", ["r.example.org=::1:3868"], "write [::1]:3868"),
+    ("auth.methods", "psk,ldap", "each entry is psk or eap, once"),
     ("bootstrap.hoa_prefix", "2001:db8::/127", "too long"),
     ("instance", "", "non-empty string"),
     ("workers", 0, "1..64"),
@@ -423,4 +435,210 @@ def test_server_check_names_a_missing_diameter_file(diameter_pki, tmp_path):
                         auth__methods=["eap"], credentials__psk_file=None,
                         store__url=f"sqlite:///{tmp_path / 'sa.db'}")
     with pytest.raises(ConfigError, match=re.escape(str(missing))):
-        server.check(loaded)
+        process.check(loaded)
+
+
+# --- flags for a first run, messages that say what to do ---------------------------------
+
+
+def test_every_flag_sets_a_key_and_usage_documents_it():
+    usage = (REPO / "docs" / "usage.md").read_text()
+    actions = {"--help", "--version", "--check-config", "--config"}
+    flags = {option for action in cli.build_parser()._actions for option in action.option_strings
+             if option.startswith("--")} - actions
+    keyed = {spec.metadata["flag"] for spec in SETTINGS.values() if spec.metadata["flag"]}
+    assert flags == keyed
+    for flag in flags | actions:
+        assert f"`{flag}" in usage, flag
+
+
+def test_an_eap_only_hac_from_flags_alone(tmp_path):
+    flags = ["--listen", "127.0.0.1:0", "--cert", "c", "--key", "k", "--store",
+             "sqlite:///s.db", "--ha", "[2001:db8::1]", "--hoa-prefix", "2001:db8:1::/64",
+             "--auth-methods", "eap", "--radius-server", "192.0.2.5",
+             "--radius-secret-file", "secret", "--instance", "hac7", "--hoa-pool4",
+             "198.51.100.0/24", "--dns6", "2001:db8::53", "--dns4", "192.0.2.53",
+             "--client-ca", "ca.pem", "--require-client-cert", "--max-connections", "100"]
+    loaded = load_config(None, cli.config_overrides(cli.build_parser().parse_args(flags)))
+    assert loaded.auth_methods == ("eap",) and loaded.psk_file is None
+    assert (loaded.instance, str(loaded.hoa_pool4), str(loaded.dns6), str(loaded.dns4)) == (
+        "hac7", "198.51.100.0/24", "2001:db8::53", "192.0.2.53")
+    assert loaded.client_ca == Path("ca.pem") and loaded.require_client_cert
+    assert loaded.max_connections == 100
+    assert config(auth__methods="eap, psk", radius__servers=["192.0.2.5"],
+                  radius__secret="s").auth_methods == ("eap", "psk")
+
+
+def test_radius_secret_missing_or_given_twice_says_which():
+    with pytest.raises(ConfigError) as neither:
+        config(radius__servers=["192.0.2.5"])
+    assert "not both" not in str(neither.value)
+    assert str(neither.value).startswith("radius.servers (--radius-server) needs the shared "
+                                         "secret: radius.secret_file")
+    with pytest.raises(ConfigError, match=re.escape(
+            "radius.secret (--radius-secret) and radius.secret_file (--radius-secret-file) "
+            "are both set; keep one")):
+        config(radius__servers=["192.0.2.5"], radius__secret="s", radius__secret_file="f")
+
+
+@pytest.mark.parametrize("changes, note", [
+    ({"auth__methods": ["psk"], "radius__servers": ["192.0.2.5"], "radius__secret": "s",
+      "eap__identity_from_mn_id": True},
+     "eap.identity_from_mn_id, radius.servers (--radius-server), radius.secret "
+     "(--radius-secret) have no effect: auth.methods (--auth-methods) does not include eap"),
+    ({"auth__methods": ["eap"], "radius__servers": ["192.0.2.5"], "radius__secret": "s"},
+     "credentials.psk_file (--psk-file) has no effect: auth.methods (--auth-methods) does "
+     "not include psk"),
+    ({"radius__timeout": 3},
+     "radius.timeout has no effect: no radius.servers (--radius-server) is set"),
+    ({"radius__servers": ["192.0.2.5"], "radius__secret": "s",
+      "diameter__origin_host": "hac.example.org"},
+     "diameter.origin_host (--diameter-origin-host) has no effect: aaa.backend "
+     "(--aaa-backend) is radius"),
+])
+def test_settings_without_effect_are_named_with_the_reason(changes, note):
+    assert config(**changes).__class__ is HacConfig
+    from hac.config import ineffective_settings
+    assert ineffective_settings(config(**changes)) == [note]
+
+
+def test_effective_settings_give_no_note():
+    from hac.config import ineffective_settings
+    assert ineffective_settings(config()) == []
+    assert ineffective_settings(config(radius__servers=["192.0.2.5"], radius__secret="s",
+                                       radius__timeout=3)) == []
+
+
+def test_store_description_never_shows_a_password():
+    from hac.config import store_description
+    assert store_description("postgresql://hac:s3cret@db.example:5432/mip6?password=x") == \
+        "postgresql://hac@db.example:5432/mip6"
+    assert store_description("sqlite:///var/lib/mip6/sa.db") == "sqlite:///var/lib/mip6/sa.db"
+
+
+def test_summary_states_methods_aaa_store_agents_and_address():
+    loaded = config(radius__servers=["192.0.2.5", "[2001:db8::5]:1645"], radius__secret="s3cret",
+                    store__url="postgresql://hac:pw@db.example/mip6", instance="hac7",
+                    home_agents__addresses=["[2001:db8::1]", {"ip6": "2001:db8::2",
+                                                               "ip4": "192.0.2.2"}])
+    line = process.summary(loaded, loaded.listen, process.effective_methods(loaded))
+    assert line == ("HAC hac7: TLS on 127.0.0.1:7443, auth methods psk,eap, AAA RADIUS "
+                    "192.0.2.5:1812, [2001:db8::5]:1645, store postgresql://hac@db.example/mip6, "
+                    "home agents [2001:db8::1]:7872, [2001:db8::2]:7872 + 192.0.2.2:7872")
+    assert "pw" not in line and "s3cret" not in line
+    assert "auth methods psk, AAA none" in process.summary(config(), config().listen,
+                                                          process.effective_methods(config()))
+
+
+# --- start-up: the open-file limit, one-line failures, warnings once --------------------
+
+
+def test_open_file_limit_is_raised_for_max_connections():
+    import resource
+    before = resource.getrlimit(resource.RLIMIT_NOFILE)
+    loaded = config(limits__max_connections=500)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, before[1]))
+        assert process.ensure_open_files(loaded) >= process.files_needed(loaded) > 500
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= process.files_needed(loaded)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, before)
+
+
+def test_max_connections_beyond_the_hard_limit_is_refused(monkeypatch):
+    monkeypatch.setattr(process, "raise_open_file_limit", lambda needed: (1024, 1024))
+    loaded = config()  # the default 1024 connections need more than 1024 files
+    with pytest.raises(ConfigError, match=re.escape(
+            "limits.max_connections (--max-connections) 1024 needs 1091 open files per "
+            "process, but the limit is 1024 (hard limit 1024): lower it to 957 or raise the "
+            "hard limit")):
+        process.ensure_open_files(loaded)
+
+
+@pytest.mark.parametrize("error, status, line", [
+    (ConfigError("listen (--listen) 127.0.0.1:1: Address already in use"), 2,
+     "listen (--listen) 127.0.0.1:1: Address already in use"),
+    (server.StartFailed("store.url (--store): cannot connect"), 1,
+     "store.url (--store): cannot connect"),
+    (PermissionError(13, "Permission denied", "/etc/mip6/hac.key"), 1,
+     "cannot start: /etc/mip6/hac.key: Permission denied"),
+    (RuntimeError("secret 1234"), 1,
+     "cannot start: internal error (RuntimeError; --log-level debug shows where)"),
+])
+def test_start_failures_map_to_one_line_and_a_status(error, status, line):
+    assert process.start_failure(error) == (status, line)
+
+
+def test_store_errors_name_the_key_and_say_config_or_runtime(tmp_path):
+    with pytest.raises(ConfigError, match=re.escape(
+            "store.url (--store): directory '/nonexistent' does not exist")):
+        server.open_configured_store(config(store__url="sqlite:////nonexistent/sa.db"))
+
+
+@pytest.fixture
+def hac_files(tmp_path):
+    ca = pki.make_ca(tmp_path)
+    hac = pki.make_cert(tmp_path, ca, "hac", ip_addresses=("127.0.0.1",))
+    psk = tmp_path / "psk"
+    psk.write_text("alice@example.org 000102030405060708090a0b0c0d0e0f\n")
+    psk.chmod(0o644)
+    return {"tls__cert": str(hac.cert_path), "tls__key": str(hac.key_path),
+            "credentials__psk_file": str(psk), "store__url": f"sqlite:///{tmp_path}/sa.db",
+            "ca": ca, "dir": tmp_path}
+
+
+def test_an_exposed_psk_file_warns_once_for_check_and_server(hac_files, caplog):
+    files = {key: value for key, value in hac_files.items() if "__" in key}
+    loaded = config(**files)
+    with caplog.at_level(logging.WARNING):
+        prepared = process.check(loaded)
+        hac = server.HacServer(loaded, MemoryReactorClock(), tls=prepared.tls,
+                               credentials=prepared.credentials)
+        hac.abandon()
+    assert caplog.text.count("readable by group or others") == 1
+
+
+def test_a_certificate_not_naming_its_host_warns(hac_files, caplog):
+    other = pki.make_cert(hac_files["dir"], hac_files["ca"], "other",
+                          dns_names=("someone.example.org",), client=True)
+    with caplog.at_level(logging.WARNING):
+        process._warn_about_certificate(other.cert_path, "diameter.cert",
+                                       ({"hac.example.org"}, set()))
+    assert "diameter.cert" in caplog.text and "names someone.example.org" in caplog.text
+    assert "not hac.example.org" in caplog.text
+    caplog.clear()
+    bare = pki.make_cert(hac_files["dir"], hac_files["ca"], "bare", ip_addresses=("192.0.2.1",))
+    with caplog.at_level(logging.WARNING):
+        process._warn_about_certificate(bare.cert_path, "tls.cert",
+                                       process._hac_names(config(listen="127.0.0.1:7443")))
+        process._warn_about_certificate(bare.cert_path, "tls.cert",
+                                       process._hac_names(config(listen="192.0.2.1:7443")))
+        process._warn_about_certificate(bare.cert_path, "tls.cert",
+                                       process._hac_names(config(listen="[::]:7443")))
+    assert caplog.text.count("tls.cert") == 1 and "not 127.0.0.1" in caplog.text
+
+
+def test_a_system_ca_bundle_loads_without_a_warning():
+    import warnings
+
+    from aaa_mip6.tls import load_certificates
+    bundle = Path("/etc/ssl/certs/ca-certificates.crt")
+    if not bundle.exists():
+        pytest.skip("no system CA bundle")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the load
+        assert load_certificates(bundle)
+
+
+def test_check_names_the_key_of_a_file_it_cannot_use(hac_files):
+    files = {key: value for key, value in hac_files.items() if "__" in key}
+    missing = hac_files["dir"] / "absent.pem"
+    with pytest.raises(ConfigError, match=re.escape(
+            f"tls.cert (--cert): certificate file {missing}: cannot read")):
+        process.check(config(**{**files, "tls__cert": str(missing)}))
+    bad_psk = hac_files["dir"] / "bad-psk"
+    bad_psk.write_text("alice@example.org zz\n")
+    with pytest.raises(ConfigError, match=re.escape(
+            f"credentials.psk_file (--psk-file): PSK file {bad_psk} line 1: the key of "
+            "alice@example.org is not hex")):
+        process.check(config(**{**files, "credentials__psk_file": str(bad_psk)}))

@@ -45,8 +45,9 @@ SECRET = "deadbeefcafebabe0123456789abcdef"
     (f"alice@example.org {SECRET} extra", "found 3 fields"),
     (f"not an@nai@example..org {SECRET}", "found 3 fields"),
     (f"alice@example..org {SECRET}", "the NAI is not valid"),
-    (f"alice@example.org {SECRET}z", "not an even number of hex digits"),
-    (f"alice@example.org {SECRET[:-1]}", "not an even number of hex digits"),
+    (f"alice@example.org {SECRET}z", "the key of alice@example.org is not hex (digits 0-9, a-f)"),
+    ("alice@example.org zz", "the key of alice@example.org is not hex"),
+    (f"alice@example.org {SECRET[:-1]}", "has an odd number of hex digits (two per octet)"),
 ])
 def test_errors_name_file_and_line_never_the_key(line, complaint):
     with pytest.raises(ConfigError) as caught:
@@ -82,12 +83,15 @@ def test_file_warns_when_group_or_world_readable(tmp_path, caplog):
     path = write(tmp_path / "psk", GOOD, 0o644)
     with caplog.at_level(logging.WARNING, "hac.credentials"):
         load_psk_file(path)
-    assert "accessible to group or others (mode 0644)" in caplog.text
+    assert "readable by group or others (mode 0644)" in caplog.text
     caplog.clear()
-    os.chmod(path, 0o600)
     with caplog.at_level(logging.WARNING, "hac.credentials"):
-        load_psk_file(path)
-    assert "accessible" not in caplog.text
+        load_psk_file(path)  # a reload: the same file warns once
+    assert "readable" not in caplog.text
+    private = write(tmp_path / "psk-private", GOOD, 0o600)
+    with caplog.at_level(logging.WARNING, "hac.credentials"):
+        load_psk_file(private)
+    assert "readable" not in caplog.text
 
 
 def test_unreadable_file_and_non_utf8_name_the_file(tmp_path):
