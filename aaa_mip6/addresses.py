@@ -15,21 +15,15 @@ import socket
 MAX_PORT = 65_535
 
 
-def split_host_port(text: str, *, refuse_ambiguous: bool = False) -> tuple[str, str | None]:
+def split_host_port(text: str) -> tuple[str, str | None]:
     """``[v6]:port``, ``[v6]``, ``host:port``, ``host`` or a bare IPv6 address ->
     (host without brackets, port text or None when there is none).
 
     A text with several colons and no brackets is a bare IPv6 address, never an address
-    and a port: ``2001:db8::1:80`` is ambiguous, so its port must be bracketed off. With
-    ``refuse_ambiguous`` (for a caller that puts a default port on a bare address, where
-    ``::1:7872`` would mean port 7872 of address ``::1:7872``) such a text is a ValueError
-    that spells both readings.
+    and a port: ``2001:db8::1:80`` is ambiguous, so its port must be bracketed off (a
+    caller that puts a default port on a bare address calls
+    :func:`refuse_unbracketed_port` first).
     """
-    if refuse_ambiguous and not text.startswith("["):
-        address, _, last = text.rpartition(":")
-        if text.count(":") > 1 and last.isascii() and last.isdigit() and _is_ipv6(address):
-            raise ValueError(f"an IPv6 address with a port is written [{address}]:{last} "
-                             f"(or [{text}] for the address {text})")
     if text.startswith("["):
         host, bracket, rest = text[1:].partition("]")
         if not bracket or (rest and not rest.startswith(":")):
@@ -41,18 +35,10 @@ def split_host_port(text: str, *, refuse_ambiguous: bool = False) -> tuple[str, 
     return text, None
 
 
-def _is_ipv6(text: str) -> bool:
-    try:
-        return ipaddress.ip_address(text).version == 6
-    except ValueError:
-        return False
-
-
-def parse_host_port(text: str, lowest: int = 0, *,
-                    refuse_ambiguous: bool = False) -> tuple[str, int | None]:
+def parse_host_port(text: str, lowest: int = 0) -> tuple[str, int | None]:
     """:func:`split_host_port` with the port as a number in ``lowest``..65535; the caller
     decides whether the host must be an IP address and what a missing port means."""
-    host, port = split_host_port(text, refuse_ambiguous=refuse_ambiguous)
+    host, port = split_host_port(text)
     if port is None:
         return host, None
     # ASCII digits only: int() also takes "+1", " 1", "1_0" and other scripts' digits.

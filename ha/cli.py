@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from aaa_mip6 import program
-from aaa_mip6.addresses import format_host_port, parse_host_port
+from aaa_mip6.addresses import format_host_port, parse_host_port, refuse_unbracketed_port
 from aaa_mip6.diameter.sa_app import NodeSettings, node_settings
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.replay import MAX_WINDOW, MIN_WINDOW, SEQ_LIMIT
@@ -65,7 +65,8 @@ docs/configuration.md, section HA.
 def _host_port(key: str, text: str) -> tuple[str, int]:
     """``[v6]:port``, ``v4:port``, ``[v6]``, ``v4`` or a bare IPv6 address; default port 7872."""
     try:
-        host, port = parse_host_port(text, refuse_ambiguous=True)
+        refuse_unbracketed_port(text)
+        host, port = parse_host_port(text)
     except ValueError as error:
         raise ConfigError(f"{key} {text!r}: {error}") from None
     try:

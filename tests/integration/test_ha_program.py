@@ -67,7 +67,7 @@ def test_configuration_failures_exit_2_with_one_line(store, flags, expected):
     assert done.returncode == 2
     line = one_line(done.stderr)
     if flags[0] == "--listen":
-        assert "[::1]:7872" in line and "written [::1]:7872" in line, line
+        assert "[::1]:7872" in line and "write [::1]:7872" in line, line
     else:
         assert expected in line, line
 

@@ -46,22 +46,6 @@ def test_split_forms(text, expected):
     assert split_host_port(text) == expected
 
 
-@pytest.mark.parametrize(("text", "fix"), [
-    ("::1:7872", "[::1]:7872 (or [::1:7872] for the address ::1:7872)"),
-    ("2001:db8::1:80", "[2001:db8::1]:80 (or [2001:db8::1:80] for the address"),
-])
-def test_an_unbracketed_ipv6_address_with_a_port_is_refused_when_asked(text, fix):
-    with pytest.raises(ValueError, match=re.escape(fix)):
-        parse_host_port(text, refuse_ambiguous=True)
-    assert split_host_port(text) == (text, None)  # by default: a bare address
-
-
-@pytest.mark.parametrize("text", ["::1", "::", "2001:db8::1", "fe80::1", "::ffff:192.0.2.1",
-                                  "[::1]:7872", "192.0.2.1:7872", "2001:db8::1:abcd"])
-def test_unambiguous_texts_pass_the_ambiguity_check(text):
-    assert split_host_port(text, refuse_ambiguous=True) == split_host_port(text)
-
-
 @pytest.mark.parametrize("text", ["[2001:db8::1", "[2001:db8::1]80", "[::1]x:80", "[]]"])
 def test_a_bracket_out_of_place_is_refused(text):
     with pytest.raises(ValueError, match=r"\[address\]:port"):

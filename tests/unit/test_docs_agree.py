@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
@@ -22,8 +24,8 @@ FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 PROGRAMS = {
     "mip6-hac": ["", "revoke"],
     "mip6-ha": [""],
-    "mip6-mn": ["bootstrap", "register", "up"],
-    "mip6-lab": ["up"],
+    "mip6-mn": ["", "bootstrap", "register", "up"],
+    "mip6-lab": ["", "up"],
     "mip6-aaa-gw": [""],
     "mip6-auc": [""],
 }
@@ -109,3 +111,78 @@ def test_every_flag_in_the_docs_exists():
         if flag not in (program_flags(program) if program else every):
             wrong.append(f"{document}: {flag} ({program or 'no program'}): {context}")
     assert not sorted(set(wrong)), "\n".join(sorted(set(wrong)))
+
+
+@pytest.mark.parametrize("program", sorted(PROGRAMS))
+def test_every_program_documents_its_version(program):
+    assert "--version" in program_flags(program)
+
+
+# --- TOML keys -------------------------------------------------------------------------
+
+def _documented_keys() -> dict[tuple[str, str], set[str]]:
+    """(top-level section, subsection) of docs/configuration.md -> the keys in the first
+    column of its tables whose header starts with ``key``."""
+    keys: dict[tuple[str, str], set[str]] = {}
+    section = subsection = ""
+    in_key_table = False
+    for line in (ROOT / "docs" / "configuration.md").read_text().splitlines():
+        if line.startswith("## "):
+            section, subsection = line[3:].strip(), ""
+        elif line.startswith("### "):
+            subsection = line[4:].strip()
+        if not line.startswith("|"):
+            in_key_table = False
+            continue
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if cells[0] in ("key", "key (flag)"):
+            in_key_table = True
+        elif in_key_table and not set(cells[0]) <= set("-"):
+            keys.setdefault((section, subsection), set()).update(
+                re.findall(r"`([a-z0-9_.-]+)`", cells[0].split("(")[0]))
+    return keys
+
+
+def _accepted_by(check, key: str) -> bool:
+    """Whether the loader ``check`` takes ``key`` (any complaint but "unknown" is fine)."""
+    from aaa_mip6.errors import ConfigError
+
+    try:
+        check(key)
+    except ConfigError as error:
+        return "unknown" not in str(error)
+    return True
+
+
+def _toml_reader(read_toml, tmp_path):
+    def check(key: str) -> None:
+        path = tmp_path / "one-key.toml"
+        *tables, name = key.split(".")
+        path.write_text((f"[{'.'.join(tables)}]\n" if tables else "") + f'{name} = "x"\n')
+        read_toml(path)
+    return check
+
+
+def test_every_key_in_configuration_md_is_accepted_by_its_loader(tmp_path):
+    from aaa_mip6 import gateway_cli
+    from auc import cli as auc_cli
+    from ha import cli as ha_cli
+    from hac import config as hac_config
+    from hac.sa_delivery import parse_settings
+
+    loaders = {
+        "HAC": _toml_reader(hac_config.read_toml, tmp_path),
+        "SA delivery over Diameter": lambda key: parse_settings({key: "x"}),
+        "HA": lambda key: ha_cli.load_config({key: "x"}),
+        "mip6-aaa-gw": _toml_reader(gateway_cli.read_toml, tmp_path),
+        "mip6-auc": _toml_reader(auc_cli.SCHEMA.read_toml, tmp_path),
+    }
+    documented = _documented_keys()
+    refused = []
+    for (section, subsection), keys in documented.items():
+        check = loaders.get(subsection) or loaders.get(section)
+        assert check is not None, f"no loader known for keys of {section} / {subsection}"
+        refused += [f"{section} / {subsection}: {key}" for key in sorted(keys)
+                    if not _accepted_by(check, key)]
+    assert len(documented) >= 5
+    assert not refused, "\n".join(refused)

@@ -50,7 +50,7 @@ def test_status_file_directory_is_checked(tmp_path):
 
 
 def test_an_ambiguous_listen_address_names_the_fix():
-    with pytest.raises(ConfigError, match=r"listen '::1:7872': .* written \[::1\]:7872"):
+    with pytest.raises(ConfigError, match=r"listen '::1:7872': ::1:7872 is ambiguous: write \[::1\]:7872"):
         cli.load_config({"listen": ["::1:7872"], "store": "sqlite:///x.db"})
 
 
