@@ -38,16 +38,21 @@ def test_walkthrough_runs_as_written(tmp_path):
         script, count = re.subn(pattern, replacement, script, flags=re.MULTILINE)
         assert count == 1, f"the walk-through should set {pattern!r} once"
     environment = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    process = subprocess.Popen(["bash", "-c", "set -eu\n" + script], env=environment,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # Output to files, not pipes: a server a failed step left in the background keeps its
+    # copy of them open, and the test would wait for it instead of for the script.
+    out_path, err_path = tmp_path / "stdout", tmp_path / "stderr"
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        process = subprocess.Popen(["bash", "-c", "set -eu\n" + script], env=environment,
+                                   stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                   start_new_session=True)
     try:
-        stdout, stderr = process.communicate(timeout=TIMEOUT)
+        process.wait(timeout=TIMEOUT)
     finally:
         try:
             os.killpg(process.pid, signal.SIGTERM)  # whatever a failed run left running
         except ProcessLookupError:
             pass
+    stdout, stderr = out_path.read_text(), err_path.read_text()
     logs = "".join(f"\n--- {name}:\n{(demo / name).read_text(errors='replace')[-3000:]}"
                    for name in ("auc.log", "hac.log") if (demo / name).exists())
     assert process.returncode == 0, stderr[-3000:] + logs
