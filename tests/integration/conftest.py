@@ -4,10 +4,12 @@ A session fixture defined (or imported) here exists once for the whole run; impo
 into several test modules instead, it would start one server per module.
 """
 
+import dataclasses
 from collections.abc import Iterator
 
 import pytest
 
+from tests.integration import auc
 from tests.integration import freeradius as freeradius_support
 from tests.integration import hostapd as hostapd_support
 from tests.integration.postgres import postgres_server, postgres_url  # noqa: F401
@@ -24,8 +26,11 @@ def freeradius(tmp_path_factory) -> Iterator[freeradius_support.FreeRadius]:
 
 @pytest.fixture(scope="session")
 def hostapd(tmp_path_factory) -> Iterator[hostapd_support.Hostapd]:
-    """hostapd's RADIUS server on a free port, shared by the session; skips if not installed."""
+    """hostapd's RADIUS server on a free port, shared by the session; skips if not installed.
+    Its EAP-SIM/AKA/AKA' servers ask a ``mip6-auc`` for vectors; ``usim`` is the subscriber's."""
     if hostapd_support.binary() is None:
         pytest.skip("hostapd is not installed (Debian package hostapd)")
-    with hostapd_support.running_hostapd(tmp_path_factory.mktemp("hostapd")) as server:
-        yield server
+    directory = tmp_path_factory.mktemp("hostapd")
+    with auc.running_auc(directory) as (socket_path, _, _), hostapd_support.running_hostapd(
+            directory, extra=hostapd_support.sim_aka_config(socket_path)) as server:
+        yield dataclasses.replace(server, usim=auc.usim_file(directory / "mn.usim"))

@@ -68,6 +68,7 @@ class FreeRadius:
     home_link_prefix: ipaddress.IPv6Network
     config_dir: Path
     log_path: Path
+    sim_triplets: Path  # the SIM of SIM_IMSI: its triplets as hlr_auc_gw writes them
 
 
 def _radiusd_conf(directory: Path, log_path: Path) -> str:
@@ -284,6 +285,12 @@ def write_config(directory: Path, host: str, port: int, secret: str, password: s
     return ca, client
 
 
+def _sim_file(path: Path) -> Path:
+    pki.write_private(path, "".join(f"{SIM_IMSI}:{kc}:{sres}:{rand}\n"
+                                    for kc, sres, rand in SIM_TRIPLETS).encode())
+    return path
+
+
 def binary() -> str | None:
     return shutil.which("freeradius") or shutil.which("radiusd")
 
@@ -326,6 +333,7 @@ def running_freeradius(directory: Path, host: str = "127.0.0.1") -> Iterator[Fre
                     framed_ipv6_address=FRAMED_IPV6_ADDRESS,
                     framed_ip_address=FRAMED_IP_ADDRESS,
                     home_link_prefix=HOME_LINK_PREFIX, config_dir=config_dir, log_path=log_path,
+                    sim_triplets=_sim_file(config_dir / "mn-sim-triplets"),
                 )
                 return
         finally:

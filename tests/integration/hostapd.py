@@ -64,6 +64,7 @@ class Hostapd:
     tls13_supported: bool  # False if this hostapd predates its TLS 1.3 server
     config_dir: Path
     log_path: Path
+    usim: Path | None = None  # the USIM of the AuC's subscriber, when started with one
 
 
 def binary() -> str | None:

@@ -33,6 +33,8 @@ from OpenSSL import SSL
 
 from aaa_mip6 import pki
 from mn.eap import EapCredentials
+from tests.integration.auc import IMSI as AUC_IMSI
+from tests.integration.freeradius import SIM_IMSI
 from tests.support import SERVER_BUILD_GAP
 
 REPORT_ENV = "AAA_MIP6_INTEROP_REPORT"  # overrides where the report is written
@@ -71,6 +73,12 @@ class Case:
 
     def credentials(self, server) -> EapCredentials:
         """The right credentials on ``server`` (FreeRadius or Hostapd) for an accept."""
+        if self.method in SUBSCRIBER_METHODS:
+            usim = getattr(server, "usim", None)
+            if usim is not None:  # hostapd + mip6-auc: a Milenage USIM
+                return EapCredentials(f"{SUBSCRIBER_METHODS[self.method]}{AUC_IMSI}@{SIM_REALM}",
+                                      usim=usim, realm=SIM_REALM)
+            return EapCredentials(f"1{SIM_IMSI}", sim_triplets=server.sim_triplets)
         if self.method == "tls":
             return EapCredentials(server.tls_user, client_cert=server.client_cert,
                                   client_key=server.client_key, ca_cert=server.ca_cert,
@@ -98,10 +106,14 @@ def make_foreign_client(directory: Path) -> pki.Identity:
 
 
 _TUNNELS = [("ttls", "pap"), ("ttls", "mschapv2"), ("peap", None)]
+# The (U)SIM methods and their permanent identities' first digit (RFC 4186, 4187, 5448).
+SUBSCRIBER_METHODS = {"sim": "1", "aka": "0", "aka-prime": "6"}
+SIM_REALM = "wlan.example.org"
 ACCEPT_CASES = [
     *(Case(method) for method in ("md5", "gtc", "mschapv2", "pwd")),
     *(Case("tls", tls=version) for version in ("1.2", "1.3")),
     *(Case(method, phase2, version) for method, phase2 in _TUNNELS for version in ("1.2", "1.3")),
+    *(Case(method) for method in SUBSCRIBER_METHODS),
 ]
 WRONG_PASSWORD_CASES = [
     *(Case(method, scenario="wrong password") for method in ("md5", "gtc", "mschapv2", "pwd")),
@@ -125,6 +137,8 @@ def unsupported(server, case: Case) -> str | None:
         return SERVER_BUILD_GAP + "hostapd has no EAP-pwd server"
     if case.tls == "1.3" and not getattr(server, "tls13_supported", True):
         return SERVER_BUILD_GAP + "hostapd has no TLS 1.3 EAP server (2.9 or later has)"
+    if case.method in ("aka", "aka-prime") and getattr(server, "usim", None) is None:
+        return SERVER_BUILD_GAP + "FreeRADIUS 3.2 has no EAP-AKA or EAP-AKA' server"
     return None
 
 
@@ -158,7 +172,9 @@ project root:
 ```
 
 The servers are configured from scratch in a temp dir and listen on free ports on
-127.0.0.1 (hostapd: on the wildcard address, answering 127.0.0.1 only). Running only
+127.0.0.1 (hostapd: on the wildcard address, answering 127.0.0.1 only). hostapd's
+EAP-SIM/AKA/AKA' servers take their vectors from `mip6-auc`; FreeRADIUS runs EAP-SIM with
+fixed triplets in its users file (it has no EAP-AKA server). Running only
 some of the modules leaves the other columns "not run" and writes the report to
 `.pytest_cache/interop-partial.md` instead of this file. Set
 `AAA_MIP6_INTEROP_REPORT=<file>` to write this report somewhere else."""
