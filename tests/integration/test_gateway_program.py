@@ -149,9 +149,16 @@ def test_signals_status_reload_and_stop(files, tmp_path):
     try:
         port = int(_wait_for(log_path, r"listening on 127\.0\.0\.1:(\d+)", process).group(1))
         with socket.create_connection(("127.0.0.1", port)):  # a peer not yet in TLS
-            mark = log_path.stat().st_size
-            os.kill(process.pid, signal.SIGUSR1)
-            status = _wait_for(log_path, r"status: [^\n]*\n", process, mark).group(0)
+            # connect() returns once the kernel has the connection; the gateway lists the
+            # peer only once its reactor has accepted it: ask until it does (bounded).
+            deadline = time.monotonic() + RUN_LIMIT
+            while True:
+                mark = log_path.stat().st_size
+                os.kill(process.pid, signal.SIGUSR1)
+                status = _wait_for(log_path, r"status: [^\n]*\n", process, mark).group(0)
+                if "peers [none]" not in status or time.monotonic() > deadline:
+                    break
+                time.sleep(POLL_INTERVAL)
         assert re.search(r"peers \[127\.0\.0\.1:\d+ wait-cer\]", status), status
         assert "requests 0" in status and "conversations 0" in status
 
