@@ -42,7 +42,7 @@ from pathlib import Path
 
 from . import pki
 from .program import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, add_version_flag, fail, \
-    raise_open_file_limit
+    install_signals, raise_open_file_limit
 
 PROGRAM = "mip6-lab"
 MN_DOMAIN = "lab.example"
@@ -642,6 +642,16 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     directory = Path(tempfile.mkdtemp(prefix="mip6-lab-"))
     started = time.monotonic()
+
+    def status() -> None:
+        print(f"mip6-lab: status: {args.mns} MNs, {time.monotonic() - started:.1f} s in, "
+              f"files in {directory}", file=sys.stderr, flush=True)
+
+    def reload() -> None:
+        print("mip6-lab: SIGHUP: nothing to reload (the lab writes its own configuration)",
+              file=sys.stderr, flush=True)
+
+    install_signals(lambda call: call(), reload=reload, status=status)  # SIGTERM/SIGINT stop
     try:
         if args.netns:
             from .labnet import LabError, run_netns

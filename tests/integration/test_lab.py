@@ -5,6 +5,7 @@ import io
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -175,6 +176,20 @@ def test_a_failing_echo_names_its_step_and_destination(tmp_path, monkeypatch):
         assert not result.ok
         assert result.error == (f"echo before handover: no reply to 3/3 echo requests to "
                                 f"{lab.CORRESPONDENT6}")
+
+
+@pytest.mark.integration
+def test_sigusr1_reports_status_and_sighup_changes_nothing():
+    lab_process = subprocess.Popen([str(LAB_SCRIPT), "up", "--mns", "30"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lab_process.stdout.readline()  # the banner: the lab runs
+    lab_process.send_signal(signal.SIGUSR1)
+    lab_process.send_signal(signal.SIGHUP)
+    stdout, stderr = lab_process.communicate(timeout=120)
+    assert lab_process.returncode == 0, stdout + stderr
+    assert re.search(r"^mip6-lab: status: 30 MNs, [\d.]+ s in, files in ", stderr, re.M), stderr
+    assert "mip6-lab: SIGHUP: nothing to reload" in stderr
+    assert "totals: 30/30 MNs OK" in stdout
 
 
 @pytest.mark.integration
