@@ -10,72 +10,29 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 
 from aaa_mip6.errors import ConfigError
-from aaa_mip6.milenage import Milenage, MilenageError
+from aaa_mip6.milenage import Milenage
+from aaa_mip6.subscriber_files import parse_milenage, parse_triplet, read_lines
 
 from .core import MilenageSubscriber
 
-_IMSI = re.compile(r"[0-9]{6,15}\Z")
-
-
-def _lines(path: Path, flag: str):
-    try:
-        text = Path(path).read_text()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{flag} {path}: cannot read ({getattr(error, 'strerror', error)})"
-                          ) from None
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
-        if line:
-            yield number, line
-
-
-def _hex(text: str, size: int, what: str, where: str) -> bytes:
-    try:
-        value = bytes.fromhex(text)
-    except ValueError:
-        raise ConfigError(f"{where}: {what} is not hexadecimal") from None
-    if len(value) != size:
-        raise ConfigError(f"{where}: {what} must be {2 * size} hex digits")
-    return value
-
-
 def load_milenage(path: Path) -> dict[str, MilenageSubscriber]:
     subscribers = {}
-    for number, line in _lines(path, "--milenage"):
-        where = f"--milenage {path} line {number}"
-        fields = line.split()
-        if len(fields) not in (5, 6):
-            raise ConfigError(f"{where}: expected 'IMSI Ki OPc AMF SQN [RES_len]'")
-        if not _IMSI.match(fields[0]):
-            raise ConfigError(f"{where}: IMSI {fields[0]!r} is not 6-15 digits")
-        try:
-            res_len = int(fields[5]) if len(fields) == 6 else 8
-            milenage = Milenage(_hex(fields[1], 16, "Ki", where), _hex(fields[2], 16, "OPc", where))
-        except (ValueError, MilenageError) as error:
-            raise ConfigError(f"{where}: {error}") from None
-        if not 4 <= res_len <= 8:
-            raise ConfigError(f"{where}: RES_len must be 4..8")
-        subscribers[fields[0]] = MilenageSubscriber(
-            milenage, _hex(fields[3], 2, "AMF", where),
-            int.from_bytes(_hex(fields[4], 6, "SQN", where), "big"), res_len)
+    for where, text in read_lines(path, "--milenage"):
+        line = parse_milenage(text, where)
+        subscribers[line.imsi] = MilenageSubscriber(
+            Milenage(line.k, line.opc), line.amf, int.from_bytes(line.sqn, "big"), line.res_len)
     return subscribers
 
 
 def load_triplets(path: Path) -> dict[str, list[tuple[bytes, bytes, bytes]]]:
     triplets: dict[str, list] = {}
-    for number, line in _lines(path, "--triplets"):
-        where = f"--triplets {path} line {number}"
-        fields = line.split(":")
-        if len(fields) != 4 or not _IMSI.match(fields[0]):
-            raise ConfigError(f"{where}: expected IMSI:Kc:SRES:RAND")
-        triplets.setdefault(fields[0], []).append(
-            (_hex(fields[1], 8, "Kc", where), _hex(fields[2], 4, "SRES", where),
-             _hex(fields[3], 16, "RAND", where)))
+    for where, text in read_lines(path, "--triplets"):
+        line = parse_triplet(text, where)
+        triplets.setdefault(line.imsi, []).append((line.kc, line.sres, line.rand))
     return triplets
 
 

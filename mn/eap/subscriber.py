@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aaa_mip6.errors import ConfigError
-from aaa_mip6.milenage import Milenage, MilenageError
-
-_IMSI = re.compile(r"[0-9]{6,15}\Z")
+from aaa_mip6.milenage import Milenage
+from aaa_mip6.subscriber_files import parse_milenage, parse_triplet, read_lines
 
 
 @dataclass
@@ -44,70 +42,25 @@ class Subscriber:
         return f"{prefix}{self.imsi}" + (f"@{realm}" if realm else "")
 
 
-def _hex(text: str, size: int, what: str, where: str) -> bytes:
-    try:
-        value = bytes.fromhex(text)
-    except ValueError:
-        raise ConfigError(f"{where}: {what} is not hexadecimal") from None
-    if len(value) != size:
-        raise ConfigError(f"{where}: {what} must be {size} octets ({2 * size} hex digits)")
-    return value
-
-
-def _lines(path: Path, flag: str) -> list[str]:
-    try:
-        text = Path(path).read_text()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{flag} {path}: cannot read ({getattr(error, 'strerror', error)})"
-                          ) from None
-    return [line.strip() for line in text.splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
-
-
-def _imsi(text: str, where: str) -> str:
-    if not _IMSI.match(text):
-        raise ConfigError(f"{where}: IMSI {text!r} is not 6-15 digits")
-    return text
-
-
 def load_usim(path: Path) -> Subscriber:
     """The first subscriber line of an hlr_auc_gw Milenage file: IMSI Ki OPc AMF SQN."""
-    lines = _lines(path, "--usim")
-    if not lines:
-        raise ConfigError(f"--usim {path}: no 'IMSI Ki OPc AMF SQN' line")
-    fields = lines[0].split()
-    where = f"--usim {path}"
-    if len(fields) < 5:
-        raise ConfigError(f"{where}: expected 'IMSI Ki OPc AMF SQN', got {len(fields)} fields")
-    imsi = _imsi(fields[0], where)
-    k = _hex(fields[1], 16, "Ki", where)
-    opc = _hex(fields[2], 16, "OPc", where)
-    amf = _hex(fields[3], 2, "AMF", where)
-    sqn = _hex(fields[4], 6, "SQN", where)
-    try:
-        return Subscriber(imsi, Milenage(k, opc), amf, sqn)
-    except MilenageError as error:
-        raise ConfigError(f"{where}: {error}") from None
+    for where, text in read_lines(path, "--usim"):
+        line = parse_milenage(text, where)
+        return Subscriber(line.imsi, Milenage(line.k, line.opc), line.amf, line.sqn)
+    raise ConfigError(f"--usim {path}: no 'IMSI Ki OPc AMF SQN' line")
 
 
 def load_triplets(path: Path) -> Subscriber:
     """A SIM with fixed triplets: hlr_auc_gw lines IMSI:Kc:SRES:RAND, all of one IMSI."""
-    where = f"--sim-triplets {path}"
     imsi, triplets = None, {}
-    for number, line in enumerate(_lines(path, "--sim-triplets"), 1):
-        fields = line.split(":")
-        if len(fields) != 4:
-            raise ConfigError(f"{where} line {number}: expected IMSI:Kc:SRES:RAND")
-        if imsi not in (None, fields[0]):
-            raise ConfigError(f"{where} line {number}: another IMSI ({fields[0]}); "
-                              "one subscriber per file")
-        imsi = _imsi(fields[0], where)
-        kc = _hex(fields[1], 8, "Kc", f"{where} line {number}")
-        sres = _hex(fields[2], 4, "SRES", f"{where} line {number}")
-        rand = _hex(fields[3], 16, "RAND", f"{where} line {number}")
-        triplets[rand] = (sres, kc)
+    for where, text in read_lines(path, "--sim-triplets"):
+        line = parse_triplet(text, where)
+        if imsi not in (None, line.imsi):
+            raise ConfigError(f"{where}: another IMSI ({line.imsi}); one subscriber per file")
+        imsi = line.imsi
+        triplets[line.rand] = (line.sres, line.kc)
     if imsi is None:
-        raise ConfigError(f"{where}: no triplet lines")
+        raise ConfigError(f"--sim-triplets {path}: no triplet lines")
     return Subscriber(imsi, triplets=triplets)
 
 
