@@ -116,7 +116,8 @@ def test_the_eap_walkthrough_runs_every_method_through_the_shipped_snippet(demo_
     assert result.stdout.count(AAA_HOME_ADDRESS.format(11)) == 1  # bob, EAP-TLS
 
     # A wrong password: 401 for the MN; the HAC's line says what FreeRADIUS said.
-    assert "bootstrap failed at done: HAC status 401 Unauthorized" in result.stderr
+    assert re.search(r"^mip6-mn: bootstrap with the HAC 127\.0\.0\.1:\d+ failed at done: HAC "
+                     r"status 401 Unauthorized$", result.stderr, re.MULTILINE), result.stderr
     assert ("result=401 (the AAA rejected the MN: Reply-Message 'pap: Cleartext password "
             "does not match \"known good\" password', EAP-Failure)") in hac_log
     # A wrong secret: no answer at all, told apart from a reject.
@@ -124,6 +125,7 @@ def test_the_eap_walkthrough_runs_every_method_through_the_shipped_snippet(demo_
                  "(wrong secret or server down)")
     hac2_log = (demo / "hac2.log").read_text()
     assert f"result=504 (AAA: AaaTimeout: {no_answer})" in hac2_log, hac2_log
-    assert "HAC status 504 Gateway Time-out" in result.stderr
+    assert re.search(r"^mip6-mn: bootstrap with the HAC 127\.0\.0\.1:\d+ failed at eap: HAC "
+                     r"status 504 Gateway Time-out$", result.stderr, re.MULTILINE), result.stderr
     assert "Shared secret is incorrect" in (demo / "radius.log").read_text(errors="replace")
     assert result.stdout.count("exit status 1") == 2
