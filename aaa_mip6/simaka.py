@@ -344,7 +344,8 @@ def aka_mk(identity: bytes, ik: bytes, ck: bytes) -> bytes:
     return hashlib.sha1(identity + ik + ck).digest()
 
 
-def reauth_keys(identity: bytes, counter: int, nonce_s: bytes, mk: bytes) -> tuple[bytes, bytes, bytes]:
+def reauth_keys(identity: bytes, counter: int, nonce_s: bytes,
+                mk: bytes) -> tuple[bytes, bytes, bytes]:
     """SIM/AKA fast re-authentication (RFC 4186 §7): (XKEY', MSK, EMSK)."""
     xkey = hashlib.sha1(identity + struct.pack("!H", counter) + nonce_s + mk).digest()
     stream = fips186_prf(xkey, 128)
@@ -361,7 +362,8 @@ def prf_prime(key: bytes, seed: bytes, length: int) -> bytes:
     return out[:length]
 
 
-def ck_ik_prime(ck: bytes, ik: bytes, network_name: bytes, sqn_xor_ak: bytes) -> tuple[bytes, bytes]:
+def ck_ik_prime(ck: bytes, ik: bytes, network_name: bytes,
+                sqn_xor_ak: bytes) -> tuple[bytes, bytes]:
     """(CK', IK') of RFC 5448 §3.3 / TS 33.402 Annex A.2: FC 0x20, P0 the access network
     name, P1 SQN xor AK."""
     s = (b"\x20" + network_name + struct.pack("!H", len(network_name))

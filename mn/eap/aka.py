@@ -95,7 +95,7 @@ class AkaPeer(SimAkaPeer):
         if checkcode is not None and checkcode != expected:
             raise self._fail("AT_CHECKCODE does not match the identity rounds")
         self.state.accept_sqn(sqn)
-        self.learn_identities(message)
+        self.learn_identities(simaka.decrypt(self.keys.k_encr, message), full_authentication=True)
         reply = Message(Subtype.AKA_CHALLENGE).add(At.RES, simaka.counted_value(
             vector.res, unit_bits=True))
         if checkcode is not None:

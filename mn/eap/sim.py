@@ -73,7 +73,7 @@ class SimPeer(SimAkaPeer):
                            self.version_list, VERSION)
         self.keys = simaka.keys_from_mk(mk)
         self.verify(identifier, message, self.nonce_mt)
-        self.learn_identities(message)
+        self.learn_identities(simaka.decrypt(self.keys.k_encr, message), full_authentication=True)
         reply = self.sign(identifier, Message(Subtype.SIM_CHALLENGE),
                           b"".join(sres for sres, _ in triplets))
         self.finish(self.keys.msk)

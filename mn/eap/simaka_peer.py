@@ -128,26 +128,28 @@ class SimAkaPeer(EapMethod):
     def sign(self, identifier: int, message: Message, extra: bytes = b"") -> Message:
         return simaka.sign(self.keys.k_aut, self.type, RESPONSE, identifier, message, extra)
 
-    def learn_identities(self, message: Message) -> None:
-        """AT_NEXT_PSEUDONYM / AT_NEXT_REAUTH_ID from AT_ENCR_DATA, kept for next time."""
-        inner = simaka.decrypt(self.keys.k_encr, message)
-        if inner is None:
+    def learn_identities(self, inner: Message | None, full_authentication: bool) -> None:
+        """AT_NEXT_PSEUDONYM / AT_NEXT_REAUTH_ID (from AT_ENCR_DATA), kept for the next
+        bootstrap. Without a new re-authentication identity the old one and its keys are
+        forgotten (RFC 4186 §5.4); after a full authentication the new one starts at counter
+        0 with this authentication's keys."""
+        found = {}
+        for name, kind in (("pseudonym", At.NEXT_PSEUDONYM), ("reauth_id", At.NEXT_REAUTH_ID)):
+            value = inner.get(kind) if inner is not None else None
+            if value is not None:
+                found[name] = simaka.counted(value, kind).decode("utf-8", "replace")
+        if "pseudonym" in found:
+            self.saved["pseudonym"] = found["pseudonym"]
+        if "reauth_id" not in found:
+            for stale in ("reauth_id", "counter", "keys"):
+                self.saved.pop(stale, None)
             return
-        pseudonym = inner.get(At.NEXT_PSEUDONYM)
-        if pseudonym is not None:
-            self.saved["pseudonym"] = simaka.counted(pseudonym, At.NEXT_PSEUDONYM).decode(
-                "utf-8", "replace")
-        reauth_id = inner.get(At.NEXT_REAUTH_ID)
-        if reauth_id is not None:
-            self.saved["reauth_id"] = simaka.counted(reauth_id, At.NEXT_REAUTH_ID).decode(
-                "utf-8", "replace")
+        self.saved["reauth_id"] = found["reauth_id"]
+        if full_authentication:
             self.saved["counter"] = 0
             self.saved["keys"] = {"k_encr": self.keys.k_encr.hex(),
                                   "k_aut": self.keys.k_aut.hex(),
                                   "mk": self.keys.mk.hex(), "k_re": self.keys.k_re.hex()}
-        else:
-            for stale in ("reauth_id", "counter", "keys"):
-                self.saved.pop(stale, None)  # no re-authentication without a new identity
 
     def finish(self, msk: bytes) -> None:
         self.msk = msk
@@ -182,8 +184,8 @@ class SimAkaPeer(EapMethod):
             raise MethodFailed(f"re-authentication counter {counter} is not above "
                                f"{self.saved.get('counter', 0)}",
                                self.sign(identifier, reply, nonce_s))
-        self.learn_identities_after_reauth(inner)
         self.saved["counter"] = counter
+        self.learn_identities(inner, full_authentication=False)
         if self.type == simaka.EAP_AKA_PRIME:
             msk, _ = simaka.aka_prime_reauth_keys(self.keys.k_re, identity.encode(), counter,
                                                   nonce_s)
@@ -194,17 +196,6 @@ class SimAkaPeer(EapMethod):
         self.reauthenticating = True
         self.finish(msk)
         return self.sign(identifier, reply, nonce_s)
-
-    def learn_identities_after_reauth(self, inner: Message) -> None:
-        pseudonym, reauth_id = inner.get(At.NEXT_PSEUDONYM), inner.get(At.NEXT_REAUTH_ID)
-        if pseudonym is not None:
-            self.saved["pseudonym"] = simaka.counted(pseudonym, At.NEXT_PSEUDONYM).decode(
-                "utf-8", "replace")
-        if reauth_id is not None:
-            self.saved["reauth_id"] = simaka.counted(reauth_id, At.NEXT_REAUTH_ID).decode(
-                "utf-8", "replace")
-        else:
-            self.saved.pop("reauth_id", None)
 
     # --- notifications (RFC 4186 §6) ---------------------------------------------------
 

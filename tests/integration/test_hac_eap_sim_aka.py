@@ -50,7 +50,8 @@ def radius_hac(directory: Path, radius) -> HacProcess:
         "--radius-server", f"{radius.host}:{radius.port}", "--radius-secret-file", str(secret)])
 
 
-def mn_bootstrap(hac: HacProcess, method: str, usim: Path, *more: str) -> subprocess.CompletedProcess:
+def mn_bootstrap(hac: HacProcess, method: str, usim: Path,
+                 *more: str) -> subprocess.CompletedProcess:
     mn_id = f"{PREFIX[method]}{auc.IMSI}@{REALM}"
     return subprocess.run(
         [str(MN), "bootstrap", "--hac", hac.address, "--ca", str(hac.setup.ca.cert_path),
