@@ -6,7 +6,7 @@ Topology (documentation addresses only; ``i`` numbers the MNs from 1)::
           mnb ---- 198.51.100.4i/30 ----------- ha-bi  (TUN          198.51.100.248/30
           TUN mip6mn0: home address(es)                 mip6ha0: 2001:db8:1::/64, 192.0.2.0/P)
 
-The IPv4 home pool 192.0.2.0/P is sized for the MNs (:func:`aaa_mip6.lab.home_pool4`).
+The IPv4 home pool 192.0.2.0/P is sized for the MNs (:func:`lab.loopback.home_pool4`).
 
 The HA's own addresses 2001:db8::1 and 198.51.100.254 sit on its loopback, reached
 over either access link; the HAC (same namespace, same SQLite store) listens on
@@ -42,9 +42,10 @@ from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 
-from . import pki
-from .addresses import format_host_port
-from .lab import CORRESPONDENT4, CORRESPONDENT6, HOA_PREFIX, MN_DOMAIN, MnResult, \
+from aaa_mip6 import pki
+from aaa_mip6.addresses import format_host_port
+
+from .loopback import CORRESPONDENT4, CORRESPONDENT6, HOA_PREFIX, MN_DOMAIN, MnResult, \
     check_output, directory_note, hac_settings, make_files, print_summary
 
 HA_ADDRESS6 = IPv6Address("2001:db8::1")

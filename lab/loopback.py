@@ -20,7 +20,7 @@ puts at most 64 datagrams (requests, and MNs' replies to each other) in that que
 The summary shows kernel drops at the HA's sockets, so a failure says why.
 
 ``mip6-lab up --netns`` (root) uses real namespaces and kernel tunnels instead:
-see :mod:`aaa_mip6.labnet`.
+see :mod:`lab.netns`.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, ip_address
 from pathlib import Path
 
-from . import pki
-from .program import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, add_version_flag, fail, \
+from aaa_mip6 import pki
+from aaa_mip6.program import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, add_version_flag, fail, \
     raise_open_file_limit
 
 PROGRAM = "mip6-lab"
@@ -476,15 +476,14 @@ async def _each(nodes, step, describe: str, out=None) -> None:
 async def run_loopback(reactor, directory: Path, count: int, out,
                        keep: bool = False) -> list[MnResult]:
     """The whole loopback lab on ``reactor``; the per-MN results."""
+    from twisted.internet import defer
+
+    from aaa_mip6.tls import ClientTLS
     from ha.assemble import assemble_home_agent
     from ha.cli import HaConfig
     from ha.core import HaPolicy
     from hac.config import load_config
     from hac.server import HacServer
-
-    from .tls import ClientTLS
-
-    from twisted.internet import defer
 
     mn_ids = [f"mn{number}@{MN_DOMAIN}" for number in range(1, count + 1)]
     files = make_files(directory, mn_ids, ("127.0.0.1", "::1"))
@@ -644,7 +643,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         if args.netns:
-            from .labnet import LabError, run_netns
+            from .netns import LabError, run_netns
 
             try:
                 results = run_netns(directory, args.mns, sys.stdout, keep=args.keep_dir)

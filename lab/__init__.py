@@ -1,0 +1,1 @@
+"""``mip6-lab``: a HAC, a home agent and mobile nodes on this machine, end to end."""
