@@ -57,9 +57,9 @@ from zope.interface import implementer  # noqa: E402
 
 from aaa_mip6.tls import ClientTLS, session_reused  # noqa: E402
 from bench._common import cpu_seconds, emit, latency_summary, process_tree, rss_bytes  # noqa: E402
+from lab.servers.hac import TEST_CONFIG, HacProcess, make_setup, mn_ids  # noqa: E402
 from mn import client  # noqa: E402
 from mn.bootstrap import BootstrapFailed, PskBootstrap  # noqa: E402
-from tests.integration.hacproc import TEST_CONFIG, HacProcess, make_setup, mn_ids  # noqa: E402
 from tests.support import free_port, stop_process, wait_listening  # noqa: E402
 
 TARGET = 0.5

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from aaa_mip6 import pki
-from tests.integration.hacproc import HacProcess, make_setup, mn_ids
+from lab.servers.hac import HacProcess, make_setup, mn_ids
 from tests.support import free_port, stop_process
 
 pytestmark = pytest.mark.integration

@@ -22,7 +22,7 @@ import pytest
 
 from aaa_mip6 import pki
 from aaa_mip6.store import open_store
-from tests.integration.hacproc import TEST_CONFIG, HacProcess, make_setup, toml_text
+from lab.servers.hac import TEST_CONFIG, HacProcess, make_setup, toml_text
 from tests.integration.test_sa_delivery import (
     HA_HOST,
     HA_REALM,

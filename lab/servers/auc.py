@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from aaa_mip6 import pki
-from tests.integration import hostapd as hostapd_support
+from lab.servers import hostapd as hostapd_support
 from tests.support import stop_process
 
 AUC = Path(sys.executable).with_name("mip6-auc")

@@ -1,0 +1,2 @@
+"""Servers the lab, the integration tests and the benchmarks start on this machine: a
+``mip6-hac`` process, ``mip6-auc``, FreeRADIUS, hostapd and freeDiameterd."""
