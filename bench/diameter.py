@@ -42,8 +42,9 @@ from aaa_mip6.suites import SUITES, new_keys  # noqa: E402
 from bench._common import emit, latency_summary  # noqa: E402
 from ha.diameter_source import DiameterSASource  # noqa: E402
 from hac.sa_delivery import MAX_IN_FLIGHT, DeliverySettings, SaDelivery  # noqa: E402
+from lab.processes import free_port  # noqa: E402
+from lab.reactors import run_on_fresh_reactor, sleep  # noqa: E402
 from lab.servers.freediameter import PeerSpec, run_relay  # noqa: E402
-from tests.support import free_port, run_on_fresh_reactor, sleep  # noqa: E402
 
 HAC_HOST, HAC_REALM = "hac.example.org", "example.org"
 HA_HOST, HA_REALM = "ha1.example.net", "example.net"

@@ -55,13 +55,13 @@ from aaa_mip6.radius.client import RadiusClient  # noqa: E402
 from aaa_mip6.radius.codec import Nas  # noqa: E402
 from aaa_mip6.radius.servers import RadiusServer, RetryPolicy  # noqa: E402
 from aaa_mip6.tls import ClientTLS  # noqa: E402
+from lab.reactors import run_on_fresh_reactor  # noqa: E402
 from lab.servers.freeradius import running_freeradius  # noqa: E402
 from lab.servers.hac import TEST_CONFIG, HacProcess, make_setup  # noqa: E402
 from mn import client  # noqa: E402
 from mn.bootstrap import EapBootstrap, PskBootstrap  # noqa: E402
 from mn.eap import EapCredentials  # noqa: E402
 from mn.eap.peer import EapPeer  # noqa: E402
-from tests.support import run_on_fresh_reactor  # noqa: E402
 
 TARGET = 0.8
 BASELINE = "direct RADIUS"

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Iterator
 
 from aaa_mip6 import pki
-from lab.servers import hostapd as hostapd_support
-from tests.support import stop_process
+
+from ..processes import stop_process
+from . import hostapd as hostapd_support
 
 AUC = Path(sys.executable).with_name("mip6-auc")
 IMSI = "232010000000000"

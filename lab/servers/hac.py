@@ -27,7 +27,8 @@ from pathlib import Path
 
 from aaa_mip6 import pki
 from aaa_mip6.addresses import format_host_port
-from tests.support import free_port, stop_process, wait_listening
+
+from ..processes import free_port, stop_process, wait_listening
 
 HAC_NAME = "hac.example"
 HA_ADDRESS = "2001:db8::1"

@@ -14,7 +14,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.support import stop_process
+from lab.processes import stop_process
 
 GW_HOST, GW_REALM = "gw.example.net", "example.net"
 

@@ -12,6 +12,7 @@ import ipaddress
 import pytest
 
 from aaa_mip6.tls import ClientTLS
+from lab.reactors import run_on_fresh_reactor
 from lab.servers.hac import HOA_PREFIX, HacProcess
 from mn import client
 from mn.bootstrap import BootstrapFailed, EapBootstrap
@@ -24,7 +25,6 @@ from tests.integration.interop_report import (
     WRONG_PASSWORD_CASES,
     Case,
 )
-from tests.support import run_on_fresh_reactor
 
 
 def bootstrap(hac: HacProcess, method: str, creds: EapCredentials) -> tuple:

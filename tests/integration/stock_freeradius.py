@@ -28,8 +28,9 @@ from pathlib import Path
 import pytest
 
 from aaa_mip6.radius.servers import RadiusServer
+from lab.processes import free_port, stop_process
 from lab.servers import freeradius as fixture
-from tests.support import eap_server_pki, free_port, stop_process
+from lab.servers.config import eap_server_pki
 
 STOCK_CONFIG = Path("/etc/freeradius/3.0")
 SNIPPET = Path(__file__).resolve().parents[2] / "etc" / "freeradius"

@@ -31,6 +31,7 @@ from aaa_mip6.sa import SPI_MAX, SPI_MIN
 from aaa_mip6.store import open_store
 from aaa_mip6.suites import SUITES
 from aaa_mip6.tls import ClientTLS, ServerTLS, peer_certificate_der
+from lab.reactors import run_on_fresh_reactor
 from lab.servers.hac import (
     HA_ADDRESS,
     HOA_PREFIX,
@@ -41,7 +42,6 @@ from lab.servers.hac import (
 )
 from mn import client
 from mn.bootstrap import DEFAULT_SUITES, BootstrapFailed, PskBootstrap
-from tests.support import run_on_fresh_reactor
 
 pytestmark = pytest.mark.integration
 

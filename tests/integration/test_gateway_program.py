@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from aaa_mip6 import pki
-from tests.support import POLL_INTERVAL, stop_process
+from lab.processes import POLL_INTERVAL, stop_process
 
 pytestmark = pytest.mark.integration
 

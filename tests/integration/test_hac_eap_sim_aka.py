@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from aaa_mip6 import pki
+from lab.processes import free_port
 from lab.servers import auc
 from lab.servers.hac import TEST_CONFIG, HacProcess, make_setup
 from tests.integration.gateway import GW_HOST, GW_REALM, gateway_process
@@ -27,7 +28,6 @@ from tests.integration.test_hac_eap_diameter import (
     EapOnlyHac,
     diameter_settings,
 )
-from tests.support import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -21,8 +21,9 @@ from lab import loopback, netns
 from lab.loopback import Echo, OutputClosed, SimulatedHomeNetwork, check_output, home_pool4, \
     internet_checksum, udp_drops
 from lab.netns import toml_text
+from lab.processes import free_port, stop_process
+from lab.reactors import run_on_fresh_reactor
 from lab.servers.hac import TEST_CONFIG, HacProcess, make_setup
-from tests.support import free_port, run_on_fresh_reactor, stop_process
 
 BIN_DIR = Path(sys.executable).parent
 LAB_SCRIPT = BIN_DIR / "mip6-lab"
