@@ -40,9 +40,10 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, ip_address
 from pathlib import Path
 
-from aaa_mip6 import pki
 from aaa_mip6.program import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, add_version_flag, fail, \
     raise_open_file_limit
+
+from .servers.hac import HacSetup, make_setup
 
 PROGRAM = "mip6-lab"
 MN_DOMAIN = "lab.example"
@@ -198,43 +199,24 @@ def home_pool4(count: int) -> IPv4Network:
     raise ValueError(f"{count} MNs do not fit in {HOA_SPACE4}")
 
 
-@dataclass
-class LabFiles:
-    """What the lab generates: a CA, the HAC's certificate, PSKs, the store."""
-
-    directory: Path
-    ca: pki.Identity
-    hac: pki.Identity
-    psk_file: Path
-    psks: dict[str, bytes] = field(repr=False)
-    store_url: str
-    pool4: IPv4Network
+def make_files(directory: Path, mn_ids: list[str], hac_addresses: tuple[str, ...]) -> HacSetup:
+    """The lab's CA, a HAC certificate naming ``hac_addresses``, one PSK per MN, the store."""
+    return make_setup(directory, identities=mn_ids, hac_name=HAC_NAME, addresses=hac_addresses,
+                      ca_name="mip6-lab CA")
 
 
-def make_files(directory: Path, mn_ids: list[str], hac_addresses: tuple[str, ...]) -> LabFiles:
-    """Generate the CA, a HAC certificate naming ``hac_addresses``, one PSK per MN; the
-    IPv4 home pool is sized for these MNs."""
-    ca = pki.make_ca(directory, common_name="mip6-lab CA")
-    hac = pki.make_cert(directory, ca, "hac", dns_names=(HAC_NAME,), ip_addresses=hac_addresses)
-    psks = {mn_id: os.urandom(16) for mn_id in mn_ids}
-    psk_file = directory / "psk.txt"
-    pki.write_private(psk_file, "".join(f"{nai} {key.hex()}\n" for nai, key in psks.items())
-                      .encode())
-    return LabFiles(directory, ca, hac, psk_file, psks, f"sqlite:///{directory / 'sa.db'}",
-                    home_pool4(len(mn_ids)))
-
-
-def hac_settings(files: LabFiles, listen: str, home_agent: dict) -> dict:
-    """The HAC's settings (dotted keys of hac.config) for the lab."""
+def hac_settings(files: HacSetup, listen: str, home_agent: dict) -> dict:
+    """The HAC's settings (dotted keys of hac.config) for the lab; the IPv4 home pool is
+    sized for the MNs that have a PSK."""
     return {
         "listen": listen,
-        "tls.cert": str(files.hac.cert_path),
-        "tls.key": str(files.hac.key_path),
+        "tls.cert": str(files.server.cert_path),
+        "tls.key": str(files.server.key_path),
         "credentials.psk_file": str(files.psk_file),
         "store.url": files.store_url,
         "home_agents.addresses": [home_agent],
         "bootstrap.hoa_prefix": HOA_PREFIX,
-        "bootstrap.hoa_pool4": str(files.pool4),
+        "bootstrap.hoa_pool4": str(home_pool4(len(files.psks))),
         "limits.rate": 1_000_000.0,
         "limits.burst": 1_000_000,
         "log.level": "warning",
@@ -512,7 +494,7 @@ async def run_loopback(reactor, directory: Path, count: int, out,
 
     try:
         print(f"mip6-lab: HAC on 127.0.0.1:{hac_port} (TLS, PSK), HA on [::1]:{ha_port} and "
-              f"127.0.0.1:{ha_port}, {count} MNs, IPv4 home pool {files.pool4}; CA, PSKs "
+              f"127.0.0.1:{ha_port}, {count} MNs, IPv4 home pool {home_pool4(count)}; CA, PSKs "
               f"and SQLite store in {directory_note(directory, keep)}", file=out, flush=True)
         await _each(nodes, lambda node: node.join("::1"), "bootstrap/register over IPv6", out)
         await _each(nodes, lambda node: node.exchange(peers_of(node)), "echo before handover",

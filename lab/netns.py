@@ -46,7 +46,8 @@ from aaa_mip6 import pki
 from aaa_mip6.addresses import format_host_port
 
 from .loopback import CORRESPONDENT4, CORRESPONDENT6, HOA_PREFIX, MN_DOMAIN, MnResult, \
-    check_output, directory_note, hac_settings, make_files, print_summary
+    check_output, directory_note, hac_settings, home_pool4, make_files, print_summary
+from .servers.hac import toml_text
 
 HA_ADDRESS6 = IPv6Address("2001:db8::1")
 HA_ADDRESS4 = IPv4Address("198.51.100.254")
@@ -79,26 +80,6 @@ def _run(*command: str) -> str:
     if done.returncode:
         raise LabError(f"{' '.join(command)}: {done.stderr.strip() or done.returncode}")
     return done.stdout
-
-
-def toml_value(value) -> str:
-    """A TOML value for strings, numbers, lists and inline tables."""
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{key} = {toml_value(item)}" for key, item in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(item) for item in value) + "]"
-    return json.dumps(value)
-
-
-def toml_text(settings: dict) -> str:
-    """TOML for dotted keys (``table.key``) and top-level keys."""
-    tables: dict[str, list[str]] = {}
-    for dotted, value in settings.items():
-        table, _, key = dotted.rpartition(".")
-        tables.setdefault(table, []).append(f"{key} = {toml_value(value)}")
-    top = tables.pop("", [])
-    return "".join(line + "\n" for line in top) + "".join(
-        f"[{table}]\n" + "".join(line + "\n" for line in lines) for table, lines in tables.items())
 
 
 def in_namespace(namespace: str, function: Callable):
@@ -339,7 +320,8 @@ class NetnsLab:
             _script("mip6-ha"), "--listen", format_host_port(HA_ADDRESS6, HA_PORT),
             "--listen", format_host_port(HA_ADDRESS4, HA_PORT), "--home-agent", str(HA_ADDRESS6),
             "--store", files.store_url, "--tun", "mip6ha0", "--tun-route", HOA_PREFIX,
-            "--tun-route", str(files.pool4), "--status-file", str(self.directory / "ha-status.json")])
+            "--tun-route", str(home_pool4(len(self.mns))),
+            "--status-file", str(self.directory / "ha-status.json")])
         self.spawn(self.ha_namespace, "hac", [_script("mip6-hac"), "--config", str(config)])
         self._wait_listening(self.ha_namespace, HA_ADDRESS6, HAC_PORT, "mip6-hac")
         self._tcp_server = in_namespace(self.cn_namespace, self._listen_tcp)
@@ -450,7 +432,7 @@ def run_netns(directory: Path, count: int, out, keep: bool = False) -> list[MnRe
     lab = NetnsLab(directory, count)
     files = make_files(directory, [mn.result.mn_id for mn in lab.mns], (str(HA_ADDRESS6),))
     try:
-        lab.wire(files.pool4)
+        lab.wire(home_pool4(count))
         lab.start_servers(files)
         print(f"mip6-lab: namespaces {lab.tag}-{{ha,cn,mn1..{count}}}; HAC [{HA_ADDRESS6}]:"
               f"{HAC_PORT}, HA [{HA_ADDRESS6}]:{HA_PORT} and {HA_ADDRESS4}:{HA_PORT} with TUN "

@@ -20,9 +20,9 @@ from aaa_mip6 import pki
 from lab import loopback, netns
 from lab.loopback import Echo, OutputClosed, SimulatedHomeNetwork, check_output, home_pool4, \
     internet_checksum, udp_drops
-from lab.netns import toml_text
 from lab.processes import free_port, stop_process
 from lab.reactors import run_on_fresh_reactor
+from lab.servers.hac import toml_text
 from lab.servers.hac import TEST_CONFIG, HacProcess, make_setup
 
 BIN_DIR = Path(sys.executable).parent
@@ -125,12 +125,17 @@ def test_version_flag(capsys):
     assert re.fullmatch(r"mip6-lab \S+ \(aaa-mip6, RFC 6618\)\n", capsys.readouterr().out)
 
 
-def test_toml_text_reads_back():
-    settings = {"listen": "[2001:db8::1]:4433", "limits.rate": 5.0,
-                "home_agents.addresses": [{"ip6": "2001:db8::1", "port": 7872}]}
+@pytest.mark.parametrize("settings", [
+    {"listen": "[2001:db8::1]:4433", "limits.rate": 5.0, "limits.burst": 10,
+     "home_agents.addresses": [{"ip6": "2001:db8::1", "port": 7872}], "log": {"json": True}},
+    {"listen": "[2001:db8::1]:4433", "limits": {"rate": 5.0, "burst": 10},
+     "home_agents": {"addresses": [{"ip6": "2001:db8::1", "port": 7872}]}, "log.json": True},
+], ids=["dotted keys", "tables"])
+def test_toml_text_reads_back(settings):
     assert tomllib.loads(toml_text(settings)) == {
-        "listen": "[2001:db8::1]:4433", "limits": {"rate": 5.0},
-        "home_agents": {"addresses": [{"ip6": "2001:db8::1", "port": 7872}]}}
+        "listen": "[2001:db8::1]:4433", "limits": {"rate": 5.0, "burst": 10},
+        "home_agents": {"addresses": [{"ip6": "2001:db8::1", "port": 7872}]},
+        "log": {"json": True}}
 
 
 # --------------------------------------------------------------------------- the lab
