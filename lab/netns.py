@@ -45,7 +45,7 @@ from pathlib import Path
 from aaa_mip6 import pki
 from aaa_mip6.addresses import format_host_port
 
-from .loopback import CORRESPONDENT4, CORRESPONDENT6, HOA_PREFIX, MN_DOMAIN, MnResult, \
+from .common import CORRESPONDENT4, CORRESPONDENT6, HOA_PREFIX, MN_DOMAIN, MnResult, \
     check_output, directory_note, hac_settings, home_pool4, make_files, print_summary
 from .servers.hac import toml_text
 

@@ -1,6 +1,7 @@
-"""Twisted scenarios on a reactor of their own, for the tests and the benchmarks.
+"""Twisted scenarios as the lab, the tests and the benchmarks run them.
 
-Each scenario runs on a new reactor (:func:`run_on_fresh_reactor`), so scenarios neither
+``mip6-lab`` runs its scenario on the global reactor (:func:`run_on_reactor`); tests and
+benchmarks run each on a new reactor (:func:`run_on_fresh_reactor`), so scenarios neither
 share nor leak reactor state (pass ``clock=reactor`` to Twisted's TLS wrappers).
 """
 
@@ -39,3 +40,27 @@ async def sleep(reactor, seconds: float) -> None:
     waiting = defer.Deferred()
     reactor.callLater(seconds, waiting.callback, None)
     await waiting
+
+
+def run_on_reactor(scenario):
+    """Run ``scenario(reactor)`` on the global reactor; its result, or raise its error.
+
+    Ctrl-C stops the reactor; the scenario's ``finally`` blocks then still run their
+    clean-up before the reactor shuts down.
+    """
+    from twisted.internet import defer, reactor
+
+    outcome = []
+
+    def start():
+        running = defer.ensureDeferred(scenario(reactor))
+        running.addBoth(outcome.append)
+        running.addBoth(lambda _: reactor.running and reactor.stop())
+
+    reactor.callWhenRunning(start)
+    reactor.run()
+    if not outcome:
+        raise KeyboardInterrupt
+    if hasattr(outcome[0], "raiseException"):
+        outcome[0].raiseException()
+    return outcome[0]

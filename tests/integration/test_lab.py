@@ -17,9 +17,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aaa_mip6 import pki
-from lab import loopback, netns
-from lab.loopback import Echo, OutputClosed, SimulatedHomeNetwork, check_output, home_pool4, \
-    internet_checksum, udp_drops
+from lab import cli, common, loopback, netns
+from lab.common import OutputClosed, check_output, home_pool4
+from lab.loopback import Echo, SimulatedHomeNetwork, internet_checksum, udp_drops
 from lab.processes import free_port, stop_process
 from lab.reactors import run_on_fresh_reactor
 from lab.servers.hac import toml_text
@@ -78,11 +78,11 @@ def test_simulated_home_network_answers_its_hosts_and_routes_the_rest_back():
 
 @pytest.mark.parametrize("count, pool", [
     (1, "192.0.2.0/30"), (6, "192.0.2.0/29"), (7, "192.0.2.0/28"), (126, "192.0.2.0/25"),
-    (127, "192.0.2.0/24"), (loopback.MAX_MNS, "192.0.2.0/24")])
+    (127, "192.0.2.0/24"), (cli.MAX_MNS, "192.0.2.0/24")])
 def test_the_ipv4_home_pool_has_an_address_for_every_mn(count, pool):
     # A /25 (126 addresses) used to be fixed: the 127th MN got a 500 from the HAC.
     assert home_pool4(count) == ip_network(pool)
-    assert loopback.CORRESPONDENT4 not in home_pool4(count)
+    assert common.CORRESPONDENT4 not in home_pool4(count)
 
 
 def test_netns_addresses_stay_apart_up_to_the_limit():
@@ -93,7 +93,7 @@ def test_netns_addresses_stay_apart_up_to_the_limit():
     networks = links + others
     assert not [(a, b) for i, a in enumerate(networks) for b in networks[i + 1:]
                 if a.overlaps(b)]
-    assert loopback.CORRESPONDENT4 in ip_network(netns.CN_NETWORK4)
+    assert common.CORRESPONDENT4 in ip_network(netns.CN_NETWORK4)
 
 
 def test_udp_drops_counts_what_a_full_receive_queue_lost():
@@ -120,7 +120,7 @@ def test_check_output_raises_once_nobody_reads_the_pipe():
 
 def test_version_flag(capsys):
     with pytest.raises(SystemExit) as exit:
-        loopback.main(["--version"])
+        cli.main(["--version"])
     assert exit.value.code == 0
     assert re.fullmatch(r"mip6-lab \S+ \(aaa-mip6, RFC 6618\)\n", capsys.readouterr().out)
 
@@ -157,7 +157,7 @@ def test_loopback_lab_with_three_mns_exits_zero():
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("count", [22, loopback.MAX_MNS])
+@pytest.mark.parametrize("count", [22, cli.MAX_MNS])
 def test_loopback_lab_runs_the_whole_documented_range(count):
     # 22 MNs overflowed the HA's UDP receive queue (every MN's echoes at once), 127 the
     # IPv4 home pool; the top of the range takes seconds.
@@ -172,7 +172,7 @@ def test_loopback_lab_runs_the_whole_documented_range(count):
 def test_a_failing_echo_names_its_step_and_destination(tmp_path, monkeypatch):
     class SilentCorrespondent6(SimulatedHomeNetwork):
         def __init__(self, hosts):
-            super().__init__(set(hosts) - {loopback.CORRESPONDENT6})
+            super().__init__(set(hosts) - {common.CORRESPONDENT6})
 
     monkeypatch.setattr(loopback, "SimulatedHomeNetwork", SilentCorrespondent6)
     monkeypatch.setattr(loopback, "REPLY_TIMEOUT", 0.5)
@@ -181,7 +181,7 @@ def test_a_failing_echo_names_its_step_and_destination(tmp_path, monkeypatch):
     for result in results:
         assert not result.ok
         assert result.error == (f"echo before handover: no reply to 3/3 echo requests to "
-                                f"{loopback.CORRESPONDENT6}")
+                                f"{common.CORRESPONDENT6}")
 
 
 @pytest.mark.integration
@@ -249,7 +249,7 @@ def test_mip6_mn_register_prints_the_binding(servers):
     assert event["event"] == "registered"
     assert event["mn-id"] == MN_ID
     assert event["care-of-address"] == "::1"
-    assert IPv6Address(event["home-address"]) in ip_network(loopback.HOA_PREFIX)
+    assert IPv6Address(event["home-address"]) in ip_network(common.HOA_PREFIX)
     assert IPv4Address(event["home-address4"]) in home_pool4(1)
     assert event["status"] == 0 and event["lifetime"] == 600
 
