@@ -44,6 +44,7 @@ from ha.diameter_source import DiameterSASource  # noqa: E402
 from hac.sa_delivery import MAX_IN_FLIGHT, DeliverySettings, SaDelivery  # noqa: E402
 from lab.processes import free_port  # noqa: E402
 from lab.reactors import run_on_fresh_reactor, sleep  # noqa: E402
+from lab.servers import ServerMissing  # noqa: E402
 from lab.servers.freediameter import PeerSpec, run_relay  # noqa: E402
 
 HAC_HOST, HAC_REALM = "hac.example.org", "example.org"
@@ -208,4 +209,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except ServerMissing as missing:  # one line, not a traceback
+        sys.exit(f"bench/diameter.py: {missing}")

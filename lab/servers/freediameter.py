@@ -1,4 +1,5 @@
-"""A real freeDiameterd (Debian's freediameter 1.2.1) as a Diameter relay, for integration tests.
+"""A real freeDiameterd (Debian's freediameter 1.2.1) as a Diameter relay, for the integration
+tests and bench/diameter.py.
 
 :func:`run_relay` writes a freeDiameter configuration and TLS credentials (from
 :mod:`aaa_mip6.pki`) into a directory and starts ``freeDiameterd -c FILE`` on

@@ -1,4 +1,5 @@
-"""A real FreeRADIUS 3.2 for the integration tests, configured from scratch in a temp dir.
+"""A real FreeRADIUS 3.2 for the integration tests and bench/eap_relay.py, configured from
+scratch in a temp dir.
 
 The generated config enables every EAP method the MN speaks (md5, gtc, mschapv2,
 pwd, tls, ttls, peap) with certificates from :mod:`aaa_mip6.pki`, returns the
