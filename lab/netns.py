@@ -47,6 +47,7 @@ from aaa_mip6.addresses import format_host_port
 
 from .common import CORRESPONDENT4, CORRESPONDENT6, HOA_PREFIX, MN_DOMAIN, MnResult, \
     check_output, directory_note, hac_settings, home_pool4, make_files, print_summary
+from .processes import stop_process
 from .servers.hac import toml_text
 
 HA_ADDRESS6 = IPv6Address("2001:db8::1")
@@ -252,7 +253,7 @@ class _Mn:
         if self.tcp is not None:
             self.tcp.close()
         if self.process is not None:
-            self.lab.stop_process(self.process)
+            stop_process(self.process)
             for event in _drain(self.events):
                 if event.get("event") == "deregistered":
                     self.result.deregistered = True
@@ -367,16 +368,6 @@ class NetnsLab:
                 return
             threading.Thread(target=_echo, args=(connection,), daemon=True).start()
 
-    @staticmethod
-    def stop_process(process: subprocess.Popen) -> None:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
     def close(self) -> None:
         """Stop every process (MNs first, so they can de-register), delete the namespaces."""
         for mn in self.mns:
@@ -384,7 +375,7 @@ class NetnsLab:
         if self._tcp_server is not None:
             self._tcp_server.close()
         for process in reversed(self.processes):
-            self.stop_process(process)
+            stop_process(process)
         for namespace in reversed(self.namespaces):
             subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
 
