@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             secret_file = directory / "radius.secret"
             pki.write_private(secret_file, server.hostapd.secret + b"\n")
             config = {**TEST_CONFIG, "limits": {**TEST_CONFIG["limits"],
-                                                "max_connections": 100_000}}
+                                                "max_connections": 10_000}}
             with HacProcess(make_setup(directory / "hac"), config=config, extra_args=[
                     "--radius-server", f"{server.hostapd.host}:{server.hostapd.port}",
                     "--radius-secret-file", str(secret_file)]) as hac:

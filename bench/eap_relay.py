@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             secret_file = directory / "radius.secret"
             pki.write_private(secret_file, radius.secret + b"\n")
             config = {**TEST_CONFIG, "limits": {**TEST_CONFIG["limits"],
-                                                "max_connections": 100_000},
+                                                "max_connections": 10_000},
                       "eap": {"identity_from_mn_id": args.identity_from_mn_id}}
             with HacProcess(setup, config=config, extra_args=[
                     "--radius-server", f"{radius.host}:{radius.port}",
