@@ -5,7 +5,7 @@ against a bare Diameter echo over the same connections (docs/performance.md, sec
 One process, one reactor: the HAC's :class:`hac.sa_delivery.SaDelivery` (SQLite store)
 and the HA's :class:`ha.diameter_source.DiameterSASource`, over TLS, first directly
 (the HAC connects to the HA), then through a real freeDiameterd relay
-(tests/integration/freediameter.py). The baseline on each path is a request of the same
+(lab/servers/freediameter.py). The baseline on each path is a request of the same
 application answered at once by a handler that reads nothing (the "echo"): what Diameter,
 TLS and the reactor cost without the SA application. Pushes and echoes run with
 :data:`hac.sa_delivery.MAX_IN_FLIGHT` outstanding; queries and their echoes one at a time.
@@ -42,8 +42,10 @@ from aaa_mip6.suites import SUITES, new_keys  # noqa: E402
 from bench._common import emit, latency_summary  # noqa: E402
 from ha.diameter_source import DiameterSASource  # noqa: E402
 from hac.sa_delivery import MAX_IN_FLIGHT, DeliverySettings, SaDelivery  # noqa: E402
-from tests.integration.freediameter import PeerSpec, run_relay  # noqa: E402
-from tests.support import free_port, run_on_fresh_reactor, sleep  # noqa: E402
+from lab.processes import free_port  # noqa: E402
+from lab.reactors import run_on_fresh_reactor, sleep  # noqa: E402
+from lab.servers import ServerMissing  # noqa: E402
+from lab.servers.freediameter import PeerSpec, run_relay  # noqa: E402
 
 HAC_HOST, HAC_REALM = "hac.example.org", "example.org"
 HA_HOST, HA_REALM = "ha1.example.net", "example.net"
@@ -207,4 +209,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except ServerMissing as missing:  # one line, not a traceback
+        sys.exit(f"bench/diameter.py: {missing}")

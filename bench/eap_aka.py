@@ -39,13 +39,13 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # 
 from aaa_mip6 import pki  # noqa: E402
 from aaa_mip6.milenage import Milenage  # noqa: E402
 from aaa_mip6.tls import ClientTLS  # noqa: E402
+from lab.reactors import run_on_fresh_reactor  # noqa: E402
+from lab.servers import auc  # noqa: E402
+from lab.servers.hac import TEST_CONFIG, HacProcess, make_setup  # noqa: E402
 from mn import client  # noqa: E402
 from mn.bootstrap import EapBootstrap  # noqa: E402
 from mn.eap import EapCredentials  # noqa: E402
 from mn.eap.peer import EapPeer  # noqa: E402
-from tests.integration import auc  # noqa: E402
-from tests.integration.hacproc import TEST_CONFIG, HacProcess, make_setup  # noqa: E402
-from tests.support import run_on_fresh_reactor  # noqa: E402
 
 BLOCKS_PER_VECTOR = 6  # TEMP, OUT1..OUT5
 REALM = "wlan.example.org"

@@ -2,7 +2,7 @@
 same load driver speaking RADIUS straight to the same FreeRADIUS (docs/performance.md,
 section "EAP relay").
 
-One run starts FreeRADIUS 3.2 (thread pool, not debug mode; tests/integration/freeradius.py)
+One run starts FreeRADIUS 3.2 (thread pool, not debug mode; lab/servers/freeradius.py)
 and a ``mip6-hac`` process relaying to it. For each method (EAP-MD5, EAP-TLS) the one load
 driver runs ``--concurrency`` authentications at a time, bounded by ``--count`` and
 ``--seconds``, first on the baseline path -- the MN's EAP peer relayed by the HAC's own
@@ -55,13 +55,13 @@ from aaa_mip6.radius.client import RadiusClient  # noqa: E402
 from aaa_mip6.radius.codec import Nas  # noqa: E402
 from aaa_mip6.radius.servers import RadiusServer, RetryPolicy  # noqa: E402
 from aaa_mip6.tls import ClientTLS  # noqa: E402
+from lab.reactors import run_on_fresh_reactor  # noqa: E402
+from lab.servers.freeradius import running_freeradius  # noqa: E402
+from lab.servers.hac import TEST_CONFIG, HacProcess, make_setup  # noqa: E402
 from mn import client  # noqa: E402
 from mn.bootstrap import EapBootstrap, PskBootstrap  # noqa: E402
 from mn.eap import EapCredentials  # noqa: E402
 from mn.eap.peer import EapPeer  # noqa: E402
-from tests.integration.freeradius import running_freeradius  # noqa: E402
-from tests.integration.hacproc import TEST_CONFIG, HacProcess, make_setup  # noqa: E402
-from tests.support import run_on_fresh_reactor  # noqa: E402
 
 TARGET = 0.8
 BASELINE = "direct RADIUS"

@@ -2,8 +2,8 @@
 concurrent MNs against bare OpenSSL full handshakes in the same run, and memory per idle
 TLS connection (docs/performance.md, section "HAC PSK bootstrap").
 
-One run makes an EC P-256 CA and HAC certificate (aaa_mip6.pki, via tests/integration/
-hacproc.py) and measures, in alternating rounds (best round of each figure kept):
+One run makes an EC P-256 CA and HAC certificate (aaa_mip6.pki, via
+lab/servers/hac.py) and measures, in alternating rounds (best round of each figure kept):
 
 - baseline: ``openssl s_time -new`` (full handshakes, one connection at a time per
   client) against ``openssl s_server`` with the same certificate and key on 127.0.0.1,
@@ -57,10 +57,10 @@ from zope.interface import implementer  # noqa: E402
 
 from aaa_mip6.tls import ClientTLS, session_reused  # noqa: E402
 from bench._common import cpu_seconds, emit, latency_summary, process_tree, rss_bytes  # noqa: E402
+from lab.processes import free_port, stop_process, wait_listening  # noqa: E402
+from lab.servers.hac import TEST_CONFIG, HacProcess, make_setup, mn_ids  # noqa: E402
 from mn import client  # noqa: E402
 from mn.bootstrap import BootstrapFailed, PskBootstrap  # noqa: E402
-from tests.integration.hacproc import TEST_CONFIG, HacProcess, make_setup, mn_ids  # noqa: E402
-from tests.support import free_port, stop_process, wait_listening  # noqa: E402
 
 TARGET = 0.5
 BASELINE = "openssl s_time vs openssl s_server"

@@ -5,6 +5,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+from lab.servers import ServerMissing
 from tests.support import SERVER_BUILD_GAP
 
 IN_CI = bool(os.environ.get("CI"))
@@ -14,6 +15,18 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile("ci" if IN_CI else "dev")
+
+
+def _skip_when_a_server_is_missing():
+    """A test (or its fixture) that needs a server this machine lacks skips, naming it."""
+    try:
+        return (yield)
+    except ServerMissing as missing:
+        pytest.skip(str(missing))
+
+
+pytest_runtest_setup = pytest.hookimpl(wrapper=True)(_skip_when_a_server_is_missing)
+pytest_runtest_call = pytest.hookimpl(wrapper=True)(_skip_when_a_server_is_missing)
 
 
 @pytest.hookimpl(hookwrapper=True)

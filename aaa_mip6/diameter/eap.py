@@ -9,7 +9,7 @@ EAP-Master-Session-Key as the MSK and the bootstrap AVPs below), 4001
 DIAMETER_AUTHENTICATION_REJECTED (:class:`~aaa_mip6.aaa.Reject`).
 
 The building and reading of messages is pure code shared with ``mip6-aaa-gw``
-(:mod:`aaa_mip6.gateway`); :class:`DiameterEapBackend` only hands them to a
+(:mod:`gateway.relay`); :class:`DiameterEapBackend` only hands them to a
 :class:`~aaa_mip6.diameter.twisted_peer.DiameterNode`.
 
 Bootstrap attributes (:class:`~aaa_mip6.aaa.BootstrapAttributes`) in a successful DEA:

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration import auc
-from tests.integration import freeradius as freeradius_support
-from tests.integration import hostapd as hostapd_support
+from lab.servers import auc
+from lab.servers import freeradius as freeradius_support
+from lab.servers import hostapd as hostapd_support
 from tests.integration.postgres import postgres_server, postgres_url  # noqa: F401
 
 

@@ -1,7 +1,7 @@
 """``mip6-aaa-gw`` as a process for the integration tests: Diameter EAP in, RADIUS out.
 
 :func:`gateway_process` runs it with its command line (``python -m
-aaa_mip6.gateway_cli``) in front of a RADIUS server such as the ``freeradius``
+gateway.cli``) in front of a RADIUS server such as the ``freeradius``
 fixture, as realm ``GW_REALM``; the caller adds the Diameter side (``--origin-host``,
 ``--listen``, TLS files). The log stays in the directory for post-mortems.
 """
@@ -14,19 +14,19 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.support import stop_process
+from lab.processes import stop_process
 
 GW_HOST, GW_REALM = "gw.example.net", "example.net"
 
 
 @contextmanager
 def gateway_process(directory: Path, server, *options: str):
-    """``mip6-aaa-gw`` (``python -m aaa_mip6.gateway_cli``) relaying to FreeRADIUS ``server``."""
+    """``mip6-aaa-gw`` (``python -m gateway.cli``) relaying to FreeRADIUS ``server``."""
     secret_file = directory / f"radius-secret-{len(list(directory.iterdir()))}"
     secret_file.write_bytes(server.secret)
     os.chmod(secret_file, 0o600)
     log_path = secret_file.with_suffix(".log")  # kept in the temp dir for post-mortems
-    command = [sys.executable, "-m", "aaa_mip6.gateway_cli", "--origin-realm", GW_REALM,
+    command = [sys.executable, "-m", "gateway.cli", "--origin-realm", GW_REALM,
                "--radius-server", f"{server.host}:{server.port}",
                "--radius-secret-file", str(secret_file), "--watchdog", "6",
                "--log-level", "debug", *options]

@@ -12,19 +12,19 @@ import ipaddress
 import pytest
 
 from aaa_mip6.tls import ClientTLS
+from lab.reactors import run_on_fresh_reactor
+from lab.servers.hac import HOA_PREFIX, HacProcess
 from mn import client
 from mn.bootstrap import BootstrapFailed, EapBootstrap
 from mn.eap import EapCredentials
 from mn.eap.peer import EapPeer
 from tests.integration import interop_report
-from tests.integration.hacproc import HOA_PREFIX, HacProcess
 from tests.integration.interop_report import (
     ACCEPT_CASES,
     UNKNOWN_CA_CASES,
     WRONG_PASSWORD_CASES,
     Case,
 )
-from tests.support import run_on_fresh_reactor
 
 
 def bootstrap(hac: HacProcess, method: str, creds: EapCredentials) -> tuple:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support import POLL_INTERVAL, stop_process
+from lab.processes import POLL_INTERVAL, stop_process
 
 START_TIMEOUT = 20.0  # seconds for mip6-ha to log that it listens
 STATUS_INTERVAL = 0.5  # seconds between status-file writes

@@ -32,9 +32,9 @@ import pytest
 from OpenSSL import SSL
 
 from aaa_mip6 import pki
+from lab.servers.auc import IMSI as AUC_IMSI
+from lab.servers.freeradius import SIM_IMSI
 from mn.eap import EapCredentials
-from tests.integration.auc import IMSI as AUC_IMSI
-from tests.integration.freeradius import SIM_IMSI
 from tests.support import SERVER_BUILD_GAP
 
 REPORT_ENV = "AAA_MIP6_INTEROP_REPORT"  # overrides where the report is written

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port
+from lab.processes import free_port
 
 SUPERUSER = "postgres"
 START_ATTEMPTS = 3  # the free port found may be taken by someone else before we bind it

@@ -4,7 +4,7 @@
 the shipped snippet the way etc/freeradius/README.md says (module, both sites, the
 client, the dictionary; users of the test's choosing; certificates for the EAP module),
 and runs it on 127.0.0.1 only (``-i``/``-p``, proxying off, as docs/usage.md's
-walk-through does). Unlike :mod:`tests.integration.freeradius` nothing of FreeRADIUS's
+walk-through does). Unlike :mod:`lab.servers.freeradius` nothing of FreeRADIUS's
 own configuration is written by the test. It needs root and user freerad, and a
 directory that user can enter (:func:`freerad_directory`).
 """
@@ -28,8 +28,9 @@ from pathlib import Path
 import pytest
 
 from aaa_mip6.radius.servers import RadiusServer
-from tests.integration import freeradius as fixture
-from tests.support import eap_server_pki, free_port, stop_process
+from lab.processes import free_port, stop_process
+from lab.servers import freeradius as fixture
+from lab.servers.config import eap_server_pki
 
 STOCK_CONFIG = Path("/etc/freeradius/3.0")
 SNIPPET = Path(__file__).resolve().parents[2] / "etc" / "freeradius"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from aaa_mip6.milenage import Milenage
-from tests.integration import auc
+from lab.servers import auc
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,7 @@
 """PSK bootstrap end to end: the MN (library and ``mip6-mn``) against a real ``mip6-hac``.
 
 Everything runs over real TLS on 127.0.0.1; the HAC is a subprocess started by
-``tests.integration.hacproc`` with its own CA, PSK file and SQLite store.
+``lab.servers.hac`` with its own CA, PSK file and SQLite store.
 """
 
 from __future__ import annotations
@@ -31,9 +31,8 @@ from aaa_mip6.sa import SPI_MAX, SPI_MIN
 from aaa_mip6.store import open_store
 from aaa_mip6.suites import SUITES
 from aaa_mip6.tls import ClientTLS, ServerTLS, peer_certificate_der
-from mn import client
-from mn.bootstrap import DEFAULT_SUITES, BootstrapFailed, PskBootstrap
-from tests.integration.hacproc import (
+from lab.reactors import run_on_fresh_reactor
+from lab.servers.hac import (
     HA_ADDRESS,
     HOA_PREFIX,
     TEST_CONFIG,
@@ -41,7 +40,8 @@ from tests.integration.hacproc import (
     make_setup,
     mn_ids,
 )
-from tests.support import run_on_fresh_reactor
+from mn import client
+from mn.bootstrap import DEFAULT_SUITES, BootstrapFailed, PskBootstrap
 
 pytestmark = pytest.mark.integration
 

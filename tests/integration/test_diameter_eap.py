@@ -29,11 +29,12 @@ from aaa_mip6.aaa import AaaSession, AaaTimeout, Accept, Challenge, Reject
 from aaa_mip6.diameter.eap import DiameterEapBackend
 from aaa_mip6.diameter.peer import LocalNode, WatchdogTimers
 from aaa_mip6.diameter.twisted_peer import DiameterNode
+from lab.processes import free_port
+from lab.servers.freediameter import PeerSpec, run_relay
 from mn.eap import EapCredentials
 from mn.eap.peer import EapPeer
-from tests.integration.freediameter import PeerSpec, run_relay
 from tests.integration.gateway import GW_HOST, GW_REALM, gateway_process
-from tests.support import ReactorThread, free_port
+from tests.support import ReactorThread
 
 pytestmark = pytest.mark.integration
 

@@ -20,8 +20,9 @@ from aaa_mip6.diameter import codec
 from aaa_mip6.diameter.peer import LocalNode, WatchdogTimers
 from aaa_mip6.diameter.router import RequestTimedOut
 from aaa_mip6.diameter.twisted_peer import DiameterNode
-from tests.integration.freediameter import PeerSpec, run_relay
-from tests.support import free_port, run_on_fresh_reactor, sleep
+from lab.processes import free_port
+from lab.reactors import run_on_fresh_reactor, sleep
+from lab.servers.freediameter import PeerSpec, run_relay
 
 pytestmark = pytest.mark.integration
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from aaa_mip6.milenage import Milenage
+from lab.servers import auc
+from lab.servers import hostapd as hostapd_support
 from mn.eap import EapCredentials
 from mn.eap.peer import EapPeer
-from tests.integration import auc
-from tests.integration import hostapd as hostapd_support
 from tests.integration.radius_eap_driver import RadiusEapDriver
 
 pytestmark = [pytest.mark.integration,
@@ -91,7 +91,7 @@ def test_aka_prime_network_name_mismatch_fails(lab):
 
 def test_sim_with_triplets_against_freeradius(freeradius, tmp_path):
     """FreeRADIUS 3.2's EAP-SIM with the triplets in its users file; both MSKs equal."""
-    from tests.integration import freeradius as freeradius_support
+    from lab.servers import freeradius as freeradius_support
 
     triplets = auc.triplets_file(tmp_path / "sim-triplets", freeradius_support.SIM_IMSI,
                                  freeradius_support.SIM_TRIPLETS)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from aaa_mip6 import pki
-from tests.support import POLL_INTERVAL, stop_process
+from lab.processes import POLL_INTERVAL, stop_process
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,7 @@ RUN_LIMIT = 20.0  # seconds for a process to start, fail or answer a signal
 
 
 def command(*options: str) -> list[str]:
-    return [sys.executable, "-m", "aaa_mip6.gateway_cli", *options]
+    return [sys.executable, "-m", "gateway.cli", *options]
 
 
 @pytest.fixture(scope="module")

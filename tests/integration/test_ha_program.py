@@ -12,8 +12,8 @@ import time
 
 import pytest
 
+from lab.processes import free_port, stop_process
 from tests.integration.test_mn_failures import Lines
-from tests.support import free_port, stop_process
 
 pytestmark = pytest.mark.integration
 

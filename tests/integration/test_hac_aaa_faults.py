@@ -22,14 +22,15 @@ from aaa_mip6 import eap, pki
 from aaa_mip6.tls import ClientTLS
 from hac.config import load_config
 from hac.server import HacProtocol, HacServer
+from lab.processes import free_port
+from lab.reactors import run_on_fresh_reactor
+from lab.servers.freeradius import running_freeradius
+from lab.servers.hac import HA_ADDRESS, HOA_PREFIX, make_setup
 from mn import client
 from mn.bootstrap import BootstrapFailed, EapBootstrap
 from mn.eap import EapCredentials
 from mn.eap.md5 import chap_response
 from mn.eap.peer import EapPeer
-from tests.integration.freeradius import running_freeradius
-from tests.integration.hacproc import HA_ADDRESS, HOA_PREFIX, make_setup
-from tests.support import free_port, run_on_fresh_reactor
 from tests.unit.radius_fakes import SECRET, FakeRadiusServer, reply_to
 
 pytestmark = pytest.mark.integration

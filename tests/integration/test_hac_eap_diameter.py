@@ -20,15 +20,15 @@ from pathlib import Path
 import pytest
 
 from aaa_mip6 import pki
+from lab.processes import free_port
+from lab.servers.freediameter import PeerSpec, run_relay
+from lab.servers.hac import TEST_CONFIG, HacProcess, make_setup
 from mn.bootstrap import BootstrapFailed
 from mn.eap import EapCredentials
 from tests.integration import interop_report
-from tests.integration.freediameter import PeerSpec, run_relay
 from tests.integration.gateway import GW_HOST, GW_REALM, gateway_process
 from tests.integration.hac_eap_matrix import HacEapMatrix, bootstrap
-from tests.integration.hacproc import TEST_CONFIG, HacProcess, make_setup
 from tests.integration.interop_report import PATH_HAC_DIAMETER, Case
-from tests.support import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from aaa_mip6 import pki
+from lab.servers.hac import TEST_CONFIG, HacProcess, make_setup
 from tests.integration import interop_report
 from tests.integration.hac_eap_matrix import HacEapMatrix, bootstrap
-from tests.integration.hacproc import TEST_CONFIG, HacProcess, make_setup
 from tests.integration.interop_report import PATH_HAC_RADIUS, Case
 
 pytestmark = pytest.mark.integration

@@ -44,7 +44,7 @@ from aaa_mip6.authenticator import EAP_KEY, Sender, channel_binding, compute
 from aaa_mip6.errors import InvalidInput
 from aaa_mip6.suites import SUITES
 from aaa_mip6.tvheaders import AuthMethod
-from tests.integration.hacproc import TEST_CONFIG, HacProcess, make_setup, mn_ids
+from lab.servers.hac import TEST_CONFIG, HacProcess, make_setup, mn_ids
 from tests.unit.radius_fakes import SECRET, decode_request, reply_to
 
 pytestmark = pytest.mark.integration

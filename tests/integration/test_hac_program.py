@@ -20,8 +20,8 @@ import pytest
 from aaa_mip6 import messages as m
 from aaa_mip6 import pki
 from aaa_mip6.tvheaders import AuthMethod
+from lab.processes import free_port, stop_process
 from tests.integration.test_hac_server import ALICE, PSK, RawMn, tls_connect
-from tests.support import free_port, stop_process
 
 pytestmark = pytest.mark.integration
 

@@ -17,12 +17,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aaa_mip6 import lab, labnet, pki
-from aaa_mip6.lab import Echo, OutputClosed, SimulatedHomeNetwork, check_output, home_pool4, \
-    internet_checksum, udp_drops
-from aaa_mip6.labnet import toml_text
-from tests.integration.hacproc import TEST_CONFIG, HacProcess, make_setup
-from tests.support import free_port, run_on_fresh_reactor, stop_process
+from aaa_mip6 import pki
+from lab import cli, common, loopback, netns
+from lab.common import OutputClosed, check_output, home_pool4
+from lab.loopback import Echo, SimulatedHomeNetwork, internet_checksum, udp_drops
+from lab.processes import free_port, stop_process
+from lab.reactors import run_on_fresh_reactor
+from lab.servers.hac import toml_text
+from lab.servers.hac import TEST_CONFIG, HacProcess, make_setup
 
 BIN_DIR = Path(sys.executable).parent
 LAB_SCRIPT = BIN_DIR / "mip6-lab"
@@ -77,22 +79,22 @@ def test_simulated_home_network_answers_its_hosts_and_routes_the_rest_back():
 
 @pytest.mark.parametrize("count, pool", [
     (1, "192.0.2.0/30"), (6, "192.0.2.0/29"), (7, "192.0.2.0/28"), (126, "192.0.2.0/25"),
-    (127, "192.0.2.0/24"), (lab.MAX_MNS, "192.0.2.0/24")])
+    (127, "192.0.2.0/24"), (cli.MAX_MNS, "192.0.2.0/24")])
 def test_the_ipv4_home_pool_has_an_address_for_every_mn(count, pool):
     # A /25 (126 addresses) used to be fixed: the 127th MN got a 500 from the HAC.
     assert home_pool4(count) == ip_network(pool)
-    assert lab.CORRESPONDENT4 not in home_pool4(count)
+    assert common.CORRESPONDENT4 not in home_pool4(count)
 
 
 def test_netns_addresses_stay_apart_up_to_the_limit():
-    netns = labnet.NetnsLab(Path("/nonexistent"), labnet.MAX_MNS)
-    links = [ip_network(f"{mn.access4[1]}/30", strict=False) for mn in netns.mns]
-    others = [ip_network(labnet.CN_NETWORK4), ip_network(f"{labnet.HA_ADDRESS4}/32"),
-              home_pool4(labnet.MAX_MNS)]
+    lab = netns.NetnsLab(Path("/nonexistent"), netns.MAX_MNS)
+    links = [ip_network(f"{mn.access4[1]}/30", strict=False) for mn in lab.mns]
+    others = [ip_network(netns.CN_NETWORK4), ip_network(f"{netns.HA_ADDRESS4}/32"),
+              home_pool4(netns.MAX_MNS)]
     networks = links + others
     assert not [(a, b) for i, a in enumerate(networks) for b in networks[i + 1:]
                 if a.overlaps(b)]
-    assert lab.CORRESPONDENT4 in ip_network(labnet.CN_NETWORK4)
+    assert common.CORRESPONDENT4 in ip_network(netns.CN_NETWORK4)
 
 
 def test_udp_drops_counts_what_a_full_receive_queue_lost():
@@ -119,17 +121,22 @@ def test_check_output_raises_once_nobody_reads_the_pipe():
 
 def test_version_flag(capsys):
     with pytest.raises(SystemExit) as exit:
-        lab.main(["--version"])
+        cli.main(["--version"])
     assert exit.value.code == 0
     assert re.fullmatch(r"mip6-lab \S+ \(aaa-mip6, RFC 6618\)\n", capsys.readouterr().out)
 
 
-def test_toml_text_reads_back():
-    settings = {"listen": "[2001:db8::1]:4433", "limits.rate": 5.0,
-                "home_agents.addresses": [{"ip6": "2001:db8::1", "port": 7872}]}
+@pytest.mark.parametrize("settings", [
+    {"listen": "[2001:db8::1]:4433", "limits.rate": 5.0, "limits.burst": 10,
+     "home_agents.addresses": [{"ip6": "2001:db8::1", "port": 7872}], "log": {"json": True}},
+    {"listen": "[2001:db8::1]:4433", "limits": {"rate": 5.0, "burst": 10},
+     "home_agents": {"addresses": [{"ip6": "2001:db8::1", "port": 7872}]}, "log.json": True},
+], ids=["dotted keys", "tables"])
+def test_toml_text_reads_back(settings):
     assert tomllib.loads(toml_text(settings)) == {
-        "listen": "[2001:db8::1]:4433", "limits": {"rate": 5.0},
-        "home_agents": {"addresses": [{"ip6": "2001:db8::1", "port": 7872}]}}
+        "listen": "[2001:db8::1]:4433", "limits": {"rate": 5.0, "burst": 10},
+        "home_agents": {"addresses": [{"ip6": "2001:db8::1", "port": 7872}]},
+        "log": {"json": True}}
 
 
 # --------------------------------------------------------------------------- the lab
@@ -151,7 +158,7 @@ def test_loopback_lab_with_three_mns_exits_zero():
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("count", [22, lab.MAX_MNS])
+@pytest.mark.parametrize("count", [22, cli.MAX_MNS])
 def test_loopback_lab_runs_the_whole_documented_range(count):
     # 22 MNs overflowed the HA's UDP receive queue (every MN's echoes at once), 127 the
     # IPv4 home pool; the top of the range takes seconds.
@@ -166,16 +173,16 @@ def test_loopback_lab_runs_the_whole_documented_range(count):
 def test_a_failing_echo_names_its_step_and_destination(tmp_path, monkeypatch):
     class SilentCorrespondent6(SimulatedHomeNetwork):
         def __init__(self, hosts):
-            super().__init__(set(hosts) - {lab.CORRESPONDENT6})
+            super().__init__(set(hosts) - {common.CORRESPONDENT6})
 
-    monkeypatch.setattr(lab, "SimulatedHomeNetwork", SilentCorrespondent6)
-    monkeypatch.setattr(lab, "REPLY_TIMEOUT", 0.5)
+    monkeypatch.setattr(loopback, "SimulatedHomeNetwork", SilentCorrespondent6)
+    monkeypatch.setattr(loopback, "REPLY_TIMEOUT", 0.5)
     results = run_on_fresh_reactor(
-        lambda reactor: lab.run_loopback(reactor, tmp_path, 2, io.StringIO()), limit=60)
+        lambda reactor: loopback.run_loopback(reactor, tmp_path, 2, io.StringIO()), limit=60)
     for result in results:
         assert not result.ok
         assert result.error == (f"echo before handover: no reply to 3/3 echo requests to "
-                                f"{lab.CORRESPONDENT6}")
+                                f"{common.CORRESPONDENT6}")
 
 
 @pytest.mark.integration
@@ -207,18 +214,18 @@ def test_a_closed_stdout_ends_the_lab_quietly():
 
 @pytest.mark.integration
 def test_a_failing_mn_fails_the_lab_but_not_the_others(tmp_path, monkeypatch):
-    make_files = lab.make_files
+    make_files = loopback.make_files
 
     def one_wrong_psk(*args, **kwargs):
         files = make_files(*args, **kwargs)
         psks = dict(files.psks, **{"mn2@lab.example": b"\x00" * 16})
         return dataclasses.replace(files, psks=psks)
 
-    monkeypatch.setattr(lab, "make_files", one_wrong_psk)
+    monkeypatch.setattr(loopback, "make_files", one_wrong_psk)
     output = tmp_path / "out.txt"
     with open(output, "w") as out:
         results = run_on_fresh_reactor(
-            lambda reactor: lab.run_loopback(reactor, tmp_path, 3, out), limit=60)
+            lambda reactor: loopback.run_loopback(reactor, tmp_path, 3, out), limit=60)
     by_id = {result.mn_id: result for result in results}
     assert [by_id[f"mn{n}@lab.example"].ok for n in (1, 2, 3)] == [True, False, True]
     assert "bootstrap" in by_id["mn2@lab.example"].error
@@ -257,7 +264,7 @@ def test_mip6_mn_register_prints_the_binding(servers):
     assert event["event"] == "registered"
     assert event["mn-id"] == MN_ID
     assert event["care-of-address"] == "::1"
-    assert IPv6Address(event["home-address"]) in ip_network(lab.HOA_PREFIX)
+    assert IPv6Address(event["home-address"]) in ip_network(common.HOA_PREFIX)
     assert IPv4Address(event["home-address4"]) in home_pool4(1)
     assert event["status"] == 0 and event["lifetime"] == 600
 

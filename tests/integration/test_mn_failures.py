@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from aaa_mip6 import pki
-from tests.integration.hacproc import HacProcess, make_setup, mn_ids
-from tests.support import free_port, stop_process
+from lab.processes import free_port, stop_process
+from lab.servers.hac import HacProcess, make_setup, mn_ids
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,8 @@ import pytest
 
 from aaa_mip6 import pki
 from aaa_mip6.store import open_store
-from tests.integration.hacproc import TEST_CONFIG, HacProcess, make_setup, toml_text
+from lab.processes import free_port, stop_process
+from lab.servers.hac import TEST_CONFIG, HacProcess, make_setup, toml_text
 from tests.integration.test_sa_delivery import (
     HA_HOST,
     HA_REALM,
@@ -31,7 +32,6 @@ from tests.integration.test_sa_delivery import (
     WAIT_LIMIT,
     Credentials,
 )
-from tests.support import free_port, stop_process
 
 pytestmark = pytest.mark.integration
 

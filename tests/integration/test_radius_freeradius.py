@@ -15,9 +15,9 @@ from aaa_mip6.aaa import AaaSession, AaaUnavailable, Accept, Challenge, Reject
 from aaa_mip6.radius import codec
 from aaa_mip6.radius.client import RadiusClient
 from aaa_mip6.radius.servers import RadiusServer, RetryPolicy
+from lab.servers.freeradius import running_freeradius
 from mn.eap import EapCredentials
 from mn.eap.peer import EapPeer
-from tests.integration.freeradius import running_freeradius
 
 pytestmark = pytest.mark.integration
 

@@ -43,9 +43,10 @@ from aaa_mip6.transform import PType, SaEndpoint
 from ha.core import HaPolicy, HomeAgentCore, SendDatagram
 from ha.diameter_source import DiameterSASource
 from hac.sa_delivery import DeliverySettings, SaDelivery
-from tests.integration.freediameter import PeerSpec, run_relay
-from tests.integration.hacproc import TEST_CONFIG, HacProcess, make_setup, toml_text
-from tests.support import free_port, run_on_fresh_reactor, sleep, stop_process
+from lab.processes import free_port, stop_process
+from lab.reactors import run_on_fresh_reactor, sleep
+from lab.servers.freediameter import PeerSpec, run_relay
+from lab.servers.hac import TEST_CONFIG, HacProcess, make_setup, toml_text
 from tests.unit.test_ha_core import HA, HOA, Mn, only
 
 pytestmark = pytest.mark.integration

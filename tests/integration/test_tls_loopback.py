@@ -29,7 +29,7 @@ from aaa_mip6.tls import (
     peer_certificate_der,
     session_reused,
 )
-from tests.support import run_on_fresh_reactor
+from lab.reactors import run_on_fresh_reactor
 
 SCENARIO_LIMIT = 10.0  # seconds before a hung scenario is stopped (a safety net, not a check)
 

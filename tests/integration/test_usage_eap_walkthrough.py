@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from lab.processes import free_port
 from tests.integration import stock_freeradius as stock
-from tests.support import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from lab.processes import free_port
 from tests.docs import shell_blocks
-from tests.support import free_port
 
 pytestmark = [
     pytest.mark.integration,

@@ -27,7 +27,7 @@ from aaa_mip6.diameter.peer import (
 )
 from aaa_mip6.diameter.router import RequestTimedOut, Router
 from aaa_mip6.diameter.twisted_peer import DiameterNode, _Link
-from tests.support import run_on_fresh_reactor, sleep
+from lab.reactors import run_on_fresh_reactor, sleep
 
 APP = codec.TEST_APPLICATION_ID
 TEST_COMMAND = 8388620  # in the experimental command range (RFC 6733 §11.2.1)

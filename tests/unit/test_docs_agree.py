@@ -164,8 +164,8 @@ def _toml_reader(read_toml, tmp_path):
 
 
 def test_every_key_in_configuration_md_is_accepted_by_its_loader(tmp_path):
-    from aaa_mip6 import gateway_cli
     from auc import cli as auc_cli
+    from gateway import cli as gateway_cli
     from ha import cli as ha_cli
     from hac import config as hac_config
     from hac.sa_delivery import parse_settings

@@ -23,9 +23,8 @@ from aaa_mip6.aaa import (
 )
 from aaa_mip6.diameter import codec
 from aaa_mip6.diameter import eap as deap
-from aaa_mip6.gateway import EapGateway, parse_calling_station_id
 from aaa_mip6.errors import ConfigError
-from aaa_mip6.gateway_cli import (
+from gateway.cli import (
     EXIT_CONFIG,
     SETTINGS,
     load_config,
@@ -34,6 +33,7 @@ from aaa_mip6.gateway_cli import (
     read_toml,
     start,
 )
+from gateway.relay import EapGateway, parse_calling_station_id
 from tests.unit.test_diameter_eap import (
     AAA_HOST,
     AAA_REALM,

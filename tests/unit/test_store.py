@@ -25,8 +25,8 @@ from aaa_mip6.store import (
     AddressPoolExhausted, SARecord, SPIExhausted, StoreError, open_store,
 )
 from aaa_mip6.store.sql import SCHEMA_VERSION, random_spi
+from lab.processes import free_port
 from tests.integration.postgres import postgres_server, postgres_url  # noqa: F401
-from tests.support import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 KEYS = dict(mn_to_ha_ikey=b"\x11" * 20, ha_to_mn_ikey=b"\x22" * 20,

@@ -6,7 +6,7 @@ Topology (documentation addresses only; ``i`` numbers the MNs from 1)::
           mnb ---- 198.51.100.4i/30 ----------- ha-bi  (TUN          198.51.100.248/30
           TUN mip6mn0: home address(es)                 mip6ha0: 2001:db8:1::/64, 192.0.2.0/P)
 
-The IPv4 home pool 192.0.2.0/P is sized for the MNs (:func:`aaa_mip6.lab.home_pool4`).
+The IPv4 home pool 192.0.2.0/P is sized for the MNs (:func:`lab.loopback.home_pool4`).
 
 The HA's own addresses 2001:db8::1 and 198.51.100.254 sit on its loopback, reached
 over either access link; the HAC (same namespace, same SQLite store) listens on
@@ -42,10 +42,13 @@ from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 
-from . import pki
-from .addresses import format_host_port
-from .lab import CORRESPONDENT4, CORRESPONDENT6, HOA_PREFIX, MN_DOMAIN, MnResult, \
-    check_output, directory_note, hac_settings, make_files, print_summary
+from aaa_mip6 import pki
+from aaa_mip6.addresses import format_host_port
+
+from .common import CORRESPONDENT4, CORRESPONDENT6, HOA_PREFIX, MN_DOMAIN, MnResult, \
+    check_output, directory_note, hac_settings, home_pool4, make_files, print_summary
+from .processes import stop_process
+from .servers.hac import toml_text
 
 HA_ADDRESS6 = IPv6Address("2001:db8::1")
 HA_ADDRESS4 = IPv4Address("198.51.100.254")
@@ -78,26 +81,6 @@ def _run(*command: str) -> str:
     if done.returncode:
         raise LabError(f"{' '.join(command)}: {done.stderr.strip() or done.returncode}")
     return done.stdout
-
-
-def toml_value(value) -> str:
-    """A TOML value for strings, numbers, lists and inline tables."""
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{key} = {toml_value(item)}" for key, item in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(item) for item in value) + "]"
-    return json.dumps(value)
-
-
-def toml_text(settings: dict) -> str:
-    """TOML for dotted keys (``table.key``) and top-level keys."""
-    tables: dict[str, list[str]] = {}
-    for dotted, value in settings.items():
-        table, _, key = dotted.rpartition(".")
-        tables.setdefault(table, []).append(f"{key} = {toml_value(value)}")
-    top = tables.pop("", [])
-    return "".join(line + "\n" for line in top) + "".join(
-        f"[{table}]\n" + "".join(line + "\n" for line in lines) for table, lines in tables.items())
 
 
 def in_namespace(namespace: str, function: Callable):
@@ -270,7 +253,7 @@ class _Mn:
         if self.tcp is not None:
             self.tcp.close()
         if self.process is not None:
-            self.lab.stop_process(self.process)
+            stop_process(self.process)
             for event in _drain(self.events):
                 if event.get("event") == "deregistered":
                     self.result.deregistered = True
@@ -338,7 +321,8 @@ class NetnsLab:
             _script("mip6-ha"), "--listen", format_host_port(HA_ADDRESS6, HA_PORT),
             "--listen", format_host_port(HA_ADDRESS4, HA_PORT), "--home-agent", str(HA_ADDRESS6),
             "--store", files.store_url, "--tun", "mip6ha0", "--tun-route", HOA_PREFIX,
-            "--tun-route", str(files.pool4), "--status-file", str(self.directory / "ha-status.json")])
+            "--tun-route", str(home_pool4(len(self.mns))),
+            "--status-file", str(self.directory / "ha-status.json")])
         self.spawn(self.ha_namespace, "hac", [_script("mip6-hac"), "--config", str(config)])
         self._wait_listening(self.ha_namespace, HA_ADDRESS6, HAC_PORT, "mip6-hac")
         self._tcp_server = in_namespace(self.cn_namespace, self._listen_tcp)
@@ -384,16 +368,6 @@ class NetnsLab:
                 return
             threading.Thread(target=_echo, args=(connection,), daemon=True).start()
 
-    @staticmethod
-    def stop_process(process: subprocess.Popen) -> None:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
     def close(self) -> None:
         """Stop every process (MNs first, so they can de-register), delete the namespaces."""
         for mn in self.mns:
@@ -401,7 +375,7 @@ class NetnsLab:
         if self._tcp_server is not None:
             self._tcp_server.close()
         for process in reversed(self.processes):
-            self.stop_process(process)
+            stop_process(process)
         for namespace in reversed(self.namespaces):
             subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
 
@@ -449,7 +423,7 @@ def run_netns(directory: Path, count: int, out, keep: bool = False) -> list[MnRe
     lab = NetnsLab(directory, count)
     files = make_files(directory, [mn.result.mn_id for mn in lab.mns], (str(HA_ADDRESS6),))
     try:
-        lab.wire(files.pool4)
+        lab.wire(home_pool4(count))
         lab.start_servers(files)
         print(f"mip6-lab: namespaces {lab.tag}-{{ha,cn,mn1..{count}}}; HAC [{HA_ADDRESS6}]:"
               f"{HAC_PORT}, HA [{HA_ADDRESS6}]:{HA_PORT} and {HA_ADDRESS4}:{HA_PORT} with TUN "

@@ -1,8 +1,10 @@
-"""A real ``mip6-hac`` process for integration tests and the lab.
+"""A HAC's files and a real ``mip6-hac`` process, for the lab, the integration tests and bench/.
 
 :func:`make_setup` writes what a HAC needs into a directory: a CA, the HAC's
-certificate (subjectAltName ``hac.example`` and 127.0.0.1 / ::1), a PSK file
-for some MNs, and a SQLite store URL (or the PostgreSQL URL you give).
+certificate (subjectAltName ``hac.example`` and 127.0.0.1 / ::1 unless told otherwise),
+a PSK file for some MNs, and a SQLite store URL (or the PostgreSQL URL you give); the
+loopback and namespace labs (:mod:`lab.loopback`, :mod:`lab.netns`) use it too, and
+:func:`toml_text` writes settings as a ``--config`` file.
 :class:`HacProcess` starts ``mip6-hac`` on a free loopback port with that setup,
 waits until it accepts connections, and stops it (SIGTERM) or kills it
 (SIGKILL); it can be started again on the same setup and store. Settings beyond the
@@ -12,7 +14,7 @@ and only warnings are logged. ``ha`` is the ``--ha`` flag: 2001:db8::1 by defaul
 (nothing listens there: enough for bootstrap tests), a real HA's ``[v6]:port`` or
 ``v4:port``, or None to take the home agents from ``config``. Its output goes
 to ``hac.log`` in the setup directory (:meth:`HacProcess.log_tail` for failure
-messages). Use it as a context manager so that no process outlives its test.
+messages). Use it as a context manager so that no process outlives its caller.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from pathlib import Path
 
 from aaa_mip6 import pki
 from aaa_mip6.addresses import format_host_port
-from tests.support import free_port, stop_process, wait_listening
+
+from ..processes import free_port, stop_process, wait_listening
 
 HAC_NAME = "hac.example"
 HA_ADDRESS = "2001:db8::1"
@@ -55,13 +58,16 @@ def mn_ids(count: int) -> list[str]:
 
 
 def make_setup(directory: Path, *, identities: Iterable[str] = tuple(mn_ids(4)),
-               store_url: str | None = None, key_type: str = "ec") -> HacSetup:
-    """Create the CA, the HAC certificate, one random PSK per identity and the store URL."""
+               store_url: str | None = None, key_type: str = "ec", hac_name: str = HAC_NAME,
+               addresses: Iterable[str] = ("127.0.0.1", "::1"),
+               ca_name: str = "aaa-mip6 CA") -> HacSetup:
+    """Create the CA, the HAC certificate (``hac_name`` and ``addresses``), one random PSK
+    per identity and the store URL."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    ca = pki.make_ca(directory, key_type=key_type)
-    server = pki.make_cert(directory, ca, "hac", dns_names=(HAC_NAME,),
-                           ip_addresses=("127.0.0.1", "::1"), key_type=key_type)
+    ca = pki.make_ca(directory, common_name=ca_name, key_type=key_type)
+    server = pki.make_cert(directory, ca, "hac", dns_names=(hac_name,),
+                           ip_addresses=tuple(addresses), key_type=key_type)
     psks = {identity: os.urandom(16) for identity in identities}
     psk_file = directory / "psk.txt"
     pki.write_private(psk_file, "".join(f"{nai} {key.hex()}\n"
@@ -70,11 +76,34 @@ def make_setup(directory: Path, *, identities: Iterable[str] = tuple(mn_ids(4)),
                     store_url or f"sqlite:///{directory / 'sa.db'}")
 
 
-def toml_text(config: Mapping[str, Mapping[str, object]]) -> str:
-    """TOML for tables of strings, numbers, booleans and lists of them (JSON spells them alike)."""
-    return "".join(f"[{table}]\n" + "".join(f"{key} = {json.dumps(value)}\n"
-                                            for key, value in settings.items())
-                   for table, settings in config.items())
+def toml_value(value) -> str:
+    """A TOML value for strings, numbers, booleans, lists and inline tables."""
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{key} = {toml_value(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    return json.dumps(value)  # JSON spells strings, numbers and booleans as TOML does
+
+
+def toml_text(settings: Mapping[str, object]) -> str:
+    """TOML for settings given as tables (``{"limits": {"rate": 5.0}}``), as dotted keys
+    (``{"limits.rate": 5.0}``) or both, as the HAC's ``--config`` file reads them."""
+    tables: dict[str, list[str]] = {}
+    for dotted, value in _dotted(settings):
+        table, _, key = dotted.rpartition(".")
+        tables.setdefault(table, []).append(f"{key} = {toml_value(value)}")
+    top = tables.pop("", [])
+    return "".join(line + "\n" for line in top) + "".join(
+        f"[{table}]\n" + "".join(line + "\n" for line in lines) for table, lines in tables.items())
+
+
+def _dotted(settings: Mapping[str, object], prefix: str = ""):
+    """(dotted key, value) for every value that is not a table."""
+    for key, value in settings.items():
+        if isinstance(value, Mapping):
+            yield from _dotted(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
 
 
 class HacProcess:

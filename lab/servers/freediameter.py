@@ -1,4 +1,5 @@
-"""A real freeDiameterd (Debian's freediameter 1.2.1) as a Diameter relay, for integration tests.
+"""A real freeDiameterd (Debian's freediameter 1.2.1) as a Diameter relay, for the integration
+tests and bench/diameter.py.
 
 :func:`run_relay` writes a freeDiameter configuration and TLS credentials (from
 :mod:`aaa_mip6.pki`) into a directory and starts ``freeDiameterd -c FILE`` on
@@ -22,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import pytest
-
 from aaa_mip6 import pki
-from tests.support import free_port, quoted, stop_process
+
+from ..processes import free_port, stop_process
+from . import ServerMissing
+from .config import quoted
 
 BINARY = "freeDiameterd"
 RELAY_IDENTITY = "relay.example.com"
@@ -88,10 +90,10 @@ def relay_config(credentials: pki.Identity, ca: pki.Identity,
 
 @contextmanager
 def run_relay(directory: Path, peers: list[PeerSpec]) -> Iterator[Relay]:
-    """Start freeDiameterd as a relay between ``peers``; skips the test if it is not installed."""
+    """Start freeDiameterd as a relay between ``peers``; ServerMissing if it is not installed."""
     binary = shutil.which(BINARY)
     if binary is None:
-        pytest.skip("freeDiameterd is not installed (Debian package freediameter)")
+        raise ServerMissing("freeDiameterd is not installed (Debian package freediameter)")
     directory = Path(directory)
     ca = pki.make_ca(directory, "diameter-ca")
     relay_cert = pki.make_cert(directory, ca, "relay", dns_names=(RELAY_IDENTITY,), client=True)

@@ -20,45 +20,25 @@ puts at most 64 datagrams (requests, and MNs' replies to each other) in that que
 The summary shows kernel drops at the HA's sockets, so a failure says why.
 
 ``mip6-lab up --netns`` (root) uses real namespaces and kernel tunnels instead:
-see :mod:`aaa_mip6.labnet`.
+see :mod:`lab.netns`.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
-import os
-import select
-import shutil
 import socket
 import struct
-import sys
-import tempfile
-import time
 from collections import Counter
-from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, ip_address
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 
-from . import pki
-from .program import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, add_version_flag, fail, \
-    install_signals, raise_open_file_limit
+from .common import CORRESPONDENT4, CORRESPONDENT6, MN_DOMAIN, MnResult, check_output, \
+    directory_note, hac_settings, home_pool4, make_files, print_summary
 
-PROGRAM = "mip6-lab"
-MN_DOMAIN = "lab.example"
-HAC_NAME = "hac.lab.example"
-MAX_MNS = 200
-HOA_PREFIX = "2001:db8:1::/64"
-HOA_SPACE4 = IPv4Network("192.0.2.0/24")  # the IPv4 home pool is the start of it, sized from N
-CORRESPONDENT6 = IPv6Address("2001:db8:c::2")  # a host behind the HA (home network side)
-CORRESPONDENT4 = IPv4Address("198.51.100.250")  # outside every home pool
 ECHOES = 3  # echo requests per destination and phase
 ECHO_WINDOW = 32  # echo requests in flight in the whole loopback lab (module docstring)
 REPLY_TIMEOUT = 5.0  # seconds to wait for the reply to one echo request
 STEP_TIMEOUT = 15.0  # seconds for one bootstrap or registration
-FILES_PER_MN = 4  # open files per loopback MN: its TLS connection (both ends), its UDP
-#                   socket, with room to spare (200 MNs peaked at 424 files in all)
-FILES_BASE = 64  # the HAC, the HA, the store and the interpreter itself
 
 ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY = 8, 0
 ICMPV6_ECHO_REQUEST, ICMPV6_ECHO_REPLY = 128, 129
@@ -185,110 +165,7 @@ class SimulatedHomeNetwork:
         self._network_end.close()
 
 
-# --------------------------------------------------------------------------- set-up
-
-
-def home_pool4(count: int) -> IPv4Network:
-    """The smallest subnet at the start of 192.0.2.0/24 with a host address for each of
-    ``count`` MNs (the HAC never assigns a subnet's network and broadcast addresses)."""
-    for prefix in range(30, HOA_SPACE4.prefixlen - 1, -1):
-        pool = IPv4Network((HOA_SPACE4.network_address, prefix))
-        if pool.num_addresses - 2 >= count:
-            return pool
-    raise ValueError(f"{count} MNs do not fit in {HOA_SPACE4}")
-
-
-@dataclass
-class LabFiles:
-    """What the lab generates: a CA, the HAC's certificate, PSKs, the store."""
-
-    directory: Path
-    ca: pki.Identity
-    hac: pki.Identity
-    psk_file: Path
-    psks: dict[str, bytes] = field(repr=False)
-    store_url: str
-    pool4: IPv4Network
-
-
-def make_files(directory: Path, mn_ids: list[str], hac_addresses: tuple[str, ...]) -> LabFiles:
-    """Generate the CA, a HAC certificate naming ``hac_addresses``, one PSK per MN; the
-    IPv4 home pool is sized for these MNs."""
-    ca = pki.make_ca(directory, common_name="mip6-lab CA")
-    hac = pki.make_cert(directory, ca, "hac", dns_names=(HAC_NAME,), ip_addresses=hac_addresses)
-    psks = {mn_id: os.urandom(16) for mn_id in mn_ids}
-    psk_file = directory / "psk.txt"
-    pki.write_private(psk_file, "".join(f"{nai} {key.hex()}\n" for nai, key in psks.items())
-                      .encode())
-    return LabFiles(directory, ca, hac, psk_file, psks, f"sqlite:///{directory / 'sa.db'}",
-                    home_pool4(len(mn_ids)))
-
-
-def hac_settings(files: LabFiles, listen: str, home_agent: dict) -> dict:
-    """The HAC's settings (dotted keys of hac.config) for the lab."""
-    return {
-        "listen": listen,
-        "tls.cert": str(files.hac.cert_path),
-        "tls.key": str(files.hac.key_path),
-        "credentials.psk_file": str(files.psk_file),
-        "store.url": files.store_url,
-        "home_agents.addresses": [home_agent],
-        "bootstrap.hoa_prefix": HOA_PREFIX,
-        "bootstrap.hoa_pool4": str(files.pool4),
-        "limits.rate": 1_000_000.0,
-        "limits.burst": 1_000_000,
-        "log.level": "warning",
-    }
-
-
-# --------------------------------------------------------------------------- results
-
-
-@dataclass
-class MnResult:
-    """What one MN achieved; ``error`` is set at the first step that failed."""
-
-    mn_id: str
-    spi: int | None = None
-    suite: str = ""
-    home_address: str = ""
-    home_address4: str = ""
-    care_of: list[str] = field(default_factory=list)
-    registrations: int = 0
-    echoes_sent: int = 0
-    echoes_back: int = 0
-    handover: bool = False
-    deregistered: bool = False
-    error: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return (not self.error and self.registrations >= 2 and self.handover
-                and self.echoes_sent > 0 and self.echoes_back == self.echoes_sent
-                and self.deregistered)
-
-
-def print_summary(results: list[MnResult], extra: list[str], out=sys.stdout) -> None:
-    """One row per MN, then totals."""
-    columns = ("MN", "SPI", "suite", "home address", "IPv4 home", "care-of path",
-               "BAs", "echo", "result")
-    rows = [(r.mn_id, str(r.spi or "-"), r.suite or "-", r.home_address or "-",
-             r.home_address4 or "-", " -> ".join(r.care_of) or "-", str(r.registrations),
-             f"{r.echoes_back}/{r.echoes_sent}",
-             "OK" if r.ok else f"FAILED: {r.error or 'see row'}")
-            for r in results]
-    widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(columns)]
-    for row in (columns, *rows):
-        print("  ".join(text.ljust(width) for text, width in zip(row, widths)).rstrip(), file=out)
-    passed = sum(r.ok for r in results)
-    print(f"totals: {passed}/{len(results)} MNs OK, "
-          f"{sum(r.echoes_back for r in results)}/{sum(r.echoes_sent for r in results)} "
-          f"echo replies, {sum(r.registrations for r in results)} registrations", file=out)
-    for line in extra:
-        print(line, file=out)
-
-
-# --------------------------------------------------------------------------- loopback lab
+# --------------------------------------------------------------------------- the lab
 
 
 class EchoesMissing(Exception):
@@ -418,26 +295,6 @@ class _LabNode:
         self.result.deregistered = any(isinstance(a, Deregistered) for a in deregistered)
 
 
-class OutputClosed(Exception):
-    """Nobody reads the lab's output any more (``mip6-lab up | head -1``): stop the run."""
-
-
-def check_output(out) -> None:
-    """OutputClosed if ``out`` is a pipe whose reading end is closed.
-
-    The writing end of such a pipe polls as an error at once; a terminal, a file or a
-    pipe still read polls without one, so this costs nothing while someone reads.
-    """
-    try:
-        fd = out.fileno()
-    except (AttributeError, OSError, ValueError):
-        return  # not backed by a descriptor (a test's StringIO): nothing to watch
-    poller = select.poll()
-    poller.register(fd, 0)
-    if any(events & select.POLLERR for _, events in poller.poll(0)):
-        raise OutputClosed
-
-
 def udp_drops(port: int) -> int | None:
     """Datagrams the kernel dropped at the UDP sockets bound to ``port`` (receive queue
     full), from /proc/net/udp and udp6; None where the kernel does not say."""
@@ -476,15 +333,14 @@ async def _each(nodes, step, describe: str, out=None) -> None:
 async def run_loopback(reactor, directory: Path, count: int, out,
                        keep: bool = False) -> list[MnResult]:
     """The whole loopback lab on ``reactor``; the per-MN results."""
+    from twisted.internet import defer
+
+    from aaa_mip6.tls import ClientTLS
     from ha.assemble import assemble_home_agent
     from ha.cli import HaConfig
     from ha.core import HaPolicy
     from hac.config import load_config
     from hac.server import HacServer
-
-    from .tls import ClientTLS
-
-    from twisted.internet import defer
 
     mn_ids = [f"mn{number}@{MN_DOMAIN}" for number in range(1, count + 1)]
     files = make_files(directory, mn_ids, ("127.0.0.1", "::1"))
@@ -513,7 +369,7 @@ async def run_loopback(reactor, directory: Path, count: int, out,
 
     try:
         print(f"mip6-lab: HAC on 127.0.0.1:{hac_port} (TLS, PSK), HA on [::1]:{ha_port} and "
-              f"127.0.0.1:{ha_port}, {count} MNs, IPv4 home pool {files.pool4}; CA, PSKs "
+              f"127.0.0.1:{ha_port}, {count} MNs, IPv4 home pool {home_pool4(count)}; CA, PSKs "
               f"and SQLite store in {directory_note(directory, keep)}", file=out, flush=True)
         await _each(nodes, lambda node: node.join("::1"), "bootstrap/register over IPv6", out)
         await _each(nodes, lambda node: node.exchange(peers_of(node)), "echo before handover",
@@ -559,128 +415,3 @@ def _free_udp_port_on_both() -> int:
                     continue
         return port
     raise RuntimeError("no UDP port free on both ::1 and 127.0.0.1")
-
-
-def run_on_reactor(scenario):
-    """Run ``scenario(reactor)`` on the global reactor; its result, or raise its error.
-
-    Ctrl-C stops the reactor; the scenario's ``finally`` blocks then still run their
-    clean-up before the reactor shuts down.
-    """
-    from twisted.internet import defer, reactor
-
-    outcome = []
-
-    def start():
-        running = defer.ensureDeferred(scenario(reactor))
-        running.addBoth(outcome.append)
-        running.addBoth(lambda _: reactor.running and reactor.stop())
-
-    reactor.callWhenRunning(start)
-    reactor.run()
-    if not outcome:
-        raise KeyboardInterrupt
-    if hasattr(outcome[0], "raiseException"):
-        outcome[0].raiseException()
-    return outcome[0]
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROGRAM, description="Run a HAC, a home agent and mobile nodes on this machine.")
-    add_version_flag(parser)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    up = commands.add_parser(
-        "up", help="run the lab end to end and report",
-        description="Start a HAC, a home agent and N mobile nodes; each MN bootstraps, "
-                    "registers, exchanges protected traffic, hands over to a new care-of "
-                    "address and de-registers. Exit status 0 only if every MN succeeded.")
-    up.add_argument("--mns", type=int, default=3, metavar="N",
-                    help=f"number of mobile nodes, 1..{MAX_MNS}; 1..60 with --netns "
-                         f"(default: %(default)s)")
-    up.add_argument("--netns", action="store_true",
-                    help="MN, HA and a correspondent in their own network namespaces, real "
-                         "TUN interfaces, ping and TCP through the tunnel (root)")
-    up.add_argument("--keep-dir", action="store_true",
-                    help="keep the generated files (CA, PSKs, store, logs) afterwards")
-    up.add_argument("--verbose", action="store_true", help="log what the servers do")
-    return parser
-
-
-def directory_note(directory: Path, keep: bool) -> str:
-    """How the banner names the lab's directory: whether it outlives the run."""
-    return f"{directory} ({'kept' if keep else 'deleted at exit; --keep-dir keeps it'})"
-
-
-def next_steps(args, ok: bool) -> str:
-    """What to try after this run."""
-    if not ok:
-        return (f"mip6-lab: next: mip6-lab up{' --netns' if args.netns else ''} --mns "
-                f"{args.mns} --verbose --keep-dir logs what the servers do and keeps their "
-                f"files; docs/usage.md (mip6-lab) explains the summary")
-    if not args.netns:
-        return ("mip6-lab: next: mip6-lab up --netns (root) runs mip6-hac, mip6-ha and mip6-mn "
-                "themselves with TUN devices; docs/usage.md runs each program by hand")
-    return "mip6-lab: next: docs/usage.md runs each program by hand, with your own AAA server"
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if not 1 <= args.mns <= MAX_MNS:
-        return fail(PROGRAM, f"--mns must be 1..{MAX_MNS}", EXIT_CONFIG)
-    if not args.netns:
-        needed = FILES_BASE + FILES_PER_MN * args.mns
-        soft, _ = raise_open_file_limit(needed)
-        if soft < needed:
-            return fail(PROGRAM, f"--mns {args.mns} needs {needed} open files, the limit is "
-                                 f"{soft}: raise it (ulimit -n {needed}) or run fewer MNs",
-                        EXIT_CONFIG)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    directory = Path(tempfile.mkdtemp(prefix="mip6-lab-"))
-    started = time.monotonic()
-
-    def status() -> None:
-        print(f"mip6-lab: status: {args.mns} MNs, {time.monotonic() - started:.1f} s in, "
-              f"files in {directory}", file=sys.stderr, flush=True)
-
-    def reload() -> None:
-        print("mip6-lab: SIGHUP: nothing to reload (the lab writes its own configuration)",
-              file=sys.stderr, flush=True)
-
-    install_signals(lambda call: call(), reload=reload, status=status)  # SIGTERM/SIGINT stop
-    try:
-        if args.netns:
-            from .labnet import LabError, run_netns
-
-            try:
-                results = run_netns(directory, args.mns, sys.stdout, keep=args.keep_dir)
-            except LabError as error:
-                return fail(PROGRAM, str(error), EXIT_CONFIG)
-        else:
-            results = run_on_reactor(lambda reactor: run_loopback(
-                reactor, directory, args.mns, sys.stdout, keep=args.keep_dir))
-        ok = bool(results) and all(result.ok for result in results)
-        print(f"mip6-lab: {'PASS' if ok else 'FAIL'} in {time.monotonic() - started:.1f} s")
-        print(next_steps(args, ok), flush=True)
-    except KeyboardInterrupt:
-        print("mip6-lab: interrupted; everything started was stopped", file=sys.stderr)
-        return 130
-    except (OutputClosed, BrokenPipeError):
-        # Nobody reads any more: what the lab started is stopped; end without a word, and
-        # keep Python's exit-time flush of stdout from failing on the closed pipe.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_RUNTIME
-    finally:
-        if args.keep_dir:
-            print(f"mip6-lab: files kept in {directory}", file=sys.stderr)
-        else:
-            shutil.rmtree(directory, ignore_errors=True)
-    return EXIT_OK if ok else EXIT_RUNTIME
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -29,11 +29,11 @@ from diameter.message import Message
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from .aaa import AaaAnswer, AaaBackend, AaaSession, AaaTimeout, AaaUnavailable, Challenge
-from .addresses import parse_host_port
-from .diameter import codec
-from .diameter import eap as diameter_eap
-from .diameter.codec import DiameterError
+from aaa_mip6.aaa import AaaAnswer, AaaBackend, AaaSession, AaaTimeout, AaaUnavailable, Challenge
+from aaa_mip6.addresses import parse_host_port
+from aaa_mip6.diameter import codec
+from aaa_mip6.diameter import eap as diameter_eap
+from aaa_mip6.diameter.codec import DiameterError
 
 DEFAULT_MULTI_ROUND_TIMEOUT = 60  # seconds a conversation may idle between rounds
 DEFAULT_MAX_CONVERSATIONS = 100_000  # conversations held at once; more get 3004 TOO_BUSY

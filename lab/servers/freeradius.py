@@ -1,4 +1,5 @@
-"""A real FreeRADIUS 3.2 for the integration tests, configured from scratch in a temp dir.
+"""A real FreeRADIUS 3.2 for the integration tests and bench/eap_relay.py, configured from
+scratch in a temp dir.
 
 The generated config enables every EAP method the MN speaks (md5, gtc, mschapv2,
 pwd, tls, ttls, peap) with certificates from :mod:`aaa_mip6.pki`, returns the
@@ -22,7 +23,9 @@ from pathlib import Path
 from typing import Iterator
 
 from aaa_mip6 import pki
-from tests.support import eap_server_pki, free_port, quoted, stop_process, wait_for_log_line
+
+from ..processes import free_port, stop_process, wait_for_log_line
+from .config import eap_server_pki, quoted
 
 DICTIONARY_DIR = Path("/usr/share/freeradius")
 START_TIMEOUT = 20.0

@@ -1,4 +1,4 @@
-"""``mip6-aaa-gw``: run the Diameter-EAP-to-RADIUS gateway (:mod:`aaa_mip6.gateway`).
+"""``mip6-aaa-gw``: run the Diameter-EAP-to-RADIUS gateway (:mod:`gateway.relay`).
 
 Example: a gateway for realm example.net, reached over TLS by a HAC or a relay,
 relaying to a local FreeRADIUS::
@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import program
-from .addresses import format_host_port
-from .errors import ConfigError
-from .settings import Schema, setting
+from aaa_mip6 import program
+from aaa_mip6.addresses import format_host_port
+from aaa_mip6.errors import ConfigError
+from aaa_mip6.settings import Schema, setting
 
 PROGRAM = "mip6-aaa-gw"
 EXIT_CONFIG = program.EXIT_CONFIG
@@ -96,14 +96,14 @@ def _integer(low: int, high: int) -> Callable[[Any], int]:
 
 
 def _listen(value: Any) -> tuple[str, int]:
-    from .diameter.sa_app import address_port
+    from aaa_mip6.diameter.sa_app import address_port
 
     return address_port(_string(value))
 
 
 def _radius_servers(value: Any) -> tuple:
     """``ADDR``, ``ADDR:PORT`` or ``[IPV6]:PORT`` (port 1812), one or a list, in order."""
-    from .radius.servers import RadiusServer
+    from aaa_mip6.radius.servers import RadiusServer
 
     entries = [value] if isinstance(value, str) else value
     if not isinstance(entries, list) or not entries:
@@ -166,7 +166,7 @@ class GatewayConfig:
         """``diameter.listen``, or 127.0.0.1 on the transport's IANA port."""
         if self.listen is not None:
             return self.listen
-        from .diameter.twisted_peer import DIAMETER_TCP_PORT, DIAMETER_TLS_PORT
+        from aaa_mip6.diameter.twisted_peer import DIAMETER_TCP_PORT, DIAMETER_TLS_PORT
 
         return DEFAULT_LISTEN_HOST, DIAMETER_TCP_PORT if self.insecure_tcp else DIAMETER_TLS_PORT
 
@@ -307,7 +307,7 @@ def prepare(config: GatewayConfig) -> Prepared:
     secret file or key others can read and a certificate that does not name the
     Origin-Host.
     """
-    from . import tls
+    from aaa_mip6 import tls
 
     secret = read_secret(config)
     program.warn_if_exposed(config.radius_secret_file, "RADIUS secret file", log)
@@ -355,13 +355,14 @@ class GatewayProgram:
 
     def __init__(self, prepared: Prepared, reactor, config_path: Path | None,
                  flags: Mapping[str, Any]):
-        from .diameter.eap import EAP_APPLICATION_ID
-        from .diameter.peer import LocalNode, WatchdogTimers
-        from .diameter.twisted_peer import DiameterNode
-        from .gateway import EapGateway
-        from .radius.client import RadiusClient
-        from .radius.codec import Nas
-        from .radius.servers import RadiusServer
+        from aaa_mip6.diameter.eap import EAP_APPLICATION_ID
+        from aaa_mip6.diameter.peer import LocalNode, WatchdogTimers
+        from aaa_mip6.diameter.twisted_peer import DiameterNode
+        from aaa_mip6.radius.client import RadiusClient
+        from aaa_mip6.radius.codec import Nas
+        from aaa_mip6.radius.servers import RadiusServer
+
+        from .relay import EapGateway
 
         config = prepared.config
         self.config = config

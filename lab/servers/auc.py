@@ -1,5 +1,6 @@
 """``mip6-auc`` and hostapd together: an EAP-SIM/AKA/AKA' server whose vectors come from the
-project's AuC (hostapd.conf ``eap_sim_db=unix:PATH``), for the integration tests.
+project's AuC (hostapd.conf ``eap_sim_db=unix:PATH``), for the integration tests and
+bench/eap_aka.py.
 
 One Milenage subscriber (TS 35.208 test set 20's K and OPc) and one SIM with fixed triplets;
 :func:`usim_file` writes the MN's side of either.
@@ -16,8 +17,9 @@ from pathlib import Path
 from typing import Iterator
 
 from aaa_mip6 import pki
-from tests.integration import hostapd as hostapd_support
-from tests.support import stop_process
+
+from ..processes import stop_process
+from . import hostapd as hostapd_support
 
 AUC = Path(sys.executable).with_name("mip6-auc")
 IMSI = "232010000000000"

@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Iterator
 
 from aaa_mip6 import pki
-from tests.support import eap_server_pki, free_port, quoted, stop_process, wait_for_log_line
+
+from ..processes import free_port, stop_process, wait_for_log_line
+from .config import eap_server_pki, quoted
 
 START_TIMEOUT = 20.0
 READY_LINE = "AP-ENABLED"

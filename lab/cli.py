@@ -1,0 +1,122 @@
+"""``mip6-lab``'s command line: ``mip6-lab up`` runs the loopback lab (:mod:`lab.loopback`)
+or, with ``--netns``, the namespace lab (:mod:`lab.netns`), and says what to try next."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from aaa_mip6.program import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, add_version_flag, fail, \
+    install_signals, raise_open_file_limit
+
+from .common import OutputClosed
+from .loopback import run_loopback
+from .netns import LabError, run_netns
+from .reactors import run_on_reactor
+
+PROGRAM = "mip6-lab"
+MAX_MNS = 200
+FILES_PER_MN = 4  # open files per loopback MN: its TLS connection (both ends), its UDP
+#                   socket, with room to spare (200 MNs peaked at 424 files in all)
+FILES_BASE = 64  # the HAC, the HA, the store and the interpreter itself
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM, description="Run a HAC, a home agent and mobile nodes on this machine.")
+    add_version_flag(parser)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    up = commands.add_parser(
+        "up", help="run the lab end to end and report",
+        description="Start a HAC, a home agent and N mobile nodes; each MN bootstraps, "
+                    "registers, exchanges protected traffic, hands over to a new care-of "
+                    "address and de-registers. Exit status 0 only if every MN succeeded.")
+    up.add_argument("--mns", type=int, default=3, metavar="N",
+                    help=f"number of mobile nodes, 1..{MAX_MNS}; 1..60 with --netns "
+                         f"(default: %(default)s)")
+    up.add_argument("--netns", action="store_true",
+                    help="MN, HA and a correspondent in their own network namespaces, real "
+                         "TUN interfaces, ping and TCP through the tunnel (root)")
+    up.add_argument("--keep-dir", action="store_true",
+                    help="keep the generated files (CA, PSKs, store, logs) afterwards")
+    up.add_argument("--verbose", action="store_true", help="log what the servers do")
+    return parser
+
+
+def next_steps(args, ok: bool) -> str:
+    """What to try after this run."""
+    if not ok:
+        return (f"mip6-lab: next: mip6-lab up{' --netns' if args.netns else ''} --mns "
+                f"{args.mns} --verbose --keep-dir logs what the servers do and keeps their "
+                f"files; docs/usage.md (mip6-lab) explains the summary")
+    if not args.netns:
+        return ("mip6-lab: next: mip6-lab up --netns (root) runs mip6-hac, mip6-ha and mip6-mn "
+                "themselves with TUN devices; docs/usage.md runs each program by hand")
+    return "mip6-lab: next: docs/usage.md runs each program by hand, with your own AAA server"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not 1 <= args.mns <= MAX_MNS:
+        return fail(PROGRAM, f"--mns must be 1..{MAX_MNS}", EXIT_CONFIG)
+    if not args.netns:
+        needed = FILES_BASE + FILES_PER_MN * args.mns
+        soft, _ = raise_open_file_limit(needed)
+        if soft < needed:
+            return fail(PROGRAM, f"--mns {args.mns} needs {needed} open files, the limit is "
+                                 f"{soft}: raise it (ulimit -n {needed}) or run fewer MNs",
+                        EXIT_CONFIG)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    directory = Path(tempfile.mkdtemp(prefix="mip6-lab-"))
+    started = time.monotonic()
+
+    def status() -> None:
+        print(f"mip6-lab: status: {args.mns} MNs, {time.monotonic() - started:.1f} s in, "
+              f"files in {directory}", file=sys.stderr, flush=True)
+
+    def reload() -> None:
+        print("mip6-lab: SIGHUP: nothing to reload (the lab writes its own configuration)",
+              file=sys.stderr, flush=True)
+
+    install_signals(lambda call: call(), reload=reload, status=status)  # SIGTERM/SIGINT stop
+    try:
+        if args.netns:
+            try:
+                results = run_netns(directory, args.mns, sys.stdout, keep=args.keep_dir)
+            except LabError as error:
+                return fail(PROGRAM, str(error), EXIT_CONFIG)
+        else:
+            results = run_on_reactor(lambda reactor: run_loopback(
+                reactor, directory, args.mns, sys.stdout, keep=args.keep_dir))
+        ok = bool(results) and all(result.ok for result in results)
+        print(f"mip6-lab: {'PASS' if ok else 'FAIL'} in {time.monotonic() - started:.1f} s")
+        print(next_steps(args, ok), flush=True)
+    except KeyboardInterrupt:
+        print("mip6-lab: interrupted; everything started was stopped", file=sys.stderr)
+        return 130
+    except (OutputClosed, BrokenPipeError):
+        # Nobody reads any more: what the lab started is stopped; end without a word, and
+        # keep Python's exit-time flush of stdout from failing on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_RUNTIME
+    finally:
+        if args.keep_dir:
+            print(f"mip6-lab: files kept in {directory}", file=sys.stderr)
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
+    return EXIT_OK if ok else EXIT_RUNTIME
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
