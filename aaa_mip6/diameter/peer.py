@@ -219,7 +219,8 @@ class Reconnect:
     def wait(self, draw: float) -> float:
         """Seconds before the next attempt; ``draw`` in [0, 1) picks the jitter."""
         delay = self.backoff.delay(self.attempts, draw)
-        self.attempts += 1
+        if self.backoff.step(self.attempts) < self.backoff.maximum:  # past it, counting
+            self.attempts += 1                                      # changes nothing
         return delay
 
 

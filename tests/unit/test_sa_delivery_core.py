@@ -196,3 +196,17 @@ def test_a_stopped_queue_sends_nothing_and_an_unknown_token_changes_nothing():
     assert delivery.timer() is None
     assert delivery.handle_timer(START + 100) == []
     assert delivery.provisioned(record(8), START) == []
+
+
+def test_an_ha_down_for_thousands_of_retries_is_still_retried_at_retry_max():
+    # 2 ** attempts overflowed a float after about a thousand retries (17 h at 60 s).
+    sa = record(validity_end=datetime(2099, 1, 1, tzinfo=timezone.utc))
+    delivery = queue(draw=0.0)
+    delivery.provisioned(sa, START)
+    now = START
+    for token in range(1500):
+        delivery.failed(token, "no answer", now)
+        now = delivery.timer()
+        assert delivery.handle_timer(now) == [SendPush(token + 1, sa, HA_HOST)]
+    delivery.failed(1500, "no answer", now)
+    assert delivery.timer() - now == 2.0
