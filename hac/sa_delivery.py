@@ -148,7 +148,8 @@ class SaDelivery:
         self.counters = self.queue.counters  # the queue's, and "queries" counted here
         self._in_store_thread = in_store_thread
         self._session_ids = codec.SessionIds(node.local.origin_host, reactor.seconds())
-        self._timer = None
+        self._timer = None  # the queue's timer, at self._deadline
+        self._deadline: float | None = None
         self._control_port = None
         node.register_handler(self.application.application_id, sa_app.SA_QUERY, self._queried)
 
@@ -267,14 +268,19 @@ class SaDelivery:
                                           self.reactor.seconds()))
 
     def _arm(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
+        """Set the timer to the queue's deadline (unless it is set there already)."""
         deadline = self.queue.timer()
+        if self._timer is not None and deadline == self._deadline:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._deadline = deadline
         self._timer = None if deadline is None else self.reactor.callLater(
             max(0.0, deadline - self.reactor.seconds()), self._tick)
 
     def _tick(self) -> None:
         self._timer = None
+        self._deadline = None
         self._carry_out(self.queue.handle_timer(self.reactor.seconds()))
 
     # --- revoke -----------------------------------------------------------------

@@ -22,6 +22,8 @@ The shell reads the clock and keeps one timer: :meth:`DeliveryQueue.timer` says 
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import random
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -117,6 +119,10 @@ class DeliveryQueue:
         self._ready: deque[int] = deque()  # SPIs to send, in order
         self._sending: dict[int, _Job] = {}  # token -> job
         self._next_token = 0
+        # (retry_at, order, job) of jobs waiting for a retry; an entry whose job was
+        # replaced, or no longer waits, is dropped when it reaches the top
+        self._retries: list[tuple[float, int, _Job]] = []
+        self._order = itertools.count()
         self._stopped = False
 
     def __repr__(self) -> str:
@@ -163,17 +169,17 @@ class DeliveryQueue:
         """When :meth:`handle_timer` must next be called (None: nothing waits)."""
         if self._stopped:
             return None
-        return min((job.retry_at for job in self._jobs.values() if job.retry_at is not None),
-                   default=None)
+        self._drop_stale_retries()
+        return self._retries[0][0] if self._retries else None
 
     def handle_timer(self, now: float) -> list:
         """Send again what waited its retry out."""
-        due = sorted((job for job in self._jobs.values()
-                      if job.retry_at is not None and job.retry_at <= now),
-                     key=lambda job: job.retry_at)
-        for job in due:
+        self._drop_stale_retries()
+        while self._retries and self._retries[0][0] <= now:
+            _, _, job = heapq.heappop(self._retries)
             job.retry_at = None
             self._ready.append(job.record.sa.spi)
+            self._drop_stale_retries()
         return self._pump(now)
 
     def stop(self) -> None:
@@ -237,6 +243,14 @@ class DeliveryQueue:
             return
         job.retry_at = now + self.backoff.delay(job.attempts, self._rng.random())
         job.attempts += 1
+        heapq.heappush(self._retries, (job.retry_at, next(self._order), job))
+
+    def _drop_stale_retries(self) -> None:
+        while self._retries:
+            retry_at, _, job = self._retries[0]
+            if job.retry_at == retry_at and self._jobs.get(job.record.sa.spi) is job:
+                return
+            heapq.heappop(self._retries)
 
     def _done(self, job: _Job, outcome: str) -> list:
         self._count(outcome)

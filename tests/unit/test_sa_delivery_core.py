@@ -210,3 +210,19 @@ def test_an_ha_down_for_thousands_of_retries_is_still_retried_at_retry_max():
         assert delivery.handle_timer(now) == [SendPush(token + 1, sa, HA_HOST)]
     delivery.failed(1500, "no answer", now)
     assert delivery.timer() - now == 2.0
+
+
+def test_retries_go_in_the_order_they_fall_due_and_a_replaced_push_keeps_no_retry():
+    delivery = queue(draw=0.0)
+    first, second, replaced = record(1), record(2), record(3)
+    for sa in (first, second, replaced):
+        delivery.provisioned(sa, START)  # tokens 0, 1, 2
+    delivery.failed(1, "timeout", START)  # second: due at +0.5
+    delivery.failed(0, "timeout", START + 0.2)  # first: due at +0.7
+    delivery.failed(2, "timeout", START + 0.1)  # replaced: due at +0.6, but ...
+    assert delivery.provisioned(replaced, START + 0.3) == [SendPush(3, replaced, HA_HOST)]
+    assert delivery.timer() == START + 0.5
+    assert delivery.handle_timer(START + 0.65) == [SendPush(4, second, HA_HOST)]
+    assert delivery.timer() == START + 0.7
+    assert delivery.handle_timer(START + 0.7) == [SendPush(5, first, HA_HOST)]
+    assert delivery.timer() is None
