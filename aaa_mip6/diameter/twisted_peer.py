@@ -185,7 +185,7 @@ class DiameterNode:
         self.reactor = reactor
         self.watchdog = watchdog
         self.router = Router(request_timeout=request_timeout, routes=routes)
-        self.reconnect = Backoff(reconnect_initial, reconnect_max, jitter=(0.5, 1.0))
+        self.reconnect_backoff = Backoff(reconnect_initial, reconnect_max, jitter=(0.5, 1.0))
         self.rng = rng or random.SystemRandom()
         self._unknown_answers_closed = 0
         # requests-sent, requests-received, answers-received, election-won, election-lost
@@ -216,8 +216,9 @@ class DiameterNode:
 
         The handler returns the answer Message (build it with :meth:`answer`) or a
         Deferred of it. No handler: the connection answers 3001 COMMAND_UNSUPPORTED; a
-        handler that fails: 5012 UNABLE_TO_COMPLY. The application must also be in ``LocalNode``'s lists,
-        else requests for it get 3007 APPLICATION_UNSUPPORTED before any handler.
+        handler that fails: 5012 UNABLE_TO_COMPLY. The application must also be in
+        ``LocalNode``'s lists, else requests for it get 3007 APPLICATION_UNSUPPORTED
+        before any handler.
         """
         self._handlers[(application_id, command_code)] = handler
 
@@ -314,7 +315,7 @@ class DiameterNode:
             endpoint = kind(self.reactor, host, port)
         except ValueError:
             endpoint = endpoints.HostnameEndpoint(self.reactor, host, port)
-        link = _Link(self, endpoint, client_tls, name, Reconnect(self.reconnect))
+        link = _Link(self, endpoint, client_tls, name, Reconnect(self.reconnect_backoff))
         self._links.append(link)
         link.connect()
 
