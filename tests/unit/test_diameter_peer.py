@@ -424,7 +424,7 @@ def pair(reactor, *, request_timeout=2.0, server_tls=None, client_tls=None):
     return client, server
 
 
-def test_loopback_request_answer_unknown_command_and_clean_stop():
+def test_loopback_request_answer_unknown_command_failed_handler_and_clean_stop():
     async def scenario(reactor):
         client, server = pair(reactor)
         seen = []
@@ -433,10 +433,15 @@ def test_loopback_request_answer_unknown_command_and_clean_stop():
             seen.append(incoming)
             return server.answer(incoming, codec.SUCCESS)
 
+        def broken(incoming):
+            raise RuntimeError("bug")
+
         server.register_handler(APP, TEST_COMMAND, handler)
+        server.register_handler(APP, TEST_COMMAND + 2, broken)
         await client.when_open("b.example.net")
         answer = await client.send_request(request())
         unsupported = await client.send_request(request(command=TEST_COMMAND + 1))
+        failed = await client.send_request(request(command=TEST_COMMAND + 2))
         await sleep(reactor, 1.0)  # several Tw: watchdogs run, the connection stays up
         still_open = "b.example.net" in client.router.open_peers
         plain_tcp_is_tls = client.is_tls(client.router.open_peers["b.example.net"])
@@ -447,15 +452,16 @@ def test_loopback_request_answer_unknown_command_and_clean_stop():
         await sleep(reactor, 0.05)
         after = server.router.open_peers
         await server.stop()
-        return seen, answer, unsupported, still_open, after, plain_tcp_is_tls, nodelay
+        return seen, answer, unsupported, failed, still_open, after, plain_tcp_is_tls, nodelay
 
-    seen, answer, unsupported, still_open, after, plain_tcp_is_tls, nodelay = \
+    seen, answer, unsupported, failed, still_open, after, plain_tcp_is_tls, nodelay = \
         run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
     assert plain_tcp_is_tls is False
     assert len(nodelay) == 2 and all(nodelay)  # both ends: answers are never held (Nagle)
     assert len(seen) == 1
     assert codec.result_code(answer) == codec.SUCCESS
     assert codec.result_code(unsupported) == codec.COMMAND_UNSUPPORTED
+    assert codec.result_code(failed) == codec.UNABLE_TO_COMPLY
     assert still_open
     assert after == {}
 
