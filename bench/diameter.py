@@ -8,7 +8,7 @@ and the HA's :class:`ha.diameter_source.DiameterSASource`, over TLS, first direc
 (lab/servers/freediameter.py). The baseline on each path is a request of the same
 application answered at once by a handler that reads nothing (the "echo"): what Diameter,
 TLS and the reactor cost without the SA application. Pushes and echoes run with
-:data:`hac.sa_delivery.MAX_IN_FLIGHT` outstanding; queries and their echoes one at a time.
+:data:`hac.sa_delivery_core.MAX_IN_FLIGHT` outstanding; queries and their echoes one at a time.
 Echo and SA runs alternate for :data:`ROUNDS` rounds and the best round of each is kept.
 One JSON line per figure; ``ratio`` is SA figure / echo figure (rates) or echo / SA
 (latencies), so 1.0 means the application costs nothing.
@@ -41,7 +41,8 @@ from aaa_mip6.store import UNALLOCATED_SPI, open_store  # noqa: E402
 from aaa_mip6.suites import SUITES, new_keys  # noqa: E402
 from bench._common import emit, latency_summary  # noqa: E402
 from ha.diameter_source import DiameterSASource  # noqa: E402
-from hac.sa_delivery import MAX_IN_FLIGHT, DeliverySettings, SaDelivery  # noqa: E402
+from hac.sa_delivery import DeliverySettings, SaDelivery  # noqa: E402
+from hac.sa_delivery_core import MAX_IN_FLIGHT  # noqa: E402
 from lab.processes import free_port  # noqa: E402
 from lab.reactors import run_on_fresh_reactor, sleep  # noqa: E402
 from lab.servers import ServerMissing  # noqa: E402

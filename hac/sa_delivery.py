@@ -1,12 +1,14 @@
 """The HAC's side of SA delivery over Diameter: push, answer queries, revoke.
 
 :class:`SaDelivery` runs the SA delivery application (:mod:`aaa_mip6.diameter.sa_app`,
-docs/diameter.md) on the HAC's Diameter node:
+docs/diameter.md) on the HAC's Diameter node; the queue's rules (what is sent when,
+retries, expiry, TLS only) are :mod:`hac.sa_delivery_core`'s, this Twisted shell moves
+the messages and keeps the timer:
 
 - Every SA the HAC provisions is pushed (SA-Push) to the HA it assigned, found by the
   HA's address in ``sa_delivery.home_agents``. A push is retried, with exponential
   backoff, until that HA acknowledges it or the SA expires; at most
-  :data:`MAX_IN_FLIGHT` are outstanding at once.
+  :data:`~hac.sa_delivery_core.MAX_IN_FLIGHT` are outstanding at once.
 - The outbox is the store itself: on start the HAC pushes again every active SA it
   created (``SAStore.active()``), so SAs whose push a crash interrupted still arrive.
   Pushing an SA twice is harmless.
@@ -33,7 +35,6 @@ import os
 import random
 import socket
 import sys
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,18 +44,29 @@ from twisted.internet import defer, protocol
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 
+from aaa_mip6.backoff import Backoff
 from aaa_mip6.diameter import codec, sa_app
 from aaa_mip6.diameter.codec import DiameterError
 from aaa_mip6.diameter.sa_app import NodeSettings, SaMessage
 from aaa_mip6.errors import ConfigError
-from aaa_mip6.sa import HomeAgent, IPAddress
+from aaa_mip6.sa import IPAddress
 from aaa_mip6.store import SARecord, SAStore, StoreError
+
+from .sa_delivery_core import (
+    DeliveryQueue,
+    Done,
+    Retrying,
+    Routes,
+    SendPush,
+    SendRevoke,
+    ha_addresses,
+)
 
 log = logging.getLogger(__name__)
 
-MAX_IN_FLIGHT = 64  # pushes and revocations outstanding at once
 DEFAULT_RETRY_INITIAL = 1.0
 DEFAULT_RETRY_MAX = 60.0
+RETRY_JITTER = (0.5, 1.0)  # each retry waits 50-100 % of its backoff step
 CONTROL_TIMEOUT = 10.0  # seconds mip6-hac revoke waits for the running HAC
 _DELIVERY_KEYS = frozenset({"home_agents", "control_socket", "retry_initial", "retry_max"})
 
@@ -110,29 +122,14 @@ def check(config) -> None:
         raise ConfigError("sa_delivery needs workers = 1 (one Diameter identity per process)")
 
 
-def _addresses(agent: HomeAgent | None) -> tuple[IPAddress, ...]:
-    """The HA's addresses, IPv6 first (none for an SA without an HA)."""
-    if agent is None:
-        return ()
-    return tuple(address for address in (agent.address6, agent.address4) if address is not None)
-
-
-@dataclass
-class _Job:
-    """One SA-Push or SA-Revoke still owed to an HA."""
-
-    record: SARecord
-    revoke: bool
-    attempts: int = 0  # retries so far (they double the backoff)
-    retry_call: object = None
-    sending: bool = False
-
-
 class SaDelivery:
     """Pushes, queries and revocations on the HAC's Diameter node.
 
-    ``in_store_thread(function, *args)`` runs a store call where it may block and returns
-    a Deferred (the HAC server's thread pool for PostgreSQL).
+    What to send when is the :class:`~hac.sa_delivery_core.DeliveryQueue`'s; this
+    shell builds the Diameter messages, sends them, reports their answers, keeps the
+    queue's timer and answers queries. ``in_store_thread(function, *args)`` runs a store
+    call where it may block and returns a Deferred (the HAC server's thread pool for
+    PostgreSQL).
     """
 
     def __init__(self, node, settings: DeliverySettings, store: SAStore, *, reactor,
@@ -144,15 +141,16 @@ class SaDelivery:
         self.store = store
         self.reactor = reactor
         self.hac_instance = hac_instance
-        self.counters: dict[str, int] = {}
+        self.queue = DeliveryQueue(
+            settings.home_agents,
+            Backoff(settings.retry_initial, settings.retry_max, jitter=RETRY_JITTER),
+            insecure_tcp=settings.node.insecure_tcp, routes=self._routes, rng=rng)
+        self.counters = self.queue.counters  # the queue's, and "queries" counted here
         self._in_store_thread = in_store_thread
-        self._rng = rng or random.SystemRandom()
-        self._jobs: dict[int, _Job] = {}
-        self._ready: deque[int] = deque()
-        self._in_flight = 0
         self._session_ids = codec.SessionIds(node.local.origin_host, reactor.seconds())
+        self._timer = None  # the queue's timer, at self._deadline
+        self._deadline: float | None = None
         self._control_port = None
-        self._stopped = False
         node.register_handler(self.application.application_id, sa_app.SA_QUERY, self._queried)
 
     @classmethod
@@ -164,12 +162,12 @@ class SaDelivery:
                    hac_instance=config.instance, in_store_thread=in_store_thread)
 
     def __repr__(self) -> str:
-        return f"SaDelivery({self.node.local.origin_host}, pending={len(self._jobs)})"
+        return f"SaDelivery({self.node.local.origin_host}, pending={self.pending})"
 
     @property
     def pending(self) -> int:
         """SAs (and revocations) not yet acknowledged by their HA."""
-        return len(self._jobs)
+        return self.queue.pending
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
@@ -192,16 +190,14 @@ class SaDelivery:
         if mine:
             log.info("pushing %d active SAs again", len(mine))
         for record in mine:
-            if record.sa.spi not in self._jobs:
+            if not self.queue.is_pending(record.sa.spi):
                 self.deliver(record)
 
     @defer.inlineCallbacks
     def stop(self):
         """Stop retrying and listening; stop the Diameter node (DPR to each peer)."""
-        self._stopped = True
-        for job in self._jobs.values():
-            if job.retry_call is not None and job.retry_call.active():
-                job.retry_call.cancel()
+        self.queue.stop()
+        self._arm()
         if self._control_port is not None:
             yield self._control_port.stopListening()
         yield self.node.stop()
@@ -218,114 +214,74 @@ class SaDelivery:
 
     def deliver(self, record: SARecord) -> None:
         """Queue an SA-Push of ``record`` to its HA (replacing any job for that SPI)."""
-        self._queue(_Job(record, revoke=False))
+        self._carry_out(self.queue.provisioned(record, self.reactor.seconds()))
 
-    def _queue(self, job: _Job) -> None:
-        spi = job.record.sa.spi
-        old = self._jobs.get(spi)
-        if old is not None and old.retry_call is not None and old.retry_call.active():
-            old.retry_call.cancel()
-        self._jobs[spi] = job
-        self._ready.append(spi)
-        self._pump()
+    def _carry_out(self, actions: list) -> None:
+        """Send what the queue asks for, log its outcomes, re-arm its timer."""
+        for action in actions:
+            if isinstance(action, (SendPush, SendRevoke)):
+                self._send(action)
+            elif isinstance(action, Done) and action.outcome == "no-destination":
+                log.warning("SA %d: its HA %s has no Origin-Host in sa_delivery.home_agents; "
+                            "the HA will have to query it", action.record.sa.spi,
+                            action.record.home_agent)
+            elif isinstance(action, Retrying) and action.reason == "refused-insecure":
+                log.error("SA %d: refusing to push keys over a non-TLS Diameter connection",
+                          action.record.sa.spi)
+            elif isinstance(action, Retrying) and action.reason == "not-acknowledged":
+                log.info("SA %d: %s not acknowledged (attempt %d): %s", action.record.sa.spi,
+                         "SA-Revoke" if action.revoke else "SA-Push", action.attempt,
+                         action.detail)
+        self._arm()
 
-    def _pump(self) -> None:
-        while self._ready and self._in_flight < MAX_IN_FLIGHT and not self._stopped:
-            spi = self._ready.popleft()
-            job = self._jobs.get(spi)
-            if job is not None and not job.sending and job.retry_call is None:
-                self._send(job)
-
-    def _destination(self, record: SARecord) -> str | None:
-        for address in _addresses(record.home_agent):
-            if address in self.settings.home_agents:
-                return self.settings.home_agents[address]
-        return None
-
-    def _send(self, job: _Job) -> None:
-        record = job.record
-        sa = record.sa
-        if not job.revoke and sa.validity_end.timestamp() <= self.reactor.seconds():
-            self._done(job, "expired")
-            return
-        host = self._destination(record)
-        if host is None:
-            log.warning("SA %d: its HA %s has no Origin-Host in sa_delivery.home_agents; "
-                        "the HA will have to query it", sa.spi, record.home_agent)
-            self._done(job, "no-destination")
-            return
+    def _send(self, action: SendPush | SendRevoke) -> None:
+        sa = action.record.sa
         local = self.node.local
         session = self._session_ids.new()
         destination_realm = self.settings.node.destination_realm
-        if job.revoke:
+        if isinstance(action, SendRevoke):
+            command = sa_app.SA_REVOKE
             request = self.application.revoke_request(
-                session, local.origin_host, local.origin_realm, destination_realm, host, sa.spi,
-                sa.mn_id)
+                session, local.origin_host, local.origin_realm, destination_realm, action.host,
+                sa.spi, sa.mn_id)
         else:
+            command = sa_app.SA_PUSH
             request = self.application.push_request(
-                session, local.origin_host, local.origin_realm, destination_realm, host,
-                SaMessage(sa, _addresses(record.home_agent)), self.reactor.seconds())
-            if not self._may_carry_keys(request, sa.spi):
-                self._retry(job)
-                return
-        job.sending = True
-        self._in_flight += 1
-        command = sa_app.SA_REVOKE if job.revoke else sa_app.SA_PUSH
+                session, local.origin_host, local.origin_realm, destination_realm, action.host,
+                SaMessage(sa, ha_addresses(action.record.home_agent)), self.reactor.seconds())
         sent = self.node.send_request(request)
         sent.addCallback(self.application.check_answer, command)
-        sent.addCallbacks(self._acknowledged, self._failed, callbackArgs=(job,),
-                          errbackArgs=(job,))
+        sent.addCallbacks(self._acknowledged, self._failed, callbackArgs=(action.token,),
+                          errbackArgs=(action.token,))
 
-    def _may_carry_keys(self, request: Message, spi: int) -> bool:
-        """Whether a push may go now: every route TLS (or ``insecure_tcp``), and one open.
+    def _routes(self, host: str) -> Routes:
+        """The node's open connections a message to the HA ``host`` could take now."""
+        candidates = self.node.router.candidates_to(
+            self.application.application_id, host, self.settings.node.destination_realm)
+        return Routes(len(candidates), sum(self.node.is_tls(each) for each in candidates))
 
-        A push is only handed to the node with an open route, so it can never wait
-        there for whatever connection opens next.
-        """
-        routes, secure = sa_app.open_routes(self.node, request)
-        if routes == 0:
-            self._count("no-route")
-            return False
-        if secure < routes and not self.settings.node.insecure_tcp:
-            log.error("SA %d: refusing to push keys over a non-TLS Diameter connection", spi)
-            self._count("refused-insecure")
-            return False
-        return True
+    def _acknowledged(self, _answer, token: int) -> None:
+        self._carry_out(self.queue.acked(token, self.reactor.seconds()))
 
-    def _acknowledged(self, _answer, job: _Job) -> None:
-        self._in_flight -= 1
-        job.sending = False
-        self._done(job, "revoked" if job.revoke else "pushed")
-        self._pump()
+    def _failed(self, failure: Failure, token: int) -> None:
+        self._carry_out(self.queue.failed(token, failure.getErrorMessage(),
+                                          self.reactor.seconds()))
 
-    def _failed(self, failure: Failure, job: _Job) -> None:
-        self._in_flight -= 1
-        job.sending = False
-        log.info("SA %d: %s not acknowledged (attempt %d): %s", job.record.sa.spi,
-                 "SA-Revoke" if job.revoke else "SA-Push", job.attempts + 1,
-                 failure.getErrorMessage())
-        self._count("retries")
-        self._retry(job)
-        self._pump()
-
-    def _retry(self, job: _Job) -> None:
-        if self._stopped or self._jobs.get(job.record.sa.spi) is not job:
+    def _arm(self) -> None:
+        """Set the timer to the queue's deadline (unless it is set there already)."""
+        deadline = self.queue.timer()
+        if self._timer is not None and deadline == self._deadline:
             return
-        step = min(self.settings.retry_max, self.settings.retry_initial * 2 ** job.attempts)
-        job.attempts += 1
-        job.retry_call = self.reactor.callLater(step * self._rng.uniform(0.5, 1.0),
-                                                self._requeue, job)
+        if self._timer is not None:
+            self._timer.cancel()
+        self._deadline = deadline
+        self._timer = None if deadline is None else self.reactor.callLater(
+            max(0.0, deadline - self.reactor.seconds()), self._tick)
 
-    def _requeue(self, job: _Job) -> None:
-        job.retry_call = None
-        if self._jobs.get(job.record.sa.spi) is job:
-            self._ready.append(job.record.sa.spi)
-            self._pump()
-
-    def _done(self, job: _Job, outcome: str) -> None:
-        self._count(outcome)
-        if self._jobs.get(job.record.sa.spi) is job:
-            del self._jobs[job.record.sa.spi]
+    def _tick(self) -> None:
+        self._timer = None
+        self._deadline = None
+        self._carry_out(self.queue.handle_timer(self.reactor.seconds()))
 
     # --- revoke -----------------------------------------------------------------
 
@@ -336,7 +292,7 @@ class SaDelivery:
             return False
         record = yield self._in_store_thread(self.store.get, spi)
         log.info("SA %d of %s revoked", spi, record.sa.mn_id)
-        self._queue(_Job(record, revoke=True))
+        self._carry_out(self.queue.revoked(record, self.reactor.seconds()))
         return True
 
     # --- queries from HAs -------------------------------------------------------
@@ -357,7 +313,7 @@ class SaDelivery:
         avps = self.application.application_avps()
         if record is None:
             return self.node.answer(message, sa_app.USER_UNKNOWN, avps)
-        avps += self.application.sa_avps(SaMessage(record.sa, _addresses(record.home_agent)),
+        avps += self.application.sa_avps(SaMessage(record.sa, ha_addresses(record.home_agent)),
                                          self.reactor.seconds())
         return self.node.answer(message, codec.SUCCESS, avps)
 

@@ -16,10 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from aaa_mip6.backoff import Backoff
+
 from .bootstrap import BootstrapFailed
 
 FIRST_DELAY = 1.0  # seconds before the second rebootstrap in a row
 MAX_IN_A_ROW = 5  # rebootstraps without a registration before giving up
+BACKOFF = Backoff(FIRST_DELAY)  # doubling, no jitter: MAX_IN_A_ROW bounds it (8 s)
 TRANSIENT_HAC_STATUSES = frozenset({500, 503, 504})  # the HAC (or its AAA) may answer later
 MAX_RETRY_AFTER = 3600.0  # seconds: the longest retry-after the MN waits out
 
@@ -76,7 +79,7 @@ class RebootstrapPolicy:
             return GiveUp("rebootstrap-loop",
                           f"{self.in_a_row} rebootstraps in a row got no registration "
                           f"(the last: {cause}); giving up")
-        delay = 0.0 if self.in_a_row == 0 else FIRST_DELAY * 2 ** (self.in_a_row - 1)
+        delay = 0.0 if self.in_a_row == 0 else BACKOFF.step(self.in_a_row - 1)
         self.in_a_row += 1
         return Wait(max(delay, at_least), self.in_a_row - 1)
 

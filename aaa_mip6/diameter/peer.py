@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import random
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Container, Hashable
 from dataclasses import dataclass, field
 
 from diameter.message import Message, constants
@@ -26,6 +26,7 @@ from diameter.message.commands import (
     DisconnectPeerRequest,
 )
 
+from ..backoff import Backoff
 from . import codec
 from .codec import DiameterError
 
@@ -193,6 +194,36 @@ def admit_cer(local_host: str, remote_host: str, *, identity_ok: bool = True,
     return Admission(codec.SUCCESS)
 
 
+class Reconnect:
+    """When a node connects again to a peer it keeps (RFC 6733 §2.1: Tc, the wait
+    between attempts, here doubling from ``backoff.initial`` up to its maximum).
+
+    An attempt that fails or a connection that closes waits :meth:`wait` seconds; an
+    Open connection starts the doubling over. While the peer holds an Open connection
+    it started itself, a new one would only lose the election (§5.6.4): the node waits
+    again instead of connecting.
+    """
+
+    def __init__(self, backoff: Backoff):
+        self.backoff = backoff
+        self.attempts = 0  # waits since the last Open connection
+
+    def opened(self) -> None:
+        self.attempts = 0
+
+    @staticmethod
+    def connect_now(already_open: bool) -> bool:
+        """Whether to connect when the wait is over (``already_open``: the peer is Open)."""
+        return not already_open
+
+    def wait(self, draw: float) -> float:
+        """Seconds before the next attempt; ``draw`` in [0, 1) picks the jitter."""
+        delay = self.backoff.delay(self.attempts, draw)
+        if self.backoff.step(self.attempts) < self.backoff.maximum:  # past it, counting
+            self.attempts += 1                                      # changes nothing
+        return delay
+
+
 class EndToEndIdentifiers:
     """End-to-End Identifiers unique per RFC 6733 §3: high 12 bits from the start time."""
 
@@ -271,6 +302,9 @@ class PeerConnection:
 
     ``admit`` is asked (responder side, after a CER that shares an application) for
     the CEA Result-Code: the node's place for election and peer authorization.
+    ``handles`` holds the (Application-Id, Command-Code) pairs the node has handlers
+    for: a request for another is answered 3001 DIAMETER_COMMAND_UNSUPPORTED here
+    (None: every request of a supported application becomes a RequestReceived).
     ``next_end_to_end`` gives End-to-End Identifiers for the messages this
     connection originates (CER, DWR, DPR and requests that have none yet).
     """
@@ -278,6 +312,7 @@ class PeerConnection:
     def __init__(self, local: LocalNode, *, initiator: bool,
                  watchdog: WatchdogTimers = WatchdogTimers(),
                  admit: Callable[[RemotePeer], int] | None = None,
+                 handles: Container[tuple[int, int]] | None = None,
                  next_end_to_end: Callable[[], int] | None = None,
                  max_message_length: int = codec.DEFAULT_MAX_MESSAGE_LENGTH,
                  rng: random.Random | None = None):
@@ -289,6 +324,7 @@ class PeerConnection:
         self.wants_close = False
         self._watchdog = watchdog
         self._admit = admit
+        self._handles = handles
         self._rng = rng or random.SystemRandom()
         self._next_end_to_end = next_end_to_end or EndToEndIdentifiers(rng=self._rng)
         self._max_length = max_message_length
@@ -385,6 +421,12 @@ class PeerConnection:
         if self.state in (PeerState.OPEN, PeerState.CLOSING):
             self._outgoing += codec.encode_message(answer, self._max_length)
 
+    def request_failed(self, request: Message) -> None:
+        """The node could not handle a RequestReceived (its handler failed): answer
+        5012 DIAMETER_UNABLE_TO_COMPLY (RFC 6733 §7.1.5), if the connection is still up."""
+        if self.state in (PeerState.OPEN, PeerState.CLOSING):
+            self._answer(request, codec.UNABLE_TO_COMPLY)
+
     def disconnect(self, now: float, cause: int = DISCONNECT_REBOOTING) -> None:
         """Start a clean shutdown: DPR, then close on DPA (or after Tw)."""
         if self.state != PeerState.OPEN:
@@ -473,6 +515,9 @@ class PeerConnection:
                          error_message="capabilities already exchanged")
         elif not self.local.supports(request.header.application_id):
             self._answer(request, codec.APPLICATION_UNSUPPORTED)
+        elif (self._handles is not None
+              and (request.header.application_id, code) not in self._handles):
+            self._answer(request, codec.COMMAND_UNSUPPORTED)  # RFC 6733 §7.1.3
         else:
             self._events.append(RequestReceived(request))
 

@@ -131,12 +131,19 @@ class Router:
 
     def candidates(self, request: Message, exclude: set[str] = frozenset()) -> list[PeerConnection]:
         """Open peers that may take ``request``, best first."""
-        application = request.header.application_id
-        usable = {host: connection for host, connection in self._open.items()
-                  if host not in exclude and not connection.suspect
+        return self.candidates_to(
+            request.header.application_id,
+            codec.as_text(codec.avp_value(request, constants.AVP_DESTINATION_HOST, default=b"")),
+            codec.as_text(codec.avp_value(request, constants.AVP_DESTINATION_REALM, default=b"")),
+            exclude)
+
+    def candidates_to(self, application: int, host: str, realm: str,
+                      exclude: set[str] = frozenset()) -> list[PeerConnection]:
+        """Open peers that may take a request of ``application`` for Destination-Host
+        ``host`` (empty: none) in Destination-Realm ``realm``, best first."""
+        usable = {name: connection for name, connection in self._open.items()
+                  if name not in exclude and not connection.suspect
                   and connection.remote.supports(application)}
-        host = codec.as_text(codec.avp_value(request, constants.AVP_DESTINATION_HOST, default=b""))
-        realm = codec.as_text(codec.avp_value(request, constants.AVP_DESTINATION_REALM, default=b""))
         chosen = [usable[host]] if host in usable else []
         chosen += [c for c in usable.values() if c.remote.origin_realm == realm]
         for route in (realm, DEFAULT_ROUTE):

@@ -520,9 +520,3 @@ def start_node(settings: NodeSettings, reactor, *, watchdog_jitter: float | None
         node.connect(name, host, port, client_tls=None if server_tls is None else tls.ClientTLS(
             name, ca, cert_file=cert, key_file=key))
     return node
-
-
-def open_routes(node, request: Message) -> tuple[int, int]:
-    """(connections ``node`` could route ``request`` over now, how many of them are TLS)."""
-    candidates = node.router.candidates(request)
-    return len(candidates), sum(node.is_tls(connection) for connection in candidates)

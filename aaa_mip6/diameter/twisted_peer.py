@@ -25,6 +25,7 @@ from twisted.python.failure import Failure
 
 from .. import tls
 from ..addresses import format_host_port
+from ..backoff import Backoff
 from . import codec
 from .peer import (
     DISCONNECT_DO_NOT_WANT_TO_TALK_TO_YOU,
@@ -37,6 +38,7 @@ from .peer import (
     PeerOpened,
     PeerState,
     PeerSuspect,
+    Reconnect,
     RemotePeer,
     RequestReceived,
     WatchdogTimers,
@@ -114,13 +116,13 @@ class _PeerProtocol(protocol.Protocol):
 
 @dataclass
 class _Link:
-    """An outgoing peer this node keeps connected, with its reconnect backoff."""
+    """An outgoing peer this node keeps connected; :class:`~.peer.Reconnect` says when."""
 
     node: DiameterNode
     endpoint: object
     client_tls: tls.ClientTLS | None
     name: str
-    attempts: int = 0
+    reconnect: Reconnect
     protocol: _PeerProtocol | None = None
     stopped: bool = False
     retry_call: object = None
@@ -129,7 +131,7 @@ class _Link:
         self.retry_call = None
         if self.stopped:
             return
-        if self.name in self.node.router.open_peers:  # the peer connected to us meanwhile
+        if not self.reconnect.connect_now(self.name in self.node.router.open_peers):
             self.schedule()
             return
         def build() -> _PeerProtocol:
@@ -147,7 +149,7 @@ class _Link:
         self.schedule()
 
     def opened(self) -> None:
-        self.attempts = 0
+        self.reconnect.opened()
 
     def lost(self, peer_protocol: _PeerProtocol) -> None:
         if self.protocol is peer_protocol:
@@ -155,13 +157,10 @@ class _Link:
         self.schedule()
 
     def schedule(self) -> None:
-        """Reconnect after Tc-style exponential backoff with jitter."""
+        """Connect again after the wait :class:`~.peer.Reconnect` gives."""
         if self.stopped or self.retry_call is not None:
             return
-        base = min(self.node.reconnect_max, self.node.reconnect_initial * 2 ** self.attempts)
-        if base < self.node.reconnect_max:  # past it, 2 ** attempts would only grow (and
-            self.attempts += 1              # overflow a float after ~1000 tries)
-        delay = base * self.node.rng.uniform(0.5, 1.0)
+        delay = self.reconnect.wait(self.node.rng.random())
         self.retry_call = self.node.reactor.callLater(delay, self.connect)
 
     def stop(self) -> None:
@@ -186,8 +185,7 @@ class DiameterNode:
         self.reactor = reactor
         self.watchdog = watchdog
         self.router = Router(request_timeout=request_timeout, routes=routes)
-        self.reconnect_initial = reconnect_initial
-        self.reconnect_max = reconnect_max
+        self.reconnect_backoff = Backoff(reconnect_initial, reconnect_max, jitter=(0.5, 1.0))
         self.rng = rng or random.SystemRandom()
         self._unknown_answers_closed = 0
         # requests-sent, requests-received, answers-received, election-won, election-lost
@@ -217,9 +215,10 @@ class DiameterNode:
         """Handle incoming requests of (application, command): ``handler(request) -> answer``.
 
         The handler returns the answer Message (build it with :meth:`answer`) or a
-        Deferred of it. No handler: 3001 COMMAND_UNSUPPORTED; a handler that raises:
-        5012 UNABLE_TO_COMPLY. The application must also be in ``LocalNode``'s lists,
-        else requests for it get 3007 APPLICATION_UNSUPPORTED before any handler.
+        Deferred of it. No handler: the connection answers 3001 COMMAND_UNSUPPORTED; a
+        handler that fails: 5012 UNABLE_TO_COMPLY. The application must also be in
+        ``LocalNode``'s lists, else requests for it get 3007 APPLICATION_UNSUPPORTED
+        before any handler.
         """
         self._handlers[(application_id, command_code)] = handler
 
@@ -316,7 +315,7 @@ class DiameterNode:
             endpoint = kind(self.reactor, host, port)
         except ValueError:
             endpoint = endpoints.HostnameEndpoint(self.reactor, host, port)
-        link = _Link(self, endpoint, client_tls, name)
+        link = _Link(self, endpoint, client_tls, name, Reconnect(self.reconnect_backoff))
         self._links.append(link)
         link.connect()
 
@@ -339,7 +338,8 @@ class DiameterNode:
 
     def _new_connection(self, *, initiator: bool, admit=None) -> PeerConnection:
         return PeerConnection(self.local, initiator=initiator, watchdog=self.watchdog,
-                              admit=admit, next_end_to_end=self._end_to_end, rng=self.rng)
+                              admit=admit, handles=self._handlers,
+                              next_end_to_end=self._end_to_end, rng=self.rng)
 
     def _server_factory(self) -> protocol.Factory:
         def build() -> _PeerProtocol:
@@ -405,21 +405,20 @@ class DiameterNode:
         self._flush_all(skip=peer_protocol)
 
     def _dispatch_request(self, peer_protocol: _PeerProtocol, request: Message) -> None:
+        """Run the request's handler (the connection answered 3001 for a command without
+        one) and send its answer; a handler that fails gets the connection's 5012."""
         key = (request.header.application_id, request.header.command_code)
-        handler = self._handlers.get(key)
-        if handler is None:
-            peer_protocol.connection.send_answer(self.answer(request, codec.COMMAND_UNSUPPORTED))
-            return
-
-        def failed(failure: Failure) -> Message:
-            log.error("Diameter handler for %s failed: %s", key, failure.getErrorMessage())
-            return self.answer(request, codec.UNABLE_TO_COMPLY)
 
         def reply(answer: Message) -> None:
             peer_protocol.connection.send_answer(answer)
             peer_protocol.flush()
 
-        defer.maybeDeferred(handler, request).addErrback(failed).addCallback(reply)
+        def failed(failure: Failure) -> None:
+            log.error("Diameter handler for %s failed: %s", key, failure.getErrorMessage())
+            peer_protocol.connection.request_failed(request)
+            peer_protocol.flush()
+
+        defer.maybeDeferred(self._handlers[key], request).addCallbacks(reply, failed)
 
     def _settle(self, token, outcome) -> None:
         self.router.answered(token)

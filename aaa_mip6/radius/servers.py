@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..addresses import parse_host_port
+from ..backoff import Backoff
 from ..errors import ConfigError
 
 DEFAULT_PORT = 1812  # RFC 2865 §3
@@ -66,8 +67,9 @@ class RetryPolicy:
 
     def timeout(self, transmission: int, random: float) -> float:
         """The wait after transmission number ``transmission`` (0 = first); ``random`` in [0, 1)."""
-        base = min(self.initial_timeout * 2 ** transmission, self.max_timeout)
-        return base * (1 + self.jitter * (2 * random - 1))
+        backoff = Backoff(self.initial_timeout, self.max_timeout,
+                          jitter=(1 - self.jitter, 1 + self.jitter))
+        return backoff.delay(transmission, random)
 
 
 class ServerHealth:

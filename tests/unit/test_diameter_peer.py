@@ -10,6 +10,7 @@ from diameter.message import constants
 from twisted.internet import defer, task
 
 from aaa_mip6 import pki, tls
+from aaa_mip6.backoff import Backoff
 from aaa_mip6.diameter import codec
 from aaa_mip6.diameter.peer import (
     AnswerReceived,
@@ -20,13 +21,14 @@ from aaa_mip6.diameter.peer import (
     PeerOpened,
     PeerState,
     PeerSuspect,
+    Reconnect,
     RequestReceived,
     WatchdogTimers,
     admit_cer,
     wins_election,
 )
 from aaa_mip6.diameter.router import RequestTimedOut, Router
-from aaa_mip6.diameter.twisted_peer import DiameterNode, _Link
+from aaa_mip6.diameter.twisted_peer import DiameterNode
 from lab.reactors import run_on_fresh_reactor, sleep
 
 APP = codec.TEST_APPLICATION_ID
@@ -133,6 +135,36 @@ def test_unsupported_application_gets_3007():
     [answered] = a.events()
     assert codec.result_code(answered.answer) == codec.APPLICATION_UNSUPPORTED
     assert answered.answer.header.is_error
+
+
+def test_a_command_without_a_handler_gets_3001_from_the_connection():
+    handled = {(APP, TEST_COMMAND)}
+    a, b = connect(node("a.example.org"), node("b.example.org"), handles=handled)
+    a.events(), b.events()
+    a.send_request(request(command=TEST_COMMAND + 1), "other")
+    a.send_request(request(), "handled")
+    pump(a, b)
+    [received] = b.events()
+    assert isinstance(received, RequestReceived)
+    assert received.request.header.command_code == TEST_COMMAND
+    [unsupported] = a.events()
+    assert unsupported.token == "other"
+    assert codec.result_code(unsupported.answer) == codec.COMMAND_UNSUPPORTED
+
+
+def test_a_request_whose_handling_failed_gets_5012_while_the_connection_is_up():
+    a, b = connect(node("a.example.org"), node("b.example.org"))
+    a.events(), b.events()
+    a.send_request(request(), "t")
+    pump(a, b)
+    [received] = b.events()
+    b.request_failed(received.request)
+    pump(a, b)
+    [answered] = a.events()
+    assert codec.result_code(answered.answer) == codec.UNABLE_TO_COMPLY
+    b.connection_lost()
+    b.request_failed(received.request)
+    assert b.data_to_send() == b""
 
 
 def test_unknown_answer_is_dropped_and_counted():
@@ -338,18 +370,26 @@ def test_a_timed_out_request_is_forgotten_by_its_connection():
     assert direct.events() == [] and direct.unknown_answers == 1
 
 
+def test_reconnect_doubles_with_jitter_and_starts_over_once_open():
+    reconnect = Reconnect(Backoff(1.0, 30.0, jitter=(0.5, 1.0)))
+    assert [reconnect.wait(0.0) for _ in range(7)] == [0.5, 1, 2, 4, 8, 15, 15]
+    assert reconnect.wait(0.999) == pytest.approx(29.985)
+    reconnect.opened()
+    assert reconnect.wait(0.0) == 0.5
+
+
 def test_reconnect_backoff_stays_bounded_however_long_the_peer_is_down():
-    clock = task.Clock()
-    diameter_node = DiameterNode(node("a.example.org"), reactor=clock, reconnect_initial=1.0,
-                                 reconnect_max=30.0, rng=random.Random(3))
-    link = _Link(diameter_node, endpoint=None, client_tls=None, name="b.example.net")
+    reconnect = Reconnect(Backoff(1.0, 30.0, jitter=(0.5, 1.0)))
+    draws = random.Random(3)
     for _ in range(5000):  # about two days of a peer down, at one try per 30 s
-        link.schedule()
-        delay = link.retry_call.getTime() - clock.seconds()
-        link.retry_call.cancel()
-        link.retry_call = None
+        delay = reconnect.wait(draws.random())
     assert 15.0 <= delay <= 30.0
-    assert link.attempts <= 6
+    assert reconnect.attempts <= 6
+
+
+def test_reconnect_waits_instead_of_connecting_to_a_peer_that_is_open():
+    assert Reconnect.connect_now(already_open=False)
+    assert not Reconnect.connect_now(already_open=True)
 
 
 def test_cancelled_open_waiters_are_forgotten():
@@ -384,7 +424,7 @@ def pair(reactor, *, request_timeout=2.0, server_tls=None, client_tls=None):
     return client, server
 
 
-def test_loopback_request_answer_unknown_command_and_clean_stop():
+def test_loopback_request_answer_unknown_command_failed_handler_and_clean_stop():
     async def scenario(reactor):
         client, server = pair(reactor)
         seen = []
@@ -393,10 +433,15 @@ def test_loopback_request_answer_unknown_command_and_clean_stop():
             seen.append(incoming)
             return server.answer(incoming, codec.SUCCESS)
 
+        def broken(incoming):
+            raise RuntimeError("bug")
+
         server.register_handler(APP, TEST_COMMAND, handler)
+        server.register_handler(APP, TEST_COMMAND + 2, broken)
         await client.when_open("b.example.net")
         answer = await client.send_request(request())
         unsupported = await client.send_request(request(command=TEST_COMMAND + 1))
+        failed = await client.send_request(request(command=TEST_COMMAND + 2))
         await sleep(reactor, 1.0)  # several Tw: watchdogs run, the connection stays up
         still_open = "b.example.net" in client.router.open_peers
         plain_tcp_is_tls = client.is_tls(client.router.open_peers["b.example.net"])
@@ -407,15 +452,16 @@ def test_loopback_request_answer_unknown_command_and_clean_stop():
         await sleep(reactor, 0.05)
         after = server.router.open_peers
         await server.stop()
-        return seen, answer, unsupported, still_open, after, plain_tcp_is_tls, nodelay
+        return seen, answer, unsupported, failed, still_open, after, plain_tcp_is_tls, nodelay
 
-    seen, answer, unsupported, still_open, after, plain_tcp_is_tls, nodelay = \
+    seen, answer, unsupported, failed, still_open, after, plain_tcp_is_tls, nodelay = \
         run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
     assert plain_tcp_is_tls is False
     assert len(nodelay) == 2 and all(nodelay)  # both ends: answers are never held (Nagle)
     assert len(seen) == 1
     assert codec.result_code(answer) == codec.SUCCESS
     assert codec.result_code(unsupported) == codec.COMMAND_UNSUPPORTED
+    assert codec.result_code(failed) == codec.UNABLE_TO_COMPLY
     assert still_open
     assert after == {}
 
