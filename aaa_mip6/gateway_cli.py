@@ -166,7 +166,7 @@ class GatewayConfig:
         """``diameter.listen``, or 127.0.0.1 on the transport's IANA port."""
         if self.listen is not None:
             return self.listen
-        from .diameter.twisted_peer import DIAMETER_TCP_PORT, DIAMETER_TLS_PORT
+        from .twisted.diameter_node import DIAMETER_TCP_PORT, DIAMETER_TLS_PORT
 
         return DEFAULT_LISTEN_HOST, DIAMETER_TCP_PORT if self.insecure_tcp else DIAMETER_TLS_PORT
 
@@ -357,7 +357,7 @@ class GatewayProgram:
                  flags: Mapping[str, Any]):
         from .diameter.eap import EAP_APPLICATION_ID
         from .diameter.peer import LocalNode, WatchdogTimers
-        from .diameter.twisted_peer import DiameterNode
+        from .twisted.diameter_node import DiameterNode
         from .gateway import EapGateway
         from .radius.client import RadiusClient
         from .radius.codec import Nas

@@ -50,7 +50,7 @@ from aaa_mip6.addresses import rate_limit_key, source_address_towards
 from aaa_mip6.authenticator import channel_binding
 from aaa_mip6.diameter.eap import EAP_APPLICATION_ID, DiameterEapBackend
 from aaa_mip6.diameter.peer import LocalNode, WatchdogTimers
-from aaa_mip6.diameter.twisted_peer import DiameterNode
+from aaa_mip6.twisted.diameter_node import DiameterNode
 from aaa_mip6.errors import AaaLimitError, ConfigError
 from aaa_mip6.messages import Provision
 from aaa_mip6.program import EXIT_RUNTIME

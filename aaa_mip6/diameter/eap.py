@@ -10,7 +10,7 @@ DIAMETER_AUTHENTICATION_REJECTED (:class:`~aaa_mip6.aaa.Reject`).
 
 The building and reading of messages is pure code shared with ``mip6-aaa-gw``
 (:mod:`aaa_mip6.gateway`); :class:`DiameterEapBackend` only hands them to a
-:class:`~aaa_mip6.diameter.twisted_peer.DiameterNode`.
+:class:`~aaa_mip6.twisted.diameter_node.DiameterNode`.
 
 Bootstrap attributes (:class:`~aaa_mip6.aaa.BootstrapAttributes`) in a successful DEA:
 

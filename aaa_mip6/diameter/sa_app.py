@@ -497,7 +497,7 @@ def start_node(settings: NodeSettings, reactor, *, watchdog_jitter: float | None
 
     from .. import tls
     from .peer import LocalNode, WatchdogTimers
-    from .twisted_peer import DiameterNode
+    from ..twisted.diameter_node import DiameterNode
 
     application = settings.application
     jitter = min(2.0, settings.watchdog / 10) if watchdog_jitter is None else watchdog_jitter

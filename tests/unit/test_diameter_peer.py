@@ -26,7 +26,7 @@ from aaa_mip6.diameter.peer import (
     wins_election,
 )
 from aaa_mip6.diameter.router import RequestTimedOut, Router
-from aaa_mip6.diameter.twisted_peer import DiameterNode, _Link
+from aaa_mip6.twisted.diameter_node import DiameterNode, _Link
 from tests.support import run_on_fresh_reactor, sleep
 
 APP = codec.TEST_APPLICATION_ID
