@@ -2,7 +2,7 @@
 
 The reverse of freeDiameter's app_radgw: each Diameter-EAP-Request becomes one
 Access-Request through an upstream :class:`~aaa_mip6.aaa.AaaBackend` (the
-:class:`~aaa_mip6.radius.client.RadiusClient`), and its answer becomes the
+:class:`~aaa_mip6.twisted.radius_client.RadiusClient`), and its answer becomes the
 Diameter-EAP-Answer: Access-Challenge -> 1001 DIAMETER_MULTI_ROUND_AUTH,
 Access-Accept -> 2001 with the MS-MPPE keys as EAP-Master-Session-Key and the Framed
 and MIP6 attributes as Diameter AVPs (:func:`aaa_mip6.diameter.eap.bootstrap_avps`),

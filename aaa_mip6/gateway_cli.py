@@ -359,7 +359,7 @@ class GatewayProgram:
         from .diameter.peer import LocalNode, WatchdogTimers
         from .twisted.diameter_node import DiameterNode
         from .gateway import EapGateway
-        from .radius.client import RadiusClient
+        from .twisted.radius_client import RadiusClient
         from .radius.codec import Nas
         from .radius.servers import RadiusServer
 

@@ -54,7 +54,7 @@ from aaa_mip6.twisted.diameter_node import DiameterNode
 from aaa_mip6.errors import AaaLimitError, ConfigError
 from aaa_mip6.messages import Provision
 from aaa_mip6.program import EXIT_RUNTIME
-from aaa_mip6.radius.client import RadiusClient
+from aaa_mip6.twisted.radius_client import RadiusClient
 from aaa_mip6.radius.codec import Nas
 from aaa_mip6.radius.servers import RadiusServer
 from aaa_mip6.store import SARecord, SAStore, StoreError, open_store
