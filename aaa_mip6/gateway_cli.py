@@ -307,7 +307,7 @@ def prepare(config: GatewayConfig) -> Prepared:
     secret file or key others can read and a certificate that does not name the
     Origin-Host.
     """
-    from . import tls
+    from .twisted import tls
 
     secret = read_secret(config)
     program.warn_if_exposed(config.radius_secret_file, "RADIUS secret file", log)

@@ -482,7 +482,7 @@ async def run_loopback(reactor, directory: Path, count: int, out,
     from hac.config import load_config
     from hac.server import HacServer
 
-    from .tls import ClientTLS
+    from .twisted.tls import ClientTLS
 
     from twisted.internet import defer
 

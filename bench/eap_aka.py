@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # 
 
 from aaa_mip6 import pki  # noqa: E402
 from aaa_mip6.milenage import Milenage  # noqa: E402
-from aaa_mip6.tls import ClientTLS  # noqa: E402
+from aaa_mip6.twisted.tls import ClientTLS  # noqa: E402
 from mn import client  # noqa: E402
 from mn.bootstrap import EapBootstrap  # noqa: E402
 from mn.eap import EapCredentials  # noqa: E402

@@ -58,7 +58,7 @@ from aaa_mip6.twisted.radius_client import RadiusClient
 from aaa_mip6.radius.codec import Nas
 from aaa_mip6.radius.servers import RadiusServer
 from aaa_mip6.store import SARecord, SAStore, StoreError, open_store
-from aaa_mip6.tls import ClientTLS, ServerTLS
+from aaa_mip6.twisted.tls import ClientTLS, ServerTLS
 
 from . import core, sa_delivery
 from .config import HacConfig, ListenAddress

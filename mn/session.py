@@ -26,7 +26,7 @@ from aaa_mip6.mobility import BindingAckStatus
 from aaa_mip6.sa import HomeAgent, IPAddress
 from aaa_mip6.tun import DeviceReader
 
-from aaa_mip6.tls import ClientTLS
+from aaa_mip6.twisted.tls import ClientTLS
 
 from . import client
 from .bootstrap import BootstrapMachine, Bootstrapped

@@ -495,7 +495,7 @@ def start_node(settings: NodeSettings, reactor, *, watchdog_jitter: float | None
     """
     from pathlib import Path
 
-    from .. import tls
+    from ..twisted import tls
     from .peer import LocalNode, WatchdogTimers
     from ..twisted.diameter_node import DiameterNode
 

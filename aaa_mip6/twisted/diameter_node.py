@@ -23,7 +23,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 
-from .. import tls
+from . import tls
 from ..addresses import format_host_port
 from ..diameter import codec
 from ..diameter.peer import (

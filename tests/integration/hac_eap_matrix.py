@@ -11,7 +11,7 @@ import ipaddress
 
 import pytest
 
-from aaa_mip6.tls import ClientTLS
+from aaa_mip6.twisted.tls import ClientTLS
 from mn import client
 from mn.bootstrap import BootstrapFailed, EapBootstrap
 from mn.eap import EapCredentials

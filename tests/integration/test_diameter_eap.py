@@ -24,10 +24,11 @@ from pathlib import Path
 
 import pytest
 
-from aaa_mip6 import eap, tls
+from aaa_mip6 import eap
 from aaa_mip6.aaa import AaaSession, AaaTimeout, Accept, Challenge, Reject
 from aaa_mip6.diameter.eap import DiameterEapBackend
 from aaa_mip6.diameter.peer import LocalNode, WatchdogTimers
+from aaa_mip6.twisted import tls
 from aaa_mip6.twisted.diameter_node import DiameterNode
 from mn.eap import EapCredentials
 from mn.eap.peer import EapPeer

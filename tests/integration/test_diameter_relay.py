@@ -15,7 +15,7 @@ import pytest
 from diameter.message import constants
 from twisted.internet import defer
 
-from aaa_mip6 import tls
+from aaa_mip6.twisted import tls
 from aaa_mip6.diameter import codec
 from aaa_mip6.diameter.peer import LocalNode, WatchdogTimers
 from aaa_mip6.diameter.router import RequestTimedOut

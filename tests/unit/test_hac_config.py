@@ -621,7 +621,7 @@ def test_a_certificate_not_naming_its_host_warns(hac_files, caplog):
 def test_a_system_ca_bundle_loads_without_a_warning():
     import warnings
 
-    from aaa_mip6.tls import load_certificates
+    from aaa_mip6.twisted.tls import load_certificates
     bundle = Path("/etc/ssl/certs/ca-certificates.crt")
     if not bundle.exists():
         pytest.skip("no system CA bundle")
