@@ -24,7 +24,7 @@ from twisted.python import log
 from aaa_mip6.addresses import format_host_port, source_address_towards
 from aaa_mip6.mobility import BindingAckStatus
 from aaa_mip6.sa import HomeAgent, IPAddress
-from aaa_mip6.tun import DeviceReader
+from aaa_mip6.twisted.tun import DeviceReader
 
 from aaa_mip6.twisted.tls import ClientTLS
 
