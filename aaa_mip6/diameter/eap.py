@@ -296,7 +296,7 @@ class _Continuation:
 
 
 class DiameterEapBackend:
-    """The HAC's AAA client over Diameter EAP: an :class:`aaa_mip6.aaa.AaaBackend`.
+    """The HAC's AAA client over Diameter EAP: an :class:`aaa_mip6.twisted.aaa.AaaBackend`.
 
     ``node`` must advertise application 5 and reach ``destination_realm`` (directly or
     through a relay); the backend owns it and stops it in :meth:`stop`. With no Open peer

@@ -1,4 +1,4 @@
-"""The HAC's RADIUS client on Twisted UDP: an :class:`aaa_mip6.aaa.AaaBackend`.
+"""The HAC's RADIUS client on Twisted UDP: an :class:`aaa_mip6.twisted.aaa.AaaBackend`.
 
 Only moves bytes and runs timers; packets come from :mod:`.codec` and the
 server/Identifier bookkeeping from :mod:`.servers`. A request goes to the first
