@@ -13,7 +13,7 @@ import pytest
 from twisted.internet.testing import MemoryReactorClock
 
 from aaa_mip6 import pki
-from aaa_mip6.diameter.eap import DiameterEapBackend
+from aaa_mip6.twisted.diameter_eap import DiameterEapBackend
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.sa import HomeAgent
 from aaa_mip6.suites import SUITES
