@@ -48,7 +48,7 @@ class DiameterSASource(SASource):
     """SAs pushed by, revoked by and queried from the HAC over Diameter.
 
     ``node`` is a started :class:`~aaa_mip6.twisted.diameter_node.DiameterNode` that
-    advertises the application (:func:`aaa_mip6.diameter.sa_app.start_node`);
+    advertises the application (:func:`aaa_mip6.twisted.sa_node.start_node`);
     ``home_agents`` are this HA's addresses: a push naming other HAs is refused.
     """
 
