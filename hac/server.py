@@ -46,7 +46,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from aaa_mip6.aaa import AaaError, AaaSession, AaaTimeout
-from aaa_mip6.addresses import rate_limit_key, source_address_towards
+from aaa_mip6.addresses import rate_limit_key
 from aaa_mip6.authenticator import channel_binding
 from aaa_mip6.diameter.eap import EAP_APPLICATION_ID
 from aaa_mip6.diameter.peer import LocalNode, WatchdogTimers
@@ -57,6 +57,7 @@ from aaa_mip6.program import EXIT_RUNTIME
 from aaa_mip6.twisted.aaa import AaaBackend
 from aaa_mip6.twisted.diameter_eap import DiameterEapBackend
 from aaa_mip6.twisted.radius_client import RadiusClient
+from aaa_mip6.twisted.routes import source_address_towards
 from aaa_mip6.radius.codec import Nas
 from aaa_mip6.radius.servers import RadiusServer
 from aaa_mip6.store import SARecord, SAStore, StoreError, open_store
