@@ -51,9 +51,9 @@ from twisted.internet import defer  # noqa: E402
 
 from aaa_mip6 import eap, pki  # noqa: E402
 from aaa_mip6.aaa import AaaSession, Accept, Challenge  # noqa: E402
-from aaa_mip6.twisted.radius_client import RadiusClient  # noqa: E402
 from aaa_mip6.radius.codec import Nas  # noqa: E402
 from aaa_mip6.radius.servers import RadiusServer, RetryPolicy  # noqa: E402
+from aaa_mip6.twisted.radius_client import RadiusClient  # noqa: E402
 from aaa_mip6.twisted.tls import ClientTLS  # noqa: E402
 from mn import client  # noqa: E402
 from mn.bootstrap import EapBootstrap, PskBootstrap  # noqa: E402

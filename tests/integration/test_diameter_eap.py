@@ -26,9 +26,9 @@ import pytest
 
 from aaa_mip6 import eap
 from aaa_mip6.aaa import AaaSession, AaaTimeout, Accept, Challenge, Reject
-from aaa_mip6.twisted.diameter_eap import DiameterEapBackend
 from aaa_mip6.diameter.peer import LocalNode, WatchdogTimers
 from aaa_mip6.twisted import tls
+from aaa_mip6.twisted.diameter_eap import DiameterEapBackend
 from aaa_mip6.twisted.diameter_node import DiameterNode
 from mn.eap import EapCredentials
 from mn.eap.peer import EapPeer

@@ -15,10 +15,10 @@ import pytest
 from diameter.message import constants
 from twisted.internet import defer
 
-from aaa_mip6.twisted import tls
 from aaa_mip6.diameter import codec
 from aaa_mip6.diameter.peer import LocalNode, WatchdogTimers
 from aaa_mip6.diameter.router import RequestTimedOut
+from aaa_mip6.twisted import tls
 from aaa_mip6.twisted.diameter_node import DiameterNode
 from tests.integration.freediameter import PeerSpec, run_relay
 from tests.support import free_port, run_on_fresh_reactor, sleep

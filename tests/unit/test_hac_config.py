@@ -13,10 +13,10 @@ import pytest
 from twisted.internet.testing import MemoryReactorClock
 
 from aaa_mip6 import pki
-from aaa_mip6.twisted.diameter_eap import DiameterEapBackend
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.sa import HomeAgent
 from aaa_mip6.suites import SUITES
+from aaa_mip6.twisted.diameter_eap import DiameterEapBackend
 from hac import cli, process, server
 from hac.config import SETTINGS, DiameterPeer, HacConfig, load_config, read_toml
 from hac.provisioning import HaSelection
