@@ -1,9 +1,10 @@
 """The AAA-backend interface the HAC relays EAP through (RFC 6618 §5.9, spec notes §4).
 
-The HAC makes one :meth:`AaaBackend.authenticate` call per EAP round trip and gets
-a :class:`Challenge`, :class:`Accept` or :class:`Reject` back, or an
+The HAC makes one :meth:`~aaa_mip6.twisted.aaa.AaaBackend.authenticate` call per EAP
+round trip and gets a :class:`Challenge`, :class:`Accept` or :class:`Reject` back, or an
 :class:`AaaError` it maps to a status code. Nothing here is RADIUS-specific, so a
-Diameter EAP backend (RFC 4072) fits behind the same interface.
+Diameter EAP backend (RFC 4072) fits behind the same interface. The interface itself
+returns Deferreds, so it is in :mod:`aaa_mip6.twisted.aaa`; these are its values.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from dataclasses import dataclass, field
-from typing import Protocol, TypedDict
-
-from twisted.internet.defer import Deferred
+from typing import TypedDict
 
 from .addresses import format_host_port
 
@@ -121,18 +120,3 @@ class AaaUnavailable(AaaError):
     def __init__(self, message: str, *, retry_after: int):
         super().__init__(message)
         self.retry_after = retry_after  # seconds until a server may be back, >= 1
-
-
-class AaaBackend(Protocol):
-    """What the HAC needs from an AAA client, whatever the protocol."""
-
-    def authenticate(self, session: AaaSession, eap_payload: bytes) -> Deferred[AaaAnswer]:
-        """Send one EAP-Response of ``session``; fire with the answer or fail with AaaError,
-        or at once, having sent nothing, with :class:`~aaa_mip6.errors.AaaLimitError` when
-        no request of the protocol can carry it (the MN's fault: the HAC answers 400).
-
-        Updates ``session.state`` for the next round.
-        """
-
-    def stop(self) -> Deferred[None]:
-        """Fail outstanding calls with AaaUnavailable and release sockets and timers."""

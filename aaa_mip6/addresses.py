@@ -1,5 +1,6 @@
-"""Addresses as the programs read, write and pick them: ``host:port`` text and the local
-source address towards a remote one.
+"""Addresses as the programs read and write them: ``host:port`` text, and whose share of a
+per-source limit an address takes (the kernel's source address towards a remote one is
+:func:`aaa_mip6.twisted.routes.source_address_towards`).
 
 Every program reads ``v4:port``, ``[v6]:port`` (and some a bare address or a host name)
 by the same bracket rules, so an address written for one is read alike by the others.
@@ -10,7 +11,6 @@ and its own error naming the flag or key.
 from __future__ import annotations
 
 import ipaddress
-import socket
 
 MAX_PORT = 65_535
 
@@ -75,19 +75,6 @@ def format_host_port(host: object, port: int) -> str:
     """
     host = str(host)
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def source_address_towards(remote: ipaddress.IPv4Address | ipaddress.IPv6Address,
-                           port: int = 9) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    """The local address the kernel would send to ``remote`` from (its route's source).
-
-    A connected UDP socket sends nothing. An IPv6 scope (``%eth0``) is dropped. OSError
-    when there is no route (or no socket of that family).
-    """
-    family = socket.AF_INET6 if remote.version == 6 else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        probe.connect((str(remote), port))
-        return ipaddress.ip_address(probe.getsockname()[0].split("%")[0])
 
 
 def rate_limit_key(host: str) -> bytes:

@@ -35,10 +35,11 @@ from twisted.internet import defer  # noqa: E402
 
 from aaa_mip6 import pki  # noqa: E402
 from aaa_mip6.diameter import codec  # noqa: E402
-from aaa_mip6.diameter.sa_app import NodeSettings, start_node  # noqa: E402
+from aaa_mip6.diameter.sa_app import NodeSettings  # noqa: E402
 from aaa_mip6.sa import HomeAgent, SecurityAssociation  # noqa: E402
 from aaa_mip6.store import UNALLOCATED_SPI, open_store  # noqa: E402
 from aaa_mip6.suites import SUITES, new_keys  # noqa: E402
+from aaa_mip6.twisted.sa_node import start_node  # noqa: E402
 from bench._common import emit, latency_summary  # noqa: E402
 from ha.diameter_source import DiameterSASource  # noqa: E402
 from hac.sa_delivery import DeliverySettings, SaDelivery  # noqa: E402

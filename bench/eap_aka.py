@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes  # 
 
 from aaa_mip6 import pki  # noqa: E402
 from aaa_mip6.milenage import Milenage  # noqa: E402
-from aaa_mip6.tls import ClientTLS  # noqa: E402
+from aaa_mip6.twisted.tls import ClientTLS  # noqa: E402
 from lab.reactors import run_on_fresh_reactor  # noqa: E402
 from lab.servers import auc  # noqa: E402
 from lab.servers.hac import TEST_CONFIG, HacProcess, make_setup  # noqa: E402

@@ -51,10 +51,10 @@ from twisted.internet import defer  # noqa: E402
 
 from aaa_mip6 import eap, pki  # noqa: E402
 from aaa_mip6.aaa import AaaSession, Accept, Challenge  # noqa: E402
-from aaa_mip6.radius.client import RadiusClient  # noqa: E402
 from aaa_mip6.radius.codec import Nas  # noqa: E402
 from aaa_mip6.radius.servers import RadiusServer, RetryPolicy  # noqa: E402
-from aaa_mip6.tls import ClientTLS  # noqa: E402
+from aaa_mip6.twisted.radius_client import RadiusClient  # noqa: E402
+from aaa_mip6.twisted.tls import ClientTLS  # noqa: E402
 from lab.reactors import run_on_fresh_reactor  # noqa: E402
 from lab.servers.freeradius import running_freeradius  # noqa: E402
 from lab.servers.hac import TEST_CONFIG, HacProcess, make_setup  # noqa: E402

@@ -55,7 +55,7 @@ from twisted.internet.protocol import Factory, Protocol  # noqa: E402
 from twisted.python.failure import Failure  # noqa: E402
 from zope.interface import implementer  # noqa: E402
 
-from aaa_mip6.tls import ClientTLS, session_reused  # noqa: E402
+from aaa_mip6.twisted.tls import ClientTLS, session_reused  # noqa: E402
 from bench._common import cpu_seconds, emit, latency_summary, process_tree, rss_bytes  # noqa: E402
 from lab.processes import free_port, stop_process, wait_listening  # noqa: E402
 from lab.servers.hac import TEST_CONFIG, HacProcess, make_setup, mn_ids  # noqa: E402

@@ -166,7 +166,7 @@ class GatewayConfig:
         """``diameter.listen``, or 127.0.0.1 on the transport's IANA port."""
         if self.listen is not None:
             return self.listen
-        from aaa_mip6.diameter.twisted_peer import DIAMETER_TCP_PORT, DIAMETER_TLS_PORT
+        from aaa_mip6.twisted.diameter_node import DIAMETER_TCP_PORT, DIAMETER_TLS_PORT
 
         return DEFAULT_LISTEN_HOST, DIAMETER_TCP_PORT if self.insecure_tcp else DIAMETER_TLS_PORT
 
@@ -307,7 +307,7 @@ def prepare(config: GatewayConfig) -> Prepared:
     secret file or key others can read and a certificate that does not name the
     Origin-Host.
     """
-    from aaa_mip6 import tls
+    from aaa_mip6.twisted import tls
 
     secret = read_secret(config)
     program.warn_if_exposed(config.radius_secret_file, "RADIUS secret file", log)
@@ -357,10 +357,10 @@ class GatewayProgram:
                  flags: Mapping[str, Any]):
         from aaa_mip6.diameter.eap import EAP_APPLICATION_ID
         from aaa_mip6.diameter.peer import LocalNode, WatchdogTimers
-        from aaa_mip6.diameter.twisted_peer import DiameterNode
-        from aaa_mip6.radius.client import RadiusClient
         from aaa_mip6.radius.codec import Nas
         from aaa_mip6.radius.servers import RadiusServer
+        from aaa_mip6.twisted.diameter_node import DiameterNode
+        from aaa_mip6.twisted.radius_client import RadiusClient
 
         from .relay import EapGateway
 

@@ -1,8 +1,8 @@
 """``mip6-aaa-gw``: a Diameter EAP server (RFC 4072) that relays to RADIUS (RFC 3579).
 
 The reverse of freeDiameter's app_radgw: each Diameter-EAP-Request becomes one
-Access-Request through an upstream :class:`~aaa_mip6.aaa.AaaBackend` (the
-:class:`~aaa_mip6.radius.client.RadiusClient`), and its answer becomes the
+Access-Request through an upstream :class:`~aaa_mip6.twisted.aaa.AaaBackend` (the
+:class:`~aaa_mip6.twisted.radius_client.RadiusClient`), and its answer becomes the
 Diameter-EAP-Answer: Access-Challenge -> 1001 DIAMETER_MULTI_ROUND_AUTH,
 Access-Accept -> 2001 with the MS-MPPE keys as EAP-Master-Session-Key and the Framed
 and MIP6 attributes as Diameter AVPs (:func:`aaa_mip6.diameter.eap.bootstrap_avps`),
@@ -29,11 +29,12 @@ from diameter.message import Message
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from aaa_mip6.aaa import AaaAnswer, AaaBackend, AaaSession, AaaTimeout, AaaUnavailable, Challenge
+from aaa_mip6.aaa import AaaAnswer, AaaSession, AaaTimeout, AaaUnavailable, Challenge
 from aaa_mip6.addresses import parse_host_port
 from aaa_mip6.diameter import codec
 from aaa_mip6.diameter import eap as diameter_eap
 from aaa_mip6.diameter.codec import DiameterError
+from aaa_mip6.twisted.aaa import AaaBackend
 
 DEFAULT_MULTI_ROUND_TIMEOUT = 60  # seconds a conversation may idle between rounds
 DEFAULT_MAX_CONVERSATIONS = 100_000  # conversations held at once; more get 3004 TOO_BUSY

@@ -24,7 +24,7 @@ def open_sa_source(config: HaConfig, reactor) -> SASource:
     A PostgreSQL store is read in the reactor's thread pool; SQLite on the reactor thread.
     """
     if config.diameter is not None:
-        from aaa_mip6.diameter.sa_app import start_node
+        from aaa_mip6.twisted.sa_node import start_node
 
         from .diameter_source import DiameterSASource
 

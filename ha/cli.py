@@ -30,7 +30,7 @@ from aaa_mip6.addresses import format_host_port, parse_host_port, refuse_unbrack
 from aaa_mip6.diameter.sa_app import NodeSettings, node_settings
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.replay import MAX_WINDOW, MIN_WINDOW, SEQ_LIMIT
-from aaa_mip6.tun import IFNAMSIZ
+from aaa_mip6.twisted.tun import IFNAMSIZ
 
 from .core import HaPolicy
 
@@ -280,7 +280,7 @@ def startup_failure(error: BaseException) -> tuple[str, int]:
     2 when the configuration must change (a value, a file, a right); 1 when the world
     must (the store unreachable, a port another program holds)."""
     from aaa_mip6.store.base import StoreError
-    from aaa_mip6.tun import TunnelError
+    from aaa_mip6.twisted.tun import TunnelError
     from twisted.internet.error import CannotListenError
 
     if isinstance(error, ConfigError):
@@ -316,7 +316,7 @@ def _listen_failure(address: tuple[str, int], error: BaseException) -> tuple[str
 def check_config(config: HaConfig) -> list[str]:
     """What ``--check-config`` checks, as start-up would, without serving: one summary
     line per part; the first failure propagates (see :func:`startup_failure`)."""
-    from aaa_mip6.tun import open_tun
+    from aaa_mip6.twisted.tun import open_tun
 
     from .sasource import SequenceLedger
 

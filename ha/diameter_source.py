@@ -47,8 +47,8 @@ EXPIRED_SWEEP_EVERY = 1024  # SAs kept (pushed or queried) between sweeps of exp
 class DiameterSASource(SASource):
     """SAs pushed by, revoked by and queried from the HAC over Diameter.
 
-    ``node`` is a started :class:`~aaa_mip6.diameter.twisted_peer.DiameterNode` that
-    advertises the application (:func:`aaa_mip6.diameter.sa_app.start_node`);
+    ``node`` is a started :class:`~aaa_mip6.twisted.diameter_node.DiameterNode` that
+    advertises the application (:func:`aaa_mip6.twisted.sa_node.start_node`);
     ``home_agents`` are this HA's addresses: a push naming other HAs is refused.
     """
 

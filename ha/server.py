@@ -32,7 +32,7 @@ from twisted.internet.protocol import DatagramProtocol
 
 from aaa_mip6.addresses import format_host_port
 from aaa_mip6.logthrottle import LogThrottle
-from aaa_mip6.tun import DeviceReader
+from aaa_mip6.twisted.tun import DeviceReader
 
 from .core import (
     Deregistered,

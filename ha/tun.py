@@ -3,14 +3,14 @@
 Packets the MNs tunnel to the HA are written into it, so the kernel forwards them on
 the home network; packets the kernel routes into it (the operator routes the home
 prefixes, or single home addresses, to the device) are read in batches
-(:meth:`aaa_mip6.tun.TunDevice.read_batch`) and tunneled to the MNs.
+(:meth:`aaa_mip6.twisted.tun.TunDevice.read_batch`) and tunneled to the MNs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from aaa_mip6.tun import Network, TunDevice, route_into
+from aaa_mip6.twisted.tun import Network, TunDevice, route_into
 
 
 class HomeNetworkTun(TunDevice):

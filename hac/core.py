@@ -8,7 +8,7 @@ the actions the shell must carry out, in order:
 
 - :class:`Send` -- write these octets to the MN;
 - :class:`AskAaa` -- relay one EAP-Response of the MN to the AAA backend (the shell
-  calls :meth:`aaa_mip6.aaa.AaaBackend.authenticate` and feeds the answer back);
+  calls :meth:`aaa_mip6.twisted.aaa.AaaBackend.authenticate` and feeds the answer back);
 - :class:`ProvisionSA` -- create an SA for this MN (the shell does the store I/O and
   feeds the result back; the core never touches the store);
 - :class:`Succeeded` / :class:`Failed` -- the session's outcome, for the log;

@@ -7,7 +7,7 @@ or has no effect, so that a bad setup fails before any fork, as one line
 ``--check-config`` is that and a look at the ports (:func:`check_configuration`).
 :func:`run` then serves: in this process, or as forked workers sharing one listening
 socket. Every worker inherits the TLS context (so they resume each other's session
-tickets until their first key rotation, see :mod:`aaa_mip6.tls`) and the PSK table, and
+tickets until their first key rotation, see :mod:`aaa_mip6.twisted.tls`) and the PSK table, and
 reports on a pipe whether it started; one that fails as it starts stops the HAC with its
 line, one that dies later is restarted. Signals, alike for every program
 (:mod:`aaa_mip6.program`): SIGHUP reloads the PSK file, SIGUSR1 logs a status line,
@@ -38,7 +38,7 @@ from aaa_mip6.program import (
     warn_if_exposed,
 )
 from aaa_mip6.radius.servers import RadiusServer
-from aaa_mip6.tls import ClientTLS, ServerTLS, load_certificates
+from aaa_mip6.twisted.tls import ClientTLS, ServerTLS, load_certificates
 
 from . import sa_delivery
 from .config import (

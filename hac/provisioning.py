@@ -28,7 +28,7 @@ from datetime import datetime, timedelta, timezone
 
 from aaa_mip6.messages import Provision
 from aaa_mip6.sa import SCOPE_ALL, SCOPE_SIGNALING, Bootstrap, HomeAgent, SecurityAssociation
-from aaa_mip6.store import UNALLOCATED_SPI, SARecord, SAStore
+from aaa_mip6.store.base import UNALLOCATED_SPI, SARecord, SAStore
 from aaa_mip6.suites import SUITES, CipherSuite, new_keys, suite_by_code
 
 DEFAULT_LIFETIME = 86_400  # seconds: one day

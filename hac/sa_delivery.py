@@ -51,6 +51,7 @@ from aaa_mip6.diameter.sa_app import NodeSettings, SaMessage
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.sa import IPAddress
 from aaa_mip6.store import SARecord, SAStore, StoreError
+from aaa_mip6.twisted.sa_node import start_node
 
 from .sa_delivery_core import (
     DeliveryQueue,
@@ -158,7 +159,7 @@ class SaDelivery:
                in_store_thread: Callable[..., defer.Deferred]) -> SaDelivery:
         """The HAC's delivery from its configuration; the node listens and connects at once."""
         settings = config.sa_delivery
-        return cls(sa_app.start_node(settings.node, reactor), settings, store, reactor=reactor,
+        return cls(start_node(settings.node, reactor), settings, store, reactor=reactor,
                    hac_instance=config.instance, in_store_thread=in_store_thread)
 
     def __repr__(self) -> str:

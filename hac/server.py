@@ -45,20 +45,23 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from aaa_mip6.aaa import AaaBackend, AaaError, AaaSession, AaaTimeout
-from aaa_mip6.addresses import rate_limit_key, source_address_towards
+from aaa_mip6.aaa import AaaError, AaaSession, AaaTimeout
+from aaa_mip6.addresses import rate_limit_key
 from aaa_mip6.authenticator import channel_binding
-from aaa_mip6.diameter.eap import EAP_APPLICATION_ID, DiameterEapBackend
+from aaa_mip6.diameter.eap import EAP_APPLICATION_ID
 from aaa_mip6.diameter.peer import LocalNode, WatchdogTimers
-from aaa_mip6.diameter.twisted_peer import DiameterNode
 from aaa_mip6.errors import AaaLimitError, ConfigError
 from aaa_mip6.messages import Provision
 from aaa_mip6.program import EXIT_RUNTIME
-from aaa_mip6.radius.client import RadiusClient
 from aaa_mip6.radius.codec import Nas
 from aaa_mip6.radius.servers import RadiusServer
 from aaa_mip6.store import SARecord, SAStore, StoreError, open_store
-from aaa_mip6.tls import ClientTLS, ServerTLS
+from aaa_mip6.twisted.aaa import AaaBackend
+from aaa_mip6.twisted.diameter_eap import DiameterEapBackend
+from aaa_mip6.twisted.diameter_node import DiameterNode
+from aaa_mip6.twisted.radius_client import RadiusClient
+from aaa_mip6.twisted.routes import source_address_towards
+from aaa_mip6.twisted.tls import ClientTLS, ServerTLS
 
 from . import core, sa_delivery
 from .config import HacConfig, ListenAddress

@@ -335,7 +335,7 @@ async def run_loopback(reactor, directory: Path, count: int, out,
     """The whole loopback lab on ``reactor``; the per-MN results."""
     from twisted.internet import defer
 
-    from aaa_mip6.tls import ClientTLS
+    from aaa_mip6.twisted.tls import ClientTLS
     from ha.assemble import assemble_home_agent
     from ha.cli import HaConfig
     from ha.core import HaPolicy

@@ -25,8 +25,8 @@ from aaa_mip6.addresses import parse_host_port
 from aaa_mip6.errors import ConfigError, InvalidInput
 from aaa_mip6.messages import Provision
 from aaa_mip6.sa import SCOPE_ALL, Bootstrap
-from aaa_mip6.tls import ClientTLS
-from aaa_mip6.tun import TunnelError, open_tun
+from aaa_mip6.twisted.tls import ClientTLS
+from aaa_mip6.twisted.tun import TunnelError, open_tun
 
 from . import client, mobility, session, tunnel
 from .bootstrap import (

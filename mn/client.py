@@ -1,7 +1,7 @@
 """The MN's Twisted shell around a bootstrap machine: connect over TLS, move bytes, report.
 
 All protocol decisions live in :mod:`mn.bootstrap`; this module only opens the
-TLS connection (verified by :class:`aaa_mip6.tls.ClientTLS`), hands the machine
+TLS connection (verified by :class:`aaa_mip6.twisted.tls.ClientTLS`), hands the machine
 the certificate the HAC presented, shuttles octets, enforces one deadline for
 the whole bootstrap and closes cleanly (``loseConnection``, so the TLS session
 can resume next time).
@@ -23,7 +23,7 @@ from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Factory, Protocol
 from zope.interface import implementer
 
-from aaa_mip6.tls import CertificateRejected, ClientTLS, peer_certificate_der
+from aaa_mip6.twisted.tls import CertificateRejected, ClientTLS, peer_certificate_der
 
 from .bootstrap import BootstrapFailed, BootstrapMachine, Bootstrapped
 

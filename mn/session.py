@@ -21,12 +21,13 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import DatagramProtocol
 from twisted.python import log
 
-from aaa_mip6.addresses import format_host_port, source_address_towards
+from aaa_mip6.addresses import format_host_port
 from aaa_mip6.mobility import BindingAckStatus
 from aaa_mip6.sa import HomeAgent, IPAddress
-from aaa_mip6.tun import DeviceReader
+from aaa_mip6.twisted.tun import DeviceReader
 
-from aaa_mip6.tls import ClientTLS
+from aaa_mip6.twisted.routes import source_address_towards
+from aaa_mip6.twisted.tls import ClientTLS
 
 from . import client
 from .bootstrap import BootstrapMachine, Bootstrapped

@@ -16,7 +16,7 @@ from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network, ip
 
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.sa import IPAddress
-from aaa_mip6.tun import Network, TunDevice, TunnelError, route_into, run_ip
+from aaa_mip6.twisted.tun import Network, TunDevice, TunnelError, route_into, run_ip
 
 __all__ = ["DEFAULT_MTU", "Tunnel", "TunnelError", "parse_route"]
 

@@ -1,4 +1,4 @@
-"""Diameter EAP (RFC 4072): DER/DEA messages and the HAC's Diameter :class:`AaaBackend`.
+"""Diameter EAP (RFC 4072): DER/DEA messages, sans-I/O.
 
 The HAC relays each EAP-Response of an MN in a Diameter-EAP-Request (application 5,
 command 268, Auth-Request-Type AUTHORIZE_AUTHENTICATE) under one Session-Id per MN
@@ -9,8 +9,9 @@ EAP-Master-Session-Key as the MSK and the bootstrap AVPs below), 4001
 DIAMETER_AUTHENTICATION_REJECTED (:class:`~aaa_mip6.aaa.Reject`).
 
 The building and reading of messages is pure code shared with ``mip6-aaa-gw``
-(:mod:`gateway.relay`); :class:`DiameterEapBackend` only hands them to a
-:class:`~aaa_mip6.diameter.twisted_peer.DiameterNode`.
+(:mod:`gateway.relay`) and the HAC's backend
+(:class:`~aaa_mip6.twisted.diameter_eap.DiameterEapBackend`), which only hands them to a
+:class:`~aaa_mip6.twisted.diameter_node.DiameterNode`.
 
 Bootstrap attributes (:class:`~aaa_mip6.aaa.BootstrapAttributes`) in a successful DEA:
 
@@ -31,23 +32,11 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from diameter.message import Avp, Message, constants
-from twisted.internet import defer
-from twisted.python.failure import Failure
 
 from .. import eap
-from ..aaa import (
-    AaaAnswer,
-    AaaSession,
-    AaaTimeout,
-    AaaUnavailable,
-    Accept,
-    BootstrapAttributes,
-    Challenge,
-    Reject,
-)
+from ..aaa import AaaAnswer, Accept, BootstrapAttributes, Challenge, Reject
 from . import codec
 from .codec import DiameterError
-from .router import RequestTimedOut
 
 EAP_APPLICATION_ID = constants.APP_EAP_APPLICATION  # 5
 DIAMETER_EAP_COMMAND = constants.CMD_DIAMETER_EAP  # 268: DER and DEA
@@ -57,7 +46,6 @@ AUTHENTICATION_REJECTED = constants.E_RESULT_CODE_DIAMETER_AUTHENTICATION_REJECT
 TOO_BUSY = constants.E_RESULT_CODE_DIAMETER_TOO_BUSY  # 3004
 MISSING_AVP = codec.MISSING_AVP  # 5005
 UNKNOWN_SESSION_ID = constants.E_RESULT_CODE_DIAMETER_UNKNOWN_SESSION_ID  # 5002
-DEFAULT_RETRY_AFTER = 5  # seconds a HAC tells an MN to wait when no Diameter peer is open
 
 _MIP6_HOME_LINK_PREFIX_LENGTH = 17  # prefix length octet + 128 bits (RFC 5447 §4.2.4)
 _UNASSIGNED_IPV4 = {ipaddress.IPv4Address("255.255.255.255"),
@@ -281,108 +269,3 @@ def parse_dea(message: Message) -> EapAnswer:
         return EapAnswer(result, origin_host, answer)
     error_message = codec.avp_value(message, constants.AVP_ERROR_MESSAGE)
     return EapAnswer(result, origin_host, None, error_message=error_message)
-
-
-# --- the HAC's backend ----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Continuation:
-    """What a Diameter EAP conversation carries between rounds (``AaaSession.state``)."""
-
-    session_id: str
-    server: str  # Origin-Host of the last DEA: the next DER's Destination-Host (RFC 4072 §2.1)
-    state: bytes | None = field(repr=False)
-
-
-class DiameterEapBackend:
-    """The HAC's AAA client over Diameter EAP: an :class:`aaa_mip6.aaa.AaaBackend`.
-
-    ``node`` must advertise application 5 and reach ``destination_realm`` (directly or
-    through a relay); the backend owns it and stops it in :meth:`stop`. With no Open peer
-    that could take the DER the call fails at once with AaaUnavailable (``retry_after``
-    seconds); with no answer in the node's request timeout, with AaaTimeout. A DEA of
-    3002 DIAMETER_UNABLE_TO_DELIVER (the server did not answer the agent) also gives
-    AaaTimeout, 3004 DIAMETER_TOO_BUSY gives AaaUnavailable; any other unexpected answer
-    fails the call with DiameterError.
-    """
-
-    def __init__(self, node, destination_realm: str, *, nas_identifier: str | None = None,
-                 retry_after: int = DEFAULT_RETRY_AFTER):
-        if retry_after < 1:
-            raise ValueError("retry_after must be at least one second")
-        self.node = node
-        self._destination_realm = destination_realm
-        self._nas_identifier = nas_identifier
-        self._retry_after = retry_after
-        self._session_ids = codec.SessionIds(node.local.origin_host, node.now())
-        self._outstanding: set[defer.Deferred] = set()
-        self._stopped = False
-
-    def __repr__(self) -> str:
-        return f"DiameterEapBackend({self.node.local.origin_host} -> {self._destination_realm})"
-
-    def authenticate(self, session: AaaSession, eap_payload: bytes) -> defer.Deferred[AaaAnswer]:
-        """Send one EAP-Response in a DER; fire with Challenge/Accept/Reject or fail."""
-        if self._stopped:
-            return defer.fail(self._unavailable("the Diameter EAP backend is stopped"))
-        continuation = session.state if isinstance(session.state, _Continuation) else None
-        session_id = (continuation.session_id if continuation
-                      else self._session_ids.new(f"mip6-{session.session_id}"))
-        local = self.node.local
-        request = build_der(
-            local.origin_host, local.origin_realm, self._destination_realm,
-            EapRequest(session_id, local.origin_host, session.user_name, eap_payload,
-                       continuation.state if continuation else None,
-                       session.calling_station_id),
-            destination_host=continuation.server if continuation else None,
-            nas_identifier=self._nas_identifier)
-        if not self.node.router.candidates(request):
-            return defer.fail(self._unavailable(
-                f"no open Diameter peer for realm {self._destination_realm}"))
-        result = defer.Deferred()
-        self._outstanding.add(result)
-        sent = self.node.send_request(request)
-        sent.addCallbacks(self._answered, self._failed, callbackArgs=(session, session_id))
-        sent.addBoth(self._settle, result)
-        return result
-
-    def stop(self) -> defer.Deferred[None]:
-        """Fail outstanding calls with AaaUnavailable, then stop the Diameter node."""
-        self._stopped = True
-        for result in list(self._outstanding):
-            self._settle(Failure(self._unavailable("the Diameter EAP backend stopped")), result)
-        return self.node.stop().addCallback(lambda _: None)
-
-    def _answered(self, message: Message, session: AaaSession, session_id: str) -> AaaAnswer:
-        parsed = parse_dea(message)
-        if parsed.answer is None:
-            detail = f"Diameter EAP server answered {parsed.result_code}" + (
-                f" ({parsed.error_message})" if parsed.error_message else "")
-            if parsed.result_code == codec.UNABLE_TO_DELIVER:
-                raise AaaTimeout(detail)
-            if parsed.result_code == TOO_BUSY:
-                raise self._unavailable(detail)
-            raise DiameterError(detail, reason="unexpected-result")
-        session.state = (_Continuation(session_id, parsed.origin_host, parsed.state)
-                         if isinstance(parsed.answer, Challenge) else None)
-        return parsed.answer
-
-    @staticmethod
-    def _failed(failure: Failure):
-        if failure.check(RequestTimedOut):
-            raise AaaTimeout(failure.getErrorMessage())
-        return failure
-
-    def _settle(self, outcome, result: defer.Deferred) -> None:
-        """Fire ``result`` once (stop() may have fired it already)."""
-        if result not in self._outstanding:
-            return
-        self._outstanding.discard(result)
-        if isinstance(outcome, Failure):
-            result.errback(outcome)
-        else:
-            result.callback(outcome)
-
-    def _unavailable(self, message: str) -> AaaUnavailable:
-        return AaaUnavailable(message, retry_after=self._retry_after)

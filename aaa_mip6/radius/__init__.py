@@ -1,1 +1,2 @@
-"""The HAC's RADIUS client: a sans-I/O packet codec and a Twisted UDP transport."""
+"""RADIUS for the HAC: a sans-I/O packet codec and server policy; the Twisted UDP client
+is :mod:`aaa_mip6.twisted.radius_client`."""

@@ -11,7 +11,7 @@ import ipaddress
 
 import pytest
 
-from aaa_mip6.tls import ClientTLS
+from aaa_mip6.twisted.tls import ClientTLS
 from lab.reactors import run_on_fresh_reactor
 from lab.servers.hac import HOA_PREFIX, HacProcess
 from mn import client

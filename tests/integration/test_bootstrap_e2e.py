@@ -30,7 +30,7 @@ from aaa_mip6.errors import AuthenticatorError
 from aaa_mip6.sa import SPI_MAX, SPI_MIN
 from aaa_mip6.store import open_store
 from aaa_mip6.suites import SUITES
-from aaa_mip6.tls import ClientTLS, ServerTLS, peer_certificate_der
+from aaa_mip6.twisted.tls import ClientTLS, ServerTLS, peer_certificate_der
 from lab.reactors import run_on_fresh_reactor
 from lab.servers.hac import (
     HA_ADDRESS,

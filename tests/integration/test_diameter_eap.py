@@ -24,11 +24,12 @@ from pathlib import Path
 
 import pytest
 
-from aaa_mip6 import eap, tls
+from aaa_mip6 import eap
 from aaa_mip6.aaa import AaaSession, AaaTimeout, Accept, Challenge, Reject
-from aaa_mip6.diameter.eap import DiameterEapBackend
 from aaa_mip6.diameter.peer import LocalNode, WatchdogTimers
-from aaa_mip6.diameter.twisted_peer import DiameterNode
+from aaa_mip6.twisted import tls
+from aaa_mip6.twisted.diameter_eap import DiameterEapBackend
+from aaa_mip6.twisted.diameter_node import DiameterNode
 from lab.processes import free_port
 from lab.servers.freediameter import PeerSpec, run_relay
 from mn.eap import EapCredentials

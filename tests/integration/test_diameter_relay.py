@@ -15,11 +15,11 @@ import pytest
 from diameter.message import constants
 from twisted.internet import defer
 
-from aaa_mip6 import tls
 from aaa_mip6.diameter import codec
 from aaa_mip6.diameter.peer import LocalNode, WatchdogTimers
 from aaa_mip6.diameter.router import RequestTimedOut
-from aaa_mip6.diameter.twisted_peer import DiameterNode
+from aaa_mip6.twisted import tls
+from aaa_mip6.twisted.diameter_node import DiameterNode
 from lab.processes import free_port
 from lab.reactors import run_on_fresh_reactor, sleep
 from lab.servers.freediameter import PeerSpec, run_relay

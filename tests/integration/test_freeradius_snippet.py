@@ -17,8 +17,8 @@ from twisted.trial import unittest
 
 from aaa_mip6.aaa import AaaTimeout, Accept, Reject
 from aaa_mip6.radius import codec
-from aaa_mip6.radius.client import RadiusClient
 from aaa_mip6.radius.servers import RadiusServer, RetryPolicy
+from aaa_mip6.twisted.radius_client import RadiusClient
 from mn.eap import EapCredentials
 from mn.eap.peer import EapPeer
 from tests.integration import stock_freeradius as stock

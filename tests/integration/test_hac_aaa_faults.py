@@ -19,7 +19,7 @@ from twisted.internet import tcp
 from twisted.internet.task import deferLater
 
 from aaa_mip6 import eap, pki
-from aaa_mip6.tls import ClientTLS
+from aaa_mip6.twisted.tls import ClientTLS
 from hac.config import load_config
 from hac.server import HacProtocol, HacServer
 from lab.processes import free_port

@@ -13,9 +13,9 @@ from twisted.trial import unittest
 from aaa_mip6 import eap
 from aaa_mip6.aaa import AaaSession, AaaUnavailable, Accept, Challenge, Reject
 from aaa_mip6.radius import codec
-from aaa_mip6.radius.client import RadiusClient
 from aaa_mip6.radius.servers import RadiusServer, RetryPolicy
 from lab.servers.freeradius import running_freeradius
+from aaa_mip6.twisted.radius_client import RadiusClient
 from mn.eap import EapCredentials
 from mn.eap.peer import EapPeer
 

@@ -29,7 +29,7 @@ from twisted.internet import defer
 from aaa_mip6 import pki
 from aaa_mip6.diameter.codec import encode_message
 from aaa_mip6.diameter.router import RequestFailed
-from aaa_mip6.diameter.sa_app import NodeSettings, SaApplication, start_node
+from aaa_mip6.diameter.sa_app import NodeSettings, SaApplication
 from aaa_mip6.mobility import (
     BindingAckStatus,
     BindingUpdate,
@@ -40,6 +40,7 @@ from aaa_mip6.sa import HomeAgent, SecurityAssociation
 from aaa_mip6.store import UNALLOCATED_SPI, open_store
 from aaa_mip6.suites import SUITES, new_keys
 from aaa_mip6.transform import PType, SaEndpoint
+from aaa_mip6.twisted.sa_node import start_node
 from ha.core import HaPolicy, HomeAgentCore, SendDatagram
 from ha.diameter_source import DiameterSASource
 from hac.sa_delivery import DeliverySettings, SaDelivery

@@ -1,4 +1,4 @@
-"""aaa_mip6.tls over real Twisted TLS on 127.0.0.1 (in-process, ephemeral ports, a few seconds).
+"""aaa_mip6.twisted.tls over real Twisted TLS on 127.0.0.1 (in-process, ephemeral ports, a few seconds).
 
 Each test runs its own fresh reactor, so the tests neither share nor leak reactor state
 (hence ``clock=reactor`` for Twisted's TLS write buffering, which otherwise uses the global one).
@@ -21,7 +21,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
 
 from aaa_mip6 import pki
-from aaa_mip6.tls import (
+from aaa_mip6.twisted.tls import (
     CertificateRejected,
     ClientTLS,
     ServerTLS,

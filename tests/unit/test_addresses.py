@@ -1,4 +1,4 @@
-"""aaa_mip6.addresses: the host:port rules every program shares, and the source-address probe."""
+"""aaa_mip6.addresses: the host:port rules every program shares, and rate-limit keys."""
 
 import ipaddress
 import re
@@ -12,7 +12,6 @@ from aaa_mip6.addresses import (
     parse_host_port,
     rate_limit_key,
     refuse_unbracketed_port,
-    source_address_towards,
     split_host_port,
 )
 
@@ -71,16 +70,6 @@ def test_garbage_raises_only_value_error(text):
     except ValueError:
         return
     assert isinstance(host, str) and (port is None or 0 <= port <= 65_535)
-
-
-def test_source_address_towards_loopback():
-    assert source_address_towards(ipaddress.ip_address("127.0.0.1")) == \
-        ipaddress.ip_address("127.0.0.1")
-
-
-def test_no_route_raises_os_error():
-    with pytest.raises(OSError):  # link-local multicast without an interface: no route
-        source_address_towards(ipaddress.ip_address("ff02::1"))
 
 
 def test_rate_limit_keys_are_ipv4_addresses_and_ipv6_slash_64s():

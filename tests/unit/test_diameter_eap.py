@@ -1,4 +1,4 @@
-"""Diameter EAP (RFC 4072): DER/DEA codec, bootstrap AVPs and the HAC's DiameterEapBackend."""
+"""Diameter EAP (RFC 4072): DER/DEA codec, bootstrap AVPs, and the HAC's DiameterEapBackend on it."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from aaa_mip6.diameter.peer import LocalNode
 from aaa_mip6.diameter.router import RequestTimedOut
 from aaa_mip6.errors import InvalidInput
 from aaa_mip6.tvheaders import NAI_MAX
+from aaa_mip6.twisted.diameter_eap import DEFAULT_RETRY_AFTER, DiameterEapBackend
 
 HAC_HOST, HAC_REALM = "hac.example.org", "example.org"
 AAA_HOST, AAA_REALM = "aaa.example.net", "example.net"
@@ -293,7 +294,7 @@ def node():
 
 @pytest.fixture
 def backend(node):
-    return deap.DiameterEapBackend(node, AAA_REALM, nas_identifier="hac-1")
+    return DiameterEapBackend(node, AAA_REALM, nas_identifier="hac-1")
 
 
 def test_multi_round_keeps_the_session_id_echoes_state_and_returns_the_msk(node, backend):
@@ -338,7 +339,7 @@ def test_reject(node, backend):
 def test_no_open_peer_is_unavailable_without_sending(node, backend):
     node.peer_open = False
     failure = outcome(backend.authenticate(new_session(), IDENTITY))
-    assert failure.check(AaaUnavailable) and failure.value.retry_after == deap.DEFAULT_RETRY_AFTER
+    assert failure.check(AaaUnavailable) and failure.value.retry_after == DEFAULT_RETRY_AFTER
     assert node.sent == []
 
 

@@ -9,7 +9,7 @@ import pytest
 from diameter.message import constants
 from twisted.internet import defer, task
 
-from aaa_mip6 import pki, tls
+from aaa_mip6 import pki
 from aaa_mip6.backoff import Backoff
 from aaa_mip6.diameter import codec
 from aaa_mip6.diameter.peer import (
@@ -28,7 +28,8 @@ from aaa_mip6.diameter.peer import (
     wins_election,
 )
 from aaa_mip6.diameter.router import RequestTimedOut, Router
-from aaa_mip6.diameter.twisted_peer import DiameterNode
+from aaa_mip6.twisted import tls
+from aaa_mip6.twisted.diameter_node import DiameterNode
 from lab.reactors import run_on_fresh_reactor, sleep
 
 APP = codec.TEST_APPLICATION_ID

@@ -33,6 +33,7 @@ from gateway.cli import (
     read_toml,
     start,
 )
+from aaa_mip6.twisted.diameter_eap import DiameterEapBackend
 from gateway.relay import EapGateway, parse_calling_station_id
 from tests.unit.test_diameter_eap import (
     AAA_HOST,
@@ -237,7 +238,7 @@ def test_hac_backend_through_the_gateway_in_memory(gateway, upstream):
         return defer.maybeDeferred(gateway.handle, wire(request)).addCallback(wire)
 
     hac_node.send_request = send_request
-    backend = deap.DiameterEapBackend(hac_node, AAA_REALM)
+    backend = DiameterEapBackend(hac_node, AAA_REALM)
     session = new_session()
     first = backend.authenticate(session, IDENTITY)
     upstream.calls[0][2].callback(Challenge(MD5_REQUEST))

@@ -12,7 +12,7 @@ from twisted.internet.error import CannotListenError
 from aaa_mip6 import program
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.store.base import StoreError
-from aaa_mip6.tun import TunnelError
+from aaa_mip6.twisted.tun import TunnelError
 from ha import cli
 from ha.assemble import assemble_home_agent
 

@@ -13,10 +13,10 @@ import pytest
 from twisted.internet.testing import MemoryReactorClock
 
 from aaa_mip6 import pki
-from aaa_mip6.diameter.eap import DiameterEapBackend
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.sa import HomeAgent
 from aaa_mip6.suites import SUITES
+from aaa_mip6.twisted.diameter_eap import DiameterEapBackend
 from hac import cli, process, server
 from hac.config import SETTINGS, DiameterPeer, HacConfig, load_config, read_toml
 from hac.provisioning import HaSelection
@@ -621,7 +621,7 @@ def test_a_certificate_not_naming_its_host_warns(hac_files, caplog):
 def test_a_system_ca_bundle_loads_without_a_warning():
     import warnings
 
-    from aaa_mip6.tls import load_certificates
+    from aaa_mip6.twisted.tls import load_certificates
     bundle = Path("/etc/ssl/certs/ca-certificates.crt")
     if not bundle.exists():
         pytest.skip("no system CA bundle")

@@ -8,13 +8,13 @@ from twisted.internet import defer, reactor, task
 from twisted.internet.protocol import DatagramProtocol
 from twisted.trial import unittest
 
-from aaa_mip6.aaa import AaaTimeout, AaaUnavailable, Accept, Challenge, Reject
 from aaa_mip6 import eap
+from aaa_mip6.aaa import AaaTimeout, AaaUnavailable, Accept, Challenge, Reject
 from aaa_mip6.errors import AaaLimitError, ConfigError
 from aaa_mip6.radius import codec
-from aaa_mip6.radius.client import RadiusClient
 from aaa_mip6.radius.servers import (IdentifierSpace, RadiusServer, RetryPolicy, ServerHealth,
                                      retry_after)
+from aaa_mip6.twisted.radius_client import RadiusClient
 from tests.unit.radius_fakes import (DICTIONARY, EAP_FAILURE, EAP_IDENTITY_RESPONSE,
                                      EAP_MD5_REQUEST, EAP_SUCCESS, NAS, SECRET,
                                      FakeRadiusServer, reply_to, session)

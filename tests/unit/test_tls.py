@@ -1,4 +1,4 @@
-"""aaa_mip6.tls with in-memory TLS: both ends run in this process, bytes moved by hand."""
+"""aaa_mip6.twisted.tls with in-memory TLS: both ends run in this process, bytes moved by hand."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from OpenSSL import SSL
 
 from aaa_mip6 import pki
 from aaa_mip6.errors import ConfigError
-from aaa_mip6.tls import (
+from aaa_mip6.twisted.tls import (
     CertificateRejected,
     ClientTLS,
     ServerTLS,
@@ -145,7 +145,7 @@ def test_handshake_and_certificates_for_channel_binding(lab, tls12_only, version
 
 
 def plain_client(version: int, ciphers: bytes = b"ALL:@SECLEVEL=0") -> SSL.Connection:
-    """A client that does not verify and offers what aaa_mip6.tls forbids: old TLS and
+    """A client that does not verify and offers what aaa_mip6.twisted.tls forbids: old TLS and
     ciphers, renegotiation (security level 0 so that OpenSSL really offers them)."""
     context = SSL.Context(SSL.TLS_METHOD)
     context.set_min_proto_version(version)

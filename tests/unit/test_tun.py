@@ -6,7 +6,7 @@ from ipaddress import IPv4Network, IPv6Network
 import pytest
 
 from aaa_mip6.errors import ConfigError
-from aaa_mip6.tun import READ_BATCH, DeviceReader, TunDevice, open_tun
+from aaa_mip6.twisted.tun import READ_BATCH, DeviceReader, TunDevice, open_tun
 from mn.tunnel import parse_route
 
 

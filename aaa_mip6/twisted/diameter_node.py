@@ -23,11 +23,11 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 
-from .. import tls
+from . import tls
 from ..addresses import format_host_port
 from ..backoff import Backoff
-from . import codec
-from .peer import (
+from ..diameter import codec
+from ..diameter.peer import (
     DISCONNECT_DO_NOT_WANT_TO_TALK_TO_YOU,
     AnswerReceived,
     AnswerUndecodable,
@@ -44,7 +44,7 @@ from .peer import (
     WatchdogTimers,
     admit_cer,
 )
-from .router import DEFAULT_REQUEST_TIMEOUT, RequestTimedOut, Router
+from ..diameter.router import DEFAULT_REQUEST_TIMEOUT, RequestTimedOut, Router
 
 DIAMETER_TCP_PORT = 3868
 DIAMETER_TLS_PORT = 5658

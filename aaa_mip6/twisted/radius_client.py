@@ -1,4 +1,4 @@
-"""The HAC's RADIUS client on Twisted UDP: an :class:`aaa_mip6.aaa.AaaBackend`.
+"""The HAC's RADIUS client on Twisted UDP: an :class:`aaa_mip6.twisted.aaa.AaaBackend`.
 
 Only moves bytes and runs timers; packets come from :mod:`.codec` and the
 server/Identifier bookkeeping from :mod:`.servers`. A request goes to the first
@@ -27,8 +27,8 @@ from twisted.logger import Logger
 
 from ..aaa import AaaAnswer, AaaSession, AaaTimeout, AaaUnavailable, Challenge
 from ..errors import AaaLimitError, ConfigError, InvalidInput
-from . import codec
-from .servers import IdentifierSpace, RadiusServer, RetryPolicy, ServerHealth, retry_after
+from ..radius import codec
+from ..radius.servers import IdentifierSpace, RadiusServer, RetryPolicy, ServerHealth, retry_after
 
 DEFAULT_MAX_PORTS = 16  # source ports per address family: 16 x 256 outstanding per server
 DEFAULT_MAX_WAITING = 4096  # calls queued for a free Identifier; beyond, AaaUnavailable at once
