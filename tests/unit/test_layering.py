@@ -51,7 +51,7 @@ PURE_IN_ROOMS = frozenset({"aaa_mip6.store.base"})
 """Modules inside a room that are pure all the same (the store's interface and types)."""
 
 CORES = frozenset({
-    "hac.core", "hac.provisioning",
+    "hac.core", "hac.provisioning", "hac.sa_delivery_core",
     "ha.core", "ha.bindings", "ha.admission",
     "mn.bootstrap", "mn.mobility", "mn.rebootstrap", "mn.eap",
     "auc.core",
@@ -59,16 +59,11 @@ CORES = frozenset({
 """The programs' sans-I/O cores and codecs (a package stands for all its modules)."""
 
 PROGRAMS = frozenset({"hac", "ha", "mn", "auc", "lab", "gateway"})
-"""Top-level packages the library must not import (lab and gateway too, once they exist)."""
+"""Top-level packages the library must not import."""
 
 # --- allowances: each names why, and goes when its reason does -------------------------
 
-MOVING_OUT = frozenset({"aaa_mip6.lab", "aaa_mip6.labnet", "aaa_mip6.gateway",
-                        "aaa_mip6.gateway_cli"})
-"""Moving to lab/ and gateway/ (issue 13 item 1): programs, not library, so unchecked."""
-
 KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset({
-    frozenset({"aaa_mip6.lab", "aaa_mip6.labnet"}),  # moving to lab/ (issue 13 item 1)
     # Settings kept in the modules that use them (issue 13 item 4: one settings module
     # per program): HaConfig in ha/cli.py, the [sa_delivery] table in hac/sa_delivery.py.
     frozenset({"ha.assemble", "ha.cli"}),
@@ -132,8 +127,6 @@ def _room(module: str) -> str | None:
 
 def _is_pure(module: str) -> bool:
     """A pure library module or a core: held to the sans-I/O rule."""
-    if module in MOVING_OUT:
-        return False
     if _inside(module, "aaa_mip6"):
         return _room(module) is None
     return any(_inside(module, core) for core in CORES)
@@ -157,8 +150,6 @@ def layering_violations(modules: Mapping[str, Path],
     violations = []
     for item in found:
         importer, target = item.importer, item.target
-        if importer in MOVING_OUT:
-            continue
         where = f"{importer} (line {item.line}) imports {target}"
         top = target.split(".")[0]
         if _inside(importer, "aaa_mip6") and top in PROGRAMS:
@@ -233,8 +224,6 @@ def module_graph(modules: Mapping[str, Path], found: Iterable[Import]) -> dict[s
 def package_graph(module_edges: Mapping[str, set[str]]) -> dict[str, set[str]]:
     edges: dict[str, set[str]] = {}
     for importer, targets in module_edges.items():
-        if importer in MOVING_OUT:
-            continue  # the lab imports the programs it runs: it is one of them (item 1)
         top = importer.split(".")[0]
         edges.setdefault(top, set()).update(
             target.split(".")[0] for target in targets if target.split(".")[0] != top)
@@ -255,7 +244,6 @@ def test_the_packages_are_found():
 
 def test_every_allowance_is_still_needed():
     """An allowance that no longer matches anything fails, so that it is removed."""
-    assert MOVING_OUT <= set(MODULES)
     assert KNOWN_CYCLES <= {frozenset(c) for c in cycles(module_graph(MODULES, IMPORTS))}
 
 
