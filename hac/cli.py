@@ -149,7 +149,7 @@ def config_overrides(arguments: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["revoke"]:  # mip6-hac revoke --spi N: ask the running HAC
-        from .sa_delivery import revoke_main
+        from .revoke import revoke_main
         return revoke_main(argv[1:])
     arguments = build_parser().parse_args(argv)
     try:

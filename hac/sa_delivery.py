@@ -14,7 +14,7 @@ docs/diameter.md) on the HAC's Diameter node:
   an HA that restarted, or never got the push, can still serve the MN.
 - :meth:`SaDelivery.revoke` marks the SA revoked in the store and sends SA-Revoke to its
   HA (retried like a push). Operators call it through the control socket:
-  ``mip6-hac revoke --spi N --config hac.toml`` (see :func:`revoke_main`).
+  ``mip6-hac revoke --spi N --config hac.toml`` (see :mod:`hac.revoke`).
 
 Keys cross Diameter only inside TLS: unless ``insecure_tcp`` is set, a push is refused
 (logged, retried later) while any connection it could take is not TLS.
@@ -26,13 +26,10 @@ a revocation that has not reached its HA when the HAC stops is not re-sent on re
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import logging
 import os
 import random
-import socket
-import sys
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,7 +52,6 @@ log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 64  # pushes and revocations outstanding at once
 DEFAULT_RETRY_INITIAL = 1.0
 DEFAULT_RETRY_MAX = 60.0
-CONTROL_TIMEOUT = 10.0  # seconds mip6-hac revoke waits for the running HAC
 _DELIVERY_KEYS = frozenset({"home_agents", "control_socket", "retry_initial", "retry_max"})
 
 
@@ -362,7 +358,7 @@ class SaDelivery:
         return self.node.answer(message, codec.SUCCESS, avps)
 
 
-# --- the control socket and ``mip6-hac revoke`` -------------------------------------
+# --- the control socket (``mip6-hac revoke``, :mod:`hac.revoke`, is its client) ------
 
 
 class _ControlProtocol(LineOnlyReceiver):
@@ -401,56 +397,3 @@ def listen_control(delivery: SaDelivery, path: Path, reactor):
         return reactor.listenUNIX(str(path), factory, mode=0o600)
     finally:
         os.umask(old_mask)
-
-
-def send_control(path: Path, command: str, timeout: float = CONTROL_TIMEOUT) -> str:
-    """One command to the running HAC's control socket; its one-line reply."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as control:
-        control.settimeout(timeout)
-        control.connect(str(path))
-        control.sendall(command.encode("ascii") + b"\n")
-        reply = b""
-        while not reply.endswith(b"\n"):
-            chunk = control.recv(256)
-            if not chunk:
-                break
-            reply += chunk
-    return reply.decode("ascii", "replace").strip()
-
-
-def revoke_main(argv: list[str]) -> int:
-    """``mip6-hac revoke --spi N (--config FILE | --control PATH)``: 0 revoked, 1 unknown,
-    2 usage or configuration error, 3 the HAC did not answer."""
-    parser = argparse.ArgumentParser(
-        prog="mip6-hac revoke",
-        description="Revoke an SA in the running HAC: it is marked revoked in the store and "
-                    "its HA is told (SA-Revoke); the HA answers the MN's next Binding Update "
-                    "with 176 and the MN bootstraps again.")
-    parser.add_argument("--spi", type=int, required=True, help="the SA's SPI")
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--config", type=Path, help="the HAC's TOML file "
-                                                   "(for sa_delivery.control_socket)")
-    where.add_argument("--control", type=Path, help="the HAC's control socket")
-    arguments = parser.parse_args(argv)
-    path = arguments.control
-    if path is None:
-        from .config import read_toml
-
-        try:
-            table = read_toml(arguments.config).get("sa_delivery")
-            path = parse_settings(table).control_socket if table is not None else None
-        except ConfigError as error:
-            print(f"mip6-hac revoke: sa_delivery: {error}", file=sys.stderr)
-            return 2
-        if path is None:
-            print("mip6-hac revoke: the config sets no sa_delivery.control_socket",
-                  file=sys.stderr)
-            return 2
-    try:
-        reply = send_control(path, f"revoke {arguments.spi}")
-    except OSError as error:
-        print(f"mip6-hac revoke: cannot reach the HAC at {path}: "
-              f"{error.strerror or error}", file=sys.stderr)
-        return 3
-    print(reply)
-    return 0 if reply.startswith("revoked") else 1 if reply.startswith("unknown") else 3
