@@ -49,15 +49,15 @@ from .config import (
     store_description,
 )
 from .credentials import Credentials
-from .server import (
-    HacServer,
+from .assemble import (
     StartFailed,
-    bind,
+    assemble_hac,
     diameter_host_addresses,
     local_address_towards,
     open_configured_store,
     server_tls,
 )
+from .server import bind
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +252,7 @@ def _start(config: HacConfig, sock: socket.socket, prepared: Prepared):
 
     globalLogBeginner.beginLoggingTo([STDLibLogObserver()], redirectStandardIO=False)
 
-    server = HacServer(config, reactor, tls=prepared.tls, credentials=prepared.credentials)
+    server = assemble_hac(config, reactor, tls=prepared.tls, credentials=prepared.credentials)
     try:
         port = server.listen(sock)
     except BaseException:
