@@ -5,29 +5,40 @@ A program declares its settings as a frozen dataclass whose fields are made with
 TOML value or a flag's string) to the typed one, a default, and the flag that overrides the
 key. :class:`Schema` then reads the file, lays the flags over it and names every setting
 the same way in every message: ``key (--flag)``.
+
+Keys are dotted, their parts lower case with underscores (``limits.max_connections``).
+The value parsers every program shares are here too (:func:`string`, :func:`seconds`,
+:func:`host_port`, ...): each takes a TOML value or a flag's string and raises ValueError
+saying what a good value looks like.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import math
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, field, fields
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from .addresses import parse_host_port, refuse_unbracketed_port
 from .errors import ConfigError
 
 Config = TypeVar("Config")
 
 
 def setting(key: str, parse: Callable[[Any], Any], default: Any = MISSING,
-            flag: str | None = None) -> Any:
+            flag: str | None = None, *, secret: bool = False) -> Any:
     """A dataclass field that is the setting ``key``; ``parse`` raises ValueError with the
-    reason a value is wrong."""
+    reason a value is wrong. A ``secret`` value (a password, a URL that may hold one) is
+    left out of the config's repr."""
     metadata = {"key": key, "parse": parse, "flag": flag}
-    return field(metadata=metadata) if default is MISSING else field(default=default,
-                                                                      metadata=metadata)
+    if default is MISSING:
+        return field(metadata=metadata, repr=not secret)
+    return field(default=default, metadata=metadata, repr=not secret)
 
 
 class Schema(Generic[Config]):
@@ -79,6 +90,8 @@ class Schema(Generic[Config]):
         parsed; ConfigError names the first missing or wrong one."""
         raw = self.read_toml(path) if path is not None else {}
         for key, value in (overrides or {}).items():
+            if key not in self.settings:
+                raise ValueError(f"no setting {key}")  # a bug in the caller, not the user
             if value is not None:
                 raw[key] = value
         values = {}
@@ -92,3 +105,129 @@ class Schema(Generic[Config]):
             except ValueError as error:
                 raise ConfigError(f"{self.named(key)}: {error}") from None
         return self.config_class(**values)
+
+
+# --- value parsers: (raw TOML or flag value) -> typed value, ValueError on a bad one ----
+
+MAX_SECONDS = 86_400.0  # a day: the longest timer or interval a setting takes
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def string(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a non-empty string")
+    return value
+
+
+def path(value: Any) -> Path:
+    return Path(string(value))
+
+
+def optional_path(value: Any) -> Path | None:
+    """A path, or none for ``""`` (to unset in a file what a default or a flag would set)."""
+    return None if value == "" else path(value)
+
+
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def integer(low: int, high: int) -> Callable[[Any], int]:
+    """An integer in ``low..high`` (a flag's digits too)."""
+    def parse(value: Any) -> int:
+        if isinstance(value, str) and value.isdigit():  # from a flag
+            value = int(value)
+        if type(value) is not int or not low <= value <= high:
+            raise ValueError(f"must be an integer in {low}..{high}")
+        return value
+
+    return parse
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, str):  # from a flag
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def positive(value: Any) -> float:
+    """A positive finite number (of seconds, of connections a second, ...)."""
+    value = _number(value)
+    if type(value) not in (int, float) or not math.isfinite(value) or value <= 0:
+        raise ValueError("must be a positive number")
+    return float(value)
+
+
+def seconds(low: float, high: float = MAX_SECONDS) -> Callable[[Any], float]:
+    """A number of seconds in ``low..high``."""
+    def parse(value: Any) -> float:
+        value = _number(value)
+        if (type(value) not in (int, float) or not math.isfinite(value)
+                or not low <= value <= high):
+            raise ValueError(f"must be a number of seconds in {low:g}..{high:g}")
+        return float(value)
+
+    return parse
+
+
+def choice(options: tuple[str, ...]) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+log_level = choice(LOG_LEVELS)
+
+
+def ip(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    text = string(value)
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address") from None
+
+
+def optional_ip(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    return None if value == "" else ip(value)
+
+
+def host_port(value: Any, default_port: int | None = None) -> tuple[str, int]:
+    """``v4:port`` or ``[v6]:port`` (an address, not a name); with ``default_port`` also a
+    bare address. A bare IPv6 address followed by what reads as a port is refused as
+    ambiguous (:func:`~aaa_mip6.addresses.refuse_unbracketed_port`)."""
+    text = string(value)
+    try:
+        refuse_unbracketed_port(text)
+        host, port = parse_host_port(text)
+    except ValueError as error:
+        raise ValueError(f"{text!r}: {error}") from None
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        host = None
+    if host is None or port is None and default_port is None:
+        if default_port is None:
+            raise ValueError(f"{text!r} is not ADDRESS:PORT ([v6]:PORT for IPv6)")
+        raise ValueError(f"{text!r} is not an IP address with an optional port")
+    return host, default_port if port is None else port
+
+
+_DIAMETER_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def diameter_identity(value: Any) -> str:
+    """A DiameterIdentity: an FQDN (RFC 6733 §4.3.1), e.g. hac.example.org."""
+    text = string(value)
+    if len(text) > 253 or not all(_DIAMETER_LABEL.fullmatch(label)
+                                   for label in text.split(".")):
+        raise ValueError(f"{text!r} is not a DiameterIdentity (an FQDN such as "
+                         "hac.example.org)")
+    return text
