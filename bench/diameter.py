@@ -41,7 +41,8 @@ from aaa_mip6.store import UNALLOCATED_SPI, open_store  # noqa: E402
 from aaa_mip6.suites import SUITES, new_keys  # noqa: E402
 from bench._common import emit, latency_summary  # noqa: E402
 from ha.diameter_source import DiameterSASource  # noqa: E402
-from hac.sa_delivery import MAX_IN_FLIGHT, DeliverySettings, SaDelivery  # noqa: E402
+from hac.config import DeliverySettings  # noqa: E402
+from hac.sa_delivery import MAX_IN_FLIGHT, SaDelivery  # noqa: E402
 from tests.integration.freediameter import PeerSpec, run_relay  # noqa: E402
 from tests.support import free_port, run_on_fresh_reactor, sleep  # noqa: E402
 

@@ -15,19 +15,20 @@ import ipaddress
 import re
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aaa_mip6 import settings as parsers
 from aaa_mip6.addresses import format_host_port, parse_host_port, refuse_unbracketed_port
 from aaa_mip6.container import MAX_CONTENT
+from aaa_mip6.diameter import sa_app
 from aaa_mip6.diameter.peer import DEFAULT_TW
 from aaa_mip6.diameter.router import DEFAULT_REQUEST_TIMEOUT
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.messages import DEFAULT_PORT
 from aaa_mip6.radius.servers import RadiusServer, RetryPolicy
-from aaa_mip6.sa import SCOPE_ALL, HomeAgent
+from aaa_mip6.sa import SCOPE_ALL, HomeAgent, IPAddress
 from aaa_mip6.settings import Schema, setting
 from aaa_mip6.suites import SUITES
 from aaa_mip6.tvheaders import AuthMethod
@@ -227,10 +228,55 @@ def _watchdog(value: Any) -> float:
     return seconds
 
 
-def _sa_delivery(table: Any):
-    """The ``[sa_delivery]`` table (hac.sa_delivery; imported late: it needs Twisted)."""
-    from .sa_delivery import parse_settings
-    return parse_settings(table)
+DEFAULT_RETRY_INITIAL = 1.0
+DEFAULT_RETRY_MAX = 60.0
+_DELIVERY_KEYS = frozenset({"home_agents", "control_socket", "retry_initial", "retry_max"})
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """The ``[sa_delivery]`` table: the Diameter node and where each HA is reached."""
+
+    node: sa_app.NodeSettings
+    home_agents: dict[IPAddress, str] = field(default_factory=dict)  # address -> Origin-Host
+    control_socket: Path | None = None
+    retry_initial: float = DEFAULT_RETRY_INITIAL
+    retry_max: float = DEFAULT_RETRY_MAX
+
+
+def parse_sa_delivery(table: Any) -> DeliverySettings:
+    """Validate the ``[sa_delivery]`` table (:mod:`hac.sa_delivery`); ConfigError names
+    the key within it."""
+    if not isinstance(table, dict):
+        raise ConfigError("must be a table")
+    node = sa_app.node_settings({k: v for k, v in table.items() if k not in _DELIVERY_KEYS})
+    agents = table.get("home_agents", {})
+    if not isinstance(agents, dict) or not agents:
+        raise ConfigError('home_agents: a table "HA address" = "its Origin-Host"')
+    home_agents = {}
+    for address, host in agents.items():
+        try:
+            home_agents[ipaddress.ip_address(address.strip("[]"))] = host
+        except ValueError:
+            raise ConfigError(f"home_agents: {address!r} is not an IP "
+                              f"address") from None
+        if not isinstance(host, str) or not host or " " in host:
+            raise ConfigError(f"home_agents: {address}: the HA's Origin-Host "
+                              f"must be a non-empty string")
+    control = table.get("control_socket")
+    if control is not None and (not isinstance(control, str) or not control.startswith("/")):
+        raise ConfigError("control_socket: must be an absolute path")
+    retry = {}
+    for key, default in (("retry_initial", DEFAULT_RETRY_INITIAL),
+                         ("retry_max", DEFAULT_RETRY_MAX)):
+        value = table.get(key, default)
+        if type(value) not in (int, float) or not 0 < value <= 86_400:
+            raise ConfigError(f"{key}: must be a number of seconds in (0, 86400]")
+        retry[key] = float(value)
+    if retry["retry_max"] < retry["retry_initial"]:
+        raise ConfigError("retry_max must be at least retry_initial")
+    return DeliverySettings(node, home_agents, None if control is None else Path(control),
+                            **retry)
 
 
 @dataclass(frozen=True)
@@ -331,7 +377,7 @@ class HacConfig:
                                               DEFAULT_REQUEST_TIMEOUT)
     diameter_watchdog: float = setting("diameter.watchdog", _watchdog, DEFAULT_TW)
     diameter_retry_after: int = setting("diameter.retry_after", parsers.integer(1, 3600), 5)
-    sa_delivery: Any = setting("sa_delivery", _sa_delivery, None)
+    sa_delivery: DeliverySettings | None = setting("sa_delivery", parse_sa_delivery, None)
 
     def sa_policy(self) -> SaPolicy:
         return SaPolicy(self.suites, self.scopes, self.default_scope, self.lifetime)
@@ -408,6 +454,8 @@ def _check_together(config: HacConfig) -> None:
         raise ConfigError("radius.servers (--radius-server) needs the shared secret: "
                           "radius.secret_file (--radius-secret-file) or radius.secret "
                           "(--radius-secret)")
+    if config.sa_delivery is not None and config.workers != 1:
+        raise ConfigError("sa_delivery needs workers = 1 (one Diameter identity per process)")
     if config.radius_max_timeout < config.radius_timeout:
         raise ConfigError("radius.max_timeout must be at least radius.timeout")
     if AuthMethod.PSK in config.auth_methods and config.psk_file is None:

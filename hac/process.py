@@ -40,7 +40,6 @@ from aaa_mip6.program import (
 from aaa_mip6.radius.servers import RadiusServer
 from aaa_mip6.tls import ClientTLS, ServerTLS, load_certificates
 
-from . import sa_delivery
 from .config import (
     HacConfig,
     ListenAddress,
@@ -131,7 +130,6 @@ def check(config: HacConfig) -> Prepared:
     except ConfigError as error:
         raise naming_the_key(error, config, ("credentials.psk_file",)) from None
     open_configured_store(config).close()
-    sa_delivery.check(config)
     if config.radius_servers:
         config.radius_shared_secret()
         if config.radius_nas_address is None:  # else each worker would find no route

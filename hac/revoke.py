@@ -14,8 +14,7 @@ from pathlib import Path
 
 from aaa_mip6.errors import ConfigError
 
-from .config import read_toml
-from .sa_delivery import parse_settings
+from .config import parse_sa_delivery, read_toml
 
 CONTROL_TIMEOUT = 10.0  # seconds mip6-hac revoke waits for the running HAC
 
@@ -53,7 +52,7 @@ def revoke_main(argv: list[str]) -> int:
     if path is None:
         try:
             table = read_toml(arguments.config).get("sa_delivery")
-            path = parse_settings(table).control_socket if table is not None else None
+            path = parse_sa_delivery(table).control_socket if table is not None else None
         except ConfigError as error:
             print(f"mip6-hac revoke: sa_delivery: {error}", file=sys.stderr)
             return 2

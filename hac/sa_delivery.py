@@ -4,7 +4,7 @@
 docs/diameter.md) on the HAC's Diameter node:
 
 - Every SA the HAC provisions is pushed (SA-Push) to the HA it assigned, found by the
-  HA's address in ``sa_delivery.home_agents``. A push is retried, with exponential
+  HA's address in ``sa_delivery.home_agents`` (:class:`hac.config.DeliverySettings`). A push is retried, with exponential
   backoff, until that HA acknowledges it or the SA expires; at most
   :data:`MAX_IN_FLIGHT` are outstanding at once.
 - The outbox is the store itself: on start the HAC pushes again every active SA it
@@ -26,13 +26,12 @@ a revocation that has not reached its HA when the HAC stops is not re-sent on re
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from diameter.message import Message
@@ -42,70 +41,15 @@ from twisted.python.failure import Failure
 
 from aaa_mip6.diameter import codec, sa_app
 from aaa_mip6.diameter.codec import DiameterError
-from aaa_mip6.diameter.sa_app import NodeSettings, SaMessage
-from aaa_mip6.errors import ConfigError
+from aaa_mip6.diameter.sa_app import SaMessage
 from aaa_mip6.sa import HomeAgent, IPAddress
 from aaa_mip6.store import SARecord, SAStore, StoreError
+
+from .config import DeliverySettings
 
 log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 64  # pushes and revocations outstanding at once
-DEFAULT_RETRY_INITIAL = 1.0
-DEFAULT_RETRY_MAX = 60.0
-_DELIVERY_KEYS = frozenset({"home_agents", "control_socket", "retry_initial", "retry_max"})
-
-
-@dataclass(frozen=True)
-class DeliverySettings:
-    """The ``[sa_delivery]`` table: the Diameter node and where each HA is reached."""
-
-    node: NodeSettings
-    home_agents: dict[IPAddress, str] = field(default_factory=dict)  # address -> Origin-Host
-    control_socket: Path | None = None
-    retry_initial: float = DEFAULT_RETRY_INITIAL
-    retry_max: float = DEFAULT_RETRY_MAX
-
-
-def parse_settings(table) -> DeliverySettings:
-    """Validate the ``[sa_delivery]`` table; ConfigError names the key within it."""
-    if not isinstance(table, dict):
-        raise ConfigError("must be a table")
-    node = sa_app.node_settings({k: v for k, v in table.items() if k not in _DELIVERY_KEYS})
-    agents = table.get("home_agents", {})
-    if not isinstance(agents, dict) or not agents:
-        raise ConfigError('home_agents: a table "HA address" = "its Origin-Host"')
-    home_agents = {}
-    for address, host in agents.items():
-        try:
-            home_agents[ipaddress.ip_address(address.strip("[]"))] = host
-        except ValueError:
-            raise ConfigError(f"home_agents: {address!r} is not an IP "
-                              f"address") from None
-        if not isinstance(host, str) or not host or " " in host:
-            raise ConfigError(f"home_agents: {address}: the HA's Origin-Host "
-                              f"must be a non-empty string")
-    control = table.get("control_socket")
-    if control is not None and (not isinstance(control, str) or not control.startswith("/")):
-        raise ConfigError("control_socket: must be an absolute path")
-    retry = {}
-    for key, default in (("retry_initial", DEFAULT_RETRY_INITIAL),
-                         ("retry_max", DEFAULT_RETRY_MAX)):
-        value = table.get(key, default)
-        if type(value) not in (int, float) or not 0 < value <= 86_400:
-            raise ConfigError(f"{key}: must be a number of seconds in (0, 86400]")
-        retry[key] = float(value)
-    if retry["retry_max"] < retry["retry_initial"]:
-        raise ConfigError("retry_max must be at least retry_initial")
-    return DeliverySettings(node, home_agents, None if control is None else Path(control),
-                            **retry)
-
-
-def check(config) -> None:
-    """Rules between ``sa_delivery`` and the rest of the HAC's configuration."""
-    if config.sa_delivery is not None and config.workers != 1:
-        raise ConfigError("sa_delivery needs workers = 1 (one Diameter identity per process)")
-
-
 def _addresses(agent: HomeAgent | None) -> tuple[IPAddress, ...]:
     """The HA's addresses, IPv6 first (none for an SA without an HA)."""
     if agent is None:

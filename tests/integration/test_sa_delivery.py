@@ -42,7 +42,8 @@ from aaa_mip6.suites import SUITES, new_keys
 from aaa_mip6.transform import PType, SaEndpoint
 from ha.core import HaPolicy, HomeAgentCore, SendDatagram
 from ha.diameter_source import DiameterSASource
-from hac.sa_delivery import DeliverySettings, SaDelivery
+from hac.config import DeliverySettings
+from hac.sa_delivery import SaDelivery
 from tests.integration.freediameter import PeerSpec, run_relay
 from tests.integration.hacproc import TEST_CONFIG, HacProcess, make_setup, toml_text
 from tests.support import free_port, run_on_fresh_reactor, sleep, stop_process
