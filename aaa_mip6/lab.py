@@ -477,7 +477,7 @@ async def run_loopback(reactor, directory: Path, count: int, out,
                        keep: bool = False) -> list[MnResult]:
     """The whole loopback lab on ``reactor``; the per-MN results."""
     from ha.assemble import assemble_home_agent
-    from ha.cli import HaConfig
+    from ha.config import HaConfig
     from ha.core import HaPolicy
     from hac.config import load_config
     from hac.assemble import assemble_hac

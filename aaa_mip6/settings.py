@@ -44,9 +44,12 @@ def setting(key: str, parse: Callable[[Any], Any], default: Any = MISSING,
 class Schema(Generic[Config]):
     """The settings of one config dataclass."""
 
-    def __init__(self, config_class: type[Config]):
+    def __init__(self, config_class: type[Config], renamed: Mapping[str, str] | None = None):
         self.config_class = config_class
         self.settings = {spec.metadata["key"]: spec for spec in fields(config_class)}
+        self.renamed = dict(renamed or {})  # an old key, still read -> its key now
+        self._renamed_read: list[str] = []  # old keys read and not yet warned about
+        self._renamed_warned: set[str] = set()
 
     def named(self, key: str) -> str:
         """``key (--flag)``, the way every message names a setting, or the key alone."""
@@ -74,10 +77,27 @@ class Schema(Generic[Config]):
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"config file {path}: not valid TOML ({error})") from None
         flat = self._flatten(data)
+        for key in [key for key in flat if key in self.renamed]:
+            new = self.renamed[key]
+            if new in flat:
+                raise ConfigError(f"config file {path}: {key} and {new} are the same setting "
+                                  f"({key} is its old name); keep {new}")
+            flat[new] = flat.pop(key)
+            if key not in self._renamed_warned and key not in self._renamed_read:
+                self._renamed_read.append(key)
         for key in flat:
             if key not in self.settings:
                 raise ConfigError(f"config file {path}: unknown key {key}")
         return flat
+
+    def deprecations(self) -> list[str]:
+        """A warning for each old key name read since the last call, once per key in
+        the process's life (a reload that reads it again does not repeat it)."""
+        notes = [f"config key {key} is deprecated: it is now {self.renamed[key]}"
+                 for key in self._renamed_read]
+        self._renamed_warned.update(self._renamed_read)
+        self._renamed_read.clear()
+        return notes
 
     def overrides(self, arguments: argparse.Namespace) -> dict[str, Any]:
         """The command line's flags as dotted keys (None for a flag not given)."""
@@ -155,6 +175,22 @@ def _number(value: Any) -> Any:
     return value
 
 
+def _shown(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
+
+
+def number(low: float, high: float) -> Callable[[Any], float]:
+    """A number in ``low..high`` (a flag's text too)."""
+    def parse(value: Any) -> float:
+        value = _number(value)
+        if (type(value) not in (int, float) or not math.isfinite(value)
+                or not low <= value <= high):
+            raise ValueError(f"must be a number in {_shown(low)}..{_shown(high)}")
+        return float(value)
+
+    return parse
+
+
 def positive(value: Any) -> float:
     """A positive finite number (of seconds, of connections a second, ...)."""
     value = _number(value)
@@ -166,11 +202,11 @@ def positive(value: Any) -> float:
 def seconds(low: float, high: float = MAX_SECONDS) -> Callable[[Any], float]:
     """A number of seconds in ``low..high``."""
     def parse(value: Any) -> float:
-        value = _number(value)
-        if (type(value) not in (int, float) or not math.isfinite(value)
-                or not low <= value <= high):
-            raise ValueError(f"must be a number of seconds in {low:g}..{high:g}")
-        return float(value)
+        try:
+            return number(low, high)(value)
+        except ValueError:
+            raise ValueError(f"must be a number of seconds in {_shown(low)}..{_shown(high)}"
+                             ) from None
 
     return parse
 

@@ -273,16 +273,16 @@ def test_delivery_settings_and_their_errors():
 
 
 def test_hac_and_ha_configuration_take_the_tables():
-    from ha.cli import load_config as ha_config
+    from ha.config import load_config as ha_config
     from hac.config import load_config as hac_config
 
-    ha = ha_config({"listen": ["[2001:db8::1]:7872"], "state": "/tmp/ha.state",
+    ha = ha_config(None, {"listen": ["[2001:db8::1]:7872"], "state": "/tmp/ha.state",
                     "diameter": {**NODE, "destination_realm": "example.org"}})
     assert ha.store is None and ha.diameter.origin_host == "hac.example.org"
-    with pytest.raises(ConfigError, match="store: required"):
-        ha_config({"listen": ["[2001:db8::1]:7872"], "state": "/tmp/ha.state"})
+    with pytest.raises(ConfigError, match=r"store \(--store\): required"):
+        ha_config(None, {"listen": ["[2001:db8::1]:7872"], "state": "/tmp/ha.state"})
     with pytest.raises(ConfigError, match="diameter.peers"):
-        ha_config({"listen": ["[2001:db8::1]:7872"], "diameter": {**NODE, "peers": "x"}})
+        ha_config(None, {"listen": ["[2001:db8::1]:7872"], "diameter": {**NODE, "peers": "x"}})
     base = {"listen": "127.0.0.1:7443", "tls.cert": "/c", "tls.key": "/k",
             "credentials.psk_file": "/p", "store.url": "sqlite:////tmp/sa.db",
             "home_agents.addresses": ["2001:db8::1"], "bootstrap.hoa_prefix": "2001:db8:1::/64"}
