@@ -17,14 +17,14 @@ from aaa_mip6.aaa import AaaBackend
 from aaa_mip6.addresses import source_address_towards
 from aaa_mip6.diameter.eap import EAP_APPLICATION_ID, DiameterEapBackend
 from aaa_mip6.diameter.peer import LocalNode, WatchdogTimers
-from aaa_mip6.diameter.twisted_peer import DiameterNode
+from aaa_mip6.diameter.twisted_peer import open_node
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.program import EXIT_RUNTIME
 from aaa_mip6.radius.client import RadiusClient
 from aaa_mip6.radius.codec import Nas
 from aaa_mip6.radius.servers import RadiusServer
 from aaa_mip6.store import SAStore, StoreError, open_store
-from aaa_mip6.tls import ClientTLS, ServerTLS
+from aaa_mip6.tls import ServerTLS
 
 from .config import HacConfig
 from .credentials import Credentials
@@ -71,20 +71,19 @@ def diameter_backend(config: HacConfig, reactor) -> DiameterEapBackend:
     local = LocalNode(config.diameter_origin_host, config.diameter_origin_realm,
                       host_ip_addresses=diameter_host_addresses(config),
                       auth_applications=frozenset({EAP_APPLICATION_ID}))
-    node = DiameterNode(local, reactor=reactor, request_timeout=config.diameter_request_timeout,
-                        watchdog=WatchdogTimers(tw=config.diameter_watchdog))
-    for peer in config.diameter_peers:
-        node.connect(peer.name, str(peer.address), peer.port, client_tls=ClientTLS(
-            peer.name, config.diameter_ca, cert_file=config.diameter_cert,
-            key_file=config.diameter_key))
-    if config.diameter_listen is not None:
-        server_tls = ServerTLS(config.diameter_cert, config.diameter_key,
-                               client_ca_file=config.diameter_ca, require_client_cert=True)
-        try:
-            node.listen_tls(server_tls, config.diameter_listen.port, config.diameter_listen.host)
-        except CannotListenError as failure:
-            raise ConfigError(f"diameter.listen {config.diameter_listen}: cannot listen "
-                              f"({failure.socketError})") from None
+    listen = config.diameter_listen
+    try:
+        node = open_node(local, reactor,
+                         peers=[(peer.name, str(peer.address), peer.port)
+                                for peer in config.diameter_peers],
+                         listen=None if listen is None else (listen.host, listen.port),
+                         cert=config.diameter_cert, key=config.diameter_key,
+                         ca=config.diameter_ca,
+                         watchdog=WatchdogTimers(tw=config.diameter_watchdog),
+                         request_timeout=config.diameter_request_timeout)
+    except CannotListenError as failure:
+        raise ConfigError(f"diameter.listen {listen}: cannot listen "
+                          f"({failure.socketError})") from None
     return DiameterEapBackend(node, config.diameter_realm, nas_identifier=config.instance,
                               retry_after=config.diameter_retry_after)
 
