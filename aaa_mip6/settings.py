@@ -267,3 +267,24 @@ def diameter_identity(value: Any) -> str:
         raise ValueError(f"{text!r} is not a DiameterIdentity (an FQDN such as "
                          "hac.example.org)")
     return text
+
+
+def diameter_peer(value: Any, *, port_required: bool = False) -> tuple[str, str, int | None]:
+    """``NAME=ADDRESS[:PORT]``: a Diameter peer's Origin-Host (its certificate must name
+    it) and the address it listens on; the port (1..65535) may be left out, None then (the
+    IANA port), unless ``port_required``."""
+    text = string(value)
+    form = "NAME=ADDRESS:PORT" if port_required else "NAME=ADDRESS[:PORT]"
+    name, equals, where = text.partition("=")
+    if not equals or not name:
+        raise ValueError(f"{text!r} is not {form} (NAME: the peer's Origin-Host), e.g. "
+                         "relay.example.org=192.0.2.5:5658")
+    try:
+        refuse_unbracketed_port(where)
+        host, port = parse_host_port(where, lowest=1)
+        ip(host)
+    except ValueError as error:
+        raise ValueError(f"{text!r}: {error}") from None
+    if port is None and port_required:
+        raise ValueError(f"{text!r} is not {form}")
+    return diameter_identity(name), host, port

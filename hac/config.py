@@ -196,16 +196,8 @@ class DiameterPeer:
 
 
 def _diameter_peer(text: str) -> DiameterPeer:
-    name, equals, where = parsers.string(text).partition("=")
-    if not equals:
-        raise ValueError(f"{text!r}: each peer is NAME=ADDRESS[:PORT], e.g. "
-                         "relay.example.org=192.0.2.5:5658")
-    try:
-        refuse_unbracketed_port(where)
-        host, port = parse_host_port(where, lowest=1)
-    except ValueError as error:
-        raise ValueError(f"{text!r}: {error}") from None
-    return DiameterPeer(parsers.diameter_identity(name), parsers.ip(host), port)
+    name, host, port = parsers.diameter_peer(text)
+    return DiameterPeer(name, ipaddress.ip_address(host), port)
 
 
 def _diameter_peers(value: Any) -> tuple[DiameterPeer, ...]:

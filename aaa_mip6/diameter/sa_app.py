@@ -408,13 +408,7 @@ def _peers(value) -> tuple[tuple[str, str, int], ...]:
     """``["NAME=ADDRESS:PORT", ...]``: each peer's Origin-Host and where it listens."""
     if not isinstance(value, list):
         raise ValueError('must be a list of "NAME=ADDRESS:PORT"')
-    peers = []
-    for entry in value:
-        name, equals, address = str(entry).partition("=")
-        if not equals or not name:
-            raise ValueError(f'{entry!r} is not "NAME=ADDRESS:PORT" (NAME: its Origin-Host)')
-        peers.append((settings.diameter_identity(name), *settings.host_port(address)))
-    return tuple(peers)
+    return tuple(settings.diameter_peer(entry, port_required=True) for entry in value)
 
 
 def _file(value) -> str:

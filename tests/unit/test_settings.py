@@ -82,3 +82,18 @@ def test_errors_name_the_key_and_its_flag_and_an_unknown_override_is_a_bug():
         SCHEMA.load(None, {"window": "99"})
     with pytest.raises(ValueError, match="no setting windows"):
         SCHEMA.load(None, {"windows": 1})
+
+
+def test_a_diameter_peer_is_its_identity_and_address():
+    assert parsers.diameter_peer("relay.example.org=[2001:db8::6]:3869") == (
+        "relay.example.org", "2001:db8::6", 3869)
+    assert parsers.diameter_peer("relay.example.org=192.0.2.6") == (
+        "relay.example.org", "192.0.2.6", None)
+    for text, message in (("relay.example.org", "is not NAME=ADDRESS[:PORT]"),
+                          ("r.example.org=::1:3868", "write [::1]:3868"),
+                          ("r.example.org=192.0.2.1:0", "port must be 1..65535"),
+                          ("r_1.example.org=192.0.2.1", "is not a DiameterIdentity")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            parsers.diameter_peer(text)
+    with pytest.raises(ValueError, match=re.escape("is not NAME=ADDRESS:PORT")):
+        parsers.diameter_peer("relay.example.org=192.0.2.6", port_required=True)
