@@ -4,9 +4,9 @@
 docs/diameter.md) on the HAC's Diameter node:
 
 - Every SA the HAC provisions is pushed (SA-Push) to the HA it assigned, found by the
-  HA's address in ``sa_delivery.home_agents`` (:class:`hac.config.DeliverySettings`). A push is retried, with exponential
-  backoff, until that HA acknowledges it or the SA expires; at most
-  :data:`MAX_IN_FLIGHT` are outstanding at once.
+  HA's address in ``sa_delivery.home_agents`` (:class:`hac.config.DeliverySettings`). A
+  push is retried, with exponential backoff, until that HA acknowledges it or the SA
+  expires; at most :data:`MAX_IN_FLIGHT` are outstanding at once.
 - The outbox is the store itself: on start the HAC pushes again every active SA it
   created (``SAStore.active()``), so SAs whose push a crash interrupted still arrive.
   Pushing an SA twice is harmless.
@@ -50,6 +50,8 @@ from .config import DeliverySettings
 log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 64  # pushes and revocations outstanding at once
+
+
 def _addresses(agent: HomeAgent | None) -> tuple[IPAddress, ...]:
     """The HA's addresses, IPv6 first (none for an SA without an HA)."""
     if agent is None:
