@@ -16,11 +16,11 @@ from pathlib import Path
 from dataclasses import dataclass
 
 from aaa_mip6 import program
+from aaa_mip6 import settings as parsers
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.settings import Schema, setting
 
 log = logging.getLogger("mip6.auc")
-LOG_LEVELS = ("debug", "info", "warning", "error")
 
 EXAMPLE = """\
 example (with hostapd's eap_sim_db=unix:/run/mip6/auc.sock):
@@ -60,25 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _path(value) -> Path:
-    if not isinstance(value, str) or not value:
-        raise ValueError("must be a path")
-    return Path(value)
-
-
-def _log_level(value) -> str:
-    if value not in LOG_LEVELS:
-        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
-    return value
-
-
 @dataclass(frozen=True)
 class AucConfig:
-    socket: Path = setting("auc.socket", _path, flag="--socket")
-    milenage: Path | None = setting("auc.milenage", _path, None, flag="--milenage")
-    triplets: Path | None = setting("auc.triplets", _path, None, flag="--triplets")
-    state: Path | None = setting("auc.state", _path, None, flag="--state")
-    log_level: str = setting("log.level", _log_level, "info", flag="--log-level")
+    socket: Path = setting("auc.socket", parsers.path, flag="--socket")
+    milenage: Path | None = setting("auc.milenage", parsers.path, None, flag="--milenage")
+    triplets: Path | None = setting("auc.triplets", parsers.path, None, flag="--triplets")
+    state: Path | None = setting("auc.state", parsers.path, None, flag="--state")
+    log_level: str = setting("log.level", parsers.log_level, "info", flag="--log-level")
 
 
 SCHEMA = Schema(AucConfig)

@@ -42,7 +42,8 @@ from aaa_mip6.suites import SUITES, new_keys  # noqa: E402
 from aaa_mip6.twisted.sa_node import start_node  # noqa: E402
 from bench._common import emit, latency_summary  # noqa: E402
 from ha.diameter_source import DiameterSASource  # noqa: E402
-from hac.sa_delivery import DeliverySettings, SaDelivery  # noqa: E402
+from hac.config import DeliverySettings  # noqa: E402
+from hac.sa_delivery import SaDelivery  # noqa: E402
 from hac.sa_delivery_core import MAX_IN_FLIGHT  # noqa: E402
 from lab.processes import free_port  # noqa: E402
 from lab.reactors import run_on_fresh_reactor, sleep  # noqa: E402

@@ -21,15 +21,15 @@ import argparse
 import errno
 import ipaddress
 import logging
-import math
 import socket
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aaa_mip6 import program
+from aaa_mip6 import settings as parsers
 from aaa_mip6.addresses import format_host_port
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.settings import Schema, setting
@@ -37,68 +37,12 @@ from aaa_mip6.settings import Schema, setting
 PROGRAM = "mip6-aaa-gw"
 EXIT_CONFIG = program.EXIT_CONFIG
 DEFAULT_LISTEN_HOST = "127.0.0.1"
-LOG_LEVELS = ("debug", "info", "warning", "error")
-MIN_WATCHDOG, MAX_SECONDS = 6.0, 86_400.0  # RFC 3539's smallest Tw; a day
+MIN_WATCHDOG = 6.0  # RFC 3539's smallest Tw
 
 log = logging.getLogger(PROGRAM)
 
 
 # --- value parsers: raw TOML or flag value -> typed value, ValueError on a bad one -------
-
-
-def _string(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError("must be a non-empty string")
-    return value
-
-
-def _identity(value: Any) -> str:
-    text = _string(value)
-    if not text.isascii() or any(c in text for c in " \t\r\n"):
-        raise ValueError(f"{text!r} is not a DiameterIdentity (an FQDN such as gw.example.net)")
-    return text
-
-
-def _path(value: Any) -> Path:
-    return Path(_string(value))
-
-
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError("must be true or false")
-    return value
-
-
-def _seconds(low: float) -> Callable[[Any], float]:
-    def parse(value: Any) -> float:
-        if isinstance(value, str):  # from a flag
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if (type(value) not in (int, float) or not math.isfinite(value)
-                or not low <= value <= MAX_SECONDS):
-            raise ValueError(f"must be a number of seconds in {low:g}..{MAX_SECONDS:g}")
-        return float(value)
-
-    return parse
-
-
-def _integer(low: int, high: int) -> Callable[[Any], int]:
-    def parse(value: Any) -> int:
-        if isinstance(value, str) and value.isdigit():  # from a flag
-            value = int(value)
-        if type(value) is not int or not low <= value <= high:
-            raise ValueError(f"must be an integer in {low}..{high}")
-        return value
-
-    return parse
-
-
-def _listen(value: Any) -> tuple[str, int]:
-    from aaa_mip6.diameter.sa_app import address_port
-
-    return address_port(_string(value))
 
 
 def _radius_servers(value: Any) -> tuple:
@@ -111,55 +55,42 @@ def _radius_servers(value: Any) -> tuple:
     servers = []
     for entry in entries:
         try:
-            servers.append(RadiusServer.parse(_string(entry), b"the secret comes apart"))
+            servers.append(RadiusServer.parse(parsers.string(entry), b"the secret comes apart"))
         except ConfigError as error:
             raise ValueError(str(error)) from None
     return tuple(servers)
-
-
-def _ip(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    try:
-        return ipaddress.ip_address(_string(value))
-    except ValueError:
-        raise ValueError(f"{value!r} is not an IP address") from None
-
-
-def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
-    def parse(value: Any) -> str:
-        if value not in options:
-            raise ValueError(f"must be one of {', '.join(options)}")
-        return value
-
-    return parse
 
 
 @dataclass(frozen=True)
 class GatewayConfig:
     """Every gateway setting, validated; build it with :func:`load_config`."""
 
-    origin_host: str = setting("diameter.origin_host", _identity, flag="--origin-host")
-    origin_realm: str = setting("diameter.origin_realm", _identity, flag="--origin-realm")
+    origin_host: str = setting("diameter.origin_host", parsers.diameter_identity,
+                               flag="--origin-host")
+    origin_realm: str = setting("diameter.origin_realm", parsers.diameter_identity,
+                                flag="--origin-realm")
     radius_servers: tuple = setting("radius.servers", _radius_servers, flag="--radius-server")
-    radius_secret_file: Path = setting("radius.secret_file", _path,
-                                        flag="--radius-secret-file")
-    listen: tuple[str, int] | None = setting("diameter.listen", _listen, None, flag="--listen")
-    insecure_tcp: bool = setting("diameter.insecure_tcp", _boolean, False,
-                                  flag="--insecure-tcp")
-    watchdog: float = setting("diameter.watchdog", _seconds(MIN_WATCHDOG), 30.0,
-                               flag="--watchdog")
-    cert: Path | None = setting("tls.cert", _path, None, flag="--cert")
-    key: Path | None = setting("tls.key", _path, None, flag="--key")
-    peer_ca: Path | None = setting("tls.peer_ca", _path, None, flag="--peer-ca")
-    nas_identifier: str | None = setting("radius.nas_identifier", _string, None,
-                                          flag="--nas-identifier")
+    radius_secret_file: Path = setting("radius.secret_file", parsers.path,
+                                       flag="--radius-secret-file")
+    listen: tuple[str, int] | None = setting("diameter.listen", parsers.host_port, None,
+                                             flag="--listen")
+    insecure_tcp: bool = setting("diameter.insecure_tcp", parsers.boolean, False,
+                                 flag="--insecure-tcp")
+    watchdog: float = setting("diameter.watchdog", parsers.seconds(MIN_WATCHDOG), 30.0,
+                              flag="--watchdog")
+    cert: Path | None = setting("tls.cert", parsers.path, None, flag="--cert")
+    key: Path | None = setting("tls.key", parsers.path, None, flag="--key")
+    peer_ca: Path | None = setting("tls.peer_ca", parsers.path, None, flag="--peer-ca")
+    nas_identifier: str | None = setting("radius.nas_identifier", parsers.string, None,
+                                         flag="--nas-identifier")
     nas_address: ipaddress.IPv4Address | ipaddress.IPv6Address = setting(
-        "radius.nas_address", _ip, ipaddress.ip_address(DEFAULT_LISTEN_HOST),
+        "radius.nas_address", parsers.ip, ipaddress.ip_address(DEFAULT_LISTEN_HOST),
         flag="--nas-address")
-    multi_round_timeout: float = setting("eap.multi_round_timeout", _seconds(1.0), 60.0,
-                                          flag="--multi-round-timeout")
-    max_conversations: int = setting("eap.max_conversations", _integer(1, 10_000_000),
-                                      100_000, flag="--max-conversations")
-    log_level: str = setting("log.level", _choice(LOG_LEVELS), "info", flag="--log-level")
+    multi_round_timeout: float = setting("eap.multi_round_timeout", parsers.seconds(1.0), 60.0,
+                                         flag="--multi-round-timeout")
+    max_conversations: int = setting("eap.max_conversations", parsers.integer(1, 10_000_000),
+                                     100_000, flag="--max-conversations")
+    log_level: str = setting("log.level", parsers.log_level, "info", flag="--log-level")
 
     @property
     def listen_address(self) -> tuple[str, int]:

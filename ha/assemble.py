@@ -15,7 +15,7 @@ from .sasource import SASource, SequenceLedger, StoreSASource
 from .server import HomeAgentServer
 
 if TYPE_CHECKING:
-    from .cli import HaConfig
+    from .config import HaConfig
 
 
 def open_sa_source(config: HaConfig, reactor) -> SASource:

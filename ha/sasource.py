@@ -6,7 +6,7 @@ calls a source itself (it is sans-I/O): on an unknown SPI it emits ``FetchSA`` a
 shell answers with whatever :meth:`SASource.lookup` returns — a value or a Deferred.
 A source that learns of new or revoked SAs on its own (Diameter pushes) reports them
 through :attr:`SASource.on_change`; a source that cannot (the store) is re-read by the
-shell for every SA the core holds, every ``sa-refresh`` seconds.
+shell for every SA the core holds, every ``sa_refresh`` seconds.
 
 :class:`SequenceLedger` is the HA's own small SQLite file (0600). It persists, per SA,
 a *floor* for inbound sequence numbers (no packet above it has been accepted) and a
@@ -15,7 +15,7 @@ ahead in blocks, so a write happens once per block, always before the packet tha
 needed it takes effect; a clean shutdown writes the exact values. After a restart the
 reloaded SA rejects every inbound number at or below the floor and sends from the
 ceiling on, so neither old MN packets nor the MN's replay window bite. The shell purges
-the rows of SAs past their validity end every ``ledger-purge-interval`` seconds.
+the rows of SAs past their validity end every ``ledger_purge_interval`` seconds.
 """
 
 from __future__ import annotations

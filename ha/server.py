@@ -382,5 +382,5 @@ class HomeAgentServer:
                 os.replace(temporary, self.status_path)
             except OSError as error:
                 if self.drop_log.admit("status-file", self.clock()) is not None:
-                    log.warning("status-file %s: cannot write: %s", self.status_path,
+                    log.warning("status_file %s: cannot write: %s", self.status_path,
                                 error.strerror or error)

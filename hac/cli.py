@@ -31,7 +31,7 @@ from typing import Any
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.program import EXIT_CONFIG, add_version_flag, fail
 
-from .config import SETTINGS, load_config
+from .config import SCHEMA, load_config
 
 PROGRAM = "mip6-hac"
 
@@ -142,14 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
 def config_overrides(arguments: argparse.Namespace) -> dict[str, Any]:
     """The command line's flags as dotted config keys (None for a flag not given); which
     flag sets which key is the ``flag`` of each setting in :data:`hac.config.SETTINGS`."""
-    return {key: getattr(arguments, spec.metadata["flag"][2:].replace("-", "_"))
-            for key, spec in SETTINGS.items() if spec.metadata["flag"]}
+    return SCHEMA.overrides(arguments)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["revoke"]:  # mip6-hac revoke --spi N: ask the running HAC
-        from .sa_delivery import revoke_main
+        from .revoke import revoke_main
         return revoke_main(argv[1:])
     arguments = build_parser().parse_args(argv)
     try:

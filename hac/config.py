@@ -1,7 +1,8 @@
 """The HAC's configuration: a TOML file (``--config``) and command-line flags over it.
 
 Every setting has a dotted key (``tls.cert`` is key ``cert`` of table ``[tls]``),
-one parser that validates it and a default (or none: required). Flags override the
+one parser that validates it and a default (or none: required), on the schema every
+program shares (:mod:`aaa_mip6.settings`). Flags override the
 file. Any problem -- an unknown key, a wrong type, a value out of range, a missing
 required setting -- raises :class:`ConfigError` naming the key (and the flag that
 sets it), so the operator knows exactly what to fix. docs/configuration.md ("HAC")
@@ -11,84 +12,35 @@ documents each key; etc/hac.toml is a commented sample.
 from __future__ import annotations
 
 import ipaddress
-import math
 import re
 import socket
-import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aaa_mip6 import settings as parsers
 from aaa_mip6.addresses import format_host_port, parse_host_port, refuse_unbracketed_port
 from aaa_mip6.container import MAX_CONTENT
+from aaa_mip6.diameter import sa_app
 from aaa_mip6.diameter.peer import DEFAULT_TW
 from aaa_mip6.diameter.router import DEFAULT_REQUEST_TIMEOUT
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.messages import DEFAULT_PORT
 from aaa_mip6.radius.servers import RadiusServer, RetryPolicy
-from aaa_mip6.sa import SCOPE_ALL, HomeAgent
+from aaa_mip6.sa import SCOPE_ALL, HomeAgent, IPAddress
+from aaa_mip6.settings import Schema, setting
 from aaa_mip6.suites import SUITES
 from aaa_mip6.tvheaders import AuthMethod
 
 from .provisioning import DEFAULT_LIFETIME, BootstrapPolicy, HaSelection, SaPolicy
 
-LOG_LEVELS = ("debug", "info", "warning", "error")
 AAA_BACKENDS = ("radius", "diameter")
 MIN_WATCHDOG = 6.0  # RFC 3539's smallest Tw
 _RETRY = RetryPolicy()  # the RADIUS defaults
 
 
 # --- value parsers: (raw TOML or flag value) -> typed value, ValueError on a bad one ----
-
-
-def _string(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError("must be a non-empty string")
-    return value
-
-
-def _path(value: Any) -> Path:
-    return Path(_string(value))
-
-
-def _optional_path(value: Any) -> Path | None:
-    return None if value == "" else _path(value)
-
-
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError("must be true or false")
-    return value
-
-
-def _integer(low: int, high: int) -> Callable[[Any], int]:
-    def parse(value: Any) -> int:
-        if isinstance(value, str) and value.isdigit():  # from a flag
-            value = int(value)
-        if type(value) is not int or not low <= value <= high:
-            raise ValueError(f"must be an integer in {low}..{high}")
-        return value
-
-    return parse
-
-
-def _positive(value: Any) -> float:
-    if isinstance(value, str):  # from a flag
-        try:
-            value = float(value)
-        except ValueError:
-            raise ValueError("must be a positive number") from None
-    if type(value) not in (int, float) or not math.isfinite(value) or value <= 0:
-        raise ValueError("must be a positive number")
-    return float(value)
-
-
-def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not an IP address") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +57,10 @@ class ListenAddress:
 
 
 def _listen(value: Any) -> ListenAddress:
-    host, port = parse_host_port(_string(value))
+    host, port = parse_host_port(parsers.string(value))
     if port is None:
         raise ValueError("must be HOST:PORT ([v6]:PORT for IPv6; port 0 picks a free port)")
-    return ListenAddress(str(_ip(host)), port)
+    return ListenAddress(str(parsers.ip(host)), port)
 
 
 def _home_agent(value: Any, default_port: int) -> HomeAgent:
@@ -116,7 +68,7 @@ def _home_agent(value: Any, default_port: int) -> HomeAgent:
     if isinstance(value, str):
         refuse_unbracketed_port(value)
         host, port = parse_host_port(value, lowest=1)
-        address = _ip(host)
+        address = parsers.ip(host)
         port = default_port if port is None else port
         if isinstance(address, ipaddress.IPv6Address):
             return HomeAgent(address, None, port)
@@ -130,7 +82,7 @@ def _home_agent(value: Any, default_port: int) -> HomeAgent:
         try:
             agent = HomeAgent(None if ip6 is None else ipaddress.IPv6Address(ip6),
                               None if ip4 is None else ipaddress.IPv4Address(ip4),
-                              _integer(1, 65_535)(value.get("port", default_port)))
+                              parsers.integer(1, 65_535)(value.get("port", default_port)))
         except ipaddress.AddressValueError as error:
             raise ValueError(str(error)) from None
         if agent.address6 is None and agent.address4 is None:
@@ -161,7 +113,7 @@ def _network(version: int, example: str, other_key: str) -> Callable[[Any], Any]
     def parse(value: Any) -> Any:
         if value == "":
             return None
-        text = _string(value)
+        text = parsers.string(value)
         try:
             network = ipaddress.ip_network(text, strict=False)
         except ValueError:
@@ -185,7 +137,7 @@ def _address(kind: type) -> Callable[[Any], Any]:
         if value == "":
             return None
         try:
-            return kind(_string(value))
+            return kind(parsers.string(value))
         except ValueError:
             raise ValueError(f"not an {kind.__name__}") from None
 
@@ -207,25 +159,12 @@ def _scopes(value: Any) -> frozenset:
     return frozenset(items)
 
 
-def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
-    def parse(value: Any) -> str:
-        if value not in options:
-            raise ValueError(f"must be one of {', '.join(options)}")
-        return value
-
-    return parse
-
-
-def _optional_ip(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    return None if value == "" else _ip(_string(value))
-
-
 def _radius_servers(value: Any) -> tuple[str, ...]:
     """``HOST[:PORT]`` or ``[v6]:PORT`` entries (port 1812 if none); the secret comes apart."""
     entries = [value] if isinstance(value, str) else _list(value)
     for entry in entries:
         try:
-            refuse_unbracketed_port(_string(entry))
+            refuse_unbracketed_port(parsers.string(entry))
             RadiusServer.parse(entry, b"checked-later")
         except ConfigError as error:
             raise ValueError(str(error)) from None
@@ -241,23 +180,10 @@ def _methods(value: Any) -> tuple[AuthMethod, ...]:
 
 
 def _store_url(value: Any) -> str:
-    url = _string(value)
+    url = parsers.string(value)
     if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise ValueError("must start with sqlite:/// or postgresql://")
     return url
-
-
-_DIAMETER_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
-
-
-def _diameter_identity(value: Any) -> str:
-    """A DiameterIdentity: an FQDN (RFC 6733 §4.3.1), e.g. hac.example.org."""
-    text = _string(value)
-    if len(text) > 253 or not all(_DIAMETER_LABEL.fullmatch(label)
-                                   for label in text.split(".")):
-        raise ValueError(f"{text!r} is not a DiameterIdentity (an FQDN such as "
-                         "hac.example.org)")
-    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,16 +196,8 @@ class DiameterPeer:
 
 
 def _diameter_peer(text: str) -> DiameterPeer:
-    name, equals, where = _string(text).partition("=")
-    if not equals:
-        raise ValueError(f"{text!r}: each peer is NAME=ADDRESS[:PORT], e.g. "
-                         "relay.example.org=192.0.2.5:5658")
-    try:
-        refuse_unbracketed_port(where)
-        host, port = parse_host_port(where, lowest=1)
-    except ValueError as error:
-        raise ValueError(f"{text!r}: {error}") from None
-    return DiameterPeer(_diameter_identity(name), _ip(host), port)
+    name, host, port = parsers.diameter_peer(text)
+    return DiameterPeer(name, ipaddress.ip_address(host), port)
 
 
 def _diameter_peers(value: Any) -> tuple[DiameterPeer, ...]:
@@ -296,122 +214,162 @@ def _optional_listen(value: Any) -> ListenAddress | None:
 
 
 def _watchdog(value: Any) -> float:
-    seconds = _positive(value)
+    seconds = parsers.positive(value)
     if seconds < MIN_WATCHDOG:
         raise ValueError(f"must be at least {MIN_WATCHDOG:g} seconds (RFC 3539)")
     return seconds
 
 
-def _sa_delivery(table: Any):
-    """The ``[sa_delivery]`` table (hac.sa_delivery; imported late: it needs Twisted)."""
-    from .sa_delivery import parse_settings
-    return parse_settings(table)
+DEFAULT_RETRY_INITIAL = 1.0
+DEFAULT_RETRY_MAX = 60.0
+_DELIVERY_KEYS = frozenset({"home_agents", "control_socket", "retry_initial", "retry_max"})
 
 
-_REQUIRED = object()
+@dataclass(frozen=True)
+class DeliverySettings:
+    """The ``[sa_delivery]`` table: the Diameter node and where each HA is reached."""
+
+    node: sa_app.NodeSettings
+    home_agents: dict[IPAddress, str] = field(default_factory=dict)  # address -> Origin-Host
+    control_socket: Path | None = None
+    retry_initial: float = DEFAULT_RETRY_INITIAL
+    retry_max: float = DEFAULT_RETRY_MAX
 
 
-def _setting(key: str, parse: Callable[[Any], Any], default: Any = _REQUIRED,
-             flag: str | None = None, *, secret: bool = False) -> Any:
-    metadata = {"key": key, "parse": parse, "flag": flag}
-    if default is _REQUIRED:
-        return field(metadata=metadata, repr=not secret)
-    return field(default=default, metadata=metadata, repr=not secret)
+def parse_sa_delivery(table: Any) -> DeliverySettings:
+    """Validate the ``[sa_delivery]`` table (:mod:`hac.sa_delivery`); ConfigError names
+    the key within it."""
+    if not isinstance(table, dict):
+        raise ConfigError("must be a table")
+    node = sa_app.node_settings({k: v for k, v in table.items() if k not in _DELIVERY_KEYS})
+    agents = table.get("home_agents", {})
+    if not isinstance(agents, dict) or not agents:
+        raise ConfigError('home_agents: a table "HA address" = "its Origin-Host"')
+    home_agents = {}
+    for address, host in agents.items():
+        try:
+            home_agents[ipaddress.ip_address(address.strip("[]"))] = host
+        except ValueError:
+            raise ConfigError(f"home_agents: {address!r} is not an IP "
+                              f"address") from None
+        if not isinstance(host, str) or not host or " " in host:
+            raise ConfigError(f"home_agents: {address}: the HA's Origin-Host "
+                              f"must be a non-empty string")
+    control = table.get("control_socket")
+    if control is not None and (not isinstance(control, str) or not control.startswith("/")):
+        raise ConfigError("control_socket: must be an absolute path")
+    retry = {}
+    for key, default in (("retry_initial", DEFAULT_RETRY_INITIAL),
+                         ("retry_max", DEFAULT_RETRY_MAX)):
+        value = table.get(key, default)
+        if type(value) not in (int, float) or not 0 < value <= 86_400:
+            raise ConfigError(f"{key}: must be a number of seconds in (0, 86400]")
+        retry[key] = float(value)
+    if retry["retry_max"] < retry["retry_initial"]:
+        raise ConfigError("retry_max must be at least retry_initial")
+    return DeliverySettings(node, home_agents, None if control is None else Path(control),
+                            **retry)
 
 
 @dataclass(frozen=True)
 class HacConfig:
     """Every HAC setting, validated. Build it with :func:`load_config`."""
 
-    listen: ListenAddress = _setting("listen", _listen, flag="--listen")
-    cert: Path = _setting("tls.cert", _path, flag="--cert")
-    key: Path = _setting("tls.key", _path, flag="--key")
-    store_url: str = _setting("store.url", _store_url, flag="--store",
-                              secret=True)  # a PostgreSQL URL may hold a password
-    home_agents: tuple = _setting("home_agents.addresses", _home_agents, flag="--ha")
-    hoa_prefix: ipaddress.IPv6Network | None = _setting(
+    listen: ListenAddress = setting("listen", _listen, flag="--listen")
+    cert: Path = setting("tls.cert", parsers.path, flag="--cert")
+    key: Path = setting("tls.key", parsers.path, flag="--key")
+    store_url: str = setting("store.url", _store_url, flag="--store",
+                             secret=True)  # a PostgreSQL URL may hold a password
+    home_agents: tuple = setting("home_agents.addresses", _home_agents, flag="--ha")
+    hoa_prefix: ipaddress.IPv6Network | None = setting(
         "bootstrap.hoa_prefix",
         _network(6, "2001:db8:1::/64", "bootstrap.hoa_pool4 (--hoa-pool4)"), None,
         flag="--hoa-prefix")
-    psk_file: Path | None = _setting("credentials.psk_file", _optional_path, None,
-                                     flag="--psk-file")
-    instance: str = _setting("instance", _string, socket.gethostname() or "hac",
-                             flag="--instance")
-    workers: int = _setting("workers", _integer(1, 64), 1, flag="--workers")
-    client_ca: Path | None = _setting("tls.client_ca", _optional_path, None, flag="--client-ca")
-    require_client_cert: bool = _setting("tls.require_client_cert", _boolean, False,
-                                         flag="--require-client-cert")
-    ticket_key_lifetime: float = _setting("tls.ticket_key_lifetime", _positive, 3600.0)
-    store_threads: int = _setting("store.threads", _integer(1, 64), 4)
-    purge_interval: float = _setting("store.purge_interval", _positive, 3600.0)
-    suites: frozenset = _setting("sa.suites", _suites, frozenset(SUITES.values()))
-    scopes: frozenset = _setting("sa.scopes", _scopes, frozenset({0, 1}))
-    default_scope: int = _setting("sa.default_scope", _integer(0, 1), SCOPE_ALL)
-    lifetime: int = _setting("sa.lifetime", _integer(60, 10 * 365 * 86_400), DEFAULT_LIFETIME)
-    ha_selection: str = _setting("home_agents.selection",
-                                 _choice(tuple(HaSelection)), HaSelection.ROUND_ROBIN.value)
-    ha_port: int = _setting("home_agents.port", _integer(1, 65_535), DEFAULT_PORT)
-    hoa_pool4: ipaddress.IPv4Network | None = _setting(
+    psk_file: Path | None = setting("credentials.psk_file", parsers.optional_path, None,
+                                    flag="--psk-file")
+    instance: str = setting("instance", parsers.string, socket.gethostname() or "hac",
+                            flag="--instance")
+    workers: int = setting("workers", parsers.integer(1, 64), 1, flag="--workers")
+    client_ca: Path | None = setting("tls.client_ca", parsers.optional_path, None,
+                                    flag="--client-ca")
+    require_client_cert: bool = setting("tls.require_client_cert", parsers.boolean, False,
+                                        flag="--require-client-cert")
+    ticket_key_lifetime: float = setting("tls.ticket_key_lifetime", parsers.positive, 3600.0)
+    store_threads: int = setting("store.threads", parsers.integer(1, 64), 4)
+    purge_interval: float = setting("store.purge_interval", parsers.positive, 3600.0)
+    suites: frozenset = setting("sa.suites", _suites, frozenset(SUITES.values()))
+    scopes: frozenset = setting("sa.scopes", _scopes, frozenset({0, 1}))
+    default_scope: int = setting("sa.default_scope", parsers.integer(0, 1), SCOPE_ALL)
+    lifetime: int = setting("sa.lifetime", parsers.integer(60, 10 * 365 * 86_400),
+                            DEFAULT_LIFETIME)
+    ha_selection: str = setting("home_agents.selection", parsers.choice(tuple(HaSelection)),
+                                HaSelection.ROUND_ROBIN.value)
+    ha_port: int = setting("home_agents.port", parsers.integer(1, 65_535), DEFAULT_PORT)
+    hoa_pool4: ipaddress.IPv4Network | None = setting(
         "bootstrap.hoa_pool4",
         _network(4, "198.51.100.0/24", "bootstrap.hoa_prefix (--hoa-prefix)"), None,
         flag="--hoa-pool4")
-    dns6: ipaddress.IPv6Address | None = _setting(
+    dns6: ipaddress.IPv6Address | None = setting(
         "bootstrap.dns6", _address(ipaddress.IPv6Address), None, flag="--dns6")
-    dns4: ipaddress.IPv4Address | None = _setting(
+    dns4: ipaddress.IPv4Address | None = setting(
         "bootstrap.dns4", _address(ipaddress.IPv4Address), None, flag="--dns4")
-    handshake_timeout: float = _setting("limits.handshake_timeout", _positive, 10.0)
-    idle_timeout: float = _setting("limits.idle_timeout", _positive, 30.0)
-    max_connections: int = _setting("limits.max_connections", _integer(1, 1_000_000), 1024,
-                                    flag="--max-connections")
-    rate: float = _setting("limits.rate", _positive, 20.0)
-    burst: int = _setting("limits.burst", _integer(1, 1_000_000), 40)
-    max_message: int = _setting("limits.max_message", _integer(64, MAX_CONTENT), MAX_CONTENT)
-    draft01_auth: bool = _setting("compat.draft01_auth", _boolean, False)
-    log_level: str = _setting("log.level", _choice(LOG_LEVELS), "info", flag="--log-level")
-    auth_methods: tuple = _setting("auth.methods", _methods, (AuthMethod.PSK, AuthMethod.EAP),
-                                   flag="--auth-methods")
-    eap_identity_from_mn_id: bool = _setting("eap.identity_from_mn_id", _boolean, False)
-    aaa_timeout: float = _setting("limits.aaa_timeout", _positive, 60.0)
-    radius_servers: tuple = _setting("radius.servers", _radius_servers, (),
-                                     flag="--radius-server")
-    radius_secret: str | None = _setting("radius.secret", _string, None, flag="--radius-secret",
-                                         secret=True)
-    radius_secret_file: Path | None = _setting("radius.secret_file", _optional_path, None,
-                                               flag="--radius-secret-file")
-    radius_nas_identifier: str | None = _setting("radius.nas_identifier", _string, None)
-    radius_nas_address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = _setting(
-        "radius.nas_address", _optional_ip, None)
-    radius_timeout: float = _setting("radius.timeout", _positive, _RETRY.initial_timeout)
-    radius_max_timeout: float = _setting("radius.max_timeout", _positive,
-                                         _RETRY.max_timeout)
-    radius_transmissions: int = _setting("radius.transmissions", _integer(1, 10),
-                                         _RETRY.transmissions)
-    radius_dead_after: int = _setting("radius.dead_after", _integer(1, 1000),
-                                      _RETRY.dead_after)
-    radius_hold_down: float = _setting("radius.hold_down", _positive, _RETRY.hold_down)
-    radius_probe: bool = _setting("radius.probe", _boolean, _RETRY.probe)
-    aaa_backend: str = _setting("aaa.backend", _choice(AAA_BACKENDS), "radius",
-                                flag="--aaa-backend")
-    diameter_origin_host: str | None = _setting("diameter.origin_host", _diameter_identity, None,
-                                                flag="--diameter-origin-host")
-    diameter_origin_realm: str | None = _setting("diameter.origin_realm", _diameter_identity,
-                                                 None, flag="--diameter-origin-realm")
-    diameter_realm: str | None = _setting("diameter.destination_realm", _diameter_identity, None,
-                                          flag="--diameter-realm")
-    diameter_peers: tuple = _setting("diameter.peers", _diameter_peers, (),
-                                     flag="--diameter-peer")
-    diameter_listen: ListenAddress | None = _setting("diameter.listen", _optional_listen, None,
-                                                     flag="--diameter-listen")
-    diameter_ca: Path | None = _setting("diameter.ca", _optional_path, None, flag="--diameter-ca")
-    diameter_cert: Path | None = _setting("diameter.cert", _optional_path, None,
-                                          flag="--diameter-cert")
-    diameter_key: Path | None = _setting("diameter.key", _optional_path, None,
-                                         flag="--diameter-key")
-    diameter_request_timeout: float = _setting("diameter.request_timeout", _positive,
-                                               DEFAULT_REQUEST_TIMEOUT)
-    diameter_watchdog: float = _setting("diameter.watchdog", _watchdog, DEFAULT_TW)
-    diameter_retry_after: int = _setting("diameter.retry_after", _integer(1, 3600), 5)
-    sa_delivery: Any = _setting("sa_delivery", _sa_delivery, None)
+    handshake_timeout: float = setting("limits.handshake_timeout", parsers.positive, 10.0)
+    idle_timeout: float = setting("limits.idle_timeout", parsers.positive, 30.0)
+    max_connections: int = setting("limits.max_connections", parsers.integer(1, 1_000_000),
+                                   1024, flag="--max-connections")
+    rate: float = setting("limits.rate", parsers.positive, 20.0)
+    burst: int = setting("limits.burst", parsers.integer(1, 1_000_000), 40)
+    max_message: int = setting("limits.max_message", parsers.integer(64, MAX_CONTENT),
+                               MAX_CONTENT)
+    draft01_auth: bool = setting("compat.draft01_auth", parsers.boolean, False)
+    log_level: str = setting("log.level", parsers.log_level, "info", flag="--log-level")
+    auth_methods: tuple = setting("auth.methods", _methods, (AuthMethod.PSK, AuthMethod.EAP),
+                                  flag="--auth-methods")
+    eap_identity_from_mn_id: bool = setting("eap.identity_from_mn_id", parsers.boolean, False)
+    aaa_timeout: float = setting("limits.aaa_timeout", parsers.positive, 60.0)
+    radius_servers: tuple = setting("radius.servers", _radius_servers, (),
+                                    flag="--radius-server")
+    radius_secret: str | None = setting("radius.secret", parsers.string, None,
+                                        flag="--radius-secret", secret=True)
+    radius_secret_file: Path | None = setting("radius.secret_file", parsers.optional_path, None,
+                                              flag="--radius-secret-file")
+    radius_nas_identifier: str | None = setting("radius.nas_identifier", parsers.string, None)
+    radius_nas_address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = setting(
+        "radius.nas_address", parsers.optional_ip, None)
+    radius_timeout: float = setting("radius.timeout", parsers.positive, _RETRY.initial_timeout)
+    radius_max_timeout: float = setting("radius.max_timeout", parsers.positive,
+                                        _RETRY.max_timeout)
+    radius_transmissions: int = setting("radius.transmissions", parsers.integer(1, 10),
+                                        _RETRY.transmissions)
+    radius_dead_after: int = setting("radius.dead_after", parsers.integer(1, 1000),
+                                     _RETRY.dead_after)
+    radius_hold_down: float = setting("radius.hold_down", parsers.positive, _RETRY.hold_down)
+    radius_probe: bool = setting("radius.probe", parsers.boolean, _RETRY.probe)
+    aaa_backend: str = setting("aaa.backend", parsers.choice(AAA_BACKENDS), "radius",
+                               flag="--aaa-backend")
+    diameter_origin_host: str | None = setting("diameter.origin_host",
+                                               parsers.diameter_identity, None,
+                                               flag="--diameter-origin-host")
+    diameter_origin_realm: str | None = setting("diameter.origin_realm", parsers.diameter_identity,
+                                                None, flag="--diameter-origin-realm")
+    diameter_realm: str | None = setting("diameter.destination_realm",
+                                         parsers.diameter_identity, None,
+                                         flag="--diameter-realm")
+    diameter_peers: tuple = setting("diameter.peers", _diameter_peers, (),
+                                    flag="--diameter-peer")
+    diameter_listen: ListenAddress | None = setting("diameter.listen", _optional_listen, None,
+                                                    flag="--diameter-listen")
+    diameter_ca: Path | None = setting("diameter.ca", parsers.optional_path, None,
+                                       flag="--diameter-ca")
+    diameter_cert: Path | None = setting("diameter.cert", parsers.optional_path, None,
+                                         flag="--diameter-cert")
+    diameter_key: Path | None = setting("diameter.key", parsers.optional_path, None,
+                                        flag="--diameter-key")
+    diameter_request_timeout: float = setting("diameter.request_timeout", parsers.positive,
+                                              DEFAULT_REQUEST_TIMEOUT)
+    diameter_watchdog: float = setting("diameter.watchdog", _watchdog, DEFAULT_TW)
+    diameter_retry_after: int = setting("diameter.retry_after", parsers.integer(1, 3600), 5)
+    sa_delivery: DeliverySettings | None = setting("sa_delivery", parse_sa_delivery, None)
 
     def sa_policy(self) -> SaPolicy:
         return SaPolicy(self.suites, self.scopes, self.default_scope, self.lifetime)
@@ -446,73 +404,26 @@ class HacConfig:
                                HaSelection(self.ha_selection), self.dns6, self.dns4)
 
 
-SETTINGS = {spec.metadata["key"]: spec for spec in fields(HacConfig)}
+SCHEMA = Schema(HacConfig)
+SETTINGS = SCHEMA.settings
 """Dotted key -> dataclass field, for documentation and flag mapping."""
-
-
-def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for name, value in table.items():
-        key = prefix + name
-        if isinstance(value, dict) and key not in SETTINGS:
-            flat.update(_flatten(value, key + "."))
-        else:
-            flat[key] = value
-    return flat
-
-
-def read_toml(path: Path) -> dict[str, Any]:
-    """The settings of a TOML file as dotted keys; ConfigError for a bad file or unknown key."""
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except OSError as error:
-        raise ConfigError(f"config file {path}: cannot read ({error.strerror or error})") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"config file {path}: not valid TOML ({error})") from None
-    flat = _flatten(data)
-    for key in flat:
-        if key not in SETTINGS:
-            raise ConfigError(f"config file {path}: unknown key {key}")
-    return flat
-
-
-def _named(key: str) -> str:
-    """``key (--flag)`` as error messages name a setting, or the key alone."""
-    flag = SETTINGS[key].metadata["flag"]
-    return f"{key} ({flag})" if flag else key
+named = SCHEMA.named
+read_toml = SCHEMA.read_toml
 
 
 def naming_the_key(error: ConfigError, config: HacConfig, keys: tuple[str, ...]) -> ConfigError:
     """``error`` about a file (``key file /etc/mip6/hac.key: ...``) prefixed with the key and
     flag of the first of ``keys`` whose path it names, so that every message names its key."""
     text = str(error)
-    named = [(text.find(str(path)), key) for key in keys
+    found = [(text.find(str(path)), key) for key in keys
              if (path := getattr(config, SETTINGS[key].name)) is not None and str(path) in text]
-    return ConfigError(f"{_named(min(named)[1])}: {text}") if named else error
+    return ConfigError(f"{named(min(found)[1])}: {text}") if found else error
 
 
 def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = None
                 ) -> HacConfig:
     """Validate the file's settings with ``overrides`` (dotted key -> flag value) on top."""
-    raw = read_toml(path) if path is not None else {}
-    for key, value in (overrides or {}).items():
-        if key not in SETTINGS:
-            raise ValueError(f"no setting {key}")  # a bug in the caller, not the operator
-        if value is not None:
-            raw[key] = value
-    values = {}
-    for key, spec in SETTINGS.items():
-        name = _named(key)
-        if key not in raw:
-            if spec.default is MISSING:
-                raise ConfigError(f"{name} is required")
-            continue
-        try:
-            values[spec.name] = spec.metadata["parse"](raw[key])
-        except ValueError as error:
-            raise ConfigError(f"{name}: {error}") from None
-    config = HacConfig(**values)
+    config = SCHEMA.load(path, overrides)
     _check_together(config)
     return config
 
@@ -535,10 +446,12 @@ def _check_together(config: HacConfig) -> None:
         raise ConfigError("radius.servers (--radius-server) needs the shared secret: "
                           "radius.secret_file (--radius-secret-file) or radius.secret "
                           "(--radius-secret)")
+    if config.sa_delivery is not None and config.workers != 1:
+        raise ConfigError("sa_delivery needs workers = 1 (one Diameter identity per process)")
     if config.radius_max_timeout < config.radius_timeout:
         raise ConfigError("radius.max_timeout must be at least radius.timeout")
     if AuthMethod.PSK in config.auth_methods and config.psk_file is None:
-        raise ConfigError(f"{_named('credentials.psk_file')} is required while auth.methods "
+        raise ConfigError(f"{named('credentials.psk_file')} is required while auth.methods "
                           "includes psk")
     if config.auth_methods == (AuthMethod.EAP,) and not config.aaa_configured:
         raise ConfigError("auth.methods lists only eap, but no AAA server is configured "
@@ -547,7 +460,7 @@ def _check_together(config: HacConfig) -> None:
         _check_diameter(config)
     elif config.diameter_peers or config.diameter_listen:
         key = "diameter.peers" if config.diameter_peers else "diameter.listen"
-        raise ConfigError(f"{_named(key)} is set, but {_named('aaa.backend')} is radius; "
+        raise ConfigError(f"{named(key)} is set, but {named('aaa.backend')} is radius; "
                           "set it to diameter")
 
 
@@ -560,20 +473,20 @@ def _check_diameter(config: HacConfig) -> None:
     """What ``aaa.backend = "diameter"`` needs (TLS only: the MSK crosses in the DEA)."""
     wanted = "with aaa.backend = diameter"
     if config.radius_servers:
-        raise ConfigError(f"{_named('radius.servers')} is set, but {_named('aaa.backend')} "
+        raise ConfigError(f"{named('radius.servers')} is set, but {named('aaa.backend')} "
                           "is diameter")
     for key in _DIAMETER_REQUIRED:
         if getattr(config, SETTINGS[key].name) is None:
-            raise ConfigError(f"{_named(key)} is required {wanted}")
+            raise ConfigError(f"{named(key)} is required {wanted}")
     if not config.diameter_peers and config.diameter_listen is None:
-        raise ConfigError(f"{_named('diameter.peers')} or {_named('diameter.listen')} is "
+        raise ConfigError(f"{named('diameter.peers')} or {named('diameter.listen')} is "
                           f"required {wanted}")
     if config.workers != 1:
-        raise ConfigError(f"{_named('workers')} must be 1 {wanted}: a Diameter peer takes "
+        raise ConfigError(f"{named('workers')} must be 1 {wanted}: a Diameter peer takes "
                           "one connection per Origin-Host")
     if (not config.diameter_peers
             and ipaddress.ip_address(config.diameter_listen.host).is_unspecified):
-        raise ConfigError(f"{_named('diameter.listen')}: a wildcard address needs "
+        raise ConfigError(f"{named('diameter.listen')}: a wildcard address needs "
                           "diameter.peers too; else listen on the address peers reach "
                           "(it is the Host-IP-Address of the CER/CEA)")
 
@@ -611,7 +524,7 @@ def ineffective_settings(config: HacConfig) -> list[str]:
                                                      "(radius.servers or aaa.backend)"))
     reasons: dict[str, list[str]] = {}
     for key, reason in notes:
-        reasons.setdefault(reason, []).append(_named(key) if key in SETTINGS else key)
+        reasons.setdefault(reason, []).append(named(key) if key in SETTINGS else key)
     return [f"{', '.join(keys)} {'has' if len(keys) == 1 else 'have'} no effect: {reason}"
             for reason, keys in reasons.items()]
 

@@ -40,7 +40,6 @@ from aaa_mip6.program import (
 from aaa_mip6.radius.servers import RadiusServer
 from aaa_mip6.twisted.tls import ClientTLS, ServerTLS, load_certificates
 
-from . import sa_delivery
 from .config import (
     HacConfig,
     ListenAddress,
@@ -49,15 +48,15 @@ from .config import (
     store_description,
 )
 from .credentials import Credentials
-from .server import (
-    HacServer,
+from .assemble import (
     StartFailed,
-    bind,
+    assemble_hac,
     diameter_host_addresses,
     local_address_towards,
     open_configured_store,
     server_tls,
 )
+from .server import bind
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +130,6 @@ def check(config: HacConfig) -> Prepared:
     except ConfigError as error:
         raise naming_the_key(error, config, ("credentials.psk_file",)) from None
     open_configured_store(config).close()
-    sa_delivery.check(config)
     if config.radius_servers:
         config.radius_shared_secret()
         if config.radius_nas_address is None:  # else each worker would find no route
@@ -252,7 +250,7 @@ def _start(config: HacConfig, sock: socket.socket, prepared: Prepared):
 
     globalLogBeginner.beginLoggingTo([STDLibLogObserver()], redirectStandardIO=False)
 
-    server = HacServer(config, reactor, tls=prepared.tls, credentials=prepared.credentials)
+    server = assemble_hac(config, reactor, tls=prepared.tls, credentials=prepared.credentials)
     try:
         port = server.listen(sock)
     except BaseException:

@@ -6,9 +6,9 @@ retries, expiry, TLS only) are :mod:`hac.sa_delivery_core`'s, this Twisted shell
 the messages and keeps the timer:
 
 - Every SA the HAC provisions is pushed (SA-Push) to the HA it assigned, found by the
-  HA's address in ``sa_delivery.home_agents``. A push is retried, with exponential
-  backoff, until that HA acknowledges it or the SA expires; at most
-  :data:`~hac.sa_delivery_core.MAX_IN_FLIGHT` are outstanding at once.
+  HA's address in ``sa_delivery.home_agents`` (:class:`hac.config.DeliverySettings`). A
+  push is retried, with exponential backoff, until that HA acknowledges it or the SA
+  expires; at most :data:`~hac.sa_delivery_core.MAX_IN_FLIGHT` are outstanding at once.
 - The outbox is the store itself: on start the HAC pushes again every active SA it
   created (``SAStore.active()``), so SAs whose push a crash interrupted still arrive.
   Pushing an SA twice is harmless.
@@ -16,7 +16,7 @@ the messages and keeps the timer:
   an HA that restarted, or never got the push, can still serve the MN.
 - :meth:`SaDelivery.revoke` marks the SA revoked in the store and sends SA-Revoke to its
   HA (retried like a push). Operators call it through the control socket:
-  ``mip6-hac revoke --spi N --config hac.toml`` (see :func:`revoke_main`).
+  ``mip6-hac revoke --spi N --config hac.toml`` (see :mod:`hac.revoke`).
 
 Keys cross Diameter only inside TLS: unless ``insecure_tcp`` is set, a push is refused
 (logged, retried later) while any connection it could take is not TLS.
@@ -28,15 +28,10 @@ a revocation that has not reached its HA when the HAC stops is not re-sent on re
 
 from __future__ import annotations
 
-import argparse
-import ipaddress
 import logging
 import os
 import random
-import socket
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from diameter.message import Message
@@ -47,9 +42,7 @@ from twisted.python.failure import Failure
 from aaa_mip6.backoff import Backoff
 from aaa_mip6.diameter import codec, sa_app
 from aaa_mip6.diameter.codec import DiameterError
-from aaa_mip6.diameter.sa_app import NodeSettings, SaMessage
-from aaa_mip6.errors import ConfigError
-from aaa_mip6.sa import IPAddress
+from aaa_mip6.diameter.sa_app import SaMessage
 from aaa_mip6.store import SARecord, SAStore, StoreError
 from aaa_mip6.twisted.sa_node import start_node
 
@@ -63,64 +56,11 @@ from .sa_delivery_core import (
     ha_addresses,
 )
 
+from .config import DeliverySettings
+
 log = logging.getLogger(__name__)
 
-DEFAULT_RETRY_INITIAL = 1.0
-DEFAULT_RETRY_MAX = 60.0
 RETRY_JITTER = (0.5, 1.0)  # each retry waits 50-100 % of its backoff step
-CONTROL_TIMEOUT = 10.0  # seconds mip6-hac revoke waits for the running HAC
-_DELIVERY_KEYS = frozenset({"home_agents", "control_socket", "retry_initial", "retry_max"})
-
-
-@dataclass(frozen=True)
-class DeliverySettings:
-    """The ``[sa_delivery]`` table: the Diameter node and where each HA is reached."""
-
-    node: NodeSettings
-    home_agents: dict[IPAddress, str] = field(default_factory=dict)  # address -> Origin-Host
-    control_socket: Path | None = None
-    retry_initial: float = DEFAULT_RETRY_INITIAL
-    retry_max: float = DEFAULT_RETRY_MAX
-
-
-def parse_settings(table) -> DeliverySettings:
-    """Validate the ``[sa_delivery]`` table; ConfigError names the key within it."""
-    if not isinstance(table, dict):
-        raise ConfigError("must be a table")
-    node = sa_app.node_settings({k: v for k, v in table.items() if k not in _DELIVERY_KEYS})
-    agents = table.get("home_agents", {})
-    if not isinstance(agents, dict) or not agents:
-        raise ConfigError('home_agents: a table "HA address" = "its Origin-Host"')
-    home_agents = {}
-    for address, host in agents.items():
-        try:
-            home_agents[ipaddress.ip_address(address.strip("[]"))] = host
-        except ValueError:
-            raise ConfigError(f"home_agents: {address!r} is not an IP "
-                              f"address") from None
-        if not isinstance(host, str) or not host or " " in host:
-            raise ConfigError(f"home_agents: {address}: the HA's Origin-Host "
-                              f"must be a non-empty string")
-    control = table.get("control_socket")
-    if control is not None and (not isinstance(control, str) or not control.startswith("/")):
-        raise ConfigError("control_socket: must be an absolute path")
-    retry = {}
-    for key, default in (("retry_initial", DEFAULT_RETRY_INITIAL),
-                         ("retry_max", DEFAULT_RETRY_MAX)):
-        value = table.get(key, default)
-        if type(value) not in (int, float) or not 0 < value <= 86_400:
-            raise ConfigError(f"{key}: must be a number of seconds in (0, 86400]")
-        retry[key] = float(value)
-    if retry["retry_max"] < retry["retry_initial"]:
-        raise ConfigError("retry_max must be at least retry_initial")
-    return DeliverySettings(node, home_agents, None if control is None else Path(control),
-                            **retry)
-
-
-def check(config) -> None:
-    """Rules between ``sa_delivery`` and the rest of the HAC's configuration."""
-    if config.sa_delivery is not None and config.workers != 1:
-        raise ConfigError("sa_delivery needs workers = 1 (one Diameter identity per process)")
 
 
 class SaDelivery:
@@ -319,7 +259,7 @@ class SaDelivery:
         return self.node.answer(message, codec.SUCCESS, avps)
 
 
-# --- the control socket and ``mip6-hac revoke`` -------------------------------------
+# --- the control socket (``mip6-hac revoke``, :mod:`hac.revoke`, is its client) ------
 
 
 class _ControlProtocol(LineOnlyReceiver):
@@ -358,56 +298,3 @@ def listen_control(delivery: SaDelivery, path: Path, reactor):
         return reactor.listenUNIX(str(path), factory, mode=0o600)
     finally:
         os.umask(old_mask)
-
-
-def send_control(path: Path, command: str, timeout: float = CONTROL_TIMEOUT) -> str:
-    """One command to the running HAC's control socket; its one-line reply."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as control:
-        control.settimeout(timeout)
-        control.connect(str(path))
-        control.sendall(command.encode("ascii") + b"\n")
-        reply = b""
-        while not reply.endswith(b"\n"):
-            chunk = control.recv(256)
-            if not chunk:
-                break
-            reply += chunk
-    return reply.decode("ascii", "replace").strip()
-
-
-def revoke_main(argv: list[str]) -> int:
-    """``mip6-hac revoke --spi N (--config FILE | --control PATH)``: 0 revoked, 1 unknown,
-    2 usage or configuration error, 3 the HAC did not answer."""
-    parser = argparse.ArgumentParser(
-        prog="mip6-hac revoke",
-        description="Revoke an SA in the running HAC: it is marked revoked in the store and "
-                    "its HA is told (SA-Revoke); the HA answers the MN's next Binding Update "
-                    "with 176 and the MN bootstraps again.")
-    parser.add_argument("--spi", type=int, required=True, help="the SA's SPI")
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--config", type=Path, help="the HAC's TOML file "
-                                                   "(for sa_delivery.control_socket)")
-    where.add_argument("--control", type=Path, help="the HAC's control socket")
-    arguments = parser.parse_args(argv)
-    path = arguments.control
-    if path is None:
-        from .config import read_toml
-
-        try:
-            table = read_toml(arguments.config).get("sa_delivery")
-            path = parse_settings(table).control_socket if table is not None else None
-        except ConfigError as error:
-            print(f"mip6-hac revoke: sa_delivery: {error}", file=sys.stderr)
-            return 2
-        if path is None:
-            print("mip6-hac revoke: the config sets no sa_delivery.control_socket",
-                  file=sys.stderr)
-            return 2
-    try:
-        reply = send_control(path, f"revoke {arguments.spi}")
-    except OSError as error:
-        print(f"mip6-hac revoke: cannot reach the HAC at {path}: "
-              f"{error.strerror or error}", file=sys.stderr)
-        return 3
-    print(reply)
-    return 0 if reply.startswith("revoked") else 1 if reply.startswith("unknown") else 3

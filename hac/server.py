@@ -5,7 +5,8 @@ store, provisioner, limits) and listens on a socket it creates or adopts.
 :class:`HacProtocol` feeds TLS plaintext to a :class:`hac.core.HacSession` and
 carries out its actions. Protection against idle and abusive clients: a handshake
 timeout, an idle timeout, a cap on concurrent connections and a per-source token
-bucket, all enforced before any protocol work is done.
+bucket (:mod:`hac.ratelimit`), all enforced before any protocol work is done. What a
+HacServer is built from is :mod:`hac.assemble`'s to open.
 
 With an AAA backend configured (RADIUS: ``radius.servers``; Diameter EAP, RFC 4072:
 ``aaa.backend = "diameter"``, over TLS only since the MSK crosses in the answer) the
@@ -32,11 +33,9 @@ import json
 import logging
 import os
 import socket
-from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections import Counter
 
 from twisted.internet import defer, threads
-from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
@@ -46,76 +45,20 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from aaa_mip6.aaa import AaaError, AaaSession, AaaTimeout
-from aaa_mip6.addresses import rate_limit_key
 from aaa_mip6.authenticator import channel_binding
-from aaa_mip6.diameter.eap import EAP_APPLICATION_ID
-from aaa_mip6.diameter.peer import LocalNode, WatchdogTimers
 from aaa_mip6.errors import AaaLimitError, ConfigError
 from aaa_mip6.messages import Provision
-from aaa_mip6.program import EXIT_RUNTIME
-from aaa_mip6.radius.codec import Nas
-from aaa_mip6.radius.servers import RadiusServer
-from aaa_mip6.store import SARecord, SAStore, StoreError, open_store
+from aaa_mip6.store import SARecord, SAStore, StoreError
 from aaa_mip6.twisted.aaa import AaaBackend
-from aaa_mip6.twisted.diameter_eap import DiameterEapBackend
-from aaa_mip6.twisted.diameter_node import DiameterNode
-from aaa_mip6.twisted.radius_client import RadiusClient
-from aaa_mip6.twisted.routes import source_address_towards
-from aaa_mip6.twisted.tls import ClientTLS, ServerTLS
+from aaa_mip6.twisted.tls import ServerTLS
 
 from . import core, sa_delivery
 from .config import HacConfig, ListenAddress
 from .credentials import Credentials
 from .provisioning import Provisioner
+from .ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
-
-MAX_TRACKED_SOURCES = 65_536  # rate-limit buckets kept; the idlest are forgotten first
-
-
-class TokenBucket:
-    """``rate`` tokens per second up to ``burst``; a new connection takes one."""
-
-    __slots__ = ("rate", "burst", "tokens", "stamp")
-
-    def __init__(self, rate: float, burst: int, now: float):
-        self.rate = rate
-        self.burst = burst
-        self.tokens = float(burst)
-        self.stamp = now
-
-    def take(self, now: float) -> bool:
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
-class RateLimiter:
-    """One token bucket per source (IPv4 address or IPv6 /64, see
-    :func:`~aaa_mip6.addresses.rate_limit_key`), in bounded memory: an attacker's
-    fresh addresses in one /64 neither get fresh buckets nor push others' out."""
-
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float],
-                 max_sources: int = MAX_TRACKED_SOURCES):
-        self._rate = rate
-        self._burst = burst
-        self._clock = clock
-        self._max_sources = max_sources
-        self._buckets: OrderedDict[bytes, TokenBucket] = OrderedDict()
-
-    def allow(self, source: str) -> bool:
-        now = self._clock()
-        source = rate_limit_key(source)
-        bucket = self._buckets.pop(source, None)
-        if bucket is None:
-            bucket = TokenBucket(self._rate, self._burst, now)
-            if len(self._buckets) >= self._max_sources:
-                self._buckets.popitem(last=False)
-        self._buckets[source] = bucket  # most recently seen last
-        return bucket.take(now)
 
 
 def _source(address) -> str:
@@ -279,18 +222,20 @@ class _GuardedTLSFactory(TLSMemoryBIOFactory):
 
 
 class HacServer:
-    """Everything one HAC process shares between its connections, on one reactor."""
+    """Everything one HAC process shares between its connections, on one reactor.
 
-    def __init__(self, config: HacConfig, reactor, *, server_secret: bytes | None = None,
-                 tls: ServerTLS | None = None, credentials: Credentials | None = None):
+    Its parts (TLS, PSK table, AAA backend, store) come from
+    :func:`hac.assemble.assemble_hac`."""
+
+    def __init__(self, config: HacConfig, reactor, *, tls: ServerTLS,
+                 credentials: Credentials | None, aaa: AaaBackend | None, store: SAStore,
+                 server_secret: bytes | None = None):
         self.config = config
         self.reactor = reactor
-        self.tls = tls or server_tls(config)
-        if credentials is None and config.psk_file is not None:
-            credentials = Credentials(config.psk_file)
+        self.tls = tls
         self.credentials = credentials
         sa_policy = config.sa_policy()
-        self.aaa: AaaBackend | None = aaa_backend(config, reactor)
+        self.aaa = aaa
         methods = tuple(method for method in config.auth_methods
                         if method != "eap" or self.aaa is not None)
         self.session_settings = core.SessionSettings(
@@ -303,7 +248,7 @@ class HacServer:
             methods=methods,
             eap_identity_from_mn_id=config.eap_identity_from_mn_id,
         )
-        self.store = open_configured_store(config)
+        self.store = store
         self.provisioner = Provisioner(self.store, sa_policy, config.bootstrap_policy(),
                                        hac_instance=config.instance)
         self.rate_limiter = RateLimiter(config.rate, config.burst, reactor.seconds)
@@ -412,77 +357,6 @@ def _no_psk(_mn_id: str) -> None:
     return None
 
 
-def aaa_backend(config: HacConfig, reactor) -> AaaBackend | None:
-    """The AAA backend the EAP flow relays to (RADIUS or Diameter), or None without one."""
-    if config.aaa_backend == "diameter":
-        return diameter_backend(config, reactor)
-    if not config.radius_servers:
-        return None
-    secret = config.radius_shared_secret()
-    servers = [RadiusServer.parse(text, secret) for text in config.radius_servers]
-    address = config.radius_nas_address or local_address_towards(
-        servers[0].address, "RADIUS server", "radius.nas_address")
-    nas = Nas(config.radius_nas_identifier or config.instance, address)
-    return RadiusClient(servers, nas, policy=config.radius_policy(), reactor=reactor)
-
-
-def diameter_backend(config: HacConfig, reactor) -> DiameterEapBackend:
-    """A Diameter node (application 5) with its TLS peers and listener, and the backend on it.
-
-    The HAC connects to each of ``diameter.peers`` and, with ``diameter.listen``, accepts
-    peers (e.g. a Diameter agent configured to connect to it) whose certificate is signed
-    by ``diameter.ca`` and names their Origin-Host.
-    """
-    local = LocalNode(config.diameter_origin_host, config.diameter_origin_realm,
-                      host_ip_addresses=diameter_host_addresses(config),
-                      auth_applications=frozenset({EAP_APPLICATION_ID}))
-    node = DiameterNode(local, reactor=reactor, request_timeout=config.diameter_request_timeout,
-                        watchdog=WatchdogTimers(tw=config.diameter_watchdog))
-    for peer in config.diameter_peers:
-        node.connect(peer.name, str(peer.address), peer.port, client_tls=ClientTLS(
-            peer.name, config.diameter_ca, cert_file=config.diameter_cert,
-            key_file=config.diameter_key))
-    if config.diameter_listen is not None:
-        server_tls = ServerTLS(config.diameter_cert, config.diameter_key,
-                               client_ca_file=config.diameter_ca, require_client_cert=True)
-        try:
-            node.listen_tls(server_tls, config.diameter_listen.port, config.diameter_listen.host)
-        except CannotListenError as failure:
-            raise ConfigError(f"diameter.listen {config.diameter_listen}: cannot listen "
-                              f"({failure.socketError})") from None
-    return DiameterEapBackend(node, config.diameter_realm, nas_identifier=config.instance,
-                              retry_after=config.diameter_retry_after)
-
-
-def diameter_host_addresses(config: HacConfig) -> tuple[str, ...]:
-    """Host-IP-Address for CER/CEA: the listening address unless it is a wildcard, and
-    the local address towards each peer."""
-    addresses = []
-    if config.diameter_listen is not None:
-        listening = ipaddress.ip_address(config.diameter_listen.host)
-        if not listening.is_unspecified:
-            addresses.append(listening)
-    addresses += [local_address_towards(peer.address, "Diameter peer")
-                  for peer in config.diameter_peers]
-    return tuple(dict.fromkeys(str(address) for address in addresses))
-
-
-def local_address_towards(remote: ipaddress.IPv4Address | ipaddress.IPv6Address,
-                          what: str, setting: str | None = None
-                          ) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    """The local address the kernel routes to ``remote`` from.
-
-    ``what`` names the remote and ``setting`` a key that avoids the lookup, for the
-    error when there is no route.
-    """
-    try:
-        return source_address_towards(remote)
-    except OSError as failure:
-        hint = f"; set {setting}" if setting else ""
-        raise ConfigError(f"no route to {what} {remote} "
-                          f"({failure.strerror or failure}){hint}") from None
-
-
 def bind(config: HacConfig) -> socket.socket:
     """The listening socket for ``config.listen`` (one socket; workers inherit it)."""
     address = config.listen
@@ -496,35 +370,3 @@ def bind(config: HacConfig) -> socket.socket:
         raise ConfigError(f"listen (--listen) {address}: {error.strerror or error}") from None
     sock.setblocking(False)
     return sock
-
-
-def server_tls(config: HacConfig) -> ServerTLS:
-    """The MN-facing TLS of ``config`` (certificate, key, client CAs, ticket key lifetime)."""
-    return ServerTLS(config.cert, config.key, client_ca_file=config.client_ca,
-                     require_client_cert=config.require_client_cert,
-                     ticket_key_lifetime=config.ticket_key_lifetime)
-
-
-class StartFailed(RuntimeError):
-    """The HAC could not start for a reason outside its configuration (exit status 1):
-    the store does not answer, a worker failed as it started."""
-
-    def __init__(self, message: str, status: int = EXIT_RUNTIME):
-        super().__init__(message)
-        self.status = status
-
-
-def open_configured_store(config: HacConfig) -> SAStore:
-    """The store of ``store.url``; errors name the key (never the URL: it may hold a
-    password). Unreachable is a run-time failure, a bad URL or path a configuration one."""
-    try:
-        return open_store(config.store_url)
-    except ConfigError as error:
-        raise ConfigError(f"store.url (--store): {_detail(error)}") from None
-    except StoreError as error:
-        raise StartFailed(f"store.url (--store): {_detail(error)}") from None
-
-
-def _detail(error: Exception) -> str:
-    """The store's message without its own ``store:`` prefix (the caller names the key)."""
-    return str(error).removeprefix("SA store: ").removeprefix("store: ")

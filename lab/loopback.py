@@ -337,10 +337,10 @@ async def run_loopback(reactor, directory: Path, count: int, out,
 
     from aaa_mip6.twisted.tls import ClientTLS
     from ha.assemble import assemble_home_agent
-    from ha.cli import HaConfig
+    from ha.config import HaConfig
     from ha.core import HaPolicy
     from hac.config import load_config
-    from hac.server import HacServer
+    from hac.assemble import assemble_hac
 
     mn_ids = [f"mn{number}@{MN_DOMAIN}" for number in range(1, count + 1)]
     files = make_files(directory, mn_ids, ("127.0.0.1", "::1"))
@@ -355,7 +355,7 @@ async def run_loopback(reactor, directory: Path, count: int, out,
     for host, port in ha_config.listen:
         ha.listen(host, port)
     ha.start()
-    hac = HacServer(load_config(None, hac_settings(
+    hac = assemble_hac(load_config(None, hac_settings(
         files, "127.0.0.1:0", {"ip6": "::1", "ip4": "127.0.0.1", "port": ha_port})), reactor)
     hac_port = hac.listen().getHost().port
     tls = ClientTLS("127.0.0.1", files.ca.cert_path)

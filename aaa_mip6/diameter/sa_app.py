@@ -43,7 +43,7 @@ from diameter.message import Avp, Message, constants
 from diameter.message.avp import AvpOctetString, AvpTime, AvpUnsigned32
 from diameter.message.avp import avp as avp_dictionary
 
-from ..addresses import parse_host_port
+from .. import settings
 from ..sa import SCOPE_ALL, SCOPE_SIGNALING, SPI_MAX, SPI_MIN, SecurityAssociation
 from ..suites import SUITES
 from ..tvheaders import CIPHERSUITE_CODES
@@ -372,12 +372,6 @@ def _result(message: Message) -> int:
 
 # --- the Diameter node both ends run (Twisted; imported only here) ---------------------
 
-NODE_KEYS = frozenset({
-    "origin_host", "origin_realm", "destination_realm", "destination_host", "listen", "peers",
-    "cert", "key", "ca", "insecure_tcp", "vendor_id", "application_id", "watchdog",
-    "request_timeout",
-})
-
 
 @dataclass(frozen=True)
 class NodeSettings:
@@ -410,24 +404,43 @@ class NodeSettings:
         return SaApplication(self.vendor_id, self.application_id)
 
 
-def address_port(text: str) -> tuple[str, int]:
-    """``v4:port`` or ``[v6]:port``; ValueError says what is wrong."""
-    try:
-        host, port = parse_host_port(text)
-    except ValueError as error:
-        raise ValueError(f"{text!r}: {error}") from None
-    if port is not None:
-        try:
-            ipaddress.ip_address(host)
-            return host, port
-        except ValueError:
-            pass
-    raise ValueError(f"{text!r} is not ADDRESS:PORT ([v6]:PORT for IPv6)")
+def _peers(value) -> tuple[tuple[str, str, int], ...]:
+    """``["NAME=ADDRESS:PORT", ...]``: each peer's Origin-Host and where it listens."""
+    if not isinstance(value, list):
+        raise ValueError('must be a list of "NAME=ADDRESS:PORT"')
+    return tuple(settings.diameter_peer(entry, port_required=True) for entry in value)
+
+
+def _file(value) -> str:
+    text = settings.string(value)
+    if " " in text:
+        raise ValueError("must be a file name without spaces")
+    return text
+
+
+_NODE_PARSERS = {
+    "origin_host": settings.diameter_identity,
+    "origin_realm": settings.diameter_identity,
+    "destination_realm": settings.diameter_identity,
+    "destination_host": settings.diameter_identity,
+    "listen": settings.host_port,
+    "peers": _peers,
+    "cert": _file,
+    "key": _file,
+    "ca": _file,
+    "insecure_tcp": settings.boolean,
+    "vendor_id": settings.integer(1, 0xFFFFFFFF),
+    "application_id": settings.integer(1, 0xFFFFFFFE),
+    "watchdog": settings.seconds(6.0),
+    "request_timeout": settings.seconds(0.1),
+}
+NODE_KEYS = frozenset(_NODE_PARSERS)
 
 
 def node_settings(table, where: str = "") -> NodeSettings:
-    """Validate a settings table (keys :data:`NODE_KEYS`); ConfigError names the key
-    (as ``where.key`` when ``where`` is given)."""
+    """Validate a settings table (keys :data:`NODE_KEYS`, parsed as every program's
+    settings are, :mod:`aaa_mip6.settings`); ConfigError names the key (as ``where.key``
+    when ``where`` is given)."""
     from ..errors import ConfigError
 
     def fail(key: str, problem: str):
@@ -439,50 +452,18 @@ def node_settings(table, where: str = "") -> NodeSettings:
     if unknown:
         fail(sorted(unknown)[0], "unknown setting")
     values = {}
-    for key in ("origin_host", "origin_realm", "destination_realm", "destination_host", "cert",
-                "key", "ca"):
+    for key, parse in _NODE_PARSERS.items():
         if key in table:
-            if not isinstance(table[key], str) or not table[key] or " " in table[key]:
-                fail(key, "must be a non-empty string without spaces")
-            values[key] = table[key]
+            try:
+                values[key] = parse(table[key])
+            except ValueError as error:
+                fail(key, str(error))
     for key in ("origin_host", "origin_realm", "destination_realm"):
         if key not in values:
             fail(key, "required")
-    if "listen" in table:
-        try:
-            values["listen"] = address_port(str(table["listen"]))
-        except ValueError as error:
-            fail("listen", str(error))
-    entries = table.get("peers", [])
-    if not isinstance(entries, list):
-        fail("peers", 'must be a list of "NAME=ADDRESS:PORT"')
-    peers = []
-    for entry in entries:
-        name, equals, address = str(entry).partition("=")
-        try:
-            if not equals or not name:
-                raise ValueError(f'{entry!r} is not "NAME=ADDRESS:PORT" (NAME: its Origin-Host)')
-            peers.append((name, *address_port(address)))
-        except ValueError as error:
-            fail("peers", str(error))
-    values["peers"] = tuple(peers)
-    if "insecure_tcp" in table:
-        if not isinstance(table["insecure_tcp"], bool):
-            fail("insecure_tcp", "must be true or false")
-        values["insecure_tcp"] = table["insecure_tcp"]
-    for key, low, high in (("vendor_id", 1, 0xFFFFFFFF), ("application_id", 1, 0xFFFFFFFE)):
-        if key in table:
-            if type(table[key]) is not int or not low <= table[key] <= high:
-                fail(key, f"must be an integer in {low}..{high}")
-            values[key] = table[key]
-    for key, low in (("watchdog", 6.0), ("request_timeout", 0.1)):
-        if key in table:
-            if type(table[key]) not in (int, float) or not low <= table[key] <= 86_400:
-                fail(key, f"must be a number of seconds in {low:g}..86400")
-            values[key] = float(table[key])
     if not values.get("insecure_tcp") and not all(k in values for k in ("cert", "key", "ca")):
         fail("cert", "cert, key and ca are required (SA keys cross Diameter only inside TLS)")
-    if "listen" not in values and not values["peers"]:
+    if "listen" not in values and not values.get("peers"):
         fail("peers", "give peers to connect to, listen, or both")
     return NodeSettings(**values)
 

@@ -14,8 +14,9 @@ import collections
 import ipaddress
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from diameter.message import Message
 from twisted.internet import defer, endpoints, protocol
@@ -450,3 +451,36 @@ class DiameterNode:
                     f"no answer within {self.router.request_timeout:g} s for command "
                     f"{pending.request.header.command_code} to realm {pending.destination}"))
         self._flush_all()
+
+
+def open_node(local: LocalNode, reactor, *, peers: Iterable[tuple[str, str, int | None]] = (),
+              listen: tuple[str, int] | None = None, cert: str | Path | None = None,
+              key: str | Path | None = None, ca: str | Path | None = None,
+              insecure_tcp: bool = False, watchdog: WatchdogTimers = WatchdogTimers(),
+              request_timeout: float = DEFAULT_REQUEST_TIMEOUT) -> DiameterNode:
+    """A node for ``local`` that keeps a connection to each of ``peers`` (Origin-Host,
+    address, port; None: the IANA port) and, with ``listen`` (address, port), accepts peers.
+
+    TLS from the first octet both ways (RFC 6733 §13): ours is ``cert``/``key`` and must
+    name ``local.origin_host``; a peer's certificate must be signed by ``ca`` and name
+    its Origin-Host. Plain TCP only with ``insecure_tcp`` (tests and captures). The one
+    recipe of every Diameter node a program runs: the HAC's EAP backend, its SA delivery
+    and the HA's SA source.
+    """
+    node = DiameterNode(local, reactor=reactor, watchdog=watchdog,
+                        request_timeout=request_timeout)
+    server_tls = None
+    if not insecure_tcp:
+        server_tls = tls.ServerTLS(Path(cert), Path(key), client_ca_file=Path(ca),
+                                   require_client_cert=True)
+    if listen is not None:
+        host, port = listen
+        if server_tls is None:
+            node.listen_tcp(port, host)
+        else:
+            node.listen_tls(server_tls, port, host)
+    for name, host, port in peers:
+        client_tls = None if server_tls is None else tls.ClientTLS(
+            name, Path(ca), cert_file=Path(cert), key_file=Path(key))
+        node.connect(name, host, port, client_tls=client_tls)
+    return node

@@ -22,7 +22,7 @@ from pathlib import Path
 from lab.processes import POLL_INTERVAL, stop_process
 
 START_TIMEOUT = 20.0  # seconds for mip6-ha to log that it listens
-STATUS_INTERVAL = 0.5  # seconds between status-file writes
+STATUS_INTERVAL = 0.5  # seconds between status_file writes
 
 
 @dataclass
@@ -63,8 +63,8 @@ def running_ha(directory: Path, store_url: str, listen: list[str],
                config: Mapping[str, object] | None = None) -> Iterator[HaProcess]:
     """``mip6-ha`` listening on every ``listen`` address (port 0: a free one)."""
     log_path, status_path = directory / "ha.log", directory / "ha-status.json"
-    settings = {"listen": listen, "store": store_url, "status-file": str(status_path),
-                "stats-interval": STATUS_INTERVAL, "state": str(directory / "ha.state"),
+    settings = {"listen": listen, "store": store_url, "status_file": str(status_path),
+                "stats_interval": STATUS_INTERVAL, "state": str(directory / "ha.state"),
                 **(config or {})}
     config_path = directory / "ha.toml"
     config_path.write_text("".join(f"{key} = {_toml(value)}\n" for key, value in settings.items()))

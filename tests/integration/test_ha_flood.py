@@ -60,7 +60,7 @@ def test_a_new_mn_registers_on_its_first_bu_under_a_random_spi_flood(store_url, 
     mn = SaEndpoint(sa, "mn")
     next_header, payload = build_binding_update_payload(HOA, HA, BindingUpdate(1, 150))
     with running_ha(tmp_path, store_url, ["[::1]:0", "127.0.0.1:0"],
-                    {"home-agent": "::1"}) as ha, \
+                    {"home_agent": "::1"}) as ha, \
             socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as mn_socket:
         port6, port4 = ha.ports
         mn_socket.bind(("::1", 0))

@@ -56,9 +56,9 @@ def test_store_unreachable_is_a_runtime_failure_without_the_password(tmp_path):
 
 @pytest.mark.parametrize(("flags", "expected"), [
     (["--status-file", "/nonexistent-dir/status.json"],
-     "status-file /nonexistent-dir/status.json: directory /nonexistent-dir does not exist"),
+     "status_file /nonexistent-dir/status.json: directory /nonexistent-dir does not exist"),
     (["--tun", "lo"], "tun: cannot create TUN interface lo"),
-    (["--tun", "x" * 16], "tun: the interface name"),
+    (["--tun", "x" * 16], "tun (--tun): the interface name"),
     (["--listen", "::1:7872"], "write"),
 ])
 def test_configuration_failures_exit_2_with_one_line(store, flags, expected):
@@ -93,7 +93,7 @@ def test_settings_without_effect_and_an_exposed_store_warn(store, tmp_path):
     done = run_ha("--listen", "[::1]:0", "--store", store, "--tun-route", "2001:db8:1::/64",
                   "--check-config")
     assert done.returncode == 0, done.stderr
-    assert "tun-route (--tun-route) has no effect without tun" in done.stderr
+    assert "tun_route (--tun-route) has no effect without tun (--tun)" in done.stderr
     assert f"store {tmp_path / 'sa.db'} is readable by group or others" in done.stderr
 
 
@@ -130,7 +130,7 @@ def test_drops_are_logged_at_info_with_the_reason_and_the_sender(store):
 def test_sigusr1_status_sighup_reload_sigterm_stop(store, tmp_path):
     config = tmp_path / "ha.toml"
     first, second = tmp_path / "status.json", tmp_path / "status2.json"
-    config.write_text(f'log-level = "info"\nstatus-file = "{first}"\nmax-lifetime = 600\n')
+    config.write_text(f'status_file = "{first}"\nmax_lifetime = 600\n[log]\nlevel = "info"\n')
     process, lines, _ = start("--config", str(config), "--listen", "[::1]:0",
                               "--store", store)
     try:
@@ -140,18 +140,18 @@ def test_sigusr1_status_sighup_reload_sigterm_stop(store, tmp_path):
         while not first.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert json.loads(first.read_text())["bindings"] == 0
-        config.write_text(f'log-level = "debug"\nstatus-file = "{second}"\n'
-                          f'max-lifetime = 900\n')
+        config.write_text(f'status_file = "{second}"\nmax_lifetime = 900\n'
+                          '[log]\nlevel = "debug"\n')
         process.send_signal(signal.SIGHUP)
-        assert "max-lifetime" in lines.wait_for(r"reload: .* changed; that takes a restart")
-        lines.wait_for(r"reloaded: log-level debug, status-file " + str(second))
+        assert "max_lifetime" in lines.wait_for(r"reload: .* changed; that takes a restart")
+        lines.wait_for(r"reloaded: log.level debug, status_file " + str(second))
         process.send_signal(signal.SIGUSR1)
         while not second.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert second.exists()
-        config.write_text('status-file = "/nonexistent-dir/status.json"\n')
+        config.write_text('status_file = "/nonexistent-dir/status.json"\n')
         process.send_signal(signal.SIGHUP)
-        lines.wait_for(r"reload: status-file .* does not exist; the running settings stay")
+        lines.wait_for(r"reload: status_file .* does not exist; the running settings stay")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=OUTER_BOUND) == 0
         assert not [line for line in lines.lines if "Traceback" in line]

@@ -193,11 +193,11 @@ def test_wildcard_listen_warns_about_the_reply_source_address(store_url):
 def test_config_errors_name_the_key(store_url):
     done = subprocess.run([sys.executable, "-m", "ha.cli", "--store", store_url],
                           capture_output=True, text=True, timeout=30)
-    assert done.returncode == 2 and "home-agent" in done.stderr
+    assert done.returncode == 2 and "home_agent (--home-agent)" in done.stderr
     done = subprocess.run([sys.executable, "-m", "ha.cli", "--listen", "[::1]:1",
                            "--store", store_url, "--max-lifetime", "0"],
                           capture_output=True, text=True, timeout=30)
-    assert done.returncode == 2 and "max-lifetime" in done.stderr
+    assert done.returncode == 2 and "max_lifetime (--max-lifetime)" in done.stderr
 
 
 NETNS_SCENARIO = r'''

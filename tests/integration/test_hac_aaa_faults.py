@@ -20,6 +20,7 @@ from twisted.internet.task import deferLater
 
 from aaa_mip6 import eap, pki
 from aaa_mip6.twisted.tls import ClientTLS
+from hac.assemble import assemble_hac
 from hac.config import load_config
 from hac.server import HacProtocol, HacServer
 from lab.processes import free_port
@@ -91,7 +92,7 @@ def test_freeradius_stopped_mid_run_gives_503_with_retry_after(tmp_path):
         credentials = EapCredentials(radius.user, radius.password)
 
         async def scenario(reactor):
-            server = HacServer(config, reactor)
+            server = assemble_hac(config, reactor)
             port = server.listen().getHost().port
             try:
                 first = await eap_bootstrap(reactor, setup, port, credentials)
@@ -120,7 +121,7 @@ def test_a_dead_primary_fails_over_to_the_secondary(tmp_path, freeradius):
                                freeradius.secret)
 
     async def scenario(reactor):
-        server = HacServer(config, reactor)
+        server = assemble_hac(config, reactor)
         port = server.listen().getHost().port
         try:
             credentials = EapCredentials(freeradius.user, freeradius.password)
@@ -169,7 +170,7 @@ def bootstrap_via_fake_md5_server(tmp_path, **settings):
         listening = reactor.listenUDP(0, fake, interface="127.0.0.1")
         setup, config = hac_config(tmp_path, [f"127.0.0.1:{listening.getHost().port}"], SECRET,
                                    **settings)
-        server = HacServer(config, reactor)
+        server = assemble_hac(config, reactor)
         port = server.listen().getHost().port
         try:
             result = await eap_bootstrap(reactor, setup, port,

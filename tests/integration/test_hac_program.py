@@ -114,10 +114,10 @@ def test_certificate_and_key_that_do_not_match_are_one_line_and_exit_2(lab, tmp_
 
 WORKER_FAILS = """
 import sys
-from hac import cli, server
+from hac import assemble, cli, server
 
 def fail_in_worker(*args, **kwargs):  # only workers build a HacServer; the parent checks
-    raise server.StartFailed("store.url (--store): cannot connect to PostgreSQL (injected)")
+    raise assemble.StartFailed("store.url (--store): cannot connect to PostgreSQL (injected)")
 
 server.HacServer.__init__ = fail_in_worker
 sys.exit(cli.main(sys.argv[1:]))

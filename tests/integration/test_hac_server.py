@@ -29,7 +29,7 @@ from aaa_mip6.authenticator import channel_binding
 from aaa_mip6.suites import SUITES
 from aaa_mip6.tvheaders import AuthMethod
 from hac.config import load_config
-from hac.server import HacServer
+from hac.assemble import assemble_hac
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +66,7 @@ class RunningHac:
 
     def __init__(self, config):
         self.reactor = SelectReactor()
-        self.server = HacServer(config, self.reactor)
+        self.server = assemble_hac(config, self.reactor)
         self.port = self.server.listen().getHost().port
         self.thread = threading.Thread(
             target=self.reactor.run, kwargs={"installSignalHandlers": False}, daemon=True)

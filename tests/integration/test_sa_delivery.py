@@ -43,7 +43,8 @@ from aaa_mip6.transform import PType, SaEndpoint
 from aaa_mip6.twisted.sa_node import start_node
 from ha.core import HaPolicy, HomeAgentCore, SendDatagram
 from ha.diameter_source import DiameterSASource
-from hac.sa_delivery import DeliverySettings, SaDelivery
+from hac.config import DeliverySettings
+from hac.sa_delivery import SaDelivery
 from lab.processes import free_port, stop_process
 from lab.reactors import run_on_fresh_reactor, sleep
 from lab.servers.freediameter import PeerSpec, run_relay

@@ -8,14 +8,15 @@ from twisted.internet import task
 
 from aaa_mip6.errors import ConfigError
 from ha.assemble import assemble_home_agent
-from ha.cli import HaConfig, load_config
+from ha.config import HaConfig, load_config
 from ha.core import HaPolicy
 from ha.sasource import StoreSASource
 
 
 def test_store_settings_become_server_source_ledger_and_core(tmp_path):
-    config = load_config({"listen": ["[::1]:0"], "store": f"sqlite://{tmp_path / 'sa.db'}",
-                          "sa-refresh": 7, "stats-interval": 11})
+    config = load_config(None, {"listen": ["[::1]:0"],
+                                "store": f"sqlite://{tmp_path / 'sa.db'}",
+                                "sa_refresh": 7, "stats_interval": 11})
     server = assemble_home_agent(config, task.Clock())
     try:
         assert server.core.policy is config.policy
@@ -56,11 +57,11 @@ def test_a_store_that_cannot_open_closes_the_ledger_again(tmp_path, monkeypatch)
 
 
 def test_lookup_admission_and_ledger_purge_keys_reach_the_core_and_the_server(tmp_path):
-    config = load_config({
+    config = load_config(None, {
         "listen": ["[::1]:0"], "store": f"sqlite://{tmp_path / 'sa.db'}",
-        "negative-cache-ttl": 2.5, "negative-cache-size": 100, "lookup-rate": 3,
-        "lookup-burst": 6, "lookup-sources": 50, "lookup-timeout": 9, "max-pending-lookups": 64,
-        "ledger-purge-interval": 600})
+        "negative_cache_ttl": 2.5, "negative_cache_size": 100, "lookup_rate": 3,
+        "lookup_burst": 6, "lookup_sources": 50, "lookup_timeout": 9, "max_pending_lookups": 64,
+        "ledger_purge_interval": 600})
     server = assemble_home_agent(config, task.Clock())
     try:
         admission = server.core.admission.policy
@@ -75,13 +76,14 @@ def test_lookup_admission_and_ledger_purge_keys_reach_the_core_and_the_server(tm
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("lookup-burst", 0, "lookup-burst: 0 is outside 1..1048576"),
-    ("lookup-rate", "fast", "lookup-rate: 'fast' is not a number"),
-    ("negative-cache-ttl", -1, "negative-cache-ttl: -1 is outside 0..3600"),
-    ("ledger-purge-interval", 0, "ledger-purge-interval: 0 is outside 1..604800"),
+    ("lookup_burst", 0, "lookup_burst: must be an integer in 1..1048576"),
+    ("lookup_rate", "fast", "lookup_rate: must be a number in 0.01..1000000"),
+    ("negative_cache_ttl", -1, "negative_cache_ttl: must be a number of seconds in 0..3600"),
+    ("ledger_purge_interval", 0,
+     "ledger_purge_interval: must be a number of seconds in 1..604800"),
 ])
 def test_lookup_admission_and_ledger_purge_errors_name_the_key(tmp_path, key, value, message):
     with pytest.raises(ConfigError) as error:
-        load_config({"listen": ["[::1]:0"], "store": f"sqlite://{tmp_path / 'sa.db'}",
-                     key: value})
+        load_config(None, {"listen": ["[::1]:0"], "store": f"sqlite://{tmp_path / 'sa.db'}",
+                           key: value})
     assert str(error.value) == message

@@ -3,7 +3,10 @@ without effect, the status file checked at start, reload, and why datagrams are 
 logged at info level at most once per reason per interval (on a fake clock)."""
 
 import errno
+import ipaddress
 import logging
+import re
+from pathlib import Path
 
 import pytest
 from twisted.internet import task
@@ -13,12 +16,13 @@ from aaa_mip6 import program
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.store.base import StoreError
 from aaa_mip6.twisted.tun import TunnelError
-from ha import cli
+from ha import cli, config
 from ha.assemble import assemble_home_agent
 
 
 @pytest.mark.parametrize(("error", "status", "text"), [
-    (ConfigError("max-lifetime: 0 is outside 4..262140"), 2, "max-lifetime"),
+    (ConfigError("max_lifetime (--max-lifetime): must be an integer in 4..262140"), 2,
+     "max_lifetime"),
     (StoreError("SA store: cannot connect to PostgreSQL u@db:5432/sa"), 1, "cannot connect"),
     (TunnelError("cannot open /dev/net/tun: Permission denied (root needed)"), 2,
      "tun: cannot open /dev/net/tun"),
@@ -38,33 +42,39 @@ def test_startup_failures_are_one_line_with_their_exit_status(error, status, tex
 
 
 def test_tun_route_without_tun_has_no_effect():
-    assert cli.ineffective_settings({"tun-route": ["2001:db8:1::/64"]})
-    assert cli.ineffective_settings({"tun-route": ["2001:db8:1::/64"], "tun": "ha0"}) == []
+    base = {"listen": ["[::1]:0"], "store": "sqlite:///x.db", "tun_route": ["2001:db8:1::/64"]}
+    assert config.ineffective_settings(config.load_config(None, base)) == [
+        "tun_route (--tun-route) has no effect without tun (--tun): nothing is routed or "
+        "forwarded"]
+    assert config.ineffective_settings(config.load_config(None, {**base, "tun": "ha0"})) == []
 
 
 def test_status_file_directory_is_checked(tmp_path):
     cli.check_status_file(str(tmp_path / "status.json"))
     cli.check_status_file(None)
-    with pytest.raises(ConfigError, match="status-file .*: directory .*missing does not exist"):
+    with pytest.raises(ConfigError, match="status_file .*: directory .*missing does not exist"):
         cli.check_status_file(str(tmp_path / "missing" / "status.json"))
 
 
 def test_an_ambiguous_listen_address_names_the_fix():
-    with pytest.raises(ConfigError, match=r"listen '::1:7872': ::1:7872 is ambiguous: write \[::1\]:7872"):
-        cli.load_config({"listen": ["::1:7872"], "store": "sqlite:///x.db"})
+    with pytest.raises(ConfigError, match=r"listen \(--listen\): '::1:7872': ::1:7872 is "
+                                          r"ambiguous: write \[::1\]:7872"):
+        config.load_config(None, {"listen": ["::1:7872"], "store": "sqlite:///x.db"})
 
 
 def test_a_tun_name_too_long_names_the_key():
-    with pytest.raises(ConfigError, match="^tun: the interface name"):
-        cli.load_config({"listen": ["[::1]:0"], "store": "sqlite:///x.db", "tun": "x" * 16})
+    with pytest.raises(ConfigError, match=r"^tun \(--tun\): the interface name"):
+        config.load_config(None, {"listen": ["[::1]:0"], "store": "sqlite:///x.db",
+                                  "tun": "x" * 16})
 
 
 @pytest.fixture
 def server(tmp_path):
-    config = cli.load_config({"listen": ["[::1]:0"], "store": f"sqlite://{tmp_path}/sa.db",
-                              "status-file": str(tmp_path / "status.json")})
+    loaded = config.load_config(None, {"listen": ["[::1]:0"],
+                                       "store": f"sqlite://{tmp_path}/sa.db",
+                                       "status_file": str(tmp_path / "status.json")})
     clock = task.Clock()
-    server = assemble_home_agent(config, clock)
+    server = assemble_home_agent(loaded, clock)
     server.clock = clock.seconds
     yield server
     server.source.close()
@@ -101,11 +111,11 @@ def test_reload_applies_log_level_and_status_file_and_names_what_needs_a_restart
         server, tmp_path, caplog):
     toml = tmp_path / "ha.toml"
     toml.write_text(f'listen = ["[::1]:0"]\nstore = "sqlite://{tmp_path}/sa.db"\n'
-                    f'status-file = "{tmp_path}/status.json"\n')
+                    f'status_file = "{tmp_path}/status.json"\n')
     args = cli.build_parser().parse_args(["--config", str(toml)])
-    running = [cli.load_config(cli._values(args))]
+    running = [cli._load(args)]
     toml.write_text(toml.read_text().replace("status.json", "other.json")
-                    + 'log-level = "debug"\nmax-lifetime = 60\n')
+                    + 'max_lifetime = 60\n[log]\nlevel = "debug"\n')
     old_level = logging.getLogger().level
     try:
         with caplog.at_level(logging.INFO, logger="mip6.ha"):
@@ -115,8 +125,8 @@ def test_reload_applies_log_level_and_status_file_and_names_what_needs_a_restart
         logging.getLogger().setLevel(old_level)
     assert server.status_path == f"{tmp_path}/other.json"
     assert running[0].status_file == f"{tmp_path}/other.json"
-    assert "max-lifetime" in caplog.text and "takes a restart" in caplog.text
-    toml.write_text("max-lifetime = 0\n")
+    assert "max_lifetime" in caplog.text and "takes a restart" in caplog.text
+    toml.write_text("max_lifetime = 0\n")
     cli.reload(args, server, running)
     assert "the running settings stay" in caplog.text
     assert server.status_path == f"{tmp_path}/other.json"
@@ -127,3 +137,42 @@ def test_version_exits_0(capsys):
         cli.build_parser().parse_args(["--version"])
     assert exit_.value.code == program.EXIT_OK
     assert capsys.readouterr().out.startswith("mip6-ha ")
+
+
+def test_the_old_hyphenated_keys_still_load_with_one_warning_naming_the_new_key(
+        server, tmp_path, caplog):
+    toml = tmp_path / "ha.toml"
+    toml.write_text(f'listen = ["[::1]:0"]\nstore = "sqlite://{tmp_path}/sa.db"\n'
+                    f'status-file = "{tmp_path}/status.json"\nmax-lifetime = 60\n'
+                    'log-level = "warning"\n')
+    args = cli.build_parser().parse_args(["--config", str(toml)])
+    config.SCHEMA.deprecations()  # what earlier tests read is not this test's
+    loaded = cli._load(args)
+    assert (loaded.status_file, loaded.policy.max_lifetime, loaded.log_level) == (
+        f"{tmp_path}/status.json", 60, "warning")
+    assert config.SCHEMA.deprecations() == [
+        "config key status-file is deprecated: it is now status_file",
+        "config key max-lifetime is deprecated: it is now max_lifetime",
+        "config key log-level is deprecated: it is now log.level"]
+    with caplog.at_level(logging.INFO, logger="mip6.ha"):
+        cli.reload(args, server, [loaded])  # read again: no second warning
+    assert "deprecated" not in caplog.text
+    toml.write_text(toml.read_text() + "max_lifetime = 90\n")
+    with pytest.raises(ConfigError, match="max-lifetime and max_lifetime are the same "
+                                          "setting .*; keep max_lifetime"):
+        cli._load(args)
+
+
+def test_the_sample_config_loads_and_names_every_key(tmp_path):
+    sample = Path(__file__).resolve().parents[2] / "etc" / "ha.toml"
+    text = sample.read_text()
+    assert config.load_config(sample).policy.home_agent == ipaddress.ip_address("2001:db8::1")
+    head = text.partition("[log]")[0]  # the keys commented out, on: every one a key
+    enabled = tmp_path / "ha.toml"
+    enabled.write_text(re.sub(r"(?m)^# (\w+ = )", r"\1", head))
+    loaded = config.load_config(enabled)
+    assert loaded.tun == "mip6home" and loaded.status_file == "/run/mip6/ha-status.json"
+    assert config.SCHEMA.deprecations() == []
+    documented = (sample.parents[1] / "docs" / "configuration.md").read_text()
+    for key in config.SETTINGS:
+        assert key.rpartition(".")[2] in text and f"`{key}`" in documented, key

@@ -1,5 +1,5 @@
 """hac.config and hac.cli: every key validated, flags over the file, errors name the key;
-hac.server's AAA wiring built from them; hac.process's start-up checks."""
+hac.assemble's AAA wiring built from them; hac.process's start-up checks."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from aaa_mip6.errors import ConfigError
 from aaa_mip6.sa import HomeAgent
 from aaa_mip6.suites import SUITES
 from aaa_mip6.twisted.diameter_eap import DiameterEapBackend
-from hac import cli, process, server
+from hac import assemble, cli, process
 from hac.config import SETTINGS, DiameterPeer, HacConfig, load_config, read_toml
 from hac.provisioning import HaSelection
 
@@ -388,7 +388,7 @@ def test_diameter_peers_under_the_radius_backend_are_refused(key, value):
         config(**{key.replace(".", "__"): value})
 
 
-# --- hac.server builds the Diameter backend from them ---------------------------------
+# --- hac.assemble builds the Diameter backend from them ---------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -411,7 +411,7 @@ def test_server_builds_a_diameter_backend_that_connects_and_listens(diameter_pki
                                                        "relay2.example.org=127.0.0.1:3869"],
                         diameter__listen="127.0.0.1:0", diameter__watchdog=7)
     reactor = MemoryReactorClock()
-    backend = server.aaa_backend(loaded, reactor)
+    backend = assemble.aaa_backend(loaded, reactor)
     reactor.advance(1)  # the endpoints connect on the next turn
     assert isinstance(backend, DiameterEapBackend)
     node = backend.node
@@ -558,7 +558,7 @@ def test_max_connections_beyond_the_hard_limit_is_refused(monkeypatch):
 @pytest.mark.parametrize("error, status, line", [
     (ConfigError("listen (--listen) 127.0.0.1:1: Address already in use"), 2,
      "listen (--listen) 127.0.0.1:1: Address already in use"),
-    (server.StartFailed("store.url (--store): cannot connect"), 1,
+    (assemble.StartFailed("store.url (--store): cannot connect"), 1,
      "store.url (--store): cannot connect"),
     (PermissionError(13, "Permission denied", "/etc/mip6/hac.key"), 1,
      "cannot start: /etc/mip6/hac.key: Permission denied"),
@@ -572,7 +572,7 @@ def test_start_failures_map_to_one_line_and_a_status(error, status, line):
 def test_store_errors_name_the_key_and_say_config_or_runtime(tmp_path):
     with pytest.raises(ConfigError, match=re.escape(
             "store.url (--store): directory '/nonexistent' does not exist")):
-        server.open_configured_store(config(store__url="sqlite:////nonexistent/sa.db"))
+        assemble.open_configured_store(config(store__url="sqlite:////nonexistent/sa.db"))
 
 
 @pytest.fixture
@@ -592,8 +592,8 @@ def test_an_exposed_psk_file_warns_once_for_check_and_server(hac_files, caplog):
     loaded = config(**files)
     with caplog.at_level(logging.WARNING):
         prepared = process.check(loaded)
-        hac = server.HacServer(loaded, MemoryReactorClock(), tls=prepared.tls,
-                               credentials=prepared.credentials)
+        hac = assemble.assemble_hac(loaded, MemoryReactorClock(), tls=prepared.tls,
+                                    credentials=prepared.credentials)
         hac.abandon()
     assert caplog.text.count("readable by group or others") == 1
 

@@ -1,8 +1,8 @@
-"""hac.server's per-source token buckets, on a fake clock."""
+"""hac.ratelimit's per-source token buckets, on a fake clock."""
 
 from __future__ import annotations
 
-from hac.server import RateLimiter, TokenBucket
+from hac.ratelimit import RateLimiter, TokenBucket
 
 
 class Clock:

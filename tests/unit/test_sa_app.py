@@ -16,7 +16,7 @@ from aaa_mip6.diameter.sa_app import SaApplication, SaMessage
 from aaa_mip6.errors import ConfigError, InvalidInput
 from aaa_mip6.sa import SecurityAssociation
 from aaa_mip6.suites import SUITES
-from hac.sa_delivery import parse_settings
+from hac.config import parse_sa_delivery
 
 APP = SaApplication()
 OTHER_VENDOR = SaApplication(vendor_id=99_999, application_id=16_777_300)
@@ -236,14 +236,16 @@ def test_node_settings():
     ({"origin_host": None}, "diameter.origin_host: required"),
     ({"surprise": 1}, "diameter.surprise: unknown setting"),
     ({"peers": ["ha1.example.net@192.0.2.1:5658"]}, "diameter.peers: .* is not"),
-    ({"peers": ["ha=host.example:1"]}, "diameter.peers: .* ADDRESS:PORT"),
+    ({"peers": ["ha=host.example:1"]}, "diameter.peers: .* is not an IP address"),
+    ({"peers": ["ha=192.0.2.1"]}, "diameter.peers: .* is not NAME=ADDRESS:PORT"),
     ({"peers": [], "listen": None}, "diameter.peers: give peers"),
     ({"listen": "192.0.2.1:99999"}, "diameter.listen: .* 0..65535"),
     ({"cert": None}, "diameter.cert: cert, key and ca are required"),
     ({"insecure_tcp": "yes"}, "diameter.insecure_tcp: must be true or false"),
     ({"watchdog": 5}, "diameter.watchdog: .* 6..86400"),
     ({"vendor_id": 0}, "diameter.vendor_id: must be an integer"),
-    ({"origin_realm": "two words"}, "diameter.origin_realm: must be a non-empty string"),
+    ({"origin_realm": "two words"}, "diameter.origin_realm: .* is not a DiameterIdentity"),
+    ({"peers": ["ha_1=192.0.2.1:5658"]}, "diameter.peers: .* is not a DiameterIdentity"),
 ])
 def test_node_settings_errors_name_the_key(change, message):
     table = {key: value for key, value in {**NODE, **change}.items() if value is not None}
@@ -257,7 +259,7 @@ def test_plain_tcp_needs_no_credentials():
 
 
 def test_delivery_settings_and_their_errors():
-    settings = parse_settings({**NODE, "home_agents": {"2001:db8::1": "ha1.example.net"},
+    settings = parse_sa_delivery({**NODE, "home_agents": {"2001:db8::1": "ha1.example.net"},
                                "control_socket": "/run/hac.sock", "retry_max": 5})
     assert settings.home_agents == {ipaddress.ip_address("2001:db8::1"): "ha1.example.net"}
     assert settings.retry_max == 5.0 and settings.retry_initial == 1.0
@@ -268,32 +270,32 @@ def test_delivery_settings_and_their_errors():
                             ({"origin_host": 3}, "origin_host: must be")):
         table = {**NODE, "home_agents": {"2001:db8::1": "ha"}, **change}
         with pytest.raises(ConfigError, match=message):
-            parse_settings(table)
+            parse_sa_delivery(table)
 
 
 def test_hac_and_ha_configuration_take_the_tables():
-    from ha.cli import load_config as ha_config
+    from ha.config import load_config as ha_config
     from hac.config import load_config as hac_config
-    from hac.sa_delivery import check
 
-    ha = ha_config({"listen": ["[2001:db8::1]:7872"], "state": "/tmp/ha.state",
+    ha = ha_config(None, {"listen": ["[2001:db8::1]:7872"], "state": "/tmp/ha.state",
                     "diameter": {**NODE, "destination_realm": "example.org"}})
     assert ha.store is None and ha.diameter.origin_host == "hac.example.org"
-    with pytest.raises(ConfigError, match="store: required"):
-        ha_config({"listen": ["[2001:db8::1]:7872"], "state": "/tmp/ha.state"})
+    with pytest.raises(ConfigError, match=r"store \(--store\): required"):
+        ha_config(None, {"listen": ["[2001:db8::1]:7872"], "state": "/tmp/ha.state"})
     with pytest.raises(ConfigError, match="diameter.peers"):
-        ha_config({"listen": ["[2001:db8::1]:7872"], "diameter": {**NODE, "peers": "x"}})
+        ha_config(None, {"listen": ["[2001:db8::1]:7872"], "diameter": {**NODE, "peers": "x"}})
     base = {"listen": "127.0.0.1:7443", "tls.cert": "/c", "tls.key": "/k",
             "credentials.psk_file": "/p", "store.url": "sqlite:////tmp/sa.db",
             "home_agents.addresses": ["2001:db8::1"], "bootstrap.hoa_prefix": "2001:db8:1::/64"}
     config = hac_config(None, {**base, "sa_delivery": {
         **NODE, "home_agents": {"2001:db8::1": "ha1.example.net"}}})
-    check(config)
+    assert config.sa_delivery.home_agents == {
+        ipaddress.ip_address("2001:db8::1"): "ha1.example.net"}
     with pytest.raises(ConfigError, match="sa_delivery: home_agents"):
         hac_config(None, {**base, "sa_delivery": NODE})
     with pytest.raises(ConfigError, match="workers = 1"):
-        check(hac_config(None, {**base, "workers": "2", "sa_delivery": {
-            **NODE, "home_agents": {"2001:db8::1": "ha1.example.net"}}}))
+        hac_config(None, {**base, "workers": "2", "sa_delivery": {
+            **NODE, "home_agents": {"2001:db8::1": "ha1.example.net"}}})
 
 
 # --- the HA's source against a stand-in node -----------------------------------------------
