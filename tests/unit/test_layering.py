@@ -63,12 +63,7 @@ PROGRAMS = frozenset({"hac", "ha", "mn", "auc", "lab", "gateway"})
 
 # --- allowances: each names why, and goes when its reason does -------------------------
 
-KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset({
-    # Settings kept in the modules that use them (issue 13 item 4: one settings module
-    # per program): HaConfig in ha/cli.py, the [sa_delivery] table in hac/sa_delivery.py.
-    frozenset({"ha.assemble", "ha.cli"}),
-    frozenset({"hac.config", "hac.sa_delivery"}),
-})
+KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset()
 """Cycles that exist today and are being removed; each must still be one (else drop it)."""
 
 
