@@ -82,6 +82,7 @@ from aaa_mip6.sa import SCOPE_ALL, SecurityAssociation
 from aaa_mip6.suites import SUITES
 from aaa_mip6.transform import (
     DEFAULT_REKEY_MARGIN,
+    PacketHeader,
     PType,
     SaEndpoint,
     Sealer,
@@ -414,11 +415,11 @@ class HomeAgentCore:
             return self._mobility_received(state, header, host, port, data, now)
         return self._tunneled_received(state, header, host, port, data, now)
 
-    def _tunneled_received(self, state: _SaState, header: tuple, host: str, port: int,
+    def _tunneled_received(self, state: _SaState, header: PacketHeader, host: str, port: int,
                            data: bytes, now: float) -> list:
         """PType 1, the per-packet path: a protected tunneled packet from a bound MN."""
         binding = None if state.home_key is None else self.bindings.get_by_key(state.home_key)
-        if binding is None or binding.spi != header[1] or now >= state.usable_until:
+        if binding is None or binding.spi != header.spi or now >= state.usable_until:
             return self._unbound_data(state, binding, header, host, port, data, now)
         try:
             packet, next_header = state.endpoint.verify(data, header)
@@ -427,13 +428,13 @@ class HomeAgentCore:
         forward = self._decapsulated(binding, packet, next_header)
         if type(forward) is Drop:
             return [forward]
-        seq = header[2]
+        seq = header.seq
         state.endpoint.replay.accept(seq)
         if seq > state.inbound_floor:
             return [self._raise_floor(state, seq), forward]
         return [forward]
 
-    def _unbound_data(self, state: _SaState, binding: Binding | None, header: tuple,
+    def _unbound_data(self, state: _SaState, binding: Binding | None, header: PacketHeader,
                       host: str, port: int, data: bytes, now: float) -> list:
         """PType 1 refused before the window moves: SA unusable, or no binding under it.
 
@@ -454,7 +455,7 @@ class HomeAgentCore:
         try:
             state.endpoint.verify(data, header)
         except ReplayError:
-            if not (self._in_restart_zone(state, header[2])
+            if not (self._in_restart_zone(state, header.seq)
                     and self._opened_without_window(state, data) is not None):
                 return [drop]
         except InvalidInput:
@@ -467,10 +468,10 @@ class HomeAgentCore:
         return [drop, *self._send_mobility(state, next_header, payload, host, port,
                                            "binding-error-sent")]
 
-    def _mobility_received(self, state: _SaState, header: tuple, host: str, port: int,
+    def _mobility_received(self, state: _SaState, header: PacketHeader, host: str, port: int,
                            data: bytes, now: float) -> list:
         """PType 8: a protected Binding Update."""
-        seq = header[2]
+        seq = header.seq
         try:
             payload, next_header = state.endpoint.verify(data, header)
         except ReplayError:
