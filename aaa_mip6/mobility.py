@@ -29,12 +29,14 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from typing import ClassVar
 
+from .addresses import as_ipv6
 from .errors import MobilityError
-
-NEXT_HEADER_ROUTING = 43
-NEXT_HEADER_NONE = 59  # IPPROTO_NONE: the Payload Proto every Mobility Header carries
-NEXT_HEADER_DESTINATION_OPTIONS = 60
-NEXT_HEADER_MOBILITY = 135
+from .iana import (
+    NEXT_HEADER_DESTINATION_OPTIONS,
+    NEXT_HEADER_MOBILITY,
+    NEXT_HEADER_NONE,
+    NEXT_HEADER_ROUTING,
+)
 
 MAX_MOBILITY_HEADER_OCTETS = (0xFF + 1) * 8  # Header Len is one octet of 8-octet units
 LIFETIME_UNIT_SECONDS = 4  # BU/BA Lifetime and Binding Refresh Advice interval
@@ -45,13 +47,6 @@ def lifetime_units(seconds: int) -> int:
     if seconds < 0:
         raise ValueError("a lifetime cannot be negative")
     return min(seconds // LIFETIME_UNIT_SECONDS, 0xFFFF)
-
-
-def as_ipv6(address: IPv4Address | IPv6Address) -> IPv6Address:
-    """An IPv6 address as is; an IPv4 address in its IPv4-mapped IPv6 form (RFC 4291 §2.5.5.2)."""
-    if isinstance(address, IPv4Address):
-        return IPv6Address(b"\x00" * 10 + b"\xff\xff" + address.packed)
-    return address
 
 
 def _check_uint(name: str, value: int, bits: int) -> None:

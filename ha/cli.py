@@ -29,13 +29,13 @@ from aaa_mip6 import program
 from aaa_mip6.addresses import format_host_port, parse_host_port, refuse_unbracketed_port
 from aaa_mip6.diameter.sa_app import NodeSettings, node_settings
 from aaa_mip6.errors import ConfigError
+from aaa_mip6.iana import MIPV6TLS_PORT
 from aaa_mip6.replay import MAX_WINDOW, MIN_WINDOW, SEQ_LIMIT
 from aaa_mip6.tun import IFNAMSIZ
 
 from .core import HaPolicy
 
 PROGRAM = "mip6-ha"
-DEFAULT_PORT = 7872
 
 log = logging.getLogger("mip6.ha")
 
@@ -73,7 +73,7 @@ def _host_port(key: str, text: str) -> tuple[str, int]:
         ipaddress.ip_address(host)
     except ValueError:
         raise ConfigError(f"{key} {text!r}: {host!r} is not an IP address") from None
-    return host, DEFAULT_PORT if port is None else port
+    return host, MIPV6TLS_PORT if port is None else port
 
 
 def _number(key: str, value: Any, low: float, high: float, integer: bool) -> float | int:
@@ -152,7 +152,7 @@ def load_config(values: dict[str, Any]) -> HaConfig:
             raise ConfigError(f"{key}: must be a list of strings")
     numbers = {key.replace("-", "_"): _number(key, values[key], low, high, integer)
                for key, (low, high, integer) in _NUMBERS.items() if key in values}
-    listen = tuple(_host_port("listen", text) for text in values.get("listen") or ["[::]:7872"])
+    listen = tuple(_host_port("listen", text) for text in values.get("listen") or [f"[::]:{MIPV6TLS_PORT}"])
     store = values.get("store")
     diameter = None if "diameter" not in values else node_settings(values["diameter"], "diameter")
     if (store is None) == (diameter is None):

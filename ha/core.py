@@ -59,7 +59,9 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from typing import NamedTuple
 
+from aaa_mip6.addresses import as_ipv6
 from aaa_mip6.errors import InvalidInput, ReplayError
+from aaa_mip6.iana import NEXT_HEADER_IPV4, NEXT_HEADER_IPV6
 from aaa_mip6.mobility import (
     BindingAck,
     BindingAckStatus,
@@ -71,7 +73,6 @@ from aaa_mip6.mobility import (
     IPv4AddressAcknowledgement,
     IPv4HomeAddress,
     LIFETIME_UNIT_SECONDS,
-    as_ipv6,
     build_binding_ack_payload,
     build_binding_error_payload,
     lifetime_units,
@@ -94,8 +95,6 @@ from aaa_mip6.transform import (
 from .admission import AdmissionPolicy, LookupAdmission
 from .bindings import Binding, BindingCache, address_key
 
-NEXT_HEADER_IPV4 = 4
-NEXT_HEADER_IPV6 = 41
 _SEQUENCE_MODULUS = 1 << 16
 _UNSPECIFIED_IPV4 = IPv4Address(0)
 # RFC 6275 §9.3.3 asks for Binding Errors to be rate-limited: at most one per SA per this.

@@ -25,7 +25,7 @@ from aaa_mip6.container import MAX_CONTENT
 from aaa_mip6.diameter.peer import DEFAULT_TW
 from aaa_mip6.diameter.router import DEFAULT_REQUEST_TIMEOUT
 from aaa_mip6.errors import ConfigError
-from aaa_mip6.messages import DEFAULT_PORT
+from aaa_mip6.iana import MIPV6TLS_PORT
 from aaa_mip6.radius.servers import RadiusServer, RetryPolicy
 from aaa_mip6.sa import SCOPE_ALL, HomeAgent
 from aaa_mip6.suites import SUITES
@@ -150,7 +150,7 @@ def _home_agents(value: Any) -> tuple:
     entries = _list(value)
     for index, entry in enumerate(entries):
         try:
-            _home_agent(entry, DEFAULT_PORT)
+            _home_agent(entry, MIPV6TLS_PORT)
         except ValueError as error:
             raise ValueError(f"entry {index + 1}: {error}") from None
     return tuple(entries)
@@ -350,7 +350,7 @@ class HacConfig:
     lifetime: int = _setting("sa.lifetime", _integer(60, 10 * 365 * 86_400), DEFAULT_LIFETIME)
     ha_selection: str = _setting("home_agents.selection",
                                  _choice(tuple(HaSelection)), HaSelection.ROUND_ROBIN.value)
-    ha_port: int = _setting("home_agents.port", _integer(1, 65_535), DEFAULT_PORT)
+    ha_port: int = _setting("home_agents.port", _integer(1, 65_535), MIPV6TLS_PORT)
     hoa_pool4: ipaddress.IPv4Network | None = _setting(
         "bootstrap.hoa_pool4",
         _network(4, "198.51.100.0/24", "bootstrap.hoa_prefix (--hoa-prefix)"), None,

@@ -52,7 +52,9 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from aaa_mip6 import mobility as mh
+from aaa_mip6.addresses import as_ipv6
 from aaa_mip6.errors import ConfigError, InvalidInput, PacketError
+from aaa_mip6.iana import NEXT_HEADER_IPV4, NEXT_HEADER_IPV6
 from aaa_mip6.sa import SCOPE_ALL, HomeAgent, IPAddress, SecurityAssociation
 from aaa_mip6.transform import PType, SaEndpoint, SequenceExhausted
 
@@ -64,8 +66,6 @@ DEFAULT_REFRESH_FRACTION = 0.75
 DEFAULT_SA_MARGIN = 60.0  # go back to the HAC this long before the SA's validity end
 DEFAULT_MAX_ATTEMPTS = 7  # 1.5 + 3 + 6 + 12 + 24 + 32 + 32 s of silence before giving up
 
-IPPROTO_IPIP = 4  # Next Header of a tunneled IPv4 packet
-IPPROTO_IPV6 = 41  # Next Header of a tunneled IPv6 packet
 
 
 # --------------------------------------------------------------------------- actions
@@ -174,9 +174,9 @@ def inner_addresses(packet) -> tuple[int, IPAddress, IPAddress]:
         raise PacketError("empty inner packet")
     version = packet[0] >> 4
     if version == 6 and len(packet) >= 40:
-        return IPPROTO_IPV6, IPv6Address(bytes(packet[8:24])), IPv6Address(bytes(packet[24:40]))
+        return NEXT_HEADER_IPV6, IPv6Address(bytes(packet[8:24])), IPv6Address(bytes(packet[24:40]))
     if version == 4 and len(packet) >= 20:
-        return IPPROTO_IPIP, IPv4Address(bytes(packet[12:16])), IPv4Address(bytes(packet[16:20]))
+        return NEXT_HEADER_IPV4, IPv4Address(bytes(packet[12:16])), IPv4Address(bytes(packet[16:20]))
     raise PacketError(f"inner packet of {len(packet)} octets is not an IPv4 or IPv6 packet")
 
 
@@ -247,7 +247,7 @@ class MobilityMachine:
         self.sa = sa
         self.home_agent = home_agent
         self.endpoint = SaEndpoint(sa, "mn")
-        self.home_address = mh.as_ipv6(sa.home_address6 or sa.home_address4)
+        self.home_address = as_ipv6(sa.home_address6 or sa.home_address4)
         self._home_agent_id = home_agent.address6 or home_agent.address4
         self._sa_deadline = sa.validity_end.timestamp() - self.sa_margin
         self._exhausted = False

@@ -25,6 +25,7 @@ from twisted.python.failure import Failure
 
 from .. import tls
 from ..addresses import format_host_port
+from ..iana import DIAMETER_TCP_PORT, DIAMETER_TLS_PORT
 from . import codec
 from .peer import (
     DISCONNECT_DO_NOT_WANT_TO_TALK_TO_YOU,
@@ -44,8 +45,6 @@ from .peer import (
 )
 from .router import DEFAULT_REQUEST_TIMEOUT, RequestTimedOut, Router
 
-DIAMETER_TCP_PORT = 3868
-DIAMETER_TLS_PORT = 5658
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Message], "Message | defer.Deferred"]

@@ -10,13 +10,12 @@ from hypothesis import strategies as st
 
 from aaa_mip6 import mobility as mh
 from aaa_mip6.errors import ConfigError
+from aaa_mip6.iana import NEXT_HEADER_IPV4, NEXT_HEADER_IPV6
 from aaa_mip6.mobility import BindingAckStatus
 from aaa_mip6.sa import SCOPE_ALL, SCOPE_SIGNALING, HomeAgent, SecurityAssociation
 from aaa_mip6.suites import SUITES, new_keys
 from aaa_mip6.transform import PType, SaEndpoint, peek
 from mn.mobility import (
-    IPPROTO_IPIP,
-    IPPROTO_IPV6,
     Deliver,
     Deregistered,
     MobilityMachine,
@@ -506,7 +505,7 @@ def test_binding_error_after_deregistration_does_not_register_again():
 
 @pytest.mark.parametrize(
     ("hoa4", "build", "source", "next_header"),
-    [(None, ipv6_packet, HOA6, IPPROTO_IPV6), (HOA4, ipv4_packet, HOA4, IPPROTO_IPIP)],
+    [(None, ipv6_packet, HOA6, NEXT_HEADER_IPV6), (HOA4, ipv4_packet, HOA4, NEXT_HEADER_IPV4)],
 )
 def test_data_is_protected_both_ways_when_the_sa_covers_data(hoa4, build, source, next_header):
     sa = make_sa(hoa4=hoa4)
@@ -543,7 +542,7 @@ def test_data_not_from_or_to_a_home_address_is_dropped():
     machine, ha = registered_machine()
     assert machine.encapsulate(NOW + 1, ipv6_packet(COA6, CN6)) is None
     assert machine.encapsulate(NOW + 1, b"\x60short") is None
-    foreign = ha.endpoint.protect(PType.ENCRYPTED_IP, ipv6_packet(CN6, COA6), IPPROTO_IPV6)
+    foreign = ha.endpoint.protect(PType.ENCRYPTED_IP, ipv6_packet(CN6, COA6), NEXT_HEADER_IPV6)
     assert machine.receive(NOW + 1, foreign) == []
     assert dict(machine.drops) == {"not-home-address": 2, "malformed": 1}
 

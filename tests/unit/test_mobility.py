@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aaa_mip6 import mobility as mh
+from aaa_mip6.addresses import as_ipv6
 from aaa_mip6.errors import InvalidInput, MobilityError
 from aaa_mip6.mobility import (
     AlternateCareOfAddress,
@@ -178,14 +179,14 @@ def test_every_ipv4_ack_status_round_trips(status):
 def test_binding_update_payload_round_trip(hoa, ha, update):
     next_header, payload = mh.build_binding_update_payload(hoa, ha, update)
     assert next_header == 60
-    assert mh.parse_binding_update_payload(next_header, payload, ha) == (mh.as_ipv6(hoa), update)
+    assert mh.parse_binding_update_payload(next_header, payload, ha) == (as_ipv6(hoa), update)
 
 
 @given(addresses, addresses, acks)
 def test_binding_ack_payload_round_trip(hoa, ha, ack):
     next_header, payload = mh.build_binding_ack_payload(hoa, ha, ack)
     assert next_header == 43
-    assert mh.parse_binding_ack_payload(next_header, payload, ha) == (mh.as_ipv6(hoa), ack)
+    assert mh.parse_binding_ack_payload(next_header, payload, ha) == (as_ipv6(hoa), ack)
 
 
 @given(addresses, addresses, st.one_of(acks, errors))
@@ -194,7 +195,7 @@ def test_home_agent_payload_round_trip(hoa, ha, message):
              else mh.build_binding_error_payload)
     next_header, payload = build(hoa, ha, message)
     assert next_header == 43
-    assert mh.parse_home_agent_payload(next_header, payload, ha) == (mh.as_ipv6(hoa), message)
+    assert mh.parse_home_agent_payload(next_header, payload, ha) == (as_ipv6(hoa), message)
 
 
 def test_binding_error_is_neither_an_ack_nor_an_update():
@@ -222,7 +223,7 @@ def test_extension_headers_round_trip(address, next_header):
         (mh.encode_type2_routing_header, mh.decode_type2_routing_header),
     ):
         wire = encode(address, next_header)
-        assert decode(wire + b"rest") == (next_header, mh.as_ipv6(address), len(wire))
+        assert decode(wire + b"rest") == (next_header, as_ipv6(address), len(wire))
 
 
 # ------------------------------------------------------------------ wire layout
