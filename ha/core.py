@@ -3,8 +3,8 @@
 Events go in — a UDP datagram from an MN (:meth:`HomeAgentCore.datagram_received`), a
 packet read from the home network's TUN device (:meth:`HomeAgentCore.tun_packet`), the
 answer to an SA lookup (:meth:`HomeAgentCore.sa_found`), a changed SA
-(:meth:`HomeAgentCore.sa_changed`), the clock (:meth:`HomeAgentCore.tick`) — and each
-returns the actions the shell carries out in order: :class:`SendDatagram`,
+(:meth:`HomeAgentCore.sa_changed`), the clock (:meth:`HomeAgentCore.handle_timer`, every
+second) — and each returns the actions the shell carries out in order: :class:`SendDatagram`,
 :class:`WriteTun`, :class:`FetchSA`, :class:`PersistSequences` (must be durable before
 the actions after it), :class:`Drop`, :class:`Registered`, :class:`Deregistered`.
 
@@ -367,7 +367,7 @@ class HomeAgentCore:
                 return [Deregistered(binding, "revoked")]
         return []
 
-    def tick(self, now: float) -> list:
+    def handle_timer(self, now: float) -> list:
         """Expire bindings; forget SAs long past their validity end and unbound, and
         lookups that ran longer than ``lookup_timeout`` (their datagrams are dropped)."""
         actions = [Deregistered(binding, "expired") for binding in self.bindings.expire(now)]

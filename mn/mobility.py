@@ -7,7 +7,7 @@ it answers with actions: datagrams to send (:class:`Transmit`), inner packets
 for the TUN device (:class:`Deliver`), and what happened to the binding
 (:class:`Registered`, :class:`Deregistered`, :class:`RegistrationFailed`,
 :class:`Rebootstrap`). It never opens a socket or reads a clock; the shell
-calls :meth:`MobilityMachine.tick` at :attr:`MobilityMachine.deadline`.
+calls :meth:`MobilityMachine.handle_timer` at :meth:`MobilityMachine.timer`.
 
 Rules it follows:
 
@@ -174,9 +174,11 @@ def inner_addresses(packet) -> tuple[int, IPAddress, IPAddress]:
         raise PacketError("empty inner packet")
     version = packet[0] >> 4
     if version == 6 and len(packet) >= 40:
-        return NEXT_HEADER_IPV6, IPv6Address(bytes(packet[8:24])), IPv6Address(bytes(packet[24:40]))
+        source, destination = IPv6Address(bytes(packet[8:24])), IPv6Address(bytes(packet[24:40]))
+        return NEXT_HEADER_IPV6, source, destination
     if version == 4 and len(packet) >= 20:
-        return NEXT_HEADER_IPV4, IPv4Address(bytes(packet[12:16])), IPv4Address(bytes(packet[16:20]))
+        source, destination = IPv4Address(bytes(packet[12:16])), IPv4Address(bytes(packet[16:20]))
+        return NEXT_HEADER_IPV4, source, destination
     raise PacketError(f"inner packet of {len(packet)} octets is not an IPv4 or IPv6 packet")
 
 
@@ -263,13 +265,12 @@ class MobilityMachine:
     def care_of(self) -> IPAddress | None:
         return self._care_of
 
-    @property
-    def deadline(self) -> float | None:
-        """When :meth:`tick` next has work: a retransmission, refresh, expiry or SA end."""
+    def timer(self) -> float | None:
+        """When :meth:`handle_timer` next has work: a retransmission, refresh, expiry or SA end."""
         if self._stopped:
             return None
         if self._exhausted:
-            return float("-inf")  # due at once: the next tick asks for a new SA
+            return float("-inf")  # due at once: the next handle_timer asks for a new SA
         times = [self._sa_deadline]
         if self._pending is not None:
             times.append(self._pending.retry_at)
@@ -290,7 +291,7 @@ class MobilityMachine:
 
     # ---------------------------------------------------------------- inputs
 
-    def register(self, now: float, care_of: IPAddress,
+    def register(self, care_of: IPAddress, now: float, *,
                  give_up_at: float | None = None) -> list[Action]:
         """Register from ``care_of``: the first registration, or a handover to a new address.
 
@@ -316,7 +317,7 @@ class MobilityMachine:
         self._stopped = False
         return self._start(now, 0)
 
-    def rekey(self, now: float, sa: SecurityAssociation, home_agent: HomeAgent) -> list[Action]:
+    def rekey(self, sa: SecurityAssociation, home_agent: HomeAgent, now: float) -> list[Action]:
         """Carry on under the SA a new bootstrap gave: re-register from the same care-of address.
 
         The BU sequence number goes on from the old SA's, so the HA's binding cache,
@@ -326,9 +327,9 @@ class MobilityMachine:
             raise ValueError("rekey() before register()")
         self._use(sa, home_agent)
         self._binding = None
-        return self.register(now, self._care_of)
+        return self.register(self._care_of, now)
 
-    def tick(self, now: float) -> list[Action]:
+    def handle_timer(self, now: float) -> list[Action]:
         """Do what is due at ``now``: SA end, binding expiry, retransmission, refresh."""
         if self._stopped:
             return []
@@ -356,7 +357,7 @@ class MobilityMachine:
             return self._start(now, self.lifetime)
         return []
 
-    def receive(self, now: float, datagram: bytes) -> list[Action]:
+    def receive(self, datagram: bytes, now: float) -> list[Action]:
         """A datagram from the HA: a Binding Acknowledgement, a Binding Error or tunneled data.
 
         Anything that fails a check is dropped and counted in :attr:`drops` by reason.
@@ -370,7 +371,7 @@ class MobilityMachine:
             self.drops[error.reason] += 1
             return []
 
-    def encapsulate(self, now: float, packet: bytes) -> Transmit | None:
+    def encapsulate(self, packet: bytes, now: float) -> Transmit | None:
         """The datagram carrying an inner packet to the HA, protected as the SA's scope says.
 
         Only while a binding stands, and only for packets from one of the MN's home

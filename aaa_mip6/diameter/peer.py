@@ -385,7 +385,7 @@ class PeerConnection:
         if self.state in (PeerState.OPEN, PeerState.CLOSING):
             self._outgoing += codec.encode_message(answer, self._max_length)
 
-    def disconnect(self, now: float, cause: int = DISCONNECT_REBOOTING) -> None:
+    def disconnect(self, now: float, *, cause: int = DISCONNECT_REBOOTING) -> None:
         """Start a clean shutdown: DPR, then close on DPA (or after Tw)."""
         if self.state != PeerState.OPEN:
             self._close("disconnected locally")

@@ -326,7 +326,7 @@ class DiameterNode:
         closing = []
         for peer_protocol in list(self._connections):
             closing.append(peer_protocol.closed)
-            peer_protocol.connection.disconnect(self.now(), cause)
+            peer_protocol.connection.disconnect(self.now(), cause=cause)
             peer_protocol.flush()
         closing += [defer.maybeDeferred(port.stopListening) for port in self._ports]
         self._ports = []

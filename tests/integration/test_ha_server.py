@@ -130,16 +130,16 @@ def test_mn_re_registers_at_once_after_an_ha_restart(store_url):
             sock.sendto(action.packet, (str(action.address), action.port))
 
     def receive():
-        return machine.receive(time.time(), sock.recvfrom(4096)[0])
+        return machine.receive(sock.recvfrom(4096)[0], time.time())
 
     try:
-        send(machine.register(time.time(), HA))
+        send(machine.register(HA, time.time()))
         [registered] = receive()
         assert isinstance(registered, Registered)
         stop_ha(process)
         process, _ = start_ha(store_url, port=port)  # same port, no bindings
         started = time.time()
-        send([machine.encapsulate(started, ipv6_packet(HOA, CN))])
+        send([machine.encapsulate(ipv6_packet(HOA, CN), started)])
         send(receive())  # the Binding Error makes the MN send a BU at once
         [again] = receive()
         assert isinstance(again, Registered) and time.time() - started < 5

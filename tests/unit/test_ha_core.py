@@ -236,8 +236,8 @@ def test_a_lookup_that_never_answers_is_given_up_after_the_lookup_timeout():
     core = HomeAgentCore(HaPolicy(home_agent=HA, lookup_timeout=30, max_pending_lookups=1))
     mn = Mn(make_sa(spi=99))
     assert feed(core, mn, mn.bu()) == [FetchSA(99)]
-    assert core.tick(NOW + 29) == [] and core.is_pending(99)
-    assert core.tick(NOW + 30) == [Drop("lookup-timeout")]
+    assert core.handle_timer(NOW + 29) == [] and core.is_pending(99)
+    assert core.handle_timer(NOW + 30) == [Drop("lookup-timeout")]
     assert not core.is_pending(99)
     other = Mn(make_sa(spi=98))
     assert feed(core, other, other.bu(), now=NOW + 30) == [FetchSA(98)]  # the backlog is free
@@ -479,10 +479,10 @@ def test_ipv4_only_mobile_node_uses_the_mapped_home_address():
     assert core.bindings.get(HOA4).care_of == COA
 
 
-def test_binding_expiry_on_tick():
+def test_binding_expiry_on_timer():
     core, mn = registered()
-    assert core.tick(NOW + 599) == []
-    assert only(core.tick(NOW + 600), Deregistered).why == "expired"
+    assert core.handle_timer(NOW + 599) == []
+    assert only(core.handle_timer(NOW + 600), Deregistered).why == "expired"
     assert core.bindings.get(HOA) is None
 
 
@@ -653,7 +653,7 @@ def test_a_late_empty_answer_does_not_negative_cache_an_sa_found_meanwhile():
     sa = make_sa(spi=99)
     core = HomeAgentCore(HaPolicy(home_agent=HA, lookup_timeout=1))
     core.datagram_received("192.0.2.7", 5000, unknown(99), NOW)
-    core.tick(NOW + 1)  # given up
+    core.handle_timer(NOW + 1)  # given up
     mn = Mn(sa)
     assert feed(core, mn, mn.bu(), now=NOW + 1) == [FetchSA(99)]
     assert only(core.sa_found(99, sa, None, NOW + 1), SendDatagram)

@@ -96,7 +96,7 @@ def test_socket_bookkeeping_follows_the_bindings_and_lookups(tmp_path):
         assert set(ha._via) == {first.home_address, second.home_address}
         assert set(ha._lookup_via) == {99}
         ha.reactor.advance(ha.core.policy.lookup_timeout)
-        ha._tick()
+        ha._timer_fired()
         assert set(ha._via) == {second.home_address}
         assert ha._lookup_via == {} and ha.core.counters["lookup-timeout"] == 1
     finally:
@@ -123,7 +123,7 @@ def test_lookups_the_source_never_answers_do_not_pile_up(tmp_path):
             mn = Mn(make_sa(spi=spi))
             ha.datagram_received(mn.bu(), mn.care_of)
         reactor.advance(1)
-        ha._tick()  # the core gives both up: its backlog is free again, the source is not
+        ha._timer_fired()  # the core gives both up: its backlog is free again, the source is not
         assert ha.core.counters["lookup-timeout"] == 2
         mn = Mn(make_sa(spi=3))
         ha.datagram_received(mn.bu(), mn.care_of)

@@ -203,7 +203,7 @@ def test_a_failed_renew_ends_the_session_with_rebootstrap_failed(monkeypatch):
     assert events[-1] == RegistrationFailed("rebootstrap-failed")
     assert logged == ["mip6-mn: rebootstrap after reinit-sa-with-hac failed: "
                       "HAC status 401 Unauthorized"]
-    assert mobile.machine.deadline is None and not reactor.getDelayedCalls()
+    assert mobile.machine.timer() is None and not reactor.getDelayedCalls()
 
 
 class FlakyHac:
