@@ -696,12 +696,12 @@ class _Signaling:
         """(source, destination) of the Mobility Header's pseudo-header."""
         return (home_address, home_agent) if self.from_mn else (home_agent, home_address)
 
-    def build(self, home_address, home_agent, message) -> tuple[int, bytes]:
+    def encode(self, home_address, home_agent, message) -> tuple[int, bytes]:
         payload = self.encode_header(home_address)
         payload += encode_mobility_header(message, *self.addresses(home_address, home_agent))
         return self.next_header, payload
 
-    def parse(self, next_header: int, payload: bytes, home_agent) -> tuple[IPv6Address, object]:
+    def decode(self, next_header: int, payload: bytes, home_agent) -> tuple[IPv6Address, object]:
         if next_header != self.next_header:
             raise MobilityError(
                 f"{self.name} signaling must start with {self.header_name}, got {next_header}"
@@ -733,32 +733,32 @@ _HA_TO_MN_ANY = dataclasses.replace(
 )
 
 
-def build_binding_update_payload(
+def encode_binding_update_payload(
     home_address: IPv4Address | IPv6Address,
     home_agent: IPv4Address | IPv6Address,
     update: BindingUpdate,
 ) -> tuple[int, bytes]:
     """MN->HA PType 8 payload: (Next Header 60, Destination Options + Mobility Header)."""
-    return _MN_TO_HA.build(home_address, home_agent, update)
+    return _MN_TO_HA.encode(home_address, home_agent, update)
 
 
-def parse_binding_update_payload(
+def decode_binding_update_payload(
     next_header: int, payload: bytes, home_agent: IPv4Address | IPv6Address
 ) -> tuple[IPv6Address, BindingUpdate]:
     """HA side: the home address and the Binding Update, checksum checked against it."""
-    return _MN_TO_HA.parse(next_header, payload, home_agent)
+    return _MN_TO_HA.decode(next_header, payload, home_agent)
 
 
-def build_binding_ack_payload(
+def encode_binding_ack_payload(
     home_address: IPv4Address | IPv6Address,
     home_agent: IPv4Address | IPv6Address,
     ack: BindingAck,
 ) -> tuple[int, bytes]:
     """HA->MN PType 8 payload: (Next Header 43, type 2 Routing header + Mobility Header)."""
-    return _HA_TO_MN.build(home_address, home_agent, ack)
+    return _HA_TO_MN.encode(home_address, home_agent, ack)
 
 
-def parse_binding_ack_payload(
+def decode_binding_ack_payload(
     next_header: int, payload: bytes, home_agent: IPv4Address | IPv6Address
 ) -> tuple[IPv6Address, BindingAck]:
     """MN side: the home address and the Binding Acknowledgement, checksum checked.
@@ -766,10 +766,10 @@ def parse_binding_ack_payload(
     The pseudo-header is that of the packet the HA would send: source the HA,
     destination the home address (the final destination of the Routing header).
     """
-    return _HA_TO_MN.parse(next_header, payload, home_agent)
+    return _HA_TO_MN.decode(next_header, payload, home_agent)
 
 
-def build_binding_error_payload(
+def encode_binding_error_payload(
     home_address: IPv4Address | IPv6Address,
     home_agent: IPv4Address | IPv6Address,
     error: BindingError,
@@ -779,14 +779,14 @@ def build_binding_error_payload(
     The same chain and pseudo-header as a Binding Acknowledgement, so the MN reads both
     the same way (docs/protocol.md, "PType 8 payloads").
     """
-    return _HA_TO_MN.build(home_address, home_agent, error)
+    return _HA_TO_MN.encode(home_address, home_agent, error)
 
 
-def parse_home_agent_payload(
+def decode_home_agent_payload(
     next_header: int, payload: bytes, home_agent: IPv4Address | IPv6Address
 ) -> tuple[IPv6Address, BindingAck | BindingError]:
     """MN side: the home address and the Binding Acknowledgement or Binding Error."""
-    return _HA_TO_MN_ANY.parse(next_header, payload, home_agent)
+    return _HA_TO_MN_ANY.decode(next_header, payload, home_agent)
 
 
 def _decode_inner(

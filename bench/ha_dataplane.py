@@ -38,8 +38,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aaa_mip6.mobility import (  # noqa: E402
     BindingUpdate,
-    build_binding_update_payload,
-    parse_binding_ack_payload,
+    encode_binding_update_payload,
+    decode_binding_ack_payload,
 )
 from aaa_mip6.sa import SCOPE_ALL, SecurityAssociation  # noqa: E402
 from aaa_mip6.suites import SUITES, new_keys  # noqa: E402
@@ -62,7 +62,7 @@ def make_sa(suite: str, spi: int, index: int = 1) -> SecurityAssociation:
 
 
 def bu_packet(mn: SaEndpoint, home_address, sequence: int) -> bytes:
-    next_header, payload = build_binding_update_payload(
+    next_header, payload = encode_binding_update_payload(
         home_address, HA, BindingUpdate(sequence, 150))
     return mn.protect(PType.MOBILITY, payload, next_header)
 
@@ -239,7 +239,7 @@ def bu_ba_figure(transactions: int) -> None:
         actions = core.datagram_received("198.51.100.1", 4000, bu_packet(mn, sa.home_address6,
                                                                           sequence), NOW)
         opened = mn.unprotect(actions[-1].data)
-        parse_binding_ack_payload(opened.next_header, opened.payload, HA)
+        decode_binding_ack_payload(opened.next_header, opened.payload, HA)
     elapsed = time.perf_counter() - start
     print(json.dumps({"figure": "bu_ba_transactions", "suite": "AES_128_CBC_SHA",
                       "per_s": round(transactions / elapsed),

@@ -73,10 +73,10 @@ from aaa_mip6.mobility import (
     IPv4AddressAcknowledgement,
     IPv4HomeAddress,
     LIFETIME_UNIT_SECONDS,
-    build_binding_ack_payload,
-    build_binding_error_payload,
+    encode_binding_ack_payload,
+    encode_binding_error_payload,
     lifetime_units,
-    parse_binding_update_payload,
+    decode_binding_update_payload,
 )
 from aaa_mip6.replay import DEFAULT_WINDOW, SEQ_LIMIT
 from aaa_mip6.sa import SCOPE_ALL, SecurityAssociation
@@ -462,7 +462,7 @@ class HomeAgentCore:
         state.binding_error_at = now
         error = BindingError(BindingErrorStatus.UNKNOWN_BINDING_FOR_HOME_ADDRESS,
                              state.home_address)
-        next_header, payload = build_binding_error_payload(
+        next_header, payload = encode_binding_error_payload(
             state.home_address, self.home_agent, error)
         return [drop, *self._send_mobility(state, next_header, payload, host, port,
                                            "binding-error-sent")]
@@ -597,7 +597,7 @@ class HomeAgentCore:
     def _parse_update(self, state: _SaState, next_header: int, payload: bytes):
         """(home address, BU), or a Drop if malformed or not the SA's home address."""
         try:
-            home_address, update = parse_binding_update_payload(
+            home_address, update = decode_binding_update_payload(
                 next_header, payload, self.home_agent)
         except InvalidInput:
             return self._drop("malformed")
@@ -646,7 +646,7 @@ class HomeAgentCore:
 
     def _send_ack(self, state: _SaState, home_address: IPv6Address, ack: BindingAck,
                   host: str, port: int) -> list:
-        next_header, payload = build_binding_ack_payload(home_address, self.home_agent, ack)
+        next_header, payload = encode_binding_ack_payload(home_address, self.home_agent, ack)
         return self._send_mobility(state, next_header, payload, host, port, "ba-sent")
 
     def _send_mobility(self, state: _SaState, next_header: int, payload: bytes,

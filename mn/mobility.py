@@ -423,7 +423,7 @@ class MobilityMachine:
         self._sequence = (sequence + 1) & 0xFFFF
         update = mh.BindingUpdate(sequence, mh.lifetime_units(pending.lifetime),
                                   options=self._update_options(pending.care_of))
-        next_header, payload = mh.build_binding_update_payload(
+        next_header, payload = mh.encode_binding_update_payload(
             self.home_address, self._home_agent_id, update
         )
         sealed = self._protect(PType.MOBILITY, payload, next_header)
@@ -458,7 +458,7 @@ class MobilityMachine:
                         self.home_agent.port)
 
     def _signaled(self, now: float, next_header: int, payload: bytes) -> list[Action]:
-        home_address, message = mh.parse_home_agent_payload(
+        home_address, message = mh.decode_home_agent_payload(
             next_header, payload, self._home_agent_id)
         if home_address != self.home_address:
             raise PacketError(f"message for home address {home_address}", reason="wrong-hoa")

@@ -137,9 +137,9 @@ class EapRequest:
     calling_station_id: str | None = None
 
 
-def build_der(origin_host: str, origin_realm: str, destination_realm: str,
-              request: EapRequest, *, destination_host: str | None = None,
-              nas_identifier: str | None = None) -> Message:
+def encode_der(origin_host: str, origin_realm: str, destination_realm: str,
+               request: EapRequest, *, destination_host: str | None = None,
+               nas_identifier: str | None = None) -> Message:
     """A DER carrying ``request`` (its ``origin_host`` is ignored: this node sends it)."""
     avps = [codec.new_avp(constants.AVP_SESSION_ID, request.session_id),
             codec.new_avp(constants.AVP_AUTH_APPLICATION_ID, EAP_APPLICATION_ID),
@@ -178,7 +178,7 @@ def _check_command(message: Message, request: bool) -> None:
                             + " where the other was expected")
 
 
-def parse_der(message: Message) -> EapRequest:
+def decode_der(message: Message) -> EapRequest:
     """Read a DER; DiameterError (reason ``missing-avp`` for an absent one) if it is unusable."""
     _check_command(message, request=True)
     payload = _required(message, constants.AVP_EAP_PAYLOAD, "EAP-Payload")
@@ -257,7 +257,7 @@ def _eap_payload(message: Message, code: eap.Code | None, where: str) -> bytes |
     return payload
 
 
-def parse_dea(message: Message) -> EapAnswer:
+def decode_dea(message: Message) -> EapAnswer:
     """Read a DEA into an :class:`EapAnswer`; DiameterError if it contradicts itself."""
     _check_command(message, request=False)
     result = codec.result_code(message)
@@ -330,7 +330,7 @@ class DiameterEapBackend:
         session_id = (continuation.session_id if continuation
                       else self._session_ids.new(f"mip6-{session.session_id}"))
         local = self.node.local
-        request = build_der(
+        request = encode_der(
             local.origin_host, local.origin_realm, self._destination_realm,
             EapRequest(session_id, local.origin_host, session.user_name, eap_payload,
                        continuation.state if continuation else None,
@@ -355,7 +355,7 @@ class DiameterEapBackend:
         return self.node.stop().addCallback(lambda _: None)
 
     def _answered(self, message: Message, session: AaaSession, session_id: str) -> AaaAnswer:
-        parsed = parse_dea(message)
+        parsed = decode_dea(message)
         if parsed.answer is None:
             detail = f"Diameter EAP server answered {parsed.result_code}" + (
                 f" ({parsed.error_message})" if parsed.error_message else "")

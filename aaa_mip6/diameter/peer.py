@@ -428,7 +428,7 @@ class PeerConnection:
         self._events.append(PeerClosed(reason, tokens, self.remote, cause))
 
     def _frame_received(self, frame: bytes, now: float) -> None:
-        header = codec.parse_header(frame, self._max_length)
+        header = codec.decode_header(frame, self._max_length)
         try:
             message = codec.decode_message(frame)
         except DiameterError as error:

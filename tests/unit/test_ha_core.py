@@ -18,9 +18,9 @@ from aaa_mip6.mobility import (
     IPv4AckStatus,
     IPv4AddressAcknowledgement,
     IPv4HomeAddress,
-    build_binding_update_payload,
-    parse_binding_ack_payload,
-    parse_home_agent_payload,
+    encode_binding_update_payload,
+    decode_binding_ack_payload,
+    decode_home_agent_payload,
 )
 from aaa_mip6.replay import SEQ_LIMIT
 from aaa_mip6.sa import SCOPE_ALL, SCOPE_SIGNALING, SecurityAssociation
@@ -74,13 +74,13 @@ class Mn:
             sequence = self.sequence
         update = BindingUpdate(sequence, lifetime // 4, options=options,
                                **({} if flags is None else {"flags": flags}))
-        next_header, payload = build_binding_update_payload(
+        next_header, payload = encode_binding_update_payload(
             home_address or self.home_address, HA, update)
         return self.endpoint.protect(PType.MOBILITY, payload, next_header)
 
     def ack(self, data):
         opened = self.endpoint.unprotect(data)
-        home_address, ack = parse_binding_ack_payload(opened.next_header, opened.payload, HA)
+        home_address, ack = decode_binding_ack_payload(opened.next_header, opened.payload, HA)
         assert home_address == self.home_address
         return ack
 
@@ -595,7 +595,7 @@ def test_data_under_an_unusable_sa_or_with_no_binding_and_a_bad_icv_is_only_drop
 def binding_error(mn, data):
     opened = mn.endpoint.unprotect(data)
     assert opened.ptype is PType.MOBILITY
-    home_address, message = parse_home_agent_payload(opened.next_header, opened.payload, HA)
+    home_address, message = decode_home_agent_payload(opened.next_header, opened.payload, HA)
     assert home_address == mn.home_address
     return message
 

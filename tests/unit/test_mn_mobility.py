@@ -70,20 +70,20 @@ class HomeAgentPeer:
     def open_update(self, transmit):
         opened = self.endpoint.unprotect(transmit.packet)
         assert opened.ptype is PType.MOBILITY
-        return mh.parse_binding_update_payload(
+        return mh.decode_binding_update_payload(
             opened.next_header, opened.payload, self.pseudo_address
         )
 
     def ack(self, home_address, sequence, status=BindingAckStatus.ACCEPTED, lifetime=150,
             options=()):
         ack = mh.BindingAck(status, sequence, lifetime, options=tuple(options))
-        next_header, payload = mh.build_binding_ack_payload(home_address, self.pseudo_address, ack)
+        next_header, payload = mh.encode_binding_ack_payload(home_address, self.pseudo_address, ack)
         return self.endpoint.protect(PType.MOBILITY, payload, next_header)
 
     def binding_error(self, home_address, status=1, named=None):
         """A Binding Error behind a Routing header for ``home_address``, naming ``named``."""
         error = mh.BindingError(status, named or home_address)
-        next_header, payload = mh.build_binding_error_payload(
+        next_header, payload = mh.encode_binding_error_payload(
             home_address, self.pseudo_address, error)
         return self.endpoint.protect(PType.MOBILITY, payload, next_header)
 

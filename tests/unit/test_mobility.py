@@ -177,43 +177,43 @@ def test_every_ipv4_ack_status_round_trips(status):
 
 @given(addresses, addresses, updates)
 def test_binding_update_payload_round_trip(hoa, ha, update):
-    next_header, payload = mh.build_binding_update_payload(hoa, ha, update)
+    next_header, payload = mh.encode_binding_update_payload(hoa, ha, update)
     assert next_header == 60
-    assert mh.parse_binding_update_payload(next_header, payload, ha) == (as_ipv6(hoa), update)
+    assert mh.decode_binding_update_payload(next_header, payload, ha) == (as_ipv6(hoa), update)
 
 
 @given(addresses, addresses, acks)
 def test_binding_ack_payload_round_trip(hoa, ha, ack):
-    next_header, payload = mh.build_binding_ack_payload(hoa, ha, ack)
+    next_header, payload = mh.encode_binding_ack_payload(hoa, ha, ack)
     assert next_header == 43
-    assert mh.parse_binding_ack_payload(next_header, payload, ha) == (as_ipv6(hoa), ack)
+    assert mh.decode_binding_ack_payload(next_header, payload, ha) == (as_ipv6(hoa), ack)
 
 
 @given(addresses, addresses, st.one_of(acks, errors))
 def test_home_agent_payload_round_trip(hoa, ha, message):
-    build = (mh.build_binding_ack_payload if isinstance(message, BindingAck)
-             else mh.build_binding_error_payload)
+    build = (mh.encode_binding_ack_payload if isinstance(message, BindingAck)
+             else mh.encode_binding_error_payload)
     next_header, payload = build(hoa, ha, message)
     assert next_header == 43
-    assert mh.parse_home_agent_payload(next_header, payload, ha) == (as_ipv6(hoa), message)
+    assert mh.decode_home_agent_payload(next_header, payload, ha) == (as_ipv6(hoa), message)
 
 
 def test_binding_error_is_neither_an_ack_nor_an_update():
     error = BindingError(BindingErrorStatus.UNKNOWN_BINDING_FOR_HOME_ADDRESS, HOA)
-    next_header, payload = mh.build_binding_error_payload(HOA, HA, error)
+    next_header, payload = mh.encode_binding_error_payload(HOA, HA, error)
     with pytest.raises(MobilityError, match="no Binding Acknowledgement"):
-        mh.parse_binding_ack_payload(next_header, payload, HA)
+        mh.decode_binding_ack_payload(next_header, payload, HA)
     smuggled = mh.encode_home_address_destination_options(HOA) + mh.encode_mobility_header(
         error, HOA, HA)
     with pytest.raises(MobilityError, match="no Binding Update"):
-        mh.parse_binding_update_payload(60, smuggled, HA)
-    update_next, update_payload = mh.build_binding_update_payload(HOA, HA, BindingUpdate(1, 1))
+        mh.decode_binding_update_payload(60, smuggled, HA)
+    update_next, update_payload = mh.encode_binding_update_payload(HOA, HA, BindingUpdate(1, 1))
     with pytest.raises(MobilityError, match="Routing"):
-        mh.parse_home_agent_payload(update_next, update_payload, HA)
+        mh.decode_home_agent_payload(update_next, update_payload, HA)
     bu_behind_routing = mh.encode_type2_routing_header(HOA) + mh.encode_mobility_header(
         BindingUpdate(1, 1), HA, HOA)
     with pytest.raises(MobilityError, match="no Binding Acknowledgement or Binding Error"):
-        mh.parse_home_agent_payload(43, bu_behind_routing, HA)
+        mh.decode_home_agent_payload(43, bu_behind_routing, HA)
 
 
 @given(addresses, st.integers(0, 255))
@@ -247,7 +247,7 @@ def test_checksum_agrees_with_reference_loop(ack, source, destination):
 
 
 def test_binding_ack_checksum_uses_ha_as_source_and_hoa_as_destination():
-    _, payload = mh.build_binding_ack_payload(HOA, HA, BindingAck(0, 3, 10))
+    _, payload = mh.encode_binding_ack_payload(HOA, HA, BindingAck(0, 3, 10))
     header = payload[24:]
     assert ones_complement_checksum(pseudo_header(HA, HOA, len(header)) + header) == 0
 
@@ -262,12 +262,12 @@ def test_bad_checksum_is_rejected(position):
 
 
 def test_checksum_is_bound_to_home_address_and_home_agent():
-    next_header, payload = mh.build_binding_update_payload(HOA, HA, BindingUpdate(5, 10))
+    next_header, payload = mh.encode_binding_update_payload(HOA, HA, BindingUpdate(5, 10))
     with pytest.raises(MobilityError, match="checksum"):
-        mh.parse_binding_update_payload(next_header, payload, IPv6Address("2001:db8::3"))
+        mh.decode_binding_update_payload(next_header, payload, IPv6Address("2001:db8::3"))
     forged = payload[:8] + IPv6Address("2001:db8::99").packed + payload[24:]
     with pytest.raises(MobilityError, match="checksum"):
-        mh.parse_binding_update_payload(next_header, forged, HA)
+        mh.decode_binding_update_payload(next_header, forged, HA)
 
 
 def test_lifetime_units_and_seconds():
@@ -361,8 +361,8 @@ def test_type2_routing_header_layout():
 def test_ipv4_home_address_is_mapped():
     home = IPv4Address("192.0.2.7")
     update = BindingUpdate(1, 1, options=(IPv4HomeAddress(home),))
-    next_header, payload = mh.build_binding_update_payload(home, HA, update)
-    hoa, parsed = mh.parse_binding_update_payload(next_header, payload, HA)
+    next_header, payload = mh.encode_binding_update_payload(home, HA, update)
+    hoa, parsed = mh.decode_binding_update_payload(next_header, payload, HA)
     assert hoa == IPv6Address("::ffff:192.0.2.7") and hoa.ipv4_mapped == home
     assert payload[8:24] == bytes(10) + b"\xff\xff" + home.packed
     assert parsed == update
@@ -415,21 +415,21 @@ def test_wrong_header_len_and_short_and_unknown_types():
 
 
 def test_payload_parsers_check_the_header_chain():
-    bu_next, bu_payload = mh.build_binding_update_payload(HOA, HA, BindingUpdate(1, 1))
-    ba_next, ba_payload = mh.build_binding_ack_payload(HOA, HA, BindingAck(0, 1, 1))
+    bu_next, bu_payload = mh.encode_binding_update_payload(HOA, HA, BindingUpdate(1, 1))
+    ba_next, ba_payload = mh.encode_binding_ack_payload(HOA, HA, BindingAck(0, 1, 1))
     with pytest.raises(MobilityError, match="Destination Options"):
-        mh.parse_binding_update_payload(ba_next, ba_payload, HA)
+        mh.decode_binding_update_payload(ba_next, ba_payload, HA)
     with pytest.raises(MobilityError, match="Routing"):
-        mh.parse_binding_ack_payload(bu_next, bu_payload, HA)
+        mh.decode_binding_ack_payload(bu_next, bu_payload, HA)
     # A Binding Acknowledgement behind a Home Address option is not a Binding Update.
     smuggled = mh.encode_home_address_destination_options(HOA) + mh.encode_mobility_header(
         BindingAck(0, 1, 1), HOA, HA
     )
     with pytest.raises(MobilityError, match="no Binding Update"):
-        mh.parse_binding_update_payload(60, smuggled, HA)
+        mh.decode_binding_update_payload(60, smuggled, HA)
     not_mh = mh.encode_home_address_destination_options(HOA, next_header=6) + bu_payload[24:]
     with pytest.raises(MobilityError, match="not a Mobility Header"):
-        mh.parse_binding_update_payload(60, not_mh, HA)
+        mh.decode_binding_update_payload(60, not_mh, HA)
 
 
 def test_destination_options_rules():
@@ -508,27 +508,27 @@ def test_arbitrary_bytes_into_extension_header_parsers(data):
 
 @given(st.integers(0, 255), st.binary(max_size=200))
 def test_arbitrary_bytes_into_payload_parsers(next_header, data):
-    _only_typed_errors(mh.parse_binding_update_payload, next_header, data, HA)
-    _only_typed_errors(mh.parse_binding_ack_payload, next_header, data, HA)
-    _only_typed_errors(mh.parse_binding_update_payload, 60, data, HA)
-    _only_typed_errors(mh.parse_binding_ack_payload, 43, data, HA)
-    _only_typed_errors(mh.parse_home_agent_payload, next_header, data, HA)
-    _only_typed_errors(mh.parse_home_agent_payload, 43, data, HA)
+    _only_typed_errors(mh.decode_binding_update_payload, next_header, data, HA)
+    _only_typed_errors(mh.decode_binding_ack_payload, next_header, data, HA)
+    _only_typed_errors(mh.decode_binding_update_payload, 60, data, HA)
+    _only_typed_errors(mh.decode_binding_ack_payload, 43, data, HA)
+    _only_typed_errors(mh.decode_home_agent_payload, next_header, data, HA)
+    _only_typed_errors(mh.decode_home_agent_payload, 43, data, HA)
 
 
 @given(updates, st.data())
 def test_mutated_valid_payloads_only_raise_typed_errors(update, data):
-    next_header, payload = mh.build_binding_update_payload(HOA, HA, update)
+    next_header, payload = mh.encode_binding_update_payload(HOA, HA, update)
     position = data.draw(st.integers(0, len(payload) - 1))
     mutated = bytearray(payload)
     mutated[position] = data.draw(st.integers(0, 255))
-    _only_typed_errors(mh.parse_binding_update_payload, next_header, bytes(mutated), HA)
+    _only_typed_errors(mh.decode_binding_update_payload, next_header, bytes(mutated), HA)
 
 
 @given(errors, st.data())
 def test_mutated_binding_error_payloads_only_raise_typed_errors(error, data):
-    next_header, payload = mh.build_binding_error_payload(HOA, HA, error)
+    next_header, payload = mh.encode_binding_error_payload(HOA, HA, error)
     position = data.draw(st.integers(0, len(payload) - 1))
     mutated = bytearray(payload)
     mutated[position] = data.draw(st.integers(0, 255))
-    _only_typed_errors(mh.parse_home_agent_payload, next_header, bytes(mutated), HA)
+    _only_typed_errors(mh.decode_home_agent_payload, next_header, bytes(mutated), HA)
