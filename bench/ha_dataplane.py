@@ -36,10 +36,10 @@ from ipaddress import IPv6Address
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from aaa_mip6.mobility import (  # noqa: E402
-    BindingUpdate,
-    encode_binding_update_payload,
+from aaa_mip6.mobility.messages import BindingUpdate  # noqa: E402
+from aaa_mip6.mobility.payloads import (  # noqa: E402
     decode_binding_ack_payload,
+    encode_binding_update_payload,
 )
 from aaa_mip6.sa import SCOPE_ALL, SecurityAssociation  # noqa: E402
 from aaa_mip6.suites import SUITES, new_keys  # noqa: E402

@@ -62,7 +62,7 @@ from typing import NamedTuple
 from aaa_mip6.addresses import as_ipv6
 from aaa_mip6.errors import InvalidInput, ReplayError
 from aaa_mip6.iana import NEXT_HEADER_IPV4, NEXT_HEADER_IPV6
-from aaa_mip6.mobility import (
+from aaa_mip6.mobility.messages import (
     BindingAck,
     BindingAckStatus,
     BindingError,
@@ -73,10 +73,12 @@ from aaa_mip6.mobility import (
     IPv4AddressAcknowledgement,
     IPv4HomeAddress,
     LIFETIME_UNIT_SECONDS,
+    lifetime_units,
+)
+from aaa_mip6.mobility.payloads import (
+    decode_binding_update_payload,
     encode_binding_ack_payload,
     encode_binding_error_payload,
-    lifetime_units,
-    decode_binding_update_payload,
 )
 from aaa_mip6.replay import DEFAULT_WINDOW, SEQ_LIMIT
 from aaa_mip6.sa import SCOPE_ALL, SecurityAssociation

@@ -51,7 +51,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
-from aaa_mip6 import mobility as mh
+from aaa_mip6.mobility import messages as mh
+from aaa_mip6.mobility import payloads
 from aaa_mip6.addresses import as_ipv6
 from aaa_mip6.errors import ConfigError, InvalidInput, PacketError
 from aaa_mip6.iana import NEXT_HEADER_IPV4, NEXT_HEADER_IPV6
@@ -423,7 +424,7 @@ class MobilityMachine:
         self._sequence = (sequence + 1) & 0xFFFF
         update = mh.BindingUpdate(sequence, mh.lifetime_units(pending.lifetime),
                                   options=self._update_options(pending.care_of))
-        next_header, payload = mh.encode_binding_update_payload(
+        next_header, payload = payloads.encode_binding_update_payload(
             self.home_address, self._home_agent_id, update
         )
         sealed = self._protect(PType.MOBILITY, payload, next_header)
@@ -458,7 +459,7 @@ class MobilityMachine:
                         self.home_agent.port)
 
     def _signaled(self, now: float, next_header: int, payload: bytes) -> list[Action]:
-        home_address, message = mh.decode_home_agent_payload(
+        home_address, message = payloads.decode_home_agent_payload(
             next_header, payload, self._home_agent_id)
         if home_address != self.home_address:
             raise PacketError(f"message for home address {home_address}", reason="wrong-hoa")

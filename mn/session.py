@@ -22,7 +22,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.python import log
 
 from aaa_mip6.addresses import format_host_port, source_address_towards
-from aaa_mip6.mobility import BindingAckStatus
+from aaa_mip6.mobility.messages import BindingAckStatus
 from aaa_mip6.sa import HomeAgent, IPAddress
 from aaa_mip6.tun import DeviceReader
 

@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from aaa_mip6.mobility import BindingUpdate, encode_binding_update_payload, decode_binding_ack_payload
+from aaa_mip6.mobility.messages import BindingUpdate
+from aaa_mip6.mobility.payloads import decode_binding_ack_payload, encode_binding_update_payload
 from aaa_mip6.transform import HEADER_LENGTH, PType, SaEndpoint
 from tests.integration.haproc import running_ha
 from tests.integration.test_ha_server import HA, HOA, provision

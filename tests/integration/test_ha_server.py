@@ -13,7 +13,8 @@ from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
-from aaa_mip6.mobility import BindingUpdate, encode_binding_update_payload, decode_binding_ack_payload
+from aaa_mip6.mobility.messages import BindingUpdate
+from aaa_mip6.mobility.payloads import decode_binding_ack_payload, encode_binding_update_payload
 from aaa_mip6.sa import SCOPE_ALL, HomeAgent, SecurityAssociation
 from aaa_mip6.store import UNALLOCATED_SPI, open_store
 from aaa_mip6.suites import SUITES, new_keys
@@ -204,7 +205,8 @@ def test_config_errors_name_the_key(store_url):
 NETNS_SCENARIO = r'''
 import json, socket, struct, sys
 from ipaddress import IPv6Address
-from aaa_mip6.mobility import BindingUpdate, encode_binding_update_payload, decode_binding_ack_payload
+from aaa_mip6.mobility.messages import BindingUpdate
+from aaa_mip6.mobility.payloads import decode_binding_ack_payload, encode_binding_update_payload
 from aaa_mip6.store import open_store
 from aaa_mip6.transform import PType, SaEndpoint
 

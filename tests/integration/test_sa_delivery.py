@@ -30,12 +30,8 @@ from aaa_mip6 import pki
 from aaa_mip6.diameter.codec import encode_message
 from aaa_mip6.diameter.router import RequestFailed
 from aaa_mip6.diameter.sa_app import NodeSettings, SaApplication, start_node
-from aaa_mip6.mobility import (
-    BindingAckStatus,
-    BindingUpdate,
-    encode_binding_update_payload,
-    decode_binding_ack_payload,
-)
+from aaa_mip6.mobility.messages import BindingAckStatus, BindingUpdate
+from aaa_mip6.mobility.payloads import decode_binding_ack_payload, encode_binding_update_payload
 from aaa_mip6.sa import HomeAgent, SecurityAssociation
 from aaa_mip6.store import UNALLOCATED_SPI, open_store
 from aaa_mip6.suites import SUITES, new_keys

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aaa_mip6.mobility import (
+from aaa_mip6.mobility.messages import (
     BindingAckStatus,
     BindingError,
     BindingErrorStatus,
@@ -18,9 +18,11 @@ from aaa_mip6.mobility import (
     IPv4AckStatus,
     IPv4AddressAcknowledgement,
     IPv4HomeAddress,
-    encode_binding_update_payload,
+)
+from aaa_mip6.mobility.payloads import (
     decode_binding_ack_payload,
     decode_home_agent_payload,
+    encode_binding_update_payload,
 )
 from aaa_mip6.replay import SEQ_LIMIT
 from aaa_mip6.sa import SCOPE_ALL, SCOPE_SIGNALING, SecurityAssociation

@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aaa_mip6 import mobility as mh
+from aaa_mip6.mobility import messages as mh
+from aaa_mip6.mobility import payloads
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.iana import NEXT_HEADER_IPV4, NEXT_HEADER_IPV6
-from aaa_mip6.mobility import BindingAckStatus
+from aaa_mip6.mobility.messages import BindingAckStatus
 from aaa_mip6.sa import SCOPE_ALL, SCOPE_SIGNALING, HomeAgent, SecurityAssociation
 from aaa_mip6.suites import SUITES, new_keys
 from aaa_mip6.transform import PType, SaEndpoint, peek
@@ -70,20 +71,21 @@ class HomeAgentPeer:
     def open_update(self, transmit):
         opened = self.endpoint.unprotect(transmit.packet)
         assert opened.ptype is PType.MOBILITY
-        return mh.decode_binding_update_payload(
+        return payloads.decode_binding_update_payload(
             opened.next_header, opened.payload, self.pseudo_address
         )
 
     def ack(self, home_address, sequence, status=BindingAckStatus.ACCEPTED, lifetime=150,
             options=()):
         ack = mh.BindingAck(status, sequence, lifetime, options=tuple(options))
-        next_header, payload = mh.encode_binding_ack_payload(home_address, self.pseudo_address, ack)
+        next_header, payload = payloads.encode_binding_ack_payload(
+            home_address, self.pseudo_address, ack)
         return self.endpoint.protect(PType.MOBILITY, payload, next_header)
 
     def binding_error(self, home_address, status=1, named=None):
         """A Binding Error behind a Routing header for ``home_address``, naming ``named``."""
         error = mh.BindingError(status, named or home_address)
-        next_header, payload = mh.encode_binding_error_payload(
+        next_header, payload = payloads.encode_binding_error_payload(
             home_address, self.pseudo_address, error)
         return self.endpoint.protect(PType.MOBILITY, payload, next_header)
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from twisted.internet import defer, task
 
-from aaa_mip6.mobility import BindingAckStatus
+from aaa_mip6.mobility.messages import BindingAckStatus
 from aaa_mip6.sa import Bootstrap
 from aaa_mip6.transform import peek
 from aaa_mip6 import pki, program
