@@ -337,7 +337,7 @@ class _LabNode:
         self.result.care_of.append(str(binding.care_of))
 
     def _event(self, action) -> None:
-        from mn.mobility import Registered
+        from mn.actions import Registered
 
         if isinstance(action, Registered):
             self.result.registrations += 1
@@ -413,7 +413,7 @@ class _LabNode:
         previous = self.session.on_event
         self.session.on_event = lambda action: (previous(action), deregistered.append(action))
         await self.session.stop(deregister=True)
-        from mn.mobility import Deregistered
+        from mn.actions import Deregistered
 
         self.result.deregistered = any(isinstance(a, Deregistered) for a in deregistered)
 

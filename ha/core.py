@@ -4,9 +4,10 @@ Events go in — a UDP datagram from an MN (:meth:`HomeAgentCore.datagram_receiv
 packet read from the home network's TUN device (:meth:`HomeAgentCore.tun_packet`), the
 answer to an SA lookup (:meth:`HomeAgentCore.sa_found`), a changed SA
 (:meth:`HomeAgentCore.sa_changed`), the clock (:meth:`HomeAgentCore.handle_timer`, every
-second) — and each returns the actions the shell carries out in order: :class:`SendDatagram`,
-:class:`WriteTun`, :class:`FetchSA`, :class:`PersistSequences` (must be durable before
-the actions after it), :class:`Drop`, :class:`Registered`, :class:`Deregistered`.
+second) — and each returns the actions (:mod:`ha.actions`) the shell carries out in
+order: :class:`SendDatagram`, :class:`WriteTun`, :class:`FetchSA`,
+:class:`PersistSequences` (must be durable before the actions after it), :class:`Drop`,
+:class:`Registered`, :class:`Deregistered`.
 
 Rules the code follows (docs/configuration.md, section HA, says the same for operators):
 
@@ -59,6 +60,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from typing import NamedTuple
 
+from aaa_mip6.actions import Action
 from aaa_mip6.addresses import as_ipv6
 from aaa_mip6.errors import InvalidInput, ReplayError
 from aaa_mip6.iana import NEXT_HEADER_IPV4, NEXT_HEADER_IPV6
@@ -94,6 +96,15 @@ from aaa_mip6.transform import (
     peek,
 )
 
+from .actions import (
+    Deregistered,
+    Drop,
+    FetchSA,
+    PersistSequences,
+    Registered,
+    SendDatagram,
+    WriteTun,
+)
 from .admission import AdmissionPolicy, LookupAdmission
 from .bindings import Binding, BindingCache, address_key
 
@@ -107,56 +118,8 @@ _PLAIN, _MOBILITY = PType.PLAIN, PType.MOBILITY  # module globals: cheaper per p
 # Drop reasons of the packet and mobility codecs, as the HA counts them.
 _REASONS = {"wrong-ptype": "scope-mismatch", "bad-padding": "malformed", "wrong-spi": "unknown-spi"}
 
-
-class SendDatagram(NamedTuple):
-    """Send ``data`` in one UDP datagram to ``host``:``port``."""
-
-    host: str
-    port: int
-    data: bytes
-
-
-class WriteTun(NamedTuple):
-    """Write one IP packet to the home network's TUN device."""
-
-    packet: bytes
-
-
 # WriteTun((packet,)) without NamedTuple's Python-level __new__: one per tunneled packet.
 _write_tun = functools.partial(tuple.__new__, WriteTun)
-
-class FetchSA(NamedTuple):
-    """Look the SPI up in the SA source and the ledger; answer with sa_found()."""
-
-    spi: int
-
-
-class PersistSequences(NamedTuple):
-    """Durably save the SA's sequence marks before carrying out the next action."""
-
-    spi: int
-    validity_end: float
-    inbound_floor: int
-    outbound_next: int
-
-
-class Drop(NamedTuple):
-    """A packet was silently dropped (already counted under ``reason``)."""
-
-    reason: str
-
-
-class Registered(NamedTuple):
-    """A binding was created or refreshed (for the log)."""
-
-    binding: Binding
-
-
-class Deregistered(NamedTuple):
-    """A binding went away: ``why`` is "deregistered", "expired" or "revoked"."""
-
-    binding: Binding
-    why: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,7 +275,7 @@ class HomeAgentCore:
 
     def sa_found(
         self, spi: int, sa: SecurityAssociation | None, marks: tuple[int, int] | None, now: float
-    ) -> list:
+    ) -> list[Action]:
         """The answer to FetchSA(spi): the SA (or None) and the ledger's (floor, next) marks.
 
         The datagrams parked while the lookup ran are processed now. An SPI the source
@@ -348,13 +311,13 @@ class HomeAgentCore:
                 actions.append(self._drop("unknown-spi"))
         return actions
 
-    def lookup_failed(self, spi: int) -> list:
+    def lookup_failed(self, spi: int) -> list[Action]:
         """FetchSA(spi) failed (source unreachable, timed out): drop what was parked,
         and remember nothing about the SPI, as the source may have it."""
         _, parked = self._pending.pop(spi, (0.0, []))
         return [self._drop("lookup-failed") for _ in parked]
 
-    def sa_changed(self, sa: SecurityAssociation) -> list:
+    def sa_changed(self, sa: SecurityAssociation) -> list[Action]:
         """A newer copy of an SA the core may hold (revoked, new validity end), or a new
         SA (pushed): its SPI is no longer negative-cached."""
         self.admission.present(sa.spi)
@@ -369,7 +332,7 @@ class HomeAgentCore:
                 return [Deregistered(binding, "revoked")]
         return []
 
-    def handle_timer(self, now: float) -> list:
+    def handle_timer(self, now: float) -> list[Action]:
         """Expire bindings; forget SAs long past their validity end and unbound, and
         lookups that ran longer than ``lookup_timeout`` (their datagrams are dropped)."""
         actions = [Deregistered(binding, "expired") for binding in self.bindings.expire(now)]
@@ -400,7 +363,7 @@ class HomeAgentCore:
 
     # ------------------------------------------------------------------ MN side
 
-    def datagram_received(self, host: str, port: int, data: bytes, now: float) -> list:
+    def datagram_received(self, host: str, port: int, data: bytes, now: float) -> list[Action]:
         """One UDP datagram from an MN (or anyone) at ``host``:``port``."""
         try:
             header = peek(data)
@@ -417,7 +380,7 @@ class HomeAgentCore:
         return self._tunneled_received(state, header, host, port, data, now)
 
     def _tunneled_received(self, state: _SaState, header: PacketHeader, host: str, port: int,
-                           data: bytes, now: float) -> list:
+                           data: bytes, now: float) -> list[Action]:
         """PType 1, the per-packet path: a protected tunneled packet from a bound MN."""
         binding = None if state.home_key is None else self.bindings.get_by_key(state.home_key)
         if binding is None or binding.spi != header.spi or now >= state.usable_until:
@@ -436,7 +399,7 @@ class HomeAgentCore:
         return [forward]
 
     def _unbound_data(self, state: _SaState, binding: Binding | None, header: PacketHeader,
-                      host: str, port: int, data: bytes, now: float) -> list:
+                      host: str, port: int, data: bytes, now: float) -> list[Action]:
         """PType 1 refused before the window moves: SA unusable, or no binding under it.
 
         With no binding at all for the SA's home address (after an HA restart, say) a
@@ -470,7 +433,7 @@ class HomeAgentCore:
                                            "binding-error-sent")]
 
     def _mobility_received(self, state: _SaState, header: PacketHeader, host: str, port: int,
-                           data: bytes, now: float) -> list:
+                           data: bytes, now: float) -> list[Action]:
         """PType 8: a protected Binding Update."""
         seq = header.seq
         try:
@@ -496,7 +459,7 @@ class HomeAgentCore:
         return state.marks()
 
     def _park(self, spi: int, is_bu: bool, host: str, port: int, data: bytes,
-              now: float) -> list:
+              now: float) -> list[Action]:
         """Hold a datagram for an SPI being looked up; ask for it on the first one, if
         the admission rules let a lookup start (:mod:`ha.admission`)."""
         pending = self._pending.get(spi)
@@ -523,7 +486,7 @@ class HomeAgentCore:
             return "sa-expired"
         return None
 
-    def _plain_received(self, host: str, port: int, data: bytes, now: float) -> list:
+    def _plain_received(self, host: str, port: int, data: bytes, now: float) -> list[Action]:
         binding = self.bindings.get_by_care_of((host, port))
         state = None if binding is None else self._sas.get(binding.spi)
         if state is None:
@@ -554,7 +517,7 @@ class HomeAgentCore:
     # ------------------------------------------------------------------ Binding Updates
 
     def _binding_update(self, state: _SaState, seq: int, next_header: int, payload: bytes,
-                        host: str, port: int, now: float) -> list | Drop:
+                        host: str, port: int, now: float) -> list[Action] | Drop:
         parsed = self._parse_update(state, next_header, payload)
         if isinstance(parsed, Drop):
             return parsed
@@ -647,12 +610,12 @@ class HomeAgentCore:
         return ack, sa.home_address4
 
     def _send_ack(self, state: _SaState, home_address: IPv6Address, ack: BindingAck,
-                  host: str, port: int) -> list:
+                  host: str, port: int) -> list[Action]:
         next_header, payload = encode_binding_ack_payload(home_address, self.home_agent, ack)
         return self._send_mobility(state, next_header, payload, host, port, "ba-sent")
 
     def _send_mobility(self, state: _SaState, next_header: int, payload: bytes,
-                       host: str, port: int, counter: str) -> list:
+                       host: str, port: int, counter: str) -> list[Action]:
         """A PType 8 message to ``host``:``port`` (counted as ``counter``), after any marks
         to save; or a Drop."""
         sent = self._protect(state, PType.MOBILITY, payload, next_header)
@@ -677,7 +640,8 @@ class HomeAgentCore:
         except InvalidInput:
             return None
 
-    def _reinit_after_restart(self, state: _SaState, host: str, port: int, data: bytes) -> list:
+    def _reinit_after_restart(self, state: _SaState, host: str, port: int,
+                              data: bytes) -> list[Action]:
         """Answer a verified BU below the restored floor with 176; change nothing else."""
         opened = self._opened_without_window(state, data)
         if opened is None:
@@ -692,7 +656,7 @@ class HomeAgentCore:
 
     # ------------------------------------------------------------------ home network side
 
-    def tun_packet(self, packet: bytes, now: float) -> list:
+    def tun_packet(self, packet: bytes, now: float) -> list[Action]:
         """A packet from the home network: to the MN whose home address it is sent to."""
         layout = _ip_layout(packet)
         if layout is None:

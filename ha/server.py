@@ -34,16 +34,16 @@ from aaa_mip6.addresses import format_host_port
 from aaa_mip6.logthrottle import LogThrottle
 from aaa_mip6.tun import DeviceReader
 
-from .core import (
+from .actions import (
     Deregistered,
     Drop,
     FetchSA,
-    HomeAgentCore,
     PersistSequences,
     Registered,
     SendDatagram,
     WriteTun,
 )
+from .core import HomeAgentCore
 from .sasource import SASource, SequenceLedger
 
 log = logging.getLogger("mip6.ha")

@@ -3,8 +3,8 @@
 A :class:`MobilityMachine` holds one SA and the binding it keeps at the HA. The
 shell feeds it the clock (POSIX seconds, the same scale as the SA's validity
 end), the care-of address the MN is at, and the datagrams that came from the HA;
-it answers with actions: datagrams to send (:class:`Transmit`), inner packets
-for the TUN device (:class:`Deliver`), and what happened to the binding
+it answers with actions (:mod:`mn.actions`): datagrams to send (:class:`Transmit`),
+inner packets for the TUN device (:class:`Deliver`), and what happened to the binding
 (:class:`Registered`, :class:`Deregistered`, :class:`RegistrationFailed`,
 :class:`Rebootstrap`). It never opens a socket or reads a clock; the shell
 calls :meth:`MobilityMachine.handle_timer` at :meth:`MobilityMachine.timer`.
@@ -53,11 +53,22 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from aaa_mip6.mobility import messages as mh
 from aaa_mip6.mobility import payloads
+from aaa_mip6.actions import Action
 from aaa_mip6.addresses import as_ipv6
 from aaa_mip6.errors import ConfigError, InvalidInput, PacketError
 from aaa_mip6.iana import NEXT_HEADER_IPV4, NEXT_HEADER_IPV6
 from aaa_mip6.sa import SCOPE_ALL, HomeAgent, IPAddress, SecurityAssociation
 from aaa_mip6.transform import PType, SaEndpoint, SequenceExhausted
+
+from .actions import (
+    Deliver,
+    Deregistered,
+    Rebootstrap,
+    Registered,
+    RegistrationFailed,
+    Retrying,
+    Transmit,
+)
 
 INITIAL_BINDACK_TIMEOUT_FIRST_REG = 1.5  # RFC 6275 §13, seconds
 INITIAL_BINDACK_TIMEOUT = 1.0  # RFC 6275 §12
@@ -67,25 +78,7 @@ DEFAULT_REFRESH_FRACTION = 0.75
 DEFAULT_SA_MARGIN = 60.0  # go back to the HAC this long before the SA's validity end
 DEFAULT_MAX_ATTEMPTS = 7  # 1.5 + 3 + 6 + 12 + 24 + 32 + 32 s of silence before giving up
 
-
-
-# --------------------------------------------------------------------------- actions
-
-
-@dataclass(frozen=True, slots=True)
-class Transmit:
-    """Send ``packet`` as one UDP datagram to the HA at ``address``/``port``."""
-
-    packet: bytes = field(repr=False)
-    address: IPAddress
-    port: int
-
-
-@dataclass(frozen=True, slots=True)
-class Deliver:
-    """An inner IP packet that arrived through the tunnel, for the TUN device."""
-
-    packet: bytes = field(repr=False)
+# --------------------------------------------------------------------------- state
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,60 +103,6 @@ class Binding:
     refresh_at: float
     expires_at: float
     ipv4_status: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Registered:
-    """The HA accepted a Binding Update (first registration, refresh or handover)."""
-
-    binding: Binding
-
-
-@dataclass(frozen=True, slots=True)
-class Deregistered:
-    """The HA accepted the de-registration (lifetime 0): no binding is left."""
-
-
-@dataclass(frozen=True, slots=True)
-class RegistrationFailed:
-    """The HA refused the Binding Update or never answered; the machine stops sending.
-
-    ``status`` is the BA status (None when no BA came); ``reason`` a short word:
-    ``rejected``, ``no-answer``, ``ipv4-home-address-refused``, ``zero-lifetime``,
-    ``no-home-agent-address``. ``attempts`` counts the Binding Updates sent for a
-    ``no-answer`` (None otherwise).
-    """
-
-    reason: str
-    status: int | None = None
-    attempts: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Retrying:
-    """No BA yet: the Binding Update goes out again, as transmission ``attempt`` of at
-    most ``max_attempts``. ``next_in`` seconds until the next one or, when ``last``,
-    until the machine gives up (for the user's progress line; nothing to perform)."""
-
-    attempt: int
-    max_attempts: int
-    next_in: float
-    last: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Rebootstrap:
-    """Go back to the HAC for a new SA, then call :meth:`MobilityMachine.rekey`.
-
-    ``reason``: ``reinit-sa-with-hac`` (BA status 176), ``sa-expiry`` or
-    ``sequence-exhausted``.
-    """
-
-    reason: str
-
-
-Action = (Transmit | Deliver | Registered | Deregistered | RegistrationFailed | Rebootstrap
-          | Retrying)
 
 
 # --------------------------------------------------------------------------- inner packets

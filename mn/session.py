@@ -21,6 +21,7 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import DatagramProtocol
 from twisted.python import log
 
+from aaa_mip6.actions import Action
 from aaa_mip6.addresses import format_host_port, source_address_towards
 from aaa_mip6.mobility.messages import BindingAckStatus
 from aaa_mip6.sa import HomeAgent, IPAddress
@@ -30,19 +31,18 @@ from aaa_mip6.tls import ClientTLS
 
 from . import client
 from .bootstrap import BootstrapMachine, Bootstrapped
-from .mobility import (
-    DEFAULT_LIFETIME,
-    Action,
-    Binding,
+from .actions import (
     Deliver,
     Deregistered,
-    MobilityMachine,
+    GiveUp,
     Rebootstrap,
     Registered,
     RegistrationFailed,
     Transmit,
+    Wait,
 )
-from .rebootstrap import GiveUp, RebootstrapPolicy, Wait
+from .mobility import DEFAULT_LIFETIME, Binding, MobilityMachine
+from .rebootstrap import RebootstrapPolicy
 
 DEREGISTER_TIMEOUT = 3.0  # seconds stop() waits for the de-registration's BA
 
@@ -50,7 +50,7 @@ DEREGISTER_TIMEOUT = 3.0  # seconds stop() waits for the de-registration's BA
 class RegistrationError(Exception):
     """The registration ended without a binding: the HA refused, never answered, or the
     rebootstrap it asked for failed. ``reason`` and ``status`` as in
-    :class:`mn.mobility.RegistrationFailed`, plus ``no-rebootstrap`` (the session has no
+    :class:`mn.actions.RegistrationFailed`, plus ``no-rebootstrap`` (the session has no
     ``renew``), ``rebootstrap-failed``, ``rebootstrap-loop`` (``rebootstrap.MAX_IN_A_ROW``
     rebootstraps in a row never got a registration), ``no-route`` and ``care-of`` (the
     care-of address cannot be bound: not an address of this host). The message names

@@ -26,6 +26,7 @@ from diameter.message.commands import (
     DisconnectPeerRequest,
 )
 
+from ..actions import Action
 from . import codec
 from .codec import DiameterError
 
@@ -226,39 +227,39 @@ class WatchdogTimers:
 
 
 @dataclass(frozen=True)
-class PeerOpened:
+class PeerOpened(Action):
     """Capabilities exchanged: requests may now flow."""
     remote: RemotePeer
 
 
 @dataclass(frozen=True)
-class RequestReceived:
+class RequestReceived(Action):
     """An application request for an application this node supports; answer it with send_answer."""
     request: Message
 
 
 @dataclass(frozen=True)
-class AnswerReceived:
+class AnswerReceived(Action):
     """The answer to the request sent with ``token``."""
     token: Hashable
     answer: Message
 
 
 @dataclass(frozen=True)
-class AnswerUndecodable:
+class AnswerUndecodable(Action):
     """The answer to ``token`` arrived but does not decode."""
     token: Hashable
     error: DiameterError
 
 
 @dataclass(frozen=True)
-class PeerSuspect:
+class PeerSuspect(Action):
     """RFC 3539 SUSPECT: no watchdog answer; ``tokens`` were withdrawn for failover."""
     tokens: tuple
 
 
 @dataclass(frozen=True)
-class PeerClosed:
+class PeerClosed(Action):
     """The connection is over; ``tokens`` never got an answer. Emitted exactly once."""
     reason: str
     tokens: tuple

@@ -19,7 +19,8 @@ from aaa_mip6.sa import SCOPE_ALL, HomeAgent, SecurityAssociation
 from aaa_mip6.store import UNALLOCATED_SPI, open_store
 from aaa_mip6.suites import SUITES, new_keys
 from aaa_mip6.transform import PType, SaEndpoint
-from mn.mobility import MobilityMachine, Registered, Transmit
+from mn.actions import Registered, Transmit
+from mn.mobility import MobilityMachine
 
 pytestmark = pytest.mark.integration
 

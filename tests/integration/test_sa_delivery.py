@@ -36,7 +36,8 @@ from aaa_mip6.sa import HomeAgent, SecurityAssociation
 from aaa_mip6.store import UNALLOCATED_SPI, open_store
 from aaa_mip6.suites import SUITES, new_keys
 from aaa_mip6.transform import PType, SaEndpoint
-from ha.core import HaPolicy, HomeAgentCore, SendDatagram
+from ha.actions import SendDatagram
+from ha.core import HaPolicy, HomeAgentCore
 from ha.diameter_source import DiameterSASource
 from hac.sa_delivery import DeliverySettings, SaDelivery
 from tests.integration.freediameter import PeerSpec, run_relay

@@ -28,17 +28,16 @@ from aaa_mip6.replay import SEQ_LIMIT
 from aaa_mip6.sa import SCOPE_ALL, SCOPE_SIGNALING, SecurityAssociation
 from aaa_mip6.suites import SUITES, new_keys
 from aaa_mip6.transform import PType, SaEndpoint, encode_plain
-from ha.core import (
+from ha.actions import (
     Deregistered,
     Drop,
     FetchSA,
-    HaPolicy,
-    HomeAgentCore,
     PersistSequences,
     Registered,
     SendDatagram,
     WriteTun,
 )
+from ha.core import HaPolicy, HomeAgentCore
 
 NOW = 1_900_000_000.0
 HA = IPv6Address("2001:db8:ffff::1")

@@ -6,7 +6,8 @@ from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
 
 from ha.bindings import Binding
-from ha.core import HaPolicy, HomeAgentCore, Registered
+from ha.actions import Registered
+from ha.core import HaPolicy, HomeAgentCore
 from ha.sasource import SASource, SequenceLedger
 from ha.server import HomeAgentServer
 from tests.unit.test_ha_core import Mn, make_sa

@@ -16,16 +16,16 @@ from aaa_mip6.mobility.messages import BindingAckStatus
 from aaa_mip6.sa import SCOPE_ALL, SCOPE_SIGNALING, HomeAgent, SecurityAssociation
 from aaa_mip6.suites import SUITES, new_keys
 from aaa_mip6.transform import PType, SaEndpoint, peek
-from mn.mobility import (
+from mn.actions import (
     Deliver,
     Deregistered,
-    MobilityMachine,
     Rebootstrap,
     Registered,
     RegistrationFailed,
     Retrying,
     Transmit,
 )
+from mn.mobility import MobilityMachine
 
 NOW = 1_700_000_000.0
 VALID_UNTIL = datetime.fromtimestamp(NOW + 86_400, timezone.utc)

@@ -15,14 +15,8 @@ from aaa_mip6.transform import peek
 from aaa_mip6 import pki, program
 from mn import cli, rebootstrap, session
 from mn.bootstrap import BootstrapFailed, Bootstrapped
-from mn.mobility import (
-    Binding,
-    MobilityMachine,
-    Rebootstrap,
-    Registered,
-    RegistrationFailed,
-    Transmit,
-)
+from mn.actions import Rebootstrap, Registered, RegistrationFailed, Transmit
+from mn.mobility import Binding, MobilityMachine
 from tests.unit.test_mn_mobility import (
     COA6,
     COA6_MOVED,
