@@ -443,7 +443,7 @@ class DiameterNode:
 
     def _expire(self) -> None:
         self._router_timer = None
-        for pending in self.router.expire(self.now()):
+        for pending in self.router.handle_timer(self.now()):
             d = self._deferreds.pop(pending.token, None)
             if d is not None:
                 d.errback(RequestTimedOut(
