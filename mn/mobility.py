@@ -242,7 +242,7 @@ class MobilityMachine:
         self._care_of = ip_address(care_of)
         if self.home_agent_address(self._care_of) is None:
             return self._stop(RegistrationFailed("no-home-agent-address"))
-        return self._start(now, self.lifetime, give_up_at)
+        return self._start(self.lifetime, now, give_up_at=give_up_at)
 
     def home_agent_address(self, care_of: IPAddress) -> IPAddress | None:
         """The HA's address of ``care_of``'s IP version (BUs from it go there), or None."""
@@ -255,7 +255,7 @@ class MobilityMachine:
         if self._care_of is None:
             raise ValueError("deregister() before register()")
         self._stopped = False
-        return self._start(now, 0)
+        return self._start(0, now)
 
     def rekey(self, sa: SecurityAssociation, home_agent: HomeAgent, now: float) -> list[Action]:
         """Carry on under the SA a new bootstrap gave: re-register from the same care-of address.
@@ -294,7 +294,7 @@ class MobilityMachine:
             return [*actions, Retrying(pending.attempts, self.max_attempts,
                                        pending.retry_at - now, last)]
         if self._binding is not None and now >= self._binding.refresh_at:
-            return self._start(now, self.lifetime)
+            return self._start(self.lifetime, now)
         return []
 
     def receive(self, datagram: bytes, now: float) -> list[Action]:
@@ -305,7 +305,7 @@ class MobilityMachine:
         try:
             opened = self.endpoint.unprotect(datagram)
             if opened.ptype is PType.MOBILITY:
-                return self._signaled(now, opened.next_header, opened.payload)
+                return self._signaled(opened.next_header, opened.payload, now)
             return self._delivered(opened.payload)
         except InvalidInput as error:
             self.drops[error.reason] += 1
@@ -344,7 +344,7 @@ class MobilityMachine:
         self._pending = None
         return [action]
 
-    def _start(self, now: float, lifetime: int,
+    def _start(self, lifetime: int, now: float, *,
                give_up_at: float | None = None) -> list[Action]:
         if now >= self._sa_deadline:
             return self._stop(Rebootstrap("sa-expiry"))
@@ -397,16 +397,16 @@ class MobilityMachine:
         return Transmit(packet, self.home_agent_address(care_of or self._care_of),
                         self.home_agent.port)
 
-    def _signaled(self, now: float, next_header: int, payload: bytes) -> list[Action]:
+    def _signaled(self, next_header: int, payload: bytes, now: float) -> list[Action]:
         home_address, message = payloads.decode_home_agent_payload(
             next_header, payload, self._home_agent_id)
         if home_address != self.home_address:
             raise PacketError(f"message for home address {home_address}", reason="wrong-hoa")
         if isinstance(message, mh.BindingError):
-            return self._binding_error(now, message)
-        return self._acknowledged(now, message)
+            return self._binding_error(message, now)
+        return self._acknowledged(message, now)
 
-    def _binding_error(self, now: float, error: mh.BindingError) -> list[Action]:
+    def _binding_error(self, error: mh.BindingError, now: float) -> list[Action]:
         """Status 1: the HA lost the binding; re-register now rather than at the refresh."""
         if error.status != mh.BindingErrorStatus.UNKNOWN_BINDING_FOR_HOME_ADDRESS:
             raise PacketError(f"Binding Error status {error.status}",
@@ -416,9 +416,9 @@ class MobilityMachine:
         self.counters["binding-error"] += 1
         if self._stopped or self._binding is None or self._pending is not None:
             return []
-        return self._start(now, self.lifetime)
+        return self._start(self.lifetime, now)
 
-    def _acknowledged(self, now: float, ack: mh.BindingAck) -> list[Action]:
+    def _acknowledged(self, ack: mh.BindingAck, now: float) -> list[Action]:
         pending = self._pending
         if pending is None:
             raise PacketError("BA with no Binding Update pending", reason="unexpected-ba")
