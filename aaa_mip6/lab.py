@@ -41,6 +41,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, ip_address
 from pathlib import Path
 
 from . import pki
+from .iana import NEXT_HEADER_ICMPV6
 from .program import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, add_version_flag, fail, \
     raise_open_file_limit
 
@@ -95,9 +96,9 @@ class Echo:
             kind = ICMPV6_ECHO_REPLY if self.reply else ICMPV6_ECHO_REQUEST
             message = _ICMP_HEADER.pack(kind, 0, 0, self.identifier, self.sequence) + self.data
             pseudo = (self.source.packed + self.destination.packed
-                      + struct.pack("!I3xB", len(message), 58))
+                      + struct.pack("!I3xB", len(message), NEXT_HEADER_ICMPV6))
             message = _with_checksum(message, internet_checksum(pseudo + message))
-            header = struct.pack("!IHBB", 6 << 28, len(message), 58, 64)
+            header = struct.pack("!IHBB", 6 << 28, len(message), NEXT_HEADER_ICMPV6, 64)
             return header + self.source.packed + self.destination.packed + message
         kind = ICMP_ECHO_REPLY if self.reply else ICMP_ECHO_REQUEST
         message = _ICMP_HEADER.pack(kind, 0, 0, self.identifier, self.sequence) + self.data
@@ -115,7 +116,7 @@ class Echo:
     def parse(cls, packet: bytes) -> Echo | None:
         """The echo in ``packet``, or None for anything else (or a bad checksum)."""
         version = packet[0] >> 4 if packet else 0
-        if version == 6 and len(packet) >= 48 and packet[6] == 58:
+        if version == 6 and len(packet) >= 48 and packet[6] == NEXT_HEADER_ICMPV6:
             source, destination = IPv6Address(packet[8:24]), IPv6Address(packet[24:40])
             message = packet[40:]
             requests = {ICMPV6_ECHO_REQUEST: False, ICMPV6_ECHO_REPLY: True}

@@ -36,6 +36,7 @@ from ipaddress import IPv6Address
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from aaa_mip6.iana import NEXT_HEADER_IPV6, NEXT_HEADER_NONE  # noqa: E402
 from aaa_mip6.mobility.messages import BindingUpdate  # noqa: E402
 from aaa_mip6.mobility.payloads import (  # noqa: E402
     decode_binding_ack_payload,
@@ -69,7 +70,8 @@ def bu_packet(mn: SaEndpoint, home_address, sequence: int) -> bytes:
 
 def inner_packet(source: IPv6Address) -> bytes:
     payload = bytes(INNER - 40)
-    return struct.pack("!IHBB", 6 << 28, len(payload), 59, 64) + source.packed + HA.packed + payload
+    header = struct.pack("!IHBB", 6 << 28, len(payload), NEXT_HEADER_NONE, 64)
+    return header + source.packed + HA.packed + payload
 
 
 # ---------------------------------------------------------------- relays (child processes)
@@ -199,13 +201,15 @@ def relay_figures(suites: list[str], packets_per_round: int, rounds: int) -> Non
     for suite in suites:
         sa = make_sa(suite, 1000)
         mn = SaEndpoint(sa, "mn")
-        mn.protect(PType.MOBILITY, b"", 59)  # sequence 0 went to the BU sent inside the relay
+        # sequence 0 went to the BU sent inside the relay
+        mn.protect(PType.MOBILITY, b"", NEXT_HEADER_NONE)
         inner = inner_packet(sa.home_address6)
         wall = {"ha": 0.0, "bare": 0.0}
         cpu = {"ha": 0.0, "bare": 0.0}
         lost = 0
         for _ in range(rounds):
-            packets = [mn.protect(PType.ENCRYPTED_IP, inner, 41) for _ in range(packets_per_round)]
+            packets = [mn.protect(PType.ENCRYPTED_IP, inner, NEXT_HEADER_IPV6)
+                       for _ in range(packets_per_round)]
             for kind in ("ha", "bare"):
                 rate, cpu_rate, missing = relay_round(kind, sa, packets)
                 wall[kind] = max(wall[kind], rate)

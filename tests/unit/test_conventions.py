@@ -32,7 +32,7 @@ CODECS = (
 # Verbs of other codec vocabularies; a codec here says encode/decode.
 OTHER_CODEC_VERBS = re.compile(r"(parse|build|pack|unpack|serialize|deserialize|to_bytes|"
                                r"from_bytes|format|marshal|dump)(_|$)")
-PROTOCOL_NUMBERS = {7872, 3868, 5658, 1812}  # named in aaa_mip6/iana.py, and only there
+PROTOCOL_NUMBERS = {7872, 3868, 5658, 1812}  # ports named in aaa_mip6/iana.py, and only there
 
 
 def _program_modules(program: str):
@@ -91,16 +91,26 @@ def test_codecs_say_encode_and_decode(name):
     assert [n for n in names if OTHER_CODEC_VERBS.match(n.rpartition(".")[2])] == []
 
 
-def test_protocol_numbers_are_named_once():
-    found = []
+def _code_outside_iana():
     for path in sorted(ROOT.glob("*/**/*.py")):
         relative = path.relative_to(ROOT)
         if relative.parts[0] in ("tests", "docs") or relative.parts[0].startswith("."):
             continue
-        if relative == Path("aaa_mip6/iana.py"):
-            continue
-        tokens = tokenize.generate_tokens(io.StringIO(path.read_text()).readline)
+        if relative != Path("aaa_mip6/iana.py"):
+            yield relative, path.read_text()
+
+
+def test_protocol_numbers_are_named_once():
+    found = []
+    for relative, source in _code_outside_iana():
+        tokens = tokenize.generate_tokens(io.StringIO(source).readline)
         found += [f"{relative}:{token.start[0]}" for token in tokens
                   if token.type == tokenize.NUMBER and token.string.isdigit()
                   and int(token.string) in PROTOCOL_NUMBERS]
+    assert found == []
+
+
+def test_next_header_values_are_named_in_iana_only():
+    found = [f"{relative}: {match.group(0)}" for relative, source in _code_outside_iana()
+             for match in re.finditer(r"^\s*(NEXT_HEADER|IPPROTO)_\w+ *= *\d+", source, re.M)]
     assert found == []
