@@ -15,6 +15,13 @@ import ipaddress
 MAX_PORT = 65_535
 
 
+def as_ipv6(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv6Address:
+    """An IPv6 address as is; an IPv4 address in its IPv4-mapped IPv6 form (RFC 4291 §2.5.5.2)."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return ipaddress.IPv6Address(b"\x00" * 10 + b"\xff\xff" + address.packed)
+    return address
+
+
 def split_host_port(text: str) -> tuple[str, str | None]:
     """``[v6]:port``, ``[v6]``, ``host:port``, ``host`` or a bare IPv6 address ->
     (host without brackets, port text or None when there is none).

@@ -29,11 +29,11 @@ from . import authenticator, eap
 from . import tvheaders as tv
 from .authenticator import Sender
 from .errors import MessageError
+from .iana import MIPV6TLS_PORT
 from .sa import Bootstrap, HomeAgent, SecurityAssociation
 from .suites import suite_by_code
 from .tvheaders import AuthMethod
 
-DEFAULT_PORT = 7872  # IANA "mipv6tls", used when the HAC sends no mip6-port (§5.7.2)
 
 
 def _flow(message: str, mn_rand: bytes | None, hac_rand: bytes | None,
@@ -194,7 +194,7 @@ class Provision:
     have the suite's length (MessageError otherwise), so encryption keys are
     ``b""`` for NULL-encryption suites, whose Done carries no ekey headers.
     ``bootstrap`` None means the HAC sent no bootstrapping header; when it sent
-    some but no ``mip6-port``, the port is :data:`DEFAULT_PORT`.
+    some but no ``mip6-port``, the port is IANA's mipv6tls (:data:`~aaa_mip6.iana.MIPV6TLS_PORT`).
     """
 
     spi: int
@@ -260,7 +260,7 @@ class Provision:
         if not _BOOTSTRAP_HEADERS.isdisjoint(headers):
             get = headers.get
             bootstrap = Bootstrap(
-                HomeAgent(get(tv.HAA_IP6), get(tv.HAA_IP4), get(tv.PORT, DEFAULT_PORT)),
+                HomeAgent(get(tv.HAA_IP6), get(tv.HAA_IP4), get(tv.PORT, MIPV6TLS_PORT)),
                 get(tv.IP6_HOA), get(tv.IP4_HOA), get(tv.IP6_HNP), get(tv.IP4_HNP),
                 get(tv.DNS_IP6), get(tv.DNS_IP4),
             )

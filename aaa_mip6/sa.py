@@ -11,6 +11,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from .iana import MIPV6TLS_PORT
+
 SPI_MIN = 1
 SPI_MAX = 268_435_455  # 28 bits (RFC 6618 §5.6.1)
 
@@ -47,7 +49,7 @@ class HomeAgent:
 
     address6: ipaddress.IPv6Address | None
     address4: ipaddress.IPv4Address | None
-    port: int = 7872
+    port: int = MIPV6TLS_PORT
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ depends on the one before:
 from __future__ import annotations
 
 import enum
+import functools
 import os
 import struct
 from hmac import compare_digest
@@ -69,6 +70,18 @@ class SequenceExhausted(Exception):
     """The outbound counter used every 32-bit number: the SA must be replaced."""
 
 
+class PacketHeader(NamedTuple):
+    """The clear header of a received packet, as :func:`peek` reads it (not yet authenticated)."""
+
+    ptype: PType
+    spi: int
+    seq: int
+
+
+# PacketHeader(...) without NamedTuple's Python-level __new__: one per received packet.
+_packet_header = functools.partial(tuple.__new__, PacketHeader)
+
+
 class Unprotected(NamedTuple):
     """A received packet once verified: ``next_header`` is None for PType 0.
 
@@ -83,8 +96,8 @@ class Unprotected(NamedTuple):
     next_header: int | None
 
 
-def peek(packet) -> tuple[PType, int, int]:
-    """Read (ptype, spi, seq) without any key, so the HA can find the SA first.
+def peek(packet) -> PacketHeader:
+    """Read the header without any key, so the HA can find the SA first.
 
     Nothing here is authenticated yet; it only rejects headers no SA could accept.
     """
@@ -99,7 +112,7 @@ def peek(packet) -> tuple[PType, int, int]:
         raise PacketError(f"PType {ptype.value} with SPI {spi}: SPI 0 goes with PType 0 only")
     if seq and ptype is _PLAIN:
         raise PacketError("PType 0 packet with a non-zero sequence number")
-    return ptype, spi, seq
+    return _packet_header((ptype, spi, seq))
 
 
 def encode_plain(payload) -> bytes:
@@ -289,7 +302,7 @@ class SaEndpoint:
         self._next_sequence += 1
         return packet
 
-    def unprotect(self, packet, header: tuple[PType, int, int] | None = None) -> Unprotected:
+    def unprotect(self, packet, header: PacketHeader | None = None) -> Unprotected:
         """Check scope and replay, verify, then advance the window; PType 0 passes as is.
 
         ``header`` is what :func:`peek` returned for this packet, when the caller has it.
@@ -300,14 +313,14 @@ class SaEndpoint:
             return Unprotected(ptype, 0, 0, bytes(packet[HEADER_LENGTH:]), None)
         return Unprotected(ptype, spi, seq, *self.open(packet, header))
 
-    def open(self, packet, header: tuple[PType, int, int]) -> tuple[bytes, int]:
+    def open(self, packet, header: PacketHeader) -> tuple[bytes, int]:
         """:meth:`unprotect` of a protected packet as (payload, next header), no wrapper:
         :meth:`verify`, then advance the window."""
         opened = self.verify(packet, header)
-        self.replay.accept(header[2])
+        self.replay.accept(header.seq)
         return opened
 
-    def verify(self, packet, header: tuple[PType, int, int]) -> tuple[bytes, int]:
+    def verify(self, packet, header: PacketHeader) -> tuple[bytes, int]:
         """(payload, next header) of a protected packet: scope, replay check, ICV, decryption.
 
         The window is left as it was: the HA calls ``replay.accept(seq)`` only once it

@@ -117,10 +117,10 @@ def _fail(name: str, what: str) -> HeaderError:
     return HeaderError(f"{name}: {what}")
 
 
-# --- value parsers: bytes (after the optional SP/HT) -> typed value --------
+# --- value decoders: bytes (after the optional SP/HT) -> typed value -------
 
 
-def _parse_hex(name: str, raw: bytes) -> bytes:
+def _decode_hex(name: str, raw: bytes) -> bytes:
     try:
         value = binascii.unhexlify(raw)
     except (binascii.Error, ValueError):
@@ -130,14 +130,14 @@ def _parse_hex(name: str, raw: bytes) -> bytes:
     return value
 
 
-def _parse_rand(name: str, raw: bytes) -> bytes:
-    value = _parse_hex(name, raw)
+def _decode_rand(name: str, raw: bytes) -> bytes:
+    value = _decode_hex(name, raw)
     if len(value) != RAND_SIZE:
         raise _fail(name, f"{len(value)} octets, must be {RAND_SIZE}")
     return value
 
 
-def _parse_decimal(name: str, raw: bytes, low: int, high: int, max_digits: int) -> int:
+def _decode_decimal(name: str, raw: bytes, low: int, high: int, max_digits: int) -> int:
     if not raw.isdigit() or len(raw) > max_digits:
         raise _fail(name, f"not 1..{max_digits} decimal digits")
     value = int(raw)
@@ -146,11 +146,11 @@ def _parse_decimal(name: str, raw: bytes, low: int, high: int, max_digits: int) 
     return value
 
 
-def _parse_spi(name: str, raw: bytes) -> int:
+def _decode_spi(name: str, raw: bytes) -> int:
     # 1*DIGIT: leading zeros are allowed, so only significant digits count.
     if not raw.isdigit():
         raise _fail(name, "not decimal digits")
-    return _parse_decimal(name, raw.lstrip(b"0") or b"0", SPI_MIN, SPI_MAX, 9)
+    return _decode_decimal(name, raw.lstrip(b"0") or b"0", SPI_MIN, SPI_MAX, 9)
 
 
 _STATUS_BY_TEXT = {str(code).encode(): code for code in STATUS_CODES}
@@ -158,17 +158,17 @@ _SAS_BY_TEXT = {b"0": 0, b"1": 1}
 _METHOD_BY_TEXT = {method.value.encode(): method for method in AuthMethod}
 
 
-def _parse_lookup(table: dict[bytes, Any]) -> Callable[[str, bytes], Any]:
-    def parse(name: str, raw: bytes) -> Any:
+def _decode_lookup(table: dict[bytes, Any]) -> Callable[[str, bytes], Any]:
+    def decode(name: str, raw: bytes) -> Any:
         value = table.get(raw)
         if value is None:
             raise _fail(name, "not one of the values its ABNF allows")
         return value
 
-    return parse
+    return decode
 
 
-def _parse_auth_methods(name: str, raw: bytes) -> tuple[AuthMethod, ...]:
+def _decode_auth_methods(name: str, raw: bytes) -> tuple[AuthMethod, ...]:
     """``a-method *("," a-method)``; spaces and tabs around a ',' are skipped, but, as after
     every other value, not after the last method."""
     if raw.endswith((b" ", b"\t")):
@@ -192,18 +192,18 @@ _SUITE_BY_TEXT = {_suite_text(code): code for code in CIPHERSUITES}
 _CSUITE_SIZE = 7  # "{00 2f}"
 
 
-def _parse_csuite(name: str, raw: bytes) -> bytes:
+def _decode_csuite(name: str, raw: bytes) -> bytes:
     code = _SUITE_BY_TEXT.get(raw.upper())
     if code is None:
         raise _fail(name, "not a ciphersuite of RFC 6618 §5.6.5 in the form {00 2F}")
     return code
 
 
-def _parse_suitelist(name: str, raw: bytes) -> tuple[bytes, ...]:
+def _decode_suitelist(name: str, raw: bytes) -> tuple[bytes, ...]:
     step = _CSUITE_SIZE + 1
     if (len(raw) + 1) % step or any(raw[i] != 0x20 for i in range(_CSUITE_SIZE, len(raw), step)):
         raise _fail(name, "not ciphersuites separated by single spaces")
-    codes = tuple(_parse_csuite(name, raw[i:i + _CSUITE_SIZE]) for i in range(0, len(raw), step))
+    codes = tuple(_decode_csuite(name, raw[i:i + _CSUITE_SIZE]) for i in range(0, len(raw), step))
     if len(set(codes)) != len(codes):
         raise _fail(name, "a ciphersuite is listed twice")
     return codes
@@ -216,7 +216,7 @@ _MONTH_BY_TEXT = {text: number for number, text in enumerate(_MONTHS, 1)}
 _DATE_SIZE = len(b"Sun, 06 Nov 1994 08:49:37 GMT")
 
 
-def _parse_date(name: str, raw: bytes) -> datetime:
+def _decode_date(name: str, raw: bytes) -> datetime:
     """rfc1123-date (RFC 2616 §3.3.1), exactly; the weekday must match the date."""
     fields = (raw[5:7], raw[12:16], raw[17:19], raw[20:22], raw[23:25])
     if (
@@ -287,7 +287,7 @@ def _check_realm(realm: str) -> None:
             raise _fail(MN_ID, "realm label is not letters, digits and inner hyphens")
 
 
-def _parse_nai(name: str, raw: bytes) -> str:
+def _decode_nai(name: str, raw: bytes) -> str:
     """nai = username / "@" realm / username "@" realm (RFC 4282 §2.1)."""
     if not 1 <= len(raw) <= NAI_MAX:
         raise _fail(name, f"must be 1..{NAI_MAX} octets")
@@ -312,16 +312,16 @@ def _packed(name: str, raw: bytes, family: socket.AddressFamily) -> bytes:
 _FAMILY_NAMES = {socket.AF_INET: "IPv4", socket.AF_INET6: "IPv6"}
 
 
-def _parse_address(cls: type, family: socket.AddressFamily) -> Callable[[str, bytes], Any]:
-    def parse(name: str, raw: bytes) -> Any:
+def _decode_address(cls: type, family: socket.AddressFamily) -> Callable[[str, bytes], Any]:
+    def decode(name: str, raw: bytes) -> Any:
         return cls(_packed(name, raw, family))
 
-    return parse
+    return decode
 
 
-def _parse_network(cls: type, family: socket.AddressFamily,
-                   max_length: int) -> Callable[[str, bytes], Any]:
-    def parse(name: str, raw: bytes) -> Any:
+def _decode_network(cls: type, family: socket.AddressFamily,
+                    max_length: int) -> Callable[[str, bytes], Any]:
+    def decode(name: str, raw: bytes) -> Any:
         address, slash, length = raw.partition(b"/")
         if not slash or not length.isdigit() or len(length) > 2 or int(length) > max_length:
             raise _fail(name, f"not address '/' prefix length 0..{max_length} (1-2 digits)")
@@ -330,40 +330,40 @@ def _parse_network(cls: type, family: socket.AddressFamily,
         except ValueError:
             raise _fail(name, "has bits set beyond its prefix length") from None
 
-    return parse
+    return decode
 
 
-# --- value formatters: typed value -> bytes, same checks as the parsers ----
+# --- value encoders: typed value -> bytes, same checks as the decoders ----
 
 
-def _format_hex(name: str, value: bytes) -> bytes:
+def _encode_hex(name: str, value: bytes) -> bytes:
     if not isinstance(value, bytes | bytearray) or not value:
         raise _fail(name, "must be non-empty bytes")
     return binascii.hexlify(value)
 
 
-def _format_rand(name: str, value: bytes) -> bytes:
+def _encode_rand(name: str, value: bytes) -> bytes:
     if not isinstance(value, bytes | bytearray) or len(value) != RAND_SIZE:
         raise _fail(name, f"must be {RAND_SIZE} octets")
     return binascii.hexlify(value)
 
 
-def _format_int(low: int, high: int) -> Callable[[str, int], bytes]:
-    def format_(name: str, value: int) -> bytes:
+def _encode_int(low: int, high: int) -> Callable[[str, int], bytes]:
+    def encode(name: str, value: int) -> bytes:
         if type(value) is not int or not low <= value <= high:
             raise _fail(name, f"must be an int in {low}..{high}")
         return b"%d" % value
 
-    return format_
+    return encode
 
 
-def _format_status(name: str, value: int) -> bytes:
+def _encode_status(name: str, value: int) -> bytes:
     if value not in STATUS_CODES:
         raise _fail(name, "not a status code of RFC 6618 §5.5.4")
     return b"%d" % value
 
 
-def _format_auth_methods(name: str, value: Iterable[AuthMethod]) -> bytes:
+def _encode_auth_methods(name: str, value: Iterable[AuthMethod]) -> bytes:
     try:
         methods = tuple(AuthMethod(method) for method in value)
     except ValueError:
@@ -373,20 +373,20 @@ def _format_auth_methods(name: str, value: Iterable[AuthMethod]) -> bytes:
     return b",".join(method.value.encode() for method in methods)
 
 
-def _format_csuite(name: str, value: bytes) -> bytes:
+def _encode_csuite(name: str, value: bytes) -> bytes:
     if value not in CIPHERSUITES:
         raise _fail(name, "not a ciphersuite code of RFC 6618 §5.6.5")
     return _suite_text(value)
 
 
-def _format_suitelist(name: str, value: Iterable[bytes]) -> bytes:
+def _encode_suitelist(name: str, value: Iterable[bytes]) -> bytes:
     codes = tuple(value)
     if not codes or len(set(codes)) != len(codes):
         raise _fail(name, "must list one or more distinct ciphersuites")
-    return b" ".join(_format_csuite(name, code) for code in codes)
+    return b" ".join(_encode_csuite(name, code) for code in codes)
 
 
-def _format_date(name: str, value: datetime) -> bytes:
+def _encode_date(name: str, value: datetime) -> bytes:
     if not isinstance(value, datetime) or value.tzinfo is None or value.microsecond:
         raise _fail(name, "must be a timezone-aware datetime in whole seconds")
     value = value.astimezone(timezone.utc)
@@ -396,9 +396,9 @@ def _format_date(name: str, value: datetime) -> bytes:
     )
 
 
-def _format_nai(name: str, value: str) -> bytes:
+def _encode_nai(name: str, value: str) -> bytes:
     raw = value.encode("utf-8")
-    _parse_nai(name, raw)
+    _decode_nai(name, raw)
     return raw
 
 
@@ -410,78 +410,78 @@ def _ip6_text(address: ipaddress.IPv6Address) -> bytes:
     return b"%x:%x:%x:%x:%x:%x:%x:%x" % _GROUPS.unpack(address.packed)
 
 
-def _format_address(cls: type) -> Callable[[str, Any], bytes]:
+def _encode_address(cls: type) -> Callable[[str, Any], bytes]:
     text = _ip6_text if cls is ipaddress.IPv6Address else (lambda value: str(value).encode())
 
-    def format_(name: str, value: Any) -> bytes:
+    def encode(name: str, value: Any) -> bytes:
         if not isinstance(value, cls):
             raise _fail(name, f"must be an {cls.__name__}")
         return text(value)
 
-    return format_
+    return encode
 
 
-def _format_network(cls: type) -> Callable[[str, Any], bytes]:
+def _encode_network(cls: type) -> Callable[[str, Any], bytes]:
     text = _ip6_text if cls is ipaddress.IPv6Network else (lambda value: str(value).encode())
 
-    def format_(name: str, value: Any) -> bytes:
+    def encode(name: str, value: Any) -> bytes:
         if not isinstance(value, cls) or value.prefixlen > 99:
             raise _fail(name, f"must be an {cls.__name__} with a 1-2 digit prefix length")
         return text(value.network_address) + b"/%d" % value.prefixlen
 
-    return format_
+    return encode
 
 
 class _Codec(NamedTuple):
     name: str
     prefix: bytes  # b"name:"
-    parse: Callable[[str, bytes], Any]
-    format: Callable[[str, Any], bytes]
+    decode: Callable[[str, bytes], Any]
+    encode: Callable[[str, Any], bytes]
 
 
-def _codec(name: str, parse: Callable[[str, bytes], Any],
-           format_: Callable[[str, Any], bytes]) -> _Codec:
-    return _Codec(name, name.encode() + b":", parse, format_)
+def _codec(name: str, decode: Callable[[str, bytes], Any],
+           encode: Callable[[str, Any], bytes]) -> _Codec:
+    return _Codec(name, name.encode() + b":", decode, encode)
 
 
-_HEX = (_parse_hex, _format_hex)
-_RAND = (_parse_rand, _format_rand)
-_DATE = (_parse_date, _format_date)
-_IP6 = (_parse_address(ipaddress.IPv6Address, socket.AF_INET6),
-        _format_address(ipaddress.IPv6Address))
-_IP4 = (_parse_address(ipaddress.IPv4Address, socket.AF_INET),
-        _format_address(ipaddress.IPv4Address))
+_HEX = (_decode_hex, _encode_hex)
+_RAND = (_decode_rand, _encode_rand)
+_DATE = (_decode_date, _encode_date)
+_IP6 = (_decode_address(ipaddress.IPv6Address, socket.AF_INET6),
+        _encode_address(ipaddress.IPv6Address))
+_IP4 = (_decode_address(ipaddress.IPv4Address, socket.AF_INET),
+        _encode_address(ipaddress.IPv4Address))
 
 _CODECS = {
     codec.name: codec
     for codec in (
-        _codec(MN_ID, _parse_nai, _format_nai),
-        _codec(AUTH_METHOD, _parse_auth_methods, _format_auth_methods),
+        _codec(MN_ID, _decode_nai, _encode_nai),
+        _codec(AUTH_METHOD, _decode_auth_methods, _encode_auth_methods),
         _codec(EAP_PAYLOAD, *_HEX),
-        _codec(STATUS_CODE, _parse_lookup(_STATUS_BY_TEXT), _format_status),
+        _codec(STATUS_CODE, _decode_lookup(_STATUS_BY_TEXT), _encode_status),
         _codec(AUTH, *_HEX),
         _codec(RETRY_AFTER, *_DATE),
         _codec(MN_RAND, *_RAND),
         _codec(HAC_RAND, *_RAND),
-        _codec(SPI, _parse_spi, _format_int(SPI_MIN, SPI_MAX)),
+        _codec(SPI, _decode_spi, _encode_int(SPI_MIN, SPI_MAX)),
         _codec(MN_TO_HA_IKEY, *_HEX),
         _codec(HA_TO_MN_IKEY, *_HEX),
         _codec(MN_TO_HA_EKEY, *_HEX),
         _codec(HA_TO_MN_EKEY, *_HEX),
         _codec(SA_VALIDITY_END, *_DATE),
-        _codec(SAS, _parse_lookup(_SAS_BY_TEXT), _format_int(0, 1)),
-        _codec(CIPHERSUITE, _parse_csuite, _format_csuite),
-        _codec(SUITELIST, _parse_suitelist, _format_suitelist),
+        _codec(SAS, _decode_lookup(_SAS_BY_TEXT), _encode_int(0, 1)),
+        _codec(CIPHERSUITE, _decode_csuite, _encode_csuite),
+        _codec(SUITELIST, _decode_suitelist, _encode_suitelist),
         _codec(HAA_IP6, *_IP6),
         _codec(HAA_IP4, *_IP4),
-        _codec(PORT, lambda name, raw: _parse_decimal(name, raw, 1, 65_535, 5),
-               _format_int(1, 65_535)),
+        _codec(PORT, lambda name, raw: _decode_decimal(name, raw, 1, 65_535, 5),
+               _encode_int(1, 65_535)),
         _codec(IP6_HOA, *_IP6),
         _codec(IP4_HOA, *_IP4),
-        _codec(IP6_HNP, _parse_network(ipaddress.IPv6Network, socket.AF_INET6, 99),
-               _format_network(ipaddress.IPv6Network)),
-        _codec(IP4_HNP, _parse_network(ipaddress.IPv4Network, socket.AF_INET, 32),
-               _format_network(ipaddress.IPv4Network)),
+        _codec(IP6_HNP, _decode_network(ipaddress.IPv6Network, socket.AF_INET6, 99),
+               _encode_network(ipaddress.IPv6Network)),
+        _codec(IP4_HNP, _decode_network(ipaddress.IPv4Network, socket.AF_INET, 32),
+               _encode_network(ipaddress.IPv4Network)),
         _codec(DNS_IP6, *_IP6),
         _codec(DNS_IP4, *_IP4),
     )
@@ -494,12 +494,12 @@ HEADER_NAMES = frozenset(_CODECS)
 def encode_header(name: str, value: Any) -> bytes:
     """One TV-header line, CRLF included; HeaderError if ``value`` is outside its ABNF."""
     codec = _CODECS[name]
-    return codec.prefix + codec.format(name, value) + CRLF
+    return codec.prefix + codec.encode(name, value) + CRLF
 
 
 def decode_value(name: str, raw: bytes) -> Any:
     """The typed value of header ``name`` from its wire value (leading SP/HT allowed)."""
-    return _CODECS[name].parse(name, raw.lstrip(b" \t"))
+    return _CODECS[name].decode(name, raw.lstrip(b" \t"))
 
 
 def encode_lines(headers: Iterable[tuple[str, Any]]) -> bytes:
@@ -513,7 +513,7 @@ def encode_lines(headers: Iterable[tuple[str, Any]]) -> bytes:
 
 def seal(signed: bytes, auth: bytes) -> bytes:
     """Content: the header lines ``auth`` covers, the ``auth`` line, end-of-message."""
-    return signed + b"auth:" + _format_hex(AUTH, auth) + _TERMINATOR
+    return signed + b"auth:" + _encode_hex(AUTH, auth) + _TERMINATOR
 
 
 def decode_content(content: bytes) -> Content:
@@ -542,7 +542,7 @@ def decode_content(content: bytes) -> Content:
         if codec is None:
             raise MessageError(f"header line {len(headers) + 1} has an unknown name")
         name = codec.name
-        value = codec.parse(name, raw.lstrip(b" \t"))
+        value = codec.decode(name, raw.lstrip(b" \t"))
         if name == AUTH:
             auth = value
             signed_size = position

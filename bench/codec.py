@@ -29,13 +29,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from aaa_mip6 import authenticator, messages  # noqa: E402
 from aaa_mip6.messages import HacDone, Provision  # noqa: E402
+from aaa_mip6.iana import MIPV6TLS_PORT, NEXT_HEADER_IPV6  # noqa: E402
 from aaa_mip6.sa import SCOPE_ALL, Bootstrap, HomeAgent, SecurityAssociation  # noqa: E402
 from aaa_mip6.suites import (  # noqa: E402
     AES_128_CBC, HMAC_SHA1_96, NULL, SUITES, TRIPLE_DES_CBC, new_keys)
 from aaa_mip6.transform import PType, SaEndpoint  # noqa: E402
 
 PAYLOAD_LENGTH = 1400  # a tunneled packet that still fits a 1500-octet path
-NEXT_HEADER_IPV6 = 41
 TARGET_RATIO = {"AES_128_CBC_SHA": 1.5}
 CALLS_PER_ROUND = 1000
 ROUNDS = 7
@@ -146,7 +146,7 @@ def _full_hac_done() -> HacDone:
     suite = SUITES["AES_128_CBC_SHA"]
     keys = new_keys(suite)
     bootstrap = Bootstrap(
-        home_agent=HomeAgent(IPv6Address("2001:db8::1"), IPv4Address("192.0.2.1"), 7872),
+        home_agent=HomeAgent(IPv6Address("2001:db8::1"), IPv4Address("192.0.2.1"), MIPV6TLS_PORT),
         home_address6=IPv6Address("2001:db8::1:2"), home_address4=IPv4Address("192.0.2.77"),
         home_prefix6=IPv6Network("2001:db8::/64"), home_prefix4=IPv4Network("192.0.2.0/24"),
         dns6=IPv6Address("2001:db8::53"), dns4=IPv4Address("192.0.2.53"),

@@ -36,6 +36,7 @@ from twisted.internet import defer  # noqa: E402
 from aaa_mip6 import pki  # noqa: E402
 from aaa_mip6.diameter import codec  # noqa: E402
 from aaa_mip6.diameter.sa_app import NodeSettings  # noqa: E402
+from aaa_mip6.iana import MIPV6TLS_PORT  # noqa: E402
 from aaa_mip6.sa import HomeAgent, SecurityAssociation  # noqa: E402
 from aaa_mip6.store import UNALLOCATED_SPI, open_store  # noqa: E402
 from aaa_mip6.suites import SUITES, new_keys  # noqa: E402
@@ -69,7 +70,7 @@ def make_records(store, count: int):
         ha_to_mn_ikey=keys.ha_to_mn_ikey, mn_to_ha_ekey=keys.mn_to_ha_ekey,
         ha_to_mn_ekey=keys.ha_to_mn_ekey, validity_end=end, scope=1, mn_id="mn@example.org")
     return [store.create(template, hac_instance="elsewhere",
-                         home_agent=HomeAgent(HA_ADDRESS, None, 7872)) for _ in range(count)]
+                         home_agent=HomeAgent(HA_ADDRESS, None, MIPV6TLS_PORT)) for _ in range(count)]
 
 
 def echo_request(node, destination_realm: str, application_id: int, number: int):

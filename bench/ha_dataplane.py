@@ -36,10 +36,11 @@ from ipaddress import IPv6Address
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from aaa_mip6.mobility import (  # noqa: E402
-    BindingUpdate,
-    build_binding_update_payload,
-    parse_binding_ack_payload,
+from aaa_mip6.iana import NEXT_HEADER_IPV6, NEXT_HEADER_NONE  # noqa: E402
+from aaa_mip6.mobility.messages import BindingUpdate  # noqa: E402
+from aaa_mip6.mobility.payloads import (  # noqa: E402
+    decode_binding_ack_payload,
+    encode_binding_update_payload,
 )
 from aaa_mip6.sa import SCOPE_ALL, SecurityAssociation  # noqa: E402
 from aaa_mip6.suites import SUITES, new_keys  # noqa: E402
@@ -62,14 +63,15 @@ def make_sa(suite: str, spi: int, index: int = 1) -> SecurityAssociation:
 
 
 def bu_packet(mn: SaEndpoint, home_address, sequence: int) -> bytes:
-    next_header, payload = build_binding_update_payload(
+    next_header, payload = encode_binding_update_payload(
         home_address, HA, BindingUpdate(sequence, 150))
     return mn.protect(PType.MOBILITY, payload, next_header)
 
 
 def inner_packet(source: IPv6Address) -> bytes:
     payload = bytes(INNER - 40)
-    return struct.pack("!IHBB", 6 << 28, len(payload), 59, 64) + source.packed + HA.packed + payload
+    header = struct.pack("!IHBB", 6 << 28, len(payload), NEXT_HEADER_NONE, 64)
+    return header + source.packed + HA.packed + payload
 
 
 # ---------------------------------------------------------------- relays (child processes)
@@ -199,13 +201,15 @@ def relay_figures(suites: list[str], packets_per_round: int, rounds: int) -> Non
     for suite in suites:
         sa = make_sa(suite, 1000)
         mn = SaEndpoint(sa, "mn")
-        mn.protect(PType.MOBILITY, b"", 59)  # sequence 0 went to the BU sent inside the relay
+        # sequence 0 went to the BU sent inside the relay
+        mn.protect(PType.MOBILITY, b"", NEXT_HEADER_NONE)
         inner = inner_packet(sa.home_address6)
         wall = {"ha": 0.0, "bare": 0.0}
         cpu = {"ha": 0.0, "bare": 0.0}
         lost = 0
         for _ in range(rounds):
-            packets = [mn.protect(PType.ENCRYPTED_IP, inner, 41) for _ in range(packets_per_round)]
+            packets = [mn.protect(PType.ENCRYPTED_IP, inner, NEXT_HEADER_IPV6)
+                       for _ in range(packets_per_round)]
             for kind in ("ha", "bare"):
                 rate, cpu_rate, missing = relay_round(kind, sa, packets)
                 wall[kind] = max(wall[kind], rate)
@@ -239,7 +243,7 @@ def bu_ba_figure(transactions: int) -> None:
         actions = core.datagram_received("198.51.100.1", 4000, bu_packet(mn, sa.home_address6,
                                                                           sequence), NOW)
         opened = mn.unprotect(actions[-1].data)
-        parse_binding_ack_payload(opened.next_header, opened.payload, HA)
+        decode_binding_ack_payload(opened.next_header, opened.payload, HA)
     elapsed = time.perf_counter() - start
     print(json.dumps({"figure": "bu_ba_transactions", "suite": "AES_128_CBC_SHA",
                       "per_s": round(transactions / elapsed),

@@ -97,7 +97,7 @@ class GatewayConfig:
         """``diameter.listen``, or 127.0.0.1 on the transport's IANA port."""
         if self.listen is not None:
             return self.listen
-        from aaa_mip6.twisted.diameter_node import DIAMETER_TCP_PORT, DIAMETER_TLS_PORT
+        from aaa_mip6.iana import DIAMETER_TCP_PORT, DIAMETER_TLS_PORT
 
         return DEFAULT_LISTEN_HOST, DIAMETER_TCP_PORT if self.insecure_tcp else DIAMETER_TLS_PORT
 

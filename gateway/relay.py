@@ -200,7 +200,7 @@ class EapGateway:
     def handle(self, request: Message) -> Message | defer.Deferred[Message]:
         """The DEA for one DER (the node's request handler)."""
         try:
-            der = diameter_eap.parse_der(request)
+            der = diameter_eap.decode_der(request)
         except DiameterError as error:
             self.counters["malformed"] += 1
             return self.node.answer(request, codec.error_result(error),

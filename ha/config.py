@@ -24,13 +24,13 @@ from urllib.parse import unquote, urlsplit
 from aaa_mip6 import settings as parsers
 from aaa_mip6.diameter.sa_app import NodeSettings, node_settings
 from aaa_mip6.errors import ConfigError
+from aaa_mip6.iana import MIPV6TLS_PORT
 from aaa_mip6.replay import MAX_WINDOW, MIN_WINDOW, SEQ_LIMIT
 from aaa_mip6.settings import Schema, setting
 from aaa_mip6.twisted.tun import IFNAMSIZ
 
 from .core import HaPolicy
 
-DEFAULT_PORT = 7872  # IANA mipv6tls
 DEFAULT_LISTEN = "[::]:7872"
 
 
@@ -42,7 +42,7 @@ def _strings(value: Any) -> list[str]:
 
 def _listen(value: Any) -> tuple[tuple[str, int], ...]:
     """``[v6]:port``, ``v4:port``, ``[v6]`` or ``v4`` each; port 7872 if none."""
-    return tuple(parsers.host_port(text, DEFAULT_PORT) for text in _strings(value))
+    return tuple(parsers.host_port(text, MIPV6TLS_PORT) for text in _strings(value))
 
 
 def _routes(value: Any) -> tuple:

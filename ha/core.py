@@ -3,10 +3,11 @@
 Events go in — a UDP datagram from an MN (:meth:`HomeAgentCore.datagram_received`), a
 packet read from the home network's TUN device (:meth:`HomeAgentCore.tun_packet`), the
 answer to an SA lookup (:meth:`HomeAgentCore.sa_found`), a changed SA
-(:meth:`HomeAgentCore.sa_changed`), the clock (:meth:`HomeAgentCore.tick`) — and each
-returns the actions the shell carries out in order: :class:`SendDatagram`,
-:class:`WriteTun`, :class:`FetchSA`, :class:`PersistSequences` (must be durable before
-the actions after it), :class:`Drop`, :class:`Registered`, :class:`Deregistered`.
+(:meth:`HomeAgentCore.sa_changed`), the clock (:meth:`HomeAgentCore.handle_timer`, every
+second) — and each returns the actions (:mod:`ha.actions`) the shell carries out in
+order: :class:`SendDatagram`, :class:`WriteTun`, :class:`FetchSA`,
+:class:`PersistSequences` (must be durable before the actions after it), :class:`Drop`,
+:class:`Registered`, :class:`Deregistered`.
 
 Rules the code follows (docs/configuration.md, section HA, says the same for operators):
 
@@ -59,8 +60,11 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 from typing import NamedTuple
 
+from aaa_mip6.actions import Action
+from aaa_mip6.addresses import as_ipv6
 from aaa_mip6.errors import InvalidInput, ReplayError
-from aaa_mip6.mobility import (
+from aaa_mip6.iana import NEXT_HEADER_IPV4, NEXT_HEADER_IPV6
+from aaa_mip6.mobility.messages import (
     BindingAck,
     BindingAckStatus,
     BindingError,
@@ -71,17 +75,19 @@ from aaa_mip6.mobility import (
     IPv4AddressAcknowledgement,
     IPv4HomeAddress,
     LIFETIME_UNIT_SECONDS,
-    as_ipv6,
-    build_binding_ack_payload,
-    build_binding_error_payload,
     lifetime_units,
-    parse_binding_update_payload,
+)
+from aaa_mip6.mobility.payloads import (
+    decode_binding_update_payload,
+    encode_binding_ack_payload,
+    encode_binding_error_payload,
 )
 from aaa_mip6.replay import DEFAULT_WINDOW, SEQ_LIMIT
 from aaa_mip6.sa import SCOPE_ALL, SecurityAssociation
 from aaa_mip6.suites import SUITES
 from aaa_mip6.transform import (
     DEFAULT_REKEY_MARGIN,
+    PacketHeader,
     PType,
     SaEndpoint,
     Sealer,
@@ -90,11 +96,18 @@ from aaa_mip6.transform import (
     peek,
 )
 
+from .actions import (
+    Deregistered,
+    Drop,
+    FetchSA,
+    PersistSequences,
+    Registered,
+    SendDatagram,
+    WriteTun,
+)
 from .admission import AdmissionPolicy, LookupAdmission
 from .bindings import Binding, BindingCache, address_key
 
-NEXT_HEADER_IPV4 = 4
-NEXT_HEADER_IPV6 = 41
 _SEQUENCE_MODULUS = 1 << 16
 _UNSPECIFIED_IPV4 = IPv4Address(0)
 # RFC 6275 §9.3.3 asks for Binding Errors to be rate-limited: at most one per SA per this.
@@ -105,56 +118,8 @@ _PLAIN, _MOBILITY = PType.PLAIN, PType.MOBILITY  # module globals: cheaper per p
 # Drop reasons of the packet and mobility codecs, as the HA counts them.
 _REASONS = {"wrong-ptype": "scope-mismatch", "bad-padding": "malformed", "wrong-spi": "unknown-spi"}
 
-
-class SendDatagram(NamedTuple):
-    """Send ``data`` in one UDP datagram to ``host``:``port``."""
-
-    host: str
-    port: int
-    data: bytes
-
-
-class WriteTun(NamedTuple):
-    """Write one IP packet to the home network's TUN device."""
-
-    packet: bytes
-
-
 # WriteTun((packet,)) without NamedTuple's Python-level __new__: one per tunneled packet.
 _write_tun = functools.partial(tuple.__new__, WriteTun)
-
-class FetchSA(NamedTuple):
-    """Look the SPI up in the SA source and the ledger; answer with sa_found()."""
-
-    spi: int
-
-
-class PersistSequences(NamedTuple):
-    """Durably save the SA's sequence marks before carrying out the next action."""
-
-    spi: int
-    validity_end: float
-    inbound_floor: int
-    outbound_next: int
-
-
-class Drop(NamedTuple):
-    """A packet was silently dropped (already counted under ``reason``)."""
-
-    reason: str
-
-
-class Registered(NamedTuple):
-    """A binding was created or refreshed (for the log)."""
-
-    binding: Binding
-
-
-class Deregistered(NamedTuple):
-    """A binding went away: ``why`` is "deregistered", "expired" or "revoked"."""
-
-    binding: Binding
-    why: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +275,7 @@ class HomeAgentCore:
 
     def sa_found(
         self, spi: int, sa: SecurityAssociation | None, marks: tuple[int, int] | None, now: float
-    ) -> list:
+    ) -> list[Action]:
         """The answer to FetchSA(spi): the SA (or None) and the ledger's (floor, next) marks.
 
         The datagrams parked while the lookup ran are processed now. An SPI the source
@@ -346,13 +311,13 @@ class HomeAgentCore:
                 actions.append(self._drop("unknown-spi"))
         return actions
 
-    def lookup_failed(self, spi: int) -> list:
+    def lookup_failed(self, spi: int) -> list[Action]:
         """FetchSA(spi) failed (source unreachable, timed out): drop what was parked,
         and remember nothing about the SPI, as the source may have it."""
         _, parked = self._pending.pop(spi, (0.0, []))
         return [self._drop("lookup-failed") for _ in parked]
 
-    def sa_changed(self, sa: SecurityAssociation) -> list:
+    def sa_changed(self, sa: SecurityAssociation) -> list[Action]:
         """A newer copy of an SA the core may hold (revoked, new validity end), or a new
         SA (pushed): its SPI is no longer negative-cached."""
         self.admission.present(sa.spi)
@@ -367,7 +332,7 @@ class HomeAgentCore:
                 return [Deregistered(binding, "revoked")]
         return []
 
-    def tick(self, now: float) -> list:
+    def handle_timer(self, now: float) -> list[Action]:
         """Expire bindings; forget SAs long past their validity end and unbound, and
         lookups that ran longer than ``lookup_timeout`` (their datagrams are dropped)."""
         actions = [Deregistered(binding, "expired") for binding in self.bindings.expire(now)]
@@ -398,7 +363,7 @@ class HomeAgentCore:
 
     # ------------------------------------------------------------------ MN side
 
-    def datagram_received(self, host: str, port: int, data: bytes, now: float) -> list:
+    def datagram_received(self, host: str, port: int, data: bytes, now: float) -> list[Action]:
         """One UDP datagram from an MN (or anyone) at ``host``:``port``."""
         try:
             header = peek(data)
@@ -414,11 +379,11 @@ class HomeAgentCore:
             return self._mobility_received(state, header, host, port, data, now)
         return self._tunneled_received(state, header, host, port, data, now)
 
-    def _tunneled_received(self, state: _SaState, header: tuple, host: str, port: int,
-                           data: bytes, now: float) -> list:
+    def _tunneled_received(self, state: _SaState, header: PacketHeader, host: str, port: int,
+                           data: bytes, now: float) -> list[Action]:
         """PType 1, the per-packet path: a protected tunneled packet from a bound MN."""
         binding = None if state.home_key is None else self.bindings.get_by_key(state.home_key)
-        if binding is None or binding.spi != header[1] or now >= state.usable_until:
+        if binding is None or binding.spi != header.spi or now >= state.usable_until:
             return self._unbound_data(state, binding, header, host, port, data, now)
         try:
             packet, next_header = state.endpoint.verify(data, header)
@@ -427,14 +392,14 @@ class HomeAgentCore:
         forward = self._decapsulated(binding, packet, next_header)
         if type(forward) is Drop:
             return [forward]
-        seq = header[2]
+        seq = header.seq
         state.endpoint.replay.accept(seq)
         if seq > state.inbound_floor:
             return [self._raise_floor(state, seq), forward]
         return [forward]
 
-    def _unbound_data(self, state: _SaState, binding: Binding | None, header: tuple,
-                      host: str, port: int, data: bytes, now: float) -> list:
+    def _unbound_data(self, state: _SaState, binding: Binding | None, header: PacketHeader,
+                      host: str, port: int, data: bytes, now: float) -> list[Action]:
         """PType 1 refused before the window moves: SA unusable, or no binding under it.
 
         With no binding at all for the SA's home address (after an HA restart, say) a
@@ -454,7 +419,7 @@ class HomeAgentCore:
         try:
             state.endpoint.verify(data, header)
         except ReplayError:
-            if not (self._in_restart_zone(state, header[2])
+            if not (self._in_restart_zone(state, header.seq)
                     and self._opened_without_window(state, data) is not None):
                 return [drop]
         except InvalidInput:
@@ -462,15 +427,15 @@ class HomeAgentCore:
         state.binding_error_at = now
         error = BindingError(BindingErrorStatus.UNKNOWN_BINDING_FOR_HOME_ADDRESS,
                              state.home_address)
-        next_header, payload = build_binding_error_payload(
+        next_header, payload = encode_binding_error_payload(
             state.home_address, self.home_agent, error)
         return [drop, *self._send_mobility(state, next_header, payload, host, port,
                                            "binding-error-sent")]
 
-    def _mobility_received(self, state: _SaState, header: tuple, host: str, port: int,
-                           data: bytes, now: float) -> list:
+    def _mobility_received(self, state: _SaState, header: PacketHeader, host: str, port: int,
+                           data: bytes, now: float) -> list[Action]:
         """PType 8: a protected Binding Update."""
-        seq = header[2]
+        seq = header.seq
         try:
             payload, next_header = state.endpoint.verify(data, header)
         except ReplayError:
@@ -494,7 +459,7 @@ class HomeAgentCore:
         return state.marks()
 
     def _park(self, spi: int, is_bu: bool, host: str, port: int, data: bytes,
-              now: float) -> list:
+              now: float) -> list[Action]:
         """Hold a datagram for an SPI being looked up; ask for it on the first one, if
         the admission rules let a lookup start (:mod:`ha.admission`)."""
         pending = self._pending.get(spi)
@@ -521,7 +486,7 @@ class HomeAgentCore:
             return "sa-expired"
         return None
 
-    def _plain_received(self, host: str, port: int, data: bytes, now: float) -> list:
+    def _plain_received(self, host: str, port: int, data: bytes, now: float) -> list[Action]:
         binding = self.bindings.get_by_care_of((host, port))
         state = None if binding is None else self._sas.get(binding.spi)
         if state is None:
@@ -552,7 +517,7 @@ class HomeAgentCore:
     # ------------------------------------------------------------------ Binding Updates
 
     def _binding_update(self, state: _SaState, seq: int, next_header: int, payload: bytes,
-                        host: str, port: int, now: float) -> list | Drop:
+                        host: str, port: int, now: float) -> list[Action] | Drop:
         parsed = self._parse_update(state, next_header, payload)
         if isinstance(parsed, Drop):
             return parsed
@@ -597,7 +562,7 @@ class HomeAgentCore:
     def _parse_update(self, state: _SaState, next_header: int, payload: bytes):
         """(home address, BU), or a Drop if malformed or not the SA's home address."""
         try:
-            home_address, update = parse_binding_update_payload(
+            home_address, update = decode_binding_update_payload(
                 next_header, payload, self.home_agent)
         except InvalidInput:
             return self._drop("malformed")
@@ -645,12 +610,12 @@ class HomeAgentCore:
         return ack, sa.home_address4
 
     def _send_ack(self, state: _SaState, home_address: IPv6Address, ack: BindingAck,
-                  host: str, port: int) -> list:
-        next_header, payload = build_binding_ack_payload(home_address, self.home_agent, ack)
+                  host: str, port: int) -> list[Action]:
+        next_header, payload = encode_binding_ack_payload(home_address, self.home_agent, ack)
         return self._send_mobility(state, next_header, payload, host, port, "ba-sent")
 
     def _send_mobility(self, state: _SaState, next_header: int, payload: bytes,
-                       host: str, port: int, counter: str) -> list:
+                       host: str, port: int, counter: str) -> list[Action]:
         """A PType 8 message to ``host``:``port`` (counted as ``counter``), after any marks
         to save; or a Drop."""
         sent = self._protect(state, PType.MOBILITY, payload, next_header)
@@ -675,7 +640,8 @@ class HomeAgentCore:
         except InvalidInput:
             return None
 
-    def _reinit_after_restart(self, state: _SaState, host: str, port: int, data: bytes) -> list:
+    def _reinit_after_restart(self, state: _SaState, host: str, port: int,
+                              data: bytes) -> list[Action]:
         """Answer a verified BU below the restored floor with 176; change nothing else."""
         opened = self._opened_without_window(state, data)
         if opened is None:
@@ -690,7 +656,7 @@ class HomeAgentCore:
 
     # ------------------------------------------------------------------ home network side
 
-    def tun_packet(self, packet: bytes, now: float) -> list:
+    def tun_packet(self, packet: bytes, now: float) -> list[Action]:
         """A packet from the home network: to the MN whose home address it is sent to."""
         layout = _ip_layout(packet)
         if layout is None:

@@ -102,7 +102,7 @@ class DiameterSASource(SASource):
 
     def _query_answered(self, answer: Message, spi: int) -> None:
         try:
-            found = self.application.parse_query_answer(answer)
+            found = self.application.decode_query_answer(answer)
         except DiameterError as error:
             self._query_failed(Failure(error), spi)
             return
@@ -129,7 +129,7 @@ class DiameterSASource(SASource):
 
     def _pushed(self, message: Message) -> Message:
         try:
-            request = self.application.parse_request(message)
+            request = self.application.decode_request(message)
         except DiameterError as error:
             return self._refuse(message, "push", error)
         sa = request.sa.sa
@@ -146,7 +146,7 @@ class DiameterSASource(SASource):
 
     def _revoked(self, message: Message) -> Message:
         try:
-            request = self.application.parse_request(message)
+            request = self.application.decode_request(message)
         except DiameterError as error:
             return self._refuse(message, "revoke", error)
         self.counters["revoked"] += 1

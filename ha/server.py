@@ -34,16 +34,16 @@ from aaa_mip6.addresses import format_host_port
 from aaa_mip6.logthrottle import LogThrottle
 from aaa_mip6.twisted.tun import DeviceReader
 
-from .core import (
+from .actions import (
     Deregistered,
     Drop,
     FetchSA,
-    HomeAgentCore,
     PersistSequences,
     Registered,
     SendDatagram,
     WriteTun,
 )
+from .core import HomeAgentCore
 from .sasource import SASource, SequenceLedger
 
 log = logging.getLogger("mip6.ha")
@@ -169,7 +169,7 @@ class HomeAgentServer:
     def start(self) -> None:
         """Start the clocks and the TUN reader; hook pushes from the source."""
         self.source.on_change = self._sa_changed
-        for interval, call in ((1.0, self._tick), (self.sa_refresh, self._refresh),
+        for interval, call in ((1.0, self._timer_fired), (self.sa_refresh, self._refresh),
                                (self.ledger_purge_interval, self._purge_ledger),
                                (self.stats_interval, self.report)):
             loop = task.LoopingCall(call)
@@ -211,8 +211,8 @@ class HomeAgentServer:
     def _sa_changed(self, sa) -> None:
         self._carry_out(self.core.sa_changed(sa))
 
-    def _tick(self) -> None:
-        self._carry_out(self.core.tick(self.clock()))
+    def _timer_fired(self) -> None:
+        self._carry_out(self.core.handle_timer(self.clock()))
         if self.tracking:  # a binding displaced by another, a lookup the core gave up on
             bindings, core = self.core.bindings, self.core
             for address in [a for a in self._via if bindings.get(a) is None]:

@@ -26,7 +26,7 @@ from aaa_mip6.diameter import sa_app
 from aaa_mip6.diameter.peer import DEFAULT_TW
 from aaa_mip6.diameter.router import DEFAULT_REQUEST_TIMEOUT
 from aaa_mip6.errors import ConfigError
-from aaa_mip6.messages import DEFAULT_PORT
+from aaa_mip6.iana import MIPV6TLS_PORT
 from aaa_mip6.radius.servers import RadiusServer, RetryPolicy
 from aaa_mip6.sa import SCOPE_ALL, HomeAgent, IPAddress
 from aaa_mip6.settings import Schema, setting
@@ -102,7 +102,7 @@ def _home_agents(value: Any) -> tuple:
     entries = _list(value)
     for index, entry in enumerate(entries):
         try:
-            _home_agent(entry, DEFAULT_PORT)
+            _home_agent(entry, MIPV6TLS_PORT)
         except ValueError as error:
             raise ValueError(f"entry {index + 1}: {error}") from None
     return tuple(entries)
@@ -304,7 +304,7 @@ class HacConfig:
                             DEFAULT_LIFETIME)
     ha_selection: str = setting("home_agents.selection", parsers.choice(tuple(HaSelection)),
                                 HaSelection.ROUND_ROBIN.value)
-    ha_port: int = setting("home_agents.port", parsers.integer(1, 65_535), DEFAULT_PORT)
+    ha_port: int = setting("home_agents.port", parsers.integer(1, 65_535), MIPV6TLS_PORT)
     hoa_pool4: ipaddress.IPv4Network | None = setting(
         "bootstrap.hoa_pool4",
         _network(4, "198.51.100.0/24", "bootstrap.hoa_prefix (--hoa-prefix)"), None,

@@ -4,7 +4,7 @@ Feed it what arrives (:meth:`HacSession.data_received` with TLS plaintext, or
 :meth:`HacSession.frame_received` with whole containers) and the answers of the
 work it asks for (:meth:`HacSession.provisioned`, :meth:`HacSession.provisioning_failed`,
 :meth:`HacSession.aaa_answered`, :meth:`HacSession.aaa_failed`); every call returns
-the actions the shell must carry out, in order:
+the actions (:mod:`hac.actions`) the shell must carry out, in order:
 
 - :class:`Send` -- write these octets to the MN;
 - :class:`AskAaa` -- relay one EAP-Response of the MN to the AAA backend (the shell
@@ -47,18 +47,21 @@ from __future__ import annotations
 import enum
 import hmac
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from aaa_mip6 import container, eap
 from aaa_mip6 import messages as m
 from aaa_mip6.aaa import AaaAnswer, AaaTimeout, AaaUnavailable, Accept, Challenge
+from aaa_mip6.actions import Action
 from aaa_mip6.authenticator import EAP_KEY
 from aaa_mip6.container import Deframer, Frame, LockStep
 from aaa_mip6.errors import AaaLimitError, AuthenticatorError, InvalidInput
 from aaa_mip6.suites import CipherSuite
 from aaa_mip6.tvheaders import CIPHERSUITES, NAI_MAX, RAND_SIZE, AuthMethod
+
+from .actions import AskAaa, Close, Failed, ProvisionSA, Send, Succeeded
 
 BAD_REQUEST = 400
 UNAUTHORIZED = 401
@@ -69,59 +72,6 @@ GATEWAY_TIMEOUT = 504
 OK = 200
 
 _DUMMY_LABEL = b"aaa-mip6 HAC dummy PSK\x00"
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """Write ``data`` (one framed response) to the MN."""
-
-    data: bytes = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class AskAaa:
-    """Relay ``eap_payload`` (an EAP-Response of the MN) to the AAA under ``user_name``;
-    answer with aaa_answered() or aaa_failed()."""
-
-    user_name: str
-    eap_payload: bytes = field(repr=False)  # e.g. an EAP-GTC response is the password
-
-
-@dataclass(frozen=True, slots=True)
-class ProvisionSA:
-    """Create an SA for an authenticated MN; answer with provisioned() or provisioning_failed().
-
-    ``attributes`` are the AAA's bootstrap values (EAP flow), which override local policy.
-    """
-
-    mn_id: str
-    suite: CipherSuite
-    requested_scope: int
-    attributes: Mapping = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Succeeded:
-    """The MN received its SA."""
-
-    spi: int
-    suite: str
-
-
-@dataclass(frozen=True, slots=True)
-class Failed:
-    """The session ended with ``status``; ``reason`` is for the HAC's log only, never sent."""
-
-    status: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    """Close the connection; nothing more will be sent."""
-
-
-Action = Send | AskAaa | ProvisionSA | Succeeded | Failed | Close
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from pathlib import Path
 from cryptography import x509
 
 from aaa_mip6.errors import ConfigError
+from aaa_mip6.iana import DIAMETER_TLS_PORT
 from aaa_mip6.program import (
     EXIT_CONFIG,
     EXIT_RUNTIME,
@@ -189,7 +190,7 @@ def summary(config: HacConfig, address: ListenAddress, methods: tuple[str, ...])
     if "eap" not in methods:
         aaa = "none"
     elif config.aaa_backend == "diameter":
-        peers = [f"{peer.name}={ListenAddress(str(peer.address), peer.port or 5658)}"
+        peers = [f"{peer.name}={ListenAddress(str(peer.address), peer.port or DIAMETER_TLS_PORT)}"
                  for peer in config.diameter_peers]
         if config.diameter_listen is not None:
             peers.append(f"listening on {config.diameter_listen}")

@@ -240,7 +240,7 @@ class SaDelivery:
 
     def _queried(self, message: Message):
         try:
-            request = self.application.parse_request(message)
+            request = self.application.decode_request(message)
         except DiameterError as error:
             return self.node.answer(message, codec.error_result(error),
                                     self.application.application_avps(),

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 
+from aaa_mip6.iana import NEXT_HEADER_ICMPV6
+
 from .common import CORRESPONDENT4, CORRESPONDENT6, MN_DOMAIN, MnResult, check_output, \
     directory_note, hac_settings, home_pool4, make_files, print_summary
 
@@ -75,9 +77,9 @@ class Echo:
             kind = ICMPV6_ECHO_REPLY if self.reply else ICMPV6_ECHO_REQUEST
             message = _ICMP_HEADER.pack(kind, 0, 0, self.identifier, self.sequence) + self.data
             pseudo = (self.source.packed + self.destination.packed
-                      + struct.pack("!I3xB", len(message), 58))
+                      + struct.pack("!I3xB", len(message), NEXT_HEADER_ICMPV6))
             message = _with_checksum(message, internet_checksum(pseudo + message))
-            header = struct.pack("!IHBB", 6 << 28, len(message), 58, 64)
+            header = struct.pack("!IHBB", 6 << 28, len(message), NEXT_HEADER_ICMPV6, 64)
             return header + self.source.packed + self.destination.packed + message
         kind = ICMP_ECHO_REPLY if self.reply else ICMP_ECHO_REQUEST
         message = _ICMP_HEADER.pack(kind, 0, 0, self.identifier, self.sequence) + self.data
@@ -95,7 +97,7 @@ class Echo:
     def parse(cls, packet: bytes) -> Echo | None:
         """The echo in ``packet``, or None for anything else (or a bad checksum)."""
         version = packet[0] >> 4 if packet else 0
-        if version == 6 and len(packet) >= 48 and packet[6] == 58:
+        if version == 6 and len(packet) >= 48 and packet[6] == NEXT_HEADER_ICMPV6:
             source, destination = IPv6Address(packet[8:24]), IPv6Address(packet[24:40])
             message = packet[40:]
             requests = {ICMPV6_ECHO_REQUEST: False, ICMPV6_ECHO_REPLY: True}
@@ -214,7 +216,7 @@ class _LabNode:
         self.result.care_of.append(str(binding.care_of))
 
     def _event(self, action) -> None:
-        from mn.mobility import Registered
+        from mn.actions import Registered
 
         if isinstance(action, Registered):
             self.result.registrations += 1
@@ -290,7 +292,7 @@ class _LabNode:
         previous = self.session.on_event
         self.session.on_event = lambda action: (previous(action), deregistered.append(action))
         await self.session.stop(deregister=True)
-        from mn.mobility import Deregistered
+        from mn.actions import Deregistered
 
         self.result.deregistered = any(isinstance(a, Deregistered) for a in deregistered)
 

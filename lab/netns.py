@@ -44,6 +44,7 @@ from pathlib import Path
 
 from aaa_mip6 import pki
 from aaa_mip6.addresses import format_host_port
+from aaa_mip6.iana import MIPV6TLS_PORT
 
 from .common import CORRESPONDENT4, CORRESPONDENT6, HOA_PREFIX, MN_DOMAIN, MnResult, \
     check_output, directory_note, hac_settings, home_pool4, make_files, print_summary
@@ -52,7 +53,7 @@ from .servers.hac import toml_text
 
 HA_ADDRESS6 = IPv6Address("2001:db8::1")
 HA_ADDRESS4 = IPv4Address("198.51.100.254")
-HA_PORT = 7872
+HA_PORT = MIPV6TLS_PORT
 HAC_PORT = 4433
 HAC_ENDPOINT = format_host_port(HA_ADDRESS6, HAC_PORT)  # the HAC listens here, the MNs dial it
 CN_NETWORK6 = "2001:db8:c::/64"

@@ -28,7 +28,7 @@ from aaa_mip6.sa import SCOPE_ALL, Bootstrap
 from aaa_mip6.twisted.tls import ClientTLS
 from aaa_mip6.twisted.tun import TunnelError, open_tun
 
-from . import client, mobility, session, tunnel
+from . import actions, client, mobility, session, tunnel
 from .bootstrap import (
     DEFAULT_SUITES,
     BootstrapFailed,
@@ -537,18 +537,18 @@ class _Reporter:
         return session.home_agent_text(machine.home_agent, machine.care_of)
 
     def event(self, action) -> None:
-        if isinstance(action, mobility.Registered):
+        if isinstance(action, actions.Registered):
             self._print("registered", session.describe_binding(action.binding))
-        elif isinstance(action, mobility.Retrying):
+        elif isinstance(action, actions.Retrying):
             self._print("retrying", {"ha": self.home_agent, "attempt": action.attempt,
                                      "of": action.max_attempts,
                                      "gives-up-in" if action.last else "next-try-in":
                                          round(action.next_in, 1)})
-        elif isinstance(action, mobility.Deregistered):
+        elif isinstance(action, actions.Deregistered):
             self._print("deregistered", {})
-        elif isinstance(action, mobility.Rebootstrap):
+        elif isinstance(action, actions.Rebootstrap):
             self._print("rebootstrap", {"reason": action.reason})
-        elif isinstance(action, mobility.RegistrationFailed):
+        elif isinstance(action, actions.RegistrationFailed):
             self._print("failed", {"reason": action.reason, "status": action.status})
 
     def status(self) -> None:
@@ -691,11 +691,11 @@ def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
 
     def on_event(action) -> None:
         if not registered[0]:  # the first registration is reported once it is complete
-            if isinstance(action, mobility.Retrying):
+            if isinstance(action, actions.Retrying):
                 reporter.event(action)
             return
         reporter.event(action)
-        if isinstance(action, mobility.RegistrationFailed) and args.keep and reactor.running:
+        if isinstance(action, actions.RegistrationFailed) and args.keep and reactor.running:
             exit_status[0] = program.EXIT_RUNTIME
             told[0] = True
             program.fail(PROGRAM, reporter.session.describe(action))
@@ -716,7 +716,7 @@ def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
         device = _tunnel_for(args, binding, result.bootstrap) if with_tunnel else None
         if device is not None:
             mobile.attach(device)
-        reporter.event(mobility.Registered(binding))  # once the tunnel, if any, is up
+        reporter.event(actions.Registered(binding))  # once the tunnel, if any, is up
         registered[0] = True
         exit_status[0] = program.EXIT_OK
         if not args.keep:

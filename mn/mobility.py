@@ -3,11 +3,11 @@
 A :class:`MobilityMachine` holds one SA and the binding it keeps at the HA. The
 shell feeds it the clock (POSIX seconds, the same scale as the SA's validity
 end), the care-of address the MN is at, and the datagrams that came from the HA;
-it answers with actions: datagrams to send (:class:`Transmit`), inner packets
-for the TUN device (:class:`Deliver`), and what happened to the binding
+it answers with actions (:mod:`mn.actions`): datagrams to send (:class:`Transmit`),
+inner packets for the TUN device (:class:`Deliver`), and what happened to the binding
 (:class:`Registered`, :class:`Deregistered`, :class:`RegistrationFailed`,
 :class:`Rebootstrap`). It never opens a socket or reads a clock; the shell
-calls :meth:`MobilityMachine.tick` at :attr:`MobilityMachine.deadline`.
+calls :meth:`MobilityMachine.handle_timer` at :meth:`MobilityMachine.timer`.
 
 Rules it follows:
 
@@ -51,10 +51,25 @@ from collections import Counter
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
-from aaa_mip6 import mobility as mh
+from aaa_mip6.mobility import messages as mh
+from aaa_mip6.mobility import payloads
+from aaa_mip6.actions import Action
+from aaa_mip6.addresses import as_ipv6
 from aaa_mip6.errors import ConfigError, InvalidInput, PacketError
+from aaa_mip6.iana import NEXT_HEADER_IPV4, NEXT_HEADER_IPV6
 from aaa_mip6.sa import SCOPE_ALL, HomeAgent, IPAddress, SecurityAssociation
 from aaa_mip6.transform import PType, SaEndpoint, SequenceExhausted
+
+from .actions import (
+    Deliver,
+    Deregistered,
+    Rebootstrap,
+    Registered,
+    RegistrationFailed,
+    Retrying,
+    Transmit,
+)
+from .binding import Binding
 
 INITIAL_BINDACK_TIMEOUT_FIRST_REG = 1.5  # RFC 6275 §13, seconds
 INITIAL_BINDACK_TIMEOUT = 1.0  # RFC 6275 §12
@@ -63,107 +78,6 @@ DEFAULT_LIFETIME = 600  # seconds asked for in each Binding Update
 DEFAULT_REFRESH_FRACTION = 0.75
 DEFAULT_SA_MARGIN = 60.0  # go back to the HAC this long before the SA's validity end
 DEFAULT_MAX_ATTEMPTS = 7  # 1.5 + 3 + 6 + 12 + 24 + 32 + 32 s of silence before giving up
-
-IPPROTO_IPIP = 4  # Next Header of a tunneled IPv4 packet
-IPPROTO_IPV6 = 41  # Next Header of a tunneled IPv6 packet
-
-
-# --------------------------------------------------------------------------- actions
-
-
-@dataclass(frozen=True, slots=True)
-class Transmit:
-    """Send ``packet`` as one UDP datagram to the HA at ``address``/``port``."""
-
-    packet: bytes = field(repr=False)
-    address: IPAddress
-    port: int
-
-
-@dataclass(frozen=True, slots=True)
-class Deliver:
-    """An inner IP packet that arrived through the tunnel, for the TUN device."""
-
-    packet: bytes = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Binding:
-    """The binding the HA acknowledged.
-
-    ``home_address`` is the one in the Home Address option (IPv6, or IPv4-mapped
-    for an IPv4-only MN); ``home_address4`` the IPv4 home address the HA
-    acknowledged (None when none was asked for or it was refused, then
-    ``ipv4_status`` says why). Times are POSIX seconds.
-    """
-
-    spi: int
-    suite: str
-    home_address: IPv6Address
-    home_address4: IPv4Address | None
-    care_of: IPAddress
-    sequence: int
-    status: int
-    lifetime: int
-    registered_at: float
-    refresh_at: float
-    expires_at: float
-    ipv4_status: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Registered:
-    """The HA accepted a Binding Update (first registration, refresh or handover)."""
-
-    binding: Binding
-
-
-@dataclass(frozen=True, slots=True)
-class Deregistered:
-    """The HA accepted the de-registration (lifetime 0): no binding is left."""
-
-
-@dataclass(frozen=True, slots=True)
-class RegistrationFailed:
-    """The HA refused the Binding Update or never answered; the machine stops sending.
-
-    ``status`` is the BA status (None when no BA came); ``reason`` a short word:
-    ``rejected``, ``no-answer``, ``ipv4-home-address-refused``, ``zero-lifetime``,
-    ``no-home-agent-address``. ``attempts`` counts the Binding Updates sent for a
-    ``no-answer`` (None otherwise).
-    """
-
-    reason: str
-    status: int | None = None
-    attempts: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Retrying:
-    """No BA yet: the Binding Update goes out again, as transmission ``attempt`` of at
-    most ``max_attempts``. ``next_in`` seconds until the next one or, when ``last``,
-    until the machine gives up (for the user's progress line; nothing to perform)."""
-
-    attempt: int
-    max_attempts: int
-    next_in: float
-    last: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Rebootstrap:
-    """Go back to the HAC for a new SA, then call :meth:`MobilityMachine.rekey`.
-
-    ``reason``: ``reinit-sa-with-hac`` (BA status 176), ``sa-expiry`` or
-    ``sequence-exhausted``.
-    """
-
-    reason: str
-
-
-Action = (Transmit | Deliver | Registered | Deregistered | RegistrationFailed | Rebootstrap
-          | Retrying)
-
 
 # --------------------------------------------------------------------------- inner packets
 
@@ -174,9 +88,11 @@ def inner_addresses(packet) -> tuple[int, IPAddress, IPAddress]:
         raise PacketError("empty inner packet")
     version = packet[0] >> 4
     if version == 6 and len(packet) >= 40:
-        return IPPROTO_IPV6, IPv6Address(bytes(packet[8:24])), IPv6Address(bytes(packet[24:40]))
+        source, destination = IPv6Address(bytes(packet[8:24])), IPv6Address(bytes(packet[24:40]))
+        return NEXT_HEADER_IPV6, source, destination
     if version == 4 and len(packet) >= 20:
-        return IPPROTO_IPIP, IPv4Address(bytes(packet[12:16])), IPv4Address(bytes(packet[16:20]))
+        source, destination = IPv4Address(bytes(packet[12:16])), IPv4Address(bytes(packet[16:20]))
+        return NEXT_HEADER_IPV4, source, destination
     raise PacketError(f"inner packet of {len(packet)} octets is not an IPv4 or IPv6 packet")
 
 
@@ -247,7 +163,7 @@ class MobilityMachine:
         self.sa = sa
         self.home_agent = home_agent
         self.endpoint = SaEndpoint(sa, "mn")
-        self.home_address = mh.as_ipv6(sa.home_address6 or sa.home_address4)
+        self.home_address = as_ipv6(sa.home_address6 or sa.home_address4)
         self._home_agent_id = home_agent.address6 or home_agent.address4
         self._sa_deadline = sa.validity_end.timestamp() - self.sa_margin
         self._exhausted = False
@@ -263,13 +179,12 @@ class MobilityMachine:
     def care_of(self) -> IPAddress | None:
         return self._care_of
 
-    @property
-    def deadline(self) -> float | None:
-        """When :meth:`tick` next has work: a retransmission, refresh, expiry or SA end."""
+    def timer(self) -> float | None:
+        """When :meth:`handle_timer` next has work: a retransmission, refresh, expiry or SA end."""
         if self._stopped:
             return None
         if self._exhausted:
-            return float("-inf")  # due at once: the next tick asks for a new SA
+            return float("-inf")  # due at once: the next handle_timer asks for a new SA
         times = [self._sa_deadline]
         if self._pending is not None:
             times.append(self._pending.retry_at)
@@ -290,7 +205,7 @@ class MobilityMachine:
 
     # ---------------------------------------------------------------- inputs
 
-    def register(self, now: float, care_of: IPAddress,
+    def register(self, care_of: IPAddress, now: float, *,
                  give_up_at: float | None = None) -> list[Action]:
         """Register from ``care_of``: the first registration, or a handover to a new address.
 
@@ -301,7 +216,7 @@ class MobilityMachine:
         self._care_of = ip_address(care_of)
         if self.home_agent_address(self._care_of) is None:
             return self._stop(RegistrationFailed("no-home-agent-address"))
-        return self._start(now, self.lifetime, give_up_at)
+        return self._start(self.lifetime, now, give_up_at=give_up_at)
 
     def home_agent_address(self, care_of: IPAddress) -> IPAddress | None:
         """The HA's address of ``care_of``'s IP version (BUs from it go there), or None."""
@@ -314,9 +229,9 @@ class MobilityMachine:
         if self._care_of is None:
             raise ValueError("deregister() before register()")
         self._stopped = False
-        return self._start(now, 0)
+        return self._start(0, now)
 
-    def rekey(self, now: float, sa: SecurityAssociation, home_agent: HomeAgent) -> list[Action]:
+    def rekey(self, sa: SecurityAssociation, home_agent: HomeAgent, now: float) -> list[Action]:
         """Carry on under the SA a new bootstrap gave: re-register from the same care-of address.
 
         The BU sequence number goes on from the old SA's, so the HA's binding cache,
@@ -326,9 +241,9 @@ class MobilityMachine:
             raise ValueError("rekey() before register()")
         self._use(sa, home_agent)
         self._binding = None
-        return self.register(now, self._care_of)
+        return self.register(self._care_of, now)
 
-    def tick(self, now: float) -> list[Action]:
+    def handle_timer(self, now: float) -> list[Action]:
         """Do what is due at ``now``: SA end, binding expiry, retransmission, refresh."""
         if self._stopped:
             return []
@@ -353,10 +268,10 @@ class MobilityMachine:
             return [*actions, Retrying(pending.attempts, self.max_attempts,
                                        pending.retry_at - now, last)]
         if self._binding is not None and now >= self._binding.refresh_at:
-            return self._start(now, self.lifetime)
+            return self._start(self.lifetime, now)
         return []
 
-    def receive(self, now: float, datagram: bytes) -> list[Action]:
+    def receive(self, datagram: bytes, now: float) -> list[Action]:
         """A datagram from the HA: a Binding Acknowledgement, a Binding Error or tunneled data.
 
         Anything that fails a check is dropped and counted in :attr:`drops` by reason.
@@ -364,13 +279,13 @@ class MobilityMachine:
         try:
             opened = self.endpoint.unprotect(datagram)
             if opened.ptype is PType.MOBILITY:
-                return self._signaled(now, opened.next_header, opened.payload)
+                return self._signaled(opened.next_header, opened.payload, now)
             return self._delivered(opened.payload)
         except InvalidInput as error:
             self.drops[error.reason] += 1
             return []
 
-    def encapsulate(self, now: float, packet: bytes) -> Transmit | None:
+    def encapsulate(self, packet: bytes, now: float) -> Transmit | None:
         """The datagram carrying an inner packet to the HA, protected as the SA's scope says.
 
         Only while a binding stands, and only for packets from one of the MN's home
@@ -403,7 +318,7 @@ class MobilityMachine:
         self._pending = None
         return [action]
 
-    def _start(self, now: float, lifetime: int,
+    def _start(self, lifetime: int, now: float, *,
                give_up_at: float | None = None) -> list[Action]:
         if now >= self._sa_deadline:
             return self._stop(Rebootstrap("sa-expiry"))
@@ -422,7 +337,7 @@ class MobilityMachine:
         self._sequence = (sequence + 1) & 0xFFFF
         update = mh.BindingUpdate(sequence, mh.lifetime_units(pending.lifetime),
                                   options=self._update_options(pending.care_of))
-        next_header, payload = mh.build_binding_update_payload(
+        next_header, payload = payloads.encode_binding_update_payload(
             self.home_address, self._home_agent_id, update
         )
         sealed = self._protect(PType.MOBILITY, payload, next_header)
@@ -456,16 +371,16 @@ class MobilityMachine:
         return Transmit(packet, self.home_agent_address(care_of or self._care_of),
                         self.home_agent.port)
 
-    def _signaled(self, now: float, next_header: int, payload: bytes) -> list[Action]:
-        home_address, message = mh.parse_home_agent_payload(
+    def _signaled(self, next_header: int, payload: bytes, now: float) -> list[Action]:
+        home_address, message = payloads.decode_home_agent_payload(
             next_header, payload, self._home_agent_id)
         if home_address != self.home_address:
             raise PacketError(f"message for home address {home_address}", reason="wrong-hoa")
         if isinstance(message, mh.BindingError):
-            return self._binding_error(now, message)
-        return self._acknowledged(now, message)
+            return self._binding_error(message, now)
+        return self._acknowledged(message, now)
 
-    def _binding_error(self, now: float, error: mh.BindingError) -> list[Action]:
+    def _binding_error(self, error: mh.BindingError, now: float) -> list[Action]:
         """Status 1: the HA lost the binding; re-register now rather than at the refresh."""
         if error.status != mh.BindingErrorStatus.UNKNOWN_BINDING_FOR_HOME_ADDRESS:
             raise PacketError(f"Binding Error status {error.status}",
@@ -475,9 +390,9 @@ class MobilityMachine:
         self.counters["binding-error"] += 1
         if self._stopped or self._binding is None or self._pending is not None:
             return []
-        return self._start(now, self.lifetime)
+        return self._start(self.lifetime, now)
 
-    def _acknowledged(self, now: float, ack: mh.BindingAck) -> list[Action]:
+    def _acknowledged(self, ack: mh.BindingAck, now: float) -> list[Action]:
         pending = self._pending
         if pending is None:
             raise PacketError("BA with no Binding Update pending", reason="unexpected-ba")

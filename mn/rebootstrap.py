@@ -13,11 +13,11 @@ HAC's ``retry-after``; a refusal or a failed check ends the session at once. The
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from aaa_mip6.backoff import Backoff
 
+from .actions import GiveUp, Wait
 from .bootstrap import BootstrapFailed
 
 FIRST_DELAY = 1.0  # seconds before the second rebootstrap in a row
@@ -25,22 +25,6 @@ MAX_IN_A_ROW = 5  # rebootstraps without a registration before giving up
 BACKOFF = Backoff(FIRST_DELAY)  # doubling, no jitter: MAX_IN_A_ROW bounds it (8 s)
 TRANSIENT_HAC_STATUSES = frozenset({500, 503, 504})  # the HAC (or its AAA) may answer later
 MAX_RETRY_AFTER = 3600.0  # seconds: the longest retry-after the MN waits out
-
-
-@dataclass(frozen=True)
-class Wait:
-    """Start the next rebootstrap in ``seconds``; ``in_a_row`` went before it unregistered."""
-
-    seconds: float
-    in_a_row: int
-
-
-@dataclass(frozen=True)
-class GiveUp:
-    """End the session with ``reason`` (a RegistrationFailed reason); ``cause`` for the log."""
-
-    reason: str
-    cause: str
 
 
 def retry_wait(error: Exception, now: datetime) -> float | None:

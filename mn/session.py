@@ -4,7 +4,7 @@
 one UDP socket bound to the current care-of address, and (optionally) a packet
 device such as :class:`mn.tunnel.Tunnel`. It decides nothing about the protocol:
 it feeds the machine datagrams and the time, performs the actions it returns, and
-calls the machine's :meth:`~mn.mobility.MobilityMachine.tick` at its deadline.
+calls the machine's :meth:`~mn.mobility.MobilityMachine.handle_timer` at its timer().
 When the machine asks to go back to the HAC, the session calls ``renew`` (a new
 bootstrap) when :class:`mn.rebootstrap.RebootstrapPolicy` says, and hands the new SA
 to the machine.
@@ -21,8 +21,9 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import DatagramProtocol
 from twisted.python import log
 
+from aaa_mip6.actions import Action
 from aaa_mip6.addresses import format_host_port
-from aaa_mip6.mobility import BindingAckStatus
+from aaa_mip6.mobility.messages import BindingAckStatus
 from aaa_mip6.sa import HomeAgent, IPAddress
 from aaa_mip6.twisted.tun import DeviceReader
 
@@ -31,19 +32,18 @@ from aaa_mip6.twisted.tls import ClientTLS
 
 from . import client
 from .bootstrap import BootstrapMachine, Bootstrapped
-from .mobility import (
-    DEFAULT_LIFETIME,
-    Action,
-    Binding,
+from .actions import (
     Deliver,
     Deregistered,
-    MobilityMachine,
+    GiveUp,
     Rebootstrap,
     Registered,
     RegistrationFailed,
     Transmit,
+    Wait,
 )
-from .rebootstrap import GiveUp, RebootstrapPolicy, Wait
+from .mobility import DEFAULT_LIFETIME, Binding, MobilityMachine
+from .rebootstrap import RebootstrapPolicy
 
 DEREGISTER_TIMEOUT = 3.0  # seconds stop() waits for the de-registration's BA
 
@@ -51,7 +51,7 @@ DEREGISTER_TIMEOUT = 3.0  # seconds stop() waits for the de-registration's BA
 class RegistrationError(Exception):
     """The registration ended without a binding: the HA refused, never answered, or the
     rebootstrap it asked for failed. ``reason`` and ``status`` as in
-    :class:`mn.mobility.RegistrationFailed`, plus ``no-rebootstrap`` (the session has no
+    :class:`mn.actions.RegistrationFailed`, plus ``no-rebootstrap`` (the session has no
     ``renew``), ``rebootstrap-failed``, ``rebootstrap-loop`` (``rebootstrap.MAX_IN_A_ROW``
     rebootstraps in a row never got a registration), ``no-route`` and ``care-of`` (the
     care-of address cannot be bound: not an address of this host). The message names
@@ -168,7 +168,8 @@ class MobileSession:
                 f"host?)", reason="care-of"))
         waiting = self._wait()
         self._registering_since = self.reactor.seconds()
-        self._perform(self.machine.register(self.reactor.seconds(), care_of, give_up_at))
+        self._perform(self.machine.register(care_of, self.reactor.seconds(),
+                                            give_up_at=give_up_at))
         return waiting
 
     def follow_care_of(self, interval: float) -> None:
@@ -199,9 +200,9 @@ class MobileSession:
 
     def send(self, packet: bytes) -> bool:
         """Tunnel one inner packet to the HA; False if the machine refused it (counted)."""
-        transmit = self.machine.encapsulate(self.reactor.seconds(), packet)
+        transmit = self.machine.encapsulate(packet, self.reactor.seconds())
         if transmit is None:
-            self._schedule()  # an exhausted sequence space makes a tick due at once
+            self._schedule()  # an exhausted sequence space makes the timer due at once
             return False
         self._transmit(transmit)
         return True
@@ -261,20 +262,20 @@ class MobileSession:
         if port != home_agent.port or address not in (home_agent.address6, home_agent.address4):
             self.foreign_datagrams += 1
             return
-        self._perform(self.machine.receive(self.reactor.seconds(), datagram))
+        self._perform(self.machine.receive(datagram, self.reactor.seconds()))
 
-    def _tick(self) -> None:
+    def _timer_fired(self) -> None:
         self._timer = None
-        self._perform(self.machine.tick(self.reactor.seconds()))
+        self._perform(self.machine.handle_timer(self.reactor.seconds()))
 
     def _schedule(self) -> None:
-        deadline = self.machine.deadline
+        deadline = self.machine.timer()
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
         if deadline is not None:
             delay = max(0.0, deadline - self.reactor.seconds())
-            self._timer = self.reactor.callLater(delay, self._tick)
+            self._timer = self.reactor.callLater(delay, self._timer_fired)
 
     def _transmit(self, transmit: Transmit) -> None:
         """Send one datagram; while the MN moves there may be no route: count and go on."""
@@ -344,8 +345,8 @@ class MobileSession:
                 raise RegistrationError("the new bootstrap names no home agent",
                                         reason="no-home-agent")
             self._renewing = False
-            self._perform(self.machine.rekey(self.reactor.seconds(), result.sa,
-                                             result.bootstrap.home_agent))
+            self._perform(self.machine.rekey(result.sa, result.bootstrap.home_agent,
+                                             self.reactor.seconds()))
 
         def failed(failure) -> None:
             self._renewing = False

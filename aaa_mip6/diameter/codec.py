@@ -95,7 +95,7 @@ class _HidePayloads(logging.Filter):
 logging.getLogger("diameter.message.avp").addFilter(_HidePayloads())
 
 
-def parse_header(data: bytes, max_length: int = DEFAULT_MAX_MESSAGE_LENGTH) -> MessageHeader:
+def decode_header(data: bytes, max_length: int = DEFAULT_MAX_MESSAGE_LENGTH) -> MessageHeader:
     """The 20-octet header at the start of ``data``, checked: Version 1, a sane Length."""
     if len(data) < HEADER_LENGTH:
         raise DiameterError(f"Diameter header needs {HEADER_LENGTH} octets, got {len(data)}",
@@ -136,7 +136,7 @@ def decode_message(data: bytes) -> Message:
     Known commands come back as their typed classes (e.g. ``DeviceWatchdogRequest``),
     others as ``UndefinedMessage``; unknown AVPs stay in ``message.avps``.
     """
-    header = parse_header(data, MAX_MESSAGE_LENGTH)
+    header = decode_header(data, MAX_MESSAGE_LENGTH)
     if header.length != len(data):
         raise DiameterError(f"Diameter length field {header.length} does not match "
                             f"{len(data)} octets", reason="bad-length")
@@ -174,7 +174,7 @@ class MessageFramer:
         self._buffer += data
         messages = []
         while len(self._buffer) >= HEADER_LENGTH:
-            length = parse_header(bytes(self._buffer[:HEADER_LENGTH]), self.max_length).length
+            length = decode_header(bytes(self._buffer[:HEADER_LENGTH]), self.max_length).length
             if len(self._buffer) < length:
                 break
             messages.append(bytes(self._buffer[:length]))

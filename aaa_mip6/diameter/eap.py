@@ -125,9 +125,9 @@ class EapRequest:
     calling_station_id: str | None = None
 
 
-def build_der(origin_host: str, origin_realm: str, destination_realm: str,
-              request: EapRequest, *, destination_host: str | None = None,
-              nas_identifier: str | None = None) -> Message:
+def encode_der(origin_host: str, origin_realm: str, destination_realm: str,
+               request: EapRequest, *, destination_host: str | None = None,
+               nas_identifier: str | None = None) -> Message:
     """A DER carrying ``request`` (its ``origin_host`` is ignored: this node sends it)."""
     avps = [codec.new_avp(constants.AVP_SESSION_ID, request.session_id),
             codec.new_avp(constants.AVP_AUTH_APPLICATION_ID, EAP_APPLICATION_ID),
@@ -166,7 +166,7 @@ def _check_command(message: Message, request: bool) -> None:
                             + " where the other was expected")
 
 
-def parse_der(message: Message) -> EapRequest:
+def decode_der(message: Message) -> EapRequest:
     """Read a DER; DiameterError (reason ``missing-avp`` for an absent one) if it is unusable."""
     _check_command(message, request=True)
     payload = _required(message, constants.AVP_EAP_PAYLOAD, "EAP-Payload")
@@ -245,7 +245,7 @@ def _eap_payload(message: Message, code: eap.Code | None, where: str) -> bytes |
     return payload
 
 
-def parse_dea(message: Message) -> EapAnswer:
+def decode_dea(message: Message) -> EapAnswer:
     """Read a DEA into an :class:`EapAnswer`; DiameterError if it contradicts itself."""
     _check_command(message, request=False)
     result = codec.result_code(message)

@@ -26,6 +26,7 @@ from diameter.message.commands import (
     DisconnectPeerRequest,
 )
 
+from ..actions import Action
 from ..backoff import Backoff
 from . import codec
 from .codec import DiameterError
@@ -257,39 +258,39 @@ class WatchdogTimers:
 
 
 @dataclass(frozen=True)
-class PeerOpened:
+class PeerOpened(Action):
     """Capabilities exchanged: requests may now flow."""
     remote: RemotePeer
 
 
 @dataclass(frozen=True)
-class RequestReceived:
+class RequestReceived(Action):
     """An application request for an application this node supports; answer it with send_answer."""
     request: Message
 
 
 @dataclass(frozen=True)
-class AnswerReceived:
+class AnswerReceived(Action):
     """The answer to the request sent with ``token``."""
     token: Hashable
     answer: Message
 
 
 @dataclass(frozen=True)
-class AnswerUndecodable:
+class AnswerUndecodable(Action):
     """The answer to ``token`` arrived but does not decode."""
     token: Hashable
     error: DiameterError
 
 
 @dataclass(frozen=True)
-class PeerSuspect:
+class PeerSuspect(Action):
     """RFC 3539 SUSPECT: no watchdog answer; ``tokens`` were withdrawn for failover."""
     tokens: tuple
 
 
 @dataclass(frozen=True)
-class PeerClosed:
+class PeerClosed(Action):
     """The connection is over; ``tokens`` never got an answer. Emitted exactly once."""
     reason: str
     tokens: tuple
@@ -427,7 +428,7 @@ class PeerConnection:
         if self.state in (PeerState.OPEN, PeerState.CLOSING):
             self._answer(request, codec.UNABLE_TO_COMPLY)
 
-    def disconnect(self, now: float, cause: int = DISCONNECT_REBOOTING) -> None:
+    def disconnect(self, now: float, *, cause: int = DISCONNECT_REBOOTING) -> None:
         """Start a clean shutdown: DPR, then close on DPA (or after Tw)."""
         if self.state != PeerState.OPEN:
             self._close("disconnected locally")
@@ -470,7 +471,7 @@ class PeerConnection:
         self._events.append(PeerClosed(reason, tokens, self.remote, cause))
 
     def _frame_received(self, frame: bytes, now: float) -> None:
-        header = codec.parse_header(frame, self._max_length)
+        header = codec.decode_header(frame, self._max_length)
         try:
             message = codec.decode_message(frame)
         except DiameterError as error:

@@ -97,8 +97,8 @@ class Router:
         """The request ``token`` got its answer: forget it (None if it already timed out)."""
         return self._pending.pop(token, None)
 
-    def expire(self, now: float) -> list[PendingRequest]:
-        """Remove and return every request whose deadline has passed."""
+    def handle_timer(self, now: float) -> list[PendingRequest]:
+        """Remove and return every request whose deadline has passed (due at :meth:`timer`)."""
         expired = [p for p in self._pending.values() if p.deadline <= now]
         for pending in expired:
             del self._pending[pending.token]

@@ -243,14 +243,14 @@ class SaApplication:
                                 + ("answer" if request else "request")
                                 + " where the other was expected")
 
-    def parse_request(self, message: Message) -> Request:
+    def decode_request(self, message: Message) -> Request:
         """Read any request of the application; a push must carry a whole SA."""
         command = message.header.command_code
         if command not in COMMAND_NAMES:
             raise DiameterError(f"command {command} is not one of the SA delivery application")
         self.check_command(message, command, request=True)
         spi = self._spi(message)
-        sa = self.parse_sa(message) if command == SA_PUSH else None
+        sa = self.decode_sa(message) if command == SA_PUSH else None
         return Request(
             command=command,
             session_id=_required(message, constants.AVP_SESSION_ID, "Session-Id"),
@@ -262,7 +262,7 @@ class SaApplication:
             mn_id=codec.avp_value(message, constants.AVP_USER_NAME),
             sa=sa)
 
-    def parse_query_answer(self, message: Message) -> SaMessage | None:
+    def decode_query_answer(self, message: Message) -> SaMessage | None:
         """An SA-Query-Answer: the SA (2001), None (5030: no SA under that SPI).
 
         Any other Result-Code is a DiameterError with reason ``unexpected-result``.
@@ -273,7 +273,7 @@ class SaApplication:
             return None
         if result != codec.SUCCESS:
             raise DiameterError(f"SA-Query answered {result}", reason="unexpected-result")
-        return self.parse_sa(message)
+        return self.decode_sa(message)
 
     def check_answer(self, message: Message, command: int) -> None:
         """An SA-Push or SA-Revoke answer: DiameterError unless it says 2001."""
@@ -312,7 +312,7 @@ class SaApplication:
                                 reason="bad-avp-value")
         return value
 
-    def parse_sa(self, message: Message) -> SaMessage:
+    def decode_sa(self, message: Message) -> SaMessage:
         """The SA of a push or a query answer (see the module docstring for the AVPs)."""
         msa = self._msa(message)
         spi = self._spi(message)

@@ -79,7 +79,7 @@ class Nas:
 
 def access_request_length(nas: Nas, session: AaaSession, eap_payload: bytes,
                           state: bytes | None = None) -> int:
-    """The octets of the Access-Request :meth:`RadiusCodec.access_request` builds for
+    """The octets of the Access-Request :meth:`RadiusCodec.encode_access_request` builds for
     these, counted from its attributes without building it."""
     chunks = -(-len(eap_payload) // EAP_MESSAGE_CHUNK)
     return (HEADER_LENGTH + _MESSAGE_AUTHENTICATOR_LENGTH
@@ -135,8 +135,8 @@ class RadiusCodec:
     def __repr__(self) -> str:
         return f"RadiusCodec(nas={self._nas!r})"
 
-    def access_request(self, identifier: int, session: AaaSession, eap_payload: bytes,
-                       state: bytes | None = None) -> SentRequest:
+    def encode_access_request(self, identifier: int, session: AaaSession, eap_payload: bytes,
+                              state: bytes | None = None) -> SentRequest:
         """An Access-Request carrying one EAP packet of ``session`` (RFC 3579 §2.1).
 
         ``state`` is the State of the previous Access-Challenge, echoed verbatim.
@@ -152,7 +152,7 @@ class RadiusCodec:
         request[self._key("EAP-Message")] = split_eap_message(eap_payload)
         return self._sent(request)
 
-    def status_server(self, identifier: int) -> SentRequest:
+    def encode_status_server(self, identifier: int) -> SentRequest:
         """A Status-Server probe (RFC 5997 §3) to ask whether the server is alive."""
         return self._sent(self._new_request(pyrad_packet.StatusServer, identifier))
 
@@ -166,7 +166,7 @@ class RadiusCodec:
         self._verified(request, datagram, {pyrad_packet.AccessAccept},
                        require_message_authenticator=False)
 
-    def access_reply(self, request: SentRequest, datagram: bytes) -> AccessReply:
+    def decode_access_reply(self, request: SentRequest, datagram: bytes) -> AccessReply:
         """The answer in a genuine reply to the Access-Request ``request``."""
         reply = self._verified(request, datagram, _ACCESS_REPLY_CODES)
         eap_payload = b"".join(self._raw(reply, "EAP-Message"))

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from ..addresses import parse_host_port
 from ..backoff import Backoff
 from ..errors import ConfigError
+from ..iana import RADIUS_PORT
 
-DEFAULT_PORT = 1812  # RFC 2865 §3
 IDENTIFIERS = 256  # the 8-bit Identifier, per source and destination port pair
 
 
@@ -41,7 +41,7 @@ class RadiusServer:
         except ValueError as error:
             raise ConfigError(f"RADIUS server {text!r}: expected an IP address and port "
                               f"({error})") from None
-        port_number = DEFAULT_PORT if port is None else port
+        port_number = RADIUS_PORT if port is None else port
         return cls(address, port_number, secret)
 
 

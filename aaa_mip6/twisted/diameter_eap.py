@@ -16,7 +16,7 @@ from twisted.python.failure import Failure
 from ..aaa import AaaAnswer, AaaSession, AaaTimeout, AaaUnavailable, Challenge
 from ..diameter import codec
 from ..diameter.codec import DiameterError
-from ..diameter.eap import TOO_BUSY, EapRequest, build_der, parse_dea
+from ..diameter.eap import TOO_BUSY, EapRequest, decode_dea, encode_der
 from ..diameter.router import RequestTimedOut
 
 DEFAULT_RETRY_AFTER = 5  # seconds a HAC tells an MN to wait when no Diameter peer is open
@@ -66,7 +66,7 @@ class DiameterEapBackend:
         session_id = (continuation.session_id if continuation
                       else self._session_ids.new(f"mip6-{session.session_id}"))
         local = self.node.local
-        request = build_der(
+        request = encode_der(
             local.origin_host, local.origin_realm, self._destination_realm,
             EapRequest(session_id, local.origin_host, session.user_name, eap_payload,
                        continuation.state if continuation else None,
@@ -91,7 +91,7 @@ class DiameterEapBackend:
         return self.node.stop().addCallback(lambda _: None)
 
     def _answered(self, message: Message, session: AaaSession, session_id: str) -> AaaAnswer:
-        parsed = parse_dea(message)
+        parsed = decode_dea(message)
         if parsed.answer is None:
             detail = f"Diameter EAP server answered {parsed.result_code}" + (
                 f" ({parsed.error_message})" if parsed.error_message else "")

@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 from . import tls
 from ..addresses import format_host_port
 from ..backoff import Backoff
+from ..iana import DIAMETER_TCP_PORT, DIAMETER_TLS_PORT
 from ..diameter import codec
 from ..diameter.peer import (
     DISCONNECT_DO_NOT_WANT_TO_TALK_TO_YOU,
@@ -47,8 +48,6 @@ from ..diameter.peer import (
 )
 from ..diameter.router import DEFAULT_REQUEST_TIMEOUT, RequestTimedOut, Router
 
-DIAMETER_TCP_PORT = 3868
-DIAMETER_TLS_PORT = 5658
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Message], "Message | defer.Deferred"]
@@ -327,7 +326,7 @@ class DiameterNode:
         closing = []
         for peer_protocol in list(self._connections):
             closing.append(peer_protocol.closed)
-            peer_protocol.connection.disconnect(self.now(), cause)
+            peer_protocol.connection.disconnect(self.now(), cause=cause)
             peer_protocol.flush()
         closing += [defer.maybeDeferred(port.stopListening) for port in self._ports]
         self._ports = []
@@ -444,7 +443,7 @@ class DiameterNode:
 
     def _expire(self) -> None:
         self._router_timer = None
-        for pending in self.router.expire(self.now()):
+        for pending in self.router.handle_timer(self.now()):
             d = self._deferreds.pop(pending.token, None)
             if d is not None:
                 d.errback(RequestTimedOut(

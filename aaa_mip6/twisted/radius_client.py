@@ -206,8 +206,8 @@ class RadiusClient:
         port, identifier = slot
         server = self._servers[index]
         try:
-            sent = server.codec.access_request(identifier, exchange.session,
-                                               exchange.eap_payload, exchange.state)
+            sent = server.codec.encode_access_request(identifier, exchange.session,
+                                                      exchange.eap_payload, exchange.state)
         except InvalidInput as err:
             self._identifiers.release(port, index, identifier)
             exchange.deferred.errback(err)
@@ -259,7 +259,7 @@ class RadiusClient:
         transaction = exchange.transaction
         server = self._servers[transaction.server]
         try:
-            reply = server.codec.access_reply(transaction.sent, datagram)
+            reply = server.codec.decode_access_reply(transaction.sent, datagram)
         except InvalidInput as err:
             self._ignore(server, err)
             exchange.ignored.add(err.reason)
@@ -301,7 +301,7 @@ class RadiusClient:
             self._schedule_probe(index)
             return
         port, identifier = slot
-        sent = self._servers[index].codec.status_server(identifier)
+        sent = self._servers[index].codec.encode_status_server(identifier)
         self._start(_Probe(index, _Transaction(index, port, sent)))
 
     def _probe_timed_out(self, probe: _Probe) -> None:

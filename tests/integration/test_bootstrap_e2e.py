@@ -27,6 +27,7 @@ from aaa_mip6 import authenticator, container, pki
 from aaa_mip6 import messages as m
 from aaa_mip6 import tvheaders as tv
 from aaa_mip6.errors import AuthenticatorError
+from aaa_mip6.iana import MIPV6TLS_PORT
 from aaa_mip6.sa import SPI_MAX, SPI_MIN
 from aaa_mip6.store import open_store
 from aaa_mip6.suites import SUITES
@@ -107,7 +108,7 @@ def test_library_bootstrap_gives_sa_and_bootstrap_data(hac):
     assert len({sa.mn_to_ha_ikey, sa.ha_to_mn_ikey, sa.mn_to_ha_ekey, sa.ha_to_mn_ekey}) == 4
     assert sa.validity_end > datetime.now(timezone.utc)
     assert boot.home_agent.address6 == ipaddress.IPv6Address(HA_ADDRESS)
-    assert boot.home_agent.port == m.DEFAULT_PORT
+    assert boot.home_agent.port == MIPV6TLS_PORT
     assert boot.home_prefix6 == ipaddress.IPv6Network(HOA_PREFIX)
     assert boot.home_address6 in boot.home_prefix6 and boot.home_address6 == sa.home_address6
     assert_stored(hac.setup.store_url, sa)

@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from aaa_mip6.mobility import BindingUpdate, build_binding_update_payload, parse_binding_ack_payload
+from aaa_mip6.mobility.messages import BindingUpdate
+from aaa_mip6.mobility.payloads import decode_binding_ack_payload, encode_binding_update_payload
 from aaa_mip6.transform import PType, SaEndpoint
 from tests.integration.haproc import running_ha
 from tests.integration.test_ha_server import HA, HOA, provision
@@ -58,7 +59,7 @@ def test_a_new_mn_registers_on_its_first_bu_under_a_random_spi_flood(store_url, 
     data_flooders = sockets(socket.AF_INET6, "::1", 4)
     bu_flooders = sockets(socket.AF_INET, "127.0.0.2", 4)
     mn = SaEndpoint(sa, "mn")
-    next_header, payload = build_binding_update_payload(HOA, HA, BindingUpdate(1, 150))
+    next_header, payload = encode_binding_update_payload(HOA, HA, BindingUpdate(1, 150))
     with running_ha(tmp_path, store_url, ["[::1]:0", "127.0.0.1:0"],
                     {"home_agent": "::1"}) as ha, \
             socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as mn_socket:
@@ -96,7 +97,7 @@ def test_a_new_mn_registers_on_its_first_bu_under_a_random_spi_flood(store_url, 
         seen = ha.counters(lambda counters: sum(counters.values()) >= sent + 1)
         assert answer is not None, f"no BA within {BA_WAIT} s; counters {seen}"
         opened = mn.unprotect(answer)
-        _, ack = parse_binding_ack_payload(opened.next_header, opened.payload, HA)
+        _, ack = decode_binding_ack_payload(opened.next_header, opened.payload, HA)
         assert ack.status == 0
         assert seen["registered"] == 1
         # the counters say what was dropped and why

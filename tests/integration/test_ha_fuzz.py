@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from aaa_mip6.mobility import BindingUpdate, build_binding_update_payload, parse_binding_ack_payload
+from aaa_mip6.mobility.messages import BindingUpdate
+from aaa_mip6.mobility.payloads import decode_binding_ack_payload, encode_binding_update_payload
 from aaa_mip6.transform import HEADER_LENGTH, PType, SaEndpoint
 from tests.integration.haproc import running_ha
 from tests.integration.test_ha_server import HA, HOA, provision
@@ -48,13 +49,13 @@ class Mn:
     def register(self) -> int:
         """Send a fresh BU; the BA's status."""
         self.sequence += 1
-        next_header, payload = build_binding_update_payload(
+        next_header, payload = encode_binding_update_payload(
             HOA, HA, BindingUpdate(self.sequence, 150))
         packet = self.endpoint.protect(PType.MOBILITY, payload, next_header)
         self.sock.sendto(packet, ("::1", self.port))
         self.sent.append(packet)
         opened = self.endpoint.unprotect(self.sock.recv(4096))
-        return parse_binding_ack_payload(opened.next_header, opened.payload, HA)[1].status
+        return decode_binding_ack_payload(opened.next_header, opened.payload, HA)[1].status
 
 
 def fuzz_datagram(rng: random.Random, mn: Mn) -> bytes:

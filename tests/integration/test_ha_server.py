@@ -13,12 +13,14 @@ from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
-from aaa_mip6.mobility import BindingUpdate, build_binding_update_payload, parse_binding_ack_payload
+from aaa_mip6.mobility.messages import BindingUpdate
+from aaa_mip6.mobility.payloads import decode_binding_ack_payload, encode_binding_update_payload
 from aaa_mip6.sa import SCOPE_ALL, HomeAgent, SecurityAssociation
 from aaa_mip6.store import UNALLOCATED_SPI, open_store
 from aaa_mip6.suites import SUITES, new_keys
 from aaa_mip6.transform import PType, SaEndpoint
-from mn.mobility import MobilityMachine, Registered, Transmit
+from mn.actions import Registered, Transmit
+from mn.mobility import MobilityMachine
 
 pytestmark = pytest.mark.integration
 
@@ -79,13 +81,13 @@ def stop_ha(process):
 
 def register(endpoint, port, sequence):
     update = BindingUpdate(sequence, 150)
-    next_header, payload = build_binding_update_payload(HOA, HA, update)
+    next_header, payload = encode_binding_update_payload(HOA, HA, update)
     with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
         sock.settimeout(10)
         sock.sendto(endpoint.protect(PType.MOBILITY, payload, next_header), ("::1", port))
         data, _ = sock.recvfrom(2048)
     opened = endpoint.unprotect(data)
-    return parse_binding_ack_payload(opened.next_header, opened.payload, HA)
+    return decode_binding_ack_payload(opened.next_header, opened.payload, HA)
 
 
 def test_bu_ba_round_trip_and_restart_on_the_same_store(store_url, tmp_path):
@@ -130,16 +132,16 @@ def test_mn_re_registers_at_once_after_an_ha_restart(store_url):
             sock.sendto(action.packet, (str(action.address), action.port))
 
     def receive():
-        return machine.receive(time.time(), sock.recvfrom(4096)[0])
+        return machine.receive(sock.recvfrom(4096)[0], time.time())
 
     try:
-        send(machine.register(time.time(), HA))
+        send(machine.register(HA, time.time()))
         [registered] = receive()
         assert isinstance(registered, Registered)
         stop_ha(process)
         process, _ = start_ha(store_url, port=port)  # same port, no bindings
         started = time.time()
-        send([machine.encapsulate(started, ipv6_packet(HOA, CN))])
+        send([machine.encapsulate(ipv6_packet(HOA, CN), started)])
         send(receive())  # the Binding Error makes the MN send a BU at once
         [again] = receive()
         assert isinstance(again, Registered) and time.time() - started < 5
@@ -152,12 +154,13 @@ def test_mn_re_registers_at_once_after_an_ha_restart(store_url):
 
 def register_via(sock, endpoint, address, port, home_agent, sequence):
     """A BU to ``address``:``port``; (the BA's status, the address it came from)."""
-    next_header, payload = build_binding_update_payload(
+    next_header, payload = encode_binding_update_payload(
         HOA, home_agent, BindingUpdate(sequence, 150))
     sock.sendto(endpoint.protect(PType.MOBILITY, payload, next_header), (address, port))
     data, (source, _) = sock.recvfrom(2048)
     opened = endpoint.unprotect(data)
-    return parse_binding_ack_payload(opened.next_header, opened.payload, home_agent)[1].status, source
+    _, ack = decode_binding_ack_payload(opened.next_header, opened.payload, home_agent)
+    return ack.status, source
 
 
 def test_replies_leave_by_the_socket_the_datagram_came_in_on(store_url):
@@ -203,7 +206,8 @@ def test_config_errors_name_the_key(store_url):
 NETNS_SCENARIO = r'''
 import json, socket, struct, sys
 from ipaddress import IPv6Address
-from aaa_mip6.mobility import BindingUpdate, build_binding_update_payload, parse_binding_ack_payload
+from aaa_mip6.mobility.messages import BindingUpdate
+from aaa_mip6.mobility.payloads import decode_binding_ack_payload, encode_binding_update_payload
 from aaa_mip6.store import open_store
 from aaa_mip6.transform import PType, SaEndpoint
 
@@ -229,10 +233,10 @@ cn.bind((str(CN), 9000))
 cn.settimeout(10)
 sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
 sock.settimeout(10)
-next_header, payload = build_binding_update_payload(HOA, HA, BindingUpdate(1, 150))
+next_header, payload = encode_binding_update_payload(HOA, HA, BindingUpdate(1, 150))
 sock.sendto(mn.protect(PType.MOBILITY, payload, next_header), ("::1", ha_port))
 opened = mn.unprotect(sock.recvfrom(4096)[0])
-status = parse_binding_ack_payload(opened.next_header, opened.payload, HA)[1].status
+status = decode_binding_ack_payload(opened.next_header, opened.payload, HA)[1].status
 sock.sendto(mn.protect(PType.ENCRYPTED_IP, udp6(HOA, CN, 5000, 9000, b"ping"), 41), ("::1", ha_port))
 data, (source, sport, *_) = cn.recvfrom(4096)
 cn.sendto(b"pong:" + data, (source, sport))

@@ -21,10 +21,9 @@ from aaa_mip6 import pki
 from lab.processes import free_port
 from lab.servers import auc
 from lab.servers.hac import TEST_CONFIG, HacProcess, make_setup
-from tests.integration.gateway import GW_HOST, GW_REALM, gateway_process
+from tests.integration.gateway import GW_HOST, gateway_process
 from tests.integration.test_hac_eap_diameter import (
     HAC_HOST,
-    HAC_REALM,
     EapOnlyHac,
     diameter_settings,
 )

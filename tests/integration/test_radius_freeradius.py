@@ -113,7 +113,7 @@ class FreeRadiusTests(unittest.TestCase):
 
     def test_freeradius_answers_status_server(self):
         radius = codec.RadiusCodec(self.radius.secret, NAS, codec.load_dictionary())
-        probe = radius.status_server(17)
+        probe = radius.encode_status_server(17)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.settimeout(5)
             sock.sendto(probe.datagram, (self.radius.host, self.radius.port))

@@ -30,18 +30,15 @@ from aaa_mip6 import pki
 from aaa_mip6.diameter.codec import encode_message
 from aaa_mip6.diameter.router import RequestFailed
 from aaa_mip6.diameter.sa_app import NodeSettings, SaApplication
-from aaa_mip6.mobility import (
-    BindingAckStatus,
-    BindingUpdate,
-    build_binding_update_payload,
-    parse_binding_ack_payload,
-)
+from aaa_mip6.mobility.messages import BindingAckStatus, BindingUpdate
+from aaa_mip6.mobility.payloads import decode_binding_ack_payload, encode_binding_update_payload
 from aaa_mip6.sa import HomeAgent, SecurityAssociation
 from aaa_mip6.store import UNALLOCATED_SPI, open_store
 from aaa_mip6.suites import SUITES, new_keys
 from aaa_mip6.transform import PType, SaEndpoint
 from aaa_mip6.twisted.sa_node import start_node
-from ha.core import HaPolicy, HomeAgentCore, SendDatagram
+from ha.actions import SendDatagram
+from ha.core import HaPolicy, HomeAgentCore
 from ha.diameter_source import DiameterSASource
 from hac.config import DeliverySettings
 from hac.sa_delivery import SaDelivery
@@ -507,11 +504,11 @@ def test_programs_push_and_revoke(tmp_path):
 
 def bu_status(endpoint: SaEndpoint, port: int, sequence: int) -> int:
     """Send one protected BU for HOA to the HA at [::1]:port; the BA's status."""
-    next_header, payload = build_binding_update_payload(
+    next_header, payload = encode_binding_update_payload(
         HOA, LOOPBACK6, BindingUpdate(sequence, 150))
     with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
         sock.settimeout(10)
         sock.sendto(endpoint.protect(PType.MOBILITY, payload, next_header), ("::1", port))
         data, _ = sock.recvfrom(2048)
     opened = endpoint.unprotect(data)
-    return parse_binding_ack_payload(opened.next_header, opened.payload, LOOPBACK6)[1].status
+    return decode_binding_ack_payload(opened.next_header, opened.payload, LOOPBACK6)[1].status

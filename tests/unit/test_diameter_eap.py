@@ -115,9 +115,9 @@ bootstrap = st.fixed_dictionaries({}, optional={
 
 @given(attributes=bootstrap, msk=st.sampled_from([None, bytes(32), MSK]))
 def test_accept_round_trips_through_a_dea(attributes, msk):
-    request = deap.build_der(HAC_HOST, HAC_REALM, AAA_REALM,
-                             deap.EapRequest("s;1", HAC_HOST, "mn", MD5_RESPONSE))
-    parsed = deap.parse_dea(dea(request, Accept(SUCCESS, msk, BootstrapAttributes(attributes))))
+    request = deap.encode_der(HAC_HOST, HAC_REALM, AAA_REALM,
+                              deap.EapRequest("s;1", HAC_HOST, "mn", MD5_RESPONSE))
+    parsed = deap.decode_dea(dea(request, Accept(SUCCESS, msk, BootstrapAttributes(attributes))))
     assert parsed.result_code == codec.SUCCESS and parsed.origin_host == AAA_HOST
     assert parsed.answer == Accept(SUCCESS, msk, attributes)
 
@@ -138,13 +138,13 @@ def test_bootstrap_avps_use_rfc_5447_and_4004_codes_and_drop_dns():
 
 
 def test_framed_ip_address_and_top_level_prefix_are_read_too():
-    request = deap.build_der(HAC_HOST, HAC_REALM, AAA_REALM,
-                             deap.EapRequest("s;1", HAC_HOST, "mn", MD5_RESPONSE))
+    request = deap.encode_der(HAC_HOST, HAC_REALM, AAA_REALM,
+                              deap.EapRequest("s;1", HAC_HOST, "mn", MD5_RESPONSE))
     result, avps = deap.dea_avps(Accept(SUCCESS, None))
     avps += [codec.new_avp(constants.AVP_FRAMED_IP_ADDRESS, bytes([192, 0, 2, 10])),
              codec.new_avp(constants.AVP_MIP6_HOME_LINK_PREFIX, bytes([48]) + bytes(16))]
     answer = wire(codec.new_answer(request, result, AAA_HOST, AAA_REALM, avps))
-    assert deap.parse_dea(answer).answer.attributes == {
+    assert deap.decode_dea(answer).answer.attributes == {
         "home_address_ip4": ipaddress.IPv4Address("192.0.2.10"),
         "home_link_prefix": ipaddress.IPv6Network("::/48")}
 
@@ -162,26 +162,26 @@ requests = st.builds(
 
 @given(request=requests)
 def test_der_round_trips(request):
-    message = wire(deap.build_der(HAC_HOST, HAC_REALM, AAA_REALM, request,
-                                  destination_host=AAA_HOST, nas_identifier="hac"))
+    message = wire(deap.encode_der(HAC_HOST, HAC_REALM, AAA_REALM, request,
+                                   destination_host=AAA_HOST, nas_identifier="hac"))
     assert message.header.is_request and message.header.is_proxyable
     assert message.header.application_id == 5 and message.header.command_code == 268
     assert codec.avp_value(message, constants.AVP_AUTH_REQUEST_TYPE) == 3
     assert codec.avp_value(message, constants.AVP_DESTINATION_HOST) == AAA_HOST.encode()
-    assert deap.parse_der(message) == request
+    assert deap.decode_der(message) == request
 
 
 def test_der_needs_user_name_and_a_valid_eap_payload():
     request = deap.EapRequest("s;1", HAC_HOST, "mn", MD5_RESPONSE)
-    message = deap.build_der(HAC_HOST, HAC_REALM, AAA_REALM, request)
+    message = deap.encode_der(HAC_HOST, HAC_REALM, AAA_REALM, request)
     message.avps = [avp for avp in message.avps if avp.code != constants.AVP_USER_NAME]
     with pytest.raises(DiameterError) as caught:
-        deap.parse_der(wire(message))
+        deap.decode_der(wire(message))
     assert caught.value.reason == "missing-avp"
-    bad = deap.build_der(HAC_HOST, HAC_REALM, AAA_REALM,
-                         deap.EapRequest("s;1", HAC_HOST, "mn", b"\x02\x01\x00\x09x"))
+    bad = deap.encode_der(HAC_HOST, HAC_REALM, AAA_REALM,
+                          deap.EapRequest("s;1", HAC_HOST, "mn", b"\x02\x01\x00\x09x"))
     with pytest.raises(DiameterError) as caught:
-        deap.parse_der(wire(bad))
+        deap.decode_der(wire(bad))
     assert caught.value.reason == "bad-avp-value"
 
 
@@ -196,22 +196,22 @@ def test_the_largest_eap_input_an_mn_can_send_fits_a_der():
                               eap.EapPacket(eap.Code.RESPONSE, 1, eap.Type.TLS,
                                             bytes(32_767 - 5)).encode(),
                               state=bytes(253), calling_station_id="[2001:db8::7]:40001")
-    der = codec.encode_message(deap.build_der(HAC_HOST, HAC_REALM, AAA_REALM, request,
-                                              destination_host=AAA_HOST,
-                                              nas_identifier="h" * 253))
+    der = codec.encode_message(deap.encode_der(HAC_HOST, HAC_REALM, AAA_REALM, request,
+                                               destination_host=AAA_HOST,
+                                               nas_identifier="h" * 253))
     assert len(der) < 40_000 < codec.DEFAULT_MAX_MESSAGE_LENGTH
 
 
 def test_a_dea_is_not_a_der_and_another_command_is_neither():
-    request = deap.build_der(HAC_HOST, HAC_REALM, AAA_REALM,
-                             deap.EapRequest("s;1", HAC_HOST, "mn", MD5_RESPONSE))
+    request = deap.encode_der(HAC_HOST, HAC_REALM, AAA_REALM,
+                              deap.EapRequest("s;1", HAC_HOST, "mn", MD5_RESPONSE))
     with pytest.raises(DiameterError):
-        deap.parse_der(dea(request, Reject()))
+        deap.decode_der(dea(request, Reject()))
     with pytest.raises(DiameterError):
-        deap.parse_dea(wire(request))
+        deap.decode_dea(wire(request))
     other = codec.new_request(codec.TEST_APPLICATION_ID, 265, [])
     with pytest.raises(DiameterError):
-        deap.parse_der(wire(other))
+        deap.decode_der(wire(other))
 
 
 # --- DEA ------------------------------------------------------------------------------
@@ -219,7 +219,7 @@ def test_a_dea_is_not_a_der_and_another_command_is_neither():
 
 @given(data=st.binary(max_size=200))
 def test_arbitrary_bytes_only_raise_the_typed_error(data):
-    for parse in (deap.parse_der, deap.parse_dea):
+    for parse in (deap.decode_der, deap.decode_dea):
         try:
             parse(codec.decode_message(data))
         except InvalidInput:
@@ -234,14 +234,14 @@ def test_arbitrary_avps_in_a_diameter_eap_header_only_raise_the_typed_error(avps
             + (5).to_bytes(4, "big") + bytes(8) + avps)
     try:
         message = codec.decode_message(data)
-        (deap.parse_der if flags else deap.parse_dea)(message)
+        (deap.decode_der if flags else deap.decode_dea)(message)
     except InvalidInput:
         pass
 
 
 def _dea_with(result, *avps):
-    request = deap.build_der(HAC_HOST, HAC_REALM, AAA_REALM,
-                             deap.EapRequest("s;1", HAC_HOST, "mn", MD5_RESPONSE))
+    request = deap.encode_der(HAC_HOST, HAC_REALM, AAA_REALM,
+                              deap.EapRequest("s;1", HAC_HOST, "mn", MD5_RESPONSE))
     return wire(codec.new_answer(request, result, AAA_HOST, AAA_REALM,
                                  deap.application_avps() + list(avps)))
 
@@ -265,20 +265,20 @@ def _payload(packet: bytes):
 ])
 def test_contradictory_deas_are_refused(message):
     with pytest.raises(DiameterError):
-        deap.parse_dea(message)
+        deap.decode_dea(message)
 
 
 def test_challenge_and_reject_carry_their_eap_and_the_state():
-    parsed = deap.parse_dea(_dea_with(deap.MULTI_ROUND_AUTH, _payload(MD5_REQUEST),
-                                      codec.new_avp(constants.AVP_STATE, b"st")))
+    parsed = deap.decode_dea(_dea_with(deap.MULTI_ROUND_AUTH, _payload(MD5_REQUEST),
+                                       codec.new_avp(constants.AVP_STATE, b"st")))
     assert parsed.answer == Challenge(MD5_REQUEST) and parsed.state == b"st"
-    assert deap.parse_dea(_dea_with(deap.AUTHENTICATION_REJECTED)).answer == Reject(None)
-    other = deap.parse_dea(_dea_with(codec.UNABLE_TO_DELIVER))
+    assert deap.decode_dea(_dea_with(deap.AUTHENTICATION_REJECTED)).answer == Reject(None)
+    other = deap.decode_dea(_dea_with(codec.UNABLE_TO_DELIVER))
     assert other.answer is None and other.result_code == codec.UNABLE_TO_DELIVER
 
 
 def test_msk_is_not_in_repr():
-    parsed = deap.parse_dea(dea(wire(deap.build_der(
+    parsed = deap.decode_dea(dea(wire(deap.encode_der(
         HAC_HOST, HAC_REALM, AAA_REALM, deap.EapRequest("s;1", HAC_HOST, "mn", IDENTITY))),
         Accept(SUCCESS, MSK)))
     assert MSK.hex() not in repr(parsed) and repr(MSK) not in repr(parsed)

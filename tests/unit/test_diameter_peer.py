@@ -340,7 +340,7 @@ def test_router_routes_by_realm_then_relay_and_fails_over_with_t_flag():
     assert len(relay_far.events()) == 1
     assert router.answered(token).token == token
     assert router.pending == 1 and router.timer() == 10.0
-    assert [p.token for p in router.expire(10.0)] == [other]
+    assert [p.token for p in router.handle_timer(10.0)] == [other]
 
 
 def test_router_holds_request_until_a_peer_opens():
@@ -363,7 +363,7 @@ def test_a_timed_out_request_is_forgotten_by_its_connection():
     pump(direct, direct_far)
     [first, *_] = direct_far.events()
     assert direct.pending_count == 100
-    assert len(router.expire(5.0)) == 100
+    assert len(router.handle_timer(5.0)) == 100
     assert direct.pending_count == 0 and router.pending == 0
     late = codec.new_answer(first.request, codec.SUCCESS, "b.example.net", "example.net")
     direct_far.send_answer(late)

@@ -92,7 +92,7 @@ _end_to_end = iter(range(1000, 10**6))
 
 def der(session_id="hac.example.org;1;1;mip6-a", payload=IDENTITY, state=None, end_to_end=None,
         user_name="mn1@example.org"):
-    message = deap.build_der(HAC_HOST, HAC_REALM, AAA_REALM, deap.EapRequest(
+    message = deap.encode_der(HAC_HOST, HAC_REALM, AAA_REALM, deap.EapRequest(
         session_id, HAC_HOST, user_name, payload, state, "[2001:db8::7]:40001"))
     message.header.end_to_end_identifier = next(_end_to_end) if end_to_end is None else end_to_end
     message.header.hop_by_hop_identifier = 1
@@ -101,7 +101,7 @@ def der(session_id="hac.example.org;1;1;mip6-a", payload=IDENTITY, state=None, e
 
 def handle(gateway, request) -> deap.EapAnswer:
     """The gateway's DEA for ``request`` (it must be ready), as the HAC reads it."""
-    return deap.parse_dea(wire(outcome(defer.maybeDeferred(gateway.handle, request))))
+    return deap.decode_dea(wire(outcome(defer.maybeDeferred(gateway.handle, request))))
 
 
 def result_of(gateway, request) -> int:
@@ -121,7 +121,7 @@ def test_multi_round_maps_state_both_ways_and_returns_msk_and_attributes(gateway
     assert session.session_id == "hac.example.org;1;1;mip6-a"
     answered.callback(Challenge(MD5_REQUEST))
     dea = wire(outcome(pending))
-    first = deap.parse_dea(dea)
+    first = deap.decode_dea(dea)
     assert first.answer == Challenge(MD5_REQUEST) and len(first.state) == 16
     assert codec.avp_value(dea, constants.AVP_MULTI_ROUND_TIME_OUT) == TIMEOUT
     assert codec.avp_value(dea, constants.AVP_SESSION_ID) == "hac.example.org;1;1;mip6-a"
@@ -131,7 +131,7 @@ def test_multi_round_maps_state_both_ways_and_returns_msk_and_attributes(gateway
     assert again is session and payload == MD5_RESPONSE  # RADIUS State lives in the session
     attributes = BootstrapAttributes(home_address_ip4=ipaddress.IPv4Address("192.0.2.10"))
     answered.callback(Accept(SUCCESS, MSK, attributes))
-    final = deap.parse_dea(wire(outcome(pending)))
+    final = deap.decode_dea(wire(outcome(pending)))
     assert final.result_code == codec.SUCCESS
     assert final.answer == Accept(SUCCESS, MSK, attributes) and final.state is None
 
@@ -139,7 +139,7 @@ def test_multi_round_maps_state_both_ways_and_returns_msk_and_attributes(gateway
 def test_reject_is_4001_with_the_eap_failure(gateway, upstream):
     pending = gateway.handle(der())
     upstream.calls[0][2].callback(Reject(FAILURE))
-    answer = deap.parse_dea(wire(outcome(pending)))
+    answer = deap.decode_dea(wire(outcome(pending)))
     assert answer.result_code == deap.AUTHENTICATION_REJECTED and answer.answer == Reject(FAILURE)
 
 
@@ -158,7 +158,7 @@ def test_upstream_errors_become_result_codes(gateway, upstream, error, result):
 def _challenged(gateway, upstream, session_id="hac.example.org;1;1;mip6-a"):
     pending = gateway.handle(der(session_id))
     upstream.calls[-1][2].callback(Challenge(MD5_REQUEST))
-    return deap.parse_dea(wire(outcome(pending))).state
+    return deap.decode_dea(wire(outcome(pending))).state
 
 
 def test_a_wrong_or_stale_state_is_refused_without_radius(gateway, upstream):
@@ -178,8 +178,8 @@ def test_state_for_an_unknown_session_is_5002(gateway, upstream):
 
 
 def test_missing_user_name_is_5005(gateway, upstream):
-    request = deap.build_der(HAC_HOST, HAC_REALM, AAA_REALM,
-                             deap.EapRequest("s;1", HAC_HOST, "mn", IDENTITY))
+    request = deap.encode_der(HAC_HOST, HAC_REALM, AAA_REALM,
+                              deap.EapRequest("s;1", HAC_HOST, "mn", IDENTITY))
     request.avps = [avp for avp in request.avps if avp.code != constants.AVP_USER_NAME]
     assert result_of(gateway, wire(request)) == deap.MISSING_AVP
     assert upstream.calls == []
@@ -190,7 +190,7 @@ def test_a_retransmitted_der_is_answered_from_the_same_round(gateway, upstream):
     retransmitted = gateway.handle(der(end_to_end=77))
     assert len(upstream.calls) == 1
     upstream.calls[0][2].callback(Challenge(MD5_REQUEST))
-    a, b = deap.parse_dea(wire(outcome(first))), deap.parse_dea(wire(outcome(retransmitted)))
+    a, b = deap.decode_dea(wire(outcome(first))), deap.decode_dea(wire(outcome(retransmitted)))
     assert a == b and a.answer == Challenge(MD5_REQUEST)
     late = handle(gateway, der(end_to_end=77))  # after the round finished: replayed
     assert late == a and len(upstream.calls) == 1

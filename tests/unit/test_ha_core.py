@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aaa_mip6.mobility import (
+from aaa_mip6.mobility.messages import (
     BindingAckStatus,
     BindingError,
     BindingErrorStatus,
@@ -18,25 +18,26 @@ from aaa_mip6.mobility import (
     IPv4AckStatus,
     IPv4AddressAcknowledgement,
     IPv4HomeAddress,
-    build_binding_update_payload,
-    parse_binding_ack_payload,
-    parse_home_agent_payload,
+)
+from aaa_mip6.mobility.payloads import (
+    decode_binding_ack_payload,
+    decode_home_agent_payload,
+    encode_binding_update_payload,
 )
 from aaa_mip6.replay import SEQ_LIMIT
 from aaa_mip6.sa import SCOPE_ALL, SCOPE_SIGNALING, SecurityAssociation
 from aaa_mip6.suites import SUITES, new_keys
 from aaa_mip6.transform import PType, SaEndpoint, encode_plain
-from ha.core import (
+from ha.actions import (
     Deregistered,
     Drop,
     FetchSA,
-    HaPolicy,
-    HomeAgentCore,
     PersistSequences,
     Registered,
     SendDatagram,
     WriteTun,
 )
+from ha.core import HaPolicy, HomeAgentCore
 
 NOW = 1_900_000_000.0
 HA = IPv6Address("2001:db8:ffff::1")
@@ -74,13 +75,13 @@ class Mn:
             sequence = self.sequence
         update = BindingUpdate(sequence, lifetime // 4, options=options,
                                **({} if flags is None else {"flags": flags}))
-        next_header, payload = build_binding_update_payload(
+        next_header, payload = encode_binding_update_payload(
             home_address or self.home_address, HA, update)
         return self.endpoint.protect(PType.MOBILITY, payload, next_header)
 
     def ack(self, data):
         opened = self.endpoint.unprotect(data)
-        home_address, ack = parse_binding_ack_payload(opened.next_header, opened.payload, HA)
+        home_address, ack = decode_binding_ack_payload(opened.next_header, opened.payload, HA)
         assert home_address == self.home_address
         return ack
 
@@ -236,8 +237,8 @@ def test_a_lookup_that_never_answers_is_given_up_after_the_lookup_timeout():
     core = HomeAgentCore(HaPolicy(home_agent=HA, lookup_timeout=30, max_pending_lookups=1))
     mn = Mn(make_sa(spi=99))
     assert feed(core, mn, mn.bu()) == [FetchSA(99)]
-    assert core.tick(NOW + 29) == [] and core.is_pending(99)
-    assert core.tick(NOW + 30) == [Drop("lookup-timeout")]
+    assert core.handle_timer(NOW + 29) == [] and core.is_pending(99)
+    assert core.handle_timer(NOW + 30) == [Drop("lookup-timeout")]
     assert not core.is_pending(99)
     other = Mn(make_sa(spi=98))
     assert feed(core, other, other.bu(), now=NOW + 30) == [FetchSA(98)]  # the backlog is free
@@ -479,10 +480,10 @@ def test_ipv4_only_mobile_node_uses_the_mapped_home_address():
     assert core.bindings.get(HOA4).care_of == COA
 
 
-def test_binding_expiry_on_tick():
+def test_binding_expiry_on_timer():
     core, mn = registered()
-    assert core.tick(NOW + 599) == []
-    assert only(core.tick(NOW + 600), Deregistered).why == "expired"
+    assert core.handle_timer(NOW + 599) == []
+    assert only(core.handle_timer(NOW + 600), Deregistered).why == "expired"
     assert core.bindings.get(HOA) is None
 
 
@@ -595,7 +596,7 @@ def test_data_under_an_unusable_sa_or_with_no_binding_and_a_bad_icv_is_only_drop
 def binding_error(mn, data):
     opened = mn.endpoint.unprotect(data)
     assert opened.ptype is PType.MOBILITY
-    home_address, message = parse_home_agent_payload(opened.next_header, opened.payload, HA)
+    home_address, message = decode_home_agent_payload(opened.next_header, opened.payload, HA)
     assert home_address == mn.home_address
     return message
 
@@ -653,7 +654,7 @@ def test_a_late_empty_answer_does_not_negative_cache_an_sa_found_meanwhile():
     sa = make_sa(spi=99)
     core = HomeAgentCore(HaPolicy(home_agent=HA, lookup_timeout=1))
     core.datagram_received("192.0.2.7", 5000, unknown(99), NOW)
-    core.tick(NOW + 1)  # given up
+    core.handle_timer(NOW + 1)  # given up
     mn = Mn(sa)
     assert feed(core, mn, mn.bu(), now=NOW + 1) == [FetchSA(99)]
     assert only(core.sa_found(99, sa, None, NOW + 1), SendDatagram)

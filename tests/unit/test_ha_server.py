@@ -6,7 +6,8 @@ from twisted.internet import defer
 from twisted.internet.testing import MemoryReactorClock
 
 from ha.bindings import Binding
-from ha.core import HaPolicy, HomeAgentCore, Registered
+from ha.actions import Registered
+from ha.core import HaPolicy, HomeAgentCore
 from ha.sasource import SASource, SequenceLedger
 from ha.server import HomeAgentServer
 from tests.unit.test_ha_core import Mn, make_sa
@@ -96,7 +97,7 @@ def test_socket_bookkeeping_follows_the_bindings_and_lookups(tmp_path):
         assert set(ha._via) == {first.home_address, second.home_address}
         assert set(ha._lookup_via) == {99}
         ha.reactor.advance(ha.core.policy.lookup_timeout)
-        ha._tick()
+        ha._timer_fired()
         assert set(ha._via) == {second.home_address}
         assert ha._lookup_via == {} and ha.core.counters["lookup-timeout"] == 1
     finally:
@@ -123,7 +124,7 @@ def test_lookups_the_source_never_answers_do_not_pile_up(tmp_path):
             mn = Mn(make_sa(spi=spi))
             ha.datagram_received(mn.bu(), mn.care_of)
         reactor.advance(1)
-        ha._tick()  # the core gives both up: its backlog is free again, the source is not
+        ha._timer_fired()  # the core gives both up: its backlog is free again, the source is not
         assert ha.core.counters["lookup-timeout"] == 2
         mn = Mn(make_sa(spi=3))
         ha.datagram_received(mn.bu(), mn.care_of)

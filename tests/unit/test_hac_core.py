@@ -16,16 +16,8 @@ from aaa_mip6.authenticator import EAP_KEY
 from aaa_mip6.sa import Bootstrap, HomeAgent
 from aaa_mip6.suites import SUITES
 from aaa_mip6.tvheaders import AuthMethod
-from hac.core import (
-    Close,
-    Failed,
-    HacSession,
-    Phase,
-    ProvisionSA,
-    Send,
-    SessionSettings,
-    Succeeded,
-)
+from hac.actions import Close, Failed, ProvisionSA, Send, Succeeded
+from hac.core import HacSession, Phase, SessionSettings
 from hac.provisioning import SaPolicy
 
 ALICE = "alice@example.org"

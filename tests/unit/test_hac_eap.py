@@ -21,8 +21,8 @@ from aaa_mip6.sa import Bootstrap, HomeAgent
 from aaa_mip6.store.sqlite import SQLiteStore
 from aaa_mip6.suites import SUITES
 from aaa_mip6.tvheaders import AuthMethod
-from hac.core import AskAaa, Close, Failed, HacSession, Phase, ProvisionSA, Send, \
-    SessionSettings, Succeeded
+from hac.actions import AskAaa, Close, Failed, ProvisionSA, Send, Succeeded
+from hac.core import HacSession, Phase, SessionSettings
 from hac.provisioning import BootstrapPolicy, Provisioner, SaPolicy
 
 MN_ID = "alice@example.org"

@@ -51,9 +51,9 @@ PURE_IN_ROOMS = frozenset({"aaa_mip6.store.base"})
 """Modules inside a room that are pure all the same (the store's interface and types)."""
 
 CORES = frozenset({
-    "hac.core", "hac.provisioning", "hac.sa_delivery_core",
-    "ha.core", "ha.bindings", "ha.admission",
-    "mn.bootstrap", "mn.mobility", "mn.rebootstrap", "mn.eap",
+    "hac.core", "hac.provisioning", "hac.sa_delivery_core", "hac.actions",
+    "ha.core", "ha.bindings", "ha.admission", "ha.actions",
+    "mn.bootstrap", "mn.mobility", "mn.rebootstrap", "mn.eap", "mn.actions", "mn.binding",
     "auc.core",
 })
 """The programs' sans-I/O cores and codecs (a package stands for all its modules)."""

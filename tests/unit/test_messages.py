@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from aaa_mip6.iana import MIPV6TLS_PORT
 from aaa_mip6 import authenticator, eap
 from aaa_mip6 import messages as m
 from aaa_mip6 import tvheaders as tv
@@ -319,7 +320,7 @@ def test_missing_port_means_the_iana_port():
     lines = [line for line in content.split(b"\r\n")
              if line and not line.startswith(b"mip6-port")]
     message = m.decode_response(b"\r\n".join(lines) + b"\r\n\r\n", m.HacDone).message
-    assert message.provision.bootstrap.home_agent.port == m.DEFAULT_PORT == 7872
+    assert message.provision.bootstrap.home_agent.port == MIPV6TLS_PORT == 7872
 
 
 def test_messages_refuse_inconsistent_fields_when_built():

@@ -8,24 +8,24 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aaa_mip6 import mobility as mh
+from aaa_mip6.mobility import messages as mh
+from aaa_mip6.mobility import payloads
 from aaa_mip6.errors import ConfigError
-from aaa_mip6.mobility import BindingAckStatus
+from aaa_mip6.iana import NEXT_HEADER_IPV4, NEXT_HEADER_IPV6
+from aaa_mip6.mobility.messages import BindingAckStatus
 from aaa_mip6.sa import SCOPE_ALL, SCOPE_SIGNALING, HomeAgent, SecurityAssociation
 from aaa_mip6.suites import SUITES, new_keys
 from aaa_mip6.transform import PType, SaEndpoint, peek
-from mn.mobility import (
-    IPPROTO_IPIP,
-    IPPROTO_IPV6,
+from mn.actions import (
     Deliver,
     Deregistered,
-    MobilityMachine,
     Rebootstrap,
     Registered,
     RegistrationFailed,
     Retrying,
     Transmit,
 )
+from mn.mobility import MobilityMachine
 
 NOW = 1_700_000_000.0
 VALID_UNTIL = datetime.fromtimestamp(NOW + 86_400, timezone.utc)
@@ -71,20 +71,21 @@ class HomeAgentPeer:
     def open_update(self, transmit):
         opened = self.endpoint.unprotect(transmit.packet)
         assert opened.ptype is PType.MOBILITY
-        return mh.parse_binding_update_payload(
+        return payloads.decode_binding_update_payload(
             opened.next_header, opened.payload, self.pseudo_address
         )
 
     def ack(self, home_address, sequence, status=BindingAckStatus.ACCEPTED, lifetime=150,
             options=()):
         ack = mh.BindingAck(status, sequence, lifetime, options=tuple(options))
-        next_header, payload = mh.build_binding_ack_payload(home_address, self.pseudo_address, ack)
+        next_header, payload = payloads.encode_binding_ack_payload(
+            home_address, self.pseudo_address, ack)
         return self.endpoint.protect(PType.MOBILITY, payload, next_header)
 
     def binding_error(self, home_address, status=1, named=None):
         """A Binding Error behind a Routing header for ``home_address``, naming ``named``."""
         error = mh.BindingError(status, named or home_address)
-        next_header, payload = mh.build_binding_error_payload(
+        next_header, payload = payloads.encode_binding_error_payload(
             home_address, self.pseudo_address, error)
         return self.endpoint.protect(PType.MOBILITY, payload, next_header)
 
@@ -99,8 +100,8 @@ def registered_machine(sa=None, care_of=COA6, **options):
     sa = sa or make_sa()
     machine = MobilityMachine(sa, HOME_AGENT, first_sequence=100, **options)
     ha = HomeAgentPeer(sa)
-    [bu] = machine.register(NOW, care_of)
-    [event] = machine.receive(NOW + 0.1, ha.answer(bu))
+    [bu] = machine.register(care_of, NOW)
+    [event] = machine.receive(ha.answer(bu), NOW + 0.1)
     assert isinstance(event, Registered)
     return machine, ha
 
@@ -112,7 +113,7 @@ def registered_machine(sa=None, care_of=COA6, **options):
 def test_binding_update_is_protected_home_registration(suite):
     sa = make_sa(suite)
     machine = MobilityMachine(sa, HOME_AGENT, lifetime=600, first_sequence=7)
-    [bu] = machine.register(NOW, COA6)
+    [bu] = machine.register(COA6, NOW)
     assert isinstance(bu, Transmit)
     assert (bu.address, bu.port) == (HA6, 7872)
     assert peek(bu.packet) == (PType.MOBILITY, sa.spi, 0)
@@ -127,7 +128,7 @@ def test_binding_update_is_protected_home_registration(suite):
 def test_ipv4_only_mn_over_ipv4_uses_mapped_home_address_and_ipv4_options():
     sa = make_sa(hoa6=None, hoa4=HOA4)
     machine = MobilityMachine(sa, HOME_AGENT, first_sequence=1)
-    [bu] = machine.register(NOW, COA4)
+    [bu] = machine.register(COA4, NOW)
     assert bu.address == HA4
     home_address, update = HomeAgentPeer(sa).open_update(bu)
     assert home_address.ipv4_mapped == HOA4
@@ -139,7 +140,7 @@ def test_ipv4_home_agent_only_is_mapped_in_pseudo_header():
     sa = make_sa()
     home_agent = HomeAgent(None, HA4, 7000)
     machine = MobilityMachine(sa, home_agent)
-    [bu] = machine.register(NOW, COA4)
+    [bu] = machine.register(COA4, NOW)
     assert (bu.address, bu.port) == (HA4, 7000)
     # The HA's parser checks the checksum against ::ffff:HA4.
     home_address, _ = HomeAgentPeer(sa, home_agent).open_update(bu)
@@ -148,16 +149,16 @@ def test_ipv4_home_agent_only_is_mapped_in_pseudo_header():
 
 def test_care_of_family_without_home_agent_address_fails_the_registration_at_once():
     machine = MobilityMachine(make_sa(), HomeAgent(None, HA4))
-    assert machine.register(NOW, COA6) == [RegistrationFailed("no-home-agent-address")]
-    assert machine.deadline is None
+    assert machine.register(COA6, NOW) == [RegistrationFailed("no-home-agent-address")]
+    assert machine.timer() is None
     machine = MobilityMachine(make_sa(), HomeAgent(HA6, None))
-    assert machine.register(NOW, COA4) == [RegistrationFailed("no-home-agent-address")]
+    assert machine.register(COA4, NOW) == [RegistrationFailed("no-home-agent-address")]
 
 
 def test_ipv4_home_address_can_be_requested_for_assignment():
     sa = make_sa()
     machine = MobilityMachine(sa, HOME_AGENT, request_ipv4_home=True)
-    [bu] = machine.register(NOW, COA6)
+    [bu] = machine.register(COA6, NOW)
     _, update = HomeAgentPeer(sa).open_update(bu)
     assert update.options == (mh.IPv4HomeAddress(IPv4Address(0)),)
 
@@ -170,7 +171,7 @@ def test_sa_without_home_address_is_refused():
 def test_lifetime_is_capped_by_the_sa_validity():
     sa = make_sa(validity_end=datetime.fromtimestamp(NOW + 400, timezone.utc))
     machine = MobilityMachine(sa, HOME_AGENT, lifetime=3600, sa_margin=60)
-    [bu] = machine.register(NOW, COA6)
+    [bu] = machine.register(COA6, NOW)
     _, update = HomeAgentPeer(sa).open_update(bu)
     assert update.lifetime_seconds == 340
 
@@ -183,8 +184,8 @@ def test_lifetime_is_capped_by_the_sa_validity():
 def test_accepted_ba_registers(status):
     sa = make_sa()
     machine = MobilityMachine(sa, HOME_AGENT, first_sequence=100, refresh_fraction=0.5)
-    [bu] = machine.register(NOW, COA6)
-    [event] = machine.receive(NOW + 0.2, HomeAgentPeer(sa).answer(bu, status=status, lifetime=100))
+    [bu] = machine.register(COA6, NOW)
+    [event] = machine.receive(HomeAgentPeer(sa).answer(bu, status=status, lifetime=100), NOW + 0.2)
     binding = event.binding
     assert binding == machine.binding
     assert (binding.spi, binding.home_address, binding.care_of) == (sa.spi, HOA6, COA6)
@@ -192,7 +193,7 @@ def test_accepted_ba_registers(status):
     # The lifetime counts from when the BU was sent, not when the BA came.
     assert (binding.registered_at, binding.expires_at) == (NOW, NOW + 400)
     assert binding.refresh_at == NOW + 200
-    assert machine.deadline == NOW + 200
+    assert machine.timer() == NOW + 200
 
 
 @pytest.mark.parametrize(
@@ -202,21 +203,21 @@ def test_accepted_ba_registers(status):
 def test_rejected_ba_fails_and_stops(status):
     sa = make_sa()
     machine = MobilityMachine(sa, HOME_AGENT)
-    [bu] = machine.register(NOW, COA6)
-    events = machine.receive(NOW + 0.1, HomeAgentPeer(sa).answer(bu, status=status))
+    [bu] = machine.register(COA6, NOW)
+    events = machine.receive(HomeAgentPeer(sa).answer(bu, status=status), NOW + 0.1)
     assert events == [RegistrationFailed("rejected", status)]
     assert machine.binding is None
-    assert machine.deadline is None
-    assert machine.tick(NOW + 100) == []
+    assert machine.timer() is None
+    assert machine.handle_timer(NOW + 100) == []
 
 
 def test_reinit_sa_with_hac_asks_for_rebootstrap():
     machine, ha = registered_machine()
-    [bu] = machine.tick(machine.binding.refresh_at)
-    events = machine.receive(NOW + 500, ha.answer(bu, status=BindingAckStatus.REINIT_SA_WITH_HAC))
+    [bu] = machine.handle_timer(machine.binding.refresh_at)
+    events = machine.receive(ha.answer(bu, status=BindingAckStatus.REINIT_SA_WITH_HAC), NOW + 500)
     assert events == [Rebootstrap("reinit-sa-with-hac")]
-    assert machine.deadline is None
-    assert machine.encapsulate(NOW + 500, ipv6_packet(HOA6, CN6)) is None
+    assert machine.timer() is None
+    assert machine.encapsulate(ipv6_packet(HOA6, CN6), NOW + 500) is None
     assert machine.drops["not-registered"] == 1
 
 
@@ -224,13 +225,13 @@ def test_sequence_out_of_window_resyncs_and_resends():
     sa = make_sa()
     machine = MobilityMachine(sa, HOME_AGENT, first_sequence=5)
     ha = HomeAgentPeer(sa)
-    [bu] = machine.register(NOW, COA6)
+    [bu] = machine.register(COA6, NOW)
     ha.open_update(bu)
     refusal = ha.ack(HOA6, 40_000, status=BindingAckStatus.SEQUENCE_NUMBER_OUT_OF_WINDOW)
-    [again] = machine.receive(NOW + 0.1, refusal)
+    [again] = machine.receive(refusal, NOW + 0.1)
     _, update = ha.open_update(again)
     assert update.sequence == 40_001
-    [event] = machine.receive(NOW + 0.2, ha.ack(HOA6, 40_001))
+    [event] = machine.receive(ha.ack(HOA6, 40_001), NOW + 0.2)
     assert isinstance(event, Registered)
     assert event.binding.registered_at == NOW + 0.1
 
@@ -238,18 +239,18 @@ def test_sequence_out_of_window_resyncs_and_resends():
 def test_binding_refresh_advice_brings_the_refresh_forward():
     sa = make_sa()
     machine = MobilityMachine(sa, HOME_AGENT)
-    [bu] = machine.register(NOW, COA6)
+    [bu] = machine.register(COA6, NOW)
     advice = mh.BindingRefreshAdvice(10)  # 40 s
-    [event] = machine.receive(NOW, HomeAgentPeer(sa).answer(bu, options=[advice]))
+    [event] = machine.receive(HomeAgentPeer(sa).answer(bu, options=[advice]), NOW)
     assert event.binding.refresh_at == NOW + 40
 
 
 def test_ipv4_home_address_acknowledgement_is_recorded():
     sa = make_sa(hoa4=HOA4)
     machine = MobilityMachine(sa, HOME_AGENT)
-    [bu] = machine.register(NOW, COA6)
+    [bu] = machine.register(COA6, NOW)
     ack4 = mh.IPv4AddressAcknowledgement(mh.IPv4AckStatus.SUCCESS, HOA4)
-    [event] = machine.receive(NOW, HomeAgentPeer(sa).answer(bu, options=[ack4]))
+    [event] = machine.receive(HomeAgentPeer(sa).answer(bu, options=[ack4]), NOW)
     assert (event.binding.home_address4, event.binding.ipv4_status) == (HOA4, 0)
     assert HOA4 in machine.home_addresses()
 
@@ -257,17 +258,17 @@ def test_ipv4_home_address_acknowledgement_is_recorded():
 def test_refused_ipv4_home_address_fails_an_ipv4_only_mn():
     sa = make_sa(hoa6=None, hoa4=HOA4)
     machine = MobilityMachine(sa, HOME_AGENT)
-    [bu] = machine.register(NOW, COA4)
+    [bu] = machine.register(COA4, NOW)
     refused = mh.IPv4AddressAcknowledgement(mh.IPv4AckStatus.ADMINISTRATIVELY_PROHIBITED, HOA4)
-    events = machine.receive(NOW, HomeAgentPeer(sa).answer(bu, options=[refused]))
+    events = machine.receive(HomeAgentPeer(sa).answer(bu, options=[refused]), NOW)
     assert events == [RegistrationFailed("ipv4-home-address-refused", 129)]
 
 
 def test_zero_lifetime_for_a_registration_fails():
     sa = make_sa()
     machine = MobilityMachine(sa, HOME_AGENT)
-    [bu] = machine.register(NOW, COA6)
-    events = machine.receive(NOW, HomeAgentPeer(sa).answer(bu, lifetime=0))
+    [bu] = machine.register(COA6, NOW)
+    events = machine.receive(HomeAgentPeer(sa).answer(bu, lifetime=0), NOW)
     assert events == [RegistrationFailed("zero-lifetime", 0)]
 
 
@@ -278,7 +279,7 @@ def test_tampered_replayed_stale_and_foreign_bas_are_dropped_without_state_chang
     sa = make_sa()
     machine = MobilityMachine(sa, HOME_AGENT, first_sequence=100)
     ha = HomeAgentPeer(sa)
-    [bu] = machine.register(NOW, COA6)
+    [bu] = machine.register(COA6, NOW)
     ha.open_update(bu)
     good = ha.ack(HOA6, 100)
     tampered = good[:-1] + bytes([good[-1] ^ 1])
@@ -286,24 +287,24 @@ def test_tampered_replayed_stale_and_foreign_bas_are_dropped_without_state_chang
     other_hoa = ha.ack(IPv6Address("2001:db8:1::11"), 100)
     wrong_spi = SaEndpoint(make_sa(spi=4661), "ha").protect(PType.MOBILITY, b"x" * 8, 43)
     for datagram in (tampered, stale, other_hoa, wrong_spi, b"", b"\x80" * 7):
-        assert machine.receive(NOW, datagram) == []
+        assert machine.receive(datagram, NOW) == []
     assert machine.binding is None
     assert dict(machine.drops) == {
         "bad-icv": 1, "stale-ba": 1, "wrong-hoa": 1, "wrong-spi": 1, "malformed": 2
     }
-    [event] = machine.receive(NOW, good)
+    [event] = machine.receive(good, NOW)
     assert isinstance(event, Registered)
-    assert machine.receive(NOW, good) == []
+    assert machine.receive(good, NOW) == []
     assert machine.drops["replay"] == 1
-    assert machine.receive(NOW, ha.ack(HOA6, 100)) == []
+    assert machine.receive(ha.ack(HOA6, 100), NOW) == []
     assert machine.drops["unexpected-ba"] == 1
 
 
 @given(st.binary(max_size=200))
 def test_arbitrary_datagrams_are_only_ever_counted(datagram):
     machine = MobilityMachine(make_sa(), HOME_AGENT)
-    machine.register(NOW, COA6)
-    assert machine.receive(NOW, datagram) == []
+    machine.register(COA6, NOW)
+    assert machine.receive(datagram, NOW) == []
     assert sum(machine.drops.values()) == 1
 
 
@@ -314,13 +315,13 @@ def test_retransmissions_back_off_with_new_sequence_numbers_then_give_up():
     sa = make_sa()
     machine = MobilityMachine(sa, HOME_AGENT, first_sequence=0xFFFE, max_attempts=4)
     ha = HomeAgentPeer(sa)
-    sent = machine.register(NOW, COA6)
+    sent = machine.register(COA6, NOW)
     times = [NOW]
     progress = []
     while True:
-        due = machine.deadline
-        assert machine.tick(due - 0.01) == []
-        actions = machine.tick(due)
+        due = machine.timer()
+        assert machine.handle_timer(due - 0.01) == []
+        actions = machine.handle_timer(due)
         if not isinstance(actions[0], Transmit):
             break
         transmit, retrying = actions
@@ -332,39 +333,39 @@ def test_retransmissions_back_off_with_new_sequence_numbers_then_give_up():
     assert progress == [Retrying(2, 4, 3.0, False), Retrying(3, 4, 6.0, False),
                         Retrying(4, 4, 12.0, True)]
     assert [ha.open_update(bu)[1].sequence for bu in sent] == [0xFFFE, 0xFFFF, 0, 1]
-    assert machine.deadline is None
+    assert machine.timer() is None
 
 
 def test_give_up_at_bounds_the_retransmissions_of_a_registration():
     machine = MobilityMachine(make_sa(), HOME_AGENT)
-    machine.register(NOW, COA6, give_up_at=NOW + 5)
-    actions = machine.tick(NOW + 1.5)
+    machine.register(COA6, NOW, give_up_at=NOW + 5)
+    actions = machine.handle_timer(NOW + 1.5)
     assert isinstance(actions[0], Transmit)
     assert actions[1] == Retrying(2, 7, 3.0, False)
-    actions = machine.tick(NOW + 4.5)  # the next try would be at 10.5: after the deadline
+    actions = machine.handle_timer(NOW + 4.5)  # the next try would be at 10.5: after the deadline
     assert isinstance(actions[0], Transmit)
     assert actions[1] == Retrying(3, 7, 0.5, True)
-    assert machine.deadline == NOW + 5
-    assert machine.tick(NOW + 5) == [RegistrationFailed("no-answer", attempts=3)]
-    assert machine.deadline is None
+    assert machine.timer() == NOW + 5
+    assert machine.handle_timer(NOW + 5) == [RegistrationFailed("no-answer", attempts=3)]
+    assert machine.timer() is None
 
 
 def test_a_refresh_has_no_give_up_time_of_its_own():
     machine, _ = registered_machine()
     refresh = machine.binding.refresh_at
-    [bu] = machine.tick(refresh)
+    [bu] = machine.handle_timer(refresh)
     assert isinstance(bu, Transmit)
-    assert machine.deadline == refresh + 1.0
+    assert machine.timer() == refresh + 1.0
 
 
 def test_ba_for_an_earlier_transmission_counts_from_its_send_time():
     sa = make_sa()
     machine = MobilityMachine(sa, HOME_AGENT)
     ha = HomeAgentPeer(sa)
-    [first] = machine.register(NOW, COA6)
-    second, _ = machine.tick(NOW + 1.5)
+    [first] = machine.register(COA6, NOW)
+    second, _ = machine.handle_timer(NOW + 1.5)
     ha.open_update(second)
-    [event] = machine.receive(NOW + 2, ha.answer(first))
+    [event] = machine.receive(ha.answer(first), NOW + 2)
     assert event.binding.registered_at == NOW
 
 
@@ -372,37 +373,37 @@ def test_refresh_happens_before_the_lifetime_ends():
     machine, ha = registered_machine(refresh_fraction=0.75)
     binding = machine.binding
     assert binding.refresh_at == NOW + 450 < binding.expires_at
-    assert machine.tick(binding.refresh_at - 1) == []
-    [bu] = machine.tick(binding.refresh_at)
+    assert machine.handle_timer(binding.refresh_at - 1) == []
+    [bu] = machine.handle_timer(binding.refresh_at)
     home_address, update = ha.open_update(bu)
     assert (home_address, update.sequence) == (HOA6, 101)
     # Retransmissions of a refresh start at 1 s, not the first registration's 1.5 s.
-    assert machine.deadline == binding.refresh_at + 1.0
-    [event] = machine.receive(binding.refresh_at + 0.1, ha.ack(HOA6, 101))
+    assert machine.timer() == binding.refresh_at + 1.0
+    [event] = machine.receive(ha.ack(HOA6, 101), binding.refresh_at + 0.1)
     assert event.binding.expires_at == binding.refresh_at + 600
 
 
 def test_binding_lapses_when_refreshes_go_unanswered():
     machine, _ = registered_machine(max_attempts=50)
     expires_at = machine.binding.expires_at
-    while machine.deadline < expires_at:
-        machine.tick(machine.deadline)
-    machine.tick(expires_at)
+    while machine.timer() < expires_at:
+        machine.handle_timer(machine.timer())
+    machine.handle_timer(expires_at)
     assert machine.binding is None
-    assert machine.encapsulate(expires_at, ipv6_packet(HOA6, CN6)) is None
+    assert machine.encapsulate(ipv6_packet(HOA6, CN6), expires_at) is None
 
 
 def test_sa_expiry_sends_the_mn_back_to_the_hac():
     sa = make_sa(validity_end=datetime.fromtimestamp(NOW + 1000, timezone.utc))
     machine, ha = registered_machine(sa=sa, sa_margin=100)
     assert machine.binding.lifetime == 600
-    [refresh] = machine.tick(machine.binding.refresh_at)
-    [event] = machine.receive(NOW + 450, ha.answer(refresh))
+    [refresh] = machine.handle_timer(machine.binding.refresh_at)
+    [event] = machine.receive(ha.answer(refresh), NOW + 450)
     # The refreshed binding may not outlive the time left before the SA's end.
     deadline = NOW + 900
     assert NOW + 890 < event.binding.expires_at <= deadline
-    assert machine.tick(deadline) == [Rebootstrap("sa-expiry")]
-    assert machine.deadline is None
+    assert machine.handle_timer(deadline) == [Rebootstrap("sa-expiry")]
+    assert machine.timer() is None
 
 
 # --------------------------------------------------------------------------- handover and rekey
@@ -411,35 +412,35 @@ def test_sa_expiry_sends_the_mn_back_to_the_hac():
 def test_handover_reregisters_the_new_care_of_address_under_the_same_sa():
     machine, ha = registered_machine()
     spi = machine.sa.spi
-    [bu] = machine.register(NOW + 10, COA6_MOVED)
+    [bu] = machine.register(COA6_MOVED, NOW + 10)
     # Same SA: the HA's endpoint opens it, the transform sequence simply goes on.
     assert peek(bu.packet) == (PType.MOBILITY, spi, 1)
-    [event] = machine.receive(NOW + 10.1, ha.answer(bu))
+    [event] = machine.receive(ha.answer(bu), NOW + 10.1)
     assert (event.binding.spi, event.binding.care_of) == (spi, COA6_MOVED)
     assert event.binding.sequence == 101
 
 
 def test_handover_to_ipv4_switches_the_outer_transport():
     machine, ha = registered_machine()
-    [bu] = machine.register(NOW + 10, COA4)
+    [bu] = machine.register(COA4, NOW + 10)
     assert bu.address == HA4
     _, update = ha.open_update(bu)
     assert update.options == (mh.IPv4CareOfAddress(COA4),)
-    data = machine.encapsulate(NOW + 11, ipv6_packet(HOA6, CN6))
+    data = machine.encapsulate(ipv6_packet(HOA6, CN6), NOW + 11)
     assert data.address == HA4
 
 
 def test_rekey_after_176_registers_under_the_new_sa():
     machine, ha = registered_machine()
-    [bu] = machine.register(NOW + 5, COA6)
-    machine.receive(NOW + 5, ha.answer(bu, status=BindingAckStatus.REINIT_SA_WITH_HAC))
+    [bu] = machine.register(COA6, NOW + 5)
+    machine.receive(ha.answer(bu, status=BindingAckStatus.REINIT_SA_WITH_HAC), NOW + 5)
     new_sa = make_sa(spi=9999)
-    [bu] = machine.rekey(NOW + 6, new_sa, HOME_AGENT)
+    [bu] = machine.rekey(new_sa, HOME_AGENT, NOW + 6)
     assert peek(bu.packet) == (PType.MOBILITY, 9999, 0)
     new_ha = HomeAgentPeer(new_sa)
     _, update = new_ha.open_update(bu)
     assert update.sequence == 102
-    [event] = machine.receive(NOW + 6, new_ha.ack(HOA6, 102))
+    [event] = machine.receive(new_ha.ack(HOA6, 102), NOW + 6)
     assert event.binding.spi == 9999
 
 
@@ -448,7 +449,7 @@ def test_deregistration():
     [bu] = machine.deregister(NOW + 5)
     _, update = ha.open_update(bu)
     assert update.lifetime_units == 0
-    assert machine.receive(NOW + 5, ha.ack(HOA6, update.sequence, lifetime=0)) == [Deregistered()]
+    assert machine.receive(ha.ack(HOA6, update.sequence, lifetime=0), NOW + 5) == [Deregistered()]
     assert machine.binding is None
 
 
@@ -458,18 +459,18 @@ def test_deregistration():
 def test_binding_error_for_the_home_address_re_registers_at_once():
     machine, ha = registered_machine()
     refresh_at = machine.binding.refresh_at
-    [bu] = machine.receive(NOW + 20, ha.binding_error(HOA6))
+    [bu] = machine.receive(ha.binding_error(HOA6), NOW + 20)
     assert isinstance(bu, Transmit) and (bu.address, bu.port) == (HA6, 7872)
     home_address, update = ha.open_update(bu)
     assert home_address == HOA6 and update.sequence == 101
     assert update.lifetime_seconds == machine.lifetime
     assert machine.counters["binding-error"] == 1 and not machine.drops
-    assert machine.deadline == NOW + 21  # the new BU's retransmission, not the refresh
-    assert machine.deadline < refresh_at
+    assert machine.timer() == NOW + 21  # the new BU's retransmission, not the refresh
+    assert machine.timer() < refresh_at
     # a second one while that BU is outstanding sends nothing more
-    assert machine.receive(NOW + 20.5, ha.binding_error(HOA6)) == []
+    assert machine.receive(ha.binding_error(HOA6), NOW + 20.5) == []
     assert machine.counters["binding-error"] == 2
-    [event] = machine.receive(NOW + 21, ha.ack(HOA6, 101, lifetime=update.lifetime_units))
+    [event] = machine.receive(ha.ack(HOA6, 101, lifetime=update.lifetime_units), NOW + 21)
     assert isinstance(event, Registered) and event.binding.registered_at == NOW + 20
 
 
@@ -486,18 +487,18 @@ def test_binding_errors_that_do_not_apply_are_dropped():
     }
     for reason, datagrams in cases.items():
         for datagram in datagrams:
-            assert machine.receive(NOW + 20, datagram) == [], reason
+            assert machine.receive(datagram, NOW + 20) == [], reason
         assert machine.drops[reason] == len(datagrams), reason
     assert machine.counters["binding-error"] == 0
-    assert machine.deadline == machine.binding.refresh_at  # nothing pending
+    assert machine.timer() == machine.binding.refresh_at  # nothing pending
 
 
 def test_binding_error_after_deregistration_does_not_register_again():
     machine, ha = registered_machine()
     [bu] = machine.deregister(NOW + 5)
     _, update = ha.open_update(bu)
-    machine.receive(NOW + 5, ha.ack(HOA6, update.sequence, lifetime=0))
-    assert machine.receive(NOW + 6, ha.binding_error(HOA6)) == []
+    machine.receive(ha.ack(HOA6, update.sequence, lifetime=0), NOW + 5)
+    assert machine.receive(ha.binding_error(HOA6), NOW + 6) == []
     assert machine.counters["binding-error"] == 1 and machine.binding is None
 
 
@@ -506,68 +507,68 @@ def test_binding_error_after_deregistration_does_not_register_again():
 
 @pytest.mark.parametrize(
     ("hoa4", "build", "source", "next_header"),
-    [(None, ipv6_packet, HOA6, IPPROTO_IPV6), (HOA4, ipv4_packet, HOA4, IPPROTO_IPIP)],
+    [(None, ipv6_packet, HOA6, NEXT_HEADER_IPV6), (HOA4, ipv4_packet, HOA4, NEXT_HEADER_IPV4)],
 )
 def test_data_is_protected_both_ways_when_the_sa_covers_data(hoa4, build, source, next_header):
     sa = make_sa(hoa4=hoa4)
     machine = MobilityMachine(sa, HOME_AGENT)
     ha = HomeAgentPeer(sa)
-    [bu] = machine.register(NOW, COA6)
+    [bu] = machine.register(COA6, NOW)
     options = [mh.IPv4AddressAcknowledgement(0, hoa4)] if hoa4 else []
-    machine.receive(NOW, ha.answer(bu, options=options))
+    machine.receive(ha.answer(bu, options=options), NOW)
     correspondent = CN6 if hoa4 is None else CN4
     packet = build(source, correspondent)
-    out = machine.encapsulate(NOW + 1, packet)
+    out = machine.encapsulate(packet, NOW + 1)
     opened = ha.endpoint.unprotect(out.packet)
     assert (opened.ptype, opened.payload, opened.next_header) == (
         PType.ENCRYPTED_IP, packet, next_header)
     reply = build(correspondent, source, b"pong")
     sealed = ha.endpoint.protect(PType.ENCRYPTED_IP, reply, next_header)
-    assert machine.receive(NOW + 1, sealed) == [Deliver(reply)]
+    assert machine.receive(sealed, NOW + 1) == [Deliver(reply)]
 
 
 def test_signaling_only_sa_tunnels_data_plain():
     sa = make_sa(scope=SCOPE_SIGNALING)
     machine, ha = registered_machine(sa=sa)
     packet = ipv6_packet(HOA6, CN6)
-    out = machine.encapsulate(NOW + 1, packet)
+    out = machine.encapsulate(packet, NOW + 1)
     assert out.packet == bytes(8) + packet
     reply = ipv6_packet(CN6, HOA6)
-    assert machine.receive(NOW + 1, bytes(8) + reply) == [Deliver(reply)]
+    assert machine.receive(bytes(8) + reply, NOW + 1) == [Deliver(reply)]
     # Protected data is outside a signaling-only SA's scope.
-    assert machine.receive(NOW + 1, b"\x10\x00\x12\x34" + bytes(40)) == []
+    assert machine.receive(b"\x10\x00\x12\x34" + bytes(40), NOW + 1) == []
     assert machine.drops["wrong-ptype"] == 1
 
 
 def test_data_not_from_or_to_a_home_address_is_dropped():
     machine, ha = registered_machine()
-    assert machine.encapsulate(NOW + 1, ipv6_packet(COA6, CN6)) is None
-    assert machine.encapsulate(NOW + 1, b"\x60short") is None
-    foreign = ha.endpoint.protect(PType.ENCRYPTED_IP, ipv6_packet(CN6, COA6), IPPROTO_IPV6)
-    assert machine.receive(NOW + 1, foreign) == []
+    assert machine.encapsulate(ipv6_packet(COA6, CN6), NOW + 1) is None
+    assert machine.encapsulate(b"\x60short", NOW + 1) is None
+    foreign = ha.endpoint.protect(PType.ENCRYPTED_IP, ipv6_packet(CN6, COA6), NEXT_HEADER_IPV6)
+    assert machine.receive(foreign, NOW + 1) == []
     assert dict(machine.drops) == {"not-home-address": 2, "malformed": 1}
 
 
 def test_data_before_registration_is_not_sent():
     machine = MobilityMachine(make_sa(), HOME_AGENT)
-    machine.register(NOW, COA6)
-    assert machine.encapsulate(NOW, ipv6_packet(HOA6, CN6)) is None
+    machine.register(COA6, NOW)
+    assert machine.encapsulate(ipv6_packet(HOA6, CN6), NOW) is None
     assert machine.drops["not-registered"] == 1
 
 
 def test_exhausted_sequence_space_asks_for_a_new_sa():
     machine, _ = registered_machine()
     machine.endpoint = SaEndpoint(machine.sa, "mn", next_sequence=1 << 32)
-    assert machine.encapsulate(NOW + 1, ipv6_packet(HOA6, CN6)) is None
+    assert machine.encapsulate(ipv6_packet(HOA6, CN6), NOW + 1) is None
     assert machine.drops["sequence-exhausted"] == 1
-    assert machine.deadline < NOW
-    assert machine.tick(NOW + 1) == [Rebootstrap("sequence-exhausted")]
+    assert machine.timer() < NOW
+    assert machine.handle_timer(NOW + 1) == [Rebootstrap("sequence-exhausted")]
 
 
 def test_repr_holds_no_key():
     sa = make_sa()
     machine = MobilityMachine(sa, HOME_AGENT)
-    text = repr(machine) + repr(machine.register(NOW, COA6))
+    text = repr(machine) + repr(machine.register(COA6, NOW))
     for key in (sa.mn_to_ha_ikey, sa.mn_to_ha_ekey, sa.ha_to_mn_ikey):
         assert key.hex() not in text
     assert ip_address("2001:db8:1::10") == machine.home_address

@@ -9,7 +9,8 @@ from twisted.internet.error import CannotListenError
 
 from aaa_mip6.sa import HomeAgent
 from mn import cli, mobility, session
-from mn.mobility import MobilityMachine, RegistrationFailed, Retrying
+from mn.actions import RegistrationFailed, Retrying
+from mn.mobility import MobilityMachine
 from tests.unit.test_mn_mobility import COA4, COA6, HA6, HOME_AGENT, make_sa
 from tests.unit.test_mn_session import REGISTRATION, FakeReactor, registered_session
 

@@ -6,7 +6,8 @@ import pytest
 
 from mn import rebootstrap
 from mn.bootstrap import BootstrapFailed
-from mn.rebootstrap import GiveUp, RebootstrapPolicy, Wait
+from mn.actions import GiveUp, Wait
+from mn.rebootstrap import RebootstrapPolicy
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 REFUSED = BootstrapFailed("HAC status 401 Unauthorized", step="init", reason="status",

@@ -9,20 +9,14 @@ from types import SimpleNamespace
 import pytest
 from twisted.internet import defer, task
 
-from aaa_mip6.mobility import BindingAckStatus
+from aaa_mip6.mobility.messages import BindingAckStatus
 from aaa_mip6.sa import Bootstrap
 from aaa_mip6.transform import peek
 from aaa_mip6 import pki, program
 from mn import cli, rebootstrap, session
 from mn.bootstrap import BootstrapFailed, Bootstrapped
-from mn.mobility import (
-    Binding,
-    MobilityMachine,
-    Rebootstrap,
-    Registered,
-    RegistrationFailed,
-    Transmit,
-)
+from mn.actions import Rebootstrap, Registered, RegistrationFailed, Transmit
+from mn.mobility import Binding, MobilityMachine
 from tests.unit.test_mn_mobility import (
     COA6,
     COA6_MOVED,
@@ -146,7 +140,7 @@ def registered_session(sa=None, renew=None):
 def answer(reactor, sa, status=BindingAckStatus.ACCEPTED):
     """The HA answers the last BU sent (it must be under ``sa``) with ``status``."""
     bu = reactor.port.sent[-1]
-    assert peek(bu)[1] == sa.spi
+    assert peek(bu).spi == sa.spi
     peer = reactor.home_agent_peers.setdefault(sa.spi, HomeAgentPeer(sa))
     ba = peer.answer(Transmit(bu, HA6, HOME_AGENT.port), status=status)
     reactor.protocol.datagramReceived(ba, (str(HA6), HOME_AGENT.port))
@@ -173,7 +167,7 @@ def test_reinit_sa_with_hac_renews_and_registers_under_the_new_spi():
     assert Rebootstrap("reinit-sa-with-hac") in events and renew.sas == []
     reactor.advance(0)  # the first rebootstrap goes at once
     [new] = renew.sas
-    assert peek(reactor.port.sent[-1])[1] == new.spi == 5000
+    assert peek(reactor.port.sent[-1]).spi == new.spi == 5000
     answer(reactor, new)
     assert isinstance(events[-1], Registered) and events[-1].binding.spi == 5000
     assert mobile.machine.binding.spi == 5000
@@ -203,7 +197,7 @@ def test_a_failed_renew_ends_the_session_with_rebootstrap_failed(monkeypatch):
     assert events[-1] == RegistrationFailed("rebootstrap-failed")
     assert logged == ["mip6-mn: rebootstrap after reinit-sa-with-hac failed: "
                       "HAC status 401 Unauthorized"]
-    assert mobile.machine.deadline is None and not reactor.getDelayedCalls()
+    assert mobile.machine.timer() is None and not reactor.getDelayedCalls()
 
 
 class FlakyHac:
@@ -328,7 +322,7 @@ def test_a_handover_during_the_backoff_starts_no_second_rebootstrap():
     answer(reactor, renew.sas[-1], BindingAckStatus.REINIT_SA_WITH_HAC)
     reactor.advance(LONGEST_BACKOFF)
     assert len(renew.sas) == 2
-    assert peek(reactor.port.sent[-1])[1] == 5001
+    assert peek(reactor.port.sent[-1]).spi == 5001
 
 
 def test_stop_calls_off_a_rebootstrap_waiting_out_its_delay():

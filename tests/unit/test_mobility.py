@@ -5,9 +5,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aaa_mip6 import mobility as mh
+from aaa_mip6.mobility import messages as mh
+from aaa_mip6.mobility import payloads
+from aaa_mip6.addresses import as_ipv6
 from aaa_mip6.errors import InvalidInput, MobilityError
-from aaa_mip6.mobility import (
+from aaa_mip6.mobility.messages import (
     AlternateCareOfAddress,
     BindingAck,
     BindingAckFlag,
@@ -176,53 +178,56 @@ def test_every_ipv4_ack_status_round_trips(status):
 
 @given(addresses, addresses, updates)
 def test_binding_update_payload_round_trip(hoa, ha, update):
-    next_header, payload = mh.build_binding_update_payload(hoa, ha, update)
+    next_header, payload = payloads.encode_binding_update_payload(hoa, ha, update)
     assert next_header == 60
-    assert mh.parse_binding_update_payload(next_header, payload, ha) == (mh.as_ipv6(hoa), update)
+    decoded = payloads.decode_binding_update_payload(next_header, payload, ha)
+    assert decoded == (as_ipv6(hoa), update)
 
 
 @given(addresses, addresses, acks)
 def test_binding_ack_payload_round_trip(hoa, ha, ack):
-    next_header, payload = mh.build_binding_ack_payload(hoa, ha, ack)
+    next_header, payload = payloads.encode_binding_ack_payload(hoa, ha, ack)
     assert next_header == 43
-    assert mh.parse_binding_ack_payload(next_header, payload, ha) == (mh.as_ipv6(hoa), ack)
+    assert payloads.decode_binding_ack_payload(next_header, payload, ha) == (as_ipv6(hoa), ack)
 
 
 @given(addresses, addresses, st.one_of(acks, errors))
 def test_home_agent_payload_round_trip(hoa, ha, message):
-    build = (mh.build_binding_ack_payload if isinstance(message, BindingAck)
-             else mh.build_binding_error_payload)
+    build = (payloads.encode_binding_ack_payload if isinstance(message, BindingAck)
+             else payloads.encode_binding_error_payload)
     next_header, payload = build(hoa, ha, message)
     assert next_header == 43
-    assert mh.parse_home_agent_payload(next_header, payload, ha) == (mh.as_ipv6(hoa), message)
+    assert payloads.decode_home_agent_payload(next_header, payload, ha) == (as_ipv6(hoa), message)
 
 
 def test_binding_error_is_neither_an_ack_nor_an_update():
     error = BindingError(BindingErrorStatus.UNKNOWN_BINDING_FOR_HOME_ADDRESS, HOA)
-    next_header, payload = mh.build_binding_error_payload(HOA, HA, error)
+    next_header, payload = payloads.encode_binding_error_payload(HOA, HA, error)
     with pytest.raises(MobilityError, match="no Binding Acknowledgement"):
-        mh.parse_binding_ack_payload(next_header, payload, HA)
-    smuggled = mh.encode_home_address_destination_options(HOA) + mh.encode_mobility_header(
+        payloads.decode_binding_ack_payload(next_header, payload, HA)
+    smuggled = payloads.encode_home_address_destination_options(HOA) + mh.encode_mobility_header(
         error, HOA, HA)
     with pytest.raises(MobilityError, match="no Binding Update"):
-        mh.parse_binding_update_payload(60, smuggled, HA)
-    update_next, update_payload = mh.build_binding_update_payload(HOA, HA, BindingUpdate(1, 1))
+        payloads.decode_binding_update_payload(60, smuggled, HA)
+    update_next, update_payload = payloads.encode_binding_update_payload(
+        HOA, HA, BindingUpdate(1, 1))
     with pytest.raises(MobilityError, match="Routing"):
-        mh.parse_home_agent_payload(update_next, update_payload, HA)
-    bu_behind_routing = mh.encode_type2_routing_header(HOA) + mh.encode_mobility_header(
+        payloads.decode_home_agent_payload(update_next, update_payload, HA)
+    bu_behind_routing = payloads.encode_type2_routing_header(HOA) + mh.encode_mobility_header(
         BindingUpdate(1, 1), HA, HOA)
     with pytest.raises(MobilityError, match="no Binding Acknowledgement or Binding Error"):
-        mh.parse_home_agent_payload(43, bu_behind_routing, HA)
+        payloads.decode_home_agent_payload(43, bu_behind_routing, HA)
 
 
 @given(addresses, st.integers(0, 255))
 def test_extension_headers_round_trip(address, next_header):
     for encode, decode in (
-        (mh.encode_home_address_destination_options, mh.decode_home_address_destination_options),
-        (mh.encode_type2_routing_header, mh.decode_type2_routing_header),
+        (payloads.encode_home_address_destination_options,
+         payloads.decode_home_address_destination_options),
+        (payloads.encode_type2_routing_header, payloads.decode_type2_routing_header),
     ):
         wire = encode(address, next_header)
-        assert decode(wire + b"rest") == (next_header, mh.as_ipv6(address), len(wire))
+        assert decode(wire + b"rest") == (next_header, as_ipv6(address), len(wire))
 
 
 # ------------------------------------------------------------------ wire layout
@@ -246,7 +251,7 @@ def test_checksum_agrees_with_reference_loop(ack, source, destination):
 
 
 def test_binding_ack_checksum_uses_ha_as_source_and_hoa_as_destination():
-    _, payload = mh.build_binding_ack_payload(HOA, HA, BindingAck(0, 3, 10))
+    _, payload = payloads.encode_binding_ack_payload(HOA, HA, BindingAck(0, 3, 10))
     header = payload[24:]
     assert ones_complement_checksum(pseudo_header(HA, HOA, len(header)) + header) == 0
 
@@ -261,12 +266,12 @@ def test_bad_checksum_is_rejected(position):
 
 
 def test_checksum_is_bound_to_home_address_and_home_agent():
-    next_header, payload = mh.build_binding_update_payload(HOA, HA, BindingUpdate(5, 10))
+    next_header, payload = payloads.encode_binding_update_payload(HOA, HA, BindingUpdate(5, 10))
     with pytest.raises(MobilityError, match="checksum"):
-        mh.parse_binding_update_payload(next_header, payload, IPv6Address("2001:db8::3"))
+        payloads.decode_binding_update_payload(next_header, payload, IPv6Address("2001:db8::3"))
     forged = payload[:8] + IPv6Address("2001:db8::99").packed + payload[24:]
     with pytest.raises(MobilityError, match="checksum"):
-        mh.parse_binding_update_payload(next_header, forged, HA)
+        payloads.decode_binding_update_payload(next_header, forged, HA)
 
 
 def test_lifetime_units_and_seconds():
@@ -345,7 +350,7 @@ def test_received_padding_is_dropped_and_unknown_options_are_kept():
 
 
 def test_home_address_option_is_at_8n_plus_6():
-    wire = mh.encode_home_address_destination_options(HOA)
+    wire = payloads.encode_home_address_destination_options(HOA)
     assert wire[:2] == bytes([135, 2])
     assert wire[2:6] == b"\x01\x02\x00\x00"
     assert wire.index(bytes([201, 16])) % 8 == 6
@@ -353,15 +358,15 @@ def test_home_address_option_is_at_8n_plus_6():
 
 
 def test_type2_routing_header_layout():
-    wire = mh.encode_type2_routing_header(HOA)
+    wire = payloads.encode_type2_routing_header(HOA)
     assert wire == bytes([135, 2, 2, 1, 0, 0, 0, 0]) + HOA.packed
 
 
 def test_ipv4_home_address_is_mapped():
     home = IPv4Address("192.0.2.7")
     update = BindingUpdate(1, 1, options=(IPv4HomeAddress(home),))
-    next_header, payload = mh.build_binding_update_payload(home, HA, update)
-    hoa, parsed = mh.parse_binding_update_payload(next_header, payload, HA)
+    next_header, payload = payloads.encode_binding_update_payload(home, HA, update)
+    hoa, parsed = payloads.decode_binding_update_payload(next_header, payload, HA)
     assert hoa == IPv6Address("::ffff:192.0.2.7") and hoa.ipv4_mapped == home
     assert payload[8:24] == bytes(10) + b"\xff\xff" + home.packed
     assert parsed == update
@@ -414,41 +419,42 @@ def test_wrong_header_len_and_short_and_unknown_types():
 
 
 def test_payload_parsers_check_the_header_chain():
-    bu_next, bu_payload = mh.build_binding_update_payload(HOA, HA, BindingUpdate(1, 1))
-    ba_next, ba_payload = mh.build_binding_ack_payload(HOA, HA, BindingAck(0, 1, 1))
+    bu_next, bu_payload = payloads.encode_binding_update_payload(HOA, HA, BindingUpdate(1, 1))
+    ba_next, ba_payload = payloads.encode_binding_ack_payload(HOA, HA, BindingAck(0, 1, 1))
     with pytest.raises(MobilityError, match="Destination Options"):
-        mh.parse_binding_update_payload(ba_next, ba_payload, HA)
+        payloads.decode_binding_update_payload(ba_next, ba_payload, HA)
     with pytest.raises(MobilityError, match="Routing"):
-        mh.parse_binding_ack_payload(bu_next, bu_payload, HA)
+        payloads.decode_binding_ack_payload(bu_next, bu_payload, HA)
     # A Binding Acknowledgement behind a Home Address option is not a Binding Update.
-    smuggled = mh.encode_home_address_destination_options(HOA) + mh.encode_mobility_header(
+    smuggled = payloads.encode_home_address_destination_options(HOA) + mh.encode_mobility_header(
         BindingAck(0, 1, 1), HOA, HA
     )
     with pytest.raises(MobilityError, match="no Binding Update"):
-        mh.parse_binding_update_payload(60, smuggled, HA)
-    not_mh = mh.encode_home_address_destination_options(HOA, next_header=6) + bu_payload[24:]
+        payloads.decode_binding_update_payload(60, smuggled, HA)
+    not_mh = payloads.encode_home_address_destination_options(HOA, next_header=6) + bu_payload[24:]
     with pytest.raises(MobilityError, match="not a Mobility Header"):
-        mh.parse_binding_update_payload(60, not_mh, HA)
+        payloads.decode_binding_update_payload(60, not_mh, HA)
 
 
 def test_destination_options_rules():
     hao = bytes([201, 16]) + HOA.packed
     # Unknown option whose high bits say "skip" is skipped; one that says "discard" is not.
     skippable = bytes([135, 2, 0x1E, 2, 0, 0]) + hao
-    assert mh.decode_home_address_destination_options(skippable)[1] == HOA
+    assert payloads.decode_home_address_destination_options(skippable)[1] == HOA
     with pytest.raises(MobilityError, match="must not be skipped"):
-        mh.decode_home_address_destination_options(bytes([135, 2, 0x9E, 2, 0, 0]) + hao)
+        payloads.decode_home_address_destination_options(bytes([135, 2, 0x9E, 2, 0, 0]) + hao)
     with pytest.raises(MobilityError, match="without a Home Address"):
-        mh.decode_home_address_destination_options(bytes([135, 0, 1, 4, 0, 0, 0, 0]))
+        payloads.decode_home_address_destination_options(bytes([135, 0, 1, 4, 0, 0, 0, 0]))
     with pytest.raises(MobilityError, match="more than one"):
-        mh.decode_home_address_destination_options(
+        payloads.decode_home_address_destination_options(
             bytes([135, 5, 1, 2, 0, 0]) + hao + bytes([1, 2, 0, 0]) + hao + bytes(2)
         )
     with pytest.raises(MobilityError, match="Length 8"):
-        mh.decode_home_address_destination_options(bytes([135, 1, 1, 2, 0, 0, 201, 8]) + bytes(8))
+        payloads.decode_home_address_destination_options(
+            bytes([135, 1, 1, 2, 0, 0, 201, 8]) + bytes(8))
     with pytest.raises(MobilityError, match="cut off"):
-        cut = mh.encode_home_address_destination_options(HOA)[:23]
-        mh.decode_home_address_destination_options(cut)
+        cut = payloads.encode_home_address_destination_options(HOA)[:23]
+        payloads.decode_home_address_destination_options(cut)
 
 
 @pytest.mark.parametrize(
@@ -456,10 +462,10 @@ def test_destination_options_rules():
     [(1, 4, "Hdr Ext Len"), (2, 0, "Routing Type"), (3, 2, "Segments Left")],
 )
 def test_type2_routing_header_rules(index, value, message):
-    wire = bytearray(mh.encode_type2_routing_header(HOA))
+    wire = bytearray(payloads.encode_type2_routing_header(HOA))
     wire[index] = value
     with pytest.raises(MobilityError, match=message):
-        mh.decode_type2_routing_header(bytes(wire))
+        payloads.decode_type2_routing_header(bytes(wire))
 
 
 def test_encoder_refuses_values_that_do_not_fit():
@@ -501,33 +507,33 @@ def test_arbitrary_message_data_behind_a_valid_checksum(mh_type, body):
 
 @given(st.binary(max_size=120))
 def test_arbitrary_bytes_into_extension_header_parsers(data):
-    _only_typed_errors(mh.decode_home_address_destination_options, data)
-    _only_typed_errors(mh.decode_type2_routing_header, data)
+    _only_typed_errors(payloads.decode_home_address_destination_options, data)
+    _only_typed_errors(payloads.decode_type2_routing_header, data)
 
 
 @given(st.integers(0, 255), st.binary(max_size=200))
 def test_arbitrary_bytes_into_payload_parsers(next_header, data):
-    _only_typed_errors(mh.parse_binding_update_payload, next_header, data, HA)
-    _only_typed_errors(mh.parse_binding_ack_payload, next_header, data, HA)
-    _only_typed_errors(mh.parse_binding_update_payload, 60, data, HA)
-    _only_typed_errors(mh.parse_binding_ack_payload, 43, data, HA)
-    _only_typed_errors(mh.parse_home_agent_payload, next_header, data, HA)
-    _only_typed_errors(mh.parse_home_agent_payload, 43, data, HA)
+    _only_typed_errors(payloads.decode_binding_update_payload, next_header, data, HA)
+    _only_typed_errors(payloads.decode_binding_ack_payload, next_header, data, HA)
+    _only_typed_errors(payloads.decode_binding_update_payload, 60, data, HA)
+    _only_typed_errors(payloads.decode_binding_ack_payload, 43, data, HA)
+    _only_typed_errors(payloads.decode_home_agent_payload, next_header, data, HA)
+    _only_typed_errors(payloads.decode_home_agent_payload, 43, data, HA)
 
 
 @given(updates, st.data())
 def test_mutated_valid_payloads_only_raise_typed_errors(update, data):
-    next_header, payload = mh.build_binding_update_payload(HOA, HA, update)
+    next_header, payload = payloads.encode_binding_update_payload(HOA, HA, update)
     position = data.draw(st.integers(0, len(payload) - 1))
     mutated = bytearray(payload)
     mutated[position] = data.draw(st.integers(0, 255))
-    _only_typed_errors(mh.parse_binding_update_payload, next_header, bytes(mutated), HA)
+    _only_typed_errors(payloads.decode_binding_update_payload, next_header, bytes(mutated), HA)
 
 
 @given(errors, st.data())
 def test_mutated_binding_error_payloads_only_raise_typed_errors(error, data):
-    next_header, payload = mh.build_binding_error_payload(HOA, HA, error)
+    next_header, payload = payloads.encode_binding_error_payload(HOA, HA, error)
     position = data.draw(st.integers(0, len(payload) - 1))
     mutated = bytearray(payload)
     mutated[position] = data.draw(st.integers(0, 255))
-    _only_typed_errors(mh.parse_home_agent_payload, next_header, bytes(mutated), HA)
+    _only_typed_errors(payloads.decode_home_agent_payload, next_header, bytes(mutated), HA)

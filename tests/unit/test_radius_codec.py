@@ -49,13 +49,13 @@ def eap_attributes(payload: bytes) -> bytes:
 
 def vector_request(radius):
     """An Access-Request whose authenticator is the vector's, as if the client had drawn it."""
-    sent = radius.access_request(42, session(), EAP_IDENTITY_RESPONSE)
+    sent = radius.encode_access_request(42, session(), EAP_IDENTITY_RESPONSE)
     sent.packet.authenticator = VECTOR_AUTHENTICATOR
     return sent
 
 
 def test_access_request_has_message_authenticator_first_and_the_nas_attributes(radius):
-    sent = radius.access_request(7, session(), EAP_IDENTITY_RESPONSE, state=b"0xstate")
+    sent = radius.encode_access_request(7, session(), EAP_IDENTITY_RESPONSE, state=b"0xstate")
     assert sent.datagram[0] == pyrad_packet.AccessRequest and sent.datagram[1] == 7
     assert sent.datagram[20:22] == bytes([80, 18])
     request = decode_request(sent.datagram)
@@ -75,7 +75,7 @@ def test_ipv6_nas_and_ipv4_mn():
     nas = codec.Nas("hac6", ipaddress.IPv6Address("2001:db8::1"))
     mn = session()
     mn.mn_address = ipaddress.IPv4Address("192.0.2.9")
-    sent = codec.RadiusCodec(SECRET, nas, DICTIONARY).access_request(1, mn, EAP_SUCCESS)
+    sent = codec.RadiusCodec(SECRET, nas, DICTIONARY).encode_access_request(1, mn, EAP_SUCCESS)
     request = decode_request(sent.datagram)
     assert request["NAS-IPv6-Address"] == ["2001:db8::1"]
     assert "NAS-IP-Address" not in request
@@ -84,7 +84,7 @@ def test_ipv6_nas_and_ipv4_mn():
 
 
 def test_status_server_is_signed_and_its_accept_verifies(radius):
-    sent = radius.status_server(9)
+    sent = radius.encode_status_server(9)
     assert sent.datagram[0] == pyrad_packet.StatusServer
     assert sent.datagram[20] == 80
     assert decode_request(sent.datagram).verify_message_authenticator()
@@ -96,7 +96,7 @@ def test_status_server_is_signed_and_its_accept_verifies(radius):
 
 
 def test_status_server_accept_may_lack_a_message_authenticator_but_must_be_signed(radius):
-    sent = radius.status_server(9)
+    sent = radius.encode_status_server(9)
     sent.packet.authenticator = VECTOR_AUTHENTICATOR
     radius.check_status_reply(sent, sign_reply(pyrad_packet.AccessAccept, 9, VECTOR_AUTHENTICATOR,
                                                b"", message_authenticator=False))
@@ -119,47 +119,48 @@ def test_eap_message_split_and_join_round_trip(payload):
 def test_long_eap_packets_cross_the_codec_intact(data):
     payload = eap.EapPacket(eap.Code.REQUEST, 3, eap.Type.TLS, data).encode()
     radius = codec.RadiusCodec(SECRET, NAS, DICTIONARY)
-    sent = radius.access_request(1, session(), payload)
+    sent = radius.encode_access_request(1, session(), payload)
     request = decode_request(sent.datagram)
     assert b"".join(request[79]) == payload
     reply = reply_to(request, pyrad_packet.AccessChallenge, payload, State=b"s")
-    assert radius.access_reply(sent, reply.ReplyPacket()).answer == Challenge(payload)
+    assert radius.decode_access_reply(sent, reply.ReplyPacket()).answer == Challenge(payload)
 
 
 def test_challenge_gives_the_eap_request_and_the_state(radius):
-    sent = radius.access_request(3, session(), EAP_IDENTITY_RESPONSE)
+    sent = radius.encode_access_request(3, session(), EAP_IDENTITY_RESPONSE)
     reply = reply_to(decode_request(sent.datagram), pyrad_packet.AccessChallenge,
                      EAP_MD5_REQUEST, State=b"\x01state")
-    decoded = radius.access_reply(sent, reply.ReplyPacket())
+    decoded = radius.decode_access_reply(sent, reply.ReplyPacket())
     assert decoded.answer == Challenge(EAP_MD5_REQUEST)
     assert decoded.state == b"\x01state"
 
 
 def test_challenge_without_eap_request_is_rejected(radius):
-    sent = radius.access_request(3, session(), EAP_IDENTITY_RESPONSE)
+    sent = radius.encode_access_request(3, session(), EAP_IDENTITY_RESPONSE)
     reply = reply_to(decode_request(sent.datagram), pyrad_packet.AccessChallenge, EAP_SUCCESS)
     with pytest.raises(codec.RadiusError, match="EAP SUCCESS"):
-        radius.access_reply(sent, reply.ReplyPacket())
+        radius.decode_access_reply(sent, reply.ReplyPacket())
 
 
 def test_reject_with_and_without_eap_failure(radius):
-    sent = radius.access_request(3, session(), EAP_IDENTITY_RESPONSE)
+    sent = radius.encode_access_request(3, session(), EAP_IDENTITY_RESPONSE)
     request = decode_request(sent.datagram)
     with_failure = reply_to(request, pyrad_packet.AccessReject, EAP_FAILURE).ReplyPacket()
-    assert radius.access_reply(sent, with_failure).answer == Reject(EAP_FAILURE)
+    assert radius.decode_access_reply(sent, with_failure).answer == Reject(EAP_FAILURE)
     bare = reply_to(request, pyrad_packet.AccessReject).ReplyPacket()
-    assert radius.access_reply(sent, bare).answer == Reject(None)
+    assert radius.decode_access_reply(sent, bare).answer == Reject(None)
 
 
 def test_reject_keeps_its_reply_messages_in_order_cut_for_the_log(radius):
-    sent = radius.access_request(3, session(), EAP_IDENTITY_RESPONSE)
+    sent = radius.encode_access_request(3, session(), EAP_IDENTITY_RESPONSE)
     request = decode_request(sent.datagram)
     said = reply_to(request, pyrad_packet.AccessReject, EAP_FAILURE,
                     Reply_Message=["wrong password", "for mn1"]).ReplyPacket()
-    assert radius.access_reply(sent, said).answer == Reject(EAP_FAILURE, "wrong password for mn1")
+    answer = radius.decode_access_reply(sent, said).answer
+    assert answer == Reject(EAP_FAILURE, "wrong password for mn1")
     long = reply_to(request, pyrad_packet.AccessReject, EAP_FAILURE,
                     Reply_Message=["x" * 200, "y" * 200]).ReplyPacket()
-    text = radius.access_reply(sent, long).answer.reply_message
+    text = radius.decode_access_reply(sent, long).answer.reply_message
     assert text == "x" * 200 + " " + "y" * (codec.MAX_REPLY_MESSAGE - 201) + "..."
 
 
@@ -169,7 +170,7 @@ def test_accept_decrypts_the_rfc2548_vector_into_the_msk(radius):
                   + vendor_attribute(311, 17, VECTOR_RECV_FIELD)
                   + vendor_attribute(311, 16, VECTOR_SEND_FIELD))
     datagram = sign_reply(pyrad_packet.AccessAccept, 42, VECTOR_AUTHENTICATOR, attributes)
-    answer = radius.access_reply(sent, datagram).answer
+    answer = radius.decode_access_reply(sent, datagram).answer
     assert isinstance(answer, Accept)
     assert answer.msk == VECTOR_RECV_KEY + VECTOR_SEND_KEY
     assert answer.eap_payload == EAP_SUCCESS
@@ -178,17 +179,17 @@ def test_accept_decrypts_the_rfc2548_vector_into_the_msk(radius):
 
 
 def test_accept_with_keys_encrypted_by_pyrad_server_side(radius):
-    sent = radius.access_request(5, session(), EAP_IDENTITY_RESPONSE)
+    sent = radius.encode_access_request(5, session(), EAP_IDENTITY_RESPONSE)
     msk = bytes(range(100, 164))
     reply = reply_to(decode_request(sent.datagram), pyrad_packet.AccessAccept, EAP_SUCCESS,
                      MS_MPPE_Recv_Key=msk[:32], MS_MPPE_Send_Key=msk[32:])
-    assert radius.access_reply(sent, reply.ReplyPacket()).answer.msk == msk
+    assert radius.decode_access_reply(sent, reply.ReplyPacket()).answer.msk == msk
 
 
 def test_accept_without_keys_has_no_msk(radius):
-    sent = radius.access_request(5, session(), EAP_IDENTITY_RESPONSE)
+    sent = radius.encode_access_request(5, session(), EAP_IDENTITY_RESPONSE)
     reply = reply_to(decode_request(sent.datagram), pyrad_packet.AccessAccept, EAP_SUCCESS)
-    assert radius.access_reply(sent, reply.ReplyPacket()).answer == Accept(EAP_SUCCESS, None)
+    assert radius.decode_access_reply(sent, reply.ReplyPacket()).answer == Accept(EAP_SUCCESS, None)
 
 
 @pytest.mark.parametrize("keys, message", [
@@ -205,27 +206,27 @@ def test_bad_mppe_keys_are_rejected(radius, keys, message):
     datagram = sign_reply(pyrad_packet.AccessAccept, 42, VECTOR_AUTHENTICATOR,
                           eap_attributes(EAP_SUCCESS) + keys)
     with pytest.raises(codec.RadiusError, match=message):
-        radius.access_reply(sent, datagram)
+        radius.decode_access_reply(sent, datagram)
 
 
 @pytest.mark.parametrize("recv, send", [(16, 32), (24, 24), (33, 33)])
 def test_mppe_keys_of_wrong_length_are_rejected(radius, recv, send):
-    sent = radius.access_request(5, session(), EAP_IDENTITY_RESPONSE)
+    sent = radius.encode_access_request(5, session(), EAP_IDENTITY_RESPONSE)
     reply = reply_to(decode_request(sent.datagram), pyrad_packet.AccessAccept, EAP_SUCCESS,
                      MS_MPPE_Recv_Key=bytes(recv), MS_MPPE_Send_Key=bytes(send))
     with pytest.raises(codec.RadiusError, match="octets"):
-        radius.access_reply(sent, reply.ReplyPacket())
+        radius.decode_access_reply(sent, reply.ReplyPacket())
 
 
 def test_mschapv2_16_octet_keys_give_a_32_octet_msk(radius):
-    sent = radius.access_request(5, session(), EAP_IDENTITY_RESPONSE)
+    sent = radius.encode_access_request(5, session(), EAP_IDENTITY_RESPONSE)
     reply = reply_to(decode_request(sent.datagram), pyrad_packet.AccessAccept, EAP_SUCCESS,
                      MS_MPPE_Recv_Key=bytes(range(16)), MS_MPPE_Send_Key=bytes(range(16, 32)))
-    assert radius.access_reply(sent, reply.ReplyPacket()).answer.msk == bytes(range(32))
+    assert radius.decode_access_reply(sent, reply.ReplyPacket()).answer.msk == bytes(range(32))
 
 
 def test_accept_carries_the_bootstrap_attributes(radius):
-    sent = radius.access_request(5, session(), EAP_IDENTITY_RESPONSE)
+    sent = radius.encode_access_request(5, session(), EAP_IDENTITY_RESPONSE)
     prefix = bytes([64]) + ipaddress.IPv6Address("2001:db8:1::ff").packed  # host bits cleared
     reply = reply_to(decode_request(sent.datagram), pyrad_packet.AccessAccept, EAP_SUCCESS,
                      Framed_IPv6_Address=["2001:db8:1::10", "2001:db8:1::11"],
@@ -233,7 +234,7 @@ def test_accept_carries_the_bootstrap_attributes(radius):
                      DNS_Server_IPv6_Address="2001:db8::53",
                      AAA_MIP6_HA_IPv6_Address="2001:db8::a", AAA_MIP6_HA_IPv4_Address="192.0.2.1")
     reply[125] = [prefix]
-    attributes = radius.access_reply(sent, reply.ReplyPacket()).answer.attributes
+    attributes = radius.decode_access_reply(sent, reply.ReplyPacket()).answer.attributes
     assert attributes == {
         "home_address_ip6": ipaddress.IPv6Address("2001:db8:1::10"),
         "home_address_ip4": ipaddress.IPv4Address("192.0.2.10"),
@@ -247,10 +248,10 @@ def test_accept_carries_the_bootstrap_attributes(radius):
 
 @pytest.mark.parametrize("special", ["255.255.255.255", "255.255.255.254"])
 def test_framed_ip_address_instructions_are_not_home_addresses(radius, special):
-    sent = radius.access_request(5, session(), EAP_IDENTITY_RESPONSE)
+    sent = radius.encode_access_request(5, session(), EAP_IDENTITY_RESPONSE)
     reply = reply_to(decode_request(sent.datagram), pyrad_packet.AccessAccept, EAP_SUCCESS,
                      Framed_IP_Address=special)
-    assert radius.access_reply(sent, reply.ReplyPacket()).answer.attributes == {}
+    assert radius.decode_access_reply(sent, reply.ReplyPacket()).answer.attributes == {}
 
 
 @pytest.mark.parametrize("bad", [attribute(168, bytes(15)), attribute(8, bytes(5)),
@@ -261,7 +262,7 @@ def test_malformed_bootstrap_attributes_are_rejected(radius, bad):
     datagram = sign_reply(pyrad_packet.AccessAccept, 42, VECTOR_AUTHENTICATOR,
                           eap_attributes(EAP_SUCCESS) + bad)
     with pytest.raises(codec.RadiusError):
-        radius.access_reply(sent, datagram)
+        radius.decode_access_reply(sent, datagram)
 
 
 def spoof_cases(radius):
@@ -301,7 +302,7 @@ def test_spoofed_and_garbage_replies_raise_typed_errors(radius, case):
     sent, cases = spoof_cases(radius)
     datagram, reason = cases[case]
     with pytest.raises(codec.RadiusError) as caught:
-        radius.access_reply(sent, datagram)
+        radius.decode_access_reply(sent, datagram)
     assert caught.value.reason == reason
 
 
@@ -309,7 +310,7 @@ def test_the_genuine_counterpart_of_the_spoof_cases_is_accepted(radius):
     sent = vector_request(radius)
     good = eap_attributes(EAP_MD5_REQUEST) + attribute(24, b"st")
     datagram = sign_reply(pyrad_packet.AccessChallenge, 42, VECTOR_AUTHENTICATOR, good)
-    assert radius.access_reply(sent, datagram).state == b"st"
+    assert radius.decode_access_reply(sent, datagram).state == b"st"
 
 
 @given(st.binary(max_size=300))
@@ -317,7 +318,7 @@ def test_arbitrary_datagrams_raise_only_radius_errors(datagram):
     radius = codec.RadiusCodec(SECRET, NAS, DICTIONARY)
     sent = vector_request(radius)
     with pytest.raises(codec.RadiusError):
-        radius.access_reply(sent, datagram)
+        radius.decode_access_reply(sent, datagram)
 
 
 @given(st.sampled_from([pyrad_packet.AccessAccept, pyrad_packet.AccessReject,
@@ -326,7 +327,8 @@ def test_signed_replies_with_arbitrary_attributes_raise_only_typed_errors(code, 
     radius = codec.RadiusCodec(SECRET, NAS, DICTIONARY)
     sent = vector_request(radius)
     try:
-        reply = radius.access_reply(sent, sign_reply(code, 42, VECTOR_AUTHENTICATOR, attributes))
+        reply = radius.decode_access_reply(
+            sent, sign_reply(code, 42, VECTOR_AUTHENTICATOR, attributes))
     except InvalidInput:
         return
     assert isinstance(reply.answer, (Accept, Challenge, Reject))
@@ -334,13 +336,13 @@ def test_signed_replies_with_arbitrary_attributes_raise_only_typed_errors(code, 
 
 def test_request_with_malformed_eap_or_overlong_user_is_refused(radius):
     with pytest.raises(eap.EapError):
-        radius.access_request(1, session(), b"\x02\x01\x00\x09abc")
+        radius.encode_access_request(1, session(), b"\x02\x01\x00\x09abc")
     with pytest.raises(AaaLimitError, match="User-Name of 254 octets exceeds 253") as caught:
-        radius.access_request(1, session("u" * 254), EAP_IDENTITY_RESPONSE)
+        radius.encode_access_request(1, session("u" * 254), EAP_IDENTITY_RESPONSE)
     assert caught.value.reason == "too-long"
     huge = eap.EapPacket(eap.Code.RESPONSE, 1, eap.Type.TLS, bytes(4100)).encode()
     with pytest.raises(AaaLimitError, match="exceeds 4096"):
-        radius.access_request(1, session(), huge)
+        radius.encode_access_request(1, session(), huge)
 
 
 NAS6 = codec.Nas("hac-6.example.org", ipaddress.IPv6Address("2001:db8::53"))
@@ -351,14 +353,14 @@ NAS6 = codec.Nas("hac-6.example.org", ipaddress.IPv6Address("2001:db8::53"))
 def test_the_counted_length_is_the_length_of_the_request_built(nas, user, size, state):
     mn = session("é" * (user // 2) + "u" * (user % 2))  # UTF-8: octets count, not characters
     payload = eap.EapPacket(eap.Code.RESPONSE, 1, eap.Type.TLS, bytes(size)).encode()
-    sent = codec.RadiusCodec(SECRET, nas, DICTIONARY).access_request(1, mn, payload, state)
+    sent = codec.RadiusCodec(SECRET, nas, DICTIONARY).encode_access_request(1, mn, payload, state)
     assert codec.access_request_length(nas, mn, payload, state) == len(sent.datagram)
 
 
 def test_a_request_of_exactly_4096_octets_is_built_and_one_octet_more_is_refused(radius):
     def request_with(size: int):
         payload = eap.EapPacket(eap.Code.RESPONSE, 1, eap.Type.TLS, bytes(size - 5)).encode()
-        return radius.access_request(1, session(), payload, b"state")
+        return radius.encode_access_request(1, session(), payload, b"state")
 
     size = 3900
     while len(request_with(size).datagram) < codec.MAX_PACKET_LENGTH:
@@ -369,7 +371,7 @@ def test_a_request_of_exactly_4096_octets_is_built_and_one_octet_more_is_refused
 
 
 def test_secrets_stay_out_of_reprs(radius):
-    sent = radius.access_request(1, session(), EAP_IDENTITY_RESPONSE, state=b"secret-state")
+    sent = radius.encode_access_request(1, session(), EAP_IDENTITY_RESPONSE, state=b"secret-state")
     for text in (repr(radius), repr(sent)):
         assert "xyzzy" not in text and "secret-state" not in text
 

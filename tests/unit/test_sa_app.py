@@ -67,7 +67,7 @@ def security_associations(draw) -> SecurityAssociation:
 @given(sa=security_associations(), agents=st.lists(st.ip_addresses(), max_size=2),
        app=st.sampled_from([APP, OTHER_VENDOR]))
 def test_push_round_trip(sa, agents, app):
-    request = app.parse_request(_wire(_push(SaMessage(sa, tuple(agents)), app)))
+    request = app.decode_request(_wire(_push(SaMessage(sa, tuple(agents)), app)))
     assert request.command == sa_app.SA_PUSH
     assert request.spi == sa.spi and request.origin_host == HAC
     assert request.sa == SaMessage(sa, tuple(agents))
@@ -75,9 +75,9 @@ def test_push_round_trip(sa, agents, app):
 
 @given(spi=st.integers(1, 268_435_455))
 def test_query_and_revoke_round_trip(spi):
-    query = APP.parse_request(_wire(codec.encode_message(
+    query = APP.decode_request(_wire(codec.encode_message(
         APP.query_request("ha;1;1", HA, HA_REALM, HAC_REALM, None, spi))))
-    revoke = APP.parse_request(_wire(codec.encode_message(
+    revoke = APP.decode_request(_wire(codec.encode_message(
         APP.revoke_request("hac;1;1", HAC, HAC_REALM, HA_REALM, HA, spi, "mn@x"))))
     assert (query.command, query.spi, query.sa, query.origin_realm) == (
         sa_app.SA_QUERY, spi, None, HA_REALM)
@@ -114,12 +114,12 @@ def test_expired_sa_is_sent_with_lifetime_zero():
 
 def test_null_encryption_suite_carries_integrity_keys_only():
     sa = _sa("NULL_SHA256")
-    assert APP.parse_request(_wire(_push(SaMessage(sa)))).sa.sa == sa
+    assert APP.decode_request(_wire(_push(SaMessage(sa)))).sa.sa == sa
 
 
 def test_vendor_avps_of_another_vendor_are_not_ours():
     with pytest.raises(DiameterError) as caught:
-        APP.parse_request(_wire(_push(SaMessage(_sa()), OTHER_VENDOR).replace(
+        APP.decode_request(_wire(_push(SaMessage(_sa()), OTHER_VENDOR).replace(
             (16_777_300).to_bytes(4, "big"), APP.application_id.to_bytes(4, "big"))))
     assert caught.value.reason == "missing-avp"
 
@@ -133,12 +133,12 @@ def _answer(command: int, result: int, avps=()) -> bytes:
 
 def test_query_answers():
     sa = _sa(revoked=True)
-    found = APP.parse_query_answer(_wire(_answer(sa_app.SA_QUERY, codec.SUCCESS,
-                                                 APP.sa_avps(SaMessage(sa)))))
+    found = APP.decode_query_answer(_wire(_answer(sa_app.SA_QUERY, codec.SUCCESS,
+                                                  APP.sa_avps(SaMessage(sa)))))
     assert found.sa == sa
-    assert APP.parse_query_answer(_wire(_answer(sa_app.SA_QUERY, sa_app.USER_UNKNOWN))) is None
+    assert APP.decode_query_answer(_wire(_answer(sa_app.SA_QUERY, sa_app.USER_UNKNOWN))) is None
     with pytest.raises(DiameterError, match="5012") as caught:
-        APP.parse_query_answer(_wire(_answer(sa_app.SA_QUERY, codec.UNABLE_TO_COMPLY)))
+        APP.decode_query_answer(_wire(_answer(sa_app.SA_QUERY, codec.UNABLE_TO_COMPLY)))
     assert caught.value.reason == "unexpected-result"
 
 
@@ -163,14 +163,14 @@ def test_request_where_an_answer_is_expected():
 ])
 def test_bad_sa_values_are_typed_errors(change, reason):
     with pytest.raises(DiameterError) as caught:
-        APP.parse_request(_wire(_push(SaMessage(change(_sa())))))
+        APP.decode_request(_wire(_push(SaMessage(change(_sa())))))
     assert caught.value.reason == reason
 
 
 def test_keys_never_in_errors_or_repr():
     sa = _sa(mn_to_ha_ikey=b"\xaa" * 19)
     with pytest.raises(DiameterError) as caught:
-        APP.parse_request(_wire(_push(SaMessage(sa))))
+        APP.decode_request(_wire(_push(SaMessage(sa))))
     assert "aaaa" not in str(caught.value).lower() and "\xaa" not in str(caught.value)
     assert "\\xaa" not in repr(SaMessage(sa))
 
@@ -186,12 +186,12 @@ def test_numbers_are_checked():
 def _parse_any(data: bytes) -> None:
     message = codec.decode_message(data)
     if message.header.is_request:
-        APP.parse_request(message)
+        APP.decode_request(message)
     else:
         for command in sa_app.COMMAND_NAMES:
             try:
                 APP.check_answer(message, command)
-                APP.parse_query_answer(message)
+                APP.decode_query_answer(message)
             except DiameterError:
                 pass
 
@@ -360,7 +360,7 @@ def test_source_queries_once_per_spi_and_a_failed_query_fails_the_lookups():
             failure.check(RequestTimedOut)))
     assert len(node.sent) == 1  # one query for both lookups
     request, answer = node.sent[0]
-    assert APP.parse_request(request).spi == 99
+    assert APP.decode_request(request).spi == 99
     answer.errback(Failure(RequestTimedOut("no answer")))
     # a failure, not None: the HA must not take an outage for "the HAC has no such SA"
     assert results == [RequestTimedOut, RequestTimedOut]
