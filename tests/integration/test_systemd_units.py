@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,76 @@ def test_offline_security_review_scores_every_unit_ok(units):
         assert level, result.stdout[-500:] + result.stderr
         assert result.returncode == 0 and float(level.group(1)) <= MAX_EXPOSURE, \
             f"{unit.name}: exposure {level.group(1)}"
+
+
+def _unit_capabilities(unit: str) -> str:
+    """The unit's capability bounding set, as setpriv's comma-separated list."""
+    from tests.systemd_units import one
+
+    names = one(unit, "CapabilityBoundingSet").split()
+    assert one(unit, "AmbientCapabilities").split() == names
+    return ",".join("+" + name.removeprefix("CAP_").lower() for name in names)
+
+
+def test_the_ha_unit_capabilities_suffice_for_its_tun_device_and_routes(tmp_path):
+    """mip6-ha as an unprivileged user holding only the unit's capabilities (ambient, no
+    new privileges) creates its TUN device, brings it up and routes the home prefix into
+    it. No systemd here runs the unit itself: setpriv applies the same user and
+    capability settings, in a network namespace of the test's own. /dev/net/tun is 0666 on
+    a Debian host (udev); a mount namespace gives the test such a node, whatever this
+    machine's is."""
+    import os
+    import signal
+
+    for tool in ("ip", "setpriv", "unshare"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed")
+    if os.geteuid() != 0:
+        pytest.skip("needs root (network and mount namespaces)")
+    capabilities = _unit_capabilities("mip6-ha.service")
+    assert capabilities == "+net_admin"
+    namespace = f"mip6-unit-{os.getpid()}"
+    # The store and ledger, where nobody can reach them (pytest's tmp_path is 0700 root).
+    state = Path(tempfile.mkdtemp(prefix="mip6-unit-state-"))
+    shutil.chown(state, "nobody", "nogroup")
+    node = tmp_path / "tun"
+    os.mknod(node, 0o666 | 0o020000, os.makedev(10, 200))
+    node.chmod(0o666)
+    script = tmp_path / "run.sh"
+    script.write_text(
+        f"set -e\nmount --bind {node} /dev/net/tun\n"
+        f"exec ip netns exec {namespace} setpriv --reuid=nobody --regid=nogroup "
+        f"--clear-groups --no-new-privs --inh-caps={capabilities} "
+        f"--ambient-caps={capabilities} --bounding-set=-all,{capabilities} "
+        f"{Path(sys.executable).parent}/mip6-ha --listen [::1]:7872 "
+        f"--store sqlite:///{state}/sa.db --tun mip6home --tun-route 2001:db8:1::/64\n")
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    log = tmp_path / "ha.log"
+    try:
+        subprocess.run(["ip", "-n", namespace, "link", "set", "lo", "up"], check=True)
+        with open(log, "w") as out:
+            ha = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh",
+                                   str(script)], stdout=out, stderr=subprocess.STDOUT)
+        try:
+            route = ""
+            for _ in range(100):  # 10 s at most
+                if ha.poll() is not None or "mip6home" in route:
+                    break
+                route = subprocess.run(["ip", "-n", namespace, "-6", "route", "show",
+                                        "2001:db8:1::/64"], capture_output=True,
+                                       text=True).stdout
+                subprocess.run(["sleep", "0.1"])
+            assert "dev mip6home" in route, log.read_text()
+            link = subprocess.run(["ip", "-n", namespace, "link", "show", "mip6home"],
+                                  capture_output=True, text=True, check=True).stdout
+            assert ",UP," in link
+            ha.send_signal(signal.SIGTERM)
+            assert ha.wait(timeout=30) == 0, log.read_text()
+        finally:
+            if ha.poll() is None:
+                ha.kill()
+                ha.wait(timeout=30)
+    finally:
+        subprocess.run(["ip", "netns", "del", namespace], check=False)
+        shutil.rmtree(state)
+    assert "Permission denied" not in log.read_text()
