@@ -4,16 +4,19 @@ review, on copies that run this checkout's programs instead of /opt/aaa-mip6/bin
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.systemd_units import INSTALLED_BIN, UNIT_DIR, UNITS
+from tests.systemd_units import INSTALLED_BIN, UNIT_DIR, UNITS, one
 
 pytestmark = pytest.mark.integration
 
@@ -73,8 +76,6 @@ def test_offline_security_review_scores_every_unit_ok(units):
 
 def _unit_capabilities(unit: str) -> str:
     """The unit's capability bounding set, as setpriv's comma-separated list."""
-    from tests.systemd_units import one
-
     names = one(unit, "CapabilityBoundingSet").split()
     assert one(unit, "AmbientCapabilities").split() == names
     return ",".join("+" + name.removeprefix("CAP_").lower() for name in names)
@@ -87,9 +88,6 @@ def test_the_ha_unit_capabilities_suffice_for_its_tun_device_and_routes(tmp_path
     capability settings, in a network namespace of the test's own. /dev/net/tun is 0666 on
     a Debian host (udev); a mount namespace gives the test such a node, whatever this
     machine's is."""
-    import os
-    import signal
-
     for tool in ("ip", "setpriv", "unshare"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} not installed")
@@ -127,7 +125,7 @@ def test_the_ha_unit_capabilities_suffice_for_its_tun_device_and_routes(tmp_path
                 route = subprocess.run(["ip", "-n", namespace, "-6", "route", "show",
                                         "2001:db8:1::/64"], capture_output=True,
                                        text=True).stdout
-                subprocess.run(["sleep", "0.1"])
+                time.sleep(0.1)
             assert "dev mip6home" in route, log.read_text()
             link = subprocess.run(["ip", "-n", namespace, "link", "show", "mip6home"],
                                   capture_output=True, text=True, check=True).stdout
@@ -142,3 +140,22 @@ def test_the_ha_unit_capabilities_suffice_for_its_tun_device_and_routes(tmp_path
         subprocess.run(["ip", "netns", "del", namespace], check=False)
         shutil.rmtree(state)
     assert "Permission denied" not in log.read_text()
+
+
+def test_systemd_sysusers_creates_the_units_user(tmp_path):
+    """The sysusers.d snippet makes the user and group the units run as, with the state
+    directory as home (where libpq finds .pgpass) and no login shell."""
+    sysusers = shutil.which("systemd-sysusers")
+    if sysusers is None:
+        pytest.skip("systemd-sysusers not installed (Debian package systemd)")
+    (tmp_path / "etc").mkdir()
+    subprocess.run([sysusers, f"--root={tmp_path}", str(UNIT_DIR / "aaa-mip6.sysusers.conf")],
+                   check=True, capture_output=True, timeout=60)
+    users = {line.split(":")[0]: line.split(":") for line in
+             (tmp_path / "etc" / "passwd").read_text().splitlines()}
+    groups = {line.split(":")[0] for line in (tmp_path / "etc" / "group").read_text().splitlines()}
+    for unit in UNITS:
+        assert one(unit, "User") in users and one(unit, "Group") in groups
+    user = users["mip6"]
+    assert user[5] == "/var/lib/mip6" and user[6] == "/usr/sbin/nologin"
+    assert int(user[2]) < 1000  # a system user
