@@ -4,6 +4,7 @@ and the mip6-mn flags that write them."""
 import pytest
 
 from aaa_mip6 import keylog, pki
+from aaa_mip6.sa import HomeAgent
 from mn import cli
 from tests.unit.test_mn_mobility import HA4, HA6, HOME_AGENT, make_sa
 
@@ -45,7 +46,7 @@ def test_each_suite_names_wiresharks_algorithms(suite, encryption, integrity):
 
 
 def test_an_ipv4_only_home_agent_gets_ipv4_records_only():
-    home_agent = HOME_AGENT.__class__(None, HA4, 7872)
+    home_agent = HomeAgent(None, HA4, 7872)
     records = [fields(line) for line in keylog.esp_sa_records(make_sa(), home_agent)[1:]]
     assert {r[0] for r in records} == {"IPv4"} and len(records) == 4
 
