@@ -124,7 +124,7 @@ local header_fields = {}
 for _, name in ipairs(HEADERS) do
     local abbrev = "mip6hac." .. name:gsub("-", "_")
     if name == "status-code" then
-        header_fields[name] = ProtoField.uint16(abbrev, name, base.DEC, STATUS)
+        header_fields[name] = ProtoField.uint32(abbrev, name, base.DEC, STATUS)
     elseif NUMBERS[name] then
         header_fields[name] = ProtoField.uint32(abbrev, name, base.DEC)
     else
@@ -169,11 +169,12 @@ local function add_header(tree, tvb, pinfo, start, line)
     if KEYS[name] and not mip6hac.prefs.show_keys then
         tree:add(field, range, string.format("(%d octets, masked)", math.floor(#value / 2)))
     elseif NUMBERS[name] then
-        local number = tonumber(value)
-        if number then
+        local number = value:match("^%d+$") and tonumber(value)
+        if number and number <= 0xFFFFFFFF then
             tree:add(field, range, number)
         else
             tree:add(hac_fields.header, range, line):add_proto_expert_info(hac_experts.line)
+            return nil
         end
     else
         local item = tree:add(field, range, value)
@@ -229,8 +230,10 @@ function mip6hac.dissector(tvb, pinfo, tree)
         local used, summary = dissect_container(tvb, pinfo, tree, offset)
         if not used then
             -- TLS reassembles the records for us: ask for the rest of this container.
+            -- (Return the whole length: 0 would say "not mine" and void the request.)
             pinfo.desegment_offset = offset
             pinfo.desegment_len = DESEGMENT_ONE_MORE_SEGMENT
+            offset = tvb:len()
             break
         end
         summaries[#summaries + 1] = summary
@@ -260,6 +263,10 @@ local function register_ports()
     tcp:add(registered.tcp, Dissector.get("tls"))
     tls:add(registered.tcp, mip6hac)
 end
+
+-- "Decode As" for other ports (and mip6hac on TCP without TLS, as in the tests).
+DissectorTable.get("udp.port"):add_for_decode_as(mip6tls)
+DissectorTable.get("tcp.port"):add_for_decode_as(mip6hac)
 
 mip6tls.prefs_changed = register_ports
 mip6hac.prefs_changed = register_ports

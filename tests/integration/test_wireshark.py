@@ -327,3 +327,56 @@ def test_plain_and_encrypted_ip_packets_reach_the_ip_dissectors(tmp_path):
         f"1|{0x0ABCDEF}|0|1|0x1092|7",
         f"1|{0x0ABCDEF}|1|1|0x1092|7",
     ]
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _ipv4_tcp(source_port: int, destination_port: int, sequence: int, payload: bytes) -> bytes:
+    """An IPv4/TCP segment (ACK|PSH) from 127.0.0.2 to 127.0.0.1; checksum not filled in."""
+    tcp = struct.pack("!HHIIBBHHH", source_port, destination_port, sequence, 1, 5 << 4, 0x18,
+                      65535, 0, 0) + payload
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0, 64, 6, 0,
+                         IPv4Address("127.0.0.2").packed, IPv4Address("127.0.0.1").packed)
+    return header[:10] + internet_checksum(header).to_bytes(2, "big") + header[12:] + tcp
+
+
+def _container(first: int, identifier: int, content: bytes) -> bytes:
+    return struct.pack("!BBH", first, identifier, len(content)) + content
+
+
+def test_malformed_containers_are_flagged_not_lua_errors(tmp_path):
+    """Containers on plain TCP (Decode As mip6hac): framing errors, lines that are no
+    TV-header, unknown headers and values out of range are expert items, a key is
+    masked, and a container split over two segments is put back together."""
+    key = "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4"
+    good = _container(0, 1, b"mn-id:alice@example.org\r\nauth-method:psk\r\n\r\n")
+    bad_framing = _container(0x20, 0, b"mn-id:bob@example.org\r\n\r\n")
+    bad_lines = _container(0, 2, (f"no colon here\r\nx-unknown:1\r\nstatus-code:0x10\r\n"
+                                  f"mip6-spi:99999999999999\r\nmip6-mn-to-ha-ikey:{key}\r\n"
+                                  f"mip6-sas:1\r\n\r\n").encode())
+    split = _container(0, 3, b"mn-id:carol@example.org\r\nauth-method:eap\r\n\r\n")
+    truncated = _container(0, 4, b"mn-id:dave@example.org\r\n")[:-5]
+    stream = [good + bad_framing, bad_lines, split[:7], split[7:], truncated]
+    segments, sequence = [], 1
+    for payload in stream:
+        segments.append(_ipv4_tcp(40001, 5555, sequence, payload))
+        sequence += len(payload)
+    capture = tmp_path / "containers.pcap"
+    _pcap(capture, segments)
+    shown = subprocess.run(
+        ["tshark", "-r", str(capture), "-X", f"lua_script:{DISSECTOR}",
+         "-d", "tcp.port==5555,mip6hac", "-V"],
+        capture_output=True, text=True, timeout=RUN_LIMIT, check=True,
+        env={**os.environ, "WIRESHARK_CONFIG_DIR": str(tmp_path)})
+    tree = shown.stdout
+    assert "Lua Error" not in tree and "Lua Error" not in shown.stderr, tree
+    assert "mn-id: alice@example.org" in tree and "auth-method: psk" in tree
+    assert "Ver/Rsrvd not 0, Identifier 0 or Length 0" in tree
+    # no colon, 0x10, 99999999999999
+    assert tree.count("Expert Info (Warning/Malformed): Not a TV-header line") == 3
+    assert "status 0x10" not in tree
+    assert "Unknown TV-header" in tree and "mip6-sas: 1" in tree
+    assert "mip6-mn-to-ha-ikey: (20 octets, masked)" in tree and key not in tree
+    assert "mn-id: carol@example.org" in tree  # reassembled from two segments
+    assert "dave" not in tree  # an incomplete container is not shown
