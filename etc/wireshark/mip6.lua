@@ -71,21 +71,22 @@ function mip6tls.dissector(tvb, pinfo, tree)
     item:add(tls_fields.spi, tvb(0, 4))
     item:add(tls_fields.seq, tvb(4, 4))
     item:append_text(string.format(", PType %d, SPI %d, Seq %d", ptype, spi, tvb(4, 4):uint()))
+    -- The inner dissectors set the Info column (the BU, BA or ICMP message); the
+    -- RFC 6618 header goes in front of it.
+    local info = string.format("PType %d SPI %d Seq %d: ", ptype, spi, tvb(4, 4):uint())
     if ptype == 0 then
         if spi ~= 0 then item:add_proto_expert_info(tls_experts.spi0) end
-        pinfo.cols.info = "PType 0 (plain)"
         local inner = tvb(8):tvb()
         if inner:len() > 0 and bit32.rshift(inner(0, 1):uint(), 4) == 6 then
             ipv6:call(inner, pinfo, tree)
         elseif inner:len() > 0 then
             ipv4:call(inner, pinfo, tree)
         end
+        pinfo.cols.info:prepend(info)
     elseif ptype_names[ptype] then
         if spi == 0 then item:add_proto_expert_info(tls_experts.spi0) end
-        -- The ESP dissector sets the Info column; the mip6 dissector adds the message.
         esp:call(tvb, pinfo, tree)
-        pinfo.cols.info:prepend(string.format("PType %d SPI %d Seq %d: ", ptype, spi,
-                                              tvb(4, 4):uint()))
+        pinfo.cols.info:prepend(info)
     else
         item:add_proto_expert_info(tls_experts.ptype)
         data:call(tvb(8):tvb(), pinfo, tree)
