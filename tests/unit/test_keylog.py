@@ -4,8 +4,9 @@ and the mip6-mn flags that write them."""
 import pytest
 
 from aaa_mip6 import keylog, pki
-from aaa_mip6.sa import HomeAgent
+from aaa_mip6.sa import Bootstrap, HomeAgent
 from mn import cli
+from mn.bootstrap import Bootstrapped
 from tests.unit.test_mn_mobility import HA4, HA6, HOME_AGENT, make_sa
 
 
@@ -82,3 +83,15 @@ def test_a_keylog_that_cannot_be_opened_is_a_usage_error_naming_the_flag(
     assert status == 2
     error = capsys.readouterr().err
     assert error.strip() == f"mip6-mn: {flag} {missing}: No such file or directory"
+
+
+def test_bootstrap_appends_the_sa_it_was_given(tmp_path, monkeypatch, capsys):
+    ca = pki.make_ca(tmp_path)
+    sa = make_sa("NULL_SHA", spi=77)
+    monkeypatch.setattr(cli, "_run", lambda *args: Bootstrapped(sa, Bootstrap(HOME_AGENT)))
+    path = tmp_path / "sa.keys"
+    status = cli.main(["bootstrap", "--hac", "127.0.0.1:9", "--ca", str(ca.cert_path),
+                       "--id", "mn@example.org", "--psk", "00112233", "--sa-keylog", str(path)])
+    assert status == 0
+    assert path.read_text().splitlines() == keylog.esp_sa_records(sa, HOME_AGENT)
+    assert sa.mn_to_ha_ikey.hex() not in capsys.readouterr().out  # printed hidden, as before
