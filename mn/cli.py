@@ -23,6 +23,7 @@ from aaa_mip6 import program
 from aaa_mip6 import tvheaders as tv
 from aaa_mip6.addresses import parse_host_port
 from aaa_mip6.errors import ConfigError, InvalidInput
+from aaa_mip6.keylog import SaKeyLog, tls_keylog_writer
 from aaa_mip6.messages import Provision
 from aaa_mip6.sa import SCOPE_ALL, Bootstrap
 from aaa_mip6.twisted.tls import ClientTLS
@@ -188,6 +189,12 @@ def add_bootstrap_arguments(parser: argparse.ArgumentParser) -> None:
                         help="give up after this long (default: %(default)s)")
     parser.add_argument("--draft01", action="store_true",
                         help="compatibility: draft-ietf-mext-mip6-tls-01 auth without labels")
+    parser.add_argument("--tls-keylog", type=Path, metavar="FILE",
+                        help="append the TLS secrets to FILE (SSLKEYLOGFILE format, 0600) so "
+                             "Wireshark can decrypt the MN-HAC exchange")
+    parser.add_argument("--sa-keylog", type=Path, metavar="FILE",
+                        help="append each SA's keys to FILE (Wireshark esp_sa records, 0600) "
+                             "so Wireshark can read the MN-HA packets (docs/operations.md)")
 
 
 def _add_eap_arguments(parser: argparse.ArgumentParser) -> None:
@@ -362,11 +369,36 @@ def _prepare(args: argparse.Namespace) -> tuple[ClientTLS, int, _Credentials]:
         raise ConfigError("--timeout must be a positive number of seconds")
     if args.key is not None:
         program.warn_if_exposed(args.key, "--key", log)
-    tls = ClientTLS(host, args.ca, cert_file=args.cert, key_file=args.key)
+    tls = ClientTLS(host, args.ca, cert_file=args.cert, key_file=args.key,
+                    keylog=_open_keylog(args.tls_keylog, "--tls-keylog", tls_keylog_writer))
     credentials.make_machine()  # bad options fail here, before any connection
     for note in ineffective_options(args):
         log.warning("%s", note)
     return tls, port, credentials
+
+
+def _open_keylog(path: Path | None, flag: str, opener):
+    """``opener(path)``, or None without the flag; a file that cannot be opened is a
+    usage error naming the flag."""
+    if path is None:
+        return None
+    try:
+        return opener(path)
+    except OSError as error:
+        raise ConfigError(f"{flag} {path}: {error.strerror}") from None
+
+
+def _sa_keylog(args: argparse.Namespace):
+    """The listener that appends each bootstrap's SA to --sa-keylog, or None."""
+    keylog = _open_keylog(args.sa_keylog, "--sa-keylog", SaKeyLog)
+    if keylog is None:
+        return None
+
+    def record(result: Bootstrapped) -> None:
+        if result.bootstrap is not None:
+            keylog.record(result.sa, result.bootstrap.home_agent)
+
+    return record
 
 
 def _setup_logging() -> None:
@@ -409,6 +441,7 @@ def _unexpected(failure: Failure) -> str:
 def bootstrap_command(args: argparse.Namespace) -> int:
     try:
         tls, port, credentials = _prepare(args)
+        record_sa = _sa_keylog(args)
     except InvalidInput as error:
         return program.fail(PROGRAM, str(error), program.EXIT_CONFIG)
     outcome = _run(tls, port, credentials.make_machine(), args.timeout)
@@ -416,6 +449,8 @@ def bootstrap_command(args: argparse.Namespace) -> int:
         return program.fail(PROGRAM, _unexpected(outcome))
     if isinstance(outcome, BootstrapFailed):
         return program.fail(PROGRAM, _bootstrap_failure(args, outcome))
+    if record_sa is not None:
+        record_sa(outcome)
     if args.json:
         print(json.dumps(as_json(outcome), indent=2))
     else:
@@ -670,6 +705,7 @@ def _reload(credentials: _Credentials) -> None:
 def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
     try:
         tls, port, credentials = _prepare(args)
+        record_sa = _sa_keylog(args)
         care_of = _check_care_of(args.care_of)
         if args.lifetime <= 0:
             raise ConfigError("--lifetime must be a positive number of seconds")
@@ -707,7 +743,7 @@ def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
         give_up_at = reactor.seconds() + args.timeout
         mobile, result = yield session.bootstrap_session(
             reactor, tls, port, credentials.make_machine, timeout=args.timeout,
-            lifetime=args.lifetime)
+            lifetime=args.lifetime, on_bootstrapped=record_sa)
         reporter.session = mobile
         mobile.on_event = on_event
         step[0] = "the registration with the home agent " + session.home_agent_text(

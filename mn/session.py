@@ -410,16 +410,21 @@ def bootstrap_session(
     lifetime: int = DEFAULT_LIFETIME,
     on_event: Callable[[Action], None] | None = None,
     deliver: Callable[[bytes], None] | None = None,
+    on_bootstrapped: Callable[[Bootstrapped], None] | None = None,
 ):
     """Bootstrap with the HAC at ``tls.host``:``port``, then a session with the HA it named.
 
-    Every bootstrap, the first and each rebootstrap, runs a fresh ``make_machine()``.
+    Every bootstrap, the first and each rebootstrap, runs a fresh ``make_machine()``;
+    ``on_bootstrapped`` sees each result (the SA key log).
     Fires with (:class:`MobileSession` not yet registered, the first
     :class:`~mn.bootstrap.Bootstrapped`); fails with what the bootstrap failed with, or
     :class:`RegistrationError` (``no-home-agent``) when the HAC named no home agent.
     """
     def renew() -> defer.Deferred:
-        return client.bootstrap(reactor, tls, port, make_machine(), timeout=timeout)
+        running = client.bootstrap(reactor, tls, port, make_machine(), timeout=timeout)
+        if on_bootstrapped is not None:
+            running.addCallback(_passed_to, on_bootstrapped)
+        return running
 
     result = yield renew()
     if result.bootstrap is None:
@@ -428,6 +433,11 @@ def bootstrap_session(
     machine = MobilityMachine(result.sa, result.bootstrap.home_agent, lifetime=lifetime)
     session = MobileSession(reactor, machine, renew=renew, on_event=on_event, deliver=deliver)
     return session, result
+
+
+def _passed_to(result: Bootstrapped, listener: Callable[[Bootstrapped], None]) -> Bootstrapped:
+    listener(result)
+    return result
 
 
 def _strerror(error: CannotListenError) -> str:

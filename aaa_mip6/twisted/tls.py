@@ -282,11 +282,12 @@ class ClientTLS:
 
     ``host`` is the DNS name or IP address of ``--hac HOST:PORT``. ``cert_file`` and
     ``key_file`` give an optional client certificate. Use one instance per HAC: it keeps
-    the newest session ticket and offers it on the next connection.
+    the newest session ticket and offers it on the next connection. ``keylog`` is a
+    pyOpenSSL key-log callback (:func:`aaa_mip6.keylog.tls_keylog_writer`) for Wireshark.
     """
 
     def __init__(self, host: str, ca_file: Path, *, cert_file: Path | None = None,
-                 key_file: Path | None = None):
+                 key_file: Path | None = None, keylog=None):
         if (cert_file is None) != (key_file is None):
             raise ConfigError("a client certificate needs both a certificate file and a key file")
         self._reference = _reference_identity(host)
@@ -294,6 +295,8 @@ class ClientTLS:
         chain, key = _load_identity(cert_file, key_file) if cert_file else ([], None)
         self._context = _base_context(chain, key, load_certificates(ca_file, "CA file"))
         self._context.set_verify(SSL.VERIFY_PEER, self._verify)
+        if keylog is not None:
+            self._context.set_keylog_callback(keylog)
         self._session: SSL.Session | None = None
 
     def _verify(self, connection, certificate, error_number, depth, preverify_ok) -> bool:

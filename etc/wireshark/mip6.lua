@@ -1,0 +1,274 @@
+-- aaa-mip6: Wireshark dissectors for RFC 6618 (docs/operations.md, "Reading traffic
+-- in Wireshark"; formats in docs/protocol.md).
+--
+--   mip6tls  the MN-HA packets on UDP port 7872 (preference mip6tls.port): PType, SPI,
+--            Sequence Number. PType 0 carries a plain IP packet, handed to Wireshark's
+--            IPv4/IPv6 dissector. PType 1 and 8 are laid out as ESP (RFC 6618 §6; the
+--            ESP SPI is the whole first word, PType and SPI): they go to Wireshark's own
+--            ESP dissector, which verifies the ICV and decrypts with the records of an
+--            SA key log (mip6-mn --sa-keylog FILE, Wireshark's esp_sa table) and hands
+--            the Destination Options / Routing header and the Mobility Header on to the
+--            ipv6 and mip6 dissectors, so a BU or BA shows as one.
+--   mip6hac  the RFC 6618 container inside the MN-HAC TLS on TCP port 7443 (preference
+--            mip6hac.port): Ver, Identifier, Length and each TV-header as a field
+--            (mip6hac.mn_id, mip6hac.status_code, ...), keys masked unless the
+--            preference mip6hac.show_keys is on; the eap-payload goes to the eap
+--            dissector. Decrypt the TLS with the key log of mip6-mn --tls-keylog FILE
+--            (tls.keylog_file).
+--
+-- Lua in Wireshark 4.0 has no cipher or MAC: decryption and ICV checks are Wireshark's
+-- ESP code (libgcrypt), which is why the SA key log is written in its esp_sa format.
+--
+-- tshark -X lua_script:etc/wireshark/mip6.lua -o esp.enable_encryption_decode:TRUE \
+--        -o esp.enable_authentication_check:TRUE -o tls.keylog_file:tls.keys -r lab.pcap
+
+local MIP6TLS_PORT = 7872
+local MIP6HAC_PORT = 7443
+local SPI_BITS = 28
+
+------------------------------------------------------------------------------ mip6tls
+
+local mip6tls = Proto("mip6tls", "RFC 6618 MN-HA packet")
+
+local ptype_names = {[0] = "Plain IP packet", [1] = "Encrypted IP packet",
+                     [8] = "Mobility Header"}
+
+local tls_fields = {
+    ptype = ProtoField.uint8("mip6tls.ptype", "PType", base.DEC, ptype_names, 0xF0),
+    spi = ProtoField.uint32("mip6tls.spi", "SPI", base.DEC, nil, 0x0FFFFFFF),
+    seq = ProtoField.uint32("mip6tls.seq", "Sequence Number", base.DEC),
+}
+mip6tls.fields = {tls_fields.ptype, tls_fields.spi, tls_fields.seq}
+
+local tls_experts = {
+    short = ProtoExpert.new("mip6tls.short", "Shorter than the 8-octet header",
+                            expert.group.MALFORMED, expert.severity.ERROR),
+    ptype = ProtoExpert.new("mip6tls.unknown_ptype", "Unknown PType",
+                            expert.group.MALFORMED, expert.severity.WARN),
+    spi0 = ProtoExpert.new("mip6tls.spi_zero", "SPI 0 goes with PType 0 only",
+                           expert.group.MALFORMED, expert.severity.WARN),
+}
+mip6tls.experts = {tls_experts.short, tls_experts.ptype, tls_experts.spi0}
+
+mip6tls.prefs.port = Pref.uint("UDP port", MIP6TLS_PORT, "The HA's UDP port (IANA mipv6tls)")
+
+local esp = Dissector.get("esp")
+local ipv4 = Dissector.get("ip")
+local ipv6 = Dissector.get("ipv6")
+local data = Dissector.get("data")
+
+function mip6tls.dissector(tvb, pinfo, tree)
+    local item = tree:add(mip6tls, tvb(0, math.min(tvb:len(), 8)))
+    pinfo.cols.protocol = "MIP6TLS"
+    if tvb:len() < 8 then
+        item:add_proto_expert_info(tls_experts.short)
+        return
+    end
+    local word = tvb(0, 4):uint()
+    local ptype = bit32.rshift(word, SPI_BITS)
+    local spi = bit32.band(word, 0x0FFFFFFF)
+    item:add(tls_fields.ptype, tvb(0, 1))
+    item:add(tls_fields.spi, tvb(0, 4))
+    item:add(tls_fields.seq, tvb(4, 4))
+    item:append_text(string.format(", PType %d, SPI %d, Seq %d", ptype, spi, tvb(4, 4):uint()))
+    -- The inner dissectors set the Info column (the BU, BA or ICMP message); the
+    -- RFC 6618 header goes in front of it.
+    local info = string.format("PType %d SPI %d Seq %d: ", ptype, spi, tvb(4, 4):uint())
+    if ptype == 0 then
+        if spi ~= 0 then item:add_proto_expert_info(tls_experts.spi0) end
+        local inner = tvb(8):tvb()
+        if inner:len() > 0 and bit32.rshift(inner(0, 1):uint(), 4) == 6 then
+            ipv6:call(inner, pinfo, tree)
+        elseif inner:len() > 0 then
+            ipv4:call(inner, pinfo, tree)
+        end
+        pinfo.cols.info:prepend(info)
+    elseif ptype_names[ptype] then
+        if spi == 0 then item:add_proto_expert_info(tls_experts.spi0) end
+        esp:call(tvb, pinfo, tree)
+        pinfo.cols.info:prepend(info)
+    else
+        item:add_proto_expert_info(tls_experts.ptype)
+        data:call(tvb(8):tvb(), pinfo, tree)
+    end
+end
+
+------------------------------------------------------------------------------ mip6hac
+
+local mip6hac = Proto("mip6hac", "RFC 6618 MN-HAC container")
+
+-- Every TV-header of docs/protocol.md ("Content encoding"); field name = header name
+-- with '-' as '_'.
+local NUMBERS = {["status-code"] = true, ["mip6-spi"] = true, ["mip6-sas"] = true,
+                 ["mip6-port"] = true}
+local KEYS = {["mip6-mn-to-ha-ikey"] = true, ["mip6-ha-to-mn-ikey"] = true,
+              ["mip6-mn-to-ha-ekey"] = true, ["mip6-ha-to-mn-ekey"] = true}
+local HEADERS = {"mn-id", "auth-method", "eap-payload", "status-code", "auth", "retry-after",
+                 "mn-rand", "hac-rand", "mip6-spi", "mip6-mn-to-ha-ikey",
+                 "mip6-ha-to-mn-ikey", "mip6-mn-to-ha-ekey", "mip6-ha-to-mn-ekey",
+                 "mip6-sa-validity-end", "mip6-sas", "mip6-ciphersuite", "mip6-suitelist",
+                 "mip6-haa-ip6", "mip6-haa-ip4", "mip6-port", "mip6-ip6-hoa", "mip6-ip4-hoa",
+                 "mip6-ip6-hnp", "mip6-ip4-hnp", "dns-ip6", "dns-ip4"}
+local STATUS = {[100] = "Continue", [200] = "OK", [400] = "Bad Request",
+                [401] = "Unauthorized", [500] = "Internal Server Error",
+                [501] = "Not Implemented", [503] = "Service Unavailable",
+                [504] = "Gateway Timeout"}
+
+local hac_fields = {
+    version = ProtoField.uint8("mip6hac.version", "Ver", base.DEC, nil, 0xE0),
+    reserved = ProtoField.uint8("mip6hac.reserved", "Reserved", base.HEX, nil, 0x1F),
+    identifier = ProtoField.uint8("mip6hac.identifier", "Identifier", base.DEC),
+    length = ProtoField.uint16("mip6hac.length", "Length", base.DEC),
+    header = ProtoField.string("mip6hac.header", "TV-header"),
+}
+local header_fields = {}
+for _, name in ipairs(HEADERS) do
+    local abbrev = "mip6hac." .. name:gsub("-", "_")
+    if name == "status-code" then
+        header_fields[name] = ProtoField.uint32(abbrev, name, base.DEC, STATUS)
+    elseif NUMBERS[name] then
+        header_fields[name] = ProtoField.uint32(abbrev, name, base.DEC)
+    else
+        header_fields[name] = ProtoField.string(abbrev, name)
+    end
+end
+local all_fields = {hac_fields.version, hac_fields.reserved, hac_fields.identifier,
+                    hac_fields.length, hac_fields.header}
+for _, name in ipairs(HEADERS) do all_fields[#all_fields + 1] = header_fields[name] end
+mip6hac.fields = all_fields
+
+local hac_experts = {
+    framing = ProtoExpert.new("mip6hac.bad_header", "Ver/Rsrvd not 0, Identifier 0 or Length 0",
+                              expert.group.MALFORMED, expert.severity.ERROR),
+    line = ProtoExpert.new("mip6hac.bad_line", "Not a TV-header line (name:value CRLF)",
+                           expert.group.MALFORMED, expert.severity.WARN),
+    unknown = ProtoExpert.new("mip6hac.unknown_header", "Unknown TV-header",
+                              expert.group.UNDECODED, expert.severity.NOTE),
+}
+mip6hac.experts = {hac_experts.framing, hac_experts.line, hac_experts.unknown}
+
+mip6hac.prefs.port = Pref.uint("TCP port", MIP6HAC_PORT, "The HAC's TLS port")
+mip6hac.prefs.show_keys = Pref.bool("Show SA keys", false,
+                                    "Show the four mip6-*-key values instead of masking them")
+
+local eap = Dissector.get("eap")
+
+local function add_header(tree, tvb, pinfo, start, line)
+    local colon = line:find(":", 1, true)
+    local range = tvb(start, #line)
+    if not colon then
+        tree:add(hac_fields.header, range, line):add_proto_expert_info(hac_experts.line)
+        return nil
+    end
+    local name = line:sub(1, colon - 1):lower()
+    local value = line:sub(colon + 1):gsub("^[ \t]+", "")
+    local field = header_fields[name]
+    if not field then
+        tree:add(hac_fields.header, range, line):add_proto_expert_info(hac_experts.unknown)
+        return name
+    end
+    if KEYS[name] and not mip6hac.prefs.show_keys then
+        tree:add(field, range, string.format("(%d octets, masked)", math.floor(#value / 2)))
+    elseif NUMBERS[name] then
+        local number = value:match("^%d+$") and tonumber(value)
+        if number and number <= 0xFFFFFFFF then
+            tree:add(field, range, number)
+        else
+            tree:add(hac_fields.header, range, line):add_proto_expert_info(hac_experts.line)
+            return nil
+        end
+    else
+        local item = tree:add(field, range, value)
+        if name == "eap-payload" and value:match("^%x+$") and #value % 2 == 0 then
+            local packet = ByteArray.new(value):tvb("EAP packet")
+            eap:call(packet, pinfo, item)
+        end
+    end
+    return name, value
+end
+
+-- One container at ``offset``: its length, or nil when more octets are needed.
+local function dissect_container(tvb, pinfo, tree, offset)
+    local available = tvb:len() - offset
+    if available < 4 then return nil end
+    local length = tvb(offset + 2, 2):uint()
+    if available < 4 + length then return nil end
+    local item = tree:add(mip6hac, tvb(offset, 4 + length))
+    local first = tvb(offset, 1):uint()
+    local identifier = tvb(offset + 1, 1):uint()
+    item:add(hac_fields.version, tvb(offset, 1))
+    item:add(hac_fields.reserved, tvb(offset, 1))
+    item:add(hac_fields.identifier, tvb(offset + 1, 1))
+    item:add(hac_fields.length, tvb(offset + 2, 2))
+    if first ~= 0 or identifier == 0 or length == 0 then
+        item:add_proto_expert_info(hac_experts.framing)
+    end
+    local content = tvb(offset + 4, length):string()
+    local position, status = 1, nil
+    local kind = pinfo.src_port == mip6hac.prefs.port and "response" or "request"
+    while position <= #content do
+        local stop = content:find("\r\n", position, true)
+        if not stop then
+            item:add(hac_fields.header, tvb(offset + 4 + position - 1, #content - position + 1),
+                     content:sub(position)):add_proto_expert_info(hac_experts.line)
+            break
+        end
+        if stop == position then break end -- end-of-message
+        local name, value = add_header(item, tvb, pinfo, offset + 4 + position - 1,
+                                       content:sub(position, stop - 1))
+        if name == "status-code" then status = value end
+        position = stop + 2
+    end
+    local summary = string.format("%s id %d", kind, identifier)
+    if status then summary = summary .. " status " .. status end
+    item:append_text(", " .. summary)
+    return 4 + length, summary
+end
+
+function mip6hac.dissector(tvb, pinfo, tree)
+    local offset, summaries = 0, {}
+    while offset < tvb:len() do
+        local used, summary = dissect_container(tvb, pinfo, tree, offset)
+        if not used then
+            -- TLS reassembles the records for us: ask for the rest of this container.
+            -- (Return the whole length: 0 would say "not mine" and void the request.)
+            pinfo.desegment_offset = offset
+            pinfo.desegment_len = DESEGMENT_ONE_MORE_SEGMENT
+            offset = tvb:len()
+            break
+        end
+        summaries[#summaries + 1] = summary
+        offset = offset + used
+    end
+    if #summaries > 0 then
+        pinfo.cols.protocol = "MIP6HAC"
+        pinfo.cols.info = "RFC 6618 " .. table.concat(summaries, "; ")
+    end
+    return offset
+end
+
+------------------------------------------------------------------------------ ports
+
+local registered = {}
+
+local function register_ports()
+    local udp, tcp, tls = DissectorTable.get("udp.port"), DissectorTable.get("tcp.port"),
+                          DissectorTable.get("tls.port")
+    if registered.udp then udp:remove(registered.udp, mip6tls) end
+    if registered.tcp then
+        tcp:remove(registered.tcp, Dissector.get("tls"))
+        tls:remove(registered.tcp, mip6hac)
+    end
+    registered.udp, registered.tcp = mip6tls.prefs.port, mip6hac.prefs.port
+    udp:add(registered.udp, mip6tls)
+    tcp:add(registered.tcp, Dissector.get("tls"))
+    tls:add(registered.tcp, mip6hac)
+end
+
+-- "Decode As" for other ports (and mip6hac on TCP without TLS, as in the tests).
+DissectorTable.get("udp.port"):add_for_decode_as(mip6tls)
+DissectorTable.get("tcp.port"):add_for_decode_as(mip6hac)
+
+mip6tls.prefs_changed = register_ports
+mip6hac.prefs_changed = register_ports
+register_ports()
