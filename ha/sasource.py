@@ -1,7 +1,8 @@
 """Where the HA gets its SAs, and where it keeps its sequence-number high-water marks.
 
 :class:`SASource` is the one interface for every way SAs reach the HA: the HAC's store
-when the two are co-located (:class:`StoreSASource`), Diameter later. The HA core never
+when the two are co-located (:class:`StoreSASource`), or the HAC over Diameter
+(:class:`ha.diameter_source.DiameterSASource`). The HA core never
 calls a source itself (it is sans-I/O): on an unknown SPI it emits ``FetchSA`` and the
 shell answers with whatever :meth:`SASource.lookup` returns — a value or a Deferred.
 A source that learns of new or revoked SAs on its own (Diameter pushes) reports them
