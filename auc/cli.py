@@ -13,12 +13,10 @@ import logging
 import sys
 from pathlib import Path
 
-from dataclasses import dataclass
-
 from aaa_mip6 import program
-from aaa_mip6 import settings as parsers
 from aaa_mip6.errors import ConfigError
-from aaa_mip6.settings import Schema, setting
+
+from .config import SCHEMA, AucConfig
 
 log = logging.getLogger("mip6.auc")
 
@@ -58,18 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="debug, info, warning or error (default info) (log.level)")
     program.add_version_flag(parser)
     return parser
-
-
-@dataclass(frozen=True)
-class AucConfig:
-    socket: Path = setting("auc.socket", parsers.path, flag="--socket")
-    milenage: Path | None = setting("auc.milenage", parsers.path, None, flag="--milenage")
-    triplets: Path | None = setting("auc.triplets", parsers.path, None, flag="--triplets")
-    state: Path | None = setting("auc.state", parsers.path, None, flag="--state")
-    log_level: str = setting("log.level", parsers.log_level, "info", flag="--log-level")
-
-
-SCHEMA = Schema(AucConfig)
 
 
 def load(config: AucConfig):

@@ -164,8 +164,8 @@ def _toml_reader(read_toml, tmp_path):
 
 
 def test_every_key_in_configuration_md_is_accepted_by_its_loader(tmp_path):
-    from auc import cli as auc_cli
-    from gateway import cli as gateway_cli
+    from auc import config as auc_config
+    from gateway import config as gateway_config
     from ha import config as ha_config
     from hac import config as hac_config
 
@@ -173,8 +173,8 @@ def test_every_key_in_configuration_md_is_accepted_by_its_loader(tmp_path):
         "HAC": _toml_reader(hac_config.read_toml, tmp_path),
         "SA delivery over Diameter": lambda key: hac_config.parse_sa_delivery({key: "x"}),
         "HA": _toml_reader(ha_config.SCHEMA.read_toml, tmp_path),
-        "mip6-aaa-gw": _toml_reader(gateway_cli.read_toml, tmp_path),
-        "mip6-auc": _toml_reader(auc_cli.SCHEMA.read_toml, tmp_path),
+        "mip6-aaa-gw": _toml_reader(gateway_config.read_toml, tmp_path),
+        "mip6-auc": _toml_reader(auc_config.SCHEMA.read_toml, tmp_path),
     }
     documented = _documented_keys()
     refused = []

@@ -24,16 +24,9 @@ from aaa_mip6.aaa import (
 from aaa_mip6.diameter import codec
 from aaa_mip6.diameter import eap as deap
 from aaa_mip6.errors import ConfigError
-from gateway.cli import (
-    EXIT_CONFIG,
-    SETTINGS,
-    load_config,
-    main,
-    prepare,
-    read_toml,
-    start,
-)
 from aaa_mip6.twisted.diameter_eap import DiameterEapBackend
+from gateway.cli import EXIT_CONFIG, main, prepare, start
+from gateway.config import SETTINGS, load_config, read_toml
 from gateway.relay import EapGateway, parse_calling_station_id
 from tests.unit.test_diameter_eap import (
     AAA_HOST,
