@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from aaa_mip6 import messages as m
 from aaa_mip6 import pki, transform
+from aaa_mip6.iana import MIPV6TLS_PORT
 from aaa_mip6.keylog import esp_sa_records
 from aaa_mip6.sa import SCOPE_ALL, HomeAgent, SecurityAssociation
 from aaa_mip6.suites import SUITES as SUITES_BY_NAME
@@ -309,7 +309,7 @@ def _pcap(path: Path, packets: list[bytes]) -> None:
 def test_plain_and_encrypted_ip_packets_reach_the_ip_dissectors(tmp_path):
     """PType 0 and PType 1 do not occur in a registration: made here with the project's
     own transform, as the MN sends them (MN -> HA)."""
-    ha = HomeAgent(None, IPv4Address("127.0.0.1"), m.DEFAULT_PORT)
+    ha = HomeAgent(None, IPv4Address("127.0.0.1"), MIPV6TLS_PORT)
     suite = SUITES_BY_NAME["AES_128_CBC_SHA"]
     keys = new_keys(suite)
     sa = SecurityAssociation(
@@ -323,7 +323,7 @@ def test_plain_and_encrypted_ip_packets_reach_the_ip_dissectors(tmp_path):
                endpoint.protect(PType.ENCRYPTED_IP, echo.packet(), 41),
                endpoint.protect(PType.ENCRYPTED_IP, echo.packet(), 41)]
     capture = tmp_path / "data.pcap"
-    _pcap(capture, [_ipv4_udp("127.0.0.2", "127.0.0.1", 40000, m.DEFAULT_PORT, packet)
+    _pcap(capture, [_ipv4_udp("127.0.0.2", "127.0.0.1", 40000, MIPV6TLS_PORT, packet)
                     for packet in packets])
     config = tmp_path / "ws"
     config.mkdir()
