@@ -32,16 +32,25 @@ from dataclasses import dataclass
 from aaa_mip6.addresses import rate_limit_key
 
 
+# The defaults, which the HA's policy (ha.core.HaPolicy) and its config keys share.
+MAX_PENDING = 1024
+NEGATIVE_TTL = 5.0
+NEGATIVE_SIZE = 4096
+SOURCE_RATE = 10.0
+SOURCE_BURST = 20
+MAX_SOURCES = 4096
+
+
 @dataclass(frozen=True, slots=True)
 class AdmissionPolicy:
     """The limits; docs/configuration.md (section HA) names their config keys."""
 
-    max_pending: int = 1024
-    negative_ttl: float = 5.0
-    negative_size: int = 4096
-    source_rate: float = 10.0
-    source_burst: int = 20
-    max_sources: int = 4096
+    max_pending: int = MAX_PENDING
+    negative_ttl: float = NEGATIVE_TTL
+    negative_size: int = NEGATIVE_SIZE
+    source_rate: float = SOURCE_RATE
+    source_burst: int = SOURCE_BURST
+    max_sources: int = MAX_SOURCES
 
     def __post_init__(self):
         for name in ("max_pending", "negative_size", "source_burst", "max_sources"):

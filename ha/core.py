@@ -105,6 +105,7 @@ from .actions import (
     SendDatagram,
     WriteTun,
 )
+from . import admission
 from .admission import AdmissionPolicy, LookupAdmission
 from .bindings import Binding, BindingCache, address_key
 
@@ -135,14 +136,14 @@ class HaPolicy:
     sequence_block: int = 4096
     forwarding: bool = True
     expired_sa_grace: float = 60.0
-    max_pending_lookups: int = 1024
+    max_pending_lookups: int = admission.MAX_PENDING
     max_parked_per_spi: int = 8
     lookup_timeout: float = 30.0
-    negative_cache_ttl: float = 5.0
-    negative_cache_size: int = 4096
-    lookup_rate: float = 10.0
-    lookup_burst: int = 20
-    lookup_sources: int = 4096
+    negative_cache_ttl: float = admission.NEGATIVE_TTL
+    negative_cache_size: int = admission.NEGATIVE_SIZE
+    lookup_rate: float = admission.SOURCE_RATE
+    lookup_burst: int = admission.SOURCE_BURST
+    lookup_sources: int = admission.MAX_SOURCES
 
     def __post_init__(self):
         for name in ("max_lifetime", "sequence_block", "max_pending_lookups", "max_parked_per_spi"):
