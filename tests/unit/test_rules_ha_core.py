@@ -1,5 +1,5 @@
 """ha.core, rule by rule: each test states one rule of the home agent (with its RFC
-section) and kills the mutants of ``make mutation`` (docs/testing.md) that would break it.
+section) and kills the mutants of ``make mutation`` (docs/mutation.md) that would break it.
 
 Helpers come from test_ha_core (the in-test MN and core).
 """

@@ -1,5 +1,5 @@
 """hac.core, rule by rule: each test states one security rule of the HAC session and
-kills the mutants of ``make mutation`` (docs/testing.md) that would break it.
+kills the mutants of ``make mutation`` (docs/mutation.md) that would break it.
 
 Helpers come from test_hac_core (the in-test MN).
 """
