@@ -15,6 +15,8 @@ Equivalent mutants (survive by design, nothing observable changes):
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 
 from aaa_mip6.replay import MAX_WINDOW, MIN_WINDOW, SEQ_LIMIT, ReplayWindow
@@ -61,3 +63,23 @@ def test_a_number_outside_32_bits_is_a_value_error_naming_it(call, bad):
         window.accept(5)  # a negative number is behind: check() refuses it
     with pytest.raises(ValueError, match=f"sequence number {bad} is not a 32-bit number"):
         getattr(window, call)(bad)
+
+
+@pytest.mark.parametrize("size", [MIN_WINDOW, MAX_WINDOW])
+def test_a_jump_far_ahead_costs_no_more_memory_than_the_window(size):
+    """Accepting a number 2^32 - 2 ahead (any verified packet may carry it) forgets the
+    window; it must not build the shifted bitmap first (half a gigabyte, seconds of CPU
+    on the HA's only thread)."""
+    window = ReplayWindow(size)
+    window.accept(1)
+    tracemalloc.start()
+    try:
+        window.accept(SEQ_LIMIT - 1)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024
+    assert window.snapshot() == (SEQ_LIMIT - 1, 1)
+    window.accept(SEQ_LIMIT - 1 - (size - 1))  # the oldest number inside is still new
+    with pytest.raises(Exception, match="left of"):
+        window.check(SEQ_LIMIT - 1 - size)
