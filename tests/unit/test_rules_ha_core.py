@@ -2,6 +2,21 @@
 section) and kills the mutants of ``make mutation`` (docs/mutation.md) that would break it.
 
 Helpers come from test_ha_core (the in-test MN and core).
+
+Equivalent mutants (survive by design, nothing observable changes):
+
+- ``_is_newer``: ``_SEQUENCE_MODULUS / 2`` for ``// 2``: 32768.0 compares like 32768.
+- ``_binding_of``, ``_tunneled_received``: ``get_by_key(None)`` instead of skipping the
+  lookup for an SA without a home address: no binding is filed under None, so both
+  give None.
+- ``_binding_update``: ``status <= 128`` / ``< 129`` / ``> 128`` / ``>= 129`` around 128:
+  the HA answers 0, 129, 135 or 176, never 128 (Reason unspecified).
+- ``_granted_lifetime``: ``max(seconds, 1)``: one second is 0 lifetime units too.
+- ``_needs_reinit``: ``highest or 1``: it differs from ``or 0`` only for number 0, where
+  2^32 - 1 and 2^32 are both at least any allowed ``sequence_margin`` (< 2^32).
+- ``_SaState.set_sa``: ``usable_until`` of a revoked SA left at its validity end (or
+  +inf): it only short-cuts the path of a bound SA, and revocation removes the binding
+  (``sa_changed``); the unbound path refuses a revoked SA by ``sa.revoked`` itself.
 """
 
 from __future__ import annotations
@@ -317,7 +332,8 @@ def test_a_verified_bu_that_does_not_parse_is_a_malformed_drop():
 
 def test_registrations_acks_and_rejections_are_counted_each():
     core, mn = registered()
-    feed(core, mn, mn.bu())
+    actions = feed(core, mn, mn.bu())  # no new block either way: a binding and its BA only
+    assert [type(action) for action in actions] == [Registered, SendDatagram]
     for _ in range(2):
         ack_for(core, mn, 1)
     assert (core.counters["registered"], core.counters["ba-sent"],

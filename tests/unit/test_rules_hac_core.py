@@ -21,8 +21,8 @@ Equivalent mutants (survive by design, nothing observable changes):
   ``_accepted`` sets the suite and ``_eap_success`` before provisioning reads them.
 - ``_close``: ``self._eap_success = None`` or ``b"XXXX"``: a closed session reads nothing.
 - ``_on_done``: ``auth_ok = None`` instead of False (only its truth value is read).
-- ``_key_for`` / ``_start_eap``: ``"UTF-8"`` and ``"SHA256"`` for ``"utf-8"`` and
-  ``"sha256"``: codec and digest names are case-insensitive.
+- ``_key_for`` / ``_start_eap`` / ``_eap_identity``: ``"UTF-8"`` and ``"SHA256"`` for
+  ``"utf-8"`` and ``"sha256"``: codec and digest names are case-insensitive.
 - ``_start_eap``: ``random(2)[0]``: the first octet of two random octets is as random.
 - ``_on_init``: ``runs = None`` or joined with another separator: the 501 lists the
   HAC's methods only when the MN offers none of them; with two methods in all (psk,

@@ -119,6 +119,8 @@ REPLY_REFUSALS = {
     "Accounting-Response": (sign_reply(pyrad_packet.AccountingResponse, 42,
                                        VECTOR_AUTHENTICATOR, b""),
                             "RADIUS code 5 does not answer code 1", "unexpected-code"),
+    "undecodable": (b"\x0b\x2a\x00\x17" + bytes(16) + b"\x50\x01\x00",
+                    "undecodable RADIUS reply: ", "malformed"),
     "Length 32768": (b"\x0b\x2a\x80\x00" + bytes(16),
                      "RADIUS Length 32768 for a datagram of 20 octets", "malformed"),
     "no Message-Authenticator": (
@@ -163,7 +165,9 @@ def test_every_refused_reply_says_why_and_counts_its_reason(radius, case):
     datagram, message, reason = REPLY_REFUSALS[case]
     with pytest.raises(codec.RadiusError) as caught:
         radius.access_reply(vector_request(radius), datagram)
-    assert (str(caught.value), caught.value.reason) == (message, reason)
+    text = str(caught.value)  # a message ending in ": " goes on with pyrad's own words
+    assert text.startswith(message) if message.endswith(": ") else text == message
+    assert caught.value.reason == reason
 
 
 @pytest.mark.parametrize("build, message", [

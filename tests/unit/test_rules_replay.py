@@ -11,6 +11,9 @@ Equivalent mutants (survive by design, nothing observable changes):
   packet bit 0 stands for number -1; ``accept`` shifts it to ``highest + 1`` behind,
   and no 32-bit number is ever that far behind (``check`` only looks up ``behind <=
   highest``), so it is never read.
+- ``ReplayWindow.accept``: ``ahead <= self.size`` instead of ``<``. A jump of exactly
+  ``size`` shifts every remembered bit out of the mask, which leaves just bit 0: the
+  same bitmap the reset branch writes.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ def test_the_window_remembers_at_most_size_numbers(size):
     window = ReplayWindow(size)
     for seq in range(3 * size):
         window.accept(seq)
+    assert window.snapshot()[1].bit_length() <= size
     window.accept(SEQ_LIMIT - 1)
     window.accept(SEQ_LIMIT - 2)
     assert window.snapshot()[1].bit_length() <= size
