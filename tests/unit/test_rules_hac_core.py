@@ -273,3 +273,10 @@ def test_no_allowed_suite_after_psk_authentication_logs_why():
     session = HacSession(settings(policy))
     session.data_received(init())
     assert session.data_received(done())[1] == Failed(501, "no ciphersuite of the MN is allowed")
+
+
+def test_a_session_shows_its_mn_and_phase_and_nothing_else():
+    session = HacSession(settings())
+    assert repr(session) == "<HacSession - INIT>"
+    session.data_received(init())
+    assert repr(session) == "<HacSession alice@example.org DONE>"

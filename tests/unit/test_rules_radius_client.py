@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from pyrad import packet as pyrad_packet
 from twisted.internet import defer, reactor, task
+from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial import unittest
 
@@ -71,11 +72,8 @@ class ReplyRules(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_a_server_revived_by_status_server_is_counted_and_logged(self):
-        answering = []
-
         def revives(request):
             if request.code == pyrad_packet.StatusServer:
-                answering.append(True)
                 return reply_to(request, pyrad_packet.AccessAccept)
             return None
         _, server = self.server(revives)
@@ -86,11 +84,63 @@ class ReplyRules(unittest.TestCase):
         client.counters["server-alive"] = 5
         with self.assertRaises(AaaUnavailable):
             yield client.authenticate(session(), EAP_IDENTITY_RESPONSE)
-        for _ in range(50):  # bounded: the probe goes out 0.1 s after the server died
-            if answering:
-                break
-            yield task.deferLater(reactor, 0.02, lambda: None)
-        yield task.deferLater(reactor, 0.05, lambda: None)
+        yield self.until(lambda: client.counters["server-alive"] == 6, "the probe's answer")
         self.assertEqual(client.counters["server-alive"], 6)
         self.assertIn(f"RADIUS server 127.0.0.1:{server.port} answered Status-Server: "
                       "alive again", logs)
+
+    @defer.inlineCallbacks
+    def until(self, condition, what: str):
+        """Wait (bounded: 100 x 20 ms) for datagrams already sent on loopback to be read."""
+        for _ in range(100):
+            if condition():
+                return
+            yield task.deferLater(reactor, 0.02, lambda: None)
+        self.fail(f"still waiting for {what}")
+
+    @defer.inlineCallbacks
+    def test_garbage_other_identifiers_and_strangers_are_each_counted_and_logged(self):
+        impostor = reactor.listenUDP(0, DatagramProtocol(), interface="127.0.0.1")
+        self.addCleanup(impostor.stopListening)
+        fake = None
+
+        def noisy(request):
+            genuine = reply_to(request, pyrad_packet.AccessReject)
+            other_id = reply_to(request, pyrad_packet.AccessReject)
+            other_id.id = (request.id + 1) % 256
+            for _ in range(2):
+                impostor.write(genuine.ReplyPacket(), fake.sources[-1])
+            return [b"\x02", b"\x02", other_id, other_id, genuine]
+        fake, server = self.server(noisy)
+        client = self.client([server])
+        logs = self.logged()
+        answer = yield client.authenticate(session(), EAP_IDENTITY_RESPONSE)
+        self.assertEqual(answer, Reject(None))
+        yield self.until(lambda: client.counters["ignored-unknown-source"] == 2, "the impostor")
+        self.assertEqual((client.counters["ignored-malformed"], client.counters["ignored-unknown-id"],
+                          client.counters["ignored-unknown-source"]), (2, 2, 2))
+        self.assertEqual(logs.count("ignored RADIUS datagram from 127.0.0.1: RADIUS datagram of "
+                                    "1 octets is shorter than a header"), 2)
+        self.assertEqual(logs.count("ignored RADIUS datagram from 127.0.0.1: no request with "
+                                    "that Identifier"), 2)
+        self.assertEqual(logs.count("ignored RADIUS datagram from unknown source 127.0.0.1"), 2)
+
+    @defer.inlineCallbacks
+    def test_a_spoofed_status_server_reply_does_not_revive_a_server(self):
+        def revives_after_a_spoof(request):
+            if request.code != pyrad_packet.StatusServer:
+                return None
+            spoofed = reply_to(request, pyrad_packet.AccessAccept)
+            spoofed.secret = b"attacker"
+            return [spoofed, reply_to(request, pyrad_packet.AccessAccept)]
+        _, server = self.server(revives_after_a_spoof)
+        client = self.client([server], RetryPolicy(initial_timeout=0.05, max_timeout=0.05,
+                                                   transmissions=1, jitter=0, dead_after=1,
+                                                   hold_down=0.1))
+        logs = self.logged()
+        with self.assertRaises(AaaUnavailable):
+            yield client.authenticate(session(), EAP_IDENTITY_RESPONSE)
+        yield self.until(lambda: client.counters["server-alive"] == 1, "the probe's answer")
+        self.assertEqual(client.counters["ignored-bad-authenticator"], 1)
+        self.assertIn(f"ignored reply from RADIUS server 127.0.0.1:{server.port}: "
+                      "bad-authenticator", logs)
