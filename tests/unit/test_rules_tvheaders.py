@@ -115,6 +115,11 @@ PARSE_REFUSALS = [
     ("mip6-ip4-hnp", b"198.51.100.0/33",
      "mip6-ip4-hnp: not address '/' prefix length 0..32 (1-2 digits)"),
     ("mip6-ip4-hnp", b"198.51.100.1/24", "mip6-ip4-hnp: has bits set beyond its prefix length"),
+    ("mip6-suitelist", b"{00 2F}  {00 3C}",
+     "mip6-suitelist: not ciphersuites separated by single spaces"),
+    ("mip6-suitelist", b"{00 2F} {00 2F}", "mip6-suitelist: a ciphersuite is listed twice"),
+    ("mip6-suitelist", b"{00 2F} {00 35}",
+     "mip6-suitelist: not a ciphersuite of RFC 6618 §5.6.5 in the form {00 2F}"),
     ("mip6-sas", b"2", None),
     ("status-code", b"302", None),
 ]
