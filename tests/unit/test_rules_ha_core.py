@@ -34,8 +34,8 @@ from aaa_mip6.sa import SCOPE_SIGNALING
 from aaa_mip6.transform import PType
 from ha.core import (Deregistered, Drop, FetchSA, HaPolicy, HomeAgentCore, PersistSequences,
                      Registered, SendDatagram)
-from tests.unit.test_ha_core import (CN, COA, HA, HOA, NOW, SPI, Mn, counted_once, feed, ipv6_packet,
-                                     make_sa, new_core, only, registered)
+from tests.unit.test_ha_core import (CN, COA, HA, HOA, NOW, SPI, Mn, counted_once, feed,
+                                     ipv6_packet, make_sa, new_core, only, registered)
 
 HALF = 1 << 15
 

@@ -117,8 +117,9 @@ class ReplyRules(unittest.TestCase):
         answer = yield client.authenticate(session(), EAP_IDENTITY_RESPONSE)
         self.assertEqual(answer, Reject(None))
         yield self.until(lambda: client.counters["ignored-unknown-source"] == 2, "the impostor")
-        self.assertEqual((client.counters["ignored-malformed"], client.counters["ignored-unknown-id"],
-                          client.counters["ignored-unknown-source"]), (2, 2, 2))
+        counted = [client.counters[f"ignored-{reason}"]
+                   for reason in ("malformed", "unknown-id", "unknown-source")]
+        self.assertEqual(counted, [2, 2, 2])
         self.assertEqual(logs.count("ignored RADIUS datagram from 127.0.0.1: RADIUS datagram of "
                                     "1 octets is shorter than a header"), 2)
         self.assertEqual(logs.count("ignored RADIUS datagram from 127.0.0.1: no request with "
