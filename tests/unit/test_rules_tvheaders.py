@@ -120,8 +120,15 @@ PARSE_REFUSALS = [
     ("mip6-suitelist", b"{00 2F} {00 2F}", "mip6-suitelist: a ciphersuite is listed twice"),
     ("mip6-suitelist", b"{00 2F} {00 35}",
      "mip6-suitelist: not a ciphersuite of RFC 6618 §5.6.5 in the form {00 2F}"),
-    ("mip6-sas", b"2", None),
-    ("status-code", b"302", None),
+    ("mip6-ip6-hnp", b"2001:db8::/099",
+     "mip6-ip6-hnp: not address '/' prefix length 0..99 (1-2 digits)"),
+    ("mip6-ip6-hnp", b"2001:db8::/ab",
+     "mip6-ip6-hnp: not address '/' prefix length 0..99 (1-2 digits)"),
+    ("mip6-ip6-hnp", b"2001:db8::/1/64",
+     "mip6-ip6-hnp: not address '/' prefix length 0..99 (1-2 digits)"),
+    ("mip6-ip6-hnp", b"2001:db8::zz/64", "mip6-ip6-hnp: not an IPv6 address"),
+    ("mip6-sas", b"2", "mip6-sas: not one of the values its ABNF allows"),
+    ("status-code", b"302", "status-code: not one of the values its ABNF allows"),
 ]
 
 
@@ -140,3 +147,8 @@ def test_ipv4_prefix_lengths_0_to_32_both_ends(tv, length):
     wire = f"0.0.0.0/{length}".encode()
     assert tv["encode_header"]("mip6-ip4-hnp", network) == b"mip6-ip4-hnp:" + wire + b"\r\n"
     assert tv["decode_value"]("mip6-ip4-hnp", wire) == network
+
+
+@pytest.mark.parametrize("name, value", [("mip6-spi", 1), ("mip6-sas", 0), ("mip6-port", 1)])
+def test_the_lowest_value_of_each_integer_header_is_allowed(tv, name, value):
+    assert tv["encode_header"](name, value) == name.encode() + b":%d\r\n" % value
