@@ -8,20 +8,26 @@ imported the module before a mutant is switched on, so tests of the imported mod
 never see a mutant of those factories. The tests below also run against a freshly
 executed copy of the module (``fresh``), built while the mutant is active.
 
-Equivalent mutants: see the list at the end of this docstring as the score is taken.
+Equivalent mutants (survive by design, nothing observable changes):
+
+- ``_parse_spi``: ``raw.lstrip(b"XX0XX")``: stripping X as well as 0 from digits is
+  stripping 0.
+- ``_packed`` / ``_format_nai``: ``"ASCII"`` / ``"UTF-8"`` for ``"ascii"`` / ``"utf-8"``:
+  codec names are case-insensitive.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import runpy
+import time
 import warnings
 from datetime import datetime, timezone
 
 import pytest
 
 from aaa_mip6 import tvheaders
-from aaa_mip6.errors import HeaderError
+from aaa_mip6.errors import HeaderError, MessageError
 
 
 @pytest.fixture(params=["imported", "fresh"])
@@ -152,3 +158,102 @@ def test_ipv4_prefix_lengths_0_to_32_both_ends(tv, length):
 @pytest.mark.parametrize("name, value", [("mip6-spi", 1), ("mip6-sas", 0), ("mip6-port", 1)])
 def test_the_lowest_value_of_each_integer_header_is_allowed(tv, name, value):
     assert tv["encode_header"](name, value) == name.encode() + b":%d\r\n" % value
+
+
+# Every refusal names the header and the rule it breaks, never the value (values hold
+# keys): the HAC logs it as the session's failure reason. (header, wire value, message)
+DECODE_MESSAGES = [
+    ("mip6-spi", b"12a", "not decimal digits"),
+    ("mip6-spi", b"000", "0 outside 1..268435455"),
+    ("mip6-spi", b"2684354550", "not 1..9 decimal digits"),
+    ("mip6-port", b"123456", "not 1..5 decimal digits"),
+    ("mip6-port", b"0", "0 outside 1..65535"),
+    ("eap-payload", b"abc", "not an even number of hex digits"),
+    ("eap-payload", b"zz", "not an even number of hex digits"),
+    ("eap-payload", b"", "empty"),
+    ("mn-rand", b"00" * 31, "31 octets, must be 32"),
+    ("retry-after", b"Sun, 06 Nov 1994 08:49:37 UTC",
+     "not an rfc1123-date like 'Sun, 06 Nov 1994 08:49:37 GMT'"),
+    ("retry-after", b"Mon, 06 Nov 1994 08:49:37 GMT", "the weekday does not match the date"),
+    ("retry-after", b"Sun, 31 Feb 1994 08:49:37 GMT", "not a valid calendar date and time"),
+    ("auth-method", b"psk,psk", "a method is listed twice"),
+    ("auth-method", b"psk,tls", "an authentication method is not psk or eap"),
+    ("mn-id", b"a..b@example.org", "username has an empty dot-separated part"),
+    ("mn-id", b"a@example", "realm must have at least two labels"),
+    ("mn-id", b"a@-x.org", "realm label is not letters, digits and inner hyphens"),
+    ("mn-id", b"a@" + b"x" * 64 + b".org", "realm label is not letters, digits and inner hyphens"),
+]
+
+
+@pytest.mark.parametrize("name, raw, message", DECODE_MESSAGES)
+def test_every_decoding_refusal_names_header_and_rule(name, raw, message):
+    with pytest.raises(HeaderError) as caught:
+        tvheaders.decode_value(name, raw)
+    assert str(caught.value) == f"{name}: {message}"
+
+
+ENCODE_MESSAGES = [
+    ("eap-payload", b"", "must be non-empty bytes"),
+    ("mn-rand", bytes(31), "must be 32 octets"),
+    ("retry-after", datetime(2030, 1, 1), "must be a timezone-aware datetime in whole seconds"),
+    ("status-code", 302, "not a status code of RFC 6618 §5.5.4"),
+    ("auth-method", (), "must list one or more distinct methods"),
+    ("auth-method", ("tls",), "an authentication method is not psk or eap"),
+    ("mip6-ciphersuite", b"\x00\x35", "not a ciphersuite code of RFC 6618 §5.6.5"),
+    ("mip6-suitelist", (), "must list one or more distinct ciphersuites"),
+    ("mip6-suitelist", (b"\x00\x35",), "not a ciphersuite code of RFC 6618 §5.6.5"),
+    ("mn-id", "bad user@example.org", "username has a character RFC 4282 does not allow"),
+]
+
+
+@pytest.mark.parametrize("name, value, message", ENCODE_MESSAGES)
+def test_every_encoding_refusal_names_header_and_rule(name, value, message):
+    with pytest.raises(HeaderError) as caught:
+        tvheaders.encode_header(name, value)
+    assert str(caught.value) == f"{name}: {message}"
+
+
+@pytest.mark.parametrize("content, error, message", [
+    (b"mip6-port:80\r\n", MessageError, "Content does not end with a header line and an empty line"),
+    (b"mip6-port:80\r\nauth:00\r\nmn-id:a\r\n\r\n", MessageError, "auth must be the last header"),
+    (b"mip6-port:80\r\n\r\n\r\n\r\n", MessageError, "Content continues after its end-of-message"),
+    (b"mip6-port 80\r\n\r\n", HeaderError, "header line 1 has no ':'"),
+    (b"x-y:1\r\n\r\n", MessageError, "header line 1 has an unknown name"),
+    (b"mip6-port:x\r\n\r\n", HeaderError, "mip6-port: not 1..5 decimal digits"),
+    (b"mip6-port:\x0c80\r\n\r\n", HeaderError, "mip6-port: not 1..5 decimal digits"),
+])
+def test_every_content_refusal_says_what_is_wrong(content, error, message):
+    """§5.5: only SP or HT may follow the colon; any other white space is refused."""
+    with pytest.raises(error) as caught:
+        tvheaders.decode_content(content)
+    assert str(caught.value) == message
+
+
+def test_a_realm_label_may_have_63_characters_rfc1035():
+    nai = "a@" + "x" * 63 + ".org"
+    assert tvheaders.decode_value("mn-id", nai.encode()) == nai
+
+
+def test_an_spi_may_carry_leading_zeros_beyond_nine_digits():
+    assert tvheaders.decode_value("mip6-spi", b"00000000001") == 1
+
+
+@pytest.mark.parametrize("position", [3, 7, 11, 16, 19, 22, 25])
+def test_an_rfc1123_date_needs_each_separator_in_its_place(position):
+    good = bytearray(b"Sun, 06 Nov 1994 08:49:37 GMT")
+    good[position] = ord("x")
+    with pytest.raises(HeaderError, match="not an rfc1123-date"):
+        tvheaders.decode_value("retry-after", bytes(good))
+
+
+def test_a_date_is_written_in_gmt_whatever_the_hosts_zone(monkeypatch):
+    """§5.5.6: rfc1123-date is GMT; a host in another zone writes the same octets."""
+    value = datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert tvheaders.encode_header("retry-after", value) == (
+            b"retry-after:Wed, 02 Jan 2030 03:04:05 GMT\r\n")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
