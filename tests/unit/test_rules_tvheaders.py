@@ -12,8 +12,11 @@ Equivalent mutants (survive by design, nothing observable changes):
 
 - ``_parse_spi``: ``raw.lstrip(b"XX0XX")``: stripping X as well as 0 from digits is
   stripping 0.
-- ``_packed`` / ``_format_nai``: ``"ASCII"`` / ``"UTF-8"`` for ``"ascii"`` / ``"utf-8"``:
-  codec names are case-insensitive.
+- ``_packed`` / ``_format_nai`` / ``_parse_nai``: ``"ASCII"`` / ``"UTF-8"`` for
+  ``"ascii"`` / ``"utf-8"``: codec names are case-insensitive.
+- ``_username_end``: ``after_dot = None`` instead of False (only read for its truth).
+- ``decode_content``: ``codecs.get(None) or codecs.get(wire_name.lower())``: the
+  exact-case lookup is a fast path; the lower-case one finds the same codec.
 """
 
 from __future__ import annotations
@@ -182,6 +185,15 @@ DECODE_MESSAGES = [
     ("mn-id", b"a@example", "realm must have at least two labels"),
     ("mn-id", b"a@-x.org", "realm label is not letters, digits and inner hyphens"),
     ("mn-id", b"a@" + b"x" * 64 + b".org", "realm label is not letters, digits and inner hyphens"),
+    ("mn-id", b"a\\", "username has a bad escape"),
+    ("mn-id", b"a.@example.org", "username ends with '.'"),
+    ("mn-id", b"a\x7f@example.org", "username has a character RFC 4282 does not allow"),
+    ("mn-id", b"\xff@example.org", "not UTF-8"),
+    ("mn-id", b"a" * 254, "must be 1..253 octets"),
+    ("mn-rand", b"zz", "not an even number of hex digits"),
+    ("auth-method", b"Xpsk", "an authentication method is not psk or eap"),
+    ("auth-method", b"psk\x0b", "an authentication method is not psk or eap"),
+    ("mip6-port", b"\x0c80", "not 1..5 decimal digits"),
 ]
 
 
@@ -203,6 +215,7 @@ ENCODE_MESSAGES = [
     ("mip6-suitelist", (), "must list one or more distinct ciphersuites"),
     ("mip6-suitelist", (b"\x00\x35",), "not a ciphersuite code of RFC 6618 §5.6.5"),
     ("mn-id", "bad user@example.org", "username has a character RFC 4282 does not allow"),
+    ("mn-id", "a" * 254, "must be 1..253 octets"),
 ]
 
 
@@ -219,6 +232,7 @@ def test_every_encoding_refusal_names_header_and_rule(name, value, message):
     (b"mip6-port:80\r\n\r\n\r\n\r\n", MessageError, "Content continues after its end-of-message"),
     (b"mip6-port 80\r\n\r\n", HeaderError, "header line 1 has no ':'"),
     (b"x-y:1\r\n\r\n", MessageError, "header line 1 has an unknown name"),
+    (b"mip6-port:80\r\nmip6-port:81\r\n\r\n", MessageError, "mip6-port appears twice"),
     (b"mip6-port:x\r\n\r\n", HeaderError, "mip6-port: not 1..5 decimal digits"),
     (b"mip6-port:\x0c80\r\n\r\n", HeaderError, "mip6-port: not 1..5 decimal digits"),
 ])
@@ -257,3 +271,17 @@ def test_a_date_is_written_in_gmt_whatever_the_hosts_zone(monkeypatch):
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_a_nai_of_253_octets_fits_rfc2865_5_1():
+    assert tvheaders.decode_value("mn-id", b"a" * 253) == "a" * 253
+
+
+def test_only_space_and_tab_before_a_value_are_dropped_rfc6618_5_2():
+    assert tvheaders.decode_value("mn-id", b" \tXa@example.org") == "Xa@example.org"
+
+
+def test_sealing_an_empty_auth_is_refused_naming_auth():
+    with pytest.raises(HeaderError) as caught:
+        tvheaders.seal(b"", b"")
+    assert str(caught.value) == "auth: must be non-empty bytes"
