@@ -70,7 +70,9 @@ class ReplayWindow:
         if ahead > 0:  # new highest: never seen, only the range to check
             if seq >= SEQ_LIMIT:
                 raise ValueError(f"sequence number {seq} is not a 32-bit number")
-            self._seen = (self._seen << ahead | 1) & self._mask
+            # A jump past the window forgets it all; shifting by it would build an int of
+            # up to 2^32 bits first (half a gigabyte for one packet).
+            self._seen = (self._seen << ahead | 1) & self._mask if ahead < self.size else 1
             self._highest = seq
         else:
             self.check(seq)

@@ -325,8 +325,9 @@ def _decode_network(cls: type, family: socket.AddressFamily,
         address, slash, length = raw.partition(b"/")
         if not slash or not length.isdigit() or len(length) > 2 or int(length) > max_length:
             raise _fail(name, f"not address '/' prefix length 0..{max_length} (1-2 digits)")
+        packed = _packed(name, address, family)  # its own error, not caught below
         try:
-            return cls((_packed(name, address, family), int(length)))
+            return cls((packed, int(length)))
         except ValueError:
             raise _fail(name, "has bits set beyond its prefix length") from None
 

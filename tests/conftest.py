@@ -14,6 +14,8 @@ settings.register_profile(
     "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile("dev", max_examples=100, deadline=None)
+# `make mutation` (docs/mutation.md) runs each test once per mutant: fewer examples.
+settings.register_profile("mutation", max_examples=10, deadline=None)
 settings.load_profile("ci" if IN_CI else "dev")
 
 
