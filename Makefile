@@ -47,12 +47,12 @@ bench: venv
 # checked by the unit tests that run its function. The RADIUS client runs its reply path
 # only (its timers are real-time tests). One module:
 #   make mutation MUTATION_PATTERNS='aaa_mip6.replay.*'
-RADIUS_CLIENT := aaa_mip6.radius.client
+RADIUS_CLIENT := aaa_mip6.twisted.radius_client
 MUTATION_PATTERNS ?= 'aaa_mip6.replay.*' 'aaa_mip6.container.*' 'aaa_mip6.suites.*' \
                      'aaa_mip6.radius.codec.*' 'aaa_mip6.transform.*' \
                      '$(RADIUS_CLIENT).*_received__mutmut_*' '$(RADIUS_CLIENT).*_replied__mutmut_*' \
                      '$(RADIUS_CLIENT).*_ignore__mutmut_*' 'hac.core.*' 'aaa_mip6.tvheaders.*' \
-                     'ha.core.*'
+                     'ha.core.*' 'aaa_mip6.diameter.peer.*'
 MUTATION_JOBS     ?= 2
 
 mutation: venv

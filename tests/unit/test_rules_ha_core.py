@@ -27,13 +27,14 @@ from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
-from aaa_mip6.mobility import (BindingAckStatus, BindingUpdateFlag, IPv4AckStatus,
-                               IPv4AddressAcknowledgement, IPv4HomeAddress)
+from aaa_mip6.mobility.messages import (BindingAckStatus, BindingUpdateFlag, IPv4AckStatus,
+                                        IPv4AddressAcknowledgement, IPv4HomeAddress)
 from aaa_mip6.replay import SEQ_LIMIT
 from aaa_mip6.sa import SCOPE_SIGNALING
 from aaa_mip6.transform import PType
-from ha.core import (Deregistered, Drop, FetchSA, HaPolicy, HomeAgentCore, PersistSequences,
-                     Registered, SendDatagram)
+from ha.actions import (Deregistered, Drop, FetchSA, PersistSequences, Registered,
+                        SendDatagram)
+from ha.core import HaPolicy, HomeAgentCore
 from tests.unit.test_ha_core import (CN, COA, HA, HOA, NOW, SPI, Mn, counted_once, feed,
                                      ipv6_packet, make_sa, new_core, only, registered)
 
@@ -203,9 +204,9 @@ def test_an_unbound_sa_is_forgotten_only_after_its_grace_period():
     sa = make_sa(validity=timedelta(seconds=100))
     core = new_core(sa, expired_sa_grace=60)
     end = NOW + 100
-    core.tick(end + 60)
+    core.handle_timer(end + 60)
     assert core.spis == [SPI]
-    core.tick(end + 60.5)
+    core.handle_timer(end + 60.5)
     assert core.spis == []
 
 
@@ -215,7 +216,7 @@ def test_expiry_and_revocation_name_the_binding_they_remove():
     assert core.sa_changed(make_sa(revoked=True)) == [Deregistered(binding, "revoked")]
     core, mn = registered()
     binding = core.bindings.get(HOA)
-    assert core.tick(NOW + 600) == [Deregistered(binding, "expired")]
+    assert core.handle_timer(NOW + 600) == [Deregistered(binding, "expired")]
 
 
 def test_revoking_an_sa_leaves_the_binding_of_a_newer_sa_alone():

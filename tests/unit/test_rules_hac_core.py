@@ -42,7 +42,8 @@ from aaa_mip6.aaa import AaaTimeout, AaaUnavailable, Accept, Reject
 from aaa_mip6.authenticator import EAP_KEY
 from aaa_mip6.suites import SUITES
 from aaa_mip6.tvheaders import AuthMethod
-from hac.core import AskAaa, Close, Failed, HacSession, Send
+from hac.actions import AskAaa, Close, Failed, Send
+from hac.core import HacSession
 from hac.provisioning import SaPolicy
 from tests.unit import test_hac_eap as eap_flow
 from tests.unit.test_hac_core import (
@@ -161,7 +162,8 @@ def test_an_aaa_failure_is_logged_with_its_type_and_text(error, status, reason):
 def test_a_reject_without_eap_failure_is_logged_as_a_rejection():
     session = HacSession(eap_flow.settings())
     eap_flow.at_done(session)
-    assert session.aaa_answered(Reject(None))[1] == Failed(401, "the AAA rejected the MN")
+    assert session.aaa_answered(Reject(None))[1] == Failed(401, "the AAA rejected the MN: no "
+                                                                   "EAP-Failure")
 
 
 def test_an_accept_before_the_done_is_logged_as_such():

@@ -1,4 +1,4 @@
-"""aaa_mip6.radius.client, rule by rule: each test states one rule of how the HAC's
+"""aaa_mip6.twisted.radius_client, rule by rule: each test states one rule of how the HAC's
 RADIUS client treats replies and kills the mutants of ``make mutation``
 (docs/mutation.md) that would break it. ``make mutation`` runs only the client's reply
 path (``_received``, ``_exchange_replied``, ``_probe_replied``, ``_ignore``); the
@@ -38,7 +38,7 @@ class ReplyRules(unittest.TestCase):
         texts: list[str] = []
 
         def observe(event):
-            if event.get("log_namespace", "").startswith("aaa_mip6.radius.client"):
+            if event.get("log_namespace", "").startswith("aaa_mip6.twisted.radius_client"):
                 texts.append(formatEvent(event))
         globalLogPublisher.addObserver(observe)
         self.addCleanup(globalLogPublisher.removeObserver, observe)

@@ -56,17 +56,17 @@ def test_a_missing_dictionary_is_named(tmp_path):
 
 
 def test_a_challenge_without_state_has_none_to_echo_rfc2865_5_24(radius):
-    sent = radius.access_request(3, session(), EAP_IDENTITY_RESPONSE)
+    sent = radius.encode_access_request(3, session(), EAP_IDENTITY_RESPONSE)
     reply = reply_to(decode_request(sent.datagram), CHALLENGE, EAP_MD5_REQUEST)
-    assert radius.access_reply(sent, reply.ReplyPacket()).state is None
+    assert radius.decode_access_reply(sent, reply.ReplyPacket()).state is None
 
 
 def test_an_eap_request_split_over_eap_messages_is_joined_rfc3579_3_1(radius):
     long_request = eap.EapPacket(eap.Code.REQUEST, 2, eap.Type.TLS, bytes(range(256)) * 3).encode()
-    sent = radius.access_request(3, session(), EAP_IDENTITY_RESPONSE)
+    sent = radius.encode_access_request(3, session(), EAP_IDENTITY_RESPONSE)
     reply = reply_to(decode_request(sent.datagram), CHALLENGE, long_request, State=b"s")
     assert len(reply[79]) > 1
-    assert radius.access_reply(sent, reply.ReplyPacket()).answer == Challenge(long_request)
+    assert radius.decode_access_reply(sent, reply.ReplyPacket()).answer == Challenge(long_request)
 
 
 def test_a_home_link_prefix_of_length_128_is_a_host_route_rfc5447_4_2_4(radius):
@@ -74,19 +74,19 @@ def test_a_home_link_prefix_of_length_128_is_a_host_route_rfc5447_4_2_4(radius):
     prefix = bytes([128]) + bytes(15) + b"\x01"
     datagram = sign_reply(ACCEPT, 42, VECTOR_AUTHENTICATOR,
                           eap_attributes(EAP_SUCCESS) + attribute(125, prefix))
-    attributes = radius.access_reply(sent, datagram).answer.attributes
+    attributes = radius.decode_access_reply(sent, datagram).answer.attributes
     assert str(attributes["home_link_prefix"]) == "::1/128"
 
 
 def request_of(radius, size: int) -> bytes:
     """An Access-Request datagram of exactly ``size`` octets (an EAP-TLS response grown
     until it fits)."""
-    base = len(radius.access_request(1, session(), EAP_IDENTITY_RESPONSE).datagram)
+    base = len(radius.encode_access_request(1, session(), EAP_IDENTITY_RESPONSE).datagram)
     body = size - base
     for data_length in range(body - 40, body + 1):
         payload = eap.EapPacket(eap.Code.RESPONSE, 1, eap.Type.TLS, bytes(data_length)).encode()
         try:
-            datagram = radius.access_request(1, session(), payload).datagram
+            datagram = radius.encode_access_request(1, session(), payload).datagram
         except codec.RadiusError:
             break
         if len(datagram) == size:
@@ -164,27 +164,15 @@ REPLY_REFUSALS = {
 def test_every_refused_reply_says_why_and_counts_its_reason(radius, case):
     datagram, message, reason = REPLY_REFUSALS[case]
     with pytest.raises(codec.RadiusError) as caught:
-        radius.access_reply(vector_request(radius), datagram)
+        radius.decode_access_reply(vector_request(radius), datagram)
     text = str(caught.value)  # a message ending in ": " goes on with pyrad's own words
     assert text.startswith(message) if message.endswith(": ") else text == message
     assert caught.value.reason == reason
-
-
-@pytest.mark.parametrize("build, message", [
-    (lambda radius: radius.access_request(1, session("u" * 254), EAP_IDENTITY_RESPONSE),
-     "User-Name longer than 253 octets"),
-    (lambda radius: radius.access_request(1, session(), LONG_EAP),
-     "Access-Request of 4244 octets exceeds 4096"),
-])
-def test_a_request_too_long_for_radius_is_refused_as_too_long(radius, build, message):
-    with pytest.raises(codec.RadiusError) as caught:
-        build(radius)
-    assert (str(caught.value), caught.value.reason) == (message, "too-long")
 
 
 def test_a_reply_may_carry_padding_after_its_length_rfc2865_3(radius):
     sent = vector_request(radius)
     datagram = sign_reply(CHALLENGE, 42, VECTOR_AUTHENTICATOR,
                           eap_attributes(EAP_MD5_REQUEST) + attribute(24, b"st"))
-    assert radius.access_reply(sent, datagram + bytes(7)).state == b"st"
+    assert radius.decode_access_reply(sent, datagram + bytes(7)).state == b"st"
     assert struct.unpack_from("!H", datagram, 2)[0] == len(datagram)

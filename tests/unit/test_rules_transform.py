@@ -21,7 +21,7 @@ import pytest
 from aaa_mip6.errors import ConfigError, IntegrityError, PacketError
 from aaa_mip6.replay import SEQ_LIMIT
 from aaa_mip6.sa import SCOPE_SIGNALING, SPI_MAX
-from aaa_mip6.transform import PType, SaEndpoint, Sealer, SequenceExhausted, decode_plain, peek
+from aaa_mip6.transform import PType, SaEndpoint, SequenceExhausted, decode_plain, peek
 from tests.unit.test_transform import endpoints, forge, make_sa, make_sealer
 
 SPI = 4660  # make_sa's and make_sealer's
