@@ -63,5 +63,11 @@ class MobilityError(InvalidInput):
     """A Mobility Header or IPv6 extension header (RFC 6275) that breaks its format."""
 
 
+class StartupError(Exception):
+    """A program could not start for a reason outside its configuration (exit status 1):
+    a port another program holds. The configuration is fine; start it again once the
+    port is free (systemd does: only exit status 2 stops its restarts)."""
+
+
 class ConfigError(InvalidInput):
     """A configuration value or file that cannot be used; the message names the key."""

@@ -30,7 +30,7 @@ from typing import Any
 
 from aaa_mip6 import program
 from aaa_mip6.addresses import format_host_port
-from aaa_mip6.errors import ConfigError
+from aaa_mip6.errors import ConfigError, StartupError
 
 from .config import SCHEMA, GatewayConfig, load_config, named
 
@@ -133,8 +133,9 @@ def _check_bind(kind: socket.SocketKind, host: str, port: int, key: str) -> None
         except OSError as error:
             where = format_host_port(host, port) if port else host
             if error.errno == errno.EADDRINUSE:
-                problem = "the port is in use"
-            elif error.errno == errno.EADDRNOTAVAIL:
+                raise StartupError(f"{named(key)} {where}: cannot bind (the port is in "
+                                   "use)") from None
+            if error.errno == errno.EADDRNOTAVAIL:
                 problem = "not an address of this host"
             else:
                 problem = error.strerror or str(error)
@@ -281,8 +282,11 @@ def start(prepared: Prepared, reactor, config_path: Path | None = None,
     except CannotListenError as error:
         host, port = prepared.config.listen_address
         reason = getattr(error.socketError, "strerror", None) or error.socketError
-        raise ConfigError(f"{named('diameter.listen')} {format_host_port(host, port)}: "
-                          f"cannot listen ({reason})") from None
+        message = (f"{named('diameter.listen')} {format_host_port(host, port)}: "
+                   f"cannot listen ({reason})")
+        if getattr(error.socketError, "errno", None) == errno.EADDRINUSE:
+            raise StartupError(message) from None
+        raise ConfigError(message) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -303,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         running = start(prepared, reactor, arguments.config, flags)
     except ConfigError as error:
         return program.fail(PROGRAM, str(error), program.EXIT_CONFIG)
+    except StartupError as error:
+        return program.fail(PROGRAM, str(error), program.EXIT_RUNTIME)
     except Exception as error:  # a bug or an unforeseen OS error: still one line
         log.debug("start-up failed", exc_info=True)
         return program.fail(PROGRAM, f"cannot start: {type(error).__name__}: {error} "

@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(PROGRAM, "interrupted while starting", 130)
     except Exception as error:  # files, sockets, store, workers: one line, no traceback
         status, message = start_failure(error)
-        return fail(PROGRAM, message, EXIT_CONFIG if arguments.check_config else status)
+        return fail(PROGRAM, message, status)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ The global reactor is imported only inside :func:`_start`, after any fork.
 from __future__ import annotations
 
 import ipaddress
+import errno
 import logging
 import os
 import signal
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from aaa_mip6.errors import ConfigError
+from aaa_mip6.errors import ConfigError, StartupError
 from aaa_mip6.iana import DIAMETER_TLS_PORT
 from aaa_mip6.program import (
     EXIT_CONFIG,
@@ -66,6 +67,8 @@ def start_failure(error: BaseException) -> tuple[int, str]:
     """The exit status and the one line a user sees for an error raised while starting."""
     if isinstance(error, ConfigError):
         return EXIT_CONFIG, str(error)
+    if isinstance(error, StartupError):
+        return EXIT_RUNTIME, str(error)
     if isinstance(error, StartFailed):
         return error.status, str(error)
     if isinstance(error, OSError):
@@ -230,7 +233,10 @@ def check_ports(config: HacConfig) -> None:
             try:
                 probe.bind((address.host, address.port))
             except OSError as error:
-                raise ConfigError(f"{key} {address}: {error.strerror or error}") from None
+                message = f"{key} {address}: {error.strerror or error}"
+                if error.errno == errno.EADDRINUSE:
+                    raise StartupError(message) from None
+                raise ConfigError(message) from None
 
 
 def check_configuration(config: HacConfig) -> str:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import errno
 import logging
 import os
 import socket
@@ -46,7 +47,7 @@ from zope.interface import implementer
 
 from aaa_mip6.aaa import AaaError, AaaSession, AaaTimeout
 from aaa_mip6.authenticator import channel_binding
-from aaa_mip6.errors import AaaLimitError, ConfigError
+from aaa_mip6.errors import AaaLimitError, ConfigError, StartupError
 from aaa_mip6.messages import Provision
 from aaa_mip6.store import SARecord, SAStore, StoreError
 from aaa_mip6.twisted.aaa import AaaBackend
@@ -367,6 +368,9 @@ def bind(config: HacConfig) -> socket.socket:
         sock.listen(1024)
     except OSError as error:
         sock.close()
-        raise ConfigError(f"listen (--listen) {address}: {error.strerror or error}") from None
+        message = f"listen (--listen) {address}: {error.strerror or error}"
+        if error.errno == errno.EADDRINUSE:
+            raise StartupError(message) from None
+        raise ConfigError(message) from None
     sock.setblocking(False)
     return sock
