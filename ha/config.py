@@ -82,6 +82,7 @@ class HaSettings:
     status_file: str | None = setting("status_file", parsers.string, None,
                                       flag="--status-file")
     log_level: str = setting("log.level", parsers.log_level, "info", flag="--log-level")
+    log_format: str = setting("log.format", parsers.log_format, "text", flag="--log-format")
     diameter: NodeSettings | None = setting("diameter", _diameter, None)
     sa_refresh: float = setting("sa_refresh", parsers.seconds(0.1), 30.0)
     stats_interval: float = setting("stats_interval", parsers.seconds(0.1), 60.0)

@@ -309,10 +309,18 @@ class HomeAgentServer:
                 if self.tracking:
                     self._via[binding.home_address] = self.arrival
                 log.info("binding %s -> [%s]:%d spi %d until %d", binding.home_address,
-                         *binding.care_of, binding.spi, binding.expires)
+                         *binding.care_of, binding.spi, binding.expires,
+                         extra={"event": "registration",
+                                "home_address": str(binding.home_address),
+                                "care_of": format_host_port(*binding.care_of),
+                                "spi": binding.spi, "sequence": binding.sequence,
+                                "expires": int(binding.expires), "status": 0})
             elif kind is Deregistered:
                 self._via.pop(action.binding.home_address, None)
-                log.info("binding %s removed (%s)", action.binding.home_address, action.why)
+                log.info("binding %s removed (%s)", action.binding.home_address, action.why,
+                         extra={"event": "deregistration",
+                                "home_address": str(action.binding.home_address),
+                                "spi": action.binding.spi, "reason": action.why})
             elif kind is Drop:
                 self._log_drop(action.reason, peer)
 
