@@ -138,6 +138,7 @@ class HaConfig:
     ledger_purge_interval: float = 3600.0
     status_file: str | None = None
     log_level: str = "info"
+    log_format: str = "text"
     diameter: NodeSettings | None = None  # SAs over Diameter instead of from the store
 
 
@@ -183,6 +184,7 @@ def resolve(given: HaSettings) -> HaConfig:
                     sa_refresh=given.sa_refresh, stats_interval=given.stats_interval,
                     ledger_purge_interval=given.ledger_purge_interval,
                     status_file=given.status_file, log_level=given.log_level,
+                    log_format=given.log_format,
                     diameter=given.diameter)
 
 
@@ -208,4 +210,5 @@ _KEYS_OF_FIELD = {
     "policy": "home_agent, tun or a policy key (max_lifetime, reinit_margin, "
               "sequence_margin, replay_window, sequence_block, the lookup_* and "
               "negative_cache_* keys)",
-    "tun_routes": "tun_route", "log_level": "log.level"}
+    "tun_routes": "tun_route", "log_level": "log.level",
+    "log_format": "log.format"}

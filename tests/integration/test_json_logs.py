@@ -1,0 +1,105 @@
+"""``--log-format json`` on the real programs: every stderr line is one JSON object, the
+bootstrap (mip6-hac) and the registration (mip6-ha) are events with their fields, and no
+key or PSK appears (the secret scan of test_hac_server, on JSON lines)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from aaa_mip6 import pki
+from aaa_mip6.transform import SaEndpoint
+from tests.integration.test_ha_server import provision, register, start_ha, stop_ha
+from tests.integration.test_hac_server import (  # noqa: F401 (lab is a fixture)
+    ALICE, PSK, REPO, SAFETY, RawMn, lab, quick_start, tls_connect)
+
+pytestmark = pytest.mark.integration
+
+
+def _json_lines(text: str) -> list[dict]:
+    """Every line parsed; a line that is not one JSON object fails the test, naming it."""
+    parsed = []
+    for line in text.splitlines():
+        try:
+            parsed.append(json.loads(line))
+        except ValueError:
+            pytest.fail(f"not a JSON line: {line!r}")
+        assert {"time", "level", "program", "logger", "event", "message"} <= set(parsed[-1])
+    return parsed
+
+
+def _secrets(*keys: bytes) -> list[str]:
+    """How a key could appear in a line: hex, or the escapes of a bytes repr."""
+    return [form for key in keys for form in (key.hex(), repr(key)[2:-1])]
+
+
+def test_hac_json_log_has_a_bootstrap_event_per_connection_and_no_secret(lab, tmp_path):
+    pki.write_private(tmp_path / "psk", f"{ALICE} {PSK.hex()}\n".encode())
+    process = subprocess.Popen([*quick_start(lab, tmp_path), "--log-format", "json"],
+                               stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        head = []
+        for line in process.stderr:  # ends at the listening line or when the HAC exits
+            head.append(line)
+            if "listening on 127.0.0.1:" in line:
+                break
+        port = int(json.loads(head[-1])["message"].rpartition(":")[2].split()[0])
+        with tls_connect(lab, port) as sock:
+            done = RawMn(sock).bootstrap().message
+        assert done.status == 200
+        wrong = os.urandom(32)
+        with tls_connect(lab, port) as sock:
+            assert RawMn(sock).bootstrap(psk=wrong, check_hac=False).message.status == 401
+    finally:
+        process.send_signal(signal.SIGTERM)
+        rest = process.communicate(timeout=SAFETY)[1]
+    assert process.returncode == 0
+    text = "".join(head) + rest
+    lines = _json_lines(text)
+    assert {line["program"] for line in lines} == {"mip6-hac"}
+    bootstraps = [line for line in lines if line["event"] == "bootstrap"]
+    assert [(b["mn_id"], b["status"]) for b in bootstraps] == [(ALICE, 200), (ALICE, 401)]
+    ok, refused = bootstraps
+    assert ok["spi"] == done.provision.spi and ok["suite"] and ok["reason"] is None
+    assert ok["source"].startswith("127.0.0.1:") and ok["duration_ms"] >= 0
+    assert refused["spi"] is None and refused["reason"]
+    assert ok["message"].startswith(f"bootstrap mn-id={ALICE} source=127.0.0.1:")
+    sa = done.provision
+    for secret in _secrets(PSK, wrong, sa.mn_to_ha_ikey, sa.ha_to_mn_ikey, sa.mn_to_ha_ekey,
+                           sa.ha_to_mn_ekey):
+        assert secret not in text
+
+
+def test_ha_json_log_has_a_registration_event_and_no_key(tmp_path):
+    store_url = f"sqlite:///{tmp_path}/sa.db"
+    sa = provision(store_url)
+    process, port = start_ha(store_url, "--log-format", "json")
+    try:
+        home_address, ack = register(SaEndpoint(sa, "mn"), port, 1)
+        assert ack.status == 0
+    finally:
+        process.send_signal(signal.SIGTERM)
+        rest = process.communicate(timeout=20)[1]
+    assert process.returncode == 0
+    lines = _json_lines(rest)
+    [registration] = [line for line in lines if line["event"] == "registration"]
+    assert registration["program"] == "mip6-ha"
+    assert (registration["home_address"], registration["spi"], registration["status"],
+            registration["sequence"]) == (str(home_address), sa.spi, 0, 1)
+    assert registration["care_of"].startswith("[::1]:") and registration["expires"] > 0
+    for secret in _secrets(sa.mn_to_ha_ikey, sa.ha_to_mn_ikey, sa.mn_to_ha_ekey,
+                           sa.ha_to_mn_ekey):
+        assert secret not in rest
+
+
+def test_a_bad_log_format_names_the_flag(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "ha.cli", "--listen", "[::1]:0",
+                             "--store", f"sqlite:///{tmp_path}/sa.db", "--log-format", "yaml"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "--log-format" in result.stderr
