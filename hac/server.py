@@ -193,6 +193,7 @@ class HacProtocol(Protocol, TimeoutMixin):
                  self.session.mn_id or "-", self._source, self._spi or "-",
                  self._suite or "-", result, duration,
                  extra={"event": "bootstrap", "mn_id": self.session.mn_id,
+                        "method": self.session.method,
                         "source": self._source, "spi": self._spi,
                         "suite": None if self._suite is None else str(self._suite),
                         "status": status or None, "reason": reason,

@@ -63,7 +63,8 @@ def test_hac_json_log_has_a_bootstrap_event_per_connection_and_no_secret(lab, tm
     lines = _json_lines(text)
     assert {line["program"] for line in lines} == {"mip6-hac"}
     bootstraps = [line for line in lines if line["event"] == "bootstrap"]
-    assert [(b["mn_id"], b["status"]) for b in bootstraps] == [(ALICE, 200), (ALICE, 401)]
+    assert [(b["mn_id"], b["method"], b["status"]) for b in bootstraps] == [
+        (ALICE, "psk", 200), (ALICE, "psk", 401)]
     ok, refused = bootstraps
     assert ok["spi"] == done.provision.spi and ok["suite"] and ok["reason"] is None
     assert ok["source"].startswith("127.0.0.1:") and ok["duration_ms"] >= 0
