@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +106,24 @@ def test_a_bad_log_format_names_the_flag(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "--log-format" in result.stderr
+
+
+def test_mn_log_lines_are_json_and_its_failure_line_stays_text(tmp_path):
+    """mip6-mn's --log-format is for its log lines (here the ineffective-option warning);
+    the result is --json's business and the one-line failure is text in both formats."""
+    ca = pki.make_ca(tmp_path)
+    with socket.socket() as closed_port:  # a port nobody listens on: refused at once
+        closed_port.bind(("127.0.0.1", 0))
+        port = closed_port.getsockname()[1]
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "mip6-mn"), "bootstrap", "--hac", f"127.0.0.1:{port}",
+         "--ca", str(ca.cert_path), "--id", ALICE, "--psk", PSK.hex(), "--timeout", "5",
+         "--json", "--show-keys", "--log-format", "json"],
+        capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert result.returncode == 1 and result.stdout == ""
+    warning, failure = result.stderr.splitlines()
+    parsed = json.loads(warning)
+    assert (parsed["program"], parsed["level"], parsed["message"]) == (
+        "mip6-mn", "warning", "--show-keys has no effect with --json (which always prints "
+                              "the keys)")
+    assert failure.startswith("mip6-mn: ") and PSK.hex() not in result.stderr
