@@ -110,14 +110,14 @@ class JsonFormatter(logging.Formatter):
     message, and the fields the caller gave with ``extra=`` (``mn_id``, ``spi``, ...).
 
     ``event`` is the record's ``event`` extra, or ``log`` for a line that names none. An
-    exception becomes ``error`` (its type and message) and, only at debug level, ``traceback``:
-    a user reading info lines never meets a traceback, as in text.
+    exception becomes ``error`` (its type and message) and, only while the root logger is at
+    debug level (a SIGHUP may change it), ``traceback``: a user reading info lines never
+    meets a traceback.
     """
 
-    def __init__(self, program: str, debug: bool = False):
+    def __init__(self, program: str):
         super().__init__()
         self.program = program
-        self.debug = debug
 
     def format(self, record: logging.LogRecord) -> str:
         line = {
@@ -135,7 +135,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[1] is not None:
             error = record.exc_info[1]
             line["error"] = f"{type(error).__name__}: {error}"
-            if self.debug:
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
                 line["traceback"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)
 
@@ -150,7 +150,7 @@ def configure_logging(program: str, level: str, fmt: str = "text",
     """
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
-        handler.setFormatter(JsonFormatter(program, debug=level.lower() == "debug"))
+        handler.setFormatter(JsonFormatter(program))
     else:
         handler.setFormatter(logging.Formatter(text_format))
     root = logging.getLogger()

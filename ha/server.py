@@ -329,16 +329,19 @@ class HomeAgentServer:
 
         ``peer`` is None for a packet from the home network, and for datagrams that
         waited for an SA lookup (the core holds their senders)."""
-        source = "" if peer is None else f" from {format_host_port(*peer)}"
+        sender = None if peer is None else format_host_port(*peer)
+        source = "" if sender is None else f" from {sender}"
+        fields = {"event": "drop", "source": sender, "reason": reason}
         held = self.drop_log.admit(reason, self.clock())
         if held is None:
-            log.debug("dropped a packet%s: %s", source, reason)
+            log.debug("dropped a packet%s: %s", source, reason, extra=fields)
             return
         hint = DROP_HINTS.get(reason)
         log.info("dropped a packet%s: %s%s%s", source, reason,
                  f" ({hint})" if hint else "",
                  f"; {held} more {reason} drop(s) not logged in the last "
-                 f"{self.drop_log.interval:g} s" if held else "")
+                 f"{self.drop_log.interval:g} s" if held else "",
+                 extra={**fields, "hint": hint, "held_back": held})
 
     def _send(self, action: SendDatagram) -> None:
         """sendto on the socket itself: Twisted's write() re-parses the address every time."""

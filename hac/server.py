@@ -195,7 +195,7 @@ class HacProtocol(Protocol, TimeoutMixin):
                  extra={"event": "bootstrap", "mn_id": self.session.mn_id,
                         "method": self.session.method,
                         "source": self._source, "spi": self._spi,
-                        "suite": None if self._suite is None else str(self._suite),
+                        "suite": self._suite,
                         "status": status or None, "reason": reason,
                         "duration_ms": round(duration, 1)})
 
@@ -223,11 +223,13 @@ class _GuardedTLSFactory(TLSMemoryBIOFactory):
         server = self.server
         if server.connections >= server.config.max_connections:
             server.refused["cap"] += 1
-            log.warning("refused %s: %d connections open", _source(addr), server.connections)
+            log.warning("refused %s: %d connections open", _source(addr), server.connections,
+                        extra={"event": "refused", "source": _source(addr), "reason": "cap"})
             return None
         if not server.rate_limiter.allow(getattr(addr, "host", "?")):
             server.refused["rate"] += 1
-            log.warning("refused %s: source over its connection rate", _source(addr))
+            log.warning("refused %s: source over its connection rate", _source(addr),
+                        extra={"event": "refused", "source": _source(addr), "reason": "rate"})
             return None
         return super().buildProtocol(addr)
 

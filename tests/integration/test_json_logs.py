@@ -78,11 +78,14 @@ def test_hac_json_log_has_a_bootstrap_event_per_connection_and_no_secret(lab, tm
         assert secret not in text
 
 
-def test_ha_json_log_has_a_registration_event_and_no_key(tmp_path):
+def test_ha_json_log_has_a_registration_and_a_drop_event_and_no_key(tmp_path):
     store_url = f"sqlite:///{tmp_path}/sa.db"
     sa = provision(store_url)
     process, port = start_ha(store_url, "--log-format", "json")
     try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sender:
+            sender.sendto(b"\x07 not an RFC 6618 packet", ("::1", port))
+        # the HA reads its socket in order: once the BA is back, the drop was logged
         home_address, ack = register(SaEndpoint(sa, "mn"), port, 1)
         assert ack.status == 0
     finally:
@@ -95,6 +98,8 @@ def test_ha_json_log_has_a_registration_event_and_no_key(tmp_path):
     assert (registration["home_address"], registration["spi"], registration["status"],
             registration["sequence"]) == (str(home_address), sa.spi, 0, 1)
     assert registration["care_of"].startswith("[::1]:") and registration["expires"] > 0
+    [drop] = [line for line in lines if line["event"] == "drop"]
+    assert drop["source"].startswith("[::1]:") and drop["reason"] and drop["held_back"] == 0
     for secret in _secrets(sa.mn_to_ha_ikey, sa.ha_to_mn_ikey, sa.mn_to_ha_ekey,
                            sa.ha_to_mn_ekey):
         assert secret not in rest

@@ -13,6 +13,17 @@ import pytest
 from aaa_mip6 import program
 
 
+@pytest.fixture
+def root_logging():
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield root
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+
+
 def _record(message="bootstrap mn-id=%s", args=("mn@example",), level=logging.INFO,
             exc_info=None, **extra) -> logging.LogRecord:
     record = logging.LogRecord("hac.server", level, __file__, 1, message, args, exc_info)
@@ -45,12 +56,15 @@ def _failure() -> tuple:
         return (type(error), error, error.__traceback__)
 
 
-def test_an_exception_is_a_field_without_traceback_unless_at_debug_level():
-    quiet = json.loads(program.JsonFormatter("mip6-hac").format(
+def test_an_exception_is_a_field_without_traceback_unless_at_debug_level(root_logging):
+    formatter = program.JsonFormatter("mip6-hac")
+    root_logging.setLevel(logging.INFO)
+    quiet = json.loads(formatter.format(
         _record("store failed", (), level=logging.ERROR, exc_info=_failure())))
     assert quiet["error"] == "OSError: store unreachable"
     assert "traceback" not in quiet and "Traceback" not in json.dumps(quiet)
-    loud = json.loads(program.JsonFormatter("mip6-hac", debug=True).format(
+    root_logging.setLevel(logging.DEBUG)  # e.g. log.level debug after a SIGHUP
+    loud = json.loads(formatter.format(
         _record("store failed", (), level=logging.ERROR, exc_info=_failure())))
     assert loud["traceback"].startswith("Traceback")
 
@@ -60,17 +74,6 @@ def test_a_value_json_cannot_hold_is_written_as_text():
     parsed = json.loads(program.JsonFormatter("mip6-ha").format(
         _record("binding", (), home_address=ipaddress.ip_address("2001:db8::1"))))
     assert parsed["home_address"] == "2001:db8::1"
-
-
-@pytest.fixture
-def root_logging():
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield root
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
