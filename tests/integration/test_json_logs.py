@@ -132,3 +132,14 @@ def test_mn_log_lines_are_json_and_its_failure_line_stays_text(tmp_path):
         "mip6-mn", "warning", "--show-keys has no effect with --json (which always prints "
                               "the keys)")
     assert failure.startswith("mip6-mn: ") and PSK.hex() not in result.stderr
+
+
+def test_lab_log_lines_are_json_with_the_servers_events():
+    """mip6-lab runs the HAC and HA in its own process: their events come out in its format."""
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "mip6-lab"), "up", "--mns", "1", "--verbose",
+         "--log-format", "json"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 0 and "PASS" in result.stdout
+    lines = _json_lines(result.stderr)
+    assert {"bootstrap", "registration"} <= {line["event"] for line in lines}
+    assert {line["program"] for line in lines} == {"mip6-lab"}
