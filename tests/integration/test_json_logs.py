@@ -143,3 +143,36 @@ def test_lab_log_lines_are_json_with_the_servers_events():
     lines = _json_lines(result.stderr)
     assert {"bootstrap", "registration"} <= {line["event"] for line in lines}
     assert {line["program"] for line in lines} == {"mip6-lab"}
+
+
+def _first_line_then_stop(command: list[str]) -> tuple[dict, str]:
+    """Start a daemon, parse its first stderr line, stop it with SIGTERM: (line, the rest)."""
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        first = process.stderr.readline()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        rest = process.communicate(timeout=SAFETY)[1]
+    return _json_lines(first)[0], rest
+
+
+def test_gateway_and_auc_log_json(tmp_path):
+    secret = tmp_path / "radius-secret"
+    pki.write_private(secret, b"not-a-real-secret\n")
+    line, rest = _first_line_then_stop(
+        [str(Path(sys.executable).parent / "mip6-aaa-gw"), "--origin-host", "gw.example.org",
+         "--origin-realm", "example.org", "--radius-server", "127.0.0.1:1812",
+         "--radius-secret-file", str(secret), "--listen", "127.0.0.1:0", "--insecure-tcp",
+         "--log-format", "json"])
+    assert line["program"] == "mip6-aaa-gw" and "listening on 127.0.0.1:" in line["message"]
+    assert "not-a-real-secret" not in json.dumps(line) + rest
+    _json_lines(rest)
+    milenage = tmp_path / "milenage.db"
+    milenage.write_text("232010000000000 90dca4eda45b53cf0f12d7c9c3bc6a89 "
+                        "cb9cccc4b9258e6dca4760379fb82581 61df 000000000000\n")
+    line, rest = _first_line_then_stop(
+        [str(Path(sys.executable).parent / "mip6-auc"), "--socket", str(tmp_path / "auc.sock"),
+         "--milenage", str(milenage), "--log-format", "json"])
+    assert line["program"] == "mip6-auc" and line["message"].startswith("mip6-auc serving")
+    assert "90dca4eda45b53cf0f12d7c9c3bc6a89" not in json.dumps(line) + rest
+    _json_lines(rest)
