@@ -1,6 +1,6 @@
 """What every aaa-mip6 program does the same way at its edges: exit statuses, ``--version``,
-the one-line failure, the status/reload signals, warnings about a secret file's mode, and the
-open-file limit.
+the one-line failure, the status/reload signals, warnings about a secret file's mode, the
+open-file limit, and the log lines (text or one JSON object a line).
 
 Programs differ in what they reload or report; they agree on how a user meets them. This
 module holds no protocol and starts no event loop: a program passes in the callables that
@@ -10,12 +10,14 @@ act on its own state (for a Twisted program, wrapped in ``reactor.callFromThread
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import resource
 import signal
 import stat
 import sys
+from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Callable
@@ -93,3 +95,68 @@ def raise_open_file_limit(needed: int) -> tuple[int, int]:
         except (ValueError, OSError):
             pass  # the caller compares `needed` with what it got
     return soft, hard
+
+
+LOG_FORMATS = ("text", "json")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# Attributes every LogRecord has; anything else on a record came from ``extra=``.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime",
+                                                                   "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time (ISO 8601, UTC), level, program, logger, event,
+    message, and the fields the caller gave with ``extra=`` (``mn_id``, ``spi``, ...).
+
+    ``event`` is the record's ``event`` extra, or ``log`` for a line that names none. An
+    exception becomes ``error`` (its type and message) and, only while the root logger is at
+    debug level (a SIGHUP may change it), ``traceback``: a user reading info lines never
+    meets a traceback.
+    """
+
+    def __init__(self, program: str):
+        super().__init__()
+        self.program = program
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc)
+                            .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "program": self.program,
+            "logger": record.name,
+            "event": getattr(record, "event", "log"),
+            "message": record.getMessage(),
+        }
+        for name, value in vars(record).items():
+            if name not in _RECORD_ATTRIBUTES and name not in line:
+                line[name] = value
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            line["error"] = f"{type(error).__name__}: {error}"
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                line["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def configure_logging(program: str, level: str, fmt: str = "text",
+                      text_format: str = TEXT_FORMAT) -> None:
+    """Every program's log set-up: stderr, ``level`` (debug, info, warning, error), and
+    ``fmt`` ``text`` (``text_format``) or ``json`` (:class:`JsonFormatter`).
+
+    Replaces the handler a previous call installed (a test may call ``main`` twice), and
+    leaves any other (pytest's log capture) alone.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter(program))
+    else:
+        handler.setFormatter(logging.Formatter(text_format))
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        if getattr(old, "aaa_mip6", False):
+            root.removeHandler(old)
+    handler.aaa_mip6 = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level.upper())

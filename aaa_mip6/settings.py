@@ -221,6 +221,7 @@ def choice(options: tuple[str, ...]) -> Callable[[Any], str]:
 
 
 log_level = choice(LOG_LEVELS)
+log_format = choice(("text", "json"))
 
 
 def ip(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "file + .sqn (auc.state)")
     parser.add_argument("--log-level", metavar="LEVEL",
                         help="debug, info, warning or error (default info) (log.level)")
+    parser.add_argument("--log-format", metavar="FORMAT",
+                        help="text, or json: one object a line with the event and its fields (log.format)")
     program.add_version_flag(parser)
     return parser
 
@@ -82,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         centre, state = load(config)
     except ConfigError as error:
         return program.fail("mip6-auc", str(error), program.EXIT_CONFIG)
-    logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    program.configure_logging("mip6-auc", config.log_level, config.log_format)
     from twisted.internet import reactor
 
     from .server import AucProtocol

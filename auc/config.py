@@ -19,6 +19,7 @@ class AucConfig:
     triplets: Path | None = setting("auc.triplets", parsers.path, None, flag="--triplets")
     state: Path | None = setting("auc.state", parsers.path, None, flag="--state")
     log_level: str = setting("log.level", parsers.log_level, "info", flag="--log-level")
+    log_format: str = setting("log.format", parsers.log_format, "text", flag="--log-format")
 
 
 SCHEMA = Schema(AucConfig)

@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "(diameter.watchdog)")
     parser.add_argument("--log-level", metavar="LEVEL",
                         help="debug, info, warning or error (default info) (log.level)")
+    parser.add_argument("--log-format", metavar="FORMAT",
+                        help="text, or json: one object a line with the event and its fields (log.format)")
     return parser
 
 
@@ -294,8 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     flags = config_overrides(arguments)
     try:
         config = load_config(arguments.config, flags)
-        logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        program.configure_logging(PROGRAM, config.log_level, config.log_format)
         prepared = prepare(config)
         if arguments.check_config:
             host, port = config.listen_address

@@ -66,6 +66,7 @@ class GatewayConfig:
     max_conversations: int = setting("eap.max_conversations", parsers.integer(1, 10_000_000),
                                      100_000, flag="--max-conversations")
     log_level: str = setting("log.level", parsers.log_level, "info", flag="--log-level")
+    log_format: str = setting("log.format", parsers.log_format, "text", flag="--log-format")
 
     @property
     def listen_address(self) -> tuple[str, int]:

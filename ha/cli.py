@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer 176 this long before the SA's validity end, at most half the SA's "
              "lifetime (reinit_margin)")
     add("--log-level", metavar="LEVEL", help="debug, info, warning or error (log.level)")
+    add("--log-format", metavar="FORMAT",
+        help="text, or json: one object a line with the event and its fields (log.format)")
     add("--check-config", action="store_true",
         help="check the configuration (store reachable, state file and status-file "
              "directory usable, ports free, TUN device possible) and exit: 0 with a "
@@ -234,8 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         check_status_file(config.status_file)
     except ConfigError as exc:
         return program.fail(PROGRAM, str(exc), program.EXIT_CONFIG)
-    logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    program.configure_logging(PROGRAM, config.log_level, config.log_format,
+                              "%(asctime)s %(name)s %(levelname)s %(message)s")
     for note in SCHEMA.deprecations() + ineffective_settings(config):
         log.warning("%s", note)
     _warn_exposed(config)

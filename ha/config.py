@@ -82,6 +82,7 @@ class HaSettings:
     status_file: str | None = setting("status_file", parsers.string, None,
                                       flag="--status-file")
     log_level: str = setting("log.level", parsers.log_level, "info", flag="--log-level")
+    log_format: str = setting("log.format", parsers.log_format, "text", flag="--log-format")
     diameter: NodeSettings | None = setting("diameter", _diameter, None)
     sa_refresh: float = setting("sa_refresh", parsers.seconds(0.1), 30.0)
     stats_interval: float = setting("stats_interval", parsers.seconds(0.1), 60.0)
@@ -137,6 +138,7 @@ class HaConfig:
     ledger_purge_interval: float = 3600.0
     status_file: str | None = None
     log_level: str = "info"
+    log_format: str = "text"
     diameter: NodeSettings | None = None  # SAs over Diameter instead of from the store
 
 
@@ -182,6 +184,7 @@ def resolve(given: HaSettings) -> HaConfig:
                     sa_refresh=given.sa_refresh, stats_interval=given.stats_interval,
                     ledger_purge_interval=given.ledger_purge_interval,
                     status_file=given.status_file, log_level=given.log_level,
+                    log_format=given.log_format,
                     diameter=given.diameter)
 
 
@@ -207,4 +210,5 @@ _KEYS_OF_FIELD = {
     "policy": "home_agent, tun or a policy key (max_lifetime, reinit_margin, "
               "sequence_margin, replay_window, sequence_block, the lookup_* and "
               "negative_cache_* keys)",
-    "tun_routes": "tun_route", "log_level": "log.level"}
+    "tun_routes": "tun_route", "log_level": "log.level",
+    "log_format": "log.format"}

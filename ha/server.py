@@ -309,10 +309,18 @@ class HomeAgentServer:
                 if self.tracking:
                     self._via[binding.home_address] = self.arrival
                 log.info("binding %s -> [%s]:%d spi %d until %d", binding.home_address,
-                         *binding.care_of, binding.spi, binding.expires)
+                         *binding.care_of, binding.spi, binding.expires,
+                         extra={"event": "registration",
+                                "home_address": str(binding.home_address),
+                                "care_of": format_host_port(*binding.care_of),
+                                "spi": binding.spi, "sequence": binding.sequence,
+                                "expires": int(binding.expires), "status": 0})
             elif kind is Deregistered:
                 self._via.pop(action.binding.home_address, None)
-                log.info("binding %s removed (%s)", action.binding.home_address, action.why)
+                log.info("binding %s removed (%s)", action.binding.home_address, action.why,
+                         extra={"event": "deregistration",
+                                "home_address": str(action.binding.home_address),
+                                "spi": action.binding.spi, "reason": action.why})
             elif kind is Drop:
                 self._log_drop(action.reason, peer)
 
@@ -321,16 +329,19 @@ class HomeAgentServer:
 
         ``peer`` is None for a packet from the home network, and for datagrams that
         waited for an SA lookup (the core holds their senders)."""
-        source = "" if peer is None else f" from {format_host_port(*peer)}"
+        sender = None if peer is None else format_host_port(*peer)
+        source = "" if sender is None else f" from {sender}"
+        fields = {"event": "drop", "source": sender, "reason": reason}
         held = self.drop_log.admit(reason, self.clock())
         if held is None:
-            log.debug("dropped a packet%s: %s", source, reason)
+            log.debug("dropped a packet%s: %s", source, reason, extra=fields)
             return
         hint = DROP_HINTS.get(reason)
         log.info("dropped a packet%s: %s%s%s", source, reason,
                  f" ({hint})" if hint else "",
                  f"; {held} more {reason} drop(s) not logged in the last "
-                 f"{self.drop_log.interval:g} s" if held else "")
+                 f"{self.drop_log.interval:g} s" if held else "",
+                 extra={**fields, "hint": hint, "held_back": held})
 
     def _send(self, action: SendDatagram) -> None:
         """sendto on the socket itself: Twisted's write() re-parses the address every time."""

@@ -23,13 +23,12 @@ summary or 2 with that line.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 from aaa_mip6.errors import ConfigError
-from aaa_mip6.program import EXIT_CONFIG, add_version_flag, fail
+from aaa_mip6.program import EXIT_CONFIG, add_version_flag, configure_logging, fail
 
 from .config import SCHEMA, load_config
 
@@ -98,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "1..64 (workers)")
     parser.add_argument("--log-level", metavar="LEVEL",
                         help="debug, info, warning or error (log.level)")
+    parser.add_argument("--log-format", metavar="FORMAT",
+                        help="text, or json: one object a line with the event and its fields (log.format)")
     parser.add_argument("--radius-server", metavar="HOST:PORT", action="append",
                         help="RADIUS server for EAP: v4:port, [v6]:port or a bare address for "
                              "port 1812; repeat for fail-over, first preferred (radius.servers)")
@@ -155,8 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(arguments.config, config_overrides(arguments))
     except ConfigError as error:
         return fail(PROGRAM, str(error), EXIT_CONFIG)
-    logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(PROGRAM, config.log_level, config.log_format)
     # Twisted only once the configuration is good
     from .process import check_configuration, run, start_failure
 

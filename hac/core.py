@@ -147,6 +147,12 @@ class HacSession:
     def __repr__(self) -> str:
         return f"<HacSession {self.mn_id or '-'} {self.phase.name}>"
 
+    @property
+    def method(self) -> str | None:
+        """The method the MN and the HAC agreed on (``psk``, ``eap``), for the bootstrap log
+        event; None until the MN Init chose one."""
+        return None if self.mn_id is None else self._method.value
+
     # --- events -------------------------------------------------------------
 
     def data_received(self, data: bytes) -> list[Action]:

@@ -173,21 +173,32 @@ class HacProtocol(Protocol, TimeoutMixin):
         self._carry_out(self.session.provisioning_failed(core.INTERNAL_ERROR, reason))
 
     def _end(self, outcome: core.Succeeded | core.Failed) -> None:
-        """Log the one line of this bootstrap, at its first outcome; keys never appear."""
+        """Log the one line of this bootstrap, at its first outcome; keys never appear.
+
+        The text line is for people; its ``extra`` fields are what ``--log-format json``
+        carries (event ``bootstrap``), the same facts as values.
+        """
         if self._outcome is not None:
             return
         self._outcome = outcome
         duration = (self.server.reactor.seconds() - self._started) * 1000
         if isinstance(outcome, core.Succeeded):
             self._spi, self._suite = outcome.spi, outcome.suite
-            result = "200"
+            status, reason, result = 200, None, "200"
             self.server.bootstraps["200"] += 1
         else:
+            status, reason = outcome.status, outcome.reason
             result = f"{outcome.status or '-'} ({outcome.reason})"
             self.server.bootstraps[str(outcome.status or "-")] += 1
         log.info("bootstrap mn-id=%s source=%s spi=%s suite=%s result=%s duration=%.1fms",
                  self.session.mn_id or "-", self._source, self._spi or "-",
-                 self._suite or "-", result, duration)
+                 self._suite or "-", result, duration,
+                 extra={"event": "bootstrap", "mn_id": self.session.mn_id,
+                        "method": self.session.method,
+                        "source": self._source, "spi": self._spi,
+                        "suite": self._suite,
+                        "status": status or None, "reason": reason,
+                        "duration_ms": round(duration, 1)})
 
 
 class _HacFactory(Factory):
@@ -213,11 +224,13 @@ class _GuardedTLSFactory(TLSMemoryBIOFactory):
         server = self.server
         if server.connections >= server.config.max_connections:
             server.refused["cap"] += 1
-            log.warning("refused %s: %d connections open", _source(addr), server.connections)
+            log.warning("refused %s: %d connections open", _source(addr), server.connections,
+                        extra={"event": "refused", "source": _source(addr), "reason": "cap"})
             return None
         if not server.rate_limiter.allow(getattr(addr, "host", "?")):
             server.refused["rate"] += 1
-            log.warning("refused %s: source over its connection rate", _source(addr))
+            log.warning("refused %s: source over its connection rate", _source(addr),
+                        extra={"event": "refused", "source": _source(addr), "reason": "rate"})
             return None
         return super().buildProtocol(addr)
 

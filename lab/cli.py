@@ -4,7 +4,6 @@ or, with ``--netns``, the namespace lab (:mod:`lab.netns`), and says what to try
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import shutil
 import sys
@@ -12,8 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from aaa_mip6.program import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, add_version_flag, fail, \
-    install_signals, raise_open_file_limit
+from aaa_mip6.program import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, LOG_FORMATS, add_version_flag, \
+    configure_logging, fail, install_signals, raise_open_file_limit
 
 from .common import OutputClosed
 from .loopback import run_loopback
@@ -46,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--keep-dir", action="store_true",
                     help="keep the generated files (CA, PSKs, store, logs) afterwards")
     up.add_argument("--verbose", action="store_true", help="log what the servers do")
+    up.add_argument("--log-format", choices=LOG_FORMATS, default="text", metavar="FORMAT",
+                    help="how mip6-lab's own log lines on stderr look: text (default) or "
+                         "json, one object a line; the report on stdout stays text")
     return parser
 
 
@@ -72,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             return fail(PROGRAM, f"--mns {args.mns} needs {needed} open files, the limit is "
                                  f"{soft}: raise it (ulimit -n {needed}) or run fewer MNs",
                         EXIT_CONFIG)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging(PROGRAM, "info" if args.verbose else "error", args.log_format,
+                      "%(asctime)s %(name)s %(levelname)s %(message)s")
     directory = Path(tempfile.mkdtemp(prefix="mip6-lab-"))
     started = time.monotonic()
 

@@ -280,6 +280,11 @@ def subscriber_credentials(args: argparse.Namespace) -> EapCredentials:
         network_name=args.aka_network_name)
 
 
+_LOG_FORMAT_HELP = ("how the log lines on stderr look: text (default) or json, one object a "
+                    "line with time, level, program, event and message; the results on "
+                    "stdout are --json's")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mip6-mn", description="Mobile Node for RFC 6618 (TLS-based Mobile IPv6 security).")
@@ -295,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="print JSON keyed by TV-header name (always includes the keys)")
     boot.add_argument("--show-keys", action="store_true",
                       help="print the SA keys in the human-readable output")
+    boot.add_argument("--log-format", choices=program.LOG_FORMATS, default="text",
+                      metavar="FORMAT", help=_LOG_FORMAT_HELP)
     add_bootstrap_arguments(boot)
     boot.set_defaults(handler=bootstrap_command)
     _add_mobility_parsers(commands)
@@ -401,10 +408,9 @@ def _sa_keylog(args: argparse.Namespace):
     return record
 
 
-def _setup_logging() -> None:
+def _setup_logging(fmt: str) -> None:
     """Warnings and the session's log lines to stderr, one line each, named mip6-mn."""
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format=f"{PROGRAM}: %(message)s")
+    program.configure_logging(PROGRAM, "warning", fmt, f"{PROGRAM}: %(message)s")
 
 
 def _run(tls: ClientTLS, port: int, machine: BootstrapMachine, timeout: float):
@@ -460,7 +466,7 @@ def bootstrap_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging()
+    _setup_logging(args.log_format)
     return args.handler(args)
 
 
@@ -549,6 +555,8 @@ def _add_registration_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="SECONDS",
                         help="binding lifetime to ask for (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print events as JSON lines")
+    parser.add_argument("--log-format", choices=program.LOG_FORMATS, default="text",
+                        metavar="FORMAT", help=_LOG_FORMAT_HELP)
     parser.add_argument("--watch", type=float, default=DEFAULT_WATCH, metavar="SECONDS",
                         help="while the MN keeps its binding (register --keep, up): check "
                              "this often whether the local address that routes to the home "

@@ -299,6 +299,7 @@ REQUIRED = {"diameter.origin_host": "gw.example.net", "diameter.origin_realm": "
     ("radius.servers", [], "non-empty"),
     ("radius.nas_address", "localhost", "not an IP address"),
     ("log.level", "loud", "debug, info"),
+    ("log.format", "yaml", "text, json"),
 ])
 def test_a_bad_value_names_its_key_flag_and_the_allowed_values(key, value, expected):
     with pytest.raises(ConfigError) as caught:

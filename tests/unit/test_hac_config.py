@@ -126,6 +126,7 @@ BAD_VALUES = [
     ("compat.draft01_auth", 1, "true or false"),
     ("sa_delivery", "x", "must be a table"),
     ("log.level", "loud", "debug, info, warning, error"),
+    ("log.format", "yaml", "must be one of text, json"),
     ("auth.methods", ["psk", "ldap"], "each entry is psk or eap, once"),
     ("eap.identity_from_mn_id", "yes", "true or false"),
     ("limits.aaa_timeout", 0, "positive number"),
