@@ -16,7 +16,7 @@ import pytest
 
 from aaa_mip6 import pki
 from aaa_mip6.transform import SaEndpoint
-from tests.integration.test_ha_server import provision, register, start_ha, stop_ha
+from tests.integration.test_ha_server import provision, register, start_ha
 from tests.integration.test_hac_server import (  # noqa: F401 (lab is a fixture)
     ALICE, PSK, REPO, SAFETY, RawMn, lab, quick_start, tls_connect)
 
