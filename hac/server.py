@@ -53,6 +53,7 @@ from aaa_mip6.twisted.aaa import AaaBackend
 from aaa_mip6.twisted.tls import ServerTLS
 
 from . import core, sa_delivery
+from .accounting import Accounting
 from .config import HacConfig, ListenAddress
 from .credentials import Credentials
 from .provisioning import Provisioner
@@ -229,13 +230,14 @@ class HacServer:
 
     def __init__(self, config: HacConfig, reactor, *, tls: ServerTLS,
                  credentials: Credentials | None, aaa: AaaBackend | None, store: SAStore,
-                 server_secret: bytes | None = None):
+                 server_secret: bytes | None = None, accounting: Accounting | None = None):
         self.config = config
         self.reactor = reactor
         self.tls = tls
         self.credentials = credentials
         sa_policy = config.sa_policy()
         self.aaa = aaa
+        self.accounting = accounting
         methods = tuple(method for method in config.auth_methods
                         if method != "eap" or self.aaa is not None)
         self.session_settings = core.SessionSettings(
@@ -262,7 +264,8 @@ class HacServer:
         self._purge.clock = reactor
         self._port = None
         self.delivery = None if config.sa_delivery is None else sa_delivery.SaDelivery.create(
-            config, self.store, reactor, self._in_store_thread)
+            config, self.store, reactor, self._in_store_thread,
+            on_revoked=None if accounting is None else accounting.revoked)
         self._pool.start()  # last: nothing above may fail with its threads running
 
     def _in_store_thread(self, function, *args) -> defer.Deferred:
@@ -280,6 +283,8 @@ class HacServer:
     def _stored(self, stored: tuple[SARecord, Provision]) -> Provision:
         record, provision = stored
         self.sas_issued += 1
+        if self.accounting is not None:
+            self.accounting.started(record)
         if self.delivery is not None:
             self.delivery.provisioned(record)
         return provision
@@ -349,6 +354,8 @@ class HacServer:
         self._pool.stop()
         if self.aaa is not None:
             yield self.aaa.stop()
+        if self.accounting is not None:
+            yield self.accounting.stop()
         self.store.close()
 
 

@@ -125,3 +125,60 @@ class AccountClientTests(unittest.TestCase):
             yield client.account(STOP)
         self.assertEqual(len(fake.received), FAST.transmissions)
         self.assertEqual(client.counters["retransmitted"], 1)
+
+
+# -- the HAC's accounting of SAs (hac.accounting) --------------------------------------
+
+
+def sa_record(spi=0x1A2B, created=1_800_000_000):
+    from datetime import datetime, timezone
+
+    from aaa_mip6.sa import SecurityAssociation
+    from aaa_mip6.store import SARecord
+    sa = SecurityAssociation(spi, "AES_128_CBC_SHA", b"i" * 20, b"j" * 20, b"e" * 16, b"f" * 16,
+                             datetime.fromtimestamp(created + 86_400, timezone.utc), 1,
+                             "mn1@example.org", ipaddress.IPv6Address("2001:db8:1::10"))
+    return SARecord(sa, "hac1", None, datetime.fromtimestamp(created, timezone.utc))
+
+
+def test_start_and_stop_records_of_an_sa():
+    from hac.accounting import start_record, stop_record
+    record = sa_record()
+    assert start_record(record, 1_800_000_005) == AccountingRecord(
+        AcctStatus.START, "00001a2b", "mn1@example.org", 1_800_000_005,
+        ipaddress.IPv6Address("2001:db8:1::10"))
+    stop = stop_record(record, 1_800_000_090, TerminateCause.ADMIN_RESET)
+    assert (stop.status, stop.session_id, stop.session_time, stop.terminate_cause) == (
+        AcctStatus.STOP, "00001a2b", 90, TerminateCause.ADMIN_RESET)
+    assert stop_record(record, 1_799_999_000, TerminateCause.ADMIN_RESET).session_time == 0
+
+
+class _Client:
+    def __init__(self, result):
+        self.result = result
+        self.sent = []
+
+    def account(self, record):
+        self.sent.append(record)
+        return defer.succeed(None) if self.result is None else defer.fail(self.result)
+
+
+def test_accounting_sends_start_and_revoke_stop_and_counts_answers():
+    from hac.accounting import Accounting
+    client = _Client(None)
+    accounting = Accounting(client, lambda: 1_800_000_060.7)
+    accounting.started(sa_record())
+    accounting.revoked(sa_record())
+    assert [(r.status, r.terminate_cause, r.session_time) for r in client.sent] == [
+        (AcctStatus.START, None, None), (AcctStatus.STOP, TerminateCause.ADMIN_RESET, 60)]
+    assert accounting.counters == {"start-answered": 1, "stop-answered": 1}
+
+
+def test_unanswered_accounting_is_logged_and_counted_never_raised(caplog):
+    from hac.accounting import Accounting
+    accounting = Accounting(_Client(AaaError("no answer from RADIUS server 127.0.0.1:1813")),
+                            lambda: 1_800_000_000)
+    accounting.started(sa_record())
+    assert accounting.counters == {"start-failed": 1}
+    assert "RADIUS accounting Start of SA 00001a2b (mn-id=mn1@example.org) not answered: " \
+           "no answer from RADIUS server 127.0.0.1:1813" in caplog.text
