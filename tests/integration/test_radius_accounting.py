@@ -1,0 +1,100 @@
+"""RADIUS accounting end to end: a real ``mip6-hac`` with ``radius.accounting = true``
+bootstraps an MN (PSK) and FreeRADIUS's detail file records the SA's Start; ``mip6-hac
+revoke`` gets its Stop."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from aaa_mip6 import pki
+from aaa_mip6.twisted.tls import ClientTLS
+from lab.processes import free_port
+from lab.reactors import run_on_fresh_reactor
+from lab.servers.hac import HA_ADDRESS, TEST_CONFIG, HacProcess, make_setup
+from mn import client
+from mn.bootstrap import PskBootstrap
+
+pytestmark = pytest.mark.integration
+
+HAC_SCRIPT = Path(sys.executable).with_name("mip6-hac")
+DETAIL_WAIT = 15.0  # seconds for an Accounting-Request to reach the detail file
+POLL = 0.05
+
+
+def detail_records(path: Path) -> list[dict[str, str]]:
+    """The detail file's records: attribute name -> value (quotes removed)."""
+    try:
+        text = path.read_text("utf-8", "replace")
+    except FileNotFoundError:
+        return []
+    records = []
+    for block in text.split("\n\n"):
+        lines = [line.strip() for line in block.splitlines()[1:] if " = " in line]
+        if lines:
+            records.append({name: value.strip('"') for name, _, value in
+                            (line.partition(" = ") for line in lines)})
+    return records
+
+
+def wait_for_record(path: Path, **wanted: str) -> dict[str, str]:
+    """The first detail record with the ``wanted`` attribute values (names with _ for -)."""
+    wanted = {name.replace("_", "-"): value for name, value in wanted.items()}
+    deadline = time.monotonic() + DETAIL_WAIT
+    for _ in range(int(DETAIL_WAIT / POLL) + 1):
+        for record in detail_records(path):
+            if all(record.get(name) == value for name, value in wanted.items()):
+                return record
+        if time.monotonic() > deadline:
+            break
+        time.sleep(POLL)
+    raise AssertionError(f"no accounting record {wanted} in {path}: {detail_records(path)}")
+
+
+def test_start_on_bootstrap_and_stop_on_revoke_reach_freeradius(tmp_path, freeradius):
+    setup = make_setup(tmp_path)
+    secret_file = tmp_path / "radius.secret"
+    pki.write_private(secret_file, freeradius.secret + b"\n")
+    control = tmp_path / "hac.sock"
+    config = {**TEST_CONFIG, "auth": {"methods": ["psk"]}, "instance": "hac-acct",
+              "radius": {"accounting": True, "secret_file": str(secret_file),
+                         "accounting_servers": [f"{freeradius.host}:{freeradius.acct_port}"],
+                         "timeout": 0.5, "max_timeout": 1.0}}
+    hac = HacProcess(setup, config=config)
+    # SA delivery only for its control socket (mip6-hac revoke); no HA listens, so pushes
+    # wait and retry, which is no concern of accounting.
+    with open(hac.config_path, "a") as toml:
+        toml.write(f'[sa_delivery]\norigin_host = "hac-acct.example.org"\n'
+                   f'origin_realm = "example.org"\ndestination_realm = "ha.example.org"\n'
+                   f'listen = "127.0.0.1:{free_port()}"\ninsecure_tcp = true\n'
+                   f'control_socket = "{control}"\n'
+                   f'[sa_delivery.home_agents]\n"{HA_ADDRESS}" = "ha1.example.org"\n')
+    identity = sorted(setup.psks)[0]
+    with hac:
+        async def scenario(reactor):
+            tls = ClientTLS(hac.host, setup.ca.cert_path)
+            return await client.bootstrap(reactor, tls, hac.port,
+                                          PskBootstrap(identity, setup.psks[identity]))
+
+        sa = run_on_fresh_reactor(scenario).sa
+        session = f"{sa.spi:08x}"
+        start = wait_for_record(freeradius.detail_path, Acct_Session_Id=session,
+                                Acct_Status_Type="Start")
+        revoked = subprocess.run([str(HAC_SCRIPT), "revoke", "--control", str(control),
+                                  "--spi", str(sa.spi)], capture_output=True, text=True,
+                                 timeout=30)
+        assert revoked.returncode == 0, revoked.stdout + revoked.stderr
+        stop = wait_for_record(freeradius.detail_path, Acct_Session_Id=session,
+                               Acct_Status_Type="Stop")
+    assert start["User-Name"] == identity
+    assert start["Framed-IPv6-Address"] == str(sa.home_address6)
+    assert start["NAS-Identifier"] == "hac-acct"
+    assert start["NAS-IP-Address"] == "127.0.0.1"
+    assert "Acct-Session-Time" not in start and "Event-Timestamp" in start
+    assert stop["User-Name"] == identity
+    assert stop["Acct-Terminate-Cause"] == "Admin-Reset"
+    assert int(stop["Acct-Session-Time"]) >= 0
