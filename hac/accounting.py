@@ -1,5 +1,5 @@
 """RADIUS accounting of SAs (RFC 2866): Start when the HAC issues an SA, Stop when it is
-revoked.
+revoked or, expired, purged from the store.
 
 :func:`start_record` and :func:`stop_record` are pure: an SA record in, the
 Accounting-Request's content out. :class:`Accounting` sends them with a
@@ -57,6 +57,12 @@ class Accounting:
     def revoked(self, record: SARecord) -> None:
         self._send(stop_record(record, int(self._clock()), TerminateCause.ADMIN_RESET))
 
+    def expired(self, record: SARecord) -> None:
+        """The purged SA ended at its validity end; a revoked one had its Stop already."""
+        if not record.sa.revoked:
+            self._send(stop_record(record, int(record.sa.validity_end.timestamp()),
+                                   TerminateCause.SESSION_TIMEOUT))
+
     def _send(self, accounting: AccountingRecord) -> None:
         name = accounting.status.name.lower()
         sent = self.client.account(accounting)
@@ -73,4 +79,5 @@ class Accounting:
                     accounting.user_name, failure.getErrorMessage())
 
     def stop(self):
+        """Stop the client: requests still unanswered fail (and are logged)."""
         return self.client.stop()

@@ -291,10 +291,17 @@ class HacServer:
 
     def _purge_expired(self) -> defer.Deferred:
         deferred = self._in_store_thread(self.store.purge_expired)
-        deferred.addCallbacks(lambda count: count and log.info("purged %d expired SAs", count),
+        deferred.addCallbacks(self._purged,
                               lambda failure: log.error("purging expired SAs failed: %s",
                                                         failure.getErrorMessage()))
         return deferred
+
+    def _purged(self, records: list[SARecord]) -> None:
+        if records:
+            log.info("purged %d expired SAs", len(records))
+        if self.accounting is not None:
+            for record in records:
+                self.accounting.expired(record)
 
     def listen(self, sock: socket.socket | None = None):
         """Listen on ``sock`` (a bound, listening socket, e.g. shared by workers) or on

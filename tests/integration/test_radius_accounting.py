@@ -1,17 +1,21 @@
 """RADIUS accounting end to end: a real ``mip6-hac`` with ``radius.accounting = true``
 bootstraps an MN (PSK) and FreeRADIUS's detail file records the SA's Start; ``mip6-hac
-revoke`` gets its Stop."""
+revoke`` gets its Stop, and an SA that expired gets its Stop when the HAC purges it."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from aaa_mip6 import pki
+from aaa_mip6.sa import SecurityAssociation
+from aaa_mip6.store import open_store
+from aaa_mip6.store.base import UNALLOCATED_SPI
 from aaa_mip6.twisted.tls import ClientTLS
 from lab.processes import free_port
 from lab.reactors import run_on_fresh_reactor
@@ -74,7 +78,15 @@ def test_start_on_bootstrap_and_stop_on_revoke_reach_freeradius(tmp_path, freera
                    f'control_socket = "{control}"\n'
                    f'[sa_delivery.home_agents]\n"{HA_ADDRESS}" = "ha1.example.org"\n')
     identity = sorted(setup.psks)[0]
+    # An SA that expired an hour ago: the HAC purges it as it starts.
+    ended = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
+    with open_store(setup.store_url) as store:
+        expired = store.create(SecurityAssociation(
+            UNALLOCATED_SPI, "AES_128_CBC_SHA", bytes(20), bytes(20), bytes(16), bytes(16),
+            ended, 1, "gone@example.org"), hac_instance="hac-acct", home_agent=None)
     with hac:
+        expiry = wait_for_record(freeradius.detail_path,
+                                 Acct_Session_Id=f"{expired.sa.spi:08x}")
         async def scenario(reactor):
             tls = ClientTLS(hac.host, setup.ca.cert_path)
             return await client.bootstrap(reactor, tls, hac.port,
@@ -98,3 +110,6 @@ def test_start_on_bootstrap_and_stop_on_revoke_reach_freeradius(tmp_path, freera
     assert stop["User-Name"] == identity
     assert stop["Acct-Terminate-Cause"] == "Admin-Reset"
     assert int(stop["Acct-Session-Time"]) >= 0
+    assert (expiry["Acct-Status-Type"], expiry["User-Name"], expiry["Acct-Terminate-Cause"]) \
+        == ("Stop", "gone@example.org", "Session-Timeout")
+    assert expired.created > ended and expiry["Acct-Session-Time"] == "0"  # never negative

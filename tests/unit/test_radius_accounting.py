@@ -182,3 +182,20 @@ def test_unanswered_accounting_is_logged_and_counted_never_raised(caplog):
     assert accounting.counters == {"start-failed": 1}
     assert "RADIUS accounting Start of SA 00001a2b (mn-id=mn1@example.org) not answered: " \
            "no answer from RADIUS server 127.0.0.1:1813" in caplog.text
+
+
+def test_expired_sa_gets_a_session_timeout_stop_at_its_validity_end_unless_revoked():
+    from hac.accounting import Accounting
+    client = _Client(None)
+    accounting = Accounting(client, lambda: 1_900_000_000)
+    record = sa_record()
+    accounting.expired(record)
+    accounting.expired(revoked_copy(record))
+    assert [(r.status, r.terminate_cause, r.session_time, r.event_timestamp)
+            for r in client.sent] == [
+        (AcctStatus.STOP, TerminateCause.SESSION_TIMEOUT, 86_400, 1_800_086_400)]
+
+
+def revoked_copy(record):
+    import dataclasses
+    return dataclasses.replace(record, sa=record.sa.replace(revoked=True))
