@@ -326,8 +326,9 @@ class HacServer:
         return self.credentials.reload()
 
     def status(self) -> dict:
-        """What SIGUSR1 reports: this process's connections and bootstrap outcomes."""
-        return {
+        """What SIGUSR1 reports: this process's connections and bootstrap outcomes, and
+        with RADIUS accounting its requests by outcome (``start-answered``, ...)."""
+        status = {
             "pid": os.getpid(),
             "connections": self.connections,
             "bootstraps": dict(sorted(self.bootstraps.items())),
@@ -335,6 +336,9 @@ class HacServer:
             "refused": dict(self.refused),
             "psk_identities": 0 if self.credentials is None else len(self.credentials),
         }
+        if self.accounting is not None:
+            status["accounting"] = dict(sorted(self.accounting.counters.items()))
+        return status
 
     def report(self) -> None:
         """Log :meth:`status` as one line, at info or the configured level if higher (so

@@ -4,6 +4,8 @@ revoke`` gets its Stop, and an SA that expired gets its Stop when the HAC purges
 
 from __future__ import annotations
 
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -59,16 +61,48 @@ def wait_for_record(path: Path, **wanted: str) -> dict[str, str]:
     raise AssertionError(f"no accounting record {wanted} in {path}: {detail_records(path)}")
 
 
-def test_start_on_bootstrap_and_stop_on_revoke_reach_freeradius(tmp_path, freeradius):
+def wait_for_status(hac: HacProcess, text: str) -> str:
+    """The first SIGUSR1 status line of ``hac`` with ``text``, asking until one has it
+    (the Accounting-Response may follow the detail record by a moment)."""
+    deadline = time.monotonic() + DETAIL_WAIT
+    for _ in range(int(DETAIL_WAIT / POLL) + 1):
+        hac.process.send_signal(signal.SIGUSR1)
+        time.sleep(POLL)
+        lines = [line for line in hac.log_path.read_text("utf-8", "replace").splitlines()
+                 if "status {" in line]
+        if lines and text in lines[-1]:
+            return lines[-1]
+        if time.monotonic() > deadline:
+            break
+    raise AssertionError(f"no status with {text}; last log lines:\n{hac.log_tail()}")
+
+
+def psk_bootstrap(hac: HacProcess, identity: str):
+    """The SA of one PSK bootstrap of ``identity`` through ``hac``."""
+    async def scenario(reactor):
+        tls = ClientTLS(hac.host, hac.setup.ca.cert_path)
+        return await client.bootstrap(reactor, tls, hac.port,
+                                      PskBootstrap(identity, hac.setup.psks[identity]))
+
+    return run_on_fresh_reactor(scenario).sa
+
+
+def accounting_hac(tmp_path: Path, secret: bytes, server: str, **radius) -> HacProcess:
+    """A PSK-only HAC with RADIUS accounting to ``server`` (not yet started)."""
     setup = make_setup(tmp_path)
     secret_file = tmp_path / "radius.secret"
-    pki.write_private(secret_file, freeradius.secret + b"\n")
-    control = tmp_path / "hac.sock"
+    pki.write_private(secret_file, secret + b"\n")
     config = {**TEST_CONFIG, "auth": {"methods": ["psk"]}, "instance": "hac-acct",
               "radius": {"accounting": True, "secret_file": str(secret_file),
-                         "accounting_servers": [f"{freeradius.host}:{freeradius.acct_port}"],
-                         "timeout": 0.5, "max_timeout": 1.0}}
-    hac = HacProcess(setup, config=config)
+                         "accounting_servers": [server], **radius}}
+    return HacProcess(setup, config=config)
+
+
+def test_start_on_bootstrap_stop_on_revoke_and_expiry_reach_freeradius(tmp_path, freeradius):
+    hac = accounting_hac(tmp_path, freeradius.secret, f"{freeradius.host}:{freeradius.acct_port}",
+                         timeout=0.5, max_timeout=1.0)
+    setup = hac.setup
+    control = tmp_path / "hac.sock"
     # SA delivery only for its control socket (mip6-hac revoke); no HA listens, so pushes
     # wait and retry, which is no concern of accounting.
     with open(hac.config_path, "a") as toml:
@@ -87,12 +121,7 @@ def test_start_on_bootstrap_and_stop_on_revoke_reach_freeradius(tmp_path, freera
     with hac:
         expiry = wait_for_record(freeradius.detail_path,
                                  Acct_Session_Id=f"{expired.sa.spi:08x}")
-        async def scenario(reactor):
-            tls = ClientTLS(hac.host, setup.ca.cert_path)
-            return await client.bootstrap(reactor, tls, hac.port,
-                                          PskBootstrap(identity, setup.psks[identity]))
-
-        sa = run_on_fresh_reactor(scenario).sa
+        sa = psk_bootstrap(hac, identity)
         session = f"{sa.spi:08x}"
         start = wait_for_record(freeradius.detail_path, Acct_Session_Id=session,
                                 Acct_Status_Type="Start")
@@ -102,6 +131,8 @@ def test_start_on_bootstrap_and_stop_on_revoke_reach_freeradius(tmp_path, freera
         assert revoked.returncode == 0, revoked.stdout + revoked.stderr
         stop = wait_for_record(freeradius.detail_path, Acct_Session_Id=session,
                                Acct_Status_Type="Stop")
+        wait_for_status(hac, '"accounting":{"start-answered":1,"stop-answered":2}')
+    assert freeradius.secret.decode() not in hac.log_path.read_text("utf-8", "replace")
     assert start["User-Name"] == identity
     assert start["Framed-IPv6-Address"] == str(sa.home_address6)
     assert start["NAS-Identifier"] == "hac-acct"
@@ -113,3 +144,16 @@ def test_start_on_bootstrap_and_stop_on_revoke_reach_freeradius(tmp_path, freera
     assert (expiry["Acct-Status-Type"], expiry["User-Name"], expiry["Acct-Terminate-Cause"]) \
         == ("Stop", "gone@example.org", "Session-Timeout")
     assert expired.created > ended and expiry["Acct-Session-Time"] == "0"  # never negative
+
+
+def test_unanswered_accounting_never_holds_up_a_bootstrap(tmp_path):
+    silent = f"127.0.0.1:{free_port(kind=socket.SOCK_DGRAM)}"  # nothing listens there
+    hac = accounting_hac(tmp_path, b"s3cret", silent, timeout=0.2, max_timeout=0.2,
+                         transmissions=2)
+    identity = sorted(hac.setup.psks)[0]
+    with hac:
+        sa = psk_bootstrap(hac, identity)
+        wait_for_status(hac, '"accounting":{"start-failed":1}')
+    assert sa.mn_id == identity
+    assert f"RADIUS accounting Start of SA {sa.spi:08x} (mn-id={identity}) not answered" in \
+        hac.log_path.read_text("utf-8", "replace")
