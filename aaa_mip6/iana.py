@@ -10,6 +10,7 @@ MIPV6TLS_PORT = 7872  # UDP "mipv6tls": the HA data plane (RFC 6618 §6), the mi
 DIAMETER_TCP_PORT = 3868  # "diameter" (RFC 6733 §2.1)
 DIAMETER_TLS_PORT = 5658  # "diameters": Diameter over TLS (RFC 6733 §2.1)
 RADIUS_PORT = 1812  # "radius" authentication (RFC 2865 §3)
+RADIUS_ACCOUNTING_PORT = 1813  # "radius-acct" (RFC 2866 §3)
 
 NEXT_HEADER_IPV4 = 4  # IPv4 in IP (a tunneled IPv4 packet)
 NEXT_HEADER_IPV6 = 41  # IPv6 in IP (a tunneled IPv6 packet)

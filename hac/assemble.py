@@ -10,6 +10,8 @@ The factories of each part live here too, so that ``--check-config``
 from __future__ import annotations
 
 import ipaddress
+import time
+from dataclasses import replace
 
 from twisted.internet.error import CannotListenError
 
@@ -27,6 +29,7 @@ from aaa_mip6.twisted.radius_client import RadiusClient
 from aaa_mip6.twisted.routes import source_address_towards
 from aaa_mip6.twisted.tls import ServerTLS
 
+from .accounting import Accounting
 from .config import HacConfig
 from .credentials import Credentials
 from .server import HacServer
@@ -45,7 +48,7 @@ def assemble_hac(config: HacConfig, reactor, *, tls: ServerTLS | None = None,
         credentials = Credentials(config.psk_file)
     return HacServer(config, reactor, tls=tls, credentials=credentials,
                      aaa=aaa_backend(config, reactor), store=open_configured_store(config),
-                     server_secret=server_secret)
+                     server_secret=server_secret, accounting=accounting(config, reactor))
 
 
 def aaa_backend(config: HacConfig, reactor) -> AaaBackend | None:
@@ -56,10 +59,32 @@ def aaa_backend(config: HacConfig, reactor) -> AaaBackend | None:
         return None
     secret = config.radius_shared_secret()
     servers = [RadiusServer.parse(text, secret) for text in config.radius_servers]
+    return RadiusClient(servers, radius_nas(config, servers[0]), policy=config.radius_policy(),
+                        reactor=reactor)
+
+
+def accounting(config: HacConfig, reactor) -> Accounting | None:
+    """RADIUS accounting of SAs with ``radius.accounting``, else None.
+
+    Its client never probes with Status-Server: to an accounting port that is answered
+    with an Accounting-Response, which only an authentication client's probe cannot take.
+    A dead accounting server is retried after ``radius.hold_down``.
+    """
+    if not config.radius_accounting:
+        return None
+    servers = config.accounting_servers()
+    policy = replace(config.radius_policy(), probe=False)
+    client = RadiusClient(servers, radius_nas(config, servers[0]), policy=policy,
+                          reactor=reactor)
+    return Accounting(client, time.time)
+
+
+def radius_nas(config: HacConfig, first: RadiusServer) -> Nas:
+    """How the HAC names itself to RADIUS servers: ``radius.nas_identifier`` (else the
+    instance name) and ``radius.nas_address`` (else its address towards ``first``)."""
     address = config.radius_nas_address or local_address_towards(
-        servers[0].address, "RADIUS server", "radius.nas_address")
-    nas = Nas(config.radius_nas_identifier or config.instance, address)
-    return RadiusClient(servers, nas, policy=config.radius_policy(), reactor=reactor)
+        first.address, "RADIUS server", "radius.nas_address")
+    return Nas(config.radius_nas_identifier or config.instance, address)
 
 
 def diameter_backend(config: HacConfig, reactor) -> DiameterEapBackend:

@@ -26,7 +26,7 @@ from aaa_mip6.diameter import sa_app
 from aaa_mip6.diameter.peer import DEFAULT_TW
 from aaa_mip6.diameter.router import DEFAULT_REQUEST_TIMEOUT
 from aaa_mip6.errors import ConfigError
-from aaa_mip6.iana import MIPV6TLS_PORT
+from aaa_mip6.iana import MIPV6TLS_PORT, RADIUS_ACCOUNTING_PORT
 from aaa_mip6.radius.servers import RadiusServer, RetryPolicy
 from aaa_mip6.sa import SCOPE_ALL, HomeAgent, IPAddress
 from aaa_mip6.settings import Schema, setting
@@ -346,6 +346,8 @@ class HacConfig:
                                      _RETRY.dead_after)
     radius_hold_down: float = setting("radius.hold_down", parsers.positive, _RETRY.hold_down)
     radius_probe: bool = setting("radius.probe", parsers.boolean, _RETRY.probe)
+    radius_accounting: bool = setting("radius.accounting", parsers.boolean, False)
+    radius_accounting_servers: tuple = setting("radius.accounting_servers", _radius_servers, ())
     aaa_backend: str = setting("aaa.backend", parsers.choice(AAA_BACKENDS), "radius",
                                flag="--aaa-backend")
     diameter_origin_host: str | None = setting("diameter.origin_host",
@@ -384,6 +386,17 @@ class HacConfig:
         return RetryPolicy(self.radius_timeout, self.radius_max_timeout,
                            self.radius_transmissions, dead_after=self.radius_dead_after,
                            hold_down=self.radius_hold_down, probe=self.radius_probe)
+
+    def accounting_servers(self, secret: bytes | None = None) -> list[RadiusServer]:
+        """Where Accounting-Requests go: ``radius.accounting_servers`` (port 1813 unless
+        given), else the authentication servers' addresses on port 1813. With the shared
+        secret (read now) unless ``secret`` is given."""
+        secret = secret or self.radius_shared_secret()
+        if self.radius_accounting_servers:
+            return [RadiusServer.parse(text, secret, RADIUS_ACCOUNTING_PORT)
+                    for text in self.radius_accounting_servers]
+        return [RadiusServer(RadiusServer.parse(text, secret).address, RADIUS_ACCOUNTING_PORT,
+                             secret) for text in self.radius_servers]
 
     def radius_shared_secret(self) -> bytes:
         """The RADIUS secret from ``radius.secret`` or the first line of ``radius.secret_file``."""
@@ -447,6 +460,8 @@ def _check_together(config: HacConfig) -> None:
         raise ConfigError("radius.servers (--radius-server) needs the shared secret: "
                           "radius.secret_file (--radius-secret-file) or radius.secret "
                           "(--radius-secret)")
+    if config.radius_accounting:
+        _check_accounting(config)
     if config.sa_delivery is not None and config.workers != 1:
         raise ConfigError("sa_delivery needs workers = 1 (one Diameter identity per process)")
     if config.radius_max_timeout < config.radius_timeout:
@@ -463,6 +478,17 @@ def _check_together(config: HacConfig) -> None:
         key = "diameter.peers" if config.diameter_peers else "diameter.listen"
         raise ConfigError(f"{named(key)} is set, but {named('aaa.backend')} is radius; "
                           "set it to diameter")
+
+
+def _check_accounting(config: HacConfig) -> None:
+    """What ``radius.accounting = true`` needs: servers to send to, and their secret."""
+    if not (config.radius_accounting_servers or config.radius_servers):
+        raise ConfigError(f"{named('radius.accounting')} needs {named('radius.servers')} or "
+                          "radius.accounting_servers: the servers to send accounting to")
+    if config.radius_secret is None and config.radius_secret_file is None:
+        raise ConfigError(f"{named('radius.accounting')} needs the shared secret: "
+                          "radius.secret_file (--radius-secret-file) or radius.secret "
+                          "(--radius-secret)")
 
 
 _DIAMETER_REQUIRED = ("diameter.origin_host", "diameter.origin_realm",
@@ -498,6 +524,11 @@ def _given(config: HacConfig, key: str) -> bool:
     return spec.default is MISSING or getattr(config, spec.name) != spec.default
 
 
+# What RADIUS accounting uses, whatever the EAP flow does.
+_ACCOUNTING_KEYS = ("radius.secret",
+                    "radius.secret_file", "radius.nas_identifier", "radius.nas_address",
+                    "radius.timeout", "radius.max_timeout", "radius.transmissions",
+                    "radius.dead_after", "radius.hold_down")
 _EAP_KEYS = ("aaa.backend", "eap.identity_from_mn_id", "limits.aaa_timeout")
 
 
@@ -505,7 +536,12 @@ def ineffective_settings(config: HacConfig) -> list[str]:
     """Settings given that change nothing, one line per reason, for a warning at start
     (not an error: a table kept ready for later is legitimate)."""
     given = [key for key in SETTINGS if _given(config, key)]
-    radius = [key for key in given if key.startswith("radius.")]
+    used_by_accounting = _ACCOUNTING_KEYS if config.radius_accounting else ()
+    if config.radius_accounting and not config.radius_accounting_servers:
+        used_by_accounting += ("radius.servers",)
+    radius = [key for key in given if key.startswith("radius.")
+              and key not in used_by_accounting
+              and key not in ("radius.accounting", "radius.accounting_servers")]
     diameter = [key for key in given if key.startswith("diameter.")]
     notes = []
     if AuthMethod.PSK not in config.auth_methods and "credentials.psk_file" in given:
@@ -523,6 +559,8 @@ def ineffective_settings(config: HacConfig) -> list[str]:
             if "auth.methods" in given:
                 notes.append(("auth.methods (eap)", "no AAA server is configured "
                                                      "(radius.servers or aaa.backend)"))
+    if not config.radius_accounting and "radius.accounting_servers" in given:
+        notes.append(("radius.accounting_servers", "radius.accounting is false"))
     reasons: dict[str, list[str]] = {}
     for key, reason in notes:
         reasons.setdefault(reason, []).append(named(key) if key in SETTINGS else key)

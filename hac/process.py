@@ -139,6 +139,10 @@ def check(config: HacConfig) -> Prepared:
         if config.radius_nas_address is None:  # else each worker would find no route
             local_address_towards(RadiusServer.parse(config.radius_servers[0], b"-").address,
                                   "RADIUS server", "radius.nas_address")
+    if config.radius_accounting:
+        servers = config.accounting_servers()
+        if config.radius_nas_address is None:
+            local_address_towards(servers[0].address, "RADIUS server", "radius.nas_address")
     if config.aaa_backend == "diameter":
         diameter_host_addresses(config)
         try:
@@ -203,6 +207,10 @@ def summary(config: HacConfig, address: ListenAddress, methods: tuple[str, ...])
             RadiusServer.parse(text, b"-") for text in config.radius_servers))
     agents = ", ".join(_describe_agent(agent) for agent in config.bootstrap_policy().home_agents)
     workers = f", {config.workers} workers" if config.workers > 1 else ""
+    if config.radius_accounting:
+        aaa += ", RADIUS accounting " + ", ".join(
+            str(ListenAddress(str(server.address), server.port))
+            for server in config.accounting_servers(secret=b"-"))
     return (f"HAC {config.instance}: TLS on {address}{workers}, auth methods "
             f"{','.join(methods)}, AAA {aaa}, store {store_description(config.store_url)}, "
             f"home agents {agents}")

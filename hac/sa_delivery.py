@@ -75,7 +75,8 @@ class SaDelivery:
 
     def __init__(self, node, settings: DeliverySettings, store: SAStore, *, reactor,
                  hac_instance: str, in_store_thread: Callable[..., defer.Deferred],
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None,
+                 on_revoked: Callable[[SARecord], None] | None = None):
         self.node = node
         self.settings = settings
         self.application = settings.node.application
@@ -88,6 +89,7 @@ class SaDelivery:
             insecure_tcp=settings.node.insecure_tcp, routes=self._routes, rng=rng)
         self.counters = self.queue.counters  # the queue's, and "queries" counted here
         self._in_store_thread = in_store_thread
+        self._on_revoked = on_revoked  # e.g. the RADIUS accounting Stop
         self._session_ids = codec.SessionIds(node.local.origin_host, reactor.seconds())
         self._timer = None  # the queue's timer, at self._deadline
         self._deadline: float | None = None
@@ -96,11 +98,13 @@ class SaDelivery:
 
     @classmethod
     def create(cls, config, store: SAStore, reactor,
-               in_store_thread: Callable[..., defer.Deferred]) -> SaDelivery:
+               in_store_thread: Callable[..., defer.Deferred],
+               on_revoked: Callable[[SARecord], None] | None = None) -> SaDelivery:
         """The HAC's delivery from its configuration; the node listens and connects at once."""
         settings = config.sa_delivery
         return cls(start_node(settings.node, reactor), settings, store, reactor=reactor,
-                   hac_instance=config.instance, in_store_thread=in_store_thread)
+                   hac_instance=config.instance, in_store_thread=in_store_thread,
+                   on_revoked=on_revoked)
 
     def __repr__(self) -> str:
         return f"SaDelivery({self.node.local.origin_host}, pending={self.pending})"
@@ -233,6 +237,8 @@ class SaDelivery:
             return False
         record = yield self._in_store_thread(self.store.get, spi)
         log.info("SA %d of %s revoked", spi, record.sa.mn_id)
+        if self._on_revoked is not None:
+            self._on_revoked(record)
         self._carry_out(self.queue.revoked(record, self.reactor.seconds()))
         return True
 

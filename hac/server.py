@@ -54,6 +54,7 @@ from aaa_mip6.twisted.aaa import AaaBackend
 from aaa_mip6.twisted.tls import ServerTLS
 
 from . import core, sa_delivery
+from .accounting import Accounting
 from .config import HacConfig, ListenAddress
 from .credentials import Credentials
 from .provisioning import Provisioner
@@ -243,13 +244,14 @@ class HacServer:
 
     def __init__(self, config: HacConfig, reactor, *, tls: ServerTLS,
                  credentials: Credentials | None, aaa: AaaBackend | None, store: SAStore,
-                 server_secret: bytes | None = None):
+                 server_secret: bytes | None = None, accounting: Accounting | None = None):
         self.config = config
         self.reactor = reactor
         self.tls = tls
         self.credentials = credentials
         sa_policy = config.sa_policy()
         self.aaa = aaa
+        self.accounting = accounting
         methods = tuple(method for method in config.auth_methods
                         if method != "eap" or self.aaa is not None)
         self.session_settings = core.SessionSettings(
@@ -276,7 +278,8 @@ class HacServer:
         self._purge.clock = reactor
         self._port = None
         self.delivery = None if config.sa_delivery is None else sa_delivery.SaDelivery.create(
-            config, self.store, reactor, self._in_store_thread)
+            config, self.store, reactor, self._in_store_thread,
+            on_revoked=None if accounting is None else accounting.revoked)
         self._pool.start()  # last: nothing above may fail with its threads running
 
     def _in_store_thread(self, function, *args) -> defer.Deferred:
@@ -294,16 +297,25 @@ class HacServer:
     def _stored(self, stored: tuple[SARecord, Provision]) -> Provision:
         record, provision = stored
         self.sas_issued += 1
+        if self.accounting is not None:
+            self.accounting.started(record)
         if self.delivery is not None:
             self.delivery.provisioned(record)
         return provision
 
     def _purge_expired(self) -> defer.Deferred:
         deferred = self._in_store_thread(self.store.purge_expired)
-        deferred.addCallbacks(lambda count: count and log.info("purged %d expired SAs", count),
+        deferred.addCallbacks(self._purged,
                               lambda failure: log.error("purging expired SAs failed: %s",
                                                         failure.getErrorMessage()))
         return deferred
+
+    def _purged(self, records: list[SARecord]) -> None:
+        if records:
+            log.info("purged %d expired SAs", len(records))
+        if self.accounting is not None:
+            for record in records:
+                self.accounting.expired(record)
 
     def listen(self, sock: socket.socket | None = None):
         """Listen on ``sock`` (a bound, listening socket, e.g. shared by workers) or on
@@ -328,8 +340,9 @@ class HacServer:
         return self.credentials.reload()
 
     def status(self) -> dict:
-        """What SIGUSR1 reports: this process's connections and bootstrap outcomes."""
-        return {
+        """What SIGUSR1 reports: this process's connections and bootstrap outcomes, and
+        with RADIUS accounting its requests by outcome (``start-answered``, ...)."""
+        status = {
             "pid": os.getpid(),
             "connections": self.connections,
             "bootstraps": dict(sorted(self.bootstraps.items())),
@@ -337,6 +350,9 @@ class HacServer:
             "refused": dict(self.refused),
             "psk_identities": 0 if self.credentials is None else len(self.credentials),
         }
+        if self.accounting is not None:
+            status["accounting"] = dict(sorted(self.accounting.counters.items()))
+        return status
 
     def report(self) -> None:
         """Log :meth:`status` as one line, at info or the configured level if higher (so
@@ -363,6 +379,8 @@ class HacServer:
         self._pool.stop()
         if self.aaa is not None:
             yield self.aaa.stop()
+        if self.accounting is not None:
+            yield self.accounting.stop()
         self.store.close()
 
 

@@ -1,13 +1,15 @@
-"""RADIUS packets for EAP relay (RFC 2865, RFC 3579, RFC 2548), sans-I/O.
+"""RADIUS packets for EAP relay (RFC 2865, RFC 3579, RFC 2548) and accounting
+(RFC 2866, RFC 2869), sans-I/O.
 
-Builds Access-Request and Status-Server packets with pyrad and turns a reply
-datagram into an :mod:`aaa_mip6.aaa` answer. Every reply is authenticated before
+Builds Access-Request, Status-Server and Accounting-Request packets with pyrad and
+turns a reply datagram into an :mod:`aaa_mip6.aaa` answer. Every reply is authenticated before
 any attribute is read: Response Authenticator and Message-Authenticator, which
 is required (BlastRADIUS, CVE-2024-3596), as is putting it first in requests.
 """
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import struct
 from dataclasses import dataclass, field
@@ -113,7 +115,35 @@ class SentRequest:
 
     identifier: int
     datagram: bytes = field(repr=False)
-    packet: pyrad_packet.AuthPacket = field(repr=False)
+    packet: pyrad_packet.Packet = field(repr=False)
+
+
+class AcctStatus(enum.IntEnum):
+    """Acct-Status-Type (RFC 2866 §5.1)."""
+
+    START = 1
+    STOP = 2
+
+
+class TerminateCause(enum.IntEnum):
+    """The Acct-Terminate-Cause values the HAC sends (RFC 2866 §5.10)."""
+
+    SESSION_TIMEOUT = 5  # the SA expired
+    ADMIN_RESET = 6  # the operator revoked the SA
+
+
+@dataclass(frozen=True, slots=True)
+class AccountingRecord:
+    """One Accounting-Request's content: the start or stop of one SA's session."""
+
+    status: AcctStatus
+    session_id: str  # the SPI in hex: unique among the HAC's valid SAs
+    user_name: str
+    event_timestamp: int  # seconds since the epoch (RFC 2869 §5.3)
+    home_address6: ipaddress.IPv6Address | None = None
+    home_address4: ipaddress.IPv4Address | None = None
+    session_time: int | None = None  # Stop only: seconds the SA was valid
+    terminate_cause: TerminateCause | None = None  # Stop only
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +186,39 @@ class RadiusCodec:
         """A Status-Server probe (RFC 5997 §3) to ask whether the server is alive."""
         return self._sent(self._new_request(pyrad_packet.StatusServer, identifier))
 
+    def encode_accounting_request(self, identifier: int,
+                                  record: AccountingRecord) -> SentRequest:
+        """An Accounting-Request (RFC 2866 §4.1) for ``record``.
+
+        Its Request Authenticator is MD5(Code + Identifier + Length + 16 zero octets +
+        Attributes + secret) (RFC 2866 §3); it needs no Message-Authenticator.
+        """
+        user_name = len(record.user_name.encode("utf-8"))
+        if user_name > MAX_VALUE_LENGTH:
+            raise AaaLimitError(f"User-Name of {user_name} octets exceeds {MAX_VALUE_LENGTH}")
+        request = pyrad_packet.AcctPacket(pyrad_packet.AccountingRequest, identifier,
+                                          self._secret, dict=self._dictionary)
+        request["Acct-Status-Type"] = int(record.status)
+        request["Acct-Session-Id"] = record.session_id
+        request["User-Name"] = record.user_name
+        self._add_nas(request)
+        if record.home_address6 is not None:
+            request["Framed-IPv6-Address"] = str(record.home_address6)
+        if record.home_address4 is not None:
+            request["Framed-IP-Address"] = str(record.home_address4)
+        request["Event-Timestamp"] = record.event_timestamp
+        if record.session_time is not None:
+            request["Acct-Session-Time"] = record.session_time
+        if record.terminate_cause is not None:
+            request["Acct-Terminate-Cause"] = int(record.terminate_cause)
+        return self._sent(request)
+
+    def check_accounting_response(self, request: SentRequest, datagram: bytes) -> None:
+        """Return if ``datagram`` is a genuine Accounting-Response to ``request``
+        (RFC 2866 §3: its Response Authenticator proves it)."""
+        self._verified(request, datagram, {pyrad_packet.AccountingResponse},
+                       require_message_authenticator=False)
+
     def check_status_reply(self, request: SentRequest, datagram: bytes) -> None:
         """Return if ``datagram`` is a genuine Access-Accept to the Status-Server ``request``.
 
@@ -185,20 +248,23 @@ class RadiusCodec:
     def _new_request(self, code: int, identifier: int) -> pyrad_packet.AuthPacket:
         request = pyrad_packet.AuthPacket(code, identifier, self._secret, dict=self._dictionary)
         request.add_message_authenticator()  # first attribute
+        self._add_nas(request)
+        return request
+
+    def _add_nas(self, request: pyrad_packet.Packet) -> None:
         request["NAS-Identifier"] = self._nas.identifier
         if self._nas.address.version == 6:
             request["NAS-IPv6-Address"] = str(self._nas.address)
         else:
             request["NAS-IP-Address"] = str(self._nas.address)
         request["NAS-Port-Type"] = NAS_PORT_TYPE_VIRTUAL
-        return request
 
     @staticmethod
     def _sent(request: pyrad_packet.AuthPacket) -> SentRequest:
         return SentRequest(request.id, request.RequestPacket(), request)
 
     def _verified(self, request: SentRequest, datagram: bytes, codes: set[int], *,
-                  require_message_authenticator: bool = True) -> pyrad_packet.AuthPacket:
+                  require_message_authenticator: bool = True) -> pyrad_packet.Packet:
         """Decode ``datagram`` only as far as needed to prove it answers ``request``."""
         if reply_identifier(datagram) != request.identifier:
             raise RadiusError("reply Identifier matches no request", reason="unknown-id")
@@ -208,9 +274,10 @@ class RadiusCodec:
         (length,) = struct.unpack_from("!H", datagram, 2)
         if not HEADER_LENGTH <= length <= min(len(datagram), MAX_PACKET_LENGTH):
             raise RadiusError(f"RADIUS Length {length} for a datagram of {len(datagram)} octets")
+        kind = (pyrad_packet.AcctPacket if request.packet.code == pyrad_packet.AccountingRequest
+                else pyrad_packet.AuthPacket)
         try:
-            reply = pyrad_packet.AuthPacket(packet=datagram, secret=self._secret,
-                                            dict=self._dictionary)
+            reply = kind(packet=datagram, secret=self._secret, dict=self._dictionary)
         except pyrad_packet.PacketError as err:
             raise RadiusError(f"undecodable RADIUS reply: {err}") from None
         authenticators = len(reply.get(self._key("Message-Authenticator"), []))

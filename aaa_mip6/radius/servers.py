@@ -33,15 +33,16 @@ class RadiusServer:
             raise ConfigError(f"RADIUS server {self.address} has an empty shared secret")
 
     @classmethod
-    def parse(cls, text: str, secret: bytes) -> RadiusServer:
-        """``ADDR``, ``ADDR:PORT``, ``[IPV6]:PORT`` or a bare IPv6 address (port 1812)."""
+    def parse(cls, text: str, secret: bytes, default_port: int = RADIUS_PORT) -> RadiusServer:
+        """``ADDR``, ``ADDR:PORT``, ``[IPV6]:PORT`` or a bare IPv6 address (``default_port``,
+        1812 unless given)."""
         try:
             host, port = parse_host_port(text, lowest=1)
             address = ipaddress.ip_address(host)
         except ValueError as error:
             raise ConfigError(f"RADIUS server {text!r}: expected an IP address and port "
                               f"({error})") from None
-        port_number = RADIUS_PORT if port is None else port
+        port_number = default_port if port is None else port
         return cls(address, port_number, secret)
 
 

@@ -76,8 +76,9 @@ class SAStore(ABC):
         """Every SA that is neither revoked nor expired, ordered by SPI."""
 
     @abstractmethod
-    def purge_expired(self) -> int:
-        """Delete expired SAs (revoked or not); return how many were deleted."""
+    def purge_expired(self) -> list[SARecord]:
+        """Delete expired SAs (revoked or not); return the records deleted (for the HAC's
+        accounting Stop of each; with several HACs on one store, each row goes to one)."""
 
     @abstractmethod
     def home_address(self, mn_id: str, prefix: IPNetwork | str, *,

@@ -249,9 +249,10 @@ class SQLStore(SAStore):
             (int(time.time()),))
         return [_record(row) for row in rows]
 
-    def purge_expired(self) -> int:
-        return self._execute("purging SAs", "DELETE FROM mip6_sa WHERE validity_end <= ?",
-                             (int(time.time()),), result=_rowcount)
+    def purge_expired(self) -> list[SARecord]:
+        rows = self._execute("purging SAs", "DELETE FROM mip6_sa WHERE validity_end <= ? "
+                             f"RETURNING {', '.join(_SA_COLUMNS)}", (int(time.time()),))
+        return [_record(row) for row in rows]
 
     # -- home addresses ------------------------------------------------------------
 

@@ -7,6 +7,9 @@ then fails over to the next server. Servers that leave ``dead_after`` requests
 unanswered are skipped until a Status-Server probe (RFC 5997) gets an answer.
 Later rounds of an EAP conversation stay on the server that holds its State.
 Replies that do not verify are counted and ignored, never answered.
+:meth:`RadiusClient.account` sends Accounting-Requests (RFC 2866) the same way; an
+accounting client is built on the accounting servers (port 1813) without probes, since
+a Status-Server to an accounting port is answered with an Accounting-Response.
 A call that finds every Identifier in use waits for one, up to ``max_waiting`` calls;
 beyond that it fails at once (AaaUnavailable, counted ``overloaded``), so a flood
 of requests cannot queue without bound behind a slow server.
@@ -69,12 +72,13 @@ class _Transaction:
 
 @dataclass(eq=False, slots=True)
 class _Exchange:
-    """One ``authenticate`` call, possibly tried on several servers."""
+    """One ``authenticate`` or ``account`` call, possibly tried on several servers."""
 
-    session: AaaSession
+    session: AaaSession | None
     eap_payload: bytes = field(repr=False)  # the MN's EAP response: EAP-GTC carries the password
     state: bytes | None = field(repr=False)
     candidates: list[int]
+    accounting: codec.AccountingRecord | None = None  # an ``account`` call's record
     deferred: defer.Deferred = field(init=False)
     transaction: _Transaction | None = None
     unanswered: list[int] = field(default_factory=list)  # servers that let it time out
@@ -153,6 +157,17 @@ class RadiusClient:
         self._try_next_server(exchange)
         return exchange.deferred
 
+    def account(self, record: codec.AccountingRecord) -> defer.Deferred[None]:
+        """Send one Accounting-Request; fire with None once a server answers it, or fail
+        with AaaError when none does."""
+        if self._stopped:
+            return defer.fail(AaaUnavailable("RADIUS client stopped",
+                                             retry_after=self._hold_down()))
+        exchange = _Exchange(None, b"", None, list(range(len(self._servers))), record)
+        exchange.deferred = defer.Deferred(lambda _: self._cancel(exchange))
+        self._try_next_server(exchange)
+        return exchange.deferred
+
     def stop(self) -> defer.Deferred[None]:
         """Fail outstanding calls with AaaUnavailable, cancel timers, close the ports."""
         self._stopped = True
@@ -206,8 +221,11 @@ class RadiusClient:
         port, identifier = slot
         server = self._servers[index]
         try:
-            sent = server.codec.encode_access_request(identifier, exchange.session,
-                                                      exchange.eap_payload, exchange.state)
+            if exchange.accounting is not None:
+                sent = server.codec.encode_accounting_request(identifier, exchange.accounting)
+            else:
+                sent = server.codec.encode_access_request(identifier, exchange.session,
+                                                          exchange.eap_payload, exchange.state)
         except InvalidInput as err:
             self._identifiers.release(port, index, identifier)
             exchange.deferred.errback(err)
@@ -259,7 +277,10 @@ class RadiusClient:
         transaction = exchange.transaction
         server = self._servers[transaction.server]
         try:
-            reply = server.codec.decode_access_reply(transaction.sent, datagram)
+            if exchange.accounting is not None:
+                server.codec.check_accounting_response(transaction.sent, datagram)
+            else:
+                reply = server.codec.decode_access_reply(transaction.sent, datagram)
         except InvalidInput as err:
             self._ignore(server, err)
             exchange.ignored.add(err.reason)
@@ -267,6 +288,10 @@ class RadiusClient:
         self._end(transaction)
         exchange.transaction = None
         server.health.record_answer()
+        if exchange.accounting is not None:
+            self.counters["accounting-response"] += 1
+            exchange.deferred.callback(None)
+            return
         self.counters[type(reply.answer).__name__.lower()] += 1
         if isinstance(reply.answer, Challenge):
             exchange.session.state = _Continuation(transaction.server, reply.state)

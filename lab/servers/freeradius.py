@@ -5,7 +5,10 @@ The generated config enables every EAP method the MN speaks (md5, gtc, mschapv2,
 pwd, tls, ttls, peap) with certificates from :mod:`aaa_mip6.pki`, returns the
 MS-MPPE keys in Access-Accept, and gives the test users the home-address
 attributes the HAC uses. The server listens on 127.0.0.1 on a free port, logs to
-a file in the temp dir (not debug mode), and is stopped when the fixture ends.
+a file in the temp dir (not debug mode), and is stopped when the fixture ends. An
+accounting listener on another free port writes every Accounting-Request to the
+``detail`` file in the config dir (FreeRADIUS's detail module), for the HAC's
+accounting tests.
 
 The session fixture ``freeradius`` (tests/integration/conftest.py) starts one for the whole run.
 """
@@ -57,6 +60,7 @@ class FreeRadius:
 
     host: str
     port: int
+    acct_port: int  # the accounting listener's
     secret: bytes = field(repr=False)
     ca_cert: Path
     client_cert: Path  # EAP-TLS client certificate, CN = tls_user
@@ -71,6 +75,7 @@ class FreeRadius:
     home_link_prefix: ipaddress.IPv6Network
     config_dir: Path
     log_path: Path
+    detail_path: Path  # every Accounting-Request, as FreeRADIUS's detail module writes it
     sim_triplets: Path  # the SIM of SIM_IMSI: its triplets as hlr_auc_gw writes them
 
 
@@ -209,6 +214,8 @@ _OTHER_MODULES = {
     "mschap": "mschap {\n    use_mppe = yes\n    require_encryption = no\n"
               "    require_strong = no\n    with_ntdomain_hack = yes\n}\n",
     "files": "files {\n    filename = ${modconfdir}/files/authorize\n}\n",
+    "detail": "detail {\n    filename = ${radacctdir}/detail\n    escape_filenames = no\n"
+              "    permissions = 0600\n    header = \"%t\"\n    locking = no\n}\n",
 }
 
 # Outer and inner server share one policy: EAP first, then the users file.
@@ -233,12 +240,15 @@ _AUTHORIZE_AUTHENTICATE = """\
 """
 
 
-def _sites(host: str, port: int) -> dict[str, str]:
+def _sites(host: str, port: int, acct_port: int) -> dict[str, str]:
     default = (
         "server default {\n"
         f"    listen {{\n        type = auth\n        ipaddr = {host}\n        port = {port}\n    }}\n"
+        f"    listen {{\n        type = acct\n        ipaddr = {host}\n"
+        f"        port = {acct_port}\n    }}\n"
         + _AUTHORIZE_AUTHENTICATE
-        + "    post-auth {\n    }\n}\n"
+        + "    post-auth {\n    }\n"
+        + "    preacct {\n    }\n    accounting {\n        detail\n    }\n}\n"
     )
     inner = "server inner-tunnel {\n" + _AUTHORIZE_AUTHENTICATE + "    post-auth {\n    }\n}\n"
     return {"default": default, "inner-tunnel": inner}
@@ -265,8 +275,8 @@ def _users(password: str) -> str:
     )
 
 
-def write_config(directory: Path, host: str, port: int, secret: str, password: str
-                 ) -> tuple[pki.Identity, pki.Identity]:
+def write_config(directory: Path, host: str, port: int, secret: str, password: str,
+                 acct_port: int) -> tuple[pki.Identity, pki.Identity]:
     """Write a complete FreeRADIUS config into ``directory``; return (ca, client identity)."""
     certs = directory / "certs"
     ca, server, client = eap_server_pki(certs, "aaa-mip6 test RADIUS CA", SERVER_NAME, TLS_USER)
@@ -280,7 +290,7 @@ def write_config(directory: Path, host: str, port: int, secret: str, password: s
         (mods / name).write_text(text)
     sites = directory / "sites-enabled"
     sites.mkdir()
-    for name, text in _sites(host, port).items():
+    for name, text in _sites(host, port, acct_port).items():
         (sites / name).write_text(text)
     users_dir = directory / "mods-config" / "files"
     users_dir.mkdir(parents=True)
@@ -320,7 +330,8 @@ def running_freeradius(directory: Path, host: str = "127.0.0.1") -> Iterator[Fre
         config_dir = directory / f"raddb{attempt}"
         config_dir.mkdir(mode=0o700, parents=True)
         port = free_port(host, socket.SOCK_DGRAM)
-        ca, client = write_config(config_dir, host, port, secret, password)
+        acct_port = free_port(host, socket.SOCK_DGRAM)
+        ca, client = write_config(config_dir, host, port, secret, password, acct_port)
         log_path = config_dir / "radius.log"
         command = [executable, "-f", "-d", str(config_dir), "-D", str(DICTIONARY_DIR),
                    "-n", "radiusd", "-l", str(log_path)]
@@ -329,13 +340,15 @@ def running_freeradius(directory: Path, host: str = "127.0.0.1") -> Iterator[Fre
         try:
             if wait_ready(process, log_path):
                 yield FreeRadius(
-                    host=host, port=port, secret=secret.encode(), ca_cert=ca.cert_path,
+                    host=host, port=port, acct_port=acct_port, secret=secret.encode(),
+                    ca_cert=ca.cert_path,
                     client_cert=client.cert_path, client_key=client.key_path,
                     user=PASSWORD_USER, password=password, tls_user=TLS_USER,
                     anonymous_identity=ANONYMOUS_IDENTITY, pwd_server_id=PWD_SERVER_ID,
                     framed_ipv6_address=FRAMED_IPV6_ADDRESS,
                     framed_ip_address=FRAMED_IP_ADDRESS,
                     home_link_prefix=HOME_LINK_PREFIX, config_dir=config_dir, log_path=log_path,
+                    detail_path=config_dir / "detail",
                     sim_triplets=_sim_file(config_dir / "mn-sim-triplets"),
                 )
                 return

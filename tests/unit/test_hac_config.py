@@ -141,6 +141,8 @@ BAD_VALUES = [
     ("radius.dead_after", 0, "1..1000"),
     ("radius.hold_down", "long", "positive number"),
     ("radius.probe", "no", "true or false"),
+    ("radius.accounting", "on", "true or false"),
+    ("radius.accounting_servers", ["acct.example:1813"], "expected an IP address and port"),
     ("aaa.backend", "ldap", "radius, diameter"),
     ("diameter.origin_host", "hac example", "is not a DiameterIdentity"),
     ("diameter.origin_realm", "-bad.example", "is not a DiameterIdentity"),
@@ -493,6 +495,13 @@ def test_radius_secret_missing_or_given_twice_says_which():
     ({"radius__timeout": 3},
      "radius.timeout has no effect: no radius.servers (--radius-server) is set"),
     ({"radius__servers": ["192.0.2.5"], "radius__secret": "s",
+      "radius__accounting_servers": ["192.0.2.6"]},
+     "radius.accounting_servers has no effect: radius.accounting is false"),
+    ({"auth__methods": ["psk"], "radius__accounting": True, "radius__secret": "s",
+      "radius__accounting_servers": ["192.0.2.6"], "radius__servers": ["192.0.2.5"]},
+     "radius.servers (--radius-server) has no effect: auth.methods (--auth-methods) does "
+     "not include eap"),
+    ({"radius__servers": ["192.0.2.5"], "radius__secret": "s",
       "diameter__origin_host": "hac.example.org"},
      "diameter.origin_host (--diameter-origin-host) has no effect: aaa.backend "
      "(--aaa-backend) is radius"),
@@ -508,6 +517,39 @@ def test_effective_settings_give_no_note():
     assert ineffective_settings(config()) == []
     assert ineffective_settings(config(radius__servers=["192.0.2.5"], radius__secret="s",
                                        radius__timeout=3)) == []
+
+
+def test_accounting_servers_default_to_the_auth_servers_on_port_1813():
+    loaded = config(radius__servers=["192.0.2.5", "[2001:db8::5]:1645"], radius__secret="s",
+                    radius__accounting=True)
+    assert [(str(s.address), s.port, s.secret) for s in loaded.accounting_servers()] == [
+        ("192.0.2.5", 1813, b"s"), ("2001:db8::5", 1813, b"s")]
+    given = config(radius__accounting=True, radius__secret="s",
+                   radius__accounting_servers=["192.0.2.9", "192.0.2.10:1646"])
+    assert [(str(s.address), s.port) for s in given.accounting_servers()] == [
+        ("192.0.2.9", 1813), ("192.0.2.10", 1646)]
+
+
+def test_accounting_needs_servers_and_a_secret():
+    with pytest.raises(ConfigError, match=r"^radius.accounting needs radius.servers "
+                                          r"\(--radius-server\) or radius.accounting_servers"):
+        config(radius__accounting=True, radius__secret="s")
+    with pytest.raises(ConfigError, match="^radius.accounting needs the shared secret"):
+        config(radius__accounting=True, radius__accounting_servers=["192.0.2.9"])
+
+
+def test_psk_only_hac_with_accounting_uses_the_radius_keys():
+    from hac.config import ineffective_settings
+    assert ineffective_settings(config(auth__methods=["psk"], radius__accounting=True,
+                                       radius__servers=["192.0.2.5"], radius__secret="s",
+                                       radius__timeout=3)) == []
+
+
+def test_summary_names_the_accounting_servers():
+    loaded = config(radius__servers=["192.0.2.5"], radius__secret="s3cret",
+                    radius__accounting=True)
+    line = process.summary(loaded, loaded.listen, process.effective_methods(loaded))
+    assert "AAA RADIUS 192.0.2.5:1812, RADIUS accounting 192.0.2.5:1813, store" in line
 
 
 def test_store_description_never_shows_a_password():
