@@ -59,14 +59,13 @@ START_LIMIT = 20.0  # seconds for mip6-ha to listen
 class Capture:
     """``tshark -i lo`` writing pcapng through a pipe (so each packet is flushed) into
     ``path``. tshark says "Capturing on" before the kernel filter is live, so
-    :meth:`mark` sends a datagram to a port of the filter and waits until the file
-    holds it: after the first mark the capture is live, after the last one every
-    packet sent before it is in the file."""
+    :meth:`mark` sends datagrams to a port of the filter until the file holds one more
+    than before the call: after the first mark the capture is live, after the last one
+    every packet sent before it is in the file."""
 
     def __init__(self, path: Path, capture_filter: str):
         self.path = path
         self._marker = free_port("127.0.0.1", socket.SOCK_DGRAM)
-        self._marks = 0
         self._file = path.open("wb")
         self._process = subprocess.Popen(
             ["tshark", "-i", "lo", "-f", f"{capture_filter} or udp port {self._marker}",
@@ -74,15 +73,17 @@ class Capture:
             stdout=self._file, stderr=subprocess.DEVNULL)
 
     def mark(self) -> None:
-        self._marks += 1
+        # Counted before sending: a call that sent several marks before the file showed
+        # the first must not let the next call pass on one of those.
+        before = self._marks_seen()
         deadline = time.monotonic() + MARK_LIMIT
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
             while time.monotonic() < deadline:
                 sender.sendto(b"mark", ("127.0.0.1", self._marker))
-                if self._marks_seen() >= self._marks:
+                if self._marks_seen() > before:
                     return
                 time.sleep(POLL_INTERVAL)
-        raise AssertionError(f"the capture did not show marker {self._marks}")
+        raise AssertionError(f"the capture did not show a new marker after {before}")
 
     def _marks_seen(self) -> int:
         shown = subprocess.run(
