@@ -1,0 +1,51 @@
+"""The blocking client of a program's control socket, for the CLI verbs
+(``mip6-hac sas``, ``mip6-ha bindings``, ``mip6-aaa-gw peers``, ...)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+from .control import ControlError, decode_reply, encode_request
+
+TIMEOUT = 10.0  # seconds a verb waits for the running program
+MAX_REPLY = 64 * 1024 * 1024
+
+
+class Unreachable(OSError):
+    """Nothing answered on the socket; the message is the one line for the user."""
+
+
+def ask(path: Path, program: str, verb: str, *, timeout: float = TIMEOUT,
+        **arguments: Any) -> dict[str, Any]:
+    """Send one request to ``program``'s control socket at ``path``; its reply.
+
+    Raises :class:`Unreachable` (one line naming the socket and the flag) when no program
+    listens, and :class:`ControlError` for an answer that is not a reply."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as control:
+        control.settimeout(timeout)
+        try:
+            control.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            raise Unreachable(f"no {program} listening on {path} "
+                              f"(is it running with --control {path}?)") from None
+        except OSError as error:
+            raise Unreachable(f"cannot reach {program} at {path}: "
+                              f"{error.strerror or error}") from None
+        try:
+            control.sendall(encode_request(verb, **arguments))
+            reply = b""
+            while not reply.endswith(b"\n") and len(reply) < MAX_REPLY:
+                chunk = control.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+        except TimeoutError:
+            raise Unreachable(f"{program} at {path} did not answer within "
+                              f"{timeout:g} s") from None
+        except OSError as error:
+            raise Unreachable(f"{program} at {path}: {error.strerror or error}") from None
+    if not reply:
+        raise Unreachable(f"{program} at {path} closed the connection without a reply")
+    return decode_reply(reply)
