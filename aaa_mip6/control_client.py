@@ -49,3 +49,33 @@ def ask(path: Path, program: str, verb: str, *, timeout: float = TIMEOUT,
     if not reply:
         raise Unreachable(f"{program} at {path} closed the connection without a reply")
     return decode_reply(reply)
+
+
+def add_where(parser, config_key: str = "control.socket") -> None:
+    """``--control PATH | --config FILE``: where a verb finds the running program."""
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--control", type=Path, metavar="PATH",
+                       help="the program's control socket (the --control it runs with)")
+    where.add_argument("--config", type=Path, metavar="FILE",
+                       help=f"the program's TOML file, for its {config_key}")
+
+
+def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
+    """``rows`` as aligned text columns, ``columns`` (heading, key); None shows as ``-``."""
+    cells = [[heading for heading, _ in columns]]
+    cells += [["-" if row.get(key) is None else str(row[key]) for _, key in columns]
+              for row in rows]
+    widths = [max(len(line[index]) for line in cells) for index in range(len(columns))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
+                     for line in cells)
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested counters as (dotted name, value), for ``stats`` as text."""
+    lines: list[tuple[str, Any]] = []
+    for name, value in values.items():
+        if isinstance(value, dict):
+            lines += flatten(value, f"{prefix}{name}.")
+        else:
+            lines.append((f"{prefix}{name}", value))
+    return lines

@@ -51,9 +51,10 @@ from aaa_mip6.errors import AaaLimitError, ConfigError, StartupError
 from aaa_mip6.messages import Provision
 from aaa_mip6.store import SARecord, SAStore, StoreError
 from aaa_mip6.twisted.aaa import AaaBackend
+from aaa_mip6.twisted.control import listen_control
 from aaa_mip6.twisted.tls import ServerTLS
 
-from . import core, sa_delivery
+from . import control, core, sa_delivery
 from .accounting import Accounting
 from .config import HacConfig, ListenAddress
 from .credentials import Credentials
@@ -277,18 +278,20 @@ class HacServer:
         self._purge = LoopingCall(self._purge_expired)
         self._purge.clock = reactor
         self._port = None
+        self._control = None  # the control socket's port, once listening
         self.delivery = None if config.sa_delivery is None else sa_delivery.SaDelivery.create(
-            config, self.store, reactor, self._in_store_thread,
+            config, self.store, reactor, self.in_store_thread,
             on_revoked=None if accounting is None else accounting.revoked)
         self._pool.start()  # last: nothing above may fail with its threads running
 
-    def _in_store_thread(self, function, *args) -> defer.Deferred:
+    def in_store_thread(self, function, *args) -> defer.Deferred:
+        """Call ``function`` where the store may block; a Deferred of its result."""
         return threads.deferToThreadPool(self.reactor, self._pool, function, *args)
 
     def provision(self, request: core.ProvisionSA) -> defer.Deferred:
         """Run the provisioner where the store may block; fires with the Provision (whose
         SA is then pushed to its HA when SA delivery is configured)."""
-        provisioned = self._in_store_thread(self.provisioner.provision_record, request.mn_id,
+        provisioned = self.in_store_thread(self.provisioner.provision_record, request.mn_id,
                                             request.suite, request.requested_scope,
                                             request.attributes)
         provisioned.addCallback(self._stored)
@@ -304,7 +307,7 @@ class HacServer:
         return provision
 
     def _purge_expired(self) -> defer.Deferred:
-        deferred = self._in_store_thread(self.store.purge_expired)
+        deferred = self.in_store_thread(self.store.purge_expired)
         deferred.addCallbacks(self._purged,
                               lambda failure: log.error("purging expired SAs failed: %s",
                                                         failure.getErrorMessage()))
@@ -330,6 +333,9 @@ class HacServer:
         self._purge.start(self.config.purge_interval, now=True)
         if self.delivery is not None:
             self.delivery.start()
+        if self.config.control_path is not None:
+            self._control = listen_control(self.config.control_path, control.handlers(self),
+                                           self.reactor)
         return self._port
 
     def reload_credentials(self) -> bool:
@@ -372,6 +378,9 @@ class HacServer:
         if self._port is not None:
             yield self._port.stopListening()
             self._port = None
+        if self._control is not None:
+            yield self._control.stopListening()
+            self._control = None
         if self._purge.running:
             self._purge.stop()
         if self.delivery is not None:
