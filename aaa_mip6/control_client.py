@@ -3,14 +3,20 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import socket
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .control import ControlError, decode_reply, encode_request
+from .errors import ConfigError
 
 TIMEOUT = 10.0  # seconds a verb waits for the running program
 MAX_REPLY = 64 * 1024 * 1024
+# The verbs' exit statuses: 0 done, then these.
+EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 
 
 class Unreachable(OSError):
@@ -79,3 +85,50 @@ def flatten(values: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
         else:
             lines.append((f"{prefix}{name}", value))
     return lines
+
+
+def cli_ask(program: str, verb: str, arguments: argparse.Namespace,
+            socket_in_config: Callable[[Path], Path | None], **request: Any
+            ) -> tuple[int, dict[str, Any]]:
+    """A verb's request, its failures printed as one line: (exit status, reply).
+
+    The socket is ``arguments.control``, or what ``socket_in_config`` reads from
+    ``arguments.config`` (it may raise ConfigError). The reply is empty unless the status
+    is 0 or :data:`EXIT_REFUSED` (the program answered ``"ok": false``)."""
+    try:
+        path = arguments.control
+        if path is None:
+            path = socket_in_config(arguments.config)
+            if path is None:
+                raise ConfigError(f"{arguments.config} sets no control.socket: add it (and "
+                                  f"restart {program}) or give {program} {verb} "
+                                  "--control PATH")
+    except ConfigError as error:
+        print(f"{program} {verb}: {error}", file=sys.stderr)
+        return EXIT_USAGE, {}
+    try:
+        reply = ask(path, program, verb, **request)
+    except (Unreachable, ControlError) as error:
+        print(f"{program} {verb}: {error}", file=sys.stderr)
+        return EXIT_UNREACHABLE, {}
+    if not reply["ok"]:
+        print(f"{program} {verb}: {reply.get('error')}", file=sys.stderr)
+        return EXIT_REFUSED, reply
+    return 0, reply
+
+
+def verb_parser(program: str, verb: str, description: str) -> argparse.ArgumentParser:
+    """The parser of ``PROGRAM VERB`` with ``--control PATH | --config FILE``."""
+    parser = argparse.ArgumentParser(prog=f"{program} {verb}", description=description)
+    add_where(parser)
+    return parser
+
+
+def print_stats(reply: dict[str, Any], as_json: bool) -> None:
+    """A ``stats`` reply: JSON, or one ``name value`` line per counter."""
+    counters = {name: value for name, value in reply.items() if name != "ok"}
+    if as_json:
+        print(json.dumps(counters, indent=2))
+    else:
+        for name, value in flatten(counters):
+            print(f"{name} {value}")

@@ -373,7 +373,7 @@ class HacConfig:
     diameter_watchdog: float = setting("diameter.watchdog", _watchdog, DEFAULT_TW)
     diameter_retry_after: int = setting("diameter.retry_after", parsers.integer(1, 3600), 5)
     sa_delivery: DeliverySettings | None = setting("sa_delivery", parse_sa_delivery, None)
-    control_socket: Path | None = setting("control.socket", parsers.optional_path, None,
+    control_socket: Path | None = setting("control.socket", parsers.control_socket, None,
                                           flag="--control")
 
     @property
@@ -492,11 +492,8 @@ def _check_together(config: HacConfig) -> None:
 
 
 def _check_control(config: HacConfig) -> None:
-    """One control socket, an absolute path, in a single-process HAC."""
+    """One control socket, in a single-process HAC."""
     path = config.control_socket
-    if path is not None and not path.is_absolute():
-        raise ConfigError(f"{named('control.socket')}: must be an absolute path, "
-                          "e.g. /run/mip6/hac.sock")
     older = None if config.sa_delivery is None else config.sa_delivery.control_socket
     if path is not None and older is not None and older != path:
         raise ConfigError(f"{named('control.socket')} and sa_delivery.control_socket name "

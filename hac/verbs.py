@@ -9,60 +9,37 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from aaa_mip6.control import ControlError
-from aaa_mip6.control_client import Unreachable, add_where, ask, flatten, table
-from aaa_mip6.errors import ConfigError
+from aaa_mip6.control_client import (EXIT_REFUSED, EXIT_UNREACHABLE, cli_ask, print_stats,
+                                     table, verb_parser)
 
 from .config import parse_sa_delivery, read_toml
 
 PROGRAM = "mip6-hac"
-EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 
 SA_COLUMNS = [("SPI", "spi"), ("MN", "mn_id"), ("SUITE", "suite"), ("SCOPE", "scope"),
               ("HA", "home_agent"), ("HOME ADDRESSES", "home_addresses"),
               ("VALID UNTIL", "valid_until"), ("STATE", "state")]
 
 
-def _socket(verb: str, arguments: argparse.Namespace) -> Path:
-    """The control socket the verb's flags name; raises ConfigError with the one line."""
-    if arguments.control is not None:
-        return arguments.control
-    settings = read_toml(arguments.config)  # only the socket: flags may give the rest
-    path = settings.get("control.socket")
-    if path is None and settings.get("sa_delivery") is not None:
-        path = parse_sa_delivery(settings["sa_delivery"]).control_socket
-    if not path:
-        raise ConfigError(f"{arguments.config} sets no control.socket: add it (and restart "
-                          f"the HAC) or give {PROGRAM} {verb} --control PATH")
-    return Path(path)
+def socket_in_config(path: Path) -> Path | None:
+    """``control.socket`` (or ``sa_delivery.control_socket``) of the HAC's TOML file; only
+    that key is read: flags may give the rest of the HAC's settings."""
+    settings = read_toml(path)
+    socket = settings.get("control.socket")
+    if socket is None and settings.get("sa_delivery") is not None:
+        socket = parse_sa_delivery(settings["sa_delivery"]).control_socket
+    return None if not socket else Path(socket)
 
 
 def _ask(verb: str, arguments: argparse.Namespace, **request: Any) -> tuple[int, dict]:
-    """(exit status, reply): the reply is empty unless the status is 0 or 1."""
-    try:
-        path = _socket(verb, arguments)
-    except ConfigError as error:
-        print(f"{PROGRAM} {verb}: {error}", file=sys.stderr)
-        return EXIT_USAGE, {}
-    try:
-        reply = ask(path, PROGRAM, verb, **request)
-    except (Unreachable, ControlError) as error:
-        print(f"{PROGRAM} {verb}: {error}", file=sys.stderr)
-        return EXIT_UNREACHABLE, {}
-    if not reply["ok"]:
-        print(f"{PROGRAM} {verb}: {reply.get('error')}", file=sys.stderr)
-        return EXIT_REFUSED, reply
-    return 0, reply
+    return cli_ask(PROGRAM, verb, arguments, socket_in_config, **request)
 
 
 def _parser(verb: str, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=f"{PROGRAM} {verb}", description=description)
-    add_where(parser)
-    return parser
+    return verb_parser(PROGRAM, verb, description)
 
 
 def sas_main(argv: list[str]) -> int:
@@ -106,12 +83,7 @@ def stats_main(argv: list[str]) -> int:
     status, reply = _ask("stats", arguments)
     if status:
         return status
-    del reply["ok"]
-    if arguments.json:
-        print(json.dumps(reply, indent=2))
-    else:
-        for name, value in flatten(reply):
-            print(f"{name} {value}")
+    print_stats(reply, arguments.json)
     return 0
 
 

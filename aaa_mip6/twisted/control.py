@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Any, Callable
 
 from twisted.internet import defer
+from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineOnlyReceiver
 
+from ..errors import ConfigError, StartupError
 from ..control import MAX_LINE, ControlError, decode_request, encode_reply, error
 
 log = logging.getLogger(__name__)
@@ -65,15 +68,38 @@ class _ControlFactory(Factory):
 
 
 def listen_control(path: Path, handlers: dict[str, Handler], reactor):
-    """Listen on ``path`` (an old socket there is replaced), mode 0600; the listening port.
+    """Listen on ``path``, mode 0600; the listening port.
 
-    The socket is created under umask 077 so it is never open to others, even briefly."""
+    A stale socket there (its program gone) is replaced; one a running program answers on
+    is :class:`~aaa_mip6.errors.StartupError` (exit 1), a path that cannot be a socket
+    (no such directory, no right) :class:`~aaa_mip6.errors.ConfigError` naming
+    ``control.socket``. The socket is created under umask 077: never open to others,
+    even briefly."""
     if path.is_socket():
+        if _answers(path):
+            raise StartupError(f"control.socket {path}: another program listens there "
+                               "(is this one already running?)")
         path.unlink()
     old_umask = os.umask(0o077)
     try:
         port = reactor.listenUNIX(str(path), _ControlFactory(handlers))
+    except CannotListenError as error:
+        reason = error.socketError
+        text = getattr(reason, "strerror", None) or str(reason)
+        raise ConfigError(f"control.socket {path}: cannot listen ({text}); "
+                          "choose a path in a directory this user may write") from None
     finally:
         os.umask(old_umask)
     os.chmod(path, 0o600)
     return port
+
+
+def _answers(path: Path) -> bool:
+    """Whether a program accepts connections on the UNIX socket ``path``."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True

@@ -135,3 +135,17 @@ def test_nobody_listening_is_one_line_naming_the_flag(tmp_path):
         ask(tmp_path / "none.sock", "mip6-ha", "stats")
     assert str(raised.value) == (f"no mip6-ha listening on {tmp_path / 'none.sock'} "
                                  f"(is it running with --control {tmp_path / 'none.sock'}?)")
+
+
+class ControlSocketPlaceTest(unittest.TestCase):
+    def test_a_live_socket_is_not_taken_over_and_a_bad_directory_names_the_key(self):
+        from aaa_mip6.errors import ConfigError, StartupError
+        path = Path(tempfile.mkdtemp()) / "c.sock"
+        port = listen_control(path, {}, reactor)
+        self.addCleanup(port.stopListening)
+        with self.assertRaises(StartupError) as raised:
+            listen_control(path, {}, reactor)
+        self.assertIn("another program listens there", str(raised.exception))
+        with self.assertRaises(ConfigError) as raised:
+            listen_control(path.parent / "missing" / "c.sock", {}, reactor)
+        self.assertTrue(str(raised.exception).startswith("control.socket "))
