@@ -26,7 +26,7 @@ PROGRAMS = {
     "mip6-ha": ["", "bindings", "sas", "stats", "flush"],
     "mip6-mn": ["", "bootstrap", "register", "up"],
     "mip6-lab": ["", "up"],
-    "mip6-aaa-gw": [""],
+    "mip6-aaa-gw": ["", "peers"],
     "mip6-auc": [""],
 }
 # Headings whose section is about one program.
