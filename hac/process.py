@@ -10,7 +10,7 @@ socket. Every worker inherits the TLS context (so they resume each other's sessi
 tickets until their first key rotation, see :mod:`aaa_mip6.twisted.tls`) and the PSK table, and
 reports on a pipe whether it started; one that fails as it starts stops the HAC with its
 line, one that dies later is restarted. Signals, alike for every program
-(:mod:`aaa_mip6.program`): SIGHUP reloads the PSK file, SIGUSR1 logs a status line,
+(:mod:`aaa_mip6.program`): SIGHUP reloads the PSK file and the TLS certificate and key, SIGUSR1 logs a status line,
 SIGTERM stops; the workers' parent forwards them.
 
 The global reactor is imported only inside :func:`_start`, after any fork.
@@ -271,7 +271,7 @@ def _start(config: HacConfig, sock: socket.socket, prepared: Prepared):
     except BaseException:
         server.abandon()
         raise
-    install_signals(reactor.callFromThread, reload=server.reload_credentials,
+    install_signals(reactor.callFromThread, reload=server.reload,
                     status=server.report)
     address = port.getHost()
     log.info("HAC %s listening on %s (pid %d)", config.instance,

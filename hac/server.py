@@ -28,6 +28,7 @@ The global reactor is never imported here: the caller passes one in, after any f
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import errno
@@ -337,6 +338,26 @@ class HacServer:
             self._control = listen_control(self.config.control_path, control.handlers(self),
                                            self.reactor)
         return self._port
+
+    def reload(self) -> None:
+        """SIGHUP: the PSK file, and the TLS certificate and key. Established MNs and the
+        SAs issued are untouched; a file that fails keeps what was loaded and says why."""
+        self.reload_credentials()
+        self.reload_tls()
+
+    def reload_tls(self) -> bool:
+        """Re-read ``tls.cert`` and ``tls.key``; False (the old ones stay) on an error."""
+        try:
+            self.tls.reload(self.config.cert, self.config.key)
+        except ConfigError as error:
+            log.error("SIGHUP: tls.cert and tls.key not reloaded, the old ones stay: %s",
+                      error)
+            return False
+        self.session_settings = dataclasses.replace(
+            self.session_settings, channel_binding=channel_binding(self.tls.certificate_der))
+        log.info("SIGHUP: TLS certificate %s and key reloaded; new connections use them",
+                 self.config.cert)
+        return True
 
     def reload_credentials(self) -> bool:
         """Re-read the PSK file; False if it has an error (or the HAC runs without one)."""

@@ -297,3 +297,37 @@ def test_a_restarted_worker_reads_the_psk_file_the_others_reloaded(lab, tmp_path
         with tls_connect(lab, port) as sock:
             assert RawMn(sock).bootstrap("bob@example.org", PSK).message.status == 200
     assert hac.stop() == 0
+
+
+def test_sighup_reloads_the_tls_certificate_and_key_without_dropping_an_mn(lab, tmp_path,
+                                                                          running):
+    import shutil
+
+    cert, key = tmp_path / "hac.pem", tmp_path / "hac.key"
+    shutil.copy(lab["hac"].cert_path, cert)
+    shutil.copy(lab["hac"].key_path, key)
+    command = flags(lab, tmp_path, key=str(key))
+    command[command.index("--cert") + 1] = str(cert)
+    hac = running(command, tmp_path / "hac.log")
+    port = hac.port()
+    with tls_connect(lab, port) as established:  # an MN connected before the reload
+        old_der = established.getpeercert(binary_form=True)
+        shutil.copy(lab["other"].cert_path, cert)
+        shutil.copy(lab["other"].key_path, key)
+        hac.process.send_signal(signal.SIGHUP)
+        hac.wait_for(r"TLS certificate \S+ and key reloaded")
+        assert RawMn(established).bootstrap().message.status == 200
+    with tls_connect(lab, port) as fresh:
+        new_der = fresh.getpeercert(binary_form=True)
+        assert new_der != old_der
+        assert RawMn(fresh).bootstrap().message.status == 200  # the new channel binding
+
+    shutil.copy(lab["hac"].key_path, key)  # a key that does not match: the old pair stays
+    hac.process.send_signal(signal.SIGHUP)
+    hac.wait_for(r"tls.cert and tls.key not reloaded, the old ones stay: key file .* does "
+                 r"not match")
+    with tls_connect(lab, port) as after:
+        assert after.getpeercert(binary_form=True) == new_der
+        assert RawMn(after).bootstrap().message.status == 200
+    assert hac.stop() == 0
+    assert "Traceback" not in hac.text()
