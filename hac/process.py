@@ -10,8 +10,9 @@ socket. Every worker inherits the TLS context (so they resume each other's sessi
 tickets until their first key rotation, see :mod:`aaa_mip6.twisted.tls`) and the PSK table, and
 reports on a pipe whether it started; one that fails as it starts stops the HAC with its
 line, one that dies later is restarted. Signals, alike for every program
-(:mod:`aaa_mip6.program`): SIGHUP reloads the PSK file and the TLS certificate and key, SIGUSR1 logs a status line,
-SIGTERM stops; the workers' parent forwards them.
+(:mod:`aaa_mip6.program`): SIGHUP reloads the PSK file, the TLS certificate and key and
+the RADIUS secret file, SIGUSR1 logs a status line, SIGTERM stops; the workers' parent
+forwards them.
 
 The global reactor is imported only inside :func:`_start`, after any fork.
 """

@@ -340,10 +340,12 @@ class HacServer:
         return self._port
 
     def reload(self) -> None:
-        """SIGHUP: the PSK file, and the TLS certificate and key. Established MNs and the
-        SAs issued are untouched; a file that fails keeps what was loaded and says why."""
+        """SIGHUP: the PSK file, the TLS certificate and key, the RADIUS secret file.
+        Established MNs and the SAs issued are untouched; a file that fails keeps what
+        was loaded and says why."""
         self.reload_credentials()
         self.reload_tls()
+        self.reload_radius_secret()
 
     def reload_tls(self) -> bool:
         """Re-read ``tls.cert`` and ``tls.key``; False (the old ones stay) on an error."""
@@ -357,6 +359,23 @@ class HacServer:
             self.session_settings, channel_binding=channel_binding(self.tls.certificate_der))
         log.info("SIGHUP: TLS certificate %s and key reloaded; new connections use them",
                  self.config.cert)
+        return True
+
+    def reload_radius_secret(self) -> bool:
+        """Re-read ``radius.secret_file`` for the RADIUS clients (authentication and
+        accounting); False (the old secret stays) when there is none or it fails."""
+        clients = [client for client in (self.aaa, getattr(self.accounting, "client", None))
+                   if hasattr(client, "set_secret")]
+        if self.config.radius_secret_file is None or not clients:
+            return False
+        try:
+            secret = self.config.radius_shared_secret()
+        except ConfigError as error:
+            log.error("SIGHUP: RADIUS secret not reloaded, the old one stays: %s", error)
+            return False
+        for client in clients:
+            client.set_secret(secret)
+        log.info("SIGHUP: RADIUS secret reloaded from %s", self.config.radius_secret_file)
         return True
 
     def reload_credentials(self) -> bool:

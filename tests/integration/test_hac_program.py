@@ -331,3 +331,48 @@ def test_sighup_reloads_the_tls_certificate_and_key_without_dropping_an_mn(lab, 
         assert RawMn(after).bootstrap().message.status == 200
     assert hac.stop() == 0
     assert "Traceback" not in hac.text()
+
+
+def _signed_with(packet: bytes, secret: bytes) -> bool:
+    """Whether an Accounting-Request's authenticator is computed with ``secret`` (RFC 2866)."""
+    import hashlib
+    return hashlib.md5(packet[:4] + bytes(16) + packet[20:] + secret).digest() \
+        == packet[4:20]
+
+
+def test_sighup_reloads_the_radius_secret_file(lab, tmp_path, running):
+    secret_file = tmp_path / "radius.secret"
+    pki.write_private(secret_file, b"first-secret\n")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as accounting:
+        accounting.bind(("127.0.0.1", 0))
+        accounting.settimeout(SAFETY)
+        config = tmp_path / "hac.toml"
+        config.write_text(f'[radius]\naccounting = true\nsecret_file = "{secret_file}"\n'
+                          f'accounting_servers = ["127.0.0.1:{accounting.getsockname()[1]}"]\n'
+                          '[auth]\nmethods = ["psk"]\n')
+        hac = running([*flags(lab, tmp_path), "--config", str(config)], tmp_path / "hac.log")
+        port = hac.port()
+
+        def start_sent_after_a_bootstrap() -> bytes:
+            with tls_connect(lab, port) as sock:
+                assert RawMn(sock).bootstrap().message.status == 200
+            return accounting.recv(4096)
+
+        assert _signed_with(start_sent_after_a_bootstrap(), b"first-secret")
+        pki.write_private(secret_file, b"second-secret\n")
+        hac.process.send_signal(signal.SIGHUP)
+        hac.wait_for(r"RADIUS secret reloaded from ")
+        deadline = time.monotonic() + SAFETY
+        packet = start_sent_after_a_bootstrap()
+        while _signed_with(packet, b"first-secret"):  # retransmissions of the first Start
+            assert time.monotonic() < deadline
+            packet = accounting.recv(4096)
+        assert _signed_with(packet, b"second-secret")
+
+        pki.write_private(secret_file, b"")
+        hac.process.send_signal(signal.SIGHUP)
+        hac.wait_for(r"RADIUS secret not reloaded, the old one stays: radius.secret_file "
+                     r"\S+: empty")
+        assert hac.stop() == 0
+    text = hac.text()
+    assert "Traceback" not in text and "second-secret" not in text
