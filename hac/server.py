@@ -36,6 +36,7 @@ import logging
 import os
 import socket
 from collections import Counter
+from typing import Callable
 
 from twisted.internet import defer, threads
 from twisted.internet.interfaces import IHandshakeListener
@@ -339,10 +340,20 @@ class HacServer:
                                            self.reactor)
         return self._port
 
-    def reload(self) -> None:
-        """SIGHUP: the PSK file, the TLS certificate and key, the RADIUS secret file.
-        Established MNs and the SAs issued are untouched; a file that fails keeps what
-        was loaded and says why."""
+    def reload(self, reread: Callable[[], HacConfig] | None = None) -> None:
+        """SIGHUP: ``log.level`` from ``reread`` (the config file and flags again), the
+        PSK file, the TLS certificate and key, the RADIUS secret file. Established MNs
+        and the SAs issued are untouched; a file that fails keeps what was loaded and
+        says why."""
+        if reread is not None:
+            try:
+                level = reread().log_level
+            except ConfigError as error:
+                log.error("SIGHUP: the configuration does not load, log.level stays: %s",
+                          error)
+            else:
+                log.info("SIGHUP: log.level %s", level)  # before a higher level hides it
+                logging.getLogger().setLevel(level.upper())
         self.reload_credentials()
         self.reload_tls()
         self.reload_radius_secret()

@@ -376,3 +376,25 @@ def test_sighup_reloads_the_radius_secret_file(lab, tmp_path, running):
         assert hac.stop() == 0
     text = hac.text()
     assert "Traceback" not in text and "second-secret" not in text
+
+
+def test_sighup_rereads_the_log_level_and_a_bad_file_keeps_it(lab, tmp_path, running):
+    config = tmp_path / "hac.toml"
+    config.write_text('[log]\nlevel = "info"\n')
+    hac = running([*flags(lab, tmp_path), "--config", str(config)], tmp_path / "hac.log")
+    port = hac.port()
+    with tls_connect(lab, port) as sock:
+        assert RawMn(sock).bootstrap().message.status == 200
+    hac.wait_for(r"bootstrap mn-id=")
+    config.write_text('[log]\nlevel = "warning"\n')
+    hac.process.send_signal(signal.SIGHUP)
+    hac.wait_for(r"SIGHUP: log.level warning")
+    with tls_connect(lab, port) as sock:  # its info line is not logged any more
+        assert RawMn(sock).bootstrap().message.status == 200
+    hac.process.send_signal(signal.SIGUSR1)  # answered at warning: after the bootstrap
+    hac.wait_for(r"WARNING hac.server: status ")
+    assert len(re.findall(r"bootstrap mn-id=", hac.text())) == 1
+    config.write_text('[log]\nlevel = "loud"\n')
+    hac.process.send_signal(signal.SIGHUP)
+    hac.wait_for(r"the configuration does not load, log.level stays: log.level")
+    assert hac.stop() == 0
