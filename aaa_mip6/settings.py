@@ -148,6 +148,14 @@ def optional_path(value: Any) -> Path | None:
     return None if value == "" else path(value)
 
 
+def control_socket(value: Any) -> Path | None:
+    """A program's control socket (``control.socket``): an absolute path, or none for ``""``."""
+    socket = optional_path(value)
+    if socket is not None and not socket.is_absolute():
+        raise ValueError("must be an absolute path, e.g. /run/mip6/NAME.sock")
+    return socket
+
+
 def boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError("must be true or false")

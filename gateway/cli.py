@@ -49,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Each flag's config key is in parentheses; every key is described in "
                "docs/configuration.md (section mip6-aaa-gw). Signals: SIGHUP re-reads the "
                "RADIUS secret file and log.level, SIGUSR1 logs a status line, SIGTERM stops. "
-               "Exit status 1: failed at run time; 2: bad configuration.")
+               "Exit status 1: failed at run time; 2: bad configuration. "
+               "'mip6-aaa-gw peers --control PATH' lists the Diameter peers of the running "
+               "gateway and its counters.")
     program.add_version_flag(parser)
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help="TOML file with any of the settings below (flags win)")
@@ -95,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--watchdog", metavar="SECONDS",
                         help="Diameter watchdog Tw (RFC 3539), 6..86400 (default 30) "
                              "(diameter.watchdog)")
+    parser.add_argument("--control", metavar="PATH",
+                        help="UNIX control socket (mode 0600) for 'mip6-aaa-gw peers', e.g. "
+                             "/run/mip6/aaa-gw.sock (control.socket)")
     parser.add_argument("--log-level", metavar="LEVEL",
                         help="debug, info, warning or error (default info) (log.level)")
     parser.add_argument("--log-format", metavar="FORMAT",
@@ -204,6 +209,10 @@ def summary(config: GatewayConfig) -> str:
 # --- running ------------------------------------------------------------------------
 
 
+_COUNTERS = ("requests", "challenge", "accept", "reject", "refused", "malformed",
+             "retransmissions")  # the relay's, as the status line and `peers` show them
+
+
 class GatewayProgram:
     """The running gateway and what its signals do."""
 
@@ -261,12 +270,22 @@ class GatewayProgram:
                     self.config.radius_secret_file,
                     logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower())
 
+    def peers(self, _request: dict) -> dict:
+        """The control socket's ``peers``: every Diameter peer connection and its state
+        (RFC 6733 5.6), the relay's counters and the RADIUS client's."""
+        from aaa_mip6.control import ok
+
+        return ok(peers=[{"peer": name, "state": state}
+                         for name, state in self.node.peer_states()],
+                  counters={name: self.gateway.counters[name] for name in _COUNTERS},
+                  conversations=len(self.gateway.sessions),
+                  radius=dict(sorted(self.radius.counters.items())))
+
     def status(self) -> None:
         """SIGUSR1: one line with the peers and their states and the counters."""
         peers = ", ".join(f"{name} {state}" for name, state in self.node.peer_states())
         counters = self.gateway.counters
-        answers = " ".join(f"{name} {counters[name]}" for name in (
-            "challenge", "accept", "reject", "refused", "malformed", "retransmissions"))
+        answers = " ".join(f"{name} {counters[name]}" for name in _COUNTERS[1:])
         radius = " ".join(f"{name} {count}"
                           for name, count in sorted(self.radius.counters.items()))
         log.info("status: peers [%s]; requests %d, answers: %s; conversations %d; RADIUS: %s",
@@ -280,7 +299,7 @@ def start(prepared: Prepared, reactor, config_path: Path | None = None,
     from twisted.internet.error import CannotListenError
 
     try:
-        return GatewayProgram(prepared, reactor, config_path, flags or {})
+        running = GatewayProgram(prepared, reactor, config_path, flags or {})
     except CannotListenError as error:
         host, port = prepared.config.listen_address
         reason = getattr(error.socketError, "strerror", None) or error.socketError
@@ -289,9 +308,24 @@ def start(prepared: Prepared, reactor, config_path: Path | None = None,
         if getattr(error.socketError, "errno", None) == errno.EADDRINUSE:
             raise StartupError(message) from None
         raise ConfigError(message) from None
+    if prepared.config.control_socket is not None:
+        from aaa_mip6.twisted.control import listen_control
+
+        try:
+            control = listen_control(prepared.config.control_socket,
+                                     {"peers": running.peers}, reactor)
+        except BaseException:
+            running.listening.stopListening()
+            raise
+        reactor.addSystemEventTrigger("before", "shutdown", control.stopListening)
+    return running
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["peers"]:  # ask the running gateway
+        from .verbs import peers_main
+        return peers_main(argv[1:])
     arguments = build_parser().parse_args(argv)
     flags = config_overrides(arguments)
     try:

@@ -65,6 +65,8 @@ class GatewayConfig:
                                          flag="--multi-round-timeout")
     max_conversations: int = setting("eap.max_conversations", parsers.integer(1, 10_000_000),
                                      100_000, flag="--max-conversations")
+    control_socket: Path | None = setting("control.socket", parsers.control_socket, None,
+                                          flag="--control")
     log_level: str = setting("log.level", parsers.log_level, "info", flag="--log-level")
     log_format: str = setting("log.format", parsers.log_format, "text", flag="--log-format")
 

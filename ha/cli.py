@@ -21,7 +21,7 @@ from pathlib import Path
 
 from aaa_mip6 import program
 from aaa_mip6.addresses import format_host_port
-from aaa_mip6.errors import ConfigError
+from aaa_mip6.errors import ConfigError, StartupError
 
 from .config import SCHEMA, HaConfig, changed_keys, ineffective_settings, load_config, \
     sqlite_path
@@ -45,6 +45,9 @@ Counters are logged every stats_interval seconds and on SIGUSR1 (and written to
 --status-file as JSON). SIGHUP re-reads --config and the flags: log.level and
 status_file take effect at once, every held SA is re-read from its source, and any
 other changed key is named in a warning (it takes a restart). SIGTERM stops cleanly.
+
+Verbs on the running HA's control socket (--control PATH): 'mip6-ha bindings', 'mip6-ha
+sas', 'mip6-ha stats' and 'mip6-ha flush --spi N' (see 'mip6-ha VERB --help').
 
 Exit status: 0 stopped cleanly (or --check-config found nothing wrong); 2 a bad
 setting, file or right (one line naming the key); 1 the store unreachable or a port
@@ -83,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--reinit-margin", metavar="SECONDS",
         help="answer 176 this long before the SA's validity end, at most half the SA's "
              "lifetime (reinit_margin)")
+    add("--control", metavar="PATH",
+        help="UNIX control socket (mode 0600) for the verbs bindings, sas, stats and flush, "
+             "e.g. /run/mip6/ha.sock (control.socket)")
     add("--log-level", metavar="LEVEL", help="debug, info, warning or error (log.level)")
     add("--log-format", metavar="FORMAT",
         help="text, or json: one object a line with the event and its fields (log.format)")
@@ -122,6 +128,8 @@ def startup_failure(error: BaseException) -> tuple[str, int]:
 
     if isinstance(error, ConfigError):
         return str(error), program.EXIT_CONFIG
+    if isinstance(error, StartupError):
+        return str(error), program.EXIT_RUNTIME
     if isinstance(error, StoreError):
         return str(error), program.EXIT_RUNTIME
     if isinstance(error, TunnelError):
@@ -230,6 +238,10 @@ def reload(args: argparse.Namespace, server, running: list[HaConfig]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] and argv[0] in ("bindings", "sas", "stats", "flush"):  # ask the running HA
+        from .verbs import VERBS
+        return VERBS[argv[0]](argv[1:])
     args = build_parser().parse_args(argv)
     try:
         config = _load(args)
@@ -253,7 +265,10 @@ def main(argv: list[str] | None = None) -> int:
         return program.EXIT_OK
     from twisted.internet import reactor
 
+    from aaa_mip6.twisted.control import listen_control
+
     from .assemble import assemble_home_agent
+    from .control import handlers
 
     try:
         server = assemble_home_agent(config, reactor)
@@ -264,13 +279,19 @@ def main(argv: list[str] | None = None) -> int:
     program.install_signals(reactor.callFromThread,
                             reload=lambda: reload(args, server, running),
                             status=server.report)
+    control = None  # before the "listening on" lines: then the verbs answer
     try:
+        if config.control_socket is not None:
+            control = listen_control(config.control_socket, handlers(server), reactor)
+            reactor.addSystemEventTrigger("before", "shutdown", control.stopListening)
         for host, port in config.listen:
             listening = server.listen(host, port)
             log.info("listening on [%s]:%d", host, listening.getHost().port)
     except Exception as error:  # noqa: BLE001 (every failure is one line)
         for listening in server.ports:
             listening.stopListening()
+        if control is not None:
+            control.stopListening()
         _close(server, config)
         return program.fail(PROGRAM, *startup_failure(error))
     server.start()

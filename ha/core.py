@@ -270,6 +270,11 @@ class HomeAgentCore:
         """The SPIs of the SAs the core holds (for the shell's periodic refresh)."""
         return list(self._sas)
 
+    @property
+    def sas(self) -> list[SecurityAssociation]:
+        """The SAs the core holds (for ``mip6-ha sas``)."""
+        return [state.sa for state in self._sas.values()]
+
     def is_pending(self, spi: int) -> bool:
         """Whether a lookup of ``spi`` is running (the shell's per-lookup state follows it)."""
         return spi in self._pending
@@ -332,6 +337,23 @@ class HomeAgentCore:
                 self.bindings.remove(binding)
                 return [Deregistered(binding, "revoked")]
         return []
+
+    def flush(self, spi: int) -> list[Action]:
+        """Forget SA ``spi`` and its binding (the operator's ``mip6-ha flush``): the MN's
+        next datagram makes the HA look the SA up again. Its sequence marks are saved
+        first, so the SA found again takes no old sequence number as new."""
+        state = self._sas.pop(spi, None)
+        if state is None:
+            return []
+        highest = state.endpoint.replay.highest
+        state.inbound_floor = -1 if highest is None else highest
+        state.outbound_ceiling = state.endpoint.next_sequence
+        actions: list[Action] = [state.marks()]
+        binding = self._binding_of(state)
+        if binding is not None:
+            self.bindings.remove(binding)
+            actions.append(Deregistered(binding, "flushed"))
+        return actions
 
     def handle_timer(self, now: float) -> list[Action]:
         """Expire bindings; forget SAs long past their validity end and unbound, and

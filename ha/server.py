@@ -368,6 +368,15 @@ class HomeAgentServer:
         self.ledger.save(action.spi, action.validity_end, action.inbound_floor,
                          action.outbound_next)
 
+    def flush(self, spi: int) -> bool:
+        """Drop SA ``spi`` and its binding (``mip6-ha flush``); False if not held."""
+        actions = self.core.flush(spi)
+        self._carry_out(actions)
+        if actions:
+            log.info("SA %d flushed by the operator: looked up again at the MN's next "
+                     "datagram", spi)
+        return bool(actions)
+
     # ------------------------------------------------------------------ counters
 
     def status(self) -> dict:

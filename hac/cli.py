@@ -43,11 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "each a security association and its Mobile IPv6 bootstrap data.",
         epilog="Flags override the config file. Every config key is documented in "
                "docs/configuration.md (section HAC); etc/hac.toml is a commented sample. "
-               "Signals: SIGHUP reloads the PSK file, SIGUSR1 logs a status line, SIGTERM "
-               "stops (exit 0). Exit status 2: bad configuration; 1: any other failure "
+               "Signals: SIGHUP re-reads log.level and reloads the PSK file, the TLS "
+               "certificate and key and the RADIUS secret file, SIGUSR1 logs a status line, SIGTERM stops (exit 0). "
+               "Exit status 2: bad configuration; 1: any other failure "
                "(e.g. the store does not answer). "
-               "'mip6-hac revoke --spi N --config FILE' revokes an SA in the running HAC "
-               "(see 'mip6-hac revoke --help').",
+               "Verbs on the running HAC's control socket (--control): "
+               "'mip6-hac sas' lists SAs, 'mip6-hac stats' its counters, "
+               "'mip6-hac revoke --spi N' revokes an SA (see 'mip6-hac VERB --help').",
     )
     add_version_flag(parser)
     parser.add_argument("--check-config", action="store_true",
@@ -95,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "raised to hold them (limits.max_connections)")
     parser.add_argument("--workers", metavar="N", help="worker processes sharing the port, "
                                                        "1..64 (workers)")
+    parser.add_argument("--control", metavar="PATH",
+                        help="UNIX control socket (mode 0600) for the verbs sas, stats and "
+                             "revoke, e.g. /run/mip6/hac.sock; needs workers = 1 "
+                             "(control.socket)")
     parser.add_argument("--log-level", metavar="LEVEL",
                         help="debug, info, warning or error (log.level)")
     parser.add_argument("--log-format", metavar="FORMAT",
@@ -148,9 +154,9 @@ def config_overrides(arguments: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["revoke"]:  # mip6-hac revoke --spi N: ask the running HAC
-        from .revoke import revoke_main
-        return revoke_main(argv[1:])
+    if argv[:1] and argv[0] in ("sas", "stats", "revoke"):  # ask the running HAC
+        from .verbs import VERBS
+        return VERBS[argv[0]](argv[1:])
     arguments = build_parser().parse_args(argv)
     try:
         config = load_config(arguments.config, config_overrides(arguments))
@@ -164,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         if arguments.check_config:
             print(f"{PROGRAM}: configuration OK: {check_configuration(config)}")
             return 0
-        return run(config)
+        return run(config, lambda: load_config(arguments.config, config_overrides(arguments)))
     except KeyboardInterrupt:
         return fail(PROGRAM, "interrupted while starting", 130)
     except Exception as error:  # files, sockets, store, workers: one line, no traceback

@@ -373,6 +373,16 @@ class HacConfig:
     diameter_watchdog: float = setting("diameter.watchdog", _watchdog, DEFAULT_TW)
     diameter_retry_after: int = setting("diameter.retry_after", parsers.integer(1, 3600), 5)
     sa_delivery: DeliverySettings | None = setting("sa_delivery", parse_sa_delivery, None)
+    control_socket: Path | None = setting("control.socket", parsers.control_socket, None,
+                                          flag="--control")
+
+    @property
+    def control_path(self) -> Path | None:
+        """The control socket: ``control.socket``, else the older
+        ``sa_delivery.control_socket`` (the same socket, kept for existing files)."""
+        if self.control_socket is not None:
+            return self.control_socket
+        return None if self.sa_delivery is None else self.sa_delivery.control_socket
 
     def sa_policy(self) -> SaPolicy:
         return SaPolicy(self.suites, self.scopes, self.default_scope, self.lifetime)
@@ -464,6 +474,7 @@ def _check_together(config: HacConfig) -> None:
         _check_accounting(config)
     if config.sa_delivery is not None and config.workers != 1:
         raise ConfigError("sa_delivery needs workers = 1 (one Diameter identity per process)")
+    _check_control(config)
     if config.radius_max_timeout < config.radius_timeout:
         raise ConfigError("radius.max_timeout must be at least radius.timeout")
     if AuthMethod.PSK in config.auth_methods and config.psk_file is None:
@@ -478,6 +489,18 @@ def _check_together(config: HacConfig) -> None:
         key = "diameter.peers" if config.diameter_peers else "diameter.listen"
         raise ConfigError(f"{named(key)} is set, but {named('aaa.backend')} is radius; "
                           "set it to diameter")
+
+
+def _check_control(config: HacConfig) -> None:
+    """One control socket, in a single-process HAC."""
+    path = config.control_socket
+    older = None if config.sa_delivery is None else config.sa_delivery.control_socket
+    if path is not None and older is not None and older != path:
+        raise ConfigError(f"{named('control.socket')} and sa_delivery.control_socket name "
+                          "two sockets; they are the same socket: keep control.socket")
+    if config.control_path is not None and config.workers != 1:
+        raise ConfigError(f"{named('control.socket')} needs workers = 1 (each worker holds "
+                          "its own SAs and counters)")
 
 
 def _check_accounting(config: HacConfig) -> None:

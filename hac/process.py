@@ -10,8 +10,9 @@ socket. Every worker inherits the TLS context (so they resume each other's sessi
 tickets until their first key rotation, see :mod:`aaa_mip6.twisted.tls`) and the PSK table, and
 reports on a pipe whether it started; one that fails as it starts stops the HAC with its
 line, one that dies later is restarted. Signals, alike for every program
-(:mod:`aaa_mip6.program`): SIGHUP reloads the PSK file, SIGUSR1 logs a status line,
-SIGTERM stops; the workers' parent forwards them.
+(:mod:`aaa_mip6.program`): SIGHUP re-reads log.level and reloads the PSK file, the TLS
+certificate and key and the RADIUS secret file, SIGUSR1 logs a status line, SIGTERM stops; the workers' parent
+forwards them.
 
 The global reactor is imported only inside :func:`_start`, after any fork.
 """
@@ -25,8 +26,9 @@ import os
 import signal
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 from cryptography import x509
 
@@ -113,6 +115,8 @@ class Prepared:
 
     tls: ServerTLS
     credentials: Credentials | None
+    # Reads --config and the flags again, for SIGHUP's log.level; None: nothing to re-read.
+    reread: Callable[[], HacConfig] | None = None
 
 
 def check(config: HacConfig) -> Prepared:
@@ -271,7 +275,7 @@ def _start(config: HacConfig, sock: socket.socket, prepared: Prepared):
     except BaseException:
         server.abandon()
         raise
-    install_signals(reactor.callFromThread, reload=server.reload_credentials,
+    install_signals(reactor.callFromThread, reload=lambda: server.reload(prepared.reread),
                     status=server.report)
     address = port.getHost()
     log.info("HAC %s listening on %s (pid %d)", config.instance,
@@ -284,7 +288,7 @@ _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
 _HANDLED_LATER = (signal.SIGHUP, signal.SIGUSR1)  # ignored until the server can act on them
 
 
-def run(config: HacConfig) -> int:
+def run(config: HacConfig, reread: Callable[[], HacConfig] | None = None) -> int:
     """Run the HAC: in this process, or as ``config.workers`` forked workers sharing one socket.
 
     Raises ConfigError or :class:`StartFailed` (also for a worker that fails as it starts:
@@ -293,7 +297,7 @@ def run(config: HacConfig) -> int:
     """
     for signum in _HANDLED_LATER:
         signal.signal(signum, signal.SIG_IGN)
-    prepared = check(config)
+    prepared = replace(check(config), reread=reread)
     sock = bind(config)
     started = summary(config, ListenAddress(*sock.getsockname()[:2]), effective_methods(config))
     if config.workers == 1:

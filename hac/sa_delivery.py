@@ -15,8 +15,8 @@ the messages and keeps the timer:
 - SA-Query from an HA is answered from the durable store (5030 for an unknown SPI), so
   an HA that restarted, or never got the push, can still serve the MN.
 - :meth:`SaDelivery.revoke` marks the SA revoked in the store and sends SA-Revoke to its
-  HA (retried like a push). Operators call it through the control socket:
-  ``mip6-hac revoke --spi N --config hac.toml`` (see :mod:`hac.revoke`).
+  HA (retried like a push). Operators call it through the HAC's control socket
+  (:mod:`hac.control`): ``mip6-hac revoke --spi N --config hac.toml``.
 
 Keys cross Diameter only inside TLS: unless ``insecure_tcp`` is set, a push is refused
 (logged, retried later) while any connection it could take is not TLS.
@@ -29,21 +29,18 @@ a revocation that has not reached its HA when the HAC stops is not re-sent on re
 from __future__ import annotations
 
 import logging
-import os
 import random
 from collections.abc import Callable
-from pathlib import Path
 
 from diameter.message import Message
-from twisted.internet import defer, protocol
-from twisted.protocols.basic import LineOnlyReceiver
+from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from aaa_mip6.backoff import Backoff
 from aaa_mip6.diameter import codec, sa_app
 from aaa_mip6.diameter.codec import DiameterError
 from aaa_mip6.diameter.sa_app import SaMessage
-from aaa_mip6.store import SARecord, SAStore, StoreError
+from aaa_mip6.store import SARecord, SAStore
 from aaa_mip6.twisted.sa_node import start_node
 
 from .sa_delivery_core import (
@@ -93,7 +90,6 @@ class SaDelivery:
         self._session_ids = codec.SessionIds(node.local.origin_host, reactor.seconds())
         self._timer = None  # the queue's timer, at self._deadline
         self._deadline: float | None = None
-        self._control_port = None
         node.register_handler(self.application.application_id, sa_app.SA_QUERY, self._queried)
 
     @classmethod
@@ -120,10 +116,7 @@ class SaDelivery:
     # --- life cycle -------------------------------------------------------------
 
     def start(self) -> defer.Deferred:
-        """Listen on the control socket; queue every active SA of this instance again."""
-        if self.settings.control_socket is not None:
-            self._control_port = listen_control(self, self.settings.control_socket,
-                                                self.reactor)
+        """Queue every active SA of this instance again."""
         resent = self._in_store_thread(self.store.active)
         resent.addCallback(self._resend)
         resent.addErrback(lambda failure: log.error("cannot list active SAs to push: %s",
@@ -140,11 +133,9 @@ class SaDelivery:
 
     @defer.inlineCallbacks
     def stop(self):
-        """Stop retrying and listening; stop the Diameter node (DPR to each peer)."""
+        """Stop retrying; stop the Diameter node (DPR to each peer)."""
         self.queue.stop()
         self._arm()
-        if self._control_port is not None:
-            yield self._control_port.stopListening()
         yield self.node.stop()
 
     # --- push -------------------------------------------------------------------
@@ -263,44 +254,3 @@ class SaDelivery:
         avps += self.application.sa_avps(SaMessage(record.sa, ha_addresses(record.home_agent)),
                                          self.reactor.seconds())
         return self.node.answer(message, codec.SUCCESS, avps)
-
-
-# --- the control socket (``mip6-hac revoke``, :mod:`hac.revoke`, is its client) ------
-
-
-class _ControlProtocol(LineOnlyReceiver):
-    """``revoke SPI`` -> ``revoked SPI`` | ``unknown SPI`` | ``error MESSAGE``."""
-
-    delimiter = b"\n"
-    MAX_LENGTH = 64
-
-    def __init__(self, delivery: SaDelivery):
-        self.delivery = delivery
-
-    def lineReceived(self, line: bytes) -> None:  # noqa: N802 (Twisted API)
-        verb, _, argument = line.decode("ascii", "replace").strip().partition(" ")
-        if verb != "revoke" or not argument.isdigit():
-            self._reply("error usage: revoke SPI")
-            return
-        spi = int(argument)
-        done = self.delivery.revoke(spi)
-        done.addCallback(lambda known: self._reply(f"{'revoked' if known else 'unknown'} {spi}"))
-        done.addErrback(lambda failure: self._reply(
-            f"error {failure.getErrorMessage()}" if failure.check(StoreError)
-            else "error internal"))
-
-    def _reply(self, text: str) -> None:
-        self.sendLine(text.encode("ascii", "replace"))
-        self.transport.loseConnection()
-
-
-def listen_control(delivery: SaDelivery, path: Path, reactor):
-    """Listen on the UNIX socket ``path`` (mode 0600, replacing a stale one)."""
-    if path.is_socket():
-        path.unlink()
-    factory = protocol.Factory.forProtocol(lambda: _ControlProtocol(delivery))
-    old_mask = os.umask(0o177)
-    try:
-        return reactor.listenUNIX(str(path), factory, mode=0o600)
-    finally:
-        os.umask(old_mask)

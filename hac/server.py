@@ -28,6 +28,7 @@ The global reactor is never imported here: the caller passes one in, after any f
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import errno
@@ -35,6 +36,7 @@ import logging
 import os
 import socket
 from collections import Counter
+from typing import Callable
 
 from twisted.internet import defer, threads
 from twisted.internet.interfaces import IHandshakeListener
@@ -51,9 +53,10 @@ from aaa_mip6.errors import AaaLimitError, ConfigError, StartupError
 from aaa_mip6.messages import Provision
 from aaa_mip6.store import SARecord, SAStore, StoreError
 from aaa_mip6.twisted.aaa import AaaBackend
+from aaa_mip6.twisted.control import listen_control
 from aaa_mip6.twisted.tls import ServerTLS
 
-from . import core, sa_delivery
+from . import control, core, sa_delivery
 from .accounting import Accounting
 from .config import HacConfig, ListenAddress
 from .credentials import Credentials
@@ -277,18 +280,20 @@ class HacServer:
         self._purge = LoopingCall(self._purge_expired)
         self._purge.clock = reactor
         self._port = None
+        self._control = None  # the control socket's port, once listening
         self.delivery = None if config.sa_delivery is None else sa_delivery.SaDelivery.create(
-            config, self.store, reactor, self._in_store_thread,
+            config, self.store, reactor, self.in_store_thread,
             on_revoked=None if accounting is None else accounting.revoked)
         self._pool.start()  # last: nothing above may fail with its threads running
 
-    def _in_store_thread(self, function, *args) -> defer.Deferred:
+    def in_store_thread(self, function, *args) -> defer.Deferred:
+        """Call ``function`` where the store may block; a Deferred of its result."""
         return threads.deferToThreadPool(self.reactor, self._pool, function, *args)
 
     def provision(self, request: core.ProvisionSA) -> defer.Deferred:
         """Run the provisioner where the store may block; fires with the Provision (whose
         SA is then pushed to its HA when SA delivery is configured)."""
-        provisioned = self._in_store_thread(self.provisioner.provision_record, request.mn_id,
+        provisioned = self.in_store_thread(self.provisioner.provision_record, request.mn_id,
                                             request.suite, request.requested_scope,
                                             request.attributes)
         provisioned.addCallback(self._stored)
@@ -304,7 +309,7 @@ class HacServer:
         return provision
 
     def _purge_expired(self) -> defer.Deferred:
-        deferred = self._in_store_thread(self.store.purge_expired)
+        deferred = self.in_store_thread(self.store.purge_expired)
         deferred.addCallbacks(self._purged,
                               lambda failure: log.error("purging expired SAs failed: %s",
                                                         failure.getErrorMessage()))
@@ -330,7 +335,59 @@ class HacServer:
         self._purge.start(self.config.purge_interval, now=True)
         if self.delivery is not None:
             self.delivery.start()
+        if self.config.control_path is not None:
+            self._control = listen_control(self.config.control_path, control.handlers(self),
+                                           self.reactor)
         return self._port
+
+    def reload(self, reread: Callable[[], HacConfig] | None = None) -> None:
+        """SIGHUP: ``log.level`` from ``reread`` (the config file and flags again), the
+        PSK file, the TLS certificate and key, the RADIUS secret file. Established MNs
+        and the SAs issued are untouched; a file that fails keeps what was loaded and
+        says why."""
+        if reread is not None:
+            try:
+                level = reread().log_level
+            except ConfigError as error:
+                log.error("SIGHUP: the configuration does not load, log.level stays: %s",
+                          error)
+            else:
+                log.info("SIGHUP: log.level %s", level)  # before a higher level hides it
+                logging.getLogger().setLevel(level.upper())
+        self.reload_credentials()
+        self.reload_tls()
+        self.reload_radius_secret()
+
+    def reload_tls(self) -> bool:
+        """Re-read ``tls.cert`` and ``tls.key``; False (the old ones stay) on an error."""
+        try:
+            self.tls.reload(self.config.cert, self.config.key)
+        except ConfigError as error:
+            log.error("SIGHUP: tls.cert and tls.key not reloaded, the old ones stay: %s",
+                      error)
+            return False
+        self.session_settings = dataclasses.replace(
+            self.session_settings, channel_binding=channel_binding(self.tls.certificate_der))
+        log.info("SIGHUP: TLS certificate %s and key reloaded; new connections use them",
+                 self.config.cert)
+        return True
+
+    def reload_radius_secret(self) -> bool:
+        """Re-read ``radius.secret_file`` for the RADIUS clients (authentication and
+        accounting); False (the old secret stays) when there is none or it fails."""
+        clients = [client for client in (self.aaa, getattr(self.accounting, "client", None))
+                   if hasattr(client, "set_secret")]
+        if self.config.radius_secret_file is None or not clients:
+            return False
+        try:
+            secret = self.config.radius_shared_secret()
+        except ConfigError as error:
+            log.error("SIGHUP: RADIUS secret not reloaded, the old one stays: %s", error)
+            return False
+        for client in clients:
+            client.set_secret(secret)
+        log.info("SIGHUP: RADIUS secret reloaded from %s", self.config.radius_secret_file)
+        return True
 
     def reload_credentials(self) -> bool:
         """Re-read the PSK file; False if it has an error (or the HAC runs without one)."""
@@ -372,6 +429,9 @@ class HacServer:
         if self._port is not None:
             yield self._port.stopListening()
             self._port = None
+        if self._control is not None:
+            yield self._control.stopListening()
+            self._control = None
         if self._purge.running:
             self._purge.stop()
         if self.delivery is not None:

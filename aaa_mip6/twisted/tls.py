@@ -193,6 +193,14 @@ class ServerTLS:
         self._clock = clock
         self._rotate()
 
+    def reload(self, cert_file: Path, key_file: Path) -> None:
+        """Read the certificate and key again (e.g. renewed in place): connections made
+        from now on use them; established ones keep theirs. Raises :class:`ConfigError`
+        naming the file, and keeps the old ones, for a file that is unreadable or a key
+        that does not match."""
+        self._chain, self._key = _load_identity(cert_file, key_file)
+        self._rotate()
+
     @property
     def certificate_der(self) -> bytes:
         """DER of the HAC's own certificate, for the tls-server-end-point channel binding."""

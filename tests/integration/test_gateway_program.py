@@ -178,3 +178,36 @@ def test_signals_status_reload_and_stop(files, tmp_path):
         stop_process(process)
     text = log_path.read_text()
     assert "Traceback" not in text and SECRET not in text and "another-secret" not in text
+
+
+def test_peers_on_the_control_socket(files, tmp_path):
+    import json
+    import stat
+
+    control = tmp_path / "gw.sock"
+    log_path = tmp_path / "gw.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command(*base(files), "--listen", "127.0.0.1:0", "--control", str(control)),
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        port = int(_wait_for(log_path, r"listening on 127\.0\.0\.1:(\d+)", process).group(1))
+        assert stat.S_IMODE(os.stat(control).st_mode) == 0o600
+        with socket.create_connection(("127.0.0.1", port)):  # a peer not yet in TLS
+            deadline = time.monotonic() + RUN_LIMIT
+            while True:  # listed once the reactor has accepted it (bounded)
+                reply = run("peers", "--control", str(control), "--json")
+                assert reply.returncode == 0, reply.stderr
+                answer = json.loads(reply.stdout)
+                if answer["peers"] or time.monotonic() > deadline:
+                    break
+                time.sleep(POLL_INTERVAL)
+        [peer] = answer["peers"]
+        assert peer["state"] == "wait-cer" and peer["peer"].startswith("127.0.0.1:")
+        assert answer["counters"]["requests"] == 0 and answer["conversations"] == 0
+        text = run("peers", "--control", str(control)).stdout
+        assert text.startswith("PEER") and "counters.requests 0" in text
+    finally:
+        stop_process(process)
+    gone = run("peers", "--control", str(control))
+    assert gone.returncode == 3 and "no mip6-aaa-gw listening on" in gone.stderr

@@ -297,3 +297,104 @@ def test_a_restarted_worker_reads_the_psk_file_the_others_reloaded(lab, tmp_path
         with tls_connect(lab, port) as sock:
             assert RawMn(sock).bootstrap("bob@example.org", PSK).message.status == 200
     assert hac.stop() == 0
+
+
+def test_sighup_reloads_the_tls_certificate_and_key_without_dropping_an_mn(lab, tmp_path,
+                                                                          running):
+    import shutil
+
+    cert, key = tmp_path / "hac.pem", tmp_path / "hac.key"
+    shutil.copy(lab["hac"].cert_path, cert)
+    shutil.copy(lab["hac"].key_path, key)
+    command = flags(lab, tmp_path, key=str(key))
+    command[command.index("--cert") + 1] = str(cert)
+    hac = running(command, tmp_path / "hac.log")
+    port = hac.port()
+    with tls_connect(lab, port) as established:  # an MN connected before the reload
+        old_der = established.getpeercert(binary_form=True)
+        shutil.copy(lab["other"].cert_path, cert)
+        shutil.copy(lab["other"].key_path, key)
+        hac.process.send_signal(signal.SIGHUP)
+        hac.wait_for(r"TLS certificate \S+ and key reloaded")
+        assert RawMn(established).bootstrap().message.status == 200
+    with tls_connect(lab, port) as fresh:
+        new_der = fresh.getpeercert(binary_form=True)
+        assert new_der != old_der
+        assert RawMn(fresh).bootstrap().message.status == 200  # the new channel binding
+
+    shutil.copy(lab["hac"].key_path, key)  # a key that does not match: the old pair stays
+    hac.process.send_signal(signal.SIGHUP)
+    hac.wait_for(r"tls.cert and tls.key not reloaded, the old ones stay: key file .* does "
+                 r"not match")
+    with tls_connect(lab, port) as after:
+        assert after.getpeercert(binary_form=True) == new_der
+        assert RawMn(after).bootstrap().message.status == 200
+    assert hac.stop() == 0
+    assert "Traceback" not in hac.text()
+
+
+def _signed_with(packet: bytes, secret: bytes) -> bool:
+    """Whether an Accounting-Request's authenticator is computed with ``secret`` (RFC 2866)."""
+    import hashlib
+    return hashlib.md5(packet[:4] + bytes(16) + packet[20:] + secret).digest() \
+        == packet[4:20]
+
+
+def test_sighup_reloads_the_radius_secret_file(lab, tmp_path, running):
+    secret_file = tmp_path / "radius.secret"
+    pki.write_private(secret_file, b"first-secret\n")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as accounting:
+        accounting.bind(("127.0.0.1", 0))
+        accounting.settimeout(SAFETY)
+        config = tmp_path / "hac.toml"
+        config.write_text(f'[radius]\naccounting = true\nsecret_file = "{secret_file}"\n'
+                          f'accounting_servers = ["127.0.0.1:{accounting.getsockname()[1]}"]\n'
+                          '[auth]\nmethods = ["psk"]\n')
+        hac = running([*flags(lab, tmp_path), "--config", str(config)], tmp_path / "hac.log")
+        port = hac.port()
+
+        def start_sent_after_a_bootstrap() -> bytes:
+            with tls_connect(lab, port) as sock:
+                assert RawMn(sock).bootstrap().message.status == 200
+            return accounting.recv(4096)
+
+        assert _signed_with(start_sent_after_a_bootstrap(), b"first-secret")
+        pki.write_private(secret_file, b"second-secret\n")
+        hac.process.send_signal(signal.SIGHUP)
+        hac.wait_for(r"RADIUS secret reloaded from ")
+        deadline = time.monotonic() + SAFETY
+        packet = start_sent_after_a_bootstrap()
+        while _signed_with(packet, b"first-secret"):  # retransmissions of the first Start
+            assert time.monotonic() < deadline
+            packet = accounting.recv(4096)
+        assert _signed_with(packet, b"second-secret")
+
+        pki.write_private(secret_file, b"")
+        hac.process.send_signal(signal.SIGHUP)
+        hac.wait_for(r"RADIUS secret not reloaded, the old one stays: radius.secret_file "
+                     r"\S+: empty")
+        assert hac.stop() == 0
+    text = hac.text()
+    assert "Traceback" not in text and "second-secret" not in text
+
+
+def test_sighup_rereads_the_log_level_and_a_bad_file_keeps_it(lab, tmp_path, running):
+    config = tmp_path / "hac.toml"
+    config.write_text('[log]\nlevel = "info"\n')
+    hac = running([*flags(lab, tmp_path), "--config", str(config)], tmp_path / "hac.log")
+    port = hac.port()
+    with tls_connect(lab, port) as sock:
+        assert RawMn(sock).bootstrap().message.status == 200
+    hac.wait_for(r"bootstrap mn-id=")
+    config.write_text('[log]\nlevel = "warning"\n')
+    hac.process.send_signal(signal.SIGHUP)
+    hac.wait_for(r"SIGHUP: log.level warning")
+    with tls_connect(lab, port) as sock:  # its info line is not logged any more
+        assert RawMn(sock).bootstrap().message.status == 200
+    hac.process.send_signal(signal.SIGUSR1)  # answered at warning: after the bootstrap
+    hac.wait_for(r"WARNING hac.server: status ")
+    assert len(re.findall(r"bootstrap mn-id=", hac.text())) == 1
+    config.write_text('[log]\nlevel = "loud"\n')
+    hac.process.send_signal(signal.SIGHUP)
+    hac.wait_for(r"the configuration does not load, log.level stays: log.level")
+    assert hac.stop() == 0

@@ -22,11 +22,11 @@ FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 
 # Program -> its sub-commands (each has its own --help).
 PROGRAMS = {
-    "mip6-hac": ["", "revoke"],
-    "mip6-ha": [""],
+    "mip6-hac": ["", "revoke", "sas", "stats"],
+    "mip6-ha": ["", "bindings", "sas", "stats", "flush"],
     "mip6-mn": ["", "bootstrap", "register", "up"],
     "mip6-lab": ["", "up"],
-    "mip6-aaa-gw": [""],
+    "mip6-aaa-gw": ["", "peers"],
     "mip6-auc": [""],
 }
 # Headings whose section is about one program.

@@ -660,3 +660,14 @@ def test_a_late_empty_answer_does_not_negative_cache_an_sa_found_meanwhile():
     assert only(core.sa_found(99, sa, None, NOW + 1), SendDatagram)
     assert core.sa_found(99, None, None, NOW + 2) == []  # the first lookup, answering late
     assert core.admission.refusal(99, "192.0.2.8", True, 0, NOW + 2) is None
+
+
+def test_flush_forgets_the_sa_and_its_binding_and_keeps_the_sequence_floor():
+    core, mn = registered()
+    actions = core.flush(SPI)
+    assert only(actions, Deregistered).why == "flushed"
+    marks = only(actions, PersistSequences)
+    assert marks.spi == SPI and marks.inbound_floor >= 0
+    assert core.spis == [] and len(core.bindings) == 0
+    assert core.flush(SPI) == []
+    assert only(feed(core, mn, mn.bu()), FetchSA).spi == SPI  # looked up again

@@ -159,6 +159,7 @@ BAD_VALUES = [
     ("diameter.request_timeout", 0, "positive number"),
     ("diameter.watchdog", 5, "at least 6 seconds"),
     ("diameter.retry_after", 0, "1..3600"),
+    ("control.socket", "hac.sock", "must be an absolute path"),
 ]
 
 
@@ -685,3 +686,19 @@ def test_check_names_the_key_of_a_file_it_cannot_use(hac_files):
             f"credentials.psk_file (--psk-file): PSK file {bad_psk} line 1: the key of "
             "alice@example.org is not hex")):
         process.check(config(**{**files, "credentials__psk_file": str(bad_psk)}))
+
+
+def test_control_socket_and_the_older_sa_delivery_key_are_one_socket():
+    delivery = {"home_agents": {"2001:db8::1": "ha1.example.net"},
+                "origin_host": "hac.example.org", "origin_realm": "example.org",
+                "destination_realm": "example.net", "insecure_tcp": True,
+                "peers": ["ha1.example.net=192.0.2.1:5658"],
+                "control_socket": "/run/mip6/old.sock"}
+    config = load_config(None, {**REQUIRED, "sa_delivery": delivery})
+    assert str(config.control_path) == "/run/mip6/old.sock"
+    with pytest.raises(ConfigError, match="name two sockets"):
+        load_config(None, {**REQUIRED, "sa_delivery": delivery,
+                           "control.socket": "/run/mip6/hac.sock"})
+    same = load_config(None, {**REQUIRED, "sa_delivery": delivery,
+                              "control.socket": "/run/mip6/old.sock"})
+    assert str(same.control_path) == "/run/mip6/old.sock"

@@ -44,6 +44,8 @@ IO_ROOMS: Mapping[str, frozenset[str]] = {
     "aaa_mip6.store": frozenset({"sqlite3", "psycopg", "fcntl"}),
     # What every program does at its edges: exit statuses, signals, the open-file limit.
     "aaa_mip6.program": frozenset({"signal", "resource"}),
+    # The CLI verbs' blocking client of a program's control socket.
+    "aaa_mip6.control_client": frozenset({"socket"}),
 }
 """The library's I/O rooms and the I/O libraries each may import."""
 
