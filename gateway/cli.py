@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="debug, info, warning or error (default info) (log.level)")
     parser.add_argument("--log-format", metavar="FORMAT",
                         help="text, or json: one object a line with the event and its fields (log.format)")
+    parser.add_argument("--metrics", metavar="HOST:PORT",
+                        help="Prometheus metrics over HTTP at http://HOST:PORT/metrics; "
+                             "off by default (metrics.listen)")
     return parser
 
 
@@ -306,6 +309,13 @@ def main(argv: list[str] | None = None) -> int:
         from twisted.internet import reactor
 
         running = start(prepared, reactor, arguments.config, flags)
+        if config.metrics is not None:
+            from aaa_mip6.twisted.metrics import serve_metrics
+
+            from .metrics import gateway_registry
+            metrics = serve_metrics(gateway_registry(running), *config.metrics, reactor)
+            log.info("metrics on http://%s:%d/metrics", config.metrics[0],
+                     metrics.getHost().port)
     except ConfigError as error:
         return program.fail(PROGRAM, str(error), program.EXIT_CONFIG)
     except StartupError as error:

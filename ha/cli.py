@@ -21,7 +21,7 @@ from pathlib import Path
 
 from aaa_mip6 import program
 from aaa_mip6.addresses import format_host_port
-from aaa_mip6.errors import ConfigError
+from aaa_mip6.errors import ConfigError, StartupError
 
 from .config import SCHEMA, HaConfig, changed_keys, ineffective_settings, load_config, \
     sqlite_path
@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--log-level", metavar="LEVEL", help="debug, info, warning or error (log.level)")
     add("--log-format", metavar="FORMAT",
         help="text, or json: one object a line with the event and its fields (log.format)")
+    add("--metrics", metavar="HOST:PORT",
+        help="Prometheus metrics over HTTP at http://HOST:PORT/metrics; off by default "
+             "(metrics.listen)")
     add("--check-config", action="store_true",
         help="check the configuration (store reachable, state file and status-file "
              "directory usable, ports free, TUN device possible) and exit: 0 with a "
@@ -122,7 +125,7 @@ def startup_failure(error: BaseException) -> tuple[str, int]:
 
     if isinstance(error, ConfigError):
         return str(error), program.EXIT_CONFIG
-    if isinstance(error, StoreError):
+    if isinstance(error, (StoreError, StartupError)):
         return str(error), program.EXIT_RUNTIME
     if isinstance(error, TunnelError):
         return f"tun: {error}", program.EXIT_CONFIG
@@ -268,6 +271,13 @@ def main(argv: list[str] | None = None) -> int:
         for host, port in config.listen:
             listening = server.listen(host, port)
             log.info("listening on [%s]:%d", host, listening.getHost().port)
+        if config.metrics is not None:
+            from aaa_mip6.twisted.metrics import serve_metrics
+
+            from .metrics import ha_registry
+            metrics = serve_metrics(ha_registry(server), *config.metrics, reactor)
+            log.info("metrics on http://%s:%d/metrics", config.metrics[0],
+                     metrics.getHost().port)
     except Exception as error:  # noqa: BLE001 (every failure is one line)
         for listening in server.ports:
             listening.stopListening()

@@ -83,6 +83,8 @@ class HaSettings:
                                       flag="--status-file")
     log_level: str = setting("log.level", parsers.log_level, "info", flag="--log-level")
     log_format: str = setting("log.format", parsers.log_format, "text", flag="--log-format")
+    metrics: tuple[str, int] | None = setting("metrics.listen", parsers.host_port, None,
+                                              flag="--metrics")
     diameter: NodeSettings | None = setting("diameter", _diameter, None)
     sa_refresh: float = setting("sa_refresh", parsers.seconds(0.1), 30.0)
     stats_interval: float = setting("stats_interval", parsers.seconds(0.1), 60.0)
@@ -140,6 +142,7 @@ class HaConfig:
     log_level: str = "info"
     log_format: str = "text"
     diameter: NodeSettings | None = None  # SAs over Diameter instead of from the store
+    metrics: tuple[str, int] | None = None  # Prometheus metrics over HTTP here
 
 
 def sqlite_path(url: str) -> Path:
@@ -185,7 +188,7 @@ def resolve(given: HaSettings) -> HaConfig:
                     ledger_purge_interval=given.ledger_purge_interval,
                     status_file=given.status_file, log_level=given.log_level,
                     log_format=given.log_format,
-                    diameter=given.diameter)
+                    diameter=given.diameter, metrics=given.metrics)
 
 
 def ineffective_settings(config: HaConfig) -> list[str]:
@@ -211,4 +214,4 @@ _KEYS_OF_FIELD = {
               "sequence_margin, replay_window, sequence_block, the lookup_* and "
               "negative_cache_* keys)",
     "tun_routes": "tun_route", "log_level": "log.level",
-    "log_format": "log.format"}
+    "log_format": "log.format", "metrics": "metrics.listen"}

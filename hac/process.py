@@ -271,6 +271,17 @@ def _start(config: HacConfig, sock: socket.socket, prepared: Prepared):
     except BaseException:
         server.abandon()
         raise
+    if config.metrics is not None:
+        from aaa_mip6.twisted.metrics import serve_metrics
+
+        from .metrics import hac_registry
+        try:
+            metrics = serve_metrics(hac_registry(server), *config.metrics, reactor)
+        except BaseException:
+            port.stopListening()
+            server.abandon()
+            raise
+        log.info("metrics on http://%s:%d/metrics", config.metrics[0], metrics.getHost().port)
     install_signals(reactor.callFromThread, reload=server.reload_credentials,
                     status=server.report)
     address = port.getHost()
@@ -293,6 +304,9 @@ def run(config: HacConfig) -> int:
     """
     for signum in _HANDLED_LATER:
         signal.signal(signum, signal.SIG_IGN)
+    if config.metrics is not None and config.workers > 1:
+        raise ConfigError("metrics.listen (--metrics): needs workers = 1 (each worker keeps "
+                          "its own counters); run one HAC per port, or leave metrics off")
     prepared = check(config)
     sock = bind(config)
     started = summary(config, ListenAddress(*sock.getsockname()[:2]), effective_methods(config))

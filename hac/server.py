@@ -35,6 +35,7 @@ import logging
 import os
 import socket
 from collections import Counter
+from typing import Callable
 
 from twisted.internet import defer, threads
 from twisted.internet.interfaces import IHandshakeListener
@@ -191,6 +192,10 @@ class HacProtocol(Protocol, TimeoutMixin):
             status, reason = outcome.status, outcome.reason
             result = f"{outcome.status or '-'} ({outcome.reason})"
             self.server.bootstraps[str(outcome.status or "-")] += 1
+        self.server.bootstrap_outcomes[(self.session.method or "none",
+                                        str(status or "none"))] += 1
+        if self.server.observe_bootstrap is not None:
+            self.server.observe_bootstrap(duration / 1000)
         log.info("bootstrap mn-id=%s source=%s spi=%s suite=%s result=%s duration=%.1fms",
                  self.session.mn_id or "-", self._source, self._spi or "-",
                  self._suite or "-", result, duration,
@@ -271,6 +276,9 @@ class HacServer:
         self.connections = 0
         self.refused = {"cap": 0, "rate": 0}
         self.bootstraps: Counter[str] = Counter()  # by result: "200", "401", "-" (no answer)
+        # by (method, status) for the metrics; "none" for a method or status never reached
+        self.bootstrap_outcomes: Counter[tuple[str, str]] = Counter()
+        self.observe_bootstrap: Callable[[float], None] | None = None  # seconds, for metrics
         self.sas_issued = 0
         threads_wanted = 1 if config.store_url.startswith("sqlite:") else config.store_threads
         self._pool = ThreadPool(1, threads_wanted, name="hac-store")

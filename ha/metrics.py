@@ -1,0 +1,46 @@
+"""The HA's Prometheus metrics (``--metrics HOST:PORT``, docs/operations.md "Metrics").
+
+Read at each scrape from the core's counters (by reason) and its bindings and SAs, as the
+status line and status file show them: the per-packet path gains nothing.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry
+
+from aaa_mip6.twisted.metrics import counter, diameter_node_metrics, gauge, registry_with
+
+_TUNNELED = {"tunneled-in": "in", "tunneled-out": "out"}
+_BA_STATUS = "ba-status-"
+
+
+def ha_registry(server) -> CollectorRegistry:
+    """A registry reading ``server`` (an HA server) at each scrape."""
+    return registry_with(lambda: _collect(server))
+
+
+def _collect(server):
+    core = server.core
+    yield gauge("mip6_ha_bindings", "Bindings in the binding cache", len(core.bindings))
+    yield gauge("mip6_ha_sas", "SAs held", len(core.spis))
+    tunneled, refused, events = {}, {}, {}
+    for name, value in core.counters.items():
+        if name == "ba-sent":
+            continue
+        if name in _TUNNELED:
+            tunneled[_TUNNELED[name]] = value
+        elif name.startswith(_BA_STATUS):
+            refused[name[len(_BA_STATUS):]] = value
+        else:
+            events[name] = value
+    yield counter("mip6_ha_tunneled_packets", "Packets tunneled between MNs and the home "
+                  "network, by direction (in: from an MN)", "direction", tunneled)
+    yield counter("mip6_ha_binding_acks", "Binding Acknowledgements sent", None,
+                  core.counters["ba-sent"])
+    yield counter("mip6_ha_binding_acks_refused", "Binding Acknowledgements with a refusing "
+                  "status (128 and above), by status", "status", refused)
+    yield counter("mip6_ha_events", "Registrations, deregistrations and drops by reason "
+                  "(the HA status line's counters)", "reason", events)
+    node = getattr(server.source, "node", None)
+    if node is not None:
+        yield from diameter_node_metrics("mip6_ha", node)

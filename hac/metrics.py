@@ -1,0 +1,50 @@
+"""The HAC's Prometheus metrics (``--metrics HOST:PORT``, docs/operations.md "Metrics").
+
+Read at each scrape from the counters :class:`hac.server.HacServer` keeps for its SIGUSR1
+status line, its AAA client, its RADIUS accounting and its SA delivery; the bootstrap
+duration histogram is the one value observed as it happens (once per bootstrap).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Histogram
+
+from aaa_mip6.twisted.metrics import counter, diameter_node_metrics, gauge, registry_with
+
+BOOTSTRAP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+def hac_registry(server) -> CollectorRegistry:
+    """A registry reading ``server`` (a HacServer); sets its bootstrap observer."""
+    registry = registry_with(lambda: _collect(server))
+    durations = Histogram("mip6_hac_bootstrap_duration_seconds",
+                          "Time from TLS connection to the bootstrap's outcome",
+                          buckets=BOOTSTRAP_BUCKETS, registry=registry)
+    server.observe_bootstrap = durations.observe
+    return registry
+
+
+def _collect(server):
+    yield counter("mip6_hac_bootstraps", "Bootstraps by auth method and HAC status code "
+                  "(none: the connection ended without one)", ("method", "status"),
+                  dict(server.bootstrap_outcomes))
+    yield gauge("mip6_hac_connections", "MN TLS connections open now", server.connections)
+    yield counter("mip6_hac_connections_refused", "MN connections refused, by reason "
+                  "(cap: max_connections, rate: the connection rate limit)", "reason",
+                  dict(server.refused))
+    yield counter("mip6_hac_sas_issued", "SAs issued and stored", None, server.sas_issued)
+    aaa = server.aaa
+    if aaa is not None and hasattr(aaa, "counters"):
+        yield counter("mip6_hac_radius_events", "RADIUS client events (sent, accept, "
+                      "reject, challenge, timed-out, retransmitted, server-dead, ...)", "event",
+                      dict(aaa.counters))
+    if aaa is not None and hasattr(aaa, "node"):
+        yield from diameter_node_metrics("mip6_hac_aaa", aaa.node)
+    if server.accounting is not None:
+        yield counter("mip6_hac_accounting_events", "RADIUS accounting requests by outcome",
+                      "event", dict(server.accounting.counters))
+    if server.delivery is not None:
+        yield counter("mip6_hac_sa_delivery_events", "SA pushes, revocations and queries by "
+                      "outcome", "event", dict(server.delivery.counters))
+        yield from diameter_node_metrics("mip6_hac_sa_delivery", server.delivery.node)
+
