@@ -394,10 +394,12 @@ class DiameterNode:
         elif isinstance(event, AnswerUndecodable):
             self._settle(event.token, Failure(event.error))
         elif isinstance(event, PeerSuspect):
+            self.counters["watchdog-failovers"] += 1
             log.warning("Diameter peer %s suspect: failing over %d requests",
                         connection.remote.origin_host, len(event.tokens))
             self.router.failover(connection, event.tokens)
         elif isinstance(event, PeerClosed):
+            self.counters["peers-closed"] += 1
             self._unknown_answers_closed += connection.unknown_answers
             log.info("Diameter peer %s closed: %s",
                      event.remote.origin_host if event.remote else "?", event.reason)

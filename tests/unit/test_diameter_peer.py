@@ -582,3 +582,24 @@ def test_loopback_simultaneous_connect_keeps_the_connection_the_election_picks()
     [(high_started, high_local, high_remote)] = survivors[high]
     assert low_started and not high_started  # the loser's own connection
     assert (low_local, low_remote) == (high_remote, high_local)  # one and the same socket
+
+
+def test_loopback_a_silent_peer_counts_a_watchdog_failover_then_a_close():
+    """The node counts RFC 3539 SUSPECT (a failover) and the close after it, for the
+    ``*_diameter_events_total`` metrics."""
+    async def scenario(reactor):
+        client, server = pair(reactor)
+        await client.when_open("b.example.net")
+        for connection in client._connections:
+            connection.transport.pauseProducing()  # reads nothing: no DWA reaches it
+        for _ in range(40):  # Tw is 0.3 s: suspect after one, down after two
+            await sleep(reactor, 0.1)
+            if client.counters["peers-closed"]:
+                break
+        counters = dict(client.counters)
+        await client.stop()
+        await server.stop()
+        return counters
+
+    counters = run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
+    assert counters["watchdog-failovers"] == 1 and counters["peers-closed"] == 1
