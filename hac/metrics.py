@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from aaa_mip6.twisted.metrics import counter, diameter_node_metrics, gauge, registry_with
 
 BOOTSTRAP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+AAA_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 def hac_registry(server) -> CollectorRegistry:
@@ -21,6 +22,10 @@ def hac_registry(server) -> CollectorRegistry:
                           "Time from TLS connection to the bootstrap's outcome",
                           buckets=BOOTSTRAP_BUCKETS, registry=registry)
     server.observe_bootstrap = durations.observe
+    aaa = Histogram("mip6_hac_aaa_duration_seconds",
+                    "Time from an AAA request (RADIUS or Diameter EAP round) to its answer",
+                    buckets=AAA_BUCKETS, registry=registry)
+    server.observe_aaa = aaa.observe
     return registry
 
 
@@ -32,7 +37,11 @@ def _collect(server):
     yield counter("mip6_hac_connections_refused", "MN connections refused, by reason "
                   "(cap: max_connections, rate: the connection rate limit)", "reason",
                   dict(server.refused))
+    yield counter("mip6_hac_tls_handshakes", "TLS handshakes completed with MNs", None,
+                  server.handshakes)
     yield counter("mip6_hac_sas_issued", "SAs issued and stored", None, server.sas_issued)
+    yield counter("mip6_hac_aaa_requests", "AAA round trips by outcome (accept, reject, "
+                  "challenge, timeout, error)", "outcome", dict(server.aaa_outcomes))
     aaa = server.aaa
     if aaa is not None and hasattr(aaa, "counters"):
         yield counter("mip6_hac_radius_events", "RADIUS client events (sent, accept, "

@@ -84,6 +84,7 @@ class HacProtocol(Protocol, TimeoutMixin):
         self._lost = False
         self._aaa_session: AaaSession | None = None
         self._aaa_call: defer.Deferred | None = None
+        self._aaa_asked = 0.0  # when the AAA request in flight was sent
 
     def callLater(self, period, func):  # noqa: N802 (TimeoutMixin API)
         return self.server.reactor.callLater(period, func)
@@ -99,6 +100,7 @@ class HacProtocol(Protocol, TimeoutMixin):
         self.setTimeout(self.server.config.handshake_timeout)
 
     def handshakeCompleted(self):  # noqa: N802 (Twisted API)
+        self.server.handshakes += 1
         self.setTimeout(self.server.config.idle_timeout)
 
     def dataReceived(self, data):  # noqa: N802 (Twisted API)
@@ -141,6 +143,7 @@ class HacProtocol(Protocol, TimeoutMixin):
             self._aaa_session = AaaSession(action.user_name, ipaddress.ip_address(peer.host),
                                            peer.port)
         self.setTimeout(None)  # the AAA, not the MN, is what we wait for
+        self._aaa_asked = self.server.reactor.seconds()
         call = self.server.aaa.authenticate(self._aaa_session, action.eap_payload)
         call.addTimeout(self.server.config.aaa_timeout, self.server.reactor)
         self._aaa_call = call
@@ -148,6 +151,8 @@ class HacProtocol(Protocol, TimeoutMixin):
 
     def _aaa_answered(self, answer) -> None:
         self._aaa_call = None
+        self.server.aaa_done(type(answer).__name__.lower(),
+                             self.server.reactor.seconds() - self._aaa_asked)
         if not self._lost:
             self.setTimeout(self.server.config.idle_timeout)
         self._carry_out(self.session.aaa_answered(answer))
@@ -157,6 +162,8 @@ class HacProtocol(Protocol, TimeoutMixin):
         if failure.check(defer.CancelledError) and self._lost:
             return  # we cancelled it: the MN has gone
         error = failure.value
+        self.server.aaa_done("timeout" if failure.check(defer.TimeoutError) else "error",
+                             self.server.reactor.seconds() - self._aaa_asked)
         if failure.check(defer.TimeoutError):
             error = AaaTimeout(f"no AAA answer within {self.server.config.aaa_timeout:g} s")
         elif not failure.check(AaaError, AaaLimitError):  # the latter: the MN's input, 400
@@ -279,7 +286,10 @@ class HacServer:
         # by (method, status) for the metrics; "none" for a method or status never reached
         self.bootstrap_outcomes: Counter[tuple[str, str]] = Counter()
         self.observe_bootstrap: Callable[[float], None] | None = None  # seconds, for metrics
+        self.aaa_outcomes: Counter[str] = Counter()  # accept, reject, challenge, timeout, error
+        self.observe_aaa: Callable[[float], None] | None = None  # seconds, for metrics
         self.sas_issued = 0
+        self.handshakes = 0  # TLS handshakes completed with MNs (for the metrics)
         threads_wanted = 1 if config.store_url.startswith("sqlite:") else config.store_threads
         self._pool = ThreadPool(1, threads_wanted, name="hac-store")
         self._purge = LoopingCall(self._purge_expired)
@@ -339,6 +349,12 @@ class HacServer:
         if self.delivery is not None:
             self.delivery.start()
         return self._port
+
+    def aaa_done(self, outcome: str, seconds: float) -> None:
+        """Count one AAA round trip by outcome, and time it for the metrics."""
+        self.aaa_outcomes[outcome] += 1
+        if self.observe_aaa is not None:
+            self.observe_aaa(seconds)
 
     def reload_credentials(self) -> bool:
         """Re-read the PSK file; False if it has an error (or the HAC runs without one)."""

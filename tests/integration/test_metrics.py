@@ -10,9 +10,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -112,6 +114,7 @@ def test_hac_and_ha_metrics_pass_promtool_and_reach_prometheus(lab, running_hac,
     hac_text, ha_text = _scrape(hac_metrics), _scrape(ha_metrics)
     assert 'mip6_hac_bootstraps_total{method="psk",status="200"} 1.0' in hac_text
     assert "mip6_hac_bootstrap_duration_seconds_count 1.0" in hac_text
+    assert "mip6_hac_tls_handshakes_total 1.0" in hac_text
     assert 'mip6_ha_events_total{reason="registered"} 1.0' in ha_text
     assert "mip6_ha_binding_acks_total 1.0" in ha_text
     assert "mip6_ha_bindings 1.0" in ha_text
@@ -159,3 +162,71 @@ def test_hac_and_ha_metrics_pass_promtool_and_reach_prometheus(lab, running_hac,
     finally:
         server.send_signal(signal.SIGTERM)
         server.communicate(timeout=30)
+
+
+def test_gateway_metrics_pass_promtool(tmp_path):
+    secret = tmp_path / "radius-secret"
+    pki.write_private(secret, b"not-a-real-secret\n")
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mip6-aaa-gw"), "--origin-host", "gw.example.org",
+         "--origin-realm", "example.org", "--radius-server", "127.0.0.1:1812",
+         "--radius-secret-file", str(secret), "--listen", "127.0.0.1:0", "--insecure-tcp",
+         "--metrics", "127.0.0.1:0"], stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        text = _scrape(_metrics_port(process.stderr, []))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=SAFETY)
+    assert process.returncode == 0
+    assert "mip6_gw_conversations 0.0" in text
+    assert "# TYPE mip6_gw_relay_events_total counter" in text
+    _promtool_accepts(text)
+
+
+def test_a_metrics_port_in_use_is_one_line_and_exit_1(tmp_path):
+    store_url = f"sqlite:///{tmp_path}/sa.db"
+    provision(store_url)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "ha.cli", "--listen", "[::1]:0",
+                                 "--store", store_url, "--metrics", f"127.0.0.1:{port}"],
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("mip6-ha: metrics.listen (--metrics) 127.0.0.1:") and \
+        "Traceback" not in result.stderr
+
+
+def test_hac_aaa_round_trips_are_counted_by_outcome_and_timed(tmp_path):
+    """An EAP-MD5 bootstrap through the real HAC shell and a fake RADIUS server: one
+    challenge and one accept, each timed."""
+    from prometheus_client import generate_latest
+
+    from hac.assemble import assemble_hac
+    from hac.metrics import hac_registry
+    from lab.reactors import run_on_fresh_reactor
+    from tests.integration.test_hac_aaa_faults import (
+        FAKE_PASSWORD, FAKE_USER, SECRET, EapCredentials, FakeRadiusServer, eap_bootstrap,
+        hac_config, md5_server)
+
+    async def scenario(reactor):
+        fake = FakeRadiusServer(md5_server)
+        listening = reactor.listenUDP(0, fake, interface="127.0.0.1")
+        setup, config = hac_config(tmp_path, [f"127.0.0.1:{listening.getHost().port}"], SECRET)
+        server = assemble_hac(config, reactor)
+        registry = hac_registry(server)
+        port = server.listen().getHost().port
+        try:
+            await eap_bootstrap(reactor, setup, port, EapCredentials(FAKE_USER, FAKE_PASSWORD))
+            return generate_latest(registry).decode()
+        finally:
+            await server.stop()
+            await listening.stopListening()
+
+    text = run_on_fresh_reactor(scenario)
+    assert 'mip6_hac_aaa_requests_total{outcome="challenge"} 1.0' in text
+    assert 'mip6_hac_aaa_requests_total{outcome="accept"} 1.0' in text
+    assert "mip6_hac_aaa_duration_seconds_count 2.0" in text
+    assert 'mip6_hac_bootstraps_total{method="eap",status="200"} 1.0' in text
