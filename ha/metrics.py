@@ -6,23 +6,32 @@ status line and status file show them: the per-packet path gains nothing.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram
 
 from aaa_mip6.twisted.metrics import counter, diameter_node_metrics, gauge, registry_with
 
 _TUNNELED = {"tunneled-in": "in", "tunneled-out": "out"}
 _BA_STATUS = "ba-status-"
+LOOKUP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 
 def ha_registry(server) -> CollectorRegistry:
-    """A registry reading ``server`` (an HA server) at each scrape."""
-    return registry_with(lambda: _collect(server))
+    """A registry reading ``server`` (an HA server) at each scrape; sets its lookup
+    observer."""
+    registry = registry_with(lambda: _collect(server))
+    lookups = Histogram("mip6_ha_lookup_duration_seconds",
+                        "Time an SA source took to answer the lookup of an unknown SPI",
+                        buckets=LOOKUP_BUCKETS, registry=registry)
+    server.observe_lookup = lookups.observe
+    return registry
 
 
 def _collect(server):
     core = server.core
     yield gauge("mip6_ha_bindings", "Bindings in the binding cache", len(core.bindings))
     yield gauge("mip6_ha_sas", "SAs held", len(core.spis))
+    yield counter("mip6_ha_lookups", "Lookups of unknown SPIs in the SA source, by answer "
+                  "(found, not-found, failed)", "result", dict(server.lookups))
     tunneled, refused, events = {}, {}, {}
     for name, value in core.counters.items():
         if name == "ba-sent":

@@ -26,6 +26,10 @@ def hac_registry(server) -> CollectorRegistry:
                     "Time from an AAA request (RADIUS or Diameter EAP round) to its answer",
                     buckets=AAA_BUCKETS, registry=registry)
     server.observe_aaa = aaa.observe
+    store = Histogram("mip6_hac_store_duration_seconds",
+                      "Time a store call (provisioning an SA, purging expired SAs) took",
+                      buckets=AAA_BUCKETS, registry=registry)
+    server.observe_store = store.observe
     return registry
 
 
@@ -40,6 +44,12 @@ def _collect(server):
     yield counter("mip6_hac_tls_handshakes", "TLS handshakes completed with MNs", None,
                   server.handshakes)
     yield counter("mip6_hac_sas_issued", "SAs issued and stored", None, server.sas_issued)
+    yield counter("mip6_hac_sas_revoked", "SAs revoked (mip6-hac revoke, with SA delivery)",
+                  None, server.sas_revoked)
+    yield counter("mip6_hac_sas_purged", "Expired SAs purged from the store", None,
+                  server.sas_purged)
+    yield counter("mip6_hac_store_calls", "Store calls by operation (provision, purge) and "
+                  "outcome (ok, error)", ("operation", "outcome"), dict(server.store_calls))
     yield counter("mip6_hac_aaa_requests", "AAA round trips by outcome (accept, reject, "
                   "challenge, timeout, error)", "outcome", dict(server.aaa_outcomes))
     aaa = server.aaa

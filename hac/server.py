@@ -43,6 +43,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
 from twisted.protocols.policies import TimeoutMixin
 from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
@@ -290,6 +291,11 @@ class HacServer:
         self.observe_aaa: Callable[[float], None] | None = None  # seconds, for metrics
         self.sas_issued = 0
         self.handshakes = 0  # TLS handshakes completed with MNs (for the metrics)
+        self.sas_revoked = 0
+        self.sas_purged = 0
+        # store calls by (operation, outcome "ok"/"error"), and their duration for metrics
+        self.store_calls: Counter[tuple[str, str]] = Counter()
+        self.observe_store: Callable[[float], None] | None = None
         threads_wanted = 1 if config.store_url.startswith("sqlite:") else config.store_threads
         self._pool = ThreadPool(1, threads_wanted, name="hac-store")
         self._purge = LoopingCall(self._purge_expired)
@@ -297,7 +303,7 @@ class HacServer:
         self._port = None
         self.delivery = None if config.sa_delivery is None else sa_delivery.SaDelivery.create(
             config, self.store, reactor, self._in_store_thread,
-            on_revoked=None if accounting is None else accounting.revoked)
+            on_revoked=self._revoked)
         self._pool.start()  # last: nothing above may fail with its threads running
 
     def _in_store_thread(self, function, *args) -> defer.Deferred:
@@ -309,8 +315,22 @@ class HacServer:
         provisioned = self._in_store_thread(self.provisioner.provision_record, request.mn_id,
                                             request.suite, request.requested_scope,
                                             request.attributes)
+        provisioned.addBoth(self._store_done, "provision", self.reactor.seconds())
         provisioned.addCallback(self._stored)
         return provisioned
+
+    def _store_done(self, result, operation: str, started: float):
+        """Count and time one store call (``result`` passes through)."""
+        failed = isinstance(result, Failure)
+        self.store_calls[(operation, "error" if failed else "ok")] += 1
+        if self.observe_store is not None:
+            self.observe_store(self.reactor.seconds() - started)
+        return result
+
+    def _revoked(self, record: SARecord) -> None:
+        self.sas_revoked += 1
+        if self.accounting is not None:
+            self.accounting.revoked(record)
 
     def _stored(self, stored: tuple[SARecord, Provision]) -> Provision:
         record, provision = stored
@@ -323,12 +343,14 @@ class HacServer:
 
     def _purge_expired(self) -> defer.Deferred:
         deferred = self._in_store_thread(self.store.purge_expired)
+        deferred.addBoth(self._store_done, "purge", self.reactor.seconds())
         deferred.addCallbacks(self._purged,
                               lambda failure: log.error("purging expired SAs failed: %s",
                                                         failure.getErrorMessage()))
         return deferred
 
     def _purged(self, records: list[SARecord]) -> None:
+        self.sas_purged += len(records)
         if records:
             log.info("purged %d expired SAs", len(records))
         if self.accounting is not None:

@@ -34,7 +34,8 @@ def hac_server(**given):
     server = SimpleNamespace(bootstrap_outcomes=Counter(), connections=0,
                              refused={"cap": 0, "rate": 0}, sas_issued=0, handshakes=0, aaa=None,
                              accounting=None, delivery=None, observe_bootstrap=None,
-                             aaa_outcomes=Counter(), observe_aaa=None)
+                             aaa_outcomes=Counter(), observe_aaa=None, sas_revoked=0,
+                             sas_purged=0, store_calls=Counter(), observe_store=None)
     vars(server).update(given)
     return server
 
@@ -42,9 +43,12 @@ def hac_server(**given):
 def test_hac_bootstraps_by_method_and_status_and_the_duration_histogram():
     server = hac_server(bootstrap_outcomes=Counter({("psk", "200"): 2, ("eap", "401"): 1}),
                         connections=4, refused={"cap": 1, "rate": 5}, sas_issued=2,
-                        handshakes=3, aaa_outcomes=Counter({"challenge": 2, "timeout": 1}))
+                        handshakes=3, aaa_outcomes=Counter({"challenge": 2, "timeout": 1}),
+                        sas_revoked=1, sas_purged=4,
+                        store_calls=Counter({("provision", "ok"): 2, ("purge", "error"): 1}))
     registry = hac_registry(server)
     server.observe_aaa(0.004)
+    server.observe_store(0.002)
     server.observe_bootstrap(0.02)
     server.observe_bootstrap(3.0)
     got = samples(registry)
@@ -56,6 +60,10 @@ def test_hac_bootstraps_by_method_and_status_and_the_duration_histogram():
     assert got[("mip6_hac_tls_handshakes_total", ())] == 3
     assert got[("mip6_hac_aaa_requests_total", (("outcome", "timeout"),))] == 1
     assert got[("mip6_hac_aaa_duration_seconds_bucket", (("le", "0.005"),))] == 1
+    assert got[("mip6_hac_sas_revoked_total", ())] == 1
+    assert got[("mip6_hac_sas_purged_total", ())] == 4
+    assert got[("mip6_hac_store_calls_total", (("operation", "purge"), ("outcome", "error")))] == 1
+    assert got[("mip6_hac_store_duration_seconds_count", ())] == 1
     assert got[("mip6_hac_bootstrap_duration_seconds_count", ())] == 2
     assert got[("mip6_hac_bootstrap_duration_seconds_bucket", (("le", "0.025"),))] == 1
     assert got[("mip6_hac_bootstrap_duration_seconds_bucket", (("le", "+Inf"),))] == 2
@@ -97,6 +105,26 @@ def test_ha_counters_split_into_tunneled_packets_acks_and_events(tmp_path):
     assert ("mip6_ha_events_total", (("reason", "ba-sent"),)) not in got
 
 
+def test_ha_lookups_are_counted_by_answer_and_timed(tmp_path):
+    from tests.unit.test_ha_core import Mn, make_sa
+    from tests.unit.test_ha_server import Source
+    source = Source()
+    source.answer = OSError("store unreachable")
+    ha, _reactor = make_server(tmp_path, source)
+    registry = ha_registry(ha)
+    mn = Mn(make_sa(spi=99))
+    try:
+        ha.datagram_received(mn.bu(), mn.care_of)
+        source.answer = None  # reachable again, and the SA is not there
+        ha.datagram_received(mn.bu(), mn.care_of)
+    finally:
+        ha.ledger.close()
+    got = samples(registry)
+    assert got[("mip6_ha_lookups_total", (("result", "failed"),))] == 1
+    assert got[("mip6_ha_lookups_total", (("result", "not-found"),))] == 1
+    assert got[("mip6_ha_lookup_duration_seconds_count", ())] == 2
+
+
 def test_ha_counts_read_at_each_scrape(tmp_path):
     ha, _reactor = make_server(tmp_path)
     registry = ha_registry(ha)
@@ -136,3 +164,25 @@ def test_hac_metrics_need_one_worker(tmp_path):
     config = hac_config(metrics__listen="127.0.0.1:9100", workers=2)
     with pytest.raises(ConfigError, match="metrics.listen .--metrics.: needs workers = 1"):
         run(config)
+
+
+def test_hac_counts_revocations_and_still_sends_the_accounting_stop():
+    from hac.server import HacServer
+    stopped = []
+    server = SimpleNamespace(sas_revoked=0, accounting=SimpleNamespace(revoked=stopped.append))
+    HacServer._revoked(server, "record")
+    assert server.sas_revoked == 1 and stopped == ["record"]
+
+
+def test_hac_store_calls_are_counted_by_outcome_and_timed_and_pass_through():
+    from twisted.python.failure import Failure
+
+    from hac.server import HacServer
+    timed = []
+    server = SimpleNamespace(store_calls=Counter(), observe_store=timed.append,
+                             reactor=SimpleNamespace(seconds=lambda: 10.5))
+    assert HacServer._store_done(server, "stored", "provision", 10.0) == "stored"
+    failure = Failure(OSError("disk full"))
+    assert HacServer._store_done(server, failure, "purge", 10.25) is failure
+    assert server.store_calls == {("provision", "ok"): 1, ("purge", "error"): 1}
+    assert timed == [0.5, 0.25]
