@@ -1,7 +1,8 @@
 """The HA's Prometheus metrics (``--metrics HOST:PORT``, docs/operations.md "Metrics").
 
 Read at each scrape from the core's counters (by reason) and its bindings and SAs, as the
-status line and status file show them: the per-packet path gains nothing.
+status line and status file show them, and from the shell's datagram and octet counts by
+PType (two Counter increments per datagram each way) and lookup counts.
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ def _collect(server):
     core = server.core
     yield gauge("mip6_ha_bindings", "Bindings in the binding cache", len(core.bindings))
     yield gauge("mip6_ha_sas", "SAs held", len(core.spis))
+    yield counter("mip6_ha_received_packets", "UDP datagrams received, by RFC 6618 PType "
+                  "(-1: empty)", "ptype", dict(server.packets_in))
+    yield counter("mip6_ha_received_bytes", "Octets of UDP datagrams received, by PType",
+                  "ptype", dict(server.octets_in))
+    yield counter("mip6_ha_sent_packets", "UDP datagrams sent, by PType", "ptype",
+                  dict(server.packets_out))
+    yield counter("mip6_ha_sent_bytes", "Octets of UDP datagrams sent, by PType", "ptype",
+                  dict(server.octets_out))
     yield counter("mip6_ha_lookups", "Lookups of unknown SPIs in the SA source, by answer "
                   "(found, not-found, failed)", "result", dict(server.lookups))
     tunneled, refused, events = {}, {}, {}

@@ -139,6 +139,11 @@ class HomeAgentServer:
         # (or hangs) must not pile up work in the thread pool without bound.
         self._lookups_in_flight = 0
         self.lookups: Counter[str] = Counter()  # by answer, for the metrics
+        # UDP datagrams and their octets by PType (-1: an empty datagram), for the metrics
+        self.packets_in: Counter[int] = Counter()
+        self.octets_in: Counter[int] = Counter()
+        self.packets_out: Counter[int] = Counter()
+        self.octets_out: Counter[int] = Counter()
         self.observe_lookup: Callable[[float], None] | None = None  # seconds, for metrics
         self._refreshes_in_flight = 0
 
@@ -207,6 +212,9 @@ class HomeAgentServer:
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         """A datagram from ``addr`` = (host, port), as Twisted passes it."""
+        ptype = data[0] >> 4 if data else -1  # RFC 6618's PType, the first 4 bits
+        self.packets_in[ptype] += 1
+        self.octets_in[ptype] += len(data)
         self._carry_out(self.core.datagram_received(addr[0], addr[1], data, self.clock()), addr)
 
     def tun_packet(self, packet: bytes) -> None:
@@ -367,6 +375,10 @@ class HomeAgentServer:
             sock.sendto(action.data, (action.host, action.port))
         except OSError:  # full send buffer, unreachable, too big: the packet is lost, as UDP is
             self.core.counters["send-failed"] += 1
+            return
+        ptype = action.data[0] >> 4
+        self.packets_out[ptype] += 1
+        self.octets_out[ptype] += len(action.data)
 
     def _reply_socket(self, action: SendDatagram):
         """The socket the datagram being answered came in on, else the one the binding

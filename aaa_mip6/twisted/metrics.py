@@ -1,9 +1,9 @@
 """Prometheus metrics over HTTP for every program (``--metrics HOST:PORT``).
 
 Each program has its own :class:`~prometheus_client.CollectorRegistry` and a collector
-that reads the counters the program already keeps on each scrape (the cores count by
-reason; nothing is added to the per-packet path). The exposition is prometheus_client's
-own Twisted resource.
+that reads the counters the program keeps on each scrape (the cores count by reason, the
+shells count what they move); a scrape computes, an event only counts. The exposition is
+prometheus_client's own Twisted resource.
 """
 
 from __future__ import annotations

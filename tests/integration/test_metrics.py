@@ -118,6 +118,8 @@ def test_hac_and_ha_metrics_pass_promtool_and_reach_prometheus(lab, running_hac,
     assert 'mip6_ha_events_total{reason="registered"} 1.0' in ha_text
     assert "mip6_ha_binding_acks_total 1.0" in ha_text
     assert "mip6_ha_bindings 1.0" in ha_text
+    assert 'mip6_ha_received_packets_total{ptype="8"} 1.0' in ha_text
+    assert 'mip6_ha_sent_packets_total{ptype="8"} 1.0' in ha_text
     _promtool_accepts(hac_text)
     _promtool_accepts(ha_text)
 

@@ -120,6 +120,10 @@ def test_ha_lookups_are_counted_by_answer_and_timed(tmp_path):
     finally:
         ha.ledger.close()
     got = samples(registry)
+    size = len(mn.bu())
+    assert got[("mip6_ha_received_packets_total", (("ptype", "8"),))] == 2
+    assert got[("mip6_ha_received_bytes_total", (("ptype", "8"),))] == 2 * size
+    assert ("mip6_ha_sent_packets_total", (("ptype", "8"),)) not in got  # no BA: no SA
     assert got[("mip6_ha_lookups_total", (("result", "failed"),))] == 1
     assert got[("mip6_ha_lookups_total", (("result", "not-found"),))] == 1
     assert got[("mip6_ha_lookup_duration_seconds_count", ())] == 2
