@@ -66,8 +66,15 @@ def diameter_node_metrics(prefix: str, node) -> list[Metric]:
         states[(name, state)] = states.get((name, state), 0) + 1
     for (name, state), number in sorted(states.items()):
         peers.add_metric([name, state], number)
-    return [peers, counter(f"{prefix}_diameter_events", "Diameter node events (requests-sent, "
-                           "answers-received, ...)", "event", dict(node.counters))]
+    return [peers,
+            counter(f"{prefix}_diameter_events", "Diameter node events (requests-sent, "
+                    "answers-received, watchdog-failovers, ...)", "event", dict(node.counters)),
+            counter(f"{prefix}_diameter_requests", "Diameter requests by direction (sent, "
+                    "received) and command code", ("direction", "command"),
+                    dict(node.requests)),
+            counter(f"{prefix}_diameter_answers", "Diameter answers by direction, command code "
+                    "and Result-Code", ("direction", "command", "result_code"),
+                    dict(node.answers))]
 
 
 def serve_metrics(registry: CollectorRegistry, host: str, port: int, reactor):

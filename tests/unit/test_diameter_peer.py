@@ -443,6 +443,8 @@ def test_loopback_request_answer_unknown_command_failed_handler_and_clean_stop()
         answer = await client.send_request(request())
         unsupported = await client.send_request(request(command=TEST_COMMAND + 1))
         failed = await client.send_request(request(command=TEST_COMMAND + 2))
+        counted = (dict(client.requests), dict(client.answers), dict(server.requests),
+                   dict(server.answers))
         await sleep(reactor, 1.0)  # several Tw: watchdogs run, the connection stays up
         still_open = "b.example.net" in client.router.open_peers
         plain_tcp_is_tls = client.is_tls(client.router.open_peers["b.example.net"])
@@ -453,10 +455,20 @@ def test_loopback_request_answer_unknown_command_failed_handler_and_clean_stop()
         await sleep(reactor, 0.05)
         after = server.router.open_peers
         await server.stop()
-        return seen, answer, unsupported, failed, still_open, after, plain_tcp_is_tls, nodelay
+        return (seen, answer, unsupported, failed, still_open, after, plain_tcp_is_tls,
+                nodelay, counted)
 
-    seen, answer, unsupported, failed, still_open, after, plain_tcp_is_tls, nodelay = \
+    seen, answer, unsupported, failed, still_open, after, plain_tcp_is_tls, nodelay, counted = \
         run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
+    client_requests, client_answers, server_requests, server_answers = counted
+    assert client_requests == {("sent", TEST_COMMAND): 1, ("sent", TEST_COMMAND + 1): 1,
+                               ("sent", TEST_COMMAND + 2): 1}
+    assert client_answers[("received", TEST_COMMAND, str(codec.SUCCESS))] == 1
+    assert client_answers[("received", TEST_COMMAND + 1, str(codec.COMMAND_UNSUPPORTED))] == 1
+    # the handled request's answer is the node's; 3001 and 5012 are the connection's own
+    assert server_answers == {("sent", TEST_COMMAND, str(codec.SUCCESS)): 1}
+    # a command without a handler is answered by the connection before the node sees it
+    assert server_requests == {("received", TEST_COMMAND): 1, ("received", TEST_COMMAND + 2): 1}
     assert plain_tcp_is_tls is False
     assert len(nodelay) == 2 and all(nodelay)  # both ends: answers are never held (Nagle)
     assert len(seen) == 1

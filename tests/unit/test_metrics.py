@@ -25,6 +25,8 @@ def samples(registry) -> dict[tuple[str, tuple], float]:
 class Node:
     def __init__(self):
         self.counters = Counter({"requests-sent": 3, "answers-received": 2})
+        self.requests = Counter({("sent", 268): 3})
+        self.answers = Counter({("received", 268, "2001"): 1, ("received", 268, "none"): 1})
 
     def peer_states(self):
         return [("aaa.example.net", "open"), ("agent.example.net", "wait-cea")]
@@ -147,6 +149,10 @@ def test_gateway_peers_relay_and_radius():
     got = samples(gateway_registry(running))
     assert got[("mip6_gw_diameter_peers", (("peer", "agent.example.net"),
                                            ("state", "wait-cea")))] == 1
+    assert got[("mip6_gw_diameter_requests_total", (("command", "268"),
+                                                    ("direction", "sent")))] == 3
+    assert got[("mip6_gw_diameter_answers_total", (("command", "268"), ("direction", "received"),
+                                                   ("result_code", "2001")))] == 1
     assert got[("mip6_gw_relay_events_total", (("event", "accept"),))] == 1
     assert got[("mip6_gw_conversations", ())] == 1
     assert got[("mip6_gw_radius_events_total", (("event", "sent"),))] == 4
