@@ -65,5 +65,8 @@ def _collect(server):
     if server.delivery is not None:
         yield counter("mip6_hac_sa_delivery_events", "SA pushes, revocations and queries by "
                       "outcome", "event", dict(server.delivery.counters))
+        yield counter("mip6_hac_sa_deliveries", "SA pushes and revocations by HA (its "
+                      "Origin-Host; none: not in sa_delivery.home_agents) and outcome",
+                      ("home_agent", "outcome"), dict(server.delivery.queue.by_home_agent))
         yield from diameter_node_metrics("mip6_hac_sa_delivery", server.delivery.node)
 

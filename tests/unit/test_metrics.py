@@ -73,13 +73,17 @@ def test_hac_bootstraps_by_method_and_status_and_the_duration_histogram():
 
 def test_hac_aaa_accounting_and_delivery_counters_appear_when_configured():
     radius = SimpleNamespace(counters=Counter({"sent": 4, "accessaccept": 1, "timed-out": 2}))
-    delivery = SimpleNamespace(counters={"pushed": 3, "push-failed": 1}, node=Node())
+    delivery = SimpleNamespace(counters={"pushed": 3, "push-failed": 1}, node=Node(),
+                               queue=SimpleNamespace(by_home_agent={("ha1.example.org",
+                                                                     "pushed"): 3}))
     accounting = SimpleNamespace(counters=Counter({"start-answered": 2}))
     got = samples(hac_registry(hac_server(aaa=radius, delivery=delivery,
                                           accounting=accounting)))
     assert got[("mip6_hac_radius_events_total", (("event", "timed-out"),))] == 2
     assert got[("mip6_hac_accounting_events_total", (("event", "start-answered"),))] == 2
     assert got[("mip6_hac_sa_delivery_events_total", (("event", "push-failed"),))] == 1
+    assert got[("mip6_hac_sa_deliveries_total", (("home_agent", "ha1.example.org"),
+                                                 ("outcome", "pushed")))] == 3
     assert got[("mip6_hac_sa_delivery_diameter_peers",
                 (("peer", "aaa.example.net"), ("state", "open")))] == 1
     assert got[("mip6_hac_sa_delivery_diameter_events_total",
