@@ -25,3 +25,6 @@ def _collect(running):
                 len(running.gateway.sessions))
     yield counter("mip6_gw_radius_events", "RADIUS client events (sent, accept, reject, "
                   "challenge, timed-out, server-dead, ...)", "event", dict(running.radius.counters))
+    yield counter("mip6_gw_radius_requests", "RADIUS requests by server and outcome (sent, "
+                  "accept, reject, challenge, timeout)", ("server", "outcome"),
+                  dict(running.radius.by_server))

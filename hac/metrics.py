@@ -57,6 +57,9 @@ def _collect(server):
         yield counter("mip6_hac_radius_events", "RADIUS client events (sent, accept, "
                       "reject, challenge, timed-out, retransmitted, server-dead, ...)", "event",
                       dict(aaa.counters))
+        yield counter("mip6_hac_radius_requests", "RADIUS requests by server and outcome "
+                      "(sent, accept, reject, challenge, accounting-response, timeout)",
+                      ("server", "outcome"), dict(aaa.by_server))
     if aaa is not None and hasattr(aaa, "node"):
         yield from diameter_node_metrics("mip6_hac_aaa", aaa.node)
     if server.accounting is not None:

@@ -72,7 +72,8 @@ def test_hac_bootstraps_by_method_and_status_and_the_duration_histogram():
 
 
 def test_hac_aaa_accounting_and_delivery_counters_appear_when_configured():
-    radius = SimpleNamespace(counters=Counter({"sent": 4, "accessaccept": 1, "timed-out": 2}))
+    radius = SimpleNamespace(counters=Counter({"sent": 4, "accept": 1, "timed-out": 2}),
+                             by_server=Counter({("127.0.0.1:1812", "timeout"): 2}))
     delivery = SimpleNamespace(counters={"pushed": 3, "push-failed": 1}, node=Node(),
                                queue=SimpleNamespace(by_home_agent={("ha1.example.org",
                                                                      "pushed"): 3}))
@@ -80,6 +81,8 @@ def test_hac_aaa_accounting_and_delivery_counters_appear_when_configured():
     got = samples(hac_registry(hac_server(aaa=radius, delivery=delivery,
                                           accounting=accounting)))
     assert got[("mip6_hac_radius_events_total", (("event", "timed-out"),))] == 2
+    assert got[("mip6_hac_radius_requests_total", (("outcome", "timeout"),
+                                                   ("server", "127.0.0.1:1812")))] == 2
     assert got[("mip6_hac_accounting_events_total", (("event", "start-answered"),))] == 2
     assert got[("mip6_hac_sa_delivery_events_total", (("event", "push-failed"),))] == 1
     assert got[("mip6_hac_sa_deliveries_total", (("home_agent", "ha1.example.org"),
@@ -149,7 +152,9 @@ def test_gateway_peers_relay_and_radius():
                               gateway=SimpleNamespace(counters=Counter({"requests": 4,
                                                                         "accept": 1}),
                                                       sessions={"a": 1}),
-                              radius=SimpleNamespace(counters=Counter({"sent": 4})))
+                              radius=SimpleNamespace(counters=Counter({"sent": 4}),
+                                                     by_server=Counter({("192.0.2.1:1812",
+                                                                         "accept"): 1})))
     got = samples(gateway_registry(running))
     assert got[("mip6_gw_diameter_peers", (("peer", "agent.example.net"),
                                            ("state", "wait-cea")))] == 1
@@ -160,6 +165,8 @@ def test_gateway_peers_relay_and_radius():
     assert got[("mip6_gw_relay_events_total", (("event", "accept"),))] == 1
     assert got[("mip6_gw_conversations", ())] == 1
     assert got[("mip6_gw_radius_events_total", (("event", "sent"),))] == 4
+    assert got[("mip6_gw_radius_requests_total", (("outcome", "accept"),
+                                                  ("server", "192.0.2.1:1812")))] == 1
 
 
 @pytest.mark.parametrize("module", ["hac.config", "ha.config", "gateway.config"])
