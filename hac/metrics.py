@@ -43,6 +43,8 @@ def _collect(server):
                   dict(server.refused))
     yield counter("mip6_hac_tls_handshakes", "TLS handshakes completed with MNs", None,
                   server.handshakes)
+    yield counter("mip6_hac_tls_resumptions", "TLS handshakes with MNs that resumed a "
+                  "session (ticket)", None, server.resumptions)
     yield counter("mip6_hac_sas_issued", "SAs issued and stored", None, server.sas_issued)
     yield counter("mip6_hac_sas_revoked", "SAs revoked (mip6-hac revoke, with SA delivery)",
                   None, server.sas_revoked)

@@ -53,7 +53,7 @@ from aaa_mip6.errors import AaaLimitError, ConfigError, StartupError
 from aaa_mip6.messages import Provision
 from aaa_mip6.store import SARecord, SAStore, StoreError
 from aaa_mip6.twisted.aaa import AaaBackend
-from aaa_mip6.twisted.tls import ServerTLS
+from aaa_mip6.twisted.tls import ServerTLS, session_reused
 
 from . import core, sa_delivery
 from .accounting import Accounting
@@ -102,6 +102,8 @@ class HacProtocol(Protocol, TimeoutMixin):
 
     def handshakeCompleted(self):  # noqa: N802 (Twisted API)
         self.server.handshakes += 1
+        if session_reused(self.transport):
+            self.server.resumptions += 1
         self.setTimeout(self.server.config.idle_timeout)
 
     def dataReceived(self, data):  # noqa: N802 (Twisted API)
@@ -291,6 +293,7 @@ class HacServer:
         self.observe_aaa: Callable[[float], None] | None = None  # seconds, for metrics
         self.sas_issued = 0
         self.handshakes = 0  # TLS handshakes completed with MNs (for the metrics)
+        self.resumptions = 0  # of which resumed a session (RFC 5077 ticket)
         self.sas_revoked = 0
         self.sas_purged = 0
         # store calls by (operation, outcome "ok"/"error"), and their duration for metrics

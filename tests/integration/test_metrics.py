@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ from aaa_mip6 import pki
 from aaa_mip6.transform import SaEndpoint
 from tests.integration.test_ha_server import provision, register, start_ha, stop_ha
 from tests.integration.test_hac_server import (  # noqa: F401 (lab is a fixture)
-    ALICE, PSK, REPO, SAFETY, RawMn, lab, quick_start, tls_connect)
+    ALICE, PSK, REPO, SAFETY, RawMn, lab, quick_start)
 
 pytestmark = pytest.mark.integration
 
@@ -106,15 +107,21 @@ def test_hac_and_ha_metrics_pass_promtool_and_reach_prometheus(lab, running_hac,
                                                                tmp_path):
     _hac, hac_port, hac_metrics = running_hac
     sa, ha_port, ha_metrics = running_ha
-    with tls_connect(lab, hac_port) as sock:
-        assert RawMn(sock).bootstrap().message.status == 200
+    context = ssl.create_default_context(cafile=str(lab["ca"].cert_path))
+    session = None
+    for _ in range(2):  # the second resumes the first's session (its ticket)
+        raw = socket.create_connection(("127.0.0.1", hac_port), timeout=SAFETY)
+        with context.wrap_socket(raw, server_hostname="127.0.0.1", session=session) as sock:
+            assert RawMn(sock).bootstrap().message.status == 200  # reads the ticket too
+            session = sock.session
     _home_address, ack = register(SaEndpoint(sa, "mn"), ha_port, 1)
     assert ack.status == 0
 
     hac_text, ha_text = _scrape(hac_metrics), _scrape(ha_metrics)
-    assert 'mip6_hac_bootstraps_total{method="psk",status="200"} 1.0' in hac_text
-    assert "mip6_hac_bootstrap_duration_seconds_count 1.0" in hac_text
-    assert "mip6_hac_tls_handshakes_total 1.0" in hac_text
+    assert 'mip6_hac_bootstraps_total{method="psk",status="200"} 2.0' in hac_text
+    assert "mip6_hac_bootstrap_duration_seconds_count 2.0" in hac_text
+    assert "mip6_hac_tls_handshakes_total 2.0" in hac_text
+    assert "mip6_hac_tls_resumptions_total 1.0" in hac_text
     assert 'mip6_ha_events_total{reason="registered"} 1.0' in ha_text
     assert "mip6_ha_binding_acks_total 1.0" in ha_text
     assert "mip6_ha_bindings 1.0" in ha_text
@@ -141,7 +148,7 @@ def test_hac_and_ha_metrics_pass_promtool_and_reach_prometheus(lab, running_hac,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wanted = {
-            'mip6_hac_bootstraps_total{method="psk",status="200"}': "1",
+            'mip6_hac_bootstraps_total{method="psk",status="200"}': "2",
             'mip6_ha_events_total{reason="registered"}': "1",
             "mip6_ha_bindings": "1",
         }

@@ -34,7 +34,8 @@ class Node:
 
 def hac_server(**given):
     server = SimpleNamespace(bootstrap_outcomes=Counter(), connections=0,
-                             refused={"cap": 0, "rate": 0}, sas_issued=0, handshakes=0, aaa=None,
+                             refused={"cap": 0, "rate": 0}, sas_issued=0, handshakes=0, resumptions=0,
+                             aaa=None,
                              accounting=None, delivery=None, observe_bootstrap=None,
                              aaa_outcomes=Counter(), observe_aaa=None, sas_revoked=0,
                              sas_purged=0, store_calls=Counter(), observe_store=None)
@@ -45,7 +46,7 @@ def hac_server(**given):
 def test_hac_bootstraps_by_method_and_status_and_the_duration_histogram():
     server = hac_server(bootstrap_outcomes=Counter({("psk", "200"): 2, ("eap", "401"): 1}),
                         connections=4, refused={"cap": 1, "rate": 5}, sas_issued=2,
-                        handshakes=3, aaa_outcomes=Counter({"challenge": 2, "timeout": 1}),
+                        handshakes=3, resumptions=1, aaa_outcomes=Counter({"challenge": 2, "timeout": 1}),
                         sas_revoked=1, sas_purged=4,
                         store_calls=Counter({("provision", "ok"): 2, ("purge", "error"): 1}))
     registry = hac_registry(server)
@@ -60,6 +61,7 @@ def test_hac_bootstraps_by_method_and_status_and_the_duration_histogram():
     assert got[("mip6_hac_connections_refused_total", (("reason", "rate"),))] == 5
     assert got[("mip6_hac_sas_issued_total", ())] == 2
     assert got[("mip6_hac_tls_handshakes_total", ())] == 3
+    assert got[("mip6_hac_tls_resumptions_total", ())] == 1
     assert got[("mip6_hac_aaa_requests_total", (("outcome", "timeout"),))] == 1
     assert got[("mip6_hac_aaa_duration_seconds_bucket", (("le", "0.005"),))] == 1
     assert got[("mip6_hac_sas_revoked_total", ())] == 1
