@@ -304,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         if arguments.check_config:
             host, port = config.listen_address
             _check_bind(socket.SOCK_STREAM, host, port, "diameter.listen")
+            if config.metrics is not None:
+                _check_bind(socket.SOCK_STREAM, *config.metrics, "metrics.listen")
             print(f"{PROGRAM}: configuration OK: {summary(config)}")
             return program.EXIT_OK
         from twisted.internet import reactor

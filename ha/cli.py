@@ -182,6 +182,16 @@ def check_config(config: HaConfig) -> list[str]:
             message, status = _listen_failure((host, port), error)
             raise _CheckFailed(message, status) from None
         lines.append(f"listen {format_host_port(host, port)}: free")
+    if config.metrics is not None:
+        host, port = config.metrics
+        try:
+            with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Twisted does
+                probe.bind((host, port))
+        except OSError as error:
+            message, status = _listen_failure((host, port), error)
+            raise _CheckFailed(f"metrics.listen (--metrics): {message}", status) from None
+        lines.append(f"metrics.listen {format_host_port(host, port)}: free")
     if config.tun:
         fd, _ = open_tun(config.tun)
         os.close(fd)

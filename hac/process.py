@@ -235,6 +235,8 @@ def check_ports(config: HacConfig) -> None:
         others.append(("diameter.listen", config.diameter_listen))
     if config.sa_delivery is not None and config.sa_delivery.node.listen is not None:
         others.append(("sa_delivery: listen", ListenAddress(*config.sa_delivery.node.listen)))
+    if config.metrics is not None:
+        others.append(("metrics.listen (--metrics)", ListenAddress(*config.metrics)))
     for key, address in others:
         with socket.socket(address.family, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -209,3 +209,24 @@ def test_hac_store_calls_are_counted_by_outcome_and_timed_and_pass_through():
     assert HacServer._store_done(server, failure, "purge", 10.25) is failure
     assert server.store_calls == {("provision", "ok"): 1, ("purge", "error"): 1}
     assert timed == [0.5, 0.25]
+
+
+def test_check_config_reports_a_metrics_port_in_use(tmp_path, capsys):
+    import socket
+
+    from aaa_mip6.errors import StartupError
+    from gateway.cli import main
+    from hac.process import check_ports
+    from tests.unit.test_gateway import _argv
+    from tests.unit.test_hac_config import config as hac_config
+    (tmp_path / "secret").write_text("s3cret\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(_argv(tmp_path, "--insecure-tcp", "--check-config", "--listen",
+                          "127.0.0.1:0", "--metrics", f"127.0.0.1:{port}")) == 1
+        with pytest.raises(StartupError, match=f"metrics.listen .--metrics. 127.0.0.1:{port}"):
+            check_ports(hac_config(listen="127.0.0.1:0", metrics__listen=f"127.0.0.1:{port}"))
+    err = capsys.readouterr().err
+    assert f"metrics.listen (--metrics) 127.0.0.1:{port}: cannot bind (the port is in use)" in err
