@@ -34,8 +34,8 @@ class Node:
 
 def hac_server(**given):
     server = SimpleNamespace(bootstrap_outcomes=Counter(), connections=0,
-                             refused={"cap": 0, "rate": 0}, sas_issued=0, handshakes=0, resumptions=0,
-                             aaa=None,
+                             refused={"cap": 0, "rate": 0}, sas_issued=0, handshakes=0,
+                             resumptions=0, aaa=None,
                              accounting=None, delivery=None, observe_bootstrap=None,
                              aaa_outcomes=Counter(), observe_aaa=None, sas_revoked=0,
                              sas_purged=0, store_calls=Counter(), observe_store=None)
@@ -46,7 +46,8 @@ def hac_server(**given):
 def test_hac_bootstraps_by_method_and_status_and_the_duration_histogram():
     server = hac_server(bootstrap_outcomes=Counter({("psk", "200"): 2, ("eap", "401"): 1}),
                         connections=4, refused={"cap": 1, "rate": 5}, sas_issued=2,
-                        handshakes=3, resumptions=1, aaa_outcomes=Counter({"challenge": 2, "timeout": 1}),
+                        handshakes=3, resumptions=1,
+                        aaa_outcomes=Counter({"challenge": 2, "timeout": 1}),
                         sas_revoked=1, sas_purged=4,
                         store_calls=Counter({("provision", "ok"): 2, ("purge", "error"): 1}))
     registry = hac_registry(server)
