@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="debug, info, warning or error (default info) (log.level)")
     parser.add_argument("--log-format", metavar="FORMAT",
                         help="text, or json: one object a line with the event and its fields (log.format)")
+    parser.add_argument("--metrics", metavar="HOST:PORT",
+                        help="Prometheus metrics over HTTP at http://HOST:PORT/metrics; "
+                             "off by default (metrics.listen)")
     return parser
 
 
@@ -335,11 +338,20 @@ def main(argv: list[str] | None = None) -> int:
         if arguments.check_config:
             host, port = config.listen_address
             _check_bind(socket.SOCK_STREAM, host, port, "diameter.listen")
+            if config.metrics is not None:
+                _check_bind(socket.SOCK_STREAM, *config.metrics, "metrics.listen")
             print(f"{PROGRAM}: configuration OK: {summary(config)}")
             return program.EXIT_OK
         from twisted.internet import reactor
 
         running = start(prepared, reactor, arguments.config, flags)
+        if config.metrics is not None:
+            from aaa_mip6.twisted.metrics import serve_metrics
+
+            from .metrics import gateway_registry
+            metrics = serve_metrics(gateway_registry(running), *config.metrics, reactor)
+            log.info("metrics on http://%s:%d/metrics", config.metrics[0],
+                     metrics.getHost().port)
     except ConfigError as error:
         return program.fail(PROGRAM, str(error), program.EXIT_CONFIG)
     except StartupError as error:

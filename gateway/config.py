@@ -69,6 +69,8 @@ class GatewayConfig:
                                           flag="--control")
     log_level: str = setting("log.level", parsers.log_level, "info", flag="--log-level")
     log_format: str = setting("log.format", parsers.log_format, "text", flag="--log-format")
+    metrics: tuple[str, int] | None = setting("metrics.listen", parsers.host_port, None,
+                                              flag="--metrics")
 
     @property
     def listen_address(self) -> tuple[str, int]:

@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--log-level", metavar="LEVEL", help="debug, info, warning or error (log.level)")
     add("--log-format", metavar="FORMAT",
         help="text, or json: one object a line with the event and its fields (log.format)")
+    add("--metrics", metavar="HOST:PORT",
+        help="Prometheus metrics over HTTP at http://HOST:PORT/metrics; off by default "
+             "(metrics.listen)")
     add("--check-config", action="store_true",
         help="check the configuration (store reachable, state file and status-file "
              "directory usable, ports free, TUN device possible) and exit: 0 with a "
@@ -128,9 +131,7 @@ def startup_failure(error: BaseException) -> tuple[str, int]:
 
     if isinstance(error, ConfigError):
         return str(error), program.EXIT_CONFIG
-    if isinstance(error, StartupError):
-        return str(error), program.EXIT_RUNTIME
-    if isinstance(error, StoreError):
+    if isinstance(error, (StoreError, StartupError)):
         return str(error), program.EXIT_RUNTIME
     if isinstance(error, TunnelError):
         return f"tun: {error}", program.EXIT_CONFIG
@@ -187,6 +188,16 @@ def check_config(config: HaConfig) -> list[str]:
             message, status = _listen_failure((host, port), error)
             raise _CheckFailed(message, status) from None
         lines.append(f"listen {format_host_port(host, port)}: free")
+    if config.metrics is not None:
+        host, port = config.metrics
+        try:
+            with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Twisted does
+                probe.bind((host, port))
+        except OSError as error:
+            message, status = _listen_failure((host, port), error)
+            raise _CheckFailed(f"metrics.listen (--metrics): {message}", status) from None
+        lines.append(f"metrics.listen {format_host_port(host, port)}: free")
     if config.tun:
         fd, _ = open_tun(config.tun)
         os.close(fd)
@@ -287,6 +298,13 @@ def main(argv: list[str] | None = None) -> int:
         for host, port in config.listen:
             listening = server.listen(host, port)
             log.info("listening on [%s]:%d", host, listening.getHost().port)
+        if config.metrics is not None:
+            from aaa_mip6.twisted.metrics import serve_metrics
+
+            from .metrics import ha_registry
+            metrics = serve_metrics(ha_registry(server), *config.metrics, reactor)
+            log.info("metrics on http://%s:%d/metrics", config.metrics[0],
+                     metrics.getHost().port)
     except Exception as error:  # noqa: BLE001 (every failure is one line)
         for listening in server.ports:
             listening.stopListening()

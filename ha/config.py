@@ -83,6 +83,8 @@ class HaSettings:
                                       flag="--status-file")
     log_level: str = setting("log.level", parsers.log_level, "info", flag="--log-level")
     log_format: str = setting("log.format", parsers.log_format, "text", flag="--log-format")
+    metrics: tuple[str, int] | None = setting("metrics.listen", parsers.host_port, None,
+                                              flag="--metrics")
     diameter: NodeSettings | None = setting("diameter", _diameter, None)
     control_socket: Path | None = setting("control.socket", parsers.control_socket, None,
                                           flag="--control")
@@ -143,6 +145,7 @@ class HaConfig:
     log_format: str = "text"
     diameter: NodeSettings | None = None  # SAs over Diameter instead of from the store
     control_socket: Path | None = None  # mip6-ha bindings, sas, stats, flush
+    metrics: tuple[str, int] | None = None  # Prometheus metrics over HTTP here
 
 
 def sqlite_path(url: str) -> Path:
@@ -188,7 +191,8 @@ def resolve(given: HaSettings) -> HaConfig:
                     ledger_purge_interval=given.ledger_purge_interval,
                     status_file=given.status_file, log_level=given.log_level,
                     log_format=given.log_format,
-                    diameter=given.diameter, control_socket=given.control_socket)
+                    diameter=given.diameter, control_socket=given.control_socket,
+                    metrics=given.metrics)
 
 
 def ineffective_settings(config: HaConfig) -> list[str]:
@@ -214,4 +218,5 @@ _KEYS_OF_FIELD = {
               "sequence_margin, replay_window, sequence_block, the lookup_* and "
               "negative_cache_* keys)",
     "tun_routes": "tun_route", "log_level": "log.level",
-    "log_format": "log.format", "control_socket": "control.socket"}
+    "log_format": "log.format", "control_socket": "control.socket",
+    "metrics": "metrics.listen"}

@@ -25,10 +25,12 @@ import json
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from twisted.internet import defer, task
 from twisted.internet.protocol import DatagramProtocol
+from twisted.python.failure import Failure
 
 from aaa_mip6.addresses import format_host_port
 from aaa_mip6.logthrottle import LogThrottle
@@ -136,6 +138,13 @@ class HomeAgentServer:
         # Source calls not answered yet: a store that answers slower than it is asked
         # (or hangs) must not pile up work in the thread pool without bound.
         self._lookups_in_flight = 0
+        self.lookups: Counter[str] = Counter()  # by answer, for the metrics
+        # UDP datagrams and their octets by PType (-1: an empty datagram), for the metrics
+        self.packets_in: Counter[int] = Counter()
+        self.octets_in: Counter[int] = Counter()
+        self.packets_out: Counter[int] = Counter()
+        self.octets_out: Counter[int] = Counter()
+        self.observe_lookup: Callable[[float], None] | None = None  # seconds, for metrics
         self._refreshes_in_flight = 0
 
     def __repr__(self) -> str:
@@ -203,6 +212,9 @@ class HomeAgentServer:
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         """A datagram from ``addr`` = (host, port), as Twisted passes it."""
+        ptype = data[0] >> 4 if data else -1  # RFC 6618's PType, the first 4 bits
+        self.packets_in[ptype] += 1
+        self.octets_in[ptype] += len(data)
         self._carry_out(self.core.datagram_received(addr[0], addr[1], data, self.clock()), addr)
 
     def tun_packet(self, packet: bytes) -> None:
@@ -257,12 +269,20 @@ class HomeAgentServer:
             return
         self._lookups_in_flight += 1
         lookup = defer.maybeDeferred(self.source.lookup, spi)
-        lookup.addBoth(self._lookup_answered)
+        lookup.addBoth(self._lookup_answered, self.clock())
         lookup.addCallbacks(self._found, self._lookup_failed,
                             callbackArgs=(spi,), errbackArgs=(spi,))
 
-    def _lookup_answered(self, outcome):
+    def _lookup_answered(self, outcome, started: float):
+        """Count and time one lookup of an unknown SPI by its answer (found, not-found,
+        failed); ``outcome`` passes through."""
         self._lookups_in_flight -= 1
+        if isinstance(outcome, Failure):
+            self.lookups["failed"] += 1
+        else:
+            self.lookups["not-found" if outcome is None else "found"] += 1
+        if self.observe_lookup is not None:
+            self.observe_lookup(self.clock() - started)
         return outcome
 
     def _found(self, sa, spi: int) -> None:
@@ -355,6 +375,10 @@ class HomeAgentServer:
             sock.sendto(action.data, (action.host, action.port))
         except OSError:  # full send buffer, unreachable, too big: the packet is lost, as UDP is
             self.core.counters["send-failed"] += 1
+            return
+        ptype = action.data[0] >> 4
+        self.packets_out[ptype] += 1
+        self.octets_out[ptype] += len(action.data)
 
     def _reply_socket(self, action: SendDatagram):
         """The socket the datagram being answered came in on, else the one the binding

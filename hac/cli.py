@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="debug, info, warning or error (log.level)")
     parser.add_argument("--log-format", metavar="FORMAT",
                         help="text, or json: one object a line with the event and its fields (log.format)")
+    parser.add_argument("--metrics", metavar="HOST:PORT",
+                        help="Prometheus metrics over HTTP at http://HOST:PORT/metrics; "
+                             "off by default (metrics.listen)")
     parser.add_argument("--radius-server", metavar="HOST:PORT", action="append",
                         help="RADIUS server for EAP: v4:port, [v6]:port or a bare address for "
                              "port 1812; repeat for fail-over, first preferred (radius.servers)")

@@ -324,6 +324,8 @@ class HacConfig:
     draft01_auth: bool = setting("compat.draft01_auth", parsers.boolean, False)
     log_level: str = setting("log.level", parsers.log_level, "info", flag="--log-level")
     log_format: str = setting("log.format", parsers.log_format, "text", flag="--log-format")
+    metrics: tuple[str, int] | None = setting("metrics.listen", parsers.host_port, None,
+                                              flag="--metrics")
     auth_methods: tuple = setting("auth.methods", _methods, (AuthMethod.PSK, AuthMethod.EAP),
                                   flag="--auth-methods")
     eap_identity_from_mn_id: bool = setting("eap.identity_from_mn_id", parsers.boolean, False)

@@ -239,6 +239,8 @@ def check_ports(config: HacConfig) -> None:
         others.append(("diameter.listen", config.diameter_listen))
     if config.sa_delivery is not None and config.sa_delivery.node.listen is not None:
         others.append(("sa_delivery: listen", ListenAddress(*config.sa_delivery.node.listen)))
+    if config.metrics is not None:
+        others.append(("metrics.listen (--metrics)", ListenAddress(*config.metrics)))
     for key, address in others:
         with socket.socket(address.family, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -275,6 +277,17 @@ def _start(config: HacConfig, sock: socket.socket, prepared: Prepared):
     except BaseException:
         server.abandon()
         raise
+    if config.metrics is not None:
+        from aaa_mip6.twisted.metrics import serve_metrics
+
+        from .metrics import hac_registry
+        try:
+            metrics = serve_metrics(hac_registry(server), *config.metrics, reactor)
+        except BaseException:
+            port.stopListening()
+            server.abandon()
+            raise
+        log.info("metrics on http://%s:%d/metrics", config.metrics[0], metrics.getHost().port)
     install_signals(reactor.callFromThread, reload=lambda: server.reload(prepared.reread),
                     status=server.report)
     address = port.getHost()
@@ -297,6 +310,9 @@ def run(config: HacConfig, reread: Callable[[], HacConfig] | None = None) -> int
     """
     for signum in _HANDLED_LATER:
         signal.signal(signum, signal.SIG_IGN)
+    if config.metrics is not None and config.workers > 1:
+        raise ConfigError("metrics.listen (--metrics): needs workers = 1 (each worker keeps "
+                          "its own counters); run one HAC per port, or leave metrics off")
     prepared = replace(check(config), reread=reread)
     sock = bind(config)
     started = summary(config, ListenAddress(*sock.getsockname()[:2]), effective_methods(config))

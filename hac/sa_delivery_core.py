@@ -112,6 +112,8 @@ class DeliveryQueue:
         self.backoff = backoff
         self.insecure_tcp = insecure_tcp
         self.counters: dict[str, int] = {}
+        # (the HA's Origin-Host, or "none": not listed; outcome) -> count, for the metrics
+        self.by_home_agent: dict[tuple[str, str], int] = {}
         self._routes = routes
         self._rng = rng or random.SystemRandom()
         self._max_in_flight = max_in_flight
@@ -161,6 +163,7 @@ class DeliveryQueue:
             return []
         job.sending = False
         self._count("retries")
+        self._count_for(job.record, "not-acknowledged")
         retrying = Retrying(job.record, job.revoke, "not-acknowledged", job.attempts + 1, detail)
         self._retry(job, now)
         return [retrying, *self._pump(now)]
@@ -190,6 +193,10 @@ class DeliveryQueue:
 
     def _count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
+
+    def _count_for(self, record: SARecord, outcome: str) -> None:
+        key = (self._destination(record) or "none", outcome)
+        self.by_home_agent[key] = self.by_home_agent.get(key, 0) + 1
 
     def _queue(self, job: _Job, now: float) -> list:
         spi = job.record.sa.spi
@@ -222,6 +229,7 @@ class DeliveryQueue:
             refusal = self._refusal(self._routes(host))
             if refusal is not None:
                 self._count(refusal)
+                self._count_for(record, refusal)
                 self._retry(job, now)
                 return [Retrying(record, False, refusal, job.attempts)]
         token = self._next_token
@@ -254,6 +262,7 @@ class DeliveryQueue:
 
     def _done(self, job: _Job, outcome: str) -> list:
         self._count(outcome)
+        self._count_for(job.record, outcome)
         if self._jobs.get(job.record.sa.spi) is job:
             del self._jobs[job.record.sa.spi]
         return [Done(job.record, outcome)]

@@ -44,6 +44,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
 from twisted.protocols.policies import TimeoutMixin
 from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
@@ -54,7 +55,7 @@ from aaa_mip6.messages import Provision
 from aaa_mip6.store import SARecord, SAStore, StoreError
 from aaa_mip6.twisted.aaa import AaaBackend
 from aaa_mip6.twisted.control import listen_control
-from aaa_mip6.twisted.tls import ServerTLS
+from aaa_mip6.twisted.tls import ServerTLS, session_reused
 
 from . import control, core, sa_delivery
 from .accounting import Accounting
@@ -86,6 +87,7 @@ class HacProtocol(Protocol, TimeoutMixin):
         self._lost = False
         self._aaa_session: AaaSession | None = None
         self._aaa_call: defer.Deferred | None = None
+        self._aaa_asked = 0.0  # when the AAA request in flight was sent
 
     def callLater(self, period, func):  # noqa: N802 (TimeoutMixin API)
         return self.server.reactor.callLater(period, func)
@@ -101,6 +103,9 @@ class HacProtocol(Protocol, TimeoutMixin):
         self.setTimeout(self.server.config.handshake_timeout)
 
     def handshakeCompleted(self):  # noqa: N802 (Twisted API)
+        self.server.handshakes += 1
+        if session_reused(self.transport):
+            self.server.resumptions += 1
         self.setTimeout(self.server.config.idle_timeout)
 
     def dataReceived(self, data):  # noqa: N802 (Twisted API)
@@ -143,6 +148,7 @@ class HacProtocol(Protocol, TimeoutMixin):
             self._aaa_session = AaaSession(action.user_name, ipaddress.ip_address(peer.host),
                                            peer.port)
         self.setTimeout(None)  # the AAA, not the MN, is what we wait for
+        self._aaa_asked = self.server.reactor.seconds()
         call = self.server.aaa.authenticate(self._aaa_session, action.eap_payload)
         call.addTimeout(self.server.config.aaa_timeout, self.server.reactor)
         self._aaa_call = call
@@ -150,6 +156,8 @@ class HacProtocol(Protocol, TimeoutMixin):
 
     def _aaa_answered(self, answer) -> None:
         self._aaa_call = None
+        self.server.aaa_done(type(answer).__name__.lower(),
+                             self.server.reactor.seconds() - self._aaa_asked)
         if not self._lost:
             self.setTimeout(self.server.config.idle_timeout)
         self._carry_out(self.session.aaa_answered(answer))
@@ -159,6 +167,8 @@ class HacProtocol(Protocol, TimeoutMixin):
         if failure.check(defer.CancelledError) and self._lost:
             return  # we cancelled it: the MN has gone
         error = failure.value
+        self.server.aaa_done("timeout" if failure.check(defer.TimeoutError) else "error",
+                             self.server.reactor.seconds() - self._aaa_asked)
         if failure.check(defer.TimeoutError):
             error = AaaTimeout(f"no AAA answer within {self.server.config.aaa_timeout:g} s")
         elif not failure.check(AaaError, AaaLimitError):  # the latter: the MN's input, 400
@@ -194,6 +204,10 @@ class HacProtocol(Protocol, TimeoutMixin):
             status, reason = outcome.status, outcome.reason
             result = f"{outcome.status or '-'} ({outcome.reason})"
             self.server.bootstraps[str(outcome.status or "-")] += 1
+        self.server.bootstrap_outcomes[(self.session.method or "none",
+                                        str(status or "none"))] += 1
+        if self.server.observe_bootstrap is not None:
+            self.server.observe_bootstrap(duration / 1000)
         log.info("bootstrap mn-id=%s source=%s spi=%s suite=%s result=%s duration=%.1fms",
                  self.session.mn_id or "-", self._source, self._spi or "-",
                  self._suite or "-", result, duration,
@@ -274,7 +288,19 @@ class HacServer:
         self.connections = 0
         self.refused = {"cap": 0, "rate": 0}
         self.bootstraps: Counter[str] = Counter()  # by result: "200", "401", "-" (no answer)
+        # by (method, status) for the metrics; "none" for a method or status never reached
+        self.bootstrap_outcomes: Counter[tuple[str, str]] = Counter()
+        self.observe_bootstrap: Callable[[float], None] | None = None  # seconds, for metrics
+        self.aaa_outcomes: Counter[str] = Counter()  # accept, reject, challenge, timeout, error
+        self.observe_aaa: Callable[[float], None] | None = None  # seconds, for metrics
         self.sas_issued = 0
+        self.handshakes = 0  # TLS handshakes completed with MNs (for the metrics)
+        self.resumptions = 0  # of which resumed a session (RFC 5077 ticket)
+        self.sas_revoked = 0
+        self.sas_purged = 0
+        # store calls by (operation, outcome "ok"/"error"), and their duration for metrics
+        self.store_calls: Counter[tuple[str, str]] = Counter()
+        self.observe_store: Callable[[float], None] | None = None
         threads_wanted = 1 if config.store_url.startswith("sqlite:") else config.store_threads
         self._pool = ThreadPool(1, threads_wanted, name="hac-store")
         self._purge = LoopingCall(self._purge_expired)
@@ -283,7 +309,7 @@ class HacServer:
         self._control = None  # the control socket's port, once listening
         self.delivery = None if config.sa_delivery is None else sa_delivery.SaDelivery.create(
             config, self.store, reactor, self.in_store_thread,
-            on_revoked=None if accounting is None else accounting.revoked)
+            on_revoked=self._revoked)
         self._pool.start()  # last: nothing above may fail with its threads running
 
     def in_store_thread(self, function, *args) -> defer.Deferred:
@@ -296,8 +322,22 @@ class HacServer:
         provisioned = self.in_store_thread(self.provisioner.provision_record, request.mn_id,
                                             request.suite, request.requested_scope,
                                             request.attributes)
+        provisioned.addBoth(self._store_done, "provision", self.reactor.seconds())
         provisioned.addCallback(self._stored)
         return provisioned
+
+    def _store_done(self, result, operation: str, started: float):
+        """Count and time one store call (``result`` passes through)."""
+        failed = isinstance(result, Failure)
+        self.store_calls[(operation, "error" if failed else "ok")] += 1
+        if self.observe_store is not None:
+            self.observe_store(self.reactor.seconds() - started)
+        return result
+
+    def _revoked(self, record: SARecord) -> None:
+        self.sas_revoked += 1
+        if self.accounting is not None:
+            self.accounting.revoked(record)
 
     def _stored(self, stored: tuple[SARecord, Provision]) -> Provision:
         record, provision = stored
@@ -310,12 +350,14 @@ class HacServer:
 
     def _purge_expired(self) -> defer.Deferred:
         deferred = self.in_store_thread(self.store.purge_expired)
+        deferred.addBoth(self._store_done, "purge", self.reactor.seconds())
         deferred.addCallbacks(self._purged,
                               lambda failure: log.error("purging expired SAs failed: %s",
                                                         failure.getErrorMessage()))
         return deferred
 
     def _purged(self, records: list[SARecord]) -> None:
+        self.sas_purged += len(records)
         if records:
             log.info("purged %d expired SAs", len(records))
         if self.accounting is not None:
@@ -388,6 +430,12 @@ class HacServer:
             client.set_secret(secret)
         log.info("SIGHUP: RADIUS secret reloaded from %s", self.config.radius_secret_file)
         return True
+
+    def aaa_done(self, outcome: str, seconds: float) -> None:
+        """Count one AAA round trip by outcome, and time it for the metrics."""
+        self.aaa_outcomes[outcome] += 1
+        if self.observe_aaa is not None:
+            self.observe_aaa(seconds)
 
     def reload_credentials(self) -> bool:
         """Re-read the PSK file; False if it has an error (or the HAC runs without one)."""

@@ -190,6 +190,10 @@ class DiameterNode:
         self._unknown_answers_closed = 0
         # requests-sent, requests-received, answers-received, election-won, election-lost
         self.counters: collections.Counter[str] = collections.Counter()
+        # for the metrics: requests by (direction, command code), answers by (direction,
+        # command code, Result-Code); the answers a connection makes itself are not here
+        self.requests: collections.Counter[tuple[str, int]] = collections.Counter()
+        self.answers: collections.Counter[tuple[str, int, str]] = collections.Counter()
         self._end_to_end = EndToEndIdentifiers(self.now(), self.rng)
         self._handlers: dict[tuple[int, int], Handler] = {}
         self._deferreds: dict[int, defer.Deferred] = {}
@@ -242,6 +246,7 @@ class DiameterNode:
             return defer.fail()
         self._deferreds[token] = d
         self.counters["requests-sent"] += 1
+        self.requests[("sent", request.header.command_code)] += 1
         self._flush_all()
         return d
 
@@ -387,17 +392,21 @@ class DiameterNode:
                 d.callback(event.remote)
         elif isinstance(event, RequestReceived):
             self.counters["requests-received"] += 1
+            self.requests[("received", event.request.header.command_code)] += 1
             self._dispatch_request(peer_protocol, event.request)
         elif isinstance(event, AnswerReceived):
             self.counters["answers-received"] += 1
+            self._count_answer("received", event.answer)
             self._settle(event.token, event.answer)
         elif isinstance(event, AnswerUndecodable):
             self._settle(event.token, Failure(event.error))
         elif isinstance(event, PeerSuspect):
+            self.counters["watchdog-failovers"] += 1
             log.warning("Diameter peer %s suspect: failing over %d requests",
                         connection.remote.origin_host, len(event.tokens))
             self.router.failover(connection, event.tokens)
         elif isinstance(event, PeerClosed):
+            self.counters["peers-closed"] += 1
             self._unknown_answers_closed += connection.unknown_answers
             log.info("Diameter peer %s closed: %s",
                      event.remote.origin_host if event.remote else "?", event.reason)
@@ -410,6 +419,7 @@ class DiameterNode:
         key = (request.header.application_id, request.header.command_code)
 
         def reply(answer: Message) -> None:
+            self._count_answer("sent", answer)
             peer_protocol.connection.send_answer(answer)
             peer_protocol.flush()
 
@@ -419,6 +429,11 @@ class DiameterNode:
             peer_protocol.flush()
 
         defer.maybeDeferred(self._handlers[key], request).addCallbacks(reply, failed)
+
+    def _count_answer(self, direction: str, answer: Message) -> None:
+        code = codec.result_code(answer)
+        self.answers[(direction, answer.header.command_code,
+                      "none" if code is None else str(code))] += 1
 
     def _settle(self, token, outcome) -> None:
         self.router.answered(token)

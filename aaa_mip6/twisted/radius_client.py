@@ -129,6 +129,9 @@ class RadiusClient:
         self._random = random.Random()
         self._stopped = False
         self.counters: collections.Counter[str] = collections.Counter()
+        # (server name, outcome) -> count, for the metrics: sent, accept, reject, challenge,
+        # accounting-response, and timeout (no answer after every retransmission)
+        self.by_server: collections.Counter[tuple[str, str]] = collections.Counter()
 
     def __repr__(self) -> str:
         return f"RadiusClient({', '.join(server.name for server in self._servers)})"
@@ -267,6 +270,7 @@ class RadiusClient:
         self._end(transaction)
         exchange.transaction = None
         server = self._servers[transaction.server]
+        self.by_server[(server.name, "timeout")] += 1
         exchange.unanswered.append(transaction.server)
         _log.warn("{problem}", problem=self._no_answer([transaction.server], exchange))
         if server.health.record_timeout(self._reactor.seconds()):
@@ -290,9 +294,12 @@ class RadiusClient:
         server.health.record_answer()
         if exchange.accounting is not None:
             self.counters["accounting-response"] += 1
+            self.by_server[(server.name, "accounting-response")] += 1
             exchange.deferred.callback(None)
             return
-        self.counters[type(reply.answer).__name__.lower()] += 1
+        outcome = type(reply.answer).__name__.lower()
+        self.counters[outcome] += 1
+        self.by_server[(server.name, outcome)] += 1
         if isinstance(reply.answer, Challenge):
             exchange.session.state = _Continuation(transaction.server, reply.state)
         else:
@@ -352,6 +359,7 @@ class RadiusClient:
     def _start(self, pending: _Exchange | _Probe) -> None:
         self._pending[self._key(pending.transaction)] = pending
         self.counters["sent"] += 1
+        self.by_server[(self._servers[pending.transaction.server].name, "sent")] += 1
         self._transmit(pending.transaction)
         self._arm(pending)
 

@@ -83,6 +83,15 @@ def test_check_config_summarises_or_gives_the_one_line_error(store, tmp_path):
         taken.bind(("::1", port))
         busy = run_ha("--listen", f"[::1]:{port}", "--store", store, "--check-config")
     assert busy.returncode == 1 and "Address already in use" in one_line(busy.stderr)
+    with socket.socket() as taken:  # the metrics port
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        metrics = f"127.0.0.1:{taken.getsockname()[1]}"
+        busy = run_ha("--listen", "[::1]:0", "--store", store, "--check-config",
+                      "--metrics", metrics)
+    assert busy.returncode == 1
+    assert one_line(busy.stderr).startswith(
+        f"mip6-ha: metrics.listen (--metrics): listen {metrics}")
     tun = run_ha("--listen", "[::1]:0", "--store", store, "--tun", "lo", "--check-config")
     assert tun.returncode == 2 and "tun: cannot create TUN interface lo" in one_line(tun.stderr)
 

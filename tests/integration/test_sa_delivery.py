@@ -197,6 +197,7 @@ def test_push_query_revoke_and_faults_direct(tmp_path, store):
             ha = HaSide(reactor, ha_settings(credentials, ha_port))
             await until(reactor, lambda: ha.seen(late.sa.spi), "the retried push")
             await until(reactor, lambda: hac.pending == 0, "the acknowledgement")
+            results["by-ha"] = dict(hac.queue.by_home_agent)
             # HAC restarted: queries fail while it is down (a failure, not "no such SA":
             # the HA must not cache the SPI as unknown), then succeed from the store.
             await hac.stop()
@@ -222,6 +223,9 @@ def test_push_query_revoke_and_faults_direct(tmp_path, store):
     assert store.get(pushed.sa.spi).sa.revoked
     assert results["after-revoke"] == BindingAckStatus.REINIT_SA_WITH_HAC
     assert results["pending-while-down"] == 1
+    by_ha = results["by-ha"]  # what mip6_hac_sa_deliveries_total shows
+    assert by_ha[(HA_HOST, "pushed")] >= 2 and by_ha[(HA_HOST, "revoked")] == 1
+    assert by_ha[(HA_HOST, "no-route")] >= 2
     assert isinstance(results["hac-down"], RequestFailed), results["hac-down"]
     assert results["hac-back"] == elsewhere.sa
 

@@ -443,6 +443,8 @@ def test_loopback_request_answer_unknown_command_failed_handler_and_clean_stop()
         answer = await client.send_request(request())
         unsupported = await client.send_request(request(command=TEST_COMMAND + 1))
         failed = await client.send_request(request(command=TEST_COMMAND + 2))
+        counted = (dict(client.requests), dict(client.answers), dict(server.requests),
+                   dict(server.answers))
         await sleep(reactor, 1.0)  # several Tw: watchdogs run, the connection stays up
         still_open = "b.example.net" in client.router.open_peers
         plain_tcp_is_tls = client.is_tls(client.router.open_peers["b.example.net"])
@@ -453,10 +455,20 @@ def test_loopback_request_answer_unknown_command_failed_handler_and_clean_stop()
         await sleep(reactor, 0.05)
         after = server.router.open_peers
         await server.stop()
-        return seen, answer, unsupported, failed, still_open, after, plain_tcp_is_tls, nodelay
+        return (seen, answer, unsupported, failed, still_open, after, plain_tcp_is_tls,
+                nodelay, counted)
 
-    seen, answer, unsupported, failed, still_open, after, plain_tcp_is_tls, nodelay = \
+    seen, answer, unsupported, failed, still_open, after, plain_tcp_is_tls, nodelay, counted = \
         run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
+    client_requests, client_answers, server_requests, server_answers = counted
+    assert client_requests == {("sent", TEST_COMMAND): 1, ("sent", TEST_COMMAND + 1): 1,
+                               ("sent", TEST_COMMAND + 2): 1}
+    assert client_answers[("received", TEST_COMMAND, str(codec.SUCCESS))] == 1
+    assert client_answers[("received", TEST_COMMAND + 1, str(codec.COMMAND_UNSUPPORTED))] == 1
+    # the handled request's answer is the node's; 3001 and 5012 are the connection's own
+    assert server_answers == {("sent", TEST_COMMAND, str(codec.SUCCESS)): 1}
+    # a command without a handler is answered by the connection before the node sees it
+    assert server_requests == {("received", TEST_COMMAND): 1, ("received", TEST_COMMAND + 2): 1}
     assert plain_tcp_is_tls is False
     assert len(nodelay) == 2 and all(nodelay)  # both ends: answers are never held (Nagle)
     assert len(seen) == 1
@@ -582,3 +594,24 @@ def test_loopback_simultaneous_connect_keeps_the_connection_the_election_picks()
     [(high_started, high_local, high_remote)] = survivors[high]
     assert low_started and not high_started  # the loser's own connection
     assert (low_local, low_remote) == (high_remote, high_local)  # one and the same socket
+
+
+def test_loopback_a_silent_peer_counts_a_watchdog_failover_then_a_close():
+    """The node counts RFC 3539 SUSPECT (a failover) and the close after it, for the
+    ``*_diameter_events_total`` metrics."""
+    async def scenario(reactor):
+        client, server = pair(reactor)
+        await client.when_open("b.example.net")
+        for connection in client._connections:
+            connection.transport.pauseProducing()  # reads nothing: no DWA reaches it
+        for _ in range(40):  # Tw is 0.3 s: suspect after one, down after two
+            await sleep(reactor, 0.1)
+            if client.counters["peers-closed"]:
+                break
+        counters = dict(client.counters)
+        await client.stop()
+        await server.stop()
+        return counters
+
+    counters = run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
+    assert counters["watchdog-failovers"] == 1 and counters["peers-closed"] == 1

@@ -153,6 +153,7 @@ BAD_VALUES = [
     ("diameter.peers", ["r.example.org=192.0.2.1", "r.example.org=192.0.2.2"], "listed once"),
     ("diameter.peers", [], "non-empty list"),
     ("diameter.listen", "127.0.0.1", "must be HOST:PORT"),
+    ("metrics.listen", "127.0.0.1", "is not ADDRESS:PORT"),
     ("diameter.ca", 1, "non-empty string"),
     ("diameter.cert", [], "non-empty string"),
     ("diameter.key", 0, "non-empty string"),

@@ -175,6 +175,12 @@ class ClientTests(unittest.TestCase):
         yield client.authenticate(session(), EAP_IDENTITY_RESPONSE)
         self.assertEqual(len(primary_fake.received), FAST.transmissions)
         self.assertEqual(len(secondary_fake.received), 2)
+        # what mip6_hac_radius_requests_total shows: one timeout at the primary, two
+        # requests and two answers at the secondary
+        first, second = (f"{each.address}:{each.port}" for each in (primary, secondary))
+        self.assertEqual(client.by_server, {
+            (first, "sent"): 1, (first, "timeout"): 1,
+            (second, "sent"): 2, (second, "challenge"): 2})
 
     @defer.inlineCallbacks
     def test_all_servers_dead_fails_fast_with_retry_after(self):

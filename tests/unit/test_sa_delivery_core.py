@@ -78,6 +78,7 @@ def test_a_push_goes_to_the_ha_found_by_address_and_is_done_once_acknowledged():
     assert delivery.acked(0, START + 0.1) == [Done(sa, "pushed")]
     assert delivery.pending == 0 and delivery.timer() is None
     assert delivery.counters == {"pushed": 1}
+    assert delivery.by_home_agent == {(HA_HOST, "pushed"): 1}
 
 
 def test_the_ipv4_address_finds_the_ha_when_only_it_is_listed():
@@ -94,6 +95,7 @@ def test_an_sa_whose_ha_is_not_listed_is_not_pushed():
                record(8, agent=None)):
         assert delivery.provisioned(sa, START) == [Done(sa, "no-destination")]
     assert delivery.pending == 0 and delivery.counters == {"no-destination": 2}
+    assert delivery.by_home_agent == {("none", "no-destination"): 2}
 
 
 def test_an_unacknowledged_push_is_retried_doubling_up_to_retry_max_at_half_the_step():
@@ -112,6 +114,7 @@ def test_an_unacknowledged_push_is_retried_doubling_up_to_retry_max_at_half_the_
         now = due
     assert waits == [0.5, 1.0, 2.0, 2.0, 2.0]  # 1, 2, 4, 4, 4 s steps (retry_max 4)
     assert delivery.counters["retries"] == 5
+    assert delivery.by_home_agent == {(HA_HOST, "not-acknowledged"): 5}
 
 
 def test_the_jitter_waits_at_most_the_whole_step():
@@ -157,6 +160,7 @@ def test_keys_wait_while_a_route_is_not_tls_and_go_once_every_route_is():
     sa = record()
     assert delivery.provisioned(sa, START) == [Retrying(sa, False, "refused-insecure", 1)]
     assert delivery.counters == {"refused-insecure": 1}
+    assert delivery.by_home_agent == {(HA_HOST, "refused-insecure"): 1}
     network.routes = TLS
     assert delivery.handle_timer(delivery.timer()) == [SendPush(0, sa, HA_HOST)]
 
