@@ -11,12 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from aaa_mip6.addresses import format_host_port
+from aaa_mip6.keylog import esp_sa_records
 from aaa_mip6.control import ControlError, integer_argument, ok
 from aaa_mip6.store.base import SARecord
 
 
 def sa_row(record: SARecord, *, keys: bool = False) -> dict[str, Any]:
-    """One SA as the ``sas`` verb lists it (keys in hex only with ``keys``)."""
+    """One SA as the ``sas`` verb lists it (keys in hex only with ``keys``, and then also
+    as Wireshark ``esp_sa`` records when its HA is known: :mod:`aaa_mip6.keylog`)."""
     sa = record.sa
     agent = record.home_agent
     row = {
@@ -32,6 +34,7 @@ def sa_row(record: SARecord, *, keys: bool = False) -> dict[str, Any]:
     if keys:
         row["keys"] = {name: getattr(sa, name).hex() for name in
                        ("mn_to_ha_ikey", "ha_to_mn_ikey", "mn_to_ha_ekey", "ha_to_mn_ekey")}
+        row["esp_sa"] = [] if agent is None else esp_sa_records(sa, agent)
     return row
 
 

@@ -53,13 +53,22 @@ def sas_main(argv: list[str]) -> int:
                         help="also print each SA's four keys in hex (they are secrets: "
                              "mind the terminal and where the output goes)")
     parser.add_argument("--json", action="store_true", help="the SAs as one JSON list")
+    parser.add_argument("--format", choices=("table", "json", "wireshark"), default="table",
+                        help="table (default), json (as --json), or wireshark: with --keys, "
+                             "Wireshark esp_sa records for etc/wireshark/mip6.lua (save them "
+                             "as the esp_sa file of a Wireshark profile; docs/operations.md)")
     arguments = parser.parse_args(argv)
+    if arguments.format == "wireshark" and not arguments.keys:
+        parser.error("--format wireshark needs --keys (the records are the SAs' keys)")
     status, reply = _ask("sas", arguments, mn_id=arguments.mn_id, spi=arguments.spi,
                          keys=True if arguments.keys else None)
     if status:
         return status
     rows = reply["sas"]
-    if arguments.json:
+    if arguments.format == "wireshark":
+        print("\n".join(line for row in rows for line in row["esp_sa"]))
+        return 0
+    if arguments.json or arguments.format == "json":
         print(json.dumps(rows, indent=2))
         return 0
     for row in rows:

@@ -45,6 +45,17 @@ def test_sas_stats_and_revoke_on_the_control_socket(lab, tmp_path, running):
         assert key not in text.stdout and key not in listed.stdout and key not in hac.text()
     keyed_text = verb("sas", "--control", str(control), "--keys").stdout
     assert all(key in keyed_text for key in keys.values())
+    # The same keys as Wireshark esp_sa records (etc/wireshark/mip6.lua): a comment naming
+    # the SA, then one record per protected PType and direction for the HA's address.
+    records = verb("sas", "--control", str(control), "--keys", "--format", "wireshark")
+    assert records.returncode == 0, records.stderr
+    lines = records.stdout.splitlines()
+    assert lines[0].startswith(f"# mip6 SPI {sa['spi']} ") and len(lines) == 5
+    assert all(line.startswith('"IPv6",') for line in lines[1:])
+    assert f"0x{keys['mn_to_ha_ikey']}" in records.stdout
+    assert f"0x{keys['ha_to_mn_ikey']}" in records.stdout
+    refused = verb("sas", "--control", str(control), "--format", "wireshark")
+    assert refused.returncode == 2 and "needs --keys" in refused.stderr
 
     assert json.loads(verb("sas", "--control", str(control), "--mn-id", "nobody",
                            "--json").stdout) == []
