@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="TOML file with any of the settings below (flags win)")
     parser.add_argument("--check-config", action="store_true",
                         help="check the configuration (files readable, certificate and key "
-                             "matching, ports free), print a summary and exit: 0 good, 2 bad")
+                             "matching, ports free), print a summary and exit: 0 good, 2 bad, 1 "
+                             "a port another program holds")
     parser.add_argument("--origin-host", metavar="NAME",
                         help="this gateway's Diameter identity (Origin-Host); its TLS "
                              "certificate must name it (diameter.origin_host, required)")

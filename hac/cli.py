@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_version_flag(parser)
     parser.add_argument("--check-config", action="store_true",
                         help="load every file, open the store, check the ports are free, "
-                             "print a summary and exit 0 (or 2 with the problem)")
+                             "print a summary and exit 0 (or 2 with the problem; 1 for a port "
+                             "another program holds or a store that does not answer)")
     parser.add_argument("--config", metavar="FILE", type=Path,
                         help="TOML file with any of the settings (flags win)")
     parser.add_argument("--instance", metavar="NAME",
