@@ -45,6 +45,23 @@ def add_version_flag(parser: argparse.ArgumentParser) -> None:
                         version=f"%(prog)s {version()} (aaa-mip6, RFC 6618)")
 
 
+def add_log_flags(parser: argparse.ArgumentParser) -> None:
+    """``--log-level`` and ``--log-format``, worded alike in every daemon (keys log.level and
+    log.format of its config file, which is where their values are checked)."""
+    parser.add_argument("--log-level", metavar="LEVEL",
+                        help="debug, info, warning or error (default info) (log.level)")
+    parser.add_argument("--log-format", metavar="FORMAT",
+                        help="text, or json: one object a line with the event and its fields "
+                             "(log.format)")
+
+
+def add_metrics_flag(parser: argparse.ArgumentParser) -> None:
+    """``--metrics HOST:PORT``, the Prometheus endpoint of a daemon (key metrics.listen)."""
+    parser.add_argument("--metrics", metavar="HOST:PORT",
+                        help="Prometheus metrics over HTTP at http://HOST:PORT/metrics; "
+                             "off by default (metrics.listen)")
+
+
 def fail(program: str, message: str, status: int = EXIT_RUNTIME) -> int:
     """Print the one line a user sees for a failure and return the exit status to use.
 

@@ -52,10 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--state", metavar="FILE",
                         help="where issued SQNs are kept, durably; default: the Milenage "
                              "file + .sqn (auc.state)")
-    parser.add_argument("--log-level", metavar="LEVEL",
-                        help="debug, info, warning or error (default info) (log.level)")
-    parser.add_argument("--log-format", metavar="FORMAT",
-                        help="text, or json: one object a line with the event and its fields (log.format)")
+    program.add_log_flags(parser)
     program.add_version_flag(parser)
     return parser
 

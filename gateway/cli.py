@@ -101,13 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--control", metavar="PATH",
                         help="UNIX control socket (mode 0600) for 'mip6-aaa-gw peers', e.g. "
                              "/run/mip6/aaa-gw.sock (control.socket)")
-    parser.add_argument("--log-level", metavar="LEVEL",
-                        help="debug, info, warning or error (default info) (log.level)")
-    parser.add_argument("--log-format", metavar="FORMAT",
-                        help="text, or json: one object a line with the event and its fields (log.format)")
-    parser.add_argument("--metrics", metavar="HOST:PORT",
-                        help="Prometheus metrics over HTTP at http://HOST:PORT/metrics; "
-                             "off by default (metrics.listen)")
+    program.add_log_flags(parser)
+    program.add_metrics_flag(parser)
     return parser
 
 

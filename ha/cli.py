@@ -89,12 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--control", metavar="PATH",
         help="UNIX control socket (mode 0600) for the verbs bindings, sas, stats and flush, "
              "e.g. /run/mip6/ha.sock (control.socket)")
-    add("--log-level", metavar="LEVEL", help="debug, info, warning or error (log.level)")
-    add("--log-format", metavar="FORMAT",
-        help="text, or json: one object a line with the event and its fields (log.format)")
-    add("--metrics", metavar="HOST:PORT",
-        help="Prometheus metrics over HTTP at http://HOST:PORT/metrics; off by default "
-             "(metrics.listen)")
+    program.add_log_flags(parser)
+    program.add_metrics_flag(parser)
     add("--check-config", action="store_true",
         help="check the configuration (store reachable, state file and status-file "
              "directory usable, ports free, TUN device possible) and exit: 0 with a "

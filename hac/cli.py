@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from aaa_mip6.errors import ConfigError
-from aaa_mip6.program import EXIT_CONFIG, add_version_flag, configure_logging, fail
+from aaa_mip6.program import (EXIT_CONFIG, add_log_flags, add_metrics_flag, add_version_flag,
+                              configure_logging, fail)
 
 from .config import SCHEMA, load_config
 
@@ -102,13 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="UNIX control socket (mode 0600) for the verbs sas, stats and "
                              "revoke, e.g. /run/mip6/hac.sock; needs workers = 1 "
                              "(control.socket)")
-    parser.add_argument("--log-level", metavar="LEVEL",
-                        help="debug, info, warning or error (log.level)")
-    parser.add_argument("--log-format", metavar="FORMAT",
-                        help="text, or json: one object a line with the event and its fields (log.format)")
-    parser.add_argument("--metrics", metavar="HOST:PORT",
-                        help="Prometheus metrics over HTTP at http://HOST:PORT/metrics; "
-                             "off by default (metrics.listen)")
+    add_log_flags(parser)
+    add_metrics_flag(parser)
     parser.add_argument("--radius-server", metavar="HOST:PORT", action="append",
                         help="RADIUS server for EAP: v4:port, [v6]:port or a bare address for "
                              "port 1812; repeat for fail-over, first preferred (radius.servers)")
