@@ -124,6 +124,12 @@ def verb_parser(program: str, verb: str, description: str) -> argparse.ArgumentP
     return parser
 
 
+def print_rows(rows: list[dict[str, Any]], columns: list[tuple[str, str]],
+               as_json: bool) -> None:
+    """A list reply (bindings, SAs): JSON as the program sent it, or a :func:`table`."""
+    print(json.dumps(rows, indent=2) if as_json else table(rows, columns))
+
+
 def print_stats(reply: dict[str, Any], as_json: bool) -> None:
     """A ``stats`` reply: JSON, or one ``name value`` line per counter."""
     counters = {name: value for name, value in reply.items() if name != "ok"}

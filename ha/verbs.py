@@ -5,11 +5,10 @@ does not hold), 2 usage or configuration, 3 the HA did not answer."""
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
-from aaa_mip6.control_client import cli_ask, print_stats, table, verb_parser
+from aaa_mip6.control_client import cli_ask, print_rows, print_stats, verb_parser
 
 from .config import SCHEMA
 
@@ -43,13 +42,10 @@ def bindings_main(argv: list[str]) -> int:
                     "last sequence number, seconds to expiry.", argv, _json_flag)
     if status:
         return status
-    rows = reply["bindings"]
-    if arguments.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        print(table(rows, [("HOME ADDRESS", "home_address"), ("IPV4 HOA", "home_address4"),
-                           ("CARE-OF", "care_of"), ("SPI", "spi"), ("SEQ", "sequence"),
-                           ("EXPIRES IN", "expires_in")]))
+    print_rows(reply["bindings"], [("HOME ADDRESS", "home_address"),
+                                   ("IPV4 HOA", "home_address4"), ("CARE-OF", "care_of"),
+                                   ("SPI", "spi"), ("SEQ", "sequence"),
+                                   ("EXPIRES IN", "expires_in")], arguments.json)
     return 0
 
 
@@ -63,15 +59,12 @@ def sas_main(argv: list[str]) -> int:
     if status:
         return status
     rows = reply["sas"]
-    if arguments.json:
-        print(json.dumps(rows, indent=2))
-    else:
+    if not arguments.json:
         for row in rows:
             row["state"] = "revoked" if row["revoked"] else "valid"
-        print(table(rows, [("SPI", "spi"), ("MN", "mn_id"), ("SUITE", "suite"),
-                           ("SCOPE", "scope"), ("HOA", "home_address6"),
-                           ("IPV4 HOA", "home_address4"), ("VALID UNTIL", "valid_until"),
-                           ("STATE", "state")]))
+    print_rows(rows, [("SPI", "spi"), ("MN", "mn_id"), ("SUITE", "suite"), ("SCOPE", "scope"),
+                      ("HOA", "home_address6"), ("IPV4 HOA", "home_address4"),
+                      ("VALID UNTIL", "valid_until"), ("STATE", "state")], arguments.json)
     return 0
 
 
