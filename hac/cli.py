@@ -44,8 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "each a security association and its Mobile IPv6 bootstrap data.",
         epilog="Flags override the config file. Every config key is documented in "
                "docs/configuration.md (section HAC); etc/hac.toml is a commented sample. "
-               "Signals: SIGHUP re-reads log.level and reloads the PSK file, the TLS "
-               "certificate and key and the RADIUS secret file, SIGUSR1 logs a status line, SIGTERM stops (exit 0). "
+               "Signals: SIGHUP re-reads log.level and the RADIUS servers and reloads the PSK "
+               "file, the TLS certificate and key and the RADIUS secret file, SIGUSR1 logs a status line, SIGTERM stops (exit 0). "
                "Exit status 2: bad configuration; 1: any other failure "
                "(e.g. the store does not answer). "
                "Verbs on the running HAC's control socket (--control): "

@@ -10,8 +10,8 @@ socket. Every worker inherits the TLS context (so they resume each other's sessi
 tickets until their first key rotation, see :mod:`aaa_mip6.twisted.tls`) and the PSK table, and
 reports on a pipe whether it started; one that fails as it starts stops the HAC with its
 line, one that dies later is restarted. Signals, alike for every program
-(:mod:`aaa_mip6.program`): SIGHUP re-reads log.level and reloads the PSK file, the TLS
-certificate and key and the RADIUS secret file, SIGUSR1 logs a status line, SIGTERM stops; the workers' parent
+(:mod:`aaa_mip6.program`): SIGHUP re-reads log.level and the RADIUS servers and reloads
+the PSK file, the TLS certificate and key and the RADIUS secret file, SIGUSR1 logs a status line, SIGTERM stops; the workers' parent
 forwards them.
 
 The global reactor is imported only inside :func:`_start`, after any fork.
@@ -115,7 +115,8 @@ class Prepared:
 
     tls: ServerTLS
     credentials: Credentials | None
-    # Reads --config and the flags again, for SIGHUP's log.level; None: nothing to re-read.
+    # Reads --config and the flags again, for SIGHUP's log.level and RADIUS servers; None:
+    # nothing to re-read.
     reread: Callable[[], HacConfig] | None = None
 
 

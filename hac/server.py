@@ -52,6 +52,7 @@ from aaa_mip6.aaa import AaaError, AaaSession, AaaTimeout
 from aaa_mip6.authenticator import channel_binding
 from aaa_mip6.errors import AaaLimitError, ConfigError, StartupError
 from aaa_mip6.messages import Provision
+from aaa_mip6.radius.servers import RadiusServer
 from aaa_mip6.store import SARecord, SAStore, StoreError
 from aaa_mip6.twisted.aaa import AaaBackend
 from aaa_mip6.twisted.control import listen_control
@@ -383,22 +384,23 @@ class HacServer:
         return self._port
 
     def reload(self, reread: Callable[[], HacConfig] | None = None) -> None:
-        """SIGHUP: ``log.level`` from ``reread`` (the config file and flags again), the
-        PSK file, the TLS certificate and key, the RADIUS secret file. Established MNs
-        and the SAs issued are untouched; a file that fails keeps what was loaded and
-        says why."""
+        """SIGHUP: ``log.level`` and the RADIUS server lists from ``reread`` (the config
+        file and flags again), the PSK file, the TLS certificate and key, the RADIUS
+        secret. Established MNs and the SAs issued are untouched; a file that fails keeps
+        what was loaded and says why."""
+        config = self.config
         if reread is not None:
             try:
-                level = reread().log_level
+                config = reread()
             except ConfigError as error:
-                log.error("SIGHUP: the configuration does not load, log.level stays: %s",
-                          error)
+                log.error("SIGHUP: the configuration does not load, log.level and "
+                          "radius.servers stay: %s", error)
             else:
-                log.info("SIGHUP: log.level %s", level)  # before a higher level hides it
-                logging.getLogger().setLevel(level.upper())
+                log.info("SIGHUP: log.level %s", config.log_level)  # before a higher level hides it
+                logging.getLogger().setLevel(config.log_level.upper())
         self.reload_credentials()
         self.reload_tls()
-        self.reload_radius_secret()
+        self.reload_radius(config)
 
     def reload_tls(self) -> bool:
         """Re-read ``tls.cert`` and ``tls.key``; False (the old ones stay) on an error."""
@@ -414,21 +416,35 @@ class HacServer:
                  self.config.cert)
         return True
 
-    def reload_radius_secret(self) -> bool:
-        """Re-read ``radius.secret_file`` for the RADIUS clients (authentication and
-        accounting); False (the old secret stays) when there is none or it fails."""
-        clients = [client for client in (self.aaa, getattr(self.accounting, "client", None))
-                   if hasattr(client, "set_secret")]
-        if self.config.radius_secret_file is None or not clients:
+    def reload_radius(self, config: HacConfig) -> bool:
+        """Point the RADIUS clients (authentication and accounting) at ``config``'s
+        servers and secret; False (the old ones stay) when there is no RADIUS client or
+        ``config``'s are unusable. Requests in flight and EAP conversations under way
+        end on the server they started with."""
+        clients = []
+        if hasattr(self.aaa, "set_servers"):
+            clients.append((self.aaa, lambda secret: [
+                RadiusServer.parse(text, secret) for text in config.radius_servers]))
+        if self.accounting is not None:
+            clients.append((self.accounting.client, config.accounting_servers))
+        if not clients:
             return False
         try:
-            secret = self.config.radius_shared_secret()
+            secret = config.radius_shared_secret()
+            lists = [(client, servers(secret)) for client, servers in clients]
+            if not all(servers for _, servers in lists):
+                raise ConfigError("radius.servers is empty (the AAA backend changes only "
+                                  "with a restart)")
         except ConfigError as error:
-            log.error("SIGHUP: RADIUS secret not reloaded, the old one stays: %s", error)
+            log.error("SIGHUP: RADIUS servers and secret not reloaded, the old ones stay: %s",
+                      error)
             return False
-        for client in clients:
-            client.set_secret(secret)
-        log.info("SIGHUP: RADIUS secret reloaded from %s", self.config.radius_secret_file)
+        for client, servers in lists:
+            client.set_servers(servers)
+        names = "; ".join(repr(client) for client, _ in lists)
+        source = config.radius_secret_file or "radius.secret"
+        log.info("SIGHUP: RADIUS servers and secret reloaded (secret from %s): %s",
+                 source, names)
         return True
 
     def aaa_done(self, outcome: str, seconds: float) -> None:
