@@ -299,6 +299,9 @@ class HacServer:
         self.resumptions = 0  # of which resumed a session (RFC 5077 ticket)
         self.sas_revoked = 0
         self.sas_purged = 0
+        # store-wide, while watch_active_sas runs; this HAC's issues and revocations move
+        # it between two counts
+        self.sas_active: int | None = None
         # store calls by (operation, outcome "ok"/"error"), and their duration for metrics
         self.store_calls: Counter[tuple[str, str]] = Counter()
         self.observe_store: Callable[[float], None] | None = None
@@ -306,6 +309,8 @@ class HacServer:
         self._pool = ThreadPool(1, threads_wanted, name="hac-store")
         self._purge = LoopingCall(self._purge_expired)
         self._purge.clock = reactor
+        self._count_active = LoopingCall(self._count_active_sas)
+        self._count_active.clock = reactor
         self._port = None
         self._control = None  # the control socket's port, once listening
         self.delivery = None if config.sa_delivery is None else sa_delivery.SaDelivery.create(
@@ -337,12 +342,16 @@ class HacServer:
 
     def _revoked(self, record: SARecord) -> None:
         self.sas_revoked += 1
+        if self.sas_active is not None:
+            self.sas_active -= 1
         if self.accounting is not None:
             self.accounting.revoked(record)
 
     def _stored(self, stored: tuple[SARecord, Provision]) -> Provision:
         record, provision = stored
         self.sas_issued += 1
+        if self.sas_active is not None:
+            self.sas_active += 1
         if self.accounting is not None:
             self.accounting.started(record)
         if self.delivery is not None:
@@ -354,6 +363,19 @@ class HacServer:
         deferred.addBoth(self._store_done, "purge", self.reactor.seconds())
         deferred.addCallbacks(self._purged,
                               lambda failure: log.error("purging expired SAs failed: %s",
+                                                        failure.getErrorMessage()))
+        return deferred
+
+    def watch_active_sas(self, interval: float) -> None:
+        """Count the store's active SAs now and every ``interval`` seconds, into
+        :attr:`sas_active` (for the metrics; a scrape must not wait for the store)."""
+        self._count_active.start(interval, now=True)
+
+    def _count_active_sas(self) -> defer.Deferred:
+        deferred = self.in_store_thread(self.store.count_active)
+        deferred.addBoth(self._store_done, "count", self.reactor.seconds())
+        deferred.addCallbacks(lambda count: setattr(self, "sas_active", count),
+                              lambda failure: log.error("counting active SAs failed: %s",
                                                         failure.getErrorMessage()))
         return deferred
 
@@ -496,8 +518,9 @@ class HacServer:
         if self._control is not None:
             yield self._control.stopListening()
             self._control = None
-        if self._purge.running:
-            self._purge.stop()
+        for loop in (self._purge, self._count_active):
+            if loop.running:
+                loop.stop()
         if self.delivery is not None:
             yield self.delivery.stop()
         self._pool.stop()

@@ -122,6 +122,7 @@ def test_hac_and_ha_metrics_pass_promtool_and_reach_prometheus(lab, running_hac,
     assert "mip6_hac_bootstrap_duration_seconds_count 2.0" in hac_text
     assert "mip6_hac_tls_handshakes_total 2.0" in hac_text
     assert "mip6_hac_tls_resumptions_total 1.0" in hac_text
+    assert "mip6_hac_store_sas_active 2.0" in hac_text  # counted at start, then moved
     assert 'mip6_ha_events_total{reason="registered"} 1.0' in ha_text
     assert "mip6_ha_binding_acks_total 1.0" in ha_text
     assert "mip6_ha_bindings 1.0" in ha_text

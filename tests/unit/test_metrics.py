@@ -38,7 +38,8 @@ def hac_server(**given):
                              resumptions=0, aaa=None,
                              accounting=None, delivery=None, observe_bootstrap=None,
                              aaa_outcomes=Counter(), observe_aaa=None, sas_revoked=0,
-                             sas_purged=0, store_calls=Counter(), observe_store=None)
+                             sas_purged=0, store_calls=Counter(), observe_store=None,
+                             sas_active=None, watch_active_sas=lambda interval: None)
     vars(server).update(given)
     return server
 
@@ -72,6 +73,16 @@ def test_hac_bootstraps_by_method_and_status_and_the_duration_histogram():
     assert got[("mip6_hac_bootstrap_duration_seconds_count", ())] == 2
     assert got[("mip6_hac_bootstrap_duration_seconds_bucket", (("le", "0.025"),))] == 1
     assert got[("mip6_hac_bootstrap_duration_seconds_bucket", (("le", "+Inf"),))] == 2
+    assert ("mip6_hac_store_sas_active", ()) not in got  # not counted yet
+
+
+def test_hac_registry_counts_the_stores_active_sas_and_shows_them():
+    intervals = []
+    server = hac_server(watch_active_sas=intervals.append)
+    registry = hac_registry(server)
+    assert intervals == [30.0]
+    server.sas_active = 7
+    assert samples(registry)[("mip6_hac_store_sas_active", ())] == 7
 
 
 def test_hac_aaa_accounting_and_delivery_counters_appear_when_configured():
@@ -193,9 +204,11 @@ def test_hac_metrics_need_one_worker(tmp_path):
 def test_hac_counts_revocations_and_still_sends_the_accounting_stop():
     from hac.server import HacServer
     stopped = []
-    server = SimpleNamespace(sas_revoked=0, accounting=SimpleNamespace(revoked=stopped.append))
+    server = SimpleNamespace(sas_revoked=0, sas_active=5,
+                             accounting=SimpleNamespace(revoked=stopped.append))
     HacServer._revoked(server, "record")
     assert server.sas_revoked == 1 and stopped == ["record"]
+    assert server.sas_active == 4
 
 
 def test_hac_store_calls_are_counted_by_outcome_and_timed_and_pass_through():
