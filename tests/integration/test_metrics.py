@@ -124,7 +124,8 @@ def test_hac_and_ha_metrics_pass_promtool_and_reach_prometheus(lab, running_hac,
     assert "mip6_hac_tls_resumptions_total 1.0" in hac_text
     assert "mip6_hac_store_sas_active 2.0" in hac_text  # counted at start, then moved
     assert 'mip6_ha_events_total{reason="registered"} 1.0' in ha_text
-    assert "mip6_ha_binding_acks_total 1.0" in ha_text
+    assert 'mip6_ha_binding_acks_total{status="0"} 1.0' in ha_text
+    assert 'mip6_ha_binding_updates_total{status="0"} 1.0' in ha_text
     assert "mip6_ha_bindings 1.0" in ha_text
     assert 'mip6_ha_received_packets_total{ptype="8"} 1.0' in ha_text
     assert 'mip6_ha_sent_packets_total{ptype="8"} 1.0' in ha_text

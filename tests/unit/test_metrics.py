@@ -115,14 +115,18 @@ def test_hac_without_aaa_exposes_no_aaa_family():
 def test_ha_counters_split_into_tunneled_packets_acks_and_events(tmp_path):
     ha, _reactor = make_server(tmp_path)
     ha.core.counters.update({"tunneled-in": 7, "tunneled-out": 5, "ba-sent": 4,
-                             "ba-status-135": 1, "registered": 3, "bad-icv": 2})
+                             "ba-status-0": 3, "ba-status-135": 1, "bu-status-0": 5,
+                             "bu-status-135": 1, "registered": 3, "bad-icv": 2})
     got = samples(ha_registry(ha))
     assert got[("mip6_ha_bindings", ())] == 0
     assert got[("mip6_ha_sas", ())] == 0
     assert got[("mip6_ha_tunneled_packets_total", (("direction", "in"),))] == 7
     assert got[("mip6_ha_tunneled_packets_total", (("direction", "out"),))] == 5
-    assert got[("mip6_ha_binding_acks_total", ())] == 4
-    assert got[("mip6_ha_binding_acks_refused_total", (("status", "135"),))] == 1
+    assert got[("mip6_ha_binding_acks_total", (("status", "0"),))] == 3
+    assert got[("mip6_ha_binding_acks_total", (("status", "135"),))] == 1
+    assert got[("mip6_ha_binding_updates_total", (("status", "0"),))] == 5
+    assert got[("mip6_ha_binding_updates_total", (("status", "135"),))] == 1
+    assert ("mip6_ha_events_total", (("reason", "bu-status-0"),)) not in got
     assert got[("mip6_ha_events_total", (("reason", "bad-icv"),))] == 2
     assert ("mip6_ha_events_total", (("reason", "ba-status-135"),)) not in got
     assert ("mip6_ha_events_total", (("reason", "ba-sent"),)) not in got
