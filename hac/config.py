@@ -477,6 +477,7 @@ def _check_together(config: HacConfig) -> None:
     if config.sa_delivery is not None and config.workers != 1:
         raise ConfigError("sa_delivery needs workers = 1 (one Diameter identity per process)")
     _check_control(config)
+    _check_metrics(config)
     if config.radius_max_timeout < config.radius_timeout:
         raise ConfigError("radius.max_timeout must be at least radius.timeout")
     if AuthMethod.PSK in config.auth_methods and config.psk_file is None:
@@ -491,6 +492,17 @@ def _check_together(config: HacConfig) -> None:
         key = "diameter.peers" if config.diameter_peers else "diameter.listen"
         raise ConfigError(f"{named(key)} is set, but {named('aaa.backend')} is radius; "
                           "set it to diameter")
+
+
+def _check_metrics(config: HacConfig) -> None:
+    """Worker N serves its metrics on ``metrics.listen``'s port + N: those must exist."""
+    if config.metrics is None or not config.metrics[1]:
+        return
+    last = config.metrics[1] + config.workers - 1
+    if last > 65535:
+        raise ConfigError(f"{named('metrics.listen')}: {config.workers} workers serve metrics "
+                          f"on ports {config.metrics[1]}..{last}; choose a port up to "
+                          f"{65536 - config.workers}")
 
 
 def _check_control(config: HacConfig) -> None:

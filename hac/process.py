@@ -232,6 +232,14 @@ def effective_methods(config: HacConfig) -> tuple[str, ...]:
                  if method != "eap" or config.aaa_configured)
 
 
+def metrics_ports(config: HacConfig) -> list[int]:
+    """The metrics port of each worker: ``metrics.listen``'s port for worker 0, the
+    next ones for the others (each worker keeps its own counters; scrape them all), or
+    0 for each if the port is 0."""
+    port = config.metrics[1]
+    return [port + number if port else 0 for number in range(config.workers)]
+
+
 def check_ports(config: HacConfig) -> None:
     """Bind, then release, each address the HAC would listen on (``--check-config``)."""
     bind(config).close()
@@ -241,7 +249,8 @@ def check_ports(config: HacConfig) -> None:
     if config.sa_delivery is not None and config.sa_delivery.node.listen is not None:
         others.append(("sa_delivery: listen", ListenAddress(*config.sa_delivery.node.listen)))
     if config.metrics is not None:
-        others.append(("metrics.listen (--metrics)", ListenAddress(*config.metrics)))
+        others += [("metrics.listen (--metrics)", ListenAddress(config.metrics[0], port))
+                   for port in metrics_ports(config)]
     for key, address in others:
         with socket.socket(address.family, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -264,9 +273,9 @@ def check_configuration(config: HacConfig) -> str:
     return f"{summary(config, config.listen, effective_methods(config))}{identities}"
 
 
-def _start(config: HacConfig, sock: socket.socket, prepared: Prepared):
-    """One process's server on ``sock``, with its signal handlers; returns the reactor to
-    run (until SIGTERM). Raises as :func:`start_failure` describes."""
+def _start(config: HacConfig, sock: socket.socket, prepared: Prepared, worker: int = 0):
+    """Worker ``worker``'s server on ``sock``, with its signal handlers; returns the
+    reactor to run (until SIGTERM). Raises as :func:`start_failure` describes."""
     from twisted.internet import reactor
     from twisted.logger import STDLibLogObserver, globalLogBeginner
 
@@ -283,7 +292,8 @@ def _start(config: HacConfig, sock: socket.socket, prepared: Prepared):
 
         from .metrics import hac_registry
         try:
-            metrics = serve_metrics(hac_registry(server), *config.metrics, reactor)
+            metrics = serve_metrics(hac_registry(server), config.metrics[0],
+                                    metrics_ports(config)[worker], reactor)
         except BaseException:
             port.stopListening()
             server.abandon()
@@ -311,9 +321,6 @@ def run(config: HacConfig, reread: Callable[[], HacConfig] | None = None) -> int
     """
     for signum in _HANDLED_LATER:
         signal.signal(signum, signal.SIG_IGN)
-    if config.metrics is not None and config.workers > 1:
-        raise ConfigError("metrics.listen (--metrics): needs workers = 1 (each worker keeps "
-                          "its own counters); run one HAC per port, or leave metrics off")
     prepared = replace(check(config), reread=reread)
     sock = bind(config)
     started = summary(config, ListenAddress(*sock.getsockname()[:2]), effective_methods(config))
@@ -424,7 +431,7 @@ def _worker(number: int, config: HacConfig, sock: socket.socket, prepared: Prepa
         try:
             if restart and prepared.credentials is not None:
                 prepared.credentials.reload()  # keeps the inherited table if it fails
-            reactor = _start(config, sock, prepared)
+            reactor = _start(config, sock, prepared, number)
         except BaseException as error:  # reported by the parent, as one line
             code, message = start_failure(error)
             os.write(ready, f"{code} {message}".encode())

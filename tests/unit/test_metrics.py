@@ -197,12 +197,15 @@ def test_metrics_listen_is_a_host_port_and_off_by_default(module):
         spec.metadata["parse"]("localhost")
 
 
-def test_hac_metrics_need_one_worker(tmp_path):
-    from hac.process import run
+def test_each_hac_worker_serves_metrics_on_its_own_port():
+    from hac.process import metrics_ports
     from tests.unit.test_hac_config import config as hac_config
-    config = hac_config(metrics__listen="127.0.0.1:9100", workers=2)
-    with pytest.raises(ConfigError, match="metrics.listen .--metrics.: needs workers = 1"):
-        run(config)
+    assert metrics_ports(hac_config(metrics__listen="127.0.0.1:9100", workers=3)) == [
+        9100, 9101, 9102]
+    assert metrics_ports(hac_config(metrics__listen="127.0.0.1:0", workers=2)) == [0, 0]
+    with pytest.raises(ConfigError, match=r"metrics.listen \(--metrics\): 4 workers serve "
+                       r"metrics on ports 65534..65537; choose a port up to 65532"):
+        hac_config(metrics__listen="127.0.0.1:65534", workers=4)
 
 
 def test_hac_counts_revocations_and_still_sends_the_accounting_stop():
