@@ -101,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "1..64 (workers)")
     parser.add_argument("--control", metavar="PATH",
                         help="UNIX control socket (mode 0600) for the verbs sas, stats and "
-                             "revoke, e.g. /run/mip6/hac.sock; needs workers = 1 "
-                             "(control.socket)")
+                             "revoke, e.g. /run/mip6/hac.sock; with several workers, "
+                             "worker N listens on PATH.N (control.socket)")
     add_log_flags(parser)
     add_metrics_flag(parser)
     parser.add_argument("--radius-server", metavar="HOST:PORT", action="append",

@@ -506,15 +506,12 @@ def _check_metrics(config: HacConfig) -> None:
 
 
 def _check_control(config: HacConfig) -> None:
-    """One control socket, in a single-process HAC."""
+    """The control socket is named by one key (each worker derives its own from it)."""
     path = config.control_socket
     older = None if config.sa_delivery is None else config.sa_delivery.control_socket
     if path is not None and older is not None and older != path:
         raise ConfigError(f"{named('control.socket')} and sa_delivery.control_socket name "
                           "two sockets; they are the same socket: keep control.socket")
-    if config.control_path is not None and config.workers != 1:
-        raise ConfigError(f"{named('control.socket')} needs workers = 1 (each worker holds "
-                          "its own SAs and counters)")
 
 
 def _check_accounting(config: HacConfig) -> None:

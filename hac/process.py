@@ -282,6 +282,7 @@ def _start(config: HacConfig, sock: socket.socket, prepared: Prepared, worker: i
     globalLogBeginner.beginLoggingTo([STDLibLogObserver()], redirectStandardIO=False)
 
     server = assemble_hac(config, reactor, tls=prepared.tls, credentials=prepared.credentials)
+    server.worker = worker
     try:
         port = server.listen(sock)
     except BaseException:

@@ -313,6 +313,7 @@ class HacServer:
         self._count_active.clock = reactor
         self._port = None
         self._control = None  # the control socket's port, once listening
+        self.worker = 0  # of config.workers: which control socket is this process's
         self.delivery = None if config.sa_delivery is None else sa_delivery.SaDelivery.create(
             config, self.store, reactor, self.in_store_thread,
             on_revoked=self._revoked)
@@ -401,8 +402,9 @@ class HacServer:
         if self.delivery is not None:
             self.delivery.start()
         if self.config.control_path is not None:
-            self._control = listen_control(self.config.control_path, control.handlers(self),
-                                           self.reactor)
+            self._control = listen_control(
+                control.worker_socket(self.config.control_path, self.worker),
+                control.handlers(self), self.reactor)
         return self._port
 
     def reload(self, reread: Callable[[], HacConfig] | None = None) -> None:
