@@ -55,7 +55,8 @@ PURE_IN_ROOMS = frozenset({"aaa_mip6.store.base"})
 CORES = frozenset({
     "hac.core", "hac.provisioning", "hac.sa_delivery_core", "hac.actions",
     "ha.core", "ha.bindings", "ha.admission", "ha.actions",
-    "mn.bootstrap", "mn.mobility", "mn.rebootstrap", "mn.eap", "mn.actions", "mn.binding",
+    "mn.bootstrap", "mn.mobility", "mn.rebootstrap", "mn.hacs", "mn.eap", "mn.actions",
+    "mn.binding",
     "auc.core",
 })
 """The programs' sans-I/O cores and codecs (a package stands for all its modules)."""
