@@ -22,8 +22,10 @@ from dataclasses import asdict, dataclass
 OK = "ok"
 STEPS = ("bootstrap", "register", "rebootstrap", "reregister")
 """What an event times: the first bootstrap, the first registration with the HA, a
-rebootstrap the session asked for (176, SA end, an HA gone silent), and the registration
-under the SA it gave."""
+rebootstrap the session asked for (176, SA end, an HA gone silent), and a registration
+that restored a lost binding: under the SA a rebootstrap gave (timed from the session's
+request), or after the HA's Binding Error (it had lost the binding: timed from the
+keep-alive that drew the error)."""
 PERCENTILES = (50, 90, 99)
 
 

@@ -73,6 +73,8 @@ class SimulatedMn:
         self._lost_since: float | None = None  # when the session asked for a new SA
         self._keepalive: task.LoopingCall | None = None
         self._echo_sequence = 0
+        self._last_keepalive = 0.0  # reactor time of the last keep-alive sent
+        self._binding_errors = 0  # the machine's Binding Errors seen so far
 
     def _event(self, step: str, status: str, started: float, *, spi=None, ha=None,
                at=None) -> None:
@@ -162,6 +164,11 @@ class SimulatedMn:
                 self._lost_since = self.run.reactor.seconds()
         elif isinstance(action, Registered):
             self.registered = True
+            binding_errors = machine.counters["binding-error"]
+            if self._lost_since is None and binding_errors > self._binding_errors:
+                # the HA had lost the binding (a restart): since the packet that told
+                self._lost_since = self._last_keepalive
+            self._binding_errors = binding_errors
             if self._lost_since is not None:
                 self._event("reregister", OK, self._lost_since, spi=action.binding.spi,
                             ha=home_agent_text(machine.home_agent))
@@ -188,6 +195,7 @@ class SimulatedMn:
         packet = Echo(home, home_agent.address6, self.index & 0xFFFF, self._echo_sequence,
                       b"mip6-load").packet()
         sent = mobile.send(packet)
+        self._last_keepalive = self.run.reactor.seconds()
         self.run.recorder.counters["keepalive-sent" if sent else "keepalive-refused"] += 1
 
     @defer.inlineCallbacks
@@ -200,6 +208,7 @@ class SimulatedMn:
         self.registered = False
         self._first_done = False
         self._lost_since = None
+        self._binding_errors = 0
         if mobile is not None:
             yield mobile.stop(deregister=False)
 

@@ -89,6 +89,7 @@ class HacWalk:
         self.last_error: Exception | None = None
         self._queue: list[Candidate] = []
         self._at_least = 0.0  # the longest retry-after of this round
+        self._refused: GiveUp | None = None
 
     def begin_round(self, candidates: Sequence[Candidate]) -> None:
         ordered = list(dict.fromkeys(candidates))
@@ -100,6 +101,8 @@ class HacWalk:
         self.rounds_begun += 1
 
     def next_step(self, now: float, draw: float) -> Try | Wait | GiveUp:
+        if self._refused is not None:
+            return self._refused
         left = self.deadline - now
         if left <= 0:
             return GiveUp("timeout", "no HAC gave an SA in time")
@@ -119,8 +122,8 @@ class HacWalk:
         self.last_error = error
         wait = retry_wait(error, wall_now)
         if wait is None:
-            self._queue = []
-            return GiveUp("refused", str(error))
+            self._refused = GiveUp("refused", str(error))
+            return self._refused
         self._at_least = max(self._at_least, wait)
         return None
 
