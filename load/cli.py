@@ -63,9 +63,9 @@ by_status (the HAC's status code, the BA status, or a reason: connect, timeout,
 no-answer, ...) and by_step (bootstrap:connect, bootstrap:init, register, ...),
 counters, and with --register registered_at_end and mns_not_registered.
 --csv FILE writes the same report as key,value rows; --events FILE a JSON line per
-attempt {"t", "mn", "step", "status", "latency_s", "spi", "ha", "at"} (t: seconds
-since the start; "at": where a bootstrap failed); --plot FILE.png the rates and
-latencies over time.
+attempt {"t", "mn", "step", "status", "latency_s", "spi", "ha", "at", "hac"} (t:
+seconds since the start; "at": where a bootstrap failed; "hac": the HAC a bootstrap
+last tried); --plot FILE.png the rates and latencies over time.
 
 Exit status: 0 the run completed (read the report for failures); 1 it could not run;
 2 bad flags or files.

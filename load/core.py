@@ -94,7 +94,7 @@ class Event:
     step (:data:`STEPS`), ``status`` (``ok``, the HAC's status code, the BA status, or a
     reason such as ``timeout``, ``connect``, ``no-answer``), where a failed bootstrap
     stopped (``at``: connect, tls, init, eap, done), the SPI and HA of an SA or
-    binding, and how long the attempt took."""
+    binding, how long the attempt took, and the HAC a (re)bootstrap last tried."""
 
     t: float
     mn: str
@@ -104,6 +104,7 @@ class Event:
     spi: int | None = None
     ha: str | None = None
     at: str | None = None
+    hac: str | None = None
 
     def as_json(self) -> dict:
         record = asdict(self)

@@ -78,8 +78,11 @@ class SimulatedMn:
 
     def _event(self, step: str, status: str, started: float, *, spi=None, ha=None,
                at=None) -> None:
+        hac = None
+        if step in ("bootstrap", "rebootstrap") and self.hac_set is not None:
+            hac = str(self.hac_set.last_used) if self.hac_set.last_used else None
         self.run.record(Event(self.run.now(), self.mn_id, step, status,
-                              self.run.reactor.seconds() - started, spi, ha, at))
+                              self.run.reactor.seconds() - started, spi, ha, at, hac))
 
     @defer.inlineCallbacks
     def attempt(self):
