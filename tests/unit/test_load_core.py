@@ -172,6 +172,11 @@ def test_bad_values_name_their_flag(capsys, tmp_path, extra, named):
     assert code == 2 and err.count("\n") == 1 and named in err, err
 
 
-def test_help_explains_the_report(capsys):
-    code, _ = run_cli(capsys, "--help")
-    assert code == 0
+def test_help_explains_the_schedule_and_the_report(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    for text in ("--processes", "--keepalive", "round robin", "registered_at_end",
+                 "by_step", "nearest-rank", "Exit status"):
+        assert text in out, text

@@ -1,12 +1,14 @@
 """mn.hacs: the order several HACs are tried in, the time each try gets, the rounds and
-their backoff; and mip6-mn's --hac flag (repeated, comma-separated)."""
+their backoff; mip6-mn's --hac flag (repeated, comma-separated); and mn.hacset, the
+shell that walks them (on a task.Clock, mn.client.bootstrap replaced)."""
 
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from twisted.internet import defer, task
 
 from aaa_mip6.errors import ConfigError
-from mn import cli
+from mn import cli, hacset
 from mn.actions import GiveUp, Wait
 from mn.bootstrap import BootstrapFailed
 from mn.hacs import MIN_ATTEMPT_TIMEOUT, Candidate, HacWalk, Try, split_hac_flags
@@ -120,3 +122,78 @@ def test_candidates_name_their_address():
     assert str(A) == "hac.example:4433 (192.0.2.1)"
     assert str(C) == "198.51.100.7:4433"
     assert str(Candidate("::1", "::1", 1)) == "[::1]:1"
+
+
+# --------------------------------------------------------------------------- the shell
+
+
+class FakeBootstraps:
+    """mn.client.bootstrap replaced: each (address, port) answers as told, on a Clock."""
+
+    def __init__(self, clock, answers):
+        self.clock = clock
+        self.answers = answers  # address -> Bootstrapped or BootstrapFailed
+        self.calls = []
+
+    def __call__(self, reactor, via, port, machine, *, timeout):
+        self.calls.append((via.host, port, via.tls, timeout))
+        answer = self.answers[via.host]
+        if isinstance(answer, Exception):
+            return defer.fail(answer)
+        return defer.succeed(answer)
+
+
+@pytest.fixture
+def clock_and_client(monkeypatch):
+    clock = task.Clock()
+
+    def install(answers):
+        fake = FakeBootstraps(clock, answers)
+        monkeypatch.setattr(hacset.client, "bootstrap", fake)
+        return fake
+    return clock, install
+
+
+def test_hac_set_moves_on_to_the_live_hac_and_prefers_it_next_time(clock_and_client):
+    clock, install = clock_and_client
+    fake = install({"192.0.2.1": unreachable(), "192.0.2.2": "result"})
+    made = []
+    hacs = hacset.HacSet(clock, [("192.0.2.1", 1), ("192.0.2.2", 2)],
+                         lambda host: made.append(host) or f"tls-{host}", draw=lambda: 0.0)
+    assert made == ["192.0.2.1", "192.0.2.2"]
+    first = hacs.bootstrap(lambda: "machine", 30.0)
+    assert first.result == "result"
+    assert [call[:3] for call in fake.calls] == [("192.0.2.1", 1, "tls-192.0.2.1"),
+                                                ("192.0.2.2", 2, "tls-192.0.2.2")]
+    assert str(hacs.last_used) == "192.0.2.2:2"
+    second = hacs.bootstrap(lambda: "machine", 30.0)
+    assert second.result == "result" and fake.calls[-1][0] == "192.0.2.2"
+    assert len(fake.calls) == 3
+
+
+def test_hac_set_waits_between_rounds_then_fails_with_the_last_error(clock_and_client):
+    clock, install = clock_and_client
+    last = status(503)
+    fake = install({"192.0.2.1": last})
+    hacs = hacset.HacSet(clock, [("192.0.2.1", 1)], lambda host: None, draw=lambda: 0.0)
+    running = hacs.bootstrap(lambda: "machine", 30.0, rounds=2)
+    assert len(fake.calls) == 1 and not running.called
+    clock.advance(0.49)
+    assert len(fake.calls) == 1
+    clock.advance(0.01)  # the first round's wait: 1 s with the lowest jitter, 0.5
+    assert len(fake.calls) == 2
+    assert running.called
+    failure = []
+    running.addErrback(failure.append)
+    assert failure[0].value is last
+
+
+def test_hac_set_names_unresolvable_hacs(clock_and_client, monkeypatch):
+    clock, install = clock_and_client
+    install({})
+    hacs = hacset.HacSet(clock, [("192.0.2.1", 1)], lambda host: None)
+    monkeypatch.setattr(hacs, "candidates", lambda: defer.succeed([]))
+    failure = []
+    hacs.bootstrap(lambda: "machine", 5.0, rounds=1).addErrback(failure.append)
+    assert failure[0].value.reason == "connect"
+    assert "cannot resolve the HAC(s) 192.0.2.1:1" in str(failure[0].value)
