@@ -242,7 +242,12 @@ def run_here(args: argparse.Namespace, duration: float, progress) -> tuple[Recor
     numbers = tuple(range(args.first, args.first + args.mns))[share::processes]
     pairs = mn_cli.parse_hacs(args.hac)
     credentials = credentials_factory(args)
-    program.raise_open_file_limit(len(numbers) * SOCKETS_PER_MN + 64)
+    needed = len(numbers) * SOCKETS_PER_MN + 64
+    soft, _ = program.raise_open_file_limit(needed)
+    if soft < needed:
+        print(f"{PROGRAM}: the open-file limit is {soft}, {len(numbers)} MNs may need {needed}:"
+              f" some will fail at connect (raise it with ulimit -n, or use --processes)",
+              file=sys.stderr)
     options = RunOptions(numbers, args.rate / processes, duration, args.timeout,
                          register=args.register, repeat=args.repeat, keepalive=args.keepalive,
                          lifetime=args.lifetime, bu_attempts=args.bu_attempts)
