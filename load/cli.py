@@ -80,7 +80,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROGRAM, description=__doc__.split("\n\n")[0].split(": ", 1)[1],
+    parser = _Parser(prog=PROGRAM, description="A load generator for RFC 6618 labs: N "
+                     "simulated MNs bootstrap with real HACs (PSK or EAP) at a fixed rate, "
+                     "and optionally register with the HAs and keep their bindings.",
                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     program.add_version_flag(parser)
     parser.add_argument("--hac", required=True, action="append", metavar="HOST:PORT[,...]",
@@ -231,6 +233,12 @@ class _Progress:
             self.stream.flush()
 
 
+def my_numbers(args: argparse.Namespace) -> tuple[tuple[int, ...], int]:
+    """(the MN numbers this process runs, how many processes share the run)."""
+    share, processes = (0, 1) if args.child is None else map(int, args.child.split("/"))
+    return tuple(range(args.first, args.first + args.mns))[share::processes], processes
+
+
 def run_here(args: argparse.Namespace, duration: float, progress) -> tuple[Recorder, float,
                                                                           int | None]:
     """Run this process's share on the global reactor: (recorder, elapsed, registered)."""
@@ -238,8 +246,7 @@ def run_here(args: argparse.Namespace, duration: float, progress) -> tuple[Recor
 
     from .runner import LoadRun, RunOptions
 
-    share, processes = (0, 1) if args.child is None else map(int, args.child.split("/"))
-    numbers = tuple(range(args.first, args.first + args.mns))[share::processes]
+    numbers, processes = my_numbers(args)
     pairs = mn_cli.parse_hacs(args.hac)
     credentials = credentials_factory(args)
     needed = len(numbers) * SOCKETS_PER_MN + 64
@@ -397,10 +404,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if progress is not None:
             progress.close()
-    share = args.mns if args.child is None else len(range(args.mns)[int(
-        args.child.split("/")[0])::int(args.child.split("/")[1])])
+    mns = args.mns if args.child is None else len(my_numbers(args)[0])
     report = recorder.report(elapsed=elapsed, settings=_settings(args, duration),
-                             registered=registered, mns=share)
+                             registered=registered, mns=mns)
     try:
         write_outputs(args, recorder, report)
     except OSError as error:

@@ -243,6 +243,7 @@ class LoadRun:
         self._next = None
         self._finished = defer.Deferred()
         self._ending = False
+        self._schedule_over = False  # the duration has passed: no more starts
 
     def now(self) -> float:
         return self.reactor.seconds() - self.started_at
@@ -281,17 +282,21 @@ class LoadRun:
             self._next = self.reactor.callLater(max(0.0, due - self.now()), self._tick)
         else:
             self._next = self.reactor.callLater(max(0.0, self.options.duration - self.now()),
-                                                self._maybe_end)
+                                                self._schedule_ended)
 
     def _attempt_done(self, result, running, index) -> None:
         self._running.discard(running)
         self.scheduler.done(index)
-        if self._next is None:
+        if self._schedule_over:
             self._maybe_end()
+
+    def _schedule_ended(self) -> None:
+        self._next = None
+        self._schedule_over = True
+        self._maybe_end()
 
     def _maybe_end(self) -> None:
         """The schedule is over: end once no attempt is in flight."""
-        self._next = None
         if self._running or self._finished.called or self._ending:
             return
         self._end()
