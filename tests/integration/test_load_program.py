@@ -158,7 +158,7 @@ def test_mns_register_again_with_a_restarted_ha(tmp_path):
         with HacProcess(setup, ha=f"[::1]:{port}") as hac:
             load = subprocess.Popen(load_command(
                 hac, "--mns", "4", "--rate", "20", "--register", "--keepalive", "0.3",
-                "--duration", "6", "--quiet", "--events", str(events_path)),
+                "--duration", "10", "--quiet", "--events", str(events_path)),
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             try:
                 wait_for_event(events_path, lambda e: e["step"] == "register"
