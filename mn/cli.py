@@ -496,8 +496,10 @@ Without --keep the MN leaves the binding in place and exits; it lapses after its
 lifetime. With --keep it stays: refreshes before the lifetime ends, hands over when
 the address that routes to the home agent changes (--watch: it re-registers the new
 care-of address under the same SA), goes back to the HAC when the HA answers 176
-(REINIT_SA_WITH_HAC) or the SA nears its end, and on Ctrl-C or SIGTERM de-registers
-and exits. New SAs the HA refuses again at once, and a HAC out of reach or answering
+(REINIT_SA_WITH_HAC), the SA nears its end or the HA stops answering (no BA to 7
+transmissions: reason home-agent-silent; the HAC names a live HA), and on Ctrl-C or
+SIGTERM de-registers and exits. Several --hac are tried in order, the one that last
+gave an SA first. New SAs the HA refuses again at once, and a HAC out of reach or answering
 500, 503 or 504, are tried again after 1, 2, 4, 8 s (never before the HAC's
 retry-after); after 5 in a row the MN gives up ("failed ... reason rebootstrap-loop",
 exit status 1). A HAC that refuses the MN ends it at once (rebootstrap-failed).
