@@ -303,7 +303,7 @@ def run_children(args: argparse.Namespace, argv: list[str], progress) -> tuple[R
                 [sys.executable, "-m", "load.cli", *base, "--quiet", "--events", str(path),
                  "--child", f"{share}/{args.processes}"],
                 stdout=subprocess.PIPE, text=True))
-            files.append(open(path))
+            files.append(open(path, "rb"))
         try:
             next_line = started + 1.0
             while any(child.poll() is None for child in children):
@@ -332,12 +332,13 @@ def run_children(args: argparse.Namespace, argv: list[str], progress) -> tuple[R
 
 
 def _read_events(files, recorder: Recorder) -> None:
+    """The complete lines the children added to their event files since the last read."""
     for handle in files:
         for line in handle.readlines():
-            if line.endswith("\n"):
+            if line.endswith(b"\n"):
                 recorder.record(Event.from_json(json.loads(line)))
             else:  # a line still being written: read it whole next time
-                handle.seek(handle.tell() - len(line))
+                handle.seek(-len(line), os.SEEK_CUR)
 
 
 def _without(argv: list[str], with_value: tuple[str, ...], bare: tuple[str, ...]) -> list[str]:
