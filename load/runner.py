@@ -127,7 +127,9 @@ class SimulatedMn:
             return
         self._first_done = True
         self.registered = True
-        self._event("register", OK, started, spi=binding.spi, ha=ha)
+        # the HA of the binding: a 176 to the first BU may have brought a new SA and HA
+        self._event("register", OK, started, spi=binding.spi,
+                    ha=home_agent_text(mobile.machine.home_agent))
         if options.keepalive > 0:
             self._keepalive = task.LoopingCall(self._send_keepalive)
             self._keepalive.clock = reactor
