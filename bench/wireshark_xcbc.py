@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._common import emit  # noqa: E402
+from aaa_mip6.iana import MIPV6TLS_PORT, NEXT_HEADER_IPV6  # noqa: E402
 from aaa_mip6.keylog import esp_sa_records  # noqa: E402
 from aaa_mip6.sa import SCOPE_ALL, HomeAgent, SecurityAssociation  # noqa: E402
 from aaa_mip6.suites import SUITES, new_keys  # noqa: E402
@@ -37,7 +38,6 @@ from lab.loopback import Echo  # noqa: E402
 from tests.integration.test_wireshark import _ipv4_udp, _pcap  # noqa: E402
 
 DISSECTOR = ROOT / "etc" / "wireshark" / "mip6.lua"
-PORT = 7872
 SIZES = {"data": 1300, "signaling": 40}  # echo payload octets: ~1400- and ~140-octet packets
 
 
@@ -55,12 +55,13 @@ def _capture(directory: Path, payload_length: int, count: int) -> tuple[Path, Pa
     echo = Echo(IPv6Address("2001:db8:1::5"), IPv6Address("2001:db8:c::2"), 4242, 7,
                 bytes(payload_length))
     capture = directory / f"{payload_length}.pcap"
-    packets = [mn.protect(PType.ENCRYPTED_IP, echo.packet(), 41) for _ in range(count)]
-    _pcap(capture, [_ipv4_udp("127.0.0.2", "127.0.0.1", 40000, PORT, packet)
+    packets = [mn.protect(PType.ENCRYPTED_IP, echo.packet(), NEXT_HEADER_IPV6)
+               for _ in range(count)]
+    _pcap(capture, [_ipv4_udp("127.0.0.2", "127.0.0.1", 40000, MIPV6TLS_PORT, packet)
                     for packet in packets])
     config = directory / "ws"
     config.mkdir(exist_ok=True)
-    home_agent = HomeAgent(None, IPv4Address("127.0.0.1"), PORT)
+    home_agent = HomeAgent(None, IPv4Address("127.0.0.1"), MIPV6TLS_PORT)
     (config / "esp_sa").write_text("".join(f"{line}\n" for line in esp_sa_records(sa, home_agent)))
     return capture, config, len(packets[0])
 
@@ -70,7 +71,7 @@ def _tshark_cpu(capture: Path, config: Path, extra: list[str], count: int) -> fl
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     shown = subprocess.run(
         ["tshark", "-r", str(capture), "-X", f"lua_script:{DISSECTOR}",
-         "-o", f"mip6tls.port:{PORT}", "-o", "esp.enable_encryption_decode:TRUE", *extra,
+         "-o", f"mip6tls.port:{MIPV6TLS_PORT}", "-o", "esp.enable_encryption_decode:TRUE", *extra,
          "-T", "fields", "-e", "mip6tls.icv_good"],
         capture_output=True, text=True, check=True, timeout=600,
         env={**os.environ, "WIRESHARK_CONFIG_DIR": str(config)})

@@ -23,7 +23,9 @@ DISSECTOR = Path(__file__).resolve().parents[2] / "etc" / "wireshark" / "mip6.lu
 # "aes" verb, the 128-bit AES block).
 RUNNER = """
 local crypto = dofile(os.getenv("MIP6_LUA"))
-local function bytes(h) return (h:gsub("%x%x", function(x) return string.char(tonumber(x, 16)) end)) end
+local function bytes(h)
+    return (h:gsub("%x%x", function(x) return string.char(tonumber(x, 16)) end))
+end
 for line in io.lines() do
     local verb, key, message = line:match("^(%a+) (%x*) (%x*)$")
     if verb == "aes" then
