@@ -218,7 +218,10 @@ local function read_xcbc_records()
     local records, path = {}, mip6tls.prefs.sa_keys
     local file = io.open(path ~= "" and path or Dir.personal_config_path("esp_sa"), "r")
     if not file then
-        if path ~= "" then report_failure("mip6tls: cannot read the SA key file " .. path) end
+        if path ~= "" then
+            report_failure("mip6tls: cannot read " .. path
+                           .. ", the SA key file the preference mip6tls.sa_keys names")
+        end
         return records
     end
     for line in file:lines() do

@@ -4,7 +4,8 @@ One MN registration per ciphersuite (NULL, AES-CBC and 3DES-CBC with HMAC-SHA1-9
 AES-CBC with AES-XCBC-MAC-96), captured with ``tshark -i lo``; the MN writes
 ``--tls-keylog`` and ``--sa-keylog``. tshark then reads the capture with the Lua
 dissector: the container fields from the TLS key log, and the BU/BA through
-Wireshark's own ESP and mip6 dissectors from the SA key log. The HA is on 127.0.0.1
+Wireshark's own ESP and mip6 dissectors from the SA key log; the AES-XCBC-MAC-96 ICV
+(which Wireshark's ESP code lacks) is checked by the Lua dissector. The HA is on 127.0.0.1
 and the MN's care-of address is 127.0.0.2, so the SA key log's records can tell the
 two directions apart by the HA's address.
 """
