@@ -66,9 +66,11 @@ Finished), ``restore(lbsas, now)`` (saved LBSAs at start), ``handle_timer(now)``
 :mod:`.mn` -- ``MnPolicy`` and ``MnCore(policy, *, random=os.urandom)``. Inputs:
 ``icmp_received(data, source, destination, hop_limit, now)`` (RAs: learn LKE-capable
 ARs; DAD NS/NA for the MN's care-of address), ``mobility_received(...)`` (KE Ack, BA),
-``key_exchange(care_of, now, *, router=None)`` (after the home registration: start the
-LKE with the chosen AR), ``moved(care_of, now)`` (BUs to the previous AR(s)),
+``key_exchange(care_of, link_local, now, *, router=None)`` (after the home registration:
+start the LKE from ``link_local`` with the chosen AR), ``moved(care_of, now)`` (BUs to the previous AR(s)),
 ``handle_timer(now)``; ``timer()``; ``routers``, ``lbsas``, ``counters``.
 
-Changes: none yet.
+Changes: ``MnCore.key_exchange`` takes the MN's link-local address (the KE Request's
+source) after ``care_of`` (05:15 UTC). ``MnPolicy(link_layer_address=...)`` is the MN's
+Target Link-Layer Address; ``ArPolicy(link_local, ar_address, prefixes, ...)``.
 """
