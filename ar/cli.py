@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import sys
+from ipaddress import IPv6Network
 from pathlib import Path
 
 from aaa_mip6 import pki, program
@@ -64,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="this router's global address on that link: MNs send their "
                              "Binding Updates to it and the tunnel leaves from it (ar.address)")
     parser.add_argument("--prefix", metavar="PREFIX",
-                        help="the link's /64 to advertise as on-link (ar.prefix)")
+                        help="the link's /64 to advertise as on-link (default: the /64 of --address) "
+                             "(ar.prefix)")
     parser.add_argument("--key", metavar="FILE",
                         help="the router's RSA private key, PKCS#8 PEM (ar.key)")
     parser.add_argument("--generate-key", action="store_true", default=None,
@@ -142,8 +144,9 @@ def make_core(config: ArConfig, private_key, link: rawip.Interface):
     if link.link_local is None:
         raise ConfigError(f"ar.interface (--interface) {config.interface}: has no IPv6 "
                           f"link-local address (is it up, with IPv6 on?)")
-    policy = ArPolicy(link_local=link.link_local, address=config.address, prefix=config.prefix,
-                      link_layer_address=link.link_layer_address,
+    prefix = config.prefix or IPv6Network(f"{config.address}/64", strict=False)
+    policy = ArPolicy(link_local=link.link_local, ar_address=config.address,
+                      prefixes=(prefix,), link_layer_address=link.link_layer_address or None,
                       max_lifetime=int(config.max_lifetime), max_lbsas=config.max_lbsas,
                       codes=codes)
     return ArCore(policy, private_key)

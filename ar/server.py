@@ -97,23 +97,17 @@ class AccessRouter:
         self._perform(self.core.router_advertisement(self.reactor.seconds()))
 
     def status(self) -> dict:
-        lbsas = list(self.core.lbsas.values()) if isinstance(self.core.lbsas, dict) \
-            else list(self.core.lbsas)
+        """What the status file and SIGUSR1 show: LBSAs, bindings, the core's counters by
+        reason (refusals and successes, docs/lke.md), the tunnel's."""
         return {
             "interface": self.interface,
-            "lbsas": {"held": len(lbsas), "valid": self._valid_count()},
+            "lbsas": {"valid": len(self.core.lbsas)},
             "bindings": {str(previous): str(binding.current)
                          for previous, binding in self.forwarder.by_previous.items()},
-            "refused": dict(sorted(self.core.counters.items())),
+            "counters": dict(sorted(self.core.counters.items())),
             "tunnel": dict(sorted(self.forwarder.counters.items())),
             "send-failures": dict(sorted(self.send_failures.items())),
         }
-
-    def _valid_count(self) -> int:
-        valid = getattr(self.core, "valid_lbsas", None)
-        if valid is not None:
-            return len(valid)
-        return len(self.core.lbsas)
 
     # ----------------------------------------------------------------- input
 

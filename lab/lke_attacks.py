@@ -118,7 +118,7 @@ def _honest_key_exchange(care_of: IPv6Address) -> None:
     from aaa_mip6.lke.mn import MnCore, MnPolicy
 
     link = rawip.interface("l1")
-    core = MnCore(MnPolicy(link_layer_address=lambda address: link.link_layer_address))
+    core = MnCore(MnPolicy(link_layer_address=link.link_layer_address))
     icmp = rawip.open_raw(58, "l1", icmp_types=(134, 135, 136))
     mobility = rawip.open_raw(rawip.IPPROTO_MH)
     sender = rawip.open_sender()
@@ -136,7 +136,7 @@ def _honest_key_exchange(care_of: IPv6Address) -> None:
                                              received.destination, received.hop_limit,
                                              time.time())
             if not started and core.routers:
-                actions += core.key_exchange(care_of, time.time())
+                actions += core.key_exchange(care_of, link.link_local, time.time())
                 started = True
             timer = core.timer()
             if timer is not None and timer <= time.time():

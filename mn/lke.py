@@ -25,6 +25,7 @@ from ipaddress import IPv6Address, IPv6Network
 
 from twisted.internet import task
 
+from aaa_mip6.errors import ConfigError
 from aaa_mip6.lke import actions as lke
 from aaa_mip6.twisted import rawip
 from aaa_mip6.twisted.tun import DeviceReader, TunDevice, TunnelError, run_ip
@@ -71,14 +72,18 @@ class LocalKeyExchange:
     ``lke-bound``, ``lke-refused``) the way the session's other events are printed.
     """
 
-    def __init__(self, reactor, core, device: PreviousAddressDevice,
-                 sockets: dict[str, socket.socket],
+    def __init__(self, reactor, make_core: Callable[[bytes | None], object],
+                 device: PreviousAddressDevice, sockets: dict[str, socket.socket],
                  report: Callable[[str, dict], None]):
         self.reactor = reactor
-        self.core = core
+        self.make_core = make_core
+        self.core = None  # made at the first registration, with that link's MAC
         self.device = device
         self.sockets = sockets
         self.report = report
+        self._heard: dict[IPv6Address, rawip.Received] = {}  # RAs before the core exists
+        self._waiting: tuple[IPv6Address, IPv6Address] | None = None  # (care-of, link-local)
+        #  of a key exchange waiting for its AR's first RA
         self.routers: dict[IPv6Address, int] = {}  # AR link-local -> interface index
         self.ar_addresses: dict[IPv6Address, IPv6Address] = {}  # AR link-local -> global
         self.forwarding: dict[IPv6Address, tuple[IPv6Address, IPv6Address, float]] = {}
@@ -89,7 +94,7 @@ class LocalKeyExchange:
         self._expiring: task.LoopingCall | None = None
 
     @classmethod
-    def open(cls, reactor, core, device_name: str,
+    def open(cls, reactor, make_core, device_name: str,
              report: Callable[[str, dict], None]) -> LocalKeyExchange:
         """Raw sockets and the TUN device; PrivilegeError (a ConfigError) without root."""
         sockets = {
@@ -105,7 +110,7 @@ class LocalKeyExchange:
                 sock.close()
             raise rawip.PrivilegeError(f"--lke-tun {device_name}: {error} (needs "
                                        f"CAP_NET_ADMIN: run as root)") from None
-        return cls(reactor, core, device, sockets, report)
+        return cls(reactor, make_core, device, sockets, report)
 
     # ----------------------------------------------------------------- control
 
@@ -140,24 +145,50 @@ class LocalKeyExchange:
         """The HA accepted ``care_of``: set up an LBSA with its link's LKE-capable AR."""
         if care_of.version != 6:
             return  # LKE is IPv6 only
-        self._perform(self.core.key_exchange(care_of, self.reactor.seconds()))
+        link = interface_holding(care_of)
+        if link is None or link.link_local is None:
+            log.warning("LKE: no interface holds %s with a link-local address", care_of)
+            return
+        if self.core is None:
+            self.core = self.make_core(link.link_layer_address or None)
+            heard, self._heard = self._heard, {}
+            for received in heard.values():
+                self._icmp(received)
+        self._exchange(care_of, link.link_local)
 
     def moving(self, care_of) -> None:
         """The MN is registering ``care_of``: Binding Updates to the previous AR(s) first."""
-        if care_of is None or care_of.version != 6:
+        if self.core is None or care_of is None or care_of.version != 6:
             return
+        self._waiting = None
         self._perform(self.core.moved(care_of, self.reactor.seconds()))
+
+    def _exchange(self, care_of: IPv6Address, link_local: IPv6Address) -> None:
+        actions = self.core.key_exchange(care_of, link_local, self.reactor.seconds())
+        no_router = any(isinstance(action, lke.Drop) and action.reason == "no-lke-router"
+                        for action in actions)
+        self._waiting = (care_of, link_local) if no_router else None
+        self._perform(actions)
 
     # ----------------------------------------------------------------- input
 
     def _icmp(self, received: rawip.Received) -> None:
-        if received.source.is_link_local and received.data[:1] == b"\x86":  # an RA
+        advertisement = received.source.is_link_local and received.data[:1] == b"\x86"
+        if advertisement:
             self.routers[received.source] = received.interface
+        if self.core is None:
+            if advertisement:
+                self._heard[received.source] = received
+            return
         self._perform(self.core.icmp_received(received.data, received.source,
                                               received.destination, received.hop_limit,
                                               self.reactor.seconds()))
+        if advertisement and self._waiting is not None:
+            self._exchange(*self._waiting)
 
     def _mobility(self, received: rawip.Received) -> None:
+        if self.core is None:
+            return
         self._perform(self.core.mobility_received(received.data, received.source,
                                                   received.destination, received.hop_limit,
                                                   self.reactor.seconds()))
@@ -185,6 +216,8 @@ class LocalKeyExchange:
 
     def _timer_fired(self) -> None:
         self._timer = None
+        if self.core is None:
+            return
         self._perform(self.core.handle_timer(self.reactor.seconds()))
 
     def _expire(self) -> None:
@@ -251,17 +284,11 @@ class LocalKeyExchange:
         holding its source address (the DAD answer, from the care-of address)."""
         if action.destination in self.routers:
             return self.routers[action.destination]
-        for index, name in socket.if_nameindex():
-            try:
-                link = rawip.interface(name)
-            except Exception:  # noqa: BLE001 (an interface that went away meanwhile)
-                continue
-            if action.source in link.addresses or action.source == link.link_local:
-                return index
-        return 0
+        link = interface_holding(action.source)
+        return link.index if link is not None else 0
 
     def _schedule(self) -> None:
-        deadline = self.core.timer()
+        deadline = self.core.timer() if self.core is not None else None
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
@@ -271,20 +298,22 @@ class LocalKeyExchange:
 
 
 def open_for(reactor, device_name: str, report: Callable[[str, dict], None]) -> LocalKeyExchange:
-    """``mip6-mn --lke``: the core and its sockets; PrivilegeError (exit 2) without root."""
+    """``mip6-mn --lke``: the sockets and the device; PrivilegeError (exit 2) without root."""
     from aaa_mip6.lke.mn import MnCore, MnPolicy
 
-    core = MnCore(MnPolicy(link_layer_address=_link_layer_addresses))
-    return LocalKeyExchange.open(reactor, core, device_name, report)
+    def make_core(link_layer_address: bytes | None):
+        return MnCore(MnPolicy(link_layer_address=link_layer_address))
+
+    return LocalKeyExchange.open(reactor, make_core, device_name, report)
 
 
-def _link_layer_addresses(address: IPv6Address) -> bytes | None:
-    """The MAC of the interface holding ``address`` (the TLLA of the MN's DAD answer)."""
+def interface_holding(address: IPv6Address) -> rawip.Interface | None:
+    """The interface that has ``address`` (global or link-local), or None."""
     for _, name in socket.if_nameindex():
         try:
             link = rawip.interface(name)
-        except Exception:  # noqa: BLE001 (an interface that went away meanwhile)
-            continue
+        except ConfigError:
+            continue  # it went away meanwhile
         if address in link.addresses or address == link.link_local:
-            return link.link_layer_address
+            return link
     return None

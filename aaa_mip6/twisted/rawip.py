@@ -130,8 +130,12 @@ def icmp_filter(passed: tuple[int, ...]) -> bytes:
 
 def join_group(sock: socket.socket, group: IPv6Address, interface: int) -> None:
     """Receive ``group`` (a solicited-node or all-routers address) on ``interface``."""
-    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP,
-                    group.packed + struct.pack("@I", interface))
+    try:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP,
+                        group.packed + struct.pack("@I", interface))
+    except OSError as error:
+        if error.errno != errno.EADDRINUSE:  # joined already: nothing to do
+            raise
 
 
 def leave_group(sock: socket.socket, group: IPv6Address, interface: int) -> None:
