@@ -55,7 +55,7 @@ import math
 import os
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 
 from cryptography.hazmat.primitives.asymmetric import rsa

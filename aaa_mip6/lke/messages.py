@@ -34,7 +34,6 @@ import enum
 import struct
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address
-from typing import ClassVar
 
 from ..errors import LkeAuthenticationError, LkeError
 from ..iana import NEXT_HEADER_NONE

@@ -27,7 +27,7 @@ Every decoder raises only :class:`~aaa_mip6.errors.LkeError`; :func:`verify_dad`
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
 
 from ..errors import LkeAuthenticationError, LkeError
@@ -425,8 +425,3 @@ def verify_dad(decoded: Decoded, kbm: bytes) -> DadAuthentication:
     if not equal(hmac_sha1(kbm, decoded.signed), option.hmac):
         raise LkeAuthenticationError("the DAD Authentication HMAC does not verify")
     return option
-
-
-def with_options(message: NdMessage, *options: NdOption) -> NdMessage:
-    """``message`` with ``options`` added after its own."""
-    return replace(message, options=message.options + options)
