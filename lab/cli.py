@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -67,10 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
 def lke_command(args) -> int:
     """``mip6-lab lke --netns``: the verdict decides the exit status."""
     directory = Path(tempfile.mkdtemp(prefix="mip6-lab-lke-"))
     install_signals(lambda call: call(), reload=lambda: None, status=lambda: None)
+    signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: everything is cleaned up
     try:
         verdict = run_lke(directory, sys.stdout)
     except LabError as error:

@@ -55,3 +55,20 @@ def test_without_netns_the_lab_says_what_it_needs():
     lab = subprocess.run([str(LAB_SCRIPT), "lke"], capture_output=True, text=True, timeout=30)
     assert lab.returncode == 2
     assert "--netns" in lab.stderr and "Traceback" not in lab.stderr
+
+
+def test_sigterm_stops_everything_and_removes_the_namespaces():
+    lab = subprocess.Popen([str(LAB_SCRIPT), "lke", "--netns"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    first = lab.stdout.readline()  # printed once the namespaces and servers are up
+    assert first.startswith("mip6-lab: namespaces lke"), first
+    tag = first.split()[2].split("-")[0]
+    assert lab_namespaces(tag)
+    lab.terminate()
+    _, stderr = lab.communicate(timeout=60)
+    assert lab.returncode == 130, stderr
+    assert "interrupted" in stderr
+    assert lab_namespaces(tag) == []
+    directory = first.rsplit("files in ", 1)[1].split()[0]
+    assert subprocess.run(["pgrep", "-f", directory], capture_output=True).stdout == b""
+    assert not Path(directory).exists()
