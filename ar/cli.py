@@ -14,6 +14,7 @@ import sys
 from ipaddress import IPv6Network
 from pathlib import Path
 
+from aaa_mip6.iana import NEXT_HEADER_ICMPV6, NEXT_HEADER_IPV6, NEXT_HEADER_MOBILITY
 from aaa_mip6 import pki, program
 from aaa_mip6.errors import ConfigError, LkeError
 from aaa_mip6.lke import codepoints, crypto
@@ -22,6 +23,7 @@ from aaa_mip6.twisted.tun import TunnelError
 
 from .config import SCHEMA, ArConfig
 from .forwarder import Forwarder, TunnelDevice
+from .server import ICMP_TYPES
 from .store import LbsaFile
 
 log = logging.getLogger("mip6.ar")
@@ -65,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="this router's global address on that link: MNs send their "
                              "Binding Updates to it and the tunnel leaves from it (ar.address)")
     parser.add_argument("--prefix", metavar="PREFIX",
-                        help="the link's /64 to advertise as on-link (default: the /64 of --address) "
-                             "(ar.prefix)")
+                        help="the link's /64 to advertise as on-link (default: the /64 of "
+                             "--address) (ar.prefix)")
     parser.add_argument("--key", metavar="FILE",
                         help="the router's RSA private key, PKCS#8 PEM (ar.key)")
     parser.add_argument("--generate-key", action="store_true", default=None,
@@ -122,9 +124,9 @@ def load_key(config: ArConfig):
 def open_sockets(config: ArConfig) -> dict:
     """The raw sockets; PrivilegeError (a ConfigError) naming the capability."""
     return {
-        "icmp": rawip.open_raw(58, config.interface, icmp_types=(133, 135, 136)),
-        "mobility": rawip.open_raw(rawip.IPPROTO_MH),
-        "tunnel": rawip.open_raw(rawip.IPPROTO_IPV6_IN_IPV6),
+        "icmp": rawip.open_raw(NEXT_HEADER_ICMPV6, config.interface, icmp_types=ICMP_TYPES),
+        "mobility": rawip.open_raw(NEXT_HEADER_MOBILITY),
+        "tunnel": rawip.open_raw(NEXT_HEADER_IPV6),
         "sender": rawip.open_sender(),
     }
 

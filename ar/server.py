@@ -20,7 +20,9 @@ from pathlib import Path
 
 from twisted.internet import task
 
+from aaa_mip6.iana import NEXT_HEADER_ICMPV6, NEXT_HEADER_MOBILITY
 from aaa_mip6.lke import actions as lke
+from aaa_mip6.lke.nd import NEIGHBOR_ADVERTISEMENT, NEIGHBOR_SOLICITATION, ROUTER_SOLICITATION
 from aaa_mip6.twisted import rawip
 from aaa_mip6.twisted.tun import DeviceReader
 
@@ -30,7 +32,7 @@ from .store import LbsaFile
 
 log = logging.getLogger("mip6.ar")
 
-ICMP_TYPES = (133, 135, 136)  # Router Solicitation, Neighbor Solicitation and Advertisement
+ICMP_TYPES = (ROUTER_SOLICITATION, NEIGHBOR_SOLICITATION, NEIGHBOR_ADVERTISEMENT)  # to the core
 ALL_ROUTERS = IPv6Address("ff02::2")
 
 
@@ -138,9 +140,9 @@ class AccessRouter:
         changed = False
         for action in actions:
             if isinstance(action, lke.SendIcmp):
-                self._send(action, socket.IPPROTO_ICMPV6, "icmp")
+                self._send(action, NEXT_HEADER_ICMPV6, "icmp")
             elif isinstance(action, lke.SendMobility):
-                self._send(action, rawip.IPPROTO_MH, "mobility")
+                self._send(action, NEXT_HEADER_MOBILITY, "mobility")
             elif isinstance(action, lke.StoreLbsa):
                 self.store.put(action.lbsa)
                 rawip.join_group(self.sockets["icmp"], solicited_node(action.lbsa.care_of),

@@ -362,7 +362,8 @@ class LkeLab:
             self.spawn(f"ar{link}", f"ar{link}", [
                 _script("mip6-ar"), "--interface", f"br{link}",
                 "--address", str(AR_ADDRESS[link]), "--prefix", f"{LINK_PREFIX[link]}/64",
-                "--key", str(key), "--generate-key", "--state", str(self.directory / f"ar{link}.state"),
+                "--key", str(key), "--generate-key",
+                "--state", str(self.directory / f"ar{link}.state"),
                 "--tun", "lketun0", "--ra-interval", "0.5",
                 "--status-file", str(self.status_file(link))])
         for link in (1, 2):

@@ -19,6 +19,7 @@ import threading
 import time
 from ipaddress import IPv6Address
 
+from aaa_mip6.iana import NEXT_HEADER_ICMPV6, NEXT_HEADER_MOBILITY
 from aaa_mip6.lke import actions as lke
 from aaa_mip6.lke import crypto, nd
 from aaa_mip6.lke.messages import KeyExchangeRequest
@@ -39,7 +40,7 @@ def _next_ra(sock: socket.socket, timeout: float) -> tuple[IPv6Address, nd.LkeCa
     while time.monotonic() < deadline:
         select.select([sock], [], [], max(0.0, deadline - time.monotonic()))
         received = rawip.receive(sock)
-        if received is None or received.data[:1] != b"\x86":
+        if received is None or received.data[:1] != bytes([nd.ROUTER_ADVERTISEMENT]):
             continue
         decoded = nd.decode_nd(received.data, received.source, received.destination)
         capability = decoded.message.option(nd.LkeCapability)
@@ -54,7 +55,7 @@ def forged_key_exchange(lab) -> None:
 
     def attack() -> None:
         link = rawip.interface("l1")
-        listener = rawip.open_raw(58, "l1", icmp_types=(134,))
+        listener = rawip.open_raw(NEXT_HEADER_ICMPV6, "l1", icmp_types=(134,))
         sender = rawip.open_sender()
         try:
             router, capability = _next_ra(listener, RA_WAIT)
@@ -62,7 +63,7 @@ def forged_key_exchange(lab) -> None:
             request = KeyExchangeRequest(
                 int.from_bytes(os.urandom(2), "big"), target, 100,
                 crypto.wrap_kbm(public_key, os.urandom(16), target))
-            rawip.send_packet(sender, link.link_local, router, rawip.IPPROTO_MH,
+            rawip.send_packet(sender, link.link_local, router, NEXT_HEADER_MOBILITY,
                               request.encode(link.link_local, router), link.index)
         finally:
             listener.close()
@@ -87,7 +88,7 @@ def impostor_dad(lab) -> None:
 def _impostor(victim: IPv6Address, ready: threading.Event) -> None:
     """Answer every DAD probe for ``victim`` with a Neighbor Advertisement of our own."""
     link = rawip.interface("l1")
-    listener = rawip.open_raw(58, "l1", icmp_types=(135,))
+    listener = rawip.open_raw(NEXT_HEADER_ICMPV6, "l1", icmp_types=(135,))
     rawip.join_group(listener, nd.solicited_node(victim), link.index)
     sender = rawip.open_sender()
     ready.set()
@@ -106,7 +107,7 @@ def _impostor(victim: IPv6Address, ready: threading.Event) -> None:
                 continue
             answer = nd.NeighborAdvertisement(victim, nd.NA_OVERRIDE, (
                 nd.LinkLayerAddress(nd.TARGET_LINK_LAYER_ADDRESS, link.link_layer_address),))
-            rawip.send_packet(sender, victim, nd.ALL_NODES, socket.IPPROTO_ICMPV6,
+            rawip.send_packet(sender, victim, nd.ALL_NODES, NEXT_HEADER_ICMPV6,
                               answer.encode(victim, nd.ALL_NODES), link.index)
     finally:
         listener.close()
@@ -119,8 +120,8 @@ def _honest_key_exchange(care_of: IPv6Address) -> None:
 
     link = rawip.interface("l1")
     core = MnCore(MnPolicy(link_layer_address=link.link_layer_address))
-    icmp = rawip.open_raw(58, "l1", icmp_types=(134, 135, 136))
-    mobility = rawip.open_raw(rawip.IPPROTO_MH)
+    icmp = rawip.open_raw(NEXT_HEADER_ICMPV6, "l1", icmp_types=(134, 135, 136))
+    mobility = rawip.open_raw(NEXT_HEADER_MOBILITY)
     sender = rawip.open_sender()
     sockets = {icmp: core.icmp_received, mobility: core.mobility_received}
     started = False
@@ -143,8 +144,8 @@ def _honest_key_exchange(care_of: IPv6Address) -> None:
                 actions += core.handle_timer(time.time())
             for action in actions:
                 if isinstance(action, (lke.SendIcmp, lke.SendMobility)):
-                    kind = socket.IPPROTO_ICMPV6 if isinstance(action, lke.SendIcmp) \
-                        else rawip.IPPROTO_MH
+                    kind = NEXT_HEADER_ICMPV6 if isinstance(action, lke.SendIcmp) \
+                        else NEXT_HEADER_MOBILITY
                     rawip.send_packet(sender, action.source, action.destination, kind,
                                       action.data, link.index)
     finally:
@@ -161,7 +162,7 @@ class BindingUpdateSniffer:
         self.lab = lab
         self.source = lab.mn.care_of(2)
         self.captured: bytes | None = None
-        self._socket = in_namespace(lab.name("ar1"), lambda: rawip.open_raw(rawip.IPPROTO_MH))
+        self._socket = in_namespace(lab.name("ar1"), lambda: rawip.open_raw(NEXT_HEADER_MOBILITY))
         self._thread = threading.Thread(target=self._watch, daemon=True)
         self._thread.start()
 
@@ -188,7 +189,7 @@ def replay_binding_update(lab, sniffer: BindingUpdateSniffer) -> None:
     def replay() -> None:
         sender = rawip.open_sender()
         try:
-            rawip.send_packet(sender, sniffer.source, destination, rawip.IPPROTO_MH,
+            rawip.send_packet(sender, sniffer.source, destination, NEXT_HEADER_MOBILITY,
                               sniffer.captured)
         finally:
             sender.close()

@@ -25,14 +25,16 @@ from ipaddress import IPv6Address, IPv6Network
 
 from twisted.internet import task
 
+from aaa_mip6.iana import NEXT_HEADER_ICMPV6, NEXT_HEADER_IPV6, NEXT_HEADER_MOBILITY
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.lke import actions as lke
+from aaa_mip6.lke.nd import NEIGHBOR_ADVERTISEMENT, NEIGHBOR_SOLICITATION, ROUTER_ADVERTISEMENT
 from aaa_mip6.twisted import rawip
 from aaa_mip6.twisted.tun import DeviceReader, TunDevice, TunnelError, run_ip
 
 log = logging.getLogger("mip6.mn.lke")
 
-ICMP_TYPES = (134, 135, 136)  # Router Advertisement, Neighbor Solicitation and Advertisement
+ICMP_TYPES = (ROUTER_ADVERTISEMENT, NEIGHBOR_SOLICITATION, NEIGHBOR_ADVERTISEMENT)  # to the core
 TUNNEL_MTU = 1400
 ROUTE_TABLE = "4242"  # the source-routing table of the previous care-of addresses
 IPV6_HEADER = 40
@@ -98,9 +100,9 @@ class LocalKeyExchange:
              report: Callable[[str, dict], None]) -> LocalKeyExchange:
         """Raw sockets and the TUN device; PrivilegeError (a ConfigError) without root."""
         sockets = {
-            "icmp": rawip.open_raw(58, icmp_types=ICMP_TYPES),
-            "mobility": rawip.open_raw(rawip.IPPROTO_MH),
-            "tunnel": rawip.open_raw(rawip.IPPROTO_IPV6_IN_IPV6),
+            "icmp": rawip.open_raw(NEXT_HEADER_ICMPV6, icmp_types=ICMP_TYPES),
+            "mobility": rawip.open_raw(NEXT_HEADER_MOBILITY),
+            "tunnel": rawip.open_raw(NEXT_HEADER_IPV6),
             "sender": rawip.open_sender(),
         }
         try:
@@ -173,7 +175,8 @@ class LocalKeyExchange:
     # ----------------------------------------------------------------- input
 
     def _icmp(self, received: rawip.Received) -> None:
-        advertisement = received.source.is_link_local and received.data[:1] == b"\x86"
+        advertisement = (received.source.is_link_local
+                         and received.data[:1] == bytes([ROUTER_ADVERTISEMENT]))
         if advertisement:
             self.routers[received.source] = received.interface
         if self.core is None:
@@ -231,9 +234,9 @@ class LocalKeyExchange:
     def _perform(self, actions) -> None:
         for action in actions:
             if isinstance(action, lke.SendIcmp):
-                self._send(action, socket.IPPROTO_ICMPV6)
+                self._send(action, NEXT_HEADER_ICMPV6)
             elif isinstance(action, lke.SendMobility):
-                self._send(action, rawip.IPPROTO_MH)
+                self._send(action, NEXT_HEADER_MOBILITY)
             elif isinstance(action, lke.LbsaReady):
                 self.ar_addresses[action.router] = action.lbsa.ar_address
                 self.report("lke-established", {

@@ -32,8 +32,6 @@ from zope.interface import implementer
 
 from aaa_mip6.errors import ConfigError
 
-IPPROTO_MH = 135
-IPPROTO_IPV6_IN_IPV6 = 41
 LINK_HOP_LIMIT = 255
 MAX_PACKET = 65535
 ICMP6_FILTER = 1  # <netinet/icmp6.h>: SOL_ICMPV6 option
