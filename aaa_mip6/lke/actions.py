@@ -65,7 +65,8 @@ class ForgetLbsa(Action):
 class BindPrevious(Action):
     """Act as temporary home agent: tunnel packets addressed to ``previous`` (the MN's
     previous care-of address) to ``care_of`` until ``expires`` (the clock's scale), and
-    accept packets the MN reverse-tunnels from ``care_of`` with source ``previous``."""
+    accept packets the MN reverse-tunnels from ``care_of`` with source ``previous``.
+    Replaces any binding of ``previous`` (a refresh, or a BU from yet another address)."""
 
     previous: IPv6Address
     care_of: IPv6Address

@@ -302,16 +302,16 @@ class ArCore:
     def _solicitation(self, solicitation, source: IPv6Address) -> list[Action]:
         """§4.3: another node's DAD probe for a protected address gets the MN's cached NA."""
         cached = self._cached_na.get(solicitation.target)
-        if source != UNSPECIFIED or cached is None:
-            return []
+        if source != UNSPECIFIED or cached is None or solicitation.target in self._pending:
+            return []  # not a DAD probe, nothing to defend, or the AR's own probe: the MN answers
         self.counters["dad-defended"] += 1
         return [SendIcmp(solicitation.target, ALL_NODES, cached)]
 
     def _advertisement(self, decoded, data: bytes, now: float) -> list[Action]:
         advertisement = decoded.message
         dad = self._pending.get(advertisement.target)
-        if dad is None:
-            return []
+        if dad is None or data == self._cached_na.get(advertisement.target):
+            return []  # no DAD run, or the AR's own defence looped back
         lla = next((o.address for o in advertisement.options
                     if isinstance(o, LinkLayerAddress)
                     and o.option_type == TARGET_LINK_LAYER_ADDRESS), None)

@@ -424,3 +424,21 @@ def test_the_policy_refuses_impossible_settings():
         ArPolicy(AR_LL, AR_GLOBAL, ())
     with pytest.raises(ValueError):
         ArPolicy(AR_LL, AR_GLOBAL, (PREFIX,), ke_backoff_max=1.0)
+
+
+def test_rule_the_ars_own_probe_and_defence_looped_back_change_nothing():
+    """A renewal probes an address the AR defends: its own multicast must not fail the DAD."""
+    ar, mn, _, now = _established()
+    foreign_probe = NeighborSolicitation(COA).encode(UNSPECIFIED, solicited_node(COA))
+    (defence,) = ar.icmp_received(foreign_probe, UNSPECIFIED, solicited_node(COA), 255, now)
+    (request,) = mn.key_exchange(COA, MN_LL, now + 10)
+    ack, probe = deliver(ar, request, now + 10)
+    deliver(mn, ack, now + 10)
+    assert deliver(ar, probe, now + 10) == []  # no defence against its own probe
+    assert deliver(ar, defence, now + 10) == []
+    for answer in deliver(mn, probe, now + 10):
+        deliver(ar, answer, now + 10)
+    deliver(ar, SendIcmp(COA, ALL_NODES, kernel_na(COA)), now + 10)
+    actions = ar.handle_timer(now + 11) + ar.handle_timer(now + 12)
+    assert [type(a) for a in actions] == [SendIcmp, StoreLbsa]
+    assert ar.lbsas[0].kbm == mn.lbsas[0].kbm != bytes(range(16))
