@@ -139,6 +139,14 @@ def open_device(config: ArConfig) -> TunnelDevice:
                                    f"CAP_NET_ADMIN: run as root)") from None
 
 
+def ipv6_forwarding(path: Path = Path("/proc/sys/net/ipv6/conf/all/forwarding")) -> bool:
+    """Whether this host forwards IPv6 (unknown counts as on: nothing to warn about)."""
+    try:
+        return path.read_text().strip() != "0"
+    except OSError:
+        return True
+
+
 def make_core(config: ArConfig, private_key, link: rawip.Interface):
     from aaa_mip6.lke.ar import ArCore, ArPolicy
 
@@ -191,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
             return
         log.info("mip6-ar serving %s (%s, %s): LKE capability advertised every %g s",
                  config.interface, link.link_local, config.address, config.ra_interval)
+        if not ipv6_forwarding():
+            log.warning("IPv6 forwarding is off: packets the MNs reverse-tunnel will not be "
+                        "forwarded; sysctl -w net.ipv6.conf.all.forwarding=1")
 
     def status() -> None:
         log.warning("status: %s", json.dumps(router.status(), sort_keys=True))

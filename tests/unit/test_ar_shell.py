@@ -192,3 +192,12 @@ def test_without_cap_net_raw_the_error_names_it(monkeypatch):
     for opener in (lambda: rawip.open_raw(socket.IPPROTO_ICMPV6), rawip.open_sender):
         with pytest.raises(rawip.PrivilegeError, match="CAP_NET_RAW"):
             opener()
+
+
+def test_forwarding_off_is_noticed(tmp_path):
+    flag = tmp_path / "forwarding"
+    flag.write_text("0\n")
+    assert not cli.ipv6_forwarding(flag)
+    flag.write_text("1\n")
+    assert cli.ipv6_forwarding(flag)
+    assert cli.ipv6_forwarding(tmp_path / "missing")

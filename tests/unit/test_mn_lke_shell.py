@@ -1,0 +1,173 @@
+"""``mip6-mn --lke``'s shell (mn/lke.py) around a recording core: when it asks the core,
+what it does with the core's answers, and what its reverse tunnel lets through."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv6Address
+
+import pytest
+from twisted.internet.task import Clock
+
+from aaa_mip6.lke import actions as lke
+from aaa_mip6.lke.lbsa import Lbsa
+from aaa_mip6.twisted import rawip
+from mn import lke as shell
+
+ROUTER = IPv6Address("fe80::1")
+AR = IPv6Address("2001:db8:a1::1")
+PREVIOUS = IPv6Address("2001:db8:a1::100")
+CURRENT = IPv6Address("2001:db8:a2::100")
+CN = IPv6Address("2001:db8:c::2")
+MAC = bytes.fromhex("020000000001")
+LINK = rawip.Interface("l1", 7, MAC, IPv6Address("fe80::100"), (PREVIOUS,))
+
+
+class RecordingCore:
+    def __init__(self, link_layer_address):
+        self.link_layer_address = link_layer_address
+        self.calls: list[tuple] = []
+        self.answers: list[list] = []
+
+    def _answer(self, *call):
+        self.calls.append(call)
+        return self.answers.pop(0) if self.answers else []
+
+    def icmp_received(self, data, source, destination, hop_limit, now):
+        return self._answer("icmp", data, source)
+
+    def mobility_received(self, data, source, destination, hop_limit, now):
+        return self._answer("mobility", data, source)
+
+    def key_exchange(self, care_of, link_local, now):
+        return self._answer("key_exchange", care_of, link_local)
+
+    def moved(self, care_of, now):
+        return self._answer("moved", care_of)
+
+    def timer(self):
+        return None
+
+
+class FakeDevice:
+    def __init__(self):
+        self.held: list[IPv6Address] = []
+        self.written: list[bytes] = []
+
+    def hold(self, previous):
+        self.held.append(previous)
+
+    def release(self, previous):
+        self.held.remove(previous)
+
+    def write(self, packet):
+        self.written.append(packet)
+        return True
+
+
+@pytest.fixture
+def mn(monkeypatch):
+    sent = []
+    monkeypatch.setattr(shell, "interface_holding", lambda address: LINK)
+    monkeypatch.setattr(rawip, "send", lambda sock, data, destination, source=None,
+                        interface=0: sent.append(("tunnel", data, destination, source)) or True)
+    monkeypatch.setattr(rawip, "send_packet", lambda sock, source, destination, next_header,
+                        payload, interface=0: sent.append(("packet", payload, destination,
+                                                           interface)) or True)
+    events = []
+    cores = []
+
+    def make_core(mac):
+        cores.append(RecordingCore(mac))
+        return cores[-1]
+
+    result = shell.LocalKeyExchange(Clock(), make_core, FakeDevice(),
+                                    {"tunnel": None, "sender": None},
+                                    lambda event, fields: events.append((event, fields)))
+    result.sent, result.events, result.cores = sent, events, cores
+    return result
+
+
+def advertisement(source=ROUTER) -> rawip.Received:
+    return rawip.Received(b"\x86" + bytes(15), source, IPv6Address("ff02::1"), 255, 7)
+
+
+def test_advertisements_heard_before_the_first_registration_reach_the_core(mn):
+    mn._icmp(advertisement())
+    mn._mobility(rawip.Received(b"mh", AR, CURRENT, 64, 0))  # no core yet: nothing to do
+    assert mn.core is None
+    mn.registered(PREVIOUS)
+    core = mn.cores[0]
+    assert core.link_layer_address == MAC
+    assert [call[0] for call in core.calls] == ["icmp", "key_exchange"]
+    assert core.calls[1][1:] == (PREVIOUS, LINK.link_local)
+
+
+def test_a_key_exchange_without_a_known_router_waits_for_the_next_advertisement(mn):
+    mn.registered(PREVIOUS)
+    core = mn.cores[0]
+    core.answers = [[lke.Drop("no-lke-router")], [], []]
+    core.calls.clear()
+    mn.registered(PREVIOUS)
+    mn._icmp(advertisement())
+    assert [call[0] for call in core.calls] == ["key_exchange", "icmp", "key_exchange"]
+    mn._icmp(advertisement())  # the exchange started: no third attempt
+    assert [call[0] for call in core.calls][-1] == "icmp"
+
+
+def test_the_key_exchange_request_leaves_by_the_routers_link(mn):
+    mn._icmp(advertisement())
+    mn.cores.clear()
+    mn.core = RecordingCore(MAC)
+    mn.core.answers = [[lke.SendMobility(LINK.link_local, ROUTER, b"request")]]
+    mn.registered(PREVIOUS)
+    assert mn.sent == [("packet", b"request", ROUTER, 7)]
+
+
+def test_a_move_asks_the_core_for_the_previous_routers_update_only_for_ipv6(mn):
+    mn.moving(CURRENT)  # no core yet: nothing to ask
+    mn.registered(PREVIOUS)
+    mn.moving(IPv4Address("198.51.100.6"))
+    mn.moving(CURRENT)
+    mn.moving(None)
+    assert [call for call in mn.cores[0].calls if call[0] == "moved"] == [("moved", CURRENT)]
+
+
+def bound(lifetime: int) -> lke.PreviousBound:
+    return lke.PreviousBound(ROUTER, PREVIOUS, CURRENT, lifetime)
+
+
+def ready() -> lke.LbsaReady:
+    return lke.LbsaReady(ROUTER, Lbsa(PREVIOUS, AR, ROUTER, LINK.link_local, bytes(16),
+                                      1e10, 1))
+
+
+def packet(source, destination) -> bytes:
+    return rawip.ipv6_packet(source, destination, 17, b"payload!", hop_limit=64)
+
+
+def test_once_bound_the_previous_address_is_held_and_both_directions_flow(mn):
+    mn.registered(PREVIOUS)
+    mn._perform([ready(), bound(600)])
+    assert mn.device.held == [PREVIOUS]
+    assert [event for event, _ in mn.events] == ["lke-established", "lke-bound"]
+    assert mn.events[1][1]["ar"] == str(AR)
+    inbound = packet(CN, PREVIOUS)
+    mn._from_tunnel(rawip.Received(inbound, AR, CURRENT, 64, 0))
+    mn._from_tunnel(rawip.Received(inbound, IPv6Address("2001:db8:a1::66"), CURRENT, 64, 0))
+    mn._from_tunnel(rawip.Received(packet(CN, CURRENT), AR, CURRENT, 64, 0))
+    assert mn.device.written == [inbound]
+    outbound = packet(PREVIOUS, CN)
+    mn._from_device(outbound)
+    mn._from_device(packet(IPv6Address("2001:db8:a1::5"), CN))
+    assert mn.sent == [("tunnel", outbound, AR, CURRENT)]
+
+
+def test_a_binding_ends_at_lifetime_zero_or_when_its_time_is_up(mn):
+    mn.registered(PREVIOUS)
+    mn._perform([ready(), bound(600)])
+    mn._perform([bound(0)])
+    assert mn.device.held == []
+    mn._perform([bound(5)])
+    mn.reactor.advance(5)
+    mn._expire()
+    assert mn.device.held == [] and mn.forwarding == {}
