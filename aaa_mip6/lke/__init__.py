@@ -73,4 +73,6 @@ start the LKE from ``link_local`` with the chosen AR), ``moved(care_of, now)`` (
 Changes: ``MnCore.key_exchange`` takes the MN's link-local address (the KE Request's
 source) after ``care_of`` (05:15 UTC). ``MnPolicy(link_layer_address=...)`` is the MN's
 Target Link-Layer Address; ``ArPolicy(link_local, ar_address, prefixes, ...)``.
+``MnPolicy.link_layer_address`` may also be a callable care-of address -> bytes | None
+(05:17 UTC). ``ArCore.lbsas`` lists only DAD-confirmed (valid) LBSAs.
 """

@@ -99,8 +99,10 @@ _SEQUENCE_MODULUS = 1 << 16
 class MnPolicy:
     """The MN's LKE settings; docs/lke.md names them."""
 
-    link_layer_address: bytes | None = None
-    """The MN's link-layer address, sent as the Target Link-Layer Address of its NAs."""
+    link_layer_address: bytes | Callable[[IPv6Address], bytes | None] | None = None
+    """The MN's link-layer address, sent as the Target Link-Layer Address of its NAs: one
+    for every link, or a lookup from a care-of address to the link-layer address of the
+    interface holding it (an MN whose links have different MACs)."""
     lifetime: int = 7200
     min_key_bits: int = MIN_KEY_BITS
     max_key_bits: int = MAX_KEY_BITS
@@ -340,9 +342,9 @@ class MnCore:
 
     def _neighbor_advertisement(self, target: IPv6Address, options: tuple,
                                 kbm: bytes | None) -> SendIcmp:
-        if self.policy.link_layer_address is not None:
-            options = (LinkLayerAddress(TARGET_LINK_LAYER_ADDRESS,
-                                        self.policy.link_layer_address), *options)
+        lla = self._link_layer_address(target)
+        if lla is not None:
+            options = (LinkLayerAddress(TARGET_LINK_LAYER_ADDRESS, lla), *options)
         advertisement = NeighborAdvertisement(target, options=options)
         return SendIcmp(target, ALL_NODES,
                         advertisement.encode(target, ALL_NODES, self.codes, kbm=kbm))
@@ -354,7 +356,7 @@ class MnCore:
         lla = next((o.address for o in advertisement.options
                     if isinstance(o, LinkLayerAddress)
                     and o.option_type == TARGET_LINK_LAYER_ADDRESS), None)
-        if lla is not None and lla == self.policy.link_layer_address:
+        if lla is not None and lla == self._link_layer_address(advertisement.target):
             return []  # the MN's own kernel
         ar_address, _ = probed
         del self._probed[advertisement.target]
@@ -478,6 +480,10 @@ class MnCore:
         message = LkeBindingUpdate(update.sequence, update.lifetime, update.lbsa.care_of)
         return SendMobility(update.care_of, destination, message.encode(
             update.care_of, destination, update.lbsa.kbm, self.codes))
+
+    def _link_layer_address(self, care_of: IPv6Address) -> bytes | None:
+        lla = self.policy.link_layer_address
+        return lla(care_of) if callable(lla) else lla
 
     def _lost(self, router: IPv6Address, why: str) -> LbsaLost:
         self.counters[f"lbsa-lost-{why}"] += 1

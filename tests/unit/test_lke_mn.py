@@ -309,3 +309,11 @@ def test_the_policy_refuses_impossible_settings():
         MnPolicy(lifetime=0)
     with pytest.raises(ValueError):
         MnPolicy(min_key_bits=4096, max_key_bits=2048)
+
+
+def test_rule_the_link_layer_address_may_be_looked_up_per_care_of_address():
+    macs = {COA: MN_LLA, NEW_COA: ATTACKER_LLA}
+    ar, mn = make_ar(), make_mn(link_layer_address=macs.get)
+    _, _, (answer,) = key_exchange(ar, mn)
+    assert LinkLayerAddress(2, MN_LLA) in decode_nd(answer.data, COA, ALL_NODES).message.options
+    assert mn.icmp_received(kernel_na(COA), COA, ALL_NODES, 255, T0) == []
