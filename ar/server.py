@@ -67,6 +67,9 @@ class AccessRouter:
     def start(self) -> None:
         rawip.join_group(self.sockets["icmp"], ALL_ROUTERS, self.interface_index)
         self._perform(self.core.restore(self.store.load(), self.reactor.seconds()))
+        for lbsa in self.core.lbsas:  # restored: DAD probes for them reach the core again
+            rawip.join_group(self.sockets["icmp"], solicited_node(lbsa.care_of),
+                             self.interface_index)
         for name, deliver in (("icmp", self._icmp), ("mobility", self._mobility),
                               ("tunnel", self.forwarder.from_tunnel)):
             reader = rawip.SocketReader(self.sockets[name], deliver, f"mip6-ar-{name}")

@@ -254,6 +254,7 @@ class LkeLab:
         self.tag = f"lke{secrets.token_hex(3)}"
         self.namespaces: list[str] = []
         self.processes: list[subprocess.Popen] = []
+        self.routers: dict[int, subprocess.Popen] = {}
         self.mn = _MobileNode(self, "mn", MN_HOST, lke=True)
         self.control = _MobileNode(self, "mnc", CONTROL_HOST, lke=False)
 
@@ -336,8 +337,9 @@ class LkeLab:
             node.ip("link", "set", "l2", "address", links[0]["address"])
             node.on_link(1)
 
-    def spawn(self, label: str, name: str, command: list[str]) -> subprocess.Popen:
-        with open(self.directory / f"{name}.log", "wb") as log:
+    def spawn(self, label: str, name: str, command: list[str],
+              append: bool = False) -> subprocess.Popen:
+        with open(self.directory / f"{name}.log", "ab" if append else "wb") as log:
             process = subprocess.Popen(["ip", "netns", "exec", self.name(label), *command],
                                        stdout=log, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL)
@@ -358,17 +360,28 @@ class LkeLab:
 
     def start_routers(self) -> None:
         for link in (1, 2):
-            key = self.directory / f"ar{link}.key"
-            self.spawn(f"ar{link}", f"ar{link}", [
-                _script("mip6-ar"), "--interface", f"br{link}",
-                "--address", str(AR_ADDRESS[link]), "--prefix", f"{LINK_PREFIX[link]}/64",
-                "--key", str(key), "--generate-key",
-                "--state", str(self.directory / f"ar{link}.state"),
-                "--tun", "lketun0", "--ra-interval", "0.5",
-                "--status-file", str(self.status_file(link))])
+            self.start_router(link)
         for link in (1, 2):
             self._wait_for(lambda link=link: self.status_file(link).exists(),
                            f"mip6-ar on link {link} did not start; see ar{link}.log")
+
+    def start_router(self, link: int, append: bool = False) -> None:
+        self.routers[link] = self.spawn(f"ar{link}", f"ar{link}", [
+            _script("mip6-ar"), "--interface", f"br{link}",
+            "--address", str(AR_ADDRESS[link]), "--prefix", f"{LINK_PREFIX[link]}/64",
+            "--key", str(self.directory / f"ar{link}.key"), "--generate-key",
+            "--state", str(self.directory / f"ar{link}.state"),
+            "--tun", "lketun0", "--ra-interval", "0.5",
+            "--status-file", str(self.status_file(link))], append=append)
+
+    def restart_router(self, link: int) -> int:
+        """Stop ``mip6-ar`` on ``link`` and start it again; the LBSAs it restored."""
+        stop_process(self.routers[link])
+        self.status_file(link).unlink(missing_ok=True)
+        self.start_router(link, append=True)
+        self._wait_for(lambda: self.status_file(link).exists(),
+                       f"mip6-ar on link {link} did not start again; see ar{link}.log")
+        return self.ar_status(link).get("lbsas", {}).get("valid", 0)
 
     def status_file(self, link: int) -> Path:
         return self.directory / f"ar{link}-status.json"
@@ -455,6 +468,9 @@ def _scenario(lab: LkeLab, files, out) -> dict:
                   "AR1 never confirmed the MN's LBSA (authenticated DAD)")
     print("mip6-lab: MN and AR1 share an LBSA (key exchange and authenticated DAD done)",
           file=out, flush=True)
+    restored = lab.restart_router(1)
+    print(f"mip6-lab: AR1 restarted with {restored} LBSA(s) from its state file",
+          file=out, flush=True)
 
     refused_before = dict(lab.refused(1))
     lke_attacks.forged_key_exchange(lab)
@@ -470,9 +486,9 @@ def _scenario(lab: LkeLab, files, out) -> dict:
         flow.mark_move()
         node.on_link(2)
     print("mip6-lab: both MNs moved to link 2", file=out, flush=True)
-    home_registered = True
-    for node in (lab.mn, lab.control):
-        node.wait_for("registered", **{"care-of-address": node.care_of(2)})
+    home_registered = all(
+        node.wait_for("registered", **{"care-of-address": node.care_of(2)})["status"] == 0
+        for node in (lab.mn, lab.control))
     lab.mn.wait_for("lke-bound", ar=AR_ADDRESS[1])
     time.sleep(STREAM_AFTER)
     for flow in flows:
@@ -492,6 +508,7 @@ def _scenario(lab: LkeLab, files, out) -> dict:
         "lost_without_lke": control.sent_after_move - control.received_after_move,
         "control_sent_after_move": control.sent_after_move,
         "home_registered": home_registered,
+        "ar1_lbsas_after_restart": restored,
         "refused": refused,
         "ar1_counters": lab.refused(1),
     }

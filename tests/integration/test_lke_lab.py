@@ -1,7 +1,8 @@
 """``mip6-lab lke --netns``: the previous access router forwards what is sent to the MN's
 previous care-of address after the move (Local Key Exchange, docs/lke.md), the control MN
 without LKE loses it, and AR1 refuses and counts the three attacks (root, namespaces).
-About 35 s."""
+AR1 is restarted between the key exchange and the move (its LBSAs are durable).
+About 30 s."""
 
 import json
 import os
@@ -35,6 +36,7 @@ def test_the_previous_router_forwards_after_the_move_and_refuses_every_attack():
     lines = lab.stdout.splitlines()
     verdict = json.loads(lines[-1])
     assert verdict["home_registered"] is True
+    assert verdict["ar1_lbsas_after_restart"] == 1  # the LBSA file outlived mip6-ar
     # Through AR1's tunnel after the move, most of the flow (what was in flight while the
     # MN changed links is lost either way) ...
     assert 0 < verdict["forwarded_after_move"] <= verdict["sent_after_move"]
