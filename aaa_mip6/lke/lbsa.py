@@ -11,6 +11,7 @@ the ``mip6-ar`` shell stores (a 0600 file: Kbm is a secret).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv6Address
 
@@ -56,9 +57,9 @@ class Lbsa:
             record = json.loads(data)
             bu_sequence = record["bu_sequence"]
             return cls(
-                IPv6Address(record["care_of"]), IPv6Address(record["ar_address"]),
-                IPv6Address(record["ar_link_local"]), IPv6Address(record["mn_link_local"]),
-                bytes.fromhex(record["kbm"]), float(record["expires"]),
+                _address(record["care_of"]), _address(record["ar_address"]),
+                _address(record["ar_link_local"]), _address(record["mn_link_local"]),
+                bytes.fromhex(record["kbm"]), _time(record["expires"]),
                 _sequence(record["ke_sequence"]),
                 None if bu_sequence is None else _sequence(bu_sequence),
             )
@@ -66,7 +67,19 @@ class Lbsa:
             raise LkeError(f"not an LBSA record: {type(exc).__name__}") from None
 
 
+def _address(value: object) -> IPv6Address:
+    if not isinstance(value, str):
+        raise TypeError("an address must be text")
+    return IPv6Address(value)
+
+
+def _time(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise TypeError("expires must be a number")
+    return float(value)
+
+
 def _sequence(value: object) -> int:
-    if not isinstance(value, int) or not 0 <= value <= 0xFFFF:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFF:
         raise ValueError("sequence out of range")
     return value

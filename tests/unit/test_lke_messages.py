@@ -2,6 +2,7 @@
 round trips, refusals, and known answers for what each MAC covers."""
 
 import hmac
+import json
 from hashlib import sha1
 from ipaddress import IPv6Address
 
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from aaa_mip6.errors import LkeAuthenticationError, LkeError
 from aaa_mip6.lke.codepoints import DRAFT, EXPERIMENTAL, CodePoints
+from aaa_mip6.lke.lbsa import Lbsa
 from aaa_mip6.lke.messages import (
     Finished,
     KeyExchangeAck,
@@ -190,3 +192,45 @@ def test_known_answer_key_exchange_ack_carries_the_whole_hmac():
         "7fa3984b663c54df")
     covered = ar_ll.packed + mn_ll.packed + data[:4] + b"\x00\x00" + data[6:-20]
     assert data[-20:] == hmac.new(KBM, covered, sha1).digest()
+
+
+# ------------------------------------------------------------------ the AR's LBSA record
+
+lbsas = st.builds(Lbsa, ip6, ip6, ip6, ip6, kbms,
+                  st.floats(0, 2e9, allow_nan=False), u16, st.none() | u16)
+
+
+@given(lbsas)
+def test_lbsa_records_round_trip(lbsa):
+    assert Lbsa.decode(lbsa.encode()) == lbsa
+
+
+@given(st.binary(max_size=200))
+def test_arbitrary_octets_are_no_lbsa_record(data):
+    try:
+        Lbsa.decode(data)
+    except LkeError:
+        pass
+
+
+BAD_FIELDS = {"care_of": [None, 70000, "x", []], "kbm": [None, "zz", "00", 5],
+              "ke_sequence": [None, -1, 70000, "1", True], "bu_sequence": [-1, 70000, "1"],
+              "expires": [None, "x", [], True]}
+
+
+@given(lbsas, st.sampled_from([(name, value) for name, values in BAD_FIELDS.items()
+                               for value in values]))
+def test_a_record_with_a_bad_field_is_refused(lbsa, bad):
+    name, value = bad
+    record = json.loads(lbsa.encode())
+    record[name] = value
+    with pytest.raises(LkeError):
+        Lbsa.decode(json.dumps(record).encode())
+
+
+def test_the_record_never_shows_kbm_in_its_repr():
+    lbsa = Lbsa(COA_, COA_, COA_, COA_, b"\x42" * 16, 1.0, 1)
+    assert "42" not in repr(lbsa) and "kbm" not in repr(lbsa)
+
+
+COA_ = IPv6Address("2001:db8::5")
