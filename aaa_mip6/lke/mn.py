@@ -351,7 +351,8 @@ class MnCore:
 
     def _advertisement(self, advertisement, now: float) -> list[Action]:
         probed = self._probed.get(advertisement.target)
-        if probed is None or advertisement.option(DadAuthentication) is not None:
+        if (probed is None or now >= probed[1] + self.policy.dad_window
+                or advertisement.option(DadAuthentication) is not None):
             return []
         lla = next((o.address for o in advertisement.options
                     if isinstance(o, LinkLayerAddress)

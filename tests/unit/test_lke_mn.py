@@ -317,3 +317,10 @@ def test_rule_the_link_layer_address_may_be_looked_up_per_care_of_address():
     _, _, (answer,) = key_exchange(ar, mn)
     assert LinkLayerAddress(2, MN_LLA) in decode_nd(answer.data, COA, ALL_NODES).message.options
     assert mn.icmp_received(kernel_na(COA), COA, ALL_NODES, 255, T0) == []
+
+
+def test_rule_a_plain_na_long_after_the_probe_is_no_impostor():
+    ar, mn = make_ar(), make_mn(dad_window=5.0)
+    key_exchange(ar, mn)
+    assert mn.icmp_received(kernel_na(COA, ATTACKER_LLA), COA, ALL_NODES, 255, T0 + 5) == []
+    assert mn.lbsas
