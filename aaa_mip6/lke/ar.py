@@ -389,7 +389,7 @@ class ArCore:
         if request.requested_lifetime == 0:
             return [self._drop("malformed")]
         care_of = request.care_of
-        valid = self._valid.get(care_of)
+        valid = self._valid_lbsa(care_of, now)
         pending = self._pending.get(care_of)
         if any(lbsa.mn_link_local != source for lbsa in
                (valid, pending and pending.lbsa) if lbsa):
