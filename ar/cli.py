@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tun", metavar="NAME",
                         help="TUN device the previous care-of addresses are routed into "
                              "(default mip6ar0) (ar.tun)")
+    parser.add_argument("--request-finished", action="store_true", default=None,
+                        help="ask each MN whose Binding Update is accepted for a Finished "
+                             "message from its new care-of address, and remove the binding "
+                             "if none verifies within 3 s (ar.request_finished)")
     parser.add_argument("--code-points", metavar="SET",
                         help="experimental (default) or draft: the draft's own MH types and "
                              "option numbers, now assigned to other protocols "
@@ -158,7 +162,7 @@ def make_core(config: ArConfig, private_key, link: rawip.Interface):
     policy = ArPolicy(link_local=link.link_local, ar_address=config.address,
                       prefixes=(prefix,), link_layer_address=link.link_layer_address or None,
                       max_lifetime=int(config.max_lifetime), max_lbsas=config.max_lbsas,
-                      codes=codes)
+                      finished_request=config.request_finished, codes=codes)
     return ArCore(policy, private_key)
 
 

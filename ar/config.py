@@ -59,6 +59,8 @@ class ArConfig:
     ra_interval: float = setting("ar.ra_interval", parsers.seconds(0.05, 1800), 3.0,
                                  flag="--ra-interval")
     tun: str = setting("ar.tun", _interface, "mip6ar0", flag="--tun")
+    request_finished: bool = setting("ar.request_finished", parsers.boolean, False,
+                                     flag="--request-finished")
     code_points: str = setting("ar.code_points", parsers.choice(CODE_POINTS), "experimental",
                                flag="--code-points")
     status_file: Path | None = setting("ar.status_file", parsers.optional_path, None,

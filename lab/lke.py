@@ -371,7 +371,7 @@ class LkeLab:
             "--address", str(AR_ADDRESS[link]), "--prefix", f"{LINK_PREFIX[link]}/64",
             "--key", str(self.directory / f"ar{link}.key"), "--generate-key",
             "--state", str(self.directory / f"ar{link}.state"),
-            "--tun", "lketun0", "--ra-interval", "0.5",
+            "--tun", "lketun0", "--ra-interval", "0.5", "--request-finished",
             "--status-file", str(self.status_file(link))], append=append)
 
     def restart_router(self, link: int) -> int:
