@@ -50,6 +50,11 @@ class TunnelDevice(TunDevice):
     def open(cls, name: str) -> TunnelDevice:
         return cls.create(name, TUNNEL_MTU)
 
+    def _configure(self, mtu: int) -> None:
+        # No link-local address: the kernel sends nothing of its own (MLD, RS) into it.
+        run_ip("link", "set", "dev", self.name, "addrgenmode", "none")
+        super()._configure(mtu)
+
     def route(self, previous: IPv6Address) -> None:
         run_ip("-6", "route", "replace", str(IPv6Network(previous)), "dev", self.name)
 

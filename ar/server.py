@@ -23,8 +23,9 @@ from twisted.internet import task
 from aaa_mip6.iana import NEXT_HEADER_ICMPV6, NEXT_HEADER_MOBILITY
 from aaa_mip6.lke import actions as lke
 from aaa_mip6.lke.nd import NEIGHBOR_ADVERTISEMENT, NEIGHBOR_SOLICITATION, ROUTER_SOLICITATION
+from aaa_mip6.logthrottle import LogThrottle
 from aaa_mip6.twisted import rawip
-from aaa_mip6.twisted.tun import DeviceReader
+from aaa_mip6.twisted.tun import DeviceReader, TunnelError
 
 from .forwarder import Forwarder
 from .status import write_status
@@ -34,6 +35,8 @@ log = logging.getLogger("mip6.ar")
 
 ICMP_TYPES = (ROUTER_SOLICITATION, NEIGHBOR_SOLICITATION, NEIGHBOR_ADVERTISEMENT)  # to the core
 ALL_ROUTERS = IPv6Address("ff02::2")
+STATUS_DELAY = 0.1  # seconds: the status file is written at most this late after a change
+DROP_LOG_INTERVAL = 10.0  # seconds between log lines of one drop reason
 
 
 def solicited_node(address: IPv6Address) -> IPv6Address:
@@ -61,6 +64,8 @@ class AccessRouter:
         self._timer = None
         self._advertising: task.LoopingCall | None = None
         self._expiring: task.LoopingCall | None = None
+        self._status_pending = None
+        self.drop_log = LogThrottle(DROP_LOG_INTERVAL)
 
     # ----------------------------------------------------------------- control
 
@@ -94,8 +99,9 @@ class AccessRouter:
         for reader in self._readers:
             self.reactor.removeReader(reader)
         self._readers = []
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
+        for call in (self._timer, self._status_pending):
+            if call is not None and call.active():
+                call.cancel()
         self._write_status()
 
     def advertise(self) -> None:
@@ -135,12 +141,11 @@ class AccessRouter:
     def _expire_forwarding(self) -> None:
         """A binding past its end stops even if the core's own timer has not run yet."""
         if self.forwarder.expire(self.reactor.seconds()):
-            self._write_status()
+            self._status_soon()
 
     # ----------------------------------------------------------------- output
 
-    def _perform(self, actions) -> None:
-        changed = False
+    def _perform(self, actions: list) -> None:
         for action in actions:
             if isinstance(action, lke.SendIcmp):
                 self._send(action, NEXT_HEADER_ICMPV6, "icmp")
@@ -156,7 +161,13 @@ class AccessRouter:
                                   self.interface_index)
                 log.info("LBSA of %s removed: %s", action.care_of, action.why)
             elif isinstance(action, lke.BindPrevious):
-                self.forwarder.bind(action.previous, action.care_of, action.expires)
+                try:
+                    self.forwarder.bind(action.previous, action.care_of, action.expires)
+                except TunnelError as error:
+                    self.send_failures["route"] += 1
+                    log.warning("cannot route %s into %s: %s", action.previous,
+                                self.forwarder.device.name, error)
+                    continue
                 log.info("temporary home agent for %s: tunneling to %s for %.0f s",
                          action.previous, action.care_of,
                          action.expires - self.reactor.seconds())
@@ -164,11 +175,24 @@ class AccessRouter:
                 self.forwarder.unbind(action.previous)
                 log.info("stopped tunneling for %s: %s", action.previous, action.why)
             elif isinstance(action, lke.Drop):
-                log.info("refused: %s", action.reason)
-            changed = True
+                self._log_drop(action.reason)
         self._schedule()
-        if changed:
-            self._write_status()
+        if actions:
+            self._status_soon()
+
+    def _log_drop(self, reason: str) -> None:
+        """At most one line per reason per DROP_LOG_INTERVAL (every one at debug)."""
+        held = self.drop_log.admit(reason, self.reactor.seconds())
+        if held is None:
+            log.debug("dropped: %s", reason)
+        else:
+            log.info("dropped: %s%s", reason, f" ({held} more since the last line)"
+                     if held else "")
+
+    def _status_soon(self) -> None:
+        """Write the status file within STATUS_DELAY, once for a burst of changes."""
+        if self._status_pending is None or not self._status_pending.active():
+            self._status_pending = self.reactor.callLater(STATUS_DELAY, self._write_status)
 
     def _send(self, action, next_header: int, kind: str) -> None:
         if not rawip.send_packet(self.sockets["sender"], action.source, action.destination,

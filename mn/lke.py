@@ -47,6 +47,11 @@ class PreviousAddressDevice(TunDevice):
     def open(cls, name: str) -> PreviousAddressDevice:
         return cls.create(name, TUNNEL_MTU)
 
+    def _configure(self, mtu: int) -> None:
+        # No link-local address: the kernel sends nothing of its own (MLD, RS) into it.
+        run_ip("link", "set", "dev", self.name, "addrgenmode", "none")
+        super()._configure(mtu)
+
     def hold(self, previous: IPv6Address) -> None:
         """``previous`` on the device; packets from it routed into the device."""
         run_ip("-6", "address", "replace", f"{previous}/128", "dev", self.name, "nodad")

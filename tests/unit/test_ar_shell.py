@@ -3,6 +3,8 @@ the settings, and the raw-socket helpers' framing."""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import socket
 import stat
@@ -201,3 +203,74 @@ def test_forwarding_off_is_noticed(tmp_path):
     flag.write_text("1\n")
     assert cli.ipv6_forwarding(flag)
     assert cli.ipv6_forwarding(tmp_path / "missing")
+
+
+class RecordingCore:
+    """An ArCore stand-in: hands out prepared answers and counts what it was asked."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+        self.lbsas: list[Lbsa] = []
+        self.counters: dict[str, int] = {}
+        self.asked = 0
+
+    def mobility_received(self, data, source, destination, hop_limit, now):
+        self.asked += 1
+        return self.answers.pop(0)
+
+    def timer(self):
+        return None
+
+
+@pytest.fixture
+def router(tmp_path, monkeypatch, forwarder):
+    from twisted.internet.task import Clock
+
+    from ar.server import AccessRouter
+
+    joined = []
+    monkeypatch.setattr(rawip, "join_group", lambda sock, group, index: joined.append(group))
+    monkeypatch.setattr(rawip, "leave_group", lambda sock, group, index: joined.remove(group))
+    result = AccessRouter(Clock(), RecordingCore([]), interface="br1", interface_index=3,
+                          ra_interval=1.0, store=LbsaFile(tmp_path / "lbsas"),
+                          forwarder=forwarder, status_path=tmp_path / "status.json",
+                          sockets={"icmp": None, "sender": None})
+    result.joined = joined
+    return result
+
+
+def test_the_routers_actions_reach_the_store_the_groups_and_the_tunnel(router, tmp_path):
+    from aaa_mip6.lke import actions as lke
+
+    kept = lbsa(PREVIOUS)
+    router.core.answers = [[lke.StoreLbsa(kept), lke.BindPrevious(PREVIOUS, CURRENT, 50.0)],
+                           [lke.UnbindPrevious(PREVIOUS, "deregistered"),
+                            lke.ForgetLbsa(PREVIOUS, "expired")]]
+    router.core.counters = {"bound": 1}
+    bu = rawip.Received(b"bu", CURRENT, AR, 64, 2)
+    router._mobility(bu)
+    assert LbsaFile(tmp_path / "lbsas").load() == [kept]
+    assert router.joined == [IPv6Address("ff02::1:ff00:100")]
+    assert router.forwarder.by_previous[PREVIOUS].current == CURRENT
+    assert not (tmp_path / "status.json").exists()  # written a moment later, once
+    router.reactor.advance(0.1)
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["bindings"] == {str(PREVIOUS): str(CURRENT)}
+    assert status["counters"] == {"bound": 1}
+    router._mobility(bu)
+    assert router.forwarder.by_previous == {} and router.joined == []
+    assert LbsaFile(tmp_path / "lbsas").load() == []
+
+
+def test_drops_are_logged_once_per_reason_per_interval(router, caplog):
+    from aaa_mip6.lke import actions as lke
+
+    router.core.answers = [[lke.Drop("bu-replay")] for _ in range(3)]
+    bu = rawip.Received(b"bu", CURRENT, AR, 64, 2)
+    with caplog.at_level(logging.INFO, logger="mip6.ar"):
+        router._mobility(bu)
+        router._mobility(bu)
+        router.reactor.advance(11)
+        router._mobility(bu)
+    lines = [record.getMessage() for record in caplog.records if record.levelno == logging.INFO]
+    assert lines == ["dropped: bu-replay", "dropped: bu-replay (1 more since the last line)"]
