@@ -31,6 +31,7 @@ import os
 import queue
 import secrets
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -490,6 +491,8 @@ def _scenario(lab: LkeLab, files, out) -> dict:
         node.wait_for("registered", **{"care-of-address": node.care_of(2)})["status"] == 0
         for node in (lab.mn, lab.control))
     lab.mn.wait_for("lke-bound", ar=AR_ADDRESS[1])
+    lab.mn.process.send_signal(signal.SIGUSR1)  # the MN's own view: who forwards what
+    forwarded_by = lab.mn.wait_for("status")["lke"]["forwarded-by"]
     time.sleep(STREAM_AFTER)
     for flow in flows:
         flow.stop()
@@ -508,6 +511,7 @@ def _scenario(lab: LkeLab, files, out) -> dict:
         "lost_without_lke": control.sent_after_move - control.received_after_move,
         "control_sent_after_move": control.sent_after_move,
         "home_registered": home_registered,
+        "mn_forwarded_by": forwarded_by,
         "ar1_lbsas_after_restart": restored,
         "refused": refused,
         "ar1_counters": lab.refused(1),

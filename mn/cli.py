@@ -583,6 +583,7 @@ class _Reporter:
         self.mn_id = mn_id
         self.as_json_lines = as_json_lines
         self.session: session.MobileSession | None = None
+        self.lke: lke.LocalKeyExchange | None = None  # with --lke
 
     @property
     def home_agent(self) -> str:
@@ -616,7 +617,8 @@ class _Reporter:
             max(0, round(binding.expires_at - mobile.reactor.seconds())),
             "drops": dict(sorted(mobile.machine.drops.items())),
             "foreign-datagrams": mobile.foreign_datagrams,
-            "send-failures": mobile.send_failures})
+            "send-failures": mobile.send_failures,
+            **({"lke": self.lke.status()} if self.lke is not None else {})})
 
     def status_before(self, step: str) -> None:
         """SIGUSR1 before there is a session: what the MN is doing."""
@@ -738,6 +740,7 @@ def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
         reporter = _Reporter(args.mn_id, args.json)
         local_key_exchange = lke.open_for(reactor, args.lke_tun, reporter._print) \
             if args.lke else None
+        reporter.lke = local_key_exchange
     except InvalidInput as error:
         return program.fail(PROGRAM, str(error), program.EXIT_CONFIG)
     exit_status = [program.EXIT_RUNTIME]

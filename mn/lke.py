@@ -177,6 +177,21 @@ class LocalKeyExchange:
         self._waiting = (care_of, link_local) if no_router else None
         self._perform(actions)
 
+    def status(self) -> dict:
+        """The LKE part of the MN's SIGUSR1 status: ARs, LBSAs, forwarding, counters."""
+        now = self.reactor.seconds()
+        core = self.core
+        return {
+            "routers": [str(router.link_local) for router in core.routers] if core else [],
+            "lbsas": [{"ar": str(lbsa.ar_address), "care-of": str(lbsa.care_of),
+                       "expires-in": max(0, round(lbsa.expires - now))}
+                      for lbsa in core.lbsas] if core else [],
+            "forwarded-by": {str(previous): str(router)
+                             for previous, (router, _, _) in self.forwarding.items()},
+            "counters": dict(sorted(core.counters.items())) if core else {},
+            "send-failures": self.send_failures,
+        }
+
     # ----------------------------------------------------------------- input
 
     def _icmp(self, received: rawip.Received) -> None:

@@ -50,6 +50,7 @@ def test_the_previous_router_forwards_after_the_move_and_refuses_every_attack():
         assert verdict["refused"][case] >= 1, case
     assert verdict["ar1_counters"]["bound"] >= 1
     assert verdict["ar1_counters"]["finished"] >= 1  # the MN proved its new address
+    assert verdict["mn_forwarded_by"] == {"2001:db8:a1::100": "2001:db8:a1::1"}
     tag = lines[0].split()[2].split("-")[0]
     assert tag.startswith("lke") and lab_namespaces(tag) == []
 

@@ -171,3 +171,16 @@ def test_a_binding_ends_at_lifetime_zero_or_when_its_time_is_up(mn):
     mn.reactor.advance(5)
     mn._expire()
     assert mn.device.held == [] and mn.forwarding == {}
+
+
+def test_the_status_names_what_forwards_and_no_key(mn):
+    assert mn.status()["lbsas"] == [] and mn.status()["forwarded-by"] == {}
+    mn.registered(PREVIOUS)
+    core = mn.cores[0]
+    core.routers, core.counters = [], {"ke-sent": 1}
+    core.lbsas = [ready().lbsa]
+    mn._perform([ready(), bound(600)])
+    status = mn.status()
+    assert status["lbsas"][0]["ar"] == str(AR) and status["counters"] == {"ke-sent": 1}
+    assert status["forwarded-by"] == {str(PREVIOUS): str(AR)}
+    assert "kbm" not in str(status) and bytes(16).hex() not in str(status)
