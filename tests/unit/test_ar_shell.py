@@ -1,5 +1,6 @@
 """mip6-ar's shell parts that need no privileges: the forwarder's decisions, the LBSA file,
-the settings, and the raw-socket helpers' framing."""
+the settings and sample config, the router shell around a stand-in core, and the
+raw-socket helpers' framing."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import socket
 import stat
 import struct
 from ipaddress import IPv6Address
+from pathlib import Path
 
 import pytest
 
@@ -274,3 +276,10 @@ def test_drops_are_logged_once_per_reason_per_interval(router, caplog):
         router._mobility(bu)
     lines = [record.getMessage() for record in caplog.records if record.levelno == logging.INFO]
     assert lines == ["dropped: bu-replay", "dropped: bu-replay (1 more since the last line)"]
+
+
+def test_the_sample_config_sets_every_key():
+    sample = Path(__file__).resolve().parents[2] / "etc" / "mip6-ar.toml"
+    assert set(SCHEMA.read_toml(sample)) == set(SCHEMA.settings)
+    config = SCHEMA.load(sample)
+    assert config.interface == "eth1" and config.prefix.prefixlen == 64
