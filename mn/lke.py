@@ -38,6 +38,7 @@ ICMP_TYPES = (ROUTER_ADVERTISEMENT, NEIGHBOR_SOLICITATION, NEIGHBOR_ADVERTISEMEN
 TUNNEL_MTU = 1400
 ROUTE_TABLE = "4242"  # the source-routing table of the previous care-of addresses
 IPV6_HEADER = 40
+GAVE_UP = ("ke-timeout", "ke-refused", "expired")  # LbsaLost: the core stopped trying
 
 
 class PreviousAddressDevice(TunDevice):
@@ -89,6 +90,7 @@ class LocalKeyExchange:
         self.sockets = sockets
         self.report = report
         self._heard: dict[IPv6Address, rawip.Received] = {}  # RAs before the core exists
+        self._keyed: IPv6Address | None = None  # the care-of address an LKE was started for
         self._waiting: tuple[IPv6Address, IPv6Address] | None = None  # (care-of, link-local)
         #  of a key exchange waiting for its AR's first RA
         self.routers: dict[IPv6Address, int] = {}  # AR link-local -> interface index
@@ -149,8 +151,9 @@ class LocalKeyExchange:
             sock.close()
 
     def registered(self, care_of) -> None:
-        """The HA accepted ``care_of``: set up an LBSA with its link's LKE-capable AR."""
-        if care_of.version != 6:
+        """The HA accepted ``care_of``: set up an LBSA with its link's LKE-capable AR, once
+        per care-of address (a refresh changes nothing; the core renews the LBSA itself)."""
+        if care_of.version != 6 or care_of == self._keyed:
             return  # LKE is IPv6 only
         link = interface_holding(care_of)
         if link is None or link.link_local is None:
@@ -161,6 +164,7 @@ class LocalKeyExchange:
             heard, self._heard = self._heard, {}
             for received in heard.values():
                 self._icmp(received)
+        self._keyed = care_of
         self._exchange(care_of, link.link_local)
 
     def moving(self, care_of) -> None:
@@ -264,6 +268,8 @@ class LocalKeyExchange:
                     "care-of": str(action.lbsa.care_of),
                     "expires-in": round(action.lbsa.expires - self.reactor.seconds())})
             elif isinstance(action, lke.LbsaLost):
+                if action.why in GAVE_UP:
+                    self._keyed = None  # the next registration tries again
                 self.report("lke-lost", {"router": str(action.router), "why": action.why})
             elif isinstance(action, lke.PreviousBound):
                 self._bound(action)

@@ -103,7 +103,7 @@ def test_advertisements_heard_before_the_first_registration_reach_the_core(mn):
 
 
 def test_a_key_exchange_without_a_known_router_waits_for_the_next_advertisement(mn):
-    mn.registered(PREVIOUS)
+    mn.registered(CURRENT)
     core = mn.cores[0]
     core.answers = [[lke.Drop("no-lke-router")], [], []]
     core.calls.clear()
@@ -184,3 +184,17 @@ def test_the_status_names_what_forwards_and_no_key(mn):
     assert status["lbsas"][0]["ar"] == str(AR) and status["counters"] == {"ke-sent": 1}
     assert status["forwarded-by"] == {str(PREVIOUS): str(AR)}
     assert "kbm" not in str(status) and bytes(16).hex() not in str(status)
+
+
+def test_one_key_exchange_per_care_of_address_unless_the_core_gave_up(mn):
+    mn.registered(PREVIOUS)
+    mn.registered(PREVIOUS)  # a refresh
+    core = mn.cores[0]
+    assert [call[0] for call in core.calls] == ["key_exchange"]
+    mn._perform([lke.LbsaLost(ROUTER, "dad-impostor")])  # the core starts again itself
+    mn.registered(PREVIOUS)
+    assert [call[0] for call in core.calls] == ["key_exchange"]
+    mn._perform([lke.LbsaLost(ROUTER, "ke-timeout")])
+    mn.registered(PREVIOUS)
+    assert [call[0] for call in core.calls] == ["key_exchange", "key_exchange"]
+    assert ("lke-lost", {"router": str(ROUTER), "why": "ke-timeout"}) in mn.events
