@@ -13,10 +13,13 @@ Topology (documentation addresses; every namespace ``lke<random>-<name>``)::
              mn    mnc    atk    vic                mn     mnc    (link 2, after the move)
 
 ``mn`` runs ``mip6-mn up --lke``; ``mnc`` (the control) runs ``mip6-mn up`` without it.
-Both start on link 1 (care-of 2001:db8:a1::100 and ::200), register with the HA, and
-move to link 2 (::100 and ::200 of 2001:db8:a2::/64) while the correspondent streams UDP
-to their link-1 care-of addresses; the lab counts what arrives at the old addresses after
-the move. ``atk`` and ``vic`` are other hosts on link 1: ``atk`` sends a forged Key
+Both start on link 1 (care-of 2001:db8:a1::100 and ::200) and register with the HA; once
+``mn`` and AR1 share a DAD-confirmed LBSA, AR1 is restarted (the LBSA must come back from
+its state file). Then both move to link 2 (::100 and ::200 of 2001:db8:a2::/64) while the
+correspondent streams UDP to their link-1 care-of addresses; the lab counts what arrives
+at the old addresses after the move, and what ``mn`` echoes from its old address back to
+the correspondent (only AR1's reverse tunnel can carry it: ``rt`` refuses link 1's
+addresses from link 2). AR1 asks for the optional Finished. ``atk`` and ``vic`` are other hosts on link 1: ``atk`` sends a forged Key
 Exchange Request for the MN's care-of address and answers the DAD probe AR1 makes for
 ``vic`` (which runs an honest key exchange); after the move the lab replays the MN's
 Binding Update to AR1. Each must be refused and counted by AR1.
