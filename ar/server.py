@@ -22,7 +22,12 @@ from twisted.internet import task
 
 from aaa_mip6.iana import NEXT_HEADER_ICMPV6, NEXT_HEADER_MOBILITY
 from aaa_mip6.lke import actions as lke
-from aaa_mip6.lke.nd import NEIGHBOR_ADVERTISEMENT, NEIGHBOR_SOLICITATION, ROUTER_SOLICITATION
+from aaa_mip6.lke.nd import (
+    NEIGHBOR_ADVERTISEMENT,
+    NEIGHBOR_SOLICITATION,
+    ROUTER_SOLICITATION,
+    solicited_node,
+)
 from aaa_mip6.logthrottle import LogThrottle
 from aaa_mip6.twisted import rawip
 from aaa_mip6.twisted.tun import DeviceReader, TunnelError
@@ -37,11 +42,6 @@ ICMP_TYPES = (ROUTER_SOLICITATION, NEIGHBOR_SOLICITATION, NEIGHBOR_ADVERTISEMENT
 ALL_ROUTERS = IPv6Address("ff02::2")
 STATUS_DELAY = 0.1  # seconds: the status file is written at most this late after a change
 DROP_LOG_INTERVAL = 10.0  # seconds between log lines of one drop reason
-
-
-def solicited_node(address: IPv6Address) -> IPv6Address:
-    """RFC 4291 §2.7.1: ff02::1:ffXX:XXXX from the address's low 24 bits."""
-    return IPv6Address(int(IPv6Address("ff02::1:ff00:0")) | (int(address) & 0xFFFFFF))
 
 
 class AccessRouter:

@@ -21,7 +21,6 @@ from aaa_mip6.twisted import rawip
 from ar import cli
 from ar.config import SCHEMA
 from ar.forwarder import Forwarder, inner_addresses
-from ar.server import solicited_node
 from ar.store import LbsaFile
 
 PREVIOUS = IPv6Address("2001:db8:a1::100")
@@ -170,10 +169,6 @@ def test_generate_key_writes_a_0600_key_once(tmp_path):
     key = cli.load_key(config)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert cli.load_key(config).private_numbers() == key.private_numbers()
-
-
-def test_solicited_node_groups():
-    assert solicited_node(IPv6Address("2001:db8:a1::1:2:3")) == IPv6Address("ff02::1:ff02:3")
 
 
 def test_ipv6_packet_header():
