@@ -96,6 +96,7 @@ class _Flow:
         self.echoed: set[int] = set()
         self.sent = 0
         self.moved_at_sequence: int | None = None
+        self.bound_at_sequence: int | None = None
         self._receiver = in_namespace(namespace, self._bind)
         self._echo_socket = in_namespace(lab.name("cn"), self._bind_echo)
         self._stop = threading.Event()
@@ -119,6 +120,10 @@ class _Flow:
 
     def mark_move(self) -> None:
         self.moved_at_sequence = self.sent
+
+    def mark_bound(self) -> None:
+        """The previous AR's binding is in place: from here on nothing should be lost."""
+        self.bound_at_sequence = self.sent
 
     def stop(self) -> None:
         self._stop.set()
@@ -172,6 +177,14 @@ class _Flow:
     @property
     def received_after_move(self) -> int:
         return sum(1 for number in self.received if number > (self.moved_at_sequence or 0))
+
+    @property
+    def sent_after_bound(self) -> int:
+        return self.sent - (self.bound_at_sequence or 0)
+
+    @property
+    def received_after_bound(self) -> int:
+        return sum(1 for number in self.received if number > (self.bound_at_sequence or 0))
 
     @property
     def echoed_after_move(self) -> int:
@@ -494,6 +507,7 @@ def _scenario(lab: LkeLab, files, out) -> dict:
         node.wait_for("registered", **{"care-of-address": node.care_of(2)})["status"] == 0
         for node in (lab.mn, lab.control))
     lab.mn.wait_for("lke-bound", ar=AR_ADDRESS[1])
+    flows[0].mark_bound()
     lab.mn.process.send_signal(signal.SIGUSR1)  # the MN's own view: who forwards what
     forwarded_by = lab.mn.wait_for("status")["lke"]["forwarded-by"]
     time.sleep(STREAM_AFTER)
@@ -510,6 +524,8 @@ def _scenario(lab: LkeLab, files, out) -> dict:
     return {
         "forwarded_after_move": lke.received_after_move,
         "sent_after_move": lke.sent_after_move,
+        "forwarded_after_bound": lke.received_after_bound,
+        "sent_after_bound": lke.sent_after_bound,
         "reverse_tunneled_after_move": lke.echoed_after_move,
         "lost_without_lke": control.sent_after_move - control.received_after_move,
         "control_sent_after_move": control.sent_after_move,

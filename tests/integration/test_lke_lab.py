@@ -37,10 +37,12 @@ def test_the_previous_router_forwards_after_the_move_and_refuses_every_attack():
     verdict = json.loads(lines[-1])
     assert verdict["home_registered"] is True
     assert verdict["ar1_lbsas_after_restart"] == 1  # the LBSA file outlived mip6-ar
-    # Through AR1's tunnel after the move, most of the flow (what was in flight while the
-    # MN changed links is lost either way) ...
+    # Through AR1's tunnel after the move: what was sent while the MN changed links is
+    # lost either way, but once the MN saw AR1's binding, all but a few in flight arrive
+    # (a ratio of what was sent then, so a slow machine changes nothing) ...
     assert 0 < verdict["forwarded_after_move"] <= verdict["sent_after_move"]
-    assert verdict["forwarded_after_move"] > verdict["sent_after_move"] // 2
+    assert verdict["sent_after_bound"] > 0
+    assert verdict["forwarded_after_bound"] >= 0.9 * verdict["sent_after_bound"]
     # ... the MN's answers from the previous address go back through the reverse tunnel
     # (the core router refuses link 1's addresses from link 2) ...
     assert verdict["reverse_tunneled_after_move"] > 0
