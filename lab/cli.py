@@ -16,7 +16,7 @@ from aaa_mip6.program import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, LOG_FORMATS, ad
     configure_logging, fail, install_signals, raise_open_file_limit
 
 from .common import OutputClosed
-from .lke import lke_passed, run_lke
+from .lke import check_ready, lke_passed, run_lke
 from .loopback import run_loopback
 from .netns import LabError, run_netns
 from .reactors import run_on_reactor
@@ -74,13 +74,18 @@ def _interrupt(*_) -> None:
 
 def lke_command(args) -> int:
     """``mip6-lab lke --netns``: the verdict decides the exit status."""
+    try:
+        check_ready()
+    except LabError as error:
+        return fail(PROGRAM, str(error), EXIT_CONFIG)
     directory = Path(tempfile.mkdtemp(prefix="mip6-lab-lke-"))
     install_signals(lambda call: call(), reload=lambda: None, status=lambda: None)
     signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: everything is cleaned up
     try:
         verdict = run_lke(directory, sys.stdout)
-    except LabError as error:
-        return fail(PROGRAM, str(error), EXIT_RUNTIME if directory.exists() else EXIT_CONFIG)
+    except (LabError, OSError) as error:
+        return fail(PROGRAM, f"lke: {error}; rerun with --keep-dir to keep the logs",
+                    EXIT_RUNTIME)
     except KeyboardInterrupt:
         print("mip6-lab: interrupted; everything started was stopped", file=sys.stderr)
         return 130

@@ -446,7 +446,8 @@ def lke_passed(verdict: dict) -> bool:
             and all(verdict.get("refused", {}).get(case, 0) >= 1 for case in lke_attacks.CASES))
 
 
-def _check_ready() -> None:
+def check_ready() -> None:
+    """LabError naming what this machine lacks for the lab (root, ip, TUN)."""
     if os.geteuid() != 0:
         raise LabError("lke --netns needs root (network namespaces, raw sockets, TUN devices)")
     if shutil.which("ip") is None:
@@ -457,7 +458,7 @@ def _check_ready() -> None:
 
 def run_lke(directory: Path, out) -> dict:
     """The LKE lab; its verdict (also printed as the last line). LabError if it cannot run."""
-    _check_ready()
+    check_ready()
     lab = LkeLab(directory)
     files = make_files(directory, [lab.mn.mn_id, lab.control.mn_id], (str(HA_ADDRESS),))
     verdict: dict = {}
