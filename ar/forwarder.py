@@ -95,6 +95,8 @@ class Forwarder:
     def from_device(self, packet: bytes) -> None:
         """A packet the kernel routed to a previous CoA: tunnel it to the new one."""
         addresses = inner_addresses(packet)
+        if addresses is not None and addresses[1].is_multicast:
+            return  # the kernel's own (MLD on the device coming up), not routed to us
         binding = self.by_previous.get(addresses[1]) if addresses else None
         if binding is None:
             self.counters["no-binding"] += 1

@@ -348,10 +348,6 @@ class LkeLab:
             self.ip(label, "address", "add", f"{address(1, host)}/64", "dev", "l1")
             self.ip(label, "-6", "route", "add", "default", "via", str(AR_ADDRESS[1]))
         for node in (self.mn, self.control):
-            # One NIC moving between links: both legs share its link-layer address (the
-            # MN's DAD answers name it in their Target Link-Layer Address option).
-            links = json.loads(_run("ip", "-n", node.namespace, "-j", "link", "show", "l1"))
-            node.ip("link", "set", "l2", "address", links[0]["address"])
             node.on_link(1)
 
     def spawn(self, label: str, name: str, command: list[str],

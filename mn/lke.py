@@ -80,16 +80,13 @@ class LocalKeyExchange:
     ``lke-bound``, ``lke-refused``) the way the session's other events are printed.
     """
 
-    def __init__(self, reactor, make_core: Callable[[bytes | None], object],
-                 device: PreviousAddressDevice, sockets: dict[str, socket.socket],
-                 report: Callable[[str, dict], None]):
+    def __init__(self, reactor, core, device: PreviousAddressDevice,
+                 sockets: dict[str, socket.socket], report: Callable[[str, dict], None]):
         self.reactor = reactor
-        self.make_core = make_core
-        self.core = None  # made at the first registration, with that link's MAC
+        self.core = core
         self.device = device
         self.sockets = sockets
         self.report = report
-        self._heard: dict[IPv6Address, rawip.Received] = {}  # RAs before the core exists
         self._keyed: IPv6Address | None = None  # the care-of address an LKE was started for
         self._waiting: tuple[IPv6Address, IPv6Address] | None = None  # (care-of, link-local)
         #  of a key exchange waiting for its AR's first RA
@@ -103,7 +100,7 @@ class LocalKeyExchange:
         self._expiring: task.LoopingCall | None = None
 
     @classmethod
-    def open(cls, reactor, make_core, device_name: str,
+    def open(cls, reactor, core, device_name: str,
              report: Callable[[str, dict], None]) -> LocalKeyExchange:
         """Raw sockets and the TUN device; PrivilegeError (a ConfigError) without root."""
         sockets = {
@@ -119,7 +116,7 @@ class LocalKeyExchange:
                 sock.close()
             raise rawip.PrivilegeError(f"--lke-tun {device_name}: {error} (needs "
                                        f"CAP_NET_ADMIN: run as root)") from None
-        return cls(reactor, make_core, device, sockets, report)
+        return cls(reactor, core, device, sockets, report)
 
     # ----------------------------------------------------------------- control
 
@@ -159,17 +156,12 @@ class LocalKeyExchange:
         if link is None or link.link_local is None:
             log.warning("LKE: no interface holds %s with a link-local address", care_of)
             return
-        if self.core is None:
-            self.core = self.make_core(link.link_layer_address or None)
-            heard, self._heard = self._heard, {}
-            for received in heard.values():
-                self._icmp(received)
         self._keyed = care_of
         self._exchange(care_of, link.link_local)
 
     def moving(self, care_of) -> None:
         """The MN is registering ``care_of``: Binding Updates to the previous AR(s) first."""
-        if self.core is None or care_of is None or care_of.version != 6:
+        if care_of is None or care_of.version != 6:
             return
         self._waiting = None
         self._perform(self.core.moved(care_of, self.reactor.seconds()))
@@ -184,15 +176,14 @@ class LocalKeyExchange:
     def status(self) -> dict:
         """The LKE part of the MN's SIGUSR1 status: ARs, LBSAs, forwarding, counters."""
         now = self.reactor.seconds()
-        core = self.core
         return {
-            "routers": [str(router.link_local) for router in core.routers] if core else [],
+            "routers": [str(router.link_local) for router in self.core.routers],
             "lbsas": [{"ar": str(lbsa.ar_address), "care-of": str(lbsa.care_of),
                        "expires-in": max(0, round(lbsa.expires - now))}
-                      for lbsa in core.lbsas] if core else [],
+                      for lbsa in self.core.lbsas],
             "forwarded-by": {str(previous): str(router)
                              for previous, (router, _, _) in self.forwarding.items()},
-            "counters": dict(sorted(core.counters.items())) if core else {},
+            "counters": dict(sorted(self.core.counters.items())),
             "send-failures": self.send_failures,
         }
 
@@ -203,10 +194,6 @@ class LocalKeyExchange:
                          and received.data[:1] == bytes([ROUTER_ADVERTISEMENT]))
         if advertisement:
             self.routers[received.source] = received.interface
-        if self.core is None:
-            if advertisement:
-                self._heard[received.source] = received
-            return
         self._perform(self.core.icmp_received(received.data, received.source,
                                               received.destination, received.hop_limit,
                                               self.reactor.seconds()))
@@ -214,8 +201,6 @@ class LocalKeyExchange:
             self._exchange(*self._waiting)
 
     def _mobility(self, received: rawip.Received) -> None:
-        if self.core is None:
-            return
         self._perform(self.core.mobility_received(received.data, received.source,
                                                   received.destination, received.hop_limit,
                                                   self.reactor.seconds()))
@@ -243,8 +228,6 @@ class LocalKeyExchange:
 
     def _timer_fired(self) -> None:
         self._timer = None
-        if self.core is None:
-            return
         self._perform(self.core.handle_timer(self.reactor.seconds()))
 
     def _expire(self) -> None:
@@ -317,7 +300,7 @@ class LocalKeyExchange:
         return link.index if link is not None else 0
 
     def _schedule(self) -> None:
-        deadline = self.core.timer() if self.core is not None else None
+        deadline = self.core.timer()
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
@@ -327,13 +310,19 @@ class LocalKeyExchange:
 
 
 def open_for(reactor, device_name: str, report: Callable[[str, dict], None]) -> LocalKeyExchange:
-    """``mip6-mn --lke``: the sockets and the device; PrivilegeError (exit 2) without root."""
+    """``mip6-mn --lke``: the core, its sockets and the device; PrivilegeError (exit 2)
+    without root."""
     from aaa_mip6.lke.mn import MnCore, MnPolicy
 
-    def make_core(link_layer_address: bytes | None):
-        return MnCore(MnPolicy(link_layer_address=link_layer_address))
+    core = MnCore(MnPolicy(link_layer_address=link_layer_address_of))
+    return LocalKeyExchange.open(reactor, core, device_name, report)
 
-    return LocalKeyExchange.open(reactor, make_core, device_name, report)
+
+def link_layer_address_of(address: IPv6Address) -> bytes | None:
+    """The MAC of the interface holding ``address``: the Target Link-Layer Address the MN's
+    DAD answers carry (each link its own, as the MN's kernel answers with it)."""
+    link = interface_holding(address)
+    return link.link_layer_address or None if link is not None else None
 
 
 def interface_holding(address: IPv6Address) -> rawip.Interface | None:

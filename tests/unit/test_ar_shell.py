@@ -71,6 +71,7 @@ def test_a_bound_previous_address_is_tunneled_to_the_new_one(forwarder):
 def test_a_packet_for_an_unbound_address_is_counted_not_sent(forwarder):
     forwarder.from_device(packet(CN, PREVIOUS))
     forwarder.from_device(b"\x45" + bytes(39))  # IPv4, or garbage
+    forwarder.from_device(packet(IPv6Address("::"), IPv6Address("ff02::16")))  # MLD
     assert forwarder.sent == []
     assert forwarder.counters == {"no-binding": 2}
 

@@ -23,10 +23,10 @@ LINK = rawip.Interface("l1", 7, MAC, IPv6Address("fe80::100"), (PREVIOUS,))
 
 
 class RecordingCore:
-    def __init__(self, link_layer_address):
-        self.link_layer_address = link_layer_address
+    def __init__(self):
         self.calls: list[tuple] = []
         self.answers: list[list] = []
+        self.routers, self.lbsas, self.counters = [], [], {}
 
     def _answer(self, *call):
         self.calls.append(call)
@@ -74,16 +74,10 @@ def mn(monkeypatch):
                         payload, interface=0: sent.append(("packet", payload, destination,
                                                            interface)) or True)
     events = []
-    cores = []
-
-    def make_core(mac):
-        cores.append(RecordingCore(mac))
-        return cores[-1]
-
-    result = shell.LocalKeyExchange(Clock(), make_core, FakeDevice(),
+    result = shell.LocalKeyExchange(Clock(), RecordingCore(), FakeDevice(),
                                     {"tunnel": None, "sender": None},
                                     lambda event, fields: events.append((event, fields)))
-    result.sent, result.events, result.cores = sent, events, cores
+    result.sent, result.events = sent, events
     return result
 
 
@@ -91,20 +85,22 @@ def advertisement(source=ROUTER) -> rawip.Received:
     return rawip.Received(b"\x86" + bytes(15), source, IPv6Address("ff02::1"), 255, 7)
 
 
-def test_advertisements_heard_before_the_first_registration_reach_the_core(mn):
+def test_a_registration_starts_a_key_exchange_from_the_link_local_of_its_link(mn):
     mn._icmp(advertisement())
-    mn._mobility(rawip.Received(b"mh", AR, CURRENT, 64, 0))  # no core yet: nothing to do
-    assert mn.core is None
     mn.registered(PREVIOUS)
-    core = mn.cores[0]
-    assert core.link_layer_address == MAC
-    assert [call[0] for call in core.calls] == ["icmp", "key_exchange"]
-    assert core.calls[1][1:] == (PREVIOUS, LINK.link_local)
+    assert [call[0] for call in mn.core.calls] == ["icmp", "key_exchange"]
+    assert mn.core.calls[1][1:] == (PREVIOUS, LINK.link_local)
+
+
+def test_the_link_layer_address_is_that_of_the_interface_holding_the_address(monkeypatch):
+    monkeypatch.setattr(shell, "interface_holding",
+                        lambda address: LINK if address == PREVIOUS else None)
+    assert shell.link_layer_address_of(PREVIOUS) == MAC
+    assert shell.link_layer_address_of(CURRENT) is None
 
 
 def test_a_key_exchange_without_a_known_router_waits_for_the_next_advertisement(mn):
-    mn.registered(CURRENT)
-    core = mn.cores[0]
+    core = mn.core
     core.answers = [[lke.Drop("no-lke-router")], [], []]
     core.calls.clear()
     mn.registered(PREVIOUS)
@@ -116,20 +112,17 @@ def test_a_key_exchange_without_a_known_router_waits_for_the_next_advertisement(
 
 def test_the_key_exchange_request_leaves_by_the_routers_link(mn):
     mn._icmp(advertisement())
-    mn.cores.clear()
-    mn.core = RecordingCore(MAC)
     mn.core.answers = [[lke.SendMobility(LINK.link_local, ROUTER, b"request")]]
     mn.registered(PREVIOUS)
     assert mn.sent == [("packet", b"request", ROUTER, 7)]
 
 
 def test_a_move_asks_the_core_for_the_previous_routers_update_only_for_ipv6(mn):
-    mn.moving(CURRENT)  # no core yet: nothing to ask
     mn.registered(PREVIOUS)
     mn.moving(IPv4Address("198.51.100.6"))
     mn.moving(CURRENT)
     mn.moving(None)
-    assert [call for call in mn.cores[0].calls if call[0] == "moved"] == [("moved", CURRENT)]
+    assert [call for call in mn.core.calls if call[0] == "moved"] == [("moved", CURRENT)]
 
 
 def bound(lifetime: int) -> lke.PreviousBound:
@@ -176,8 +169,8 @@ def test_a_binding_ends_at_lifetime_zero_or_when_its_time_is_up(mn):
 def test_the_status_names_what_forwards_and_no_key(mn):
     assert mn.status()["lbsas"] == [] and mn.status()["forwarded-by"] == {}
     mn.registered(PREVIOUS)
-    core = mn.cores[0]
-    core.routers, core.counters = [], {"ke-sent": 1}
+    core = mn.core
+    core.counters = {"ke-sent": 1}
     core.lbsas = [ready().lbsa]
     mn._perform([ready(), bound(600)])
     status = mn.status()
@@ -189,7 +182,7 @@ def test_the_status_names_what_forwards_and_no_key(mn):
 def test_one_key_exchange_per_care_of_address_unless_the_core_gave_up(mn):
     mn.registered(PREVIOUS)
     mn.registered(PREVIOUS)  # a refresh
-    core = mn.cores[0]
+    core = mn.core
     assert [call[0] for call in core.calls] == ["key_exchange"]
     mn._perform([lke.LbsaLost(ROUTER, "dad-impostor")])  # the core starts again itself
     mn.registered(PREVIOUS)
