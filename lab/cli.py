@@ -16,7 +16,7 @@ from aaa_mip6.program import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, LOG_FORMATS, ad
     configure_logging, fail, install_signals, raise_open_file_limit
 
 from .common import OutputClosed
-from .lke import check_ready, lke_passed, run_lke
+from .lke import check_ready, lke_passed, run_lke, stop_requested
 from .loopback import run_loopback
 from .netns import LabError, run_netns
 from .reactors import run_on_reactor
@@ -68,10 +68,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _interrupt(*_) -> None:
-    raise KeyboardInterrupt
-
-
 def lke_command(args) -> int:
     """``mip6-lab lke --netns``: the verdict decides the exit status."""
     try:
@@ -80,7 +76,8 @@ def lke_command(args) -> int:
         return fail(PROGRAM, str(error), EXIT_CONFIG)
     directory = Path(tempfile.mkdtemp(prefix="mip6-lab-lke-"))
     install_signals(lambda call: call(), reload=lambda: None, status=lambda: None)
-    signal.signal(signal.SIGTERM, _interrupt)  # stop like Ctrl-C: everything is cleaned up
+    for number in (signal.SIGTERM, signal.SIGINT):  # the lab stops at its next wait and
+        signal.signal(number, stop_requested)     # cleans up everything it started
     try:
         verdict = run_lke(directory, sys.stdout)
     except (LabError, OSError) as error:

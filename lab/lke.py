@@ -68,6 +68,27 @@ EVENT_TIMEOUT = 25.0  # seconds to wait for a registration or an LKE step
 COUNTER_TIMEOUT = 5.0  # seconds to wait for AR1 to count a refusal
 
 
+STOP = threading.Event()
+"""Set by SIGTERM or SIGINT (:func:`stop_requested`): the lab stops at its next wait, so
+that no signal lands between starting a process and recording it for the clean-up."""
+
+
+def stop_requested(*_) -> None:
+    STOP.set()
+
+
+def _check_stop() -> None:
+    if STOP.is_set():
+        raise KeyboardInterrupt
+
+
+def _pause(seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        _check_stop()
+        time.sleep(min(0.1, left))
+
+
 def _run(*command: str) -> str:
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode:
@@ -249,9 +270,12 @@ class _MobileNode:
         """The next event ``wanted`` whose fields match; LabError on failure or timeout."""
         deadline = time.monotonic() + EVENT_TIMEOUT
         while True:
+            _check_stop()
             try:
-                event = self.events.get(timeout=max(0.0, deadline - time.monotonic()))
+                event = self.events.get(timeout=min(0.2, max(0.0, deadline - time.monotonic())))
             except queue.Empty:
+                if time.monotonic() < deadline:
+                    continue
                 raise LabError(f"{self.label}: no {wanted} event within {EVENT_TIMEOUT:g} s; "
                                f"see {self.lab.directory}/{self.label}.log") from None
             self.seen.append(event)
@@ -411,6 +435,7 @@ class LkeLab:
     def _wait_for(self, condition, what: str, timeout: float = EVENT_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            _check_stop()
             if condition():
                 return
             time.sleep(0.05)
@@ -472,6 +497,7 @@ def run_lke(directory: Path, out) -> dict:
 
 
 def _scenario(lab: LkeLab, files, out) -> dict:
+    _check_stop()
     for node in (lab.mn, lab.control):
         node.start(files)
     for node in (lab.mn, lab.control):
@@ -495,7 +521,7 @@ def _scenario(lab: LkeLab, files, out) -> dict:
              _Flow(lab, lab.control.namespace, lab.control.care_of(1))]
     for flow in flows:
         flow.start()
-    time.sleep(STREAM_BEFORE)
+    _pause(STREAM_BEFORE)
     for flow, node in zip(flows, (lab.mn, lab.control)):
         flow.mark_move()
         node.on_link(2)
@@ -507,7 +533,7 @@ def _scenario(lab: LkeLab, files, out) -> dict:
     flows[0].mark_bound()
     lab.mn.process.send_signal(signal.SIGUSR1)  # the MN's own view: who forwards what
     forwarded_by = lab.mn.wait_for("status")["lke"]["forwarded-by"]
-    time.sleep(STREAM_AFTER)
+    _pause(STREAM_AFTER)
     for flow in flows:
         flow.stop()
     lke_attacks.replay_binding_update(lab, sniffer)
