@@ -40,7 +40,8 @@ that moved away sends a Binding Update under its LBSA for its previous care-of a
 this router becomes its temporary home agent: packets sent to that address are tunneled
 (IPv6-in-IPv6) to the node's new care-of address through the TUN device --tun, and the
 node's reverse-tunneled packets are forwarded, for the binding's lifetime.
-Run radvd for ordinary RAs if you like: mip6-ar's RAs only add the LKE option and the H bit.
+Its RAs carry the link's prefix, the H bit and the LKE option; radvd may run beside it
+for anything else (DNS servers, MTU, other prefixes).
 """
 
 EXAMPLE = """\
