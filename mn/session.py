@@ -139,6 +139,7 @@ class MobileSession:
         self._rebootstraps = RebootstrapPolicy()
         self._renewing = False  # a rebootstrap is waiting out its delay or running
         self._delayed_renewal = None  # the reactor call that starts it
+        self.on_moving: Callable[[IPAddress], None] | None = None  # before each (re)registration
 
     # ---------------------------------------------------------------- control
 
@@ -167,6 +168,8 @@ class MobileSession:
                 f"{home_agent_text(self.machine.home_agent, care_of)} failed: cannot use the "
                 f"care-of address {care_of}: {_strerror(error)} (is it an address of this "
                 f"host?)", reason="care-of"))
+        if self.on_moving is not None and care_of != self.machine.care_of:
+            self.on_moving(care_of)  # LKE: the BU to the previous AR leaves first
         waiting = self._wait()
         self._registering_since = self.reactor.seconds()
         self._perform(self.machine.register(care_of, self.reactor.seconds(),
