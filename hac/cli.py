@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--listen", metavar="HOST:PORT",
                         help="address to accept TLS on, e.g. 0.0.0.0:7443 or [::]:7443 "
                              "(listen)")
+    parser.add_argument("--tcp-fast-open", metavar="N",
+                        help="TCP Fast Open on the listening socket: SYNs with data held "
+                             "before their handshake completes, 0 for off; needs the sysctl "
+                             "net.ipv4.tcp_fastopen=3 (tcp_fast_open, default 256)")
     parser.add_argument("--cert", metavar="PEM",
                         help="HAC certificate, leaf first, then its chain (tls.cert)")
     parser.add_argument("--key", metavar="PEM", help="its private key, unencrypted (tls.key)")

@@ -42,6 +42,7 @@ from aaa_mip6.program import (
     warn_if_exposed,
 )
 from aaa_mip6.radius.servers import RadiusServer
+from aaa_mip6.twisted.fastopen import SERVER_BIT, sysctl_value
 from aaa_mip6.twisted.tls import ClientTLS, ServerTLS, load_certificates
 
 from .config import (
@@ -164,6 +165,11 @@ def check(config: HacConfig) -> Prepared:
         _warn_about_certificate(node.cert, "sa_delivery: cert", ({node.origin_host}, set()))
     for note in ineffective_settings(config):
         log.warning("%s", note)
+    fast_open = sysctl_value()
+    if config.tcp_fast_open and fast_open is not None and not fast_open & SERVER_BIT:
+        log.info("tcp_fast_open (--tcp-fast-open) waits for the sysctl: "
+                 "net.ipv4.tcp_fastopen is %d, TCP Fast Open needs 3 (client and server)",
+                 fast_open)
     return Prepared(tls, credentials)
 
 

@@ -56,6 +56,7 @@ from aaa_mip6.radius.servers import RadiusServer
 from aaa_mip6.store import SARecord, SAStore, StoreError
 from aaa_mip6.twisted.aaa import AaaBackend
 from aaa_mip6.twisted.control import listen_control
+from aaa_mip6.twisted.fastopen import listen_fast_open
 from aaa_mip6.twisted.tls import ServerTLS, session_reused
 
 from . import control, core, sa_delivery
@@ -546,6 +547,8 @@ def bind(config: HacConfig) -> socket.socket:
     try:
         sock.bind((address.host, address.port))
         sock.listen(1024)
+        if config.tcp_fast_open:
+            listen_fast_open(sock, config.tcp_fast_open)
     except OSError as error:
         sock.close()
         message = f"listen (--listen) {address}: {error.strerror or error}"

@@ -1,7 +1,8 @@
 """The MN's Twisted shell around a bootstrap machine: connect over TLS, move bytes, report.
 
 All protocol decisions live in :mod:`mn.bootstrap`; this module only opens the
-TLS connection (verified by :class:`aaa_mip6.twisted.tls.ClientTLS`), hands the machine
+TLS connection (verified by :class:`aaa_mip6.twisted.tls.ClientTLS`; over TCP Fast Open,
+:mod:`aaa_mip6.twisted.fastopen`, so that a returning MN's SYN carries its ClientHello), hands the machine
 the certificate the HAC presented, shuttles octets, enforces one deadline for
 the whole bootstrap and closes cleanly (``loseConnection``, so the TLS session
 can resume next time).
@@ -12,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 
 from OpenSSL import SSL
-from twisted.internet import defer
+from twisted.internet import defer, error
 from twisted.internet.endpoints import (
     HostnameEndpoint,
     TCP4ClientEndpoint,
@@ -23,6 +24,7 @@ from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Factory, Protocol
 from zope.interface import implementer
 
+from aaa_mip6.twisted.fastopen import FastOpenReactor
 from aaa_mip6.twisted.tls import CertificateRejected, ClientTLS, peer_certificate_der
 
 from .bootstrap import BootstrapFailed, BootstrapMachine, Bootstrapped
@@ -72,25 +74,44 @@ class _BootstrapProtocol(Protocol):
         self.transport.abortConnection()
 
     def connectionLost(self, reason) -> None:  # noqa: N802 (Twisted API)
-        concluded = self.concluded or _lost(self.machine, reason)
+        concluded = self.concluded or _lost(self.machine, reason, _answered(self.transport))
         if isinstance(concluded, Bootstrapped):
             self.outcome.callback(concluded)
         else:
             self.outcome.errback(concluded)
 
 
-def _lost(machine: BootstrapMachine, reason) -> BootstrapFailed:
-    """Why a connection ended before the machine concluded."""
+def _lost(machine: BootstrapMachine, reason, answered: bool | None = None) -> BootstrapFailed:
+    """Why a connection ended before the machine concluded (``answered``: whether any TLS
+    record of the HAC arrived, None if unknown)."""
     if reason.check(CertificateRejected):
         return BootstrapFailed(f"tls: {reason.value}", step="tls", reason="certificate")
     if reason.check(SSL.Error):
         return BootstrapFailed(f"tls: handshake or record failure: {reason.value}",
                                step="tls", reason="tls")
     if not machine.started:
+        if answered is False and reason.check(error.ConnectionLost, error.ConnectError):
+            # A Fast Open connect returns before the SYN is sent: a HAC that is down
+            # refuses or resets the connection only after the ClientHello went out.
+            return BootstrapFailed("connect: the HAC refused or reset the connection "
+                                   "before it answered", step="connect", reason="connect")
         return BootstrapFailed("tls: the connection closed during the TLS handshake",
                                step="tls", reason="closed")
     return BootstrapFailed(f"{machine.step}: the HAC closed the connection without a response",
                            step=machine.step, reason="closed")
+
+
+def _answered(transport) -> bool | None:
+    """Whether the HAC sent anything on this connection: its TLS handshake moved past the
+    ClientHello (None when the transport has no TLS connection)."""
+    try:
+        state = transport.getHandle().get_state_string()
+    except AttributeError:
+        return None
+    return state != _CLIENT_HELLO_SENT
+
+
+_CLIENT_HELLO_SENT = b"SSLv3/TLS write client hello"
 
 
 def _where(protocol: _BootstrapProtocol) -> str:
@@ -100,7 +121,9 @@ def _where(protocol: _BootstrapProtocol) -> str:
     return protocol.machine.step if protocol.machine.started else "tls"
 
 
-def _tcp_endpoint(reactor, host: str, port: int, timeout: float):
+def _tcp_endpoint(reactor, host: str, port: int, timeout: float, fast_open: bool):
+    if fast_open:
+        reactor = FastOpenReactor(reactor)
     bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
         address = ipaddress.ip_address(bare)
@@ -111,17 +134,19 @@ def _tcp_endpoint(reactor, host: str, port: int, timeout: float):
 
 
 def bootstrap(reactor, tls: ClientTLS, port: int, machine: BootstrapMachine, *,
-              timeout: float = DEFAULT_TIMEOUT) -> defer.Deferred:
+              timeout: float = DEFAULT_TIMEOUT, fast_open: bool = True) -> defer.Deferred:
     """Run ``machine`` against the HAC at ``tls.host`` and ``port``.
 
     The Deferred fires with :class:`Bootstrapped` once the connection is closed,
     or fails with :class:`BootstrapFailed` (step ``connect``/``tls``/``init``/
     ``done``), also when the whole bootstrap takes longer than ``timeout``.
     Reuse one ``tls`` per HAC so that later bootstraps resume the TLS session.
+    ``fast_open``: connect with TCP Fast Open where the kernel allows it.
     """
     outcome: defer.Deferred = defer.Deferred()
     protocol = _BootstrapProtocol(machine, outcome)
-    endpoint = wrapClientTLS(tls, _tcp_endpoint(reactor, tls.host, port, timeout), clock=reactor)
+    endpoint = wrapClientTLS(tls, _tcp_endpoint(reactor, tls.host, port, timeout, fast_open),
+                             clock=reactor)
     connecting = endpoint.connect(Factory.forProtocol(lambda: protocol))
 
     def not_connected(failure):

@@ -1,0 +1,53 @@
+"""Run inside a network namespace by test_fastopen.py: a HAC and three PSK bootstraps of one MN.
+
+Prints one JSON object: for each bootstrap whether it succeeded and by how much the
+namespace's TcpExt counters TCPFastOpenPassive (the HAC accepted data in a SYN) and
+TCPFastOpenActive (the MN's SYN data was acknowledged) grew.
+Usage: python -m tests.integration.fastopen_scenario DIRECTORY TCP_FAST_OPEN
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from aaa_mip6.twisted.tls import ClientTLS
+from lab.reactors import run_on_fresh_reactor
+from lab.servers.hac import TEST_CONFIG, HacProcess, make_setup, mn_ids
+from mn import client
+from mn.bootstrap import PskBootstrap
+
+COUNTERS = ("TCPFastOpenPassive", "TCPFastOpenActive")
+
+
+def tcp_ext() -> dict[str, int]:
+    """The TcpExt counters of this network namespace (/proc/net/netstat)."""
+    lines = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines()
+             if line.startswith("TcpExt:")]
+    return dict(zip(lines[0][1:], map(int, lines[1][1:])))
+
+
+def main(directory: str, fast_open: str) -> None:
+    setup = make_setup(Path(directory), identities=mn_ids(1))
+    (identity, psk), = setup.psks.items()
+    config = {**TEST_CONFIG, "tcp_fast_open": int(fast_open)}
+    runs = []
+    with HacProcess(setup, config=config) as hac:
+        tls = ClientTLS(hac.host, setup.ca.cert_path)
+        for _ in range(3):
+            before = tcp_ext()
+
+            async def scenario(reactor):
+                return await client.bootstrap(reactor, tls, hac.port,
+                                              PskBootstrap(identity, psk), timeout=10)
+
+            result = run_on_fresh_reactor(scenario, limit=15)
+            after = tcp_ext()
+            runs.append({"spi": result.sa.spi,
+                         **{name: after[name] - before[name] for name in COUNTERS}})
+    print(json.dumps(runs))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
