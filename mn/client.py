@@ -35,17 +35,27 @@ DEFAULT_TIMEOUT = 30.0
 
 @implementer(IHandshakeListener)
 class _BootstrapProtocol(Protocol):
-    """Runs one machine over one TLS connection; fires ``outcome`` once the connection is gone."""
+    """Runs one machine over one TLS connection; fires ``outcome`` once the connection is
+    gone, or calls ``again`` when the HAC refused the offered session (see
+    :meth:`ClientTLS.resumption_refused`) before the machine started."""
 
-    def __init__(self, machine: BootstrapMachine, outcome: defer.Deferred):
+    def __init__(self, machine: BootstrapMachine, outcome: defer.Deferred, tls: ClientTLS,
+                 again):
         self.machine = machine
         self.outcome = outcome
+        self.tls = tls
+        self.again = again
         self.concluded: Bootstrapped | BootstrapFailed | None = None
+        self.connecting_again = False
 
     def connectionMade(self) -> None:  # noqa: N802 (Twisted API)
         self.transport.setTcpNoDelay(True)  # lock-step requests: never wait for an ACK
 
     def handshakeCompleted(self) -> None:  # noqa: N802 (Twisted API)
+        if self.tls.resumption_refused(self.transport):
+            self.connecting_again = True
+            self.transport.abortConnection()
+            return
         self._run(self.machine.start, peer_certificate_der(self.transport))
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802 (Twisted API)
@@ -74,6 +84,9 @@ class _BootstrapProtocol(Protocol):
         self.transport.abortConnection()
 
     def connectionLost(self, reason) -> None:  # noqa: N802 (Twisted API)
+        if self.connecting_again and self.concluded is None:
+            self.again()
+            return
         concluded = self.concluded or _lost(self.machine, reason, _answered(self.transport))
         if isinstance(concluded, Bootstrapped):
             self.outcome.callback(concluded)
@@ -144,10 +157,7 @@ def bootstrap(reactor, tls: ClientTLS, port: int, machine: BootstrapMachine, *,
     ``fast_open``: connect with TCP Fast Open where the kernel allows it.
     """
     outcome: defer.Deferred = defer.Deferred()
-    protocol = _BootstrapProtocol(machine, outcome)
-    endpoint = wrapClientTLS(tls, _tcp_endpoint(reactor, tls.host, port, timeout, fast_open),
-                             clock=reactor)
-    connecting = endpoint.connect(Factory.forProtocol(lambda: protocol))
+    current: dict = {}  # the connection attempt under way: its protocol and Deferred
 
     def not_connected(failure):
         if not outcome.called:
@@ -155,15 +165,24 @@ def bootstrap(reactor, tls: ClientTLS, port: int, machine: BootstrapMachine, *,
                 f"connect: cannot reach the HAC at {tls.host} port {port}: "
                 f"{failure.getErrorMessage()}", step="connect", reason="connect"))
 
-    connecting.addErrback(not_connected)
+    def connect() -> None:
+        protocol = _BootstrapProtocol(machine, outcome, tls, connect)
+        endpoint = wrapClientTLS(tls, _tcp_endpoint(reactor, tls.host, port, timeout,
+                                                    fast_open), clock=reactor)
+        connecting = endpoint.connect(Factory.forProtocol(lambda: protocol))
+        connecting.addErrback(not_connected)
+        current.update(protocol=protocol, connecting=connecting)
+
+    connect()
 
     def expire() -> None:
+        protocol = current["protocol"]
         step = _where(protocol)
         failure = BootstrapFailed(f"{step}: no result within {timeout:g} s", step=step,
                                   reason="timeout")
         if protocol.transport is None:
             outcome.errback(failure)
-            connecting.cancel()
+            current["connecting"].cancel()
         else:
             protocol.give_up(failure)
 

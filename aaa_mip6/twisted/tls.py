@@ -20,12 +20,22 @@ own (the limit of not being able to set ticket keys).
 
 Both ends let OpenSSL free a connection's read and write buffers while it is idle
 (``SSL_MODE_RELEASE_BUFFERS``), which matters for a HAC holding many idle connections.
+
+A full handshake offers OpenSSL's default groups, the post-quantum hybrid X25519MLKEM768
+first, whose key share makes the ClientHello about 1.5 kB. Beside a session ticket the MN
+offers X25519 and P-256 only (:data:`RESUMPTION_GROUPS`): the ClientHello with its ticket
+then fits in one SYN (TCP Fast Open, :mod:`aaa_mip6.twisted.fastopen`), and a resumed
+session's keys still depend on the resumption secret of the hybrid handshake that made the
+ticket. Should the HAC not resume, that handshake had classical key exchange only:
+:meth:`ClientTLS.resumption_refused` says so and forgets the session, and the MN connects
+again for a full hybrid handshake.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -57,6 +67,9 @@ TLS12_CIPHERS = b"ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!PSK"
 
 DEFAULT_TICKET_KEY_LIFETIME = 3600.0
 """Seconds a server context (and so its session ticket keys) is used for new connections."""
+
+RESUMPTION_GROUPS = b"X25519:P-256"
+"""The groups the MN offers beside a session ticket: one small key share (see above)."""
 
 _SESSION_ID_CONTEXT = b"aaa-mip6 HAC"
 _TICKET_READ_STATE = b"SSLv3/TLS read server session ticket"
@@ -306,6 +319,7 @@ class ClientTLS:
         if keylog is not None:
             self._context.set_keylog_callback(keylog)
         self._session: SSL.Session | None = None
+        self._ticket_offers: weakref.WeakSet[SSL.Connection] = weakref.WeakSet()
 
     def _verify(self, connection, certificate, error_number, depth, preverify_ok) -> bool:
         if not preverify_ok:
@@ -323,8 +337,20 @@ class ClientTLS:
             connection.set_tlsext_host_name(self._reference.hostname)
         if self._session is not None:
             connection.set_session(self._session)
+            _OPENSSL.SSL_set1_curves_list(connection._ssl, RESUMPTION_GROUPS)
+            self._ticket_offers.add(connection)
         connection.set_info_callback(self._session_keeper())
         return connection
+
+    def resumption_refused(self, tls) -> bool:
+        """Whether the finished handshake of ``tls`` offered a ticket (so classical groups
+        only) and the HAC made a full handshake instead. Then the session is forgotten: drop
+        the connection and connect again, for a full handshake with the hybrid group."""
+        connection = _connection(tls)
+        if connection not in self._ticket_offers or session_reused(connection):
+            return False
+        self._session = None
+        return True
 
     def _session_keeper(self):
         """An info callback that keeps the session once the HAC's ticket has been processed.
