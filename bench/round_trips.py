@@ -63,7 +63,8 @@ PROPOSAL = "aes256gcm16-prfsha384-x25519"
 RESPONDER_ID = "responder.bench.example"
 PSK_ID = "mn@psk.bench"
 START_TIMEOUT = 20.0
-HACS = (("hac-tfo", 256), ("hac", 0))  # (runner, tcp_fast_open)
+HACS = (("hac-tfo-0rtt", 256, True), ("hac-tfo", 256, False), ("hac", 0, False))
+"""(runner, tcp_fast_open, tls.early_data)"""
 
 
 def missing() -> str | None:
@@ -205,9 +206,10 @@ def serve(directory: Path, args) -> int:
         hacs, responder = [], None
         try:
             details = {"hacs": {}, "radius": {"user": radius.user, "password": radius.password}}
-            for runner, fast_open in HACS:
+            for runner, fast_open, early_data in HACS:
                 setup = make_setup(directory / runner, addresses=(SERVER_ADDRESS,))
                 config = {**TEST_CONFIG, "tcp_fast_open": fast_open,
+                          "tls": {"early_data": early_data},
                           "eap": {"identity_from_mn_id": args.identity_from_mn_id}}
                 hac = HacProcess(setup, host=SERVER_ADDRESS, config=config,
                                  extra_args=radius_args).start()
@@ -239,7 +241,7 @@ def drive(directory: Path, args) -> int:
         strongswan = Initiator(initiator, details["ikev2"], details["radius"])
         samples: dict[tuple, list[float]] = {}
         for _ in range(args.rounds):
-            for runner, _fast_open in HACS:
+            for runner, *_settings in HACS:
                 for method in ("psk", "eap-md5"):
                     pair = hac_pair(details["hacs"][runner], method, details["radius"])
                     for when, seconds in zip(("first", "returning"), pair):

@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--require-client-cert", action="store_const", const=True,
                         help="refuse MNs without a client certificate; needs --client-ca "
                              "(tls.require_client_cert)")
+    parser.add_argument("--early-data", action="store_const", const=True,
+                        help="take a returning MN's Init as TLS 1.3 early data and answer it "
+                             "before the handshake ends (one round trip less); tickets become "
+                             "single-use and resume only in the worker that issued them "
+                             "(tls.early_data)")
     parser.add_argument("--auth-methods", metavar="LIST",
                         help="auth methods the HAC runs, preferred first: psk, eap, psk,eap "
                              "or eap,psk (auth.methods; eap needs an AAA server)")

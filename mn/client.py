@@ -14,16 +14,12 @@ import ipaddress
 
 from OpenSSL import SSL
 from twisted.internet import defer, error
-from twisted.internet.endpoints import (
-    HostnameEndpoint,
-    TCP4ClientEndpoint,
-    TCP6ClientEndpoint,
-    wrapClientTLS,
-)
+from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import Factory, Protocol
 from zope.interface import implementer
 
+from aaa_mip6.twisted.early_data import EarlyDataClientFactory
 from aaa_mip6.twisted.fastopen import FastOpenReactor
 from aaa_mip6.twisted.tls import CertificateRejected, ClientTLS, peer_certificate_der
 
@@ -56,7 +52,9 @@ class _BootstrapProtocol(Protocol):
             self.connecting_again = True
             self.transport.abortConnection()
             return
-        self._run(self.machine.start, peer_certificate_der(self.transport))
+        sent_early = self.tls.early_data_accepted(self.transport)
+        self._run(lambda certificate: self.machine.start(certificate, sent_early=sent_early),
+                  peer_certificate_der(self.transport))
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802 (Twisted API)
         if self.concluded is None:
@@ -147,14 +145,16 @@ def _tcp_endpoint(reactor, host: str, port: int, timeout: float, fast_open: bool
 
 
 def bootstrap(reactor, tls: ClientTLS, port: int, machine: BootstrapMachine, *,
-              timeout: float = DEFAULT_TIMEOUT, fast_open: bool = True) -> defer.Deferred:
+              timeout: float = DEFAULT_TIMEOUT, fast_open: bool = True,
+              early_data: bool = True) -> defer.Deferred:
     """Run ``machine`` against the HAC at ``tls.host`` and ``port``.
 
     The Deferred fires with :class:`Bootstrapped` once the connection is closed,
     or fails with :class:`BootstrapFailed` (step ``connect``/``tls``/``init``/
     ``done``), also when the whole bootstrap takes longer than ``timeout``.
     Reuse one ``tls`` per HAC so that later bootstraps resume the TLS session.
-    ``fast_open``: connect with TCP Fast Open where the kernel allows it.
+    ``fast_open``: connect with TCP Fast Open where the kernel allows it. ``early_data``:
+    send the MN Init as TLS 1.3 early data when the offered session allows it.
     """
     outcome: defer.Deferred = defer.Deferred()
     current: dict = {}  # the connection attempt under way: its protocol and Deferred
@@ -167,9 +167,10 @@ def bootstrap(reactor, tls: ClientTLS, port: int, machine: BootstrapMachine, *,
 
     def connect() -> None:
         protocol = _BootstrapProtocol(machine, outcome, tls, connect)
-        endpoint = wrapClientTLS(tls, _tcp_endpoint(reactor, tls.host, port, timeout,
-                                                    fast_open), clock=reactor)
-        connecting = endpoint.connect(Factory.forProtocol(lambda: protocol))
+        early = machine.early_request() if early_data and not machine.started else b""
+        factory = EarlyDataClientFactory(tls, Factory.forProtocol(lambda: protocol), early,
+                                         reactor)
+        connecting = _tcp_endpoint(reactor, tls.host, port, timeout, fast_open).connect(factory)
         connecting.addErrback(not_connected)
         current.update(protocol=protocol, connecting=connecting)
 

@@ -106,6 +106,7 @@ BAD_VALUES = [
     ("tls.require_client_cert", "yes", "true or false"),
     ("tls.ticket_key_lifetime", 0, "positive number"),
     ("tcp_fast_open", 70_000, "0..65535"),
+    ("tls.early_data", "yes", "true or false"),
     ("store.threads", 0, "1..64"),
     ("store.purge_interval", float("nan"), "positive number"),
     ("sa.suites", ["AES_256_GCM"], "unknown suite 'AES_256_GCM'"),
