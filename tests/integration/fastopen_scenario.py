@@ -1,9 +1,10 @@
 """Run inside a network namespace by test_fastopen.py: a HAC and three PSK bootstraps of one MN.
 
-Prints one JSON object: for each bootstrap whether it succeeded and by how much the
-namespace's TcpExt counters TCPFastOpenPassive (the HAC accepted data in a SYN) and
-TCPFastOpenActive (the MN's SYN data was acknowledged) grew.
-Usage: python -m tests.integration.fastopen_scenario DIRECTORY TCP_FAST_OPEN
+Prints one JSON list, for each bootstrap: its SPI, by how much the namespace's TcpExt
+counters TCPFastOpenPassive (the HAC accepted data in a SYN) and TCPFastOpenActive (the
+MN's SYN data was acknowledged) grew, and whether the HAC accepted the MN Init as TLS
+early data.
+Usage: python -m tests.integration.fastopen_scenario DIRECTORY TCP_FAST_OPEN EARLY_DATA(0|1)
 """
 
 from __future__ import annotations
@@ -21,6 +22,17 @@ from mn.bootstrap import PskBootstrap
 COUNTERS = ("TCPFastOpenPassive", "TCPFastOpenActive")
 
 
+class RecordingTLS(ClientTLS):
+    """The MN's TLS, noting for each connection whether its early data was accepted."""
+
+    accepted: list[bool] = []
+
+    def early_data_accepted(self, tls) -> bool:
+        accepted = super().early_data_accepted(tls)
+        self.accepted.append(accepted)
+        return accepted
+
+
 def tcp_ext() -> dict[str, int]:
     """The TcpExt counters of this network namespace (/proc/net/netstat)."""
     lines = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines()
@@ -28,13 +40,14 @@ def tcp_ext() -> dict[str, int]:
     return dict(zip(lines[0][1:], map(int, lines[1][1:])))
 
 
-def main(directory: str, fast_open: str) -> None:
+def main(directory: str, fast_open: str, early_data: str) -> None:
     setup = make_setup(Path(directory), identities=mn_ids(1))
     (identity, psk), = setup.psks.items()
-    config = {**TEST_CONFIG, "tcp_fast_open": int(fast_open)}
+    config = {**TEST_CONFIG, "tcp_fast_open": int(fast_open),
+              "tls": {"early_data": early_data == "1"}}
     runs = []
     with HacProcess(setup, config=config) as hac:
-        tls = ClientTLS(hac.host, setup.ca.cert_path)
+        tls = RecordingTLS(hac.host, setup.ca.cert_path)
         for _ in range(3):
             before = tcp_ext()
 
@@ -44,7 +57,7 @@ def main(directory: str, fast_open: str) -> None:
 
             result = run_on_fresh_reactor(scenario, limit=15)
             after = tcp_ext()
-            runs.append({"spi": result.sa.spi,
+            runs.append({"spi": result.sa.spi, "early_data": tls.accepted[-1],
                          **{name: after[name] - before[name] for name in COUNTERS}})
     print(json.dumps(runs))
 

@@ -1,11 +1,13 @@
-"""TCP Fast Open between the MN and a real ``mip6-hac``, in a network namespace of its own.
+"""TCP Fast Open and TLS early data between the MN and a real ``mip6-hac``, in a network
+namespace of its own (each test a few seconds).
 
 ``net.ipv4.tcp_fastopen`` is per network namespace: the test sets it to 3 (client and
 server) in a namespace it creates, runs the HAC and the MN there on 127.0.0.1
 (``fastopen_scenario.py``) and reads the namespace's TcpExt counters: the first
 bootstrap only fetches the cookie, the returning MN's SYN carries its ClientHello and
 the HAC accepts it (TCPFastOpenPassive), and with ``tcp_fast_open = 0`` the HAC takes no
-data from a SYN and every bootstrap still succeeds.
+data from a SYN and every bootstrap still succeeds. With ``tls.early_data`` the returning
+MN's Init rides as early data in that SYN, and the bootstrap succeeds on it.
 """
 
 from __future__ import annotations
@@ -40,10 +42,12 @@ def namespace():
         subprocess.run(["ip", "netns", "delete", name], check=False)
 
 
-def run_scenario(inside: list[str], directory: Path, fast_open: int) -> list[dict]:
+def run_scenario(inside: list[str], directory: Path, fast_open: int,
+                 early_data: bool = False) -> list[dict]:
     done = subprocess.run(
         [*inside, sys.executable, "-m", "tests.integration.fastopen_scenario", str(directory),
-         str(fast_open)], cwd=REPO, capture_output=True, text=True, timeout=60)
+         str(fast_open), str(int(early_data))], cwd=REPO, capture_output=True, text=True,
+        timeout=60)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -54,6 +58,15 @@ def test_a_returning_mn_sends_its_client_hello_in_the_syn(namespace, tmp_path):
     assert [run["TCPFastOpenPassive"] for run in returning] == [1, 1]
     assert [run["TCPFastOpenActive"] for run in returning] == [1, 1]
     assert len({run["spi"] for run in [first, *returning]}) == 3  # three SAs, all bootstraps done
+    assert not any(run["early_data"] for run in [first, *returning])  # not asked for
+
+
+def test_a_returning_mn_sends_its_init_as_early_data_in_the_syn(namespace, tmp_path):
+    first, *returning = run_scenario(namespace, tmp_path, 256, early_data=True)
+    assert not first["early_data"]  # no ticket yet
+    assert [run["early_data"] for run in returning] == [True, True]
+    assert [run["TCPFastOpenPassive"] for run in returning] == [1, 1]
+    assert len({run["spi"] for run in [first, *returning]}) == 3
 
 
 def test_without_fast_open_the_hac_takes_no_syn_data_and_still_bootstraps(namespace, tmp_path):
