@@ -36,7 +36,8 @@ def namespace():
     try:
         inside = ["ip", "netns", "exec", name]
         subprocess.run([*inside, "ip", "link", "set", "lo", "up"], check=True)
-        subprocess.run([*inside, "sysctl", "-q", "-w", "net.ipv4.tcp_fastopen=3"], check=True)
+        subprocess.run([*inside, "sh", "-c", "echo 3 > /proc/sys/net/ipv4/tcp_fastopen"],
+                       check=True)  # this namespace's value, client and server
         yield inside
     finally:
         subprocess.run(["ip", "netns", "delete", name], check=False)
