@@ -119,10 +119,13 @@ def _answered(transport) -> bool | None:
         state = transport.getHandle().get_state_string()
     except AttributeError:
         return None
-    return state != _CLIENT_HELLO_SENT
+    return state not in _NOTHING_READ_YET
 
 
-_CLIENT_HELLO_SENT = b"SSLv3/TLS write client hello"
+# The MN's TLS states before it has read anything: its ClientHello written, and with early
+# data the middlebox-compatibility ChangeCipherSpec and the early data after it.
+_NOTHING_READ_YET = frozenset({b"SSLv3/TLS write client hello",
+                               b"SSLv3/TLS write change cipher spec", b"TLSv1.3 early data"})
 
 
 def _where(protocol: _BootstrapProtocol) -> str:

@@ -127,6 +127,36 @@ def test_without_early_data_at_the_hac_the_init_waits_for_the_handshake(identiti
     assert not client.early_data_accepted(link.client)
 
 
+def test_a_tls12_mn_still_connects_to_an_early_data_hac(identities):
+    client = client_tls(identities)
+    make = client.clientConnectionForTLS
+
+    def tls12_only(protocol):
+        connection = make(protocol)
+        connection.set_options(SSL.OP_NO_TLSv1_3)
+        return connection
+
+    client.clientConnectionForTLS = tls12_only
+    link = Link(client, server_tls(identities), INIT)
+    link.run()
+    link.client.write(b"Init")
+    link.run()
+    assert link.client.getHandle().get_protocol_version_name() == "TLSv1.2"
+    assert link.server_app.events == ["handshake", b"Init"]
+    assert link.client_app.events == ["handshake", b"answer"]
+
+
+def test_an_mn_that_sent_early_data_and_heard_nothing_counts_as_not_answered(identities):
+    from mn.client import _answered
+
+    client = returning(identities, server_tls(identities))
+    link = Link(client, server_tls(identities), INIT)  # never run: nothing came back
+    assert link.client.getHandle().get_state_string() == b"TLSv1.3 early data"
+    assert _answered(link.client) is False
+    link.run()
+    assert _answered(link.client) is True
+
+
 def _ticket_max_early_data(identities, early_data: bool) -> int:
     client = returning(identities, server_tls(identities, early_data))
     connection = client.clientConnectionForTLS(None)
