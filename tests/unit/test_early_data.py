@@ -256,3 +256,14 @@ def test_an_early_request_refused_is_answered_at_once_and_closed_after_the_hands
     assert not protocol.transport.disconnecting
     protocol.handshakeCompleted()
     assert protocol.transport.disconnecting and asked == []
+
+
+def test_a_bad_client_hello_fails_the_early_data_server_as_any_handshake_fails(identities):
+    link = Link(client_tls(identities), server_tls(identities), b"")
+    lost = []
+    link.server_app.connectionLost = lost.append
+    link.server.dataReceived(b"\x16\x03\x01\x00\x05hello")  # a record that is no ClientHello
+    assert link.server_wire.disconnecting
+    link.server.connectionLost(None)
+    assert lost and lost[0].check(SSL.Error)
+    assert link.server_app.events == []
