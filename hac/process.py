@@ -165,6 +165,11 @@ def check(config: HacConfig) -> Prepared:
         _warn_about_certificate(node.cert, "sa_delivery: cert", ({node.origin_host}, set()))
     for note in ineffective_settings(config):
         log.warning("%s", note)
+    if config.early_data and config.workers > 1:
+        log.warning("tls.early_data (--early-data) with workers = %d: a ticket resumes only "
+                    "in the worker that issued it, so a returning MN that reaches another "
+                    "one connects twice (2 round trips more than without early data); "
+                    "run early data with workers = 1", config.workers)
     return Prepared(tls, credentials)
 
 
