@@ -136,7 +136,8 @@ class HacProtocol(Protocol, TimeoutMixin):
         if self._lost:
             return
         for number, action in enumerate(actions):
-            if not self._handshake_done and isinstance(action, core.AskAaa | core.ProvisionSA | core.Close):
+            if not self._handshake_done and isinstance(
+                    action, core.AskAaa | core.ProvisionSA | core.Close):
                 # Early data (tls.early_data): the MN has not proven it is live, and a
                 # replay must not reach the AAA server; only the answer goes out now.
                 self._after_handshake += actions[number:]

@@ -2,7 +2,8 @@
 
 All protocol decisions live in :mod:`mn.bootstrap`; this module only opens the
 TLS connection (verified by :class:`aaa_mip6.twisted.tls.ClientTLS`; over TCP Fast Open,
-:mod:`aaa_mip6.twisted.fastopen`, so that a returning MN's SYN carries its ClientHello), hands the machine
+:mod:`aaa_mip6.twisted.fastopen`, so that a returning MN's SYN carries its ClientHello,
+and with the MN Init as early data where the ticket allows it), hands the machine
 the certificate the HAC presented, shuttles octets, enforces one deadline for
 the whole bootstrap and closes cleanly (``loseConnection``, so the TLS session
 can resume next time).
