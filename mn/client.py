@@ -123,10 +123,9 @@ def _answered(transport) -> bool | None:
     return state not in _NOTHING_READ_YET
 
 
-# The MN's TLS states before it has read anything: its ClientHello written, and with early
-# data the middlebox-compatibility ChangeCipherSpec and the early data after it.
-_NOTHING_READ_YET = frozenset({b"SSLv3/TLS write client hello",
-                               b"SSLv3/TLS write change cipher spec", b"TLSv1.3 early data"})
+# The MN's TLS states before it has read anything: its ClientHello written, or with it the
+# early data.
+_NOTHING_READ_YET = frozenset({b"SSLv3/TLS write client hello", b"TLSv1.3 early data"})
 
 
 def _where(protocol: _BootstrapProtocol) -> str:
