@@ -114,18 +114,8 @@ def _lost(machine: BootstrapMachine, reason, answered: bool | None = None) -> Bo
 
 
 def _answered(transport) -> bool | None:
-    """Whether the HAC sent anything on this connection: its TLS handshake moved past the
-    ClientHello (None when the transport has no TLS connection)."""
-    try:
-        state = transport.getHandle().get_state_string()
-    except AttributeError:
-        return None
-    return state not in _NOTHING_READ_YET
-
-
-# The MN's TLS states before it has read anything: its ClientHello written, or with it the
-# early data.
-_NOTHING_READ_YET = frozenset({b"SSLv3/TLS write client hello", b"TLSv1.3 early data"})
+    """Whether the HAC sent anything on this connection (None: the transport cannot say)."""
+    return getattr(transport, "heard_from_server", None)
 
 
 def _where(protocol: _BootstrapProtocol) -> str:

@@ -104,6 +104,11 @@ class EarlyDataServerProtocol(BufferingTLSTransport):
 
 class _EarlyDataClientProtocol(BufferingTLSTransport):
     _early_data_sent = False
+    heard_from_server = False  # whether any octet came from the server
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802 (Twisted API)
+        self.heard_from_server = True
+        super().dataReceived(data)
 
     def _checkHandshakeStatus(self) -> None:  # noqa: N802 (Twisted API)
         if not self._early_data_sent:
@@ -116,7 +121,9 @@ class _EarlyDataClientProtocol(BufferingTLSTransport):
 class EarlyDataClientFactory(TLSMemoryBIOFactory):
     """Client TLS whose connections send ``early_data`` with the ClientHello when they can
     (a session offered that allows it); the application learns whether the server took
-    it from ``ClientTLS.early_data_accepted`` once the handshake is done."""
+    it from ``ClientTLS.early_data_accepted`` once the handshake is done. Each connection's
+    ``heard_from_server`` says whether the server sent anything at all (a TCP Fast Open
+    connect succeeds before the SYN is sent: a refusal comes later, as a lost connection)."""
 
     protocol = _EarlyDataClientProtocol
 

@@ -44,7 +44,7 @@ def namespace():
 
 
 def run_scenario(inside: list[str], directory: Path, fast_open: int,
-                 early_data: bool = False) -> list[dict]:
+                 early_data: bool = False) -> dict:
     done = subprocess.run(
         [*inside, sys.executable, "-m", "tests.integration.fastopen_scenario", str(directory),
          str(fast_open), str(int(early_data))], cwd=REPO, capture_output=True, text=True,
@@ -54,23 +54,30 @@ def run_scenario(inside: list[str], directory: Path, fast_open: int,
 
 
 def test_a_returning_mn_sends_its_client_hello_in_the_syn(namespace, tmp_path):
-    first, *returning = run_scenario(namespace, tmp_path, 256)
+    outcome = run_scenario(namespace, tmp_path, 256)
+    first, *returning = outcome["runs"]
     assert first["TCPFastOpenPassive"] == 0  # no cookie yet: the SYN asked for one
     assert [run["TCPFastOpenPassive"] for run in returning] == [1, 1]
     assert [run["TCPFastOpenActive"] for run in returning] == [1, 1]
     assert len({run["spi"] for run in [first, *returning]}) == 3  # three SAs, all bootstraps done
     assert not any(run["early_data"] for run in [first, *returning])  # not asked for
+    # A HAC gone while the MN holds its cookie: still a failure to connect.
+    assert outcome["after_stop"] == ["connect", "connect"]
 
 
 def test_a_returning_mn_sends_its_init_as_early_data_in_the_syn(namespace, tmp_path):
-    first, *returning = run_scenario(namespace, tmp_path, 256, early_data=True)
+    outcome = run_scenario(namespace, tmp_path, 256, early_data=True)
+    first, *returning = outcome["runs"]
     assert not first["early_data"]  # no ticket yet
     assert [run["early_data"] for run in returning] == [True, True]
     assert [run["TCPFastOpenPassive"] for run in returning] == [1, 1]
     assert len({run["spi"] for run in [first, *returning]}) == 3
+    assert outcome["after_stop"] == ["connect", "connect"]  # cookie and early data both sent
 
 
 def test_without_fast_open_the_hac_takes_no_syn_data_and_still_bootstraps(namespace, tmp_path):
-    runs = run_scenario(namespace, tmp_path, 0)
+    outcome = run_scenario(namespace, tmp_path, 0)
+    runs = outcome["runs"]
     assert [run["TCPFastOpenPassive"] for run in runs] == [0, 0, 0]
     assert len({run["spi"] for run in runs}) == 3
+    assert outcome["after_stop"] == ["connect", "connect"]
