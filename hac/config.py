@@ -295,6 +295,10 @@ class HacConfig:
     require_client_cert: bool = setting("tls.require_client_cert", parsers.boolean, False,
                                         flag="--require-client-cert")
     ticket_key_lifetime: float = setting("tls.ticket_key_lifetime", parsers.positive, 3600.0)
+    early_data: bool = setting("tls.early_data", parsers.boolean, False, flag="--early-data")
+    # SYNs with data the listener holds before their handshake completes; 0 turns it off.
+    tcp_fast_open: int = setting("tcp_fast_open", parsers.integer(0, 65_535), 256,
+                                 flag="--tcp-fast-open")
     store_threads: int = setting("store.threads", parsers.integer(1, 64), 4)
     purge_interval: float = setting("store.purge_interval", parsers.positive, 3600.0)
     suites: frozenset = setting("sa.suites", _suites, frozenset(SUITES.values()))

@@ -42,6 +42,7 @@ from aaa_mip6.program import (
     warn_if_exposed,
 )
 from aaa_mip6.radius.servers import RadiusServer
+from aaa_mip6.twisted.fastopen import SERVER_BIT, sysctl_value
 from aaa_mip6.twisted.tls import ClientTLS, ServerTLS, load_certificates
 
 from .config import (
@@ -164,7 +165,21 @@ def check(config: HacConfig) -> Prepared:
         _warn_about_certificate(node.cert, "sa_delivery: cert", ({node.origin_host}, set()))
     for note in ineffective_settings(config):
         log.warning("%s", note)
+    if config.early_data and config.workers > 1:
+        log.warning("tls.early_data (--early-data) with workers = %d: a ticket resumes only "
+                    "in the worker that issued it, so a returning MN that reaches another "
+                    "one connects twice (2 round trips more than without early data); "
+                    "run early data with workers = 1", config.workers)
     return Prepared(tls, credentials)
+
+
+def _note_fast_open(config: HacConfig) -> None:
+    """Say, once the HAC serves, when the kernel keeps tcp_fast_open from taking effect."""
+    fast_open = sysctl_value()
+    if config.tcp_fast_open and fast_open is not None and not fast_open & SERVER_BIT:
+        log.info("tcp_fast_open (--tcp-fast-open) waits for the sysctl: "
+                 "net.ipv4.tcp_fastopen is %d, TCP Fast Open needs 3 (client and server)",
+                 fast_open)
 
 
 def _hac_names(config: HacConfig) -> tuple[set[str], set]:
@@ -328,6 +343,7 @@ def run(config: HacConfig, reread: Callable[[], HacConfig] | None = None) -> int
     if config.workers == 1:
         reactor = _start(config, sock, prepared)
         log.info("%s", started)
+        _note_fast_open(config)
         reactor.run()  # its own SIGTERM/SIGINT handlers stop it
         return 0
     try:
@@ -385,6 +401,7 @@ def _run_workers(config: HacConfig, sock: socket.socket, prepared: Prepared,
         raise StartFailed(message, status)
     if not stopping:
         log.info("%s", started)
+        _note_fast_open(config)
     while children:
         try:
             pid, status = os.wait()

@@ -56,6 +56,8 @@ from aaa_mip6.radius.servers import RadiusServer
 from aaa_mip6.store import SARecord, SAStore, StoreError
 from aaa_mip6.twisted.aaa import AaaBackend
 from aaa_mip6.twisted.control import listen_control
+from aaa_mip6.twisted.early_data import EarlyDataServerProtocol
+from aaa_mip6.twisted.fastopen import listen_fast_open
 from aaa_mip6.twisted.tls import ServerTLS, session_reused
 
 from . import control, core, sa_delivery
@@ -89,6 +91,8 @@ class HacProtocol(Protocol, TimeoutMixin):
         self._aaa_session: AaaSession | None = None
         self._aaa_call: defer.Deferred | None = None
         self._aaa_asked = 0.0  # when the AAA request in flight was sent
+        self._handshake_done = False
+        self._after_handshake: list[core.Action] = []
 
     def callLater(self, period, func):  # noqa: N802 (TimeoutMixin API)
         return self.server.reactor.callLater(period, func)
@@ -104,10 +108,13 @@ class HacProtocol(Protocol, TimeoutMixin):
         self.setTimeout(self.server.config.handshake_timeout)
 
     def handshakeCompleted(self):  # noqa: N802 (Twisted API)
+        self._handshake_done = True
         self.server.handshakes += 1
         if session_reused(self.transport):
             self.server.resumptions += 1
         self.setTimeout(self.server.config.idle_timeout)
+        waiting, self._after_handshake = self._after_handshake, []
+        self._carry_out(waiting)
 
     def dataReceived(self, data):  # noqa: N802 (Twisted API)
         self.resetTimeout()
@@ -128,7 +135,13 @@ class HacProtocol(Protocol, TimeoutMixin):
     def _carry_out(self, actions: list[core.Action]) -> None:
         if self._lost:
             return
-        for action in actions:
+        for number, action in enumerate(actions):
+            if not self._handshake_done and isinstance(
+                    action, core.AskAaa | core.ProvisionSA | core.Close):
+                # Early data (tls.early_data): the MN has not proven it is live, and a
+                # replay must not reach the AAA server; only the answer goes out now.
+                self._after_handshake += actions[number:]
+                return
             if isinstance(action, core.Send):
                 self.transport.write(action.data)
             elif isinstance(action, core.AskAaa):
@@ -238,6 +251,8 @@ class _GuardedTLSFactory(TLSMemoryBIOFactory):
     def __init__(self, server: HacServer, tls: ServerTLS):
         super().__init__(tls, False, _HacFactory(server), clock=server.reactor)
         self.server = server
+        if tls.early_data:
+            self.protocol = EarlyDataServerProtocol
 
     def buildProtocol(self, addr):  # noqa: N802 (Twisted API)
         server = self.server
@@ -546,6 +561,8 @@ def bind(config: HacConfig) -> socket.socket:
     try:
         sock.bind((address.host, address.port))
         sock.listen(1024)
+        if config.tcp_fast_open:
+            listen_fast_open(sock, config.tcp_fast_open)
     except OSError as error:
         sock.close()
         message = f"listen (--listen) {address}: {error.strerror or error}"

@@ -105,6 +105,8 @@ BAD_VALUES = [
     ("tls.client_ca", 3, "non-empty string"),
     ("tls.require_client_cert", "yes", "true or false"),
     ("tls.ticket_key_lifetime", 0, "positive number"),
+    ("tcp_fast_open", 70_000, "0..65535"),
+    ("tls.early_data", "yes", "true or false"),
     ("store.threads", 0, "1..64"),
     ("store.purge_interval", float("nan"), "positive number"),
     ("sa.suites", ["AES_256_GCM"], "unknown suite 'AES_256_GCM'"),
@@ -703,3 +705,12 @@ def test_control_socket_and_the_older_sa_delivery_key_are_one_socket():
     same = load_config(None, {**REQUIRED, "sa_delivery": delivery,
                               "control.socket": "/run/mip6/old.sock"})
     assert str(same.control_path) == "/run/mip6/old.sock"
+
+
+@pytest.mark.parametrize("workers, warned", [(1, False), (2, True)])
+def test_early_data_with_several_workers_warns(hac_files, caplog, workers, warned):
+    files = {key: value for key, value in hac_files.items() if "__" in key}
+    hac_files["dir"].joinpath("psk").chmod(0o600)
+    with caplog.at_level(logging.WARNING):
+        process.check(config(**files, tls__early_data=True, workers=workers))
+    assert ("tls.early_data (--early-data) with workers = 2" in caplog.text) == warned
