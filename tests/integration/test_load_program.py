@@ -205,11 +205,17 @@ def test_mn_bootstraps_with_the_live_hac_when_the_first_is_dead(tmp_path):
 def test_load_stopped_by_sigterm_still_reports(tmp_path):
     setup = make_setup(tmp_path / "hac", identities=mn_ids(2))
     with HacProcess(setup) as hac:
+        events = tmp_path / "events.jsonl"
         load = subprocess.Popen(load_command(hac, "--mns", "2", "--rate", "1", "--duration",
-                                             "60", "--repeat", "--quiet"),
+                                             "60", "--repeat", "--quiet", "--events",
+                                             str(events)),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            time.sleep(1.5)
+            # A first event means the run is under way: its SIGTERM handler is installed.
+            deadline = time.monotonic() + RUN_LIMIT
+            while not (events.exists() and events.read_text()):
+                assert time.monotonic() < deadline and load.poll() is None
+                time.sleep(0.05)
             os.kill(load.pid, signal.SIGTERM)
             out, err = load.communicate(timeout=RUN_LIMIT)
         finally:
