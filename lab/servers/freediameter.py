@@ -10,6 +10,13 @@ certificate for its Origin-Host, signed by the same CA. The relay connects to th
 (freeDiameter rejects unknown incoming peers without an ACL extension), so our
 nodes only listen. The process is stopped when the context ends.
 
+As a routing agent in front of several nodes of one realm, it also takes
+``extensions`` (Debian's ``/usr/lib/freeDiameter/*.fdx``: ``rt_load_balance`` to
+prefer the candidate with the fewest pending requests, ``rt_randomize`` to break ties
+at random) and ``accept``: the Diameter identities (``*.example.org`` allowed) that may
+connect to it, through the ``acl_wl`` whitelist extension, on its TLS port
+(``Relay.tls_port``), so that those nodes connect and reconnect by themselves.
+
 Use with ``with run_relay(tmp_path, peers) as relay:``.
 """
 
@@ -33,6 +40,7 @@ BINARY = "freeDiameterd"
 RELAY_IDENTITY = "relay.example.com"
 RELAY_REALM = "example.com"
 RELAY_TW = 6  # freeDiameter refuses a TwTimer below RFC 3539's 6 seconds
+EXTENSION_DIR = Path("/usr/lib/freeDiameter")  # Debian's freediameter-extensions
 
 
 @dataclass(frozen=True)
@@ -43,15 +51,23 @@ class PeerSpec:
     port: int
 
 
-@dataclass(frozen=True)
+@dataclass
 class Relay:
     identity: str
     realm: str
     ca: pki.Identity
-    credentials: dict[str, pki.Identity]  # our nodes' server certificates by Origin-Host
+    credentials: dict[str, pki.Identity]  # our nodes' certificates by Origin-Host
     config_path: Path
     log_path: Path
     process: subprocess.Popen
+    port: int = 0  # TCP
+    tls_port: int = 0  # TLS from the first octet (RFC 6733 §13)
+
+    def restart(self) -> None:
+        """Stop the daemon (SIGTERM) and start it again with the same configuration."""
+        self.resume()
+        stop_process(self.process)
+        self.process = _start(self.config_path, self.log_path)
 
     def pause(self) -> None:
         """Freeze the daemon (SIGSTOP): its TCP connections stay up but nothing answers."""
@@ -65,8 +81,10 @@ class Relay:
 
 
 def relay_config(credentials: pki.Identity, ca: pki.Identity,
-                 peers: list[PeerSpec], port: int, tls_port: int) -> str:
-    """freeDiameter.conf for a relay on 127.0.0.1 that connects to ``peers`` over TLS."""
+                 peers: list[PeerSpec], port: int, tls_port: int, *,
+                 extensions: tuple[Path, ...] = (), whitelist: Path | None = None) -> str:
+    """freeDiameter.conf for a relay on 127.0.0.1 that connects to ``peers`` over TLS,
+    loads ``extensions`` and, with ``whitelist``, accepts the peers it names."""
     lines = [
         f"Identity = {quoted(RELAY_IDENTITY)};",
         f"Realm = {quoted(RELAY_REALM)};",
@@ -80,6 +98,10 @@ def relay_config(credentials: pki.Identity, ca: pki.Identity,
         f"TLS_Cred = {quoted(str(credentials.cert_path))}, {quoted(str(credentials.key_path))};",
         f"TLS_CA = {quoted(str(ca.cert_path))};",
     ]
+    lines += [f"LoadExtension = {quoted(str(path))};" for path in extensions]
+    if whitelist is not None:
+        lines.append(f"LoadExtension = {quoted(str(EXTENSION_DIR / 'acl_wl.fdx'))} : "
+                     f"{quoted(str(whitelist))};")
     lines += [
         f"ConnectPeer = {quoted(peer.origin_host)} {{ ConnectTo = \"127.0.0.1\"; "
         f"Port = {peer.port}; No_SCTP; TcTimer = 1; }};"
@@ -88,27 +110,52 @@ def relay_config(credentials: pki.Identity, ca: pki.Identity,
     return "\n".join(lines) + "\n"
 
 
-@contextmanager
-def run_relay(directory: Path, peers: list[PeerSpec]) -> Iterator[Relay]:
-    """Start freeDiameterd as a relay between ``peers``; ServerMissing if it is not installed."""
+def _start(config_path: Path, log_path: Path) -> subprocess.Popen:
     binary = shutil.which(BINARY)
     if binary is None:
         raise ServerMissing("freeDiameterd is not installed (Debian package freediameter)")
+    with open(log_path, "ab") as log:
+        return subprocess.Popen([binary, "-c", str(config_path)], stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+@contextmanager
+def run_relay(directory: Path, peers: list[PeerSpec], *, extensions: tuple[str, ...] = (),
+              accept: tuple[str, ...] = ()) -> Iterator[Relay]:
+    """Start freeDiameterd as a relay between ``peers`` (and the ``accept``ed identities
+    that connect to it), with ``extensions`` loaded by name (``"rt_load_balance"``);
+    ServerMissing if it or an extension is not installed.
+
+    ``credentials`` holds a certificate for each peer and each accepted identity without
+    a ``*`` (server and client usage: it may listen or connect).
+    """
+    if shutil.which(BINARY) is None:
+        raise ServerMissing("freeDiameterd is not installed (Debian package freediameter)")
+    paths = tuple(EXTENSION_DIR / f"{name}.fdx" for name in extensions)
+    for path in (*paths, *([EXTENSION_DIR / "acl_wl.fdx"] if accept else [])):
+        if not path.exists():
+            raise ServerMissing(f"{path} is missing (Debian package freediameter-extensions)")
     directory = Path(directory)
     ca = pki.make_ca(directory, "diameter-ca")
-    relay_cert = pki.make_cert(directory, ca, "relay", dns_names=(RELAY_IDENTITY,), client=True)
-    credentials = {peer.origin_host: pki.make_cert(directory, ca, peer.origin_host,
-                                                   dns_names=(peer.origin_host,))
-                   for peer in peers}
+    relay_cert = pki.make_cert(directory, ca, "relay", dns_names=(RELAY_IDENTITY,),
+                               client=True, server=True)
+    names = [peer.origin_host for peer in peers] + [n for n in accept if "*" not in n]
+    credentials = {name: pki.make_cert(directory, ca, name, dns_names=(name,),
+                                       client=True, server=True)
+                   for name in dict.fromkeys(names)}
+    whitelist = None
+    if accept:
+        whitelist = directory / "acl_wl.conf"
+        whitelist.write_text("\n".join(accept) + "\n")
+    port, tls_port = free_port(), free_port()
     config_path = directory / "freeDiameter.conf"
-    config_path.write_text(relay_config(relay_cert, ca, peers, free_port(), free_port()))
+    config_path.write_text(relay_config(relay_cert, ca, peers, port, tls_port,
+                                        extensions=paths, whitelist=whitelist))
     log_path = directory / "freeDiameterd.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([binary, "-c", str(config_path)], stdout=log,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    relay = Relay(RELAY_IDENTITY, RELAY_REALM, ca, credentials, config_path, log_path, process)
+    relay = Relay(RELAY_IDENTITY, RELAY_REALM, ca, credentials, config_path, log_path,
+                  _start(config_path, log_path), port, tls_port)
     try:
         yield relay
     finally:
         relay.resume()
-        stop_process(process)
+        stop_process(relay.process)
