@@ -45,12 +45,13 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from aaa_mip6.iana import MIPV6TLS_PORT  # noqa: E402
 from aaa_mip6.sa import SPI_MAX, HomeAgent, SecurityAssociation  # noqa: E402
 from aaa_mip6.store import UNALLOCATED_SPI, open_store  # noqa: E402
 from aaa_mip6.suites import SUITES, new_keys  # noqa: E402
 from bench._common import emit  # noqa: E402
 
-HA = HomeAgent(IPv6Address("2001:db8:ffff::1"), None, 7872)
+HA = HomeAgent(IPv6Address("2001:db8:ffff::1"), None, MIPV6TLS_PORT)
 BOOT_PREFIX = "2001:db8:2::/64"  # new MNs' home addresses; the loaded rows use 2001:db8:1::
 SUITE = "AES_128_CBC_SHA"
 
@@ -66,7 +67,7 @@ SELECT i * %(stride)s, 'mn' || i || '@example.org', 'AES_128_CBC_SHA', 1,
        substring(sha256(int4send(-i)) from 21 for 12) || substring(md5(i::text)::bytea from 5 for 4),
        %(now)s + 3600 + (i::bigint * 7919) %% 82800,
        '2001:db8:1::' || to_hex(i >> 16) || ':' || to_hex(i & 65535), NULL, 0,
-       'hac-' || (i %% 4), '2001:db8:ffff::1', NULL, 7872, %(now)s
+       'hac-' || (i %% 4), '2001:db8:ffff::1', NULL, %(port)s, %(now)s
 FROM generate_series(1, %(rows)s) AS i
 """
 _PG_LOAD_HOME = """
@@ -83,7 +84,7 @@ INSERT INTO mip6_sa (spi, mn_id, suite, scope, mn_to_ha_ikey, ha_to_mn_ikey, mn_
 SELECT i * :stride, 'mn' || i || '@example.org', 'AES_128_CBC_SHA', 1, randomblob(20),
        randomblob(20), randomblob(16), randomblob(16), :now + 3600 + (i * 7919) % 82800,
        printf('2001:db8:1::%x:%x', i >> 16, i & 65535), NULL, 0, 'hac-' || (i % 4),
-       '2001:db8:ffff::1', NULL, 7872, :now
+       '2001:db8:ffff::1', NULL, :port, :now
 FROM n
 """
 _SQLITE_LOAD_HOME = """
@@ -179,12 +180,13 @@ def write_ceiling(url: str, threads: int, seconds: float) -> dict:
 # pgbench's version of create(): the same upsert of a random SPI, from a C client, so the
 # figure is the server's commit rate rather than the Python client's.
 _PGBENCH_CREATE = """\\set spi random(1, 268435455)
+\\set port PORT
 INSERT INTO mip6_sa (spi, mn_id, suite, scope, mn_to_ha_ikey, ha_to_mn_ikey, mn_to_ha_ekey, \
 ha_to_mn_ekey, validity_end, home_address6, home_address4, revoked, hac_instance, \
 ha_address6, ha_address4, ha_port, created) VALUES (:spi, 'pgbench' || :spi || '@example.org', \
 'AES_128_CBC_SHA', 1, sha256(int4send(:spi)), sha256(int4send(-:spi)), md5(:spi::text)::bytea, \
 md5((-:spi)::text)::bytea, extract(epoch from now())::bigint + 7200, '2001:db8:3::1', NULL, 0, \
-'pgbench', '2001:db8:ffff::1', NULL, 7872, extract(epoch from now())::bigint) \
+'pgbench', '2001:db8:ffff::1', NULL, :port, extract(epoch from now())::bigint) \
 ON CONFLICT (spi) DO UPDATE SET mn_id = excluded.mn_id \
 WHERE mip6_sa.validity_end <= extract(epoch from now())::bigint RETURNING spi;
 """
@@ -199,7 +201,7 @@ def pgbench_ceiling(server, dbname: str, clients: int, seconds: float) -> dict |
     if not binary.exists():
         return None
     with tempfile.NamedTemporaryFile("w", suffix=".sql") as script:
-        script.write(_PGBENCH_CREATE)
+        script.write(_PGBENCH_CREATE.replace("PORT", str(MIPV6TLS_PORT)))
         script.flush()
         result = subprocess.run(
             [str(binary), "-n", "-f", script.name, "-c", str(clients), "-j", "2",
@@ -237,7 +239,8 @@ def run_postgres(args, rng: random.Random) -> None:
             database = Database(name, "postgresql", server.url(name), rows)
             started = time.monotonic()
             with psycopg.connect(database.url, autocommit=True) as connection:
-                params = {"rows": rows, "stride": stride(rows), "now": int(time.time())}
+                params = {"rows": rows, "stride": stride(rows), "now": int(time.time()),
+                      "port": MIPV6TLS_PORT}
                 connection.execute(_PG_LOAD_SA, params)
                 connection.execute(_PG_LOAD_HOME, params)
                 connection.execute("VACUUM ANALYZE")
@@ -293,7 +296,8 @@ def run_sqlite(args, rng: random.Random, directory: Path) -> None:
         open_store(f"sqlite:///{path}").close()  # the store's own schema
         started = time.monotonic()
         with sqlite3.connect(path) as connection:
-            params = {"rows": rows, "stride": stride(rows), "now": int(time.time())}
+            params = {"rows": rows, "stride": stride(rows), "now": int(time.time()),
+                      "port": MIPV6TLS_PORT}
             connection.execute(_SQLITE_LOAD_SA, params)
             connection.execute(_SQLITE_LOAD_HOME, params)
         connection.close()
