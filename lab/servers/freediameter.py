@@ -32,7 +32,7 @@ from typing import Iterator
 
 from aaa_mip6 import pki
 
-from ..processes import free_port, stop_process
+from ..processes import free_port, stop_process, wait_listening
 from . import ServerMissing
 from .config import quoted
 
@@ -40,6 +40,7 @@ BINARY = "freeDiameterd"
 RELAY_IDENTITY = "relay.example.com"
 RELAY_REALM = "example.com"
 RELAY_TW = 6  # freeDiameter refuses a TwTimer below RFC 3539's 6 seconds
+START_TIMEOUT = 30.0  # seconds for the daemon to listen (it loads extensions and TLS first)
 EXTENSION_DIR = Path("/usr/lib/freeDiameter")  # Debian's freediameter-extensions
 
 
@@ -67,7 +68,7 @@ class Relay:
         """Stop the daemon (SIGTERM) and start it again with the same configuration."""
         self.resume()
         stop_process(self.process)
-        self.process = _start(self.config_path, self.log_path)
+        self.process = _start(self.config_path, self.log_path, self.tls_port)
 
     def pause(self) -> None:
         """Freeze the daemon (SIGSTOP): its TCP connections stay up but nothing answers."""
@@ -110,13 +111,19 @@ def relay_config(credentials: pki.Identity, ca: pki.Identity,
     return "\n".join(lines) + "\n"
 
 
-def _start(config_path: Path, log_path: Path) -> subprocess.Popen:
+def _start(config_path: Path, log_path: Path, tls_port: int) -> subprocess.Popen:
+    """Start the daemon and return once it accepts connections on ``tls_port``, so that
+    peers connecting to it do not start on a long reconnect backoff."""
     binary = shutil.which(BINARY)
     if binary is None:
         raise ServerMissing("freeDiameterd is not installed (Debian package freediameter)")
     with open(log_path, "ab") as log:
-        return subprocess.Popen([binary, "-c", str(config_path)], stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen([binary, "-c", str(config_path)], stdout=log,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    if not wait_listening(process, "127.0.0.1", tls_port, START_TIMEOUT):
+        stop_process(process)
+        raise RuntimeError(f"freeDiameterd did not listen on port {tls_port}; see {log_path}")
+    return process
 
 
 @contextmanager
@@ -153,7 +160,7 @@ def run_relay(directory: Path, peers: list[PeerSpec], *, extensions: tuple[str, 
                                         extensions=paths, whitelist=whitelist))
     log_path = directory / "freeDiameterd.log"
     relay = Relay(RELAY_IDENTITY, RELAY_REALM, ca, credentials, config_path, log_path,
-                  _start(config_path, log_path), port, tls_port)
+                  _start(config_path, log_path, tls_port), port, tls_port)
     try:
         yield relay
     finally:

@@ -194,7 +194,7 @@ def test_sa_delivery_through_agent_balanced_and_agent_restarted(tmp_path):
 GATEWAYS = ("gw1.example.net", "gw2.example.net")
 EAP_HAC = "hac.example.org"
 NOT_ROUTED = (503, 504)  # no open Diameter peer / the agent has no route yet
-BOOTSTRAPS = 6  # mschapv2: several rounds each; all on one gateway has odds of 1 in 32
+BOOTSTRAPS = 16  # mschapv2: several rounds each; all on one gateway: odds of 2 in 65536
 BOOTSTRAP_LIMIT = 15.0  # a bootstrap while the agent is down must end within this
 
 
