@@ -11,6 +11,8 @@ Diameter agent"):
   over both HACs, and every one is answered from the shared store;
 - the agent is killed while a push and a revocation are owed and started again: both
   are retried until they arrive, and every node reconnects by itself.
+- a revocation for an HA that is not on the agent is handed by freeDiameterd to the other
+  HA, which refuses it (3002) instead of acknowledging what is not its own.
 
 And EAP: a real ``mip6-hac`` (aaa.backend = diameter) connects to the agent, which
 balances its DERs over two ``mip6-aaa-gw`` in front of FreeRADIUS. Every round after the
@@ -33,6 +35,7 @@ from ipaddress import IPv6Address
 import pytest
 from twisted.internet import defer
 
+from aaa_mip6.diameter import codec
 from aaa_mip6.diameter.sa_app import NodeSettings
 from aaa_mip6.sa import HomeAgent, SecurityAssociation
 from aaa_mip6.store import UNALLOCATED_SPI, open_store
@@ -190,6 +193,37 @@ def test_sa_delivery_through_agent_balanced_and_agent_restarted(tmp_path):
     assert {host: {sa.spi for sa in changes}
             for host, changes in results["changes"].items()} == expected
 
+
+
+def test_a_revocation_for_an_ha_away_from_the_agent_is_not_acknowledged_by_another(tmp_path):
+    """freeDiameterd hands a request whose Destination-Host is not connected to another
+    peer of the realm; that HA must refuse it (3002), or the HAC would count a
+    revocation as delivered that never reached its HA."""
+    with open_store(f"sqlite:///{tmp_path}/sa.db") as store, \
+            run_relay(tmp_path, [], extensions=ROUTING, accept=(*HACS, *HAS)) as relay:
+        ha1, ha2 = HAS
+        record = new_sa(store, HACS[0], ha2)
+
+        async def scenario(reactor):
+            present = HaSide(reactor, relay, ha1)  # ha2 never connects
+            settings = node_settings(relay, HACS[0], HAC_REALM, HA_REALM)
+            hac = start_node(settings, reactor, watchdog_jitter=0.5)
+            try:
+                await until(reactor, lambda: relay.identity in hac.router.open_peers
+                            and relay.identity in present.source.node.router.open_peers,
+                            "both nodes on the agent")
+                answer = await hac.send_request(settings.application.revoke_request(
+                    f"{HACS[0]};1;1", HACS[0], HAC_REALM, HA_REALM, ha2, record.sa.spi,
+                    record.sa.mn_id))
+            finally:
+                await hac.stop()
+                await present.source.close()
+            return answer, present.changes
+
+        answer, changes = run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
+
+    assert codec.result_code(answer) == codec.UNABLE_TO_DELIVER
+    assert changes == []
 
 GATEWAYS = ("gw1.example.net", "gw2.example.net")
 EAP_HAC = "hac.example.org"
