@@ -14,9 +14,10 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from lab.processes import stop_process
+from lab.processes import stop_process, wait_listening
 
 GW_HOST, GW_REALM = "gw.example.net", "example.net"
+START_TIMEOUT = 30.0  # seconds for the gateway to listen
 
 
 @contextmanager
@@ -33,6 +34,9 @@ def gateway_process(directory: Path, server, *options: str):
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL)
+    if "--listen" in options:  # peers started next should find it listening, not back off
+        host, _, port = options[options.index("--listen") + 1].rpartition(":")
+        wait_listening(process, host.strip("[]"), int(port), START_TIMEOUT)
     try:
         yield
     finally:
