@@ -48,6 +48,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from aaa_mip6.iana import MIPV6TLS_PORT  # noqa: E402
 from aaa_mip6.sa import SPI_MAX, HomeAgent, SecurityAssociation  # noqa: E402
 from aaa_mip6.store import UNALLOCATED_SPI, open_store  # noqa: E402
+import pytest  # noqa: E402  (tests.integration.postgres says "not installed" with it)
+
 from aaa_mip6.suites import SUITES, new_keys  # noqa: E402
 from bench._common import emit  # noqa: E402
 
@@ -325,7 +327,10 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random()
     emit("machine", cpus=os.cpu_count(), load_average=[round(x, 2) for x in os.getloadavg()])
-    run_postgres(args, rng)
+    try:
+        run_postgres(args, rng)
+    except pytest.skip.Exception as missing:  # start_postgres's way of saying so
+        emit("skipped", store="postgresql", reason=str(missing))
     if not args.no_sqlite:
         with tempfile.TemporaryDirectory(prefix="aaa-mip6-scale-") as directory:
             run_sqlite(args, rng, Path(directory))
