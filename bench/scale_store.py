@@ -45,11 +45,11 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import pytest  # noqa: E402  (tests.integration.postgres says "not installed" with it)
+
 from aaa_mip6.iana import MIPV6TLS_PORT  # noqa: E402
 from aaa_mip6.sa import SPI_MAX, HomeAgent, SecurityAssociation  # noqa: E402
 from aaa_mip6.store import UNALLOCATED_SPI, open_store  # noqa: E402
-import pytest  # noqa: E402  (tests.integration.postgres says "not installed" with it)
-
 from aaa_mip6.suites import SUITES, new_keys  # noqa: E402
 from bench._common import emit  # noqa: E402
 
