@@ -22,8 +22,10 @@ Use with ``with run_relay(tmp_path, peers) as relay:``.
 
 from __future__ import annotations
 
+import random
 import shutil
 import signal
+import socket
 import subprocess
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,6 +43,8 @@ RELAY_IDENTITY = "relay.example.com"
 RELAY_REALM = "example.com"
 RELAY_TW = 6  # freeDiameter refuses a TwTimer below RFC 3539's 6 seconds
 START_TIMEOUT = 30.0  # seconds for the daemon to listen (it loads extensions and TLS first)
+LOWEST_PORT = 10_000  # the agent's ports are drawn from here up to the ephemeral range
+PORT_ATTEMPTS = 100
 EXTENSION_DIR = Path("/usr/lib/freeDiameter")  # Debian's freediameter-extensions
 
 
@@ -111,6 +115,30 @@ def relay_config(credentials: pki.Identity, ca: pki.Identity,
     return "\n".join(lines) + "\n"
 
 
+def _restartable_port() -> int:
+    """A free TCP port below the kernel's ephemeral range (else :func:`free_port`).
+
+    Between a stop and a restart of the agent, a port from the ephemeral range may be
+    handed to any outgoing connection on the machine (or to a peer's reconnection that
+    meets itself), and the restarted agent then cannot bind it; ports below the range
+    are never handed out that way.
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return free_port()
+    draw = random.SystemRandom()
+    for _ in range(PORT_ATTEMPTS):
+        port = draw.randrange(LOWEST_PORT, low)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    return free_port()
+
+
 def _start(config_path: Path, log_path: Path, tls_port: int) -> subprocess.Popen:
     """Start the daemon and return once it accepts connections on ``tls_port``, so that
     peers connecting to it do not start on a long reconnect backoff."""
@@ -154,7 +182,7 @@ def run_relay(directory: Path, peers: list[PeerSpec], *, extensions: tuple[str, 
     if accept:
         whitelist = directory / "acl_wl.conf"
         whitelist.write_text("\n".join(accept) + "\n")
-    port, tls_port = free_port(), free_port()
+    port, tls_port = _restartable_port(), _restartable_port()
     config_path = directory / "freeDiameter.conf"
     config_path.write_text(relay_config(relay_cert, ca, peers, port, tls_port,
                                         extensions=paths, whitelist=whitelist))
