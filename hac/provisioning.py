@@ -191,3 +191,18 @@ class Provisioner:
         bootstrap = Bootstrap(agent, home6, home4, prefix6, policy.hoa_pool4,
                               aaa.get("dns_ip6", policy.dns6), policy.dns4)
         return record, Provision.from_security_association(record.sa, bootstrap)
+
+    def provision_records(self, requests: Sequence[tuple]) -> list:
+        """:meth:`provision_record` for each ``(mn_id, suite, requested_scope,
+        attributes)``, all committed together (the store's group commit: one fsync for
+        the lot), in order: each item its result or the exception it raised, which undid
+        only its own writes. Raises StoreError, with nothing stored, if the commit fails."""
+        outcomes: list = []
+        with self.store.group_commit() as each:
+            for request in requests:
+                try:
+                    with each():
+                        outcomes.append(self.provision_record(*request))
+                except Exception as error:  # noqa: BLE001 -- handed to that request's caller
+                    outcomes.append(error)
+        return outcomes
