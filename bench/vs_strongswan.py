@@ -19,6 +19,13 @@ pid file; connections loaded over vici). Compared, round after round:
   (RFC 6618 Figure 5, and identity from mn-id) and charon's eap-radius (responder signs
   with its certificate, as RFC 7296 asks with EAP).
 
+- ``floor_16`` (and two runners of ``psk_1``): what the HAC cannot go under in its process
+  model -- a Twisted server with the HAC's TLS context that closes each connection once
+  the handshake is done (``floor-tls``), the same committing one SA to SQLite first, one
+  fsync each (``floor-tls-commit``), and the standard library's ``ssl.SSLObject`` on
+  memory BIOs instead of pyOpenSSL (``floor-stdlib-tls``, an experiment: the HAC keeps
+  pyOpenSSL). ``floor_share`` lines divide a floor by the HAC's and charon's figures.
+
 Each strongSwan operation is initiated over the initiator's vici socket and terminated
 (an INFORMATIONAL delete) once established; its latency is to establishment. Each HAC
 operation is a new MN (full TLS handshake) driven by a load-driver process of its own;
@@ -48,6 +55,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -73,8 +81,9 @@ TARGETS = (  # (HAC figure, charon figure, quantity, target ratio HAC / charon)
 )
 FIGURES = {  # figure -> (concurrency, what runs it)
     "psk_16": (16, ("hac", "charon-psk", "charon-cert")),
-    "psk_1": (1, ("hac", "charon-psk", "charon-cert")),
+    "psk_1": (1, ("hac", "charon-psk", "charon-cert", "floor-tls", "floor-tls-commit")),
     "eap_md5_8": (8, ("hac", "hac-id-from-mn-id", "charon-eap")),
+    "floor_16": (16, ("floor-tls", "floor-tls-commit", "floor-stdlib-tls")),
 }
 
 
@@ -298,7 +307,10 @@ def charon_load(initiator: Charon, kind: str, concurrency: int, seconds: float,
                 else:
                     with lock:
                         latencies.append(time.monotonic() - begin)
-                for _ in vici.session.terminate({"ike": name, "timeout": "10000"}):
+                try:
+                    for _ in vici.session.terminate({"ike": name, "timeout": "10000"}):
+                        pass
+                except Exception:  # noqa: BLE001 -- gone already (its initiate failed)
                     pass
         finally:
             vici.close()
@@ -313,13 +325,94 @@ def charon_load(initiator: Charon, kind: str, concurrency: int, seconds: float,
             "seconds": time.monotonic() - begin, "latencies": latencies}
 
 
+def _floor_server(kind: str, cert: Path, key: Path, store_url: str, ports) -> None:
+    """Floor server process: TLS 1.3 with the HAC's certificate on one Twisted reactor,
+    each connection closed once its handshake is done, nothing else. ``kind``:
+    ``floor-tls`` (pyOpenSSL through Twisted's TLS layer, as the HAC), ``floor-tls-commit``
+    (the same plus one SA committed in the store thread before the close, one fsync
+    each: the HAC's process model without RFC 6618), ``floor-stdlib-tls`` (the standard
+    library's ssl.SSLObject on memory BIOs under a plain Twisted protocol)."""
+    import ssl
+    from datetime import datetime, timedelta, timezone
+
+    from twisted.internet import threads
+    from twisted.internet.epollreactor import EPollReactor
+    from twisted.internet.interfaces import IHandshakeListener
+    from twisted.internet.protocol import Factory, Protocol
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+    from twisted.python.threadpool import ThreadPool
+    from zope.interface import implementer
+
+    from aaa_mip6.sa import SecurityAssociation
+    from aaa_mip6.store import open_store
+    from aaa_mip6.twisted.tls import ServerTLS
+
+    reactor = EPollReactor()
+    store = open_store(store_url)
+    pool = ThreadPool(1, 1, name="floor-store")
+    pool.start()
+    template = SecurityAssociation(
+        spi=0, suite="AES_128_CBC_SHA", mn_to_ha_ikey=b"i" * 20, ha_to_mn_ikey=b"j" * 20,
+        mn_to_ha_ekey=b"e" * 16, ha_to_mn_ekey=b"f" * 16, scope=1, mn_id="floor@example.org",
+        validity_end=datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=1))
+
+    @implementer(IHandshakeListener)
+    class CloseAfterHandshake(Protocol):
+        def connectionMade(self):  # noqa: N802 (Twisted API)
+            self.transport.setTcpNoDelay(True)
+
+        def handshakeCompleted(self):  # noqa: N802 (Twisted API)
+            if kind == "floor-tls-commit":
+                committed = threads.deferToThreadPool(reactor, pool, store.create, template,
+                                                      hac_instance="floor", home_agent=None)
+                committed.addCallback(lambda _: self.transport.loseConnection())
+            else:
+                self.transport.loseConnection()
+
+    class StdlibTLS(Protocol):
+        def connectionMade(self):  # noqa: N802 (Twisted API)
+            self.transport.setTcpNoDelay(True)
+            self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+            self.tls = stdlib_context.wrap_bio(self.incoming, self.outgoing, server_side=True)
+
+        def dataReceived(self, data):  # noqa: N802 (Twisted API)
+            self.incoming.write(data)
+            try:
+                self.tls.do_handshake()
+                done = True
+            except ssl.SSLWantReadError:
+                done = False
+            pending = self.outgoing.read()
+            if pending:
+                self.transport.write(pending)
+            if done:
+                try:
+                    self.tls.unwrap()
+                except ssl.SSLWantReadError:
+                    pass
+                self.transport.write(self.outgoing.read())
+                self.transport.loseConnection()
+
+    if kind == "floor-stdlib-tls":
+        stdlib_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        stdlib_context.minimum_version = ssl.TLSVersion.TLSv1_2
+        stdlib_context.load_cert_chain(cert, key)
+        factory = Factory.forProtocol(StdlibTLS)
+    else:
+        factory = TLSMemoryBIOFactory(ServerTLS(cert, key), False,
+                                      Factory.forProtocol(CloseAfterHandshake), clock=reactor)
+    port = reactor.listenTCP(0, factory, backlog=1024, interface=HOST)
+    ports.put(port.getHost().port)
+    reactor.run(installSignalHandlers=False)
+
+
 @dataclass(frozen=True)
 class HacJob:
     """One HAC load-driver process: ``len(mns)`` MNs at once, each bootstrap a new MN."""
 
     port: int
     ca_path: Path
-    method: str  # "psk" or "eap-md5"
+    method: str  # "psk", "eap-md5" or "tls" (a handshake, then the server closes)
     mns: tuple[tuple[str, bytes], ...]  # (NAI, PSK) or (EAP user, password)
     count: int
     seconds: float
@@ -328,7 +421,11 @@ class HacJob:
 def _drive_hac(job: HacJob, barrier, results) -> None:
     """Driver process: warm up, wait for the parent, run the timed bootstraps, report."""
     from twisted.internet import defer, threads
+    from twisted.internet.endpoints import TCP4ClientEndpoint, wrapClientTLS
     from twisted.internet.epollreactor import EPollReactor
+    from twisted.internet.interfaces import IHandshakeListener
+    from twisted.internet.protocol import Factory, Protocol
+    from zope.interface import implementer
 
     from aaa_mip6.twisted.tls import ClientTLS
     from bench.hac_bootstrap import _run
@@ -346,7 +443,33 @@ def _drive_hac(job: HacJob, barrier, results) -> None:
         return EapBootstrap(nai, EapPeer("md5", EapCredentials(nai, secret.decode())))
 
     async def one(tls, nai: str, secret: bytes) -> None:
+        if job.method == "tls":
+            await handshake_then_closed(tls)
+            return
         await client.bootstrap(reactor, tls, job.port, machine(nai, secret), timeout=30)
+
+    @implementer(IHandshakeListener)
+    class UntilClosed(Protocol):
+        """The floor's MN: a TLS handshake, then wait for the server to close."""
+
+        def __init__(self):
+            self.closed = defer.Deferred()
+
+        def connectionMade(self):  # noqa: N802 (Twisted API)
+            self.transport.setTcpNoDelay(True)
+
+        def handshakeCompleted(self):  # noqa: N802 (Twisted API)
+            pass
+
+        def connectionLost(self, reason):  # noqa: N802 (Twisted API)
+            self.closed.callback(None)
+
+    async def handshake_then_closed(tls) -> None:
+        endpoint = wrapClientTLS(tls, TCP4ClientEndpoint(reactor, HOST, job.port, timeout=30),
+                                 clock=reactor)
+        protocol = UntilClosed()
+        await endpoint.connect(Factory.forProtocol(lambda: protocol))
+        await protocol.closed
 
     fresh = [ClientTLS(HOST, job.ca_path)
              for _ in range(min(job.count, int(job.seconds * PREPARED_PER_SECOND)))]
@@ -391,16 +514,19 @@ class Rig:
     psks: list[tuple[str, bytes]]
     eap_user: tuple[str, bytes]
     x25519_only: Path
+    ca_path: Path
     rounds: dict = field(default_factory=dict)  # (figure, runner) -> [round results]
 
 
 def measure_hac(rig: Rig, runner: str, figure: str, concurrency: int, args) -> dict:
     from bench.hac_bootstrap import _environment
     hac = rig.hacs[runner]
-    method = "psk" if figure.startswith("psk") else "eap-md5"
-    mns = tuple(rig.psks[:concurrency]) if method == "psk" else (rig.eap_user,) * concurrency
+    method = ("tls" if runner.startswith("floor") else
+              "psk" if figure.startswith("psk") else "eap-md5")
+    mns = (tuple(rig.psks[:concurrency]) if method != "eap-md5" else
+           (rig.eap_user,) * concurrency)
     barrier, results = SPAWN.Barrier(2), SPAWN.Queue()
-    job = HacJob(hac.port, hac.setup.ca.cert_path, method, mns, args.count, args.seconds)
+    job = HacJob(hac.port, rig.ca_path, method, mns, args.count, args.seconds)
     process = SPAWN.Process(target=_drive_hac, args=(job, barrier, results))
     with _environment("OPENSSL_CONF", str(rig.x25519_only)):
         process.start()
@@ -451,7 +577,7 @@ def run_rounds(rig: Rig, args) -> None:
             concurrency, runners = FIGURES[figure]
             order = runners if round_number % 2 == 0 else tuple(reversed(runners))
             for runner in order:
-                measure = measure_hac if runner.startswith("hac") else measure_charon
+                measure = measure_charon if runner.startswith("charon") else measure_hac
                 result = measure(rig, runner, figure, concurrency, args)
                 rig.rounds.setdefault((figure, runner), []).append(result)
                 emit("round", round=round_number + 1, name=figure, runner=runner,
@@ -485,6 +611,17 @@ def report(rig: Rig, args) -> None:
             emit("hac_vs_charon", name=figure, hac=hac_runner, charon=charon,
                  quantity=quantity, hac_value=hac_value, charon_value=charon_value,
                  ratio=ratio, target=f"<= {target}", met=ratio <= target)
+    for floor in FIGURES["floor_16"][1]:
+        floor_value = medians.get(("floor_16", floor), {}).get("server_cpu_ms")
+        for figure, compared in (("psk_16", "hac"), ("psk_16", "charon-cert"),
+                                 ("psk_16", "charon-psk")):
+            value = medians.get((figure, compared), {}).get("server_cpu_ms")
+            if floor_value and value:
+                emit("floor_share", floor=floor, floor_server_cpu_ms=floor_value,
+                     of=f"{figure} {compared}", server_cpu_ms=value,
+                     ratio=round(floor_value / value, 2),
+                     note="the floor's server CPU per handshake over this runner's per "
+                          "operation: what TLS in this process model costs before RFC 6618")
 
 
 def build_rig(directory: Path, radius, args, stack) -> Rig:
@@ -507,6 +644,16 @@ def build_rig(directory: Path, radius, args, stack) -> Rig:
         hacs[runner] = stack.enter_context(HacProcess(hac_setup, config=config, extra_args=[
             "--workers", str(args.workers), "--radius-server", f"{radius.host}:{radius.port}",
             "--radius-secret-file", str(secret_file)]))
+    for kind in FIGURES["floor_16"][1]:
+        store = directory / kind
+        store.mkdir()
+        ports = SPAWN.Queue()
+        server = SPAWN.Process(target=_floor_server, args=(
+            kind, setup.server.cert_path, setup.server.key_path, f"sqlite:///{store / 'sa.db'}",
+            ports), daemon=True)
+        server.start()
+        stack.callback(_stop_floor, server)
+        hacs[kind] = SimpleNamespace(port=ports.get(timeout=START_TIMEOUT), process=server)
     responder_id = pki.make_cert(directory / "strongswan", setup.ca, "responder",
                                  dns_names=(RESPONDER_CERT_ID,))
     psk = os.urandom(32)
@@ -524,7 +671,12 @@ def build_rig(directory: Path, radius, args, stack) -> Rig:
     x25519_only = directory / "x25519-only.cnf"
     x25519_only.write_text(X25519_ONLY)
     return Rig(hacs, responder, initiator, radius_pids, list(setup.psks.items()),
-               (radius.user, radius.password.encode()), x25519_only)
+               (radius.user, radius.password.encode()), x25519_only, setup.ca.cert_path)
+
+
+def _stop_floor(server) -> None:
+    server.terminate()
+    server.join(SYNC_TIMEOUT)
 
 
 def main(argv: list[str] | None = None) -> int:
