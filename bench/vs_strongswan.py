@@ -272,8 +272,12 @@ def configure_initiator(charon: Charon, responder_port: int, ca_pem: bytes, psk:
                                      remote_port=responder_port),
                 f"cert-{slot}": _conn({"auth": "psk", "id": f"mn{slot}@cert.bench"}, cert,
                                       remote_port=responder_port),
-                f"eap-{slot}": _conn({"auth": "eap-md5", "id": eap_user}, cert,
-                                     remote_port=responder_port)})
+                # The same identities on every slot: charon would reuse another slot's
+                # IKE_SA for a connection equal to its own, so each differs in a value
+                # that never comes into play in a run (its rekey time).
+                f"eap-{slot}": {**_conn({"auth": "eap-md5", "id": eap_user}, cert,
+                                        remote_port=responder_port),
+                                "rekey_time": f"{14400 + slot}s"}})
     finally:
         vici.close()
 
