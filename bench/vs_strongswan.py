@@ -66,7 +66,7 @@ PLUGINS = Path("/usr/lib/ipsec/plugins")
 HOST = "127.0.0.1"
 PROPOSAL = "aes256gcm16-prfsha384-x25519"  # TLS_AES_256_GCM_SHA384 with X25519
 CHARON_PLUGINS = ("random nonce openssl pem pkcs1 pkcs8 x509 pubkey hmac kdf vici "
-                  "socket-default kernel-netlink eap-identity eap-md5 eap-radius")
+                  "socket-default kernel-netlink eap-identity eap-md5 eap-radius counters")
 RESPONDER_CERT_ID = "responder.bench.example"
 PSK_RESPONDER_ID = "psk-responder.bench.example"
 SPAWN = multiprocessing.get_context("spawn")
@@ -553,13 +553,27 @@ def measure_charon(rig: Rig, runner: str, figure: str, concurrency: int, args) -
     charon_load(rig.initiator, kind, concurrency, 0.5, concurrency * 4)  # warm-up, untimed
     server = [rig.responder.process.pid]
     client = [rig.initiator.process.pid]
+    inits_before = _ike_sa_inits(rig.responder)
     before = (cpu_seconds(server), cpu_seconds(client) + sum(os.times()[:2]),
               cpu_seconds(rig.radius_pids))
     load = charon_load(rig.initiator, kind, concurrency, args.seconds, args.count)
     after = (cpu_seconds(server), cpu_seconds(client) + sum(os.times()[:2]),
              cpu_seconds(rig.radius_pids))
-    return _figure(load["latencies"], load["failures"], load["seconds"],
-                   after[0] - before[0], after[1] - before[1], after[2] - before[2])
+    # Every operation must be a new IKE_SA: the responder counts the IKE_SA_INITs it got.
+    return {**_figure(load["latencies"], load["failures"], load["seconds"],
+                      after[0] - before[0], after[1] - before[1], after[2] - before[2]),
+            "responder_ike_sa_inits": _ike_sa_inits(rig.responder) - inits_before}
+
+
+def _ike_sa_inits(charon: Charon) -> int:
+    """IKE_SA_INIT requests the charon has received (its counters plugin)."""
+    vici = charon.session()
+    try:
+        counters = vici.session.get_counters()["counters"][""]  # "": the global ones
+    finally:
+        vici.close()
+    value = counters["ike-init-in-req"]
+    return int(value.decode() if isinstance(value, bytes) else value)
 
 
 def _figure(latencies, failures, seconds, server_cpu, client_cpu, radius_cpu) -> dict:
@@ -725,7 +739,8 @@ def main(argv: list[str] | None = None) -> int:
              radius="FreeRADIUS 3.2, thread pool", seconds=args.seconds, rounds=args.rounds,
              legend="server = HAC process / responder charon; client = MN driver / "
                     "initiator charon + vici driver; radius = FreeRADIUS; *_cpu_ms per "
-                    "operation")
+                    "operation; a charon round's responder_ike_sa_inits is at least its "
+                    "operations (fewer: IKE_SAs were reused, the round is void)")
         run_rounds(rig, args)
         report(rig, args)
     emit("machine_after", load_average=[round(load, 2) for load in os.getloadavg()])
