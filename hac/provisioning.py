@@ -196,7 +196,14 @@ class Provisioner:
         """:meth:`provision_record` for each ``(mn_id, suite, requested_scope,
         attributes)``, all committed together (the store's group commit: one fsync for
         the lot), in order: each item its result or the exception it raised, which undid
-        only its own writes. Raises StoreError, with nothing stored, if the commit fails."""
+        only its own writes. Raises StoreError, with nothing stored, if the commit fails.
+        A batch of one has nothing to share a commit with: it is provisioned as
+        :meth:`provision_record` alone does it, without the transaction's statements."""
+        if len(requests) == 1:
+            try:
+                return [self.provision_record(*requests[0])]
+            except Exception as error:  # noqa: BLE001 -- handed to the request's caller
+                return [error]
         outcomes: list = []
         with self.store.group_commit() as each:
             for request in requests:

@@ -157,3 +157,14 @@ def test_provision_records_commits_a_batch_and_isolates_a_failure(store):
     assert stored == {record.sa.spi for record, _ in outcomes[:2]}
     assert [provision.spi for _, provision in outcomes[:2]] == [
         record.sa.spi for record, _ in outcomes[:2]]
+
+
+def test_provision_records_of_one_stores_it_or_returns_its_error(store):
+    pool = ipaddress.IPv4Network("198.51.100.0/30")  # two addresses
+    hac = provisioner(store, hoa_pool4=pool)
+    suite = SUITES["AES_128_CBC_SHA"]
+    outcomes = [hac.provision_records([(f"mn{n}@example.org", suite, 1, None)])[0]
+                for n in range(3)]
+    assert {record.sa.spi for record, _ in outcomes[:2]} == {
+        record.sa.spi for record in store.active()}
+    assert isinstance(outcomes[2], AddressPoolExhausted)
