@@ -17,8 +17,7 @@ pid file; connections loaded over vici). Compared, round after round:
 - ``psk_1``: the same, one MN at a time (latency);
 - ``eap_md5_8``: 8 at once, EAP-MD5 through the same FreeRADIUS: the HAC relaying
   (RFC 6618 Figure 5, and identity from mn-id) and charon's eap-radius (responder signs
-  with its certificate, as RFC 7296 asks with EAP).
-
+  with its certificate, as RFC 7296 asks with EAP);
 - ``floor_16`` (and two runners of ``psk_1``): what the HAC cannot go under in its process
   model -- a Twisted server with the HAC's TLS context that closes each connection once
   the handshake is done (``floor-tls``), the same committing one SA to SQLite first, one
@@ -35,8 +34,9 @@ the responder charon), ``client`` (the driver, or the initiator charon plus the 
 driver) and ``radius`` (FreeRADIUS). Headline lines (``hac_vs_charon``): the HAC's
 server CPU per operation over charon's, medians of the rounds, against the targets.
 
-Usage (root: charon binds its own ports and mounts a private /run for its pid file):
+Usage (root: each charon gets a private /run for its pid file):
     .venv/bin/python bench/vs_strongswan.py [--quick] [--rounds R] [--seconds S]
+        [--figures psk_16,psk_1,eap_md5_8,floor_16] [--workers W]
 """
 
 from __future__ import annotations
