@@ -27,7 +27,8 @@ def fake_server() -> tuple[HacServer, list]:
     server.provisioner = SimpleNamespace(provision_records=None)
     server.reactor = SimpleNamespace(seconds=lambda: 1.0)
     server.store_calls, server.observe_store = Counter(), None
-    server.sas_issued, server.accounting, server.delivery = 0, None, None
+    server.sas_issued, server.sas_active = 0, None
+    server.accounting, server.delivery = None, None
     server._provisions_waiting, server._provisions_committing = [], False
     return server, batches
 
