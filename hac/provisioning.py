@@ -191,3 +191,25 @@ class Provisioner:
         bootstrap = Bootstrap(agent, home6, home4, prefix6, policy.hoa_pool4,
                               aaa.get("dns_ip6", policy.dns6), policy.dns4)
         return record, Provision.from_security_association(record.sa, bootstrap)
+
+    def provision_records(self, requests: Sequence[tuple]) -> list:
+        """:meth:`provision_record` for each ``(mn_id, suite, requested_scope,
+        attributes)``, all committed together (the store's group commit: one fsync for
+        the lot), in order: each item its result or the exception it raised, which undid
+        only its own writes. Raises StoreError, with nothing stored, if the commit fails.
+        A batch of one has nothing to share a commit with: it is provisioned as
+        :meth:`provision_record` alone does it, without the transaction's statements."""
+        if len(requests) == 1:
+            try:
+                return [self.provision_record(*requests[0])]
+            except Exception as error:  # noqa: BLE001 -- handed to the request's caller
+                return [error]
+        outcomes: list = []
+        with self.store.group_commit() as each:
+            for request in requests:
+                try:
+                    with each():
+                        outcomes.append(self.provision_record(*request))
+                except Exception as error:  # noqa: BLE001 -- handed to that request's caller
+                    outcomes.append(error)
+        return outcomes

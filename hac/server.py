@@ -322,6 +322,8 @@ class HacServer:
         self.observe_store: Callable[[float], None] | None = None
         threads_wanted = 1 if config.store_url.startswith("sqlite:") else config.store_threads
         self._pool = ThreadPool(1, threads_wanted, name="hac-store")
+        self._provisions_waiting: list[tuple[core.ProvisionSA, defer.Deferred]] = []
+        self._provisions_committing = False  # a batch is in the store thread
         self._purge = LoopingCall(self._purge_expired)
         self._purge.clock = reactor
         self._count_active = LoopingCall(self._count_active_sas)
@@ -340,13 +342,42 @@ class HacServer:
 
     def provision(self, request: core.ProvisionSA) -> defer.Deferred:
         """Run the provisioner where the store may block; fires with the Provision (whose
-        SA is then pushed to its HA when SA delivery is configured)."""
-        provisioned = self.in_store_thread(self.provisioner.provision_record, request.mn_id,
-                                            request.suite, request.requested_scope,
-                                            request.attributes)
+        SA is then pushed to its HA when SA delivery is configured) once it is durable.
+
+        Group commit: while one batch of SAs is being committed, the requests that
+        arrive wait, and go to the store thread together as the next batch (one
+        transaction, one fsync, one thread hand-off for them all)."""
+        provisioned = defer.Deferred()
+        self._provisions_waiting.append((request, provisioned))
+        if not self._provisions_committing:
+            self._commit_provisions()
         provisioned.addBoth(self._store_done, "provision", self.reactor.seconds())
         provisioned.addCallback(self._stored)
         return provisioned
+
+    def _commit_provisions(self) -> None:
+        batch, self._provisions_waiting = self._provisions_waiting, []
+        self._provisions_committing = True
+        committed = self.in_store_thread(self.provisioner.provision_records, [
+            (request.mn_id, request.suite, request.requested_scope, request.attributes)
+            for request, _ in batch])
+        committed.addBoth(self._provisions_committed, [waiting for _, waiting in batch])
+
+    def _provisions_committed(self, outcomes, waiting: list[defer.Deferred]) -> None:
+        """Fire each request's Deferred with its outcome (all with the failure of a commit
+        that failed), then commit what arrived meanwhile."""
+        self._provisions_committing = False
+        if isinstance(outcomes, Failure):
+            outcomes = [outcomes] * len(waiting)
+        for deferred, outcome in zip(waiting, outcomes):
+            if isinstance(outcome, Exception):
+                deferred.errback(Failure(outcome))
+            elif isinstance(outcome, Failure):
+                deferred.errback(outcome)
+            else:
+                deferred.callback(outcome)
+        if self._provisions_waiting:
+            self._commit_provisions()
 
     def _store_done(self, result, operation: str, started: float):
         """Count and time one store call (``result`` passes through)."""

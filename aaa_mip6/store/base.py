@@ -13,9 +13,10 @@ A store object is safe to share between threads.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -58,8 +59,8 @@ class SAStore(ABC):
 
         ``template.spi`` must be :data:`UNALLOCATED_SPI`. The SPI is unique among all
         SAs that are still valid (revoked ones included); an expired SA's SPI may be
-        taken over. The row is durably committed before this returns, so the SA may be
-        sent to the MN as soon as it does. Raises :class:`SPIExhausted` when no free SPI
+        taken over. The row is durably committed before this returns (inside
+        :meth:`group_commit`, once that exits), so the SA may then be sent to the MN. Raises :class:`SPIExhausted` when no free SPI
         is found.
         """
 
@@ -96,6 +97,14 @@ class SAStore(ABC):
         HA's own address). Raises :class:`AddressPoolExhausted` when no address is left
         and :class:`aaa_mip6.errors.ConfigError` for a prefix without host addresses.
         """
+
+    @contextlib.contextmanager
+    def group_commit(self) -> Iterator[Callable[[], contextlib.AbstractContextManager]]:
+        """Writes made inside are durable together once it exits (one transaction: one
+        commit, one fsync, for several SAs); nothing is durable if it raises. It yields
+        ``each``: wrap one SA's writes in ``with each():`` so that if they raise, only
+        they are undone. This default commits every write on its own."""
+        yield contextlib.nullcontext
 
     @abstractmethod
     def close(self) -> None:

@@ -2,7 +2,8 @@
 
 Every write is one autocommitted statement, so it is durable when the driver returns
 and several processes (or hosts) can share the database without holding locks across
-round trips. SPI uniqueness rests on the primary key, not on any in-process state:
+round trips; :meth:`SQLStore.group_commit` is the exception, one transaction around
+several SAs' writes so that they share one commit (and one fsync). SPI uniqueness rests on the primary key, not on any in-process state:
 ``INSERT ... ON CONFLICT (spi) DO UPDATE ... WHERE <the old SA expired>`` either
 takes a free SPI, takes over an expired one, or changes nothing, atomically.
 
@@ -145,7 +146,7 @@ class SQLStore(SAStore):
     _driver_errors: tuple[type[Exception], ...]
 
     def __init__(self, *, spi_source: Callable[[], int] = random_spi):
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # held across a group commit's statements
         self._spi_source = spi_source
         try:
             self._create_schema()
@@ -184,6 +185,40 @@ class SQLStore(SAStore):
             cursor = self._cursor()
             cursor.execute(self._sql(text), params)
             return result(cursor)
+
+    @contextlib.contextmanager
+    def group_commit(self) -> Iterator[Callable[[], contextlib.AbstractContextManager]]:
+        """One transaction (``BEGIN IMMEDIATE`` for SQLite: the write lock first) around
+        the writes inside, committed as it exits; a savepoint around each ``each()``.
+        Other threads' statements wait for the commit."""
+        with self._lock:
+            with self._errors("starting a group commit"):
+                cursor = self._cursor()
+                cursor.execute(self._begin_exclusive[0])
+            try:
+                yield self._savepoint
+                with self._errors("committing SAs"):
+                    cursor.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(*self._driver_errors):
+                    cursor.execute("ROLLBACK")
+                raise
+
+    @contextlib.contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        """One item of a group commit: undone alone if it raises."""
+        with self._errors("starting a savepoint"):
+            cursor = self._cursor()
+            cursor.execute("SAVEPOINT one_sa")
+        try:
+            yield
+        except BaseException:
+            with self._errors("rolling back a savepoint"):
+                cursor.execute("ROLLBACK TO SAVEPOINT one_sa")
+                cursor.execute("RELEASE SAVEPOINT one_sa")
+            raise
+        with self._errors("releasing a savepoint"):
+            cursor.execute("RELEASE SAVEPOINT one_sa")
 
     def _create_schema(self) -> None:
         """Create the tables once, serialised across processes, and check the version."""

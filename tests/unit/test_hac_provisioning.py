@@ -143,3 +143,28 @@ def test_ha_addresses_are_never_home_addresses_and_pools_run_out(store):
         ipaddress.IPv4Address("198.51.100.2")
     with pytest.raises(AddressPoolExhausted):
         maker.provision("b@example.org", suite, 1)
+
+
+def test_provision_records_commits_a_batch_and_isolates_a_failure(store):
+    pool = ipaddress.IPv4Network("198.51.100.0/30")  # two addresses
+    hac = provisioner(store, hoa_pool4=pool)
+    suite = SUITES["AES_128_CBC_SHA"]
+    outcomes = hac.provision_records([(f"mn{n}@example.org", suite, 1, None)
+                                      for n in range(3)])
+    assert [type(outcome) for outcome in outcomes[:2]] == [tuple, tuple]
+    assert isinstance(outcomes[2], AddressPoolExhausted)
+    stored = {record.sa.spi for record in store.active()}
+    assert stored == {record.sa.spi for record, _ in outcomes[:2]}
+    assert [provision.spi for _, provision in outcomes[:2]] == [
+        record.sa.spi for record, _ in outcomes[:2]]
+
+
+def test_provision_records_of_one_stores_it_or_returns_its_error(store):
+    pool = ipaddress.IPv4Network("198.51.100.0/30")  # two addresses
+    hac = provisioner(store, hoa_pool4=pool)
+    suite = SUITES["AES_128_CBC_SHA"]
+    outcomes = [hac.provision_records([(f"mn{n}@example.org", suite, 1, None)])[0]
+                for n in range(3)]
+    assert {record.sa.spi for record, _ in outcomes[:2]} == {
+        record.sa.spi for record in store.active()}
+    assert isinstance(outcomes[2], AddressPoolExhausted)

@@ -456,3 +456,59 @@ def test_store_repr_holds_no_secrets(tmp_path):
         record = store.create(template(), hac_instance="a", home_agent=None)
     assert KEYS["mn_to_ha_ikey"].hex() not in repr(record)
     assert isinstance(record, SARecord)
+
+
+def test_group_commit_makes_its_sas_durable_together(store_url):
+    with open_store(store_url) as store:
+        with store.group_commit() as each:
+            with each():
+                first = store.create(template(), hac_instance="h", home_agent=HA)
+            with each():
+                second = store.create(template(mn_id="other@example.org"), hac_instance="h",
+                                      home_agent=None)
+    with open_store(store_url) as reopened:
+        assert reopened.get(first.sa.spi) == first
+        assert reopened.get(second.sa.spi) == second
+
+
+def test_a_failing_item_undoes_only_its_own_writes(store):
+    prefix = ipaddress.IPv6Network("2001:db8:7::/126")  # three addresses
+    with store.group_commit() as each:
+        with each():
+            kept = store.create(template(), hac_instance="h", home_agent=None)
+        with pytest.raises(RuntimeError):
+            with each():
+                undone = store.create(template(mn_id="undone@example.org"), hac_instance="h",
+                                      home_agent=None)
+                store.home_address("undone@example.org", prefix)
+                raise RuntimeError("this item fails after its writes")
+        with each():
+            address = store.home_address("later@example.org", prefix)
+    assert store.get(kept.sa.spi) == kept
+    assert store.get(undone.sa.spi) is None
+    # the failed item's address went back to the pool: the two others are still free
+    given = {store.home_address(f"mn{n}@example.org", prefix) for n in range(2)}
+    assert address not in given and len(given) == 2
+
+
+def test_a_group_that_raises_stores_nothing(store):
+    with pytest.raises(RuntimeError):
+        with store.group_commit() as each:
+            with each():
+                created = store.create(template(), hac_instance="h", home_agent=None)
+            raise RuntimeError("before the commit")
+    assert store.get(created.sa.spi) is None
+    assert store.active() == []
+
+
+def test_other_threads_wait_for_a_group_commit(store):
+    created = []
+    with store.group_commit() as each:
+        with each():
+            created.append(store.create(template(), hac_instance="h", home_agent=None))
+        reader = threading.Thread(target=lambda: created.append(store.active()))
+        reader.start()
+        reader.join(0.2)
+        assert reader.is_alive()  # blocked until the commit
+    reader.join(10)
+    assert created[1] == [created[0]]
