@@ -28,6 +28,7 @@ class PostgresStore(SQLStore):
     _blob_type = "BYTEA"
     _begin_exclusive = ("BEGIN", f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
     _driver_errors = (psycopg.Error,)
+    _skip_locked = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, url: str, *, spi_source: Callable[[], int] = random_spi):
         try:

@@ -26,8 +26,8 @@ from datetime import datetime, timezone
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.sa import SPI_MAX, SPI_MIN, HomeAgent, IPAddress, SecurityAssociation
 from aaa_mip6.store.base import (
-    UNALLOCATED_SPI, AddressPoolExhausted, IPNetwork, SAStore, SARecord, SPIExhausted,
-    StoreError,
+    TICKET_KEY_SIZE, UNALLOCATED_SPI, AddressPoolExhausted, IPNetwork, Outbox, OutboxEntry,
+    SAStore, SARecord, SPIExhausted, StoreError,
 )
 
 SCHEMA_VERSION = 1
@@ -46,6 +46,13 @@ _INSERT_SA = (
     + ", ".join(f"{name} = excluded.{name}" for name in _SA_COLUMNS[1:])
     + " WHERE mip6_sa.validity_end <= ? RETURNING spi"
 )
+_OWE = (
+    "INSERT INTO mip6_outbox (spi, kind, destination, claimed_by, claimed_until) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (spi) DO UPDATE SET kind = excluded.kind, "
+    "destination = excluded.destination, claimed_by = excluded.claimed_by, "
+    "claimed_until = excluded.claimed_until"
+)
+PUSH, REVOKE = "push", "revoke"
 
 
 def _schema(blob: str) -> tuple[str, ...]:
@@ -75,6 +82,17 @@ def _schema(blob: str) -> tuple[str, ...]:
             mn_id TEXT NOT NULL,
             address TEXT NOT NULL UNIQUE,
             PRIMARY KEY (prefix, mn_id))""",
+        # what is owed to HAs (SA delivery): one push or revocation per SPI
+        """CREATE TABLE IF NOT EXISTS mip6_outbox (
+            spi INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            destination TEXT NOT NULL,
+            claimed_by TEXT,
+            claimed_until BIGINT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS mip6_outbox_claim ON mip6_outbox (destination, claimed_until)",
+        f"""CREATE TABLE IF NOT EXISTS mip6_ticket_key (
+            started BIGINT PRIMARY KEY,
+            secret {blob} NOT NULL)""",
     )
 
 
@@ -142,6 +160,8 @@ class SQLStore(SAStore):
     _placeholder = "?"
     _blob_type = "BLOB"
     _begin_exclusive: tuple[str, ...]  # statements opening a transaction that excludes writers
+    _begin_write = "BEGIN"  # opens a transaction that writes
+    _skip_locked = ""  # what makes a claim pass over rows another claim has locked
     _driver_errors: tuple[type[Exception], ...]
 
     def __init__(self, *, spi_source: Callable[[], int] = random_spi):
@@ -185,6 +205,25 @@ class SQLStore(SAStore):
             cursor.execute(self._sql(text), params)
             return result(cursor)
 
+    @contextlib.contextmanager
+    def _transaction(self, action: str) -> Iterator:
+        """A cursor inside one transaction, committed when the block ends, rolled back
+        if it raises."""
+        with self._lock, self._errors(action):
+            cursor = self._cursor()
+            cursor.execute(self._begin_write)
+            try:
+                yield cursor
+            except BaseException:
+                with contextlib.suppress(*self._driver_errors):
+                    cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
+
+    def _owe(self, cursor, spi: int, kind: str, outbox: Outbox) -> None:
+        cursor.execute(self._sql(_OWE), (spi, kind, outbox.destination, outbox.claimed_by,
+                                         outbox.claimed_until))
+
     def _create_schema(self) -> None:
         """Create the tables once, serialised across processes, and check the version."""
         with self._lock, self._errors("creating the schema"):
@@ -210,7 +249,7 @@ class SQLStore(SAStore):
     # -- SAs -----------------------------------------------------------------------
 
     def create(self, template: SecurityAssociation, *, hac_instance: str,
-               home_agent: HomeAgent | None) -> SARecord:
+               home_agent: HomeAgent | None, outbox: Outbox | None = None) -> SARecord:
         if template.spi != UNALLOCATED_SPI:
             raise ValueError("the store allocates the SPI: pass a template with spi=0")
         if any("\x00" in text for text in (template.mn_id, template.suite, hac_instance)):
@@ -225,10 +264,21 @@ class SQLStore(SAStore):
             _text(template.home_address4), int(template.revoked), hac_instance,
             _text(ha6), _text(ha4), ha_port, now,
         )
-        for _ in range(SPI_ATTEMPTS):
-            spi = self._spi_source()
-            if self._execute("allocating an SPI", _INSERT_SA, (spi, *values, now)):
-                return SARecord(template.replace(spi=spi), hac_instance, home_agent, _utc(now))
+        if outbox is None:
+            for _ in range(SPI_ATTEMPTS):
+                spi = self._spi_source()
+                if self._execute("allocating an SPI", _INSERT_SA, (spi, *values, now)):
+                    return SARecord(template.replace(spi=spi), hac_instance, home_agent,
+                                    _utc(now))
+        else:
+            with self._transaction("allocating an SPI") as cursor:
+                for _ in range(SPI_ATTEMPTS):
+                    spi = self._spi_source()
+                    cursor.execute(self._sql(_INSERT_SA), (spi, *values, now))
+                    if _rows(cursor):
+                        self._owe(cursor, spi, PUSH, outbox)
+                        return SARecord(template.replace(spi=spi), hac_instance, home_agent,
+                                        _utc(now))
         raise SPIExhausted(f"SA store: no free SPI found in {SPI_ATTEMPTS} random draws")
 
     def get(self, spi: int) -> SARecord | None:
@@ -237,11 +287,95 @@ class SQLStore(SAStore):
         rows = self._execute("reading an SA", f"{_SELECT_SA} WHERE spi = ?", (spi,))
         return _record(rows[0]) if rows else None
 
-    def revoke(self, spi: int) -> bool:
+    def revoke(self, spi: int, *, outbox: Outbox | None = None) -> bool:
         if not SPI_MIN <= spi <= SPI_MAX:
             return False
-        return self._execute("revoking an SA", "UPDATE mip6_sa SET revoked = 1 WHERE spi = ?",
-                             (spi,), result=_rowcount) > 0
+        revoking = "UPDATE mip6_sa SET revoked = 1 WHERE spi = ?"
+        if outbox is None:
+            return self._execute("revoking an SA", revoking, (spi,), result=_rowcount) > 0
+        with self._transaction("revoking an SA") as cursor:
+            cursor.execute(self._sql(revoking), (spi,))
+            if cursor.rowcount < 1:
+                return False
+            self._owe(cursor, spi, REVOKE, outbox)
+            return True
+
+    # -- the outbox of SA delivery ------------------------------------------------------
+
+    def claim_outbox(self, claimer: str, destinations: Iterable[str], until: int,
+                     limit: int) -> list[OutboxEntry]:
+        destinations = sorted(set(destinations))
+        if not destinations or limit < 1:
+            return []
+        claimed = dict(self._execute(
+            "claiming owed SA messages",
+            "UPDATE mip6_outbox SET claimed_by = ?, claimed_until = ? WHERE spi IN ("
+            "SELECT spi FROM mip6_outbox WHERE destination IN "
+            f"({', '.join('?' * len(destinations))}) AND claimed_until <= ? "
+            f"ORDER BY claimed_until LIMIT ?{self._skip_locked}) RETURNING spi, kind",
+            (claimer, until, *destinations, int(time.time()), limit)))
+        if not claimed:
+            return []
+        records = {row[0]: _record(row) for row in self._execute(
+            "reading owed SAs",
+            f"{_SELECT_SA} WHERE spi IN ({', '.join('?' * len(claimed))})", tuple(claimed))}
+        entries, stale = [], []
+        for spi, kind in sorted(claimed.items()):
+            record = records.get(spi)
+            if record is None or record.sa.revoked != (kind == REVOKE):
+                stale.append(spi)
+            else:
+                entries.append(OutboxEntry(record, kind == REVOKE))
+        if stale:
+            self._execute("dropping stale SA messages",
+                          f"DELETE FROM mip6_outbox WHERE claimed_by = ? AND spi IN "
+                          f"({', '.join('?' * len(stale))})", (claimer, *stale))
+        return entries
+
+    def renew_outbox(self, claimer: str, until: int) -> int:
+        return self._execute("renewing claims",
+                             "UPDATE mip6_outbox SET claimed_until = ? WHERE claimed_by = ?",
+                             (until, claimer), result=_rowcount)
+
+    def release_outbox(self, claimer: str, spi: int | None = None) -> None:
+        which = "" if spi is None else " AND spi = ?"
+        self._execute("releasing claims",
+                      "UPDATE mip6_outbox SET claimed_by = NULL, claimed_until = 0 "
+                      f"WHERE claimed_by = ?{which}",
+                      (claimer,) if spi is None else (claimer, spi), result=_rowcount)
+
+    def outbox_done(self, spi: int, revoke: bool, claimer: str) -> bool:
+        return self._execute(
+            "forgetting a delivered SA message",
+            "DELETE FROM mip6_outbox WHERE spi = ? AND kind = ? AND claimed_by = ?",
+            (spi, REVOKE if revoke else PUSH, claimer), result=_rowcount) > 0
+
+    def outbox_size(self) -> int:
+        return self._execute("counting owed SA messages", "SELECT COUNT(*) FROM mip6_outbox")[0][0]
+
+    # -- what every HAC shares besides SAs -------------------------------------------------
+
+    def ticket_key(self, started: int, lifetime: int) -> bytes:
+        self._execute("storing a ticket key",
+                      "INSERT INTO mip6_ticket_key (started, secret) VALUES (?, ?) "
+                      "ON CONFLICT (started) DO NOTHING",
+                      (started, secrets.token_bytes(TICKET_KEY_SIZE)), result=_rowcount)
+        self._execute("deleting old ticket keys",
+                      "DELETE FROM mip6_ticket_key WHERE started < ?", (started - lifetime,),
+                      result=_rowcount)
+        rows = self._execute("reading a ticket key",
+                             "SELECT secret FROM mip6_ticket_key WHERE started = ?", (started,))
+        return bytes(rows[0][0])
+
+    def home_agent_load(self) -> dict[HomeAgent, int]:
+        rows = self._execute(
+            "counting SAs per HA",
+            "SELECT ha_address6, ha_address4, ha_port, COUNT(*) FROM mip6_sa WHERE revoked = 0"
+            " AND validity_end > ? AND ha_port IS NOT NULL"
+            " GROUP BY ha_address6, ha_address4, ha_port", (int(time.time()),))
+        return {HomeAgent(_address(ha6, ipaddress.IPv6Address),
+                          _address(ha4, ipaddress.IPv4Address), port): count
+                for ha6, ha4, port, count in rows}
 
     def active(self) -> list[SARecord]:
         rows = self._execute(
@@ -252,6 +386,9 @@ class SQLStore(SAStore):
     def purge_expired(self) -> list[SARecord]:
         rows = self._execute("purging SAs", "DELETE FROM mip6_sa WHERE validity_end <= ? "
                              f"RETURNING {', '.join(_SA_COLUMNS)}", (int(time.time()),))
+        if rows:  # nothing more is owed for a purged SA
+            self._execute("purging owed SA messages", "DELETE FROM mip6_outbox WHERE spi NOT "
+                          "IN (SELECT spi FROM mip6_sa)", result=_rowcount)
         return [_record(row) for row in rows]
 
     # -- home addresses ------------------------------------------------------------
