@@ -263,15 +263,17 @@ def check_configuration(config: HacConfig) -> str:
     return f"{summary(config, config.listen, effective_methods(config))}{identities}"
 
 
-def _start(config: HacConfig, sock: socket.socket, prepared: Prepared):
+def _start(config: HacConfig, sock: socket.socket, prepared: Prepared, worker: int = 0):
     """One process's server on ``sock``, with its signal handlers; returns the reactor to
-    run (until SIGTERM). Raises as :func:`start_failure` describes."""
+    run (until SIGTERM). Worker 0 runs SA delivery. Raises as :func:`start_failure`
+    describes."""
     from twisted.internet import reactor
     from twisted.logger import STDLibLogObserver, globalLogBeginner
 
     globalLogBeginner.beginLoggingTo([STDLibLogObserver()], redirectStandardIO=False)
 
-    server = assemble_hac(config, reactor, tls=prepared.tls, credentials=prepared.credentials)
+    server = assemble_hac(config, reactor, tls=prepared.tls, credentials=prepared.credentials,
+                          delivers=worker == 0)
     try:
         port = server.listen(sock)
     except BaseException:
@@ -423,7 +425,7 @@ def _worker(number: int, config: HacConfig, sock: socket.socket, prepared: Prepa
         try:
             if restart and prepared.credentials is not None:
                 prepared.credentials.reload()  # keeps the inherited table if it fails
-            reactor = _start(config, sock, prepared)
+            reactor = _start(config, sock, prepared, number)
         except BaseException as error:  # reported by the parent, as one line
             code, message = start_failure(error)
             os.write(ready, f"{code} {message}".encode())

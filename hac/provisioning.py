@@ -28,7 +28,7 @@ from datetime import datetime, timedelta, timezone
 
 from aaa_mip6.messages import Provision
 from aaa_mip6.sa import SCOPE_ALL, SCOPE_SIGNALING, Bootstrap, HomeAgent, SecurityAssociation
-from aaa_mip6.store.base import UNALLOCATED_SPI, SARecord, SAStore
+from aaa_mip6.store.base import UNALLOCATED_SPI, Outbox, SARecord, SAStore
 from aaa_mip6.suites import SUITES, CipherSuite, new_keys, suite_by_code
 
 DEFAULT_LIFETIME = 86_400  # seconds: one day
@@ -123,8 +123,11 @@ class Provisioner:
 
     def __init__(self, store: SAStore, sa_policy: SaPolicy, bootstrap_policy: BootstrapPolicy,
                  *, hac_instance: str,
-                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 outbox: Callable[[HomeAgent], Outbox | None] | None = None):
         self.store = store
+        # with SA delivery: what a new SA owes its HA (committed with it), by HA
+        self.outbox = outbox
         self.sa_policy = sa_policy
         self.bootstrap_policy = bootstrap_policy
         self.hac_instance = hac_instance
@@ -187,7 +190,8 @@ class Provisioner:
             scope=self.sa_policy.choose_scope(requested_scope), mn_id=mn_id,
             home_address6=home6, home_address4=home4,
         )
-        record = self.store.create(template, hac_instance=self.hac_instance, home_agent=agent)
+        record = self.store.create(template, hac_instance=self.hac_instance, home_agent=agent,
+                                   outbox=None if self.outbox is None else self.outbox(agent))
         bootstrap = Bootstrap(agent, home6, home4, prefix6, policy.hoa_pool4,
                               aaa.get("dns_ip6", policy.dns6), policy.dns4)
         return record, Provision.from_security_association(record.sa, bootstrap)

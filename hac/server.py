@@ -261,7 +261,8 @@ class HacServer:
 
     def __init__(self, config: HacConfig, reactor, *, tls: ServerTLS,
                  credentials: Credentials | None, aaa: AaaBackend | None, store: SAStore,
-                 server_secret: bytes | None = None, accounting: Accounting | None = None):
+                 server_secret: bytes | None = None, accounting: Accounting | None = None,
+                 delivers: bool = True):
         self.config = config
         self.reactor = reactor
         self.tls = tls
@@ -307,9 +308,13 @@ class HacServer:
         self._purge.clock = reactor
         self._port = None
         self._control = None  # the control socket's port, once listening
-        self.delivery = None if config.sa_delivery is None else sa_delivery.SaDelivery.create(
-            config, self.store, reactor, self.in_store_thread,
-            on_revoked=self._revoked)
+        self.delivery = None  # SA delivery runs in one process of a host: ``delivers``
+        if config.sa_delivery is not None and delivers:
+            self.delivery = sa_delivery.SaDelivery.create(
+                config, self.store, reactor, self.in_store_thread, on_revoked=self._revoked)
+            self.provisioner.outbox = self.delivery.outbox
+        elif config.sa_delivery is not None:  # owed, for the delivering process to claim
+            self.provisioner.outbox = sa_delivery.unclaimed_outbox(config.sa_delivery)
         self._pool.start()  # last: nothing above may fail with its threads running
 
     def in_store_thread(self, function, *args) -> defer.Deferred:
