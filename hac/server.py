@@ -35,6 +35,7 @@ import errno
 import logging
 import os
 import socket
+import time
 from collections import Counter
 from typing import Callable
 
@@ -63,6 +64,7 @@ from .config import HacConfig, ListenAddress
 from .credentials import Credentials
 from .provisioning import Provisioner
 from .ratelimit import RateLimiter
+from .ticket_keys import SharedTicketKeys
 
 log = logging.getLogger(__name__)
 
@@ -304,6 +306,10 @@ class HacServer:
         self.observe_store: Callable[[float], None] | None = None
         threads_wanted = 1 if config.store_url.startswith("sqlite:") else config.store_threads
         self._pool = ThreadPool(1, threads_wanted, name="hac-store")
+        # TLS ticket keys from the store: any HAC process on any host resumes any ticket
+        self.ticket_keys = SharedTicketKeys(
+            store, tls, config.ticket_key_lifetime, reactor, self.in_store_thread,
+            time.time) if SharedTicketKeys.available() else None
         self._purge = LoopingCall(self._purge_expired)
         self._purge.clock = reactor
         self._port = None
@@ -380,6 +386,8 @@ class HacServer:
         if own:
             sock.close()  # the reactor listens on its own duplicate
         self._purge.start(self.config.purge_interval, now=True)
+        if self.ticket_keys is not None:
+            self.ticket_keys.start()
         if self.delivery is not None:
             self.delivery.start()
         if self.config.control_path is not None:
@@ -485,6 +493,8 @@ class HacServer:
         if self._control is not None:
             yield self._control.stopListening()
             self._control = None
+        if self.ticket_keys is not None:
+            self.ticket_keys.stop()
         if self._purge.running:
             self._purge.stop()
         if self.delivery is not None:

@@ -1,0 +1,102 @@
+"""Several HAC processes (not forked from one another) sharing one store: TLS session
+tickets resume on any of them, across a key rotation; SPIs stay unique when they
+bootstrap MNs at once on one PostgreSQL (one of them with two workers)."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import ssl
+import time
+
+import pytest
+from twisted.internet import defer
+
+from aaa_mip6.store import open_store
+from lab.reactors import run_on_fresh_reactor
+from lab.servers.hac import TEST_CONFIG, HacProcess, make_setup, mn_ids
+from mn import client
+from mn.bootstrap import PskBootstrap
+from aaa_mip6.twisted.tls import ClientTLS
+from tests.integration.postgres import postgres_server, postgres_url  # noqa: F401
+
+pytestmark = pytest.mark.integration
+
+TICKET_PERIOD = 2  # seconds: tls.ticket_key_lifetime of the ticket test
+BOOTSTRAPS_PER_HAC = 60
+
+
+def two_hacs(directory, config, store_url=None):
+    """Two HAC processes with the same certificate, PSKs and store, each its own files."""
+    setup = make_setup(directory / "a", identities=mn_ids(8), store_url=store_url)
+    other = dataclasses.replace(setup, directory=directory / "b")
+    other.directory.mkdir()
+    return HacProcess(setup, config=config), HacProcess(other, config=config)
+
+
+def mn_context(hac: HacProcess) -> ssl.SSLContext:
+    """The MN's TLS 1.2 context (the ticket comes inside the handshake)."""
+    context = ssl.create_default_context(cafile=str(hac.setup.ca.cert_path))
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def handshake(context: ssl.SSLContext, hac: HacProcess, session=None
+              ) -> tuple[ssl.SSLSession, bool]:
+    """A handshake with ``hac`` offering ``session``: the new session, and whether the
+    offered one resumed."""
+    with socket.create_connection((hac.host, hac.port), timeout=10) as sock, \
+            context.wrap_socket(sock, server_hostname=hac.host, session=session) as tls:
+        return tls.session, tls.session_reused
+
+
+def early_in_a_period() -> None:
+    """Wait until at least half a ticket period is left (both HACs switch keys at its end)."""
+    while time.time() % TICKET_PERIOD > TICKET_PERIOD / 2:
+        time.sleep(0.05)
+
+
+def test_a_ticket_from_one_hac_resumes_on_another_also_after_a_rotation(tmp_path):
+    config = {**TEST_CONFIG, "tls": {"ticket_key_lifetime": TICKET_PERIOD}}
+    one, other = two_hacs(tmp_path, config)
+    with one, other:
+        mn = mn_context(one)
+        outcomes = []
+        for _ in range(2):  # two periods: the second after a rotation
+            early_in_a_period()
+            time.sleep(0.2)  # both HACs have switched to this period's key
+            session, _ = handshake(mn, one)
+            assert session.has_ticket
+            outcomes.append(handshake(mn, other, session)[1])
+            outcomes.append(handshake(mn, one, handshake(mn, other)[0])[1])  # the other way
+            time.sleep(TICKET_PERIOD / 2 + 0.1)  # into the next period
+        old = handshake(mn, one)[0]
+        time.sleep(TICKET_PERIOD + 0.1)  # a full period later: a ticket of old keys
+        outcomes.append(handshake(mn, other, old)[1])
+    assert outcomes == [True, True, True, True, False], (one.log_tail(), other.log_tail())
+
+
+def test_hacs_bootstrapping_at_once_on_one_postgresql_never_share_an_spi(
+        tmp_path, postgres_url):  # noqa: F811
+    config = {**TEST_CONFIG, "workers": 2}
+    one, other = two_hacs(tmp_path, config, store_url=postgres_url)
+    with one, other:
+        async def scenario(reactor):
+            calls = []
+            for hac in (one, other):
+                tls = ClientTLS(hac.host, hac.setup.ca.cert_path)
+                identities = sorted(hac.setup.psks)
+                for number in range(BOOTSTRAPS_PER_HAC):
+                    identity = identities[number % len(identities)]
+                    machine = PskBootstrap(identity, hac.setup.psks[identity])
+                    calls.append(client.bootstrap(reactor, tls, hac.port, machine))
+            results = await defer.gatherResults(calls, consumeErrors=True)
+            return [sa.spi for sa, _ in results]
+
+        spis = run_on_fresh_reactor(scenario, 120)
+    assert len(spis) == 2 * BOOTSTRAPS_PER_HAC
+    assert len(set(spis)) == len(spis)
+    with open_store(postgres_url) as store:
+        stored = store._execute("test", "SELECT spi, COUNT(*) FROM mip6_sa GROUP BY spi")
+    assert sorted(spi for spi, _ in stored) == sorted(spis)
+    assert all(count == 1 for _, count in stored)
