@@ -64,9 +64,12 @@ from .config import HacConfig, ListenAddress
 from .credentials import Credentials
 from .provisioning import Provisioner
 from .ratelimit import RateLimiter
+from .sa_delivery_core import destination_of
 from .ticket_keys import SharedTicketKeys
 
 log = logging.getLogger(__name__)
+
+HA_STATE_INTERVAL = 5.0  # seconds between reads of the HAs' load and peers
 
 
 def _source(address) -> str:
@@ -310,6 +313,8 @@ class HacServer:
         self.ticket_keys = SharedTicketKeys(
             store, tls, config.ticket_key_lifetime, reactor, self.in_store_thread,
             time.time) if SharedTicketKeys.available() else None
+        self._ha_state = LoopingCall(self._refresh_home_agents)  # load and peers, for the choice
+        self._ha_state.clock = reactor
         self._purge = LoopingCall(self._purge_expired)
         self._purge.clock = reactor
         self._port = None
@@ -359,6 +364,25 @@ class HacServer:
             self.delivery.provisioned(record)
         return provision
 
+    def _refresh_home_agents(self) -> defer.Deferred | None:
+        """What the HA choice needs: the HAs whose SA delivery peer is down (this process
+        delivers), and with ``least-loaded`` each HA's active SAs from the store."""
+        provisioner = self.provisioner
+        if self.delivery is not None:
+            usable = set(self.delivery.queue.usable_destinations())
+            provisioner.down = frozenset(
+                agent for agent in provisioner.bootstrap_policy.home_agents
+                if (host := destination_of(self.config.sa_delivery.home_agents,
+                                           agent)) is not None
+                and host not in usable)
+        if self.config.ha_selection != "least-loaded":
+            return None
+        counted = self.in_store_thread(self.store.home_agent_load)
+        counted.addCallbacks(lambda load: setattr(provisioner, "load", load),
+                             lambda failure: log.warning("SAs per HA not counted: %s",
+                                                         failure.getErrorMessage()))
+        return counted
+
     def _purge_expired(self) -> defer.Deferred:
         deferred = self.in_store_thread(self.store.purge_expired)
         deferred.addBoth(self._store_done, "purge", self.reactor.seconds())
@@ -386,6 +410,8 @@ class HacServer:
         if own:
             sock.close()  # the reactor listens on its own duplicate
         self._purge.start(self.config.purge_interval, now=True)
+        if self.config.ha_selection == "least-loaded" or self.delivery is not None:
+            self._ha_state.start(HA_STATE_INTERVAL, now=True)
         if self.ticket_keys is not None:
             self.ticket_keys.start()
         if self.delivery is not None:
@@ -495,6 +521,8 @@ class HacServer:
             self._control = None
         if self.ticket_keys is not None:
             self.ticket_keys.stop()
+        if self._ha_state.running:
+            self._ha_state.stop()
         if self._purge.running:
             self._purge.stop()
         if self.delivery is not None:
