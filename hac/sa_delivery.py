@@ -154,11 +154,12 @@ class SaDelivery:
         if self._claiming:
             return None  # the previous poll's store calls are still running
         destinations, room = self.queue.usable_destinations(), self.queue.room
+        held = self.queue.pending_spis()
         until = int(self._clock() + self._lease)
         self._claiming = True
 
         def claim():
-            self.store.renew_outbox(self.claimer, until)
+            self.store.renew_outbox(self.claimer, held, until)
             return self.store.claim_outbox(self.claimer, destinations, until, room)
 
         claimed = self._in_store_thread(claim)

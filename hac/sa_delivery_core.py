@@ -169,6 +169,10 @@ class DeliveryQueue:
     def is_pending(self, spi: int) -> bool:
         return spi in self._jobs
 
+    def pending_spis(self) -> list[int]:
+        """The SPIs of what is owed and held here (whose outbox claims are renewed)."""
+        return list(self._jobs)
+
     @property
     def room(self) -> int:
         """How many more owed messages this process may claim now."""

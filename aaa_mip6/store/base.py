@@ -107,8 +107,9 @@ class SAStore(ABC):
         the SA purged) is dropped instead."""
 
     @abstractmethod
-    def renew_outbox(self, claimer: str, until: int) -> int:
-        """Extend every claim ``claimer`` holds to ``until``; how many it holds."""
+    def renew_outbox(self, claimer: str, spis: Iterable[int], until: int) -> int:
+        """Extend ``claimer``'s claims on ``spis`` (what it still holds) to ``until``; how
+        many it renewed. A claim it forgot (a store error at the wrong time) lapses."""
 
     @abstractmethod
     def release_outbox(self, claimer: str, spi: int | None = None) -> None:

@@ -332,10 +332,14 @@ class SQLStore(SAStore):
                           f"({', '.join('?' * len(stale))})", (claimer, *stale))
         return entries
 
-    def renew_outbox(self, claimer: str, until: int) -> int:
+    def renew_outbox(self, claimer: str, spis: Iterable[int], until: int) -> int:
+        spis = sorted(set(spis))
+        if not spis:
+            return 0
         return self._execute("renewing claims",
-                             "UPDATE mip6_outbox SET claimed_until = ? WHERE claimed_by = ?",
-                             (until, claimer), result=_rowcount)
+                             "UPDATE mip6_outbox SET claimed_until = ? WHERE claimed_by = ? AND "
+                             f"spi IN ({', '.join('?' * len(spis))})",
+                             (until, claimer, *spis), result=_rowcount)
 
     def release_outbox(self, claimer: str, spi: int | None = None) -> None:
         which = "" if spi is None else " AND spi = ?"

@@ -187,7 +187,7 @@ def test_the_room_to_claim_shrinks_with_what_is_pending_and_is_none_once_stopped
     assert delivery.room == full
     delivery.provisioned(record(1), START)
     delivery.provisioned(record(2), START)
-    assert delivery.room == full - 2
+    assert delivery.room == full - 2 and sorted(delivery.pending_spis()) == [1, 2]
     delivery.stop()
     assert delivery.room == 0
 

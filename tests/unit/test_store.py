@@ -480,7 +480,8 @@ def test_a_lapsed_or_released_claim_is_taken_by_another_hac(store):
     record = store.create(template(), hac_instance="hac", home_agent=HA,
                           outbox=Outbox("ha1", claimed_by="hac-a", claimed_until=far()))
     assert store.claim_outbox("hac-b", ["ha1"], far(), 10) == []
-    assert store.renew_outbox("hac-a", 1) == 1  # a claim that lapsed long ago
+    assert store.renew_outbox("hac-a", [record.sa.spi, 4242], 1) == 1  # lapsed long ago
+    assert store.renew_outbox("hac-a", [], far()) == 0
     assert [e.record for e in store.claim_outbox("hac-b", ["ha1"], far(), 10)] == [record]
     store.release_outbox("hac-b", record.sa.spi)
     assert [e.record for e in store.claim_outbox("hac-a", ["ha1"], far(), 10)] == [record]
