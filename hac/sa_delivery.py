@@ -220,20 +220,22 @@ class SaDelivery:
             if isinstance(action, (SendPush, SendRevoke)):
                 self._send(action)
             elif isinstance(action, Done):
+                if action.outcome == "no-destination":
+                    log.warning("SA %d: its HA %s has no Origin-Host in sa_delivery.home_agents;"
+                                " the HA will have to query it", action.record.sa.spi,
+                                action.record.home_agent)
                 self._settle(self.store.outbox_done, action.record.sa.spi,
                              action.record.sa.revoked, self.claimer)
             elif isinstance(action, Released):
-                log.info("SA %d: no usable route to its HA (%s); left in the outbox for "
-                         "a HAC with one", action.record.sa.spi, action.reason)
+                if action.reason == "refused-insecure":
+                    log.error("SA %d: refusing to push keys over a non-TLS Diameter "
+                              "connection; left in the outbox for a HAC with a TLS route",
+                              action.record.sa.spi)
+                else:
+                    log.info("SA %d: no open route to its HA; left in the outbox for a HAC "
+                             "with one", action.record.sa.spi)
                 self._settle(self.store.release_outbox, self.claimer, action.record.sa.spi)
-            if isinstance(action, Done) and action.outcome == "no-destination":
-                log.warning("SA %d: its HA %s has no Origin-Host in sa_delivery.home_agents; "
-                            "the HA will have to query it", action.record.sa.spi,
-                            action.record.home_agent)
-            elif isinstance(action, Retrying) and action.reason == "refused-insecure":
-                log.error("SA %d: refusing to push keys over a non-TLS Diameter connection",
-                          action.record.sa.spi)
-            elif isinstance(action, Retrying) and action.reason == "not-acknowledged":
+            elif isinstance(action, Retrying):  # not-acknowledged: the only retry left
                 log.info("SA %d: %s not acknowledged (attempt %d): %s", action.record.sa.spi,
                          "SA-Revoke" if action.revoke else "SA-Push", action.attempt,
                          action.detail)

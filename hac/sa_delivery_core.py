@@ -85,7 +85,7 @@ class Done(NamedTuple):
 
 class Retrying(NamedTuple):
     """A push or revocation will be tried again: ``reason`` is not-acknowledged (``detail``
-    says why; ``attempt`` counts the tries), no-route or refused-insecure."""
+    says why; ``attempt`` counts the tries). (No route, or no TLS one: :class:`Released`.)"""
 
     record: SARecord
     revoke: bool
