@@ -232,8 +232,8 @@ class SaDelivery:
                               "connection; left in the outbox for a HAC with a TLS route",
                               action.record.sa.spi)
                 else:
-                    log.info("SA %d: no open route to its HA; left in the outbox for a HAC "
-                             "with one", action.record.sa.spi)
+                    log.info("SA %d: no open route to its HA; "
+                             "left in the outbox for a HAC with one", action.record.sa.spi)
                 self._settle(self.store.release_outbox, self.claimer, action.record.sa.spi)
             elif isinstance(action, Retrying):  # not-acknowledged: the only retry left
                 log.info("SA %d: %s not acknowledged (attempt %d): %s", action.record.sa.spi,
