@@ -115,6 +115,8 @@ class SaDelivery:
         self._poll = LoopingCall(self._claim)
         self._poll.clock = reactor
         self._claiming = False
+        self._done: list[tuple[int, bool]] = []  # (spi, revoke) acknowledged, to forget
+        self._flushing = None  # the call that forgets them, once per reactor turn
         node.register_handler(self.application.application_id, sa_app.SA_QUERY, self._queried)
 
     @classmethod
@@ -193,7 +195,12 @@ class SaDelivery:
             self._poll.stop()
         self.queue.stop()
         self._arm()
+        if self._flushing is not None:
+            self._flushing.cancel()
+            self._flushing = None
+        done, self._done = self._done, []
         try:
+            yield self._in_store_thread(self.store.outbox_done, self.claimer, done)
             yield self._in_store_thread(self.store.release_outbox, self.claimer)
         except Exception as error:  # noqa: BLE001 (they lapse after the lease anyway)
             log.warning("claims not released (they lapse in %g s): %s", self._lease, error)
@@ -224,8 +231,7 @@ class SaDelivery:
                     log.warning("SA %d: its HA %s has no Origin-Host in sa_delivery.home_agents;"
                                 " the HA will have to query it", action.record.sa.spi,
                                 action.record.home_agent)
-                self._settle(self.store.outbox_done, action.record.sa.spi,
-                             action.record.sa.revoked, self.claimer)
+                self._done.append((action.record.sa.spi, action.record.sa.revoked))
             elif isinstance(action, Released):
                 if action.reason == "refused-insecure":
                     log.error("SA %d: refusing to push keys over a non-TLS Diameter "
@@ -239,7 +245,14 @@ class SaDelivery:
                 log.info("SA %d: %s not acknowledged (attempt %d): %s", action.record.sa.spi,
                          "SA-Revoke" if action.revoke else "SA-Push", action.attempt,
                          action.detail)
+        if self._done and self._flushing is None:  # one DELETE for this reactor turn's acks
+            self._flushing = self.reactor.callLater(0, self._forget_done)
         self._arm()
+
+    def _forget_done(self) -> None:
+        self._flushing = None
+        done, self._done = self._done, []
+        self._settle(self.store.outbox_done, self.claimer, done)
 
     def _settle(self, function, *args) -> None:
         """Update the outbox in the store thread; a failure is logged (the row stays owed:

@@ -3,7 +3,9 @@
 RFC 6618 §4.3 asks the HAC to keep SAs in non-volatile storage. A store also hands
 out the two things that must be unique across every HAC instance sharing it: SPIs
 (1..268435455, never reused while the SA holding one is still valid) and home
-addresses (one per MN and prefix, stable for a returning MN).
+addresses (one per MN and prefix, stable for a returning MN). With several HACs it also
+holds what they share besides SAs: the outbox of SA deliveries owed to HAs (claimed by
+one HAC at a time, see :meth:`SAStore.claim_outbox`) and the TLS session-ticket keys.
 
 Every method may block: on disk I/O with an fsync for SQLite, on the network for
 PostgreSQL. The Twisted shells call the PostgreSQL store from a thread pool; the
@@ -116,9 +118,10 @@ class SAStore(ABC):
         """Give back ``claimer``'s claim on ``spi`` (all its claims: None) to any HAC."""
 
     @abstractmethod
-    def outbox_done(self, spi: int, revoke: bool, claimer: str) -> bool:
-        """The HA acknowledged (or the SA expired): forget what ``claimer`` owed for
-        ``spi``, unless a newer message replaced it or another HAC took it over."""
+    def outbox_done(self, claimer: str, done: Iterable[tuple[int, bool]]) -> int:
+        """The HAs acknowledged (or the SAs expired): forget what ``claimer`` owed, each
+        ``(spi, revoke)`` of ``done`` in one statement, except what a newer message
+        replaced or another HAC took over; how many were forgotten."""
 
     @abstractmethod
     def outbox_size(self) -> int:

@@ -2,7 +2,8 @@
 
 Every write is one autocommitted statement, so it is durable when the driver returns
 and several processes (or hosts) can share the database without holding locks across
-round trips. SPI uniqueness rests on the primary key, not on any in-process state:
+round trips; the one exception is an SA (or a revocation) with its outbox row, written
+in one short transaction so that neither exists without the other. SPI uniqueness rests on the primary key, not on any in-process state:
 ``INSERT ... ON CONFLICT (spi) DO UPDATE ... WHERE <the old SA expired>`` either
 takes a free SPI, takes over an expired one, or changes nothing, atomically.
 
@@ -348,11 +349,16 @@ class SQLStore(SAStore):
                       f"WHERE claimed_by = ?{which}",
                       (claimer,) if spi is None else (claimer, spi), result=_rowcount)
 
-    def outbox_done(self, spi: int, revoke: bool, claimer: str) -> bool:
+    def outbox_done(self, claimer: str, done: Iterable[tuple[int, bool]]) -> int:
+        done = sorted(set(done))
+        if not done:
+            return 0
         return self._execute(
-            "forgetting a delivered SA message",
-            "DELETE FROM mip6_outbox WHERE spi = ? AND kind = ? AND claimed_by = ?",
-            (spi, REVOKE if revoke else PUSH, claimer), result=_rowcount) > 0
+            "forgetting delivered SA messages",
+            "DELETE FROM mip6_outbox WHERE claimed_by = ? AND ("
+            + " OR ".join(["(spi = ? AND kind = ?)"] * len(done)) + ")",
+            (claimer, *(value for spi, revoke in done
+                        for value in (spi, REVOKE if revoke else PUSH))), result=_rowcount)
 
     def outbox_size(self) -> int:
         return self._execute("counting owed SA messages", "SELECT COUNT(*) FROM mip6_outbox")[0][0]

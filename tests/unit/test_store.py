@@ -471,8 +471,9 @@ def test_an_owed_push_is_committed_with_its_sa_and_claimed_once(store):
     (entry,) = store.claim_outbox("hac-a", ["ha1.example.net"], far(), 10)
     assert entry == OutboxEntry(record, revoke=False)
     assert store.claim_outbox("hac-b", ["ha1.example.net"], far(), 10) == []  # held by a
-    assert not store.outbox_done(record.sa.spi, False, "hac-b")
-    assert store.outbox_done(record.sa.spi, False, "hac-a")
+    assert store.outbox_done("hac-b", [(record.sa.spi, False)]) == 0
+    assert store.outbox_done("hac-a", [(record.sa.spi, False), (4242, True)]) == 1
+    assert store.outbox_done("hac-a", []) == 0
     assert store.outbox_size() == 0
 
 
@@ -495,11 +496,11 @@ def test_a_revocation_replaces_the_owed_push_and_survives_reopening(store_url):
                               outbox=Outbox("ha1", claimed_by="hac-a", claimed_until=far()))
         assert store.revoke(record.sa.spi, outbox=Outbox("ha1"))
         assert not store.revoke(4242, outbox=Outbox("ha1"))
-        assert not store.outbox_done(record.sa.spi, False, "hac-a")  # the push's late ack
+        assert store.outbox_done("hac-a", [(record.sa.spi, False)]) == 0  # push's late ack
     with open_store(store_url) as store:  # a HAC restart
         (entry,) = store.claim_outbox("hac-b", ["ha1"], far(), 10)
         assert entry.revoke and entry.record.sa.revoked
-        assert store.outbox_done(record.sa.spi, True, "hac-b")
+        assert store.outbox_done("hac-b", [(record.sa.spi, True)]) == 1
 
 
 def test_a_stale_owed_message_is_dropped_not_sent(store):
