@@ -80,6 +80,7 @@ TICKET_KEY_SIZE = 80  # 16 octets key name, 32 HMAC key, 32 AES key (OpenSSL 3)
 def ticket_key_setter() -> tuple[Callable | None, str]:
     """``(SSL_CTX_ctrl, "")`` of the OpenSSL pyOpenSSL uses, or ``(None, why not)``."""
     from cryptography.hazmat.bindings import _rust
+    from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
 
     path = os.path.realpath(_rust.__file__)
@@ -92,9 +93,11 @@ def ticket_key_setter() -> tuple[Callable | None, str]:
                      for name in ("SSL_CTX_ctrl", "PyInit__rust")}
         base = _load_address(path)
         exported = ctypes.cast(ctypes.CDLL(path).PyInit__rust, ctypes.c_void_p).value
-    except (OSError, AttributeError, ValueError) as error:
+    except (OSError, AttributeError, ValueError, ELFError) as error:
         return None, f"cannot read {path} ({error})"
-    if len(found["SSL_CTX_ctrl"]) != 1 or found["PyInit__rust"] != [exported - (base or 0)]:
+    if base is None:
+        return None, f"{path} is not in /proc/self/maps"
+    if len(found["SSL_CTX_ctrl"]) != 1 or found["PyInit__rust"] != [exported - base]:
         return None, f"SSL_CTX_ctrl not found in {path}"
     address = base + found["SSL_CTX_ctrl"][0]
     return _FFI.cast("long (*)(SSL_CTX *, int, long, void *)", address), ""

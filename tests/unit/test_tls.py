@@ -477,3 +477,19 @@ def test_ticket_key_periods_are_aligned_for_every_host():
     assert periods(7199.5, 3600) == (3600, 7200)
     assert periods(7200, 3600) == (7200, 10800)
     assert periods(10.2, 0.5) == (10, 11)  # at least one second
+
+
+def test_without_a_usable_openssl_symbol_keys_stay_per_process(lab, monkeypatch, caplog):
+    import aaa_mip6.twisted.tls as tls_module
+    import hac.ticket_keys as ticket_keys
+    from aaa_mip6.twisted.tls import _load_address
+
+    assert _load_address("/nonexistent/library.so") is None
+    monkeypatch.setattr(tls_module, "ticket_key_setter", lambda: (None, "no symbols"))
+    monkeypatch.setattr(ticket_keys, "ticket_key_setter", lambda: (None, "no symbols"))
+    server_tls = server_for(lab["hac"])
+    with pytest.raises(ValueError, match="no symbols"):
+        server_tls.use_ticket_key(0, KEY_A)
+    assert not ticket_keys.SharedTicketKeys.available()
+    assert "TLS ticket keys cannot be shared (no symbols)" in caplog.text
+    assert KEY_A.hex() not in caplog.text
