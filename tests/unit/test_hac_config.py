@@ -703,3 +703,43 @@ def test_control_socket_and_the_older_sa_delivery_key_are_one_socket():
     same = load_config(None, {**REQUIRED, "sa_delivery": delivery,
                               "control.socket": "/run/mip6/old.sock"})
     assert str(same.control_path) == "/run/mip6/old.sock"
+
+
+def test_the_ha_choice_reads_the_load_from_the_store_and_skips_unreachable_has(hac_files):
+    from twisted.internet import defer
+
+    from aaa_mip6.store import open_store
+    from tests.unit.test_store import template
+
+    files = {key: value for key, value in hac_files.items() if "__" in key}
+    loaded = config(**files, home_agents__addresses=["2001:db8::1", "2001:db8::2"],
+                    home_agents__selection="least-loaded", sa_delivery={
+                        "origin_host": "hac.example.org", "origin_realm": "example.org",
+                        "destination_realm": "example.net", "insecure_tcp": True,
+                        "peers": ["ha1.example.net=127.0.0.1:5658"],
+                        "home_agents": {"2001:db8::1": "ha1.example.net",
+                                        "2001:db8::2": "ha2.example.net"}})
+    first, second = loaded.bootstrap_policy().home_agents
+    with open_store(files["store__url"]) as store:
+        for _ in range(3):
+            store.create(template(), hac_instance="other-hac", home_agent=first)
+    hac = assemble.assemble_hac(loaded, MemoryReactorClock(), delivers=False)
+    try:
+        hac.in_store_thread = lambda function, *args: defer.maybeDeferred(function, *args)
+        hac._refresh_home_agents()
+        assert hac.provisioner.load == {first: 3}
+        assert hac.provisioner.select_home_agent("mn@example.org") == second
+
+        class Reachable:  # the delivering process's view: only ha1 has a usable route
+            class queue:
+                @staticmethod
+                def usable_destinations():
+                    return ["ha1.example.net"]
+
+        hac.delivery = Reachable()
+        hac._refresh_home_agents()
+        assert hac.provisioner.down == frozenset({second})
+        assert hac.provisioner.select_home_agent("mn@example.org") == first
+    finally:
+        hac.delivery = None
+        hac.abandon()
