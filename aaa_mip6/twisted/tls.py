@@ -233,7 +233,8 @@ class ServerTLS:
     ``client_ca_file`` turns on client-certificate verification against that CA file; a
     client without a certificate is still accepted unless ``require_client_cert``.
     Raises :class:`ConfigError` naming the file for an unreadable or mismatched file.
-    Build it before forking worker processes so that they resume each other's tickets.
+    Keys of its own are per process (build it before forking workers so that they share
+    them until their first rotation); :meth:`use_ticket_key` shares keys across HACs.
     """
 
     def __init__(self, cert_file: Path, key_file: Path, *, client_ca_file: Path | None = None,
