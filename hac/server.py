@@ -313,6 +313,8 @@ class HacServer:
         self.ticket_keys = SharedTicketKeys(
             store, tls, config.ticket_key_lifetime, reactor, self.in_store_thread,
             time.time) if SharedTicketKeys.available() else None
+        if self.ticket_keys is not None:
+            self.ticket_keys.load()  # before listening: every ticket under the shared key
         self._ha_state = LoopingCall(self._refresh_home_agents)  # load and peers, for the choice
         self._ha_state.clock = reactor
         self._purge = LoopingCall(self._purge_expired)

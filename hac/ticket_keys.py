@@ -3,8 +3,8 @@
 Time is cut into periods of ``tls.ticket_key_lifetime`` seconds from the POSIX epoch
 (:func:`periods`), the same on every host. The first HAC to ask for a period's key
 creates it in the store (:meth:`aaa_mip6.store.SAStore.ticket_key`); the others read the
-same one. Each HAC process fetches the current and the next period's key ahead of time,
-every quarter period, in the store's thread, and hands them to its
+same one. Each HAC process reads the current and the next period's key before it
+listens, then again every quarter period in the store's thread, and hands them to its
 :class:`~aaa_mip6.twisted.tls.ServerTLS`, which switches at each period's start: a ticket
 resumes on every HAC until the period ends, then the MN does one full handshake. With the
 store out of reach the last key stays in use. Keys are secrets: never logged.
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 
-from aaa_mip6.store import SAStore
+from aaa_mip6.store import SAStore, StoreError
 from aaa_mip6.twisted.tls import ServerTLS, ticket_key_setter
 
 log = logging.getLogger(__name__)
@@ -56,11 +56,19 @@ class SharedTicketKeys:
                         why)
         return control is not None
 
-    def start(self) -> defer.Deferred:
-        """Fetch the keys now and every quarter period; fires once the first are in use."""
-        first = self.fetch()
+    def load(self) -> None:
+        """Fetch the keys now, blocking (before the HAC listens, so that its first ticket
+        is sealed with the shared key already); a store error is logged, and the
+        process's own keys serve until a refresh succeeds."""
+        try:
+            self._use(self._keys_now())
+        except StoreError as error:
+            log.warning("TLS ticket keys not read from the store (this process's own serve "
+                        "until they are): %s", error)
+
+    def start(self) -> None:
+        """Fetch the keys again every quarter period."""
         self._refresh.start(self.lifetime / 4, now=False)
-        return first
 
     def stop(self) -> None:
         if self._refresh.running:
@@ -68,13 +76,16 @@ class SharedTicketKeys:
 
     def fetch(self) -> defer.Deferred:
         """The current and the next period's keys from the store, given to ``tls``."""
-        starts = periods(self._clock(), self.lifetime)
-        fetched = self._in_store_thread(
-            lambda: [(start, self.store.ticket_key(start, self.lifetime)) for start in starts])
+        fetched = self._in_store_thread(self._keys_now)
         fetched.addCallbacks(self._use, lambda failure: log.warning(
             "TLS ticket keys not refreshed from the store (the last stay in use): %s",
             failure.getErrorMessage()))
         return fetched
+
+    def _keys_now(self) -> list[tuple[int, bytes]]:
+        """The current and the next period's keys (blocks on the store)."""
+        return [(start, self.store.ticket_key(start, self.lifetime))
+                for start in periods(self._clock(), self.lifetime)]
 
     def _use(self, keys: list[tuple[int, bytes]]) -> None:
         for start, key in keys:

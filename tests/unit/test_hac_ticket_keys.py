@@ -35,6 +35,7 @@ def test_two_hacs_get_the_current_and_next_key_alike_and_follow_the_periods(tmp_
         other, other_tls = keys_for(store, now)
         reactor = Clock()
         one._refresh.clock = reactor
+        one.load()
         one.start()
         other.fetch()
         assert sorted(one_tls.keys) == [7200, 10800] and one_tls.keys == other_tls.keys
@@ -53,8 +54,10 @@ def test_a_store_that_fails_keeps_the_last_key_and_says_so_without_it(tmp_path, 
 
     keys, tls = keys_for(Failing(), [7300.0])
     with caplog.at_level(logging.WARNING):
+        keys.load()
         keys.fetch()
     assert tls.keys == {}
+    assert "TLS ticket keys not read from the store" in caplog.text
     assert "TLS ticket keys not refreshed from the store (the last stay in use)" in caplog.text
 
 
