@@ -153,7 +153,7 @@ class Provisioner:
         self._now = now
         self._turn = itertools.count()  # next() is atomic under the GIL
         # kept by the shell (hac.server): active SAs per HA from the store, plus the SAs
-        # given since it was read; and the HAs whose Diameter peer is down
+        # given since it was read; and the HAs no delivering HAC can reach (SA delivery)
         self.load: dict[HomeAgent, int] = {}
         self.down: frozenset[HomeAgent] = frozenset()
 

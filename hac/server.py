@@ -366,24 +366,39 @@ class HacServer:
             self.delivery.provisioned(record)
         return provision
 
-    def _refresh_home_agents(self) -> defer.Deferred | None:
-        """What the HA choice needs: the HAs whose SA delivery peer is down (this process
-        delivers), and with ``least-loaded`` each HA's active SAs from the store."""
-        provisioner = self.provisioner
+    def _refresh_home_agents(self) -> defer.Deferred:
+        """What the HA choice needs, from the store: the HAs no delivering HAC can reach
+        now (this process reports its own routes when it delivers), and with
+        ``least-loaded`` each HA's active SAs."""
+        settings = self.config.sa_delivery
+        report, reporter = None, None
         if self.delivery is not None:
             usable = set(self.delivery.queue.usable_destinations())
+            report = {host: host in usable for host in set(settings.home_agents.values())}
+            reporter = self.delivery.claimer
+        least_loaded = self.config.ha_selection == "least-loaded"
+        until = int(time.time() + 3 * HA_STATE_INTERVAL)
+
+        def read():
+            if report is not None:
+                self.store.report_routes(reporter, report, until)
+            down = self.store.unreachable() if settings is not None else set()
+            return down, self.store.home_agent_load() if least_loaded else None
+
+        done = self.in_store_thread(read)
+        done.addCallbacks(self._home_agents_read, lambda failure: log.warning(
+            "HA routes and load not read from the store: %s", failure.getErrorMessage()))
+        return done
+
+    def _home_agents_read(self, state: tuple[set[str], dict | None]) -> None:
+        down, load = state
+        provisioner = self.provisioner
+        if self.config.sa_delivery is not None:
             provisioner.down = frozenset(
                 agent for agent in provisioner.bootstrap_policy.home_agents
-                if (host := destination_of(self.config.sa_delivery.home_agents,
-                                           agent)) is not None
-                and host not in usable)
-        if self.config.ha_selection != "least-loaded":
-            return None
-        counted = self.in_store_thread(self.store.home_agent_load)
-        counted.addCallbacks(lambda load: setattr(provisioner, "load", load),
-                             lambda failure: log.warning("SAs per HA not counted: %s",
-                                                         failure.getErrorMessage()))
-        return counted
+                if destination_of(self.config.sa_delivery.home_agents, agent) in down)
+        if load is not None:
+            provisioner.load = load
 
     def _purge_expired(self) -> defer.Deferred:
         deferred = self.in_store_thread(self.store.purge_expired)

@@ -5,7 +5,8 @@ out the two things that must be unique across every HAC instance sharing it: SPI
 (1..268435455, never reused while the SA holding one is still valid) and home
 addresses (one per MN and prefix, stable for a returning MN). With several HACs it also
 holds what they share besides SAs: the outbox of SA deliveries owed to HAs (claimed by
-one HAC at a time, see :meth:`SAStore.claim_outbox`) and the TLS session-ticket keys.
+one HAC at a time, see :meth:`SAStore.claim_outbox`), the TLS session-ticket keys, and
+which HAC can reach which HA.
 
 Every method may block: on disk I/O with an fsync for SQLite, on the network for
 PostgreSQL. The Twisted shells call the PostgreSQL store from a thread pool; the
@@ -134,6 +135,16 @@ class SAStore(ABC):
         the store gets the same :data:`TICKET_KEY_SIZE` bytes, so any of them resumes any
         MN's ticket. Keys of periods that ended a period ago are deleted. A secret: never
         logged."""
+
+    @abstractmethod
+    def report_routes(self, reporter: str, reachable: dict[str, bool], until: int) -> None:
+        """``reporter`` (a delivering HAC) can reach (True) or not (False) each HA of
+        ``reachable`` (by Origin-Host); the report holds until ``until`` (POSIX seconds)."""
+
+    @abstractmethod
+    def unreachable(self) -> set[str]:
+        """The HAs that some live report names and none can reach: no HAC could deliver
+        their SAs now."""
 
     @abstractmethod
     def home_agent_load(self) -> dict[HomeAgent, int]:

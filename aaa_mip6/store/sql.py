@@ -91,6 +91,13 @@ def _schema(blob: str) -> tuple[str, ...]:
             claimed_by TEXT,
             claimed_until BIGINT NOT NULL)""",
         "CREATE INDEX IF NOT EXISTS mip6_outbox_claim ON mip6_outbox (destination, claimed_until)",
+        # which HAC can reach which HA (SA delivery), for the HA choice of every HAC
+        """CREATE TABLE IF NOT EXISTS mip6_ha_route (
+            reporter TEXT NOT NULL,
+            destination TEXT NOT NULL,
+            reachable INTEGER NOT NULL,
+            until BIGINT NOT NULL,
+            PRIMARY KEY (reporter, destination))""",
         f"""CREATE TABLE IF NOT EXISTS mip6_ticket_key (
             started BIGINT PRIMARY KEY,
             secret {blob} NOT NULL)""",
@@ -376,6 +383,25 @@ class SQLStore(SAStore):
         rows = self._execute("reading a ticket key",
                              "SELECT secret FROM mip6_ticket_key WHERE started = ?", (started,))
         return bytes(rows[0][0])
+
+    def report_routes(self, reporter: str, reachable: dict[str, bool], until: int) -> None:
+        if not reachable:
+            return
+        self._execute(
+            "reporting routes to HAs",
+            "INSERT INTO mip6_ha_route (reporter, destination, reachable, until) VALUES "
+            + ", ".join(["(?, ?, ?, ?)"] * len(reachable))
+            + " ON CONFLICT (reporter, destination) DO UPDATE SET "
+            "reachable = excluded.reachable, until = excluded.until",
+            tuple(value for destination, up in sorted(reachable.items())
+                  for value in (reporter, destination, int(up), until)), result=_rowcount)
+
+    def unreachable(self) -> set[str]:
+        rows = self._execute("reading routes to HAs",
+                             "SELECT destination FROM mip6_ha_route WHERE until > ? "
+                             "GROUP BY destination HAVING MAX(reachable) = 0",
+                             (int(time.time()),))
+        return {destination for (destination,) in rows}
 
     def home_agent_load(self) -> dict[HomeAgent, int]:
         rows = self._execute(

@@ -731,6 +731,8 @@ def test_the_ha_choice_reads_the_load_from_the_store_and_skips_unreachable_has(h
         assert hac.provisioner.select_home_agent("mn@example.org") == second
 
         class Reachable:  # the delivering process's view: only ha1 has a usable route
+            claimer = "hac.example.org"
+
             class queue:
                 @staticmethod
                 def usable_destinations():
@@ -740,6 +742,13 @@ def test_the_ha_choice_reads_the_load_from_the_store_and_skips_unreachable_has(h
         hac._refresh_home_agents()
         assert hac.provisioner.down == frozenset({second})
         assert hac.provisioner.select_home_agent("mn@example.org") == first
+        worker = assemble.assemble_hac(loaded, MemoryReactorClock(), delivers=False)
+        try:  # another worker (or host) learns it from the store
+            worker.in_store_thread = hac.in_store_thread
+            worker._refresh_home_agents()
+            assert worker.provisioner.down == frozenset({second})
+        finally:
+            worker.abandon()
     finally:
         hac.delivery = None
         hac.abandon()

@@ -556,3 +556,17 @@ def test_load_counts_active_sas_per_home_agent(store):
     store.revoke(revoked.sa.spi)
     store.create(template(validity_end=hours_from_now(-1)), hac_instance="hac", home_agent=other)
     assert store.home_agent_load() == {HA: 2, other: 1}
+
+
+def test_an_ha_is_unreachable_when_no_live_report_reaches_it(store):
+    store.report_routes("hac-a", {"ha1": True, "ha2": False}, far())
+    store.report_routes("hac-b", {"ha1": False, "ha2": False, "ha3": True}, far())
+    assert store.unreachable() == {"ha2"}
+    store.report_routes("hac-b", {"ha2": True}, far())
+    assert store.unreachable() == set()
+    store.report_routes("hac-b", {"ha2": True, "ha3": True}, 1)  # hac-b's reports lapsed
+    assert store.unreachable() == {"ha2"}
+    store.report_routes("hac-a", {}, far())
+    store.report_routes("hac-a", {"ha1": True, "ha2": False}, 1)
+    store.report_routes("hac-b", {"ha1": False}, 1)
+    assert store.unreachable() == set()  # nobody live reports on any HA
