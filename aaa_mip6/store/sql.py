@@ -373,6 +373,10 @@ class SQLStore(SAStore):
     # -- what every HAC shares besides SAs -------------------------------------------------
 
     def ticket_key(self, started: int, lifetime: int) -> bytes:
+        reading = "SELECT secret FROM mip6_ticket_key WHERE started = ?"
+        rows = self._execute("reading a ticket key", reading, (started,))
+        if rows:  # the usual case: another HAC (or this one) made it; no write
+            return bytes(rows[0][0])
         self._execute("storing a ticket key",
                       "INSERT INTO mip6_ticket_key (started, secret) VALUES (?, ?) "
                       "ON CONFLICT (started) DO NOTHING",
@@ -380,9 +384,7 @@ class SQLStore(SAStore):
         self._execute("deleting old ticket keys",
                       "DELETE FROM mip6_ticket_key WHERE started < ?", (started - lifetime,),
                       result=_rowcount)
-        rows = self._execute("reading a ticket key",
-                             "SELECT secret FROM mip6_ticket_key WHERE started = ?", (started,))
-        return bytes(rows[0][0])
+        return bytes(self._execute("reading a ticket key", reading, (started,))[0][0])
 
     def report_routes(self, reporter: str, reachable: dict[str, bool], until: int) -> None:
         if not reachable:

@@ -493,3 +493,16 @@ def test_without_a_usable_openssl_symbol_keys_stay_per_process(lab, monkeypatch,
     assert not ticket_keys.SharedTicketKeys.available()
     assert "TLS ticket keys cannot be shared (no symbols)" in caplog.text
     assert KEY_A.hex() not in caplog.text
+
+
+def test_symbols_are_found_by_their_whole_name_only():
+    import struct
+
+    from aaa_mip6.twisted.tls import _symbol_values
+
+    names = b"\x00xSSL_CTX_ctrl\x00PyInit__rust\x00"  # a suffix-shared name at offset 2
+    entries = [(1, 0, 0, 0, 0x10, 0), (2, 0, 0, 0, 0x20, 0), (15, 0, 0, 0, 0x30, 0),
+               (0, 0, 0, 0, 0x40, 0)]
+    table = b"".join(struct.pack("<IBBHQQ", *entry) for entry in entries)
+    assert _symbol_values(table, names, "<", (b"SSL_CTX_ctrl", b"PyInit__rust")) == {
+        b"SSL_CTX_ctrl": [0x20], b"PyInit__rust": [0x30]}
