@@ -5,7 +5,7 @@ PIP       := $(VENV)/bin/pip
 PYTEST    := $(VENV)/bin/pytest
 # Debian packages the integration tests drive for real.
 DEB_PKGS  := freeradius freeradius-utils hostapd eapoltest freediameter postgresql iproute2 \
-             tshark openssl iputils-ping systemd prometheus
+             tshark openssl iputils-ping systemd prometheus lua5.2
 PYTEST_ARGS ?=
 
 .PHONY: test unit lab deps venv clean bench mutation

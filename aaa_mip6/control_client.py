@@ -96,16 +96,29 @@ def cli_ask(program: str, verb: str, arguments: argparse.Namespace,
     ``arguments.config`` (it may raise ConfigError). The reply is empty unless the status
     is 0 or :data:`EXIT_REFUSED` (the program answered ``"ok": false``)."""
     try:
-        path = arguments.control
-        if path is None:
-            path = socket_in_config(arguments.config)
-            if path is None:
-                raise ConfigError(f"{arguments.config} sets no control.socket: add it (and "
-                                  f"restart {program}) or give {program} {verb} "
-                                  "--control PATH")
+        path = socket_path(program, verb, arguments, socket_in_config)
     except ConfigError as error:
         print(f"{program} {verb}: {error}", file=sys.stderr)
         return EXIT_USAGE, {}
+    return ask_printing(path, program, verb, **request)
+
+
+def socket_path(program: str, verb: str, arguments: argparse.Namespace,
+                socket_in_config: Callable[[Path], Path | None]) -> Path:
+    """``arguments.control``, or the socket ``arguments.config`` names; ConfigError if
+    it names none."""
+    if arguments.control is not None:
+        return arguments.control
+    path = socket_in_config(arguments.config)
+    if path is None:
+        raise ConfigError(f"{arguments.config} sets no control.socket: add it (and "
+                          f"restart {program}) or give {program} {verb} --control PATH")
+    return path
+
+
+def ask_printing(path: Path, program: str, verb: str, **request: Any
+                 ) -> tuple[int, dict[str, Any]]:
+    """:func:`ask`, its failure printed as one line: (exit status, reply) as :func:`cli_ask`."""
     try:
         reply = ask(path, program, verb, **request)
     except (Unreachable, ControlError) as error:

@@ -71,3 +71,28 @@ class StartupError(Exception):
 
 class ConfigError(InvalidInput):
     """A configuration value or file that cannot be used; the message names the key."""
+
+
+class LkeError(InvalidInput):
+    """A Local Key Exchange message (draft-liu-mobileip-lke-01, docs/lke.md) that breaks
+    its format: the LKE codecs raise it and its subclasses only."""
+
+
+class LkeAuthenticationError(LkeError):
+    """An LKE HMAC or Binding Authorization Data that does not verify under the LBSA's Kbm."""
+
+    reason = "bad-hmac"
+
+
+class LkeKeyExchangeError(LkeError):
+    """Key Exchange Data that the AR's private key does not decrypt (RSA-OAEP), or a
+    decrypted Kbm of the wrong size."""
+
+    reason = "bad-key-exchange"
+
+
+class LkePublicKeyError(LkeError):
+    """An LKE Capability option whose public key is not an RSA SubjectPublicKeyInfo of an
+    accepted size."""
+
+    reason = "bad-public-key"

@@ -11,7 +11,7 @@ Every flag has a key in ``--config FILE`` (TOML); a flag overrides the file.
 ``--check-config`` checks everything a start needs (files readable, certificate and key
 matching, ports free) and exits. A bad setting prints one line naming the key and flag
 and exits with status 2; a failure at run time exits with 1. Signals: SIGHUP re-reads
-the RADIUS secret file and ``log.level``; SIGUSR1 logs one status line; SIGTERM or SIGINT
+``radius.servers``, the RADIUS secret file and ``log.level``; SIGUSR1 logs one status line; SIGTERM or SIGINT
 stops the gateway (DPR to every Diameter peer, RADIUS calls failed).
 """
 
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "Diameter-EAP-Answers, MSK included.",
         epilog="Each flag's config key is in parentheses; every key is described in "
                "docs/configuration.md (section mip6-aaa-gw). Signals: SIGHUP re-reads the "
-               "RADIUS secret file and log.level, SIGUSR1 logs a status line, SIGTERM stops. "
+               "RADIUS servers, secret file and log.level, SIGUSR1 logs a status line, SIGTERM stops. "
                "Exit status 1: failed at run time; 2: bad configuration. "
                "'mip6-aaa-gw peers --control PATH' lists the Diameter peers of the running "
                "gateway and its counters.")
@@ -250,24 +250,26 @@ class GatewayProgram:
             self.listening = self.node.listen_tls(prepared.server_tls, port, interface=host)
 
     def reload(self) -> None:
-        """SIGHUP: the RADIUS secret file again, and ``log.level`` from the config file
-        (unless --log-level was given). Anything else needs a restart. A bad file keeps
-        the settings in force."""
+        """SIGHUP: ``radius.servers``, the RADIUS secret file and ``log.level`` from the
+        config file and flags again (a flag still wins). Anything else needs
+        a restart. A bad file keeps the settings in force; RADIUS conversations under
+        way end on the server they started with."""
+        from aaa_mip6.radius.servers import RadiusServer
+
         try:
-            level = self._flags.get("log.level")
-            if level is None and self._config_path is not None:
-                level = load_config(self._config_path, self._flags).log_level
-            secret = read_secret(self.config)
+            config = self.config
+            if self._config_path is not None:
+                config = load_config(self._config_path, self._flags)
+            secret = read_secret(config)
         except ConfigError as error:
             log.error("reload failed, settings unchanged: %s", error)
             return
-        program.warn_if_exposed(self.config.radius_secret_file, "RADIUS secret file", log)
-        self.radius.set_secret(secret)
-        if level is not None:
-            logging.getLogger().setLevel(level.upper())
-        log.info("reloaded: RADIUS secret from %s, log level %s",
-                    self.config.radius_secret_file,
-                    logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower())
+        program.warn_if_exposed(config.radius_secret_file, "RADIUS secret file", log)
+        self.radius.set_servers([RadiusServer(server.address, server.port, secret)
+                                 for server in config.radius_servers])
+        logging.getLogger().setLevel(config.log_level.upper())
+        log.info("reloaded: RADIUS secret from %s, servers %s, log level %s",
+                 config.radius_secret_file, self.radius, config.log_level)
 
     def peers(self, _request: dict) -> dict:
         """The control socket's ``peers``: every Diameter peer connection and its state

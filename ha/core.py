@@ -574,10 +574,10 @@ class HomeAgentCore:
                 self.bindings.put(binding)
                 actions.append(Registered(binding))
                 self.counters["registered"] += 1
+        self.counters[f"bu-status-{int(status)}"] += 1
         if status < 128 and not update.flags & BindingUpdateFlag.ACKNOWLEDGE:
             return actions
-        if status >= 128:
-            self.counters[f"ba-status-{int(status)}"] += 1
+        self.counters[f"ba-status-{int(status)}"] += 1
         options = () if ipv4_ack is None else (ipv4_ack,)
         ack = BindingAck(status, sequence, lifetime, options=options)
         return actions + self._send_ack(state, home_address, ack, host, port)
@@ -673,6 +673,7 @@ class HomeAgentCore:
         if isinstance(parsed, Drop):
             return [parsed]
         home_address, update = parsed
+        self.counters["bu-status-176"] += 1
         self.counters["ba-status-176"] += 1
         ack = BindingAck(BindingAckStatus.REINIT_SA_WITH_HAC, update.sequence, 0)
         return self._send_ack(state, home_address, ack, host, port)

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from aaa_mip6.twisted.metrics import counter, diameter_node_metrics, gauge, registry_with
 
 _TUNNELED = {"tunneled-in": "in", "tunneled-out": "out"}
-_BA_STATUS = "ba-status-"
+_BY_STATUS = {"ba-status-": "acks", "bu-status-": "updates"}
 LOOKUP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 
@@ -41,22 +41,25 @@ def _collect(server):
                   dict(server.octets_out))
     yield counter("mip6_ha_lookups", "Lookups of unknown SPIs in the SA source, by answer "
                   "(found, not-found, failed)", "result", dict(server.lookups))
-    tunneled, refused, events = {}, {}, {}
+    tunneled, events = {}, {}
+    by_status: dict[str, dict[str, int]] = {"acks": {}, "updates": {}}
     for name, value in core.counters.items():
+        prefix, _, status = name.rpartition("-")
         if name == "ba-sent":
             continue
         if name in _TUNNELED:
             tunneled[_TUNNELED[name]] = value
-        elif name.startswith(_BA_STATUS):
-            refused[name[len(_BA_STATUS):]] = value
+        elif f"{prefix}-" in _BY_STATUS:
+            by_status[_BY_STATUS[f"{prefix}-"]][status] = value
         else:
             events[name] = value
     yield counter("mip6_ha_tunneled_packets", "Packets tunneled between MNs and the home "
                   "network, by direction (in: from an MN)", "direction", tunneled)
-    yield counter("mip6_ha_binding_acks", "Binding Acknowledgements sent", None,
-                  core.counters["ba-sent"])
-    yield counter("mip6_ha_binding_acks_refused", "Binding Acknowledgements with a refusing "
-                  "status (128 and above), by status", "status", refused)
+    yield counter("mip6_ha_binding_updates", "Binding Updates decided (ICV and sequence "
+                  "verified), by the status the HA gave (RFC 6275 6.1.8: 0 accepted, 128 and "
+                  "above refused)", "status", by_status["updates"])
+    yield counter("mip6_ha_binding_acks", "Binding Acknowledgements sent, by status",
+                  "status", by_status["acks"])
     yield counter("mip6_ha_events", "Registrations, deregistrations and drops by reason "
                   "(the HA status line's counters)", "reason", events)
     node = getattr(server.source, "node", None)

@@ -149,7 +149,8 @@ def server_tls(config: HacConfig) -> ServerTLS:
     """The MN-facing TLS of ``config`` (certificate, key, client CAs, ticket key lifetime)."""
     return ServerTLS(config.cert, config.key, client_ca_file=config.client_ca,
                      require_client_cert=config.require_client_cert,
-                     ticket_key_lifetime=config.ticket_key_lifetime)
+                     ticket_key_lifetime=config.ticket_key_lifetime,
+                     early_data=config.early_data)
 
 
 class StartFailed(RuntimeError):

@@ -299,6 +299,10 @@ class HacConfig:
     require_client_cert: bool = setting("tls.require_client_cert", parsers.boolean, False,
                                         flag="--require-client-cert")
     ticket_key_lifetime: float = setting("tls.ticket_key_lifetime", parsers.positive, 3600.0)
+    early_data: bool = setting("tls.early_data", parsers.boolean, False, flag="--early-data")
+    # SYNs with data the listener holds before their handshake completes; 0 turns it off.
+    tcp_fast_open: int = setting("tcp_fast_open", parsers.integer(0, 65_535), 256,
+                                 flag="--tcp-fast-open")
     store_threads: int = setting("store.threads", parsers.integer(1, 64), 4)
     purge_interval: float = setting("store.purge_interval", parsers.positive, 3600.0)
     suites: frozenset = setting("sa.suites", _suites, frozenset(SUITES.values()))
@@ -479,6 +483,7 @@ def _check_together(config: HacConfig) -> None:
     if config.radius_accounting:
         _check_accounting(config)
     _check_control(config)
+    _check_metrics(config)
     if config.radius_max_timeout < config.radius_timeout:
         raise ConfigError("radius.max_timeout must be at least radius.timeout")
     if AuthMethod.PSK in config.auth_methods and config.psk_file is None:
@@ -495,16 +500,24 @@ def _check_together(config: HacConfig) -> None:
                           "set it to diameter")
 
 
+def _check_metrics(config: HacConfig) -> None:
+    """Worker N serves its metrics on ``metrics.listen``'s port + N: those must exist."""
+    if config.metrics is None or not config.metrics[1]:
+        return
+    last = config.metrics[1] + config.workers - 1
+    if last > 65535:
+        raise ConfigError(f"{named('metrics.listen')}: {config.workers} workers serve metrics "
+                          f"on ports {config.metrics[1]}..{last}; choose a port up to "
+                          f"{65536 - config.workers}")
+
+
 def _check_control(config: HacConfig) -> None:
-    """One control socket, in a single-process HAC."""
+    """The control socket is named by one key (each worker derives its own from it)."""
     path = config.control_socket
     older = None if config.sa_delivery is None else config.sa_delivery.control_socket
     if path is not None and older is not None and older != path:
         raise ConfigError(f"{named('control.socket')} and sa_delivery.control_socket name "
                           "two sockets; they are the same socket: keep control.socket")
-    if config.control_path is not None and config.workers != 1:
-        raise ConfigError(f"{named('control.socket')} needs workers = 1 (each worker holds "
-                          "its own SAs and counters)")
 
 
 def _check_accounting(config: HacConfig) -> None:

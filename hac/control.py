@@ -1,5 +1,9 @@
 """The verbs of the HAC's control socket (``control.socket``): ``sas``, ``stats``, ``revoke``.
 
+With ``workers = N`` each worker listens on its own socket (:func:`worker_socket`):
+``sas`` and ``revoke`` work on any of them (they act on the shared store), ``stats``
+answers for its worker, and ``mip6-hac stats`` asks every one.
+
 :func:`handlers` gives :func:`aaa_mip6.twisted.control.listen_control` one callable per
 verb; the CLI side is :mod:`hac.verbs`. An SA's keys leave the HAC only when the request
 asks for them (``mip6-hac sas --keys``): the socket is local and 0600, but a listing is
@@ -8,12 +12,20 @@ for reading, and keys on a screen are keys in a terminal's scroll-back.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from aaa_mip6.addresses import format_host_port
 from aaa_mip6.keylog import esp_sa_records
 from aaa_mip6.control import ControlError, integer_argument, ok
 from aaa_mip6.store.base import SARecord
+
+
+def worker_socket(path: Path, worker: int) -> Path:
+    """Worker ``worker``'s control socket: ``path`` for worker 0 (so a single-worker HAC
+    and the verbs that act on the store use ``control.socket`` as it is), ``path.N`` for
+    worker N."""
+    return path if worker == 0 else path.with_name(f"{path.name}.{worker}")
 
 
 def sa_row(record: SARecord, *, keys: bool = False) -> dict[str, Any]:
@@ -65,6 +77,8 @@ def handlers(server) -> dict:
 
     def stats(_request: dict) -> dict:
         status = server.status()
+        if server.config.workers > 1:
+            status.update(worker=server.worker, workers=server.config.workers)
         if server.delivery is not None:
             status["sa_delivery"] = {"pending": server.delivery.pending,
                                      **dict(sorted(server.delivery.counters.items()))}

@@ -13,6 +13,7 @@ from aaa_mip6.twisted.metrics import counter, diameter_node_metrics, gauge, regi
 
 BOOTSTRAP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 AAA_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+ACTIVE_SAS_INTERVAL = 30.0  # seconds between counts of the store's active SAs
 
 
 def hac_registry(server) -> CollectorRegistry:
@@ -30,6 +31,7 @@ def hac_registry(server) -> CollectorRegistry:
                       "Time a store call (provisioning an SA, purging expired SAs) took",
                       buckets=AAA_BUCKETS, registry=registry)
     server.observe_store = store.observe
+    server.watch_active_sas(ACTIVE_SAS_INTERVAL)
     return registry
 
 
@@ -50,7 +52,12 @@ def _collect(server):
                   None, server.sas_revoked)
     yield counter("mip6_hac_sas_purged", "Expired SAs purged from the store", None,
                   server.sas_purged)
-    yield counter("mip6_hac_store_calls", "Store calls by operation (provision, purge) and "
+    if server.sas_active is not None:
+        yield gauge("mip6_hac_store_sas_active", "SAs in the store neither revoked nor "
+                    "expired (the whole store: every HAC sharing it reports the same; "
+                    f"counted every {ACTIVE_SAS_INTERVAL:g} s, moved by this HAC's issues and "
+                    "revocations in between)", server.sas_active)
+    yield counter("mip6_hac_store_calls", "Store calls by operation (provision, purge, count) and "
                   "outcome (ok, error)", ("operation", "outcome"), dict(server.store_calls))
     yield counter("mip6_hac_aaa_requests", "AAA round trips by outcome (accept, reject, "
                   "challenge, timeout, error)", "outcome", dict(server.aaa_outcomes))

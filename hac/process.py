@@ -10,8 +10,8 @@ socket. Every worker inherits the TLS context and the PSK table (session tickets
 takes its ticket keys from the store, :mod:`hac.ticket_keys`), and
 reports on a pipe whether it started; one that fails as it starts stops the HAC with its
 line, one that dies later is restarted. Signals, alike for every program
-(:mod:`aaa_mip6.program`): SIGHUP re-reads log.level and reloads the PSK file, the TLS
-certificate and key and the RADIUS secret file, SIGUSR1 logs a status line, SIGTERM stops; the workers' parent
+(:mod:`aaa_mip6.program`): SIGHUP re-reads log.level and the RADIUS servers and reloads
+the PSK file, the TLS certificate and key and the RADIUS secret file, SIGUSR1 logs a status line, SIGTERM stops; the workers' parent
 forwards them.
 
 The global reactor is imported only inside :func:`_start`, after any fork.
@@ -42,6 +42,7 @@ from aaa_mip6.program import (
     warn_if_exposed,
 )
 from aaa_mip6.radius.servers import RadiusServer
+from aaa_mip6.twisted.fastopen import SERVER_BIT, sysctl_value
 from aaa_mip6.twisted.tls import ClientTLS, ServerTLS, load_certificates, ticket_key_setter
 
 from .config import (
@@ -115,7 +116,8 @@ class Prepared:
 
     tls: ServerTLS
     credentials: Credentials | None
-    # Reads --config and the flags again, for SIGHUP's log.level; None: nothing to re-read.
+    # Reads --config and the flags again, for SIGHUP's log.level and RADIUS servers; None:
+    # nothing to re-read.
     reread: Callable[[], HacConfig] | None = None
 
 
@@ -164,7 +166,21 @@ def check(config: HacConfig) -> Prepared:
         _warn_about_certificate(node.cert, "sa_delivery: cert", ({node.origin_host}, set()))
     for note in ineffective_settings(config):
         log.warning("%s", note)
+    if config.early_data and config.workers > 1:
+        log.warning("tls.early_data (--early-data) with workers = %d: a ticket resumes only "
+                    "in the worker that issued it, so a returning MN that reaches another "
+                    "one connects twice (2 round trips more than without early data); "
+                    "run early data with workers = 1", config.workers)
     return Prepared(tls, credentials)
+
+
+def _note_fast_open(config: HacConfig) -> None:
+    """Say, once the HAC serves, when the kernel keeps tcp_fast_open from taking effect."""
+    fast_open = sysctl_value()
+    if config.tcp_fast_open and fast_open is not None and not fast_open & SERVER_BIT:
+        log.info("tcp_fast_open (--tcp-fast-open) waits for the sysctl: "
+                 "net.ipv4.tcp_fastopen is %d, TCP Fast Open needs 3 (client and server)",
+                 fast_open)
 
 
 def _hac_names(config: HacConfig) -> tuple[set[str], set]:
@@ -232,6 +248,14 @@ def effective_methods(config: HacConfig) -> tuple[str, ...]:
                  if method != "eap" or config.aaa_configured)
 
 
+def metrics_ports(config: HacConfig) -> list[int]:
+    """The metrics port of each worker: ``metrics.listen``'s port for worker 0, the
+    next ones for the others (each worker keeps its own counters; scrape them all), or
+    0 for each if the port is 0."""
+    port = config.metrics[1]
+    return [port + number if port else 0 for number in range(config.workers)]
+
+
 def check_ports(config: HacConfig) -> None:
     """Bind, then release, each address the HAC would listen on (``--check-config``)."""
     bind(config).close()
@@ -241,7 +265,8 @@ def check_ports(config: HacConfig) -> None:
     if config.sa_delivery is not None and config.sa_delivery.node.listen is not None:
         others.append(("sa_delivery: listen", ListenAddress(*config.sa_delivery.node.listen)))
     if config.metrics is not None:
-        others.append(("metrics.listen (--metrics)", ListenAddress(*config.metrics)))
+        others += [("metrics.listen (--metrics)", ListenAddress(config.metrics[0], port))
+                   for port in metrics_ports(config)]
     for key, address in others:
         with socket.socket(address.family, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -265,9 +290,9 @@ def check_configuration(config: HacConfig) -> str:
 
 
 def _start(config: HacConfig, sock: socket.socket, prepared: Prepared, worker: int = 0):
-    """One process's server on ``sock``, with its signal handlers; returns the reactor to
-    run (until SIGTERM). Worker 0 runs SA delivery. Raises as :func:`start_failure`
-    describes."""
+    """Worker ``worker``'s server on ``sock``, with its signal handlers; returns the
+    reactor to run (until SIGTERM). Worker 0 runs SA delivery. Raises as
+    :func:`start_failure` describes."""
     from twisted.internet import reactor
     from twisted.logger import STDLibLogObserver, globalLogBeginner
 
@@ -275,6 +300,7 @@ def _start(config: HacConfig, sock: socket.socket, prepared: Prepared, worker: i
 
     server = assemble_hac(config, reactor, tls=prepared.tls, credentials=prepared.credentials,
                           delivers=worker == 0)
+    server.worker = worker
     try:
         port = server.listen(sock)
     except BaseException:
@@ -285,7 +311,8 @@ def _start(config: HacConfig, sock: socket.socket, prepared: Prepared, worker: i
 
         from .metrics import hac_registry
         try:
-            metrics = serve_metrics(hac_registry(server), *config.metrics, reactor)
+            metrics = serve_metrics(hac_registry(server), config.metrics[0],
+                                    metrics_ports(config)[worker], reactor)
         except BaseException:
             port.stopListening()
             server.abandon()
@@ -313,15 +340,13 @@ def run(config: HacConfig, reread: Callable[[], HacConfig] | None = None) -> int
     """
     for signum in _HANDLED_LATER:
         signal.signal(signum, signal.SIG_IGN)
-    if config.metrics is not None and config.workers > 1:
-        raise ConfigError("metrics.listen (--metrics): needs workers = 1 (each worker keeps "
-                          "its own counters); run one HAC per port, or leave metrics off")
     prepared = replace(check(config), reread=reread)
     sock = bind(config)
     started = summary(config, ListenAddress(*sock.getsockname()[:2]), effective_methods(config))
     if config.workers == 1:
         reactor = _start(config, sock, prepared)
         log.info("%s", started)
+        _note_fast_open(config)
         reactor.run()  # its own SIGTERM/SIGINT handlers stop it
         return 0
     try:
@@ -379,6 +404,7 @@ def _run_workers(config: HacConfig, sock: socket.socket, prepared: Prepared,
         raise StartFailed(message, status)
     if not stopping:
         log.info("%s", started)
+        _note_fast_open(config)
     while children:
         try:
             pid, status = os.wait()

@@ -53,9 +53,12 @@ from aaa_mip6.aaa import AaaError, AaaSession, AaaTimeout
 from aaa_mip6.authenticator import channel_binding
 from aaa_mip6.errors import AaaLimitError, ConfigError, StartupError
 from aaa_mip6.messages import Provision
+from aaa_mip6.radius.servers import RadiusServer
 from aaa_mip6.store import SARecord, SAStore, StoreError
 from aaa_mip6.twisted.aaa import AaaBackend
 from aaa_mip6.twisted.control import listen_control
+from aaa_mip6.twisted.early_data import EarlyDataServerProtocol
+from aaa_mip6.twisted.fastopen import listen_fast_open
 from aaa_mip6.twisted.tls import ServerTLS, session_reused
 
 from . import control, core, sa_delivery
@@ -93,6 +96,8 @@ class HacProtocol(Protocol, TimeoutMixin):
         self._aaa_session: AaaSession | None = None
         self._aaa_call: defer.Deferred | None = None
         self._aaa_asked = 0.0  # when the AAA request in flight was sent
+        self._handshake_done = False
+        self._after_handshake: list[core.Action] = []
 
     def callLater(self, period, func):  # noqa: N802 (TimeoutMixin API)
         return self.server.reactor.callLater(period, func)
@@ -108,10 +113,13 @@ class HacProtocol(Protocol, TimeoutMixin):
         self.setTimeout(self.server.config.handshake_timeout)
 
     def handshakeCompleted(self):  # noqa: N802 (Twisted API)
+        self._handshake_done = True
         self.server.handshakes += 1
         if session_reused(self.transport):
             self.server.resumptions += 1
         self.setTimeout(self.server.config.idle_timeout)
+        waiting, self._after_handshake = self._after_handshake, []
+        self._carry_out(waiting)
 
     def dataReceived(self, data):  # noqa: N802 (Twisted API)
         self.resetTimeout()
@@ -132,7 +140,13 @@ class HacProtocol(Protocol, TimeoutMixin):
     def _carry_out(self, actions: list[core.Action]) -> None:
         if self._lost:
             return
-        for action in actions:
+        for number, action in enumerate(actions):
+            if not self._handshake_done and isinstance(
+                    action, core.AskAaa | core.ProvisionSA | core.Close):
+                # Early data (tls.early_data): the MN has not proven it is live, and a
+                # replay must not reach the AAA server; only the answer goes out now.
+                self._after_handshake += actions[number:]
+                return
             if isinstance(action, core.Send):
                 self.transport.write(action.data)
             elif isinstance(action, core.AskAaa):
@@ -242,6 +256,8 @@ class _GuardedTLSFactory(TLSMemoryBIOFactory):
     def __init__(self, server: HacServer, tls: ServerTLS):
         super().__init__(tls, False, _HacFactory(server), clock=server.reactor)
         self.server = server
+        if tls.early_data:
+            self.protocol = EarlyDataServerProtocol
 
     def buildProtocol(self, addr):  # noqa: N802 (Twisted API)
         server = self.server
@@ -304,6 +320,9 @@ class HacServer:
         self.resumptions = 0  # of which resumed a session (RFC 5077 ticket)
         self.sas_revoked = 0
         self.sas_purged = 0
+        # store-wide, while watch_active_sas runs; this HAC's issues and revocations move
+        # it between two counts
+        self.sas_active: int | None = None
         # store calls by (operation, outcome "ok"/"error"), and their duration for metrics
         self.store_calls: Counter[tuple[str, str]] = Counter()
         self.observe_store: Callable[[float], None] | None = None
@@ -319,8 +338,11 @@ class HacServer:
         self._ha_state.clock = reactor
         self._purge = LoopingCall(self._purge_expired)
         self._purge.clock = reactor
+        self._count_active = LoopingCall(self._count_active_sas)
+        self._count_active.clock = reactor
         self._port = None
         self._control = None  # the control socket's port, once listening
+        self.worker = 0  # of config.workers: which control socket is this process's
         self.delivery = None  # SA delivery runs in one process of a host: ``delivers``
         if config.sa_delivery is not None and delivers:
             self.delivery = sa_delivery.SaDelivery.create(
@@ -354,12 +376,16 @@ class HacServer:
 
     def _revoked(self, record: SARecord) -> None:
         self.sas_revoked += 1
+        if self.sas_active is not None:
+            self.sas_active -= 1
         if self.accounting is not None:
             self.accounting.revoked(record)
 
     def _stored(self, stored: tuple[SARecord, Provision]) -> Provision:
         record, provision = stored
         self.sas_issued += 1
+        if self.sas_active is not None:
+            self.sas_active += 1
         if self.accounting is not None:
             self.accounting.started(record)
         if self.delivery is not None:
@@ -408,6 +434,19 @@ class HacServer:
                                                         failure.getErrorMessage()))
         return deferred
 
+    def watch_active_sas(self, interval: float) -> None:
+        """Count the store's active SAs now and every ``interval`` seconds, into
+        :attr:`sas_active` (for the metrics; a scrape must not wait for the store)."""
+        self._count_active.start(interval, now=True)
+
+    def _count_active_sas(self) -> defer.Deferred:
+        deferred = self.in_store_thread(self.store.count_active)
+        deferred.addBoth(self._store_done, "count", self.reactor.seconds())
+        deferred.addCallbacks(lambda count: setattr(self, "sas_active", count),
+                              lambda failure: log.error("counting active SAs failed: %s",
+                                                        failure.getErrorMessage()))
+        return deferred
+
     def _purged(self, records: list[SARecord]) -> None:
         self.sas_purged += len(records)
         if records:
@@ -434,27 +473,29 @@ class HacServer:
         if self.delivery is not None:
             self.delivery.start()
         if self.config.control_path is not None:
-            self._control = listen_control(self.config.control_path, control.handlers(self),
-                                           self.reactor)
+            self._control = listen_control(
+                control.worker_socket(self.config.control_path, self.worker),
+                control.handlers(self), self.reactor)
         return self._port
 
     def reload(self, reread: Callable[[], HacConfig] | None = None) -> None:
-        """SIGHUP: ``log.level`` from ``reread`` (the config file and flags again), the
-        PSK file, the TLS certificate and key, the RADIUS secret file. Established MNs
-        and the SAs issued are untouched; a file that fails keeps what was loaded and
-        says why."""
+        """SIGHUP: ``log.level`` and the RADIUS server lists from ``reread`` (the config
+        file and flags again), the PSK file, the TLS certificate and key, the RADIUS
+        secret. Established MNs and the SAs issued are untouched; a file that fails keeps
+        what was loaded and says why."""
+        config = self.config
         if reread is not None:
             try:
-                level = reread().log_level
+                config = reread()
             except ConfigError as error:
-                log.error("SIGHUP: the configuration does not load, log.level stays: %s",
-                          error)
+                log.error("SIGHUP: the configuration does not load, log.level and "
+                          "radius.servers stay: %s", error)
             else:
-                log.info("SIGHUP: log.level %s", level)  # before a higher level hides it
-                logging.getLogger().setLevel(level.upper())
+                log.info("SIGHUP: log.level %s", config.log_level)  # before a higher level hides it
+                logging.getLogger().setLevel(config.log_level.upper())
         self.reload_credentials()
         self.reload_tls()
-        self.reload_radius_secret()
+        self.reload_radius(config)
 
     def reload_tls(self) -> bool:
         """Re-read ``tls.cert`` and ``tls.key``; False (the old ones stay) on an error."""
@@ -470,21 +511,35 @@ class HacServer:
                  self.config.cert)
         return True
 
-    def reload_radius_secret(self) -> bool:
-        """Re-read ``radius.secret_file`` for the RADIUS clients (authentication and
-        accounting); False (the old secret stays) when there is none or it fails."""
-        clients = [client for client in (self.aaa, getattr(self.accounting, "client", None))
-                   if hasattr(client, "set_secret")]
-        if self.config.radius_secret_file is None or not clients:
+    def reload_radius(self, config: HacConfig) -> bool:
+        """Point the RADIUS clients (authentication and accounting) at ``config``'s
+        servers and secret; False (the old ones stay) when there is no RADIUS client or
+        ``config``'s are unusable. Requests in flight and EAP conversations under way
+        end on the server they started with."""
+        clients = []
+        if hasattr(self.aaa, "set_servers"):
+            clients.append((self.aaa, lambda secret: [
+                RadiusServer.parse(text, secret) for text in config.radius_servers]))
+        if self.accounting is not None:
+            clients.append((self.accounting.client, config.accounting_servers))
+        if not clients:
             return False
         try:
-            secret = self.config.radius_shared_secret()
+            secret = config.radius_shared_secret()
+            lists = [(client, servers(secret)) for client, servers in clients]
+            if not all(servers for _, servers in lists):
+                raise ConfigError("radius.servers is empty (the AAA backend changes only "
+                                  "with a restart)")
         except ConfigError as error:
-            log.error("SIGHUP: RADIUS secret not reloaded, the old one stays: %s", error)
+            log.error("SIGHUP: RADIUS servers and secret not reloaded, the old ones stay: %s",
+                      error)
             return False
-        for client in clients:
-            client.set_secret(secret)
-        log.info("SIGHUP: RADIUS secret reloaded from %s", self.config.radius_secret_file)
+        for client, servers in lists:
+            client.set_servers(servers)
+        names = "; ".join(repr(client) for client, _ in lists)
+        source = config.radius_secret_file or "radius.secret"
+        log.info("SIGHUP: RADIUS servers and secret reloaded (secret from %s): %s",
+                 source, names)
         return True
 
     def aaa_done(self, outcome: str, seconds: float) -> None:
@@ -538,10 +593,9 @@ class HacServer:
             self._control = None
         if self.ticket_keys is not None:
             self.ticket_keys.stop()
-        if self._ha_state.running:
-            self._ha_state.stop()
-        if self._purge.running:
-            self._purge.stop()
+        for loop in (self._purge, self._count_active, self._ha_state):
+            if loop.running:
+                loop.stop()
         if self.delivery is not None:
             yield self.delivery.stop()
         self._pool.stop()
@@ -565,6 +619,8 @@ def bind(config: HacConfig) -> socket.socket:
     try:
         sock.bind((address.host, address.port))
         sock.listen(1024)
+        if config.tcp_fast_open:
+            listen_fast_open(sock, config.tcp_fast_open)
     except OSError as error:
         sock.close()
         message = f"listen (--listen) {address}: {error.strerror or error}"

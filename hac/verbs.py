@@ -12,10 +12,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aaa_mip6.control_client import (EXIT_REFUSED, EXIT_UNREACHABLE, cli_ask, print_stats,
-                                     table, verb_parser)
+from aaa_mip6.control_client import (EXIT_REFUSED, EXIT_UNREACHABLE, ask_printing, cli_ask,
+                                     print_stats, socket_path, table, verb_parser)
 
 from .config import parse_sa_delivery, read_toml
+from .control import worker_socket
 
 PROGRAM = "mip6-hac"
 
@@ -86,14 +87,42 @@ def sas_main(argv: list[str]) -> int:
 def stats_main(argv: list[str]) -> int:
     parser = _parser("stats", "The running HAC's counters: connections, bootstraps by "
                               "status, SAs issued, refusals, PSK identities, SA delivery "
-                              "and accounting (as SIGUSR1 logs them).")
+                              "and accounting (as SIGUSR1 logs them); with several "
+                              "workers, their total and each worker's.")
     parser.add_argument("--json", action="store_true", help="the counters as one JSON object")
     arguments = parser.parse_args(argv)
     status, reply = _ask("stats", arguments)
     if status:
         return status
+    replies = [reply]
+    if reply.get("workers", 1) > 1:
+        path = socket_path(PROGRAM, "stats", arguments, socket_in_config)
+        for number in range(1, reply["workers"]):
+            status, other = ask_printing(worker_socket(path, number), PROGRAM, "stats")
+            if status:
+                return status
+            replies.append(other)
+        reply = {"total": total(replies),
+                 **{f"worker{number}": each for number, each in enumerate(replies)}}
     print_stats(reply, arguments.json)
     return 0
+
+
+_NOT_COUNTERS = frozenset({"ok", "pid", "worker", "workers"})
+
+
+def total(replies: list[dict[str, Any]]) -> dict[str, Any]:
+    """The workers' counters added up, nested ones too (pids and worker numbers left out)."""
+    summed: dict[str, Any] = {}
+    for reply in replies:
+        for name, value in reply.items():
+            if name in _NOT_COUNTERS:
+                continue
+            if isinstance(value, dict):
+                summed[name] = total([summed.get(name, {}), value])
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                summed[name] = summed.get(name, 0) + value
+    return summed
 
 
 def revoke_main(argv: list[str]) -> int:

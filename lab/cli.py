@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -15,6 +16,7 @@ from aaa_mip6.program import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, LOG_FORMATS, ad
     configure_logging, fail, install_signals, raise_open_file_limit
 
 from .common import OutputClosed
+from .lke import check_ready, lke_passed, run_lke, stop_requested
 from .loopback import run_loopback
 from .netns import LabError, run_netns
 from .reactors import run_on_reactor
@@ -48,7 +50,48 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--log-format", choices=LOG_FORMATS, default="text", metavar="FORMAT",
                     help="how mip6-lab's own log lines on stderr look: text (default) or "
                          "json, one object a line; the report on stdout stays text")
+    lke = commands.add_parser(
+        "lke", help="Local Key Exchange: the previous access router forwards across a "
+                    "handover (root, --netns)",
+        description="Correspondent, home network (mip6-hac, mip6-ha), two access links each "
+                    "with mip6-ar, and two MNs that move from link 1 to link 2 while the "
+                    "correspondent streams UDP to their link-1 care-of addresses: one with "
+                    "mip6-mn --lke (AR1 keeps forwarding to it), one without (the control: "
+                    "those packets are lost). Then a forged Key Exchange Request, a DAD "
+                    "probe answered by an impostor and a replayed Binding Update, each "
+                    "refused and counted by AR1. The last line is a JSON verdict; exit "
+                    "status 0 only if forwarding and every refusal were seen (docs/lke.md).")
+    lke.add_argument("--netns", action="store_true", required=True,
+                     help="run in network namespaces (root; the only mode of this lab)")
+    lke.add_argument("--keep-dir", action="store_true",
+                     help="keep the generated files (keys, store, logs, status files)")
     return parser
+
+
+def lke_command(args) -> int:
+    """``mip6-lab lke --netns``: the verdict decides the exit status."""
+    try:
+        check_ready()
+    except LabError as error:
+        return fail(PROGRAM, str(error), EXIT_CONFIG)
+    directory = Path(tempfile.mkdtemp(prefix="mip6-lab-lke-"))
+    install_signals(lambda call: call(), reload=lambda: None, status=lambda: None)
+    for number in (signal.SIGTERM, signal.SIGINT):  # the lab stops at its next wait and
+        signal.signal(number, stop_requested)     # cleans up everything it started
+    try:
+        verdict = run_lke(directory, sys.stdout)
+    except (LabError, OSError) as error:
+        return fail(PROGRAM, f"lke: {error}; rerun with --keep-dir to keep the logs",
+                    EXIT_RUNTIME)
+    except KeyboardInterrupt:
+        print("mip6-lab: interrupted; everything started was stopped", file=sys.stderr)
+        return 130
+    finally:
+        if args.keep_dir:
+            print(f"mip6-lab: files kept in {directory}", file=sys.stderr)
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
+    return EXIT_OK if lke_passed(verdict) else EXIT_RUNTIME
 
 
 def next_steps(args, ok: bool) -> str:
@@ -65,6 +108,8 @@ def next_steps(args, ok: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "lke":
+        return lke_command(args)
     if not 1 <= args.mns <= MAX_MNS:
         return fail(PROGRAM, f"--mns must be 1..{MAX_MNS}", EXIT_CONFIG)
     if not args.netns:
@@ -114,10 +159,6 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(directory, ignore_errors=True)
     return EXIT_OK if ok else EXIT_RUNTIME
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 if __name__ == "__main__":

@@ -421,6 +421,12 @@ class SQLStore(SAStore):
             (int(time.time()),))
         return [_record(row) for row in rows]
 
+    def count_active(self) -> int:
+        [(count,)] = self._execute(
+            "counting SAs", "SELECT COUNT(*) FROM mip6_sa WHERE revoked = 0 AND validity_end > ?",
+            (int(time.time()),))
+        return count
+
     def purge_expired(self) -> list[SARecord]:
         rows = self._execute("purging SAs", "DELETE FROM mip6_sa WHERE validity_end <= ? "
                              f"RETURNING {', '.join(_SA_COLUMNS)}", (int(time.time()),))

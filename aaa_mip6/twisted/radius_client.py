@@ -13,6 +13,9 @@ a Status-Server to an accounting port is answered with an Accounting-Response.
 A call that finds every Identifier in use waits for one, up to ``max_waiting`` calls;
 beyond that it fails at once (AaaUnavailable, counted ``overloaded``), so a flood
 of requests cannot queue without bound behind a slow server.
+:meth:`RadiusClient.set_servers` swaps the server list and secrets in place (a
+program's SIGHUP): requests in flight and EAP conversations under way finish on the
+server they started with.
 """
 
 from __future__ import annotations
@@ -118,10 +121,13 @@ class RadiusClient:
         self._max_ports = max_ports
         self._max_waiting = max_waiting
         dictionary = self._dictionary = dictionary or codec.load_dictionary()
-        self._servers = [_Server(server, codec.RadiusCodec(server.secret, nas, dictionary),
-                                 ServerHealth(policy)) for server in servers]
-        self._by_address = {(server.address, server.port): index
-                            for index, server in enumerate(servers)}
+        # Every server ever configured, by index (transactions and EAP continuations hold
+        # indices); _active is the configured order. A server dropped by set_servers stays
+        # here, retired, so a reply to it still finds its request.
+        self._servers: list[_Server] = []
+        self._by_address: dict[tuple, int] = {}
+        self._active: list[int] = []
+        self.set_servers(servers)
         self._ports: dict[int, list] = {4: [], 6: []}
         self._identifiers = IdentifierSpace()
         self._pending: dict[tuple, _Exchange | _Probe] = {}
@@ -134,7 +140,7 @@ class RadiusClient:
         self.by_server: collections.Counter[tuple[str, str]] = collections.Counter()
 
     def __repr__(self) -> str:
-        return f"RadiusClient({', '.join(server.name for server in self._servers)})"
+        return f"RadiusClient({', '.join(self._servers[i].name for i in self._active)})"
 
     # -- AaaBackend --------------------------------------------------------
 
@@ -154,7 +160,7 @@ class RadiusClient:
         if continuation is not None:
             candidates, state = [continuation.server], continuation.state
         else:
-            candidates, state = list(range(len(self._servers))), None
+            candidates, state = list(self._active), None
         exchange = _Exchange(session, eap_payload, state, candidates)
         exchange.deferred = defer.Deferred(lambda _: self._cancel(exchange))
         self._try_next_server(exchange)
@@ -166,7 +172,7 @@ class RadiusClient:
         if self._stopped:
             return defer.fail(AaaUnavailable("RADIUS client stopped",
                                              retry_after=self._hold_down()))
-        exchange = _Exchange(None, b"", None, list(range(len(self._servers))), record)
+        exchange = _Exchange(None, b"", None, list(self._active), record)
         exchange.deferred = defer.Deferred(lambda _: self._cancel(exchange))
         self._try_next_server(exchange)
         return exchange.deferred
@@ -188,15 +194,39 @@ class RadiusClient:
         closing = [defer.maybeDeferred(port.stopListening) for port in ports]
         return defer.gatherResults(closing).addCallback(lambda _: None)
 
-    def set_secret(self, secret: bytes) -> None:
-        """Use ``secret`` with every server from now on (a program's SIGHUP reload).
+    def set_servers(self, servers: Sequence[RadiusServer]) -> None:
+        """Use ``servers``, in this order and with their secrets, for new calls.
 
-        A reply to a request sent under the old secret then fails its check: that
-        request ends like an unanswered one.
+        A server kept keeps its dead-or-alive state; one dropped is retired: its requests
+        in flight and EAP conversations under way end on it, but no new call goes there
+        and it is no longer probed. A reply to a request sent under an old secret fails
+        its check, so that request ends like an unanswered one.
         """
-        for server in self._servers:
-            server.config = replace(server.config, secret=secret)
-            server.codec = codec.RadiusCodec(secret, self._nas, self._dictionary)
+        if not servers:
+            raise ConfigError("a RADIUS client needs at least one server")
+        active = []
+        for config in servers:
+            index = self._by_address.get((config.address, config.port))
+            if index is None:
+                index = len(self._servers)
+                self._by_address[(config.address, config.port)] = index
+                self._servers.append(_Server(config, self._codec(config),
+                                             ServerHealth(self._policy)))
+            elif self._servers[index].config.secret != config.secret:
+                self._servers[index].config = config
+                self._servers[index].codec = self._codec(config)
+            active.append(index)
+        for index in set(self._active) - set(active):
+            timer = self._servers[index].probe_timer
+            if timer is not None and timer.active():
+                timer.cancel()
+        for index in set(active) - set(self._active):
+            if not self._servers[index].health.alive and self._policy.probe:
+                self._schedule_probe(index)  # back from retirement, still dead
+        self._active = active
+
+    def _codec(self, server: RadiusServer) -> codec.RadiusCodec:
+        return codec.RadiusCodec(server.secret, self._nas, self._dictionary)
 
     # -- requests ----------------------------------------------------------
 
@@ -238,10 +268,10 @@ class RadiusClient:
 
     def _no_answer_error(self, exchange: _Exchange, now: float) -> Exception:
         """AaaTimeout naming the servers that let ``exchange`` time out, or AaaUnavailable."""
-        healths = [server.health for server in self._servers]
+        healths = [self._servers[index].health for index in self._active]
         if not any(health.usable(now) for health in healths):
             self.counters["unavailable"] += 1
-            everyone = range(len(self._servers))
+            everyone = self._active
             return AaaUnavailable(f"every RADIUS server is marked dead after "
                                   f"{self._no_answer(exchange.unanswered or everyone, exchange)}",
                                   retry_after=retry_after(healths, now))
@@ -320,7 +350,7 @@ class RadiusClient:
         self.counters["server-dead"] += 1
         _log.warn("RADIUS server {server} marked dead for {hold_down} s",
                   server=server.name, hold_down=self._policy.hold_down)
-        if self._policy.probe:
+        if self._policy.probe and index in self._active:
             self._schedule_probe(index)
 
     def _schedule_probe(self, index: int) -> None:
@@ -339,7 +369,8 @@ class RadiusClient:
     def _probe_timed_out(self, probe: _Probe) -> None:
         self._end(probe.transaction)
         self._servers[probe.server].health.record_probe_failed(self._reactor.seconds())
-        self._schedule_probe(probe.server)
+        if probe.server in self._active:
+            self._schedule_probe(probe.server)
 
     def _probe_replied(self, probe: _Probe, datagram: bytes) -> None:
         server = self._servers[probe.server]

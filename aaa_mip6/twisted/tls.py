@@ -27,6 +27,15 @@ build) each process keeps its own keys, as before.
 
 Both ends let OpenSSL free a connection's read and write buffers while it is idle
 (``SSL_MODE_RELEASE_BUFFERS``), which matters for a HAC holding many idle connections.
+
+A full handshake offers OpenSSL's default groups, the post-quantum hybrid X25519MLKEM768
+first, whose key share makes the ClientHello about 1.5 kB. Beside a session ticket the MN
+offers X25519 and P-256 only (:data:`RESUMPTION_GROUPS`): the ClientHello with its ticket
+then fits in one SYN (TCP Fast Open, :mod:`aaa_mip6.twisted.fastopen`), and a resumed
+session's keys still depend on the resumption secret of the hybrid handshake that made the
+ticket. Should the HAC not resume, that handshake had classical key exchange only:
+:meth:`ClientTLS.resumption_refused` says so and forgets the session, and the MN connects
+again for a full hybrid handshake.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ import os
 import struct
 import time
 import warnings
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -69,8 +79,14 @@ TLS12_CIPHERS = b"ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!PSK"
 DEFAULT_TICKET_KEY_LIFETIME = 3600.0
 """Seconds a server context (and so its session ticket keys) is used for new connections."""
 
+RESUMPTION_GROUPS = b"X25519:P-256"
+"""The groups the MN offers beside a session ticket: one small key share (see above)."""
+
 _SESSION_ID_CONTEXT = b"aaa-mip6 HAC"
 _TICKET_READ_STATE = b"SSLv3/TLS read server session ticket"
+_END_OF_EARLY_DATA_STATE = b"TLSv1.3 write end of early data"  # sent iff accepted
+MAX_EARLY_DATA = 1024
+"""Octets of early data a ticket allows: an MN Init (RFC 6618 §5.3) is a few hundred."""
 _OPENSSL = Binding().lib  # the OpenSSL pyOpenSSL uses, for calls it does not wrap
 _FFI = Binding().ffi
 _SET_TICKET_KEYS = 59  # SSL_CTRL_SET_TLSEXT_TICKET_KEYS
@@ -258,7 +274,7 @@ class ServerTLS:
     def __init__(self, cert_file: Path, key_file: Path, *, client_ca_file: Path | None = None,
                  require_client_cert: bool = False,
                  ticket_key_lifetime: float = DEFAULT_TICKET_KEY_LIFETIME,
-                 clock: Callable[[], float] = time.monotonic,
+                 early_data: bool = False, clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time):
         if require_client_cert and client_ca_file is None:
             raise ConfigError("require_client_cert needs a client CA file to verify against")
@@ -269,6 +285,7 @@ class ServerTLS:
             client_ca_file, "client CA file")
         self._require_client_cert = require_client_cert
         self._ticket_key_lifetime = ticket_key_lifetime
+        self.early_data = early_data
         self._clock = clock
         self._wall_clock = wall_clock
         self._shared_keys: dict[float, bytes] = {}  # start (POSIX seconds) -> ticket key
@@ -315,8 +332,16 @@ class ServerTLS:
         self._key_started = None if shared is None else shared[0]
         context.set_options(SSL.OP_CIPHER_SERVER_PREFERENCE)
         context.set_session_id(_SESSION_ID_CONTEXT)
-        # Tickets carry the session state, so no server-side session cache is needed.
-        context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+        if self.early_data:
+            # Tickets that allow early data are single-use (RFC 8446 §8.1): OpenSSL then
+            # issues stateful tickets, keeps their sessions in this context's cache and
+            # accepts early data only for one it can remove from there, so a replay is
+            # rejected -- and a ticket resumes only in the process that issued it.
+            _OPENSSL.SSL_CTX_set_max_early_data(context._context, MAX_EARLY_DATA)
+            context.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
+        else:
+            # Tickets carry the session state, so no server-side session cache is needed.
+            context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
         context.set_timeout(max(1, int(self._ticket_key_lifetime)))
         if self._client_cas:
             for ca in self._client_cas:
@@ -414,6 +439,8 @@ class ClientTLS:
         if keylog is not None:
             self._context.set_keylog_callback(keylog)
         self._session: SSL.Session | None = None
+        self._ticket_offers: weakref.WeakSet[SSL.Connection] = weakref.WeakSet()
+        self._early_data_accepted: weakref.WeakSet[SSL.Connection] = weakref.WeakSet()
 
     def _verify(self, connection, certificate, error_number, depth, preverify_ok) -> bool:
         if not preverify_ok:
@@ -431,8 +458,24 @@ class ClientTLS:
             connection.set_tlsext_host_name(self._reference.hostname)
         if self._session is not None:
             connection.set_session(self._session)
+            _OPENSSL.SSL_set1_curves_list(connection._ssl, RESUMPTION_GROUPS)
+            self._ticket_offers.add(connection)
         connection.set_info_callback(self._session_keeper())
         return connection
+
+    def resumption_refused(self, tls) -> bool:
+        """Whether the finished handshake of ``tls`` offered a ticket (so classical groups
+        only) and the HAC made a full handshake instead. Then the session is forgotten: drop
+        the connection and connect again, for a full handshake with the hybrid group."""
+        connection = _connection(tls)
+        if connection not in self._ticket_offers or session_reused(connection):
+            return False
+        self._session = None
+        return True
+
+    def early_data_accepted(self, tls) -> bool:
+        """Whether the HAC accepted the early data ``tls`` sent (it then got EndOfEarlyData)."""
+        return _connection(tls) in self._early_data_accepted
 
     def _session_keeper(self):
         """An info callback that keeps the session once the HAC's ticket has been processed.
@@ -444,8 +487,11 @@ class ClientTLS:
 
         def keep(connection: SSL.Connection, where: int, _return_code: int) -> None:
             nonlocal ticket_seen
-            if where & SSL.SSL_CB_LOOP and connection.get_state_string() == _TICKET_READ_STATE:
+            state = connection.get_state_string() if where & SSL.SSL_CB_LOOP else None
+            if state == _TICKET_READ_STATE:
                 ticket_seen = True
+            elif state == _END_OF_EARLY_DATA_STATE:
+                self._early_data_accepted.add(connection)
             elif where & SSL.SSL_CB_EXIT and ticket_seen:
                 ticket_seen = False
                 self._session = connection.get_session()

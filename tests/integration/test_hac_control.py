@@ -95,8 +95,28 @@ def test_a_verb_with_nobody_listening_is_one_line_and_exit_3(tmp_path):
            f"(is it running with --control {gone}?)\n")
 
 
-def test_control_with_workers_is_refused_naming_the_key(lab, tmp_path):
-    result = run([*flags(lab, tmp_path), "--control", str(tmp_path / "c.sock"),
-                  "--workers", "2"])
-    assert result.returncode == 2
-    assert "control.socket (--control) needs workers = 1" in result.stderr
+def test_with_workers_each_listens_and_stats_adds_them_up(lab, tmp_path, running):
+    control = tmp_path / "hac.sock"
+    hac: Running = running([*flags(lab, tmp_path), "--control", str(control),
+                            "--workers", "2"], tmp_path / "hac.log")
+    port = hac.port(workers=2)
+    for path in (control, tmp_path / "hac.sock.1"):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    for _ in range(4):
+        with tls_connect(lab, port) as sock:
+            assert RawMn(sock).bootstrap().message.status == 200
+
+    stats = verb("stats", "--control", str(control), "--json")
+    assert stats.returncode == 0, stats.stderr
+    counters = json.loads(stats.stdout)
+    assert counters["total"]["bootstraps"] == {"200": 4}
+    assert counters["total"]["sas_issued"] == 4 and "pid" not in counters["total"]
+    assert sum(counters[worker]["bootstraps"].get("200", 0)
+               for worker in ("worker0", "worker1")) == 4
+    assert counters["worker0"]["pid"] != counters["worker1"]["pid"]
+    assert "total.sas_issued 4" in verb("stats", "--control", str(control)).stdout.splitlines()
+    for path in (control, tmp_path / "hac.sock.1"):  # the store is every worker's
+        listed = json.loads(verb("sas", "--control", str(path), "--json").stdout)
+        assert len(listed) == 4
+    assert hac.stop() == 0
+    assert "Traceback" not in hac.text()

@@ -340,39 +340,51 @@ def _signed_with(packet: bytes, secret: bytes) -> bool:
         == packet[4:20]
 
 
-def test_sighup_reloads_the_radius_secret_file(lab, tmp_path, running):
+def test_sighup_reloads_the_radius_servers_and_secret_file(lab, tmp_path, running):
     secret_file = tmp_path / "radius.secret"
     pki.write_private(secret_file, b"first-secret\n")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as accounting:
-        accounting.bind(("127.0.0.1", 0))
-        accounting.settimeout(SAFETY)
-        config = tmp_path / "hac.toml"
+    config = tmp_path / "hac.toml"
+
+    def configure(accounting_port: int) -> None:
         config.write_text(f'[radius]\naccounting = true\nsecret_file = "{secret_file}"\n'
-                          f'accounting_servers = ["127.0.0.1:{accounting.getsockname()[1]}"]\n'
+                          f'accounting_servers = ["127.0.0.1:{accounting_port}"]\n'
                           '[auth]\nmethods = ["psk"]\n')
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as accounting, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as moved:
+        for each in (accounting, moved):
+            each.bind(("127.0.0.1", 0))
+            each.settimeout(SAFETY)
+        configure(accounting.getsockname()[1])
         hac = running([*flags(lab, tmp_path), "--config", str(config)], tmp_path / "hac.log")
         port = hac.port()
 
-        def start_sent_after_a_bootstrap() -> bytes:
+        def start_sent_after_a_bootstrap(server: socket.socket) -> bytes:
             with tls_connect(lab, port) as sock:
                 assert RawMn(sock).bootstrap().message.status == 200
-            return accounting.recv(4096)
+            return server.recv(4096)
 
-        assert _signed_with(start_sent_after_a_bootstrap(), b"first-secret")
+        assert _signed_with(start_sent_after_a_bootstrap(accounting), b"first-secret")
         pki.write_private(secret_file, b"second-secret\n")
         hac.process.send_signal(signal.SIGHUP)
-        hac.wait_for(r"RADIUS secret reloaded from ")
+        hac.wait_for(r"RADIUS servers and secret reloaded \(secret from \S+\)")
         deadline = time.monotonic() + SAFETY
-        packet = start_sent_after_a_bootstrap()
+        packet = start_sent_after_a_bootstrap(accounting)
         while _signed_with(packet, b"first-secret"):  # retransmissions of the first Start
             assert time.monotonic() < deadline
             packet = accounting.recv(4096)
         assert _signed_with(packet, b"second-secret")
 
+        configure(moved.getsockname()[1])  # the accounting server moves
+        hac.process.send_signal(signal.SIGHUP)
+        hac.wait_for(rf"RADIUS servers and secret reloaded .*127.0.0.1:{moved.getsockname()[1]}")
+        assert _signed_with(start_sent_after_a_bootstrap(moved), b"second-secret")
+
         pki.write_private(secret_file, b"")
         hac.process.send_signal(signal.SIGHUP)
-        hac.wait_for(r"RADIUS secret not reloaded, the old one stays: radius.secret_file "
-                     r"\S+: empty")
+        hac.wait_for(r"RADIUS servers and secret not reloaded, the old ones stay: "
+                     r"radius.secret_file \S+: empty")
+        assert start_sent_after_a_bootstrap(moved)  # still there, under the old settings
         assert hac.stop() == 0
     text = hac.text()
     assert "Traceback" not in text and "second-secret" not in text
@@ -396,5 +408,6 @@ def test_sighup_rereads_the_log_level_and_a_bad_file_keeps_it(lab, tmp_path, run
     assert len(re.findall(r"bootstrap mn-id=", hac.text())) == 1
     config.write_text('[log]\nlevel = "loud"\n')
     hac.process.send_signal(signal.SIGHUP)
-    hac.wait_for(r"the configuration does not load, log.level stays: log.level")
+    hac.wait_for(r"the configuration does not load, log.level and radius.servers stay: "
+                 r"log.level")
     assert hac.stop() == 0

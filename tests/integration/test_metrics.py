@@ -122,8 +122,10 @@ def test_hac_and_ha_metrics_pass_promtool_and_reach_prometheus(lab, running_hac,
     assert "mip6_hac_bootstrap_duration_seconds_count 2.0" in hac_text
     assert "mip6_hac_tls_handshakes_total 2.0" in hac_text
     assert "mip6_hac_tls_resumptions_total 1.0" in hac_text
+    assert "mip6_hac_store_sas_active 2.0" in hac_text  # counted at start, then moved
     assert 'mip6_ha_events_total{reason="registered"} 1.0' in ha_text
-    assert "mip6_ha_binding_acks_total 1.0" in ha_text
+    assert 'mip6_ha_binding_acks_total{status="0"} 1.0' in ha_text
+    assert 'mip6_ha_binding_updates_total{status="0"} 1.0' in ha_text
     assert "mip6_ha_bindings 1.0" in ha_text
     assert 'mip6_ha_received_packets_total{ptype="8"} 1.0' in ha_text
     assert 'mip6_ha_sent_packets_total{ptype="8"} 1.0' in ha_text
@@ -239,3 +241,36 @@ def test_hac_aaa_round_trips_are_counted_by_outcome_and_timed(tmp_path):
     assert 'mip6_hac_aaa_requests_total{outcome="accept"} 1.0' in text
     assert "mip6_hac_aaa_duration_seconds_count 2.0" in text
     assert 'mip6_hac_bootstraps_total{method="eap",status="200"} 1.0' in text
+
+
+def test_every_hac_worker_serves_its_own_counters_and_together_they_count_each_bootstrap(
+        lab, tmp_path):
+    pki.write_private(tmp_path / "psk", f"{ALICE} {PSK.hex()}\n".encode())
+    process = subprocess.Popen([*quick_start(lab, tmp_path), "--metrics", "127.0.0.1:0",
+                                "--workers", "2"],
+                               stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        lines: list[str] = []
+        ports = set()
+        for _ in range(60):  # both workers' metrics lines, then the parent's summary
+            line = process.stderr.readline()
+            lines.append(line)
+            if match := METRICS_LINE.search(line):
+                ports.add(int(match.group(1)))
+            if not line or (len(ports) == 2 and "listening on" in line):
+                break
+        assert len(ports) == 2, "".join(lines)
+        hac_port = int(re.findall(r"listening on 127\.0\.0\.1:(\d+)", "".join(lines))[0])
+        context = ssl.create_default_context(cafile=str(lab["ca"].cert_path))
+        for _ in range(6):
+            raw = socket.create_connection(("127.0.0.1", hac_port), timeout=SAFETY)
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+                assert RawMn(sock).bootstrap().message.status == 200
+        wanted = re.compile(r'^mip6_hac_bootstraps_total\{method="psk",status="200"\} (\S+)$',
+                            re.MULTILINE)
+        counts = [float(match.group(1)) for port in ports
+                  for match in wanted.finditer(_scrape(port))]
+        assert sum(counts) == 6
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=SAFETY)

@@ -4,7 +4,8 @@ One MN registration per ciphersuite (NULL, AES-CBC and 3DES-CBC with HMAC-SHA1-9
 AES-CBC with AES-XCBC-MAC-96), captured with ``tshark -i lo``; the MN writes
 ``--tls-keylog`` and ``--sa-keylog``. tshark then reads the capture with the Lua
 dissector: the container fields from the TLS key log, and the BU/BA through
-Wireshark's own ESP and mip6 dissectors from the SA key log. The HA is on 127.0.0.1
+Wireshark's own ESP and mip6 dissectors from the SA key log; the AES-XCBC-MAC-96 ICV
+(which Wireshark's ESP code lacks) is checked by the Lua dissector. The HA is on 127.0.0.1
 and the MN's care-of address is 127.0.0.2, so the SA key log's records can tell the
 two directions apart by the HA's address.
 """
@@ -47,7 +48,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DISSECTOR = ROOT / "etc" / "wireshark" / "mip6.lua"
 MN_SCRIPT = Path(sys.executable).with_name("mip6-mn")
 SUITES = ("NULL_SHA", "AES_128_CBC_SHA", "3DES_EDE_CBC_SHA", "AES_128_CBC_SHA256")
-ICV_CHECKED = {"NULL_SHA", "AES_128_CBC_SHA", "3DES_EDE_CBC_SHA"}  # HMAC-SHA1-96
+ESP_CHECKS_ICV = {"NULL_SHA", "AES_128_CBC_SHA", "3DES_EDE_CBC_SHA"}  # HMAC-SHA1-96
+# AES-XCBC-MAC-96 (the *_SHA256 suites): Wireshark 4.0 has none, the Lua dissector checks it
 LIFETIME = 600  # seconds asked for in the BU: 150 units of 4 s
 CARE_OF = "127.0.0.2"
 CAPTURE_LIMIT = 120  # seconds tshark captures at most, whatever happens to the test
@@ -162,11 +164,14 @@ def config_dir(directory: Path, sa_keylog: Path) -> Path:
 
 
 def decode(run: LabRun, fields: list[str], *, display_filter: str,
-           config: Path | None = None, tls_keylog: Path | None = None) -> list[dict[str, str]]:
+           config: Path | None = None, tls_keylog: Path | None = None,
+           sa_keys: Path | None = None) -> list[dict[str, str]]:
     """One dict per packet matching ``display_filter``: field -> value ('' if absent)."""
     options = ["-o", f"mip6tls.port:{run.ha_port}", "-o", f"mip6hac.port:{run.hac_port}",
                "-o", "esp.enable_encryption_decode:TRUE",
                "-o", "esp.enable_authentication_check:TRUE"]
+    if sa_keys is not None:
+        options += ["-o", f"mip6tls.sa_keys:{sa_keys}"]
     if tls_keylog is not None:
         options += ["-o", f"tls.keylog_file:{tls_keylog}"]
     env = dict(os.environ)
@@ -182,6 +187,7 @@ def decode(run: LabRun, fields: list[str], *, display_filter: str,
 
 
 PACKET_FIELDS = ["mip6tls.ptype", "mip6tls.spi", "mip6tls.seq", "esp.icv_good", "esp.icv_bad",
+                 "mip6tls.icv_good", "mip6tls.icv_bad",
                  "mip6.mhtype", "mip6.bu.seqnr", "mip6.bu.lifetime", "ipv6.opt.mipv6.home_address",
                  "mip6.ba.status", "mip6.ba.seqnr", "mip6.ba.lifetime"]
 
@@ -211,9 +217,11 @@ def test_bu_and_ba_decode_with_the_sa_keylog(lab_run, tmp_path):
             {event["home-address"]}
         assert {(row["mip6.ba.status"], row["mip6.ba.lifetime"]) for row in acks} == \
             {("0", str(event["lifetime"] // 4))}
-        checked = "1" if suite in ICV_CHECKED else "0"
+        by_esp = suite in ESP_CHECKS_ICV
         assert {(row["esp.icv_good"], row["esp.icv_bad"]) for row in mine} == \
-            {(checked, "0")}, suite
+            {("1" if by_esp else "0", "0")}, suite
+        assert {(row["mip6tls.icv_good"], row["mip6tls.icv_bad"]) for row in mine} == \
+            {("", "") if by_esp else ("1", "0")}, suite
 
 
 def test_a_wrong_integrity_key_shows_as_a_bad_icv(lab_run, tmp_path):
@@ -228,6 +236,77 @@ def test_a_wrong_integrity_key_shows_as_a_bad_icv(lab_run, tmp_path):
                   config=config_dir(tmp_path / "ws", tampered))
     # Wireshark still decrypts and shows the packet, flagged: a tool to find the fault
     assert rows and {(row["esp.icv_bad"], row["esp.icv_good"]) for row in rows} == {("1", "0")}
+
+
+def test_a_wrong_xcbc_key_in_the_preferences_file_shows_as_a_bad_icv(lab_run, tmp_path):
+    """mip6tls.sa_keys names another key file than the profile's esp_sa: the Lua
+    dissector checks the XCBC ICV with that one, the ESP dissector still decrypts with
+    esp_sa."""
+    spi = lab_run.registered["AES_128_CBC_SHA256"]["spi"]
+    tampered = tmp_path / "xcbc.keys"
+    tampered.write_text("".join(
+        (line[:-2] + ("0" if line[-2] != "0" else "1") + line[-1:]
+         if not line.startswith("#") else line) + "\n"
+        for line in lab_run.sa_keylog.read_text().splitlines()))
+    rows = decode(lab_run, PACKET_FIELDS, display_filter=f"mip6tls.spi == {spi}",
+                  config=config_dir(tmp_path / "ws", lab_run.sa_keylog), sa_keys=tampered)
+    assert rows and {(row["mip6tls.icv_bad"], row["mip6tls.icv_good"]) for row in rows} == \
+        {("1", "0")}
+    assert {row["mip6.mhtype"] for row in rows} == {"5", "6"}  # decrypted all the same
+
+
+def _xcbc_packets(suite_name: str, spi: int) -> tuple[SecurityAssociation, list[bytes]]:
+    """Echo requests MN -> HA and HA -> MN under an SA of ``suite_name``; the last one
+    has one ICV bit flipped."""
+    suite = SUITES_BY_NAME[suite_name]
+    keys = new_keys(suite)
+    sa = SecurityAssociation(
+        spi=spi, suite=suite.name, mn_to_ha_ikey=keys.mn_to_ha_ikey,
+        ha_to_mn_ikey=keys.ha_to_mn_ikey, mn_to_ha_ekey=keys.mn_to_ha_ekey,
+        ha_to_mn_ekey=keys.ha_to_mn_ekey, validity_end=datetime.now(timezone.utc),
+        scope=SCOPE_ALL, mn_id="mn@example.org")
+    mn, ha = SaEndpoint(sa, "mn"), SaEndpoint(sa, "ha")
+    echo = Echo(IPv6Address("2001:db8:1::5"), IPv6Address("2001:db8:c::2"), 4242, 7, b"ping")
+    to_ha = [mn.protect(PType.ENCRYPTED_IP, echo.packet(), 41) for _ in range(2)]
+    to_mn = ha.protect(PType.ENCRYPTED_IP, echo.packet(), 41)
+    flipped = bytearray(mn.protect(PType.ENCRYPTED_IP, echo.packet(), 41))
+    flipped[-5] ^= 0x10
+    return sa, [_ipv4_udp("127.0.0.2", "127.0.0.1", 40000, MIPV6TLS_PORT, packet)
+                for packet in to_ha + [bytes(flipped)]] + \
+        [_ipv4_udp("127.0.0.1", "127.0.0.2", MIPV6TLS_PORT, 40000, to_mn)]
+
+
+def test_the_lua_dissector_checks_the_xcbc_icv(tmp_path):
+    """Both AES-XCBC-MAC-96 suites, both directions, keys from the profile's esp_sa: a
+    good ICV shows good, one flipped bit shows bad with an expert item, and the ESP
+    dissector decrypts (AES-CBC) or reads (NULL) the echo request either way."""
+    ha = HomeAgent(None, IPv4Address("127.0.0.1"), MIPV6TLS_PORT)
+    packets, records = [], []
+    for spi, suite in ((0x0ABC001, "NULL_SHA256"), (0x0ABC002, "AES_128_CBC_SHA256")):
+        sa, made = _xcbc_packets(suite, spi)
+        packets += made
+        records += esp_sa_records(sa, ha)
+    capture = tmp_path / "xcbc.pcap"
+    _pcap(capture, packets)
+    config = tmp_path / "ws"
+    config.mkdir()
+    (config / "esp_sa").write_text("".join(f"{line}\n" for line in records))
+    shown = subprocess.run(
+        ["tshark", "-r", str(capture), "-X", f"lua_script:{DISSECTOR}",
+         "-o", "esp.enable_encryption_decode:TRUE", "-o", "esp.enable_authentication_check:TRUE",
+         "-T", "fields", "-E", "separator=|", "-e", "mip6tls.spi", "-e", "mip6tls.seq",
+         "-e", "ip.src", "-e", "mip6tls.icv_good", "-e", "mip6tls.icv_bad",
+         "-e", "mip6tls.icv_bad.expert",  # the expert item: present on the bad one
+         "-e", "icmpv6.echo.identifier"],
+        capture_output=True, text=True, timeout=RUN_LIMIT, check=True,
+        env={**os.environ, "WIRESHARK_CONFIG_DIR": str(config)})
+    assert "Lua" not in shown.stderr, shown.stderr
+    rows = []
+    for spi in (0x0ABC001, 0x0ABC002):
+        rows += [f"{spi}|0|127.0.0.2|1|0||0x1092", f"{spi}|1|127.0.0.2|1|0||0x1092",
+                 f"{spi}|2|127.0.0.2|0|1|1|0x1092",
+                 f"{spi}|0|127.0.0.1|1|0||0x1092"]
+    assert shown.stdout.splitlines() == rows
 
 
 def test_without_keys_only_the_header_shows(lab_run, tmp_path):

@@ -149,3 +149,16 @@ class ControlSocketPlaceTest(unittest.TestCase):
         with self.assertRaises(ConfigError) as raised:
             listen_control(path.parent / "missing" / "c.sock", {}, reactor)
         self.assertTrue(str(raised.exception).startswith("control.socket "))
+
+
+def test_hac_stats_total_adds_the_workers_counters_nested_ones_too():
+    from hac.control import worker_socket
+    from hac.verbs import total
+    first = {"ok": True, "pid": 10, "worker": 0, "workers": 2, "connections": 1,
+             "bootstraps": {"200": 3}, "refused": {"cap": 0, "rate": 1}}
+    second = {"ok": True, "pid": 11, "worker": 1, "workers": 2, "connections": 2,
+              "bootstraps": {"200": 1, "401": 2}, "refused": {"cap": 0, "rate": 0}}
+    assert total([first, second]) == {"connections": 3, "bootstraps": {"200": 4, "401": 2},
+                                      "refused": {"cap": 0, "rate": 1}}
+    assert worker_socket(Path("/run/mip6/hac.sock"), 0) == Path("/run/mip6/hac.sock")
+    assert worker_socket(Path("/run/mip6/hac.sock"), 3) == Path("/run/mip6/hac.sock.3")

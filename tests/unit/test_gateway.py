@@ -412,6 +412,33 @@ def test_reload_rereads_the_secret_file_and_keeps_it_when_the_file_is_bad(tmp_pa
     assert "second" not in caplog.text and "first" not in caplog.text
 
 
+def test_reload_rereads_the_radius_servers_from_the_config_file(tmp_path, caplog):
+    secret = tmp_path / "secret"
+    secret.write_text("first\n")
+    secret.chmod(0o600)
+    path = tmp_path / "gw.toml"
+
+    def configure(*servers: str) -> None:
+        path.write_text('[diameter]\norigin_host = "gw.example.net"\n'
+                        'origin_realm = "example.net"\ninsecure_tcp = true\n'
+                        'listen = "127.0.0.1:0"\n'
+                        f'[radius]\nsecret_file = "{secret}"\nservers = {list(servers)!r}\n'
+                        .replace("'", '"'))
+
+    configure("127.0.0.1:1812")
+    running = start(prepare(load_config(path, {})), MemoryReactorClock(), path, {})
+    configure("192.0.2.7:1812", "127.0.0.1:1812")
+    with caplog.at_level(logging.INFO, logger="mip6-aaa-gw"):
+        running.reload()
+    assert repr(running.radius) == "RadiusClient(192.0.2.7:1812, 127.0.0.1:1812)"
+    assert "servers RadiusClient(192.0.2.7:1812, 127.0.0.1:1812)" in caplog.text
+    configure()  # no server: refused, the list in force stays
+    with caplog.at_level(logging.INFO, logger="mip6-aaa-gw"):
+        running.reload()
+    assert "reload failed, settings unchanged: radius.servers" in caplog.text
+    assert repr(running.radius) == "RadiusClient(192.0.2.7:1812, 127.0.0.1:1812)"
+
+
 def test_status_is_one_line_with_peers_and_counters(tmp_path, caplog):
     running, _ = _running(tmp_path)
     running.gateway.counters["requests"] += 3

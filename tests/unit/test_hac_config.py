@@ -105,6 +105,8 @@ BAD_VALUES = [
     ("tls.client_ca", 3, "non-empty string"),
     ("tls.require_client_cert", "yes", "true or false"),
     ("tls.ticket_key_lifetime", 0, "positive number"),
+    ("tcp_fast_open", 70_000, "0..65535"),
+    ("tls.early_data", "yes", "true or false"),
     ("store.threads", 0, "1..64"),
     ("store.purge_interval", float("nan"), "positive number"),
     ("sa.suites", ["AES_256_GCM"], "unknown suite 'AES_256_GCM'"),
@@ -752,3 +754,11 @@ def test_the_ha_choice_reads_the_load_from_the_store_and_skips_unreachable_has(h
     finally:
         hac.delivery = None
         hac.abandon()
+
+@pytest.mark.parametrize("workers, warned", [(1, False), (2, True)])
+def test_early_data_with_several_workers_warns(hac_files, caplog, workers, warned):
+    files = {key: value for key, value in hac_files.items() if "__" in key}
+    hac_files["dir"].joinpath("psk").chmod(0o600)
+    with caplog.at_level(logging.WARNING):
+        process.check(config(**files, tls__early_data=True, workers=workers))
+    assert ("tls.early_data (--early-data) with workers = 2" in caplog.text) == warned

@@ -4,7 +4,7 @@
   protocol cores of the programs import no I/O: no Twisted, no sockets, no processes,
   no signals, no store driver, and no I/O room of the library.
 - ``aaa_mip6`` imports no program package (``hac``, ``ha``, ``mn``, ``auc``, ``lab``,
-  ``gateway``).
+  ``gateway``, ``ar``).
 - No module imports itself in a circle, and no package does.
 
 Every ``import`` counts, wherever it stands (a function-level one is a dependency as
@@ -55,12 +55,13 @@ PURE_IN_ROOMS = frozenset({"aaa_mip6.store.base"})
 CORES = frozenset({
     "hac.core", "hac.provisioning", "hac.sa_delivery_core", "hac.actions",
     "ha.core", "ha.bindings", "ha.admission", "ha.actions",
-    "mn.bootstrap", "mn.mobility", "mn.rebootstrap", "mn.eap", "mn.actions", "mn.binding",
-    "auc.core",
+    "mn.bootstrap", "mn.mobility", "mn.rebootstrap", "mn.hacs", "mn.eap", "mn.actions",
+    "mn.binding",
+    "auc.core", "load.core",
 })
 """The programs' sans-I/O cores and codecs (a package stands for all its modules)."""
 
-PROGRAMS = frozenset({"hac", "ha", "mn", "auc", "lab", "gateway"})
+PROGRAMS = frozenset({"hac", "ha", "mn", "auc", "lab", "gateway", "load", "ar"})
 """Top-level packages the library must not import."""
 
 # --- allowances: each names why, and goes when its reason does -------------------------

@@ -38,7 +38,8 @@ def hac_server(**given):
                              resumptions=0, aaa=None,
                              accounting=None, delivery=None, observe_bootstrap=None,
                              aaa_outcomes=Counter(), observe_aaa=None, sas_revoked=0,
-                             sas_purged=0, store_calls=Counter(), observe_store=None)
+                             sas_purged=0, store_calls=Counter(), observe_store=None,
+                             sas_active=None, watch_active_sas=lambda interval: None)
     vars(server).update(given)
     return server
 
@@ -72,6 +73,16 @@ def test_hac_bootstraps_by_method_and_status_and_the_duration_histogram():
     assert got[("mip6_hac_bootstrap_duration_seconds_count", ())] == 2
     assert got[("mip6_hac_bootstrap_duration_seconds_bucket", (("le", "0.025"),))] == 1
     assert got[("mip6_hac_bootstrap_duration_seconds_bucket", (("le", "+Inf"),))] == 2
+    assert ("mip6_hac_store_sas_active", ()) not in got  # not counted yet
+
+
+def test_hac_registry_counts_the_stores_active_sas_and_shows_them():
+    intervals = []
+    server = hac_server(watch_active_sas=intervals.append)
+    registry = hac_registry(server)
+    assert intervals == [30.0]
+    server.sas_active = 7
+    assert samples(registry)[("mip6_hac_store_sas_active", ())] == 7
 
 
 def test_hac_aaa_accounting_and_delivery_counters_appear_when_configured():
@@ -104,14 +115,18 @@ def test_hac_without_aaa_exposes_no_aaa_family():
 def test_ha_counters_split_into_tunneled_packets_acks_and_events(tmp_path):
     ha, _reactor = make_server(tmp_path)
     ha.core.counters.update({"tunneled-in": 7, "tunneled-out": 5, "ba-sent": 4,
-                             "ba-status-135": 1, "registered": 3, "bad-icv": 2})
+                             "ba-status-0": 3, "ba-status-135": 1, "bu-status-0": 5,
+                             "bu-status-135": 1, "registered": 3, "bad-icv": 2})
     got = samples(ha_registry(ha))
     assert got[("mip6_ha_bindings", ())] == 0
     assert got[("mip6_ha_sas", ())] == 0
     assert got[("mip6_ha_tunneled_packets_total", (("direction", "in"),))] == 7
     assert got[("mip6_ha_tunneled_packets_total", (("direction", "out"),))] == 5
-    assert got[("mip6_ha_binding_acks_total", ())] == 4
-    assert got[("mip6_ha_binding_acks_refused_total", (("status", "135"),))] == 1
+    assert got[("mip6_ha_binding_acks_total", (("status", "0"),))] == 3
+    assert got[("mip6_ha_binding_acks_total", (("status", "135"),))] == 1
+    assert got[("mip6_ha_binding_updates_total", (("status", "0"),))] == 5
+    assert got[("mip6_ha_binding_updates_total", (("status", "135"),))] == 1
+    assert ("mip6_ha_events_total", (("reason", "bu-status-0"),)) not in got
     assert got[("mip6_ha_events_total", (("reason", "bad-icv"),))] == 2
     assert ("mip6_ha_events_total", (("reason", "ba-status-135"),)) not in got
     assert ("mip6_ha_events_total", (("reason", "ba-sent"),)) not in got
@@ -182,20 +197,25 @@ def test_metrics_listen_is_a_host_port_and_off_by_default(module):
         spec.metadata["parse"]("localhost")
 
 
-def test_hac_metrics_need_one_worker(tmp_path):
-    from hac.process import run
+def test_each_hac_worker_serves_metrics_on_its_own_port():
+    from hac.process import metrics_ports
     from tests.unit.test_hac_config import config as hac_config
-    config = hac_config(metrics__listen="127.0.0.1:9100", workers=2)
-    with pytest.raises(ConfigError, match="metrics.listen .--metrics.: needs workers = 1"):
-        run(config)
+    assert metrics_ports(hac_config(metrics__listen="127.0.0.1:9100", workers=3)) == [
+        9100, 9101, 9102]
+    assert metrics_ports(hac_config(metrics__listen="127.0.0.1:0", workers=2)) == [0, 0]
+    with pytest.raises(ConfigError, match=r"metrics.listen \(--metrics\): 4 workers serve "
+                       r"metrics on ports 65534..65537; choose a port up to 65532"):
+        hac_config(metrics__listen="127.0.0.1:65534", workers=4)
 
 
 def test_hac_counts_revocations_and_still_sends_the_accounting_stop():
     from hac.server import HacServer
     stopped = []
-    server = SimpleNamespace(sas_revoked=0, accounting=SimpleNamespace(revoked=stopped.append))
+    server = SimpleNamespace(sas_revoked=0, sas_active=5,
+                             accounting=SimpleNamespace(revoked=stopped.append))
     HacServer._revoked(server, "record")
     assert server.sas_revoked == 1 and stopped == ["record"]
+    assert server.sas_active == 4
 
 
 def test_hac_store_calls_are_counted_by_outcome_and_timed_and_pass_through():

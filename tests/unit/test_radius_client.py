@@ -300,6 +300,46 @@ class ClientTests(unittest.TestCase):
         self.assertEqual(second_fake.received, [])
 
     @defer.inlineCallbacks
+    def test_set_servers_sends_new_calls_to_the_new_list_and_lets_a_conversation_finish(self):
+        old_fake, old = self.server(challenge_then_accept)
+        new_fake, new = self.server(challenge_then_accept, secret=b"new secret")
+        client = self.client([old])
+        under_way = session("alice@example.org")
+        yield client.authenticate(under_way, EAP_IDENTITY_RESPONSE)
+        client.set_servers([new])  # a SIGHUP while alice is between two rounds
+        self.assertEqual(repr(client), f"RadiusClient(127.0.0.1:{new.port})")
+        finished = yield client.authenticate(under_way, EAP_IDENTITY_RESPONSE)
+        self.assertIsInstance(finished, Accept)  # on the retired server holding its State
+        answer = yield client.authenticate(session("bob@example.org"), EAP_IDENTITY_RESPONSE)
+        self.assertEqual(answer, Challenge(EAP_MD5_REQUEST))
+        self.assertEqual([r["User-Name"][0] for r in old_fake.received],
+                         ["alice@example.org"] * 2)
+        self.assertEqual([r["User-Name"][0] for r in new_fake.received], ["bob@example.org"])
+
+    @defer.inlineCallbacks
+    def test_set_servers_keeps_a_dead_server_dead_and_takes_a_new_secret(self):
+        dead_fake, dead = self.server(silent)
+        live_fake, live = self.server(lambda r: reply_to(r, pyrad_packet.AccessReject))
+        client = self.client([dead, live])
+        answer = yield client.authenticate(session(), EAP_IDENTITY_RESPONSE)
+        self.assertEqual((answer, client.counters["server-dead"]), (Reject(None), 1))
+        sent_to_dead = len(dead_fake.received)
+        live_fake.secret = b"rotated"
+        client.set_servers([RadiusServer(dead.address, dead.port, b"rotated"),
+                            RadiusServer(live.address, live.port, b"rotated")])
+        answer = yield client.authenticate(session(), EAP_IDENTITY_RESPONSE)
+        self.assertEqual(answer, Reject(None))  # the reply verified under the new secret
+        self.assertEqual(len(dead_fake.received), sent_to_dead)  # still dead: skipped
+        self.assertEqual(client.counters["ignored-bad-authenticator"], 0)
+
+    def test_set_servers_refuses_an_empty_list_and_keeps_the_old_one(self):
+        _, server = self.server(silent)
+        client = self.client([server])
+        with self.assertRaises(ConfigError):
+            client.set_servers([])
+        self.assertEqual(repr(client), f"RadiusClient(127.0.0.1:{server.port})")
+
+    @defer.inlineCallbacks
     def test_input_no_access_request_can_carry_fails_at_once_and_sends_nothing(self):
         # The State of the last challenge counts: this payload fits the first round only.
         state = b"s" * 253

@@ -220,6 +220,7 @@ def test_revoke_hides_from_active(store):
     assert store.revoke(revoked.sa.spi)
     assert store.get(revoked.sa.spi).sa.revoked
     assert [record.sa.spi for record in store.active()] == [kept.sa.spi]
+    assert store.count_active() == 1
 
 
 def test_purge_removes_only_expired(store):
@@ -227,6 +228,7 @@ def test_purge_removes_only_expired(store):
     expired = [store.create(template(validity_end=hours_from_now(-2)), hac_instance="a",
                             home_agent=None) for _ in range(3)]
     assert [record.sa.spi for record in store.active()] == [live.sa.spi]
+    assert store.count_active() == 1  # expired ones, not yet purged, are not active
     assert sorted(store.purge_expired(), key=lambda record: record.sa.spi) == sorted(
         expired, key=lambda record: record.sa.spi)
     assert all(store.get(record.sa.spi) is None for record in expired)

@@ -215,6 +215,46 @@ def test_ticket_keys_rotate(lab):
     assert session_reused(connect(client_tls, server_tls).client)
 
 
+def _client_hello_size(client_tls: ClientTLS) -> int:
+    """Octets of the first flight the next connection of ``client_tls`` sends."""
+    connection = client_tls.clientConnectionForTLS(None)
+    connection.set_connect_state()
+    with contextlib.suppress(SSL.WantReadError):
+        connection.do_handshake()
+    return len(connection.bio_read(65536))
+
+
+TFO_SYN_DATA = 1420  # what a SYN carries on a 1500-octet link with TCP options
+
+
+def test_a_ticket_goes_with_one_classical_key_share_that_fits_in_a_syn(lab):
+    server_tls, client_tls = server_for(lab["hac"]), client_for(lab)
+    full_size = _client_hello_size(client_tls)
+    first = connect(client_tls, server_tls)
+    if first.client.get_group_name() == "X25519MLKEM768":  # OpenSSL 3.5 on: the default
+        assert full_size > TFO_SYN_DATA  # the hybrid key share is large
+    first.close()
+    assert _client_hello_size(client_tls) <= TFO_SYN_DATA
+    resumed = connect(client_tls, server_tls)
+    assert session_reused(resumed.client) and resumed.client.get_group_name() == "x25519"
+    assert not client_tls.resumption_refused(resumed.client)
+
+
+def test_a_refused_ticket_asks_for_a_new_full_hybrid_handshake(lab):
+    clock = FakeClock()
+    server_tls = server_for(lab["hac"], ticket_key_lifetime=60, clock=clock)
+    client_tls = client_for(lab)
+    connect(client_tls, server_tls).close()
+    clock.now += 60  # new ticket keys: the ticket no longer resumes
+    refused = connect(client_tls, server_tls)
+    assert refused.client.get_group_name() == "x25519"  # all the MN offered with the ticket
+    assert client_tls.resumption_refused(refused.client)
+    again = connect(client_tls, server_tls)  # no ticket now: OpenSSL's default groups
+    fresh = connect(client_for(lab), server_tls)
+    assert again.client.get_group_name() == fresh.client.get_group_name()
+    assert not client_tls.resumption_refused(again.client)
+
+
 def _serve_once_in_a_child(make_server_tls) -> tuple[socket.socket, int]:
     """Fork a child that serves one TLS connection on a socket pair with the ServerTLS
     ``make_server_tls()`` returns; return the parent's end of the pair and the child's pid.
