@@ -374,6 +374,31 @@ class HacServer:
             self.observe_store(self.reactor.seconds() - started)
         return result
 
+    def revoke(self, spi: int) -> defer.Deferred:
+        """Revoke the SA and owe its HA an SA-Revoke (with ``[sa_delivery]``): sent at once
+        by a delivering process, else from the outbox by the one that delivers (worker
+        0); fires with False for an unknown SPI."""
+        if self.delivery is not None:
+            return self.delivery.revoke(spi)
+        owe = sa_delivery.unclaimed_outbox(self.config.sa_delivery)
+
+        def revoke() -> SARecord | None:
+            record = self.store.get(spi)
+            if record is None or not self.store.revoke(spi, outbox=owe(record.home_agent)):
+                return None
+            return self.store.get(spi)
+
+        done = self.in_store_thread(revoke)
+        done.addCallback(self._revoked_here)
+        return done
+
+    def _revoked_here(self, record: SARecord | None) -> bool:
+        if record is None:
+            return False
+        log.info("SA %d of %s revoked", record.sa.spi, record.sa.mn_id)
+        self._revoked(record)
+        return True
+
     def _revoked(self, record: SARecord) -> None:
         self.sas_revoked += 1
         if self.sas_active is not None:
