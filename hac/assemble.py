@@ -37,18 +37,20 @@ from .server import HacServer
 
 def assemble_hac(config: HacConfig, reactor, *, tls: ServerTLS | None = None,
                  credentials: Credentials | None = None,
-                 server_secret: bytes | None = None) -> HacServer:
+                 server_secret: bytes | None = None, delivers: bool = True) -> HacServer:
     """The HAC for ``config``, not yet listening: TLS, PSK table, AAA backend, store, server.
 
     ``tls`` and ``credentials`` are the ones :func:`hac.process.check` already loaded, if
-    any; else they are loaded here.
+    any; else they are loaded here. ``delivers``: this process runs SA delivery (worker 0
+    of a host); the others only owe their SAs in the store's outbox.
     """
     tls = tls or server_tls(config)
     if credentials is None and config.psk_file is not None:
         credentials = Credentials(config.psk_file)
     return HacServer(config, reactor, tls=tls, credentials=credentials,
                      aaa=aaa_backend(config, reactor), store=open_configured_store(config),
-                     server_secret=server_secret, accounting=accounting(config, reactor))
+                     server_secret=server_secret, accounting=accounting(config, reactor),
+                     delivers=delivers)
 
 
 def aaa_backend(config: HacConfig, reactor) -> AaaBackend | None:

@@ -35,6 +35,7 @@ import errno
 import logging
 import os
 import socket
+import time
 from collections import Counter
 from typing import Callable
 
@@ -66,8 +67,12 @@ from .config import HacConfig, ListenAddress
 from .credentials import Credentials
 from .provisioning import Provisioner
 from .ratelimit import RateLimiter
+from .sa_delivery_core import destination_of
+from .ticket_keys import SharedTicketKeys
 
 log = logging.getLogger(__name__)
+
+HA_STATE_INTERVAL = 5.0  # seconds between reads of the HAs' load and peers
 
 
 def _source(address) -> str:
@@ -277,7 +282,8 @@ class HacServer:
 
     def __init__(self, config: HacConfig, reactor, *, tls: ServerTLS,
                  credentials: Credentials | None, aaa: AaaBackend | None, store: SAStore,
-                 server_secret: bytes | None = None, accounting: Accounting | None = None):
+                 server_secret: bytes | None = None, accounting: Accounting | None = None,
+                 delivers: bool = True):
         self.config = config
         self.reactor = reactor
         self.tls = tls
@@ -324,6 +330,14 @@ class HacServer:
         self._pool = ThreadPool(1, threads_wanted, name="hac-store")
         self._provisions_waiting: list[tuple[core.ProvisionSA, defer.Deferred]] = []
         self._provisions_committing = False  # a batch is in the store thread
+        # TLS ticket keys from the store: any HAC process on any host resumes any ticket
+        self.ticket_keys = SharedTicketKeys(
+            store, tls, config.ticket_key_lifetime, reactor, self.in_store_thread,
+            time.time) if SharedTicketKeys.available() else None
+        if self.ticket_keys is not None:
+            self.ticket_keys.load()  # before listening: every ticket under the shared key
+        self._ha_state = LoopingCall(self._refresh_home_agents)  # load and peers, for the choice
+        self._ha_state.clock = reactor
         self._purge = LoopingCall(self._purge_expired)
         self._purge.clock = reactor
         self._count_active = LoopingCall(self._count_active_sas)
@@ -331,9 +345,13 @@ class HacServer:
         self._port = None
         self._control = None  # the control socket's port, once listening
         self.worker = 0  # of config.workers: which control socket is this process's
-        self.delivery = None if config.sa_delivery is None else sa_delivery.SaDelivery.create(
-            config, self.store, reactor, self.in_store_thread,
-            on_revoked=self._revoked)
+        self.delivery = None  # SA delivery runs in one process of a host: ``delivers``
+        if config.sa_delivery is not None and delivers:
+            self.delivery = sa_delivery.SaDelivery.create(
+                config, self.store, reactor, self.in_store_thread, on_revoked=self._revoked)
+            self.provisioner.outbox = self.delivery.outbox
+        elif config.sa_delivery is not None:  # owed, for the delivering process to claim
+            self.provisioner.outbox = sa_delivery.unclaimed_outbox(config.sa_delivery)
         self._pool.start()  # last: nothing above may fail with its threads running
 
     def in_store_thread(self, function, *args) -> defer.Deferred:
@@ -387,6 +405,31 @@ class HacServer:
             self.observe_store(self.reactor.seconds() - started)
         return result
 
+    def revoke(self, spi: int) -> defer.Deferred:
+        """Revoke the SA and owe its HA an SA-Revoke (with ``[sa_delivery]``): sent at once
+        by a delivering process, else from the outbox by the one that delivers (worker
+        0); fires with False for an unknown SPI."""
+        if self.delivery is not None:
+            return self.delivery.revoke(spi)
+        owe = sa_delivery.unclaimed_outbox(self.config.sa_delivery)
+
+        def revoke() -> SARecord | None:
+            record = self.store.get(spi)
+            if record is None or not self.store.revoke(spi, outbox=owe(record.home_agent)):
+                return None
+            return self.store.get(spi)
+
+        done = self.in_store_thread(revoke)
+        done.addCallback(self._revoked_here)
+        return done
+
+    def _revoked_here(self, record: SARecord | None) -> bool:
+        if record is None:
+            return False
+        log.info("SA %d of %s revoked", record.sa.spi, record.sa.mn_id)
+        self._revoked(record)
+        return True
+
     def _revoked(self, record: SARecord) -> None:
         self.sas_revoked += 1
         if self.sas_active is not None:
@@ -404,6 +447,40 @@ class HacServer:
         if self.delivery is not None:
             self.delivery.provisioned(record)
         return provision
+
+    def _refresh_home_agents(self) -> defer.Deferred:
+        """What the HA choice needs, from the store: the HAs no delivering HAC can reach
+        now (this process reports its own routes when it delivers), and with
+        ``least-loaded`` each HA's active SAs."""
+        settings = self.config.sa_delivery
+        report, reporter = None, None
+        if self.delivery is not None:
+            usable = set(self.delivery.queue.usable_destinations())
+            report = {host: host in usable for host in set(settings.home_agents.values())}
+            reporter = self.delivery.claimer
+        least_loaded = self.config.ha_selection == "least-loaded"
+        until = int(time.time() + 3 * HA_STATE_INTERVAL)
+
+        def read():
+            if report is not None:
+                self.store.report_routes(reporter, report, until)
+            down = self.store.unreachable() if settings is not None else set()
+            return down, self.store.home_agent_load() if least_loaded else None
+
+        done = self.in_store_thread(read)
+        done.addCallbacks(self._home_agents_read, lambda failure: log.warning(
+            "HA routes and load not read from the store: %s", failure.getErrorMessage()))
+        return done
+
+    def _home_agents_read(self, state: tuple[set[str], dict | None]) -> None:
+        down, load = state
+        provisioner = self.provisioner
+        if self.config.sa_delivery is not None:
+            provisioner.down = frozenset(
+                agent for agent in provisioner.bootstrap_policy.home_agents
+                if destination_of(self.config.sa_delivery.home_agents, agent) in down)
+        if load is not None:
+            provisioner.load = load
 
     def _purge_expired(self) -> defer.Deferred:
         deferred = self.in_store_thread(self.store.purge_expired)
@@ -445,6 +522,10 @@ class HacServer:
         if own:
             sock.close()  # the reactor listens on its own duplicate
         self._purge.start(self.config.purge_interval, now=True)
+        if self.config.ha_selection == "least-loaded" or self.delivery is not None:
+            self._ha_state.start(HA_STATE_INTERVAL, now=True)
+        if self.ticket_keys is not None:
+            self.ticket_keys.start()
         if self.delivery is not None:
             self.delivery.start()
         if self.config.control_path is not None:
@@ -566,7 +647,9 @@ class HacServer:
         if self._control is not None:
             yield self._control.stopListening()
             self._control = None
-        for loop in (self._purge, self._count_active):
+        if self.ticket_keys is not None:
+            self.ticket_keys.stop()
+        for loop in (self._purge, self._count_active, self._ha_state):
             if loop.running:
                 loop.stop()
         if self.delivery is not None:

@@ -6,12 +6,13 @@ from urllib.parse import unquote, urlsplit
 
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.store.base import (
-    UNALLOCATED_SPI, AddressPoolExhausted, SARecord, SAStore, SPIExhausted, StoreError,
+    TICKET_KEY_SIZE, UNALLOCATED_SPI, AddressPoolExhausted, Outbox, OutboxEntry, SARecord,
+    SAStore, SPIExhausted, StoreError,
 )
 
 __all__ = [
-    "UNALLOCATED_SPI", "AddressPoolExhausted", "SARecord", "SAStore", "SPIExhausted",
-    "StoreError", "open_store",
+    "TICKET_KEY_SIZE", "UNALLOCATED_SPI", "AddressPoolExhausted", "Outbox", "OutboxEntry",
+    "SARecord", "SAStore", "SPIExhausted", "StoreError", "open_store",
 ]
 
 

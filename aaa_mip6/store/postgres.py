@@ -2,7 +2,9 @@
 
 Each statement runs in autocommit, so a returned :meth:`create` is committed (durable
 per the server's ``synchronous_commit``). Schema creation takes a transaction-level
-advisory lock so HACs starting together do not race on ``CREATE TABLE``. The URL may
+advisory lock so HACs starting together do not race on ``CREATE TABLE``. Outbox claims
+lock their rows with ``FOR UPDATE SKIP LOCKED``, so HACs claiming at once neither wait
+for nor take each other's rows. The URL may
 carry a password: it is never put into ``repr``, logs or error messages.
 """
 
@@ -28,6 +30,7 @@ class PostgresStore(SQLStore):
     _blob_type = "BYTEA"
     _begin_exclusive = ("BEGIN", f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
     _driver_errors = (psycopg.Error,)
+    _skip_locked = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, url: str, *, spi_source: Callable[[], int] = random_spi):
         try:

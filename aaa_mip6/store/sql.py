@@ -2,8 +2,10 @@
 
 Every write is one autocommitted statement, so it is durable when the driver returns
 and several processes (or hosts) can share the database without holding locks across
-round trips; :meth:`SQLStore.group_commit` is the exception, one transaction around
-several SAs' writes so that they share one commit (and one fsync). SPI uniqueness rests on the primary key, not on any in-process state:
+round trips; the exceptions are :meth:`SQLStore.group_commit`, one transaction around
+several SAs' writes so that they share one commit (and one fsync), and an SA (or a
+revocation) with its outbox row, written in one transaction so that neither exists
+without the other. SPI uniqueness rests on the primary key, not on any in-process state:
 ``INSERT ... ON CONFLICT (spi) DO UPDATE ... WHERE <the old SA expired>`` either
 takes a free SPI, takes over an expired one, or changes nothing, atomically.
 
@@ -27,8 +29,8 @@ from datetime import datetime, timezone
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.sa import SPI_MAX, SPI_MIN, HomeAgent, IPAddress, SecurityAssociation
 from aaa_mip6.store.base import (
-    UNALLOCATED_SPI, AddressPoolExhausted, IPNetwork, SAStore, SARecord, SPIExhausted,
-    StoreError,
+    TICKET_KEY_SIZE, UNALLOCATED_SPI, AddressPoolExhausted, IPNetwork, Outbox, OutboxEntry,
+    SAStore, SARecord, SPIExhausted, StoreError,
 )
 
 SCHEMA_VERSION = 1
@@ -47,6 +49,13 @@ _INSERT_SA = (
     + ", ".join(f"{name} = excluded.{name}" for name in _SA_COLUMNS[1:])
     + " WHERE mip6_sa.validity_end <= ? RETURNING spi"
 )
+_OWE = (
+    "INSERT INTO mip6_outbox (spi, kind, destination, claimed_by, claimed_until) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (spi) DO UPDATE SET kind = excluded.kind, "
+    "destination = excluded.destination, claimed_by = excluded.claimed_by, "
+    "claimed_until = excluded.claimed_until"
+)
+PUSH, REVOKE = "push", "revoke"
 
 
 def _schema(blob: str) -> tuple[str, ...]:
@@ -76,6 +85,24 @@ def _schema(blob: str) -> tuple[str, ...]:
             mn_id TEXT NOT NULL,
             address TEXT NOT NULL UNIQUE,
             PRIMARY KEY (prefix, mn_id))""",
+        # what is owed to HAs (SA delivery): one push or revocation per SPI
+        """CREATE TABLE IF NOT EXISTS mip6_outbox (
+            spi INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            destination TEXT NOT NULL,
+            claimed_by TEXT,
+            claimed_until BIGINT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS mip6_outbox_claim ON mip6_outbox (destination, claimed_until)",
+        # which HAC can reach which HA (SA delivery), for the HA choice of every HAC
+        """CREATE TABLE IF NOT EXISTS mip6_ha_route (
+            reporter TEXT NOT NULL,
+            destination TEXT NOT NULL,
+            reachable INTEGER NOT NULL,
+            until BIGINT NOT NULL,
+            PRIMARY KEY (reporter, destination))""",
+        f"""CREATE TABLE IF NOT EXISTS mip6_ticket_key (
+            started BIGINT PRIMARY KEY,
+            secret {blob} NOT NULL)""",
     )
 
 
@@ -143,10 +170,13 @@ class SQLStore(SAStore):
     _placeholder = "?"
     _blob_type = "BLOB"
     _begin_exclusive: tuple[str, ...]  # statements opening a transaction that excludes writers
+    _begin_write = "BEGIN"  # opens a transaction that writes
+    _skip_locked = ""  # what makes a claim pass over rows another claim has locked
     _driver_errors: tuple[type[Exception], ...]
 
     def __init__(self, *, spi_source: Callable[[], int] = random_spi):
         self._lock = threading.RLock()  # held across a group commit's statements
+        self._grouping = False  # inside group_commit (by the thread holding the lock)
         self._spi_source = spi_source
         try:
             self._create_schema()
@@ -195,6 +225,7 @@ class SQLStore(SAStore):
             with self._errors("starting a group commit"):
                 cursor = self._cursor()
                 cursor.execute(self._begin_exclusive[0])
+            self._grouping = True
             try:
                 yield self._savepoint
                 with self._errors("committing SAs"):
@@ -203,6 +234,8 @@ class SQLStore(SAStore):
                 with contextlib.suppress(*self._driver_errors):
                     cursor.execute("ROLLBACK")
                 raise
+            finally:
+                self._grouping = False
 
     @contextlib.contextmanager
     def _savepoint(self) -> Iterator[None]:
@@ -219,6 +252,29 @@ class SQLStore(SAStore):
             raise
         with self._errors("releasing a savepoint"):
             cursor.execute("RELEASE SAVEPOINT one_sa")
+
+    @contextlib.contextmanager
+    def _transaction(self, action: str) -> Iterator:
+        """A cursor inside one transaction, committed when the block ends, rolled back
+        if it raises; inside a group commit, the group's own transaction (whose
+        savepoint undoes the block if it raises)."""
+        with self._lock, self._errors(action):
+            cursor = self._cursor()
+            if self._grouping:
+                yield cursor
+                return
+            cursor.execute(self._begin_write)
+            try:
+                yield cursor
+            except BaseException:
+                with contextlib.suppress(*self._driver_errors):
+                    cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
+
+    def _owe(self, cursor, spi: int, kind: str, outbox: Outbox) -> None:
+        cursor.execute(self._sql(_OWE), (spi, kind, outbox.destination, outbox.claimed_by,
+                                         outbox.claimed_until))
 
     def _create_schema(self) -> None:
         """Create the tables once, serialised across processes, and check the version."""
@@ -245,7 +301,7 @@ class SQLStore(SAStore):
     # -- SAs -----------------------------------------------------------------------
 
     def create(self, template: SecurityAssociation, *, hac_instance: str,
-               home_agent: HomeAgent | None) -> SARecord:
+               home_agent: HomeAgent | None, outbox: Outbox | None = None) -> SARecord:
         if template.spi != UNALLOCATED_SPI:
             raise ValueError("the store allocates the SPI: pass a template with spi=0")
         if any("\x00" in text for text in (template.mn_id, template.suite, hac_instance)):
@@ -260,10 +316,21 @@ class SQLStore(SAStore):
             _text(template.home_address4), int(template.revoked), hac_instance,
             _text(ha6), _text(ha4), ha_port, now,
         )
-        for _ in range(SPI_ATTEMPTS):
-            spi = self._spi_source()
-            if self._execute("allocating an SPI", _INSERT_SA, (spi, *values, now)):
-                return SARecord(template.replace(spi=spi), hac_instance, home_agent, _utc(now))
+        if outbox is None:
+            for _ in range(SPI_ATTEMPTS):
+                spi = self._spi_source()
+                if self._execute("allocating an SPI", _INSERT_SA, (spi, *values, now)):
+                    return SARecord(template.replace(spi=spi), hac_instance, home_agent,
+                                    _utc(now))
+        else:
+            with self._transaction("allocating an SPI") as cursor:
+                for _ in range(SPI_ATTEMPTS):
+                    spi = self._spi_source()
+                    cursor.execute(self._sql(_INSERT_SA), (spi, *values, now))
+                    if _rows(cursor):
+                        self._owe(cursor, spi, PUSH, outbox)
+                        return SARecord(template.replace(spi=spi), hac_instance, home_agent,
+                                        _utc(now))
         raise SPIExhausted(f"SA store: no free SPI found in {SPI_ATTEMPTS} random draws")
 
     def get(self, spi: int) -> SARecord | None:
@@ -272,11 +339,125 @@ class SQLStore(SAStore):
         rows = self._execute("reading an SA", f"{_SELECT_SA} WHERE spi = ?", (spi,))
         return _record(rows[0]) if rows else None
 
-    def revoke(self, spi: int) -> bool:
+    def revoke(self, spi: int, *, outbox: Outbox | None = None) -> bool:
         if not SPI_MIN <= spi <= SPI_MAX:
             return False
-        return self._execute("revoking an SA", "UPDATE mip6_sa SET revoked = 1 WHERE spi = ?",
-                             (spi,), result=_rowcount) > 0
+        revoking = "UPDATE mip6_sa SET revoked = 1 WHERE spi = ?"
+        if outbox is None:
+            return self._execute("revoking an SA", revoking, (spi,), result=_rowcount) > 0
+        with self._transaction("revoking an SA") as cursor:
+            cursor.execute(self._sql(revoking), (spi,))
+            if cursor.rowcount < 1:
+                return False
+            self._owe(cursor, spi, REVOKE, outbox)
+            return True
+
+    # -- the outbox of SA delivery ------------------------------------------------------
+
+    def claim_outbox(self, claimer: str, destinations: Iterable[str], until: int,
+                     limit: int) -> list[OutboxEntry]:
+        destinations = sorted(set(destinations))
+        if not destinations or limit < 1:
+            return []
+        claimed = dict(self._execute(
+            "claiming owed SA messages",
+            "UPDATE mip6_outbox SET claimed_by = ?, claimed_until = ? WHERE spi IN ("
+            "SELECT spi FROM mip6_outbox WHERE destination IN "
+            f"({', '.join('?' * len(destinations))}) AND claimed_until <= ? "
+            f"ORDER BY claimed_until LIMIT ?{self._skip_locked}) RETURNING spi, kind",
+            (claimer, until, *destinations, int(time.time()), limit)))
+        if not claimed:
+            return []
+        records = {row[0]: _record(row) for row in self._execute(
+            "reading owed SAs",
+            f"{_SELECT_SA} WHERE spi IN ({', '.join('?' * len(claimed))})", tuple(claimed))}
+        entries, stale = [], []
+        for spi, kind in sorted(claimed.items()):
+            record = records.get(spi)
+            if record is None or record.sa.revoked != (kind == REVOKE):
+                stale.append(spi)
+            else:
+                entries.append(OutboxEntry(record, kind == REVOKE))
+        if stale:
+            self._execute("dropping stale SA messages",
+                          f"DELETE FROM mip6_outbox WHERE claimed_by = ? AND spi IN "
+                          f"({', '.join('?' * len(stale))})", (claimer, *stale))
+        return entries
+
+    def renew_outbox(self, claimer: str, spis: Iterable[int], until: int) -> int:
+        spis = sorted(set(spis))
+        if not spis:
+            return 0
+        return self._execute("renewing claims",
+                             "UPDATE mip6_outbox SET claimed_until = ? WHERE claimed_by = ? AND "
+                             f"spi IN ({', '.join('?' * len(spis))})",
+                             (until, claimer, *spis), result=_rowcount)
+
+    def release_outbox(self, claimer: str, spi: int | None = None) -> None:
+        which = "" if spi is None else " AND spi = ?"
+        self._execute("releasing claims",
+                      "UPDATE mip6_outbox SET claimed_by = NULL, claimed_until = 0 "
+                      f"WHERE claimed_by = ?{which}",
+                      (claimer,) if spi is None else (claimer, spi), result=_rowcount)
+
+    def outbox_done(self, claimer: str, done: Iterable[tuple[int, bool]]) -> int:
+        done = sorted(set(done))
+        if not done:
+            return 0
+        return self._execute(
+            "forgetting delivered SA messages",
+            "DELETE FROM mip6_outbox WHERE claimed_by = ? AND ("
+            + " OR ".join(["(spi = ? AND kind = ?)"] * len(done)) + ")",
+            (claimer, *(value for spi, revoke in done
+                        for value in (spi, REVOKE if revoke else PUSH))), result=_rowcount)
+
+    def outbox_size(self) -> int:
+        return self._execute("counting owed SA messages", "SELECT COUNT(*) FROM mip6_outbox")[0][0]
+
+    # -- what every HAC shares besides SAs -------------------------------------------------
+
+    def ticket_key(self, started: int, lifetime: int) -> bytes:
+        reading = "SELECT secret FROM mip6_ticket_key WHERE started = ?"
+        rows = self._execute("reading a ticket key", reading, (started,))
+        if rows:  # the usual case: another HAC (or this one) made it; no write
+            return bytes(rows[0][0])
+        self._execute("storing a ticket key",
+                      "INSERT INTO mip6_ticket_key (started, secret) VALUES (?, ?) "
+                      "ON CONFLICT (started) DO NOTHING",
+                      (started, secrets.token_bytes(TICKET_KEY_SIZE)), result=_rowcount)
+        self._execute("deleting old ticket keys",
+                      "DELETE FROM mip6_ticket_key WHERE started < ?", (started - lifetime,),
+                      result=_rowcount)
+        return bytes(self._execute("reading a ticket key", reading, (started,))[0][0])
+
+    def report_routes(self, reporter: str, reachable: dict[str, bool], until: int) -> None:
+        if not reachable:
+            return
+        self._execute(
+            "reporting routes to HAs",
+            "INSERT INTO mip6_ha_route (reporter, destination, reachable, until) VALUES "
+            + ", ".join(["(?, ?, ?, ?)"] * len(reachable))
+            + " ON CONFLICT (reporter, destination) DO UPDATE SET "
+            "reachable = excluded.reachable, until = excluded.until",
+            tuple(value for destination, up in sorted(reachable.items())
+                  for value in (reporter, destination, int(up), until)), result=_rowcount)
+
+    def unreachable(self) -> set[str]:
+        rows = self._execute("reading routes to HAs",
+                             "SELECT destination FROM mip6_ha_route WHERE until > ? "
+                             "GROUP BY destination HAVING MAX(reachable) = 0",
+                             (int(time.time()),))
+        return {destination for (destination,) in rows}
+
+    def home_agent_load(self) -> dict[HomeAgent, int]:
+        rows = self._execute(
+            "counting SAs per HA",
+            "SELECT ha_address6, ha_address4, ha_port, COUNT(*) FROM mip6_sa WHERE revoked = 0"
+            " AND validity_end > ? AND ha_port IS NOT NULL"
+            " GROUP BY ha_address6, ha_address4, ha_port", (int(time.time()),))
+        return {HomeAgent(_address(ha6, ipaddress.IPv6Address),
+                          _address(ha4, ipaddress.IPv4Address), port): count
+                for ha6, ha4, port, count in rows}
 
     def active(self) -> list[SARecord]:
         rows = self._execute(
@@ -293,6 +474,9 @@ class SQLStore(SAStore):
     def purge_expired(self) -> list[SARecord]:
         rows = self._execute("purging SAs", "DELETE FROM mip6_sa WHERE validity_end <= ? "
                              f"RETURNING {', '.join(_SA_COLUMNS)}", (int(time.time()),))
+        if rows:  # nothing more is owed for a purged SA
+            self._execute("purging owed SA messages", "DELETE FROM mip6_outbox WHERE spi NOT "
+                          "IN (SELECT spi FROM mip6_sa)", result=_rowcount)
         return [_record(row) for row in rows]
 
     # -- home addresses ------------------------------------------------------------
