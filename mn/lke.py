@@ -30,6 +30,7 @@ from aaa_mip6.errors import ConfigError
 from aaa_mip6.lke import actions as lke
 from aaa_mip6.lke.nd import NEIGHBOR_ADVERTISEMENT, NEIGHBOR_SOLICITATION, ROUTER_ADVERTISEMENT
 from aaa_mip6.twisted import rawip
+from aaa_mip6.twisted.timer import rearm
 from aaa_mip6.twisted.tun import DeviceReader, TunDevice, TunnelError, run_ip
 
 log = logging.getLogger("mip6.mn.lke")
@@ -300,13 +301,7 @@ class LocalKeyExchange:
         return link.index if link is not None else 0
 
     def _schedule(self) -> None:
-        deadline = self.core.timer()
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-        if deadline is not None:
-            self._timer = self.reactor.callLater(max(0.0, deadline - self.reactor.seconds()),
-                                                 self._timer_fired)
+        self._timer = rearm(self.reactor, self._timer, self.core.timer(), self._timer_fired)
 
 
 def open_for(reactor, device_name: str, report: Callable[[str, dict], None]) -> LocalKeyExchange:
