@@ -49,7 +49,7 @@ from aaa_mip6.iana import MIPV6TLS_PORT
 
 from . import lke_attacks
 from .common import HOA_PREFIX, MN_DOMAIN, hac_settings, make_files
-from .netns import LabError, _script, in_namespace
+from .netns import LabError, _run, _script, in_namespace, read_events
 from .processes import stop_process
 from .servers.hac import toml_text
 
@@ -87,13 +87,6 @@ def _pause(seconds: float) -> None:
     while (left := deadline - time.monotonic()) > 0:
         _check_stop()
         time.sleep(min(0.1, left))
-
-
-def _run(*command: str) -> str:
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise LabError(f"{' '.join(command)}: {done.stderr.strip() or done.returncode}")
-    return done.stdout
 
 
 def address(link: int, host: int) -> IPv6Address:
@@ -256,15 +249,8 @@ class _MobileNode:
                                         stdin=subprocess.DEVNULL, text=True)
         log.close()
         self.lab.processes.append(self.process)
-        threading.Thread(target=self._read_events, daemon=True).start()
-
-    def _read_events(self) -> None:
-        for line in self.process.stdout:
-            try:
-                self.events.put(json.loads(line))
-            except ValueError:
-                continue
-        self.events.put({"event": "exited"})
+        threading.Thread(target=read_events, args=(self.process, self.events),
+                         daemon=True).start()
 
     def wait_for(self, wanted: str, **fields) -> dict:
         """The next event ``wanted`` whose fields match; LabError on failure or timeout."""
