@@ -528,17 +528,28 @@ MobilityMessage = BindingUpdate | BindingAck | BindingError
 def mobility_checksum(
     source: IPv4Address | IPv6Address, destination: IPv4Address | IPv6Address, header: bytes
 ) -> int:
-    """RFC 6275 §6.1.1 / RFC 8200 §8.1: one's complement of the one's complement sum
-    of the pseudo-header (source, destination, length, Next Header 135) and ``header``.
+    """RFC 6275 §6.1.1: the checksum of a Mobility Header (Next Header 135).
 
     Over a header whose Checksum field holds a correct checksum this returns 0.
     """
+    return pseudo_header_checksum(source, destination, NEXT_HEADER_MOBILITY, header)
+
+
+def pseudo_header_checksum(
+    source: IPv4Address | IPv6Address,
+    destination: IPv4Address | IPv6Address,
+    next_header: int,
+    payload: bytes,
+) -> int:
+    """RFC 8200 §8.1: one's complement of the one's complement sum of the pseudo-header
+    (source, destination, length, ``next_header``) and ``payload`` (Mobility Header,
+    ICMPv6: RFC 4443 §2.3); 0 over a payload whose checksum field is right."""
     pseudo = (
         as_ipv6(source).packed
         + as_ipv6(destination).packed
-        + struct.pack("!IxxxB", len(header), NEXT_HEADER_MOBILITY)
+        + struct.pack("!IxxxB", len(payload), next_header)
     )
-    data = pseudo + header + b"\x00" * (len(header) % 2)
+    data = pseudo + payload + b"\x00" * (len(payload) % 2)
     total = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total > 0xFFFF:
         total = (total & 0xFFFF) + (total >> 16)
