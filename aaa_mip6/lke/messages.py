@@ -42,6 +42,8 @@ from ..mobility.messages import (
     BindingAckStatus,
     BindingUpdateFlag,
     aligned_padding,
+    check_uint,
+    known_value,
     mobility_checksum,
 )
 from .codepoints import BINDING_AUTHORIZATION_DATA, EXPERIMENTAL, CodePoints
@@ -67,11 +69,6 @@ class KeAckStatus(enum.IntEnum):
     ADMINISTRATIVELY_PROHIBITED = 129
     INSUFFICIENT_RESOURCES = 130
     CARE_OF_NOT_ON_LINK = 131
-
-
-def _check_uint(name: str, value: int, bits: int) -> None:
-    if not 0 <= value < (1 << bits):
-        raise ValueError(f"{name} must fit in {bits} bits, got {value}")
 
 
 def _option(option_type: int, value: bytes, offset: int, alignment: tuple[int, int]) -> bytes:
@@ -233,8 +230,8 @@ class KeyExchangeRequest:
     key_exchange_data: bytes = field(repr=False)
 
     def __post_init__(self):
-        _check_uint("sequence number", self.sequence, 16)
-        _check_uint("requested lifetime", self.requested_lifetime, 16)
+        check_uint("sequence number", self.sequence, 16)
+        check_uint("requested lifetime", self.requested_lifetime, 16)
         if not self.key_exchange_data or len(self.key_exchange_data) % 8:
             raise ValueError("Key Exchange Data must be a non-empty multiple of 8 octets")
 
@@ -290,9 +287,9 @@ class KeyExchangeAck(_Answer):
     auth: _Authenticated | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
-        _check_uint("status", self.status, 8)
-        _check_uint("sequence number", self.sequence, 16)
-        _check_uint("lifetime", self.lifetime, 16)
+        check_uint("status", self.status, 8)
+        check_uint("sequence number", self.sequence, 16)
+        check_uint("lifetime", self.lifetime, 16)
 
     def encode(self, source: IPv6Address, destination: IPv6Address, kbm: bytes,
                codes: CodePoints = EXPERIMENTAL) -> bytes:
@@ -335,8 +332,8 @@ class LkeBindingUpdate(_Signed):
     auth: _Authenticated | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
-        _check_uint("sequence number", self.sequence, 16)
-        _check_uint("lifetime", self.lifetime, 16)
+        check_uint("sequence number", self.sequence, 16)
+        check_uint("lifetime", self.lifetime, 16)
         if self.flags & ~_BU_FLAG_BITS & 0xFFFF or not 0 <= self.flags <= 0xFFFF:
             raise ValueError("Binding Update flags must be RFC 6275 flag bits")
 
@@ -376,11 +373,11 @@ class LkeBindingAck(_Answer):
     auth: _Authenticated | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
-        _check_uint("status", self.status, 8)
-        _check_uint("sequence number", self.sequence, 16)
-        _check_uint("lifetime", self.lifetime, 16)
+        check_uint("status", self.status, 8)
+        check_uint("sequence number", self.sequence, 16)
+        check_uint("lifetime", self.lifetime, 16)
         if self.finished_nonce is not None:
-            _check_uint("nonce", self.finished_nonce, 32)
+            check_uint("nonce", self.finished_nonce, 32)
 
     def encode(self, source: IPv6Address, destination: IPv6Address, kbm: bytes,
                codes: CodePoints = EXPERIMENTAL) -> bytes:
@@ -410,14 +407,7 @@ class LkeBindingAck(_Answer):
                 codes.finished_request, "Finished Request", _FINISHED_REQUEST.size))
             nonce = value if flags & _FINISHED_REQUESTED else None
         auth = _authenticated(data, options, AUTHENTICATOR_OCTETS, source, destination)
-        return cls(_known_status(status), sequence, lifetime, previous, nonce, auth)
-
-
-def _known_status(status: int) -> int:
-    try:
-        return BindingAckStatus(status)
-    except ValueError:
-        return status
+        return cls(known_value(BindingAckStatus, status), sequence, lifetime, previous, nonce, auth)
 
 
 # --------------------------------------------------------------------------- Finished
@@ -439,10 +429,10 @@ class Finished(_Signed):
     auth: _Authenticated | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
-        _check_uint("status", self.status, 8)
-        _check_uint("sequence number", self.sequence, 16)
-        _check_uint("lifetime", self.lifetime, 16)
-        _check_uint("nonce", self.nonce, 32)
+        check_uint("status", self.status, 8)
+        check_uint("sequence number", self.sequence, 16)
+        check_uint("lifetime", self.lifetime, 16)
+        check_uint("nonce", self.nonce, 32)
 
     def encode(self, source: IPv6Address, destination: IPv6Address, kbm: bytes,
                codes: CodePoints = EXPERIMENTAL) -> bytes:
