@@ -31,7 +31,7 @@ from aaa_mip6.lke import actions as lke
 from aaa_mip6.lke.nd import NEIGHBOR_ADVERTISEMENT, NEIGHBOR_SOLICITATION, ROUTER_ADVERTISEMENT
 from aaa_mip6.twisted import rawip
 from aaa_mip6.twisted.timer import rearm
-from aaa_mip6.twisted.tun import DeviceReader, TunDevice, TunnelError, run_ip
+from aaa_mip6.twisted.tun import DeviceReader, SilentTunDevice, TunnelError, run_ip
 
 from .mobility import inner_addresses
 
@@ -43,17 +43,12 @@ ROUTE_TABLE = "4242"  # the source-routing table of the previous care-of address
 GAVE_UP = ("ke-timeout", "ke-refused", "expired")  # LbsaLost: the core stopped trying
 
 
-class PreviousAddressDevice(TunDevice):
+class PreviousAddressDevice(SilentTunDevice):
     """The TUN device holding the MN's previous care-of addresses while an AR forwards them."""
 
     @classmethod
     def open(cls, name: str) -> PreviousAddressDevice:
         return cls.create(name, TUNNEL_MTU)
-
-    def _configure(self, mtu: int) -> None:
-        # No link-local address: the kernel sends nothing of its own (MLD, RS) into it.
-        run_ip("link", "set", "dev", self.name, "addrgenmode", "none")
-        super()._configure(mtu)
 
     def hold(self, previous: IPv6Address) -> None:
         """``previous`` on the device; packets from it routed into the device."""
