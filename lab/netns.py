@@ -94,6 +94,15 @@ def read_events(process: subprocess.Popen, events: queue.Queue) -> None:
     events.put({"event": "exited"})
 
 
+def accepts_tcp(host, port: int) -> bool:
+    """Whether something listens on ``host``:``port`` (seen from this thread's namespace)."""
+    try:
+        socket.create_connection((str(host), port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
 def in_namespace(namespace: str, function: Callable):
     """``function()`` run by a thread that joined ``namespace``; its sockets stay there."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -341,16 +350,9 @@ class NetnsLab:
         return process
 
     def _wait_listening(self, namespace: str, address, port: int, what: str) -> None:
-        def probe() -> bool:
-            try:
-                socket.create_connection((str(address), port), timeout=0.5).close()
-                return True
-            except OSError:
-                return False
-
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            if in_namespace(namespace, probe):
+            if in_namespace(namespace, lambda: accepts_tcp(address, port)):
                 return
             time.sleep(0.1)
         raise LabError(f"{what} did not start listening; see its log in {self.directory}")
