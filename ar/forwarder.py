@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Network
 
 from aaa_mip6.twisted import rawip
-from aaa_mip6.twisted.tun import TunDevice, TunnelError, run_ip
+from aaa_mip6.twisted.tun import SilentTunDevice, TunnelError, run_ip
 
 IPV6_HEADER = 40
 TUNNEL_MTU = 1400  # the inner packet plus the outer IPv6 header fit a 1500-octet link
@@ -43,17 +43,12 @@ def inner_addresses(packet: bytes) -> tuple[IPv6Address, IPv6Address] | None:
     return IPv6Address(packet[8:24]), IPv6Address(packet[24:40])
 
 
-class TunnelDevice(TunDevice):
+class TunnelDevice(SilentTunDevice):
     """The TUN device the AR routes previous care-of addresses into."""
 
     @classmethod
     def open(cls, name: str) -> TunnelDevice:
         return cls.create(name, TUNNEL_MTU)
-
-    def _configure(self, mtu: int) -> None:
-        # No link-local address: the kernel sends nothing of its own (MLD, RS) into it.
-        run_ip("link", "set", "dev", self.name, "addrgenmode", "none")
-        super()._configure(mtu)
 
     def route(self, previous: IPv6Address) -> None:
         run_ip("-6", "route", "replace", str(IPv6Network(previous)), "dev", self.name)

@@ -30,6 +30,7 @@ from aaa_mip6.lke.nd import (
 )
 from aaa_mip6.logthrottle import LogThrottle
 from aaa_mip6.twisted import rawip
+from aaa_mip6.twisted.timer import rearm
 from aaa_mip6.twisted.tun import DeviceReader, TunnelError
 
 from .forwarder import Forwarder
@@ -200,13 +201,7 @@ class AccessRouter:
             self.send_failures[kind] += 1
 
     def _schedule(self) -> None:
-        deadline = self.core.timer()
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-        if deadline is not None:
-            self._timer = self.reactor.callLater(max(0.0, deadline - self.reactor.seconds()),
-                                                 self._timer_fired)
+        self._timer = rearm(self.reactor, self._timer, self.core.timer(), self._timer_fired)
 
     def _write_status(self) -> None:
         if self.status_path is None:

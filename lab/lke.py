@@ -19,10 +19,11 @@ its state file). Then both move to link 2 (::100 and ::200 of 2001:db8:a2::/64) 
 correspondent streams UDP to their link-1 care-of addresses; the lab counts what arrives
 at the old addresses after the move, and what ``mn`` echoes from its old address back to
 the correspondent (only AR1's reverse tunnel can carry it: ``rt`` refuses link 1's
-addresses from link 2). AR1 asks for the optional Finished. ``atk`` and ``vic`` are other hosts on link 1: ``atk`` sends a forged Key
-Exchange Request for the MN's care-of address and answers the DAD probe AR1 makes for
-``vic`` (which runs an honest key exchange); after the move the lab replays the MN's
-Binding Update to AR1. Each must be refused and counted by AR1.
+addresses from link 2). AR1 asks for the optional Finished. ``atk`` and ``vic`` are
+other hosts on link 1: ``atk`` sends a forged Key Exchange Request for the MN's care-of
+address and answers the DAD probe AR1 makes for ``vic`` (which runs an honest key
+exchange); after the move the lab replays the MN's Binding Update to AR1. Each must be
+refused and counted by AR1.
 
 The last line of the output is the JSON verdict.
 """
@@ -49,7 +50,7 @@ from aaa_mip6.iana import MIPV6TLS_PORT
 
 from . import lke_attacks
 from .common import HOA_PREFIX, MN_DOMAIN, hac_settings, make_files
-from .netns import LabError, _script, in_namespace
+from .netns import LabError, _run, _script, accepts_tcp, in_namespace, read_events
 from .processes import stop_process
 from .servers.hac import toml_text
 
@@ -87,13 +88,6 @@ def _pause(seconds: float) -> None:
     while (left := deadline - time.monotonic()) > 0:
         _check_stop()
         time.sleep(min(0.1, left))
-
-
-def _run(*command: str) -> str:
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode:
-        raise LabError(f"{' '.join(command)}: {done.stderr.strip() or done.returncode}")
-    return done.stdout
 
 
 def address(link: int, host: int) -> IPv6Address:
@@ -256,15 +250,8 @@ class _MobileNode:
                                         stdin=subprocess.DEVNULL, text=True)
         log.close()
         self.lab.processes.append(self.process)
-        threading.Thread(target=self._read_events, daemon=True).start()
-
-    def _read_events(self) -> None:
-        for line in self.process.stdout:
-            try:
-                self.events.put(json.loads(line))
-            except ValueError:
-                continue
-        self.events.put({"event": "exited"})
+        threading.Thread(target=read_events, args=(self.process, self.events),
+                         daemon=True).start()
 
     def wait_for(self, wanted: str, **fields) -> dict:
         """The next event ``wanted`` whose fields match; LabError on failure or timeout."""
@@ -442,14 +429,7 @@ class LkeLab:
         raise LabError(f"{what} (within {timeout:g} s; logs in {self.directory})")
 
     def _wait_listening(self, label: str, host, port: int, what: str) -> None:
-        def probe() -> bool:
-            try:
-                socket.create_connection((str(host), port), timeout=0.5).close()
-                return True
-            except OSError:
-                return False
-
-        self._wait_for(lambda: in_namespace(self.name(label), probe),
+        self._wait_for(lambda: in_namespace(self.name(label), lambda: accepts_tcp(host, port)),
                        f"{what} did not start listening")
 
     def close(self) -> None:

@@ -26,32 +26,29 @@ from ipaddress import IPv6Address, IPv6Network
 from twisted.internet import task
 
 from aaa_mip6.iana import NEXT_HEADER_ICMPV6, NEXT_HEADER_IPV6, NEXT_HEADER_MOBILITY
-from aaa_mip6.errors import ConfigError
+from aaa_mip6.errors import ConfigError, PacketError
 from aaa_mip6.lke import actions as lke
 from aaa_mip6.lke.nd import NEIGHBOR_ADVERTISEMENT, NEIGHBOR_SOLICITATION, ROUTER_ADVERTISEMENT
 from aaa_mip6.twisted import rawip
-from aaa_mip6.twisted.tun import DeviceReader, TunDevice, TunnelError, run_ip
+from aaa_mip6.twisted.timer import rearm
+from aaa_mip6.twisted.tun import DeviceReader, SilentTunDevice, TunnelError, run_ip
+
+from .mobility import inner_addresses
 
 log = logging.getLogger("mip6.mn.lke")
 
 ICMP_TYPES = (ROUTER_ADVERTISEMENT, NEIGHBOR_SOLICITATION, NEIGHBOR_ADVERTISEMENT)  # to the core
 TUNNEL_MTU = 1400
 ROUTE_TABLE = "4242"  # the source-routing table of the previous care-of addresses
-IPV6_HEADER = 40
 GAVE_UP = ("ke-timeout", "ke-refused", "expired")  # LbsaLost: the core stopped trying
 
 
-class PreviousAddressDevice(TunDevice):
+class PreviousAddressDevice(SilentTunDevice):
     """The TUN device holding the MN's previous care-of addresses while an AR forwards them."""
 
     @classmethod
     def open(cls, name: str) -> PreviousAddressDevice:
         return cls.create(name, TUNNEL_MTU)
-
-    def _configure(self, mtu: int) -> None:
-        # No link-local address: the kernel sends nothing of its own (MLD, RS) into it.
-        run_ip("link", "set", "dev", self.name, "addrgenmode", "none")
-        super()._configure(mtu)
 
     def hold(self, previous: IPv6Address) -> None:
         """``previous`` on the device; packets from it routed into the device."""
@@ -207,19 +204,22 @@ class LocalKeyExchange:
 
     def _from_tunnel(self, received: rawip.Received) -> None:
         """A packet a previous AR tunneled: for a previous CoA it forwards, into the device."""
-        inner = received.data
-        if len(inner) < IPV6_HEADER or inner[0] >> 4 != 6:
+        try:
+            _, _, destination = inner_addresses(received.data)
+        except PacketError:
             return
-        binding = self.forwarding.get(IPv6Address(inner[24:40]))
+        binding = self.forwarding.get(destination)
         if binding is None or binding[0] != received.source:
             return
-        self.device.write(inner)
+        self.device.write(received.data)
 
     def _from_device(self, packet: bytes) -> None:
         """A packet from a previous CoA: reverse-tunneled to the AR that forwards it."""
-        if len(packet) < IPV6_HEADER or packet[0] >> 4 != 6:
+        try:
+            _, source, _ = inner_addresses(packet)
+        except PacketError:
             return
-        binding = self.forwarding.get(IPv6Address(packet[8:24]))
+        binding = self.forwarding.get(source)
         if binding is None:
             return
         router, current, _ = binding
@@ -300,13 +300,7 @@ class LocalKeyExchange:
         return link.index if link is not None else 0
 
     def _schedule(self) -> None:
-        deadline = self.core.timer()
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-        if deadline is not None:
-            self._timer = self.reactor.callLater(max(0.0, deadline - self.reactor.seconds()),
-                                                 self._timer_fired)
+        self._timer = rearm(self.reactor, self._timer, self.core.timer(), self._timer_fired)
 
 
 def open_for(reactor, device_name: str, report: Callable[[str, dict], None]) -> LocalKeyExchange:

@@ -29,6 +29,7 @@ from aaa_mip6.twisted.tun import DeviceReader
 
 from aaa_mip6.twisted.routes import source_address_towards
 from aaa_mip6.twisted.tls import ClientTLS
+from aaa_mip6.twisted.timer import rearm
 
 from . import client
 from .bootstrap import BootstrapMachine, Bootstrapped
@@ -273,13 +274,7 @@ class MobileSession:
         self._perform(self.machine.handle_timer(self.reactor.seconds()))
 
     def _schedule(self) -> None:
-        deadline = self.machine.timer()
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-        if deadline is not None:
-            delay = max(0.0, deadline - self.reactor.seconds())
-            self._timer = self.reactor.callLater(delay, self._timer_fired)
+        self._timer = rearm(self.reactor, self._timer, self.machine.timer(), self._timer_fired)
 
     def _transmit(self, transmit: Transmit) -> None:
         """Send one datagram; while the MN moves there may be no route: count and go on."""

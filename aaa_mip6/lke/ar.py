@@ -104,13 +104,13 @@ from .nd import (
 )
 
 LINK_HOP_LIMIT = 255
-_SEQUENCE_MODULUS = 1 << 16
+SEQUENCE_MODULUS = 1 << 16
 MIN_RA_INTERVAL = 3.0  # RFC 4861 §10 MIN_DELAY_BETWEEN_RAS: answers to Router Solicitations
 
 
 def is_newer(sequence: int, last: int) -> bool:
     """RFC 6275 §9.5.1: ``sequence`` is greater than ``last`` modulo 2^16."""
-    return 0 < (sequence - last) % _SEQUENCE_MODULUS < _SEQUENCE_MODULUS // 2
+    return 0 < (sequence - last) % SEQUENCE_MODULUS < SEQUENCE_MODULUS // 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,8 @@ from ..mobility.messages import (
     BindingAckStatus,
     BindingUpdateFlag,
     aligned_padding,
+    check_uint,
+    known_value,
     mobility_checksum,
 )
 from .codepoints import BINDING_AUTHORIZATION_DATA, EXPERIMENTAL, CodePoints
@@ -67,11 +69,6 @@ class KeAckStatus(enum.IntEnum):
     ADMINISTRATIVELY_PROHIBITED = 129
     INSUFFICIENT_RESOURCES = 130
     CARE_OF_NOT_ON_LINK = 131
-
-
-def _check_uint(name: str, value: int, bits: int) -> None:
-    if not 0 <= value < (1 << bits):
-        raise ValueError(f"{name} must fit in {bits} bits, got {value}")
 
 
 def _option(option_type: int, value: bytes, offset: int, alignment: tuple[int, int]) -> bytes:
@@ -103,6 +100,9 @@ class _Options:
                 if option_type == BINDING_AUTHORIZATION_DATA:
                     self.auth_span = (offset + 2, end)
             offset = end
+
+    def address(self, option_type: int, name: str) -> IPv6Address:
+        return IPv6Address(self.required(option_type, name, 16))
 
     def required(self, option_type: int, name: str, length: int) -> bytes:
         value = self.values.get(option_type)
@@ -187,6 +187,33 @@ def _authenticated(data: bytes, options: _Options, mac_octets: int, source: IPv6
     return _Authenticated(value, _mac_input(data, options.auth_span, source, destination))
 
 
+class _Signed:
+    """What the four MAC-carrying messages share: a lifetime in 4-second units and the
+    MAC check of a decoded message (``auth``)."""
+
+    __slots__ = ()
+
+    @property
+    def lifetime_seconds(self) -> int:
+        return self.lifetime * LIFETIME_UNIT_SECONDS
+
+    def verify(self, kbm: bytes) -> None:
+        """Raise :class:`LkeAuthenticationError` unless the decoded MAC is Kbm's."""
+        if self.auth is None:
+            raise LkeAuthenticationError("the message was not decoded: no MAC to check")
+        self.auth.verify(kbm)
+
+
+class _Answer(_Signed):
+    """A KE Ack or BA: a status below 128 accepts."""
+
+    __slots__ = ()
+
+    @property
+    def accepted(self) -> bool:
+        return self.status < 128
+
+
 # --------------------------------------------------------------------------- KE Request
 
 
@@ -203,8 +230,8 @@ class KeyExchangeRequest:
     key_exchange_data: bytes = field(repr=False)
 
     def __post_init__(self):
-        _check_uint("sequence number", self.sequence, 16)
-        _check_uint("requested lifetime", self.requested_lifetime, 16)
+        check_uint("sequence number", self.sequence, 16)
+        check_uint("requested lifetime", self.requested_lifetime, 16)
         if not self.key_exchange_data or len(self.key_exchange_data) % 8:
             raise ValueError("Key Exchange Data must be a non-empty multiple of 8 octets")
 
@@ -234,7 +261,7 @@ class KeyExchangeRequest:
                            {codes.requested_lifetime, codes.care_of_address})
         (lifetime,) = struct.unpack(
             "!H", options.required(codes.requested_lifetime, "Requested Lifetime", 2))
-        care_of = IPv6Address(options.required(codes.care_of_address, "Care-of Address", 16))
+        care_of = options.address(codes.care_of_address, "Care-of Address")
         try:
             return cls(sequence, care_of, lifetime, key_exchange_data)
         except ValueError as exc:
@@ -248,7 +275,7 @@ _KE_ACK_FIXED = struct.Struct("!BxHH")  # Status, Reserved, Seq#, Lifetime
 
 
 @dataclass(frozen=True, slots=True)
-class KeyExchangeAck:
+class KeyExchangeAck(_Answer):
     """Draft §3.2.2, AR link-local -> MN link-local; ``lifetime`` (granted, 4-second
     units); ``ar_address`` is the AR's global address, where the BU will go."""
 
@@ -260,17 +287,9 @@ class KeyExchangeAck:
     auth: _Authenticated | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
-        _check_uint("status", self.status, 8)
-        _check_uint("sequence number", self.sequence, 16)
-        _check_uint("lifetime", self.lifetime, 16)
-
-    @property
-    def accepted(self) -> bool:
-        return self.status < 128
-
-    @property
-    def lifetime_seconds(self) -> int:
-        return self.lifetime * LIFETIME_UNIT_SECONDS
+        check_uint("status", self.status, 8)
+        check_uint("sequence number", self.sequence, 16)
+        check_uint("lifetime", self.lifetime, 16)
 
     def encode(self, source: IPv6Address, destination: IPv6Address, kbm: bytes,
                codes: CodePoints = EXPERIMENTAL) -> bytes:
@@ -289,19 +308,10 @@ class KeyExchangeAck:
         status, sequence, lifetime = _KE_ACK_FIXED.unpack_from(data, _HEADER.size)
         options = _Options(data, _HEADER.size + _KE_ACK_FIXED.size,
                            {codes.ar_address, codes.care_of_address, codes.ke_hmac})
-        ar_address = IPv6Address(options.required(codes.ar_address, "AR Address", 16))
-        care_of = IPv6Address(options.required(codes.care_of_address, "Care-of Address", 16))
+        ar_address = options.address(codes.ar_address, "AR Address")
+        care_of = options.address(codes.care_of_address, "Care-of Address")
         auth = _authenticated(data, options, HMAC_OCTETS, source, destination)
         return cls(status, sequence, lifetime, care_of, ar_address, auth)
-
-    def verify(self, kbm: bytes) -> None:
-        _verify(self.auth, kbm)
-
-
-def _verify(auth: _Authenticated | None, kbm: bytes) -> None:
-    if auth is None:
-        raise LkeAuthenticationError("the message was not decoded: no MAC to check")
-    auth.verify(kbm)
 
 
 # --------------------------------------------------------------------------- BU, BA
@@ -312,7 +322,7 @@ _BU_FLAG_BITS = 0xFFC0
 
 
 @dataclass(frozen=True, slots=True)
-class LkeBindingUpdate:
+class LkeBindingUpdate(_Signed):
     """Draft §2.1 (a): new CoA -> previous AR, under the LBSA of ``previous``."""
 
     sequence: int
@@ -322,14 +332,10 @@ class LkeBindingUpdate:
     auth: _Authenticated | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
-        _check_uint("sequence number", self.sequence, 16)
-        _check_uint("lifetime", self.lifetime, 16)
+        check_uint("sequence number", self.sequence, 16)
+        check_uint("lifetime", self.lifetime, 16)
         if self.flags & ~_BU_FLAG_BITS & 0xFFFF or not 0 <= self.flags <= 0xFFFF:
             raise ValueError("Binding Update flags must be RFC 6275 flag bits")
-
-    @property
-    def lifetime_seconds(self) -> int:
-        return self.lifetime * LIFETIME_UNIT_SECONDS
 
     def encode(self, source: IPv6Address, destination: IPv6Address, kbm: bytes,
                codes: CodePoints = EXPERIMENTAL) -> bytes:
@@ -346,19 +352,16 @@ class LkeBindingUpdate:
         sequence, flags, lifetime = _BU_FIXED.unpack_from(data, _HEADER.size)
         options = _Options(data, _HEADER.size + _BU_FIXED.size,
                            {codes.care_of_address, BINDING_AUTHORIZATION_DATA})
-        previous = IPv6Address(options.required(codes.care_of_address, "Care-of Address", 16))
+        previous = options.address(codes.care_of_address, "Care-of Address")
         auth = _authenticated(data, options, AUTHENTICATOR_OCTETS, source, destination)
         return cls(sequence, lifetime, previous, flags & _BU_FLAG_BITS, auth)
-
-    def verify(self, kbm: bytes) -> None:
-        _verify(self.auth, kbm)
 
 
 _BA_FIXED = struct.Struct("!BBHH")  # Status, flags + Reserved, Sequence, Lifetime
 
 
 @dataclass(frozen=True, slots=True)
-class LkeBindingAck:
+class LkeBindingAck(_Answer):
     """Draft §2.1 (b): previous AR -> new CoA. ``finished_nonce`` set: the Finished Request
     option (draft §3.2.3) with its r bit, asking for a Finished message."""
 
@@ -370,19 +373,11 @@ class LkeBindingAck:
     auth: _Authenticated | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
-        _check_uint("status", self.status, 8)
-        _check_uint("sequence number", self.sequence, 16)
-        _check_uint("lifetime", self.lifetime, 16)
+        check_uint("status", self.status, 8)
+        check_uint("sequence number", self.sequence, 16)
+        check_uint("lifetime", self.lifetime, 16)
         if self.finished_nonce is not None:
-            _check_uint("nonce", self.finished_nonce, 32)
-
-    @property
-    def accepted(self) -> bool:
-        return self.status < 128
-
-    @property
-    def lifetime_seconds(self) -> int:
-        return self.lifetime * LIFETIME_UNIT_SECONDS
+            check_uint("nonce", self.finished_nonce, 32)
 
     def encode(self, source: IPv6Address, destination: IPv6Address, kbm: bytes,
                codes: CodePoints = EXPERIMENTAL) -> bytes:
@@ -405,24 +400,14 @@ class LkeBindingAck:
         options = _Options(data, _HEADER.size + _BA_FIXED.size,
                            {codes.care_of_address, codes.finished_request,
                             BINDING_AUTHORIZATION_DATA})
-        previous = IPv6Address(options.required(codes.care_of_address, "Care-of Address", 16))
+        previous = options.address(codes.care_of_address, "Care-of Address")
         nonce = None
         if codes.finished_request in options.values:
             flags, value = _FINISHED_REQUEST.unpack(options.required(
                 codes.finished_request, "Finished Request", _FINISHED_REQUEST.size))
             nonce = value if flags & _FINISHED_REQUESTED else None
         auth = _authenticated(data, options, AUTHENTICATOR_OCTETS, source, destination)
-        return cls(_known_status(status), sequence, lifetime, previous, nonce, auth)
-
-    def verify(self, kbm: bytes) -> None:
-        _verify(self.auth, kbm)
-
-
-def _known_status(status: int) -> int:
-    try:
-        return BindingAckStatus(status)
-    except ValueError:
-        return status
+        return cls(known_value(BindingAckStatus, status), sequence, lifetime, previous, nonce, auth)
 
 
 # --------------------------------------------------------------------------- Finished
@@ -432,7 +417,7 @@ _FINISHED_FIXED = struct.Struct("!BxHHI")  # Status, Reserved, Sequence, Lifetim
 
 
 @dataclass(frozen=True, slots=True)
-class Finished:
+class Finished(_Signed):
     """Draft §3.2.4: new CoA -> previous AR, answering a BA's Finished Request; status,
     sequence, lifetime and nonce are the BA's."""
 
@@ -444,10 +429,10 @@ class Finished:
     auth: _Authenticated | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
-        _check_uint("status", self.status, 8)
-        _check_uint("sequence number", self.sequence, 16)
-        _check_uint("lifetime", self.lifetime, 16)
-        _check_uint("nonce", self.nonce, 32)
+        check_uint("status", self.status, 8)
+        check_uint("sequence number", self.sequence, 16)
+        check_uint("lifetime", self.lifetime, 16)
+        check_uint("nonce", self.nonce, 32)
 
     def encode(self, source: IPv6Address, destination: IPv6Address, kbm: bytes,
                codes: CodePoints = EXPERIMENTAL) -> bytes:
@@ -464,12 +449,9 @@ class Finished:
         status, sequence, lifetime, nonce = _FINISHED_FIXED.unpack_from(data, _HEADER.size)
         options = _Options(data, _HEADER.size + _FINISHED_FIXED.size,
                            {codes.care_of_address, BINDING_AUTHORIZATION_DATA})
-        previous = IPv6Address(options.required(codes.care_of_address, "Care-of Address", 16))
+        previous = options.address(codes.care_of_address, "Care-of Address")
         auth = _authenticated(data, options, AUTHENTICATOR_OCTETS, source, destination)
         return cls(status, sequence, lifetime, nonce, previous, auth)
-
-    def verify(self, kbm: bytes) -> None:
-        _verify(self.auth, kbm)
 
 
 # --------------------------------------------------------------------------- dispatch

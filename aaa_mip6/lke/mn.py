@@ -64,7 +64,7 @@ from .actions import (
     SendIcmp,
     SendMobility,
 )
-from .ar import LINK_HOP_LIMIT, is_newer
+from .ar import LINK_HOP_LIMIT, SEQUENCE_MODULUS, is_newer
 from .codepoints import EXPERIMENTAL, CodePoints
 from .crypto import MAX_KEY_BITS, MIN_KEY_BITS, decode_public_key, wrap_kbm
 from .lbsa import KBM_OCTETS, Lbsa
@@ -91,8 +91,6 @@ from .nd import (
     decode_nd,
     verify_dad,
 )
-
-_SEQUENCE_MODULUS = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +216,7 @@ class MnCore:
             return [self._drop("no-lbsa")]
         sequence = self._bu_sequence.get(previous)
         sequence = (int.from_bytes(self._random(2), "big") if sequence is None
-                    else (sequence + 1) % _SEQUENCE_MODULUS)
+                    else (sequence + 1) % SEQUENCE_MODULUS)
         seconds = min(self.policy.binding_lifetime, int(lbsa.expires - now))
         update = _Update(lbsa, care_of, sequence, lifetime_units(max(seconds, 0)), now,
                          self.policy.bu_timeout, self.policy.bu_attempts)
@@ -256,7 +254,7 @@ class MnCore:
                 self.counters["bu-timeout"] += 1
                 actions.append(PreviousRefused(update.lbsa.ar_link_local, previous, None))
             else:
-                update.sequence = (update.sequence + 1) % _SEQUENCE_MODULUS
+                update.sequence = (update.sequence + 1) % SEQUENCE_MODULUS
                 update.timeout *= 2
                 actions.append(self._send_update(update, now))
         for router, lbsa in list(self._lbsas.items()):
@@ -433,7 +431,7 @@ class MnCore:
             if update.sends_left == 0:
                 del self._updates[ack.previous]
                 return [PreviousRefused(router, ack.previous, int(ack.status))]
-            update.sequence = (ack.sequence + 1) % _SEQUENCE_MODULUS
+            update.sequence = (ack.sequence + 1) % SEQUENCE_MODULUS
             return [self._send_update(update, now)]
         if ack.sequence != update.sequence:
             return [self._drop("unexpected-ba")]
@@ -455,10 +453,10 @@ class MnCore:
     # ------------------------------------------------------------------ helpers
 
     def _next_ke_sequence(self, router: IPv6Address, now: float) -> int:
-        sequence = int(now) % _SEQUENCE_MODULUS
+        sequence = int(now) % SEQUENCE_MODULUS
         last = self._last_ke_sequence.get(router)
         if last is not None and not is_newer(sequence, last):
-            sequence = (last + 1) % _SEQUENCE_MODULUS
+            sequence = (last + 1) % SEQUENCE_MODULUS
         self._last_ke_sequence[router] = sequence
         return sequence
 

@@ -32,6 +32,7 @@ from ipaddress import IPv6Address, IPv6Network
 
 from ..errors import LkeAuthenticationError, LkeError
 from ..iana import NEXT_HEADER_ICMPV6
+from ..mobility.messages import pseudo_header_checksum
 from .codepoints import EXPERIMENTAL, CodePoints
 from .crypto import HMAC_OCTETS, equal, hmac_sha1
 
@@ -66,14 +67,8 @@ def solicited_node(address: IPv6Address) -> IPv6Address:
 
 
 def _checksum(source: IPv6Address, destination: IPv6Address, message: bytes) -> int:
-    """RFC 4443 §2.3: the ICMPv6 checksum over the RFC 8200 §8.1 pseudo-header."""
-    data = (source.packed + destination.packed
-            + struct.pack("!IxxxB", len(message), NEXT_HEADER_ICMPV6) + message)
-    data += b"\x00" * (len(data) % 2)
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total > 0xFFFF:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+    """RFC 4443 §2.3: the ICMPv6 checksum."""
+    return pseudo_header_checksum(source, destination, NEXT_HEADER_ICMPV6, message)
 
 
 # --------------------------------------------------------------------------- options

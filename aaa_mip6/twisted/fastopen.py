@@ -39,11 +39,7 @@ log = logging.getLogger(__name__)
 
 TCP_FASTOPEN_CONNECT = getattr(socket, "TCP_FASTOPEN_CONNECT", 30)  # linux/tcp.h
 SYSCTL = Path("/proc/sys/net/ipv4/tcp_fastopen")
-CLIENT_BIT, SERVER_BIT = 0x1, 0x2
-DEFAULT_QUEUE = 256
-"""Server: SYNs with data whose handshake is not complete yet that the kernel holds per
-listening socket; past it, a SYN's data is dropped and the client sends it again after
-an ordinary handshake."""
+SERVER_BIT = 0x2  # of the sysctl; bit 1 (0x1, the clients') is on by default
 
 
 def sysctl_value(path: Path = SYSCTL) -> int | None:
@@ -55,8 +51,9 @@ def sysctl_value(path: Path = SYSCTL) -> int | None:
 
 
 def listen_fast_open(sock: socket.socket, queue: int) -> bool:
-    """Let the listening ``sock`` accept data in SYNs (``queue`` of them pending at most);
-    False where the kernel has no TCP Fast Open (then the socket works as before)."""
+    """Let the listening ``sock`` accept data in SYNs (``queue`` of them pending at most:
+    past it, a SYN's data is dropped and the client sends it again after an ordinary
+    handshake); False where the kernel has no TCP Fast Open (the socket works as before)."""
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN, queue)
     except (OSError, AttributeError):

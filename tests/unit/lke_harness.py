@@ -79,6 +79,14 @@ def establish(ar: ArCore, mn: MnCore, now=T0, care_of=COA):
     return now
 
 
+def established(**settings):
+    """A new AR (``settings`` for its policy) and MN sharing a valid LBSA:
+    (ar, mn, the LBSA's Kbm, the time the AR's DAD ended)."""
+    ar, mn = make_ar(**settings), make_mn()
+    now = establish(ar, mn)
+    return ar, mn, mn.lbsas[0].kbm, now
+
+
 def kernel_na(target: IPv6Address, lla: bytes = MN_LLA) -> bytes:
     """The plain NA a node's kernel multicasts for an address it holds."""
     return NeighborAdvertisement(target, options=(LinkLayerAddress(2, lla),)).encode(

@@ -49,7 +49,7 @@ from .lke_harness import (
     PREFIX,
     T0,
     deliver,
-    establish,
+    established,
     ke_request,
     kernel_na,
     key_exchange,
@@ -75,12 +75,6 @@ def _refused(ar, call, reason):
 
 def _bu(sequence=1, lifetime=100, kbm=KBM, previous=COA, source=NEW_COA, flags=0xC000):
     return LkeBindingUpdate(sequence, lifetime, previous, flags).encode(source, AR_GLOBAL, kbm)
-
-
-def _established(**settings):
-    ar, mn = make_ar(**settings), make_mn()
-    now = establish(ar, mn)
-    return ar, mn, mn.lbsas[0].kbm, now
 
 
 # ------------------------------------------------------------------ §3.1.1, §4.1 RA
@@ -175,7 +169,7 @@ def test_rule_key_exchange_data_that_does_not_decrypt_is_dropped_but_uses_its_sl
 
 
 def test_rule_a_forged_ke_request_from_another_host_for_a_bound_address_is_refused():
-    ar, _, _, now = _established()
+    ar, _, _, now = established()
     forged = ke_request(bytes(16), 60000, source=ATTACKER_LL)
     _refused(ar, lambda: ar.mobility_received(forged, ATTACKER_LL, AR_LL, 255, now + 10),
              "ke-coa-bound")
@@ -190,7 +184,7 @@ def test_rule_a_ke_request_for_an_address_being_probed_for_another_host_is_refus
 
 
 def test_rule_a_replayed_ke_request_is_refused():
-    ar, mn, _, now = _established()
+    ar, mn, _, now = established()
     sequence = mn.lbsas[0].ke_sequence
     replay = ke_request(KBM, sequence)
     _refused(ar, lambda: ar.mobility_received(replay, MN_LL, AR_LL, 255, now + 100), "ke-replay")
@@ -271,7 +265,7 @@ def test_rule_no_verified_dad_reply_times_out():
 
 
 def test_rule_a_pending_lbsa_replaces_the_valid_one_only_when_its_dad_succeeds():
-    ar, mn, kbm, now = _established()
+    ar, mn, kbm, now = established()
     old = ar.lbsas[0]
     ar.mobility_received(ke_request(bytes(16), old.ke_sequence + 1), MN_LL, AR_LL, 255, now + 10)
     assert ar.lbsas == [old]
@@ -280,7 +274,7 @@ def test_rule_a_pending_lbsa_replaces_the_valid_one_only_when_its_dad_succeeds()
 
 
 def test_rule_a_valid_lbsa_defends_the_address_with_the_cached_na():
-    ar, _, _, now = _established()
+    ar, _, _, now = established()
     probe = NeighborSolicitation(COA).encode(UNSPECIFIED, solicited_node(COA))
     (defence,) = ar.icmp_received(probe, UNSPECIFIED, solicited_node(COA), 255, now + 5)
     assert (defence.source, defence.destination) == (COA, ALL_NODES)
@@ -295,7 +289,7 @@ def test_rule_a_valid_lbsa_defends_the_address_with_the_cached_na():
 
 
 def test_rule_a_bu_under_the_lbsa_binds_the_previous_address_and_drops_the_cached_na():
-    ar, _, kbm, now = _established()
+    ar, _, kbm, now = established()
     actions = ar.mobility_received(_bu(7, 50, kbm), NEW_COA, AR_GLOBAL, 64, now + 10)
     stored, bind, send = actions
     assert stored == StoreLbsa(ar.lbsas[0]) and ar.lbsas[0].bu_sequence == 7
@@ -308,13 +302,13 @@ def test_rule_a_bu_under_the_lbsa_binds_the_previous_address_and_drops_the_cache
 
 
 def test_rule_a_bu_goes_to_the_ars_global_address():
-    ar, _, kbm, now = _established()
+    ar, _, kbm, now = established()
     data = LkeBindingUpdate(1, 10, COA).encode(NEW_COA, AR_LL, kbm)
     _refused(ar, lambda: ar.mobility_received(data, NEW_COA, AR_LL, 64, now), "wrong-destination")
 
 
 def test_rule_a_bu_without_an_lbsa_or_with_a_bad_authenticator_is_dropped_unanswered():
-    ar, _, kbm, now = _established()
+    ar, _, kbm, now = established()
     unknown = _bu(previous=PREFIX[77], kbm=kbm)
     _refused(ar, lambda: ar.mobility_received(unknown, NEW_COA, AR_GLOBAL, 64, now), "no-lbsa")
     forged = _bu(kbm=bytes(16))
@@ -322,7 +316,7 @@ def test_rule_a_bu_without_an_lbsa_or_with_a_bad_authenticator_is_dropped_unansw
 
 
 def test_rule_a_replayed_bu_gets_a_signed_135_with_the_last_accepted_number():
-    ar, _, kbm, now = _established()
+    ar, _, kbm, now = established()
     data = _bu(7, 50, kbm)
     ar.mobility_received(data, NEW_COA, AR_GLOBAL, 64, now)
     (send,) = ar.mobility_received(data, NEW_COA, AR_GLOBAL, 64, now + 1)
@@ -333,14 +327,14 @@ def test_rule_a_replayed_bu_gets_a_signed_135_with_the_last_accepted_number():
 
 
 def test_rule_a_bu_without_the_h_flag_gets_129():
-    ar, _, kbm, now = _established()
+    ar, _, kbm, now = established()
     (send,) = ar.mobility_received(_bu(flags=0x8000, kbm=kbm), NEW_COA, AR_GLOBAL, 64, now)
     assert LkeBindingAck.decode(send.data, AR_GLOBAL, NEW_COA).status == 129
     assert ar.bindings == {}
 
 
 def test_rule_the_binding_lifetime_is_capped_by_policy_and_the_lbsa():
-    ar, _, kbm, now = _established(max_binding_lifetime=40)
+    ar, _, kbm, now = established(max_binding_lifetime=40)
     actions = ar.mobility_received(_bu(1, 1000, kbm), NEW_COA, AR_GLOBAL, 64, now)
     assert actions[1] == BindPrevious(COA, NEW_COA, now + 40)
     lbsa_end = ar.lbsas[0].expires
@@ -350,7 +344,7 @@ def test_rule_the_binding_lifetime_is_capped_by_policy_and_the_lbsa():
 
 
 def test_rule_lifetime_zero_or_the_previous_address_as_care_of_deregisters():
-    ar, _, kbm, now = _established()
+    ar, _, kbm, now = established()
     ar.mobility_received(_bu(1, 50, kbm), NEW_COA, AR_GLOBAL, 64, now)
     stored, unbind, send = ar.mobility_received(_bu(2, 0, kbm), NEW_COA, AR_GLOBAL, 64, now + 1)
     assert unbind == UnbindPrevious(COA, "deregistered") and ar.bindings == {}
@@ -364,7 +358,7 @@ def test_rule_lifetime_zero_or_the_previous_address_as_care_of_deregisters():
 
 
 def _bound_with_finished():
-    ar, _, kbm, now = _established(finished_request=True, finished_wait=3.0)
+    ar, _, kbm, now = established(finished_request=True, finished_wait=3.0)
     send = ar.mobility_received(_bu(5, 50, kbm), NEW_COA, AR_GLOBAL, 64, now)[-1]
     ack = LkeBindingAck.decode(send.data, AR_GLOBAL, NEW_COA)
     assert ack.finished_nonce is not None
@@ -397,7 +391,7 @@ def test_rule_a_finished_that_does_not_echo_the_ba_is_dropped():
 
 
 def test_rule_an_lbsa_expires_with_its_binding_and_cached_na():
-    ar, _, kbm, now = _established(max_binding_lifetime=10_000)
+    ar, _, kbm, now = established(max_binding_lifetime=10_000)
     ar.mobility_received(_bu(1, 0xFFFF, kbm), NEW_COA, AR_GLOBAL, 64, now)
     end = ar.lbsas[0].expires
     assert ar.timer() <= end  # the binding never outlives its LBSA
@@ -407,7 +401,7 @@ def test_rule_an_lbsa_expires_with_its_binding_and_cached_na():
 
 
 def test_rule_a_restored_lbsa_keeps_refusing_replayed_bus():
-    ar, _, kbm, now = _established()
+    ar, _, kbm, now = established()
     stored = ar.mobility_received(_bu(9, 50, kbm), NEW_COA, AR_GLOBAL, 64, now)[0]
     restarted = make_ar()
     assert restarted.restore([stored.lbsa], now + 1) == []
@@ -428,7 +422,7 @@ def test_the_policy_refuses_impossible_settings():
 
 def test_rule_the_ars_own_probe_and_defence_looped_back_change_nothing():
     """A renewal probes an address the AR defends: its own multicast must not fail the DAD."""
-    ar, mn, _, now = _established()
+    ar, mn, _, now = established()
     foreign_probe = NeighborSolicitation(COA).encode(UNSPECIFIED, solicited_node(COA))
     (defence,) = ar.icmp_received(foreign_probe, UNSPECIFIED, solicited_node(COA), 255, now)
     (request,) = mn.key_exchange(COA, MN_LL, now + 10)

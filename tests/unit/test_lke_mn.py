@@ -48,6 +48,7 @@ from .lke_harness import (
     ar_key,
     deliver,
     establish,
+    established,
     kernel_na,
     key_exchange,
     make_ar,
@@ -70,12 +71,6 @@ def _request(mn, now=T0):
 def _ack(request, kbm, status=0, lifetime=100):
     return KeyExchangeAck(status, request.sequence, lifetime, COA, AR_GLOBAL).encode(
         AR_LL, MN_LL, kbm)
-
-
-def _established():
-    ar, mn = make_ar(), make_mn()
-    now = establish(ar, mn)
-    return ar, mn, now
 
 
 # ------------------------------------------------------------------ §2.1, §3.1.1 RA
@@ -162,7 +157,7 @@ def test_rule_a_verified_ack_makes_the_lbsa_for_the_granted_lifetime():
 
 
 def test_rule_an_ack_that_does_not_verify_drops_the_prior_lbsa_and_the_exchange_goes_on():
-    ar, mn, now = _established()
+    ar, mn, _, now = established()
     send, request = _request(mn, now + 10)
     forged = _ack(request, bytes(16))
     assert mn.mobility_received(forged, AR_LL, MN_LL, 255, now + 10) == [
@@ -220,7 +215,7 @@ def test_rule_an_authenticated_probe_gets_a_multicast_reply_with_the_link_layer_
 
 
 def test_rule_a_probe_for_the_mns_address_under_another_key_gets_a_plain_na():
-    _, mn, now = _established()
+    _, mn, _, now = established()
     forged = NeighborSolicitation(COA, (DadAuthentication(5, AR_GLOBAL),)).encode(
         UNSPECIFIED, solicited_node(COA), kbm=bytes(16))
     (answer,) = mn.icmp_received(forged, UNSPECIFIED, solicited_node(COA), 255, now)
@@ -242,7 +237,7 @@ def test_rule_an_impostors_na_after_a_probe_drops_the_lbsa_and_restarts_the_exch
 
 
 def test_rule_after_a_move_the_bu_goes_to_the_ar_of_the_address_left():
-    _, mn, now = _established()
+    _, mn, _, now = established()
     (send,) = mn.moved(NEW_COA, now + 5)
     assert (send.source, send.destination) == (NEW_COA, AR_GLOBAL)
     update = LkeBindingUpdate.decode(send.data, NEW_COA, AR_GLOBAL)
@@ -257,7 +252,7 @@ def test_rule_no_lbsa_for_the_address_left_sends_nothing():
 
 
 def test_rule_the_previous_ar_binds_and_the_mn_is_told():
-    ar, mn, now = _established()
+    ar, mn, _, now = established()
     (bu,) = mn.moved(NEW_COA, now)
     ba = deliver(ar, bu, now)[-1]
     assert deliver(mn, ba, now) == [PreviousBound(AR_LL, COA, NEW_COA, 600)]
@@ -275,7 +270,7 @@ def test_rule_a_requested_finished_is_sent():
 
 
 def test_rule_a_135_resends_at_once_with_the_number_after_the_bas():
-    _, mn, now = _established()
+    _, mn, _, now = established()
     (bu,) = mn.moved(NEW_COA, now)
     kbm = mn.lbsas[0].kbm
     refusal = LkeBindingAck(135, 4000, 0, COA).encode(AR_GLOBAL, NEW_COA, kbm)
@@ -284,7 +279,7 @@ def test_rule_a_135_resends_at_once_with_the_number_after_the_bas():
 
 
 def test_rule_another_refusal_ends_the_bu_and_a_forged_ba_is_dropped():
-    _, mn, now = _established()
+    _, mn, _, now = established()
     (bu,) = mn.moved(NEW_COA, now)
     sequence = LkeBindingUpdate.decode(bu.data, NEW_COA, AR_GLOBAL).sequence
     forged = LkeBindingAck(0, sequence, 10, COA).encode(AR_GLOBAL, NEW_COA, bytes(16))
@@ -295,7 +290,7 @@ def test_rule_another_refusal_ends_the_bu_and_a_forged_ba_is_dropped():
 
 
 def test_rule_an_unanswered_bu_is_resent_then_given_up():
-    _, mn, now = _established()
+    _, mn, _, now = established()
     (bu,) = mn.moved(NEW_COA, now)
     first = LkeBindingUpdate.decode(bu.data, NEW_COA, AR_GLOBAL).sequence
     (resend,) = [a for a in mn.handle_timer(now + 1) if isinstance(a, SendMobility)]

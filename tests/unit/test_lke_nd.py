@@ -2,7 +2,6 @@
 
 import hmac
 from dataclasses import replace
-from functools import lru_cache
 from hashlib import sha1
 from ipaddress import IPv6Address, IPv6Network
 
@@ -30,10 +29,7 @@ from aaa_mip6.lke.nd import (
     verify_dad,
 )
 
-
-@lru_cache(maxsize=None)
-def _key(bits=2048):
-    return crypto.generate_key(bits)
+from .lke_harness import ar_key
 
 
 ip6 = st.ip_addresses(v=6)
@@ -49,7 +45,7 @@ dad_options = st.builds(DadAuthentication, st.integers(0, 2**32 - 1), ip6)
 
 
 def _capability():
-    return LkeCapability(7200, crypto.encode_public_key(_key()))
+    return LkeCapability(7200, crypto.encode_public_key(ar_key()))
 
 
 advertisements = st.builds(
@@ -158,7 +154,7 @@ def test_known_answer_dad_reply_and_what_its_hmac_covers():
 
 
 def test_kbm_wrapping_round_trips_under_the_care_of_label():
-    key, care_of = _key(), IPv6Address("2001:db8:1::5")
+    key, care_of = ar_key(), IPv6Address("2001:db8:1::5")
     wrapped = crypto.wrap_kbm(key.public_key(), bytes(range(16)), care_of)
     assert len(wrapped) == 256
     assert crypto.unwrap_kbm(key, wrapped, care_of) == bytes(range(16))
@@ -169,20 +165,20 @@ def test_kbm_wrapping_round_trips_under_the_care_of_label():
 
 
 def test_public_keys_are_spki_der_of_accepted_sizes():
-    der = crypto.encode_public_key(_key())
+    der = crypto.encode_public_key(ar_key())
     assert crypto.decode_public_key(der).key_size == 2048
     with pytest.raises(LkePublicKeyError):
         crypto.decode_public_key(der, min_bits=3072)
     with pytest.raises(LkePublicKeyError):
         crypto.decode_public_key(der[:-1])
-    small = crypto.encode_public_key(_key(1024))
+    small = crypto.encode_public_key(crypto.generate_key(1024))
     with pytest.raises(LkePublicKeyError):
         crypto.decode_public_key(small)
     assert crypto.decode_public_key(small, min_bits=1024).key_size == 1024
 
 
 def test_private_keys_round_trip_as_pem():
-    key = _key()
+    key = ar_key()
     assert crypto.decode_private_key(crypto.encode_private_key(key)).private_numbers() == \
         key.private_numbers()
     with pytest.raises(ValueError):
