@@ -31,7 +31,7 @@ from aaa_mip6.twisted.routes import source_address_towards
 from aaa_mip6.twisted.tls import ClientTLS
 
 from . import client
-from .bootstrap import BootstrapMachine, Bootstrapped
+from .bootstrap import BootstrapFailed, BootstrapMachine, Bootstrapped
 from .actions import (
     Deliver,
     Deregistered,
@@ -43,7 +43,9 @@ from .actions import (
     Wait,
 )
 from .mobility import DEFAULT_LIFETIME, Binding, MobilityMachine
-from .rebootstrap import RebootstrapPolicy
+from .rebootstrap import FIRST_DELAY, RebootstrapPolicy, retry_wait
+
+SERVICE_UNAVAILABLE = 503  # the HAC status the first bootstrap waits out (first_bootstrap)
 
 DEREGISTER_TIMEOUT = 3.0  # seconds stop() waits for the de-registration's BA
 
@@ -426,13 +428,32 @@ def bootstrap_session(
             running.addCallback(_passed_to, on_bootstrapped)
         return running
 
-    result = yield renew()
+    result = yield first_bootstrap(reactor, renew, timeout)
     if result.bootstrap is None:
         raise RegistrationError(f"bootstrap with the HAC {format_host_port(tls.host, port)}: "
                                 "the HAC named no home agent", reason="no-home-agent")
     machine = MobilityMachine(result.sa, result.bootstrap.home_agent, lifetime=lifetime)
     session = MobileSession(reactor, machine, renew=renew, on_event=on_event, deliver=deliver)
     return session, result
+
+
+@defer.inlineCallbacks
+def first_bootstrap(reactor, renew: Callable[[], defer.Deferred], timeout: float):
+    """``renew()``, tried again while the HAC answers 503 (unavailable for now: its AAA,
+    or its store during a database failover) and its ``retry-after`` ends within
+    ``timeout`` of the start; any other failure, or a later retry-after, fails at once."""
+    give_up_at = reactor.seconds() + timeout
+    while True:
+        try:
+            return (yield renew())
+        except BootstrapFailed as error:
+            if error.reason != "status" or error.status != SERVICE_UNAVAILABLE:
+                raise
+            wait = max(FIRST_DELAY, retry_wait(error, datetime.now(timezone.utc)) or 0.0)
+            if reactor.seconds() + wait >= give_up_at:
+                raise
+            log.msg(f"mip6-mn: {error}; trying again in {wait:g} s")
+            yield task.deferLater(reactor, wait, lambda: None)
 
 
 def _passed_to(result: Bootstrapped, listener: Callable[[Bootstrapped], None]) -> Bootstrapped:
