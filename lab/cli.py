@@ -1,11 +1,14 @@
 """``mip6-lab``'s command line: ``mip6-lab up`` runs the loopback lab (:mod:`lab.loopback`)
-or, with ``--netns``, the namespace lab (:mod:`lab.netns`), and says what to try next."""
+or, with ``--netns``, the namespace lab (:mod:`lab.netns`), and says what to try next;
+``mip6-lab cluster`` kills each part of a HAC/HA cluster under load (:mod:`lab.cluster`)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -14,6 +17,7 @@ from pathlib import Path
 from aaa_mip6.program import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, LOG_FORMATS, add_version_flag, \
     configure_logging, fail, install_signals, raise_open_file_limit
 
+from .cluster import FULL, SHORT, run_cluster
 from .common import OutputClosed
 from .loopback import run_loopback
 from .netns import LabError, run_netns
@@ -48,7 +52,41 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--log-format", choices=LOG_FORMATS, default="text", metavar="FORMAT",
                     help="how mip6-lab's own log lines on stderr look: text (default) or "
                          "json, one object a line; the report on stdout stays text")
+    cluster = commands.add_parser(
+        "cluster", help="kill each part of a HAC/HA cluster under load (root)",
+        description="etcd, PostgreSQL under Patroni (primary + synchronous standby), two "
+                    "HACs, two HAs and the MNs' load, each on its own network namespace; "
+                    "kill -9 the PostgreSQL primary, a HAC and an HA in turn and print a "
+                    "JSON verdict as the last line. Exit status 0 only if it passes.")
+    cluster.add_argument("--short", action="store_true",
+                         help=f"{SHORT.mns} MNs and short phases, about a minute (what CI "
+                              f"runs); default {FULL.mns} MNs and longer phases")
+    cluster.add_argument("--keep-dir", action="store_true",
+                         help="keep the generated files (configurations, logs) afterwards")
     return parser
+
+
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
+def cluster_command(args) -> int:
+    """``mip6-lab cluster``: the verdict as the last line; 0 if it passed."""
+    directory = Path(tempfile.mkdtemp(prefix="mip6-lab-cluster-"))
+    try:
+        verdict = run_cluster(directory, SHORT if args.short else FULL, sys.stdout)
+    except LabError as error:
+        return fail(PROGRAM, str(error), EXIT_RUNTIME)
+    except KeyboardInterrupt:
+        print("mip6-lab: interrupted; everything started was stopped", file=sys.stderr)
+        return 130
+    finally:
+        if args.keep_dir:
+            print(f"mip6-lab: files kept in {directory}", file=sys.stderr)
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
+    print(json.dumps(verdict), flush=True)
+    return EXIT_OK if verdict["pass"] else EXIT_RUNTIME
 
 
 def next_steps(args, ok: bool) -> str:
@@ -65,6 +103,11 @@ def next_steps(args, ok: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "cluster":
+        configure_logging(PROGRAM, "error", "text", "%(asctime)s %(name)s %(levelname)s "
+                          "%(message)s")
+        signal.signal(signal.SIGTERM, _interrupt)  # as Ctrl-C: the clean-up runs
+        return cluster_command(args)
     if not 1 <= args.mns <= MAX_MNS:
         return fail(PROGRAM, f"--mns must be 1..{MAX_MNS}", EXIT_CONFIG)
     if not args.netns:

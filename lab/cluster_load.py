@@ -3,7 +3,8 @@
 
 Each MN tries the HACs in order (the next one when a HAC is out of reach), and waits
 out a 503's ``retry-after`` as ``mip6-mn`` does. Every step is reported to ``on_event``
-as one dict, the facts a verdict needs:
+as one dict with ``t`` (when, Unix time), ``mn`` and ``started`` (when this MN's
+bootstrap began), the facts a verdict needs:
 
 - ``ack``: the HAC acknowledged an SA to this MN (``spi``, ``mn``, ``hac``, ``key``: a
   short SHA-256 of the MN-to-HA integrity key, to check the stored row is this SA
@@ -90,12 +91,12 @@ class LoadRun:
         from mn.bootstrap import BootstrapFailed
         from mn.rebootstrap import retry_wait
 
-        started = self.reactor.seconds()
+        started, began = self.reactor.seconds(), round(self._clock(), 3)
         try:
             hac, result = await self._bootstrap(mn_id)
         except BootstrapFailed as error:
-            self.emit("fail", mn=mn_id, status=error.status, reason=error.reason,
-                      step=error.step, retry_after=error.retry_after is not None,
+            self.emit("fail", mn=mn_id, started=began, status=error.status,
+                      reason=error.reason, step=error.step, retry_after=error.retry_after is not None,
                       seconds=round(self.reactor.seconds() - started, 3))
             if error.reason == "status" and error.status == 503:
                 wait = retry_wait(error, datetime.now(timezone.utc)) or FAILED_PAUSE
@@ -103,10 +104,11 @@ class LoadRun:
             return FAILED_PAUSE
         sa = result.sa
         home_agent = result.bootstrap.home_agent if result.bootstrap else None
-        self.emit("ack", mn=mn_id, spi=sa.spi, hac=hac, key=key_digest(sa.mn_to_ha_ikey),
-                  ha=_agent_text(home_agent), seconds=round(self.reactor.seconds() - started, 3))
+        self.emit("ack", mn=mn_id, started=began, spi=sa.spi, hac=hac,
+                  key=key_digest(sa.mn_to_ha_ikey), ha=_agent_text(home_agent),
+                  seconds=round(self.reactor.seconds() - started, 3))
         if self.register and home_agent is not None:
-            await self._register(mn_id, sa, home_agent)
+            await self._register(mn_id, began, sa, home_agent)
         return PAUSE
 
     async def _bootstrap(self, mn_id: str):
@@ -129,7 +131,7 @@ class LoadRun:
                 last = error
         raise last
 
-    async def _register(self, mn_id: str, sa, home_agent) -> None:
+    async def _register(self, mn_id: str, began: float, sa, home_agent) -> None:
         from mn.mobility import MobilityMachine
         from mn.session import MobileSession, RegistrationError
 
@@ -137,11 +139,12 @@ class LoadRun:
         started = self.reactor.seconds()
         try:
             await session.start().addTimeout(REGISTER_TIMEOUT, self.reactor)
-            self.emit("registered", mn=mn_id, spi=sa.spi, ha=_agent_text(home_agent),
+            self.emit("registered", mn=mn_id, started=began, spi=sa.spi,
+                      ha=_agent_text(home_agent),
                       seconds=round(self.reactor.seconds() - started, 3))
         except (RegistrationError, defer.TimeoutError) as error:
-            self.emit("unregistered", mn=mn_id, spi=sa.spi, ha=_agent_text(home_agent),
-                      reason=getattr(error, "reason", "timeout"))
+            self.emit("unregistered", mn=mn_id, started=began, spi=sa.spi,
+                      ha=_agent_text(home_agent), reason=getattr(error, "reason", "timeout"))
         finally:
             await session.stop(deregister=False)
 

@@ -1,0 +1,401 @@
+"""``mip6-lab cluster`` (root): a HAC/HA cluster on replicated PostgreSQL in network
+namespaces, with each part killed in turn under load, and a JSON verdict.
+
+Every "host" is a network namespace (names ``m6cl<random>-<host>``, unique per run)
+on one bridge, 198.51.100.0/24 and 2001:db8:ff::/64 (documentation addresses)::
+
+    etcd .10   db1 .11  db2 .12    hac1 .21  hac2 .22    ha1 .31  ha2 .32    mn .41
+    etcd       Patroni + PostgreSQL  mip6-hac (both on     mip6-ha (SAs from   the load
+               (primary, sync       the multi-host store   the store)          (MNs)
+               standby)             URL)
+
+The MNs (``lab.cluster_load`` on the mn host) bootstrap with hac1, or hac2 when hac1
+is out of reach, and register with the HA the HAC names (round robin over ha1, ha2),
+in a loop. Then, one at a time, with the load running:
+
+1. ``postgres-primary``: kill -9 of the Patroni leader's host (Patroni and PostgreSQL);
+   Patroni promotes the synchronous standby; HACs and HAs reconnect by themselves.
+2. ``hac``: kill -9 of hac1; MNs go on with hac2; hac1 is started again after
+   RESTART_DELAY seconds (as systemd's ``Restart=on-failure`` would).
+3. ``ha``: kill -9 of ha1; started again after RESTART_DELAY seconds; it reads its SAs
+   from the store again.
+
+A fault's ``recovery_seconds`` is the time from the kill until every MN has registered
+again with an SA from a bootstrap that began after the kill. The last line printed is
+the verdict, one JSON object: ``acknowledged_sas_lost`` (SAs a HAC acknowledged to an
+MN that are not in the store with the key the MN got), ``duplicate_spis`` (SPIs
+acknowledged twice), ``mns_not_registered`` (MNs without a registration after the last
+fault), ``recovery_seconds`` per fault, the bootstrap counts (``bootstraps_503`` during
+the failover, ``bootstraps_hung``: none answered within the MN's timeout) and ``pass``.
+``--short`` (what CI runs) uses 4 MNs and short phases.
+
+Not here (yet): a freeDiameterd routing agent between HACs and HAs and a FreeRADIUS
+for EAP; the HAs read SAs from the store and the MNs use PSKs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from aaa_mip6 import pki
+
+from .common import HOA_PREFIX, MN_DOMAIN, make_files
+from .netns import LabError, _run, _script, in_namespace
+from .processes import stop_process
+from .servers import patroni
+from .servers.hac import toml_text
+
+LAN4, LAN6 = "198.51.100.", "2001:db8:ff::"
+HOSTS = {"etcd": 10, "db1": 11, "db2": 12, "hac1": 21, "hac2": 22, "ha1": 31, "ha2": 32,
+         "mn": 41}
+HAC_PORT, HA_PORT, PG_PORT, PATRONI_PORT = 4433, 7872, 5432, 8008
+ETCD_CLIENT_PORT, ETCD_PEER_PORT = 2379, 2380
+RESTART_DELAY = 3.0  # seconds before a killed HAC or HA is started again
+RECOVERY_TIMEOUT = 45.0  # seconds a fault may take to recover before the lab gives up
+START_TIMEOUT = 20.0  # seconds for a HAC to listen
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How big and how long a run is."""
+
+    mns: int
+    warm_up: float  # seconds of load before the first fault
+    settle: float  # seconds of load after a recovery, before the next fault
+
+
+SHORT = Plan(mns=4, warm_up=3.0, settle=2.0)
+FULL = Plan(mns=16, warm_up=10.0, settle=10.0)
+
+
+def v4(host: str) -> str:
+    return f"{LAN4}{HOSTS[host]}"
+
+
+def v6(host: str) -> str:
+    return f"{LAN6}{HOSTS[host]:x}"
+
+
+class ClusterLab:
+    """The namespaces, the servers and the load; :meth:`close` removes them all."""
+
+    def __init__(self, directory: Path, plan: Plan, out):
+        self.directory = directory
+        self.plan = plan
+        self.out = out
+        self.tag = f"m6cl{secrets.token_hex(3)}"
+        self.namespaces: list[str] = []
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.commands: dict[str, list[str]] = {}
+        self.cluster: patroni.PatroniCluster | None = None
+        self.load: subprocess.Popen | None = None
+        self.events: list[dict] = []
+        self._lock = threading.Lock()
+        self.mn_ids = [f"mn{number}@{MN_DOMAIN}" for number in range(1, plan.mns + 1)]
+        self.files = None
+
+    def say(self, text: str) -> None:
+        print(f"mip6-lab: {text}", file=self.out, flush=True)
+
+    def ns(self, host: str) -> str:
+        return f"{self.tag}-{host}"
+
+    # ------------------------------------------------------------------ wiring
+
+    def wire(self) -> None:
+        switch = self.ns("sw")
+        _run("ip", "netns", "add", switch)
+        self.namespaces.append(switch)
+        _run("ip", "-n", switch, "link", "add", "br0", "type", "bridge")
+        _run("ip", "-n", switch, "link", "set", "br0", "up")
+        for host in HOSTS:
+            namespace = self.ns(host)
+            _run("ip", "netns", "add", namespace)
+            self.namespaces.append(namespace)
+            _run("ip", "-n", namespace, "link", "set", "lo", "up")
+            _run("ip", "-n", switch, "link", "add", f"p-{host}", "type", "veth", "peer",
+                 "name", "eth0", "netns", namespace)
+            _run("ip", "-n", switch, "link", "set", f"p-{host}", "master", "br0", "up")
+            _run("ip", "-n", namespace, "address", "add", f"{v4(host)}/24", "dev", "eth0")
+            _run("ip", "-n", namespace, "address", "add", f"{v6(host)}/64", "dev", "eth0",
+                 "nodad")
+            _run("ip", "-n", namespace, "link", "set", "eth0", "up")
+
+    # ------------------------------------------------------------------ servers
+
+    def start_database(self) -> None:
+        directory = self.directory / "db"
+        directory.mkdir()
+        directory.chmod(0o755)
+        self.directory.chmod(0o755)  # the postgres user reads its files below
+        etcd = patroni.Etcd(directory, v4("etcd"), ETCD_CLIENT_PORT, ETCD_PEER_PORT,
+                            prefix=("ip", "netns", "exec", self.ns("etcd")))
+        nodes = [patroni.PatroniNode(
+            host, directory / host, v4(host), PG_PORT, PATRONI_PORT,
+            prefix=("ip", "netns", "exec", self.ns(host)),
+            call=lambda function, namespace=self.ns(host): in_namespace(namespace, function))
+            for host in ("db1", "db2")]
+        started = time.monotonic()
+        self.cluster = patroni.start_cluster(directory, etcd=etcd, nodes=nodes,
+                                             clients=(f"{LAN4}0/24",))
+        self.say(f"etcd and PostgreSQL under Patroni up in {time.monotonic() - started:.1f} s "
+                 f"(leader {self.cluster.leader().name}, synchronous standby)")
+
+    def start_servers(self) -> None:
+        self.files = make_files(self.directory, self.mn_ids, (v4("hac1"), v4("hac2")))
+        url = self.cluster.url()
+        agents = [{"ip6": v6(host), "ip4": v4(host), "port": HA_PORT} for host in ("ha1", "ha2")]
+        for host in ("ha1", "ha2"):
+            self.commands[host] = [
+                _script("mip6-ha"), "--listen", f"[{v6(host)}]:{HA_PORT}",
+                "--listen", f"{v4(host)}:{HA_PORT}", "--store", url,
+                "--state", str(self.directory / f"{host}.state")]
+            self.spawn(host)
+        for host in ("hac1", "hac2"):
+            settings = {
+                "listen": f"{v4(host)}:{HAC_PORT}", "instance": host,
+                "tls.cert": str(self.files.server.cert_path),
+                "tls.key": str(self.files.server.key_path),
+                "credentials.psk_file": str(self.files.psk_file),
+                "store.url": url, "store.timeout": 3.0, "store.retry_after": 2,
+                "home_agents.addresses": agents, "bootstrap.hoa_prefix": HOA_PREFIX,
+                "limits.rate": 1_000_000.0, "limits.burst": 1_000_000,
+                "log.level": "info",
+            }
+            config = self.directory / f"{host}.toml"
+            config.write_text(toml_text(settings))
+            self.commands[host] = [_script("mip6-hac"), "--config", str(config)]
+            self.spawn(host)
+        for host in ("hac1", "hac2"):
+            self.wait_listening(host)
+        self.say(f"mip6-hac on {v4('hac1')}:{HAC_PORT} and {v4('hac2')}:{HAC_PORT}, mip6-ha on "
+                 f"[{v6('ha1')}]:{HA_PORT} and [{v6('ha2')}]:{HA_PORT}; store {url}")
+
+    def spawn(self, host: str) -> None:
+        with open(self.directory / f"{host}.log", "ab") as log:
+            self.processes[host] = subprocess.Popen(
+                ["ip", "netns", "exec", self.ns(host), *self.commands[host]],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def wait_listening(self, host: str) -> None:
+        import socket
+
+        def probe() -> bool:
+            try:
+                socket.create_connection((v4(host), HAC_PORT), timeout=0.5).close()
+                return True
+            except OSError:
+                return False
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if in_namespace(self.ns(host), probe):
+                return
+            if self.processes[host].poll() is not None:
+                break
+            time.sleep(0.1)
+        raise LabError(f"mip6-{host[:-1]} on {host} did not start; see {host}.log in "
+                       f"{self.directory}")
+
+    # ------------------------------------------------------------------ load
+
+    def start_load(self) -> None:
+        psk_file = self.directory / "mns.psk"
+        pki.write_private(psk_file, "".join(f"{mn} {self.files.psks[mn].hex()}\n"
+                                            for mn in self.mn_ids).encode())
+        self.load = subprocess.Popen(
+            ["ip", "netns", "exec", self.ns("mn"), sys.executable, "-m", "lab.cluster_load",
+             "--hac", f"{v4('hac1')}:{HAC_PORT}", "--hac", f"{v4('hac2')}:{HAC_PORT}",
+             "--ca", str(self.files.ca.cert_path), "--psk-file", str(psk_file),
+             "--duration", "3600", "--register"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=open(self.directory / "load.log", "wb"), text=True)
+        threading.Thread(target=self._read_load, daemon=True).start()
+        self.say(f"{len(self.mn_ids)} MNs bootstrapping and registering in a loop on "
+                 f"{self.ns('mn')}")
+
+    def _read_load(self) -> None:
+        for line in self.load.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            with self._lock:
+                self.events.append(event)
+
+    def snapshot(self) -> list[dict]:
+        with self._lock:
+            return list(self.events)
+
+    def stop_load(self) -> None:
+        if self.load is not None:
+            self.load.stdin.close()  # the load stops at its end of input
+            try:
+                self.load.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                stop_process(self.load)
+
+    def recovered_at(self, since: float) -> float | None:
+        """When every MN had registered with an SA from a bootstrap begun after ``since``."""
+        first: dict[str, float] = {}
+        for event in self.snapshot():
+            if event["event"] == "registered" and event["started"] > since:
+                first.setdefault(event["mn"], event["t"])
+        if len(first) < len(self.mn_ids):
+            return None
+        return max(first.values())
+
+    def wait_recovered(self, since: float) -> float | None:
+        deadline = time.monotonic() + RECOVERY_TIMEOUT
+        while time.monotonic() < deadline:
+            done = self.recovered_at(since)
+            if done is not None:
+                return round(done - since, 2)
+            time.sleep(0.2)
+        return None
+
+    def wait_load_running(self) -> None:
+        deadline = time.monotonic() + RECOVERY_TIMEOUT
+        while self.recovered_at(0) is None:
+            if time.monotonic() > deadline:
+                raise LabError(f"the MNs did not all register within {RECOVERY_TIMEOUT:g} s; "
+                               f"see the logs in {self.directory}")
+            time.sleep(0.2)
+
+    # ------------------------------------------------------------------ faults
+
+    def kill_database_primary(self) -> str:
+        leader = self.cluster.leader()
+        if leader is None:
+            raise LabError("no PostgreSQL leader to kill")
+        leader.kill()
+        self.kill_namespace(leader.name)  # whatever else ran on that host
+        return leader.name
+
+    def kill_namespace(self, host: str) -> None:
+        listed = subprocess.run(["ip", "netns", "pids", self.ns(host)], capture_output=True,
+                                text=True, check=False).stdout.split()
+        for pid in listed:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+
+    def kill_and_restart(self, host: str) -> None:
+        process = self.processes[host]
+        process.kill()
+        process.wait()
+        timer = threading.Timer(RESTART_DELAY, self.spawn, args=(host,))
+        timer.daemon = True
+        timer.start()
+
+    # ------------------------------------------------------------------ verdict
+
+    def stored(self, acks: list[dict]) -> int:
+        """How many acknowledged SAs are missing from the store (or hold another key)."""
+        from aaa_mip6.store import open_store
+
+        from .cluster_load import key_digest
+
+        def check() -> int:
+            lost = 0
+            with open_store(self.cluster.url()) as store:
+                for ack in acks:
+                    record = store.get(ack["spi"])
+                    if record is None or (record.sa.mn_id, key_digest(
+                            record.sa.mn_to_ha_ikey)) != (ack["mn"], ack["key"]):
+                        lost += 1
+            return lost
+        return in_namespace(self.ns("hac2"), check)
+
+    def close(self) -> None:
+        self.stop_load()
+        for process in self.processes.values():
+            stop_process(process)
+        if self.cluster is not None:
+            self.cluster.stop()
+        for namespace in self.namespaces:
+            if namespace != self.ns("sw"):
+                self.kill_namespace(namespace.removeprefix(f"{self.tag}-"))
+        for namespace in reversed(self.namespaces):
+            subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
+
+
+def _check_ready() -> None:
+    if os.geteuid() != 0:
+        raise LabError("cluster needs root (network namespaces, PostgreSQL as postgres)")
+    if shutil.which("ip") is None:
+        raise LabError("cluster needs the ip command (iproute2)")
+    problem = patroni.missing()
+    if problem:
+        raise LabError(f"cluster needs Patroni and etcd: {problem}")
+
+
+def run_cluster(directory: Path, plan: Plan, out) -> dict:
+    """The whole run; the verdict (also printed as the last line by the caller)."""
+    _check_ready()
+    lab = ClusterLab(directory, plan, out)
+    recovery: dict[str, float | None] = {}
+    try:
+        lab.wire()
+        lab.say(f"namespaces {lab.tag}-{{{','.join(HOSTS)},sw}}; files in {directory}")
+        lab.start_database()
+        lab.start_servers()
+        lab.start_load()
+        lab.wait_load_running()
+        time.sleep(plan.warm_up)
+        faults = (
+            ("postgres-primary", lab.kill_database_primary),
+            ("hac", lambda: (lab.kill_and_restart("hac1"), "hac1")[1]),
+            ("ha", lambda: (lab.kill_and_restart("ha1"), "ha1")[1]),
+        )
+        for name, kill in faults:
+            killed_at = time.time()
+            victim = kill()
+            seconds = lab.wait_recovered(killed_at)
+            recovery[name] = seconds
+            lab.say(f"fault {name}: kill -9 {victim}; "
+                    + (f"every MN registered again after {seconds:.1f} s" if seconds is not None
+                       else f"not recovered within {RECOVERY_TIMEOUT:g} s"))
+            if seconds is None:
+                break
+            time.sleep(plan.settle)
+        last_fault = killed_at
+        time.sleep(1.0)
+        lab.stop_load()
+        events = lab.snapshot()
+        acks = [event for event in events if event["event"] == "ack"]
+        lost = lab.stored(acks)
+    finally:
+        lab.close()
+    failures = [event for event in events if event["event"] == "fail"]
+    registered_after = {event["mn"] for event in events
+                        if event["event"] == "registered" and event["started"] > last_fault}
+    verdict = {
+        "acknowledged_sas_lost": lost,
+        "duplicate_spis": sum(count > 1 for count in Counter(a["spi"] for a in acks).values()),
+        "mns_not_registered": len(set(lab.mn_ids) - registered_after),
+        "recovery_seconds": recovery,
+        "mns": plan.mns,
+        "sas_acknowledged": len(acks),
+        "registrations": sum(event["event"] == "registered" for event in events),
+        "bootstraps_failed": dict(Counter(str(event["status"] or event["reason"])
+                                          for event in failures)),
+        "bootstraps_503": sum(event["status"] == 503 for event in failures),
+        "bootstraps_hung": sum(event["reason"] == "timeout" for event in failures),
+    }
+    verdict["pass"] = (lost == 0 and verdict["duplicate_spis"] == 0
+                       and verdict["mns_not_registered"] == 0
+                       and verdict["bootstraps_hung"] == 0
+                       and len(recovery) == 3 and None not in recovery.values())
+    return verdict

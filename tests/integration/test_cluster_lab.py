@@ -1,0 +1,43 @@
+"""``mip6-lab cluster --short``, as CI runs it: the PostgreSQL primary, a HAC and an HA
+killed in turn under load; the verdict (the last line) must hold nothing lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lab.servers import patroni
+
+pytestmark = pytest.mark.integration
+
+LAB = Path(sys.executable).with_name("mip6-lab")
+RUN_LIMIT = 180  # seconds: the short form's budget
+
+
+def test_short_cluster_lab_loses_nothing_and_recovers_from_every_fault():
+    if os.geteuid() != 0:
+        pytest.skip("mip6-lab cluster needs root (network namespaces)")
+    problem = patroni.missing()
+    if problem:
+        pytest.skip(problem)
+    done = subprocess.run([str(LAB), "cluster", "--short"], capture_output=True, text=True,
+                          timeout=RUN_LIMIT, stdin=subprocess.DEVNULL)
+    lines = done.stdout.strip().splitlines()
+    assert lines, done.stderr
+    verdict = json.loads(lines[-1])
+    print("\n" + "\n".join(lines))
+    assert (verdict["acknowledged_sas_lost"], verdict["duplicate_spis"],
+            verdict["mns_not_registered"], verdict["bootstraps_hung"]) == (0, 0, 0, 0), lines
+    assert set(verdict["recovery_seconds"]) == {"postgres-primary", "hac", "ha"}
+    assert all(seconds is not None and seconds < 45
+               for seconds in verdict["recovery_seconds"].values()), verdict
+    assert verdict["sas_acknowledged"] > 0 and verdict["registrations"] > 0
+    assert verdict["pass"] is True and done.returncode == 0, done.stderr[-2000:]
+    assert not [name for name in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                                text=True).stdout.split()
+                if name.startswith(lines[0].split("namespaces ")[1].split("-{")[0])]
