@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aaa_mip6 import pki
+from aaa_mip6.iana import MIPV6TLS_PORT
 
 from .common import HOA_PREFIX, MN_DOMAIN, make_files
 from .netns import LabError, _run, _script, in_namespace
@@ -59,7 +60,7 @@ from .servers.hac import toml_text
 LAN4, LAN6 = "198.51.100.", "2001:db8:ff::"
 HOSTS = {"etcd": 10, "db1": 11, "db2": 12, "hac1": 21, "hac2": 22, "ha1": 31, "ha2": 32,
          "mn": 41}
-HAC_PORT, HA_PORT, PG_PORT, PATRONI_PORT = 4433, 7872, 5432, 8008
+HAC_PORT, HA_PORT, PG_PORT, PATRONI_PORT = 4433, MIPV6TLS_PORT, 5432, 8008
 ETCD_CLIENT_PORT, ETCD_PEER_PORT = 2379, 2380
 RESTART_DELAY = 3.0  # seconds before a killed HAC or HA is started again
 RECOVERY_TIMEOUT = 45.0  # seconds a fault may take to recover before the lab gives up
