@@ -18,7 +18,9 @@ the call when the MN goes away, so no AAA conversation outlives its connection.
 Store calls block (a SQLite commit fsyncs, and with several workers may wait for
 another's write lock; a PostgreSQL call is a round trip), so they run in a thread pool,
 never on the reactor thread: one thread for SQLite (one writer at a time anyway),
-``store.threads`` for PostgreSQL. The SA is committed before the HAC Done is sent.
+``store.threads`` for PostgreSQL. The SA is committed before the HAC Done is sent; a
+provisioning that takes longer than ``store.timeout``, or finds the store unavailable
+(a database failover), is answered 503 with ``retry-after``.
 :mod:`hac.process` is the process level: the checks before start, one listening socket
 (:func:`bind`), optionally shared by several forked worker processes (each with its own
 reactor and store connection) so both cores are used, and the signals.
