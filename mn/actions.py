@@ -73,8 +73,8 @@ class Retrying(Action):
 class Rebootstrap(Action):
     """Go back to the HAC for a new SA, then call :meth:`mn.mobility.MobilityMachine.rekey`.
 
-    ``reason``: ``reinit-sa-with-hac`` (BA status 176), ``sa-expiry`` or
-    ``sequence-exhausted``.
+    ``reason``: ``reinit-sa-with-hac`` (BA status 176), ``sa-expiry``,
+    ``sequence-exhausted`` or ``home-agent-silent`` (no BA to any transmission).
     """
 
     reason: str

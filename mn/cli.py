@@ -29,7 +29,7 @@ from aaa_mip6.sa import SCOPE_ALL, Bootstrap
 from aaa_mip6.twisted.tls import ClientTLS
 from aaa_mip6.twisted.tun import TunnelError, open_tun
 
-from . import actions, client, mobility, session, tunnel
+from . import actions, client, hacs, mobility, session, tunnel
 from .bootstrap import (
     DEFAULT_SUITES,
     BootstrapFailed,
@@ -41,6 +41,7 @@ from .bootstrap import (
 )
 from .eap import EapCredentials
 from .eap.peer import EapPeer
+from .hacset import HacSet
 
 EAP_METHODS = ("md5", "gtc", "mschapv2", "pwd", "peap", "ttls", "tls", "sim", "aka", "aka-prime")
 SUBSCRIBER_METHODS = ("sim", "aka", "aka-prime")  # a (U)SIM instead of a password
@@ -161,8 +162,10 @@ def as_text(result: Bootstrapped, show_keys: bool) -> str:
 
 def add_bootstrap_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every subcommand that bootstraps with a HAC shares."""
-    parser.add_argument("--hac", required=True, metavar="HOST:PORT",
-                        help="the HAC: DNS name, IPv4 address or [IPv6 address], and TCP port")
+    parser.add_argument("--hac", required=True, action="append", metavar="HOST:PORT[,...]",
+                        help="the HAC: DNS name, IPv4 address or [IPv6 address], and TCP port; "
+                             "several (comma-separated or the flag repeated) and a name with "
+                             "several addresses are tried in order, with backoff")
     parser.add_argument("--ca", required=True, type=Path, metavar="PEM",
                         help="CA certificate(s) the HAC certificate must chain to")
     parser.add_argument("--id", required=True, metavar="NAI", dest="mn_id",
@@ -366,22 +369,30 @@ def ineffective_options(args: argparse.Namespace) -> list[str]:
     return notes
 
 
-def _prepare(args: argparse.Namespace) -> tuple[ClientTLS, int, _Credentials]:
-    """The TLS settings, the HAC's port and the credentials (loaded); warns once about
+def parse_hacs(values: list[str]) -> list[tuple[str, int]]:
+    """``--hac`` (repeated, comma-separated) as (host, port) pairs in order."""
+    return [parse_hac(text) for text in hacs.split_hac_flags(values)]
+
+
+def _prepare(args: argparse.Namespace) -> tuple[HacSet, _Credentials]:
+    """The HACs (with their TLS settings) and the credentials (loaded); warns once about
     options without effect and secret files others can read."""
-    host, port = parse_hac(args.hac)
+    from twisted.internet import reactor
+
+    pairs = parse_hacs(args.hac)
     credentials = _Credentials(args)
     credentials.load()
     if not args.timeout > 0:
         raise ConfigError("--timeout must be a positive number of seconds")
     if args.key is not None:
         program.warn_if_exposed(args.key, "--key", log)
-    tls = ClientTLS(host, args.ca, cert_file=args.cert, key_file=args.key,
-                    keylog=_open_keylog(args.tls_keylog, "--tls-keylog", tls_keylog_writer))
+    keylog = _open_keylog(args.tls_keylog, "--tls-keylog", tls_keylog_writer)
+    hac_set = HacSet(reactor, pairs, lambda host: ClientTLS(
+        host, args.ca, cert_file=args.cert, key_file=args.key, keylog=keylog))
     credentials.make_machine()  # bad options fail here, before any connection
     for note in ineffective_options(args):
         log.warning("%s", note)
-    return tls, port, credentials
+    return hac_set, credentials
 
 
 def _open_keylog(path: Path | None, flag: str, opener):
@@ -413,8 +424,9 @@ def _setup_logging(fmt: str) -> None:
     program.configure_logging(PROGRAM, "warning", fmt, f"{PROGRAM}: %(message)s")
 
 
-def _run(tls: ClientTLS, port: int, machine: BootstrapMachine, timeout: float):
-    """Run one bootstrap on the global reactor; return its result or BootstrapFailed."""
+def _run(hac_set: HacSet, make_machine, timeout: float):
+    """Run one bootstrap (over the HACs in turn) on the global reactor; return its result or
+    BootstrapFailed."""
     from twisted.internet import reactor
 
     outcome: list = []
@@ -424,7 +436,7 @@ def _run(tls: ClientTLS, port: int, machine: BootstrapMachine, timeout: float):
         return failure.value
 
     def start() -> None:
-        running = client.bootstrap(reactor, tls, port, machine, timeout=timeout)
+        running = hac_set.bootstrap(make_machine, timeout)
         running.addErrback(failed)
         running.addBoth(outcome.append)
         running.addBoth(lambda _: reactor.stop())
@@ -434,8 +446,9 @@ def _run(tls: ClientTLS, port: int, machine: BootstrapMachine, timeout: float):
     return outcome[0]
 
 
-def _bootstrap_failure(args: argparse.Namespace, failure: BootstrapFailed) -> str:
-    return f"bootstrap with the HAC {args.hac} failed at {failure}"
+def _bootstrap_failure(hac_set: HacSet, failure: BootstrapFailed) -> str:
+    """The HAC last tried (with the address of a name) and why it failed."""
+    return f"bootstrap with the HAC {hac_set.last_used or hac_set} failed at {failure}"
 
 
 def _unexpected(failure: Failure) -> str:
@@ -446,15 +459,15 @@ def _unexpected(failure: Failure) -> str:
 
 def bootstrap_command(args: argparse.Namespace) -> int:
     try:
-        tls, port, credentials = _prepare(args)
+        hac_set, credentials = _prepare(args)
         record_sa = _sa_keylog(args)
     except InvalidInput as error:
         return program.fail(PROGRAM, str(error), program.EXIT_CONFIG)
-    outcome = _run(tls, port, credentials.make_machine(), args.timeout)
+    outcome = _run(hac_set, credentials.make_machine, args.timeout)
     if isinstance(outcome, Failure):
         return program.fail(PROGRAM, _unexpected(outcome))
     if isinstance(outcome, BootstrapFailed):
-        return program.fail(PROGRAM, _bootstrap_failure(args, outcome))
+        return program.fail(PROGRAM, _bootstrap_failure(hac_set, outcome))
     if record_sa is not None:
         record_sa(outcome)
     if args.json:
@@ -483,8 +496,10 @@ Without --keep the MN leaves the binding in place and exits; it lapses after its
 lifetime. With --keep it stays: refreshes before the lifetime ends, hands over when
 the address that routes to the home agent changes (--watch: it re-registers the new
 care-of address under the same SA), goes back to the HAC when the HA answers 176
-(REINIT_SA_WITH_HAC) or the SA nears its end, and on Ctrl-C or SIGTERM de-registers
-and exits. New SAs the HA refuses again at once, and a HAC out of reach or answering
+(REINIT_SA_WITH_HAC), the SA nears its end or the HA stops answering (no BA to 7
+transmissions: reason home-agent-silent; the HAC names a live HA), and on Ctrl-C or
+SIGTERM de-registers and exits. Several --hac are tried in order, the one that last
+gave an SA first. New SAs the HA refuses again at once, and a HAC out of reach or answering
 500, 503 or 504, are tried again after 1, 2, 4, 8 s (never before the HAC's
 retry-after); after 5 in a row the MN gives up ("failed ... reason rebootstrap-loop",
 exit status 1). A HAC that refuses the MN ends it at once (rebootstrap-failed).
@@ -712,7 +727,7 @@ def _reload(credentials: _Credentials) -> None:
 
 def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
     try:
-        tls, port, credentials = _prepare(args)
+        hac_set, credentials = _prepare(args)
         record_sa = _sa_keylog(args)
         care_of = _check_care_of(args.care_of)
         if args.lifetime <= 0:
@@ -730,7 +745,7 @@ def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
     reporter = _Reporter(args.mn_id, args.json)
     exit_status = [program.EXIT_RUNTIME]
     registered = [False]
-    step = [f"the bootstrap with the HAC {args.hac}"]  # for a signal that stops it early
+    step = [f"the bootstrap with the HAC {hac_set}"]  # for a signal that stops it early
     told = [False]  # a failure line was printed
 
     def on_event(action) -> None:
@@ -749,9 +764,10 @@ def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
     def run():
         # --timeout bounds the bootstrap and the first registration together
         give_up_at = reactor.seconds() + args.timeout
-        mobile, result = yield session.bootstrap_session(
-            reactor, tls, port, credentials.make_machine, timeout=args.timeout,
-            lifetime=args.lifetime, on_bootstrapped=record_sa)
+        mobile, result = yield session.failover_session(
+            reactor, hac_set, credentials.make_machine, timeout=args.timeout,
+            lifetime=args.lifetime, on_bootstrapped=record_sa,
+            rebootstrap_when_silent=args.keep)
         reporter.session = mobile
         mobile.on_event = on_event
         step[0] = "the registration with the home agent " + session.home_agent_text(
@@ -772,7 +788,7 @@ def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
     def failed(failure) -> None:
         exit_status[0] = program.EXIT_RUNTIME
         if failure.check(BootstrapFailed):
-            message = _bootstrap_failure(args, failure.value)
+            message = _bootstrap_failure(hac_set, failure.value)
         elif failure.check(session.RegistrationError):
             message = str(failure.value)
         elif failure.check(TunnelError):

@@ -20,7 +20,10 @@ Rules it follows:
   32 s (RFC 6275 §12-13), and give up after ``max_attempts`` transmissions, or at the
   ``give_up_at`` time :meth:`MobilityMachine.register` was given, whichever is first.
   Every retransmission comes with :class:`Retrying` (attempt k of n, next try in s),
-  so that a user sees progress rather than silence.
+  so that a user sees progress rather than silence. With ``rebootstrap_when_silent``
+  (an MN that stays registered), running out of transmissions asks for
+  :class:`Rebootstrap` ``home-agent-silent`` instead: the HA may be gone, and the HAC
+  names a live one (RFC 6618 leaves HA failure open; docs/protocol.md).
 - A care-of address of an IP version the HA has no address of ends the registration
   at once (:class:`RegistrationFailed` ``no-home-agent-address``): nothing could reach it.
 - Refresh at ``refresh_fraction`` of the granted lifetime, or sooner when the BA
@@ -126,6 +129,7 @@ class MobilityMachine:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         request_ipv4_home: bool = False,
         first_sequence: int | None = None,
+        rebootstrap_when_silent: bool = False,
     ):
         if not 0 < refresh_fraction < 1:
             raise ConfigError(f"refresh_fraction must be between 0 and 1, got {refresh_fraction}")
@@ -138,6 +142,7 @@ class MobilityMachine:
         self.sa_margin = sa_margin
         self.max_attempts = max_attempts
         self.request_ipv4_home = request_ipv4_home
+        self.rebootstrap_when_silent = rebootstrap_when_silent
         self.drops: Counter[str] = Counter()
         # verified Binding Errors (status 1, this home address), whether or not a BU followed
         self.counters: Counter[str] = Counter()
@@ -255,8 +260,11 @@ class MobilityMachine:
             self._binding = None
         pending = self._pending
         if pending is not None:
-            if now >= pending.give_up_at or (
-                    now >= pending.retry_at and pending.attempts >= self.max_attempts):
+            if now >= pending.give_up_at:
+                return self._stop(RegistrationFailed("no-answer", attempts=pending.attempts))
+            if now >= pending.retry_at and pending.attempts >= self.max_attempts:
+                if self.rebootstrap_when_silent and pending.lifetime:
+                    return self._stop(Rebootstrap("home-agent-silent"))
                 return self._stop(RegistrationFailed("no-answer", attempts=pending.attempts))
             if now < pending.retry_at:
                 return []

@@ -31,7 +31,7 @@ from aaa_mip6.twisted.routes import source_address_towards
 from aaa_mip6.twisted.tls import ClientTLS
 
 from . import client
-from .bootstrap import BootstrapFailed, BootstrapMachine, Bootstrapped
+from .bootstrap import BootstrapMachine, Bootstrapped
 from .actions import (
     Deliver,
     Deregistered,
@@ -42,10 +42,9 @@ from .actions import (
     Transmit,
     Wait,
 )
-from .mobility import DEFAULT_LIFETIME, Binding, MobilityMachine
-from .rebootstrap import FIRST_DELAY, RebootstrapPolicy, retry_wait
-
-SERVICE_UNAVAILABLE = 503  # the HAC status the first bootstrap waits out (first_bootstrap)
+from .hacset import HacSet
+from .mobility import DEFAULT_LIFETIME, DEFAULT_MAX_ATTEMPTS, Binding, MobilityMachine
+from .rebootstrap import RebootstrapPolicy
 
 DEREGISTER_TIMEOUT = 3.0  # seconds stop() waits for the de-registration's BA
 
@@ -401,7 +400,6 @@ class MobileSession:
         return f"{reason}, BA status {status} ({name})"
 
 
-@defer.inlineCallbacks
 def bootstrap_session(
     reactor,
     tls: ClientTLS,
@@ -409,51 +407,67 @@ def bootstrap_session(
     make_machine: Callable[[], BootstrapMachine],
     *,
     timeout: float = client.DEFAULT_TIMEOUT,
+    **options,
+) -> defer.Deferred:
+    """Bootstrap with the HAC at ``tls.host``:``port``, then a session with the HA it named.
+
+    Every bootstrap, the first and each rebootstrap, runs a fresh ``make_machine()``.
+    ``options`` as :func:`open_session` takes them. Fires with (:class:`MobileSession`
+    not yet registered, the first :class:`~mn.bootstrap.Bootstrapped`); fails with what
+    the bootstrap failed with, or :class:`RegistrationError` (``no-home-agent``) when the
+    HAC named no home agent.
+    """
+    def run() -> defer.Deferred:
+        return client.bootstrap(reactor, tls, port, make_machine(), timeout=timeout)
+
+    return open_session(reactor, run, run, lambda: format_host_port(tls.host, port), **options)
+
+
+def failover_session(reactor, hacs: HacSet, make_machine: Callable[[], BootstrapMachine], *,
+                     timeout: float = client.DEFAULT_TIMEOUT, **options) -> defer.Deferred:
+    """:func:`bootstrap_session` with several HACs (:class:`mn.hacset.HacSet`): the first
+    bootstrap walks them for up to ``timeout`` seconds (:mod:`mn.hacs`), each rebootstrap
+    tries each once and leaves the rounds to :mod:`mn.rebootstrap`'s policy."""
+    return open_session(
+        reactor, lambda: hacs.bootstrap(make_machine, timeout),
+        lambda: hacs.bootstrap(make_machine, timeout, rounds=1),
+        lambda: str(hacs.last_used or hacs), **options)
+
+
+@defer.inlineCallbacks
+def open_session(
+    reactor,
+    first: Callable[[], defer.Deferred],
+    again: Callable[[], defer.Deferred],
+    where: Callable[[], str],
+    *,
     lifetime: int = DEFAULT_LIFETIME,
     on_event: Callable[[Action], None] | None = None,
     deliver: Callable[[bytes], None] | None = None,
     on_bootstrapped: Callable[[Bootstrapped], None] | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    rebootstrap_when_silent: bool = False,
 ):
-    """Bootstrap with the HAC at ``tls.host``:``port``, then a session with the HA it named.
-
-    Every bootstrap, the first and each rebootstrap, runs a fresh ``make_machine()``;
-    ``on_bootstrapped`` sees each result (the SA key log).
-    Fires with (:class:`MobileSession` not yet registered, the first
-    :class:`~mn.bootstrap.Bootstrapped`); fails with what the bootstrap failed with, or
-    :class:`RegistrationError` (``no-home-agent``) when the HAC named no home agent.
-    """
-    def renew() -> defer.Deferred:
-        running = client.bootstrap(reactor, tls, port, make_machine(), timeout=timeout)
+    """The first bootstrap (``first()``), then a session whose rebootstraps run ``again()``;
+    ``on_bootstrapped`` sees each result (the SA key log); ``where()`` names the HAC in an
+    error. ``max_attempts`` and ``rebootstrap_when_silent`` go to the
+    :class:`~mn.mobility.MobilityMachine`."""
+    def renew(run: Callable[[], defer.Deferred]) -> defer.Deferred:
+        running = run()
         if on_bootstrapped is not None:
             running.addCallback(_passed_to, on_bootstrapped)
         return running
 
-    result = yield first_bootstrap(reactor, renew, timeout)
+    result = yield renew(first)
     if result.bootstrap is None:
-        raise RegistrationError(f"bootstrap with the HAC {format_host_port(tls.host, port)}: "
+        raise RegistrationError(f"bootstrap with the HAC {where()}: "
                                 "the HAC named no home agent", reason="no-home-agent")
-    machine = MobilityMachine(result.sa, result.bootstrap.home_agent, lifetime=lifetime)
-    session = MobileSession(reactor, machine, renew=renew, on_event=on_event, deliver=deliver)
+    machine = MobilityMachine(result.sa, result.bootstrap.home_agent, lifetime=lifetime,
+                              max_attempts=max_attempts,
+                              rebootstrap_when_silent=rebootstrap_when_silent)
+    session = MobileSession(reactor, machine, renew=lambda: renew(again), on_event=on_event,
+                            deliver=deliver)
     return session, result
-
-
-@defer.inlineCallbacks
-def first_bootstrap(reactor, renew: Callable[[], defer.Deferred], timeout: float):
-    """``renew()``, tried again while the HAC answers 503 (unavailable for now: its AAA,
-    or its store during a database failover) and its ``retry-after`` ends within
-    ``timeout`` of the start; any other failure, or a later retry-after, fails at once."""
-    give_up_at = reactor.seconds() + timeout
-    while True:
-        try:
-            return (yield renew())
-        except BootstrapFailed as error:
-            if error.reason != "status" or error.status != SERVICE_UNAVAILABLE:
-                raise
-            wait = max(FIRST_DELAY, retry_wait(error, datetime.now(timezone.utc)) or 0.0)
-            if reactor.seconds() + wait >= give_up_at:
-                raise
-            log.msg(f"mip6-mn: {error}; trying again in {wait:g} s")
-            yield task.deferLater(reactor, wait, lambda: None)
 
 
 def _passed_to(result: Bootstrapped, listener: Callable[[Bootstrapped], None]) -> Bootstrapped:

@@ -28,6 +28,7 @@ PROGRAMS = {
     "mip6-lab": ["", "up", "cluster"],
     "mip6-aaa-gw": ["", "peers"],
     "mip6-auc": [""],
+    "mip6-load": [""],
 }
 # Headings whose section is about one program.
 SECTION_PROGRAM = {
@@ -37,6 +38,7 @@ SECTION_PROGRAM = {
     ("configuration.md", "HAC"): "mip6-hac", ("configuration.md", "HA"): "mip6-ha",
     ("configuration.md", "mip6-aaa-gw"): "mip6-aaa-gw",
     ("usage.md", "mip6-auc"): "mip6-auc", ("configuration.md", "mip6-auc"): "mip6-auc",
+    ("usage.md", "mip6-load"): "mip6-load",
 }
 # Long options of other tools that the docs show in their own command lines.
 FOREIGN_FLAGS = {
@@ -82,7 +84,7 @@ def _sections(path: Path):
 
 
 # A program's name, then its arguments; "mip6-mn: ..." is a message it printed, not a command.
-COMMAND = re.compile(r"(?<![\w/-])(mip6-(?:hac|ha|mn|lab|aaa-gw|auc))\b(?!:)([^`|;&\n#]*)")
+COMMAND = re.compile(r"(?<![\w/-])(mip6-(?:hac|ha|mn|lab|aaa-gw|auc|load))\b(?!:)([^`|;&\n#]*)")
 
 
 def _commands(text: str):

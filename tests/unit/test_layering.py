@@ -55,12 +55,13 @@ PURE_IN_ROOMS = frozenset({"aaa_mip6.store.base"})
 CORES = frozenset({
     "hac.core", "hac.provisioning", "hac.sa_delivery_core", "hac.actions",
     "ha.core", "ha.bindings", "ha.admission", "ha.actions",
-    "mn.bootstrap", "mn.mobility", "mn.rebootstrap", "mn.eap", "mn.actions", "mn.binding",
-    "auc.core",
+    "mn.bootstrap", "mn.mobility", "mn.rebootstrap", "mn.hacs", "mn.eap", "mn.actions",
+    "mn.binding",
+    "auc.core", "load.core",
 })
 """The programs' sans-I/O cores and codecs (a package stands for all its modules)."""
 
-PROGRAMS = frozenset({"hac", "ha", "mn", "auc", "lab", "gateway"})
+PROGRAMS = frozenset({"hac", "ha", "mn", "auc", "lab", "gateway", "load"})
 """Top-level packages the library must not import."""
 
 # --- allowances: each names why, and goes when its reason does -------------------------

@@ -572,3 +572,20 @@ def test_repr_holds_no_key():
     for key in (sa.mn_to_ha_ikey, sa.mn_to_ha_ekey, sa.ha_to_mn_ikey):
         assert key.hex() not in text
     assert ip_address("2001:db8:1::10") == machine.home_address
+
+
+def test_a_silent_home_agent_sends_an_mn_that_stays_back_to_the_hac():
+    machine, _ = registered_machine(max_attempts=3, rebootstrap_when_silent=True)
+    refresh = machine.binding.refresh_at
+    machine.handle_timer(refresh)  # the refresh BU, then 1 s and 2 s retransmissions
+    machine.handle_timer(refresh + 1)
+    machine.handle_timer(refresh + 3)
+    assert machine.handle_timer(refresh + 7 - 0.01) == []
+    assert machine.handle_timer(refresh + 7) == [Rebootstrap("home-agent-silent")]
+    assert machine.timer() is None
+
+
+def test_a_command_deadline_still_fails_the_registration_when_silence_rebootstraps():
+    machine = MobilityMachine(make_sa(), HOME_AGENT, rebootstrap_when_silent=True)
+    machine.register(COA6, NOW, give_up_at=NOW + 1)
+    assert machine.handle_timer(NOW + 1) == [RegistrationFailed("no-answer", attempts=1)]
