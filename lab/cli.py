@@ -55,12 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     cluster = commands.add_parser(
         "cluster", help="kill each part of a HAC/HA cluster under load (root)",
         description="etcd, PostgreSQL under Patroni (primary + synchronous standby), two "
-                    "HACs, two HAs and the MNs' load, each on its own network namespace; "
+                    "HACs, two HAs and the MNs (lab.cluster_load and mip6-load), each on its own "
+                    "network namespace; "
                     "kill -9 the PostgreSQL primary, a HAC and an HA in turn and print a "
                     "JSON verdict as the last line. Exit status 0 only if it passes.")
     cluster.add_argument("--short", action="store_true",
-                         help=f"{SHORT.mns} MNs and short phases, about a minute (what CI "
-                              f"runs); default {FULL.mns} MNs and longer phases")
+                         help=f"{SHORT.mns} + {SHORT.kept} MNs and short phases, about a "
+                              f"minute (what CI runs); default {FULL.mns} + {FULL.kept} MNs "
+                              f"and longer phases")
     cluster.add_argument("--keep-dir", action="store_true",
                          help="keep the generated files (configurations, logs) afterwards")
     return parser

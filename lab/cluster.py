@@ -9,9 +9,14 @@ on one bridge, 198.51.100.0/24 and 2001:db8:ff::/64 (documentation addresses)::
                (primary, sync       the multi-host store   the store)          (MNs)
                standby)             URL)
 
-The MNs (``lab.cluster_load`` on the mn host) bootstrap with hac1, or hac2 when hac1
-is out of reach, and register with the HA the HAC names (round robin over ha1, ha2),
-in a loop. Then, one at a time, with the load running:
+Two MN populations run on the mn host, both trying hac1, then hac2 when hac1 is out of
+reach. The *cycling* MNs (``lab.cluster_load``) bootstrap and register with the HA the
+HAC names (round robin over ha1, ha2) in a loop: they load the HACs and the store, and
+each of their SAs is checked against the store at the end. The *kept* MNs are
+``mip6-load --register --keepalive 1``: each bootstraps once and keeps its binding,
+with mip6-mn's own recovery (several HACs, the 503's retry-after, re-registration
+when a restarted HA answers a keep-alive with a Binding Error). Then, one at a time,
+with the load running:
 
 1. ``postgres-primary``: kill -9 of the Patroni leader's host (Patroni and PostgreSQL);
    Patroni promotes the synchronous standby; HACs and HAs reconnect by themselves.
@@ -20,14 +25,15 @@ in a loop. Then, one at a time, with the load running:
 3. ``ha``: kill -9 of ha1; started again after RESTART_DELAY seconds; it reads its SAs
    from the store again.
 
-A fault's ``recovery_seconds`` is the time from the kill until every MN has registered
-again with an SA from a bootstrap that began after the kill. The last line printed is
+A fault's ``recovery_seconds`` is the time from the kill until every cycling MN has
+registered again with an SA from a bootstrap that began after the kill and every kept
+MN that was bound to the killed HA is registered again. The last line printed is
 the verdict, one JSON object: ``acknowledged_sas_lost`` (SAs a HAC acknowledged to an
 MN that are not in the store with the key the MN got), ``duplicate_spis`` (SPIs
-acknowledged twice), ``mns_not_registered`` (MNs without a registration after the last
-fault), ``recovery_seconds`` per fault, the bootstrap counts (``bootstraps_503`` during
+acknowledged twice), ``mns_not_registered`` (cycling MNs without a registration after
+the last fault, and kept MNs not registered at the end), ``recovery_seconds`` per fault, the bootstrap counts (``bootstraps_503`` during
 the failover, ``bootstraps_hung``: none answered within the MN's timeout) and ``pass``.
-``--short`` (what CI runs) uses 4 MNs and short phases.
+``--short`` (what CI runs) uses 4 + 4 MNs and short phases.
 
 Not here (yet): a freeDiameterd routing agent between HACs and HAs and a FreeRADIUS
 for EAP; the HAs read SAs from the store and the MNs use PSKs.
@@ -71,13 +77,14 @@ START_TIMEOUT = 20.0  # seconds for a HAC to listen
 class Plan:
     """How big and how long a run is."""
 
-    mns: int
+    mns: int  # cycling MNs (lab.cluster_load)
+    kept: int  # MNs of mip6-load that keep their binding
     warm_up: float  # seconds of load before the first fault
     settle: float  # seconds of load after a recovery, before the next fault
 
 
-SHORT = Plan(mns=4, warm_up=3.0, settle=2.0)
-FULL = Plan(mns=16, warm_up=10.0, settle=10.0)
+SHORT = Plan(mns=4, kept=4, warm_up=3.0, settle=2.0)
+FULL = Plan(mns=16, kept=16, warm_up=10.0, settle=10.0)
 
 
 def v4(host: str) -> str:
@@ -101,9 +108,13 @@ class ClusterLab:
         self.commands: dict[str, list[str]] = {}
         self.cluster: patroni.PatroniCluster | None = None
         self.load: subprocess.Popen | None = None
-        self.events: list[dict] = []
+        self.kept: subprocess.Popen | None = None
+        self.events: list[dict] = []  # the cycling MNs'
+        self.kept_events: list[dict] = []  # mip6-load's, with "w": when (Unix time)
+        self.kept_report: dict = {}
         self._lock = threading.Lock()
         self.mn_ids = [f"mn{number}@{MN_DOMAIN}" for number in range(1, plan.mns + 1)]
+        self.kept_ids = [f"kept{number}@{MN_DOMAIN}" for number in range(1, plan.kept + 1)]
         self.files = None
 
     def say(self, text: str) -> None:
@@ -154,14 +165,18 @@ class ClusterLab:
                  f"(leader {self.cluster.leader().name}, synchronous standby)")
 
     def start_servers(self) -> None:
-        self.files = make_files(self.directory, self.mn_ids, (v4("hac1"), v4("hac2")))
+        self.files = make_files(self.directory, self.mn_ids + self.kept_ids,
+                                (v4("hac1"), v4("hac2")))
         url = self.cluster.url()
         agents = [{"ip6": v6(host), "ip4": v4(host), "port": HA_PORT} for host in ("ha1", "ha2")]
         for host in ("ha1", "ha2"):
-            self.commands[host] = [
-                _script("mip6-ha"), "--listen", f"[{v6(host)}]:{HA_PORT}",
-                "--listen", f"{v4(host)}:{HA_PORT}", "--store", url,
-                "--state", str(self.directory / f"{host}.state")]
+            config = self.directory / f"{host}.toml"
+            # every MN comes from the mn host: lift the per-source limit on new SAs
+            config.write_text(toml_text({
+                "listen": [f"[{v6(host)}]:{HA_PORT}", f"{v4(host)}:{HA_PORT}"],
+                "store": url, "state": str(self.directory / f"{host}.state"),
+                "lookup_rate": 1000.0, "lookup_burst": 1000}))
+            self.commands[host] = [_script("mip6-ha"), "--config", str(config)]
             self.spawn(host)
         for host in ("hac1", "hac2"):
             settings = {
@@ -213,7 +228,18 @@ class ClusterLab:
     def start_load(self) -> None:
         psk_file = self.directory / "mns.psk"
         pki.write_private(psk_file, "".join(f"{mn} {self.files.psks[mn].hex()}\n"
-                                            for mn in self.mn_ids).encode())
+                                            for mn in self.mn_ids + self.kept_ids).encode())
+        hacs = f"{v4('hac1')}:{HAC_PORT},{v4('hac2')}:{HAC_PORT}"
+        events = self.directory / "kept-events.jsonl"
+        self.kept = subprocess.Popen(
+            ["ip", "netns", "exec", self.ns("mn"), _script("mip6-load"), "--hac", hacs,
+             "--ca", str(self.files.ca.cert_path), "--psk-file", str(psk_file),
+             "--mns", str(len(self.kept_ids)), "--id-pattern", f"kept{{n}}@{MN_DOMAIN}",
+             "--first", "1", "--rate", "20", "--duration", "3600", "--register",
+             "--keepalive", "1", "--bu-attempts", "4", "--quiet", "--events", str(events)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=open(self.directory / "mip6-load.log", "wb"), text=True)
+        threading.Thread(target=self._follow_kept, args=(events,), daemon=True).start()
         self.load = subprocess.Popen(
             ["ip", "netns", "exec", self.ns("mn"), sys.executable, "-m", "lab.cluster_load",
              "--hac", f"{v4('hac1')}:{HAC_PORT}", "--hac", f"{v4('hac2')}:{HAC_PORT}",
@@ -222,7 +248,8 @@ class ClusterLab:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=open(self.directory / "load.log", "wb"), text=True)
         threading.Thread(target=self._read_load, daemon=True).start()
-        self.say(f"{len(self.mn_ids)} MNs bootstrapping and registering in a loop on "
+        self.say(f"{len(self.mn_ids)} MNs bootstrapping and registering in a loop, "
+                 f"{len(self.kept_ids)} mip6-load MNs keeping their bindings, on "
                  f"{self.ns('mn')}")
 
     def _read_load(self) -> None:
@@ -234,32 +261,91 @@ class ClusterLab:
             with self._lock:
                 self.events.append(event)
 
+    def _follow_kept(self, path: Path) -> None:
+        """mip6-load's events as it writes them; each gets ``w``, its Unix time, from the
+        run's start, taken when the first event shows (within a poll: 0.1 s)."""
+        offset = None
+        position = 0
+        while self.kept is not None and self.kept.poll() is None:
+            time.sleep(0.1)
+            try:
+                with open(path, "rb") as events:
+                    events.seek(position)
+                    data = events.read()
+            except OSError:
+                continue
+            complete = data[:data.rfind(b"\n") + 1]
+            position += len(complete)
+            for line in complete.decode().splitlines():
+                event = json.loads(line)
+                if offset is None:
+                    offset = time.time() - event["t"]
+                event["w"] = offset + event["t"]
+                with self._lock:
+                    self.kept_events.append(event)
+
+    def kept_at(self, host: str, before: float) -> set[str]:
+        """The kept MNs whose binding was last acknowledged by ``host`` before ``before``."""
+        bound: dict[str, str] = {}
+        with self._lock:
+            for event in self.kept_events:
+                if (event["w"] < before and event["status"] == "ok"
+                        and event["step"] in ("register", "reregister") and event["ha"]):
+                    bound[event["mn"]] = event["ha"]
+        return {mn for mn, ha in bound.items() if v6(host) in ha or v4(host) in ha}
+
+    def kept_registered_after(self, mns: set[str], since: float) -> float | None:
+        """When every MN of ``mns`` was registered again after ``since`` (None: not yet)."""
+        first: dict[str, float] = {}
+        with self._lock:
+            for event in self.kept_events:
+                if (event["mn"] in mns and event["w"] > since and event["status"] == "ok"
+                        and event["step"] in ("register", "reregister")):
+                    first.setdefault(event["mn"], event["w"])
+        if len(first) < len(mns):
+            return None
+        return max(first.values(), default=since)
+
     def snapshot(self) -> list[dict]:
         with self._lock:
             return list(self.events)
 
     def stop_load(self) -> None:
-        if self.load is not None:
+        if self.load is not None and self.load.poll() is None:
             self.load.stdin.close()  # the load stops at its end of input
             try:
                 self.load.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 stop_process(self.load)
+        if self.kept is not None and self.kept.poll() is None:
+            self.kept.terminate()  # mip6-load ends the run with its report
+            try:
+                out, _ = self.kept.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                stop_process(self.kept)
+                out = ""
+            lines = out.strip().splitlines()
+            try:
+                self.kept_report = json.loads(lines[-1]) if lines else {}
+            except ValueError:
+                self.kept_report = {}
 
-    def recovered_at(self, since: float) -> float | None:
-        """When every MN had registered with an SA from a bootstrap begun after ``since``."""
+    def recovered_at(self, since: float, kept: frozenset[str] = frozenset()) -> float | None:
+        """When every cycling MN had registered with an SA from a bootstrap begun after
+        ``since`` and every MN of ``kept`` was registered again."""
         first: dict[str, float] = {}
         for event in self.snapshot():
             if event["event"] == "registered" and event["started"] > since:
                 first.setdefault(event["mn"], event["t"])
         if len(first) < len(self.mn_ids):
             return None
-        return max(first.values())
+        kept_done = self.kept_registered_after(set(kept), since)
+        return None if kept_done is None else max(*first.values(), kept_done)
 
-    def wait_recovered(self, since: float) -> float | None:
+    def wait_recovered(self, since: float, kept: frozenset[str] = frozenset()) -> float | None:
         deadline = time.monotonic() + RECOVERY_TIMEOUT
         while time.monotonic() < deadline:
-            done = self.recovered_at(since)
+            done = self.recovered_at(since, kept)
             if done is not None:
                 return round(done - since, 2)
             time.sleep(0.2)
@@ -267,7 +353,8 @@ class ClusterLab:
 
     def wait_load_running(self) -> None:
         deadline = time.monotonic() + RECOVERY_TIMEOUT
-        while self.recovered_at(0) is None:
+        while (self.recovered_at(0) is None
+               or self.kept_registered_after(set(self.kept_ids), 0) is None):
             if time.monotonic() > deadline:
                 raise LabError(f"the MNs did not all register within {RECOVERY_TIMEOUT:g} s; "
                                f"see the logs in {self.directory}")
@@ -356,14 +443,15 @@ def run_cluster(directory: Path, plan: Plan, out) -> dict:
         lab.wait_load_running()
         time.sleep(plan.warm_up)
         faults = (
-            ("postgres-primary", lab.kill_database_primary),
-            ("hac", lambda: (lab.kill_and_restart("hac1"), "hac1")[1]),
-            ("ha", lambda: (lab.kill_and_restart("ha1"), "ha1")[1]),
+            ("postgres-primary", lab.kill_database_primary, None),
+            ("hac", lambda: (lab.kill_and_restart("hac1"), "hac1")[1], None),
+            ("ha", lambda: (lab.kill_and_restart("ha1"), "ha1")[1], "ha1"),
         )
-        for name, kill in faults:
+        for name, kill, home_agent in faults:
             killed_at = time.time()
+            bound = lab.kept_at(home_agent, killed_at) if home_agent else set()
             victim = kill()
-            seconds = lab.wait_recovered(killed_at)
+            seconds = lab.wait_recovered(killed_at, frozenset(bound))
             recovery[name] = seconds
             lab.say(f"fault {name}: kill -9 {victim}; "
                     + (f"every MN registered again after {seconds:.1f} s" if seconds is not None
@@ -382,12 +470,16 @@ def run_cluster(directory: Path, plan: Plan, out) -> dict:
     failures = [event for event in events if event["event"] == "fail"]
     registered_after = {event["mn"] for event in events
                         if event["event"] == "registered" and event["started"] > last_fault}
+    kept = lab.kept_report
     verdict = {
         "acknowledged_sas_lost": lost,
         "duplicate_spis": sum(count > 1 for count in Counter(a["spi"] for a in acks).values()),
-        "mns_not_registered": len(set(lab.mn_ids) - registered_after),
+        "mns_not_registered": (len(set(lab.mn_ids) - registered_after)
+                               + kept.get("mns_not_registered", plan.kept)),
         "recovery_seconds": recovery,
         "mns": plan.mns,
+        "kept_mns": plan.kept,
+        "mip6_load": {key: kept.get(key) for key in ("ok", "failed", "registered_at_end")},
         "sas_acknowledged": len(acks),
         "registrations": sum(event["event"] == "registered" for event in events),
         "bootstraps_failed": dict(Counter(str(event["status"] or event["reason"])

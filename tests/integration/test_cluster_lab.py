@@ -37,6 +37,8 @@ def test_short_cluster_lab_loses_nothing_and_recovers_from_every_fault():
     assert all(seconds is not None and seconds < 45
                for seconds in verdict["recovery_seconds"].values()), verdict
     assert verdict["sas_acknowledged"] > 0 and verdict["registrations"] > 0
+    # mip6-load's MNs kept (or regained) their bindings through every fault
+    assert verdict["mip6_load"]["registered_at_end"] == verdict["kept_mns"] > 0
     assert verdict["pass"] is True and done.returncode == 0, done.stderr[-2000:]
     assert not [name for name in subprocess.run(["ip", "netns", "list"], capture_output=True,
                                                 text=True).stdout.split()
