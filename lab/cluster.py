@@ -226,14 +226,15 @@ class ClusterLab:
     # ------------------------------------------------------------------ load
 
     def start_load(self) -> None:
-        psk_file = self.directory / "mns.psk"
-        pki.write_private(psk_file, "".join(f"{mn} {self.files.psks[mn].hex()}\n"
-                                            for mn in self.mn_ids + self.kept_ids).encode())
+        psk_file, kept_psk_file = self.directory / "mns.psk", self.directory / "kept.psk"
+        for path, mns in ((psk_file, self.mn_ids), (kept_psk_file, self.kept_ids)):
+            pki.write_private(path, "".join(f"{mn} {self.files.psks[mn].hex()}\n"
+                                            for mn in mns).encode())
         hacs = f"{v4('hac1')}:{HAC_PORT},{v4('hac2')}:{HAC_PORT}"
         events = self.directory / "kept-events.jsonl"
         self.kept = subprocess.Popen(
             ["ip", "netns", "exec", self.ns("mn"), _script("mip6-load"), "--hac", hacs,
-             "--ca", str(self.files.ca.cert_path), "--psk-file", str(psk_file),
+             "--ca", str(self.files.ca.cert_path), "--psk-file", str(kept_psk_file),
              "--mns", str(len(self.kept_ids)), "--id-pattern", f"kept{{n}}@{MN_DOMAIN}",
              "--first", "1", "--rate", "20", "--duration", "3600", "--register",
              "--keepalive", "1", "--bu-attempts", "4", "--quiet", "--events", str(events)],
