@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,6 @@ def test_short_cluster_lab_loses_nothing_and_recovers_from_every_fault():
     # mip6-load's MNs kept (or regained) their bindings through every fault
     assert verdict["mip6_load"]["registered_at_end"] == verdict["kept_mns"] > 0
     assert verdict["pass"] is True and done.returncode == 0, done.stderr[-2000:]
-    assert not [name for name in subprocess.run(["ip", "netns", "list"], capture_output=True,
-                                                text=True).stdout.split()
-                if name.startswith(lines[0].split("namespaces ")[1].split("-{")[0])]
+    tag = re.search(r"namespaces (m6cl[0-9a-f]+)-", done.stdout).group(1)
+    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"{tag}-" not in left  # every namespace of the run removed
