@@ -26,8 +26,15 @@ def test_short_cluster_lab_loses_nothing_and_recovers_from_every_fault():
     problem = patroni.missing()
     if problem:
         pytest.skip(problem)
-    done = subprocess.run([str(LAB), "cluster", "--short"], capture_output=True, text=True,
-                          timeout=RUN_LIMIT, stdin=subprocess.DEVNULL)
+    lab = subprocess.Popen([str(LAB), "cluster", "--short"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        stdout, stderr = lab.communicate(timeout=RUN_LIMIT)
+    except subprocess.TimeoutExpired:
+        lab.terminate()  # SIGTERM: the lab stops its servers and removes its namespaces
+        stdout, stderr = lab.communicate(timeout=60)
+        pytest.fail(f"mip6-lab cluster --short ran over {RUN_LIMIT} s:\n{stdout}{stderr}")
+    done = subprocess.CompletedProcess(lab.args, lab.returncode, stdout, stderr)
     lines = done.stdout.strip().splitlines()
     assert lines, done.stderr
     verdict = json.loads(lines[-1])
