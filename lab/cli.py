@@ -55,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     cluster = commands.add_parser(
         "cluster", help="kill each part of a HAC/HA cluster under load (root)",
         description="etcd, PostgreSQL under Patroni (primary + synchronous standby), two "
-                    "HACs, two HAs and the MNs (lab.cluster_load and mip6-load), each on its own "
-                    "network namespace; "
+                    "HACs, two HAs, FreeRADIUS and the MNs (lab.cluster_load and mip6-load), "
+                    "each on its own network namespace; "
                     "kill -9 the PostgreSQL primary, a HAC and an HA in turn and print a "
                     "JSON verdict as the last line. Exit status 0 only if it passes.")
     cluster.add_argument("--short", action="store_true",

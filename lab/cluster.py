@@ -4,16 +4,17 @@ namespaces, with each part killed in turn under load, and a JSON verdict.
 Every "host" is a network namespace (names ``m6cl<random>-<host>``, unique per run)
 on one bridge, 198.51.100.0/24 and 2001:db8:ff::/64 (documentation addresses)::
 
-    etcd .10   db1 .11  db2 .12    hac1 .21  hac2 .22    ha1 .31  ha2 .32    mn .41
-    etcd       Patroni + PostgreSQL  mip6-hac (both on     mip6-ha (SAs from   the load
-               (primary, sync       the multi-host store   the store)          (MNs)
-               standby)             URL)
+    etcd .10   db1 .11  db2 .12    hac1 .21  hac2 .22    ha1 .31  ha2 .32    mn .41   radius .51
+    etcd       Patroni + PostgreSQL  mip6-hac (both on     mip6-ha (SAs from   the MNs  FreeRADIUS
+               (primary, sync       the multi-host store   the store)                   (EAP)
+               standby)             URL, PSK and EAP)
 
 Two MN populations run on the mn host, both trying hac1, then hac2 when hac1 is out of
 reach. The *cycling* MNs (``lab.cluster_load``) bootstrap and register with the HA the
 HAC names (round robin over ha1, ha2) in a loop: they load the HACs and the store, and
 each of their SAs is checked against the store at the end. The *kept* MNs are
-``mip6-load --register --keepalive 1``: each bootstraps once and keeps its binding,
+``mip6-load --register --keepalive 1`` with EAP-MD5, which the HACs relay to
+FreeRADIUS: each bootstraps once and keeps its binding,
 with mip6-mn's own recovery (several HACs, the 503's retry-after, re-registration
 when a restarted HA answers a keep-alive with a Binding Error). Then, one at a time,
 with the load running:
@@ -35,8 +36,8 @@ the last fault, and kept MNs not registered at the end), ``recovery_seconds`` pe
 the failover, ``bootstraps_hung``: none answered within the MN's timeout) and ``pass``.
 ``--short`` (what CI runs) uses 4 + 4 MNs and short phases.
 
-Not here (yet): a freeDiameterd routing agent between HACs and HAs and a FreeRADIUS
-for EAP; the HAs read SAs from the store and the MNs use PSKs.
+Not here (yet): a freeDiameterd routing agent between HACs and HAs (the HAs read SAs
+from the store).
 """
 
 from __future__ import annotations
@@ -65,8 +66,9 @@ from .servers.hac import toml_text
 
 LAN4, LAN6 = "198.51.100.", "2001:db8:ff::"
 HOSTS = {"etcd": 10, "db1": 11, "db2": 12, "hac1": 21, "hac2": 22, "ha1": 31, "ha2": 32,
-         "mn": 41}
+         "mn": 41, "radius": 51}
 HAC_PORT, HA_PORT, PG_PORT, PATRONI_PORT = 4433, MIPV6TLS_PORT, 5432, 8008
+RADIUS_PORT, RADIUS_ACCT_PORT = 1812, 1813
 ETCD_CLIENT_PORT, ETCD_PEER_PORT = 2379, 2380
 RESTART_DELAY = 3.0  # seconds before a killed HAC or HA is started again
 RECOVERY_TIMEOUT = 45.0  # seconds a fault may take to recover before the lab gives up
@@ -116,6 +118,8 @@ class ClusterLab:
         self.mn_ids = [f"mn{number}@{MN_DOMAIN}" for number in range(1, plan.mns + 1)]
         self.kept_ids = [f"kept{number}@{MN_DOMAIN}" for number in range(1, plan.kept + 1)]
         self.files = None
+        self.radius_secret = secrets.token_hex(16)  # between the HACs and FreeRADIUS
+        self.radius_password = "pw-" + secrets.token_hex(8)  # every kept MN's EAP-MD5 password
 
     def say(self, text: str) -> None:
         print(f"mip6-lab: {text}", file=self.out, flush=True)
@@ -164,9 +168,32 @@ class ClusterLab:
         self.say(f"etcd and PostgreSQL under Patroni up in {time.monotonic() - started:.1f} s "
                  f"(leader {self.cluster.leader().name}, synchronous standby)")
 
+    def start_radius(self) -> None:
+        """FreeRADIUS on the radius host: EAP for every kept MN (EAP-MD5, one password),
+        the HACs (the whole LAN) its clients."""
+        from .servers import freeradius
+
+        directory = self.directory / "raddb"
+        directory.mkdir(mode=0o700)
+        freeradius.write_config(directory, v4("radius"), RADIUS_PORT, self.radius_secret,
+                                self.radius_password, RADIUS_ACCT_PORT)
+        pki.write_private(directory / "clients.conf", (
+            f"client lan {{\n    ipaddr = {LAN4}0/24\n    secret = {self.radius_secret}\n"
+            "    require_message_authenticator = yes\n    nas_type = other\n}\n").encode())
+        pki.write_private(directory / "mods-config" / "files" / "authorize",
+                          f'DEFAULT Cleartext-Password := "{self.radius_password}"\n'.encode())
+        log_path = directory / "radius.log"
+        self.commands["radius"] = [freeradius.binary(), "-f", "-d", str(directory), "-D",
+                                   str(freeradius.DICTIONARY_DIR), "-n", "radiusd",
+                                   "-l", str(log_path)]
+        self.spawn("radius")
+        if not freeradius.wait_ready(self.processes["radius"], log_path):
+            raise LabError(f"FreeRADIUS did not start; see {log_path}")
+
     def start_servers(self) -> None:
-        self.files = make_files(self.directory, self.mn_ids + self.kept_ids,
-                                (v4("hac1"), v4("hac2")))
+        self.files = make_files(self.directory, self.mn_ids, (v4("hac1"), v4("hac2")))
+        secret_file = self.directory / "radius.secret"
+        pki.write_private(secret_file, self.radius_secret.encode() + b"\n")
         url = self.cluster.url()
         agents = [{"ip6": v6(host), "ip4": v4(host), "port": HA_PORT} for host in ("ha1", "ha2")]
         for host in ("ha1", "ha2"):
@@ -185,6 +212,8 @@ class ClusterLab:
                 "tls.key": str(self.files.server.key_path),
                 "credentials.psk_file": str(self.files.psk_file),
                 "store.url": url, "store.timeout": 3.0, "store.retry_after": 2,
+                "radius.servers": [f"{v4('radius')}:{RADIUS_PORT}"],
+                "radius.secret_file": str(secret_file),
                 "home_agents.addresses": agents, "bootstrap.hoa_prefix": HOA_PREFIX,
                 "limits.rate": 1_000_000.0, "limits.burst": 1_000_000,
                 "log.level": "info",
@@ -226,15 +255,16 @@ class ClusterLab:
     # ------------------------------------------------------------------ load
 
     def start_load(self) -> None:
-        psk_file, kept_psk_file = self.directory / "mns.psk", self.directory / "kept.psk"
-        for path, mns in ((psk_file, self.mn_ids), (kept_psk_file, self.kept_ids)):
-            pki.write_private(path, "".join(f"{mn} {self.files.psks[mn].hex()}\n"
-                                            for mn in mns).encode())
+        psk_file, password_file = self.directory / "mns.psk", self.directory / "kept.password"
+        pki.write_private(psk_file, "".join(f"{mn} {self.files.psks[mn].hex()}\n"
+                                            for mn in self.mn_ids).encode())
+        pki.write_private(password_file, self.radius_password.encode() + b"\n")
         hacs = f"{v4('hac1')}:{HAC_PORT},{v4('hac2')}:{HAC_PORT}"
         events = self.directory / "kept-events.jsonl"
         self.kept = subprocess.Popen(
             ["ip", "netns", "exec", self.ns("mn"), _script("mip6-load"), "--hac", hacs,
-             "--ca", str(self.files.ca.cert_path), "--psk-file", str(kept_psk_file),
+             "--ca", str(self.files.ca.cert_path), "--eap", "md5",
+             "--password-file", str(password_file),
              "--mns", str(len(self.kept_ids)), "--id-pattern", f"kept{{n}}@{MN_DOMAIN}",
              "--first", "1", "--rate", "20", "--duration", "3600", "--register",
              "--keepalive", "1", "--bu-attempts", "4", "--quiet", "--events", str(events)],
@@ -439,6 +469,7 @@ def run_cluster(directory: Path, plan: Plan, out) -> dict:
         lab.wire()
         lab.say(f"namespaces {lab.tag}-{{{','.join(HOSTS)},sw}}; files in {directory}")
         lab.start_database()
+        lab.start_radius()
         lab.start_servers()
         lab.start_load()
         lab.wait_load_running()
