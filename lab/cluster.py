@@ -56,7 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aaa_mip6 import pki
-from aaa_mip6.iana import MIPV6TLS_PORT
+from aaa_mip6.iana import MIPV6TLS_PORT, RADIUS_ACCOUNTING_PORT, RADIUS_PORT
 
 from .common import HOA_PREFIX, MN_DOMAIN, make_files
 from .netns import LabError, _run, _script, in_namespace
@@ -68,7 +68,6 @@ LAN4, LAN6 = "198.51.100.", "2001:db8:ff::"
 HOSTS = {"etcd": 10, "db1": 11, "db2": 12, "hac1": 21, "hac2": 22, "ha1": 31, "ha2": 32,
          "mn": 41, "radius": 51}
 HAC_PORT, HA_PORT, PG_PORT, PATRONI_PORT = 4433, MIPV6TLS_PORT, 5432, 8008
-RADIUS_PORT, RADIUS_ACCT_PORT = 1812, 1813
 ETCD_CLIENT_PORT, ETCD_PEER_PORT = 2379, 2380
 RESTART_DELAY = 3.0  # seconds before a killed HAC or HA is started again
 RECOVERY_TIMEOUT = 45.0  # seconds a fault may take to recover before the lab gives up
@@ -176,7 +175,7 @@ class ClusterLab:
         directory = self.directory / "raddb"
         directory.mkdir(mode=0o700)
         freeradius.write_config(directory, v4("radius"), RADIUS_PORT, self.radius_secret,
-                                self.radius_password, RADIUS_ACCT_PORT)
+                                self.radius_password, RADIUS_ACCOUNTING_PORT)
         pki.write_private(directory / "clients.conf", (
             f"client lan {{\n    ipaddr = {LAN4}0/24\n    secret = {self.radius_secret}\n"
             "    require_message_authenticator = yes\n    nas_type = other\n}\n").encode())
