@@ -14,10 +14,9 @@ reach. The *cycling* MNs (``lab.cluster_load``) bootstrap and register with the 
 HAC names (round robin over ha1, ha2) in a loop: they load the HACs and the store, and
 each of their SAs is checked against the store at the end. The *kept* MNs are
 ``mip6-load --register --keepalive 1`` with EAP-MD5, which the HACs relay to
-FreeRADIUS: each bootstraps once and keeps its binding,
-with mip6-mn's own recovery (several HACs, the 503's retry-after, re-registration
-when a restarted HA answers a keep-alive with a Binding Error). Then, one at a time,
-with the load running:
+FreeRADIUS: each bootstraps once and keeps its binding, with mip6-mn's own recovery
+(several HACs, the 503's retry-after, re-registration when a restarted HA answers a
+keep-alive with a Binding Error). Then, one at a time, with the load running:
 
 1. ``postgres-primary``: kill -9 of the Patroni leader's host (Patroni and PostgreSQL);
    Patroni promotes the synchronous standby; HACs and HAs reconnect by themselves.
@@ -32,8 +31,9 @@ MN that was bound to the killed HA is registered again. The last line printed is
 the verdict, one JSON object: ``acknowledged_sas_lost`` (SAs a HAC acknowledged to an
 MN that are not in the store with the key the MN got), ``duplicate_spis`` (SPIs
 acknowledged twice), ``mns_not_registered`` (cycling MNs without a registration after
-the last fault, and kept MNs not registered at the end), ``recovery_seconds`` per fault, the bootstrap counts (``bootstraps_503`` during
-the failover, ``bootstraps_hung``: none answered within the MN's timeout) and ``pass``.
+the last fault, and kept MNs not registered at the end), ``recovery_seconds`` per
+fault, the bootstrap counts (``bootstraps_503`` during the failover,
+``bootstraps_hung``: none answered within the MN's timeout) and ``pass``.
 ``--short`` (what CI runs) uses 4 + 4 MNs and short phases.
 
 Not here (yet): a freeDiameterd routing agent between HACs and HAs (the HAs read SAs
