@@ -166,7 +166,7 @@ def open_configured_store(config: HacConfig) -> SAStore:
     """The store of ``store.url``; errors name the key (never the URL: it may hold a
     password). Unreachable is a run-time failure, a bad URL or path a configuration one."""
     try:
-        return open_store(config.store_url)
+        return open_store(config.store_url, timeout=config.store_timeout)
     except ConfigError as error:
         raise ConfigError(f"store.url (--store): {_detail(error)}") from None
     except StoreError as error:

@@ -305,6 +305,8 @@ class HacConfig:
                                  flag="--tcp-fast-open")
     store_threads: int = setting("store.threads", parsers.integer(1, 64), 4)
     purge_interval: float = setting("store.purge_interval", parsers.positive, 3600.0)
+    store_timeout: float = setting("store.timeout", parsers.positive, 5.0)
+    store_retry_after: int = setting("store.retry_after", parsers.integer(1, 3600), 5)
     suites: frozenset = setting("sa.suites", _suites, frozenset(SUITES.values()))
     scopes: frozenset = setting("sa.scopes", _scopes, frozenset({0, 1}))
     default_scope: int = setting("sa.default_scope", parsers.integer(0, 1), SCOPE_ALL)

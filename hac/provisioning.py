@@ -186,7 +186,8 @@ class Provisioner:
         ``attributes`` are the AAA's bootstrap values, which win over local policy (see
         the module docstring). Blocks on the store; raises
         :class:`aaa_mip6.store.StoreError` (the HAC answers 500) when the store fails or
-        a pool is exhausted.
+        a pool is exhausted, :class:`aaa_mip6.store.StoreUnavailable` (503) when no
+        writable database answered in time.
         """
         return self.provision_record(mn_id, suite, requested_scope, attributes)[1]
 

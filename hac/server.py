@@ -18,7 +18,9 @@ the call when the MN goes away, so no AAA conversation outlives its connection.
 Store calls block (a SQLite commit fsyncs, and with several workers may wait for
 another's write lock; a PostgreSQL call is a round trip), so they run in a thread pool,
 never on the reactor thread: one thread for SQLite (one writer at a time anyway),
-``store.threads`` for PostgreSQL. The SA is committed before the HAC Done is sent.
+``store.threads`` for PostgreSQL. The SA is committed before the HAC Done is sent; a
+provisioning that takes longer than ``store.timeout``, or finds the store unavailable
+(a database failover), is answered 503 with ``retry-after``.
 :mod:`hac.process` is the process level: the checks before start, one listening socket
 (:func:`bind`), optionally shared by several forked worker processes (each with its own
 reactor and store connection) so both cores are used, and the signals.
@@ -54,7 +56,7 @@ from aaa_mip6.authenticator import channel_binding
 from aaa_mip6.errors import AaaLimitError, ConfigError, StartupError
 from aaa_mip6.messages import Provision
 from aaa_mip6.radius.servers import RadiusServer
-from aaa_mip6.store import SARecord, SAStore, StoreError
+from aaa_mip6.store import SARecord, SAStore, StoreError, StoreUnavailable
 from aaa_mip6.twisted.aaa import AaaBackend
 from aaa_mip6.twisted.control import listen_control
 from aaa_mip6.twisted.early_data import EarlyDataServerProtocol
@@ -155,6 +157,9 @@ class HacProtocol(Protocol, TimeoutMixin):
                 self._spi, self._suite = None, action.suite.name
                 self.setTimeout(None)  # the store, not the MN, is what we wait for
                 deferred = self.server.provision(action)
+                # the store bounds each of its calls; this bounds them together (two home
+                # addresses and the SA) and a wait for a free store thread
+                deferred.addTimeout(self.server.config.store_timeout, self.server.reactor)
                 deferred.addCallbacks(self._provisioned, self._provisioning_failed)
             elif isinstance(action, core.Succeeded | core.Failed):
                 self._end(action)
@@ -198,6 +203,16 @@ class HacProtocol(Protocol, TimeoutMixin):
         self._carry_out(self.session.provisioned(provision))
 
     def _provisioning_failed(self, failure) -> None:
+        """500 for a store failure; 503 with retry-after when the store is unavailable
+        for now (a failover) or did not answer within ``store.timeout``."""
+        if failure.check(StoreUnavailable, defer.TimeoutError):
+            timeout = self.server.config.store_timeout
+            reason = (f"store: {failure.value}" if failure.check(StoreUnavailable)
+                      else f"store: no answer within {timeout:g} s")
+            self._carry_out(self.session.provisioning_failed(
+                core.SERVICE_UNAVAILABLE, reason,
+                retry_after=self.server.config.store_retry_after))
+            return
         if failure.check(StoreError):
             reason = f"store: {failure.value}"
         else:

@@ -1,9 +1,12 @@
 """``mip6-lab``'s command line: ``mip6-lab up`` runs the loopback lab (:mod:`lab.loopback`)
-or, with ``--netns``, the namespace lab (:mod:`lab.netns`), and says what to try next."""
+or, with ``--netns``, the namespace lab (:mod:`lab.netns`), and says what to try next;
+``mip6-lab lke --netns`` shows the Local Key Exchange across a handover (:mod:`lab.lke`);
+``mip6-lab cluster`` kills each part of a HAC/HA cluster under load (:mod:`lab.cluster`)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -15,6 +18,7 @@ from pathlib import Path
 from aaa_mip6.program import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, LOG_FORMATS, add_version_flag, \
     configure_logging, fail, install_signals, raise_open_file_limit
 
+from .cluster import FULL, SHORT, run_cluster
 from .common import OutputClosed
 from .lke import check_ready, lke_passed, run_lke, stop_requested
 from .loopback import run_loopback
@@ -65,6 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run in network namespaces (root; the only mode of this lab)")
     lke.add_argument("--keep-dir", action="store_true",
                      help="keep the generated files (keys, store, logs, status files)")
+    cluster = commands.add_parser(
+        "cluster", help="kill each part of a HAC/HA cluster under load (root)",
+        description="etcd, PostgreSQL under Patroni (primary + synchronous standby), two "
+                    "HACs, two HAs, FreeRADIUS and the MNs (lab.cluster_load and mip6-load), "
+                    "each on its own network namespace; "
+                    "kill -9 the PostgreSQL primary, a HAC and an HA in turn and print a "
+                    "JSON verdict as the last line. Exit status 0 only if it passes.")
+    cluster.add_argument("--short", action="store_true",
+                         help=f"{SHORT.mns} + {SHORT.kept} MNs and short phases, about a "
+                              f"minute (what CI runs); default {FULL.mns} + {FULL.kept} MNs "
+                              f"and longer phases")
+    cluster.add_argument("--keep-dir", action="store_true",
+                         help="keep the generated files (configurations, logs) afterwards")
     return parser
 
 
@@ -94,6 +111,29 @@ def lke_command(args) -> int:
     return EXIT_OK if lke_passed(verdict) else EXIT_RUNTIME
 
 
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
+def cluster_command(args) -> int:
+    """``mip6-lab cluster``: the verdict as the last line; 0 if it passed."""
+    directory = Path(tempfile.mkdtemp(prefix="mip6-lab-cluster-"))
+    try:
+        verdict = run_cluster(directory, SHORT if args.short else FULL, sys.stdout)
+    except LabError as error:
+        return fail(PROGRAM, str(error), EXIT_RUNTIME)
+    except KeyboardInterrupt:
+        print("mip6-lab: interrupted; everything started was stopped", file=sys.stderr)
+        return 130
+    finally:
+        if args.keep_dir:
+            print(f"mip6-lab: files kept in {directory}", file=sys.stderr)
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
+    print(json.dumps(verdict), flush=True)
+    return EXIT_OK if verdict["pass"] else EXIT_RUNTIME
+
+
 def next_steps(args, ok: bool) -> str:
     """What to try after this run."""
     if not ok:
@@ -110,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "lke":
         return lke_command(args)
+    if args.command == "cluster":
+        configure_logging(PROGRAM, "error", "text", "%(asctime)s %(name)s %(levelname)s "
+                          "%(message)s")
+        signal.signal(signal.SIGTERM, _interrupt)  # as Ctrl-C: the clean-up runs
+        return cluster_command(args)
     if not 1 <= args.mns <= MAX_MNS:
         return fail(PROGRAM, f"--mns must be 1..{MAX_MNS}", EXIT_CONFIG)
     if not args.netns:

@@ -23,24 +23,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from aaa_mip6.errors import (  # noqa: F401 (the store's error tree, re-exported)
+    AddressPoolExhausted, SPIExhausted, StoreError, StoreUnavailable,
+)
 from aaa_mip6.sa import HomeAgent, IPAddress, SecurityAssociation
 
 UNALLOCATED_SPI = 0  # the spi of an SA template passed to SAStore.create
 TICKET_KEY_SIZE = 80  # OpenSSL's ticket key: 16 octets name, 32 HMAC key, 32 AES key
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class StoreError(RuntimeError):
-    """The store could not do what was asked; the message never holds key material."""
-
-
-class SPIExhausted(StoreError):
-    """No free SPI was found: nearly all 268435455 SPIs are held by valid SAs."""
-
-
-class AddressPoolExhausted(StoreError):
-    """Every usable address of a home prefix is already assigned to another MN."""
 
 
 @dataclass(frozen=True, slots=True)

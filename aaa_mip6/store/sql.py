@@ -12,6 +12,15 @@ takes a free SPI, takes over an expired one, or changes nothing, atomically.
 SQL is written with ``?`` placeholders; a backend with another paramstyle sets
 ``_placeholder``. Driver errors become :class:`StoreError` carrying the driver's
 error class and code only, because driver messages may quote the offending row.
+
+A backend that can lose its connection (PostgreSQL: a primary that died, a failover)
+says which errors lost it (``_lost_connection``) and sets ``_timeout``: such a call is
+run again on a new connection, with backoff, until it succeeds or ``_timeout`` seconds
+have passed since it began, then fails with :class:`StoreUnavailable`. Running a
+statement again is safe: reads and the idempotent writes (revoke, address assignment)
+trivially; the SA insert, when it was tried again and found its SPI taken, by reading
+the row back: one holding this very SA (its fresh random keys, its creation time) is
+this insert, committed before the connection broke, and is returned as done.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import operator
+import random
 import secrets
 import threading
 import time
@@ -26,16 +36,18 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 
+from aaa_mip6.backoff import Backoff
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.sa import SPI_MAX, SPI_MIN, HomeAgent, IPAddress, SecurityAssociation
 from aaa_mip6.store.base import (
     TICKET_KEY_SIZE, UNALLOCATED_SPI, AddressPoolExhausted, IPNetwork, Outbox, OutboxEntry,
-    SAStore, SARecord, SPIExhausted, StoreError,
+    SAStore, SARecord, SPIExhausted, StoreError, StoreUnavailable,
 )
 
 SCHEMA_VERSION = 1
 SPI_ATTEMPTS = 32  # each random draw hits a held SPI with probability (held SAs) / 2**28
 PROBE_BATCH = 64  # home-address candidates checked per round trip
+RECONNECT_BACKOFF = Backoff(0.05, 1.0, jitter=(0.5, 1.0))  # between tries on a lost connection
 
 _SA_COLUMNS = (
     "spi", "mn_id", "suite", "scope", "mn_to_ha_ikey", "ha_to_mn_ikey", "mn_to_ha_ekey",
@@ -173,10 +185,11 @@ class SQLStore(SAStore):
     _begin_write = "BEGIN"  # opens a transaction that writes
     _skip_locked = ""  # what makes a claim pass over rows another claim has locked
     _driver_errors: tuple[type[Exception], ...]
+    _timeout: float | None = None  # seconds a call may take, tries included (None: one try)
 
     def __init__(self, *, spi_source: Callable[[], int] = random_spi):
         self._lock = threading.RLock()  # held across a group commit's statements
-        self._grouping = False  # inside group_commit (by the thread holding the lock)
+        self._grouping: int | None = None  # the thread inside group_commit, holding the lock
         self._spi_source = spi_source
         try:
             self._create_schema()
@@ -195,6 +208,11 @@ class SQLStore(SAStore):
     def _describe(exc: Exception) -> str:
         """The driver error's class and code: never its message, which may quote values."""
 
+    def _lost_connection(self, exc: Exception) -> bool:
+        """Whether ``exc`` lost the connection (the next ``_cursor`` opens a new one), so
+        the statement may succeed on another try."""
+        return False
+
     # -- shared plumbing -----------------------------------------------------------
 
     @contextlib.contextmanager
@@ -202,19 +220,52 @@ class SQLStore(SAStore):
         try:
             yield
         except self._driver_errors as exc:
+            if self._lost_connection(exc):  # the HAC answers 503: asking later may work
+                raise StoreUnavailable(f"SA store: {action} failed: connection lost "
+                                       f"({self._describe(exc)})") from None
             raise StoreError(f"SA store: {action} failed ({self._describe(exc)})") from None
 
     def _sql(self, text: str) -> str:
         return text if self._placeholder == "?" else text.replace("?", self._placeholder)
 
     def _execute(self, action: str, text: str, params: tuple = (), *,
-                 result: Callable = _rows):
+                 result: Callable = _rows, tries: list | None = None):
         """Run one statement in its own transaction (committed when this returns) and
-        return ``result(cursor)``: the rows by default."""
-        with self._lock, self._errors(action):
-            cursor = self._cursor()
-            cursor.execute(self._sql(text), params)
-            return result(cursor)
+        return ``result(cursor)``: the rows by default. On a lost connection, try again
+        until ``_timeout`` (see the module docstring); StoreUnavailable after that.
+        ``tries``, if given, gets one item per try that lost its connection."""
+        # Inside this thread's group commit a lost connection took the group's transaction
+        # with it: trying the statement again on a new connection would commit it alone.
+        one_try = self._timeout is None or self._grouping == threading.get_ident()
+        deadline = None if one_try else time.monotonic() + self._timeout
+        attempt = 0
+        while True:
+            try:
+                if not self._lock.acquire(timeout=-1 if deadline is None else
+                                          max(0.0, deadline - time.monotonic())):
+                    raise StoreUnavailable(f"SA store: {action}: waited {self._timeout:g} s "
+                                           "for the connection")
+                try:
+                    cursor = self._cursor()
+                    cursor.execute(self._sql(text), params)
+                    return result(cursor)
+                finally:
+                    self._lock.release()
+            except self._driver_errors as exc:
+                if not self._lost_connection(exc):
+                    raise StoreError(f"SA store: {action} failed ({self._describe(exc)})") \
+                        from None
+                error = StoreUnavailable(f"SA store: {action} failed: connection lost "
+                                         f"({self._describe(exc)})")
+            except StoreUnavailable as exc:
+                error = exc
+            if tries is not None:
+                tries.append(error)
+            wait = RECONNECT_BACKOFF.delay(attempt, random.random())
+            if deadline is None or time.monotonic() + wait >= deadline:
+                raise error from None
+            time.sleep(wait)
+            attempt += 1
 
     @contextlib.contextmanager
     def group_commit(self) -> Iterator[Callable[[], contextlib.AbstractContextManager]]:
@@ -225,7 +276,7 @@ class SQLStore(SAStore):
             with self._errors("starting a group commit"):
                 cursor = self._cursor()
                 cursor.execute(self._begin_exclusive[0])
-            self._grouping = True
+            self._grouping = threading.get_ident()
             try:
                 yield self._savepoint
                 with self._errors("committing SAs"):
@@ -235,7 +286,7 @@ class SQLStore(SAStore):
                     cursor.execute("ROLLBACK")
                 raise
             finally:
-                self._grouping = False
+                self._grouping = None
 
     @contextlib.contextmanager
     def _savepoint(self) -> Iterator[None]:
@@ -260,7 +311,7 @@ class SQLStore(SAStore):
         savepoint undoes the block if it raises)."""
         with self._lock, self._errors(action):
             cursor = self._cursor()
-            if self._grouping:
+            if self._grouping is not None:  # this thread's: it holds the lock
                 yield cursor
                 return
             cursor.execute(self._begin_write)
@@ -319,10 +370,14 @@ class SQLStore(SAStore):
         if outbox is None:
             for _ in range(SPI_ATTEMPTS):
                 spi = self._spi_source()
-                if self._execute("allocating an SPI", _INSERT_SA, (spi, *values, now)):
-                    return SARecord(template.replace(spi=spi), hac_instance, home_agent,
-                                    _utc(now))
-        else:
+                record = SARecord(template.replace(spi=spi), hac_instance, home_agent, _utc(now))
+                lost: list = []
+                if self._execute("allocating an SPI", _INSERT_SA, (spi, *values, now),
+                                 tries=lost):
+                    return record
+                if lost and self.get(spi) == record:  # our own insert, before the connection broke
+                    return record
+        else:  # one transaction, not tried again: a lost connection undoes both rows
             with self._transaction("allocating an SPI") as cursor:
                 for _ in range(SPI_ATTEMPTS):
                     spi = self._spi_source()

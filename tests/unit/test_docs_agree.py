@@ -25,7 +25,7 @@ PROGRAMS = {
     "mip6-hac": ["", "revoke", "sas", "stats"],
     "mip6-ha": ["", "bindings", "sas", "stats", "flush"],
     "mip6-mn": ["", "bootstrap", "register", "up"],
-    "mip6-lab": ["", "up", "lke"],
+    "mip6-lab": ["", "up", "lke", "cluster"],
     "mip6-aaa-gw": ["", "peers"],
     "mip6-auc": [""],
     "mip6-load": [""],

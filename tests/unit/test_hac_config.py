@@ -109,6 +109,8 @@ BAD_VALUES = [
     ("tls.early_data", "yes", "true or false"),
     ("store.threads", 0, "1..64"),
     ("store.purge_interval", float("nan"), "positive number"),
+    ("store.timeout", 0, "positive number"),
+    ("store.retry_after", 0, "1..3600"),
     ("sa.suites", ["AES_256_GCM"], "unknown suite 'AES_256_GCM'"),
     ("sa.suites", [], "non-empty list"),
     ("sa.scopes", [2], "0 (signaling only) or 1"),
