@@ -127,6 +127,20 @@ def test_other_errors_are_not_tried_again_and_are_not_unavailable(store):
     assert raised.value.reason == "store"
 
 
+def test_a_lost_connection_in_a_group_commit_fails_the_group_without_a_retry(store):
+    from aaa_mip6.store.base import Outbox
+    store.fail("INSERT INTO mip6_sa", 1, committed=False)
+    with pytest.raises(StoreUnavailable, match="connection lost"):
+        with store.group_commit() as each:
+            with each():  # tried once: on a new connection it would commit alone
+                store.create(template(), hac_instance="a", home_agent=None)
+    assert store.lost == 1 and store.active() == []
+    store.fail("INSERT INTO mip6_sa", 1, committed=False)
+    with pytest.raises(StoreUnavailable, match="allocating an SPI failed: connection lost"):
+        store.create(template(), hac_instance="a", home_agent=None, outbox=Outbox("ha1"))
+    assert store.active() == [] and store.outbox_size() == 0  # the SA and its row, or neither
+
+
 def test_unavailable_is_a_store_error_with_its_own_reason():
     assert issubclass(StoreUnavailable, StoreError)
     assert StoreUnavailable("x").reason == "store-unavailable"
