@@ -14,6 +14,8 @@ address comes next and with how much of the time left. Rules:
   credentials, so asking the next one cannot help.
 - Each try gets an equal share of the time left among the candidates left in the round,
   at least MIN_ATTEMPT_TIMEOUT, so one silent address cannot eat the whole deadline.
+- The error a bootstrap ends with is the last try's, unless that try only ran out of the
+  bootstrap's own deadline: then the answer before it (e.g. a HAC's 504) says more.
 - When every candidate failed, the next round waits ROUND_BACKOFF (1, 2, 4 s with
   jitter; never less than the longest ``retry-after`` a HAC sent), up to ``rounds``
   rounds and never past the deadline. The rebootstrap path asks for one round: its own
@@ -90,6 +92,7 @@ class HacWalk:
         self._queue: list[Candidate] = []
         self._at_least = 0.0  # the longest retry-after of this round
         self._refused: GiveUp | None = None
+        self._until_deadline = False  # the try under way may run until the deadline
 
     def begin_round(self, candidates: Sequence[Candidate]) -> None:
         ordered = list(dict.fromkeys(candidates))
@@ -109,7 +112,9 @@ class HacWalk:
         if self._queue:
             candidate = self._queue.pop(0)
             share = left / (len(self._queue) + 1)
-            return Try(candidate, min(left, max(MIN_ATTEMPT_TIMEOUT, share)))
+            timeout = min(left, max(MIN_ATTEMPT_TIMEOUT, share))
+            self._until_deadline = timeout >= left
+            return Try(candidate, timeout)
         if self.rounds_begun >= self.rounds:
             return GiveUp("rounds", f"every HAC failed in {self.rounds_begun} round(s)")
         delay = max(ROUND_BACKOFF.delay(self.rounds_begun - 1, draw), self._at_least)
@@ -119,7 +124,9 @@ class HacWalk:
 
     def failed(self, error: Exception, wall_now: datetime) -> GiveUp | None:
         """A try failed with ``error``: None to go on, or GiveUp when no HAC can help."""
-        self.last_error = error
+        cut_short = self._until_deadline and getattr(error, "reason", None) == "timeout"
+        if not (cut_short and self.last_error is not None):
+            self.last_error = error
         wait = retry_wait(error, wall_now)
         if wait is None:
             self._refused = GiveUp("refused", str(error))

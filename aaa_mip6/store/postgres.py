@@ -49,6 +49,7 @@ CONNECTION_DEFAULTS = {
 _RECONNECT_CLASSES = ("08",)
 _RECONNECT_STATES = frozenset({"57P01", "57P02", "57P03", "25006"})
 _SCHEMA_LOCK = 0x6D697036  # "mip6": the advisory lock key serialising schema creation
+_GROUP_LOCK = 0x6D697037  # the one serialising group commits (SQLStore.group_commit)
 
 
 def _where(params: dict) -> str:
@@ -68,6 +69,10 @@ class PostgresStore(SQLStore):
     _placeholder = "%s"
     _blob_type = "BYTEA"
     _begin_exclusive = ("BEGIN", f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
+    # One group commit at a time across every HAC sharing the database: two groups each
+    # holding a row the other wants (the same MN's home address, bootstrapping through
+    # two HACs at once) would deadlock until PostgreSQL broke it, failing a bootstrap.
+    _begin_group = ("BEGIN", f"SELECT pg_advisory_xact_lock({_GROUP_LOCK})")
     _driver_errors = (psycopg.Error,)
     _skip_locked = " FOR UPDATE SKIP LOCKED"
 

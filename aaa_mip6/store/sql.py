@@ -182,6 +182,7 @@ class SQLStore(SAStore):
     _placeholder = "?"
     _blob_type = "BLOB"
     _begin_exclusive: tuple[str, ...]  # statements opening a transaction that excludes writers
+    _begin_group: tuple[str, ...]  # statements opening a group commit's transaction
     _begin_write = "BEGIN"  # opens a transaction that writes
     _skip_locked = ""  # what makes a claim pass over rows another claim has locked
     _driver_errors: tuple[type[Exception], ...]
@@ -269,13 +270,15 @@ class SQLStore(SAStore):
 
     @contextlib.contextmanager
     def group_commit(self) -> Iterator[Callable[[], contextlib.AbstractContextManager]]:
-        """One transaction (``BEGIN IMMEDIATE`` for SQLite: the write lock first) around
-        the writes inside, committed as it exits; a savepoint around each ``each()``.
-        Other threads' statements wait for the commit."""
+        """One transaction (``BEGIN IMMEDIATE`` for SQLite: the write lock first; on
+        PostgreSQL, one group at a time across every store user) around the writes inside,
+        committed as it exits; a savepoint around each ``each()``. Other threads'
+        statements wait for the commit."""
         with self._lock:
             with self._errors("starting a group commit"):
                 cursor = self._cursor()
-                cursor.execute(self._begin_exclusive[0])
+                for statement in self._begin_group:
+                    cursor.execute(statement)
             self._grouping = threading.get_ident()
             try:
                 yield self._savepoint

@@ -38,7 +38,7 @@ from twisted.internet import defer
 from aaa_mip6.diameter import codec
 from aaa_mip6.diameter.sa_app import NodeSettings
 from aaa_mip6.sa import HomeAgent, SecurityAssociation
-from aaa_mip6.store import UNALLOCATED_SPI, open_store
+from aaa_mip6.store import UNALLOCATED_SPI, Outbox, open_store
 from aaa_mip6.suites import SUITES, new_keys
 from aaa_mip6.twisted.sa_node import start_node
 from ha.diameter_source import DiameterSASource
@@ -94,14 +94,15 @@ def start_hac(reactor, relay, host: str, store) -> SaDelivery:
                                 {address: name for name, address in HAS.items()},
                                 retry_initial=0.2, retry_max=1.0)
     delivery = SaDelivery(start_node(settings.node, reactor, watchdog_jitter=0.5), settings,
-                          store, reactor=reactor, hac_instance=host,
+                          store, reactor=reactor,
                           in_store_thread=lambda function, *args:
                           defer.maybeDeferred(function, *args))
     delivery.start()
     return delivery
 
 
-def new_sa(store, instance: str, ha_host: str):
+def new_sa(store, instance: str, ha_host: str, *, owed: bool = True):
+    """An SA on ``ha_host``; ``owed``: with its push owed in the outbox (any HAC sends it)."""
     keys = new_keys(SUITES["AES_128_CBC_SHA"])
     template = SecurityAssociation(
         spi=UNALLOCATED_SPI, suite="AES_128_CBC_SHA", mn_to_ha_ikey=keys.mn_to_ha_ikey,
@@ -111,7 +112,8 @@ def new_sa(store, instance: str, ha_host: str):
         scope=1, mn_id=f"mn{random.getrandbits(32)}@example.org",
         home_address6=IPv6Address("2001:db8:1::100"))
     return store.create(template, hac_instance=instance,
-                        home_agent=HomeAgent(HAS[ha_host], None, 7872))
+                        home_agent=HomeAgent(HAS[ha_host], None, 7872),
+                        outbox=Outbox(ha_host) if owed else None)
 
 
 async def until(reactor, condition, what: str, limit: float = WAIT_LIMIT) -> None:
@@ -126,10 +128,11 @@ def test_sa_delivery_through_agent_balanced_and_agent_restarted(tmp_path):
     with open_store(f"sqlite:///{tmp_path}/sa.db") as store, \
             run_relay(tmp_path, [], extensions=ROUTING, accept=(*HACS, *HAS)) as relay:
         ha1, ha2 = HAS
-        # hac1 provisioned one SA on each HA, hac2 one on ha2; nobody pushes "hac-3"'s
+        # one SA owed to each HA, another to ha2 (the outbox: either HAC pushes them);
+        # nobody owes "hac-3"'s: the HA must query them
         first = {ha: new_sa(store, HACS[0], ha) for ha in HAS}
         second = new_sa(store, HACS[1], ha2)
-        unpushed = [new_sa(store, "hac-3", ha1) for _ in range(QUERIES)]
+        unpushed = [new_sa(store, "hac-3", ha1, owed=False) for _ in range(QUERIES)]
 
         async def scenario(reactor):
             has = {host: HaSide(reactor, relay, host) for host in HAS}
@@ -153,10 +156,9 @@ def test_sa_delivery_through_agent_balanced_and_agent_restarted(tmp_path):
                 await until(reactor, lambda: relay.identity not in hacs[0].node.router.open_peers,
                             "hac1 noticing the agent is gone")
                 late = new_sa(store, HACS[0], ha1)
-                hacs[0].deliver(late)
                 results["revoked"] = await hacs[0].revoke(first[ha2].sa.spi)
                 await sleep(reactor, 1.0)
-                results["pending-while-down"] = hacs[0].pending
+                results["owed-while-down"] = store.outbox_size()
                 relay.restart()
                 await until(reactor, lambda: has[ha1].seen(late.sa.spi), "the push after restart")
                 await until(reactor, lambda: has[ha2].seen(first[ha2].sa.spi, revoked=True),
@@ -186,7 +188,7 @@ def test_sa_delivery_through_agent_balanced_and_agent_restarted(tmp_path):
     assert sum(results["queries"]) == QUERIES
     assert min(results["queries"]) > 0, f"not balanced: {results['queries']}"
     assert results["revoked"] is True
-    assert results["pending-while-down"] == 2
+    assert results["owed-while-down"] == 2  # the late push and the revocation
     assert results["not-ours"] == {ha1: 0, ha2: 0}
     expected = {ha1: {first[ha1].sa.spi, results["late"].sa.spi},
                 ha2: {first[ha2].sa.spi, second.sa.spi}}

@@ -102,6 +102,25 @@ def test_rounds_wait_with_backoff_and_retry_after_then_give_up():
     assert walk.next_step(11.0, 0.0) == GiveUp("rounds", "every HAC failed in 3 round(s)")
 
 
+def test_a_try_the_deadline_cut_short_does_not_hide_the_answer_before_it():
+    walk = HacWalk(deadline=30.0)
+    walk.begin_round([A])
+    walk.next_step(0.0, 0.0)
+    gateway_timeout = status(504)
+    walk.failed(gateway_timeout, NOW)
+    walk.next_step(20.0, 0.0)  # a Wait; the next round's try runs until the deadline
+    walk.begin_round([A])
+    assert walk.next_step(21.0, 0.0) == Try(A, 9.0)
+    cut = BootstrapFailed("eap: no result within 9 s", step="eap", reason="timeout")
+    walk.failed(cut, NOW)
+    assert walk.last_error is gateway_timeout
+    walk.begin_round([A, B])  # a try with a share of its own: its timeout is the news
+    walk.next_step(0.0, 0.0)
+    own = BootstrapFailed("eap: no result within 15 s", step="eap", reason="timeout")
+    walk.failed(own, NOW)
+    assert walk.last_error is own
+
+
 def test_no_wait_runs_past_the_deadline():
     walk = HacWalk(deadline=5.0)
     walk.begin_round([A])
