@@ -17,10 +17,8 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import shutil
-import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -35,7 +33,7 @@ from lab.servers.freediameter import PeerSpec, run_relay
 from mn.eap import EapCredentials
 from mn.eap.peer import EapPeer
 from tests.integration.gateway import GW_HOST, GW_REALM, gateway_process
-from tests.support import ReactorThread
+from tests.support import Capture, ReactorThread
 
 pytestmark = pytest.mark.integration
 
@@ -171,24 +169,14 @@ TSHARK_FIELDS = ["diameter.cmd.code", "diameter.applicationId", "diameter.flags.
                  "diameter.MIP-Mobile-Node-Address"]
 
 
-def _wait_for_file(path: Path, limit: float = 10.0) -> None:
-    deadline = time.monotonic() + limit
-    while not (path.exists() and path.stat().st_size > 0):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{path} was not written")
-        time.sleep(0.1)
-
-
 def test_tshark_decodes_der_and_dea(tmp_path, freeradius):
     if shutil.which("tshark") is None:
         pytest.skip("tshark is not installed")
     port = free_port()
     capture = tmp_path / "diameter.pcapng"
-    tshark = subprocess.Popen(["tshark", "-i", "lo", "-f", f"tcp port {port}", "-w",
-                               str(capture)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE)
+    tshark = Capture(capture, f"tcp port {port}")
     try:
-        _wait_for_file(capture)  # the capture file header is written once capturing
+        tshark.mark()  # the capture is live
         with gateway_process(tmp_path, freeradius, "--origin-host", TCP_GW_HOST,
                              "--insecure-tcp", "--listen", f"127.0.0.1:{port}"):
             runner = ReactorThread()
@@ -203,10 +191,9 @@ def test_tshark_decodes_der_and_dea(tmp_path, freeradius):
             finally:
                 runner.call(backend.stop)
                 runner.stop()
-        time.sleep(1.0)  # let tshark write the last packets
+        tshark.mark()  # every packet sent before is in the file
     finally:
-        tshark.send_signal(signal.SIGINT)
-        tshark.wait(10)
+        tshark.stop()
     assert isinstance(answer, Accept) and answer.msk == peer.msk
 
     fields = subprocess.run(
