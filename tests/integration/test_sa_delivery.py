@@ -273,8 +273,16 @@ def test_through_freediameter_relay_with_agent_restart(tmp_path, store):
                 results["revoke"] = await hac.revoke(first.sa.spi)
                 await until(reactor, lambda: ha.seen(first.sa.spi, revoked=True),
                             "the revocation via the relay")
+                # The HA's answer is still on its way back through the relay: stopping the
+                # relay before it arrives would leave the revocation pending too.
+                await until(reactor, lambda: hac.pending == 0,
+                            "the acknowledgement of the revocation")
                 # Agent restart: an SA pushed while it is down arrives once it is back.
-                stop_process(relay.process)
+                # SIGTERM without blocking this reactor, so both nodes answer the relay's
+                # DPRs and it exits at once, instead of waiting for a SIGKILL.
+                relay.process.terminate()
+                await until(reactor, lambda: relay.process.poll() is not None,
+                            "freeDiameterd exiting after its DPRs")
                 await until(reactor, lambda: relay.identity not in hac.node.router.open_peers,
                             "the HAC noticing the relay is gone")
                 late = new_sa(store)
