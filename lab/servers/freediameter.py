@@ -10,7 +10,10 @@ certificate for its Origin-Host, signed by the same CA. The relay connects to th
 (freeDiameter rejects unknown incoming peers without an ACL extension), so our
 nodes only listen. The process is stopped when the context ends.
 
-Use with ``with run_relay(tmp_path, peers) as relay:``.
+Use with ``with run_relay(tmp_path, peers) as relay:``. A connection the relay finds
+refused is retried only after TcTimer plus a random 0-4 s, so callers whose nodes start
+listening later pass ``start=False`` and call :meth:`Relay.start` once they listen; then
+:meth:`Relay.wait_open` waits for the capabilities exchange with each peer, as logged.
 """
 
 from __future__ import annotations
@@ -18,14 +21,15 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
+import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 from aaa_mip6 import pki
 
-from ..processes import free_port, stop_process
+from ..processes import POLL_INTERVAL, free_port, stop_process
 from . import ServerMissing
 from .config import quoted
 
@@ -43,7 +47,7 @@ class PeerSpec:
     port: int
 
 
-@dataclass(frozen=True)
+@dataclass
 class Relay:
     identity: str
     realm: str
@@ -51,7 +55,34 @@ class Relay:
     credentials: dict[str, pki.Identity]  # our nodes' server certificates by Origin-Host
     config_path: Path
     log_path: Path
-    process: subprocess.Popen
+    process: subprocess.Popen | None = None  # the latest freeDiameterd started
+    _log_start: int = field(default=0, repr=False)  # where its lines begin in the log
+
+    def start(self) -> None:
+        """Start freeDiameterd (again, after a stop); it appends to the log."""
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen([shutil.which(BINARY), "-c", str(self.config_path)],
+                                            stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL)
+
+    def is_open(self, origin_host: str) -> bool:
+        """Whether the latest freeDiameterd has logged its connection to ``origin_host``
+        open (capabilities exchanged, so it routes to that peer's realm)."""
+        with open(self.log_path, "rb") as log:
+            log.seek(self._log_start)
+            lines = log.read().decode(errors="replace")
+        return f"-> 'STATE_OPEN'\t'{origin_host}'" in lines
+
+    def wait_open(self, origin_hosts, timeout: float) -> None:
+        """Until every one of ``origin_hosts`` is open; RuntimeError naming the others and
+        the log after ``timeout`` or if freeDiameterd exits."""
+        deadline = time.monotonic() + timeout
+        while waiting := [host for host in origin_hosts if not self.is_open(host)]:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"freeDiameterd has no open connection to "
+                                   f"{', '.join(waiting)}; see {self.log_path}")
+            time.sleep(POLL_INTERVAL)
 
     def pause(self) -> None:
         """Freeze the daemon (SIGSTOP): its TCP connections stay up but nothing answers."""
@@ -89,8 +120,9 @@ def relay_config(credentials: pki.Identity, ca: pki.Identity,
 
 
 @contextmanager
-def run_relay(directory: Path, peers: list[PeerSpec]) -> Iterator[Relay]:
-    """Start freeDiameterd as a relay between ``peers``; ServerMissing if it is not installed."""
+def run_relay(directory: Path, peers: list[PeerSpec], *, start: bool = True) -> Iterator[Relay]:
+    """Start freeDiameterd (unless ``start`` is false: then :meth:`Relay.start`) as a relay
+    between ``peers``; ServerMissing if it is not installed."""
     binary = shutil.which(BINARY)
     if binary is None:
         raise ServerMissing("freeDiameterd is not installed (Debian package freediameter)")
@@ -102,13 +134,13 @@ def run_relay(directory: Path, peers: list[PeerSpec]) -> Iterator[Relay]:
                    for peer in peers}
     config_path = directory / "freeDiameter.conf"
     config_path.write_text(relay_config(relay_cert, ca, peers, free_port(), free_port()))
-    log_path = directory / "freeDiameterd.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([binary, "-c", str(config_path)], stdout=log,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    relay = Relay(RELAY_IDENTITY, RELAY_REALM, ca, credentials, config_path, log_path, process)
+    relay = Relay(RELAY_IDENTITY, RELAY_REALM, ca, credentials, config_path,
+                  directory / "freeDiameterd.log")
+    if start:
+        relay.start()
     try:
         yield relay
     finally:
-        relay.resume()
-        stop_process(process)
+        if relay.process is not None:
+            relay.resume()
+            stop_process(relay.process)
