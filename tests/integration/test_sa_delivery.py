@@ -42,7 +42,7 @@ from ha.core import HaPolicy, HomeAgentCore
 from ha.diameter_source import DiameterSASource
 from hac.config import DeliverySettings
 from hac.sa_delivery import SaDelivery
-from lab.processes import free_port, stop_process
+from lab.processes import free_port
 from lab.reactors import run_on_fresh_reactor, sleep
 from lab.servers.freediameter import PeerSpec, run_relay
 from lab.servers.hac import TEST_CONFIG, HacProcess, make_setup, toml_text
