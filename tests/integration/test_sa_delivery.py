@@ -46,6 +46,7 @@ from lab.processes import free_port
 from lab.reactors import run_on_fresh_reactor, sleep
 from lab.servers.freediameter import PeerSpec, run_relay
 from lab.servers.hac import TEST_CONFIG, HacProcess, make_setup, toml_text
+from tests.support import Capture
 from tests.unit.test_ha_core import HA, HOA, Mn, only
 
 pytestmark = pytest.mark.integration
@@ -395,8 +396,7 @@ def test_tshark_decodes_the_application(tmp_path, store):
     ha_port = free_port()
     record = new_sa(store)
     capture = tmp_path / "sa.pcapng"
-    capturing = subprocess.Popen(["tshark", "-i", "lo", "-f", f"tcp port {ha_port}", "-w",
-                               str(capture)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    tshark = Capture(capture, f"tcp port {ha_port}")
 
     async def scenario(reactor):
         ha = HaSide(reactor, ha_settings(credentials, ha_port, insecure=True))
@@ -412,14 +412,11 @@ def test_tshark_decodes_the_application(tmp_path, store):
             await ha.source.close()
 
     try:
-        deadline = time.monotonic() + 10
-        while not capture.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        tshark.mark()  # the capture is live
         run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
-        time.sleep(1.0)  # let tshark write the last packets
+        tshark.mark()  # every packet sent before is in the file
     finally:
-        capturing.send_signal(signal.SIGINT)
-        capturing.wait(10)
+        tshark.stop()
     with wireshark_data_dir() as data_dir:
         messages = [message for message in diameter_messages(capture, data_dir, ha_port)
                     if int(message["diameter.cmd.code"]) >= 8388800]
