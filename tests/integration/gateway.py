@@ -3,7 +3,8 @@
 :func:`gateway_process` runs it with its command line (``python -m
 gateway.cli``) in front of a RADIUS server such as the ``freeradius``
 fixture, as realm ``GW_REALM``; the caller adds the Diameter side (``--origin-host``,
-``--listen``, TLS files). The log stays in the directory for post-mortems.
+``--listen``, TLS files). It is listening when the context is entered. The log stays in
+the directory for post-mortems.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from lab.processes import stop_process
+from lab.processes import stop_process, wait_for_log_line
 
 GW_HOST, GW_REALM = "gw.example.net", "example.net"
+START_LIMIT = 60.0  # seconds for the gateway to log that it listens (Python start-up, loaded)
 
 
 @contextmanager
@@ -34,6 +36,9 @@ def gateway_process(directory: Path, server, *options: str):
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL)
     try:
+        if not wait_for_log_line(process, log_path, " listening on ", timeout=START_LIMIT,
+                                 what="mip6-aaa-gw"):
+            raise RuntimeError(f"mip6-aaa-gw exited at start-up; see {log_path}")
         yield
     finally:
         stop_process(process)
