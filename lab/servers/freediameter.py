@@ -24,8 +24,9 @@ import subprocess
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from aaa_mip6 import pki
 
@@ -55,11 +56,16 @@ class Relay:
     credentials: dict[str, pki.Identity]  # our nodes' server certificates by Origin-Host
     config_path: Path
     log_path: Path
+    config: Callable[[int, int], str] = field(repr=False)  # its text for (port, TLS port)
     process: subprocess.Popen | None = None  # the latest freeDiameterd started
     _log_start: int = field(default=0, repr=False)  # where its lines begin in the log
 
     def start(self) -> None:
-        """Start freeDiameterd (again, after a stop); it appends to the log."""
+        """Start freeDiameterd (again, after a stop); it appends to the log.
+
+        Its own ports (nobody connects to them) are picked free now, not when the relay
+        was set up: a port free then may be taken by the time a caller starts it."""
+        self.config_path.write_text(self.config(free_port(), free_port()))
         self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen([shutil.which(BINARY), "-c", str(self.config_path)],
@@ -79,9 +85,12 @@ class Relay:
         the log after ``timeout`` or if freeDiameterd exits."""
         deadline = time.monotonic() + timeout
         while waiting := [host for host in origin_hosts if not self.is_open(host)]:
-            if self.process.poll() is not None or time.monotonic() > deadline:
+            status = self.process.poll()
+            if status is not None or time.monotonic() > deadline:
+                why = (f"exited with status {status}" if status is not None
+                       else f"not within {timeout:g} s")
                 raise RuntimeError(f"freeDiameterd has no open connection to "
-                                   f"{', '.join(waiting)}; see {self.log_path}")
+                                   f"{', '.join(waiting)} ({why}); see {self.log_path}")
             time.sleep(POLL_INTERVAL)
 
     def pause(self) -> None:
@@ -132,10 +141,9 @@ def run_relay(directory: Path, peers: list[PeerSpec], *, start: bool = True) -> 
     credentials = {peer.origin_host: pki.make_cert(directory, ca, peer.origin_host,
                                                    dns_names=(peer.origin_host,))
                    for peer in peers}
-    config_path = directory / "freeDiameter.conf"
-    config_path.write_text(relay_config(relay_cert, ca, peers, free_port(), free_port()))
-    relay = Relay(RELAY_IDENTITY, RELAY_REALM, ca, credentials, config_path,
-                  directory / "freeDiameterd.log")
+    relay = Relay(RELAY_IDENTITY, RELAY_REALM, ca, credentials,
+                  directory / "freeDiameter.conf", directory / "freeDiameterd.log",
+                  partial(relay_config, relay_cert, ca, peers))
     if start:
         relay.start()
     try:
