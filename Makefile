@@ -5,7 +5,8 @@ PIP       := $(VENV)/bin/pip
 PYTEST    := $(VENV)/bin/pytest
 # Debian packages the integration tests drive for real.
 DEB_PKGS  := freeradius freeradius-utils hostapd eapoltest freediameter postgresql iproute2 \
-             tshark openssl iputils-ping systemd prometheus lua5.2
+             tshark openssl iputils-ping systemd prometheus lua5.2 \
+             patroni python3-etcd etcd-server
 PYTEST_ARGS ?=
 
 .PHONY: test unit lab deps venv clean bench mutation

@@ -77,7 +77,7 @@ def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
 
 
 def flatten(values: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """Nested counters as (dotted name, value), for ``stats`` as text."""
+    """Nested counters as (dotted name, value): ``stats`` as text, ``mip6-load --csv``."""
     lines: list[tuple[str, Any]] = []
     for name, value in values.items():
         if isinstance(value, dict):

@@ -1,9 +1,11 @@
-"""The one exception hierarchy for bad input.
+"""The project's exception trees: bad input, and the SA store failing.
 
 Every parser in aaa_mip6 raises a subclass of :class:`InvalidInput` and nothing
 else, whatever bytes it is given. Each error carries a short machine-readable
 ``reason`` (used by the HA's drop counters and the HAC's status mapping) and a
 human message. Messages name fields and sizes, never secret values.
+:class:`StoreError` and its subclasses are what every SA store raises
+(:mod:`aaa_mip6.store`); their ``reason`` feeds the HAC's status mapping too.
 """
 
 
@@ -71,3 +73,54 @@ class StartupError(Exception):
 
 class ConfigError(InvalidInput):
     """A configuration value or file that cannot be used; the message names the key."""
+
+
+class StoreError(RuntimeError):
+    """The SA store could not do what was asked; the message never holds key material."""
+
+    reason = "store"
+
+
+class StoreUnavailable(StoreError):
+    """No writable database answered within the store's time bound: a lost connection,
+    a primary that died and a standby not yet promoted. Asking again later may work, so
+    the HAC answers 503 with ``retry-after``."""
+
+    reason = "store-unavailable"
+
+
+class SPIExhausted(StoreError):
+    """No free SPI was found: nearly all 268435455 SPIs are held by valid SAs."""
+
+    reason = "spi-exhausted"
+
+
+class AddressPoolExhausted(StoreError):
+    """Every usable address of a home prefix is already assigned to another MN."""
+
+    reason = "pool-exhausted"
+
+
+class LkeError(InvalidInput):
+    """A Local Key Exchange message (draft-liu-mobileip-lke-01, docs/lke.md) that breaks
+    its format: the LKE codecs raise it and its subclasses only."""
+
+
+class LkeAuthenticationError(LkeError):
+    """An LKE HMAC or Binding Authorization Data that does not verify under the LBSA's Kbm."""
+
+    reason = "bad-hmac"
+
+
+class LkeKeyExchangeError(LkeError):
+    """Key Exchange Data that the AR's private key does not decrypt (RSA-OAEP), or a
+    decrypted Kbm of the wrong size."""
+
+    reason = "bad-key-exchange"
+
+
+class LkePublicKeyError(LkeError):
+    """An LKE Capability option whose public key is not an RSA SubjectPublicKeyInfo of an
+    accepted size."""
+
+    reason = "bad-public-key"

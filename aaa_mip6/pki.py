@@ -100,16 +100,19 @@ def make_ca(directory: Path, name: str = "ca", *, common_name: str = "aaa-mip6 C
 
 def make_cert(directory: Path, ca: Identity, name: str, *, common_name: str | None = None,
               dns_names: tuple[str, ...] = (), ip_addresses: tuple[str, ...] = (),
-              client: bool = False, key_type: str = "ec", days: int = 825,
-              hash_algorithm: hashes.HashAlgorithm | None = None) -> Identity:
-    """Create a leaf certificate signed by ``ca``: a server certificate, or a client one.
+              client: bool = False, server: bool | None = None, key_type: str = "ec",
+              days: int = 825, hash_algorithm: hashes.HashAlgorithm | None = None) -> Identity:
+    """Create a leaf certificate signed by ``ca``: a server certificate, or a client one
+    (``server=True`` as well: both, for an agent that accepts and opens connections).
 
     ``dns_names`` and ``ip_addresses`` become subjectAltName DNS-IDs and IP-IDs;
     the CN is informational only (RFC 6125: no CN-ID matching).
     """
     key = _new_key(key_type)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name or name)])
-    usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
+    usages = [ExtendedKeyUsageOID.CLIENT_AUTH] if client else []
+    if server or (server is None and not client):
+        usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -117,7 +120,7 @@ def make_cert(directory: Path, ca: Identity, name: str, *, common_name: str | No
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
         )

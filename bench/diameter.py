@@ -122,7 +122,7 @@ async def measure(reactor, path: str, hac_node: NodeSettings, ha_node: NodeSetti
     settings = DeliverySettings(hac_node, {HA_ADDRESS: HA_HOST})
     ha = DiameterSASource(start_node(ha_node, reactor), ha_node)
     hac = SaDelivery(start_node(hac_node, reactor), settings, store, reactor=reactor,
-                     hac_instance="bench", in_store_thread=on_this_thread)
+                     in_store_thread=on_this_thread)
     application_id = settings.node.application.application_id
     for node in (ha.node, hac.node):
         node.register_handler(application_id, ECHO_COMMAND,

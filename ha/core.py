@@ -53,6 +53,7 @@ Rules the code follows (docs/configuration.md, section HA, says the same for ope
 from __future__ import annotations
 
 import functools
+import heapq
 import ipaddress
 import math
 from collections import Counter
@@ -113,6 +114,7 @@ _SEQUENCE_MODULUS = 1 << 16
 _UNSPECIFIED_IPV4 = IPv4Address(0)
 # RFC 6275 §9.3.3 asks for Binding Errors to be rate-limited: at most one per SA per this.
 BINDING_ERROR_INTERVAL = 1.0
+STALE_ENDS_KEPT = 64  # beyond twice the SAs held, before the validity-end queue is rebuilt
 
 _PLAIN, _MOBILITY = PType.PLAIN, PType.MOBILITY  # module globals: cheaper per packet
 
@@ -255,6 +257,12 @@ class HomeAgentCore:
         self.bindings = BindingCache()
         self.counters: Counter[str] = Counter()
         self._sas: dict[int, _SaState] = {}
+        # (validity end, SPI) of every SA held, earliest first: the timer forgets expired
+        # SAs without walking them all. An entry whose SA is gone or has another validity
+        # end now is stale and skipped; SAs past their grace but still bound wait in
+        # _expired_bound until their binding goes.
+        self._ends: list[tuple[float, int]] = []
+        self._expired_bound: set[int] = set()
         # SPI being looked up -> (when the lookup started, datagrams parked behind it);
         # started in insertion order, so the oldest lookups are first
         self._pending: dict[int, tuple[float, list[tuple[str, int, bytes]]]] = {}
@@ -309,6 +317,7 @@ class HomeAgentCore:
                 if state.restored_floor is not None:
                     endpoint.replay.start_after(state.restored_floor)
                 self._sas[spi] = state
+                self._track_end(state)
         actions = []
         for host, port, data in parked:
             if spi in self._sas:
@@ -330,7 +339,10 @@ class HomeAgentCore:
         state = self._sas.get(sa.spi)
         if state is None:
             return []
+        end = state.validity_end
         state.set_sa(sa)
+        if state.validity_end != end:
+            self._track_end(state)
         if sa.revoked:
             binding = self._binding_of(state)
             if binding is not None:
@@ -368,10 +380,28 @@ class HomeAgentCore:
         for spi in overdue:
             actions += [self._drop("lookup-timeout") for _ in self._pending.pop(spi)[1]]
         horizon = now - self.policy.expired_sa_grace
-        for spi in [spi for spi, state in self._sas.items() if state.validity_end < horizon]:
-            if self._binding_of(self._sas[spi]) is None:
+        while self._ends and self._ends[0][0] < horizon:
+            end, spi = heapq.heappop(self._ends)
+            state = self._sas.get(spi)
+            if state is not None and state.validity_end == end:
+                self._expired_bound.add(spi)
+        for spi in list(self._expired_bound):
+            state = self._sas.get(spi)
+            if state is None or state.validity_end >= horizon:  # gone, or renewed
+                self._expired_bound.discard(spi)
+            elif self._binding_of(state) is None:
                 del self._sas[spi]
+                self._expired_bound.discard(spi)
         return actions
+
+    def _track_end(self, state: _SaState) -> None:
+        """Queue the SA's validity end for the timer; rebuild the queue from the SAs held
+        once stale entries outnumber them (SAs flushed or given new validity ends)."""
+        if len(self._ends) >= 2 * len(self._sas) + STALE_ENDS_KEPT:
+            self._ends = [(held.validity_end, spi) for spi, held in self._sas.items()]
+            heapq.heapify(self._ends)
+        else:
+            heapq.heappush(self._ends, (state.validity_end, state.sa.spi))
 
     def shutdown(self) -> list[PersistSequences]:
         """The exact marks of every SA used, to save on a clean stop."""

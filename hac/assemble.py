@@ -37,18 +37,20 @@ from .server import HacServer
 
 def assemble_hac(config: HacConfig, reactor, *, tls: ServerTLS | None = None,
                  credentials: Credentials | None = None,
-                 server_secret: bytes | None = None) -> HacServer:
+                 server_secret: bytes | None = None, delivers: bool = True) -> HacServer:
     """The HAC for ``config``, not yet listening: TLS, PSK table, AAA backend, store, server.
 
     ``tls`` and ``credentials`` are the ones :func:`hac.process.check` already loaded, if
-    any; else they are loaded here.
+    any; else they are loaded here. ``delivers``: this process runs SA delivery (worker 0
+    of a host); the others only owe their SAs in the store's outbox.
     """
     tls = tls or server_tls(config)
     if credentials is None and config.psk_file is not None:
         credentials = Credentials(config.psk_file)
     return HacServer(config, reactor, tls=tls, credentials=credentials,
                      aaa=aaa_backend(config, reactor), store=open_configured_store(config),
-                     server_secret=server_secret, accounting=accounting(config, reactor))
+                     server_secret=server_secret, accounting=accounting(config, reactor),
+                     delivers=delivers)
 
 
 def aaa_backend(config: HacConfig, reactor) -> AaaBackend | None:
@@ -147,7 +149,8 @@ def server_tls(config: HacConfig) -> ServerTLS:
     """The MN-facing TLS of ``config`` (certificate, key, client CAs, ticket key lifetime)."""
     return ServerTLS(config.cert, config.key, client_ca_file=config.client_ca,
                      require_client_cert=config.require_client_cert,
-                     ticket_key_lifetime=config.ticket_key_lifetime)
+                     ticket_key_lifetime=config.ticket_key_lifetime,
+                     early_data=config.early_data)
 
 
 class StartFailed(RuntimeError):
@@ -163,7 +166,7 @@ def open_configured_store(config: HacConfig) -> SAStore:
     """The store of ``store.url``; errors name the key (never the URL: it may hold a
     password). Unreachable is a run-time failure, a bad URL or path a configuration one."""
     try:
-        return open_store(config.store_url)
+        return open_store(config.store_url, timeout=config.store_timeout)
     except ConfigError as error:
         raise ConfigError(f"store.url (--store): {_detail(error)}") from None
     except StoreError as error:

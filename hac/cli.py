@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--listen", metavar="HOST:PORT",
                         help="address to accept TLS on, e.g. 0.0.0.0:7443 or [::]:7443 "
                              "(listen)")
+    parser.add_argument("--tcp-fast-open", metavar="N",
+                        help="TCP Fast Open on the listening socket: SYNs with data held "
+                             "before their handshake completes, 0 for off; needs the sysctl "
+                             "net.ipv4.tcp_fastopen=3 (tcp_fast_open, default 256)")
     parser.add_argument("--cert", metavar="PEM",
                         help="HAC certificate, leaf first, then its chain (tls.cert)")
     parser.add_argument("--key", metavar="PEM", help="its private key, unencrypted (tls.key)")
@@ -73,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--require-client-cert", action="store_const", const=True,
                         help="refuse MNs without a client certificate; needs --client-ca "
                              "(tls.require_client_cert)")
+    parser.add_argument("--early-data", action="store_const", const=True,
+                        help="take a returning MN's Init as TLS 1.3 early data and answer it "
+                             "before the handshake ends (one round trip less); tickets become "
+                             "single-use and resume only in the worker that issued them "
+                             "(tls.early_data)")
     parser.add_argument("--auth-methods", metavar="LIST",
                         help="auth methods the HAC runs, preferred first: psk, eap, psk,eap "
                              "or eap,psk (auth.methods; eap needs an AAA server)")

@@ -222,7 +222,9 @@ def _watchdog(value: Any) -> float:
 
 DEFAULT_RETRY_INITIAL = 1.0
 DEFAULT_RETRY_MAX = 60.0
-_DELIVERY_KEYS = frozenset({"home_agents", "control_socket", "retry_initial", "retry_max"})
+DEFAULT_POLL_INTERVAL = 1.0
+_DELIVERY_KEYS = frozenset({"home_agents", "control_socket", "retry_initial", "retry_max",
+                            "poll_interval"})
 
 
 @dataclass(frozen=True)
@@ -234,6 +236,7 @@ class DeliverySettings:
     control_socket: Path | None = None
     retry_initial: float = DEFAULT_RETRY_INITIAL
     retry_max: float = DEFAULT_RETRY_MAX
+    poll_interval: float = DEFAULT_POLL_INTERVAL  # seconds between claims from the outbox
 
 
 def parse_sa_delivery(table: Any) -> DeliverySettings:
@@ -260,7 +263,8 @@ def parse_sa_delivery(table: Any) -> DeliverySettings:
         raise ConfigError("control_socket: must be an absolute path")
     retry = {}
     for key, default in (("retry_initial", DEFAULT_RETRY_INITIAL),
-                         ("retry_max", DEFAULT_RETRY_MAX)):
+                         ("retry_max", DEFAULT_RETRY_MAX),
+                         ("poll_interval", DEFAULT_POLL_INTERVAL)):
         value = table.get(key, default)
         if type(value) not in (int, float) or not 0 < value <= 86_400:
             raise ConfigError(f"{key}: must be a number of seconds in (0, 86400]")
@@ -295,8 +299,14 @@ class HacConfig:
     require_client_cert: bool = setting("tls.require_client_cert", parsers.boolean, False,
                                         flag="--require-client-cert")
     ticket_key_lifetime: float = setting("tls.ticket_key_lifetime", parsers.positive, 3600.0)
+    early_data: bool = setting("tls.early_data", parsers.boolean, False, flag="--early-data")
+    # SYNs with data the listener holds before their handshake completes; 0 turns it off.
+    tcp_fast_open: int = setting("tcp_fast_open", parsers.integer(0, 65_535), 256,
+                                 flag="--tcp-fast-open")
     store_threads: int = setting("store.threads", parsers.integer(1, 64), 4)
     purge_interval: float = setting("store.purge_interval", parsers.positive, 3600.0)
+    store_timeout: float = setting("store.timeout", parsers.positive, 5.0)
+    store_retry_after: int = setting("store.retry_after", parsers.integer(1, 3600), 5)
     suites: frozenset = setting("sa.suites", _suites, frozenset(SUITES.values()))
     scopes: frozenset = setting("sa.scopes", _scopes, frozenset({0, 1}))
     default_scope: int = setting("sa.default_scope", parsers.integer(0, 1), SCOPE_ALL)
@@ -474,8 +484,6 @@ def _check_together(config: HacConfig) -> None:
                           "(--radius-secret)")
     if config.radius_accounting:
         _check_accounting(config)
-    if config.sa_delivery is not None and config.workers != 1:
-        raise ConfigError("sa_delivery needs workers = 1 (one Diameter identity per process)")
     _check_control(config)
     _check_metrics(config)
     if config.radius_max_timeout < config.radius_timeout:

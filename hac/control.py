@@ -86,10 +86,10 @@ def handlers(server) -> dict:
 
     def revoke(request: dict) -> Any:
         spi = integer_argument(request, "spi", required=True)
-        if server.delivery is None:
+        if server.config.sa_delivery is None:
             raise ControlError("revoke needs SA delivery ([sa_delivery] in the HAC's "
                                "config): without it no HA could be told")
-        done = server.delivery.revoke(spi)
+        done = server.revoke(spi)
         done.addCallback(lambda known: ok(spi=spi, revoked=bool(known)))
         return done
 

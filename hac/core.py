@@ -18,7 +18,8 @@ PSK flow (§5.8): MN Init -> HAC Init (``auth`` keyed with the PSK), MN Done (``
 verified) -> HAC Done with status 200 and the SA. Status codes: 400 for anything
 malformed or out of order (container, Identifier, Content, message), 401 when the
 MN's ``auth`` or rands do not verify, 501 when the MN offers no method the HAC runs
-or no ciphersuite policy allows, 500 when provisioning fails.
+or no ciphersuite policy allows, 500 when provisioning fails, 503 with ``retry-after``
+when the store is unavailable for now (a database failover).
 After any error response the session closes.
 
 EAP flow (§5.9, spec notes §4): by default (RFC 6618 Figure 5) the HAC Init carries an
@@ -201,11 +202,18 @@ class HacSession:
         suite = CIPHERSUITES[provision.suite]
         return self._finish(done, Succeeded(provision.spi, suite))
 
-    def provisioning_failed(self, status: int, reason: str) -> list[Action]:
-        """The shell could not provision the SA (e.g. the store failed): answer ``status``."""
+    def provisioning_failed(self, status: int, reason: str, *,
+                            retry_after: float | None = None) -> list[Action]:
+        """The shell could not provision the SA (e.g. the store failed): answer ``status``
+        in a failed Done; with ``retry_after`` (seconds: the store is unavailable for now,
+        503) in an error response carrying ``retry-after``, which a Done cannot."""
         if self.phase is not Phase.PROVISIONING:
             return []
         self._key = EAP_KEY if self._method is AuthMethod.EAP else self._key
+        if retry_after is not None:
+            later = self._settings.now() + timedelta(seconds=max(1.0, retry_after))
+            return self._refuse(status, reason, self._identifier,
+                                retry_after=later.astimezone(timezone.utc).replace(microsecond=0))
         return self._finish(self._failed_done(status), Failed(status, reason))
 
     def aaa_answered(self, answer: AaaAnswer) -> list[Action]:

@@ -6,8 +6,8 @@ or has no effect, so that a bad setup fails before any fork, as one line
 (:func:`start_failure`: exit status 2 for the configuration, 1 for the rest).
 ``--check-config`` is that and a look at the ports (:func:`check_configuration`).
 :func:`run` then serves: in this process, or as forked workers sharing one listening
-socket. Every worker inherits the TLS context (so they resume each other's session
-tickets until their first key rotation, see :mod:`aaa_mip6.twisted.tls`) and the PSK table, and
+socket. Every worker inherits the TLS context and the PSK table (session tickets: every process
+takes its ticket keys from the store, :mod:`hac.ticket_keys`), and
 reports on a pipe whether it started; one that fails as it starts stops the HAC with its
 line, one that dies later is restarted. Signals, alike for every program
 (:mod:`aaa_mip6.program`): SIGHUP re-reads log.level and the RADIUS servers and reloads
@@ -42,7 +42,8 @@ from aaa_mip6.program import (
     warn_if_exposed,
 )
 from aaa_mip6.radius.servers import RadiusServer
-from aaa_mip6.twisted.tls import ClientTLS, ServerTLS, load_certificates
+from aaa_mip6.twisted.fastopen import SERVER_BIT, sysctl_value
+from aaa_mip6.twisted.tls import ClientTLS, ServerTLS, load_certificates, ticket_key_setter
 
 from .config import (
     HacConfig,
@@ -129,6 +130,7 @@ def check(config: HacConfig) -> Prepared:
     except ConfigError as error:
         raise naming_the_key(error, config, ("tls.key", "tls.cert", "tls.client_ca")) from None
     _warn_about_certificate(config.cert, "tls.cert", _hac_names(config))
+    ticket_key_setter()  # read OpenSSL's symbols once, before any fork
     for path, what in ((config.key, "TLS key (tls.key)"),
                        (config.radius_secret_file, "RADIUS secret file (radius.secret_file)"),
                        (config.diameter_key, "Diameter key (diameter.key)")):
@@ -164,7 +166,21 @@ def check(config: HacConfig) -> Prepared:
         _warn_about_certificate(node.cert, "sa_delivery: cert", ({node.origin_host}, set()))
     for note in ineffective_settings(config):
         log.warning("%s", note)
+    if config.early_data and config.workers > 1:
+        log.warning("tls.early_data (--early-data) with workers = %d: a ticket resumes only "
+                    "in the worker that issued it, so a returning MN that reaches another "
+                    "one connects twice (2 round trips more than without early data); "
+                    "run early data with workers = 1", config.workers)
     return Prepared(tls, credentials)
+
+
+def _note_fast_open(config: HacConfig) -> None:
+    """Say, once the HAC serves, when the kernel keeps tcp_fast_open from taking effect."""
+    fast_open = sysctl_value()
+    if config.tcp_fast_open and fast_open is not None and not fast_open & SERVER_BIT:
+        log.info("tcp_fast_open (--tcp-fast-open) waits for the sysctl: "
+                 "net.ipv4.tcp_fastopen is %d, TCP Fast Open needs 3 (client and server)",
+                 fast_open)
 
 
 def _hac_names(config: HacConfig) -> tuple[set[str], set]:
@@ -275,13 +291,15 @@ def check_configuration(config: HacConfig) -> str:
 
 def _start(config: HacConfig, sock: socket.socket, prepared: Prepared, worker: int = 0):
     """Worker ``worker``'s server on ``sock``, with its signal handlers; returns the
-    reactor to run (until SIGTERM). Raises as :func:`start_failure` describes."""
+    reactor to run (until SIGTERM). Worker 0 runs SA delivery. Raises as
+    :func:`start_failure` describes."""
     from twisted.internet import reactor
     from twisted.logger import STDLibLogObserver, globalLogBeginner
 
     globalLogBeginner.beginLoggingTo([STDLibLogObserver()], redirectStandardIO=False)
 
-    server = assemble_hac(config, reactor, tls=prepared.tls, credentials=prepared.credentials)
+    server = assemble_hac(config, reactor, tls=prepared.tls, credentials=prepared.credentials,
+                          delivers=worker == 0)
     server.worker = worker
     try:
         port = server.listen(sock)
@@ -328,6 +346,7 @@ def run(config: HacConfig, reread: Callable[[], HacConfig] | None = None) -> int
     if config.workers == 1:
         reactor = _start(config, sock, prepared)
         log.info("%s", started)
+        _note_fast_open(config)
         reactor.run()  # its own SIGTERM/SIGINT handlers stop it
         return 0
     try:
@@ -385,6 +404,7 @@ def _run_workers(config: HacConfig, sock: socket.socket, prepared: Prepared,
         raise StartFailed(message, status)
     if not stopping:
         log.info("%s", started)
+        _note_fast_open(config)
     while children:
         try:
             pid, status = os.wait()

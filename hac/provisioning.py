@@ -22,13 +22,13 @@ import enum
 import hashlib
 import ipaddress
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from aaa_mip6.messages import Provision
 from aaa_mip6.sa import SCOPE_ALL, SCOPE_SIGNALING, Bootstrap, HomeAgent, SecurityAssociation
-from aaa_mip6.store.base import UNALLOCATED_SPI, SARecord, SAStore
+from aaa_mip6.store.base import UNALLOCATED_SPI, Outbox, SARecord, SAStore
 from aaa_mip6.suites import SUITES, CipherSuite, new_keys, suite_by_code
 
 DEFAULT_LIFETIME = 86_400  # seconds: one day
@@ -85,6 +85,25 @@ class HaSelection(enum.StrEnum):
 
     ROUND_ROBIN = "round-robin"  # spread load: each bootstrap takes the next HA
     HASH = "hash"  # sticky: a hash of the mn-id picks the HA, the same one every time
+    LEAST_LOADED = "least-loaded"  # the HA with the fewest active SAs (the store's count)
+
+
+def choose_home_agent(selection: HaSelection, agents: Sequence[HomeAgent], mn_id: str,
+                      turn: int, load: Mapping[HomeAgent, int] | None = None,
+                      down: Collection[HomeAgent] = ()) -> HomeAgent:
+    """The HA for one bootstrap: among ``agents`` not ``down`` (all of them, if every one
+    is down: an MN is better served by an HA that may come back than by none), by
+    ``selection``: the ``turn``-th (round-robin), the mn-id's hash (hash), or the fewest
+    active SAs in ``load`` with ``turn`` breaking ties (least-loaded)."""
+    candidates = [agent for agent in agents if agent not in down] or list(agents)
+    if selection is HaSelection.HASH:
+        digest = hashlib.sha256(mn_id.encode("utf-8")).digest()
+        return candidates[int.from_bytes(digest[:8], "big") % len(candidates)]
+    if selection is HaSelection.LEAST_LOADED:
+        load = load or {}
+        fewest = min(load.get(agent, 0) for agent in candidates)
+        candidates = [agent for agent in candidates if load.get(agent, 0) == fewest]
+    return candidates[turn % len(candidates)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,21 +142,29 @@ class Provisioner:
 
     def __init__(self, store: SAStore, sa_policy: SaPolicy, bootstrap_policy: BootstrapPolicy,
                  *, hac_instance: str,
-                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 outbox: Callable[[HomeAgent], Outbox | None] | None = None):
         self.store = store
+        # with SA delivery: what a new SA owes its HA (committed with it), by HA
+        self.outbox = outbox
         self.sa_policy = sa_policy
         self.bootstrap_policy = bootstrap_policy
         self.hac_instance = hac_instance
         self._now = now
         self._turn = itertools.count()  # next() is atomic under the GIL
+        # kept by the shell (hac.server): active SAs per HA from the store, plus the SAs
+        # given since it was read; and the HAs no delivering HAC can reach (SA delivery)
+        self.load: dict[HomeAgent, int] = {}
+        self.down: frozenset[HomeAgent] = frozenset()
 
     def select_home_agent(self, mn_id: str) -> HomeAgent:
         """The HA for this bootstrap, by the configured selection policy."""
-        agents = self.bootstrap_policy.home_agents
-        if self.bootstrap_policy.selection is HaSelection.HASH:
-            digest = hashlib.sha256(mn_id.encode("utf-8")).digest()
-            return agents[int.from_bytes(digest[:8], "big") % len(agents)]
-        return agents[next(self._turn) % len(agents)]
+        agent = choose_home_agent(self.bootstrap_policy.selection,
+                                  self.bootstrap_policy.home_agents, mn_id, next(self._turn),
+                                  self.load, self.down)
+        if self.bootstrap_policy.selection is HaSelection.LEAST_LOADED:
+            self.load[agent] = self.load.get(agent, 0) + 1  # until the store is read again
+        return agent
 
     def aaa_home_agent(self, attributes: Mapping) -> HomeAgent | None:
         """The HA the AAA assigned, with the port of the configured HA it names (else the
@@ -159,7 +186,8 @@ class Provisioner:
         ``attributes`` are the AAA's bootstrap values, which win over local policy (see
         the module docstring). Blocks on the store; raises
         :class:`aaa_mip6.store.StoreError` (the HAC answers 500) when the store fails or
-        a pool is exhausted.
+        a pool is exhausted, :class:`aaa_mip6.store.StoreUnavailable` (503) when no
+        writable database answered in time.
         """
         return self.provision_record(mn_id, suite, requested_scope, attributes)[1]
 
@@ -187,7 +215,30 @@ class Provisioner:
             scope=self.sa_policy.choose_scope(requested_scope), mn_id=mn_id,
             home_address6=home6, home_address4=home4,
         )
-        record = self.store.create(template, hac_instance=self.hac_instance, home_agent=agent)
+        record = self.store.create(template, hac_instance=self.hac_instance, home_agent=agent,
+                                   outbox=None if self.outbox is None else self.outbox(agent))
         bootstrap = Bootstrap(agent, home6, home4, prefix6, policy.hoa_pool4,
                               aaa.get("dns_ip6", policy.dns6), policy.dns4)
         return record, Provision.from_security_association(record.sa, bootstrap)
+
+    def provision_records(self, requests: Sequence[tuple]) -> list:
+        """:meth:`provision_record` for each ``(mn_id, suite, requested_scope,
+        attributes)``, all committed together (the store's group commit: one fsync for
+        the lot), in order: each item its result or the exception it raised, which undid
+        only its own writes. Raises StoreError, with nothing stored, if the commit fails.
+        A batch of one has nothing to share a commit with: it is provisioned as
+        :meth:`provision_record` alone does it, without the transaction's statements."""
+        if len(requests) == 1:
+            try:
+                return [self.provision_record(*requests[0])]
+            except Exception as error:  # noqa: BLE001 -- handed to the request's caller
+                return [error]
+        outcomes: list = []
+        with self.store.group_commit() as each:
+            for request in requests:
+                try:
+                    with each():
+                        outcomes.append(self.provision_record(*request))
+                except Exception as error:  # noqa: BLE001 -- handed to that request's caller
+                    outcomes.append(error)
+        return outcomes

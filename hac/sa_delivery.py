@@ -5,51 +5,60 @@ docs/diameter.md) on the HAC's Diameter node; the queue's rules (what is sent wh
 retries, expiry, TLS only) are :mod:`hac.sa_delivery_core`'s, this Twisted shell moves
 the messages and keeps the timer:
 
-- Every SA the HAC provisions is pushed (SA-Push) to the HA it assigned, found by the
-  HA's address in ``sa_delivery.home_agents`` (:class:`hac.config.DeliverySettings`). A
-  push is retried, with exponential backoff, until that HA acknowledges it or the SA
-  expires; at most :data:`~hac.sa_delivery_core.MAX_IN_FLIGHT` are outstanding at once.
-- The outbox is the store itself: on start the HAC pushes again every active SA it
-  created (``SAStore.active()``), so SAs whose push a crash interrupted still arrive.
+- Every SA the HAC provisions is owed to the HA it assigned (found by the HA's address in
+  ``sa_delivery.home_agents``, :class:`hac.config.DeliverySettings`): the store's
+  outbox row is committed with the SA (:class:`aaa_mip6.store.Outbox`). A delivering
+  process claims it at once and pushes it; a push is retried, with exponential backoff,
+  until that HA acknowledges it or the SA expires; at most
+  :data:`~hac.sa_delivery_core.MAX_IN_FLIGHT` are outstanding at once.
+- Every ``poll_interval`` seconds the HAC renews its claims and claims what else is owed
+  to the HAs it has a usable route to: what another worker provisioned (only worker 0 of
+  a ``workers`` HAC delivers), what another host could not deliver, what a HAC that
+  died had claimed (its claims lapse), and on start what it owed before a restart.
   Pushing an SA twice is harmless.
 - SA-Query from an HA is answered from the durable store (5030 for an unknown SPI), so
   an HA that restarted, or never got the push, can still serve the MN.
-- :meth:`SaDelivery.revoke` marks the SA revoked in the store and sends SA-Revoke to its
-  HA (retried like a push). Operators call it through the HAC's control socket
+- :meth:`SaDelivery.revoke` marks the SA revoked in the store and owes its HA an
+  SA-Revoke in the same transaction (sent and retried like a push; re-sent after a
+  restart until acknowledged). Operators call it through the HAC's control socket
   (:mod:`hac.control`): ``mip6-hac revoke --spi N --config hac.toml``.
 
-Keys cross Diameter only inside TLS: unless ``insecure_tcp`` is set, a push is refused
-(logged, retried later) while any connection it could take is not TLS.
-
-Limits: one Diameter identity per HAC process, so SA delivery needs ``workers = 1``;
-a revocation that has not reached its HA when the HAC stops is not re-sent on restart
-(the store keeps no outbox); the HA learns it when it next queries that SPI.
+Keys cross Diameter only inside TLS: unless ``insecure_tcp`` is set, a push is not sent
+while any connection it could take is not TLS; it goes back to the outbox for a HAC
+with a TLS route. The claimer's name is the node's Origin-Host, which must be distinct
+per HAC host (docs/diameter.md, "Several HACs").
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 
 from diameter.message import Message
 from twisted.internet import defer
+from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
 from aaa_mip6.backoff import Backoff
 from aaa_mip6.diameter import codec, sa_app
 from aaa_mip6.diameter.codec import DiameterError
 from aaa_mip6.diameter.sa_app import SaMessage
-from aaa_mip6.store import SARecord, SAStore
+from aaa_mip6.sa import HomeAgent
+from aaa_mip6.store import Outbox, OutboxEntry, SARecord, SAStore
 from aaa_mip6.twisted.sa_node import start_node
 
 from .sa_delivery_core import (
     DeliveryQueue,
     Done,
+    Released,
     Retrying,
     Routes,
     SendPush,
     SendRevoke,
+    claim_lease,
+    destination_of,
     ha_addresses,
 )
 
@@ -58,6 +67,16 @@ from .config import DeliverySettings
 log = logging.getLogger(__name__)
 
 RETRY_JITTER = (0.5, 1.0)  # each retry waits 50-100 % of its backoff step
+
+
+def unclaimed_outbox(settings: DeliverySettings) -> Callable[[HomeAgent | None], Outbox | None]:
+    """What a new SA owes its HA in a process that does not deliver (a HAC worker other
+    than 0): an unclaimed outbox row, which the delivering process claims at its next poll."""
+    def outbox(agent: HomeAgent | None) -> Outbox | None:
+        destination = destination_of(settings.home_agents, agent)
+        return None if destination is None else Outbox(destination)
+
+    return outbox
 
 
 class SaDelivery:
@@ -71,15 +90,15 @@ class SaDelivery:
     """
 
     def __init__(self, node, settings: DeliverySettings, store: SAStore, *, reactor,
-                 hac_instance: str, in_store_thread: Callable[..., defer.Deferred],
+                 in_store_thread: Callable[..., defer.Deferred],
                  rng: random.Random | None = None,
-                 on_revoked: Callable[[SARecord], None] | None = None):
+                 on_revoked: Callable[[SARecord], None] | None = None,
+                 clock: Callable[[], float] = time.time):
         self.node = node
         self.settings = settings
         self.application = settings.node.application
         self.store = store
         self.reactor = reactor
-        self.hac_instance = hac_instance
         self.queue = DeliveryQueue(
             settings.home_agents,
             Backoff(settings.retry_initial, settings.retry_max, jitter=RETRY_JITTER),
@@ -90,6 +109,14 @@ class SaDelivery:
         self._session_ids = codec.SessionIds(node.local.origin_host, reactor.seconds())
         self._timer = None  # the queue's timer, at self._deadline
         self._deadline: float | None = None
+        self.claimer = node.local.origin_host  # whose claims in the outbox are ours
+        self._lease = claim_lease(settings.poll_interval)
+        self._clock = clock
+        self._poll = LoopingCall(self._claim)
+        self._poll.clock = reactor
+        self._claiming = False
+        self._done: list[tuple[int, bool]] = []  # (spi, revoke) acknowledged, to forget
+        self._flushing = None  # the call that forgets them, once per reactor turn
         node.register_handler(self.application.application_id, sa_app.SA_QUERY, self._queried)
 
     @classmethod
@@ -99,7 +126,7 @@ class SaDelivery:
         """The HAC's delivery from its configuration; the node listens and connects at once."""
         settings = config.sa_delivery
         return cls(start_node(settings.node, reactor), settings, store, reactor=reactor,
-                   hac_instance=config.instance, in_store_thread=in_store_thread,
+                   in_store_thread=in_store_thread,
                    on_revoked=on_revoked)
 
     def __repr__(self) -> str:
@@ -116,33 +143,75 @@ class SaDelivery:
     # --- life cycle -------------------------------------------------------------
 
     def start(self) -> defer.Deferred:
-        """Queue every active SA of this instance again."""
-        resent = self._in_store_thread(self.store.active)
-        resent.addCallback(self._resend)
-        resent.addErrback(lambda failure: log.error("cannot list active SAs to push: %s",
-                                                    failure.getErrorMessage()))
-        return resent
+        """Take back what this HAC claimed before a restart, then poll the outbox."""
+        released = self._in_store_thread(self.store.release_outbox, self.claimer)
+        released.addErrback(lambda failure: log.error("cannot release old claims: %s",
+                                                      failure.getErrorMessage()))
+        released.addCallback(lambda _: self._poll.start(self.settings.poll_interval,
+                                                        now=True))
+        return released
 
-    def _resend(self, records: list[SARecord]) -> None:
-        mine = [record for record in records if record.hac_instance == self.hac_instance]
-        if mine:
-            log.info("pushing %d active SAs again", len(mine))
-        for record in mine:
-            if not self.queue.is_pending(record.sa.spi):
-                self.deliver(record)
+    def _claim(self) -> defer.Deferred | None:
+        """Renew our claims, claim what is owed to the HAs we can reach (one poll)."""
+        if self._claiming:
+            return None  # the previous poll's store calls are still running
+        destinations, room = self.queue.usable_destinations(), self.queue.room
+        held = self.queue.pending_spis()
+        until = int(self._clock() + self._lease)
+        self._claiming = True
+
+        def claim():
+            self.store.renew_outbox(self.claimer, held, until)
+            return self.store.claim_outbox(self.claimer, destinations, until, room)
+
+        claimed = self._in_store_thread(claim)
+        claimed.addCallbacks(self._claimed, lambda failure: log.warning(
+            "cannot claim owed SA messages: %s", failure.getErrorMessage()))
+        claimed.addBoth(self._claim_done)
+        return claimed
+
+    def _claim_done(self, _result) -> None:
+        self._claiming = False
+
+    def _claimed(self, entries: list[OutboxEntry]) -> None:
+        now = self.reactor.seconds()
+        for entry in entries:
+            take = self.queue.revoked if entry.revoke else self.queue.provisioned
+            self._carry_out(take(entry.record, now))
+
+    def outbox(self, agent: HomeAgent | None) -> Outbox | None:
+        """What a new SA (or revocation) for ``agent`` owes, claimed by this HAC (which
+        pushes it at once); None for an HA not in ``home_agents``. Safe in any thread."""
+        destination = destination_of(self.settings.home_agents, agent)
+        if destination is None:
+            return None
+        return Outbox(destination, self.claimer, int(self._clock() + self._lease))
 
     @defer.inlineCallbacks
     def stop(self):
-        """Stop retrying; stop the Diameter node (DPR to each peer)."""
+        """Stop polling and retrying, give our claims back (another HAC takes them at
+        once), stop the Diameter node (DPR to each peer)."""
+        if self._poll.running:
+            self._poll.stop()
         self.queue.stop()
         self._arm()
+        if self._flushing is not None:
+            self._flushing.cancel()
+            self._flushing = None
+        done, self._done = self._done, []
+        try:
+            yield self._in_store_thread(self.store.outbox_done, self.claimer, done)
+            yield self._in_store_thread(self.store.release_outbox, self.claimer)
+        except Exception as error:  # noqa: BLE001 (they lapse after the lease anyway)
+            log.warning("claims not released (they lapse in %g s): %s", self._lease, error)
         yield self.node.stop()
 
     # --- push -------------------------------------------------------------------
 
     def provisioned(self, record: SARecord) -> None:
-        """Push the SA the HAC has just stored; a failure here is logged, and never fails
-        the MN's bootstrap (the SA is stored: the HA can still query it)."""
+        """Push the SA the HAC has just stored, claimed (:meth:`outbox`); a failure here is
+        logged, and never fails the MN's bootstrap (the outbox still owes it, and the HA
+        can query it)."""
         try:
             self.deliver(record)
         except Exception as error:  # noqa: BLE001 (the MN gets its SA regardless)
@@ -157,18 +226,39 @@ class SaDelivery:
         for action in actions:
             if isinstance(action, (SendPush, SendRevoke)):
                 self._send(action)
-            elif isinstance(action, Done) and action.outcome == "no-destination":
-                log.warning("SA %d: its HA %s has no Origin-Host in sa_delivery.home_agents; "
-                            "the HA will have to query it", action.record.sa.spi,
-                            action.record.home_agent)
-            elif isinstance(action, Retrying) and action.reason == "refused-insecure":
-                log.error("SA %d: refusing to push keys over a non-TLS Diameter connection",
-                          action.record.sa.spi)
-            elif isinstance(action, Retrying) and action.reason == "not-acknowledged":
+            elif isinstance(action, Done):
+                if action.outcome == "no-destination":
+                    log.warning("SA %d: its HA %s has no Origin-Host in sa_delivery.home_agents;"
+                                " the HA will have to query it", action.record.sa.spi,
+                                action.record.home_agent)
+                self._done.append((action.record.sa.spi, action.record.sa.revoked))
+            elif isinstance(action, Released):
+                if action.reason == "refused-insecure":
+                    log.error("SA %d: refusing to push keys over a non-TLS Diameter "
+                              "connection; left in the outbox for a HAC with a TLS route",
+                              action.record.sa.spi)
+                else:
+                    log.info("SA %d: no open route to its HA; "
+                             "left in the outbox for a HAC with one", action.record.sa.spi)
+                self._settle(self.store.release_outbox, self.claimer, action.record.sa.spi)
+            elif isinstance(action, Retrying):  # not-acknowledged: the only retry left
                 log.info("SA %d: %s not acknowledged (attempt %d): %s", action.record.sa.spi,
                          "SA-Revoke" if action.revoke else "SA-Push", action.attempt,
                          action.detail)
+        if self._done and self._flushing is None:  # one DELETE for this reactor turn's acks
+            self._flushing = self.reactor.callLater(0, self._forget_done)
         self._arm()
+
+    def _forget_done(self) -> None:
+        self._flushing = None
+        done, self._done = self._done, []
+        self._settle(self.store.outbox_done, self.claimer, done)
+
+    def _settle(self, function, *args) -> None:
+        """Update the outbox in the store thread; a failure is logged (the row stays owed:
+        it is sent again, harmlessly, after its claim lapses)."""
+        self._in_store_thread(function, *args).addErrback(
+            lambda failure: log.warning("outbox not updated: %s", failure.getErrorMessage()))
 
     def _send(self, action: SendPush | SendRevoke) -> None:
         sa = action.record.sa
@@ -223,8 +313,13 @@ class SaDelivery:
 
     @defer.inlineCallbacks
     def revoke(self, spi: int):
-        """Revoke the SA in the store and tell its HA; fires with False for an unknown SPI."""
-        if not (yield self._in_store_thread(self.store.revoke, spi)):
+        """Revoke the SA in the store, owing its HA an SA-Revoke, and send it; fires with
+        False for an unknown SPI."""
+        record = yield self._in_store_thread(self.store.get, spi)
+        if record is None:
+            return False
+        owed = self.outbox(record.home_agent)
+        if not (yield self._in_store_thread(lambda: self.store.revoke(spi, outbox=owed))):
             return False
         record = yield self._in_store_thread(self.store.get, spi)
         log.info("SA %d of %s revoked", spi, record.sa.mn_id)

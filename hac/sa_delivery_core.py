@@ -11,10 +11,17 @@ send ``acked`` or ``failed``, the timer) and returns actions: :class:`SendPush` 
   (doubling, with jitter) between tries; a push stops when its SA expires. A new push or
   revocation of an SPI replaces the one still owed. At most ``max_in_flight`` are
   outstanding at once; the others wait in order.
-- Keys cross Diameter only inside TLS: unless ``insecure_tcp``, a push waits (and is
-  retried later) while any connection it could take is not TLS, or none is open. A push
-  is only sent with an open route, so it never waits in the node for whatever connection
-  opens next. Revocations carry no keys.
+- Keys cross Diameter only inside TLS: unless ``insecure_tcp``, a push is not sent while
+  any connection it could take is not TLS, or none is open. A push is only sent with an
+  open route, so it never waits in the node for whatever connection opens next; without
+  one it is :class:`Released` back to the store's outbox, for whichever HAC has a route
+  (this one too, once it has). Revocations carry no keys.
+
+The outbox (the store's, shared by every HAC process and host): what is owed stays there
+until its HA acknowledges it. A delivering HAC claims owed messages only for the HAs it
+has a usable route to (:meth:`DeliveryQueue.usable_destinations`), at most
+:meth:`DeliveryQueue.room` at a time, for :func:`claim_lease` seconds that it renews at
+every poll; a HAC that dies leaves its claims to lapse, and another takes them over.
 
 The shell reads the clock and keeps one timer: :meth:`DeliveryQueue.timer` says when
 :meth:`DeliveryQueue.handle_timer` is due.
@@ -35,6 +42,14 @@ from aaa_mip6.sa import HomeAgent, IPAddress
 from aaa_mip6.store.base import SARecord
 
 MAX_IN_FLIGHT = 64  # pushes and revocations outstanding at once
+MAX_PENDING = 1024  # claimed from the outbox and not yet acknowledged, per process
+MIN_CLAIM_LEASE = 10.0  # seconds
+
+
+def claim_lease(poll_interval: float) -> float:
+    """How long a claim on an owed message lasts: several polls (each renews it), so one
+    slow store round trip never lets it lapse while its HAC lives."""
+    return max(MIN_CLAIM_LEASE, 5 * poll_interval)
 
 
 class Routes(NamedTuple):
@@ -70,7 +85,7 @@ class Done(NamedTuple):
 
 class Retrying(NamedTuple):
     """A push or revocation will be tried again: ``reason`` is not-acknowledged (``detail``
-    says why; ``attempt`` counts the tries), no-route or refused-insecure."""
+    says why; ``attempt`` counts the tries). (No route, or no TLS one: :class:`Released`.)"""
 
     record: SARecord
     revoke: bool
@@ -79,11 +94,27 @@ class Retrying(NamedTuple):
     detail: str = ""
 
 
+class Released(NamedTuple):
+    """Give ``record``'s owed push back to the outbox: no usable route to its HA from
+    here (``reason``: no-route or refused-insecure); a HAC with one will claim it."""
+
+    record: SARecord
+    reason: str
+
+
 def ha_addresses(agent: HomeAgent | None) -> tuple[IPAddress, ...]:
     """The HA's addresses, IPv6 first (none for an SA without an HA)."""
     if agent is None:
         return ()
     return tuple(address for address in (agent.address6, agent.address4) if address is not None)
+
+
+def destination_of(home_agents: Mapping[IPAddress, str], agent: HomeAgent | None) -> str | None:
+    """The Origin-Host of the HA ``agent`` in ``home_agents`` (found by address), or None."""
+    for address in ha_addresses(agent):
+        if address in home_agents:
+            return home_agents[address]
+    return None
 
 
 @dataclass
@@ -137,6 +168,20 @@ class DeliveryQueue:
 
     def is_pending(self, spi: int) -> bool:
         return spi in self._jobs
+
+    def pending_spis(self) -> list[int]:
+        """The SPIs of what is owed and held here (whose outbox claims are renewed)."""
+        return list(self._jobs)
+
+    @property
+    def room(self) -> int:
+        """How many more owed messages this process may claim now."""
+        return 0 if self._stopped else max(0, MAX_PENDING - len(self._jobs))
+
+    def usable_destinations(self) -> list[str]:
+        """The HAs (Origin-Hosts) a push could go to now: those to claim owed messages for."""
+        return sorted(host for host in set(self.home_agents.values())
+                      if self._refusal(self._routes(host)) is None)
 
     # --- inputs ---------------------------------------------------------------------
 
@@ -213,10 +258,7 @@ class DeliveryQueue:
         return actions
 
     def _destination(self, record: SARecord) -> str | None:
-        for address in ha_addresses(record.home_agent):
-            if address in self.home_agents:
-                return self.home_agents[address]
-        return None
+        return destination_of(self.home_agents, record.home_agent)
 
     def _send(self, job: _Job, now: float) -> list:
         record = job.record
@@ -230,8 +272,8 @@ class DeliveryQueue:
             if refusal is not None:
                 self._count(refusal)
                 self._count_for(record, refusal)
-                self._retry(job, now)
-                return [Retrying(record, False, refusal, job.attempts)]
+                del self._jobs[record.sa.spi]
+                return [Released(record, refusal)]
         token = self._next_token
         self._next_token += 1
         self._sending[token] = job

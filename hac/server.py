@@ -18,7 +18,9 @@ the call when the MN goes away, so no AAA conversation outlives its connection.
 Store calls block (a SQLite commit fsyncs, and with several workers may wait for
 another's write lock; a PostgreSQL call is a round trip), so they run in a thread pool,
 never on the reactor thread: one thread for SQLite (one writer at a time anyway),
-``store.threads`` for PostgreSQL. The SA is committed before the HAC Done is sent.
+``store.threads`` for PostgreSQL. The SA is committed before the HAC Done is sent; a
+provisioning that takes longer than ``store.timeout``, or finds the store unavailable
+(a database failover), is answered 503 with ``retry-after``.
 :mod:`hac.process` is the process level: the checks before start, one listening socket
 (:func:`bind`), optionally shared by several forked worker processes (each with its own
 reactor and store connection) so both cores are used, and the signals.
@@ -35,6 +37,7 @@ import errno
 import logging
 import os
 import socket
+import time
 from collections import Counter
 from typing import Callable
 
@@ -53,9 +56,11 @@ from aaa_mip6.authenticator import channel_binding
 from aaa_mip6.errors import AaaLimitError, ConfigError, StartupError
 from aaa_mip6.messages import Provision
 from aaa_mip6.radius.servers import RadiusServer
-from aaa_mip6.store import SARecord, SAStore, StoreError
+from aaa_mip6.store import SARecord, SAStore, StoreError, StoreUnavailable
 from aaa_mip6.twisted.aaa import AaaBackend
 from aaa_mip6.twisted.control import listen_control
+from aaa_mip6.twisted.early_data import EarlyDataServerProtocol
+from aaa_mip6.twisted.fastopen import listen_fast_open
 from aaa_mip6.twisted.tls import ServerTLS, session_reused
 
 from . import control, core, sa_delivery
@@ -64,8 +69,12 @@ from .config import HacConfig, ListenAddress
 from .credentials import Credentials
 from .provisioning import Provisioner
 from .ratelimit import RateLimiter
+from .sa_delivery_core import destination_of
+from .ticket_keys import SharedTicketKeys
 
 log = logging.getLogger(__name__)
+
+HA_STATE_INTERVAL = 5.0  # seconds between reads of the HAs' load and peers
 
 
 def _source(address) -> str:
@@ -89,6 +98,8 @@ class HacProtocol(Protocol, TimeoutMixin):
         self._aaa_session: AaaSession | None = None
         self._aaa_call: defer.Deferred | None = None
         self._aaa_asked = 0.0  # when the AAA request in flight was sent
+        self._handshake_done = False
+        self._after_handshake: list[core.Action] = []
 
     def callLater(self, period, func):  # noqa: N802 (TimeoutMixin API)
         return self.server.reactor.callLater(period, func)
@@ -104,10 +115,13 @@ class HacProtocol(Protocol, TimeoutMixin):
         self.setTimeout(self.server.config.handshake_timeout)
 
     def handshakeCompleted(self):  # noqa: N802 (Twisted API)
+        self._handshake_done = True
         self.server.handshakes += 1
         if session_reused(self.transport):
             self.server.resumptions += 1
         self.setTimeout(self.server.config.idle_timeout)
+        waiting, self._after_handshake = self._after_handshake, []
+        self._carry_out(waiting)
 
     def dataReceived(self, data):  # noqa: N802 (Twisted API)
         self.resetTimeout()
@@ -128,7 +142,13 @@ class HacProtocol(Protocol, TimeoutMixin):
     def _carry_out(self, actions: list[core.Action]) -> None:
         if self._lost:
             return
-        for action in actions:
+        for number, action in enumerate(actions):
+            if not self._handshake_done and isinstance(
+                    action, core.AskAaa | core.ProvisionSA | core.Close):
+                # Early data (tls.early_data): the MN has not proven it is live, and a
+                # replay must not reach the AAA server; only the answer goes out now.
+                self._after_handshake += actions[number:]
+                return
             if isinstance(action, core.Send):
                 self.transport.write(action.data)
             elif isinstance(action, core.AskAaa):
@@ -137,6 +157,9 @@ class HacProtocol(Protocol, TimeoutMixin):
                 self._spi, self._suite = None, action.suite.name
                 self.setTimeout(None)  # the store, not the MN, is what we wait for
                 deferred = self.server.provision(action)
+                # the store bounds each of its calls; this bounds them together (two home
+                # addresses and the SA) and a wait for a free store thread
+                deferred.addTimeout(self.server.config.store_timeout, self.server.reactor)
                 deferred.addCallbacks(self._provisioned, self._provisioning_failed)
             elif isinstance(action, core.Succeeded | core.Failed):
                 self._end(action)
@@ -180,6 +203,16 @@ class HacProtocol(Protocol, TimeoutMixin):
         self._carry_out(self.session.provisioned(provision))
 
     def _provisioning_failed(self, failure) -> None:
+        """500 for a store failure; 503 with retry-after when the store is unavailable
+        for now (a failover) or did not answer within ``store.timeout``."""
+        if failure.check(StoreUnavailable, defer.TimeoutError):
+            timeout = self.server.config.store_timeout
+            reason = (f"store: {failure.value}" if failure.check(StoreUnavailable)
+                      else f"store: no answer within {timeout:g} s")
+            self._carry_out(self.session.provisioning_failed(
+                core.SERVICE_UNAVAILABLE, reason,
+                retry_after=self.server.config.store_retry_after))
+            return
         if failure.check(StoreError):
             reason = f"store: {failure.value}"
         else:
@@ -238,6 +271,8 @@ class _GuardedTLSFactory(TLSMemoryBIOFactory):
     def __init__(self, server: HacServer, tls: ServerTLS):
         super().__init__(tls, False, _HacFactory(server), clock=server.reactor)
         self.server = server
+        if tls.early_data:
+            self.protocol = EarlyDataServerProtocol
 
     def buildProtocol(self, addr):  # noqa: N802 (Twisted API)
         server = self.server
@@ -262,7 +297,8 @@ class HacServer:
 
     def __init__(self, config: HacConfig, reactor, *, tls: ServerTLS,
                  credentials: Credentials | None, aaa: AaaBackend | None, store: SAStore,
-                 server_secret: bytes | None = None, accounting: Accounting | None = None):
+                 server_secret: bytes | None = None, accounting: Accounting | None = None,
+                 delivers: bool = True):
         self.config = config
         self.reactor = reactor
         self.tls = tls
@@ -307,6 +343,16 @@ class HacServer:
         self.observe_store: Callable[[float], None] | None = None
         threads_wanted = 1 if config.store_url.startswith("sqlite:") else config.store_threads
         self._pool = ThreadPool(1, threads_wanted, name="hac-store")
+        self._provisions_waiting: list[tuple[core.ProvisionSA, defer.Deferred]] = []
+        self._provisions_committing = False  # a batch is in the store thread
+        # TLS ticket keys from the store: any HAC process on any host resumes any ticket
+        self.ticket_keys = SharedTicketKeys(
+            store, tls, config.ticket_key_lifetime, reactor, self.in_store_thread,
+            time.time) if SharedTicketKeys.available() else None
+        if self.ticket_keys is not None:
+            self.ticket_keys.load()  # before listening: every ticket under the shared key
+        self._ha_state = LoopingCall(self._refresh_home_agents)  # load and peers, for the choice
+        self._ha_state.clock = reactor
         self._purge = LoopingCall(self._purge_expired)
         self._purge.clock = reactor
         self._count_active = LoopingCall(self._count_active_sas)
@@ -314,9 +360,13 @@ class HacServer:
         self._port = None
         self._control = None  # the control socket's port, once listening
         self.worker = 0  # of config.workers: which control socket is this process's
-        self.delivery = None if config.sa_delivery is None else sa_delivery.SaDelivery.create(
-            config, self.store, reactor, self.in_store_thread,
-            on_revoked=self._revoked)
+        self.delivery = None  # SA delivery runs in one process of a host: ``delivers``
+        if config.sa_delivery is not None and delivers:
+            self.delivery = sa_delivery.SaDelivery.create(
+                config, self.store, reactor, self.in_store_thread, on_revoked=self._revoked)
+            self.provisioner.outbox = self.delivery.outbox
+        elif config.sa_delivery is not None:  # owed, for the delivering process to claim
+            self.provisioner.outbox = sa_delivery.unclaimed_outbox(config.sa_delivery)
         self._pool.start()  # last: nothing above may fail with its threads running
 
     def in_store_thread(self, function, *args) -> defer.Deferred:
@@ -325,13 +375,42 @@ class HacServer:
 
     def provision(self, request: core.ProvisionSA) -> defer.Deferred:
         """Run the provisioner where the store may block; fires with the Provision (whose
-        SA is then pushed to its HA when SA delivery is configured)."""
-        provisioned = self.in_store_thread(self.provisioner.provision_record, request.mn_id,
-                                            request.suite, request.requested_scope,
-                                            request.attributes)
+        SA is then pushed to its HA when SA delivery is configured) once it is durable.
+
+        Group commit: while one batch of SAs is being committed, the requests that
+        arrive wait, and go to the store thread together as the next batch (one
+        transaction, one fsync, one thread hand-off for them all)."""
+        provisioned = defer.Deferred()
+        self._provisions_waiting.append((request, provisioned))
+        if not self._provisions_committing:
+            self._commit_provisions()
         provisioned.addBoth(self._store_done, "provision", self.reactor.seconds())
         provisioned.addCallback(self._stored)
         return provisioned
+
+    def _commit_provisions(self) -> None:
+        batch, self._provisions_waiting = self._provisions_waiting, []
+        self._provisions_committing = True
+        committed = self.in_store_thread(self.provisioner.provision_records, [
+            (request.mn_id, request.suite, request.requested_scope, request.attributes)
+            for request, _ in batch])
+        committed.addBoth(self._provisions_committed, [waiting for _, waiting in batch])
+
+    def _provisions_committed(self, outcomes, waiting: list[defer.Deferred]) -> None:
+        """Fire each request's Deferred with its outcome (all with the failure of a commit
+        that failed), then commit what arrived meanwhile."""
+        self._provisions_committing = False
+        if isinstance(outcomes, Failure):
+            outcomes = [outcomes] * len(waiting)
+        for deferred, outcome in zip(waiting, outcomes):
+            if isinstance(outcome, Exception):
+                deferred.errback(Failure(outcome))
+            elif isinstance(outcome, Failure):
+                deferred.errback(outcome)
+            else:
+                deferred.callback(outcome)
+        if self._provisions_waiting:
+            self._commit_provisions()
 
     def _store_done(self, result, operation: str, started: float):
         """Count and time one store call (``result`` passes through)."""
@@ -340,6 +419,31 @@ class HacServer:
         if self.observe_store is not None:
             self.observe_store(self.reactor.seconds() - started)
         return result
+
+    def revoke(self, spi: int) -> defer.Deferred:
+        """Revoke the SA and owe its HA an SA-Revoke (with ``[sa_delivery]``): sent at once
+        by a delivering process, else from the outbox by the one that delivers (worker
+        0); fires with False for an unknown SPI."""
+        if self.delivery is not None:
+            return self.delivery.revoke(spi)
+        owe = sa_delivery.unclaimed_outbox(self.config.sa_delivery)
+
+        def revoke() -> SARecord | None:
+            record = self.store.get(spi)
+            if record is None or not self.store.revoke(spi, outbox=owe(record.home_agent)):
+                return None
+            return self.store.get(spi)
+
+        done = self.in_store_thread(revoke)
+        done.addCallback(self._revoked_here)
+        return done
+
+    def _revoked_here(self, record: SARecord | None) -> bool:
+        if record is None:
+            return False
+        log.info("SA %d of %s revoked", record.sa.spi, record.sa.mn_id)
+        self._revoked(record)
+        return True
 
     def _revoked(self, record: SARecord) -> None:
         self.sas_revoked += 1
@@ -358,6 +462,40 @@ class HacServer:
         if self.delivery is not None:
             self.delivery.provisioned(record)
         return provision
+
+    def _refresh_home_agents(self) -> defer.Deferred:
+        """What the HA choice needs, from the store: the HAs no delivering HAC can reach
+        now (this process reports its own routes when it delivers), and with
+        ``least-loaded`` each HA's active SAs."""
+        settings = self.config.sa_delivery
+        report, reporter = None, None
+        if self.delivery is not None:
+            usable = set(self.delivery.queue.usable_destinations())
+            report = {host: host in usable for host in set(settings.home_agents.values())}
+            reporter = self.delivery.claimer
+        least_loaded = self.config.ha_selection == "least-loaded"
+        until = int(time.time() + 3 * HA_STATE_INTERVAL)
+
+        def read():
+            if report is not None:
+                self.store.report_routes(reporter, report, until)
+            down = self.store.unreachable() if settings is not None else set()
+            return down, self.store.home_agent_load() if least_loaded else None
+
+        done = self.in_store_thread(read)
+        done.addCallbacks(self._home_agents_read, lambda failure: log.warning(
+            "HA routes and load not read from the store: %s", failure.getErrorMessage()))
+        return done
+
+    def _home_agents_read(self, state: tuple[set[str], dict | None]) -> None:
+        down, load = state
+        provisioner = self.provisioner
+        if self.config.sa_delivery is not None:
+            provisioner.down = frozenset(
+                agent for agent in provisioner.bootstrap_policy.home_agents
+                if destination_of(self.config.sa_delivery.home_agents, agent) in down)
+        if load is not None:
+            provisioner.load = load
 
     def _purge_expired(self) -> defer.Deferred:
         deferred = self.in_store_thread(self.store.purge_expired)
@@ -399,6 +537,10 @@ class HacServer:
         if own:
             sock.close()  # the reactor listens on its own duplicate
         self._purge.start(self.config.purge_interval, now=True)
+        if self.config.ha_selection == "least-loaded" or self.delivery is not None:
+            self._ha_state.start(HA_STATE_INTERVAL, now=True)
+        if self.ticket_keys is not None:
+            self.ticket_keys.start()
         if self.delivery is not None:
             self.delivery.start()
         if self.config.control_path is not None:
@@ -520,7 +662,9 @@ class HacServer:
         if self._control is not None:
             yield self._control.stopListening()
             self._control = None
-        for loop in (self._purge, self._count_active):
+        if self.ticket_keys is not None:
+            self.ticket_keys.stop()
+        for loop in (self._purge, self._count_active, self._ha_state):
             if loop.running:
                 loop.stop()
         if self.delivery is not None:
@@ -546,6 +690,8 @@ def bind(config: HacConfig) -> socket.socket:
     try:
         sock.bind((address.host, address.port))
         sock.listen(1024)
+        if config.tcp_fast_open:
+            listen_fast_open(sock, config.tcp_fast_open)
     except OSError as error:
         sock.close()
         message = f"listen (--listen) {address}: {error.strerror or error}"

@@ -1,11 +1,15 @@
 """``mip6-lab``'s command line: ``mip6-lab up`` runs the loopback lab (:mod:`lab.loopback`)
-or, with ``--netns``, the namespace lab (:mod:`lab.netns`), and says what to try next."""
+or, with ``--netns``, the namespace lab (:mod:`lab.netns`), and says what to try next;
+``mip6-lab lke --netns`` shows the Local Key Exchange across a handover (:mod:`lab.lke`);
+``mip6-lab cluster`` kills each part of a HAC/HA cluster under load (:mod:`lab.cluster`)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -14,7 +18,9 @@ from pathlib import Path
 from aaa_mip6.program import EXIT_CONFIG, EXIT_OK, EXIT_RUNTIME, LOG_FORMATS, add_version_flag, \
     configure_logging, fail, install_signals, raise_open_file_limit
 
+from .cluster import FULL, SHORT, run_cluster
 from .common import OutputClosed
+from .lke import check_ready, lke_passed, run_lke, stop_requested
 from .loopback import run_loopback
 from .netns import LabError, run_netns
 from .reactors import run_on_reactor
@@ -48,7 +54,84 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--log-format", choices=LOG_FORMATS, default="text", metavar="FORMAT",
                     help="how mip6-lab's own log lines on stderr look: text (default) or "
                          "json, one object a line; the report on stdout stays text")
+    lke = commands.add_parser(
+        "lke", help="Local Key Exchange: the previous access router forwards across a "
+                    "handover (root, --netns)",
+        description="Correspondent, home network (mip6-hac, mip6-ha), two access links each "
+                    "with mip6-ar, and two MNs that move from link 1 to link 2 while the "
+                    "correspondent streams UDP to their link-1 care-of addresses: one with "
+                    "mip6-mn --lke (AR1 keeps forwarding to it), one without (the control: "
+                    "those packets are lost). Then a forged Key Exchange Request, a DAD "
+                    "probe answered by an impostor and a replayed Binding Update, each "
+                    "refused and counted by AR1. The last line is a JSON verdict; exit "
+                    "status 0 only if forwarding and every refusal were seen (docs/lke.md).")
+    lke.add_argument("--netns", action="store_true", required=True,
+                     help="run in network namespaces (root; the only mode of this lab)")
+    lke.add_argument("--keep-dir", action="store_true",
+                     help="keep the generated files (keys, store, logs, status files)")
+    cluster = commands.add_parser(
+        "cluster", help="kill each part of a HAC/HA cluster under load (root)",
+        description="etcd, PostgreSQL under Patroni (primary + synchronous standby), two "
+                    "HACs, two HAs, FreeRADIUS and the MNs (lab.cluster_load and mip6-load), "
+                    "each on its own network namespace; "
+                    "kill -9 the PostgreSQL primary, a HAC and an HA in turn and print a "
+                    "JSON verdict as the last line. Exit status 0 only if it passes.")
+    cluster.add_argument("--short", action="store_true",
+                         help=f"{SHORT.mns} + {SHORT.kept} MNs and short phases, about a "
+                              f"minute (what CI runs); default {FULL.mns} + {FULL.kept} MNs "
+                              f"and longer phases")
+    cluster.add_argument("--keep-dir", action="store_true",
+                         help="keep the generated files (configurations, logs) afterwards")
     return parser
+
+
+def lke_command(args) -> int:
+    """``mip6-lab lke --netns``: the verdict decides the exit status."""
+    try:
+        check_ready()
+    except LabError as error:
+        return fail(PROGRAM, str(error), EXIT_CONFIG)
+    directory = Path(tempfile.mkdtemp(prefix="mip6-lab-lke-"))
+    install_signals(lambda call: call(), reload=lambda: None, status=lambda: None)
+    for number in (signal.SIGTERM, signal.SIGINT):  # the lab stops at its next wait and
+        signal.signal(number, stop_requested)     # cleans up everything it started
+    try:
+        verdict = run_lke(directory, sys.stdout)
+    except (LabError, OSError) as error:
+        return fail(PROGRAM, f"lke: {error}; rerun with --keep-dir to keep the logs",
+                    EXIT_RUNTIME)
+    except KeyboardInterrupt:
+        print("mip6-lab: interrupted; everything started was stopped", file=sys.stderr)
+        return 130
+    finally:
+        if args.keep_dir:
+            print(f"mip6-lab: files kept in {directory}", file=sys.stderr)
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
+    return EXIT_OK if lke_passed(verdict) else EXIT_RUNTIME
+
+
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
+def cluster_command(args) -> int:
+    """``mip6-lab cluster``: the verdict as the last line; 0 if it passed."""
+    directory = Path(tempfile.mkdtemp(prefix="mip6-lab-cluster-"))
+    try:
+        verdict = run_cluster(directory, SHORT if args.short else FULL, sys.stdout)
+    except LabError as error:
+        return fail(PROGRAM, str(error), EXIT_RUNTIME)
+    except KeyboardInterrupt:
+        print("mip6-lab: interrupted; everything started was stopped", file=sys.stderr)
+        return 130
+    finally:
+        if args.keep_dir:
+            print(f"mip6-lab: files kept in {directory}", file=sys.stderr)
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
+    print(json.dumps(verdict), flush=True)
+    return EXIT_OK if verdict["pass"] else EXIT_RUNTIME
 
 
 def next_steps(args, ok: bool) -> str:
@@ -65,6 +148,13 @@ def next_steps(args, ok: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "lke":
+        return lke_command(args)
+    if args.command == "cluster":
+        configure_logging(PROGRAM, "error", "text", "%(asctime)s %(name)s %(levelname)s "
+                          "%(message)s")
+        signal.signal(signal.SIGTERM, _interrupt)  # as Ctrl-C: the clean-up runs
+        return cluster_command(args)
     if not 1 <= args.mns <= MAX_MNS:
         return fail(PROGRAM, f"--mns must be 1..{MAX_MNS}", EXIT_CONFIG)
     if not args.netns:
@@ -114,10 +204,6 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(directory, ignore_errors=True)
     return EXIT_OK if ok else EXIT_RUNTIME
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 if __name__ == "__main__":

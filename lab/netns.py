@@ -84,6 +84,25 @@ def _run(*command: str) -> str:
     return done.stdout
 
 
+def read_events(process: subprocess.Popen, events: queue.Queue) -> None:
+    """Put each JSON line ``mip6-mn --json`` prints into ``events``; ``exited`` at its end."""
+    for line in process.stdout:
+        try:
+            events.put(json.loads(line))
+        except ValueError:
+            continue
+    events.put({"event": "exited"})
+
+
+def accepts_tcp(host, port: int) -> bool:
+    """Whether something listens on ``host``:``port`` (seen from this thread's namespace)."""
+    try:
+        socket.create_connection((str(host), port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
 def in_namespace(namespace: str, function: Callable):
     """``function()`` run by a thread that joined ``namespace``; its sockets stay there."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -178,15 +197,8 @@ class _Mn:
              "--route", CN_NETWORK6, "--route", CN_NETWORK4, "--watch", "0.5", "--json"],
             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True)
         log.close()
-        threading.Thread(target=self._read_events, daemon=True).start()
-
-    def _read_events(self) -> None:
-        for line in self.process.stdout:
-            try:
-                self.events.put(json.loads(line))
-            except ValueError:
-                continue
-        self.events.put({"event": "exited"})
+        threading.Thread(target=read_events, args=(self.process, self.events),
+                         daemon=True).start()
 
     def wait_registered(self, care_of) -> dict:
         """The next "registered" event from ``care_of``; LabError on failure or timeout."""
@@ -338,16 +350,9 @@ class NetnsLab:
         return process
 
     def _wait_listening(self, namespace: str, address, port: int, what: str) -> None:
-        def probe() -> bool:
-            try:
-                socket.create_connection((str(address), port), timeout=0.5).close()
-                return True
-            except OSError:
-                return False
-
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            if in_namespace(namespace, probe):
+            if in_namespace(namespace, lambda: accepts_tcp(address, port)):
                 return
             time.sleep(0.1)
         raise LabError(f"{what} did not start listening; see its log in {self.directory}")

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from aaa_mip6 import program
+from aaa_mip6.control_client import flatten
 from aaa_mip6.errors import ConfigError, InvalidInput
 from aaa_mip6.twisted.tls import ClientTLS
 from hac.credentials import load_psk_file
@@ -32,7 +33,7 @@ from mn.eap.peer import EapPeer
 from mn.hacset import HacSet
 from mn.mobility import DEFAULT_LIFETIME, DEFAULT_MAX_ATTEMPTS
 
-from .core import Event, Recorder, flatten
+from .core import Event, Recorder
 
 PROGRAM = "mip6-load"
 DEFAULT_PATTERN = "mn{n}@example.org"

@@ -214,14 +214,3 @@ class Recorder:
 
 def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.0f}ms"
-
-
-def flatten(report: dict, prefix: str = "") -> list[tuple[str, object]]:
-    """The report as (dotted key, value) rows, for ``--csv``."""
-    rows: list[tuple[str, object]] = []
-    for key, value in report.items():
-        if isinstance(value, dict):
-            rows += flatten(value, f"{prefix}{key}.")
-        else:
-            rows.append((f"{prefix}{key}", value))
-    return rows

@@ -114,6 +114,7 @@ class BootstrapMachine:
         self.result: Bootstrapped | None = None
         self._failure: BootstrapFailed | None = None
         self._started = False
+        self._early: bytes | None = None
 
     @property
     def started(self) -> bool:
@@ -125,15 +126,31 @@ class BootstrapMachine:
         """True once a result is known or the bootstrap has failed."""
         return self.result is not None or self._failure is not None
 
-    def start(self, hac_certificate_der: bytes) -> bytes:
-        """The first request, framed; ``hac_certificate_der`` is the certificate TLS delivered."""
+    def early_request(self) -> bytes:
+        """The first request, framed, to send before the TLS handshake is done (as TLS 1.3
+        early data). It is the MN Init, which carries no ``auth`` (RFC 6618 §5.3), so it
+        needs neither a key nor the channel binding. :meth:`start` sends it again unless
+        told that it went."""
         if self._started:
             raise RuntimeError("the bootstrap has already started")
+        if self._early is None:
+            self._early = self._frame(self._first_request())
+        return self._early
+
+    def start(self, hac_certificate_der: bytes, *, sent_early: bool = False) -> bytes:
+        """The first request, framed (``b""`` when ``sent_early``: the HAC took the
+        :meth:`early_request`); ``hac_certificate_der`` is the certificate TLS delivered."""
+        if self._started:
+            raise RuntimeError("the bootstrap has already started")
+        if sent_early and self._early is None:
+            raise RuntimeError("start(sent_early=True) without an early_request()")
         self._started = True
         try:
             self._channel_binding = authenticator.channel_binding(hac_certificate_der)
         except AuthenticatorError as error:
             raise self._fail(str(error), error.reason) from None
+        if self._early is not None:
+            return b"" if sent_early else self._early
         return self._frame(self._first_request())
 
     def receive(self, data: bytes) -> bytes:

@@ -29,7 +29,7 @@ from aaa_mip6.sa import SCOPE_ALL, Bootstrap
 from aaa_mip6.twisted.tls import ClientTLS
 from aaa_mip6.twisted.tun import TunnelError, open_tun
 
-from . import actions, client, hacs, mobility, session, tunnel
+from . import actions, client, hacs, lke, mobility, session, tunnel
 from .bootstrap import (
     DEFAULT_SUITES,
     BootstrapFailed,
@@ -579,6 +579,16 @@ def _add_registration_arguments(parser: argparse.ArgumentParser) -> None:
                              "the care-of address under the same SA); 0 never; not with "
                              "--care-of, which fixes the care-of address "
                              "(default: %(default)s)")
+    lke = parser.add_argument_group("Local Key Exchange (docs/lke.md; root)")
+    lke.add_argument("--lke", action="store_true",
+                     help="learn LKE-capable access routers from their Router Advertisements, "
+                          "set up a local binding security association with the AR of each "
+                          "care-of address after its home registration, and on a move ask "
+                          "the previous AR to forward what is sent to the previous care-of "
+                          "address (mip6-ar on the routers)")
+    lke.add_argument("--lke-tun", default="mip6lke0", metavar="NAME",
+                     help="TUN interface holding the previous care-of addresses an AR "
+                          "forwards (default: %(default)s)")
 
 
 class _Reporter:
@@ -588,6 +598,7 @@ class _Reporter:
         self.mn_id = mn_id
         self.as_json_lines = as_json_lines
         self.session: session.MobileSession | None = None
+        self.lke: lke.LocalKeyExchange | None = None  # with --lke
 
     @property
     def home_agent(self) -> str:
@@ -621,7 +632,8 @@ class _Reporter:
             max(0, round(binding.expires_at - mobile.reactor.seconds())),
             "drops": dict(sorted(mobile.machine.drops.items())),
             "foreign-datagrams": mobile.foreign_datagrams,
-            "send-failures": mobile.send_failures})
+            "send-failures": mobile.send_failures,
+            **({"lke": self.lke.status()} if self.lke is not None else {})})
 
     def status_before(self, step: str) -> None:
         """SIGUSR1 before there is a session: what the MN is doing."""
@@ -738,11 +750,14 @@ def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
             tunnel.parse_route(text)
         if with_tunnel:
             _check_tun(args.tun)
+        from twisted.internet import reactor
+
+        reporter = _Reporter(args.mn_id, args.json)
+        local_key_exchange = lke.open_for(reactor, args.lke_tun, reporter._print) \
+            if args.lke else None
+        reporter.lke = local_key_exchange
     except InvalidInput as error:
         return program.fail(PROGRAM, str(error), program.EXIT_CONFIG)
-    from twisted.internet import reactor
-
-    reporter = _Reporter(args.mn_id, args.json)
     exit_status = [program.EXIT_RUNTIME]
     registered = [False]
     step = [f"the bootstrap with the HAC {hac_set}"]  # for a signal that stops it early
@@ -754,6 +769,8 @@ def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
                 reporter.event(action)
             return
         reporter.event(action)
+        if local_key_exchange is not None and isinstance(action, actions.Registered):
+            local_key_exchange.registered(action.binding.care_of)
         if isinstance(action, actions.RegistrationFailed) and args.keep and reactor.running:
             exit_status[0] = program.EXIT_RUNTIME
             told[0] = True
@@ -770,6 +787,8 @@ def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
             rebootstrap_when_silent=args.keep)
         reporter.session = mobile
         mobile.on_event = on_event
+        if local_key_exchange is not None:
+            mobile.on_moving = local_key_exchange.moving
         step[0] = "the registration with the home agent " + session.home_agent_text(
             mobile.machine.home_agent, care_of)
         binding = yield mobile.start(care_of, give_up_at=give_up_at)
@@ -779,6 +798,8 @@ def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
         reporter.event(actions.Registered(binding))  # once the tunnel, if any, is up
         registered[0] = True
         exit_status[0] = program.EXIT_OK
+        if local_key_exchange is not None:
+            local_key_exchange.registered(binding.care_of)
         if not args.keep:
             yield mobile.stop(deregister=False)
             return
@@ -810,6 +831,9 @@ def _mobility_command(args: argparse.Namespace, with_tunnel: bool) -> int:
 
     def start() -> None:
         reactor.addSystemEventTrigger("before", "shutdown", stopped_early)
+        if local_key_exchange is not None:  # RAs are learned from the start
+            local_key_exchange.start()
+            reactor.addSystemEventTrigger("after", "shutdown", local_key_exchange.stop)
         program.install_signals(reactor.callFromThread, reload=lambda: _reload(credentials),
                                 status=status)
         running = run()

@@ -40,6 +40,10 @@ class _Via:
     def clientConnectionForTLS(self, tlsProtocol) -> SSL.Connection:  # noqa: N802 (Twisted API)
         return self.tls.clientConnectionForTLS(tlsProtocol)
 
+    def __getattr__(self, name: str):
+        """The rest (what mn.client asks after a handshake) is the HAC's ClientTLS."""
+        return getattr(self.tls, name)
+
 
 def _is_address(host: str) -> bool:
     try:

@@ -29,6 +29,7 @@ from aaa_mip6.twisted.tun import DeviceReader
 
 from aaa_mip6.twisted.routes import source_address_towards
 from aaa_mip6.twisted.tls import ClientTLS
+from aaa_mip6.twisted.timer import rearm
 
 from . import client
 from .bootstrap import BootstrapMachine, Bootstrapped
@@ -139,6 +140,7 @@ class MobileSession:
         self._rebootstraps = RebootstrapPolicy()
         self._renewing = False  # a rebootstrap is waiting out its delay or running
         self._delayed_renewal = None  # the reactor call that starts it
+        self.on_moving: Callable[[IPAddress], None] | None = None  # before each (re)registration
 
     # ---------------------------------------------------------------- control
 
@@ -167,6 +169,8 @@ class MobileSession:
                 f"{home_agent_text(self.machine.home_agent, care_of)} failed: cannot use the "
                 f"care-of address {care_of}: {_strerror(error)} (is it an address of this "
                 f"host?)", reason="care-of"))
+        if self.on_moving is not None and care_of != self.machine.care_of:
+            self.on_moving(care_of)  # LKE: the BU to the previous AR leaves first
         waiting = self._wait()
         self._registering_since = self.reactor.seconds()
         self._perform(self.machine.register(care_of, self.reactor.seconds(),
@@ -270,13 +274,7 @@ class MobileSession:
         self._perform(self.machine.handle_timer(self.reactor.seconds()))
 
     def _schedule(self) -> None:
-        deadline = self.machine.timer()
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-        if deadline is not None:
-            delay = max(0.0, deadline - self.reactor.seconds())
-            self._timer = self.reactor.callLater(delay, self._timer_fired)
+        self._timer = rearm(self.reactor, self._timer, self.machine.timer(), self._timer_fired)
 
     def _transmit(self, transmit: Transmit) -> None:
         """Send one datagram; while the MN moves there may be no route: count and go on."""

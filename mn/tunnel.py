@@ -16,7 +16,7 @@ from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network, ip
 
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.sa import IPAddress
-from aaa_mip6.twisted.tun import Network, TunDevice, TunnelError, route_into, run_ip
+from aaa_mip6.twisted.tun import Network, SilentTunDevice, TunnelError, route_into, run_ip
 
 __all__ = ["DEFAULT_MTU", "Tunnel", "TunnelError", "parse_route"]
 
@@ -33,7 +33,7 @@ def parse_route(text: str) -> list[Network]:
         raise ConfigError(f"--route {text!r}: expected an IP prefix or 'default'") from None
 
 
-class Tunnel(TunDevice):
+class Tunnel(SilentTunDevice):
     """An up TUN interface with the MN's home addresses and routes through it."""
 
     def __init__(self, fd: int, name: str):
@@ -56,8 +56,7 @@ class Tunnel(TunDevice):
         return cls.create(name, list(addresses), list(routes), list(keep_reachable), mtu)
 
     def _configure(self, addresses, routes, keep_reachable, mtu) -> None:
-        run_ip("link", "set", "dev", self.name, "addrgenmode", "none")  # no link-local chatter
-        super()._configure(mtu)
+        super()._configure(mtu)  # without a link-local address
         sources = {}
         for interface in addresses:
             extra = ("nodad",) if interface.version == 6 else ()

@@ -514,6 +514,9 @@ class PeerConnection:
         elif code == CER_CODE:
             self._answer(request, codec.UNABLE_TO_COMPLY,
                          error_message="capabilities already exchanged")
+        elif not self._for_this_node(request):
+            self._answer(request, codec.UNABLE_TO_DELIVER,
+                         error_message="Destination-Host names another node")
         elif not self.local.supports(request.header.application_id):
             self._answer(request, codec.APPLICATION_UNSUPPORTED)
         elif (self._handles is not None
@@ -521,6 +524,17 @@ class PeerConnection:
             self._answer(request, codec.COMMAND_UNSUPPORTED)  # RFC 6733 §7.1.3
         else:
             self._events.append(RequestReceived(request))
+
+    def _for_this_node(self, request: Message) -> bool:
+        """RFC 6733 §6.1.4: a request whose Destination-Host names another node is not for
+        local consumption, and a node that is not an agent cannot pass it on. An agent
+        that found the named host gone may send it to another peer of the realm: answering
+        it here (3002, so the sender retries) keeps a revocation meant for one HA from
+        being acknowledged by another."""
+        if codec.RELAY_APPLICATION_ID in self.local.applications:
+            return True
+        host = codec.avp_value(request, constants.AVP_DESTINATION_HOST, default=None)
+        return host is None or codec.as_text(host).lower() == self.local.origin_host.lower()
 
     def _cer_received(self, request: Message, now: float) -> None:
         try:

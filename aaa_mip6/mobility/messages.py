@@ -39,7 +39,8 @@ def lifetime_units(seconds: int) -> int:
     return min(seconds // LIFETIME_UNIT_SECONDS, 0xFFFF)
 
 
-def _check_uint(name: str, value: int, bits: int) -> None:
+def check_uint(name: str, value: int, bits: int) -> None:
+    """ValueError unless ``value`` fits an unsigned field of ``bits`` bits."""
     if not 0 <= value < (1 << bits):
         raise ValueError(f"{name} must fit in {bits} bits, got {value}")
 
@@ -129,7 +130,7 @@ class IPv4AckStatus(enum.IntEnum):
     PREFIX_ALLOCATION_UNAUTHORIZED = 133
 
 
-def _known(enum_type: type[enum.IntEnum], value: int) -> enum.IntEnum | int:
+def known_value(enum_type: type[enum.IntEnum], value: int) -> enum.IntEnum | int:
     """The enum member for a known wire value, else the bare int (kept, not rejected)."""
     try:
         return enum_type(value)
@@ -167,7 +168,7 @@ class BindingRefreshAdvice:
     interval_units: int
 
     def __post_init__(self):
-        _check_uint("refresh interval", self.interval_units, 16)
+        check_uint("refresh interval", self.interval_units, 16)
 
     @property
     def interval_seconds(self) -> int:
@@ -255,7 +256,7 @@ class IPv4AddressAcknowledgement:
     prefix_length: int = 32
 
     def __post_init__(self):
-        _check_uint("IPv4 acknowledgement status", self.status, 8)
+        check_uint("IPv4 acknowledgement status", self.status, 8)
         if not 0 <= self.prefix_length <= 32:
             raise ValueError(f"IPv4 prefix length must be 0..32, got {self.prefix_length}")
 
@@ -270,7 +271,7 @@ class IPv4AddressAcknowledgement:
     def from_data(cls, data: bytes) -> IPv4AddressAcknowledgement:
         _fixed_length("IPv4 Address Acknowledgement", data, 6)
         prefix_length = _ipv4_prefix_length(data[1] >> 2)
-        return cls(_known(IPv4AckStatus, data[0]), IPv4Address(data[2:]), prefix_length)
+        return cls(known_value(IPv4AckStatus, data[0]), IPv4Address(data[2:]), prefix_length)
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,13 +308,13 @@ class UnknownOption:
     value: bytes
 
     def __post_init__(self):
-        _check_uint("option type", self.option_type, 8)
+        check_uint("option type", self.option_type, 8)
         if self.option_type in _OPTION_CLASSES or self.option_type in (
             OptionType.PAD1,
             OptionType.PADN,
         ):
             raise ValueError(f"option type {self.option_type} is a known type")
-        _check_uint("option length", len(self.value), 8)
+        check_uint("option length", len(self.value), 8)
 
     def data(self) -> bytes:
         return self.value
@@ -428,8 +429,8 @@ class BindingUpdate:
     options: tuple[MobilityOption, ...] = ()
 
     def __post_init__(self):
-        _check_uint("sequence number", self.sequence, 16)
-        _check_uint("lifetime", self.lifetime_units, 16)
+        check_uint("sequence number", self.sequence, 16)
+        check_uint("lifetime", self.lifetime_units, 16)
 
     @property
     def lifetime_seconds(self) -> int:
@@ -459,9 +460,9 @@ class BindingAck:
     options: tuple[MobilityOption, ...] = ()
 
     def __post_init__(self):
-        _check_uint("status", self.status, 8)
-        _check_uint("sequence number", self.sequence, 16)
-        _check_uint("lifetime", self.lifetime_units, 16)
+        check_uint("status", self.status, 8)
+        check_uint("sequence number", self.sequence, 16)
+        check_uint("lifetime", self.lifetime_units, 16)
 
     @property
     def accepted(self) -> bool:
@@ -479,7 +480,7 @@ class BindingAck:
         status, flags, sequence, lifetime = _BA_FIXED.unpack_from(body)
         options = _decode_options(body[_BA_FIXED.size :])
         return cls(
-            _known(BindingAckStatus, status),
+            known_value(BindingAckStatus, status),
             sequence,
             lifetime,
             BindingAckFlag(flags & _BA_FLAG_BITS),
@@ -503,7 +504,7 @@ class BindingError:
     options: tuple[MobilityOption, ...] = ()
 
     def __post_init__(self):
-        _check_uint("status", self.status, 8)
+        check_uint("status", self.status, 8)
 
     def body(self) -> bytes:
         return _BE_FIXED.pack(self.status, self.home_address.packed)
@@ -512,7 +513,7 @@ class BindingError:
     def from_body(cls, body: bytes) -> BindingError:
         status, home_address = _BE_FIXED.unpack_from(body)
         options = _decode_options(body[_BE_FIXED.size :])
-        return cls(_known(BindingErrorStatus, status), IPv6Address(home_address), options)
+        return cls(known_value(BindingErrorStatus, status), IPv6Address(home_address), options)
 
 
 _BU_FLAG_BITS = sum(BindingUpdateFlag)
@@ -528,17 +529,28 @@ MobilityMessage = BindingUpdate | BindingAck | BindingError
 def mobility_checksum(
     source: IPv4Address | IPv6Address, destination: IPv4Address | IPv6Address, header: bytes
 ) -> int:
-    """RFC 6275 §6.1.1 / RFC 8200 §8.1: one's complement of the one's complement sum
-    of the pseudo-header (source, destination, length, Next Header 135) and ``header``.
+    """RFC 6275 §6.1.1: the checksum of a Mobility Header (Next Header 135).
 
     Over a header whose Checksum field holds a correct checksum this returns 0.
     """
+    return pseudo_header_checksum(source, destination, NEXT_HEADER_MOBILITY, header)
+
+
+def pseudo_header_checksum(
+    source: IPv4Address | IPv6Address,
+    destination: IPv4Address | IPv6Address,
+    next_header: int,
+    payload: bytes,
+) -> int:
+    """RFC 8200 §8.1: one's complement of the one's complement sum of the pseudo-header
+    (source, destination, length, ``next_header``) and ``payload`` (Mobility Header,
+    ICMPv6: RFC 4443 §2.3); 0 over a payload whose checksum field is right."""
     pseudo = (
         as_ipv6(source).packed
         + as_ipv6(destination).packed
-        + struct.pack("!IxxxB", len(header), NEXT_HEADER_MOBILITY)
+        + struct.pack("!IxxxB", len(payload), next_header)
     )
-    data = pseudo + header + b"\x00" * (len(header) % 2)
+    data = pseudo + payload + b"\x00" * (len(payload) % 2)
     total = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total > 0xFFFF:
         total = (total & 0xFFFF) + (total >> 16)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import secrets
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,7 +247,11 @@ class RadiusCodec:
         return AccessReply(accept, None)
 
     def _new_request(self, code: int, identifier: int) -> pyrad_packet.AuthPacket:
-        request = pyrad_packet.AuthPacket(code, identifier, self._secret, dict=self._dictionary)
+        # The Request Authenticator from one CSPRNG call: pyrad would draw its 16 octets
+        # one by one (16 calls into os.urandom), a tenth of the time an Access-Request takes.
+        request = pyrad_packet.AuthPacket(code, identifier, self._secret,
+                                          authenticator=secrets.token_bytes(16),
+                                          dict=self._dictionary)
         request.add_message_authenticator()  # first attribute
         self._add_nas(request)
         return request

@@ -6,20 +6,23 @@ from urllib.parse import unquote, urlsplit
 
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.store.base import (
-    UNALLOCATED_SPI, AddressPoolExhausted, SARecord, SAStore, SPIExhausted, StoreError,
+    TICKET_KEY_SIZE, UNALLOCATED_SPI, AddressPoolExhausted, Outbox, OutboxEntry, SARecord,
+    SAStore, SPIExhausted, StoreError, StoreUnavailable,
 )
 
 __all__ = [
-    "UNALLOCATED_SPI", "AddressPoolExhausted", "SARecord", "SAStore", "SPIExhausted",
-    "StoreError", "open_store",
+    "TICKET_KEY_SIZE", "UNALLOCATED_SPI", "AddressPoolExhausted", "Outbox", "OutboxEntry",
+    "SARecord", "SAStore", "SPIExhausted", "StoreError", "StoreUnavailable", "open_store",
 ]
 
 
-def open_store(url: str, **options) -> SAStore:
+def open_store(url: str, *, timeout: float | None = None, **options) -> SAStore:
     """Open (and on first use create) the store at ``url``; bad URLs raise ConfigError.
 
-    ``options`` go to the backend (``spi_source``: a zero-argument callable returning
-    SPIs to try, for tests). Blocks while connecting and creating the schema.
+    ``timeout`` bounds each PostgreSQL call, its tries on new connections after a lost
+    one included (default ``postgres.DEFAULT_TIMEOUT``; a SQLite file loses no
+    connection). ``options`` go to the backend (``spi_source``: a zero-argument callable
+    returning SPIs to try, for tests). Blocks while connecting and creating the schema.
     """
     scheme = url.partition(":")[0].lower()
     if scheme == "sqlite":
@@ -32,5 +35,7 @@ def open_store(url: str, **options) -> SAStore:
         return SQLiteStore("/" + unquote(parts.path).lstrip("/"), **options)
     if scheme in ("postgresql", "postgres") and url[len(scheme):].startswith("://"):
         from aaa_mip6.store.postgres import PostgresStore
+        if timeout is not None:
+            options["timeout"] = timeout
         return PostgresStore(url, **options)
     raise ConfigError("store: the URL must start with sqlite:/// or postgresql://")

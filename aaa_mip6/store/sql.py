@@ -2,13 +2,25 @@
 
 Every write is one autocommitted statement, so it is durable when the driver returns
 and several processes (or hosts) can share the database without holding locks across
-round trips. SPI uniqueness rests on the primary key, not on any in-process state:
+round trips; the exceptions are :meth:`SQLStore.group_commit`, one transaction around
+several SAs' writes so that they share one commit (and one fsync), and an SA (or a
+revocation) with its outbox row, written in one transaction so that neither exists
+without the other. SPI uniqueness rests on the primary key, not on any in-process state:
 ``INSERT ... ON CONFLICT (spi) DO UPDATE ... WHERE <the old SA expired>`` either
 takes a free SPI, takes over an expired one, or changes nothing, atomically.
 
 SQL is written with ``?`` placeholders; a backend with another paramstyle sets
 ``_placeholder``. Driver errors become :class:`StoreError` carrying the driver's
 error class and code only, because driver messages may quote the offending row.
+
+A backend that can lose its connection (PostgreSQL: a primary that died, a failover)
+says which errors lost it (``_lost_connection``) and sets ``_timeout``: such a call is
+run again on a new connection, with backoff, until it succeeds or ``_timeout`` seconds
+have passed since it began, then fails with :class:`StoreUnavailable`. Running a
+statement again is safe: reads and the idempotent writes (revoke, address assignment)
+trivially; the SA insert, when it was tried again and found its SPI taken, by reading
+the row back: one holding this very SA (its fresh random keys, its creation time) is
+this insert, committed before the connection broke, and is returned as done.
 """
 
 from __future__ import annotations
@@ -16,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import operator
+import random
 import secrets
 import threading
 import time
@@ -23,16 +36,18 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 
+from aaa_mip6.backoff import Backoff
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.sa import SPI_MAX, SPI_MIN, HomeAgent, IPAddress, SecurityAssociation
 from aaa_mip6.store.base import (
-    UNALLOCATED_SPI, AddressPoolExhausted, IPNetwork, SAStore, SARecord, SPIExhausted,
-    StoreError,
+    TICKET_KEY_SIZE, UNALLOCATED_SPI, AddressPoolExhausted, IPNetwork, Outbox, OutboxEntry,
+    SAStore, SARecord, SPIExhausted, StoreError, StoreUnavailable,
 )
 
 SCHEMA_VERSION = 1
 SPI_ATTEMPTS = 32  # each random draw hits a held SPI with probability (held SAs) / 2**28
 PROBE_BATCH = 64  # home-address candidates checked per round trip
+RECONNECT_BACKOFF = Backoff(0.05, 1.0, jitter=(0.5, 1.0))  # between tries on a lost connection
 
 _SA_COLUMNS = (
     "spi", "mn_id", "suite", "scope", "mn_to_ha_ikey", "ha_to_mn_ikey", "mn_to_ha_ekey",
@@ -46,6 +61,13 @@ _INSERT_SA = (
     + ", ".join(f"{name} = excluded.{name}" for name in _SA_COLUMNS[1:])
     + " WHERE mip6_sa.validity_end <= ? RETURNING spi"
 )
+_OWE = (
+    "INSERT INTO mip6_outbox (spi, kind, destination, claimed_by, claimed_until) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (spi) DO UPDATE SET kind = excluded.kind, "
+    "destination = excluded.destination, claimed_by = excluded.claimed_by, "
+    "claimed_until = excluded.claimed_until"
+)
+PUSH, REVOKE = "push", "revoke"
 
 
 def _schema(blob: str) -> tuple[str, ...]:
@@ -75,6 +97,24 @@ def _schema(blob: str) -> tuple[str, ...]:
             mn_id TEXT NOT NULL,
             address TEXT NOT NULL UNIQUE,
             PRIMARY KEY (prefix, mn_id))""",
+        # what is owed to HAs (SA delivery): one push or revocation per SPI
+        """CREATE TABLE IF NOT EXISTS mip6_outbox (
+            spi INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            destination TEXT NOT NULL,
+            claimed_by TEXT,
+            claimed_until BIGINT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS mip6_outbox_claim ON mip6_outbox (destination, claimed_until)",
+        # which HAC can reach which HA (SA delivery), for the HA choice of every HAC
+        """CREATE TABLE IF NOT EXISTS mip6_ha_route (
+            reporter TEXT NOT NULL,
+            destination TEXT NOT NULL,
+            reachable INTEGER NOT NULL,
+            until BIGINT NOT NULL,
+            PRIMARY KEY (reporter, destination))""",
+        f"""CREATE TABLE IF NOT EXISTS mip6_ticket_key (
+            started BIGINT PRIMARY KEY,
+            secret {blob} NOT NULL)""",
     )
 
 
@@ -142,10 +182,14 @@ class SQLStore(SAStore):
     _placeholder = "?"
     _blob_type = "BLOB"
     _begin_exclusive: tuple[str, ...]  # statements opening a transaction that excludes writers
+    _begin_write = "BEGIN"  # opens a transaction that writes
+    _skip_locked = ""  # what makes a claim pass over rows another claim has locked
     _driver_errors: tuple[type[Exception], ...]
+    _timeout: float | None = None  # seconds a call may take, tries included (None: one try)
 
     def __init__(self, *, spi_source: Callable[[], int] = random_spi):
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # held across a group commit's statements
+        self._grouping: int | None = None  # the thread inside group_commit, holding the lock
         self._spi_source = spi_source
         try:
             self._create_schema()
@@ -164,6 +208,11 @@ class SQLStore(SAStore):
     def _describe(exc: Exception) -> str:
         """The driver error's class and code: never its message, which may quote values."""
 
+    def _lost_connection(self, exc: Exception) -> bool:
+        """Whether ``exc`` lost the connection (the next ``_cursor`` opens a new one), so
+        the statement may succeed on another try."""
+        return False
+
     # -- shared plumbing -----------------------------------------------------------
 
     @contextlib.contextmanager
@@ -171,19 +220,112 @@ class SQLStore(SAStore):
         try:
             yield
         except self._driver_errors as exc:
+            if self._lost_connection(exc):  # the HAC answers 503: asking later may work
+                raise StoreUnavailable(f"SA store: {action} failed: connection lost "
+                                       f"({self._describe(exc)})") from None
             raise StoreError(f"SA store: {action} failed ({self._describe(exc)})") from None
 
     def _sql(self, text: str) -> str:
         return text if self._placeholder == "?" else text.replace("?", self._placeholder)
 
     def _execute(self, action: str, text: str, params: tuple = (), *,
-                 result: Callable = _rows):
+                 result: Callable = _rows, tries: list | None = None):
         """Run one statement in its own transaction (committed when this returns) and
-        return ``result(cursor)``: the rows by default."""
+        return ``result(cursor)``: the rows by default. On a lost connection, try again
+        until ``_timeout`` (see the module docstring); StoreUnavailable after that.
+        ``tries``, if given, gets one item per try that lost its connection."""
+        # Inside this thread's group commit a lost connection took the group's transaction
+        # with it: trying the statement again on a new connection would commit it alone.
+        one_try = self._timeout is None or self._grouping == threading.get_ident()
+        deadline = None if one_try else time.monotonic() + self._timeout
+        attempt = 0
+        while True:
+            try:
+                if not self._lock.acquire(timeout=-1 if deadline is None else
+                                          max(0.0, deadline - time.monotonic())):
+                    raise StoreUnavailable(f"SA store: {action}: waited {self._timeout:g} s "
+                                           "for the connection")
+                try:
+                    cursor = self._cursor()
+                    cursor.execute(self._sql(text), params)
+                    return result(cursor)
+                finally:
+                    self._lock.release()
+            except self._driver_errors as exc:
+                if not self._lost_connection(exc):
+                    raise StoreError(f"SA store: {action} failed ({self._describe(exc)})") \
+                        from None
+                error = StoreUnavailable(f"SA store: {action} failed: connection lost "
+                                         f"({self._describe(exc)})")
+            except StoreUnavailable as exc:
+                error = exc
+            if tries is not None:
+                tries.append(error)
+            wait = RECONNECT_BACKOFF.delay(attempt, random.random())
+            if deadline is None or time.monotonic() + wait >= deadline:
+                raise error from None
+            time.sleep(wait)
+            attempt += 1
+
+    @contextlib.contextmanager
+    def group_commit(self) -> Iterator[Callable[[], contextlib.AbstractContextManager]]:
+        """One transaction (``BEGIN IMMEDIATE`` for SQLite: the write lock first) around
+        the writes inside, committed as it exits; a savepoint around each ``each()``.
+        Other threads' statements wait for the commit."""
+        with self._lock:
+            with self._errors("starting a group commit"):
+                cursor = self._cursor()
+                cursor.execute(self._begin_exclusive[0])
+            self._grouping = threading.get_ident()
+            try:
+                yield self._savepoint
+                with self._errors("committing SAs"):
+                    cursor.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(*self._driver_errors):
+                    cursor.execute("ROLLBACK")
+                raise
+            finally:
+                self._grouping = None
+
+    @contextlib.contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        """One item of a group commit: undone alone if it raises."""
+        with self._errors("starting a savepoint"):
+            cursor = self._cursor()
+            cursor.execute("SAVEPOINT one_sa")
+        try:
+            yield
+        except BaseException:
+            with self._errors("rolling back a savepoint"):
+                cursor.execute("ROLLBACK TO SAVEPOINT one_sa")
+                cursor.execute("RELEASE SAVEPOINT one_sa")
+            raise
+        with self._errors("releasing a savepoint"):
+            cursor.execute("RELEASE SAVEPOINT one_sa")
+
+    @contextlib.contextmanager
+    def _transaction(self, action: str) -> Iterator:
+        """A cursor inside one transaction, committed when the block ends, rolled back
+        if it raises; inside a group commit, the group's own transaction (whose
+        savepoint undoes the block if it raises)."""
         with self._lock, self._errors(action):
             cursor = self._cursor()
-            cursor.execute(self._sql(text), params)
-            return result(cursor)
+            if self._grouping is not None:  # this thread's: it holds the lock
+                yield cursor
+                return
+            cursor.execute(self._begin_write)
+            try:
+                yield cursor
+            except BaseException:
+                with contextlib.suppress(*self._driver_errors):
+                    cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
+
+    def _owe(self, cursor, spi: int, kind: str, outbox: Outbox) -> None:
+        cursor.execute(self._sql(_OWE), (spi, kind, outbox.destination, outbox.claimed_by,
+                                         outbox.claimed_until))
 
     def _create_schema(self) -> None:
         """Create the tables once, serialised across processes, and check the version."""
@@ -210,7 +352,7 @@ class SQLStore(SAStore):
     # -- SAs -----------------------------------------------------------------------
 
     def create(self, template: SecurityAssociation, *, hac_instance: str,
-               home_agent: HomeAgent | None) -> SARecord:
+               home_agent: HomeAgent | None, outbox: Outbox | None = None) -> SARecord:
         if template.spi != UNALLOCATED_SPI:
             raise ValueError("the store allocates the SPI: pass a template with spi=0")
         if any("\x00" in text for text in (template.mn_id, template.suite, hac_instance)):
@@ -225,10 +367,25 @@ class SQLStore(SAStore):
             _text(template.home_address4), int(template.revoked), hac_instance,
             _text(ha6), _text(ha4), ha_port, now,
         )
-        for _ in range(SPI_ATTEMPTS):
-            spi = self._spi_source()
-            if self._execute("allocating an SPI", _INSERT_SA, (spi, *values, now)):
-                return SARecord(template.replace(spi=spi), hac_instance, home_agent, _utc(now))
+        if outbox is None:
+            for _ in range(SPI_ATTEMPTS):
+                spi = self._spi_source()
+                record = SARecord(template.replace(spi=spi), hac_instance, home_agent, _utc(now))
+                lost: list = []
+                if self._execute("allocating an SPI", _INSERT_SA, (spi, *values, now),
+                                 tries=lost):
+                    return record
+                if lost and self.get(spi) == record:  # our own insert, before the connection broke
+                    return record
+        else:  # one transaction, not tried again: a lost connection undoes both rows
+            with self._transaction("allocating an SPI") as cursor:
+                for _ in range(SPI_ATTEMPTS):
+                    spi = self._spi_source()
+                    cursor.execute(self._sql(_INSERT_SA), (spi, *values, now))
+                    if _rows(cursor):
+                        self._owe(cursor, spi, PUSH, outbox)
+                        return SARecord(template.replace(spi=spi), hac_instance, home_agent,
+                                        _utc(now))
         raise SPIExhausted(f"SA store: no free SPI found in {SPI_ATTEMPTS} random draws")
 
     def get(self, spi: int) -> SARecord | None:
@@ -237,11 +394,125 @@ class SQLStore(SAStore):
         rows = self._execute("reading an SA", f"{_SELECT_SA} WHERE spi = ?", (spi,))
         return _record(rows[0]) if rows else None
 
-    def revoke(self, spi: int) -> bool:
+    def revoke(self, spi: int, *, outbox: Outbox | None = None) -> bool:
         if not SPI_MIN <= spi <= SPI_MAX:
             return False
-        return self._execute("revoking an SA", "UPDATE mip6_sa SET revoked = 1 WHERE spi = ?",
-                             (spi,), result=_rowcount) > 0
+        revoking = "UPDATE mip6_sa SET revoked = 1 WHERE spi = ?"
+        if outbox is None:
+            return self._execute("revoking an SA", revoking, (spi,), result=_rowcount) > 0
+        with self._transaction("revoking an SA") as cursor:
+            cursor.execute(self._sql(revoking), (spi,))
+            if cursor.rowcount < 1:
+                return False
+            self._owe(cursor, spi, REVOKE, outbox)
+            return True
+
+    # -- the outbox of SA delivery ------------------------------------------------------
+
+    def claim_outbox(self, claimer: str, destinations: Iterable[str], until: int,
+                     limit: int) -> list[OutboxEntry]:
+        destinations = sorted(set(destinations))
+        if not destinations or limit < 1:
+            return []
+        claimed = dict(self._execute(
+            "claiming owed SA messages",
+            "UPDATE mip6_outbox SET claimed_by = ?, claimed_until = ? WHERE spi IN ("
+            "SELECT spi FROM mip6_outbox WHERE destination IN "
+            f"({', '.join('?' * len(destinations))}) AND claimed_until <= ? "
+            f"ORDER BY claimed_until LIMIT ?{self._skip_locked}) RETURNING spi, kind",
+            (claimer, until, *destinations, int(time.time()), limit)))
+        if not claimed:
+            return []
+        records = {row[0]: _record(row) for row in self._execute(
+            "reading owed SAs",
+            f"{_SELECT_SA} WHERE spi IN ({', '.join('?' * len(claimed))})", tuple(claimed))}
+        entries, stale = [], []
+        for spi, kind in sorted(claimed.items()):
+            record = records.get(spi)
+            if record is None or record.sa.revoked != (kind == REVOKE):
+                stale.append(spi)
+            else:
+                entries.append(OutboxEntry(record, kind == REVOKE))
+        if stale:
+            self._execute("dropping stale SA messages",
+                          f"DELETE FROM mip6_outbox WHERE claimed_by = ? AND spi IN "
+                          f"({', '.join('?' * len(stale))})", (claimer, *stale))
+        return entries
+
+    def renew_outbox(self, claimer: str, spis: Iterable[int], until: int) -> int:
+        spis = sorted(set(spis))
+        if not spis:
+            return 0
+        return self._execute("renewing claims",
+                             "UPDATE mip6_outbox SET claimed_until = ? WHERE claimed_by = ? AND "
+                             f"spi IN ({', '.join('?' * len(spis))})",
+                             (until, claimer, *spis), result=_rowcount)
+
+    def release_outbox(self, claimer: str, spi: int | None = None) -> None:
+        which = "" if spi is None else " AND spi = ?"
+        self._execute("releasing claims",
+                      "UPDATE mip6_outbox SET claimed_by = NULL, claimed_until = 0 "
+                      f"WHERE claimed_by = ?{which}",
+                      (claimer,) if spi is None else (claimer, spi), result=_rowcount)
+
+    def outbox_done(self, claimer: str, done: Iterable[tuple[int, bool]]) -> int:
+        done = sorted(set(done))
+        if not done:
+            return 0
+        return self._execute(
+            "forgetting delivered SA messages",
+            "DELETE FROM mip6_outbox WHERE claimed_by = ? AND ("
+            + " OR ".join(["(spi = ? AND kind = ?)"] * len(done)) + ")",
+            (claimer, *(value for spi, revoke in done
+                        for value in (spi, REVOKE if revoke else PUSH))), result=_rowcount)
+
+    def outbox_size(self) -> int:
+        return self._execute("counting owed SA messages", "SELECT COUNT(*) FROM mip6_outbox")[0][0]
+
+    # -- what every HAC shares besides SAs -------------------------------------------------
+
+    def ticket_key(self, started: int, lifetime: int) -> bytes:
+        reading = "SELECT secret FROM mip6_ticket_key WHERE started = ?"
+        rows = self._execute("reading a ticket key", reading, (started,))
+        if rows:  # the usual case: another HAC (or this one) made it; no write
+            return bytes(rows[0][0])
+        self._execute("storing a ticket key",
+                      "INSERT INTO mip6_ticket_key (started, secret) VALUES (?, ?) "
+                      "ON CONFLICT (started) DO NOTHING",
+                      (started, secrets.token_bytes(TICKET_KEY_SIZE)), result=_rowcount)
+        self._execute("deleting old ticket keys",
+                      "DELETE FROM mip6_ticket_key WHERE started < ?", (started - lifetime,),
+                      result=_rowcount)
+        return bytes(self._execute("reading a ticket key", reading, (started,))[0][0])
+
+    def report_routes(self, reporter: str, reachable: dict[str, bool], until: int) -> None:
+        if not reachable:
+            return
+        self._execute(
+            "reporting routes to HAs",
+            "INSERT INTO mip6_ha_route (reporter, destination, reachable, until) VALUES "
+            + ", ".join(["(?, ?, ?, ?)"] * len(reachable))
+            + " ON CONFLICT (reporter, destination) DO UPDATE SET "
+            "reachable = excluded.reachable, until = excluded.until",
+            tuple(value for destination, up in sorted(reachable.items())
+                  for value in (reporter, destination, int(up), until)), result=_rowcount)
+
+    def unreachable(self) -> set[str]:
+        rows = self._execute("reading routes to HAs",
+                             "SELECT destination FROM mip6_ha_route WHERE until > ? "
+                             "GROUP BY destination HAVING MAX(reachable) = 0",
+                             (int(time.time()),))
+        return {destination for (destination,) in rows}
+
+    def home_agent_load(self) -> dict[HomeAgent, int]:
+        rows = self._execute(
+            "counting SAs per HA",
+            "SELECT ha_address6, ha_address4, ha_port, COUNT(*) FROM mip6_sa WHERE revoked = 0"
+            " AND validity_end > ? AND ha_port IS NOT NULL"
+            " GROUP BY ha_address6, ha_address4, ha_port", (int(time.time()),))
+        return {HomeAgent(_address(ha6, ipaddress.IPv6Address),
+                          _address(ha4, ipaddress.IPv4Address), port): count
+                for ha6, ha4, port, count in rows}
 
     def active(self) -> list[SARecord]:
         rows = self._execute(
@@ -258,6 +529,9 @@ class SQLStore(SAStore):
     def purge_expired(self) -> list[SARecord]:
         rows = self._execute("purging SAs", "DELETE FROM mip6_sa WHERE validity_end <= ? "
                              f"RETURNING {', '.join(_SA_COLUMNS)}", (int(time.time()),))
+        if rows:  # nothing more is owed for a purged SA
+            self._execute("purging owed SA messages", "DELETE FROM mip6_outbox WHERE spi NOT "
+                          "IN (SELECT spi FROM mip6_sa)", result=_rowcount)
         return [_record(row) for row in rows]
 
     # -- home addresses ------------------------------------------------------------

@@ -64,6 +64,7 @@ class SQLiteStore(SQLStore):
     """SAs in a SQLite file (``sqlite:///abs/path.db``)."""
 
     _begin_exclusive = ("BEGIN IMMEDIATE",)
+    _begin_write = "BEGIN IMMEDIATE"  # the write lock at once: no deadlock upgrading a read
     _driver_errors = (sqlite3.Error,)
 
     def __init__(self, path: str | os.PathLike, *, spi_source: Callable[[], int] = random_spi):

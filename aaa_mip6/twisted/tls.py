@@ -9,23 +9,44 @@ The MN checks the HAC certificate against its CA file and RFC 6125 with the rule
 RFC 6618: the reference identity is a DNS name or an IP address, matched only against
 subjectAltName dNSName / iPAddress entries, never a wildcard, never the CN.
 
-Session resumption (RFC 5077 tickets) keeps re-bootstrapping cheap. OpenSSL creates
-fresh random ticket keys for every context and pyOpenSSL offers no way to set them, so
-the server rotates its ticket keys by building a new context every
-``ticket_key_lifetime`` seconds: a ticket resumes until the next rotation, after which
-the MN does one full handshake and gets a new ticket. Processes forked after a
-:class:`ServerTLS` is built share its context's ticket keys, so any of them resumes a
-ticket another issued -- until their first rotation, after which each has keys of its
-own (the limit of not being able to set ticket keys).
+Session resumption (RFC 5077 tickets) keeps re-bootstrapping cheap. The server rotates
+its ticket keys by building a new context every ``ticket_key_lifetime`` seconds: a
+ticket resumes until the next rotation, after which the MN does one full handshake and
+gets a new ticket. By default OpenSSL makes fresh random keys for every context, so only
+processes forked after a :class:`ServerTLS` is built resume each other's tickets, until
+their first rotation. :meth:`ServerTLS.use_ticket_key` instead sets keys that every HAC
+shares (the store hands them out, :mod:`hac.ticket_keys`), so any HAC process on any host
+resumes any MN's ticket, rotation after rotation.
+
+pyOpenSSL and cryptography's bindings expose neither ``SSL_CTX_set_tlsext_ticket_keys``
+(a macro over ``SSL_CTX_ctrl``) nor the ticket key callback, and cryptography's wheels
+link OpenSSL statically without exporting it. :func:`ticket_key_setter` finds
+``SSL_CTX_ctrl`` in that library's symbol table (pyelftools), at the load address
+``/proc/self/maps`` gives, checked against an exported symbol; without it (a stripped
+build) each process keeps its own keys, as before.
 
 Both ends let OpenSSL free a connection's read and write buffers while it is idle
 (``SSL_MODE_RELEASE_BUFFERS``), which matters for a HAC holding many idle connections.
+
+A full handshake offers OpenSSL's default groups, the post-quantum hybrid X25519MLKEM768
+first, whose key share makes the ClientHello about 1.5 kB. Beside a session ticket the MN
+offers X25519 and P-256 only (:data:`RESUMPTION_GROUPS`): the ClientHello with its ticket
+then fits in one SYN (TCP Fast Open, :mod:`aaa_mip6.twisted.fastopen`), and a resumed
+session's keys still depend on the resumption secret of the hybrid handshake that made the
+ticket. Should the HAC not resume, that handshake had classical key exchange only:
+:meth:`ClientTLS.resumption_refused` says so and forgets the session, and the MN connects
+again for a full hybrid handshake.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import os
+import struct
 import time
 import warnings
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,9 +79,81 @@ TLS12_CIPHERS = b"ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!PSK"
 DEFAULT_TICKET_KEY_LIFETIME = 3600.0
 """Seconds a server context (and so its session ticket keys) is used for new connections."""
 
+RESUMPTION_GROUPS = b"X25519:P-256"
+"""The groups the MN offers beside a session ticket: one small key share (see above)."""
+
 _SESSION_ID_CONTEXT = b"aaa-mip6 HAC"
 _TICKET_READ_STATE = b"SSLv3/TLS read server session ticket"
+_END_OF_EARLY_DATA_STATE = b"TLSv1.3 write end of early data"  # sent iff accepted
+MAX_EARLY_DATA = 1024
+"""Octets of early data a ticket allows: an MN Init (RFC 6618 §5.3) is a few hundred."""
 _OPENSSL = Binding().lib  # the OpenSSL pyOpenSSL uses, for calls it does not wrap
+_FFI = Binding().ffi
+_SET_TICKET_KEYS = 59  # SSL_CTRL_SET_TLSEXT_TICKET_KEYS
+TICKET_KEY_SIZE = 80  # 16 octets key name, 32 HMAC key, 32 AES key (OpenSSL 3)
+
+
+@functools.cache
+def ticket_key_setter() -> tuple[Callable | None, str]:
+    """``(SSL_CTX_ctrl, "")`` of the OpenSSL pyOpenSSL uses, or ``(None, why not)``."""
+    from cryptography.hazmat.bindings import _rust
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    path = os.path.realpath(_rust.__file__)
+    try:
+        with open(path, "rb") as library:
+            elf = ELFFile(library)
+            symbols = elf.get_section_by_name(".symtab")
+            if symbols is None or elf.elfclass != 64:
+                return None, f"{path} has no 64-bit symbol table"
+            found = _symbol_values(symbols.data(), elf.get_section(symbols["sh_link"]).data(),
+                                   "<" if elf.little_endian else ">",
+                                   (b"SSL_CTX_ctrl", b"PyInit__rust"))
+        base = _load_address(path)
+        exported = ctypes.cast(ctypes.CDLL(path).PyInit__rust, ctypes.c_void_p).value
+    except (OSError, AttributeError, ValueError, ELFError) as error:
+        return None, f"cannot read {path} ({error})"
+    if base is None:
+        return None, f"{path} is not in /proc/self/maps"
+    if len(found[b"SSL_CTX_ctrl"]) != 1 or found[b"PyInit__rust"] != [exported - base]:
+        return None, f"SSL_CTX_ctrl not found in {path}"
+    address = base + found[b"SSL_CTX_ctrl"][0]
+    return _FFI.cast("long (*)(SSL_CTX *, int, long, void *)", address), ""
+
+
+def _symbol_values(table: bytes, names: bytes, byte_order: str,
+                   wanted: tuple[bytes, ...]) -> dict[bytes, list[int]]:
+    """The values of the ``wanted`` symbols of an ELF64 symbol table (its bytes, and its
+    string table's): one pass with ``struct`` over ~36 000 entries takes ~15 ms, where
+    pyelftools' own name lookup builds a map of every symbol first (~0.7 s at each start)."""
+    found: dict[bytes, list[int]] = {name: [] for name in wanted}
+    lengths = {len(name) for name in wanted}
+    for name_offset, _, _, _, value, _ in struct.iter_unpack(byte_order + "IBBHQQ", table):
+        for length in lengths:
+            name = names[name_offset:name_offset + length + 1]
+            if name[-1:] == b"\0" and name[:-1] in found:
+                found[name[:-1]].append(value)
+    return found
+
+
+def _load_address(path: str) -> int | None:
+    """Where the shared object ``path`` is mapped in this process (its offset-0 mapping)."""
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split()
+            if len(fields) >= 6 and fields[5] == path and int(fields[2], 16) == 0:
+                return int(fields[0].partition("-")[0], 16)
+    return None
+
+
+def _set_ticket_key(context: SSL.Context, key: bytes) -> None:
+    """Make ``context`` seal and open session tickets with ``key``."""
+    control, why = ticket_key_setter()
+    if control is None or len(key) != TICKET_KEY_SIZE:
+        raise ValueError(why or f"a ticket key has {TICKET_KEY_SIZE} octets")
+    if control(context._context, _SET_TICKET_KEYS, TICKET_KEY_SIZE, _FFI.from_buffer(key)) != 1:
+        raise ValueError("OpenSSL refused the ticket key")
 
 
 class CertificateRejected(SSL.Error):
@@ -174,13 +267,15 @@ class ServerTLS:
     ``client_ca_file`` turns on client-certificate verification against that CA file; a
     client without a certificate is still accepted unless ``require_client_cert``.
     Raises :class:`ConfigError` naming the file for an unreadable or mismatched file.
-    Build it before forking worker processes so that they resume each other's tickets.
+    Keys of its own are per process (build it before forking workers so that they share
+    them until their first rotation); :meth:`use_ticket_key` shares keys across HACs.
     """
 
     def __init__(self, cert_file: Path, key_file: Path, *, client_ca_file: Path | None = None,
                  require_client_cert: bool = False,
                  ticket_key_lifetime: float = DEFAULT_TICKET_KEY_LIFETIME,
-                 clock: Callable[[], float] = time.monotonic):
+                 early_data: bool = False, clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time):
         if require_client_cert and client_ca_file is None:
             raise ConfigError("require_client_cert needs a client CA file to verify against")
         if not ticket_key_lifetime > 0:
@@ -190,7 +285,11 @@ class ServerTLS:
             client_ca_file, "client CA file")
         self._require_client_cert = require_client_cert
         self._ticket_key_lifetime = ticket_key_lifetime
+        self.early_data = early_data
         self._clock = clock
+        self._wall_clock = wall_clock
+        self._shared_keys: dict[float, bytes] = {}  # start (POSIX seconds) -> ticket key
+        self._key_started: float | None = None  # of the shared key the context uses
         self._rotate()
 
     def reload(self, cert_file: Path, key_file: Path) -> None:
@@ -201,18 +300,48 @@ class ServerTLS:
         self._chain, self._key = _load_identity(cert_file, key_file)
         self._rotate()
 
+    def use_ticket_key(self, started: float, key: bytes) -> None:
+        """Seal tickets with ``key`` (:data:`TICKET_KEY_SIZE` octets, a secret) from the
+        POSIX time ``started`` on, instead of keys of this process's own; keys may be given
+        ahead of their start. Raises ValueError when this OpenSSL build cannot take them
+        (:func:`ticket_key_setter`)."""
+        control, why = ticket_key_setter()
+        if control is None:
+            raise ValueError(why)
+        self._shared_keys[started] = bytes(key)
+        for old in sorted(self._shared_keys)[:-2]:  # the current and the next are enough
+            del self._shared_keys[old]
+
+    def _shared_key_now(self) -> tuple[float, bytes] | None:
+        now = self._wall_clock()
+        due = [started for started in self._shared_keys if started <= now]
+        return None if not due else (max(due), self._shared_keys[max(due)])
+
     @property
     def certificate_der(self) -> bytes:
         """DER of the HAC's own certificate, for the tls-server-end-point channel binding."""
         return _der(self._chain[0])
 
     def _rotate(self) -> None:
-        """Start a new context: OpenSSL gives it fresh random session ticket keys."""
+        """Start a new context, with the shared ticket key now due, else with the fresh
+        random ticket keys OpenSSL gives it."""
         context = _base_context(self._chain, self._key, self._client_cas)
+        shared = self._shared_key_now()
+        if shared is not None:
+            _set_ticket_key(context, shared[1])
+        self._key_started = None if shared is None else shared[0]
         context.set_options(SSL.OP_CIPHER_SERVER_PREFERENCE)
         context.set_session_id(_SESSION_ID_CONTEXT)
-        # Tickets carry the session state, so no server-side session cache is needed.
-        context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+        if self.early_data:
+            # Tickets that allow early data are single-use (RFC 8446 §8.1): OpenSSL then
+            # issues stateful tickets, keeps their sessions in this context's cache and
+            # accepts early data only for one it can remove from there, so a replay is
+            # rejected -- and a ticket resumes only in the process that issued it.
+            _OPENSSL.SSL_CTX_set_max_early_data(context._context, MAX_EARLY_DATA)
+            context.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
+        else:
+            # Tickets carry the session state, so no server-side session cache is needed.
+            context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
         context.set_timeout(max(1, int(self._ticket_key_lifetime)))
         if self._client_cas:
             for ca in self._client_cas:
@@ -225,7 +354,11 @@ class ServerTLS:
         self._context_started = self._clock()
 
     def serverConnectionForTLS(self, tlsProtocol) -> SSL.Connection:  # noqa: N802 (Twisted API)
-        if self._clock() - self._context_started >= self._ticket_key_lifetime:
+        if self._shared_keys:
+            shared = self._shared_key_now()
+            if shared is not None and shared[0] != self._key_started:
+                self._rotate()
+        elif self._clock() - self._context_started >= self._ticket_key_lifetime:
             self._rotate()
         connection = SSL.Connection(self._context, None)
         connection.set_app_data(tlsProtocol)
@@ -306,6 +439,8 @@ class ClientTLS:
         if keylog is not None:
             self._context.set_keylog_callback(keylog)
         self._session: SSL.Session | None = None
+        self._ticket_offers: weakref.WeakSet[SSL.Connection] = weakref.WeakSet()
+        self._early_data_accepted: weakref.WeakSet[SSL.Connection] = weakref.WeakSet()
 
     def _verify(self, connection, certificate, error_number, depth, preverify_ok) -> bool:
         if not preverify_ok:
@@ -323,8 +458,24 @@ class ClientTLS:
             connection.set_tlsext_host_name(self._reference.hostname)
         if self._session is not None:
             connection.set_session(self._session)
+            _OPENSSL.SSL_set1_curves_list(connection._ssl, RESUMPTION_GROUPS)
+            self._ticket_offers.add(connection)
         connection.set_info_callback(self._session_keeper())
         return connection
+
+    def resumption_refused(self, tls) -> bool:
+        """Whether the finished handshake of ``tls`` offered a ticket (so classical groups
+        only) and the HAC made a full handshake instead. Then the session is forgotten: drop
+        the connection and connect again, for a full handshake with the hybrid group."""
+        connection = _connection(tls)
+        if connection not in self._ticket_offers or session_reused(connection):
+            return False
+        self._session = None
+        return True
+
+    def early_data_accepted(self, tls) -> bool:
+        """Whether the HAC accepted the early data ``tls`` sent (it then got EndOfEarlyData)."""
+        return _connection(tls) in self._early_data_accepted
 
     def _session_keeper(self):
         """An info callback that keeps the session once the HAC's ticket has been processed.
@@ -336,8 +487,11 @@ class ClientTLS:
 
         def keep(connection: SSL.Connection, where: int, _return_code: int) -> None:
             nonlocal ticket_seen
-            if where & SSL.SSL_CB_LOOP and connection.get_state_string() == _TICKET_READ_STATE:
+            state = connection.get_state_string() if where & SSL.SSL_CB_LOOP else None
+            if state == _TICKET_READ_STATE:
                 ticket_seen = True
+            elif state == _END_OF_EARLY_DATA_STATE:
+                self._early_data_accepted.add(connection)
             elif where & SSL.SSL_CB_EXIT and ticket_seen:
                 ticket_seen = False
                 self._session = connection.get_session()

@@ -134,6 +134,15 @@ class TunDevice:
             self._fd = -1
 
 
+class SilentTunDevice(TunDevice):
+    """A TUN device without a link-local address: the kernel sends nothing of its own
+    (MLD, Router Solicitations) into it."""
+
+    def _configure(self, mtu: int) -> None:
+        run_ip("link", "set", "dev", self.name, "addrgenmode", "none")
+        super()._configure(mtu)
+
+
 
 @implementer(IReadDescriptor)
 class DeviceReader:

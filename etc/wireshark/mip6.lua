@@ -508,3 +508,177 @@ DissectorTable.get("tcp.port"):add_for_decode_as(mip6hac)
 mip6tls.prefs_changed = register_ports
 mip6hac.prefs_changed = register_ports
 register_ports()
+
+------------------------------------------------------------------------------ mip6lke
+
+-- The Local Key Exchange (docs/lke.md): the KE Request, KE Ack and Finished Mobility
+-- Headers and the LKE mobility options (also inside the BU and BA to a previous AR), the
+-- LKE Capability and DAD Authentication ND options. A postdissector: Wireshark's own
+-- mip6 and icmpv6 dissectors show the headers, this adds what they call unknown. The
+-- code points are preferences; the defaults are the profile's, the draft's are MH types
+-- 8/9/10, mobility options 3/4/6 and ND options 6/7/8.
+
+local mip6lke = Proto("mip6lke", "Local Key Exchange (draft-liu-mobileip-lke-01)")
+
+local lke_fields = {
+    message = ProtoField.string("mip6lke.message", "Message"),
+    seq = ProtoField.uint16("mip6lke.seq", "Sequence Number", base.DEC),
+    status = ProtoField.uint8("mip6lke.status", "Status", base.DEC),
+    lifetime = ProtoField.uint16("mip6lke.lifetime", "Lifetime (4 s units)", base.DEC),
+    key_exchange_data = ProtoField.bytes("mip6lke.key_exchange_data", "Key Exchange Data"),
+    requested_lifetime = ProtoField.uint16("mip6lke.requested_lifetime",
+                                           "Requested Lifetime (4 s units)", base.DEC),
+    care_of = ProtoField.ipv6("mip6lke.care_of", "Care-of Address"),
+    ar_address = ProtoField.ipv6("mip6lke.ar_address", "AR Address"),
+    finished_nonce = ProtoField.uint32("mip6lke.finished_nonce", "Finished Request nonce",
+                                       base.HEX),
+    nonce = ProtoField.uint32("mip6lke.nonce", "Nonce", base.HEX),
+    mac = ProtoField.bytes("mip6lke.mac", "HMAC-SHA1 / Authenticator"),
+    max_lifetime = ProtoField.uint16("mip6lke.max_lifetime", "Maximum Lifetime (s)", base.DEC),
+    public_key = ProtoField.bytes("mip6lke.public_key", "Public Key (SubjectPublicKeyInfo)"),
+    dad = ProtoField.string("mip6lke.dad", "DAD Authentication"),
+}
+mip6lke.fields = {lke_fields.message, lke_fields.seq, lke_fields.status, lke_fields.lifetime,
+                  lke_fields.key_exchange_data, lke_fields.requested_lifetime,
+                  lke_fields.care_of, lke_fields.ar_address, lke_fields.finished_nonce,
+                  lke_fields.nonce, lke_fields.mac, lke_fields.max_lifetime,
+                  lke_fields.public_key, lke_fields.dad}
+
+local lke_prefs = {
+    {"ke_request", 253, "MH type of the Key Exchange Request"},
+    {"ke_ack", 254, "MH type of the Key Exchange Acknowledgement"},
+    {"finished", 252, "MH type of the Finished message"},
+    {"requested_lifetime", 250, "Mobility option: Requested Lifetime"},
+    {"ar_address", 251, "Mobility option: AR Address"},
+    {"finished_request", 252, "Mobility option: Finished Request"},
+    {"care_of_address", 253, "Mobility option: Care-of Address"},
+    {"capability", 253, "ND option: LKE Capability"},
+    {"dad_request", 254, "ND option: DAD Authentication Request"},
+    {"dad_reply", 254, "ND option: DAD Authentication Reply"},
+}
+for _, pref in ipairs(lke_prefs) do
+    mip6lke.prefs[pref[1]] = Pref.uint(pref[3], pref[2], pref[3])
+end
+
+local MH_BINDING_UPDATE, MH_BINDING_ACK, MH_AUTH_DATA = 5, 6, 5
+local mh_field = Field.new("mipv6")
+local icmpv6_field = Field.new("icmpv6")
+
+-- The mobility options from ``offset`` to the end of the header ``mh``.
+local function lke_mobility_options(mh, offset, item)
+    local p = mip6lke.prefs
+    while offset + 2 <= mh:len() do
+        local kind = mh(offset, 1):uint()
+        if kind == 0 then
+            offset = offset + 1
+        else
+            local length = mh(offset + 1, 1):uint()
+            if offset + 2 + length > mh:len() then return end
+            local value = mh(offset + 2, length)
+            if kind == p.care_of_address and length == 16 then
+                item:add(lke_fields.care_of, value)
+            elseif kind == p.ar_address and length == 16 then
+                item:add(lke_fields.ar_address, value)
+            elseif kind == p.requested_lifetime and length == 2 then
+                item:add(lke_fields.requested_lifetime, value)
+            elseif kind == p.finished_request and length == 6 then
+                if bit32.band(value(0, 1):uint(), 0x80) ~= 0 then
+                    item:add(lke_fields.finished_nonce, value(2, 4))
+                end
+            elseif kind == MH_AUTH_DATA then
+                item:add(lke_fields.mac, value)
+            end
+            offset = offset + 2 + length
+        end
+    end
+end
+
+-- The Key Exchange Data ends where the options start: the last 24 octets of a request
+-- built by this project (Requested Lifetime, PadN, Care-of Address).
+local KE_REQUEST_OPTIONS = 24
+
+local function lke_mobility(mh, tree)
+    local p = mip6lke.prefs
+    if mh:len() < 8 then return nil end
+    local kind = mh(2, 1):uint()
+    local item
+    if kind == p.ke_request and mh:len() >= 8 + KE_REQUEST_OPTIONS + 8 then
+        item = tree:add(mip6lke, mh)
+        item:add(lke_fields.message, "Key Exchange Request")
+        item:add(lke_fields.seq, mh(6, 2))
+        item:add(lke_fields.key_exchange_data, mh(8, mh:len() - 8 - KE_REQUEST_OPTIONS))
+        lke_mobility_options(mh, mh:len() - KE_REQUEST_OPTIONS, item)
+        return "LKE Key Exchange Request seq " .. mh(6, 2):uint()
+    elseif kind == p.ke_ack and mh:len() >= 12 then
+        item = tree:add(mip6lke, mh)
+        item:add(lke_fields.message, "Key Exchange Acknowledgement")
+        item:add(lke_fields.status, mh(6, 1))
+        item:add(lke_fields.seq, mh(8, 2))
+        item:add(lke_fields.lifetime, mh(10, 2))
+        lke_mobility_options(mh, 12, item)
+        return string.format("LKE Key Exchange Ack seq %d status %d", mh(8, 2):uint(),
+                             mh(6, 1):uint())
+    elseif kind == p.finished and mh:len() >= 16 then
+        item = tree:add(mip6lke, mh)
+        item:add(lke_fields.message, "Finished")
+        item:add(lke_fields.status, mh(6, 1))
+        item:add(lke_fields.seq, mh(8, 2))
+        item:add(lke_fields.lifetime, mh(10, 2))
+        item:add(lke_fields.nonce, mh(12, 4))
+        lke_mobility_options(mh, 16, item)
+        return "LKE Finished seq " .. mh(8, 2):uint()
+    elseif (kind == MH_BINDING_UPDATE or kind == MH_BINDING_ACK) and mh:len() >= 12 then
+        item = tree:add(mip6lke, mh)
+        item:add(lke_fields.message, kind == MH_BINDING_UPDATE and "Binding Update options"
+                                     or "Binding Acknowledgement options")
+        lke_mobility_options(mh, 12, item)
+    end
+    return nil
+end
+
+local ND_FIXED = {[133] = 8, [134] = 16, [135] = 24, [136] = 24}
+
+local function lke_nd(message, tree)
+    local p = mip6lke.prefs
+    local kind = message(0, 1):uint()
+    local offset = ND_FIXED[kind]
+    if not offset then return nil end
+    local dad_type = kind == 135 and p.dad_request or p.dad_reply
+    local info
+    while offset + 2 <= message:len() do
+        local option, units = message(offset, 1):uint(), message(offset + 1, 1):uint()
+        if units == 0 or offset + units * 8 > message:len() then return info end
+        local value = message(offset, units * 8)
+        if kind == 134 and option == p.capability and units * 8 >= 8 then
+            local item = tree:add(mip6lke, value)
+            item:add(lke_fields.message, "LKE Capability")
+            item:add(lke_fields.max_lifetime, value(2, 2))
+            item:add(lke_fields.public_key, value(4))
+            info = "LKE Capability"
+        elseif (kind == 135 or kind == 136) and option == dad_type and units == 6 then
+            local item = tree:add(mip6lke, value)
+            local name = kind == 135 and "DAD Authentication Request"
+                         or "DAD Authentication Reply"
+            item:add(lke_fields.dad, name)
+            item:add(lke_fields.nonce, value(4, 4))
+            item:add(lke_fields.ar_address, value(8, 16))
+            item:add(lke_fields.mac, value(24, 20))
+            info = name
+        end
+        offset = offset + units * 8
+    end
+    return info
+end
+
+function mip6lke.dissector(tvb, pinfo, tree)
+    local info
+    for _, field in ipairs({mh_field()}) do
+        info = lke_mobility(field.range:tvb(), tree) or info
+    end
+    for _, field in ipairs({icmpv6_field()}) do
+        info = lke_nd(field.range:tvb(), tree) or info
+    end
+    if info then pinfo.cols.info:append(" [" .. info .. "]") end
+end
+
+register_postdissector(mip6lke)

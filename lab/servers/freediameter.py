@@ -10,27 +10,36 @@ certificate for its Origin-Host, signed by the same CA. The relay connects to th
 (freeDiameter rejects unknown incoming peers without an ACL extension), so our
 nodes only listen. The process is stopped when the context ends.
 
+As a routing agent in front of several nodes of one realm, it also takes
+``extensions`` (Debian's ``/usr/lib/freeDiameter/*.fdx``: ``rt_load_balance`` to
+prefer the candidate with the fewest pending requests, ``rt_randomize`` to break ties
+at random) and ``accept``: the Diameter identities (``*.example.org`` allowed) that may
+connect to it, through the ``acl_wl`` whitelist extension, on its TLS port
+(``Relay.tls_port``), so that those nodes connect and reconnect by themselves.
+
 Use with ``with run_relay(tmp_path, peers) as relay:``. A connection the relay finds
 refused is retried only after TcTimer plus a random 0-4 s, so callers whose nodes start
 listening later pass ``start=False`` and call :meth:`Relay.start` once they listen; then
-:meth:`Relay.wait_open` waits for the capabilities exchange with each peer, as logged.
+:meth:`Relay.wait_open` waits for the capabilities exchange with each peer, as logged
+(freeDiameterd 1.2.1 has no control interface to ask).
 """
 
 from __future__ import annotations
 
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from aaa_mip6 import pki
 
-from ..processes import POLL_INTERVAL, free_port, stop_process
+from ..processes import POLL_INTERVAL, free_port, stop_process, wait_listening
 from . import ServerMissing
 from .config import quoted
 
@@ -38,6 +47,10 @@ BINARY = "freeDiameterd"
 RELAY_IDENTITY = "relay.example.com"
 RELAY_REALM = "example.com"
 RELAY_TW = 6  # freeDiameter refuses a TwTimer below RFC 3539's 6 seconds
+START_TIMEOUT = 30.0  # seconds for the daemon to listen (it loads extensions and TLS first)
+LOWEST_PORT = 10_000  # the agent's ports are drawn from here up to the ephemeral range
+PORT_ATTEMPTS = 100
+EXTENSION_DIR = Path("/usr/lib/freeDiameter")  # Debian's freediameter-extensions
 
 
 @dataclass(frozen=True)
@@ -53,28 +66,28 @@ class Relay:
     identity: str
     realm: str
     ca: pki.Identity
-    credentials: dict[str, pki.Identity]  # our nodes' server certificates by Origin-Host
+    credentials: dict[str, pki.Identity]  # our nodes' certificates by Origin-Host
     config_path: Path
     log_path: Path
-    config: Callable[[int, int], str] = field(repr=False)  # its text for (port, TLS port)
-    process: subprocess.Popen | None = None  # the latest freeDiameterd started
+    process: subprocess.Popen | None = None  # the latest daemon started
+    port: int = 0  # TCP
+    tls_port: int = 0  # TLS from the first octet (RFC 6733 §13)
     _log_start: int = field(default=0, repr=False)  # where its lines begin in the log
 
     def start(self) -> None:
-        """Start freeDiameterd (again, after a stop); it appends to the log.
-
-        Its own ports (nobody connects to them) are picked free now, not when the relay
-        was set up: a port free then may be taken by the time a caller starts it."""
-        self.config_path.write_text(self.config(free_port(), free_port()))
+        """Start the daemon (``run_relay(start=False)``); it appends to the log."""
         self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen([shutil.which(BINARY), "-c", str(self.config_path)],
-                                            stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL)
+        self.process = _start(self.config_path, self.log_path, self.tls_port)
+
+    def restart(self) -> None:
+        """Stop the daemon (SIGTERM) and start it again with the same configuration."""
+        self.resume()
+        stop_process(self.process)
+        self.start()
 
     def is_open(self, origin_host: str) -> bool:
-        """Whether the latest freeDiameterd has logged its connection to ``origin_host``
-        open (capabilities exchanged, so it routes to that peer's realm)."""
+        """Whether the latest daemon has logged its connection to ``origin_host`` open
+        (capabilities exchanged, so it routes to that peer's realm)."""
         with open(self.log_path, "rb") as log:
             log.seek(self._log_start)
             lines = log.read().decode(errors="replace")
@@ -82,7 +95,7 @@ class Relay:
 
     def wait_open(self, origin_hosts, timeout: float) -> None:
         """Until every one of ``origin_hosts`` is open; RuntimeError naming the others and
-        the log after ``timeout`` or if freeDiameterd exits."""
+        the log after ``timeout`` or if the daemon exits."""
         deadline = time.monotonic() + timeout
         while waiting := [host for host in origin_hosts if not self.is_open(host)]:
             status = self.process.poll()
@@ -105,8 +118,10 @@ class Relay:
 
 
 def relay_config(credentials: pki.Identity, ca: pki.Identity,
-                 peers: list[PeerSpec], port: int, tls_port: int) -> str:
-    """freeDiameter.conf for a relay on 127.0.0.1 that connects to ``peers`` over TLS."""
+                 peers: list[PeerSpec], port: int, tls_port: int, *,
+                 extensions: tuple[Path, ...] = (), whitelist: Path | None = None) -> str:
+    """freeDiameter.conf for a relay on 127.0.0.1 that connects to ``peers`` over TLS,
+    loads ``extensions`` and, with ``whitelist``, accepts the peers it names."""
     lines = [
         f"Identity = {quoted(RELAY_IDENTITY)};",
         f"Realm = {quoted(RELAY_REALM)};",
@@ -120,6 +135,10 @@ def relay_config(credentials: pki.Identity, ca: pki.Identity,
         f"TLS_Cred = {quoted(str(credentials.cert_path))}, {quoted(str(credentials.key_path))};",
         f"TLS_CA = {quoted(str(ca.cert_path))};",
     ]
+    lines += [f"LoadExtension = {quoted(str(path))};" for path in extensions]
+    if whitelist is not None:
+        lines.append(f"LoadExtension = {quoted(str(EXTENSION_DIR / 'acl_wl.fdx'))} : "
+                     f"{quoted(str(whitelist))};")
     lines += [
         f"ConnectPeer = {quoted(peer.origin_host)} {{ ConnectTo = \"127.0.0.1\"; "
         f"Port = {peer.port}; No_SCTP; TcTimer = 1; }};"
@@ -128,22 +147,81 @@ def relay_config(credentials: pki.Identity, ca: pki.Identity,
     return "\n".join(lines) + "\n"
 
 
-@contextmanager
-def run_relay(directory: Path, peers: list[PeerSpec], *, start: bool = True) -> Iterator[Relay]:
-    """Start freeDiameterd (unless ``start`` is false: then :meth:`Relay.start`) as a relay
-    between ``peers``; ServerMissing if it is not installed."""
+def _restartable_port() -> int:
+    """A free TCP port below the kernel's ephemeral range (else :func:`free_port`).
+
+    Between a stop and a restart of the agent, a port from the ephemeral range may be
+    handed to any outgoing connection on the machine (or to a peer's reconnection that
+    meets itself), and the restarted agent then cannot bind it; ports below the range
+    are never handed out that way.
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return free_port()
+    draw = random.SystemRandom()
+    for _ in range(PORT_ATTEMPTS):
+        port = draw.randrange(LOWEST_PORT, low)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    return free_port()
+
+
+def _start(config_path: Path, log_path: Path, tls_port: int) -> subprocess.Popen:
+    """Start the daemon and return once it accepts connections on ``tls_port``, so that
+    peers connecting to it do not start on a long reconnect backoff."""
     binary = shutil.which(BINARY)
     if binary is None:
         raise ServerMissing("freeDiameterd is not installed (Debian package freediameter)")
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen([binary, "-c", str(config_path)], stdout=log,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    if not wait_listening(process, "127.0.0.1", tls_port, START_TIMEOUT):
+        stop_process(process)
+        raise RuntimeError(f"freeDiameterd did not listen on port {tls_port}; see {log_path}")
+    return process
+
+
+@contextmanager
+def run_relay(directory: Path, peers: list[PeerSpec], *, extensions: tuple[str, ...] = (),
+              accept: tuple[str, ...] = (), start: bool = True) -> Iterator[Relay]:
+    """Start freeDiameterd (unless ``start`` is false: then :meth:`Relay.start`) as a
+    relay between ``peers`` (and the ``accept``ed identities that connect to it), with
+    ``extensions`` loaded by name (``"rt_load_balance"``); ServerMissing if it or an
+    extension is not installed.
+
+    ``credentials`` holds a certificate for each peer and each accepted identity without
+    a ``*`` (server and client usage: it may listen or connect).
+    """
+    if shutil.which(BINARY) is None:
+        raise ServerMissing("freeDiameterd is not installed (Debian package freediameter)")
+    paths = tuple(EXTENSION_DIR / f"{name}.fdx" for name in extensions)
+    for path in (*paths, *([EXTENSION_DIR / "acl_wl.fdx"] if accept else [])):
+        if not path.exists():
+            raise ServerMissing(f"{path} is missing (Debian package freediameter-extensions)")
     directory = Path(directory)
     ca = pki.make_ca(directory, "diameter-ca")
-    relay_cert = pki.make_cert(directory, ca, "relay", dns_names=(RELAY_IDENTITY,), client=True)
-    credentials = {peer.origin_host: pki.make_cert(directory, ca, peer.origin_host,
-                                                   dns_names=(peer.origin_host,))
-                   for peer in peers}
-    relay = Relay(RELAY_IDENTITY, RELAY_REALM, ca, credentials,
-                  directory / "freeDiameter.conf", directory / "freeDiameterd.log",
-                  partial(relay_config, relay_cert, ca, peers))
+    relay_cert = pki.make_cert(directory, ca, "relay", dns_names=(RELAY_IDENTITY,),
+                               client=True, server=True)
+    names = [peer.origin_host for peer in peers] + [n for n in accept if "*" not in n]
+    credentials = {name: pki.make_cert(directory, ca, name, dns_names=(name,),
+                                       client=True, server=True)
+                   for name in dict.fromkeys(names)}
+    whitelist = None
+    if accept:
+        whitelist = directory / "acl_wl.conf"
+        whitelist.write_text("\n".join(accept) + "\n")
+    port, tls_port = _restartable_port(), _restartable_port()
+    config_path = directory / "freeDiameter.conf"
+    config_path.write_text(relay_config(relay_cert, ca, peers, port, tls_port,
+                                        extensions=paths, whitelist=whitelist))
+    log_path = directory / "freeDiameterd.log"
+    relay = Relay(RELAY_IDENTITY, RELAY_REALM, ca, credentials, config_path, log_path,
+                  None, port, tls_port)
     if start:
         relay.start()
     try:

@@ -44,9 +44,25 @@ def load_command(hac: HacProcess, *extra: str) -> list[str]:
 def run_load(command: list[str]) -> tuple[dict, str]:
     done = subprocess.run(command, capture_output=True, text=True, timeout=RUN_LIMIT,
                           stdin=subprocess.DEVNULL)
-    assert done.returncode == 0, done.stderr
-    assert "Traceback" not in done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+    return _report(done.returncode, done.stdout, done.stderr), done.stderr
+
+
+def start_load(hac: HacProcess, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(load_command(hac, *extra), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def load_report(load: subprocess.Popen) -> dict:
+    """The report of a :func:`start_load` run, once it ends."""
+    out, err = load.communicate(timeout=RUN_LIMIT)
+    return _report(load.returncode, out, err)
+
+
+def _report(returncode: int, out: str, err: str) -> dict:
+    """mip6-load's JSON report (its last line), after it exited 0 without a traceback."""
+    assert returncode == 0, err
+    assert "Traceback" not in err
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def read_events(path: Path) -> list[dict]:
@@ -125,19 +141,16 @@ def test_an_mn_whose_ha_dies_registers_with_the_other_ha(tmp_path):
             running_ha(tmp_path / "ha2", setup.store_url, ["[::1]:0"]) as second, \
             HacProcess(setup, ha=f"[::1]:{first.ports[0]}",
                        extra_args=["--ha", f"[::1]:{second.ports[0]}"]) as hac:
-        load = subprocess.Popen(load_command(
+        load = start_load(
             hac, "--mns", "1", "--register", "--lifetime", "4", "--bu-attempts", "2",
-            "--duration", "9", "--quiet", "--events", str(events_path)),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            "--duration", "9", "--quiet", "--events", str(events_path))
         try:
             registered = wait_for_event(events_path, lambda e: e["step"] == "register")
             assert registered["ha"] == f"[::1]:{first.ports[0]}"
             first.process.kill()
-            out, err = load.communicate(timeout=RUN_LIMIT)
+            report = load_report(load)
         finally:
             stop_process(load)
-    assert load.returncode == 0, err
-    report = json.loads(out.strip().splitlines()[-1])
     events = read_events(events_path)
     again = [e for e in events if e["step"] == "reregister" and e["status"] == "ok"]
     assert again, events
@@ -156,10 +169,9 @@ def test_mns_register_again_with_a_restarted_ha(tmp_path):
     with running_ha(tmp_path, setup.store_url, ["[::1]:0"]) as ha:
         port = ha.ports[0]
         with HacProcess(setup, ha=f"[::1]:{port}") as hac:
-            load = subprocess.Popen(load_command(
+            load = start_load(
                 hac, "--mns", "4", "--rate", "20", "--register", "--keepalive", "0.3",
-                "--duration", "10", "--quiet", "--events", str(events_path)),
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                "--duration", "10", "--quiet", "--events", str(events_path))
             try:
                 wait_for_event(events_path, lambda e: e["step"] == "register"
                                and e["mn"] == "mn3@example.org")
@@ -167,11 +179,9 @@ def test_mns_register_again_with_a_restarted_ha(tmp_path):
                 ha.process.wait()
                 with running_ha(restarted, setup.store_url, [f"[::1]:{port}"],
                                 config={"state": str(tmp_path / "ha.state")}):
-                    out, err = load.communicate(timeout=RUN_LIMIT)
+                    report = load_report(load)
             finally:
                 stop_process(load)
-    assert load.returncode == 0, err
-    report = json.loads(out.strip().splitlines()[-1])
     events = read_events(events_path)
     first = {e["mn"] for e in events if e["step"] == "register" and e["status"] == "ok"}
     again = {e["mn"] for e in events if e["step"] == "reregister" and e["status"] == "ok"}
@@ -205,15 +215,17 @@ def test_mn_bootstraps_with_the_live_hac_when_the_first_is_dead(tmp_path):
 def test_load_stopped_by_sigterm_still_reports(tmp_path):
     setup = make_setup(tmp_path / "hac", identities=mn_ids(2))
     with HacProcess(setup) as hac:
-        load = subprocess.Popen(load_command(hac, "--mns", "2", "--rate", "1", "--duration",
-                                             "60", "--repeat", "--quiet"),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        events = tmp_path / "events.jsonl"
+        load = start_load(hac, "--mns", "2", "--rate", "1", "--duration", "60", "--repeat",
+                          "--quiet", "--events", str(events))
         try:
-            time.sleep(1.5)
+            # A first event means the run is under way: its SIGTERM handler is installed.
+            deadline = time.monotonic() + RUN_LIMIT
+            while not (events.exists() and events.read_text()):
+                assert time.monotonic() < deadline and load.poll() is None
+                time.sleep(0.05)
             os.kill(load.pid, signal.SIGTERM)
-            out, err = load.communicate(timeout=RUN_LIMIT)
+            report = load_report(load)
         finally:
             stop_process(load)
-    assert load.returncode == 0, err
-    report = json.loads(out.strip().splitlines()[-1])
     assert report["ok"]["bootstrap"] >= 1 and report["elapsed_s"] < 30

@@ -24,7 +24,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
-from twisted.internet import defer
+from twisted.internet import defer, threads
 
 from aaa_mip6 import pki
 from aaa_mip6.diameter.codec import encode_message
@@ -33,7 +33,7 @@ from aaa_mip6.diameter.sa_app import NodeSettings, SaApplication
 from aaa_mip6.mobility.messages import BindingAckStatus, BindingUpdate
 from aaa_mip6.mobility.payloads import decode_binding_ack_payload, encode_binding_update_payload
 from aaa_mip6.sa import HomeAgent, SecurityAssociation
-from aaa_mip6.store import UNALLOCATED_SPI, open_store
+from aaa_mip6.store import UNALLOCATED_SPI, Outbox, open_store
 from aaa_mip6.suites import SUITES, new_keys
 from aaa_mip6.transform import PType, SaEndpoint
 from aaa_mip6.twisted.sa_node import start_node
@@ -79,7 +79,8 @@ def hac_settings(credentials, *, peers=(), listen=None, insecure=False) -> Deliv
         cert=str(credentials.hac.cert_path), key=str(credentials.hac.key_path),
         ca=str(credentials.ca.cert_path), insecure_tcp=insecure, watchdog=6.0,
         request_timeout=2.0)
-    return DeliverySettings(node, {HA: HA_HOST}, retry_initial=0.2, retry_max=1.0)
+    return DeliverySettings(node, {HA: HA_HOST}, retry_initial=0.2, retry_max=1.0,
+                            poll_interval=0.2)
 
 
 def ha_settings(credentials, port: int, *, insecure=False) -> NodeSettings:
@@ -123,13 +124,15 @@ def on_this_thread(function, *args) -> defer.Deferred:
 def start_hac(reactor, settings: DeliverySettings, store, node_settings=None) -> SaDelivery:
     """A HAC's SA delivery; ``node_settings`` builds the node (default: ``settings.node``)."""
     node = start_node(node_settings or settings.node, reactor, watchdog_jitter=0.5)
-    delivery = SaDelivery(node, settings, store, reactor=reactor, hac_instance=INSTANCE,
+    delivery = SaDelivery(node, settings, store, reactor=reactor,
                           in_store_thread=on_this_thread)
     delivery.start()
     return delivery
 
 
-def new_sa(store, *, instance: str = INSTANCE):
+def new_sa(store, *, instance: str = INSTANCE, owed: bool = True):
+    """An SA as a HAC provisions it: with its push owed in the outbox (unclaimed), unless
+    ``owed`` is false (then the HA must query it)."""
     keys = new_keys(SUITES["AES_128_CBC_SHA"])
     template = SecurityAssociation(
         spi=UNALLOCATED_SPI, suite="AES_128_CBC_SHA", mn_to_ha_ikey=keys.mn_to_ha_ikey,
@@ -137,7 +140,8 @@ def new_sa(store, *, instance: str = INSTANCE):
         ha_to_mn_ekey=keys.ha_to_mn_ekey,
         validity_end=(datetime.now(timezone.utc) + timedelta(hours=2)).replace(microsecond=0),
         scope=1, mn_id="mn@example.org", home_address6=HOA)
-    return store.create(template, hac_instance=instance, home_agent=HomeAgent(HA, None, 7872))
+    return store.create(template, hac_instance=instance, home_agent=HomeAgent(HA, None, 7872),
+                        outbox=Outbox(HA_HOST) if owed else None)
 
 
 async def until(reactor, condition, what: str, limit: float = WAIT_LIMIT) -> None:
@@ -168,7 +172,7 @@ def test_push_query_revoke_and_faults_direct(tmp_path, store):
     credentials = Credentials.make(tmp_path)
     ha_port = free_port()
     pushed = new_sa(store)
-    elsewhere = new_sa(store, instance="hac-2")  # another HAC's SA: never pushed by ours
+    elsewhere = new_sa(store, instance="hac-2", owed=False)  # nothing owed: the HA queries
 
     async def scenario(reactor):
         ha = HaSide(reactor, ha_settings(credentials, ha_port))
@@ -176,7 +180,7 @@ def test_push_query_revoke_and_faults_direct(tmp_path, store):
         hac = start_hac(reactor, settings, store)
         results = {}
         try:
-            # Start: the HAC pushes its active SAs; the HA holds them without asking.
+            # Start: the HAC pushes what the outbox owes; the HA holds it without asking.
             await until(reactor, lambda: ha.seen(pushed.sa.spi), "the first push")
             results["cached"] = ha.source.lookup(pushed.sa.spi)
             mn = Mn(pushed.sa)
@@ -189,12 +193,13 @@ def test_push_query_revoke_and_faults_direct(tmp_path, store):
             results["revoke-unknown"] = await hac.revoke(54321)
             await until(reactor, lambda: ha.seen(pushed.sa.spi, revoked=True), "the revocation")
             results["after-revoke"] = binding_status(ha, pushed.sa, mn)
-            # HA down: the push is retried until the HA is back.
+            # HA down: the push waits in the outbox until a HAC has a route again.
             await ha.source.close()
+            await until(reactor, lambda: not hac.queue.usable_destinations(), "no route")
             late = new_sa(store)
             hac.deliver(late)
-            await until(reactor, lambda: hac.counters.get("no-route", 0) >= 2, "retries")
-            results["pending-while-down"] = hac.pending
+            await until(reactor, lambda: hac.counters.get("no-route", 0) >= 1, "no route")
+            results["pending-while-down"] = (hac.pending, store.outbox_size())
             ha = HaSide(reactor, ha_settings(credentials, ha_port))
             await until(reactor, lambda: ha.seen(late.sa.spi), "the retried push")
             await until(reactor, lambda: hac.pending == 0, "the acknowledgement")
@@ -223,10 +228,11 @@ def test_push_query_revoke_and_faults_direct(tmp_path, store):
     assert results["revoke"] is True and results["revoke-unknown"] is False
     assert store.get(pushed.sa.spi).sa.revoked
     assert results["after-revoke"] == BindingAckStatus.REINIT_SA_WITH_HAC
-    assert results["pending-while-down"] == 1
+    assert results["pending-while-down"] == (0, 1)  # owed in the store, not in memory
     by_ha = results["by-ha"]  # what mip6_hac_sa_deliveries_total shows
     assert by_ha[(HA_HOST, "pushed")] >= 2 and by_ha[(HA_HOST, "revoked")] == 1
-    assert by_ha[(HA_HOST, "no-route")] >= 2
+    assert by_ha[(HA_HOST, "no-route")] >= 1
+    assert store.outbox_size() == 0
     assert isinstance(results["hac-down"], RequestFailed), results["hac-down"]
     assert results["hac-back"] == elsewhere.sa
 
@@ -243,21 +249,57 @@ def test_push_refused_over_plain_tcp_without_the_insecure_option(tmp_path, store
                                   tcp.home_agents, retry_initial=0.2, retry_max=0.5)
         hac = start_hac(reactor, strict, store, node_settings=tcp.node)
         try:
-            await until(reactor, lambda: hac.counters.get("refused-insecure", 0) >= 2,
-                        "refusals")
-            return list(ha.changes), hac.pending
+            await until(reactor, lambda: HA_HOST in hac.node.router.open_peers, "the peer")
+            assert hac.queue.usable_destinations() == []  # nothing is claimed for it
+            hac.deliver(record)
+            await until(reactor, lambda: hac.counters.get("refused-insecure", 0) >= 1,
+                        "the refusal")
+            await sleep(reactor, 0.5)  # polls that must not claim it
+            return list(ha.changes), (hac.pending, store.outbox_size())
         finally:
             await hac.stop()
             await ha.source.close()
 
     changes, pending = run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
-    assert changes == [] and pending == 1
+    assert changes == [] and pending == (0, 1)
+
+
+def test_an_unacknowledged_revocation_is_sent_after_a_hac_restart(tmp_path, store):
+    """Revoked while its HA is down, the HAC restarted: the new HAC sends the SA-Revoke
+    from the outbox once the HA is back (and pushes what else was owed)."""
+    credentials = Credentials.make(tmp_path)
+    ha_port = free_port()
+    revoked, owed = new_sa(store), new_sa(store)
+
+    async def scenario(reactor):
+        settings = hac_settings(credentials, peers=[(HA_HOST, "127.0.0.1", ha_port)])
+        hac = start_hac(reactor, settings, store)
+        results = {"revoke": await hac.revoke(revoked.sa.spi)}
+        await sleep(reactor, 0.5)  # SA-Revoke tries that find no HA
+        await hac.stop()
+        results["owed-at-stop"] = store.outbox_size()
+        hac = start_hac(reactor, settings, store)  # the restarted HAC
+        ha = HaSide(reactor, ha_settings(credentials, ha_port))
+        try:
+            await until(reactor, lambda: ha.source.counters.get("revoked", 0) == 1,
+                        "the SA-Revoke")
+            await until(reactor, lambda: ha.seen(owed.sa.spi), "the owed push")
+            await until(reactor, lambda: store.outbox_size() == 0, "the outbox emptied")
+            results["queried"] = await ha.lookup(revoked.sa.spi)
+        finally:
+            await hac.stop()
+            await ha.source.close()
+        return results
+
+    results = run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
+    assert results["revoke"] is True and results["owed-at-stop"] == 2
+    assert results["queried"].revoked
 
 
 def test_through_freediameter_relay_with_agent_restart(tmp_path, store):
     hac_port, ha_port = free_port(), free_port()
     first = new_sa(store)
-    elsewhere = new_sa(store, instance="hac-2")
+    elsewhere = new_sa(store, instance="hac-2", owed=False)
     peers = [PeerSpec(HAC_HOST, hac_port), PeerSpec(HA_HOST, ha_port)]
     with run_relay(tmp_path, peers, start=False) as relay:
         credentials = Credentials(relay.ca, relay.credentials[HAC_HOST],
@@ -267,11 +309,14 @@ def test_through_freediameter_relay_with_agent_restart(tmp_path, store):
             ha = HaSide(reactor, ha_settings(credentials, ha_port))
             hac = start_hac(reactor, hac_settings(credentials, listen=("127.0.0.1", hac_port)),
                             store)
+
+            def start_relay():  # it waits for the daemon to listen: not on this reactor
+                return threads.deferToThreadPool(reactor, reactor.getThreadPool(), relay.start)
             results = {}
             try:
                 # Both nodes listen: the relay's first connections succeed (a refused one
                 # is retried only seconds later).
-                relay.start()
+                await start_relay()
                 await until(reactor, lambda: ha.seen(first.sa.spi), "the push via the relay")
                 results["queried"] = await ha.lookup(elsewhere.sa.spi)
                 results["revoke"] = await hac.revoke(first.sa.spi)
@@ -279,7 +324,7 @@ def test_through_freediameter_relay_with_agent_restart(tmp_path, store):
                             "the revocation via the relay")
                 # The HA's answer is still on its way back through the relay: stopping the
                 # relay before it arrives would leave the revocation pending too.
-                await until(reactor, lambda: hac.pending == 0,
+                await until(reactor, lambda: hac.pending == 0 and store.outbox_size() == 0,
                             "the acknowledgement of the revocation")
                 # Agent restart: an SA pushed while it is down arrives once it is back.
                 # SIGTERM without blocking this reactor, so both nodes answer the relay's
@@ -292,8 +337,8 @@ def test_through_freediameter_relay_with_agent_restart(tmp_path, store):
                 late = new_sa(store)
                 hac.deliver(late)
                 await sleep(reactor, 1.0)
-                results["pending-while-down"] = hac.pending
-                relay.start()
+                results["pending-while-down"] = (hac.pending, store.outbox_size())
+                await start_relay()
                 await until(reactor, lambda: ha.seen(late.sa.spi), "the push after restart")
                 await until(reactor, lambda: hac.pending == 0, "the acknowledgement")
             finally:
@@ -305,7 +350,7 @@ def test_through_freediameter_relay_with_agent_restart(tmp_path, store):
         log = relay.log()
     assert results["queried"] == elsewhere.sa, log
     assert results["revoke"] is True
-    assert results["pending-while-down"] == 1
+    assert results["pending-while-down"] == (0, 1)
 
 
 @contextmanager

@@ -14,6 +14,8 @@ from aaa_mip6.actions import Action
 from aaa_mip6.diameter import peer
 from aaa_mip6.diameter.peer import PeerConnection
 from aaa_mip6.diameter.router import Router
+from aaa_mip6.lke.ar import ArCore
+from aaa_mip6.lke.mn import MnCore
 from ha.admission import LookupAdmission
 from ha.core import HomeAgentCore
 from mn.mobility import MobilityMachine
@@ -22,12 +24,13 @@ from mn.rebootstrap import RebootstrapPolicy
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS = ("ha", "hac", "mn")
 CORES = (HomeAgentCore, LookupAdmission, MobilityMachine, RebootstrapPolicy, PeerConnection,
-         Router)
+         Router, ArCore, MnCore)
 CODECS = (
     "aaa_mip6.container", "aaa_mip6.tvheaders", "aaa_mip6.messages", "aaa_mip6.eap",
     "aaa_mip6.simaka", "aaa_mip6.transform", "aaa_mip6.mobility.messages",
     "aaa_mip6.mobility.payloads", "aaa_mip6.radius.codec", "aaa_mip6.diameter.codec",
-    "aaa_mip6.diameter.eap", "aaa_mip6.diameter.sa_app",
+    "aaa_mip6.diameter.eap", "aaa_mip6.diameter.sa_app", "aaa_mip6.lke.messages",
+    "aaa_mip6.lke.nd", "aaa_mip6.lke.crypto", "aaa_mip6.lke.lbsa",
 )
 # Verbs of other codec vocabularies; a codec here says encode/decode.
 OTHER_CODEC_VERBS = re.compile(r"(parse|build|pack|unpack|serialize|deserialize|to_bytes|"

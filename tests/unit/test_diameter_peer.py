@@ -138,6 +138,22 @@ def test_unsupported_application_gets_3007():
     assert answered.answer.header.is_error
 
 
+def test_a_request_for_another_destination_host_gets_3002_rfc6733_6_1_4():
+    a, b = connect(node("a.example.org"), node("b.example.net", "example.net"))
+    a.events(), b.events()
+    for token, host in (("other", b"c.example.net"), ("ours", b"B.Example.Net"), ("none", None)):
+        message = request()
+        if host is not None:
+            message.append_avp(codec.new_avp(constants.AVP_DESTINATION_HOST, host))
+        a.send_request(message, token)
+    pump(a, b)
+    assert [event.request.header.command_code for event in b.events()] == [TEST_COMMAND] * 2
+    answers = {event.token: event.answer for event in a.events()}
+    assert codec.result_code(answers["other"]) == codec.UNABLE_TO_DELIVER
+    assert answers["other"].header.is_error
+    assert set(answers) == {"other"}  # the other two reached b, which has not answered
+
+
 def test_a_command_without_a_handler_gets_3001_from_the_connection():
     handled = {(APP, TEST_COMMAND)}
     a, b = connect(node("a.example.org"), node("b.example.org"), handles=handled)

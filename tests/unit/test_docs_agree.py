@@ -25,10 +25,11 @@ PROGRAMS = {
     "mip6-hac": ["", "revoke", "sas", "stats"],
     "mip6-ha": ["", "bindings", "sas", "stats", "flush"],
     "mip6-mn": ["", "bootstrap", "register", "up"],
-    "mip6-lab": ["", "up"],
+    "mip6-lab": ["", "up", "lke", "cluster"],
     "mip6-aaa-gw": ["", "peers"],
     "mip6-auc": [""],
     "mip6-load": [""],
+    "mip6-ar": [""],
 }
 # Headings whose section is about one program.
 SECTION_PROGRAM = {
@@ -39,6 +40,7 @@ SECTION_PROGRAM = {
     ("configuration.md", "mip6-aaa-gw"): "mip6-aaa-gw",
     ("usage.md", "mip6-auc"): "mip6-auc", ("configuration.md", "mip6-auc"): "mip6-auc",
     ("usage.md", "mip6-load"): "mip6-load",
+    ("usage.md", "mip6-ar"): "mip6-ar", ("configuration.md", "mip6-ar"): "mip6-ar",
 }
 # Long options of other tools that the docs show in their own command lines.
 FOREIGN_FLAGS = {
@@ -84,7 +86,7 @@ def _sections(path: Path):
 
 
 # A program's name, then its arguments; "mip6-mn: ..." is a message it printed, not a command.
-COMMAND = re.compile(r"(?<![\w/-])(mip6-(?:hac|ha|mn|lab|aaa-gw|auc|load))\b(?!:)([^`|;&\n#]*)")
+COMMAND = re.compile(r"(?<![\w/-])(mip6-(?:hac|ha|mn|lab|aaa-gw|auc|load|ar))\b(?!:)([^`|;&\n#]*)")
 
 
 def _commands(text: str):
@@ -166,6 +168,7 @@ def _toml_reader(read_toml, tmp_path):
 
 
 def test_every_key_in_configuration_md_is_accepted_by_its_loader(tmp_path):
+    from ar import config as ar_config
     from auc import config as auc_config
     from gateway import config as gateway_config
     from ha import config as ha_config
@@ -177,6 +180,7 @@ def test_every_key_in_configuration_md_is_accepted_by_its_loader(tmp_path):
         "HA": _toml_reader(ha_config.SCHEMA.read_toml, tmp_path),
         "mip6-aaa-gw": _toml_reader(gateway_config.read_toml, tmp_path),
         "mip6-auc": _toml_reader(auc_config.SCHEMA.read_toml, tmp_path),
+        "mip6-ar": _toml_reader(ar_config.SCHEMA.read_toml, tmp_path),
     }
     documented = _documented_keys()
     refused = []

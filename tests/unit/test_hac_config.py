@@ -105,8 +105,12 @@ BAD_VALUES = [
     ("tls.client_ca", 3, "non-empty string"),
     ("tls.require_client_cert", "yes", "true or false"),
     ("tls.ticket_key_lifetime", 0, "positive number"),
+    ("tcp_fast_open", 70_000, "0..65535"),
+    ("tls.early_data", "yes", "true or false"),
     ("store.threads", 0, "1..64"),
     ("store.purge_interval", float("nan"), "positive number"),
+    ("store.timeout", 0, "positive number"),
+    ("store.retry_after", 0, "1..3600"),
     ("sa.suites", ["AES_256_GCM"], "unknown suite 'AES_256_GCM'"),
     ("sa.suites", [], "non-empty list"),
     ("sa.scopes", [2], "0 (signaling only) or 1"),
@@ -703,3 +707,88 @@ def test_control_socket_and_the_older_sa_delivery_key_are_one_socket():
     same = load_config(None, {**REQUIRED, "sa_delivery": delivery,
                               "control.socket": "/run/mip6/old.sock"})
     assert str(same.control_path) == "/run/mip6/old.sock"
+
+
+def test_the_ha_choice_reads_the_load_from_the_store_and_skips_unreachable_has(hac_files):
+    from twisted.internet import defer
+
+    from aaa_mip6.store import open_store
+    from tests.unit.test_store import template
+
+    files = {key: value for key, value in hac_files.items() if "__" in key}
+    loaded = config(**files, home_agents__addresses=["2001:db8::1", "2001:db8::2"],
+                    home_agents__selection="least-loaded", sa_delivery={
+                        "origin_host": "hac.example.org", "origin_realm": "example.org",
+                        "destination_realm": "example.net", "insecure_tcp": True,
+                        "peers": ["ha1.example.net=127.0.0.1:5658"],
+                        "home_agents": {"2001:db8::1": "ha1.example.net",
+                                        "2001:db8::2": "ha2.example.net"}})
+    first, second = loaded.bootstrap_policy().home_agents
+    with open_store(files["store__url"]) as store:
+        for _ in range(3):
+            store.create(template(), hac_instance="other-hac", home_agent=first)
+    hac = assemble.assemble_hac(loaded, MemoryReactorClock(), delivers=False)
+    try:
+        hac.in_store_thread = lambda function, *args: defer.maybeDeferred(function, *args)
+        hac._refresh_home_agents()
+        assert hac.provisioner.load == {first: 3}
+        assert hac.provisioner.select_home_agent("mn@example.org") == second
+
+        class Reachable:  # the delivering process's view: only ha1 has a usable route
+            claimer = "hac.example.org"
+
+            class queue:
+                @staticmethod
+                def usable_destinations():
+                    return ["ha1.example.net"]
+
+        hac.delivery = Reachable()
+        hac._refresh_home_agents()
+        assert hac.provisioner.down == frozenset({second})
+        assert hac.provisioner.select_home_agent("mn@example.org") == first
+        worker = assemble.assemble_hac(loaded, MemoryReactorClock(), delivers=False)
+        try:  # another worker (or host) learns it from the store
+            worker.in_store_thread = hac.in_store_thread
+            worker._refresh_home_agents()
+            assert worker.provisioner.down == frozenset({second})
+        finally:
+            worker.abandon()
+    finally:
+        hac.delivery = None
+        hac.abandon()
+
+@pytest.mark.parametrize("workers, warned", [(1, False), (2, True)])
+def test_early_data_with_several_workers_warns(hac_files, caplog, workers, warned):
+    files = {key: value for key, value in hac_files.items() if "__" in key}
+    hac_files["dir"].joinpath("psk").chmod(0o600)
+    with caplog.at_level(logging.WARNING):
+        process.check(config(**files, tls__early_data=True, workers=workers))
+    assert ("tls.early_data (--early-data) with workers = 2" in caplog.text) == warned
+
+
+def test_a_worker_that_does_not_deliver_revokes_through_the_outbox(hac_files):
+    from twisted.internet import defer
+
+    from aaa_mip6.store import open_store
+    from tests.unit.test_store import template
+
+    files = {key: value for key, value in hac_files.items() if "__" in key}
+    loaded = config(**files, home_agents__addresses=["2001:db8::1"], sa_delivery={
+        "origin_host": "hac.example.org", "origin_realm": "example.org",
+        "destination_realm": "example.net", "insecure_tcp": True,
+        "peers": ["ha1.example.net=127.0.0.1:5658"],
+        "home_agents": {"2001:db8::1": "ha1.example.net"}})
+    (agent,) = loaded.bootstrap_policy().home_agents
+    with open_store(files["store__url"]) as store:
+        record = store.create(template(), hac_instance="hac", home_agent=agent)
+    worker = assemble.assemble_hac(loaded, MemoryReactorClock(), delivers=False)
+    try:
+        worker.in_store_thread = lambda function, *args: defer.maybeDeferred(function, *args)
+        assert worker.revoke(record.sa.spi).result is True
+        assert worker.revoke(4242).result is False
+        assert worker.sas_revoked == 1
+        with open_store(files["store__url"]) as store:
+            (owed,) = store.claim_outbox("worker-0", ["ha1.example.net"], 2**40, 10)
+        assert owed.revoke and owed.record.sa.revoked
+    finally:
+        worker.abandon()

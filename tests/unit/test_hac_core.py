@@ -292,6 +292,19 @@ def test_provisioning_failure_answers_its_status():
     assert (hac_done.status, failed) == (500, Failed(500, "store down"))
 
 
+def test_store_unavailable_is_503_with_retry_after_keyed_with_the_psk():
+    now = datetime(2026, 12, 7, 6, 0, 0, 400000, tzinfo=timezone.utc)
+    session = HacSession(settings(now=lambda: now))
+    authenticated(session)
+    actions = session.provisioning_failed(503, "store: failover", retry_after=7)
+    assert isinstance(actions[-1], Close) and actions[1] == Failed(503, "store: failover")
+    identifier, error = response(actions, m.HacError, PSK)
+    assert identifier == 2  # the MN's Done's
+    assert (error.status, error.retry_after) == (503, datetime(2026, 12, 7, 6, 0, 7,
+                                                               tzinfo=timezone.utc))
+    assert session.provisioning_failed(503, "again", retry_after=7) == []
+
+
 def test_short_server_secret_is_refused():
     with pytest.raises(ValueError):
         settings(server_secret=b"short")

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from aaa_mip6.sa import HomeAgent
 from aaa_mip6.store import AddressPoolExhausted, open_store
 from aaa_mip6.suites import SUITES
-from hac.provisioning import BootstrapPolicy, HaSelection, Provisioner, SaPolicy
+from hac.provisioning import (
+    BootstrapPolicy, HaSelection, Provisioner, SaPolicy, choose_home_agent,
+)
 
 NOW = datetime(2030, 5, 6, 7, 8, 9, 654321, tzinfo=timezone.utc)
 HA1 = HomeAgent(ipaddress.IPv6Address("2001:db8::1"), None, 7872)
@@ -143,3 +145,57 @@ def test_ha_addresses_are_never_home_addresses_and_pools_run_out(store):
         ipaddress.IPv4Address("198.51.100.2")
     with pytest.raises(AddressPoolExhausted):
         maker.provision("b@example.org", suite, 1)
+
+
+def test_provision_records_commits_a_batch_and_isolates_a_failure(store):
+    pool = ipaddress.IPv4Network("198.51.100.0/30")  # two addresses
+    hac = provisioner(store, hoa_pool4=pool)
+    suite = SUITES["AES_128_CBC_SHA"]
+    outcomes = hac.provision_records([(f"mn{n}@example.org", suite, 1, None)
+                                      for n in range(3)])
+    assert [type(outcome) for outcome in outcomes[:2]] == [tuple, tuple]
+    assert isinstance(outcomes[2], AddressPoolExhausted)
+    stored = {record.sa.spi for record in store.active()}
+    assert stored == {record.sa.spi for record, _ in outcomes[:2]}
+    assert [provision.spi for _, provision in outcomes[:2]] == [
+        record.sa.spi for record, _ in outcomes[:2]]
+
+
+def test_provision_records_of_one_stores_it_or_returns_its_error(store):
+    pool = ipaddress.IPv4Network("198.51.100.0/30")  # two addresses
+    hac = provisioner(store, hoa_pool4=pool)
+    suite = SUITES["AES_128_CBC_SHA"]
+    outcomes = [hac.provision_records([(f"mn{n}@example.org", suite, 1, None)])[0]
+                for n in range(3)]
+    assert {record.sa.spi for record, _ in outcomes[:2]} == {
+        record.sa.spi for record in store.active()}
+    assert isinstance(outcomes[2], AddressPoolExhausted)
+
+
+# -- the HA choice: load-aware, skipping HAs whose Diameter peer is down -------------
+
+def test_least_loaded_picks_the_ha_with_the_fewest_active_sas_ties_in_turn():
+    agents = (HA1, HA2, HA3)
+    load = {HA1: 5, HA2: 2, HA3: 2}
+    picks = [choose_home_agent(HaSelection.LEAST_LOADED, agents, "mn", turn, load)
+             for turn in range(4)]
+    assert picks == [HA2, HA3, HA2, HA3]
+    assert choose_home_agent(HaSelection.LEAST_LOADED, agents, "mn", 0, {}) == HA1
+
+
+@pytest.mark.parametrize("selection", list(HaSelection))
+def test_an_ha_whose_peer_is_down_is_skipped_unless_all_are(selection):
+    agents = (HA1, HA2, HA3)
+    chosen = {choose_home_agent(selection, agents, f"mn{n}", n, {HA2: 0, HA1: 9, HA3: 9},
+                                down={HA2}) for n in range(12)}
+    assert HA2 not in chosen and chosen
+    everyone = {choose_home_agent(selection, agents, f"mn{n}", n, {}, down=set(agents))
+                for n in range(12)}
+    assert everyone <= set(agents) and everyone
+
+
+def test_the_provisioner_counts_its_own_choices_until_the_store_is_read_again(store):
+    chooser = provisioner(store, agents=(HA1, HA2), selection=HaSelection.LEAST_LOADED)
+    chooser.load = {HA1: 3, HA2: 0}
+    picks = [chooser.select_home_agent("mn@example.org") for _ in range(5)]
+    assert picks.count(HA2) == 4 and chooser.load == {HA1: 4, HA2: 4}

@@ -4,7 +4,7 @@
   protocol cores of the programs import no I/O: no Twisted, no sockets, no processes,
   no signals, no store driver, and no I/O room of the library.
 - ``aaa_mip6`` imports no program package (``hac``, ``ha``, ``mn``, ``auc``, ``lab``,
-  ``gateway``).
+  ``gateway``, ``ar``).
 - No module imports itself in a circle, and no package does.
 
 Every ``import`` counts, wherever it stands (a function-level one is a dependency as
@@ -61,7 +61,7 @@ CORES = frozenset({
 })
 """The programs' sans-I/O cores and codecs (a package stands for all its modules)."""
 
-PROGRAMS = frozenset({"hac", "ha", "mn", "auc", "lab", "gateway", "load"})
+PROGRAMS = frozenset({"hac", "ha", "mn", "auc", "lab", "gateway", "load", "ar"})
 """Top-level packages the library must not import."""
 
 # --- allowances: each names why, and goes when its reason does -------------------------

@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from load import cli
-from load.core import OK, Event, Recorder, Scheduler, flatten, percentile
+from aaa_mip6.control_client import flatten
+from load.core import OK, Event, Recorder, Scheduler, percentile
 from load.plot import draw
 
 

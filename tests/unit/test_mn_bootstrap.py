@@ -449,3 +449,39 @@ def test_usage_errors_exit_2_before_any_connection(tmp_path, capsys):
                        "--psk", "zz"])
     assert status == program.EXIT_CONFIG
     assert "--psk" in capsys.readouterr().err
+
+
+# --- the MN Init as TLS early data ------------------------------------------------
+
+
+def test_an_init_sent_as_early_data_is_not_sent_again(hac):
+    mn = machine()
+    early = mn.early_request()
+    assert hac.read(early, m.MnInit).message == m.MnInit(MN_ID, MN_RAND, (tv.AuthMethod.PSK,))
+    assert hac.identifier == 1
+    assert mn.early_request() == early  # asked again (a second connection): the same Init
+    assert mn.start(hac.der, sent_early=True) == b""
+    reply = mn.receive(hac.respond(m.HacInit(tv.AuthMethod.PSK, MN_RAND, HAC_RAND)))
+    hac.read(reply, m.MnDone).verify(PSK, hac.cb)  # channel binding from start() all the same
+    assert hac.identifier == 2
+
+
+def test_an_init_the_hac_did_not_take_early_is_sent_after_the_handshake(hac):
+    mn = machine()
+    early = mn.early_request()
+    sent = mn.start(hac.der)
+    assert sent == early  # the same octets, the same Identifier
+    hac.read(sent, m.MnInit)
+    assert hac.identifier == 1
+    reply = mn.receive(hac.respond(m.HacInit(tv.AuthMethod.PSK, MN_RAND, HAC_RAND)))
+    assert hac.read(reply, m.MnDone).message.hac_rand == HAC_RAND
+    assert hac.identifier == 2
+
+
+def test_early_data_rules(hac):
+    with pytest.raises(RuntimeError, match="without an early_request"):
+        machine().start(hac.der, sent_early=True)
+    started = machine()
+    started.start(hac.der)
+    with pytest.raises(RuntimeError, match="already started"):
+        started.early_request()

@@ -380,3 +380,9 @@ def test_load_dictionary_names_the_places_it_looked(tmp_path):
     with pytest.raises(FileNotFoundError, match=str(tmp_path)):
         codec.load_dictionary(tmp_path)
     assert DICTIONARY["MS-MPPE-Recv-Key"].encrypt == 2
+
+
+def test_every_request_has_a_fresh_random_authenticator(radius):
+    drawn = {radius.encode_access_request(7, session(), EAP_IDENTITY_RESPONSE).datagram[4:20]
+             for _ in range(50)} | {radius.encode_status_server(8).datagram[4:20]}
+    assert len(drawn) == 51 and all(len(value) == 16 for value in drawn)

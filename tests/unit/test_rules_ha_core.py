@@ -210,6 +210,33 @@ def test_an_unbound_sa_is_forgotten_only_after_its_grace_period():
     assert core.spis == []
 
 
+def test_a_bound_sa_past_its_grace_is_forgotten_once_its_binding_goes():
+    core, _ = registered()
+    core.sa_changed(make_sa(validity=timedelta(seconds=100)))  # a new, earlier end
+    binding = core.bindings.get(HOA)
+    assert binding.expires > NOW + 161
+    core.handle_timer(NOW + 161)
+    assert core.spis == [SPI]  # still bound
+    assert only(core.handle_timer(binding.expires), Deregistered).why == "expired"
+    assert core.spis == []
+
+
+def test_an_sa_given_a_later_validity_end_is_kept_until_then():
+    core = new_core(make_sa(validity=timedelta(seconds=100)), expired_sa_grace=60)
+    core.sa_changed(make_sa(validity=timedelta(seconds=1000)))
+    core.handle_timer(NOW + 161)
+    assert core.spis == [SPI]
+    core.handle_timer(NOW + 1060.5)
+    assert core.spis == []
+
+
+def test_the_validity_end_queue_stays_bounded_when_an_sa_keeps_changing():
+    core = new_core(make_sa())
+    for seconds in range(1, 1000):
+        core.sa_changed(make_sa(validity=timedelta(hours=2, seconds=seconds)))
+    assert len(core._ends) <= 2 * len(core.spis) + 64 + 1
+
+
 def test_expiry_and_revocation_name_the_binding_they_remove():
     core, mn = registered()
     binding = core.bindings.get(HOA)

@@ -293,9 +293,12 @@ def test_hac_and_ha_configuration_take_the_tables():
         ipaddress.ip_address("2001:db8::1"): "ha1.example.net"}
     with pytest.raises(ConfigError, match="sa_delivery: home_agents"):
         hac_config(None, {**base, "sa_delivery": NODE})
-    with pytest.raises(ConfigError, match="workers = 1"):
-        hac_config(None, {**base, "workers": "2", "sa_delivery": {
-            **NODE, "home_agents": {"2001:db8::1": "ha1.example.net"}}})
+    workers = hac_config(None, {**base, "workers": "2", "sa_delivery": {
+        **NODE, "home_agents": {"2001:db8::1": "ha1.example.net"}, "poll_interval": 0.25}})
+    assert workers.workers == 2 and workers.sa_delivery.poll_interval == 0.25  # the outbox
+    with pytest.raises(ConfigError, match="poll_interval"):
+        hac_config(None, {**base, "sa_delivery": {
+            **NODE, "home_agents": {"2001:db8::1": "ha1.example.net"}, "poll_interval": 0}})
 
 
 # --- the HA's source against a stand-in node -----------------------------------------------

@@ -12,10 +12,14 @@ from aaa_mip6.suites import SUITES
 from hac.sa_delivery_core import (
     DeliveryQueue,
     Done,
+    Released,
     Retrying,
     Routes,
     SendPush,
     SendRevoke,
+    MAX_PENDING,
+    MIN_CLAIM_LEASE,
+    claim_lease,
     ha_addresses,
 )
 
@@ -158,21 +162,39 @@ def test_keys_wait_while_a_route_is_not_tls_and_go_once_every_route_is():
     network = Network(Routes(open=2, tls=1))
     delivery = queue(network)
     sa = record()
-    assert delivery.provisioned(sa, START) == [Retrying(sa, False, "refused-insecure", 1)]
+    assert delivery.provisioned(sa, START) == [Released(sa, "refused-insecure")]
     assert delivery.counters == {"refused-insecure": 1}
     assert delivery.by_home_agent == {(HA_HOST, "refused-insecure"): 1}
+    assert delivery.pending == 0 and delivery.timer() is None  # the outbox keeps it
+    assert delivery.usable_destinations() == []  # so this HAC does not claim it again
     network.routes = TLS
-    assert delivery.handle_timer(delivery.timer()) == [SendPush(0, sa, HA_HOST)]
+    assert delivery.usable_destinations() == [HA_HOST]
+    assert delivery.provisioned(sa, START) == [SendPush(0, sa, HA_HOST)]  # claimed again
 
 
-def test_keys_wait_for_an_open_route():
+def test_keys_wait_for_an_open_route_in_the_outbox():
     network = Network(Routes(open=0, tls=0))
     delivery = queue(network)
     sa = record()
-    assert delivery.provisioned(sa, START) == [Retrying(sa, False, "no-route", 1)]
-    assert delivery.handle_timer(delivery.timer()) == [Retrying(sa, False, "no-route", 2)]
-    assert delivery.counters == {"no-route": 2}
-    assert delivery.pending == 1
+    assert delivery.provisioned(sa, START) == [Released(sa, "no-route")]
+    assert delivery.counters == {"no-route": 1}
+    assert delivery.pending == 0 and delivery.usable_destinations() == []
+
+
+def test_the_room_to_claim_shrinks_with_what_is_pending_and_is_none_once_stopped():
+    delivery = queue(max_in_flight=1)
+    full = MAX_PENDING
+    assert delivery.room == full
+    delivery.provisioned(record(1), START)
+    delivery.provisioned(record(2), START)
+    assert delivery.room == full - 2 and sorted(delivery.pending_spis()) == [1, 2]
+    delivery.stop()
+    assert delivery.room == 0
+
+
+def test_a_claim_outlives_several_polls():
+    assert claim_lease(0.5) == MIN_CLAIM_LEASE
+    assert claim_lease(4.0) == 20.0
 
 
 def test_insecure_tcp_lets_keys_cross_plain_tcp():

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from aaa_mip6.errors import ConfigError
 from aaa_mip6.sa import SPI_MAX, SPI_MIN, HomeAgent, SecurityAssociation
 from aaa_mip6.store import (
-    AddressPoolExhausted, SARecord, SPIExhausted, StoreError, open_store,
+    TICKET_KEY_SIZE, AddressPoolExhausted, Outbox, OutboxEntry, SARecord, SPIExhausted,
+    StoreError, open_store,
 )
 from aaa_mip6.store.sql import SCHEMA_VERSION, random_spi
 from lab.processes import free_port
@@ -456,3 +457,190 @@ def test_store_repr_holds_no_secrets(tmp_path):
         record = store.create(template(), hac_instance="a", home_agent=None)
     assert KEYS["mn_to_ha_ikey"].hex() not in repr(record)
     assert isinstance(record, SARecord)
+
+
+def test_group_commit_makes_its_sas_durable_together(store_url):
+    with open_store(store_url) as store:
+        with store.group_commit() as each:
+            with each():
+                first = store.create(template(), hac_instance="h", home_agent=HA)
+            with each():
+                second = store.create(template(mn_id="other@example.org"), hac_instance="h",
+                                      home_agent=None)
+    with open_store(store_url) as reopened:
+        assert reopened.get(first.sa.spi) == first
+        assert reopened.get(second.sa.spi) == second
+
+
+def test_a_failing_item_undoes_only_its_own_writes(store):
+    prefix = ipaddress.IPv6Network("2001:db8:7::/126")  # three addresses
+    with store.group_commit() as each:
+        with each():
+            kept = store.create(template(), hac_instance="h", home_agent=None)
+        with pytest.raises(RuntimeError):
+            with each():
+                undone = store.create(template(mn_id="undone@example.org"), hac_instance="h",
+                                      home_agent=None)
+                store.home_address("undone@example.org", prefix)
+                raise RuntimeError("this item fails after its writes")
+        with each():
+            address = store.home_address("later@example.org", prefix)
+    assert store.get(kept.sa.spi) == kept
+    assert store.get(undone.sa.spi) is None
+    # the failed item's address went back to the pool: the two others are still free
+    given = {store.home_address(f"mn{n}@example.org", prefix) for n in range(2)}
+    assert address not in given and len(given) == 2
+
+
+def test_a_group_that_raises_stores_nothing(store):
+    with pytest.raises(RuntimeError):
+        with store.group_commit() as each:
+            with each():
+                created = store.create(template(), hac_instance="h", home_agent=None)
+            raise RuntimeError("before the commit")
+    assert store.get(created.sa.spi) is None
+    assert store.active() == []
+
+
+def test_other_threads_wait_for_a_group_commit(store):
+    created = []
+    with store.group_commit() as each:
+        with each():
+            created.append(store.create(template(), hac_instance="h", home_agent=None))
+        reader = threading.Thread(target=lambda: created.append(store.active()))
+        reader.start()
+        reader.join(0.2)
+        assert reader.is_alive()  # blocked until the commit
+    reader.join(10)
+    assert created[1] == [created[0]]
+
+
+# -- the outbox of SA delivery, ticket keys, HA load ---------------------------------
+
+def far() -> int:
+    return int(datetime.now(timezone.utc).timestamp()) + 3600
+
+
+def test_an_owed_push_is_committed_with_its_sa_and_claimed_once(store):
+    record = store.create(template(), hac_instance="hac", home_agent=HA,
+                          outbox=Outbox("ha1.example.net"))
+    assert store.outbox_size() == 1
+    assert store.claim_outbox("hac-b", ["ha2.example.net"], far(), 10) == []
+    (entry,) = store.claim_outbox("hac-a", ["ha1.example.net"], far(), 10)
+    assert entry == OutboxEntry(record, revoke=False)
+    assert store.claim_outbox("hac-b", ["ha1.example.net"], far(), 10) == []  # held by a
+    assert store.outbox_done("hac-b", [(record.sa.spi, False)]) == 0
+    assert store.outbox_done("hac-a", [(record.sa.spi, False), (4242, True)]) == 1
+    assert store.outbox_done("hac-a", []) == 0
+    assert store.outbox_size() == 0
+
+
+def test_a_lapsed_or_released_claim_is_taken_by_another_hac(store):
+    record = store.create(template(), hac_instance="hac", home_agent=HA,
+                          outbox=Outbox("ha1", claimed_by="hac-a", claimed_until=far()))
+    assert store.claim_outbox("hac-b", ["ha1"], far(), 10) == []
+    assert store.renew_outbox("hac-a", [record.sa.spi, 4242], 1) == 1  # lapsed long ago
+    assert store.renew_outbox("hac-a", [], far()) == 0
+    assert [e.record for e in store.claim_outbox("hac-b", ["ha1"], far(), 10)] == [record]
+    store.release_outbox("hac-b", record.sa.spi)
+    assert [e.record for e in store.claim_outbox("hac-a", ["ha1"], far(), 10)] == [record]
+    store.release_outbox("hac-a")
+    assert len(store.claim_outbox("hac-c", ["ha1"], far(), 10)) == 1
+
+
+def test_a_revocation_replaces_the_owed_push_and_survives_reopening(store_url):
+    with open_store(store_url) as store:
+        record = store.create(template(), hac_instance="hac", home_agent=HA,
+                              outbox=Outbox("ha1", claimed_by="hac-a", claimed_until=far()))
+        assert store.revoke(record.sa.spi, outbox=Outbox("ha1"))
+        assert not store.revoke(4242, outbox=Outbox("ha1"))
+        assert store.outbox_done("hac-a", [(record.sa.spi, False)]) == 0  # push's late ack
+    with open_store(store_url) as store:  # a HAC restart
+        (entry,) = store.claim_outbox("hac-b", ["ha1"], far(), 10)
+        assert entry.revoke and entry.record.sa.revoked
+        assert store.outbox_done("hac-b", [(record.sa.spi, True)]) == 1
+
+
+def test_a_stale_owed_message_is_dropped_not_sent(store):
+    record = store.create(template(), hac_instance="hac", home_agent=HA, outbox=Outbox("ha1"))
+    store.revoke(record.sa.spi)  # revoked without a revocation owed: the push is stale
+    assert store.claim_outbox("hac-a", ["ha1"], far(), 10) == []
+    assert store.outbox_size() == 0
+
+
+def test_the_owed_push_of_a_purged_sa_goes_with_it(store):
+    store.create(template(validity_end=hours_from_now(-1)), hac_instance="hac", home_agent=HA,
+                 outbox=Outbox("ha1"))
+    assert len(store.purge_expired()) == 1
+    assert store.outbox_size() == 0
+
+
+def test_claims_take_at_most_the_limit_and_concurrent_claimers_share_nothing(store_url):
+    with open_store(store_url) as store:
+        for _ in range(40):
+            store.create(template(), hac_instance="hac", home_agent=HA, outbox=Outbox("ha1"))
+        assert len(store.claim_outbox("hac-x", ["ha1"], far(), 5)) == 5
+        store.release_outbox("hac-x")
+
+    def claim_all(name: str) -> list[int]:
+        with open_store(store_url) as own:
+            spis = []
+            while entries := own.claim_outbox(name, ["ha1"], far(), 3):
+                spis += [entry.record.sa.spi for entry in entries]
+            return spis
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        claimed = list(pool.map(claim_all, [f"hac-{n}" for n in range(4)]))
+    spis = [spi for each in claimed for spi in each]
+    assert len(spis) == 40 and len(set(spis)) == 40
+
+
+def test_every_store_user_gets_the_same_ticket_key_per_period(store_url):
+    with open_store(store_url) as one, open_store(store_url) as other:
+        first = one.ticket_key(7200, 3600)
+        assert len(first) == TICKET_KEY_SIZE
+        assert other.ticket_key(7200, 3600) == first
+        second = other.ticket_key(10800, 3600)
+        assert second != first and one.ticket_key(10800, 3600) == second
+        one.ticket_key(14400, 3600)  # deletes the keys of periods before 10800
+        assert one.ticket_key(7200, 3600) != first
+
+
+def test_load_counts_active_sas_per_home_agent(store):
+    other = HomeAgent(ipaddress.IPv6Address("2001:db8::2"), None, 7872)
+    for agent in (HA, HA, other, None):
+        store.create(template(), hac_instance="hac", home_agent=agent)
+    revoked = store.create(template(), hac_instance="hac", home_agent=other)
+    store.revoke(revoked.sa.spi)
+    store.create(template(validity_end=hours_from_now(-1)), hac_instance="hac", home_agent=other)
+    assert store.home_agent_load() == {HA: 2, other: 1}
+
+
+def test_an_ha_is_unreachable_when_no_live_report_reaches_it(store):
+    store.report_routes("hac-a", {"ha1": True, "ha2": False}, far())
+    store.report_routes("hac-b", {"ha1": False, "ha2": False, "ha3": True}, far())
+    assert store.unreachable() == {"ha2"}
+    store.report_routes("hac-b", {"ha2": True}, far())
+    assert store.unreachable() == set()
+    store.report_routes("hac-b", {"ha2": True, "ha3": True}, 1)  # hac-b's reports lapsed
+    assert store.unreachable() == {"ha2"}
+    store.report_routes("hac-a", {}, far())
+    store.report_routes("hac-a", {"ha1": True, "ha2": False}, 1)
+    store.report_routes("hac-b", {"ha1": False}, 1)
+    assert store.unreachable() == set()  # nobody live reports on any HA
+
+
+def test_an_owed_push_in_a_group_commit_is_committed_with_its_sa(store_url):
+    with open_store(store_url) as store:
+        with store.group_commit() as each:
+            with each():
+                kept = store.create(template(), hac_instance="h", home_agent=HA,
+                                    outbox=Outbox("ha1"))
+            with pytest.raises(RuntimeError):
+                with each():
+                    store.create(template(), hac_instance="h", home_agent=HA,
+                                 outbox=Outbox("ha1"))
+                    raise RuntimeError("this item fails after its writes")
+    with open_store(store_url) as reopened:
+        (entry,) = reopened.claim_outbox("hac-a", ["ha1"], far(), 10)
+        assert entry.record == kept and reopened.outbox_size() == 1

@@ -27,6 +27,7 @@ from aaa_mip6.twisted.tls import (
     own_certificate_der,
     peer_certificate_der,
     session_reused,
+    ticket_key_setter,
 )
 
 
@@ -212,6 +213,46 @@ def test_ticket_keys_rotate(lab):
     assert not session_reused(after_rotation.client)
     after_rotation.close()
     assert session_reused(connect(client_tls, server_tls).client)
+
+
+def _client_hello_size(client_tls: ClientTLS) -> int:
+    """Octets of the first flight the next connection of ``client_tls`` sends."""
+    connection = client_tls.clientConnectionForTLS(None)
+    connection.set_connect_state()
+    with contextlib.suppress(SSL.WantReadError):
+        connection.do_handshake()
+    return len(connection.bio_read(65536))
+
+
+TFO_SYN_DATA = 1420  # what a SYN carries on a 1500-octet link with TCP options
+
+
+def test_a_ticket_goes_with_one_classical_key_share_that_fits_in_a_syn(lab):
+    server_tls, client_tls = server_for(lab["hac"]), client_for(lab)
+    full_size = _client_hello_size(client_tls)
+    first = connect(client_tls, server_tls)
+    if first.client.get_group_name() == "X25519MLKEM768":  # OpenSSL 3.5 on: the default
+        assert full_size > TFO_SYN_DATA  # the hybrid key share is large
+    first.close()
+    assert _client_hello_size(client_tls) <= TFO_SYN_DATA
+    resumed = connect(client_tls, server_tls)
+    assert session_reused(resumed.client) and resumed.client.get_group_name() == "x25519"
+    assert not client_tls.resumption_refused(resumed.client)
+
+
+def test_a_refused_ticket_asks_for_a_new_full_hybrid_handshake(lab):
+    clock = FakeClock()
+    server_tls = server_for(lab["hac"], ticket_key_lifetime=60, clock=clock)
+    client_tls = client_for(lab)
+    connect(client_tls, server_tls).close()
+    clock.now += 60  # new ticket keys: the ticket no longer resumes
+    refused = connect(client_tls, server_tls)
+    assert refused.client.get_group_name() == "x25519"  # all the MN offered with the ticket
+    assert client_tls.resumption_refused(refused.client)
+    again = connect(client_tls, server_tls)  # no ticket now: OpenSSL's default groups
+    fresh = connect(client_for(lab), server_tls)
+    assert again.client.get_group_name() == fresh.client.get_group_name()
+    assert not client_tls.resumption_refused(again.client)
 
 
 def _serve_once_in_a_child(make_server_tls) -> tuple[socket.socket, int]:
@@ -423,3 +464,85 @@ def test_option_errors(lab):
         server_for(lab["hac"], ticket_key_lifetime=0)
     with pytest.raises(ConfigError, match="both a certificate file and a key file"):
         client_for(lab, cert_file=lab["mn"].cert_path)
+
+
+# -- ticket keys shared between HACs (hac.ticket_keys hands them out from the store) ----
+
+KEY_A, KEY_B = bytes(range(80)), bytes(range(80, 160))
+
+
+def test_the_ticket_key_is_set_in_openssl_exactly():
+    control, why = ticket_key_setter()
+    assert control is not None, why
+    context = SSL.Context(SSL.TLS_METHOD)
+    from aaa_mip6.twisted.tls import _FFI, _set_ticket_key
+    _set_ticket_key(context, KEY_A)
+    read_back = _FFI.new("unsigned char[80]")
+    assert control(context._context, 58, 80, read_back) == 1  # SSL_CTRL_GET_TLSEXT_TICKET_KEYS
+    assert bytes(_FFI.buffer(read_back)) == KEY_A
+    with pytest.raises(ValueError, match="80 octets"):
+        _set_ticket_key(context, KEY_A[:79])
+
+
+@pytest.mark.parametrize("tls12_only", [True, False])
+def test_hacs_with_the_shared_key_resume_each_others_tickets_across_a_rotation(
+        lab, tls12_only):
+    wall = FakeClock()
+    one, other = (server_for(lab["hac"], ticket_key_lifetime=60, wall_clock=wall)
+                  for _ in range(2))  # two contexts, as two HAC processes have
+    for server_tls in (one, other):
+        server_tls.use_ticket_key(960, KEY_A)
+        server_tls.use_ticket_key(1020, KEY_B)  # the next period's, given ahead
+    client_tls = client_for(lab)
+    connect(client_tls, one, tls12_only=tls12_only).close()
+    resumed = connect(client_tls, other, tls12_only=tls12_only)
+    assert session_reused(resumed.client) and session_reused(resumed.server)
+    resumed.close()
+    wall.now = 1020  # the rotation: both HACs switch to KEY_B
+    rotated = connect(client_tls, one, tls12_only=tls12_only)
+    assert not session_reused(rotated.client)  # a ticket of KEY_A: one full handshake
+    rotated.close()
+    assert session_reused(connect(client_tls, other, tls12_only=tls12_only).client)
+
+
+def test_without_shared_keys_two_contexts_do_not_resume_each_others_tickets(lab):
+    one, other = server_for(lab["hac"]), server_for(lab["hac"])
+    client_tls = client_for(lab)
+    connect(client_tls, one).close()
+    assert not session_reused(connect(client_tls, other).client)
+
+
+def test_ticket_key_periods_are_aligned_for_every_host():
+    from hac.ticket_keys import periods
+    assert periods(7199.5, 3600) == (3600, 7200)
+    assert periods(7200, 3600) == (7200, 10800)
+    assert periods(10.2, 0.5) == (10, 11)  # at least one second
+
+
+def test_without_a_usable_openssl_symbol_keys_stay_per_process(lab, monkeypatch, caplog):
+    import aaa_mip6.twisted.tls as tls_module
+    import hac.ticket_keys as ticket_keys
+    from aaa_mip6.twisted.tls import _load_address
+
+    assert _load_address("/nonexistent/library.so") is None
+    monkeypatch.setattr(tls_module, "ticket_key_setter", lambda: (None, "no symbols"))
+    monkeypatch.setattr(ticket_keys, "ticket_key_setter", lambda: (None, "no symbols"))
+    server_tls = server_for(lab["hac"])
+    with pytest.raises(ValueError, match="no symbols"):
+        server_tls.use_ticket_key(0, KEY_A)
+    assert not ticket_keys.SharedTicketKeys.available()
+    assert "TLS ticket keys cannot be shared (no symbols)" in caplog.text
+    assert KEY_A.hex() not in caplog.text
+
+
+def test_symbols_are_found_by_their_whole_name_only():
+    import struct
+
+    from aaa_mip6.twisted.tls import _symbol_values
+
+    names = b"\x00xSSL_CTX_ctrl\x00PyInit__rust\x00"  # a suffix-shared name at offset 2
+    entries = [(1, 0, 0, 0, 0x10, 0), (2, 0, 0, 0, 0x20, 0), (15, 0, 0, 0, 0x30, 0),
+               (0, 0, 0, 0, 0x40, 0)]
+    table = b"".join(struct.pack("<IBBHQQ", *entry) for entry in entries)
+    assert _symbol_values(table, names, "<", (b"SSL_CTX_ctrl", b"PyInit__rust")) == {
+        b"SSL_CTX_ctrl": [0x20], b"PyInit__rust": [0x30]}
