@@ -17,7 +17,11 @@ at random) and ``accept``: the Diameter identities (``*.example.org`` allowed) t
 connect to it, through the ``acl_wl`` whitelist extension, on its TLS port
 (``Relay.tls_port``), so that those nodes connect and reconnect by themselves.
 
-Use with ``with run_relay(tmp_path, peers) as relay:``.
+Use with ``with run_relay(tmp_path, peers) as relay:``. A connection the relay finds
+refused is retried only after TcTimer plus a random 0-4 s, so callers whose nodes start
+listening later pass ``start=False`` and call :meth:`Relay.start` once they listen; then
+:meth:`Relay.wait_open` waits for the capabilities exchange with each peer, as logged
+(freeDiameterd 1.2.1 has no control interface to ask).
 """
 
 from __future__ import annotations
@@ -27,14 +31,15 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 from aaa_mip6 import pki
 
-from ..processes import free_port, stop_process, wait_listening
+from ..processes import POLL_INTERVAL, free_port, stop_process, wait_listening
 from . import ServerMissing
 from .config import quoted
 
@@ -64,15 +69,42 @@ class Relay:
     credentials: dict[str, pki.Identity]  # our nodes' certificates by Origin-Host
     config_path: Path
     log_path: Path
-    process: subprocess.Popen
+    process: subprocess.Popen | None = None  # the latest daemon started
     port: int = 0  # TCP
     tls_port: int = 0  # TLS from the first octet (RFC 6733 §13)
+    _log_start: int = field(default=0, repr=False)  # where its lines begin in the log
+
+    def start(self) -> None:
+        """Start the daemon (``run_relay(start=False)``); it appends to the log."""
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.process = _start(self.config_path, self.log_path, self.tls_port)
 
     def restart(self) -> None:
         """Stop the daemon (SIGTERM) and start it again with the same configuration."""
         self.resume()
         stop_process(self.process)
-        self.process = _start(self.config_path, self.log_path, self.tls_port)
+        self.start()
+
+    def is_open(self, origin_host: str) -> bool:
+        """Whether the latest daemon has logged its connection to ``origin_host`` open
+        (capabilities exchanged, so it routes to that peer's realm)."""
+        with open(self.log_path, "rb") as log:
+            log.seek(self._log_start)
+            lines = log.read().decode(errors="replace")
+        return f"-> 'STATE_OPEN'\t'{origin_host}'" in lines
+
+    def wait_open(self, origin_hosts, timeout: float) -> None:
+        """Until every one of ``origin_hosts`` is open; RuntimeError naming the others and
+        the log after ``timeout`` or if the daemon exits."""
+        deadline = time.monotonic() + timeout
+        while waiting := [host for host in origin_hosts if not self.is_open(host)]:
+            status = self.process.poll()
+            if status is not None or time.monotonic() > deadline:
+                why = (f"exited with status {status}" if status is not None
+                       else f"not within {timeout:g} s")
+                raise RuntimeError(f"freeDiameterd has no open connection to "
+                                   f"{', '.join(waiting)} ({why}); see {self.log_path}")
+            time.sleep(POLL_INTERVAL)
 
     def pause(self) -> None:
         """Freeze the daemon (SIGSTOP): its TCP connections stay up but nothing answers."""
@@ -156,10 +188,11 @@ def _start(config_path: Path, log_path: Path, tls_port: int) -> subprocess.Popen
 
 @contextmanager
 def run_relay(directory: Path, peers: list[PeerSpec], *, extensions: tuple[str, ...] = (),
-              accept: tuple[str, ...] = ()) -> Iterator[Relay]:
-    """Start freeDiameterd as a relay between ``peers`` (and the ``accept``ed identities
-    that connect to it), with ``extensions`` loaded by name (``"rt_load_balance"``);
-    ServerMissing if it or an extension is not installed.
+              accept: tuple[str, ...] = (), start: bool = True) -> Iterator[Relay]:
+    """Start freeDiameterd (unless ``start`` is false: then :meth:`Relay.start`) as a
+    relay between ``peers`` (and the ``accept``ed identities that connect to it), with
+    ``extensions`` loaded by name (``"rt_load_balance"``); ServerMissing if it or an
+    extension is not installed.
 
     ``credentials`` holds a certificate for each peer and each accepted identity without
     a ``*`` (server and client usage: it may listen or connect).
@@ -188,9 +221,12 @@ def run_relay(directory: Path, peers: list[PeerSpec], *, extensions: tuple[str, 
                                         extensions=paths, whitelist=whitelist))
     log_path = directory / "freeDiameterd.log"
     relay = Relay(RELAY_IDENTITY, RELAY_REALM, ca, credentials, config_path, log_path,
-                  _start(config_path, log_path, tls_port), port, tls_port)
+                  None, port, tls_port)
+    if start:
+        relay.start()
     try:
         yield relay
     finally:
-        relay.resume()
-        stop_process(relay.process)
+        if relay.process is not None:
+            relay.resume()
+            stop_process(relay.process)

@@ -17,15 +17,12 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import shutil
-import signal
 import subprocess
-import time
-from pathlib import Path
 
 import pytest
 
 from aaa_mip6 import eap
-from aaa_mip6.aaa import AaaSession, AaaTimeout, Accept, Challenge, Reject
+from aaa_mip6.aaa import AaaSession, Accept, Challenge, Reject
 from aaa_mip6.diameter.peer import LocalNode, WatchdogTimers
 from aaa_mip6.twisted import tls
 from aaa_mip6.twisted.diameter_eap import DiameterEapBackend
@@ -35,13 +32,13 @@ from lab.servers.freediameter import PeerSpec, run_relay
 from mn.eap import EapCredentials
 from mn.eap.peer import EapPeer
 from tests.integration.gateway import GW_HOST, GW_REALM, gateway_process
-from tests.support import ReactorThread
+from tests.support import Capture, ReactorThread
 
 pytestmark = pytest.mark.integration
 
 HAC_HOST, HAC_REALM = "hac.example.org", "example.org"
 TCP_GW_HOST = "gw-tcp.example.net"
-READY_LIMIT = 30.0  # the relay retries its connections every second
+READY_LIMIT = 30.0  # seconds for the Diameter connections to open (a loaded machine)
 MAX_ROUNDS = 100
 KEYED = {"mschapv2": 32, "pwd": 64, "tls": 64, "ttls": 64, "peap": 64}
 
@@ -75,25 +72,12 @@ def run_eap(path: HacSide, peer: EapPeer, user_name: str):
     raise AssertionError(f"no end after {MAX_ROUNDS} rounds")
 
 
-def wait_until_routed(path: HacSide, server) -> None:
-    """Authenticate once (md5) until the relay has a route to the gateway."""
-    deadline = time.monotonic() + READY_LIMIT
-    while True:
-        peer = EapPeer("md5", EapCredentials(server.user, server.password))
-        try:
-            assert isinstance(run_eap(path, peer, server.user), Accept)
-            return
-        except AaaTimeout:  # 3002 from the relay: the gateway is not connected yet
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
 @pytest.fixture(scope="module")
 def through_relay(tmp_path_factory, freeradius):
     directory = tmp_path_factory.mktemp("diameter-eap")
     ports = {HAC_HOST: free_port(), GW_HOST: free_port()}
-    with run_relay(directory, [PeerSpec(host, port) for host, port in ports.items()]) as relay:
+    peers = [PeerSpec(host, port) for host, port in ports.items()]
+    with run_relay(directory, peers, start=False) as relay:
         own = relay.credentials[GW_HOST]
         with gateway_process(directory, freeradius, "--origin-host", GW_HOST,
                              "--listen", f"127.0.0.1:{ports[GW_HOST]}",
@@ -106,12 +90,14 @@ def through_relay(tmp_path_factory, freeradius):
             runner.call(node.listen_tls, tls.ServerTLS(
                 hac.cert_path, hac.key_path, client_ca_file=relay.ca.cert_path,
                 require_client_cert=True), ports[HAC_HOST])
-            path = HacSide(runner, backend)
             try:
+                # Both ends listen, so the relay's first connections succeed; it routes
+                # once it has exchanged capabilities with both.
+                relay.start()
+                relay.wait_open(list(ports), READY_LIMIT)
                 runner.call(lambda: node.when_open(relay.identity).addTimeout(
                     READY_LIMIT, runner.reactor))
-                wait_until_routed(path, freeradius)
-                yield path
+                yield HacSide(runner, backend)
             finally:
                 runner.call(backend.stop)
                 runner.stop()
@@ -171,24 +157,14 @@ TSHARK_FIELDS = ["diameter.cmd.code", "diameter.applicationId", "diameter.flags.
                  "diameter.MIP-Mobile-Node-Address"]
 
 
-def _wait_for_file(path: Path, limit: float = 10.0) -> None:
-    deadline = time.monotonic() + limit
-    while not (path.exists() and path.stat().st_size > 0):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{path} was not written")
-        time.sleep(0.1)
-
-
 def test_tshark_decodes_der_and_dea(tmp_path, freeradius):
     if shutil.which("tshark") is None:
         pytest.skip("tshark is not installed")
     port = free_port()
     capture = tmp_path / "diameter.pcapng"
-    tshark = subprocess.Popen(["tshark", "-i", "lo", "-f", f"tcp port {port}", "-w",
-                               str(capture)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE)
+    tshark = Capture(capture, f"tcp port {port}")
     try:
-        _wait_for_file(capture)  # the capture file header is written once capturing
+        tshark.mark()  # the capture is live
         with gateway_process(tmp_path, freeradius, "--origin-host", TCP_GW_HOST,
                              "--insecure-tcp", "--listen", f"127.0.0.1:{port}"):
             runner = ReactorThread()
@@ -203,10 +179,9 @@ def test_tshark_decodes_der_and_dea(tmp_path, freeradius):
             finally:
                 runner.call(backend.stop)
                 runner.stop()
-        time.sleep(1.0)  # let tshark write the last packets
+        tshark.mark()  # every packet sent before is in the file
     finally:
-        tshark.send_signal(signal.SIGINT)
-        tshark.wait(10)
+        tshark.stop()
     assert isinstance(answer, Accept) and answer.msk == peer.msk
 
     fields = subprocess.run(

@@ -33,7 +33,7 @@ from tests.integration.interop_report import PATH_HAC_DIAMETER, Case
 pytestmark = pytest.mark.integration
 
 HAC_HOST, HAC_REALM = "hac.example.org", "example.org"
-READY_LIMIT = 40.0  # the relay retries its connections every second
+READY_LIMIT = 40.0  # seconds for the Diameter connections to open (a loaded machine)
 NOT_ROUTED_YET = (503, 504)  # no open Diameter peer / the relay has no route yet
 
 
@@ -84,7 +84,8 @@ def hac(tmp_path_factory, eap_server):
     """The whole chain, once for the module; yields the running HAC."""
     directory = tmp_path_factory.mktemp("hac-diameter")
     ports = {HAC_HOST: free_port(), GW_HOST: free_port()}
-    with run_relay(directory, [PeerSpec(host, port) for host, port in ports.items()]) as relay:
+    peers = [PeerSpec(host, port) for host, port in ports.items()]
+    with run_relay(directory, peers, start=False) as relay:
         own = relay.credentials[GW_HOST]
         with gateway_process(directory, eap_server, "--origin-host", GW_HOST,
                              "--listen", f"127.0.0.1:{ports[GW_HOST]}",
@@ -96,7 +97,10 @@ def hac(tmp_path_factory, eap_server):
                           relay.ca, relay.credentials[HAC_HOST],
                           listen=f"127.0.0.1:{ports[HAC_HOST]}")}
             with EapOnlyHac(make_setup(directory / "hac"), config=config) as process:
-                wait_until_routed(process, eap_server)
+                # The gateway and the HAC listen, so the relay's first connections
+                # succeed; it routes once it has exchanged capabilities with both.
+                relay.start()
+                relay.wait_open(list(ports), READY_LIMIT)
                 yield process
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
-from twisted.internet import defer
+from twisted.internet import defer, threads
 
 from aaa_mip6 import pki
 from aaa_mip6.diameter.codec import encode_message
@@ -42,10 +42,11 @@ from ha.core import HaPolicy, HomeAgentCore
 from ha.diameter_source import DiameterSASource
 from hac.config import DeliverySettings
 from hac.sa_delivery import SaDelivery
-from lab.processes import free_port, stop_process
+from lab.processes import free_port
 from lab.reactors import run_on_fresh_reactor, sleep
 from lab.servers.freediameter import PeerSpec, run_relay
 from lab.servers.hac import TEST_CONFIG, HacProcess, make_setup, toml_text
+from tests.support import Capture
 from tests.unit.test_ha_core import HA, HOA, Mn, only
 
 pytestmark = pytest.mark.integration
@@ -299,34 +300,45 @@ def test_through_freediameter_relay_with_agent_restart(tmp_path, store):
     hac_port, ha_port = free_port(), free_port()
     first = new_sa(store)
     elsewhere = new_sa(store, instance="hac-2", owed=False)
-    with run_relay(tmp_path, [PeerSpec(HAC_HOST, hac_port), PeerSpec(HA_HOST, ha_port)]) as relay:
+    peers = [PeerSpec(HAC_HOST, hac_port), PeerSpec(HA_HOST, ha_port)]
+    with run_relay(tmp_path, peers, start=False) as relay:
         credentials = Credentials(relay.ca, relay.credentials[HAC_HOST],
                                   relay.credentials[HA_HOST])
-        restarted: list[subprocess.Popen] = []
 
         async def scenario(reactor):
             ha = HaSide(reactor, ha_settings(credentials, ha_port))
             hac = start_hac(reactor, hac_settings(credentials, listen=("127.0.0.1", hac_port)),
                             store)
+
+            def start_relay():  # it waits for the daemon to listen: not on this reactor
+                return threads.deferToThreadPool(reactor, reactor.getThreadPool(), relay.start)
             results = {}
             try:
+                # Both nodes listen: the relay's first connections succeed (a refused one
+                # is retried only seconds later).
+                await start_relay()
                 await until(reactor, lambda: ha.seen(first.sa.spi), "the push via the relay")
                 results["queried"] = await ha.lookup(elsewhere.sa.spi)
                 results["revoke"] = await hac.revoke(first.sa.spi)
                 await until(reactor, lambda: ha.seen(first.sa.spi, revoked=True),
                             "the revocation via the relay")
+                # The HA's answer is still on its way back through the relay: stopping the
+                # relay before it arrives would leave the revocation pending too.
+                await until(reactor, lambda: hac.pending == 0 and store.outbox_size() == 0,
+                            "the acknowledgement of the revocation")
                 # Agent restart: an SA pushed while it is down arrives once it is back.
-                stop_process(relay.process)
+                # SIGTERM without blocking this reactor, so both nodes answer the relay's
+                # DPRs and it exits at once, instead of waiting for a SIGKILL.
+                relay.process.terminate()
+                await until(reactor, lambda: relay.process.poll() is not None,
+                            "freeDiameterd exiting after its DPRs")
                 await until(reactor, lambda: relay.identity not in hac.node.router.open_peers,
                             "the HAC noticing the relay is gone")
                 late = new_sa(store)
                 hac.deliver(late)
                 await sleep(reactor, 1.0)
                 results["pending-while-down"] = (hac.pending, store.outbox_size())
-                with open(relay.log_path, "ab") as log:
-                    restarted.append(subprocess.Popen(
-                        [shutil.which("freeDiameterd"), "-c", str(relay.config_path)],
-                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
+                await start_relay()
                 await until(reactor, lambda: ha.seen(late.sa.spi), "the push after restart")
                 await until(reactor, lambda: hac.pending == 0, "the acknowledgement")
             finally:
@@ -334,11 +346,7 @@ def test_through_freediameter_relay_with_agent_restart(tmp_path, store):
                 await ha.source.close()
             return results
 
-        try:
-            results = run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
-        finally:
-            for process in restarted:
-                stop_process(process)
+        results = run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
         log = relay.log()
     assert results["queried"] == elsewhere.sa, log
     assert results["revoke"] is True
@@ -433,8 +441,7 @@ def test_tshark_decodes_the_application(tmp_path, store):
     ha_port = free_port()
     record = new_sa(store)
     capture = tmp_path / "sa.pcapng"
-    capturing = subprocess.Popen(["tshark", "-i", "lo", "-f", f"tcp port {ha_port}", "-w",
-                               str(capture)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    tshark = Capture(capture, f"tcp port {ha_port}")
 
     async def scenario(reactor):
         ha = HaSide(reactor, ha_settings(credentials, ha_port, insecure=True))
@@ -450,14 +457,11 @@ def test_tshark_decodes_the_application(tmp_path, store):
             await ha.source.close()
 
     try:
-        deadline = time.monotonic() + 10
-        while not capture.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        tshark.mark()  # the capture is live
         run_on_fresh_reactor(scenario, SCENARIO_LIMIT)
-        time.sleep(1.0)  # let tshark write the last packets
+        tshark.mark()  # every packet sent before is in the file
     finally:
-        capturing.send_signal(signal.SIGINT)
-        capturing.wait(10)
+        tshark.stop()
     with wireshark_data_dir() as data_dir:
         messages = [message for message in diameter_messages(capture, data_dir, ha_port)
                     if int(message["diameter.cmd.code"]) >= 8388800]

@@ -15,12 +15,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from ipaddress import IPv4Address, IPv6Address
@@ -36,8 +34,9 @@ from aaa_mip6.suites import SUITES as SUITES_BY_NAME
 from aaa_mip6.suites import new_keys
 from aaa_mip6.transform import PType, SaEndpoint
 from lab.loopback import Echo, internet_checksum
-from lab.processes import POLL_INTERVAL, free_port, stop_process, wait_for_log_line
+from lab.processes import free_port, stop_process, wait_for_log_line
 from lab.servers.hac import TEST_CONFIG, HacProcess, make_setup, mn_ids
+from tests.support import Capture
 
 pytestmark = [
     pytest.mark.integration,
@@ -52,55 +51,8 @@ ESP_CHECKS_ICV = {"NULL_SHA", "AES_128_CBC_SHA", "3DES_EDE_CBC_SHA"}  # HMAC-SHA
 # AES-XCBC-MAC-96 (the *_SHA256 suites): Wireshark 4.0 has none, the Lua dissector checks it
 LIFETIME = 600  # seconds asked for in the BU: 150 units of 4 s
 CARE_OF = "127.0.0.2"
-CAPTURE_LIMIT = 120  # seconds tshark captures at most, whatever happens to the test
-MARK_LIMIT = 30.0  # seconds to wait for a marker packet to reach the capture file
 RUN_LIMIT = 60  # seconds for one mip6-mn run
 START_LIMIT = 20.0  # seconds for mip6-ha to listen
-
-
-class Capture:
-    """``tshark -i lo`` writing pcapng through a pipe (so each packet is flushed) into
-    ``path``. tshark says "Capturing on" before the kernel filter is live, so
-    :meth:`mark` sends datagrams to a port of the filter until the file holds one more
-    than before the call: after the first mark the capture is live, after the last one
-    every packet sent before it is in the file."""
-
-    def __init__(self, path: Path, capture_filter: str):
-        self.path = path
-        self._marker = free_port("127.0.0.1", socket.SOCK_DGRAM)
-        self._file = path.open("wb")
-        self._process = subprocess.Popen(
-            ["tshark", "-i", "lo", "-f", f"{capture_filter} or udp port {self._marker}",
-             "-w", "-", "-a", f"duration:{CAPTURE_LIMIT}"],
-            stdout=self._file, stderr=subprocess.DEVNULL)
-
-    def mark(self) -> None:
-        # Counted before sending: a call that sent several marks before the file showed
-        # the first must not let the next call pass on one of those.
-        before = self._marks_seen()
-        deadline = time.monotonic() + MARK_LIMIT
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
-            while time.monotonic() < deadline:
-                sender.sendto(b"mark", ("127.0.0.1", self._marker))
-                if self._marks_seen() > before:
-                    return
-                time.sleep(POLL_INTERVAL)
-        raise AssertionError(f"the capture did not show a new marker after {before}")
-
-    def _marks_seen(self) -> int:
-        shown = subprocess.run(
-            ["tshark", "-r", str(self.path), "-Y", f"udp.dstport == {self._marker}"],
-            capture_output=True, text=True, timeout=RUN_LIMIT)
-        return len(shown.stdout.splitlines())
-
-    def stop(self) -> None:
-        if self._process.poll() is None:
-            self._process.send_signal(signal.SIGINT)
-        try:
-            self._process.wait(10)
-        except subprocess.TimeoutExpired:
-            stop_process(self._process)
-        self._file.close()
 
 
 @dataclass

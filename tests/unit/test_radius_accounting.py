@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pyrad import packet as pyrad_packet
-from twisted.internet import defer, reactor
+from twisted.internet import defer
 from twisted.trial import unittest
 
 from aaa_mip6.aaa import AaaError
@@ -17,7 +17,8 @@ from aaa_mip6.radius import codec
 from aaa_mip6.radius.codec import AccountingRecord, AcctStatus, RadiusError, TerminateCause
 from aaa_mip6.radius.servers import RadiusServer, RetryPolicy
 from aaa_mip6.twisted.radius_client import RadiusClient
-from tests.unit.radius_fakes import DICTIONARY, NAS, SECRET, FakeRadiusServer, sign_reply
+from tests.unit.radius_fakes import (DICTIONARY, NAS, SECRET, FakeRadiusServer, VirtualUdpNetwork,
+                                     sign_reply)
 
 FAST = RetryPolicy(initial_timeout=0.05, max_timeout=0.1, transmissions=2, jitter=0,
                    dead_after=1, hold_down=30, probe=False)
@@ -101,20 +102,23 @@ def acknowledge(request):
 
 
 class AccountClientTests(unittest.TestCase):
+    """On a VirtualUdpNetwork: the 50 ms retransmission timer races no reply."""
 
     def client(self, handler):
+        self.network = VirtualUdpNetwork()
         fake = FakeRadiusServer(handler, SECRET)
-        port = reactor.listenUDP(0, fake, interface="127.0.0.1")
+        port = self.network.listenUDP(0, fake, interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         server = RadiusServer(ipaddress.IPv4Address("127.0.0.1"), port.getHost().port, SECRET)
-        client = RadiusClient([server], NAS, policy=FAST, dictionary=DICTIONARY)
+        client = RadiusClient([server], NAS, policy=FAST, dictionary=DICTIONARY,
+                              reactor=self.network)
         self.addCleanup(client.stop)
         return fake, client
 
     @defer.inlineCallbacks
     def test_account_fires_on_the_accounting_response(self):
         fake, client = self.client(acknowledge)
-        result = yield client.account(STOP)
+        result = yield self.network.run_until(client.account(STOP))
         self.assertIsNone(result)
         self.assertEqual(fake.received[0].code, pyrad_packet.AccountingRequest)
         self.assertEqual(client.counters["accounting-response"], 1)
@@ -123,7 +127,7 @@ class AccountClientTests(unittest.TestCase):
     def test_unanswered_account_is_retransmitted_then_fails(self):
         fake, client = self.client(lambda request: None)
         with self.assertRaises(AaaError):
-            yield client.account(STOP)
+            yield self.network.run_until(client.account(STOP))
         self.assertEqual(len(fake.received), FAST.transmissions)
         self.assertEqual(client.counters["retransmitted"], 1)
 

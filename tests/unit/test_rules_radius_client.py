@@ -17,7 +17,7 @@ Equivalent mutants (survive by design, nothing observable changes):
 from __future__ import annotations
 
 from pyrad import packet as pyrad_packet
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial import unittest
@@ -31,8 +31,10 @@ from tests.unit import test_radius_client  # not its ClientTests: pytest would r
 
 class ReplyRules(unittest.TestCase):
 
+    setUp = test_radius_client.ClientTests.setUp  # a VirtualUdpNetwork: no timer races
     server = test_radius_client.ClientTests.server
     client = test_radius_client.ClientTests.client
+    done = test_radius_client.ClientTests.done
 
     def logged(self) -> list[str]:
         texts: list[str] = []
@@ -53,7 +55,7 @@ class ReplyRules(unittest.TestCase):
         _, server = self.server(spoofing)
         client = self.client([server])
         logs = self.logged()
-        answer = yield client.authenticate(session(), EAP_IDENTITY_RESPONSE)
+        answer = yield self.done(client.authenticate(session(), EAP_IDENTITY_RESPONSE))
         self.assertEqual(answer, Reject(None))
         self.assertEqual(client.counters["ignored-bad-authenticator"], 2)
         ignored = [text for text in logs if text.startswith("ignored reply")]
@@ -66,7 +68,7 @@ class ReplyRules(unittest.TestCase):
             lambda request: reply_to(request, pyrad_packet.AccessChallenge, EAP_MD5_REQUEST))
         client = self.client([server])
         for _ in range(2):
-            answer = yield client.authenticate(session(), EAP_IDENTITY_RESPONSE)
+            answer = yield self.done(client.authenticate(session(), EAP_IDENTITY_RESPONSE))
             self.assertEqual(answer, Challenge(EAP_MD5_REQUEST))
         self.assertEqual(client.counters["challenge"], 2)
 
@@ -83,24 +85,23 @@ class ReplyRules(unittest.TestCase):
         logs = self.logged()
         client.counters["server-alive"] = 5
         with self.assertRaises(AaaUnavailable):
-            yield client.authenticate(session(), EAP_IDENTITY_RESPONSE)
-        yield self.until(lambda: client.counters["server-alive"] == 6, "the probe's answer")
+            yield self.done(client.authenticate(session(), EAP_IDENTITY_RESPONSE))
+        self.until(lambda: client.counters["server-alive"] == 6, "the probe's answer")
         self.assertEqual(client.counters["server-alive"], 6)
         self.assertIn(f"RADIUS server 127.0.0.1:{server.port} answered Status-Server: "
                       "alive again", logs)
 
-    @defer.inlineCallbacks
     def until(self, condition, what: str):
-        """Wait (bounded: 100 x 20 ms) for datagrams already sent on loopback to be read."""
+        """Run virtual time (bounded: 100 x 20 ms) until ``condition`` holds."""
         for _ in range(100):
             if condition():
                 return
-            yield task.deferLater(reactor, 0.02, lambda: None)
+            self.network.advance(0.02)
         self.fail(f"still waiting for {what}")
 
     @defer.inlineCallbacks
     def test_garbage_other_identifiers_and_strangers_are_each_counted_and_logged(self):
-        impostor = reactor.listenUDP(0, DatagramProtocol(), interface="127.0.0.1")
+        impostor = self.network.listenUDP(0, DatagramProtocol(), interface="127.0.0.1")
         self.addCleanup(impostor.stopListening)
         fake = None
 
@@ -114,9 +115,9 @@ class ReplyRules(unittest.TestCase):
         fake, server = self.server(noisy)
         client = self.client([server])
         logs = self.logged()
-        answer = yield client.authenticate(session(), EAP_IDENTITY_RESPONSE)
+        answer = yield self.done(client.authenticate(session(), EAP_IDENTITY_RESPONSE))
         self.assertEqual(answer, Reject(None))
-        yield self.until(lambda: client.counters["ignored-unknown-source"] == 2, "the impostor")
+        self.until(lambda: client.counters["ignored-unknown-source"] == 2, "the impostor")
         counted = [client.counters[f"ignored-{reason}"]
                    for reason in ("malformed", "unknown-id", "unknown-source")]
         self.assertEqual(counted, [2, 2, 2])
@@ -140,8 +141,8 @@ class ReplyRules(unittest.TestCase):
                                                    hold_down=0.1))
         logs = self.logged()
         with self.assertRaises(AaaUnavailable):
-            yield client.authenticate(session(), EAP_IDENTITY_RESPONSE)
-        yield self.until(lambda: client.counters["server-alive"] == 1, "the probe's answer")
+            yield self.done(client.authenticate(session(), EAP_IDENTITY_RESPONSE))
+        self.until(lambda: client.counters["server-alive"] == 1, "the probe's answer")
         self.assertEqual(client.counters["ignored-bad-authenticator"], 1)
         self.assertIn(f"ignored reply from RADIUS server 127.0.0.1:{server.port}: "
                       "bad-authenticator", logs)
