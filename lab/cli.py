@@ -95,20 +95,29 @@ def lke_command(args) -> int:
     install_signals(lambda call: call(), reload=lambda: None, status=lambda: None)
     for number in (signal.SIGTERM, signal.SIGINT):  # the lab stops at its next wait and
         signal.signal(number, stop_requested)     # cleans up everything it started
+    verdict = _run_in(directory, args.keep_dir, lambda: run_lke(directory, sys.stdout),
+                      lambda error: f"lke: {error}; rerun with --keep-dir to keep the logs",
+                      (LabError, OSError))
+    if isinstance(verdict, int):
+        return verdict
+    return EXIT_OK if lke_passed(verdict) else EXIT_RUNTIME
+
+
+def _run_in(directory: Path, keep_dir: bool, run, failure, errors=(LabError,)):
+    """A lab's verdict from ``run()``, or the exit status when it failed (``failure``
+    names it in one line) or was interrupted; ``directory`` is removed unless kept."""
     try:
-        verdict = run_lke(directory, sys.stdout)
-    except (LabError, OSError) as error:
-        return fail(PROGRAM, f"lke: {error}; rerun with --keep-dir to keep the logs",
-                    EXIT_RUNTIME)
+        return run()
+    except errors as error:
+        return fail(PROGRAM, failure(error), EXIT_RUNTIME)
     except KeyboardInterrupt:
         print("mip6-lab: interrupted; everything started was stopped", file=sys.stderr)
         return 130
     finally:
-        if args.keep_dir:
+        if keep_dir:
             print(f"mip6-lab: files kept in {directory}", file=sys.stderr)
         else:
             shutil.rmtree(directory, ignore_errors=True)
-    return EXIT_OK if lke_passed(verdict) else EXIT_RUNTIME
 
 
 def _interrupt(*_) -> None:
@@ -118,18 +127,11 @@ def _interrupt(*_) -> None:
 def cluster_command(args) -> int:
     """``mip6-lab cluster``: the verdict as the last line; 0 if it passed."""
     directory = Path(tempfile.mkdtemp(prefix="mip6-lab-cluster-"))
-    try:
-        verdict = run_cluster(directory, SHORT if args.short else FULL, sys.stdout)
-    except LabError as error:
-        return fail(PROGRAM, str(error), EXIT_RUNTIME)
-    except KeyboardInterrupt:
-        print("mip6-lab: interrupted; everything started was stopped", file=sys.stderr)
-        return 130
-    finally:
-        if args.keep_dir:
-            print(f"mip6-lab: files kept in {directory}", file=sys.stderr)
-        else:
-            shutil.rmtree(directory, ignore_errors=True)
+    verdict = _run_in(directory, args.keep_dir,
+                      lambda: run_cluster(directory, SHORT if args.short else FULL, sys.stdout),
+                      str)
+    if isinstance(verdict, int):
+        return verdict
     print(json.dumps(verdict), flush=True)
     return EXIT_OK if verdict["pass"] else EXIT_RUNTIME
 
