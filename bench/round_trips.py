@@ -43,7 +43,6 @@ import re
 import secrets
 import select
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -55,31 +54,25 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench._common import emit  # noqa: E402
+from bench._strongswan import PLUGINS, Charon, missing_packages  # noqa: E402
+from bench._strongswan import conn as _conn  # noqa: E402
 
 MN_ADDRESS, SERVER_ADDRESS = "192.0.2.1", "192.0.2.2"
-CHARON = Path("/usr/lib/ipsec/charon")
-PLUGINS = Path("/usr/lib/ipsec/plugins")
-CHARON_PLUGINS = ("random nonce openssl pem pkcs1 pkcs8 x509 pubkey hmac kdf vici "
-                  "socket-default kernel-netlink eap-identity eap-md5 eap-radius")
-PROPOSAL = "aes256gcm16-prfsha384-x25519"
 RESPONDER_ID = "responder.bench.example"
 PSK_ID = "mn@psk.bench"
-START_TIMEOUT = 20.0
 HACS = (("hac-tfo-0rtt", 256, True), ("hac-tfo", 256, False), ("hac", 0, False))
 """(runner, tcp_fast_open, tls.early_data)"""
 
 
 def missing() -> str | None:
     """One line naming what this machine lacks for the bench, or None."""
-    wanted = [package for package, present in (
-        ("strongswan-charon", CHARON.exists()),
-        ("libcharon-extra-plugins", (PLUGINS / "libstrongswan-eap-radius.so").exists()),
+    problem = missing_packages(
         ("strongswan-swanctl", (PLUGINS / "libstrongswan-vici.so").exists()),
         ("freeradius", shutil.which("freeradius") or shutil.which("radiusd")),
         ("iproute2", shutil.which("ip")), ("iputils-ping", shutil.which("ping")),
-        ("util-linux", shutil.which("unshare"))) if not present]
-    if wanted:
-        return "missing Debian packages: sudo apt-get install " + " ".join(wanted)
+        ("util-linux", shutil.which("unshare")))
+    if problem is not None:
+        return problem
     try:
         import vici  # noqa: F401
     except ImportError:
@@ -322,106 +315,6 @@ def timed(machine_class):
     return Timed
 
 
-def strongswan_conf(directory: Path, port: int, natt_port: int, radius=None) -> str:
-    radius_section = "" if radius is None else f"""
-    eap-radius {{
-      servers {{
-        bench {{
-          address = {radius.host}
-          auth_port = {radius.port}
-          secret = {radius.secret.decode()}
-        }}
-      }}
-    }}"""
-    return f"""charon {{
-  port = {port}
-  port_nat_t = {natt_port}
-  install_routes = no
-  install_virtual_ip = no
-  retransmit_timeout = 2.0
-  load = {CHARON_PLUGINS}
-  filelog {{
-    bench {{
-      path = {directory / 'charon.log'}
-      default = 0
-    }}
-  }}
-  syslog {{
-    daemon {{
-      default = -1
-    }}
-  }}
-  plugins {{
-    vici {{
-      socket = unix://{directory / 'vici.sock'}
-    }}{radius_section}
-  }}
-}}
-"""
-
-
-class Charon:
-    """One charon on ``address`` with a directory, UDP ports and a vici socket of its own."""
-
-    def __init__(self, directory: Path, address: str, radius=None):
-        self.directory = directory
-        self.address = address
-        self.radius = radius
-        self.process: subprocess.Popen | None = None
-        self.port = 0
-
-    def start(self) -> Charon:
-        from lab.processes import free_port
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.port = free_port(self.address, socket.SOCK_DGRAM)
-        conf = self.directory / "strongswan.conf"
-        conf.write_text(strongswan_conf(self.directory, self.port,
-                                        free_port(self.address, socket.SOCK_DGRAM), self.radius))
-        # charon's pid file is fixed (/run/charon.pid): a private /run for each charon.
-        command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                   'mount -t tmpfs bench-run /run && exec "$0"', str(CHARON)]
-        with open(self.directory / "stdout.log", "ab") as out:
-            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out,
-                                            stderr=subprocess.STDOUT,
-                                            env={**os.environ, "STRONGSWAN_CONF": str(conf)})
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                self.session()[1].close()
-                return self
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"charon did not start; see {self.directory}/charon.log")
-
-    def session(self):
-        """(vici.Session, its socket) on this charon's vici socket."""
-        import vici
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.connect(str(self.directory / "vici.sock"))
-        except OSError:
-            sock.close()
-            raise
-        return vici.Session(sock), sock
-
-    def stop(self) -> None:
-        from lab.processes import stop_process
-        if self.process is not None:
-            stop_process(self.process)
-            self.process = None
-
-
-def _conn(local_address: str, remote_address: str, local: dict, remote: dict,
-          remote_port: int | None = None) -> dict:
-    conn = {"version": "2", "local_addrs": [local_address], "remote_addrs": [remote_address],
-            "proposals": [PROPOSAL], "unique": "never", "mobike": "no", "encap": "no",
-            "fragmentation": "no", "local": local, "remote": remote}
-    if remote_port is not None:
-        conn["remote_port"] = str(remote_port)
-    return conn
-
-
 def configure_responder(responder: Charon, directory: Path, radius) -> dict:
     """The responder's key, certificate and connections ``psk`` and ``eap-md5``; what the
     initiator needs to reach them."""
@@ -432,8 +325,9 @@ def configure_responder(responder: Charon, directory: Path, radius) -> dict:
     ca = pki.make_ca(directory / "ikev2", common_name="bench IKEv2 CA")
     cert = pki.make_cert(directory / "ikev2", ca, "responder", dns_names=(RESPONDER_ID,))
     psk = secrets.token_bytes(16)
-    session, sock = responder.session()
+    vici = responder.session()
     try:
+        session = vici.session
         session.load_key({"type": "any", "data": cert.key_path.read_bytes()})
         session.load_shared({"type": "IKE", "data": psk})
         signed = {"auth": "pubkey", "id": RESPONDER_ID,
@@ -444,7 +338,7 @@ def configure_responder(responder: Charon, directory: Path, radius) -> dict:
         session.load_conn({"eap-md5": _conn(*ends, signed,
                                             {"auth": "eap-radius", "id": radius.user})})
     finally:
-        sock.close()
+        vici.close()
     return {"port": responder.port, "ca": str(ca.cert_path), "psk": psk.hex()}
 
 
@@ -452,7 +346,8 @@ class Initiator:
     """The initiator charon's connections ``psk`` and ``eap-md5`` to the responder."""
 
     def __init__(self, initiator: Charon, responder: dict, radius: dict):
-        self.session, self._socket = initiator.session()
+        self._vici = initiator.session()
+        self.session = self._vici.session
         self.session.load_cert({"type": "X509", "flag": "CA",
                                 "data": Path(responder["ca"]).read_bytes()})
         self.session.load_shared({"type": "IKE", "data": bytes.fromhex(responder["psk"])})

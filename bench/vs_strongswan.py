@@ -46,7 +46,6 @@ import dataclasses
 import multiprocessing
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -60,18 +59,18 @@ from types import SimpleNamespace
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench._common import cpu_seconds, emit, latency_summary, process_tree  # noqa: E402
+from bench._strongswan import (  # noqa: E402
+    CHARON, PROPOSAL, START_TIMEOUT, conn, missing_packages)
+from bench._strongswan import CHARON_PLUGINS as BASE_PLUGINS  # noqa: E402
+from bench._strongswan import Charon as BaseCharon  # noqa: E402
+from bench._strongswan import strongswan_conf as base_conf  # noqa: E402
 
-CHARON = Path("/usr/lib/ipsec/charon")
-PLUGINS = Path("/usr/lib/ipsec/plugins")
 HOST = "127.0.0.1"
-PROPOSAL = "aes256gcm16-prfsha384-x25519"  # TLS_AES_256_GCM_SHA384 with X25519
-CHARON_PLUGINS = ("random nonce openssl pem pkcs1 pkcs8 x509 pubkey hmac kdf vici "
-                  "socket-default kernel-netlink eap-identity eap-md5 eap-radius counters")
+CHARON_PLUGINS = BASE_PLUGINS + " counters"
 RESPONDER_CERT_ID = "responder.bench.example"
 PSK_RESPONDER_ID = "psk-responder.bench.example"
 SPAWN = multiprocessing.get_context("spawn")
 SYNC_TIMEOUT = 60.0
-START_TIMEOUT = 20.0
 PREPARED_PER_SECOND = 400
 TARGETS = (  # (HAC figure, charon figure, quantity, target ratio HAC / charon)
     ("psk_16", "charon-cert", "server_cpu_ms", 1.0),
@@ -89,15 +88,10 @@ FIGURES = {  # figure -> (concurrency, what runs it)
 
 def missing() -> str | None:
     """One line naming what this machine lacks for the bench, or None."""
-    wanted = []
-    if not CHARON.exists():
-        wanted.append("strongswan-charon")
-    if not (PLUGINS / "libstrongswan-eap-radius.so").exists():
-        wanted.append("libcharon-extra-plugins")
-    if not (shutil.which("freeradius") or shutil.which("radiusd")):
-        wanted.append("freeradius")
-    if wanted:
-        return "missing Debian packages: sudo apt-get install " + " ".join(wanted)
+    problem = missing_packages(
+        ("freeradius", shutil.which("freeradius") or shutil.which("radiusd")))
+    if problem is not None:
+        return problem
     try:
         import vici  # noqa: F401
     except ImportError:
@@ -109,131 +103,43 @@ def missing() -> str | None:
     return None
 
 
-def strongswan_conf(directory: Path, port: int, natt_port: int, radius=None) -> str:
-    """A charon configuration of its own: ports, vici socket, DoS limits off (every
-    initiator comes from 127.0.0.1), a log file at level 0, eap-radius if given."""
-    radius_section = "" if radius is None else f"""
-    eap-radius {{
-      servers {{
-        bench {{
-          address = {radius.host}
-          auth_port = {radius.port}
-          secret = {radius.secret.decode()}
-        }}
-      }}
-    }}"""
-    return f"""charon {{
-  port = {port}
-  port_nat_t = {natt_port}
-  install_routes = no
-  install_virtual_ip = no
+DOS_OFF = """\
   cookie_threshold = 100000
   cookie_threshold_ip = 100000
   block_threshold = 100000
   init_limit_half_open = 0
-  retransmit_timeout = 2.0
   threads = 64  # a vici initiate holds a thread until its IKE_SA is up
-  load = {CHARON_PLUGINS}
-  filelog {{
-    bench {{
-      path = {directory / 'charon.log'}
-      default = 0
-      time_format = %T
-    }}
-  }}
-  syslog {{
-    daemon {{
-      default = -1
-    }}
-  }}
-  plugins {{
-    vici {{
-      socket = unix://{directory / 'vici.sock'}
-    }}{radius_section}
-  }}
-}}
 """
 
 
-class Charon:
-    """One charon with a directory, two UDP ports and a vici socket of its own."""
+def strongswan_conf(directory: Path, port: int, natt_port: int, radius=None) -> str:
+    """The shared charon configuration (bench/_strongswan.py) with the counters plugin,
+    DoS limits off (every initiator comes from 127.0.0.1), 64 threads and times in the
+    log."""
+    return base_conf(directory, port, natt_port, radius, plugins=CHARON_PLUGINS,
+                     settings=DOS_OFF, log_time_format="%T")
+
+
+class Charon(BaseCharon):
+    """One charon on 127.0.0.1 with a directory, two UDP ports and a vici socket of its
+    own; three tries, each on other ports, should another program bind one first."""
+
+    attempts = 3
 
     def __init__(self, directory: Path, radius=None):
-        self.directory = directory
-        self.radius = radius
-        self.process: subprocess.Popen | None = None
-        self.port = 0
+        super().__init__(directory, HOST, radius)
 
-    @property
-    def vici_path(self) -> Path:
-        return self.directory / "vici.sock"
+    def config(self, port: int, natt_port: int) -> str:
+        return strongswan_conf(self.directory, port, natt_port, self.radius)
 
-    def start(self) -> Charon:
-        from lab.processes import free_port
-        self.directory.mkdir(parents=True, exist_ok=True)
-        for _ in range(3):  # another program may take a free port first
-            self.port = free_port(HOST, socket.SOCK_DGRAM)
-            conf = self.directory / "strongswan.conf"
-            conf.write_text(strongswan_conf(self.directory, self.port,
-                                            free_port(HOST, socket.SOCK_DGRAM), self.radius))
-            # charon's pid file is fixed (/run/charon.pid): a private /run per charon.
-            command = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                       'mount -t tmpfs bench-run /run && exec "$0"', str(CHARON)]
-            with open(self.directory / "stdout.log", "ab") as out:
-                self.process = subprocess.Popen(
-                    command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                    env={**os.environ, "STRONGSWAN_CONF": str(conf)})
-            if self._wait_vici():
-                return self
-            self.stop()
-        raise RuntimeError(f"charon did not start; see {self.directory}/charon.log")
-
-    def _wait_vici(self) -> bool:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                self.session().close()
-            except OSError:
-                time.sleep(0.1)
-                continue
-            log = (self.directory / "charon.log").read_text(errors="replace")
-            return "unable to bind" not in log and "failed" not in log.lower()
-        return False
-
-    def session(self) -> _Vici:
-        return _Vici(self.vici_path)
-
-    def stop(self) -> None:
-        from lab.processes import stop_process
-        if self.process is not None:
-            stop_process(self.process)
-            self.process = None
-
-
-class _Vici:
-    """A vici session on a unix socket, closed with the socket."""
-
-    def __init__(self, path: Path):
-        import vici
-        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            self.socket.connect(str(path))
-        except OSError:
-            self.socket.close()
-            raise
-        self.session = vici.Session(self.socket)
-
-    def close(self) -> None:
-        self.socket.close()
+    def bound(self) -> bool:
+        """No port taken meanwhile ("unable to bind") and nothing failed, by its log."""
+        log = (self.directory / "charon.log").read_text(errors="replace")
+        return "unable to bind" not in log and "failed" not in log.lower()
 
 
 def _conn(local: dict, remote: dict, *, remote_port: int | None = None) -> dict:
-    conn = {"version": "2", "local_addrs": [HOST], "remote_addrs": [HOST],
-            "proposals": [PROPOSAL], "unique": "never", "mobike": "no",
-            "encap": "no", "fragmentation": "no", "local": local, "remote": remote}
-    if remote_port is not None:
-        conn["remote_port"] = str(remote_port)
-    return conn
+    return conn(HOST, HOST, local, remote, remote_port)
 
 
 def configure_responder(charon: Charon, cert_pem: bytes, key_pem: bytes, psk: bytes,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from bench import vs_strongswan
+from bench import _strongswan, vs_strongswan
 
 
 def test_each_charon_gets_its_own_ports_socket_and_log(tmp_path):
@@ -25,8 +25,8 @@ def test_the_responder_asks_the_given_radius_server(tmp_path):
 
 
 def test_missing_packages_are_named_in_one_line(monkeypatch, tmp_path):
-    monkeypatch.setattr(vs_strongswan, "CHARON", tmp_path / "no-charon")
-    monkeypatch.setattr(vs_strongswan, "PLUGINS", tmp_path / "no-plugins")
+    monkeypatch.setattr(_strongswan, "CHARON", tmp_path / "no-charon")
+    monkeypatch.setattr(_strongswan, "PLUGINS", tmp_path / "no-plugins")
     problem = vs_strongswan.missing()
     assert "\n" not in problem
     assert "strongswan-charon" in problem and "libcharon-extra-plugins" in problem
