@@ -7,6 +7,8 @@ share nor leak reactor state (pass ``clock=reactor`` to Twisted's TLS wrappers).
 
 from __future__ import annotations
 
+import time
+
 from twisted.internet import defer
 from twisted.internet.selectreactor import SelectReactor
 from twisted.python.failure import Failure
@@ -40,6 +42,16 @@ async def sleep(reactor, seconds: float) -> None:
     waiting = defer.Deferred()
     reactor.callLater(seconds, waiting.callback, None)
     await waiting
+
+
+async def until(reactor, condition, what: str, limit: float) -> None:
+    """Let ``reactor`` run until ``condition()`` holds; AssertionError naming ``what``
+    after ``limit`` seconds."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {limit:g} s: {what}")
+        await sleep(reactor, 0.05)
 
 
 def run_on_reactor(scenario):

@@ -43,6 +43,7 @@ from ha.diameter_source import DiameterSASource
 from hac.config import DeliverySettings
 from hac.sa_delivery import SaDelivery
 from lab.processes import free_port
+from lab import reactors
 from lab.reactors import run_on_fresh_reactor, sleep
 from lab.servers.freediameter import PeerSpec, run_relay
 from lab.servers.hac import TEST_CONFIG, HacProcess, make_setup, toml_text
@@ -145,11 +146,7 @@ def new_sa(store, *, instance: str = INSTANCE, owed: bool = True):
 
 
 async def until(reactor, condition, what: str, limit: float = WAIT_LIMIT) -> None:
-    deadline = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {limit:g} s: {what}")
-        await sleep(reactor, 0.05)
+    await reactors.until(reactor, condition, what, limit)
 
 
 def binding_status(ha: HaSide, sa: SecurityAssociation, mn: Mn | None = None) -> int:
